@@ -1,0 +1,1 @@
+//! FHIRPath: parser and evaluator over FHIR JSON (in progress).
