@@ -1,1 +1,24 @@
-fn main() {}
+//! The `fhir-server` binary: `serve` (default) and the other sub-commands.
+
+use clap::Parser;
+use fhir_server::config::{serve, Cli, Command};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Serve(args)) => run_server(args),
+        Some(Command::Fhirpath(args)) => return fhir_server::cli::fhirpath(&args),
+        None => run_server(cli.serve),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fhir-server: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_server(args: fhir_server::config::ServeArgs) -> std::io::Result<()> {
+    actix_web::rt::System::new().block_on(serve(args))
+}

@@ -1,1 +1,364 @@
-//! placeholder
+//! Versioned storage of FHIR resources on SQLite (embedded default) or PostgreSQL
+//! (production), through diesel and an r2d2 pool.
+//!
+//! Every version of every resource is kept in `resource_versions` with the JSON exactly
+//! as the server wrote it; `resources` points each logical resource at its current
+//! version; index tables (`idx_*`) hold the search values of current versions and are
+//! written in the same transaction as the version. All operations are blocking: call
+//! them off the async executor. Writes are all-or-nothing ([`backend::Database::write`]).
+
+pub mod backend;
+pub mod error;
+pub mod model;
+mod reads;
+pub mod sql;
+pub mod time;
+mod writes;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+pub use backend::{BackendKind, PoolOptions};
+pub use error::{StoreError, StoreResult};
+pub use model::{
+    Condition, Created, Deleted, HistoryPage, HistoryQuery, HistoryScope, IndexRows, Indexer,
+    NoIndex, PageCursor, StoredResource, TokenRow, TokenValue, Updated,
+};
+
+use backend::{Database, Tx};
+use writes::{lock_current, write_version, Current};
+
+/// Preconditions of an update, from `If-Match` / `If-None-Match`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Precondition {
+    /// The version the client last saw; the write fails unless it is current.
+    pub if_match: Option<i64>,
+    /// `If-None-Match: *`: only create, never overwrite.
+    pub if_none_match_any: bool,
+}
+
+/// The store: a database and the indexer that computes search values on write.
+pub struct Store {
+    db: Database,
+    indexer: Arc<dyn Indexer>,
+}
+
+impl Store {
+    /// Opens (and migrates) `sqlite://PATH` or `postgres://…`.
+    pub fn open(url: &str, options: &PoolOptions, indexer: Arc<dyn Indexer>) -> StoreResult<Store> {
+        Ok(Store {
+            db: Database::open(url, options)?,
+            indexer,
+        })
+    }
+
+    pub fn kind(&self) -> BackendKind {
+        self.db.kind()
+    }
+
+    /// Checks the database answers.
+    pub fn ping(&self) -> StoreResult<()> {
+        self.db.read(|tx| {
+            sql::Sql::new("SELECT CAST(1 AS BIGINT) AS n").load::<sql::CountRow>(tx.conn)?;
+            Ok(())
+        })
+    }
+
+    /// The current version of `type/id`, deleted or not; `None` if it never existed.
+    pub fn read(&self, res_type: &str, id: &str) -> StoreResult<Option<StoredResource>> {
+        self.db.read(|tx| reads::current(tx, res_type, id))
+    }
+
+    /// One version of `type/id`.
+    pub fn vread(
+        &self,
+        res_type: &str,
+        id: &str,
+        version: i64,
+    ) -> StoreResult<Option<StoredResource>> {
+        self.db.read(|tx| reads::version(tx, res_type, id, version))
+    }
+
+    /// A page of history.
+    pub fn history(&self, query: &HistoryQuery) -> StoreResult<HistoryPage> {
+        self.db.read(|tx| reads::history(tx, query))
+    }
+
+    /// Ids of up to three live resources matching all conditions (enough to tell
+    /// none, one and several apart).
+    pub fn find(&self, res_type: &str, conditions: &[Condition]) -> StoreResult<Vec<String>> {
+        self.db
+            .read(|tx| reads::matching_ids(tx, res_type, conditions))
+    }
+
+    fn index_fn<'a>(&'a self, res_type: &'a str) -> impl Fn(&Value) -> IndexRows + 'a {
+        move |r| self.indexer.index(res_type, r)
+    }
+
+    /// Creates a resource with a new server-assigned id. With `if_none_exist`, the
+    /// conditions are checked in the same transaction: one match returns it unchanged,
+    /// several fail with [`StoreError::PreconditionFailed`].
+    pub fn create(
+        &self,
+        res_type: &str,
+        resource: Value,
+        if_none_exist: Option<&[Condition]>,
+    ) -> StoreResult<Created> {
+        self.db.write(|tx| {
+            if let Some(conditions) = if_none_exist {
+                tx.lock_type(res_type)?;
+                if let Some(id) = single_match(tx, res_type, conditions)? {
+                    let existing = reads::current(tx, res_type, &id)?.ok_or_else(|| {
+                        StoreError::Corrupt(format!("{res_type}/{id} matched but unreadable"))
+                    })?;
+                    return Ok(Created::Existing(existing));
+                }
+            }
+            let id = uuid::Uuid::new_v4().to_string();
+            let current = lock_current(tx, res_type, &id)?;
+            let stored = write_version(
+                tx,
+                res_type,
+                &id,
+                &current,
+                Some(resource),
+                "POST",
+                &self.index_fn(res_type),
+            )?;
+            Ok(Created::New(stored))
+        })
+    }
+
+    /// Updates (or creates, with the client's id) `type/id`.
+    pub fn update(
+        &self,
+        res_type: &str,
+        id: &str,
+        resource: Value,
+        pre: Precondition,
+    ) -> StoreResult<Updated> {
+        self.db
+            .write(|tx| self.update_in(tx, res_type, id, resource, pre, "PUT"))
+    }
+
+    fn update_in(
+        &self,
+        tx: &mut Tx<'_>,
+        res_type: &str,
+        id: &str,
+        resource: Value,
+        pre: Precondition,
+        method: &str,
+    ) -> StoreResult<Updated> {
+        let current = lock_current(tx, res_type, id)?;
+        check_precondition(&current, pre)?;
+        let stored = write_version(
+            tx,
+            res_type,
+            id,
+            &current,
+            Some(resource),
+            method,
+            &self.index_fn(res_type),
+        )?;
+        Ok(Updated {
+            stored,
+            created: !current.exists(),
+        })
+    }
+
+    /// Conditional update: no match creates (with `body_id` if the body had one), one
+    /// match updates it, several fail.
+    pub fn conditional_update(
+        &self,
+        res_type: &str,
+        conditions: &[Condition],
+        resource: Value,
+        body_id: Option<&str>,
+        pre: Precondition,
+    ) -> StoreResult<Updated> {
+        self.db.write(|tx| {
+            tx.lock_type(res_type)?;
+            let id = match single_match(tx, res_type, conditions)? {
+                Some(found) => {
+                    if body_id.is_some_and(|b| b != found) {
+                        return Err(StoreError::Invalid {
+                            message: format!(
+                                "the resource id '{}' differs from the id of the resource the condition matched ('{found}')",
+                                body_id.unwrap_or_default()
+                            ),
+                            expression: Some(format!("{res_type}.id")),
+                        });
+                    }
+                    found
+                }
+                None => body_id.map(str::to_string).unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            };
+            self.update_in(tx, res_type, &id, resource, pre, "PUT")
+        })
+    }
+
+    /// Patches `type/id`: `apply` gets the current resource and returns the new one,
+    /// inside the transaction that holds the resource's lock.
+    pub fn patch(
+        &self,
+        res_type: &str,
+        id: &str,
+        pre: Precondition,
+        apply: impl FnOnce(Value) -> StoreResult<Value>,
+    ) -> StoreResult<Updated> {
+        self.db
+            .write(|tx| self.patch_in(tx, res_type, id, pre, apply))
+    }
+
+    fn patch_in(
+        &self,
+        tx: &mut Tx<'_>,
+        res_type: &str,
+        id: &str,
+        pre: Precondition,
+        apply: impl FnOnce(Value) -> StoreResult<Value>,
+    ) -> StoreResult<Updated> {
+        let current = lock_current(tx, res_type, id)?;
+        let Some(stored) = reads::current(tx, res_type, id)? else {
+            return Err(StoreError::NotFound {
+                resource_type: res_type.into(),
+                id: id.into(),
+            });
+        };
+        if stored.deleted {
+            return Err(StoreError::Gone {
+                resource_type: res_type.into(),
+                id: id.into(),
+                version: stored.version,
+            });
+        }
+        check_precondition(&current, pre)?;
+        let before = fhir_model::json::parse(stored.content.as_bytes())
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let after = apply(before)?;
+        let stored = write_version(
+            tx,
+            res_type,
+            id,
+            &current,
+            Some(after),
+            "PATCH",
+            &self.index_fn(res_type),
+        )?;
+        Ok(Updated {
+            stored,
+            created: false,
+        })
+    }
+
+    /// Conditional patch: exactly one match is patched; none is 404, several fail.
+    pub fn conditional_patch(
+        &self,
+        res_type: &str,
+        conditions: &[Condition],
+        pre: Precondition,
+        apply: impl FnOnce(Value) -> StoreResult<Value>,
+    ) -> StoreResult<Updated> {
+        self.db.write(|tx| {
+            tx.lock_type(res_type)?;
+            let Some(id) = single_match(tx, res_type, conditions)? else {
+                return Err(StoreError::NotFound {
+                    resource_type: res_type.into(),
+                    id: "?".into(),
+                });
+            };
+            self.patch_in(tx, res_type, &id, pre, apply)
+        })
+    }
+
+    /// Deletes `type/id` (a deletion version; history keeps the rest).
+    pub fn delete(&self, res_type: &str, id: &str, pre: Precondition) -> StoreResult<Deleted> {
+        self.db.write(|tx| self.delete_in(tx, res_type, id, pre))
+    }
+
+    fn delete_in(
+        &self,
+        tx: &mut Tx<'_>,
+        res_type: &str,
+        id: &str,
+        pre: Precondition,
+    ) -> StoreResult<Deleted> {
+        let current = lock_current(tx, res_type, id)?;
+        if current.version == 0 {
+            // The placeholder row rolls back with the (empty) transaction result below.
+            return Err(StoreError::NotFound {
+                resource_type: res_type.into(),
+                id: id.into(),
+            });
+        }
+        check_precondition(&current, pre)?;
+        if current.deleted {
+            let stored = reads::current(tx, res_type, id)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("{res_type}/{id} has no current version"))
+            })?;
+            return Ok(Deleted::Already(stored));
+        }
+        let stored = write_version(
+            tx,
+            res_type,
+            id,
+            &current,
+            None,
+            "DELETE",
+            &self.index_fn(res_type),
+        )?;
+        Ok(Deleted::Now(stored))
+    }
+
+    /// Conditional delete: one match is deleted, none is [`Deleted::NotFound`],
+    /// several fail with [`StoreError::PreconditionFailed`].
+    pub fn conditional_delete(
+        &self,
+        res_type: &str,
+        conditions: &[Condition],
+    ) -> StoreResult<Deleted> {
+        self.db.write(|tx| {
+            tx.lock_type(res_type)?;
+            match single_match(tx, res_type, conditions)? {
+                Some(id) => self.delete_in(tx, res_type, &id, Precondition::default()),
+                None => Ok(Deleted::NotFound),
+            }
+        })
+    }
+}
+
+/// `None` for no match, the id for one match, an error for several.
+fn single_match(
+    tx: &mut Tx<'_>,
+    res_type: &str,
+    conditions: &[Condition],
+) -> StoreResult<Option<String>> {
+    let ids = reads::matching_ids(tx, res_type, conditions)?;
+    match ids.len() {
+        0 => Ok(None),
+        1 => Ok(ids.into_iter().next()),
+        _ => Err(StoreError::PreconditionFailed(format!(
+            "the condition matches more than one {res_type} resource"
+        ))),
+    }
+}
+
+fn check_precondition(current: &Current, pre: Precondition) -> StoreResult<()> {
+    if pre.if_none_match_any && current.exists() {
+        return Err(StoreError::PreconditionFailed(
+            "the resource exists and If-None-Match is '*'".into(),
+        ));
+    }
+    if let Some(expected) = pre.if_match {
+        let now = if current.exists() { current.version } else { 0 };
+        if expected != now {
+            return Err(StoreError::VersionConflict {
+                expected,
+                current: now,
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! Command line and environment configuration.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_web::{middleware, web, App, HttpServer};
+use clap::{Args, Parser, Subcommand};
+use fhir_model::Definitions;
+use fhir_store::{PoolOptions, Store};
+
+use crate::logging::{self, LogFormat};
+use crate::state::AppState;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fhir-server",
+    version,
+    about = "FHIR R4 server",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the FHIR API (the default).
+    Serve(ServeArgs),
+    /// Evaluate a FHIRPath expression over a JSON resource and print the result.
+    Fhirpath(FhirpathArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FhirpathArgs {
+    /// The FHIRPath expression.
+    pub expression: String,
+    /// A FHIR JSON resource file.
+    pub file: std::path::PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "FHIR_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// sqlite://PATH or postgres://USER@HOST:PORT/DB
+    #[arg(
+        long,
+        env = "FHIR_DATABASE_URL",
+        default_value = "sqlite://./data/fhir.db"
+    )]
+    pub database_url: String,
+    /// Public FHIR base URL for links (default: from the request's Host, plus /fhir).
+    #[arg(long, env = "FHIR_BASE_URL")]
+    pub base_url: Option<String>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "FHIR_MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Database connections in the pool.
+    #[arg(long, env = "FHIR_DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: u32,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "FHIR_WORKERS")]
+    pub workers: Option<usize>,
+    #[arg(long, env = "FHIR_LOG_FORMAT", value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+    /// Log filter (tracing-subscriber EnvFilter syntax), e.g. `info` or `warn,access=off`.
+    #[arg(long, env = "FHIR_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Exit when standard input closes (lets a test harness own the process).
+    #[arg(long, hide = true)]
+    pub exit_on_stdin_close: bool,
+}
+
+/// Opens the store and serves until stopped.
+pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
+    logging::init(args.log_format, &args.log_level);
+    if args.exit_on_stdin_close {
+        std::thread::spawn(|| {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            std::process::exit(0);
+        });
+    }
+    let started = std::time::Instant::now();
+    let defs = Definitions::r4();
+    tracing::info!(
+        ms = started.elapsed().as_millis() as u64,
+        types = defs.resource_types().len(),
+        "definitions loaded"
+    );
+    let indexer = Arc::new(crate::indexer::IdentifierIndexer { defs });
+    let options = PoolOptions {
+        max_connections: args.db_pool_size,
+        ..Default::default()
+    };
+    let url = args.database_url.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&url, &options, indexer))
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    tracing::info!(backend = ?store.kind(), "database ready");
+    let date = fhir_store::time::fhir_instant(fhir_store::time::now_millis());
+    let capability = crate::capability::build(defs, args.base_url.as_deref(), &date[..10]);
+    let state = web::Data::new(AppState {
+        store: Arc::new(store),
+        defs,
+        base_url: args.base_url.clone(),
+        max_body_bytes: args.max_body_bytes,
+        capability: fhir_model::json::to_string(&capability.to_value()),
+    });
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(middleware::from_fn(logging::access_log))
+            .configure(crate::routes::configure)
+    });
+    if let Some(w) = args.workers {
+        server = server.workers(w.max(1));
+    }
+    let server = server.bind(args.listen)?;
+    tracing::info!(listen = %args.listen, "serving FHIR R4 at http://{}/fhir", args.listen);
+    server.run().await
+}

@@ -1,0 +1,181 @@
+//! Every error the HTTP layer can answer with, and the one place where errors become
+//! HTTP statuses and OperationOutcomes.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use fhir_model::{Issue, IssueType, OperationOutcome};
+use fhir_store::StoreError;
+
+/// An error answered to the client as an OperationOutcome.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Input that is wrong: message and, where known, the FHIRPath of the element.
+    #[error("{message}")]
+    BadRequest {
+        message: String,
+        expression: Option<String>,
+        code: IssueType,
+    },
+    /// Several problems found in one resource.
+    #[error("the resource has {} problem(s)", .0.issue.len())]
+    Invalid(OperationOutcome, StatusCode),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Gone(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    NotAcceptable(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("the request body is larger than the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("{0}")]
+    Unprocessable(String, Option<String>),
+    #[error("{0}")]
+    NotImplemented(String),
+    #[error("the database is not available")]
+    Unavailable(String),
+    /// Unexpected failures: logged in full, answered without internals.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad(message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            message: message.into(),
+            expression: None,
+            code: IssueType::Invalid,
+        }
+    }
+    pub fn bad_at(message: impl Into<String>, expression: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            message: message.into(),
+            expression: Some(expression.into()),
+            code: IssueType::Invalid,
+        }
+    }
+    pub fn structure(message: impl Into<String>, expression: Option<String>) -> Self {
+        ApiError::BadRequest {
+            message: message.into(),
+            expression,
+            code: IssueType::Structure,
+        }
+    }
+
+    pub fn outcome(&self) -> OperationOutcome {
+        let issue = |code: IssueType, text: String, at: Option<&String>| {
+            let i = Issue::error(code, text);
+            match at {
+                Some(e) => i.at(e.clone()),
+                None => i,
+            }
+        };
+        match self {
+            ApiError::BadRequest {
+                message,
+                expression,
+                code,
+            } => OperationOutcome::of(issue(*code, message.clone(), expression.as_ref())),
+            ApiError::Invalid(oo, _) => oo.clone(),
+            ApiError::NotFound(m) => {
+                OperationOutcome::of(issue(IssueType::NotFound, m.clone(), None))
+            }
+            ApiError::Gone(m) => OperationOutcome::of(issue(IssueType::Deleted, m.clone(), None)),
+            ApiError::MethodNotAllowed(m)
+            | ApiError::NotImplemented(m)
+            | ApiError::NotAcceptable(m) => {
+                OperationOutcome::of(issue(IssueType::NotSupported, m.clone(), None))
+            }
+            ApiError::UnsupportedMediaType(m) => {
+                OperationOutcome::of(issue(IssueType::NotSupported, m.clone(), None))
+            }
+            ApiError::PayloadTooLarge(_) => {
+                OperationOutcome::of(issue(IssueType::TooCostly, self.to_string(), None))
+            }
+            ApiError::Conflict(m) => {
+                OperationOutcome::of(issue(IssueType::Conflict, m.clone(), None))
+            }
+            ApiError::PreconditionFailed(m) => {
+                OperationOutcome::of(issue(IssueType::Conflict, m.clone(), None))
+            }
+            ApiError::Unprocessable(m, at) => {
+                OperationOutcome::of(issue(IssueType::Processing, m.clone(), at.as_ref()))
+            }
+            ApiError::Unavailable(_) => {
+                OperationOutcome::of(issue(IssueType::Transient, self.to_string(), None))
+            }
+            ApiError::Internal(_) => OperationOutcome::of(issue(
+                IssueType::Exception,
+                "the server failed to process the request; it has been logged".into(),
+                None,
+            )),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::VersionConflict { expected, current } => ApiError::PreconditionFailed(format!(
+                "version conflict: If-Match names version {expected} but the current version is {current}"
+            )),
+            StoreError::PreconditionFailed(m) => ApiError::PreconditionFailed(m),
+            StoreError::NotFound { resource_type, id } if id == "?" => {
+                ApiError::NotFound(format!("no {resource_type} resource matches the condition"))
+            }
+            StoreError::NotFound { resource_type, id } => ApiError::NotFound(format!("{resource_type}/{id} is not known")),
+            StoreError::Gone { resource_type, id, version } => {
+                ApiError::Gone(format!("{resource_type}/{id} was deleted (version {version})"))
+            }
+            StoreError::Invalid { message, expression } => ApiError::Unprocessable(message, expression),
+            StoreError::Pool(e) => ApiError::Unavailable(e.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Invalid(_, status) => *status,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::Unprocessable(..) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            ApiError::Internal(detail) | ApiError::Unavailable(detail) => {
+                tracing::error!(error = %detail, "request failed");
+            }
+            _ => {}
+        }
+        HttpResponse::build(self.status_code())
+            .content_type(crate::http::negotiate::FHIR_JSON)
+            .body(fhir_model::json::to_string(&self.outcome().to_value()))
+    }
+}

@@ -1,0 +1,205 @@
+//! History at instance, type and system level, paged by `seq` cursors that stay correct
+//! while new versions are written.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use fhir_model::{Bundle, BundleEntry, BundleType, EntryRequest, EntryResponse};
+use fhir_store::time::{fhir_instant, parse_fhir_instant};
+use fhir_store::{HistoryQuery, HistoryScope, PageCursor, StoredResource};
+
+use crate::error::ApiError;
+use crate::http::negotiate::output;
+use crate::http::respond;
+use crate::state::{check_id, AppState};
+
+const DEFAULT_COUNT: usize = 50;
+const MAX_COUNT: usize = 1000;
+
+/// The paging and filter parameters of a history request.
+struct Params {
+    count: usize,
+    since: Option<i64>,
+    at: Option<i64>,
+    cursor: Option<PageCursor>,
+    /// The parameters to repeat in paging links (everything but the cursor).
+    keep: Vec<(String, String)>,
+}
+
+fn instant_param(name: &str, value: &str) -> Result<i64, ApiError> {
+    parse_fhir_instant(value).ok_or_else(|| {
+        ApiError::bad_at(
+            format!("{name} '{value}' is not an instant such as 2026-01-31T12:00:00Z"),
+            name,
+        )
+    })
+}
+
+fn params(req: &HttpRequest) -> Result<Params, ApiError> {
+    let mut p = Params {
+        count: DEFAULT_COUNT,
+        since: None,
+        at: None,
+        cursor: None,
+        keep: Vec::new(),
+    };
+    for (k, v) in form_urlencoded::parse(req.query_string().as_bytes()) {
+        match k.as_ref() {
+            "_count" => {
+                p.count = v
+                    .parse::<usize>()
+                    .map_err(|_| {
+                        ApiError::bad_at(
+                            format!("_count '{v}' is not a non-negative integer"),
+                            "_count",
+                        )
+                    })?
+                    .min(MAX_COUNT);
+            }
+            "_since" => p.since = Some(instant_param("_since", &v)?),
+            "_at" => p.at = Some(instant_param("_at", &v)?),
+            "_cursor" => {
+                let parsed = match v.split_at_checked(1) {
+                    Some(("b", n)) => n.parse().ok().map(PageCursor::Before),
+                    Some(("a", n)) => n.parse().ok().map(PageCursor::After),
+                    _ => None,
+                };
+                p.cursor = Some(parsed.ok_or_else(|| {
+                    ApiError::bad_at(format!("_cursor '{v}' is not valid"), "_cursor")
+                })?);
+                continue;
+            }
+            "_format" | "_pretty" => {}
+            other => {
+                return Err(ApiError::bad(format!(
+                    "history does not support the parameter '{other}'"
+                )));
+            }
+        }
+        p.keep.push((k.into_owned(), v.into_owned()));
+    }
+    Ok(p)
+}
+
+fn link(base: &str, path: &str, keep: &[(String, String)], cursor: Option<String>) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in keep {
+        q.append_pair(k, v);
+    }
+    if let Some(c) = cursor {
+        q.append_pair("_cursor", &c);
+    }
+    let q = q.finish();
+    if q.is_empty() {
+        format!("{base}{path}")
+    } else {
+        format!("{base}{path}?{q}")
+    }
+}
+
+fn entry(base: &str, v: &StoredResource) -> BundleEntry {
+    let full_url = format!("{base}/{}/{}", v.res_type, v.res_id);
+    let (url, status) = match v.method.as_str() {
+        "POST" => (v.res_type.clone(), "201 Created"),
+        "DELETE" => (format!("{}/{}", v.res_type, v.res_id), "204 No Content"),
+        _ if v.version == 1 => (format!("{}/{}", v.res_type, v.res_id), "201 Created"),
+        _ => (format!("{}/{}", v.res_type, v.res_id), "200 OK"),
+    };
+    let method = if v.method == "PATCH" {
+        "PATCH"
+    } else {
+        v.method.as_str()
+    };
+    BundleEntry {
+        full_url: Some(full_url),
+        resource: (!v.deleted)
+            .then(|| fhir_model::json::parse(v.content.as_bytes()).ok())
+            .flatten(),
+        request: Some(EntryRequest {
+            method: method.into(),
+            url,
+            ..Default::default()
+        }),
+        response: Some(EntryResponse {
+            status: status.into(),
+            etag: Some(v.etag()),
+            last_modified: Some(fhir_instant(v.last_updated)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+async fn history(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    scope: HistoryScope,
+    path: String,
+) -> Result<HttpResponse, ApiError> {
+    let out = output(&req)?;
+    let p = params(&req)?;
+    let query = HistoryQuery {
+        scope,
+        since: p.since,
+        at: p.at,
+        count: p.count,
+        cursor: p.cursor,
+    };
+    let page = state.blocking(move |s| s.history(&query)).await?;
+    let base = state.base(&req);
+    let self_cursor = p.cursor.map(|c| match c {
+        PageCursor::Before(n) => format!("b{n}"),
+        PageCursor::After(n) => format!("a{n}"),
+    });
+    let mut bundle = Bundle::new(BundleType::History)
+        .total(page.total as u64)
+        .link("self", link(&base, &path, &p.keep, self_cursor));
+    if page.has_newer {
+        if let Some(first) = page.entries.first() {
+            bundle = bundle.link(
+                "previous",
+                link(&base, &path, &p.keep, Some(format!("a{}", first.seq))),
+            );
+        }
+    }
+    if page.has_older {
+        if let Some(last) = page.entries.last() {
+            bundle = bundle.link(
+                "next",
+                link(&base, &path, &p.keep, Some(format!("b{}", last.seq))),
+            );
+        }
+    }
+    bundle.timestamp = Some(fhir_instant(fhir_store::time::now_millis()));
+    bundle.entry = page.entries.iter().map(|v| entry(&base, v)).collect();
+    Ok(respond::json(StatusCode::OK, &bundle.to_value(), out))
+}
+
+pub async fn instance(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (rt, id) = path.into_inner();
+    state.check_type(&rt)?;
+    check_id(&id)?;
+    let p = format!("/{rt}/{id}/_history");
+    history(state, req, HistoryScope::Instance(rt, id), p).await
+}
+
+pub async fn type_level(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String,)>,
+) -> Result<HttpResponse, ApiError> {
+    let (rt,) = path.into_inner();
+    state.check_type(&rt)?;
+    let p = format!("/{rt}/_history");
+    history(state, req, HistoryScope::Type(rt), p).await
+}
+
+pub async fn system(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    history(state, req, HistoryScope::System, "/_history".into()).await
+}

@@ -1,0 +1,5 @@
+//! Request handlers, one module per group of interactions.
+
+pub mod crud;
+pub mod history;
+pub mod system;

@@ -1,0 +1,80 @@
+//! metadata, health and readiness, and answers for what is not (yet) offered.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::error::ApiError;
+use crate::http::negotiate::output;
+
+use crate::state::AppState;
+
+pub async fn metadata(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let out = output(&req)?;
+    if out.pretty {
+        let v = fhir_model::json::parse(state.capability.as_bytes())
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        return Ok(crate::http::respond::json(StatusCode::OK, &v, out));
+    }
+    Ok(HttpResponse::Ok()
+        .content_type(out.content_type())
+        .body(state.capability.clone()))
+}
+
+/// Liveness: the process answers.
+pub async fn health() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(r#"{"status":"ok"}"#)
+}
+
+/// Readiness: the database answers.
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    match state.blocking(|s| s.ping()).await {
+        Ok(()) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(r#"{"status":"ready"}"#),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            HttpResponse::ServiceUnavailable()
+                .content_type("application/json")
+                .body(r#"{"status":"database unavailable"}"#)
+        }
+    }
+}
+
+/// Search is the next capability to land; until then it is refused plainly.
+pub async fn search_not_yet(
+    state: web::Data<AppState>,
+    path: Option<web::Path<(String,)>>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(p) = path {
+        state.check_type(&p.0)?;
+    }
+    Err(ApiError::NotImplemented(
+        "search is not supported by this server yet".into(),
+    ))
+}
+
+pub async fn bundle_not_yet() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotImplemented(
+        "batch and transaction Bundles are not supported by this server yet".into(),
+    ))
+}
+
+pub async fn unknown_path(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "no FHIR endpoint at {}",
+        req.path()
+    )))
+}
+
+pub async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed(format!(
+        "{} is not allowed on {}",
+        req.method(),
+        req.path()
+    )))
+}

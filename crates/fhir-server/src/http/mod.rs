@@ -1,0 +1,8 @@
+//! HTTP details of the FHIR API: content negotiation, the Prefer header, request bodies,
+//! conditional-request headers, and building resource responses.
+
+pub mod body;
+pub mod headers;
+pub mod negotiate;
+pub mod prefer;
+pub mod respond;

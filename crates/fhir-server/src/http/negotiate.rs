@@ -1,0 +1,157 @@
+//! Content negotiation (`Accept`, `_format`, `_pretty`) and request media types.
+
+use actix_web::http::header;
+use actix_web::HttpRequest;
+
+use crate::error::ApiError;
+
+pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
+pub const PLAIN_JSON: &str = "application/json; charset=utf-8";
+
+/// How to write the response body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Output {
+    /// `application/json` was asked for rather than `application/fhir+json`.
+    pub plain_json: bool,
+    pub pretty: bool,
+}
+
+impl Output {
+    pub fn content_type(&self) -> &'static str {
+        if self.plain_json {
+            PLAIN_JSON
+        } else {
+            FHIR_JSON
+        }
+    }
+}
+
+enum Wanted {
+    FhirJson,
+    PlainJson,
+    Xml,
+    Other,
+}
+
+fn classify(mime: &str) -> Wanted {
+    let m = mime
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match m.as_str() {
+        "json" | "application/fhir+json" | "application/json+fhir" | "*/*" | "application/*" => {
+            Wanted::FhirJson
+        }
+        "application/json" | "text/json" => Wanted::PlainJson,
+        "xml"
+        | "application/fhir+xml"
+        | "application/xml+fhir"
+        | "application/xml"
+        | "text/xml" => Wanted::Xml,
+        _ => Wanted::Other,
+    }
+}
+
+/// A query parameter's first value.
+pub fn query_param(req: &HttpRequest, name: &str) -> Option<String> {
+    form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Decides the response format from `_format` (wins) or `Accept`. XML and other
+/// formats are 406 Not Acceptable: this server speaks FHIR JSON.
+pub fn output(req: &HttpRequest) -> Result<Output, ApiError> {
+    let pretty = query_param(req, "_pretty").is_some_and(|v| v == "true");
+    if let Some(format) = query_param(req, "_format") {
+        return match classify(&format) {
+            Wanted::FhirJson => Ok(Output {
+                plain_json: false,
+                pretty,
+            }),
+            Wanted::PlainJson => Ok(Output {
+                plain_json: true,
+                pretty,
+            }),
+            Wanted::Xml | Wanted::Other => Err(ApiError::NotAcceptable(format!(
+                "_format '{format}' is not supported: this server returns application/fhir+json"
+            ))),
+        };
+    }
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if accept.trim().is_empty() {
+        return Ok(Output {
+            plain_json: false,
+            pretty,
+        });
+    }
+    let mut any_xml = false;
+    for item in accept.split(',') {
+        let q_zero = item
+            .split(';')
+            .skip(1)
+            .any(|p| p.trim().replace(' ', "") == "q=0");
+        if q_zero {
+            continue;
+        }
+        match classify(item) {
+            Wanted::FhirJson => {
+                return Ok(Output {
+                    plain_json: false,
+                    pretty,
+                })
+            }
+            Wanted::PlainJson => {
+                return Ok(Output {
+                    plain_json: true,
+                    pretty,
+                })
+            }
+            Wanted::Xml => any_xml = true,
+            Wanted::Other => {}
+        }
+    }
+    let what = if any_xml {
+        "XML is not supported"
+    } else {
+        "none of the accepted media types is supported"
+    };
+    Err(ApiError::NotAcceptable(format!(
+        "Accept '{accept}': {what}; this server returns application/fhir+json or application/json"
+    )))
+}
+
+/// Checks the request body's media type is FHIR JSON (or plain JSON). A missing
+/// `Content-Type` is taken as JSON.
+pub fn require_json_body(req: &HttpRequest) -> Result<(), ApiError> {
+    let Some(ct) = req.headers().get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let ct = ct.to_str().unwrap_or("");
+    match classify(ct) {
+        Wanted::FhirJson | Wanted::PlainJson => Ok(()),
+        _ => Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type '{ct}' is not supported: send application/fhir+json"
+        ))),
+    }
+}
+
+/// The media type of the body, lower-case, without parameters.
+pub fn content_type(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+}

@@ -1,0 +1,103 @@
+//! Building responses: resources with their version headers, and other JSON bodies.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
+use fhir_model::{Issue, IssueType, OperationOutcome};
+use fhir_store::time::http_date;
+use fhir_store::StoredResource;
+use serde_json::Value;
+
+use super::negotiate::Output;
+use super::prefer::Return;
+
+/// The FHIR base URL for links: configured, or taken from the request's host.
+pub fn base_url(req: &HttpRequest, configured: Option<&str>) -> String {
+    match configured {
+        Some(b) => b.trim_end_matches('/').to_string(),
+        None => {
+            let info = req.connection_info();
+            format!("{}://{}/fhir", info.scheme(), info.host())
+        }
+    }
+}
+
+/// Writes a JSON value as the negotiated format.
+pub fn json(status: StatusCode, value: &Value, out: Output) -> HttpResponse {
+    let body = if out.pretty {
+        fhir_model::json::to_string_pretty(value)
+    } else {
+        fhir_model::json::to_string(value)
+    };
+    HttpResponse::build(status)
+        .content_type(out.content_type())
+        .body(body)
+}
+
+/// Stored JSON text as the body: served as written unless `_pretty` asks otherwise.
+fn stored_body(stored: &StoredResource, out: Output) -> String {
+    if !out.pretty {
+        return stored.content.clone();
+    }
+    match fhir_model::json::parse(stored.content.as_bytes()) {
+        Ok(v) => fhir_model::json::to_string_pretty(&v),
+        Err(_) => stored.content.clone(),
+    }
+}
+
+/// `ETag` and `Last-Modified` of a version.
+pub fn version_headers(b: &mut HttpResponseBuilder, stored: &StoredResource) {
+    b.insert_header((header::ETAG, stored.etag()));
+    b.insert_header((header::LAST_MODIFIED, http_date(stored.last_updated)));
+}
+
+/// A read or vread: the resource with its version headers.
+pub fn resource(status: StatusCode, stored: &StoredResource, out: Output) -> HttpResponse {
+    let mut b = HttpResponse::build(status);
+    version_headers(&mut b, stored);
+    b.content_type(out.content_type())
+        .body(stored_body(stored, out))
+}
+
+/// The answer to a write, shaped by `Prefer: return=…`; `Location` when asked.
+pub fn written(
+    status: StatusCode,
+    stored: &StoredResource,
+    out: Output,
+    ret: Return,
+    base: &str,
+    location: bool,
+) -> HttpResponse {
+    let mut b = HttpResponse::build(status);
+    version_headers(&mut b, stored);
+    if location {
+        b.insert_header((
+            header::LOCATION,
+            format!("{base}/{}", stored.versioned_path()),
+        ));
+    }
+    match ret {
+        Return::Minimal => b.finish(),
+        Return::Representation => b
+            .content_type(out.content_type())
+            .body(stored_body(stored, out)),
+        Return::OperationOutcome => {
+            let what = match status {
+                StatusCode::CREATED => "created",
+                _ => "updated",
+            };
+            let oo = OperationOutcome::of(Issue::information(
+                IssueType::Informational,
+                format!(
+                    "{}/{} {what}: version {}",
+                    stored.res_type, stored.res_id, stored.version
+                ),
+            ));
+            let body = json(status, &oo.to_value(), out);
+            let mut r = body;
+            for (k, v) in b.finish().headers() {
+                r.headers_mut().insert(k.clone(), v.clone());
+            }
+            r
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! The FHIR server's HTTP layer: routing, content negotiation, conditional headers,
+//! `Prefer`, errors as OperationOutcomes (all mapped in [`error`]), and start-up.
+//!
+//! A request goes: actix-web route ([`routes`]) → handler ([`handlers`]) → checks of
+//! URL, headers and body (definitions from `fhir-model`) → blocking store call on the
+//! blocking pool ([`state::AppState::blocking`]) → response built from the stored JSON
+//! text ([`http::respond`]).
+
+pub mod capability;
+pub mod cli;
+pub mod conditions;
+pub mod config;
+pub mod error;
+pub mod handlers;
+pub mod http;
+pub mod indexer;
+pub mod logging;
+pub mod routes;
+pub mod state;

@@ -1,0 +1,72 @@
+//! The URL map of the FHIR API (http.html): one place that says which handler serves
+//! which interaction.
+
+use actix_web::web::{self, delete, get, head, patch, post, put};
+
+use crate::handlers::{crud, history, system};
+
+/// Registers every route under `/fhir`, plus `/health` and `/ready`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", get().to(system::health))
+        .route("/ready", get().to(system::ready))
+        .service(
+            web::scope("/fhir")
+                .service(
+                    web::resource("/metadata")
+                        .route(get().to(system::metadata))
+                        .default_service(web::to(system::method_not_allowed)),
+                )
+                .service(
+                    web::resource("/_history")
+                        .route(get().to(history::system))
+                        .default_service(web::to(system::method_not_allowed)),
+                )
+                .service(
+                    web::resource(["", "/"])
+                        .route(post().to(system::bundle_not_yet))
+                        .route(get().to(system::search_not_yet))
+                        .default_service(web::to(system::method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}/_history")
+                        .route(get().to(history::type_level))
+                        .default_service(web::to(system::method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}/_search")
+                        .route(post().to(system::search_not_yet))
+                        .default_service(web::to(system::method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}/{id}/_history/{vid}")
+                        .route(get().to(crud::vread))
+                        .route(head().to(crud::vread))
+                        .default_service(web::to(system::method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}/{id}/_history")
+                        .route(get().to(history::instance))
+                        .default_service(web::to(system::method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}/{id}")
+                        .route(get().to(crud::read))
+                        .route(head().to(crud::read))
+                        .route(put().to(crud::update))
+                        .route(patch().to(crud::patch))
+                        .route(delete().to(crud::delete))
+                        .default_service(web::to(system::method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}")
+                        .route(get().to(system::search_not_yet))
+                        .route(post().to(crud::create))
+                        .route(put().to(crud::conditional_update))
+                        .route(patch().to(crud::conditional_patch))
+                        .route(delete().to(crud::conditional_delete))
+                        .default_service(web::to(system::method_not_allowed)),
+                )
+                .default_service(web::to(system::unknown_path)),
+        )
+        .default_service(web::to(system::unknown_path));
+}

@@ -1,0 +1,66 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest};
+use fhir_model::Definitions;
+use fhir_store::Store;
+
+use crate::error::ApiError;
+
+/// Shared, read-only server state.
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub defs: &'static Definitions,
+    /// Configured public base URL (`https://fhir.example.org/fhir`), if any.
+    pub base_url: Option<String>,
+    pub max_body_bytes: usize,
+    /// The CapabilityStatement JSON, built once at start-up.
+    pub capability: String,
+}
+
+impl AppState {
+    pub fn base(&self, req: &HttpRequest) -> String {
+        crate::http::respond::base_url(req, self.base_url.as_deref())
+    }
+
+    /// Runs blocking store work off the async executor.
+    pub async fn blocking<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&Store) -> Result<T, fhir_store::StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let store = self.store.clone();
+        Ok(web::block(move || f(&store)).await??)
+    }
+
+    /// Checks a resource type from the URL against the definitions.
+    pub fn check_type(&self, resource_type: &str) -> Result<(), ApiError> {
+        if self.defs.is_resource_type(resource_type) {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound(format!(
+                "unknown resource type '{resource_type}'"
+            )))
+        }
+    }
+}
+
+/// The spec's id syntax: 1 to 64 of `A-Z a-z 0-9 - .`.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+pub fn check_id(id: &str) -> Result<(), ApiError> {
+    if valid_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::bad(format!(
+            "'{id}' is not a valid resource id (1-64 characters of A-Z, a-z, 0-9, '-' and '.')"
+        )))
+    }
+}

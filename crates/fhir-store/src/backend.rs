@@ -1,0 +1,208 @@
+//! The two database backends behind one connection type, the pool, migrations, and the
+//! write transaction that both backends run the same way.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::Connection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::error::{StoreError, StoreResult};
+
+/// One connection to either backend. SQL is written once, with `$1…` placeholders,
+/// which PostgreSQL and SQLite both accept.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgresql(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+pub type Conn = PooledConnection<ConnectionManager<AnyConnection>>;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Which database the store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Sqlite,
+    Postgres,
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub max_connections: u32,
+    pub connect_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), diesel::r2d2::Error> {
+        if let AnyConnection::Sqlite(c) = conn {
+            // busy_timeout first: the pool opens connections in parallel, and switching a
+            // new database to WAL needs a moment of exclusive access.
+            c.batch_execute(
+                "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536;",
+            )
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+/// The connection pool and what the store needs to know about its backend.
+pub struct Database {
+    pool: Pool<ConnectionManager<AnyConnection>>,
+    kind: BackendKind,
+    /// SQLite allows one writer at a time: writers queue here instead of spinning on
+    /// `SQLITE_BUSY`. PostgreSQL writers lock rows instead.
+    sqlite_writer: Option<Mutex<()>>,
+}
+
+impl Database {
+    /// Opens `sqlite://PATH` (file and folder created if missing) or `postgres://…`,
+    /// and applies the embedded migrations.
+    pub fn open(url: &str, options: &PoolOptions) -> StoreResult<Database> {
+        let (kind, conn_url) = if let Some(path) = url.strip_prefix("sqlite://") {
+            if path != ":memory:" {
+                if let Some(dir) = Path::new(path)
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| StoreError::Open(format!("{}: {e}", dir.display())))?;
+                }
+            }
+            (BackendKind::Sqlite, format!("sqlite://{path}"))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (BackendKind::Postgres, url.to_string())
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        };
+        let manager = ConnectionManager::<AnyConnection>::new(conn_url);
+        let pool = Pool::builder()
+            .max_size(options.max_connections.max(1))
+            .connection_timeout(options.connect_timeout)
+            .connection_customizer(Box::new(SqlitePragmas))
+            .build(manager)
+            .map_err(|e| StoreError::Open(e.to_string()))?;
+        let db = Database {
+            pool,
+            kind,
+            sqlite_writer: (kind == BackendKind::Sqlite).then(|| Mutex::new(())),
+        };
+        db.migrate()?;
+        Ok(db)
+    }
+
+    fn migrate(&self) -> StoreResult<()> {
+        let mut conn = self.conn()?;
+        let result = match &mut *conn {
+            AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+            AnyConnection::Postgresql(c) => {
+                // Two nodes starting together must not migrate at the same time.
+                c.batch_execute("SELECT pg_advisory_lock(7243001)")?;
+                let r = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+                c.batch_execute("SELECT pg_advisory_unlock(7243001)")?;
+                r
+            }
+        };
+        result.map_err(|e| StoreError::Migration(e.to_string()))
+    }
+
+    pub fn kind(&self) -> BackendKind {
+        self.kind
+    }
+
+    /// A pooled connection (blocking: call off the async executor).
+    pub fn conn(&self) -> StoreResult<Conn> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite (behind the writer
+    /// queue), `BEGIN` on PostgreSQL. Commits on `Ok`, rolls back on `Err`: nothing of
+    /// a failed request stays behind.
+    pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        let _writer: Option<MutexGuard<'_, ()>> = self
+            .sqlite_writer
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut conn = self.conn()?;
+        let begin = match self.kind {
+            BackendKind::Sqlite => "BEGIN IMMEDIATE",
+            BackendKind::Postgres => "BEGIN",
+        };
+        conn.batch_execute(begin)?;
+        let mut tx = Tx {
+            conn: &mut conn,
+            kind: self.kind,
+        };
+        match f(&mut tx) {
+            Ok(v) => {
+                if let Err(e) = conn.batch_execute("COMMIT") {
+                    let _ = conn.batch_execute("ROLLBACK");
+                    return Err(e.into());
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                conn.batch_execute("ROLLBACK")?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs `f` on a connection for reading (a snapshot per statement).
+    pub fn read<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = self.conn()?;
+        let mut tx = Tx {
+            conn: &mut conn,
+            kind: self.kind,
+        };
+        f(&mut tx)
+    }
+}
+
+/// A connection inside [`Database::write`] or [`Database::read`].
+pub struct Tx<'c> {
+    pub conn: &'c mut AnyConnection,
+    pub kind: BackendKind,
+}
+
+impl Tx<'_> {
+    /// ` FOR UPDATE` on PostgreSQL; nothing on SQLite, whose writer holds the database.
+    pub fn for_update(&self) -> &'static str {
+        match self.kind {
+            BackendKind::Postgres => " FOR UPDATE",
+            BackendKind::Sqlite => "",
+        }
+    }
+
+    /// Serialises conditional writes on one resource type (PostgreSQL advisory lock
+    /// held to the end of the transaction; SQLite is serialised already).
+    pub fn lock_type(&mut self, resource_type: &str) -> StoreResult<()> {
+        if self.kind == BackendKind::Postgres {
+            use diesel::RunQueryDsl;
+            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1)) IS NULL AS locked")
+                .bind::<diesel::sql_types::Text, _>(format!("fhir-conditional:{resource_type}"))
+                .execute(self.conn)?;
+        }
+        Ok(())
+    }
+}

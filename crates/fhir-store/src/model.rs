@@ -1,0 +1,156 @@
+//! What the store takes and gives: stored versions, index rows, conditions.
+
+use diesel::sql_types::{BigInt, Bool, Text};
+use diesel::QueryableByName;
+
+/// One stored version of a resource.
+#[derive(Debug, Clone, PartialEq, QueryableByName)]
+pub struct StoredResource {
+    #[diesel(sql_type = BigInt)]
+    pub seq: i64,
+    #[diesel(sql_type = Text)]
+    pub res_type: String,
+    #[diesel(sql_type = Text)]
+    pub res_id: String,
+    #[diesel(sql_type = BigInt)]
+    pub version: i64,
+    /// Milliseconds since the epoch.
+    #[diesel(sql_type = BigInt)]
+    pub last_updated: i64,
+    #[diesel(sql_type = Bool)]
+    pub deleted: bool,
+    /// `POST`, `PUT`, `PATCH` or `DELETE`.
+    #[diesel(sql_type = Text)]
+    pub method: String,
+    /// The resource JSON as written (empty for a deletion).
+    #[diesel(sql_type = Text)]
+    pub content: String,
+}
+
+impl StoredResource {
+    /// The weak ETag of this version: `W/"3"`.
+    pub fn etag(&self) -> String {
+        format!("W/\"{}\"", self.version)
+    }
+    /// `Patient/123/_history/3`
+    pub fn versioned_path(&self) -> String {
+        format!(
+            "{}/{}/_history/{}",
+            self.res_type, self.res_id, self.version
+        )
+    }
+}
+
+pub(crate) const VERSION_COLUMNS: &str =
+    "v.seq, v.res_type, v.res_id, v.version, v.last_updated, v.deleted, v.method, v.content";
+
+/// A token index row: one `system|code` of one search parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub param: String,
+    pub system: Option<String>,
+    pub code: Option<String>,
+}
+
+/// The index rows of one resource version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexRows {
+    pub tokens: Vec<TokenRow>,
+}
+
+/// Computes index rows for a resource about to be stored.
+pub trait Indexer: Send + Sync {
+    fn index(&self, resource_type: &str, resource: &serde_json::Value) -> IndexRows;
+}
+
+/// An indexer that indexes nothing.
+pub struct NoIndex;
+
+impl Indexer for NoIndex {
+    fn index(&self, _: &str, _: &serde_json::Value) -> IndexRows {
+        IndexRows::default()
+    }
+}
+
+/// A token to match: `code`, `system|code`, `|code` (`system: Some("")`), `system|`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenValue {
+    /// `None`: any system; `Some("")`: no system.
+    pub system: Option<String>,
+    pub code: Option<String>,
+}
+
+/// One criterion of a conditional operation; all must hold, any value of one may match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    Id(Vec<String>),
+    Token {
+        param: String,
+        any_of: Vec<TokenValue>,
+    },
+}
+
+/// The outcome of a create.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    New(StoredResource),
+    /// A conditional create found this resource: nothing was written.
+    Existing(StoredResource),
+}
+
+/// The outcome of an update or patch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Updated {
+    pub stored: StoredResource,
+    /// True if the resource did not exist (or was deleted) before.
+    pub created: bool,
+}
+
+/// The outcome of a delete.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Deleted {
+    /// A deletion version was written.
+    Now(StoredResource),
+    /// Already deleted: nothing was written.
+    Already(StoredResource),
+    /// Never existed (or no conditional match): nothing was written.
+    NotFound,
+}
+
+/// Which versions a history covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryScope {
+    System,
+    Type(String),
+    Instance(String, String),
+}
+
+/// Where a history page starts: versions older than, or newer than, a `seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageCursor {
+    Before(i64),
+    After(i64),
+}
+
+/// A history request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryQuery {
+    pub scope: HistoryScope,
+    /// Versions written at or after this instant (ms).
+    pub since: Option<i64>,
+    /// Versions current at this instant (ms).
+    pub at: Option<i64>,
+    pub count: usize,
+    pub cursor: Option<PageCursor>,
+}
+
+/// A page of history, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryPage {
+    pub entries: Vec<StoredResource>,
+    pub total: i64,
+    /// More versions are older than the last entry.
+    pub has_older: bool,
+    /// More versions are newer than the first entry.
+    pub has_newer: bool,
+}

@@ -1,0 +1,185 @@
+//! Reading: current versions, specific versions, history pages, conditional matches.
+
+use diesel::sql_types::Text;
+use diesel::QueryableByName;
+
+use crate::backend::Tx;
+use crate::error::StoreResult;
+use crate::model::{
+    Condition, HistoryPage, HistoryQuery, HistoryScope, PageCursor, StoredResource, VERSION_COLUMNS,
+};
+use crate::sql::{Bind, CountRow, Sql};
+
+/// The current version (possibly a deletion) of `type/id`.
+pub(crate) fn current(
+    tx: &mut Tx<'_>,
+    res_type: &str,
+    id: &str,
+) -> StoreResult<Option<StoredResource>> {
+    let mut q = Sql::new(&format!(
+        "SELECT {VERSION_COLUMNS} FROM resources r JOIN resource_versions v ON v.seq = r.seq WHERE r.res_type = "
+    ));
+    q.bind(Bind::Text(res_type.into()))
+        .push(" AND r.res_id = ")
+        .bind(Bind::Text(id.into()));
+    q.push(" AND r.version > 0");
+    Ok(q.load(tx.conn)?.into_iter().next())
+}
+
+/// Version `version` of `type/id`.
+pub(crate) fn version(
+    tx: &mut Tx<'_>,
+    res_type: &str,
+    id: &str,
+    version: i64,
+) -> StoreResult<Option<StoredResource>> {
+    let mut q = Sql::new(&format!(
+        "SELECT {VERSION_COLUMNS} FROM resource_versions v WHERE v.res_type = "
+    ));
+    q.bind(Bind::Text(res_type.into()))
+        .push(" AND v.res_id = ")
+        .bind(Bind::Text(id.into()))
+        .push(" AND v.version = ")
+        .bind(Bind::BigInt(version));
+    Ok(q.load(tx.conn)?.into_iter().next())
+}
+
+fn history_filter(q: &mut Sql, query: &HistoryQuery) {
+    q.push(" WHERE 1 = 1");
+    match &query.scope {
+        HistoryScope::System => {}
+        HistoryScope::Type(t) => {
+            q.push(" AND v.res_type = ").bind(Bind::Text(t.clone()));
+        }
+        HistoryScope::Instance(t, id) => {
+            q.push(" AND v.res_type = ").bind(Bind::Text(t.clone()));
+            q.push(" AND v.res_id = ").bind(Bind::Text(id.clone()));
+        }
+    }
+    if let Some(since) = query.since {
+        q.push(" AND v.last_updated >= ").bind(Bind::BigInt(since));
+    }
+    if let Some(at) = query.at {
+        // The version current at `at`: written by then, and not yet replaced by then.
+        q.push(" AND v.last_updated <= ").bind(Bind::BigInt(at));
+        q.push(
+            " AND NOT EXISTS (SELECT 1 FROM resource_versions w WHERE w.res_type = v.res_type \
+             AND w.res_id = v.res_id AND w.version > v.version AND w.last_updated <= ",
+        )
+        .bind(Bind::BigInt(at))
+        .push(")");
+    }
+}
+
+/// A page of history, newest first, with the total count of matching versions.
+pub(crate) fn history(tx: &mut Tx<'_>, query: &HistoryQuery) -> StoreResult<HistoryPage> {
+    let mut count = Sql::new("SELECT COUNT(*) AS n FROM resource_versions v");
+    history_filter(&mut count, query);
+    let total = count.load::<CountRow>(tx.conn)?.first().map_or(0, |r| r.n);
+
+    let limit = query.count as i64 + 1;
+    let mut q = Sql::new(&format!(
+        "SELECT {VERSION_COLUMNS} FROM resource_versions v"
+    ));
+    history_filter(&mut q, query);
+    let ascending = matches!(query.cursor, Some(PageCursor::After(_)));
+    match query.cursor {
+        Some(PageCursor::Before(seq)) => {
+            q.push(" AND v.seq < ").bind(Bind::BigInt(seq));
+        }
+        Some(PageCursor::After(seq)) => {
+            q.push(" AND v.seq > ").bind(Bind::BigInt(seq));
+        }
+        None => {}
+    }
+    q.push(if ascending {
+        " ORDER BY v.seq ASC LIMIT "
+    } else {
+        " ORDER BY v.seq DESC LIMIT "
+    });
+    q.bind(Bind::BigInt(limit));
+    let mut entries: Vec<StoredResource> = q.load(tx.conn)?;
+    let more = entries.len() > query.count;
+    entries.truncate(query.count);
+    if ascending {
+        entries.reverse();
+    }
+    let (has_older, has_newer) = match query.cursor {
+        None => (more, false),
+        Some(PageCursor::Before(_)) => (more, true),
+        Some(PageCursor::After(_)) => (true, more),
+    };
+    Ok(HistoryPage {
+        entries,
+        total,
+        has_older,
+        has_newer,
+    })
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = Text)]
+    res_id: String,
+}
+
+/// Ids of the live resources of `res_type` matching every condition.
+pub(crate) fn matching_ids(
+    tx: &mut Tx<'_>,
+    res_type: &str,
+    conditions: &[Condition],
+) -> StoreResult<Vec<String>> {
+    let mut q = Sql::new("SELECT r.res_id FROM resources r WHERE r.res_type = ");
+    q.bind(Bind::Text(res_type.into()));
+    q.push(" AND r.version > 0 AND r.deleted = ")
+        .bind(Bind::Bool(false));
+    for c in conditions {
+        match c {
+            Condition::Id(ids) => {
+                q.push(" AND r.res_id IN (");
+                for (i, id) in ids.iter().enumerate() {
+                    if i > 0 {
+                        q.push(", ");
+                    }
+                    q.bind(Bind::Text(id.clone()));
+                }
+                if ids.is_empty() {
+                    q.push("NULL");
+                }
+                q.push(")");
+            }
+            Condition::Token { param, any_of } => {
+                q.push(" AND EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = r.rid AND t.param = ");
+                q.bind(Bind::Text(param.clone())).push(" AND (");
+                for (i, v) in any_of.iter().enumerate() {
+                    if i > 0 {
+                        q.push(" OR ");
+                    }
+                    q.push("(1 = 1");
+                    if let Some(code) = &v.code {
+                        q.push(" AND t.code = ").bind(Bind::Text(code.clone()));
+                    }
+                    match v.system.as_deref() {
+                        None => {}
+                        Some("") => {
+                            q.push(" AND t.system IS NULL");
+                        }
+                        Some(s) => {
+                            q.push(" AND t.system = ").bind(Bind::Text(s.into()));
+                        }
+                    }
+                    q.push(")");
+                }
+                if any_of.is_empty() {
+                    q.push("1 = 0");
+                }
+                q.push("))");
+            }
+        }
+    }
+    q.push(" ORDER BY r.res_id LIMIT 3");
+    Ok(q.load::<IdRow>(tx.conn)?
+        .into_iter()
+        .map(|r| r.res_id)
+        .collect())
+}

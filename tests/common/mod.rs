@@ -1,0 +1,357 @@
+//! Test harness: starts real `fhir-server` processes on SQLite or PostgreSQL and talks
+//! to them over HTTP.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// PostgreSQL server for tests (trust auth); each server gets its own database.
+pub fn postgres_admin_url() -> String {
+    std::env::var("FHIR_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+fn pg_exec(sql: &str) -> Result<(), String> {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let mut conn = diesel::PgConnection::establish(&format!("{}/postgres", postgres_admin_url()))
+        .map_err(|e| {
+        format!(
+            "PostgreSQL is required for these tests ({}): {e}",
+            postgres_admin_url()
+        )
+    })?;
+    conn.batch_execute(sql).map_err(|e| e.to_string())
+}
+
+/// Drops databases left by earlier runs (their servers are gone, so nobody uses them).
+fn drop_stale_databases() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        use diesel::{Connection, QueryableByName, RunQueryDsl};
+        #[derive(QueryableByName)]
+        struct Name {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            datname: String,
+        }
+        let Ok(mut conn) =
+            diesel::PgConnection::establish(&format!("{}/postgres", postgres_admin_url()))
+        else {
+            return;
+        };
+        let names: Vec<Name> =
+            diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE 'fhir_bb_%'")
+                .load(&mut conn)
+                .unwrap_or_default();
+        let mine = format!("fhir_bb_{}_", std::process::id());
+        for n in names.into_iter().filter(|n| !n.datname.starts_with(&mine)) {
+            let _ = pg_exec(&format!("DROP DATABASE IF EXISTS \"{}\"", n.datname));
+        }
+    });
+}
+
+/// Removes temporary folders of earlier runs (shared servers live until the process ends).
+fn remove_stale_dirs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let mine = format!("fhir-bb-{}-", std::process::id());
+        for e in std::fs::read_dir(std::env::temp_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("fhir-bb-") && !name.starts_with(&mine) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    });
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A running server, stopped (and its database dropped) on drop.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub backend: Backend,
+    pg_database: Option<String>,
+    dir: std::path::PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl Server {
+    pub fn start(backend: Backend) -> Server {
+        Server::start_with(backend, &[])
+    }
+
+    pub fn start_with(backend: Backend, extra: &[&str]) -> Server {
+        remove_stale_dirs();
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("fhir-bb-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (url, pg_database) = match backend {
+            Backend::Sqlite => (format!("sqlite://{}/fhir.db", dir.display()), None),
+            Backend::Postgres => {
+                drop_stale_databases();
+                let name = format!("fhir_bb_{}_{n}", std::process::id());
+                pg_exec(&format!("DROP DATABASE IF EXISTS \"{name}\""))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                pg_exec(&format!("CREATE DATABASE \"{name}\"")).unwrap_or_else(|e| panic!("{e}"));
+                (format!("{}/{name}", postgres_admin_url()), Some(name))
+            }
+        };
+        let port = free_port();
+        let log = std::fs::File::create(dir.join("server.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_fhir-server"))
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--database-url",
+                &url,
+            ])
+            .args(["--log-level", "warn", "--exit-on-stdin-close"])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start fhir-server");
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}/fhir"),
+            backend,
+            pg_database,
+            dir,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let ready = self.base.replace("/fhir", "/ready");
+        while Instant::now() < deadline {
+            if let Ok(r) = ureq::get(&ready).timeout(Duration::from_secs(2)).call() {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+        panic!("server did not become ready: {log}");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.req("GET", path).send()
+    }
+
+    pub fn req(&self, method: &str, path: &str) -> Req {
+        Req {
+            method: method.to_string(),
+            url: self.url(path),
+            headers: Vec::new(),
+        }
+    }
+
+    /// POSTs a resource (JSON text) and returns the response.
+    pub fn create(&self, resource_type: &str, body: &str) -> Resp {
+        self.req("POST", &format!("/{resource_type}")).json(body)
+    }
+
+    /// Creates a resource and returns its id.
+    pub fn create_id(&self, resource_type: &str, body: &str) -> String {
+        let r = self.create(resource_type, body);
+        assert_eq!(r.status, 201, "create failed: {}", r.body);
+        r.json()["id"].as_str().expect("id").to_string()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(db) = &self.pg_database {
+            let _ = pg_exec(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"));
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A request being built.
+pub struct Req {
+    method: String,
+    url: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Req {
+    pub fn header(mut self, k: &str, v: &str) -> Req {
+        self.headers.push((k.to_string(), v.to_string()));
+        self
+    }
+
+    fn build(&self) -> ureq::Request {
+        let mut r = ureq::request(&self.method, &self.url).timeout(Duration::from_secs(60));
+        for (k, v) in &self.headers {
+            r = r.set(k, v);
+        }
+        r
+    }
+
+    pub fn send(self) -> Resp {
+        Resp::from(self.build().call())
+    }
+
+    /// Sends a body with `Content-Type: application/fhir+json` unless one was set.
+    pub fn json(self, body: &str) -> Resp {
+        let has_ct = self
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+        let mut r = self.build();
+        if !has_ct {
+            r = r.set("Content-Type", "application/fhir+json");
+        }
+        Resp::from(r.send_string(body))
+    }
+
+    pub fn bytes(self, body: &[u8]) -> Resp {
+        Resp::from(self.build().send_bytes(body))
+    }
+}
+
+/// A response: status, headers (lower-case names) and body text.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: String,
+}
+
+impl From<Result<ureq::Response, ureq::Error>> for Resp {
+    fn from(r: Result<ureq::Response, ureq::Error>) -> Self {
+        let resp = match r {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("transport error: {e}"),
+        };
+        let status = resp.status();
+        let headers = resp
+            .headers_names()
+            .into_iter()
+            .filter_map(|n| {
+                resp.header(&n)
+                    .map(|v| (n.to_ascii_lowercase(), v.to_string()))
+            })
+            .collect();
+        let mut body = String::new();
+        let _ = resp
+            .into_reader()
+            .take(256 * 1024 * 1024)
+            .read_to_string(&mut body);
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// Asserts an OperationOutcome with an error issue, and returns it.
+    pub fn outcome(&self, status: u16) -> Value {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        assert!(
+            self.header("content-type")
+                .is_some_and(|c| c.starts_with("application/fhir+json")),
+            "content-type {:?}",
+            self.header("content-type")
+        );
+        let v = self.json();
+        assert_eq!(v["resourceType"], "OperationOutcome", "{}", self.body);
+        assert!(v["issue"][0]["severity"].is_string());
+        v
+    }
+
+    /// The expression of the first issue.
+    pub fn issue_expression(&self) -> String {
+        self.json()["issue"][0]["expression"][0]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+/// Runs each listed test function once per backend, as `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { super::$name($crate::common::Backend::Sqlite) } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() { super::$name($crate::common::Backend::Postgres) } )*
+        }
+    };
+}
+
+/// One shared server per backend for tests that only touch their own resources.
+pub fn shared(backend: Backend) -> &'static Server {
+    static SQLITE: OnceLock<Server> = OnceLock::new();
+    static POSTGRES: OnceLock<Server> = OnceLock::new();
+    match backend {
+        Backend::Sqlite => SQLITE.get_or_init(|| Server::start(Backend::Sqlite)),
+        Backend::Postgres => POSTGRES.get_or_init(|| Server::start(Backend::Postgres)),
+    }
+}
+
+/// A value unique in this test run, for identifiers.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
