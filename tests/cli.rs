@@ -3,7 +3,10 @@
 use std::process::Command;
 
 fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fhir-server")).args(args).output().expect("run fhir-server");
+    let out = Command::new(env!("CARGO_BIN_EXE_fhir-server"))
+        .args(args)
+        .output()
+        .expect("run fhir-server");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -28,9 +31,16 @@ fn fhirpath_prints_the_result_collection() {
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v, serde_json::json!(["Peter", "James"]));
-    let (ok, out, _) = run(&["fhirpath", "birthDate < @2000-01-01", file.to_str().unwrap()]);
+    let (ok, out, _) = run(&[
+        "fhirpath",
+        "birthDate < @2000-01-01",
+        file.to_str().unwrap(),
+    ]);
     assert!(ok);
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap(), serde_json::json!([true]));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap(),
+        serde_json::json!([true])
+    );
 }
 
 #[test]
@@ -46,7 +56,13 @@ fn fhirpath_reports_bad_expressions_with_their_position() {
 
 #[test]
 fn unsupported_database_urls_are_refused_at_start() {
-    let (ok, _, err) = run(&["serve", "--database-url", "mysql://x", "--listen", "127.0.0.1:0"]);
+    let (ok, _, err) = run(&[
+        "serve",
+        "--database-url",
+        "mysql://x",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
     assert!(!ok);
     assert!(err.contains("unsupported database URL"), "{err}");
 }

@@ -13,7 +13,13 @@ pub fn fhirpath(args: &FhirpathArgs) -> ExitCode {
     };
     let expr = match fhirpath::compile(&args.expression) {
         Ok(e) => e,
-        Err(e) => return fail(format!("{e}\n  {}\n  {}^", args.expression, " ".repeat(e.column.saturating_sub(1)))),
+        Err(e) => {
+            return fail(format!(
+                "{e}\n  {}\n  {}^",
+                args.expression,
+                " ".repeat(e.column.saturating_sub(1))
+            ))
+        }
     };
     let bytes = match std::fs::read(&args.file) {
         Ok(b) => b,
