@@ -101,7 +101,7 @@ fn vread_returns_each_version_and_404_for_unknown_versions(b: Backend) {
     let v2 = s.get(&format!("/Patient/{id}/_history/2"));
     assert_eq!(v2.json()["active"], true);
     s.get(&format!("/Patient/{id}/_history/3")).outcome(404);
-    s.get(&format!("/Patient/{id}/_history/x")).outcome(400);
+    s.get(&format!("/Patient/{id}/_history/x")).outcome(404);
 }
 
 fn read_of_unknown_resources_and_types(b: Backend) {
@@ -374,6 +374,15 @@ fn history_since_and_at(b: Backend) {
     let at = s.get(&format!("/Patient/{id}/_history?_at={mid}")).json();
     assert_eq!(at["total"], 1);
     assert_eq!(at["entry"][0]["response"]["etag"], "W/\"1\"");
+    let day = &mid[..10];
+    assert!(
+        s.get(&format!("/Patient/{id}/_history?_at={day}")).json()["total"]
+            .as_i64()
+            .unwrap()
+            >= 1
+    );
+    s.get("/_history?_count=2&_count=3").outcome(400);
+    s.get("/Patient/never-existed/_history").outcome(404);
     s.get("/_history?_since=yesterday").outcome(400);
     s.get("/_history?_count=-1").outcome(400);
 }
@@ -476,7 +485,14 @@ fn conditional_update_and_delete(b: Backend) {
     assert_eq!(version_of(&updated), "2");
     let mut wrong: Value = serde_json::from_str(&patient(&mrn)).unwrap();
     wrong["id"] = json!("some-other-id");
-    s.req("PUT", &q).json(&wrong.to_string()).outcome(422);
+    s.req("PUT", &q).json(&wrong.to_string()).outcome(400);
+    // No match, and the body names another existing resource: it is not overwritten.
+    let other = s.create_id("Patient", &patient(&unique("other")));
+    let mut body: Value = serde_json::from_str(&patient(&unique("nomatch"))).unwrap();
+    body["id"] = json!(other);
+    let nomatch = format!("/Patient?identifier={}", unique("nomatch"));
+    s.req("PUT", &nomatch).json(&body.to_string()).outcome(409);
+    assert_eq!(version_of(&s.get(&format!("/Patient/{other}"))), "1");
     s.create_id("Patient", &patient(&mrn));
     s.req("PUT", &q).json(&patient(&mrn)).outcome(412);
     s.req("DELETE", &q).send().outcome(412);
@@ -495,6 +511,9 @@ fn conditional_update_and_delete(b: Backend) {
         204
     );
     s.req("DELETE", "/Patient").send().outcome(400);
+    s.req("DELETE", "/Device?identifier=%7C")
+        .send()
+        .outcome(400);
 }
 
 // ------------------------------------------------------------------- negotiation
@@ -552,6 +571,16 @@ fn format_negotiation(b: Backend) {
         .outcome(406);
     s.get(&format!("{path}?_format=xml")).outcome(406);
     assert_eq!(s.get(&format!("{path}?_format=json")).status, 200);
+    // `+` unencoded in a query string reads as a space; the intent is clear.
+    assert_eq!(
+        s.get(&format!("{path}?_format=application/fhir+json"))
+            .status,
+        200
+    );
+    s.req("GET", &path)
+        .header("Accept", "application/fhir+json;q=0.0")
+        .send()
+        .outcome(406);
     let pretty = s.get(&format!("{path}?_pretty=true"));
     assert!(
         pretty.body.contains("\n  \"resourceType\""),
@@ -667,6 +696,18 @@ fn every_resource_type_is_accepted(b: Backend) {
 
 fn health_and_readiness(b: Backend) {
     let s = shared(b);
+    let head = s.req("HEAD", "/metadata").send();
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    let not_allowed = s.req("DELETE", "/metadata").send();
+    not_allowed.outcome(405);
+    assert!(not_allowed.header("allow").is_some());
+    assert_eq!(
+        s.req("DELETE", "/Patient/?identifier=nobody-has-this")
+            .send()
+            .status,
+        204
+    );
     let health = ureq::get(&s.base.replace("/fhir", "/health"))
         .call()
         .unwrap();

@@ -54,6 +54,26 @@ fn token(value: &str) -> TokenValue {
     }
 }
 
+/// The most values one parameter may list (`identifier=a,b,…`).
+const MAX_VALUES: usize = 100;
+
+fn values(name: &str, value: &str) -> Result<Vec<String>, ApiError> {
+    let list = split_escaped(value, ',');
+    if list.len() > MAX_VALUES {
+        return Err(ApiError::bad_at(
+            format!("'{name}' lists more than {MAX_VALUES} values"),
+            name,
+        ));
+    }
+    if list.iter().any(|v| v.is_empty() || v == "|") {
+        return Err(ApiError::bad_at(
+            format!("'{name}' has an empty value"),
+            name,
+        ));
+    }
+    Ok(list)
+}
+
 /// Parses `identifier=sys|val&_id=a,b` into conditions (all must hold).
 pub fn parse(query: &str) -> Result<Vec<Condition>, ApiError> {
     let mut out = Vec::new();
@@ -67,10 +87,10 @@ pub fn parse(query: &str) -> Result<Vec<Condition>, ApiError> {
             )));
         }
         match name.as_ref() {
-            "_id" => out.push(Condition::Id(split_escaped(&value, ','))),
+            "_id" => out.push(Condition::Id(values(&name, &value)?)),
             "identifier" => out.push(Condition::Token {
                 param: "identifier".into(),
-                any_of: split_escaped(&value, ',').iter().map(|v| token(v)).collect(),
+                any_of: values(&name, &value)?.iter().map(|v| token(v)).collect(),
             }),
             other => {
                 return Err(ApiError::bad(format!(
@@ -120,6 +140,14 @@ mod tests {
         assert!(parse("name=x").is_err());
         assert!(parse("").is_err());
         assert!(parse("identifier=").is_err());
+        assert!(parse("identifier=%7C").is_err());
+        assert!(parse("identifier=a,,b").is_err());
+        assert!(parse("_id=,").is_err());
+        let many = (0..101)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        assert!(parse(&format!("_id={many}")).is_err());
         assert_eq!(
             parse("identifier=a\\,b").unwrap(),
             vec![Condition::Token {

@@ -114,6 +114,7 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .wrap(middleware::NormalizePath::trim())
             .wrap(middleware::from_fn(logging::access_log))
             .configure(crate::routes::configure)
     });

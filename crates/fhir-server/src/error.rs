@@ -135,6 +135,10 @@ impl From<StoreError> for ApiError {
                 ApiError::Gone(format!("{resource_type}/{id} was deleted (version {version})"))
             }
             StoreError::Invalid { message, expression } => ApiError::Unprocessable(message, expression),
+            StoreError::BadRequest { message, expression } => {
+                ApiError::BadRequest { message, expression, code: IssueType::Invalid }
+            }
+            StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::Pool(e) => ApiError::Unavailable(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }

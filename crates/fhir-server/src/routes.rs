@@ -14,11 +14,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/metadata")
                         .route(get().to(system::metadata))
+                        .route(head().to(system::metadata))
                         .default_service(web::to(system::method_not_allowed)),
                 )
                 .service(
                     web::resource("/_history")
                         .route(get().to(history::system))
+                        .route(head().to(history::system))
                         .default_service(web::to(system::method_not_allowed)),
                 )
                 .service(
@@ -30,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/{type}/_history")
                         .route(get().to(history::type_level))
+                        .route(head().to(history::type_level))
                         .default_service(web::to(system::method_not_allowed)),
                 )
                 .service(
@@ -46,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/{type}/{id}/_history")
                         .route(get().to(history::instance))
+                        .route(head().to(history::instance))
                         .default_service(web::to(system::method_not_allowed)),
                 )
                 .service(

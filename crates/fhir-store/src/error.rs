@@ -30,6 +30,15 @@ pub enum StoreError {
         id: String,
         version: i64,
     },
+    /// The request contradicts itself (e.g. a body id that the condition did not match).
+    #[error("{message}")]
+    BadRequest {
+        message: String,
+        expression: Option<String>,
+    },
+    /// The request conflicts with the current state (e.g. an id already taken).
+    #[error("{0}")]
+    Conflict(String),
     /// The change itself is not acceptable (e.g. a patch that breaks the resource).
     #[error("{message}")]
     Invalid {

@@ -182,18 +182,27 @@ impl Store {
             tx.lock_type(res_type)?;
             let id = match single_match(tx, res_type, conditions)? {
                 Some(found) => {
-                    if body_id.is_some_and(|b| b != found) {
-                        return Err(StoreError::Invalid {
+                    if let Some(b) = body_id.filter(|b| *b != found) {
+                        return Err(StoreError::BadRequest {
                             message: format!(
-                                "the resource id '{}' differs from the id of the resource the condition matched ('{found}')",
-                                body_id.unwrap_or_default()
+                                "the resource id '{b}' differs from the id of the resource the condition matched ('{found}')"
                             ),
                             expression: Some(format!("{res_type}.id")),
                         });
                     }
                     found
                 }
-                None => body_id.map(str::to_string).unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+                None => match body_id {
+                    Some(b) => {
+                        if reads::current(tx, res_type, b)?.is_some_and(|c| !c.deleted) {
+                            return Err(StoreError::Conflict(format!(
+                                "{res_type}/{b} exists but does not match the condition; it is not overwritten"
+                            )));
+                        }
+                        b.to_string()
+                    }
+                    None => uuid::Uuid::new_v4().to_string(),
+                },
             };
             self.update_in(tx, res_type, &id, resource, pre, "PUT")
         })

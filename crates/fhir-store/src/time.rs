@@ -72,6 +72,26 @@ pub fn parse_fhir_instant(text: &str) -> Option<i64> {
         .map(|d| (d.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
+/// The last millisecond of the period a partial date names (`2026-11-25` → the day's
+/// end); an instant names itself.
+pub fn fhir_period_end(text: &str) -> Option<i64> {
+    let start = parse_fhir_instant(text)?;
+    let next = match text.len() {
+        4 => parse_fhir_instant(&format!("{:04}", text.parse::<i32>().ok()? + 1)),
+        7 => {
+            let (y, m) = (
+                text[..4].parse::<i32>().ok()?,
+                text[5..7].parse::<u32>().ok()?,
+            );
+            let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+            parse_fhir_instant(&format!("{y:04}-{m:02}"))
+        }
+        10 => Some(start + 86_400_000),
+        _ => return Some(start),
+    }?;
+    Some(next - 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +109,17 @@ mod tests {
             Some(1_795_305_600_000 + 9 * 3_600_000)
         );
         assert_eq!(parse_fhir_instant("nonsense"), None);
+        assert_eq!(
+            fhir_period_end("2026-11-22"),
+            Some(1_795_305_600_000 + 86_400_000 - 1)
+        );
+        assert_eq!(
+            fhir_period_end("2026-12"),
+            parse_fhir_instant("2027-01-01").map(|t| t - 1)
+        );
+        assert_eq!(
+            fhir_period_end("2026"),
+            parse_fhir_instant("2027").map(|t| t - 1)
+        );
     }
 }

@@ -130,9 +130,12 @@ pub async fn vread(
     state.check_type(&rt)?;
     check_id(&id)?;
     let out = output(&req)?;
-    let version: i64 = vid.parse().ok().filter(|v| *v > 0).ok_or_else(|| {
-        ApiError::bad(format!("'{vid}' is not a version id (a positive integer)"))
-    })?;
+    // Version ids are opaque to clients: one this server never issued is simply unknown.
+    let Some(version) = vid.parse::<i64>().ok().filter(|v| *v > 0) else {
+        return Err(ApiError::NotFound(format!(
+            "{rt}/{id} has no version '{vid}'"
+        )));
+    };
     let (t, i) = (rt.clone(), id.clone());
     let stored = state.blocking(move |s| s.vread(&t, &i, version)).await?;
     match stored {

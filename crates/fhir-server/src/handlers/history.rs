@@ -4,7 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use fhir_model::{Bundle, BundleEntry, BundleType, EntryRequest, EntryResponse};
-use fhir_store::time::{fhir_instant, parse_fhir_instant};
+use fhir_store::time::{fhir_instant, fhir_period_end, parse_fhir_instant};
 use fhir_store::{HistoryQuery, HistoryScope, PageCursor, StoredResource};
 
 use crate::error::ApiError;
@@ -42,7 +42,14 @@ fn params(req: &HttpRequest) -> Result<Params, ApiError> {
         cursor: None,
         keep: Vec::new(),
     };
+    let mut seen = std::collections::HashSet::new();
     for (k, v) in form_urlencoded::parse(req.query_string().as_bytes()) {
+        if !seen.insert(k.to_string()) {
+            return Err(ApiError::bad_at(
+                format!("{k} may appear only once"),
+                k.to_string(),
+            ));
+        }
         match k.as_ref() {
             "_count" => {
                 p.count = v
@@ -56,7 +63,11 @@ fn params(req: &HttpRequest) -> Result<Params, ApiError> {
                     .min(MAX_COUNT);
             }
             "_since" => p.since = Some(instant_param("_since", &v)?),
-            "_at" => p.at = Some(instant_param("_at", &v)?),
+            "_at" => {
+                // Versions current at some point in the period: up to its end.
+                instant_param("_at", &v)?;
+                p.at = fhir_period_end(&v);
+            }
             "_cursor" => {
                 let parsed = match v.split_at_checked(1) {
                     Some(("b", n)) => n.parse().ok().map(PageCursor::Before),
@@ -137,6 +148,7 @@ async fn history(
 ) -> Result<HttpResponse, ApiError> {
     let out = output(&req)?;
     let p = params(&req)?;
+    let instance = matches!(scope, HistoryScope::Instance(..));
     let query = HistoryQuery {
         scope,
         since: p.since,
@@ -145,6 +157,10 @@ async fn history(
         cursor: p.cursor,
     };
     let page = state.blocking(move |s| s.history(&query)).await?;
+    if instance && page.total == 0 && p.since.is_none() && p.at.is_none() {
+        let what = path.trim_end_matches("/_history").trim_start_matches('/');
+        return Err(ApiError::NotFound(format!("{what} is not known")));
+    }
     let base = state.base(&req);
     let self_cursor = p.cursor.map(|c| match c {
         PageCursor::Before(n) => format!("b{n}"),

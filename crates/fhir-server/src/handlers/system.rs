@@ -71,10 +71,23 @@ pub async fn unknown_path(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     )))
 }
 
-pub async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed(format!(
-        "{} is not allowed on {}",
+/// 405 with the `Allow` header of the matched URL pattern.
+pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let allow = match req.match_pattern().as_deref().unwrap_or("") {
+        "/fhir/{type}/{id}" => "GET, HEAD, PUT, PATCH, DELETE",
+        "/fhir/{type}" => "GET, POST, PUT, PATCH, DELETE",
+        "/fhir" | "/fhir/" => "GET, POST",
+        p if p.ends_with("/_search") => "POST",
+        _ => "GET, HEAD",
+    };
+    let err = ApiError::MethodNotAllowed(format!(
+        "{} is not allowed on {}; allowed: {allow}",
         req.method(),
         req.path()
-    )))
+    ));
+    let mut resp = actix_web::ResponseError::error_response(&err);
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(allow) {
+        resp.headers_mut().insert(actix_web::http::header::ALLOW, v);
+    }
+    resp
 }

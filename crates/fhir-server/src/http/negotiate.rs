@@ -34,7 +34,9 @@ enum Wanted {
 }
 
 fn classify(mime: &str) -> Wanted {
+    // `_format=application/fhir+json` unencoded arrives as "application/fhir json".
     let m = mime
+        .replace(' ', "+")
         .split(';')
         .next()
         .unwrap_or("")
@@ -93,10 +95,10 @@ pub fn output(req: &HttpRequest) -> Result<Output, ApiError> {
     }
     let mut any_xml = false;
     for item in accept.split(',') {
-        let q_zero = item
-            .split(';')
-            .skip(1)
-            .any(|p| p.trim().replace(' ', "") == "q=0");
+        let q_zero = item.split(';').skip(1).any(|p| {
+            let p = p.trim().replace(' ', "");
+            p.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()) == Some(0.0)
+        });
         if q_zero {
             continue;
         }
