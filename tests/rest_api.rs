@@ -615,6 +615,13 @@ fn bad_input_gets_4xx_operation_outcomes(b: Backend) {
     );
     r.outcome(400);
     assert_eq!(r.issue_expression(), "Patient.name[0].famly");
+    let r = s.create(
+        "Patient",
+        r#"{"resourceType":"Patient","birthDate":"garbage","active":"yes"}"#,
+    );
+    r.outcome(400);
+    assert_eq!(r.issue_expression(), "Patient.birthDate");
+    assert_eq!(r.json()["issue"][1]["expression"][0], "Patient.active");
     let lenient = s
         .req("POST", "/Patient")
         .header("Prefer", "handling=lenient")

@@ -36,7 +36,7 @@ run() { # label script
   done
 }
 
-for backend in sqlite postgres; do
+for backend in ${BACKENDS:-sqlite postgres}; do
   if [ $backend = sqlite ]; then url="sqlite://$work/fhir.db"; else
     psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS fhir_bench" -c "CREATE DATABASE fhir_bench" postgres
     url="postgres://postgres@127.0.0.1:5432/fhir_bench"

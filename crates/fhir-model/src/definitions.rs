@@ -37,6 +37,8 @@ pub struct Definitions {
     params_by_url: HashMap<String, usize>,
     compartments: HashMap<String, CompartmentDef>,
     terminology: Terminology,
+    /// Primitive type → anchored regex of its values.
+    primitive_regexes: HashMap<String, regex::Regex>,
 }
 
 /// A position in a type's element table.
@@ -107,6 +109,14 @@ impl Definitions {
         }
         self.resource_types.sort();
         self.resource_types.dedup();
+        for (name, t) in &self.types {
+            if let Some(re) = &t.value_regex {
+                // The published regexes are trusted input; one that does not compile is skipped.
+                if let Ok(r) = regex::Regex::new(&format!("^(?:{})$", java_classes(re))) {
+                    self.primitive_regexes.insert(name.clone(), r);
+                }
+            }
+        }
         for sp in parsed.search_params {
             self.add_search_param(sp);
         }
@@ -172,6 +182,11 @@ impl Definitions {
 
     pub fn structures(&self) -> impl Iterator<Item = &TypeDef> {
         self.structures.values().map(|t| &**t)
+    }
+
+    /// The regex values of a primitive type must match (`date`, `id`, `decimal`…).
+    pub fn primitive_regex(&self, type_code: &str) -> Option<&regex::Regex> {
+        self.primitive_regexes.get(type_code)
     }
 
     pub fn is_primitive(&self, type_code: &str) -> bool {
@@ -325,6 +340,13 @@ impl Definitions {
     pub fn code_system(&self, url: &str) -> Option<&CodeSystemDef> {
         self.terminology.code_system(url)
     }
+}
+
+/// The published regexes are Java regexes, where `\s`/`\S` are ASCII classes (a
+/// no-break space is not whitespace there); Rust's are Unicode. Spell them out.
+fn java_classes(re: &str) -> String {
+    re.replace("\\S", "[^ \\t\\n\\x0B\\f\\r]")
+        .replace("\\s", "[ \\t\\n\\x0B\\f\\r]")
 }
 
 #[derive(Default)]

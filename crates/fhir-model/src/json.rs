@@ -6,7 +6,7 @@
 //! null slots in arrays, contained resources and extensions are ordinary members and
 //! survive as they are. The one textual normalisation is serde_json's: an exponent is
 //! written `1e+2` (for `1e2` or `1E2`), the same decimal with the same digits.
-//! [`Definitions::unknown_elements`] reports members that the
+//! [`Definitions::structure_issues`] reports members that the
 //! definitions do not know, with their FHIRPath location.
 
 use serde_json::{Map, Value};
@@ -53,6 +53,16 @@ pub enum ElementIssueKind {
     NotAnObject,
     /// `_name` on an element that is not primitive.
     NotPrimitive,
+    /// A primitive value of the wrong JSON type or format (the message says which).
+    InvalidValue(String),
+    /// A repeating element given as a single value.
+    ArrayExpected,
+    /// A single-valued element given as an array.
+    ArrayNotAllowed,
+    /// `{}` or `[]`: FHIR JSON has no empty objects or arrays.
+    Empty,
+    /// `null` outside an array.
+    Null,
 }
 
 /// An element issue with its location as FHIRPath (`Patient.name[0].foo`).
@@ -77,14 +87,33 @@ impl std::fmt::Display for ElementIssue {
                     self.path
                 )
             }
+            ElementIssueKind::InvalidValue(ref m) => write!(f, "{}: {m}", self.path),
+            ElementIssueKind::ArrayExpected => {
+                write!(f, "'{}' repeats: it must be a JSON array", self.path)
+            }
+            ElementIssueKind::ArrayNotAllowed => {
+                write!(
+                    f,
+                    "'{}' does not repeat: it must not be an array",
+                    self.path
+                )
+            }
+            ElementIssueKind::Empty => {
+                write!(f, "'{}' is empty: leave the element out instead", self.path)
+            }
+            ElementIssueKind::Null => {
+                write!(f, "'{}' is null: leave the element out instead", self.path)
+            }
         }
     }
 }
 
 impl Definitions {
-    /// Every member of `resource` (contained and nested resources included) that its
-    /// definition does not know. An empty list means every element was recognised.
-    pub fn unknown_elements(&self, resource: &Value) -> Vec<ElementIssue> {
+    /// Every structural problem of `resource` (contained and nested resources
+    /// included): members its definition does not know, primitive values of the wrong
+    /// JSON type or format (the definitions' regexes), arrays where an element does not
+    /// repeat and the reverse, nulls and empty objects. Empty: the JSON fits.
+    pub fn structure_issues(&self, resource: &Value) -> Vec<ElementIssue> {
         let mut out = Vec::new();
         Walker {
             defs: self,
@@ -176,20 +205,36 @@ impl<'d> Walker<'d, '_> {
     }
 
     fn value(&mut self, step: ChildStep<'d>, v: &Value, path: &str) {
+        let many = step.element().max.is_many();
         match v {
             Value::Array(items) => {
+                if !many {
+                    self.issue(path.to_string(), ElementIssueKind::ArrayNotAllowed);
+                }
+                if items.is_empty() {
+                    self.issue(path.to_string(), ElementIssueKind::Empty);
+                }
                 for (i, item) in items.iter().enumerate() {
-                    self.item(step, item, &format!("{path}[{i}]"));
+                    // A null slot is allowed where `_name` carries that item's extensions.
+                    if !item.is_null() {
+                        self.item(step, item, &format!("{path}[{i}]"));
+                    }
                 }
             }
-            _ => self.item(step, v, path),
+            Value::Null => self.issue(path.to_string(), ElementIssueKind::Null),
+            _ => {
+                if many {
+                    self.issue(path.to_string(), ElementIssueKind::ArrayExpected);
+                }
+                self.item(step, v, path)
+            }
         }
     }
 
     fn item(&mut self, step: ChildStep<'d>, v: &Value, path: &str) {
         let code = step.type_code;
-        if code.is_some_and(|c| self.defs.is_primitive(c)) {
-            return; // value syntax is the validator's business
+        if let Some(c) = code.filter(|c| self.defs.is_primitive(c)) {
+            return self.primitive(c, v, path);
         }
         if code.is_some_and(|c| {
             c == "Resource" || c == "DomainResource" || self.defs.is_resource_type(c)
@@ -197,13 +242,43 @@ impl<'d> Walker<'d, '_> {
             return self.resource(v, path);
         }
         let Some(obj) = v.as_object() else {
-            if !v.is_null() {
-                self.issue(path.to_string(), ElementIssueKind::NotAnObject);
-            }
-            return;
+            return self.issue(path.to_string(), ElementIssueKind::NotAnObject);
         };
+        if obj.is_empty() {
+            return self.issue(path.to_string(), ElementIssueKind::Empty);
+        }
         if let Some(next) = self.defs.descend(step) {
             self.object(next, obj, path, false);
+        }
+    }
+
+    /// The JSON type and the format (the definitions' regex) of a primitive value.
+    fn primitive(&mut self, code: &str, v: &Value, path: &str) {
+        let (kind_ok, expected) = match code {
+            "boolean" => (v.is_boolean(), "true or false"),
+            "integer" | "positiveInt" | "unsignedInt" | "decimal" | "integer64" => {
+                (v.is_number(), "a JSON number")
+            }
+            _ => (v.is_string(), "a JSON string"),
+        };
+        if !kind_ok {
+            let m = format!("a {code} must be {expected}");
+            return self.issue(path.to_string(), ElementIssueKind::InvalidValue(m));
+        }
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => return,
+        };
+        if self
+            .defs
+            .primitive_regex(code)
+            .is_some_and(|re| !re.is_match(&text))
+        {
+            let shown: String = text.chars().take(60).collect();
+            let m = format!("'{shown}' is not a valid {code}");
+            self.issue(path.to_string(), ElementIssueKind::InvalidValue(m));
         }
     }
 

@@ -11,7 +11,7 @@
 //!   - search parameters by resource type and code, and by URL;
 //!   - compartment definitions by code; value sets and code systems by URL.
 //! - [`json`]: lossless JSON (order and decimal text preserved) and the detector of
-//!   unknown elements ([`Definitions::unknown_elements`]).
+//!   unknown elements ([`Definitions::structure_issues`]).
 //! - [`resources`] and [`datatypes`]: Rust types, with builders, for what the server
 //!   builds or reads itself (Bundle, OperationOutcome, CapabilityStatement, Parameters,
 //!   Meta, Coding, Reference…). All other resources stay JSON.

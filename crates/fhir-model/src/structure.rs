@@ -142,6 +142,8 @@ pub struct TypeDef {
     pub elements: Vec<ElementDef>,
     /// Differential elements as published (profiles shipped without a snapshot).
     pub differential: Vec<ElementDef>,
+    /// For primitive types, the regex their value must match (from the definitions).
+    pub value_regex: Option<String>,
     children: Vec<HashMap<Box<str>, ChildRef>>,
 }
 
@@ -242,6 +244,8 @@ struct RawTypeExtension {
     url: String,
     #[serde(default)]
     value_url: Option<String>,
+    #[serde(default)]
+    value_string: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -304,6 +308,7 @@ impl<'de> Deserialize<'de> for RawElement {
     }
 }
 
+const REGEX_EXT: &str = "http://hl7.org/fhir/StructureDefinition/regex";
 const FHIR_TYPE_EXT: &str = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type";
 
 /// `http://hl7.org/fhirpath/System.String` (with the fhir-type extension) → `string`, `id`, `uri`…
@@ -378,10 +383,20 @@ pub fn type_suffix(code: &str) -> String {
 impl RawStructureDefinition {
     pub(crate) fn into_type_def(self) -> TypeDef {
         let mut content_refs = Vec::new();
-        let elements: Vec<ElementDef> = self
-            .snapshot
-            .map(|s| s.element)
-            .unwrap_or_default()
+        let raw_elements = self.snapshot.map(|s| s.element).unwrap_or_default();
+        let value_path = format!("{}.value", self.type_name);
+        let value_regex = (self.kind == TypeKind::PrimitiveType)
+            .then(|| {
+                raw_elements
+                    .iter()
+                    .filter(|e| e.path == value_path)
+                    .flat_map(|e| e.types.iter())
+                    .flat_map(|t| t.extension.iter())
+                    .find(|x| x.url == REGEX_EXT)
+                    .and_then(|x| x.value_string.clone())
+            })
+            .flatten();
+        let elements: Vec<ElementDef> = raw_elements
             .into_iter()
             .map(|raw| {
                 content_refs.push(raw.content_reference.clone());
@@ -403,6 +418,7 @@ impl RawStructureDefinition {
             base_definition: self.base_definition,
             elements,
             differential,
+            value_regex,
             children: Vec::new(),
         };
         resolve_content_references(&mut def, &content_refs);

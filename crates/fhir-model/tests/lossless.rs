@@ -26,7 +26,7 @@ fn primitive_extensions_and_null_slots_survive() {
     let text = r#"{"resourceType":"Patient","name":[{"given":["Jim",null,"Bo"],"_given":[null,{"id":"g2","extension":[{"url":"http://e.org/x","valueString":"no name"}]},null]}],"birthDate":"1970-03-30","_birthDate":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/patient-birthTime","valueDateTime":"1970-03-30T14:30:00+01:00"}]}}"#;
     assert_eq!(round_trip(text), text);
     assert!(Definitions::r4()
-        .unknown_elements(&json::parse(text.as_bytes()).unwrap())
+        .structure_issues(&json::parse(text.as_bytes()).unwrap())
         .is_empty());
 }
 
@@ -35,7 +35,7 @@ fn contained_resources_and_extensions_are_kept() {
     let text = r##"{"resourceType":"Observation","contained":[{"resourceType":"Patient","id":"p","name":[{"family":"X"}]}],"extension":[{"url":"http://e.org/a","extension":[{"url":"b","valueDecimal":3.10}]}],"modifierExtension":[{"url":"http://e.org/m","valueBoolean":false}],"status":"final","code":{"text":"t"},"subject":{"reference":"#p"}}"##;
     assert_eq!(round_trip(text), text);
     assert!(Definitions::r4()
-        .unknown_elements(&json::parse(text.as_bytes()).unwrap())
+        .structure_issues(&json::parse(text.as_bytes()).unwrap())
         .is_empty());
 }
 
@@ -49,7 +49,7 @@ fn unicode_and_escapes_survive() {
 fn issues(text: &str) -> Vec<(String, ElementIssueKind)> {
     let v: Value = json::parse(text.as_bytes()).unwrap();
     Definitions::r4()
-        .unknown_elements(&v)
+        .structure_issues(&v)
         .into_iter()
         .map(|i| (i.path, i.kind))
         .collect()
@@ -126,4 +126,47 @@ fn bundle_entries_are_checked_as_their_own_resource_types() {
         r#"{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Patient","x":1}}]}"#,
     );
     assert_eq!(found[0].0, "Bundle.entry[0].resource.x");
+}
+
+#[test]
+fn primitive_types_and_formats_come_from_the_definitions() {
+    let found = issues(
+        r#"{"resourceType":"Patient","active":"yes","gender":"","birthDate":"1974-13-01","multipleBirthInteger":1.5,"name":[{"family":"ok","given":["A"]}]}"#,
+    );
+    let paths: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        vec![
+            "Patient.active",
+            "Patient.gender",
+            "Patient.birthDate",
+            "Patient.multipleBirth.ofType(integer)"
+        ]
+    );
+    assert!(
+        matches!(&found[2].1, ElementIssueKind::InvalidValue(m) if m.contains("not a valid date"))
+    );
+    // A no-break space is not whitespace in the definitions' (Java) regexes.
+    assert!(
+        issues("{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"A\u{a0}\"}]}").is_empty()
+    );
+    assert!(issues(r#"{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":1e+2},"effectiveInstant":"2026-01-01T00:00:00.5+14:00"}"#).is_empty());
+}
+
+#[test]
+fn arrays_nulls_and_empty_values_are_checked() {
+    let found = issues(
+        r#"{"resourceType":"Patient","name":{"family":"x"},"gender":["male"],"birthDate":null,"telecom":[],"address":[{}]}"#,
+    );
+    let kinds: Vec<ElementIssueKind> = found.into_iter().map(|(_, k)| k).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ElementIssueKind::ArrayExpected,
+            ElementIssueKind::ArrayNotAllowed,
+            ElementIssueKind::Null,
+            ElementIssueKind::Empty,
+            ElementIssueKind::Empty,
+        ]
+    );
 }

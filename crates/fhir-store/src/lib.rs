@@ -11,6 +11,7 @@ pub mod backend;
 pub mod error;
 pub mod model;
 mod reads;
+mod schema;
 pub mod sql;
 pub mod time;
 mod writes;

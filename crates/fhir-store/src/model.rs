@@ -1,10 +1,11 @@
 //! What the store takes and gives: stored versions, index rows, conditions.
 
 use diesel::sql_types::{BigInt, Bool, Text};
-use diesel::QueryableByName;
+use diesel::{Queryable, QueryableByName, Selectable};
 
 /// One stored version of a resource.
-#[derive(Debug, Clone, PartialEq, QueryableByName)]
+#[derive(Debug, Clone, PartialEq, QueryableByName, Queryable, Selectable)]
+#[diesel(table_name = crate::schema::resource_versions)]
 pub struct StoredResource {
     #[diesel(sql_type = BigInt)]
     pub seq: i64,

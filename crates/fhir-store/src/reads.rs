@@ -1,7 +1,7 @@
 //! Reading: current versions, specific versions, history pages, conditional matches.
 
+use diesel::prelude::*;
 use diesel::sql_types::Text;
-use diesel::QueryableByName;
 
 use crate::backend::Tx;
 use crate::error::StoreResult;
@@ -16,14 +16,15 @@ pub(crate) fn current(
     res_type: &str,
     id: &str,
 ) -> StoreResult<Option<StoredResource>> {
-    let mut q = Sql::new(&format!(
-        "SELECT {VERSION_COLUMNS} FROM resources r JOIN resource_versions v ON v.seq = r.seq WHERE r.res_type = "
-    ));
-    q.bind(Bind::Text(res_type.into()))
-        .push(" AND r.res_id = ")
-        .bind(Bind::Text(id.into()));
-    q.push(" AND r.version > 0");
-    Ok(q.load(tx.conn)?.into_iter().next())
+    use crate::schema::{resource_versions as v, resources as r};
+    Ok(r::table
+        .inner_join(v::table)
+        .filter(r::res_type.eq(res_type))
+        .filter(r::res_id.eq(id))
+        .filter(r::version.gt(0))
+        .select(StoredResource::as_select())
+        .first(tx.conn)
+        .optional()?)
 }
 
 /// Version `version` of `type/id`.
@@ -33,15 +34,14 @@ pub(crate) fn version(
     id: &str,
     version: i64,
 ) -> StoreResult<Option<StoredResource>> {
-    let mut q = Sql::new(&format!(
-        "SELECT {VERSION_COLUMNS} FROM resource_versions v WHERE v.res_type = "
-    ));
-    q.bind(Bind::Text(res_type.into()))
-        .push(" AND v.res_id = ")
-        .bind(Bind::Text(id.into()))
-        .push(" AND v.version = ")
-        .bind(Bind::BigInt(version));
-    Ok(q.load(tx.conn)?.into_iter().next())
+    use crate::schema::resource_versions as v;
+    Ok(v::table
+        .filter(v::res_type.eq(res_type))
+        .filter(v::res_id.eq(id))
+        .filter(v::version.eq(version))
+        .select(StoredResource::as_select())
+        .first(tx.conn)
+        .optional()?)
 }
 
 fn history_filter(q: &mut Sql, query: &HistoryQuery) {

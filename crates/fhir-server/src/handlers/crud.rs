@@ -69,7 +69,7 @@ fn check_resource(
     if prefer(req).handling == Some(Handling::Lenient) {
         return Ok(());
     }
-    let issues = state.defs.unknown_elements(value);
+    let issues = state.defs.structure_issues(value);
     if issues.is_empty() {
         return Ok(());
     }
@@ -332,7 +332,7 @@ fn apply_patch(
             });
         }
         if !lenient {
-            if let Some(issue) = defs.unknown_elements(&doc).into_iter().next() {
+            if let Some(issue) = defs.structure_issues(&doc).into_iter().next() {
                 return Err(StoreError::Invalid {
                     message: format!("the patched resource is invalid: {issue}"),
                     expression: Some(issue.path),
