@@ -118,9 +118,16 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
             .wrap(middleware::from_fn(logging::access_log))
             .configure(crate::routes::configure)
     });
-    if let Some(w) = args.workers {
-        server = server.workers(w.max(1));
-    }
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
+    // Database work runs on each worker's blocking threads: about one per pooled
+    // connection is enough, and more threads only contend for the pool.
+    let blocking = (args.db_pool_size as usize).div_ceil(workers).max(2);
+    server = server
+        .workers(workers)
+        .worker_max_blocking_threads(blocking);
     let server = server.bind(args.listen)?;
     tracing::info!(listen = %args.listen, "serving FHIR R4 at http://{}/fhir", args.listen);
     server.run().await

@@ -83,7 +83,8 @@ fn r4_suite() {
             continue;
         };
         let expr = expr_node.text().unwrap_or("");
-        let invalid = expr_node.attribute("invalid").is_some();
+        let invalid_kind = expr_node.attribute("invalid");
+        let invalid = invalid_kind.is_some();
         let strict = test.attribute("mode") == Some("strict")
             || expr_node.attribute("mode") == Some("strict");
         let predicate = test.attribute("predicate") == Some("true");
@@ -120,6 +121,10 @@ fn r4_suite() {
                     .map_err(|e| format!("eval: {e}"))
             });
         let verdict = match (&outcome, invalid) {
+            // A syntax error must be found by the parser, not later.
+            (Err(e), true) if invalid_kind == Some("syntax") && !e.starts_with("parse:") => {
+                Err(format!("expected a syntax error, got {e}"))
+            }
             (Err(_), true) => Ok(()),
             (Ok(r), true) => Err(format!(
                 "expected an error, got {:?}",
@@ -128,7 +133,13 @@ fn r4_suite() {
             (Err(e), false) => Err(e.clone()),
             (Ok(r), false) => {
                 let got: Vec<Item> = if predicate {
-                    vec![Item::Boolean(!r.is_empty())]
+                    // The spec's boolean conversion: a single Boolean keeps its value,
+                    // any other single item is true, an empty result is false.
+                    match r.as_slice() {
+                        [Item::Boolean(b)] => vec![Item::Boolean(*b)],
+                        [] => vec![Item::Boolean(false)],
+                        _ => vec![Item::Boolean(true)],
+                    }
                 } else {
                     r.clone()
                 };
