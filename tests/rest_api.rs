@@ -67,6 +67,30 @@ fn read_returns_the_current_version_with_headers(b: Backend) {
     assert_eq!(r.json()["name"][0]["given"][1], "James");
 }
 
+fn summary_and_elements_on_read(b: Backend) {
+    let s = shared(b);
+    let body = json!({"resourceType": "Patient", "text": {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">P</div>"},
+        "name": [{"family": "Sum"}], "contact": [{"name": {"family": "C"}}], "birthDate": "1970-01-01"});
+    let id = s.create_id("Patient", &body.to_string());
+    let summary = s.get(&format!("/Patient/{id}?_summary=true")).json();
+    assert_eq!(summary["name"][0]["family"], "Sum");
+    assert!(summary.get("contact").is_none() && summary.get("text").is_none());
+    assert_eq!(summary["meta"]["tag"][0]["code"], "SUBSETTED");
+    let elements = s.get(&format!("/Patient/{id}?_elements=contact")).json();
+    assert!(elements.get("contact").is_some() && elements.get("name").is_none());
+    let data = s
+        .get(&format!("/Patient/{id}/_history/1?_summary=data"))
+        .json();
+    assert!(data.get("text").is_none() && data.get("contact").is_some());
+    assert!(
+        s.get(&format!("/Patient/{id}?_summary=false")).json()["meta"]
+            .get("tag")
+            .is_none()
+    );
+    s.get(&format!("/Patient/{id}?_summary=count")).outcome(400);
+    s.get(&format!("/Patient/{id}?_summary=maybe")).outcome(400);
+}
+
 fn stored_json_is_lossless(b: Backend) {
     let s = shared(b);
     let body = r#"{"resourceType":"Observation","status":"final","code":{"text":"weight"},"valueQuantity":{"value":70.50,"unit":"kg"},"component":[{"code":{"text":"tiny"},"valueQuantity":{"value":0.000001}}],"note":[{"text":"x","_text":{"extension":[{"url":"http://e.org/a","valueString":"b"}]}}],"extension":[{"url":"http://e.org/list","valueString":"y"}]}"#;
@@ -499,6 +523,11 @@ fn conditional_update_and_delete(b: Backend) {
     // With one match left, conditional delete removes it.
     let single = unique("cd");
     let keep = s.create_id("Patient", &patient(&single));
+    let stale = s
+        .req("DELETE", &format!("/Patient?identifier={single}"))
+        .header("If-Match", "W/\"9\"")
+        .send();
+    stale.outcome(412);
     let del = s
         .req("DELETE", &format!("/Patient?identifier={single}"))
         .send();
@@ -840,6 +869,7 @@ both_backends!(
     create_ignores_a_client_id,
     read_returns_the_current_version_with_headers,
     stored_json_is_lossless,
+    summary_and_elements_on_read,
     vread_returns_each_version_and_404_for_unknown_versions,
     read_of_unknown_resources_and_types,
     update_creates_a_new_version,

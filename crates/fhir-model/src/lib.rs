@@ -23,6 +23,7 @@ pub mod package;
 pub mod resources;
 pub mod search_param;
 pub mod structure;
+pub mod subset;
 pub mod terminology;
 
 pub use datatypes::{
@@ -38,6 +39,7 @@ pub use resources::{
 };
 pub use search_param::{CompartmentDef, SearchParamDef, SearchParamType};
 pub use structure::{ElementDef, TypeDef, TypeKind, TypeRef};
+pub use subset::{Subset, Summary};
 pub use terminology::Terminology;
 
 /// Errors while loading definitions packages.

@@ -328,11 +328,12 @@ impl Store {
         &self,
         res_type: &str,
         conditions: &[Condition],
+        pre: Precondition,
     ) -> StoreResult<Deleted> {
         self.db.write(|tx| {
             tx.lock_type(res_type)?;
             match single_match(tx, res_type, conditions)? {
-                Some(id) => self.delete_in(tx, res_type, &id, Precondition::default()),
+                Some(id) => self.delete_in(tx, res_type, &id, pre),
                 None => Ok(Deleted::NotFound),
             }
         })

@@ -95,6 +95,7 @@ pub async fn read(
     state.check_type(&rt)?;
     check_id(&id)?;
     let out = output(&req)?;
+    let subset = crate::http::negotiate::subset(&req)?;
     let (t, i) = (rt.clone(), id.clone());
     let stored = state.blocking(move |s| s.read(&t, &i)).await?;
     let Some(stored) = stored else {
@@ -118,7 +119,10 @@ pub async fn read(
         respond::version_headers(&mut b, &stored);
         return Ok(b.finish());
     }
-    Ok(respond::resource(StatusCode::OK, &stored, out))
+    Ok(match subset {
+        Some(s) => respond::resource_subset(&stored, out, state.defs, &s),
+        None => respond::resource(StatusCode::OK, &stored, out),
+    })
 }
 
 pub async fn vread(
@@ -130,6 +134,7 @@ pub async fn vread(
     state.check_type(&rt)?;
     check_id(&id)?;
     let out = output(&req)?;
+    let subset = crate::http::negotiate::subset(&req)?;
     // Version ids are opaque to clients: one this server never issued is simply unknown.
     let Some(version) = vid.parse::<i64>().ok().filter(|v| *v > 0) else {
         return Err(ApiError::NotFound(format!(
@@ -145,7 +150,10 @@ pub async fn vread(
         Some(s) if s.deleted => Err(ApiError::Gone(format!(
             "version {version} of {rt}/{id} is its deletion"
         ))),
-        Some(s) => Ok(respond::resource(StatusCode::OK, &s, out)),
+        Some(s) => Ok(match subset {
+            Some(sub) => respond::resource_subset(&s, out, state.defs, &sub),
+            None => respond::resource(StatusCode::OK, &s, out),
+        }),
     }
 }
 
@@ -454,8 +462,9 @@ pub async fn conditional_delete(
     state.check_type(&rt)?;
     output(&req)?;
     let conditions = conditions::parse(req.query_string())?;
+    let pre = precondition(&req)?;
     let deleted = state
-        .blocking(move |s| s.conditional_delete(&rt, &conditions))
+        .blocking(move |s| s.conditional_delete(&rt, &conditions, pre))
         .await?;
     deleted_response(&req, deleted)
 }

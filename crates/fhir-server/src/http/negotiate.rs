@@ -129,6 +129,40 @@ pub fn output(req: &HttpRequest) -> Result<Output, ApiError> {
     )))
 }
 
+/// `_summary` / `_elements` on a read: the subset asked for, if any.
+pub fn subset(req: &HttpRequest) -> Result<Option<fhir_model::Subset>, ApiError> {
+    use fhir_model::{Subset, Summary};
+    match (query_param(req, "_summary"), query_param(req, "_elements")) {
+        (Some(_), Some(_)) => Err(ApiError::bad_at(
+            "_summary and _elements cannot be combined",
+            "_summary",
+        )),
+        (Some(s), None) => match Summary::parse(&s) {
+            Some(m) => Ok(Some(Subset::Summary(m))),
+            None if s == "count" => Err(ApiError::bad_at(
+                "_summary=count applies to searches, not reads",
+                "_summary",
+            )),
+            None => Err(ApiError::bad_at(
+                format!("_summary '{s}' is not one of true, text, data, count, false"),
+                "_summary",
+            )),
+        },
+        (None, Some(e)) => {
+            let names: Vec<String> = e
+                .split(',')
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty())
+                .collect();
+            if names.is_empty() {
+                return Err(ApiError::bad_at("_elements lists no element", "_elements"));
+            }
+            Ok(Some(Subset::Elements(names)))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 /// Checks the request body's media type is FHIR JSON (or plain JSON). A missing
 /// `Content-Type` is taken as JSON.
 pub fn require_json_body(req: &HttpRequest) -> Result<(), ApiError> {

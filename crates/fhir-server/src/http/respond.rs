@@ -58,6 +58,26 @@ pub fn resource(status: StatusCode, stored: &StoredResource, out: Output) -> Htt
         .body(stored_body(stored, out))
 }
 
+/// A read of part of a resource (`_summary`, `_elements`), tagged SUBSETTED.
+pub fn resource_subset(
+    stored: &StoredResource,
+    out: Output,
+    defs: &fhir_model::Definitions,
+    subset: &fhir_model::Subset,
+) -> HttpResponse {
+    let full = match fhir_model::json::parse(stored.content.as_bytes()) {
+        Ok(v) => v,
+        Err(_) => return resource(StatusCode::OK, stored, out),
+    };
+    let mut r = json(StatusCode::OK, &defs.subset(&full, subset), out);
+    let mut b = HttpResponse::Ok();
+    version_headers(&mut b, stored);
+    for (k, v) in b.finish().headers() {
+        r.headers_mut().insert(k.clone(), v.clone());
+    }
+    r
+}
+
 /// The answer to a write, shaped by `Prefer: return=…`; `Location` when asked.
 pub fn written(
     status: StatusCode,
