@@ -20,8 +20,17 @@ pub fn parse_etag_version(value: &str) -> Option<i64> {
     v.trim_matches('"').parse().ok()
 }
 
-/// `If-Match`: the version the client expects to replace.
+/// `If-Match`: the version the client expects to replace. A header that is present
+/// but unreadable is refused, never ignored: ignoring it would make the write
+/// unconditional.
 pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
+    if req
+        .headers()
+        .get("if-match")
+        .is_some_and(|v| v.to_str().is_err())
+    {
+        return Err(ApiError::bad("If-Match is not a readable ETag"));
+    }
     match header(req, "if-match") {
         None => Ok(None),
         Some(v) => parse_etag_version(v).map(Some).ok_or_else(|| {
