@@ -1,9 +1,12 @@
 //! The CapabilityStatement, generated from the same definitions that route requests.
 
 use fhir_model::resources::{
-    CapabilityImplementation, CapabilityResource, CapabilityRest, CapabilitySoftware, Code,
+    CapabilityImplementation, CapabilityResource, CapabilityRest, CapabilitySearchParam,
+    CapabilitySoftware, Code,
 };
+use fhir_model::SearchParamType;
 use fhir_model::{CapabilityStatement, Definitions};
+use fhir_search::SearchRegistry;
 
 /// Interactions every resource type supports.
 const TYPE_INTERACTIONS: &[&str] = &[
@@ -15,9 +18,44 @@ const TYPE_INTERACTIONS: &[&str] = &[
     "history-instance",
     "history-type",
     "create",
+    "search-type",
 ];
 
+/// The search parameters of a type that the store can answer (composite and special
+/// parameters are not offered yet).
+fn search_params(registry: &SearchRegistry, resource_type: &str) -> Vec<CapabilitySearchParam> {
+    registry
+        .params_for(resource_type)
+        .into_iter()
+        .filter(|p| {
+            !matches!(
+                p.kind(),
+                SearchParamType::Composite | SearchParamType::Special
+            )
+        })
+        .map(|p| CapabilitySearchParam {
+            name: p.code().to_string(),
+            definition: Some(p.url().to_string()),
+            type_: p.kind().as_str().to_string(),
+            documentation: None,
+        })
+        .collect()
+}
+
+fn includes(registry: &SearchRegistry, resource_type: &str) -> Vec<String> {
+    let mut out = vec!["*".to_string()];
+    out.extend(
+        registry
+            .params_for(resource_type)
+            .into_iter()
+            .filter(|p| p.kind() == SearchParamType::Reference)
+            .map(|p| format!("{resource_type}:{}", p.code())),
+    );
+    out
+}
+
 pub fn build(defs: &Definitions, base_url: Option<&str>, date: &str) -> CapabilityStatement {
+    let registry = SearchRegistry::r4();
     let mut cs = CapabilityStatement::server(date);
     cs.software = Some(CapabilitySoftware {
         name: "fhir-server".into(),
@@ -42,16 +80,19 @@ pub fn build(defs: &Definitions, base_url: Option<&str>, date: &str) -> Capabili
             conditional_create: true,
             conditional_update: true,
             conditional_delete: Some("single".into()),
+            search_include: includes(registry, t),
+            search_param: search_params(registry, t),
             ..Default::default()
         })
         .collect();
     cs.rest = vec![CapabilityRest {
         mode: "server".into(),
         documentation: Some(
-            "Conditional create, update, patch and delete match on _id and identifier.".into(),
+            "Search: every string, token, date, number, quantity, reference and uri parameter, with chains, _has, _include/_revinclude (:iterate), _sort, _count paging, _total, _summary and _elements; composite parameters and the :in, :not-in, :above/:below (token), :of-type modifiers are not offered yet. Conditional create, update, patch and delete accept any such search.".into(),
         ),
         resource,
-        interaction: vec![Code::new("history-system")],
+        interaction: vec![Code::new("history-system"), Code::new("search-system")],
+        search_param: search_params(registry, "Resource"),
         ..Default::default()
     }];
     cs

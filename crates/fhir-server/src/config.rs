@@ -91,7 +91,8 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         types = defs.resource_types().len(),
         "definitions loaded"
     );
-    let indexer = Arc::new(crate::indexer::IdentifierIndexer { defs });
+    let registry = fhir_search::SearchRegistry::r4();
+    let indexer = Arc::new(fhir_store::SearchIndexer { registry });
     let options = PoolOptions {
         max_connections: args.db_pool_size,
         ..Default::default()

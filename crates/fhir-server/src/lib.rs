@@ -13,7 +13,6 @@ pub mod config;
 pub mod error;
 pub mod handlers;
 pub mod http;
-pub mod indexer;
 pub mod logging;
 pub mod routes;
 pub mod state;

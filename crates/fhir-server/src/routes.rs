@@ -3,7 +3,7 @@
 
 use actix_web::web::{self, delete, get, head, patch, post, put};
 
-use crate::handlers::{crud, history, system};
+use crate::handlers::{crud, history, search, system};
 
 /// Registers every route under `/fhir`, plus `/health` and `/ready`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -26,7 +26,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource(["", "/"])
                         .route(post().to(system::bundle_not_yet))
-                        .route(get().to(system::search_not_yet))
+                        .route(get().to(search::system_search))
+                        .route(head().to(search::system_search))
                         .default_service(web::to(system::method_not_allowed)),
                 )
                 .service(
@@ -36,8 +37,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .default_service(web::to(system::method_not_allowed)),
                 )
                 .service(
+                    web::resource("/_search")
+                        .route(post().to(search::system_search_post))
+                        .default_service(web::to(system::method_not_allowed)),
+                )
+                .service(
                     web::resource("/{type}/_search")
-                        .route(post().to(system::search_not_yet))
+                        .route(post().to(search::type_search_post))
                         .default_service(web::to(system::method_not_allowed)),
                 )
                 .service(
@@ -53,6 +59,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .default_service(web::to(system::method_not_allowed)),
                 )
                 .service(
+                    web::resource("/{compartment}/{id}/{type}")
+                        .route(get().to(search::compartment_search))
+                        .route(head().to(search::compartment_search))
+                        .default_service(web::to(system::method_not_allowed)),
+                )
+                .service(
                     web::resource("/{type}/{id}")
                         .route(get().to(crud::read))
                         .route(head().to(crud::read))
@@ -63,7 +75,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(
                     web::resource("/{type}")
-                        .route(get().to(system::search_not_yet))
+                        .route(get().to(search::type_search))
+                        .route(head().to(search::type_search))
                         .route(post().to(crud::create))
                         .route(put().to(crud::conditional_update))
                         .route(patch().to(crud::conditional_patch))

@@ -12,19 +12,23 @@ pub mod error;
 pub mod model;
 mod reads;
 mod schema;
+pub mod search;
 pub mod sql;
 pub mod time;
 mod writes;
 
 use std::sync::Arc;
 
+use fhir_search::Clause;
 use serde_json::Value;
+
+pub use search::{Compartment, SearchCursor, SearchPage, SearchRequest};
 
 pub use backend::{BackendKind, PoolOptions};
 pub use error::{StoreError, StoreResult};
 pub use model::{
-    Condition, Created, Deleted, HistoryPage, HistoryQuery, HistoryScope, IndexRows, Indexer,
-    NoIndex, PageCursor, StoredResource, TokenRow, TokenValue, Updated,
+    Created, Deleted, HistoryPage, HistoryQuery, HistoryScope, IndexValues, Indexer, NoIndex,
+    PageCursor, SearchIndexer, StoredResource, Updated,
 };
 
 use backend::{Database, Tx};
@@ -86,14 +90,19 @@ impl Store {
         self.db.read(|tx| reads::history(tx, query))
     }
 
-    /// Ids of up to three live resources matching all conditions (enough to tell
-    /// none, one and several apart).
-    pub fn find(&self, res_type: &str, conditions: &[Condition]) -> StoreResult<Vec<String>> {
-        self.db
-            .read(|tx| reads::matching_ids(tx, res_type, conditions))
+    /// Runs a search (see [`search`]).
+    pub fn search(&self, request: &SearchRequest) -> StoreResult<SearchPage> {
+        self.db.read(|tx| search::search(tx, request))
     }
 
-    fn index_fn<'a>(&'a self, res_type: &'a str) -> impl Fn(&Value) -> IndexRows + 'a {
+    /// Ids of up to three live resources matching all conditions (enough to tell
+    /// none, one and several apart).
+    pub fn find(&self, res_type: &str, conditions: &[Clause]) -> StoreResult<Vec<String>> {
+        self.db
+            .read(|tx| search::matching_ids(tx, res_type, conditions))
+    }
+
+    fn index_fn<'a>(&'a self, res_type: &'a str) -> impl Fn(&Value) -> IndexValues + 'a {
         move |r| self.indexer.index(res_type, r)
     }
 
@@ -104,7 +113,7 @@ impl Store {
         &self,
         res_type: &str,
         resource: Value,
-        if_none_exist: Option<&[Condition]>,
+        if_none_exist: Option<&[Clause]>,
     ) -> StoreResult<Created> {
         self.db.write(|tx| {
             if let Some(conditions) = if_none_exist {
@@ -174,7 +183,7 @@ impl Store {
     pub fn conditional_update(
         &self,
         res_type: &str,
-        conditions: &[Condition],
+        conditions: &[Clause],
         resource: Value,
         body_id: Option<&str>,
         pre: Precondition,
@@ -267,7 +276,7 @@ impl Store {
     pub fn conditional_patch(
         &self,
         res_type: &str,
-        conditions: &[Condition],
+        conditions: &[Clause],
         pre: Precondition,
         apply: impl FnOnce(Value) -> StoreResult<Value>,
     ) -> StoreResult<Updated> {
@@ -327,7 +336,7 @@ impl Store {
     pub fn conditional_delete(
         &self,
         res_type: &str,
-        conditions: &[Condition],
+        conditions: &[Clause],
         pre: Precondition,
     ) -> StoreResult<Deleted> {
         self.db.write(|tx| {
@@ -344,9 +353,9 @@ impl Store {
 fn single_match(
     tx: &mut Tx<'_>,
     res_type: &str,
-    conditions: &[Condition],
+    conditions: &[Clause],
 ) -> StoreResult<Option<String>> {
-    let ids = reads::matching_ids(tx, res_type, conditions)?;
+    let ids = search::matching_ids(tx, res_type, conditions)?;
     match ids.len() {
         0 => Ok(None),
         1 => Ok(ids.into_iter().next()),

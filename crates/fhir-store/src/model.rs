@@ -45,50 +45,31 @@ impl StoredResource {
 pub(crate) const VERSION_COLUMNS: &str =
     "v.seq, v.res_type, v.res_id, v.version, v.last_updated, v.deleted, v.method, v.content";
 
-/// A token index row: one `system|code` of one search parameter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRow {
-    pub param: String,
-    pub system: Option<String>,
-    pub code: Option<String>,
-}
+pub use fhir_search::IndexValues;
 
-/// The index rows of one resource version.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IndexRows {
-    pub tokens: Vec<TokenRow>,
-}
-
-/// Computes index rows for a resource about to be stored.
+/// Computes the search index values of a resource about to be stored.
 pub trait Indexer: Send + Sync {
-    fn index(&self, resource_type: &str, resource: &serde_json::Value) -> IndexRows;
+    fn index(&self, resource_type: &str, resource: &serde_json::Value) -> IndexValues;
 }
 
 /// An indexer that indexes nothing.
 pub struct NoIndex;
 
 impl Indexer for NoIndex {
-    fn index(&self, _: &str, _: &serde_json::Value) -> IndexRows {
-        IndexRows::default()
+    fn index(&self, _: &str, _: &serde_json::Value) -> IndexValues {
+        IndexValues::default()
     }
 }
 
-/// A token to match: `code`, `system|code`, `|code` (`system: Some("")`), `system|`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenValue {
-    /// `None`: any system; `Some("")`: no system.
-    pub system: Option<String>,
-    pub code: Option<String>,
+/// Indexes every search parameter of the registry (FHIRPath extraction).
+pub struct SearchIndexer {
+    pub registry: &'static fhir_search::SearchRegistry,
 }
 
-/// One criterion of a conditional operation; all must hold, any value of one may match.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Condition {
-    Id(Vec<String>),
-    Token {
-        param: String,
-        any_of: Vec<TokenValue>,
-    },
+impl Indexer for SearchIndexer {
+    fn index(&self, resource_type: &str, resource: &serde_json::Value) -> IndexValues {
+        fhir_search::extract(self.registry, resource_type, resource)
+    }
 }
 
 /// The outcome of a create.

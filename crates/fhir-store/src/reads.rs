@@ -1,12 +1,11 @@
 //! Reading: current versions, specific versions, history pages, conditional matches.
 
 use diesel::prelude::*;
-use diesel::sql_types::Text;
 
 use crate::backend::Tx;
 use crate::error::StoreResult;
 use crate::model::{
-    Condition, HistoryPage, HistoryQuery, HistoryScope, PageCursor, StoredResource, VERSION_COLUMNS,
+    HistoryPage, HistoryQuery, HistoryScope, PageCursor, StoredResource, VERSION_COLUMNS,
 };
 use crate::sql::{Bind, CountRow, Sql};
 
@@ -115,71 +114,4 @@ pub(crate) fn history(tx: &mut Tx<'_>, query: &HistoryQuery) -> StoreResult<Hist
         has_older,
         has_newer,
     })
-}
-
-#[derive(QueryableByName)]
-struct IdRow {
-    #[diesel(sql_type = Text)]
-    res_id: String,
-}
-
-/// Ids of the live resources of `res_type` matching every condition.
-pub(crate) fn matching_ids(
-    tx: &mut Tx<'_>,
-    res_type: &str,
-    conditions: &[Condition],
-) -> StoreResult<Vec<String>> {
-    let mut q = Sql::new("SELECT r.res_id FROM resources r WHERE r.res_type = ");
-    q.bind(Bind::Text(res_type.into()));
-    q.push(" AND r.version > 0 AND r.deleted = ")
-        .bind(Bind::Bool(false));
-    for c in conditions {
-        match c {
-            Condition::Id(ids) => {
-                q.push(" AND r.res_id IN (");
-                for (i, id) in ids.iter().enumerate() {
-                    if i > 0 {
-                        q.push(", ");
-                    }
-                    q.bind(Bind::Text(id.clone()));
-                }
-                if ids.is_empty() {
-                    q.push("NULL");
-                }
-                q.push(")");
-            }
-            Condition::Token { param, any_of } => {
-                q.push(" AND EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = r.rid AND t.param = ");
-                q.bind(Bind::Text(param.clone())).push(" AND (");
-                for (i, v) in any_of.iter().enumerate() {
-                    if i > 0 {
-                        q.push(" OR ");
-                    }
-                    q.push("(1 = 1");
-                    if let Some(code) = &v.code {
-                        q.push(" AND t.code = ").bind(Bind::Text(code.clone()));
-                    }
-                    match v.system.as_deref() {
-                        None => {}
-                        Some("") => {
-                            q.push(" AND t.system IS NULL");
-                        }
-                        Some(s) => {
-                            q.push(" AND t.system = ").bind(Bind::Text(s.into()));
-                        }
-                    }
-                    q.push(")");
-                }
-                if any_of.is_empty() {
-                    q.push("1 = 0");
-                }
-                q.push("))");
-            }
-        }
-    }
-    q.push(" ORDER BY r.res_id LIMIT 3");
-    Ok(q.load::<IdRow>(tx.conn)?
-        .into_iter()
-        .map(|r| r.res_id)
-        .collect())
 }

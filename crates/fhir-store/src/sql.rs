@@ -2,7 +2,7 @@
 //! PostgreSQL and SQLite both read; binds are typed values applied in order.
 
 use diesel::query_builder::BoxedSqlQuery;
-use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text};
 use diesel::{Connection, QueryableByName, RunQueryDsl};
 
 use crate::backend::AnyConnection;
@@ -16,7 +16,10 @@ pub enum Bind {
     Text(String),
     OptText(Option<String>),
     BigInt(i64),
+    OptBigInt(Option<i64>),
     Bool(bool),
+    Double(f64),
+    OptDouble(Option<f64>),
 }
 
 /// SQL text with its binds, built piece by piece.
@@ -52,6 +55,65 @@ impl Sql {
         &self.text
     }
 
+    /// Appends another piece with its binds (placeholders renumbered).
+    pub fn append(&mut self, other: &Sql) -> &mut Self {
+        let offset = self.binds.len();
+        let mut rest = other.text.as_str();
+        while let Some(pos) = rest.find('$') {
+            self.text.push_str(&rest[..pos]);
+            let digits: String = rest[pos + 1..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            match digits.parse::<usize>() {
+                Ok(n) => {
+                    self.text.push('$');
+                    self.text.push_str(&(n + offset).to_string());
+                }
+                Err(_) => self.text.push('$'),
+            }
+            rest = &rest[pos + 1 + digits.len()..];
+        }
+        self.text.push_str(rest);
+        self.binds.extend(other.binds.iter().cloned());
+        self
+    }
+
+    /// The same SQL with column references `from.` renamed to `to.`.
+    pub fn with_alias(&self, from: &str, to: &str) -> Sql {
+        let mut text = String::with_capacity(self.text.len());
+        let pattern = format!("{from}.");
+        let mut rest = self.text.as_str();
+        while let Some(pos) = rest.find(&pattern) {
+            let boundary =
+                pos == 0 || !rest[..pos].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+            text.push_str(&rest[..pos]);
+            text.push_str(if boundary { to } else { from });
+            text.push('.');
+            rest = &rest[pos + pattern.len()..];
+        }
+        text.push_str(rest);
+        Sql {
+            text,
+            binds: self.binds.clone(),
+        }
+    }
+
+    /// `IN (…)` over text values (`IN (NULL)` when empty, which matches nothing).
+    pub fn in_list(&mut self, values: &[String]) -> &mut Self {
+        self.push(" IN (");
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(Bind::Text(v.clone()));
+        }
+        if values.is_empty() {
+            self.push("NULL");
+        }
+        self.push(")")
+    }
+
     fn query(&self) -> BoxedSqlQuery<'_, Backend, diesel::query_builder::SqlQuery> {
         let mut q = diesel::sql_query(self.text.clone()).into_boxed::<Backend>();
         for b in &self.binds {
@@ -60,6 +122,9 @@ impl Sql {
                 Bind::OptText(v) => q.bind::<Nullable<Text>, _>(v.clone()),
                 Bind::BigInt(v) => q.bind::<BigInt, _>(*v),
                 Bind::Bool(v) => q.bind::<Bool, _>(*v),
+                Bind::Double(v) => q.bind::<Double, _>(*v),
+                Bind::OptBigInt(v) => q.bind::<Nullable<BigInt>, _>(*v),
+                Bind::OptDouble(v) => q.bind::<Nullable<Double>, _>(*v),
             };
         }
         q

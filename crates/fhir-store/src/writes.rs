@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::backend::Tx;
 use crate::error::{StoreError, StoreResult};
-use crate::model::{IndexRows, StoredResource};
+use crate::model::{IndexValues, StoredResource};
 use crate::sql::{Bind, Sql};
 use crate::time::{fhir_instant, now_millis};
 
@@ -91,7 +91,7 @@ pub(crate) fn write_version(
     current: &Current,
     resource: Option<Value>,
     method: &str,
-    index: &dyn Fn(&Value) -> IndexRows,
+    index: &dyn Fn(&Value) -> IndexValues,
 ) -> StoreResult<StoredResource> {
     let version = current.version + 1;
     let last_updated = now_millis();
@@ -102,7 +102,7 @@ pub(crate) fn write_version(
             let rows = index(&r);
             (fhir_model::json::to_string(&r), rows)
         }
-        None => (String::new(), IndexRows::default()),
+        None => (String::new(), IndexValues::default()),
     };
     let mut insert = Sql::new(
         "INSERT INTO resource_versions (res_type, res_id, version, last_updated, deleted, method, content) VALUES (",
@@ -153,31 +153,262 @@ pub(crate) fn write_version(
     })
 }
 
-fn replace_index(tx: &mut Tx<'_>, rid: i64, res_type: &str, rows: &IndexRows) -> StoreResult<()> {
-    let mut delete = Sql::new("DELETE FROM idx_token WHERE rid = ");
-    delete.bind(Bind::BigInt(rid));
-    delete.execute(tx.conn)?;
-    for chunk in rows.tokens.chunks(200) {
-        let mut insert =
-            Sql::new("INSERT INTO idx_token (rid, res_type, param, system, code) VALUES ");
-        for (i, t) in chunk.iter().enumerate() {
-            if i > 0 {
-                insert.push(", ");
-            }
-            insert
-                .push("(")
-                .bind(Bind::BigInt(rid))
-                .push(", ")
-                .bind(Bind::Text(res_type.into()))
-                .push(", ")
-                .bind(Bind::Text(t.param.clone()))
-                .push(", ")
-                .bind(Bind::OptText(t.system.clone()))
-                .push(", ")
-                .bind(Bind::OptText(t.code.clone()))
-                .push(")");
+/// Rows of one index table: column names and, per row, the values after `rid,
+/// res_type, param`.
+struct TableRows {
+    table: &'static str,
+    columns: &'static [&'static str],
+    rows: Vec<(String, Vec<Bind>)>,
+}
+
+fn opt(v: &Option<String>) -> Bind {
+    Bind::OptText(v.clone())
+}
+
+fn decimal(d: &fhir_search::Decimal) -> f64 {
+    d.to_string().parse().unwrap_or(0.0)
+}
+
+fn table_rows(v: &IndexValues) -> Vec<TableRows> {
+    vec![
+        TableRows {
+            table: "idx_string",
+            columns: &["norm", "exact"],
+            rows: v
+                .strings
+                .iter()
+                .map(|r| {
+                    (
+                        r.param.clone(),
+                        vec![
+                            Bind::Text(r.normalized.clone()),
+                            Bind::Text(r.value.clone()),
+                        ],
+                    )
+                })
+                .collect(),
+        },
+        TableRows {
+            table: "idx_token",
+            columns: &["system", "code", "text_norm"],
+            rows: v
+                .tokens
+                .iter()
+                .map(|r| {
+                    (
+                        r.param.clone(),
+                        vec![opt(&r.system), opt(&r.code), opt(&r.text)],
+                    )
+                })
+                .collect(),
+        },
+        TableRows {
+            table: "idx_date",
+            columns: &["start_ms", "end_ms"],
+            rows: v
+                .dates
+                .iter()
+                .map(|r| {
+                    (
+                        r.param.clone(),
+                        vec![Bind::BigInt(r.start), Bind::BigInt(r.end)],
+                    )
+                })
+                .collect(),
+        },
+        TableRows {
+            table: "idx_number",
+            columns: &["value"],
+            rows: v
+                .numbers
+                .iter()
+                .map(|r| {
+                    (
+                        r.param.clone(),
+                        vec![Bind::Double(decimal(&r.number.value))],
+                    )
+                })
+                .collect(),
+        },
+        TableRows {
+            table: "idx_quantity",
+            columns: &["system", "code", "unit", "value"],
+            rows: v
+                .quantities
+                .iter()
+                .filter_map(|r| {
+                    let value = r.value.as_ref()?;
+                    Some((
+                        r.param.clone(),
+                        vec![
+                            opt(&r.system),
+                            opt(&r.code),
+                            opt(&r.unit),
+                            Bind::Double(decimal(value)),
+                        ],
+                    ))
+                })
+                .collect(),
+        },
+        TableRows {
+            table: "idx_reference",
+            columns: &[
+                "target_type",
+                "target_id",
+                "url",
+                "ident_system",
+                "ident_value",
+            ],
+            rows: v
+                .references
+                .iter()
+                .filter(|r| !r.contained)
+                .map(|r| {
+                    (
+                        r.param.clone(),
+                        vec![
+                            opt(&r.target_type),
+                            opt(&r.id),
+                            opt(&r.url),
+                            opt(&r.identifier_system),
+                            opt(&r.identifier_value),
+                        ],
+                    )
+                })
+                .collect(),
+        },
+        TableRows {
+            table: "idx_uri",
+            columns: &["uri"],
+            rows: v
+                .uris
+                .iter()
+                .map(|r| (r.param.clone(), vec![Bind::Text(r.uri.clone())]))
+                .collect(),
+        },
+    ]
+}
+
+const COMPOSITE_COLUMNS: &[&str] = &[
+    "grp",
+    "pos",
+    "system",
+    "code",
+    "text_norm",
+    "norm",
+    "exact",
+    "start_ms",
+    "end_ms",
+    "value",
+    "unit",
+    "target_type",
+    "target_id",
+    "url",
+    "ident_system",
+    "ident_value",
+    "uri",
+];
+
+/// The values of one component in `idx_composite` column order (after grp, pos).
+fn component_binds(v: &fhir_search::IndexValue) -> Vec<Bind> {
+    use fhir_search::IndexValue as V;
+    // Typed NULLs: PostgreSQL will not put a text NULL in a number column.
+    let mut b: Vec<Bind> = (0..15)
+        .map(|i| match i {
+            5 | 6 => Bind::OptBigInt(None),
+            7 => Bind::OptDouble(None),
+            _ => Bind::OptText(None),
+        })
+        .collect();
+    match v {
+        V::Token(t) => {
+            b[0] = opt(&t.system);
+            b[1] = opt(&t.code);
+            b[2] = opt(&t.text);
         }
-        insert.execute(tx.conn)?;
+        V::String(s) => {
+            b[3] = Bind::Text(s.normalized.clone());
+            b[4] = Bind::Text(s.value.clone());
+        }
+        V::Date(d) => {
+            b[5] = Bind::BigInt(d.start);
+            b[6] = Bind::BigInt(d.end);
+        }
+        V::Number(n) => b[7] = Bind::Double(decimal(&n.number.value)),
+        V::Quantity(q) => {
+            if let Some(value) = &q.value {
+                b[7] = Bind::Double(decimal(value));
+            }
+            b[0] = opt(&q.system);
+            b[1] = opt(&q.code);
+            b[8] = opt(&q.unit);
+        }
+        V::Reference(r) => {
+            b[9] = opt(&r.target_type);
+            b[10] = opt(&r.id);
+            b[11] = opt(&r.url);
+            b[12] = opt(&r.identifier_system);
+            b[13] = opt(&r.identifier_value);
+        }
+        V::Uri(u) => b[14] = Bind::Text(u.uri.clone()),
+    }
+    b
+}
+
+fn composite_rows(v: &IndexValues) -> TableRows {
+    let mut rows = Vec::new();
+    for (grp, c) in v.composites.iter().enumerate() {
+        for (pos, comp) in c.components.iter().enumerate() {
+            let mut binds = vec![Bind::BigInt(grp as i64), Bind::BigInt(pos as i64)];
+            binds.extend(component_binds(comp));
+            rows.push((c.param.clone(), binds));
+        }
+    }
+    TableRows {
+        table: "idx_composite",
+        columns: COMPOSITE_COLUMNS,
+        rows,
+    }
+}
+
+/// Replaces the index rows of a resource (current version only).
+fn replace_index(
+    tx: &mut Tx<'_>,
+    rid: i64,
+    res_type: &str,
+    values: &IndexValues,
+) -> StoreResult<()> {
+    let mut tables = table_rows(values);
+    tables.push(composite_rows(values));
+    for t in tables {
+        let mut delete = Sql::new(&format!("DELETE FROM {} WHERE rid = ", t.table));
+        delete.bind(Bind::BigInt(rid));
+        delete.execute(tx.conn)?;
+        // Stay well under SQLite's limit of bound parameters per statement.
+        let per_row = 3 + t.columns.len();
+        for chunk in t.rows.chunks(400 / per_row) {
+            let mut insert = Sql::new(&format!(
+                "INSERT INTO {} (rid, res_type, param, {}) VALUES ",
+                t.table,
+                t.columns.join(", ")
+            ));
+            for (i, (param, binds)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    insert.push(", ");
+                }
+                insert
+                    .push("(")
+                    .bind(Bind::BigInt(rid))
+                    .push(", ")
+                    .bind(Bind::Text(res_type.into()));
+                insert.push(", ").bind(Bind::Text(param.clone()));
+                for b in binds {
+                    insert.push(", ").bind(b.clone());
+                }
+                insert.push(")");
+            }
+            insert.execute(tx.conn)?;
+        }
     }
     Ok(())
 }

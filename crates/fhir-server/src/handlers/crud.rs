@@ -169,7 +169,7 @@ pub async fn create(
     state.check_type(&rt)?;
     let out = output(&req)?;
     let conditions = if_none_exist(&req)
-        .map(|q| conditions::parse(&q))
+        .map(|q| conditions::parse(&rt, &q))
         .transpose()?;
     let mut resource = resource_body(&state, &req, payload, &rt).await?;
     // The server assigns the id of a created resource; one in the body is ignored.
@@ -258,7 +258,7 @@ pub async fn conditional_update(
     let rt = path_type(&path).to_string();
     state.check_type(&rt)?;
     let out = output(&req)?;
-    let conditions = conditions::parse(req.query_string())?;
+    let conditions = conditions::parse(&rt, req.query_string())?;
     let pre = precondition(&req)?;
     let resource = resource_body(&state, &req, payload, &rt).await?;
     let body_id = resource
@@ -388,7 +388,7 @@ pub async fn conditional_patch(
     let rt = path_type(&path).to_string();
     state.check_type(&rt)?;
     let out = output(&req)?;
-    let conditions = conditions::parse(req.query_string())?;
+    let conditions = conditions::parse(&rt, req.query_string())?;
     let pre = precondition(&req)?;
     let patch = patch_body(&state, &req, payload).await?;
     let lenient = prefer(&req).handling == Some(Handling::Lenient);
@@ -461,7 +461,7 @@ pub async fn conditional_delete(
     let rt = path_type(&path).to_string();
     state.check_type(&rt)?;
     output(&req)?;
-    let conditions = conditions::parse(req.query_string())?;
+    let conditions = conditions::parse(&rt, req.query_string())?;
     let pre = precondition(&req)?;
     let deleted = state
         .blocking(move |s| s.conditional_delete(&rt, &conditions, pre))

@@ -2,4 +2,5 @@
 
 pub mod crud;
 pub mod history;
+pub mod search;
 pub mod system;

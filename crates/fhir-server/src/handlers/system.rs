@@ -45,19 +45,6 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Search is the next capability to land; until then it is refused plainly.
-pub async fn search_not_yet(
-    state: web::Data<AppState>,
-    path: Option<web::Path<(String,)>>,
-) -> Result<HttpResponse, ApiError> {
-    if let Some(p) = path {
-        state.check_type(&p.0)?;
-    }
-    Err(ApiError::NotImplemented(
-        "search is not supported by this server yet".into(),
-    ))
-}
-
 pub async fn bundle_not_yet() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotImplemented(
         "batch and transaction Bundles are not supported by this server yet".into(),

@@ -1,0 +1,385 @@
+//! Search (search.html): type, system and compartment level, GET and POST `_search`.
+//! The query string is parsed by fhir-search into a typed AST, compiled to SQL by
+//! fhir-store, and the page is answered as a `searchset` Bundle with paging links.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use fhir_model::{
+    Bundle, BundleEntry, BundleType, EntrySearch, Issue, IssueType, OperationOutcome,
+    SearchEntryMode,
+};
+use fhir_search::{
+    Clause, ReferenceValue, SearchError, SearchQuery, SearchRegistry, SearchValue, SummaryMode,
+    TotalMode,
+};
+use fhir_store::{Compartment, SearchCursor, SearchPage, SearchRequest, StoredResource};
+
+use crate::error::ApiError;
+use crate::http::body::read_limited;
+use crate::http::negotiate::{content_type, output};
+use crate::http::prefer::{prefer, Handling};
+use crate::http::respond;
+use crate::state::{check_id, AppState};
+
+const DEFAULT_COUNT: usize = 20;
+const MAX_COUNT: usize = 1000;
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+fn pairs_of(query: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+pub async fn type_search(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String,)>,
+) -> Result<HttpResponse> {
+    let (rt,) = path.into_inner();
+    state.check_type(&rt)?;
+    let pairs = pairs_of(req.query_string());
+    run(&state, &req, Some(rt), pairs, None).await
+}
+
+/// `POST [type]/_search` with the parameters in a form body (and possibly the URL).
+pub async fn type_search_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String,)>,
+    payload: web::Payload,
+) -> Result<HttpResponse> {
+    let (rt,) = path.into_inner();
+    state.check_type(&rt)?;
+    let pairs = form_pairs(&state, &req, payload).await?;
+    run(&state, &req, Some(rt), pairs, None).await
+}
+
+pub async fn system_search_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse> {
+    let pairs = form_pairs(&state, &req, payload).await?;
+    run(&state, &req, None, pairs, None).await
+}
+
+async fn form_pairs(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Vec<(String, String)>> {
+    match content_type(req).as_deref() {
+        Some("application/x-www-form-urlencoded") | None => {}
+        Some(other) => {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "_search takes application/x-www-form-urlencoded parameters, not '{other}'"
+            )))
+        }
+    }
+    let body = read_limited(req, payload, state.max_body_bytes).await?;
+    let mut pairs = pairs_of(req.query_string());
+    let text =
+        std::str::from_utf8(&body).map_err(|_| ApiError::bad("the form body is not UTF-8"))?;
+    pairs.extend(pairs_of(text));
+    Ok(pairs)
+}
+
+pub async fn system_search(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
+    let pairs = pairs_of(req.query_string());
+    run(&state, &req, None, pairs, None).await
+}
+
+/// `GET [Compartment]/[id]/[type]`, e.g. `Patient/123/Observation` (`*` for all types).
+pub async fn compartment_search(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse> {
+    let (ctype, cid, rt) = path.into_inner();
+    check_id(&cid)?;
+    let registry = SearchRegistry::r4();
+    let Some(def) = state.defs.compartment(&ctype) else {
+        return Err(ApiError::NotFound(format!(
+            "no compartment is defined for '{ctype}'"
+        )));
+    };
+    let types: Vec<String> = if rt == "*" {
+        fhir_search::compartment_types(registry, &ctype)
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    } else {
+        state.check_type(&rt)?;
+        if def.params_for(&rt).is_empty() {
+            return Err(ApiError::NotFound(format!(
+                "{rt} resources are not part of the {ctype} compartment"
+            )));
+        }
+        vec![rt.clone()]
+    };
+    let params = types
+        .iter()
+        .map(|t| (t.clone(), def.params_for(t).to_vec()))
+        .collect();
+    let compartment = Compartment {
+        resource_type: ctype,
+        id: cid,
+        params,
+    };
+    let mut pairs = pairs_of(req.query_string());
+    if rt == "*" {
+        pairs.retain(|(k, _)| k != "_type");
+        pairs.push(("_type".into(), types.join(",")));
+    }
+    let rt = (rt != "*").then_some(rt);
+    run(&state, &req, rt, pairs, Some(compartment)).await
+}
+
+fn search_error(e: SearchError) -> ApiError {
+    match e {
+        SearchError::UnknownResourceType(t) => {
+            ApiError::NotFound(format!("unknown resource type '{t}'"))
+        }
+        other => match other.param().map(str::to_string) {
+            Some(p) => ApiError::bad_at(other.to_string(), p),
+            None => ApiError::bad(other.to_string()),
+        },
+    }
+}
+
+/// Our paging parameter: `a<rid>`/`b<rid>` (after/before, unsorted) or `o<offset>`.
+fn take_cursor(pairs: &mut Vec<(String, String)>) -> Result<Option<SearchCursor>> {
+    let Some(pos) = pairs.iter().position(|(k, _)| k == "_page") else {
+        return Ok(None);
+    };
+    let (_, v) = pairs.remove(pos);
+    let cursor = match v.split_at_checked(1) {
+        Some(("a", n)) => n.parse().ok().map(SearchCursor::AfterRid),
+        Some(("b", n)) => n.parse().ok().map(SearchCursor::BeforeRid),
+        Some(("o", n)) => n.parse().ok().map(SearchCursor::Offset),
+        _ => None,
+    };
+    cursor
+        .map(Some)
+        .ok_or_else(|| ApiError::bad_at(format!("_page '{v}' is not valid"), "_page"))
+}
+
+/// References given as absolute URLs of this server are local references.
+fn localize(clause: &mut Clause, base: &str) {
+    match clause {
+        Clause::Has(h) => localize(&mut h.inner, base),
+        Clause::Param(p) => {
+            for v in &mut p.values {
+                let SearchValue::Reference(ReferenceValue::Url { url, .. }) = v else {
+                    continue;
+                };
+                let Some(rest) = url.strip_prefix(base).and_then(|r| r.strip_prefix('/')) else {
+                    continue;
+                };
+                let mut parts = rest.split('/');
+                if let (Some(t), Some(id), None) = (parts.next(), parts.next(), parts.next()) {
+                    *v = SearchValue::Reference(ReferenceValue::Local {
+                        resource_type: Some(t.to_string()),
+                        id: id.to_string(),
+                        version: None,
+                    });
+                }
+            }
+        }
+    }
+}
+
+async fn run(
+    state: &AppState,
+    req: &HttpRequest,
+    resource_type: Option<String>,
+    mut pairs: Vec<(String, String)>,
+    compartment: Option<Compartment>,
+) -> Result<HttpResponse> {
+    let out = output(req)?;
+    let strict = prefer(req).handling == Some(Handling::Strict);
+    let cursor = take_cursor(&mut pairs)?;
+    let registry = SearchRegistry::r4();
+    let mut query = fhir_search::parse(registry, resource_type.as_deref(), &pairs, strict)
+        .map_err(search_error)?;
+    let base = state.base(req);
+    for c in &mut query.clauses {
+        localize(c, &base);
+    }
+    let summary_count = query.result.summary == Some(SummaryMode::Count);
+    let count = if summary_count {
+        0
+    } else {
+        query
+            .result
+            .count
+            .map_or(DEFAULT_COUNT, |c| c as usize)
+            .min(MAX_COUNT)
+    };
+    let with_total = summary_count || query.result.total != Some(TotalMode::None);
+    let request = SearchRequest {
+        query: query.clone(),
+        count,
+        cursor,
+        with_total,
+        compartment,
+    };
+    let page = state.blocking(move |s| s.search(&request)).await?;
+    // Paging links are GETs, also for searches that came as POST `_search`.
+    let path = req.path().strip_prefix("/fhir").unwrap_or(req.path());
+    let path = path.strip_suffix("/_search").unwrap_or(path).to_string();
+    let bundle = build_bundle(state, &base, &path, &pairs, &query, count, cursor, &page)?;
+    Ok(respond::json(StatusCode::OK, &bundle.to_value(), out))
+}
+
+fn link(base: &str, path: &str, pairs: &[(String, String)], page: Option<String>) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        q.append_pair(k, v);
+    }
+    if let Some(p) = page {
+        q.append_pair("_page", &p);
+    }
+    let q = q.finish();
+    if q.is_empty() {
+        format!("{base}{path}")
+    } else {
+        format!("{base}{path}?{q}")
+    }
+}
+
+fn subset_of(query: &SearchQuery) -> Option<fhir_model::Subset> {
+    use fhir_model::{Subset, Summary};
+    match query.result.summary {
+        Some(SummaryMode::True) => Some(Subset::Summary(Summary::True)),
+        Some(SummaryMode::Text) => Some(Subset::Summary(Summary::Text)),
+        Some(SummaryMode::Data) => Some(Subset::Summary(Summary::Data)),
+        _ if !query.result.elements.is_empty() => {
+            Some(Subset::Elements(query.result.elements.clone()))
+        }
+        _ => None,
+    }
+}
+
+fn entry(
+    state: &AppState,
+    base: &str,
+    stored: &StoredResource,
+    mode: SearchEntryMode,
+    subset: Option<&fhir_model::Subset>,
+) -> Result<BundleEntry> {
+    let mut resource = fhir_model::json::parse(stored.content.as_bytes())
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Some(s) = subset {
+        resource = state.defs.subset(&resource, s);
+    }
+    Ok(BundleEntry {
+        full_url: Some(format!("{base}/{}/{}", stored.res_type, stored.res_id)),
+        resource: Some(resource),
+        search: Some(EntrySearch {
+            mode: Some(mode),
+            score: None,
+        }),
+        ..Default::default()
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_bundle(
+    state: &AppState,
+    base: &str,
+    path: &str,
+    pairs: &[(String, String)],
+    query: &SearchQuery,
+    count: usize,
+    cursor: Option<SearchCursor>,
+    page: &SearchPage,
+) -> Result<Bundle> {
+    let sorted = !query.result.sort.is_empty();
+    // Links state the search performed: ignored parameters are left out.
+    let used: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| !query.ignored.iter().any(|i| &i.param == k))
+        .cloned()
+        .collect();
+    let pairs = used.as_slice();
+    let self_page = cursor.map(|c| match c {
+        SearchCursor::AfterRid(n) => format!("a{n}"),
+        SearchCursor::BeforeRid(n) => format!("b{n}"),
+        SearchCursor::Offset(n) => format!("o{n}"),
+    });
+    let mut bundle =
+        Bundle::new(BundleType::Searchset).link("self", link(base, path, pairs, self_page));
+    if let Some(t) = page.total {
+        bundle = bundle.total(t as u64);
+    }
+    let offset = match cursor {
+        Some(SearchCursor::Offset(o)) => o,
+        _ => 0,
+    };
+    if page.has_next {
+        let next = if sorted {
+            Some(format!("o{}", offset + count as u64))
+        } else {
+            page.last_rid.map(|r| format!("a{r}"))
+        };
+        if let Some(n) = next {
+            bundle = bundle.link("next", link(base, path, pairs, Some(n)));
+        }
+    }
+    if page.has_previous {
+        let prev = if sorted {
+            Some(format!("o{}", offset.saturating_sub(count as u64)))
+        } else {
+            page.first_rid.map(|r| format!("b{r}"))
+        };
+        if let Some(p) = prev {
+            bundle = bundle.link("previous", link(base, path, pairs, Some(p)));
+        }
+    }
+    let subset = subset_of(query);
+    for m in &page.matches {
+        bundle.entry.push(entry(
+            state,
+            base,
+            m,
+            SearchEntryMode::Match,
+            subset.as_ref(),
+        )?);
+    }
+    for i in &page.included {
+        bundle.entry.push(entry(
+            state,
+            base,
+            i,
+            SearchEntryMode::Include,
+            subset.as_ref(),
+        )?);
+    }
+    if !query.ignored.is_empty() {
+        let mut oo = OperationOutcome::new();
+        for i in &query.ignored {
+            oo = oo.with(
+                Issue::warning(
+                    IssueType::NotSupported,
+                    format!("{}: {} (ignored)", i.param, i.message),
+                )
+                .at(i.param.clone()),
+            );
+        }
+        bundle.entry.push(BundleEntry {
+            resource: Some(oo.to_value()),
+            search: Some(EntrySearch {
+                mode: Some(SearchEntryMode::Outcome),
+                score: None,
+            }),
+            ..Default::default()
+        });
+    }
+    bundle.timestamp = Some(fhir_store::time::fhir_instant(
+        fhir_store::time::now_millis(),
+    ));
+    Ok(bundle)
+}

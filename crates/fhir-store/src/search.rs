@@ -1,0 +1,800 @@
+//! Compiling a search AST (`fhir_search::SearchQuery`) to SQL over the index tables,
+//! identically for SQLite and PostgreSQL, and running it: matches, total, paging,
+//! sorting, `_include` and `_revinclude`.
+//!
+//! Every criterion becomes an `EXISTS` sub-query on one index table keyed by the
+//! resource's `rid`, so cost follows the index, not the table. Chains join through
+//! `idx_reference` to the target's `resources` row; `_has` does the reverse.
+
+use std::collections::HashSet;
+
+use diesel::sql_types::{BigInt, Text};
+use diesel::QueryableByName;
+use fhir_search::{
+    Clause, HasClause, Include, Modifier, ParamClause, Prefix, ReferenceValue, SearchParamType,
+    SearchQuery, SearchValue, SortKey, TokenSystem, TokenValue,
+};
+
+use crate::backend::Tx;
+use crate::error::{StoreError, StoreResult};
+use crate::model::{StoredResource, VERSION_COLUMNS};
+use crate::sql::{Bind, CountRow, Sql};
+
+/// Nesting limit for chains and `_has` (each level is one more sub-query).
+const MAX_DEPTH: usize = 8;
+
+/// Rounds of `_include:iterate` / `_revinclude:iterate` before giving up on more.
+const MAX_ITERATE: usize = 10;
+
+/// Where a page starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchCursor {
+    /// Unsorted searches page by `rid` (stable while data changes).
+    AfterRid(i64),
+    BeforeRid(i64),
+    /// Sorted searches page by position.
+    Offset(u64),
+}
+
+/// What a search needs besides the query.
+#[derive(Debug, Clone, Default)]
+pub struct SearchRequest {
+    pub query: SearchQuery,
+    pub count: usize,
+    pub cursor: Option<SearchCursor>,
+    /// Count all matches (`_total` other than `none`).
+    pub with_total: bool,
+    /// Compartment search: matches must refer to `(type, id)` through one of `params`.
+    pub compartment: Option<Compartment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compartment {
+    pub resource_type: String,
+    pub id: String,
+    /// Per searched type, the reference parameters linking it to the compartment.
+    pub params: Vec<(String, Vec<String>)>,
+}
+
+/// One page of results.
+#[derive(Debug, Clone, Default)]
+pub struct SearchPage {
+    pub matches: Vec<StoredResource>,
+    pub included: Vec<StoredResource>,
+    pub total: Option<i64>,
+    /// The `rid` of the first and last match (for rid cursors).
+    pub first_rid: Option<i64>,
+    pub last_rid: Option<i64>,
+    pub has_next: bool,
+    pub has_previous: bool,
+}
+
+#[derive(QueryableByName)]
+struct MatchRow {
+    #[diesel(sql_type = BigInt)]
+    rid: i64,
+    #[diesel(embed)]
+    version: StoredResource,
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = Text)]
+    res_id: String,
+}
+
+fn unsupported_at(param: &str, what: String) -> StoreError {
+    StoreError::BadRequest {
+        message: what,
+        expression: Some(param.to_string()),
+    }
+}
+
+/// The `WHERE` conditions of a search on alias `r` (resources).
+fn filter(q: &mut Sql, req: &SearchRequest) -> StoreResult<()> {
+    q.push(" WHERE r.version > 0 AND r.deleted = ")
+        .bind(Bind::Bool(false));
+    if !req.query.resource_types.is_empty() {
+        q.push(" AND r.res_type").in_list(&req.query.resource_types);
+    }
+    for clause in &req.query.clauses {
+        q.push(" AND ");
+        clause_sql(q, "r", clause, 0)?;
+    }
+    if let Some(c) = &req.compartment {
+        compartment_sql(q, c);
+    }
+    Ok(())
+}
+
+fn compartment_sql(q: &mut Sql, c: &Compartment) {
+    q.push(" AND (");
+    let mut any = false;
+    for (rt, params) in &c.params {
+        if params.is_empty() {
+            continue;
+        }
+        if any {
+            q.push(" OR ");
+        }
+        any = true;
+        q.push("(r.res_type = ").bind(Bind::Text(rt.clone()));
+        q.push(" AND EXISTS (SELECT 1 FROM idx_reference c WHERE c.rid = r.rid AND c.param");
+        q.in_list(params);
+        q.push(" AND c.target_type = ")
+            .bind(Bind::Text(c.resource_type.clone()));
+        q.push(" AND c.target_id = ")
+            .bind(Bind::Text(c.id.clone()))
+            .push("))");
+    }
+    if !any {
+        q.push("1 = 0");
+    }
+    q.push(")");
+}
+
+/// A boolean SQL expression: the resource at alias `r` satisfies `clause`.
+fn clause_sql(q: &mut Sql, r: &str, clause: &Clause, depth: usize) -> StoreResult<()> {
+    if depth > MAX_DEPTH {
+        return Err(unsupported_at(
+            clause.name(),
+            "chains and _has nest too deeply".into(),
+        ));
+    }
+    match clause {
+        Clause::Param(p) if p.chain.is_empty() => param_sql(q, r, p),
+        Clause::Param(p) => chain_sql(q, r, p, 0, depth),
+        Clause::Has(h) => has_sql(q, r, h, depth),
+    }
+}
+
+fn chain_sql(q: &mut Sql, r: &str, p: &ParamClause, link: usize, depth: usize) -> StoreResult<()> {
+    let Some(l) = p.chain.get(link) else {
+        let last = ParamClause {
+            chain: Vec::new(),
+            ..p.clone()
+        };
+        return param_sql(q, r, &last);
+    };
+    let (x, t) = (format!("x{depth}_{link}"), format!("t{depth}_{link}"));
+    q.push(&format!(
+        "EXISTS (SELECT 1 FROM idx_reference {x} JOIN resources {t} ON {t}.res_type = {x}.target_type \
+         AND {t}.res_id = {x}.target_id WHERE {x}.rid = {r}.rid AND {x}.param = "
+    ));
+    q.bind(Bind::Text(l.code.clone()));
+    q.push(&format!(" AND {t}.version > 0 AND {t}.deleted = "))
+        .bind(Bind::Bool(false));
+    q.push(&format!(" AND {t}.res_type"))
+        .in_list(&l.target_types);
+    q.push(" AND ");
+    chain_sql(q, &t, p, link + 1, depth)?;
+    q.push(")");
+    Ok(())
+}
+
+fn has_sql(q: &mut Sql, r: &str, h: &HasClause, depth: usize) -> StoreResult<()> {
+    let (x, s) = (format!("h{depth}"), format!("s{depth}"));
+    q.push(&format!(
+        "EXISTS (SELECT 1 FROM idx_reference {x} JOIN resources {s} ON {s}.rid = {x}.rid \
+         WHERE {x}.param = "
+    ));
+    q.bind(Bind::Text(h.reference_param.clone()));
+    q.push(&format!(" AND {s}.res_type = "))
+        .bind(Bind::Text(h.source_type.clone()));
+    q.push(&format!(" AND {s}.version > 0 AND {s}.deleted = "))
+        .bind(Bind::Bool(false));
+    q.push(&format!(
+        " AND {x}.target_type = {r}.res_type AND {x}.target_id = {r}.res_id AND "
+    ));
+    clause_sql(q, &s, &h.inner, depth + 1)?;
+    q.push(")");
+    Ok(())
+}
+
+fn table_of(kind: SearchParamType) -> Option<&'static str> {
+    Some(match kind {
+        SearchParamType::String => "idx_string",
+        SearchParamType::Token => "idx_token",
+        SearchParamType::Date => "idx_date",
+        SearchParamType::Number => "idx_number",
+        SearchParamType::Quantity => "idx_quantity",
+        SearchParamType::Reference => "idx_reference",
+        SearchParamType::Uri => "idx_uri",
+        SearchParamType::Composite => "idx_composite",
+        SearchParamType::Special => return None,
+    })
+}
+
+/// `_id` compares the resource's own id.
+fn id_sql(q: &mut Sql, r: &str, p: &ParamClause) -> StoreResult<()> {
+    let mut ids = Vec::new();
+    for v in &p.values {
+        match v {
+            SearchValue::Token(TokenValue { code: Some(c), .. }) => ids.push(c.clone()),
+            SearchValue::Missing(missing) => {
+                q.push(if *missing { "1 = 0" } else { "1 = 1" });
+                return Ok(());
+            }
+            _ => return Err(unsupported_at(&p.name, "_id takes plain ids".into())),
+        }
+    }
+    let not = matches!(p.modifier, Some(Modifier::Not));
+    q.push(&format!("{}{r}.res_id", if not { "NOT " } else { "" }))
+        .in_list(&ids);
+    Ok(())
+}
+
+fn param_sql(q: &mut Sql, r: &str, p: &ParamClause) -> StoreResult<()> {
+    if p.param.code == "_id" {
+        return id_sql(q, r, p);
+    }
+    let table = table_of(p.param.kind).ok_or_else(|| {
+        unsupported_at(
+            &p.name,
+            format!(
+                "{} parameters such as '{}' are not supported yet",
+                p.param.kind.as_str(),
+                p.param.code
+            ),
+        )
+    })?;
+    if let [SearchValue::Missing(missing)] = p.values.as_slice() {
+        q.push(if *missing { "NOT EXISTS" } else { "EXISTS" });
+        q.push(&format!(
+            " (SELECT 1 FROM {table} i WHERE i.rid = {r}.rid AND i.param = "
+        ));
+        q.bind(Bind::Text(p.param.code.clone())).push(")");
+        return Ok(());
+    }
+    let negate = matches!(p.modifier, Some(Modifier::Not));
+    q.push(if negate { "NOT EXISTS" } else { "EXISTS" });
+    q.push(&format!(
+        " (SELECT 1 FROM {table} i WHERE i.rid = {r}.rid AND i.param = "
+    ));
+    q.bind(Bind::Text(p.param.code.clone())).push(" AND (");
+    for (n, v) in p.values.iter().enumerate() {
+        if n > 0 {
+            q.push(" OR ");
+        }
+        q.push("(");
+        value_sql(q, p, v)?;
+        q.push(")");
+    }
+    q.push("))");
+    Ok(())
+}
+
+/// `LIKE` pattern text with `\\`, `%` and `_` escaped.
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+fn check_modifier(p: &ParamClause, allowed: &[&str]) -> StoreResult<()> {
+    match &p.modifier {
+        None => Ok(()),
+        Some(m) if allowed.contains(&m.as_str()) => Ok(()),
+        Some(Modifier::Type(_)) if allowed.contains(&"[type]") => Ok(()),
+        Some(m) => Err(unsupported_at(
+            &p.name,
+            format!(
+                "the :{} modifier is not supported yet on '{}'",
+                m.as_str(),
+                p.param.code
+            ),
+        )),
+    }
+}
+
+fn value_sql(q: &mut Sql, p: &ParamClause, v: &SearchValue) -> StoreResult<()> {
+    match v {
+        SearchValue::String(s) if p.param.kind == SearchParamType::Token => {
+            check_modifier(p, &["text"])?;
+            q.push("i.text_norm LIKE ")
+                .bind(Bind::Text(format!("{}%", like_escape(&s.normalized))));
+            q.push(" ESCAPE '\\'");
+        }
+        SearchValue::String(s) => {
+            check_modifier(p, &["exact", "contains"])?;
+            match p.modifier {
+                Some(Modifier::Exact) => {
+                    q.push("i.exact = ").bind(Bind::Text(s.raw.clone()));
+                }
+                Some(Modifier::Contains) => {
+                    q.push("i.norm LIKE ")
+                        .bind(Bind::Text(format!("%{}%", like_escape(&s.normalized))));
+                    q.push(" ESCAPE '\\'");
+                }
+                _ => {
+                    q.push("i.norm LIKE ")
+                        .bind(Bind::Text(format!("{}%", like_escape(&s.normalized))));
+                    q.push(" ESCAPE '\\'");
+                }
+            }
+        }
+        SearchValue::Token(t) => {
+            check_modifier(p, &["not"])?;
+            token_sql(q, "i.system", "i.code", t);
+        }
+        SearchValue::Date { prefix, range, .. } => {
+            check_modifier(p, &[])?;
+            date_sql(q, *prefix, range.start, range.end);
+        }
+        SearchValue::Number { prefix, number } => {
+            check_modifier(p, &[])?;
+            number_sql(q, *prefix, number)?;
+        }
+        SearchValue::Quantity(qv) => {
+            check_modifier(p, &[])?;
+            number_sql(q, qv.prefix, &qv.number)?;
+            match (&qv.system, &qv.code) {
+                (Some(s), Some(c)) => {
+                    q.push(" AND i.system = ").bind(Bind::Text(s.clone()));
+                    q.push(" AND i.code = ").bind(Bind::Text(c.clone()));
+                }
+                (None, Some(c)) => {
+                    q.push(" AND (i.code = ").bind(Bind::Text(c.clone()));
+                    q.push(" OR i.unit = ")
+                        .bind(Bind::Text(c.clone()))
+                        .push(")");
+                }
+                (Some(s), None) => {
+                    q.push(" AND i.system = ").bind(Bind::Text(s.clone()));
+                }
+                (None, None) => {}
+            }
+        }
+        SearchValue::Reference(rv) => {
+            check_modifier(p, &["identifier", "[type]"])?;
+            reference_sql(q, p, rv);
+        }
+        SearchValue::Uri(u) => {
+            check_modifier(p, &["below", "above"])?;
+            match p.modifier {
+                Some(Modifier::Below) => {
+                    q.push("i.uri LIKE ")
+                        .bind(Bind::Text(format!("{}%", like_escape(u))));
+                    q.push(" ESCAPE '\\'");
+                }
+                Some(Modifier::Above) => {
+                    q.bind(Bind::Text(u.clone())).push(" LIKE i.uri || '%'");
+                }
+                _ => {
+                    q.push("i.uri = ").bind(Bind::Text(u.clone()));
+                }
+            }
+        }
+        SearchValue::Missing(_) => {
+            return Err(unsupported_at(
+                &p.name,
+                ":missing cannot be combined with other values".into(),
+            ))
+        }
+        SearchValue::Composite(parts) => {
+            check_modifier(p, &[])?;
+            composite_sql(q, p, parts)?;
+        }
+        SearchValue::ValueSet { .. } | SearchValue::OfType { .. } => {
+            return Err(unsupported_at(
+                &p.name,
+                format!("'{}' is not supported yet", p.name),
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// A composite value: the first component on the row at alias `i`, each further one
+/// on a row of the same combination (same `rid`, `param`, `grp`).
+fn composite_sql(
+    q: &mut Sql,
+    p: &ParamClause,
+    parts: &[fhir_search::ComponentValue],
+) -> StoreResult<()> {
+    q.push("i.pos = 0");
+    for (pos, part) in parts.iter().enumerate() {
+        let component = ParamClause {
+            name: p.name.clone(),
+            chain: Vec::new(),
+            param: fhir_search::ParamRef {
+                code: part.code.clone(),
+                kind: part.kind,
+                resource_types: Vec::new(),
+            },
+            modifier: None,
+            values: vec![part.value.clone()],
+        };
+        let mut cond = Sql::new("");
+        value_sql(&mut cond, &component, &part.value)?;
+        if pos == 0 {
+            q.push(" AND (").append(&cond).push(")");
+        } else {
+            let alias = format!("k{pos}");
+            q.push(&format!(
+                " AND EXISTS (SELECT 1 FROM idx_composite {alias} WHERE {alias}.rid = i.rid \
+                 AND {alias}.param = i.param AND {alias}.grp = i.grp AND {alias}.pos = "
+            ));
+            q.bind(Bind::BigInt(pos as i64))
+                .push(" AND (")
+                .append(&cond.with_alias("i", &alias))
+                .push("))");
+        }
+    }
+    Ok(())
+}
+
+fn token_sql(q: &mut Sql, system_col: &str, code_col: &str, t: &TokenValue) {
+    q.push("1 = 1");
+    if let Some(code) = &t.code {
+        q.push(&format!(" AND {code_col} = "))
+            .bind(Bind::Text(code.clone()));
+    }
+    match &t.system {
+        TokenSystem::Any => {}
+        TokenSystem::None => {
+            q.push(&format!(" AND {system_col} IS NULL"));
+        }
+        TokenSystem::Is(s) => {
+            q.push(&format!(" AND {system_col} = "))
+                .bind(Bind::Text(s.clone()));
+        }
+    }
+}
+
+/// Date prefixes over `[start, end)` ranges (search.html#prefix).
+fn date_sql(q: &mut Sql, prefix: Prefix, vs: i64, ve: i64) {
+    let (s, e) = (Bind::BigInt(vs), Bind::BigInt(ve));
+    match prefix {
+        Prefix::Eq => {
+            q.push("i.start_ms >= ")
+                .bind(s)
+                .push(" AND i.end_ms <= ")
+                .bind(e);
+        }
+        Prefix::Ne => {
+            q.push("NOT (i.start_ms >= ")
+                .bind(s)
+                .push(" AND i.end_ms <= ")
+                .bind(e)
+                .push(")");
+        }
+        Prefix::Gt => {
+            q.push("i.end_ms > ").bind(e);
+        }
+        Prefix::Lt => {
+            q.push("i.start_ms < ").bind(s);
+        }
+        Prefix::Ge => {
+            q.push("(i.end_ms > ")
+                .bind(e.clone())
+                .push(" OR (i.start_ms >= ")
+                .bind(s)
+                .push(" AND i.end_ms <= ");
+            q.bind(e).push("))");
+        }
+        Prefix::Le => {
+            q.push("(i.start_ms < ")
+                .bind(s.clone())
+                .push(" OR (i.start_ms >= ")
+                .bind(s)
+                .push(" AND i.end_ms <= ");
+            q.bind(e).push("))");
+        }
+        Prefix::Sa => {
+            q.push("i.start_ms >= ").bind(e);
+        }
+        Prefix::Eb => {
+            q.push("i.end_ms <= ").bind(s);
+        }
+        Prefix::Ap => {
+            // Overlap with the value's period widened by a tenth of its length (at
+            // least a day) on each side.
+            let width =
+                ((ve as i128 - vs as i128) / 10).clamp(86_400_000, i64::MAX as i128 / 4) as i64;
+            q.push("i.start_ms < ")
+                .bind(Bind::BigInt(ve.saturating_add(width)));
+            q.push(" AND i.end_ms > ")
+                .bind(Bind::BigInt(vs.saturating_sub(width)));
+        }
+    }
+}
+
+fn to_f64(d: &fhir_search::Decimal) -> f64 {
+    d.to_string().parse().unwrap_or(0.0)
+}
+
+/// Number prefixes: the search value's implicit range for `eq`/`ne`, exact otherwise.
+fn number_sql(q: &mut Sql, prefix: Prefix, n: &fhir_search::NumberRange) -> StoreResult<()> {
+    let (low, high, value) = (to_f64(&n.low), to_f64(&n.high), to_f64(&n.value));
+    match prefix {
+        Prefix::Eq => {
+            q.push("i.value >= ")
+                .bind(Bind::Double(low))
+                .push(" AND i.value < ")
+                .bind(Bind::Double(high));
+        }
+        Prefix::Ne => {
+            q.push("NOT (i.value >= ")
+                .bind(Bind::Double(low))
+                .push(" AND i.value < ");
+            q.bind(Bind::Double(high)).push(")");
+        }
+        Prefix::Gt | Prefix::Sa => {
+            q.push("i.value > ").bind(Bind::Double(value));
+        }
+        Prefix::Lt | Prefix::Eb => {
+            q.push("i.value < ").bind(Bind::Double(value));
+        }
+        Prefix::Ge => {
+            q.push("i.value >= ").bind(Bind::Double(value));
+        }
+        Prefix::Le => {
+            q.push("i.value <= ").bind(Bind::Double(value));
+        }
+        Prefix::Ap => {
+            let d = (value * 0.1).abs();
+            q.push("i.value >= ")
+                .bind(Bind::Double(value - d))
+                .push(" AND i.value <= ");
+            q.bind(Bind::Double(value + d));
+        }
+    }
+    Ok(())
+}
+
+fn reference_sql(q: &mut Sql, p: &ParamClause, rv: &ReferenceValue) {
+    let type_filter = match &p.modifier {
+        Some(Modifier::Type(t)) => Some(t.clone()),
+        _ => None,
+    };
+    match rv {
+        ReferenceValue::Local {
+            resource_type, id, ..
+        } => {
+            q.push("i.target_id = ").bind(Bind::Text(id.clone()));
+            if let Some(t) = resource_type.clone().or(type_filter) {
+                q.push(" AND i.target_type = ").bind(Bind::Text(t));
+            }
+        }
+        ReferenceValue::Url { url, .. } => {
+            q.push("i.url = ").bind(Bind::Text(url.clone()));
+        }
+        ReferenceValue::Identifier(t) => token_sql(q, "i.ident_system", "i.ident_value", t),
+    }
+}
+
+/// `ORDER BY` for the sort keys, then `rid` (so equal keys keep a stable order).
+/// Resources without a value sort last in both directions, on both backends.
+fn order_sql(q: &mut Sql, sort: &[SortKey]) -> StoreResult<()> {
+    q.push(" ORDER BY ");
+    for key in sort {
+        let dir = if key.descending { "DESC" } else { "ASC" };
+        let agg = if key.descending { "MAX" } else { "MIN" };
+        let expr = match key.code.as_str() {
+            "_lastUpdated" => "r.last_updated".to_string(),
+            "_id" => "r.res_id".to_string(),
+            _ => {
+                let (table, col) = match key.kind {
+                    SearchParamType::String => ("idx_string", "norm"),
+                    SearchParamType::Token => ("idx_token", "code"),
+                    SearchParamType::Date if key.descending => ("idx_date", "end_ms"),
+                    SearchParamType::Date => ("idx_date", "start_ms"),
+                    SearchParamType::Number => ("idx_number", "value"),
+                    SearchParamType::Quantity => ("idx_quantity", "value"),
+                    SearchParamType::Reference => ("idx_reference", "target_id"),
+                    SearchParamType::Uri => ("idx_uri", "uri"),
+                    _ => {
+                        return Err(unsupported_at(
+                            "_sort",
+                            format!("cannot sort by '{}'", key.code),
+                        ))
+                    }
+                };
+                let mut sub = Sql::new("");
+                sub.push(&format!(
+                    "(SELECT {agg}(o.{col}) FROM {table} o WHERE o.rid = r.rid AND o.param = "
+                ));
+                sub.bind(Bind::Text(key.code.clone())).push(")");
+                q.push("CASE WHEN ")
+                    .append(&sub)
+                    .push(" IS NULL THEN 1 ELSE 0 END, ");
+                q.append(&sub).push(&format!(" {dir}, "));
+                continue;
+            }
+        };
+        q.push(&format!("{expr} {dir}, "));
+    }
+    q.push("r.rid");
+    Ok(())
+}
+
+/// Runs a search: one page of matches, the total if asked, and the included resources.
+pub(crate) fn search(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<SearchPage> {
+    let mut page = SearchPage::default();
+    if req.with_total {
+        let mut count = Sql::new("SELECT COUNT(*) AS n FROM resources r");
+        filter(&mut count, req)?;
+        page.total = Some(count.load::<CountRow>(tx.conn)?.first().map_or(0, |c| c.n));
+    }
+    if req.count == 0 {
+        return Ok(page);
+    }
+    let sorted = !req.query.result.sort.is_empty();
+    let mut q = Sql::new(&format!(
+        "SELECT r.rid, {VERSION_COLUMNS} FROM resources r JOIN resource_versions v ON v.seq = r.seq"
+    ));
+    filter(&mut q, req)?;
+    let mut backwards = false;
+    match req.cursor {
+        Some(SearchCursor::AfterRid(rid)) if !sorted => {
+            q.push(" AND r.rid > ").bind(Bind::BigInt(rid));
+        }
+        Some(SearchCursor::BeforeRid(rid)) if !sorted => {
+            q.push(" AND r.rid < ").bind(Bind::BigInt(rid));
+            backwards = true;
+        }
+        _ => {}
+    }
+    if backwards {
+        q.push(" ORDER BY r.rid DESC");
+    } else if sorted {
+        order_sql(&mut q, &req.query.result.sort)?;
+    } else {
+        q.push(" ORDER BY r.rid");
+    }
+    q.push(" LIMIT ").bind(Bind::BigInt(req.count as i64 + 1));
+    let offset = match req.cursor {
+        Some(SearchCursor::Offset(o)) if sorted => o,
+        _ => 0,
+    };
+    if offset > 0 {
+        q.push(" OFFSET ").bind(Bind::BigInt(offset as i64));
+    }
+    let mut rows: Vec<MatchRow> = q.load(tx.conn)?;
+    let more = rows.len() > req.count;
+    rows.truncate(req.count);
+    if backwards {
+        rows.reverse();
+    }
+    page.has_next = if backwards { true } else { more };
+    page.has_previous = match req.cursor {
+        Some(SearchCursor::AfterRid(_)) => true,
+        Some(SearchCursor::BeforeRid(_)) => more,
+        Some(SearchCursor::Offset(o)) => o > 0,
+        None => false,
+    };
+    page.first_rid = rows.first().map(|r| r.rid);
+    page.last_rid = rows.last().map(|r| r.rid);
+    let keys: Vec<(i64, String, String)> = rows
+        .iter()
+        .map(|r| (r.rid, r.version.res_type.clone(), r.version.res_id.clone()))
+        .collect();
+    page.matches = rows.into_iter().map(|r| r.version).collect();
+    page.included = includes(
+        tx,
+        &req.query.result.include,
+        &req.query.result.revinclude,
+        keys,
+    )?;
+    Ok(page)
+}
+
+/// `_include` and `_revinclude` (with `:iterate`), excluding what is already a match.
+fn includes(
+    tx: &mut Tx<'_>,
+    include: &[Include],
+    revinclude: &[Include],
+    matches: Vec<(i64, String, String)>,
+) -> StoreResult<Vec<StoredResource>> {
+    if include.is_empty() && revinclude.is_empty() || matches.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut seen: HashSet<i64> = matches.iter().map(|m| m.0).collect();
+    let mut out = Vec::new();
+    let mut frontier = matches;
+    for round in 0..=MAX_ITERATE {
+        let mut next = Vec::new();
+        for inc in include.iter().filter(|i| round == 0 || i.iterate) {
+            next.extend(fetch_included(tx, inc, &frontier, false)?);
+        }
+        for inc in revinclude.iter().filter(|i| round == 0 || i.iterate) {
+            next.extend(fetch_included(tx, inc, &frontier, true)?);
+        }
+        let mut fresh = Vec::new();
+        for (rid, v) in next {
+            if seen.insert(rid) {
+                fresh.push((rid, v.res_type.clone(), v.res_id.clone()));
+                out.push(v);
+            }
+        }
+        if fresh.is_empty() {
+            break;
+        }
+        frontier = fresh;
+    }
+    Ok(out)
+}
+
+fn fetch_included(
+    tx: &mut Tx<'_>,
+    inc: &Include,
+    from: &[(i64, String, String)],
+    reverse: bool,
+) -> StoreResult<Vec<(i64, StoredResource)>> {
+    let mut q = Sql::new(&format!(
+        "SELECT t.rid, {VERSION_COLUMNS} FROM idx_reference i "
+    ));
+    if reverse {
+        // Resources of `source_type` whose reference `param` points at one of `from`.
+        q.push("JOIN resources t ON t.rid = i.rid JOIN resource_versions v ON v.seq = t.seq WHERE t.res_type = ");
+        q.bind(Bind::Text(inc.source_type.clone())).push(" AND (");
+        for (n, (_, rt, id)) in from.iter().enumerate() {
+            if n > 0 {
+                q.push(" OR ");
+            }
+            q.push("(i.target_type = ").bind(Bind::Text(rt.clone()));
+            q.push(" AND i.target_id = ")
+                .bind(Bind::Text(id.clone()))
+                .push(")");
+        }
+        q.push(")");
+    } else {
+        // What the `from` resources of `source_type` refer to through `param`.
+        let rids: Vec<i64> = from
+            .iter()
+            .filter(|f| f.1 == inc.source_type)
+            .map(|f| f.0)
+            .collect();
+        if rids.is_empty() {
+            return Ok(Vec::new());
+        }
+        q.push("JOIN resources t ON t.res_type = i.target_type AND t.res_id = i.target_id ");
+        q.push("JOIN resource_versions v ON v.seq = t.seq WHERE i.rid IN (");
+        for (n, rid) in rids.iter().enumerate() {
+            if n > 0 {
+                q.push(", ");
+            }
+            q.bind(Bind::BigInt(*rid));
+        }
+        q.push(")");
+    }
+    if let Some(param) = &inc.param {
+        q.push(" AND i.param = ").bind(Bind::Text(param.clone()));
+    }
+    if let Some(t) = &inc.target_type {
+        if reverse {
+            q.push(" AND i.target_type = ").bind(Bind::Text(t.clone()));
+        } else {
+            q.push(" AND t.res_type = ").bind(Bind::Text(t.clone()));
+        }
+    }
+    q.push(" AND t.version > 0 AND t.deleted = ")
+        .bind(Bind::Bool(false));
+    let rows: Vec<MatchRow> = q.load(tx.conn)?;
+    Ok(rows.into_iter().map(|r| (r.rid, r.version)).collect())
+}
+
+/// Ids of up to three live resources of `res_type` matching all clauses (enough to
+/// tell none, one and several apart), for conditional operations.
+pub(crate) fn matching_ids(
+    tx: &mut Tx<'_>,
+    res_type: &str,
+    clauses: &[Clause],
+) -> StoreResult<Vec<String>> {
+    let req = SearchRequest {
+        query: SearchQuery {
+            resource_types: vec![res_type.to_string()],
+            clauses: clauses.to_vec(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut q = Sql::new("SELECT r.res_id FROM resources r");
+    filter(&mut q, &req)?;
+    q.push(" ORDER BY r.rid LIMIT 3");
+    Ok(q.load::<IdRow>(tx.conn)?
+        .into_iter()
+        .map(|k| k.res_id)
+        .collect())
+}
