@@ -66,3 +66,24 @@ fn unsupported_database_urls_are_refused_at_start() {
     assert!(!ok);
     assert!(err.contains("unsupported database URL"), "{err}");
 }
+
+mod common;
+
+/// `reindex` recomputes the index of stored resources, with the server running.
+#[test]
+fn reindex_rebuilds_the_search_index() {
+    for backend in [common::Backend::Sqlite, common::Backend::Postgres] {
+        let s = common::Server::start(backend);
+        let id = s.create_id(
+            "Patient",
+            r#"{"resourceType":"Patient","name":[{"family":"Reindexed"}]}"#,
+        );
+        let (ok, out, err) = run(&["reindex", "--database-url", &s.db_url]);
+        assert!(ok, "{err}");
+        assert!(out.contains("reindexed 1 resources"), "{out}");
+        let found = s.get("/Patient?name=reindexed").json();
+        assert_eq!(found["entry"][0]["resource"]["id"], id.as_str());
+        let (ok, _, err) = run(&["reindex", "--database-url", &s.db_url, "--type", "Nope"]);
+        assert!(!ok && err.contains("unknown resource type"), "{err}");
+    }
+}

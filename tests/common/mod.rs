@@ -88,6 +88,8 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 pub struct Server {
     child: Child,
     pub base: String,
+    /// The database URL the server runs on.
+    pub db_url: String,
     pub backend: Backend,
     pg_database: Option<String>,
     dir: std::path::PathBuf,
@@ -142,6 +144,7 @@ impl Server {
         let server = Server {
             child,
             base: format!("http://127.0.0.1:{port}/fhir"),
+            db_url: url.clone(),
             backend,
             pg_database,
             dir,

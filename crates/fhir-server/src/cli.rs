@@ -2,7 +2,53 @@
 
 use std::process::ExitCode;
 
-use crate::config::FhirpathArgs;
+use std::sync::Arc;
+
+use crate::config::{FhirpathArgs, ReindexArgs};
+
+/// `fhir-server reindex`: recomputes the search index rows of every stored resource.
+pub fn reindex(args: &ReindexArgs) -> ExitCode {
+    let defs = fhir_model::Definitions::r4();
+    if let Some(bad) = args.types.iter().find(|t| !defs.is_resource_type(t)) {
+        eprintln!("error: unknown resource type '{bad}'");
+        return ExitCode::FAILURE;
+    }
+    let indexer = Arc::new(fhir_store::SearchIndexer {
+        registry: fhir_search::SearchRegistry::r4(),
+    });
+    let options = fhir_store::PoolOptions {
+        max_connections: 2,
+        ..Default::default()
+    };
+    let store = match fhir_store::Store::open(&args.database_url, &options, indexer) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let started = std::time::Instant::now();
+    let result = store.reindex(&args.types, args.batch, |done| {
+        eprint!(
+            "\rreindexed {done} resources ({:.0}/s)",
+            done as f64 / started.elapsed().as_secs_f64().max(0.001)
+        );
+    });
+    eprintln!();
+    match result {
+        Ok(n) => {
+            println!(
+                "reindexed {n} resources in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// `fhir-server fhirpath EXPRESSION FILE.json`: prints the result collection as JSON;
 /// errors (with the position in the expression) go to stderr with a non-zero exit.

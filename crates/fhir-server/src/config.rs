@@ -31,6 +31,25 @@ pub enum Command {
     Serve(ServeArgs),
     /// Evaluate a FHIRPath expression over a JSON resource and print the result.
     Fhirpath(FhirpathArgs),
+    /// Recompute the search index of stored resources (after search parameters change).
+    Reindex(ReindexArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReindexArgs {
+    /// sqlite://PATH or postgres://USER@HOST:PORT/DB
+    #[arg(
+        long,
+        env = "FHIR_DATABASE_URL",
+        default_value = "sqlite://./data/fhir.db"
+    )]
+    pub database_url: String,
+    /// Only these resource types (repeatable; default: all).
+    #[arg(long = "type")]
+    pub types: Vec<String>,
+    /// Resources per transaction.
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -8,6 +8,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Some(Command::Serve(args)) => run_server(args),
         Some(Command::Fhirpath(args)) => return fhir_server::cli::fhirpath(&args),
+        Some(Command::Reindex(args)) => return fhir_server::cli::reindex(&args),
         None => run_server(cli.serve),
     };
     match result {

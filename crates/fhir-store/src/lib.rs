@@ -95,6 +95,45 @@ impl Store {
         self.db.read(|tx| search::search(tx, request))
     }
 
+    /// Recomputes the index rows of every current resource (of `types`, or all), in
+    /// batches of `batch` resources per transaction, calling `progress(done)` after
+    /// each batch. Used when the set of search parameters changes.
+    pub fn reindex(
+        &self,
+        types: &[String],
+        batch: usize,
+        mut progress: impl FnMut(u64),
+    ) -> StoreResult<u64> {
+        let mut after = 0i64;
+        let mut done = 0u64;
+        loop {
+            let page = self
+                .db
+                .read(|tx| search::current_after(tx, types, after, batch.max(1)))?;
+            let Some(last) = page.last().map(|(rid, _)| *rid) else {
+                return Ok(done);
+            };
+            self.db.write(|tx| {
+                for (rid, v) in &page {
+                    let values = if v.deleted {
+                        IndexValues::default()
+                    } else {
+                        let resource =
+                            fhir_model::json::parse(v.content.as_bytes()).map_err(|e| {
+                                StoreError::Corrupt(format!("{}/{}: {e}", v.res_type, v.res_id))
+                            })?;
+                        self.indexer.index(&v.res_type, &resource)
+                    };
+                    writes::replace_index(tx, *rid, &v.res_type, &values)?;
+                }
+                Ok(())
+            })?;
+            done += page.len() as u64;
+            after = last;
+            progress(done);
+        }
+    }
+
     /// Ids of up to three live resources matching all conditions (enough to tell
     /// none, one and several apart).
     pub fn find(&self, res_type: &str, conditions: &[Clause]) -> StoreResult<Vec<String>> {

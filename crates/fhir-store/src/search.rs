@@ -775,6 +775,29 @@ fn fetch_included(
     Ok(rows.into_iter().map(|r| (r.rid, r.version)).collect())
 }
 
+/// Current versions (deleted ones too) with `rid > after`, in `rid` order.
+pub(crate) fn current_after(
+    tx: &mut Tx<'_>,
+    types: &[String],
+    after: i64,
+    limit: usize,
+) -> StoreResult<Vec<(i64, StoredResource)>> {
+    let mut q = Sql::new(&format!(
+        "SELECT r.rid, {VERSION_COLUMNS} FROM resources r JOIN resource_versions v ON v.seq = r.seq \
+         WHERE r.version > 0 AND r.rid > "
+    ));
+    q.bind(Bind::BigInt(after));
+    if !types.is_empty() {
+        q.push(" AND r.res_type").in_list(types);
+    }
+    q.push(" ORDER BY r.rid LIMIT ")
+        .bind(Bind::BigInt(limit as i64));
+    Ok(q.load::<MatchRow>(tx.conn)?
+        .into_iter()
+        .map(|r| (r.rid, r.version))
+        .collect())
+}
+
 /// Ids of up to three live resources of `res_type` matching all clauses (enough to
 /// tell none, one and several apart), for conditional operations.
 pub(crate) fn matching_ids(

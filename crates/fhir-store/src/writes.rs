@@ -372,7 +372,7 @@ fn composite_rows(v: &IndexValues) -> TableRows {
 }
 
 /// Replaces the index rows of a resource (current version only).
-fn replace_index(
+pub(crate) fn replace_index(
     tx: &mut Tx<'_>,
     rid: i64,
     res_type: &str,
