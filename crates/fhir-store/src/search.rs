@@ -246,11 +246,19 @@ fn param_sql(q: &mut Sql, r: &str, p: &ParamClause) -> StoreResult<()> {
         q.bind(Bind::Text(p.param.code.clone())).push(")");
         return Ok(());
     }
-    let negate = matches!(p.modifier, Some(Modifier::Not));
-    q.push(if negate { "NOT EXISTS" } else { "EXISTS" });
-    q.push(&format!(
-        " (SELECT 1 FROM {table} i WHERE i.rid = {r}.rid AND i.param = "
-    ));
+    if matches!(p.modifier, Some(Modifier::Not)) {
+        q.push(&format!(
+            "NOT EXISTS (SELECT 1 FROM {table} i WHERE i.rid = {r}.rid AND i.param = "
+        ));
+    } else {
+        // Uncorrelated, so the index on (res_type, param, value) drives the search and
+        // its cost follows the number of matching values, not the size of the table.
+        q.push(&format!("{r}.rid IN (SELECT i.rid FROM {table} i WHERE "));
+        if !p.param.resource_types.is_empty() {
+            q.push("i.res_type").in_list(&p.param.resource_types).push(" AND ");
+        }
+        q.push("i.param = ");
+    }
     q.bind(Bind::Text(p.param.code.clone())).push(" AND (");
     for (n, v) in p.values.iter().enumerate() {
         if n > 0 {
