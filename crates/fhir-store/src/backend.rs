@@ -58,7 +58,8 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
             // new database to WAL needs a moment of exclusive access.
             c.batch_execute(
                 "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
-                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536;",
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; \
+                 PRAGMA optimize = 0x10002;",
             )
             .map_err(diesel::r2d2::Error::QueryError)?;
         }
@@ -73,6 +74,8 @@ pub struct Database {
     /// SQLite allows one writer at a time: writers queue here instead of spinning on
     /// `SQLITE_BUSY`. PostgreSQL writers lock rows instead.
     sqlite_writer: Option<Mutex<()>>,
+    /// Committed write transactions, to refresh SQLite's planner statistics now and then.
+    writes: std::sync::atomic::AtomicU64,
 }
 
 impl Database {
@@ -109,6 +112,7 @@ impl Database {
             pool,
             kind,
             sqlite_writer: (kind == BackendKind::Sqlite).then(|| Mutex::new(())),
+            writes: std::sync::atomic::AtomicU64::new(0),
         };
         db.migrate()?;
         Ok(db)
@@ -161,6 +165,14 @@ impl Database {
                 if let Err(e) = conn.batch_execute("COMMIT") {
                     let _ = conn.batch_execute("ROLLBACK");
                     return Err(e.into());
+                }
+                let n = self
+                    .writes
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if self.kind == BackendKind::Sqlite && n % 2000 == 1999 {
+                    // Statistics for the query planner as tables grow (PostgreSQL's
+                    // autovacuum does this there). Usually a no-op; failure is harmless.
+                    let _ = conn.batch_execute("PRAGMA optimize");
                 }
                 Ok(v)
             }

@@ -97,9 +97,13 @@ fn filter(q: &mut Sql, req: &SearchRequest) -> StoreResult<()> {
     if !req.query.resource_types.is_empty() {
         q.push(" AND r.res_type").in_list(&req.query.resource_types);
     }
-    for clause in &req.query.clauses {
+    // The most selective kind of criterion drives the search (an uncorrelated IN on the
+    // index); the others are checked per candidate (correlated EXISTS).
+    let mut clauses: Vec<&Clause> = req.query.clauses.iter().collect();
+    clauses.sort_by_key(|c| selectivity_rank(c));
+    for (n, clause) in clauses.into_iter().enumerate() {
         q.push(" AND ");
-        clause_sql(q, "r", clause, 0)?;
+        clause_sql(q, "r", clause, 0, n == 0)?;
     }
     if let Some(c) = &req.compartment {
         compartment_sql(q, c);
@@ -133,8 +137,28 @@ fn compartment_sql(q: &mut Sql, c: &Compartment) {
     q.push(")");
 }
 
-/// A boolean SQL expression: the resource at alias `r` satisfies `clause`.
-fn clause_sql(q: &mut Sql, r: &str, clause: &Clause, depth: usize) -> StoreResult<()> {
+/// Lower is more selective, as a rule: identifiers, codes and references first, ranges last.
+fn selectivity_rank(clause: &Clause) -> u8 {
+    let Clause::Param(p) = clause else { return 6 };
+    if !p.chain.is_empty() {
+        return 5;
+    }
+    if matches!(p.modifier, Some(Modifier::Not | Modifier::Missing)) {
+        return 9;
+    }
+    match p.param.kind {
+        _ if p.param.code == "_id" => 0,
+        SearchParamType::Token | SearchParamType::Reference => 1,
+        SearchParamType::String | SearchParamType::Uri => 2,
+        SearchParamType::Composite => 3,
+        SearchParamType::Quantity | SearchParamType::Number => 4,
+        _ => 7,
+    }
+}
+
+/// A boolean SQL expression: the resource at alias `r` satisfies `clause`. `drive`:
+/// written so the database can start from the index (only for the first criterion).
+fn clause_sql(q: &mut Sql, r: &str, clause: &Clause, depth: usize, drive: bool) -> StoreResult<()> {
     if depth > MAX_DEPTH {
         return Err(unsupported_at(
             clause.name(),
@@ -142,7 +166,7 @@ fn clause_sql(q: &mut Sql, r: &str, clause: &Clause, depth: usize) -> StoreResul
         ));
     }
     match clause {
-        Clause::Param(p) if p.chain.is_empty() => param_sql(q, r, p),
+        Clause::Param(p) if p.chain.is_empty() => param_sql(q, r, p, drive),
         Clause::Param(p) => chain_sql(q, r, p, 0, depth),
         Clause::Has(h) => has_sql(q, r, h, depth),
     }
@@ -154,7 +178,7 @@ fn chain_sql(q: &mut Sql, r: &str, p: &ParamClause, link: usize, depth: usize) -
             chain: Vec::new(),
             ..p.clone()
         };
-        return param_sql(q, r, &last);
+        return param_sql(q, r, &last, false);
     };
     let (x, t) = (format!("x{depth}_{link}"), format!("t{depth}_{link}"));
     q.push(&format!(
@@ -186,7 +210,7 @@ fn has_sql(q: &mut Sql, r: &str, h: &HasClause, depth: usize) -> StoreResult<()>
     q.push(&format!(
         " AND {x}.target_type = {r}.res_type AND {x}.target_id = {r}.res_id AND "
     ));
-    clause_sql(q, &s, &h.inner, depth + 1)?;
+    clause_sql(q, &s, &h.inner, depth + 1, false)?;
     q.push(")");
     Ok(())
 }
@@ -224,7 +248,7 @@ fn id_sql(q: &mut Sql, r: &str, p: &ParamClause) -> StoreResult<()> {
     Ok(())
 }
 
-fn param_sql(q: &mut Sql, r: &str, p: &ParamClause) -> StoreResult<()> {
+fn param_sql(q: &mut Sql, r: &str, p: &ParamClause, drive: bool) -> StoreResult<()> {
     if p.param.code == "_id" {
         return id_sql(q, r, p);
     }
@@ -246,16 +270,23 @@ fn param_sql(q: &mut Sql, r: &str, p: &ParamClause) -> StoreResult<()> {
         q.bind(Bind::Text(p.param.code.clone())).push(")");
         return Ok(());
     }
-    if matches!(p.modifier, Some(Modifier::Not)) {
+    if matches!(p.modifier, Some(Modifier::Not)) || !drive {
+        let not = if matches!(p.modifier, Some(Modifier::Not)) {
+            "NOT "
+        } else {
+            ""
+        };
         q.push(&format!(
-            "NOT EXISTS (SELECT 1 FROM {table} i WHERE i.rid = {r}.rid AND i.param = "
+            "{not}EXISTS (SELECT 1 FROM {table} i WHERE i.rid = {r}.rid AND i.param = "
         ));
     } else {
         // Uncorrelated, so the index on (res_type, param, value) drives the search and
         // its cost follows the number of matching values, not the size of the table.
         q.push(&format!("{r}.rid IN (SELECT i.rid FROM {table} i WHERE "));
         if !p.param.resource_types.is_empty() {
-            q.push("i.res_type").in_list(&p.param.resource_types).push(" AND ");
+            q.push("i.res_type")
+                .in_list(&p.param.resource_types)
+                .push(" AND ");
         }
         q.push("i.param = ");
     }

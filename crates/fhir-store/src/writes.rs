@@ -140,7 +140,11 @@ pub(crate) fn write_version(
         .push(" WHERE rid = ")
         .bind(Bind::BigInt(current.rid));
     update.execute(tx.conn)?;
-    replace_index(tx, current.rid, res_type, &rows)?;
+    if current.version == 0 {
+        insert_index(tx, current.rid, res_type, &rows)?;
+    } else {
+        replace_index(tx, current.rid, res_type, &rows)?;
+    }
     Ok(StoredResource {
         seq,
         res_type: res_type.into(),
@@ -378,12 +382,35 @@ pub(crate) fn replace_index(
     res_type: &str,
     values: &IndexValues,
 ) -> StoreResult<()> {
+    for table in INDEX_TABLES {
+        let mut delete = Sql::new(&format!("DELETE FROM {table} WHERE rid = "));
+        delete.bind(Bind::BigInt(rid));
+        delete.execute(tx.conn)?;
+    }
+    insert_index(tx, rid, res_type, values)
+}
+
+const INDEX_TABLES: &[&str] = &[
+    "idx_string",
+    "idx_token",
+    "idx_date",
+    "idx_number",
+    "idx_quantity",
+    "idx_reference",
+    "idx_uri",
+    "idx_composite",
+];
+
+/// Inserts the index rows of a resource that has none (a new resource).
+fn insert_index(
+    tx: &mut Tx<'_>,
+    rid: i64,
+    res_type: &str,
+    values: &IndexValues,
+) -> StoreResult<()> {
     let mut tables = table_rows(values);
     tables.push(composite_rows(values));
     for t in tables {
-        let mut delete = Sql::new(&format!("DELETE FROM {} WHERE rid = ", t.table));
-        delete.bind(Bind::BigInt(rid));
-        delete.execute(tx.conn)?;
         // Stay well under SQLite's limit of bound parameters per statement.
         let per_row = 3 + t.columns.len();
         for chunk in t.rows.chunks(400 / per_row) {
