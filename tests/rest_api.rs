@@ -715,6 +715,14 @@ fn metadata_states_what_the_server_supports(b: Backend) {
     assert!(params
         .iter()
         .any(|p| p["name"] == "birthdate" && p["type"] == "date"));
+    let observation = resources
+        .iter()
+        .find(|r| r["type"] == "Observation")
+        .unwrap();
+    let obs_params = observation["searchParam"].as_array().unwrap();
+    assert!(obs_params
+        .iter()
+        .any(|p| p["name"] == "code-value-quantity" && p["type"] == "composite"));
     assert_eq!(patient["versioning"], "versioned-update");
 }
 

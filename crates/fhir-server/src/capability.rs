@@ -21,18 +21,13 @@ const TYPE_INTERACTIONS: &[&str] = &[
     "search-type",
 ];
 
-/// The search parameters of a type that the store can answer (composite and special
-/// parameters are not offered yet).
+/// The search parameters of a type that the store can answer (special parameters such
+/// as `near` are not offered yet).
 fn search_params(registry: &SearchRegistry, resource_type: &str) -> Vec<CapabilitySearchParam> {
     registry
         .params_for(resource_type)
         .into_iter()
-        .filter(|p| {
-            !matches!(
-                p.kind(),
-                SearchParamType::Composite | SearchParamType::Special
-            )
-        })
+        .filter(|p| p.kind() != SearchParamType::Special)
         .map(|p| CapabilitySearchParam {
             name: p.code().to_string(),
             definition: Some(p.url().to_string()),
@@ -88,7 +83,7 @@ pub fn build(defs: &Definitions, base_url: Option<&str>, date: &str) -> Capabili
     cs.rest = vec![CapabilityRest {
         mode: "server".into(),
         documentation: Some(
-            "Search: every string, token, date, number, quantity, reference and uri parameter, with chains, _has, _include/_revinclude (:iterate), _sort, _count paging, _total, _summary and _elements; composite parameters and the :in, :not-in, :above/:below (token), :of-type modifiers are not offered yet. Conditional create, update, patch and delete accept any such search.".into(),
+            "Search: every string, token, date, number, quantity, reference, uri and composite parameter, with chains, _has, _include/_revinclude (:iterate), _sort, _count paging, _total, _summary and _elements; the token modifiers :in, :not-in, :above, :below and :of-type, and special parameters, are not offered yet. Conditional create, update, patch and delete accept any such search.".into(),
         ),
         resource,
         interaction: vec![Code::new("history-system"), Code::new("search-system")],
