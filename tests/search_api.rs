@@ -1525,6 +1525,57 @@ fn system_search_with_type_and_id(b: Backend) {
     assert_eq!(typed_ids(&by_tag_and_type), tset(&[("Organization", &org)]));
 }
 
+fn token_in_not_in_and_of_type(b: Backend) {
+    let s = shared(b);
+    let tag = new_tag();
+    let t = tag_param(&tag);
+    let vs = "http://hl7.org/fhir/ValueSet/administrative-gender";
+    let male = create(s, &tag, "Patient", json!({"gender": "male"}));
+    let odd = create(
+        s,
+        &tag,
+        "Patient",
+        json!({"gender": "male", "_gender": {"id": "x"}}),
+    );
+    let none = create(s, &tag, "Patient", json!({"active": true}));
+    let mut both = vec![male.clone(), odd.clone()];
+    both.sort();
+    assert_eq!(
+        ids(&search(s, &format!("/Patient?{t}&gender:in={vs}"))),
+        both
+    );
+    assert_eq!(
+        ids(&search(s, &format!("/Patient?{t}&gender:not-in={vs}"))),
+        vec![none.clone()]
+    );
+    s.get(&format!(
+        "/Patient?{t}&gender:in=http://example.org/unknown-vs"
+    ))
+    .outcome(400);
+    let mr = "http://terminology.hl7.org/CodeSystem/v2-0203";
+    let typed = create(
+        s,
+        &tag,
+        "Patient",
+        json!({"identifier": [{"type": {"coding": [{"system": mr, "code": "MR"}]}, "system": "urn:h", "value": "778"}]}),
+    );
+    create(
+        s,
+        &tag,
+        "Patient",
+        json!({"identifier": [{"system": "urn:h", "value": "778"}]}),
+    );
+    assert_eq!(
+        ids(&search(
+            s,
+            &format!("/Patient?{t}&identifier:of-type={mr}|MR|778")
+        )),
+        vec![typed]
+    );
+    s.get(&format!("/Patient?{t}&identifier:of-type=778"))
+        .outcome(400);
+}
+
 fn patient_compartment_search(b: Backend) {
     let s = shared(b);
     let tag = new_tag();
@@ -1589,4 +1640,5 @@ both_backends!(
     deleted_never_match_and_updates_match_by_current_version,
     system_search_with_type_and_id,
     patient_compartment_search,
+    token_in_not_in_and_of_type,
 );

@@ -23,6 +23,9 @@ use crate::sql::{Bind, CountRow, Sql};
 /// Nesting limit for chains and `_has` (each level is one more sub-query).
 const MAX_DEPTH: usize = 8;
 
+/// The largest value set `:in` / `:not-in` expand into SQL.
+const MAX_VALUE_SET_CODES: usize = 2000;
+
 /// Rounds of `_include:iterate` / `_revinclude:iterate` before giving up on more.
 const MAX_ITERATE: usize = 10;
 
@@ -143,7 +146,10 @@ fn selectivity_rank(clause: &Clause) -> u8 {
     if !p.chain.is_empty() {
         return 5;
     }
-    if matches!(p.modifier, Some(Modifier::Not | Modifier::Missing)) {
+    if matches!(
+        p.modifier,
+        Some(Modifier::Not | Modifier::NotIn | Modifier::Missing)
+    ) {
         return 9;
     }
     match p.param.kind {
@@ -270,12 +276,9 @@ fn param_sql(q: &mut Sql, r: &str, p: &ParamClause, drive: bool) -> StoreResult<
         q.bind(Bind::Text(p.param.code.clone())).push(")");
         return Ok(());
     }
-    if matches!(p.modifier, Some(Modifier::Not)) || !drive {
-        let not = if matches!(p.modifier, Some(Modifier::Not)) {
-            "NOT "
-        } else {
-            ""
-        };
+    let negated = matches!(p.modifier, Some(Modifier::Not | Modifier::NotIn));
+    if negated || !drive {
+        let not = if negated { "NOT " } else { "" };
         q.push(&format!(
             "{not}EXISTS (SELECT 1 FROM {table} i WHERE i.rid = {r}.rid AND i.param = "
         ));
@@ -414,11 +417,40 @@ fn value_sql(q: &mut Sql, p: &ParamClause, v: &SearchValue) -> StoreResult<()> {
             check_modifier(p, &[])?;
             composite_sql(q, p, parts)?;
         }
-        SearchValue::ValueSet { .. } | SearchValue::OfType { .. } => {
-            return Err(unsupported_at(
-                &p.name,
-                format!("'{}' is not supported yet", p.name),
-            ))
+        SearchValue::ValueSet { url, expansion } => {
+            check_modifier(p, &["in", "not-in"])?;
+            let codes = expansion.as_ref().ok_or_else(|| {
+                unsupported_at(
+                    &p.name,
+                    format!("value set '{url}' cannot be expanded by this server"),
+                )
+            })?;
+            if codes.len() > MAX_VALUE_SET_CODES {
+                return Err(unsupported_at(
+                    &p.name,
+                    format!("value set '{url}' has {} codes; at most {MAX_VALUE_SET_CODES} are supported", codes.len()),
+                ));
+            }
+            q.push("1 = 0");
+            // Elements of type `code` are indexed without a system: theirs is implied
+            // by the binding, so a code without a system matches the value set's code.
+            for (system, code) in codes {
+                q.push(" OR ((i.system = ").bind(Bind::Text(system.clone()));
+                q.push(" OR i.system IS NULL) AND i.code = ");
+                q.bind(Bind::Text(code.clone())).push(")");
+            }
+        }
+        SearchValue::OfType {
+            type_system,
+            type_code,
+            value,
+        } => {
+            check_modifier(p, &["of-type"])?;
+            q.push("i.type_system = ")
+                .bind(Bind::Text(type_system.clone()));
+            q.push(" AND i.type_code = ")
+                .bind(Bind::Text(type_code.clone()));
+            q.push(" AND i.code = ").bind(Bind::Text(value.clone()));
         }
     }
     Ok(())

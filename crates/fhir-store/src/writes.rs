@@ -194,14 +194,20 @@ fn table_rows(v: &IndexValues) -> Vec<TableRows> {
         },
         TableRows {
             table: "idx_token",
-            columns: &["system", "code", "text_norm"],
+            columns: &["system", "code", "text_norm", "type_system", "type_code"],
             rows: v
                 .tokens
                 .iter()
                 .map(|r| {
                     (
                         r.param.clone(),
-                        vec![opt(&r.system), opt(&r.code), opt(&r.text)],
+                        vec![
+                            opt(&r.system),
+                            opt(&r.code),
+                            opt(&r.text),
+                            opt(&r.type_system),
+                            opt(&r.type_code),
+                        ],
                     )
                 })
                 .collect(),

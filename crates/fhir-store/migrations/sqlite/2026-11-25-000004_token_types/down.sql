@@ -1,0 +1,2 @@
+ALTER TABLE idx_token DROP COLUMN type_code;
+ALTER TABLE idx_token DROP COLUMN type_system;
