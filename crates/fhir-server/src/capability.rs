@@ -86,7 +86,12 @@ pub fn build(defs: &Definitions, base_url: Option<&str>, date: &str) -> Capabili
             "Search: every string, token, date, number, quantity, reference, uri and composite parameter, with chains, _has, _include/_revinclude (:iterate), _sort, _count paging, _total, _summary and _elements; token :in/:not-in (value sets this server can expand) and :of-type are offered; token :above/:below and special parameters are not yet. Conditional create, update, patch and delete accept any such search.".into(),
         ),
         resource,
-        interaction: vec![Code::new("history-system"), Code::new("search-system")],
+        interaction: vec![
+            Code::new("transaction"),
+            Code::new("batch"),
+            Code::new("history-system"),
+            Code::new("search-system"),
+        ],
         search_param: search_params(registry, "Resource"),
         ..Default::default()
     }];

@@ -3,7 +3,7 @@
 
 use actix_web::web::{self, delete, get, head, patch, post, put};
 
-use crate::handlers::{crud, history, search, system};
+use crate::handlers::{bundle, crud, history, search, system};
 
 /// Registers every route under `/fhir`, plus `/health` and `/ready`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -25,7 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(
                     web::resource(["", "/"])
-                        .route(post().to(system::bundle_not_yet))
+                        .route(post().to(bundle::post_bundle))
                         .route(get().to(search::system_search))
                         .route(head().to(search::system_search))
                         .default_service(web::to(system::method_not_allowed)),

@@ -141,10 +141,6 @@ impl Store {
             .read(|tx| search::matching_ids(tx, res_type, conditions))
     }
 
-    fn index_fn<'a>(&'a self, res_type: &'a str) -> impl Fn(&Value) -> IndexValues + 'a {
-        move |r| self.indexer.index(res_type, r)
-    }
-
     /// Creates a resource with a new server-assigned id. With `if_none_exist`, the
     /// conditions are checked in the same transaction: one match returns it unchanged,
     /// several fail with [`StoreError::PreconditionFailed`].
@@ -154,29 +150,7 @@ impl Store {
         resource: Value,
         if_none_exist: Option<&[Clause]>,
     ) -> StoreResult<Created> {
-        self.db.write(|tx| {
-            if let Some(conditions) = if_none_exist {
-                tx.lock_type(res_type)?;
-                if let Some(id) = single_match(tx, res_type, conditions)? {
-                    let existing = reads::current(tx, res_type, &id)?.ok_or_else(|| {
-                        StoreError::Corrupt(format!("{res_type}/{id} matched but unreadable"))
-                    })?;
-                    return Ok(Created::Existing(existing));
-                }
-            }
-            let id = uuid::Uuid::new_v4().to_string();
-            let current = lock_current(tx, res_type, &id)?;
-            let stored = write_version(
-                tx,
-                res_type,
-                &id,
-                &current,
-                Some(resource),
-                "POST",
-                &self.index_fn(res_type),
-            )?;
-            Ok(Created::New(stored))
-        })
+        self.transaction(|ops| ops.create(res_type, resource, if_none_exist, None))
     }
 
     /// Updates (or creates, with the client's id) `type/id`.
@@ -187,34 +161,7 @@ impl Store {
         resource: Value,
         pre: Precondition,
     ) -> StoreResult<Updated> {
-        self.db
-            .write(|tx| self.update_in(tx, res_type, id, resource, pre, "PUT"))
-    }
-
-    fn update_in(
-        &self,
-        tx: &mut Tx<'_>,
-        res_type: &str,
-        id: &str,
-        resource: Value,
-        pre: Precondition,
-        method: &str,
-    ) -> StoreResult<Updated> {
-        let current = lock_current(tx, res_type, id)?;
-        check_precondition(&current, pre)?;
-        let stored = write_version(
-            tx,
-            res_type,
-            id,
-            &current,
-            Some(resource),
-            method,
-            &self.index_fn(res_type),
-        )?;
-        Ok(Updated {
-            stored,
-            created: !current.exists(),
-        })
+        self.transaction(|ops| ops.update(res_type, id, resource, pre))
     }
 
     /// Conditional update: no match creates (with `body_id` if the body had one), one
@@ -227,34 +174,7 @@ impl Store {
         body_id: Option<&str>,
         pre: Precondition,
     ) -> StoreResult<Updated> {
-        self.db.write(|tx| {
-            tx.lock_type(res_type)?;
-            let id = match single_match(tx, res_type, conditions)? {
-                Some(found) => {
-                    if let Some(b) = body_id.filter(|b| *b != found) {
-                        return Err(StoreError::BadRequest {
-                            message: format!(
-                                "the resource id '{b}' differs from the id of the resource the condition matched ('{found}')"
-                            ),
-                            expression: Some(format!("{res_type}.id")),
-                        });
-                    }
-                    found
-                }
-                None => match body_id {
-                    Some(b) => {
-                        if reads::current(tx, res_type, b)?.is_some_and(|c| !c.deleted) {
-                            return Err(StoreError::Conflict(format!(
-                                "{res_type}/{b} exists but does not match the condition; it is not overwritten"
-                            )));
-                        }
-                        b.to_string()
-                    }
-                    None => uuid::Uuid::new_v4().to_string(),
-                },
-            };
-            self.update_in(tx, res_type, &id, resource, pre, "PUT")
-        })
+        self.transaction(|ops| ops.conditional_update(res_type, conditions, resource, body_id, pre))
     }
 
     /// Patches `type/id`: `apply` gets the current resource and returns the new one,
@@ -266,20 +186,195 @@ impl Store {
         pre: Precondition,
         apply: impl FnOnce(Value) -> StoreResult<Value>,
     ) -> StoreResult<Updated> {
-        self.db
-            .write(|tx| self.patch_in(tx, res_type, id, pre, apply))
+        self.transaction(|ops| ops.patch(res_type, id, pre, apply))
     }
 
-    fn patch_in(
+    /// Conditional patch: exactly one match is patched; none is 404, several fail.
+    pub fn conditional_patch(
         &self,
-        tx: &mut Tx<'_>,
+        res_type: &str,
+        conditions: &[Clause],
+        pre: Precondition,
+        apply: impl FnOnce(Value) -> StoreResult<Value>,
+    ) -> StoreResult<Updated> {
+        self.transaction(|ops| ops.conditional_patch(res_type, conditions, pre, apply))
+    }
+
+    /// Deletes `type/id` (a deletion version; history keeps the rest).
+    pub fn delete(&self, res_type: &str, id: &str, pre: Precondition) -> StoreResult<Deleted> {
+        self.transaction(|ops| ops.delete(res_type, id, pre))
+    }
+
+    /// Conditional delete: one match is deleted, none is [`Deleted::NotFound`],
+    /// several fail with [`StoreError::PreconditionFailed`].
+    pub fn conditional_delete(
+        &self,
+        res_type: &str,
+        conditions: &[Clause],
+        pre: Precondition,
+    ) -> StoreResult<Deleted> {
+        self.transaction(|ops| ops.conditional_delete(res_type, conditions, pre))
+    }
+
+    /// Runs several operations in one database transaction: all of them commit, or
+    /// (when `f` returns an error) none does.
+    pub fn transaction<T>(
+        &self,
+        f: impl FnOnce(&mut TxOps<'_, '_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        self.db.write(|tx| f(&mut TxOps { store: self, tx }))
+    }
+}
+
+/// The operations available inside [`Store::transaction`].
+pub struct TxOps<'a, 'c> {
+    store: &'a Store,
+    tx: &'a mut Tx<'c>,
+}
+
+impl TxOps<'_, '_> {
+    fn write(
+        &mut self,
+        res_type: &str,
+        id: &str,
+        current: &Current,
+        resource: Option<Value>,
+        method: &str,
+    ) -> StoreResult<StoredResource> {
+        let store = self.store;
+        let index = move |r: &Value| store.indexer.index(res_type, r);
+        write_version(self.tx, res_type, id, current, resource, method, &index)
+    }
+
+    /// The current version of `type/id` (deleted or not), as this transaction sees it.
+    pub fn read(&mut self, res_type: &str, id: &str) -> StoreResult<Option<StoredResource>> {
+        reads::current(self.tx, res_type, id)
+    }
+
+    /// One version of `type/id`.
+    pub fn vread(
+        &mut self,
+        res_type: &str,
+        id: &str,
+        version: i64,
+    ) -> StoreResult<Option<StoredResource>> {
+        reads::version(self.tx, res_type, id, version)
+    }
+
+    /// `None` for no match, the id for one match, [`StoreError::PreconditionFailed`]
+    /// for several. Serialises conditional writes on the type.
+    pub fn single_match(
+        &mut self,
+        res_type: &str,
+        conditions: &[Clause],
+    ) -> StoreResult<Option<String>> {
+        self.tx.lock_type(res_type)?;
+        single_match(self.tx, res_type, conditions)
+    }
+
+    /// Creates a resource, with `id` if given (a transaction assigns ids up front),
+    /// or returns the match of `if_none_exist`.
+    pub fn create(
+        &mut self,
+        res_type: &str,
+        resource: Value,
+        if_none_exist: Option<&[Clause]>,
+        id: Option<&str>,
+    ) -> StoreResult<Created> {
+        if let Some(conditions) = if_none_exist {
+            if let Some(found) = self.single_match(res_type, conditions)? {
+                let existing = reads::current(self.tx, res_type, &found)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("{res_type}/{found} matched but unreadable"))
+                })?;
+                return Ok(Created::Existing(existing));
+            }
+        }
+        let id = id
+            .map(str::to_string)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let current = lock_current(self.tx, res_type, &id)?;
+        if current.version > 0 {
+            return Err(StoreError::Conflict(format!(
+                "{res_type}/{id} already exists"
+            )));
+        }
+        let stored = self.write(res_type, &id, &current, Some(resource), "POST")?;
+        Ok(Created::New(stored))
+    }
+
+    /// Updates (or creates, with the client's id) `type/id`.
+    pub fn update(
+        &mut self,
+        res_type: &str,
+        id: &str,
+        resource: Value,
+        pre: Precondition,
+    ) -> StoreResult<Updated> {
+        let current = lock_current(self.tx, res_type, id)?;
+        check_precondition(&current, pre)?;
+        let stored = self.write(res_type, id, &current, Some(resource), "PUT")?;
+        Ok(Updated {
+            stored,
+            created: !current.exists(),
+        })
+    }
+
+    /// The id a conditional update writes: the match, the body's id, or a new one.
+    pub fn conditional_update_target(
+        &mut self,
+        res_type: &str,
+        conditions: &[Clause],
+        body_id: Option<&str>,
+    ) -> StoreResult<String> {
+        Ok(match self.single_match(res_type, conditions)? {
+            Some(found) => {
+                if let Some(b) = body_id.filter(|b| *b != found) {
+                    return Err(StoreError::BadRequest {
+                        message: format!(
+                            "the resource id '{b}' differs from the id of the resource the condition matched ('{found}')"
+                        ),
+                        expression: Some(format!("{res_type}.id")),
+                    });
+                }
+                found
+            }
+            None => match body_id {
+                Some(b) => {
+                    if reads::current(self.tx, res_type, b)?.is_some_and(|c| !c.deleted) {
+                        return Err(StoreError::Conflict(format!(
+                            "{res_type}/{b} exists but does not match the condition; it is not overwritten"
+                        )));
+                    }
+                    b.to_string()
+                }
+                None => uuid::Uuid::new_v4().to_string(),
+            },
+        })
+    }
+
+    /// Conditional update: no match creates, one match updates it, several fail.
+    pub fn conditional_update(
+        &mut self,
+        res_type: &str,
+        conditions: &[Clause],
+        resource: Value,
+        body_id: Option<&str>,
+        pre: Precondition,
+    ) -> StoreResult<Updated> {
+        let id = self.conditional_update_target(res_type, conditions, body_id)?;
+        self.update(res_type, &id, resource, pre)
+    }
+
+    /// Patches `type/id` with `apply` (current resource in, new resource out).
+    pub fn patch(
+        &mut self,
         res_type: &str,
         id: &str,
         pre: Precondition,
         apply: impl FnOnce(Value) -> StoreResult<Value>,
     ) -> StoreResult<Updated> {
-        let current = lock_current(tx, res_type, id)?;
-        let Some(stored) = reads::current(tx, res_type, id)? else {
+        let current = lock_current(self.tx, res_type, id)?;
+        let Some(stored) = reads::current(self.tx, res_type, id)? else {
             return Err(StoreError::NotFound {
                 resource_type: res_type.into(),
                 id: id.into(),
@@ -296,15 +391,7 @@ impl Store {
         let before = fhir_model::json::parse(stored.content.as_bytes())
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let after = apply(before)?;
-        let stored = write_version(
-            tx,
-            res_type,
-            id,
-            &current,
-            Some(after),
-            "PATCH",
-            &self.index_fn(res_type),
-        )?;
+        let stored = self.write(res_type, id, &current, Some(after), "PATCH")?;
         Ok(Updated {
             stored,
             created: false,
@@ -313,78 +400,50 @@ impl Store {
 
     /// Conditional patch: exactly one match is patched; none is 404, several fail.
     pub fn conditional_patch(
-        &self,
+        &mut self,
         res_type: &str,
         conditions: &[Clause],
         pre: Precondition,
         apply: impl FnOnce(Value) -> StoreResult<Value>,
     ) -> StoreResult<Updated> {
-        self.db.write(|tx| {
-            tx.lock_type(res_type)?;
-            let Some(id) = single_match(tx, res_type, conditions)? else {
-                return Err(StoreError::NotFound {
-                    resource_type: res_type.into(),
-                    id: "?".into(),
-                });
-            };
-            self.patch_in(tx, res_type, &id, pre, apply)
-        })
-    }
-
-    /// Deletes `type/id` (a deletion version; history keeps the rest).
-    pub fn delete(&self, res_type: &str, id: &str, pre: Precondition) -> StoreResult<Deleted> {
-        self.db.write(|tx| self.delete_in(tx, res_type, id, pre))
-    }
-
-    fn delete_in(
-        &self,
-        tx: &mut Tx<'_>,
-        res_type: &str,
-        id: &str,
-        pre: Precondition,
-    ) -> StoreResult<Deleted> {
-        let current = lock_current(tx, res_type, id)?;
-        if current.version == 0 {
-            // The placeholder row rolls back with the (empty) transaction result below.
+        let Some(id) = self.single_match(res_type, conditions)? else {
             return Err(StoreError::NotFound {
                 resource_type: res_type.into(),
-                id: id.into(),
+                id: "?".into(),
             });
+        };
+        self.patch(res_type, &id, pre, apply)
+    }
+
+    /// Deletes `type/id`; deleting what does not exist changes nothing.
+    pub fn delete(&mut self, res_type: &str, id: &str, pre: Precondition) -> StoreResult<Deleted> {
+        let current = lock_current(self.tx, res_type, id)?;
+        if current.version == 0 {
+            writes::drop_placeholder(self.tx, current.rid)?;
+            return Ok(Deleted::NotFound);
         }
         check_precondition(&current, pre)?;
         if current.deleted {
-            let stored = reads::current(tx, res_type, id)?.ok_or_else(|| {
+            let stored = reads::current(self.tx, res_type, id)?.ok_or_else(|| {
                 StoreError::Corrupt(format!("{res_type}/{id} has no current version"))
             })?;
             return Ok(Deleted::Already(stored));
         }
-        let stored = write_version(
-            tx,
-            res_type,
-            id,
-            &current,
-            None,
-            "DELETE",
-            &self.index_fn(res_type),
-        )?;
+        let stored = self.write(res_type, id, &current, None, "DELETE")?;
         Ok(Deleted::Now(stored))
     }
 
-    /// Conditional delete: one match is deleted, none is [`Deleted::NotFound`],
-    /// several fail with [`StoreError::PreconditionFailed`].
+    /// Conditional delete: one match is deleted, none changes nothing, several fail.
     pub fn conditional_delete(
-        &self,
+        &mut self,
         res_type: &str,
         conditions: &[Clause],
         pre: Precondition,
     ) -> StoreResult<Deleted> {
-        self.db.write(|tx| {
-            tx.lock_type(res_type)?;
-            match single_match(tx, res_type, conditions)? {
-                Some(id) => self.delete_in(tx, res_type, &id, pre),
-                None => Ok(Deleted::NotFound),
-            }
-        })
+        match self.single_match(res_type, conditions)? {
+            Some(id) => self.delete(res_type, &id, pre),
+            None => Ok(Deleted::NotFound),
+        }
     }
 }
 

@@ -55,6 +55,14 @@ pub(crate) fn lock_current(tx: &mut Tx<'_>, res_type: &str, id: &str) -> StoreRe
         .ok_or_else(|| StoreError::Corrupt(format!("{res_type}/{id} vanished while locked")))
 }
 
+/// Removes the placeholder row of a resource that turned out not to be written.
+pub(crate) fn drop_placeholder(tx: &mut Tx<'_>, rid: i64) -> StoreResult<()> {
+    let mut q = Sql::new("DELETE FROM resources WHERE version = 0 AND rid = ");
+    q.bind(Bind::BigInt(rid));
+    q.execute(tx.conn)?;
+    Ok(())
+}
+
 /// Sets `id`, `meta.versionId` and `meta.lastUpdated`, placing `id` and `meta` right
 /// after `resourceType` and keeping every other member where it was.
 pub(crate) fn stamp(resource: Value, id: &str, version: i64, last_updated: i64) -> Value {

@@ -32,7 +32,7 @@ async fn resource_body(
     Ok(value)
 }
 
-fn check_resource(
+pub(crate) fn check_resource(
     state: &AppState,
     req: &HttpRequest,
     value: &Value,
@@ -315,7 +315,7 @@ async fn patch_body(
 }
 
 /// Applies a JSON Patch; the result must still be the same resource, with known elements.
-fn apply_patch(
+pub(crate) fn apply_patch(
     defs: &'static fhir_model::Definitions,
     rt: String,
     patch: json_patch::Patch,

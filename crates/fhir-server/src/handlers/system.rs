@@ -45,12 +45,6 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-pub async fn bundle_not_yet() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotImplemented(
-        "batch and transaction Bundles are not supported by this server yet".into(),
-    ))
-}
-
 pub async fn unknown_path(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound(format!(
         "no FHIR endpoint at {}",

@@ -1,0 +1,867 @@
+//! `POST [base]` with a `batch` or `transaction` Bundle (http.html#transaction,
+//! bundle.html).
+//!
+//! A transaction runs in one database transaction: entries are planned and checked
+//! first, then inside the transaction `urn:uuid:`/`urn:oid:` full URLs and conditional
+//! references (`Patient?identifier=…`) are resolved, references are rewritten everywhere
+//! in the entries' resources, and the entries run in the order DELETE, POST, PUT/PATCH,
+//! GET. Any failure rolls everything back and answers an OperationOutcome naming the
+//! entry. A batch runs each entry on its own and reports each outcome.
+
+use std::collections::{HashMap, HashSet};
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::Engine;
+use fhir_model::{
+    Bundle, BundleEntry, BundleType, EntryResponse, Issue, IssueType, OperationOutcome,
+};
+use fhir_search::{Clause, SearchRegistry};
+use fhir_store::time::fhir_instant;
+use fhir_store::{Created, Deleted, Precondition, StoreError, StoredResource, TxOps};
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::http::body::{parse_json, read_limited};
+use crate::http::headers::parse_etag_version;
+use crate::http::negotiate::{output, require_json_body};
+use crate::http::prefer::{prefer, Handling, Return};
+use crate::http::respond;
+use crate::state::{valid_id, AppState};
+
+use super::crud::{apply_patch, check_resource};
+
+/// What an entry asks for, checked before anything runs.
+#[derive(Debug, Clone)]
+struct Planned {
+    index: usize,
+    method: Method,
+    resource_type: String,
+    id: Option<String>,
+    version: Option<i64>,
+    conditions: Option<Vec<Clause>>,
+    resource: Option<Value>,
+    patch: Option<json_patch::Patch>,
+    full_url: Option<String>,
+    pre: Precondition,
+    if_none_exist: Option<Vec<Clause>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Method {
+    Delete,
+    Post,
+    Put,
+    Patch,
+    Get,
+}
+
+/// An entry's failure: its HTTP status and outcome.
+struct EntryError {
+    index: usize,
+    error: ApiError,
+}
+
+fn entry_err(index: usize, error: ApiError) -> EntryError {
+    EntryError { index, error }
+}
+
+pub async fn post_bundle(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    require_json_body(&req)?;
+    let out = output(&req)?;
+    let bytes = read_limited(&req, payload, state.max_body_bytes).await?;
+    let bundle = parse_json(&bytes)?;
+    if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+        return Err(ApiError::bad_at(
+            "POST to the base URL takes a batch or transaction Bundle",
+            "resourceType",
+        ));
+    }
+    // The Bundle's own elements here; each entry's resource when its entry is planned,
+    // so that a bad entry of a batch fails alone.
+    let mut shell = bundle.clone();
+    if let Some(entries) = shell.get_mut("entry").and_then(Value::as_array_mut) {
+        for e in entries.iter_mut().filter_map(Value::as_object_mut) {
+            e.shift_remove("resource");
+        }
+    }
+    check_resource(&state, &req, &shell, "Bundle")?;
+    let kind = bundle.get("type").and_then(Value::as_str).unwrap_or("");
+    let entries = bundle
+        .get("entry")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let ret = prefer(&req).return_;
+    let base = state.base(&req);
+    let response = match kind {
+        "transaction" => transaction(&state, &req, entries, &base, ret).await?,
+        "batch" => batch(&state, &req, entries, &base, ret).await,
+        other => {
+            return Err(ApiError::bad_at(
+                format!("Bundle.type '{other}' cannot be processed: send a batch or a transaction"),
+                "Bundle.type",
+            ))
+        }
+    };
+    Ok(respond::json(StatusCode::OK, &response.to_value(), out))
+}
+
+// ------------------------------------------------------------------------ planning
+
+fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// The parts of an entry's `request.url`.
+struct EntryUrl {
+    resource_type: String,
+    id: Option<String>,
+    version: Option<i64>,
+    query: Option<String>,
+}
+
+/// `Patient`, `Patient/1`, `Patient/1/_history/2`, `Patient?x=y`, possibly absolute.
+fn parse_url(state: &AppState, base: &str, url: &str, at: &str) -> Result<EntryUrl, ApiError> {
+    let rel = url
+        .strip_prefix(base)
+        .map(|r| r.trim_start_matches('/'))
+        .unwrap_or(url);
+    let (path, query) = match rel.split_once('?') {
+        Some((p, q)) => (p, Some(q.to_string())),
+        None => (rel, None),
+    };
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let bad = || {
+        ApiError::bad_at(
+            format!("request.url '{url}' is not a resource URL this server handles"),
+            at,
+        )
+    };
+    let (rt, id, version) = match parts.as_slice() {
+        [t] => (*t, None, None),
+        [t, id] => (*t, Some(*id), None),
+        [t, id, "_history", v] => (*t, Some(*id), Some(v.parse::<i64>().map_err(|_| bad())?)),
+        _ => return Err(bad()),
+    };
+    if !state.defs.is_resource_type(rt) {
+        return Err(ApiError::bad_at(
+            format!("request.url names an unknown resource type '{rt}'"),
+            at,
+        ));
+    }
+    if id.is_some_and(|i| !valid_id(i)) {
+        return Err(ApiError::bad_at(
+            format!("request.url '{url}' has an invalid id"),
+            at,
+        ));
+    }
+    Ok(EntryUrl {
+        resource_type: rt.to_string(),
+        id: id.map(str::to_string),
+        version,
+        query,
+    })
+}
+
+fn conditions(rt: &str, query: &str, at: &str) -> Result<Vec<Clause>, ApiError> {
+    let parsed = fhir_search::parse_query_string(SearchRegistry::r4(), Some(rt), query, true)
+        .map_err(|e| ApiError::bad_at(e.to_string(), at))?;
+    if parsed.clauses.is_empty() {
+        return Err(ApiError::bad_at(
+            "a conditional request needs search parameters",
+            at,
+        ));
+    }
+    Ok(parsed.clauses)
+}
+
+/// A JSON Patch carried in a Binary resource (`contentType` application/json-patch+json).
+fn binary_patch(resource: &Value, at: &str) -> Result<json_patch::Patch, ApiError> {
+    let ok_type = str_at(resource, "contentType")
+        .is_some_and(|c| c.starts_with("application/json-patch+json"));
+    if str_at(resource, "resourceType") != Some("Binary") || !ok_type {
+        return Err(ApiError::bad_at(
+            "a PATCH entry carries a Binary with contentType application/json-patch+json",
+            at,
+        ));
+    }
+    let data = str_at(resource, "data").unwrap_or("");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|_| ApiError::bad_at("Binary.data is not base64", at))?;
+    let doc = parse_json(&bytes)?;
+    serde_json::from_value(doc)
+        .map_err(|e| ApiError::bad_at(format!("not a valid JSON Patch: {e}"), at))
+}
+
+fn plan(
+    state: &AppState,
+    req: &HttpRequest,
+    base: &str,
+    index: usize,
+    entry: &Value,
+) -> Result<Planned, ApiError> {
+    let at = format!("Bundle.entry[{index}]");
+    let request = entry
+        .get("request")
+        .ok_or_else(|| ApiError::bad_at("the entry has no request", &at))?;
+    let req_at = format!("{at}.request");
+    let method = match str_at(request, "method") {
+        Some("GET") | Some("HEAD") => Method::Get,
+        Some("POST") => Method::Post,
+        Some("PUT") => Method::Put,
+        Some("PATCH") => Method::Patch,
+        Some("DELETE") => Method::Delete,
+        other => {
+            return Err(ApiError::bad_at(
+                format!("request.method {other:?} is not GET, HEAD, POST, PUT, PATCH or DELETE"),
+                req_at,
+            ))
+        }
+    };
+    let url = str_at(request, "url")
+        .ok_or_else(|| ApiError::bad_at("the entry's request has no url", &req_at))?;
+    let url_at = format!("{req_at}.url");
+    let EntryUrl {
+        resource_type: rt,
+        id,
+        version,
+        query,
+    } = parse_url(state, base, url, &url_at)?;
+    let mut pre = Precondition::default();
+    if let Some(m) = str_at(request, "ifMatch") {
+        pre.if_match = Some(parse_etag_version(m).ok_or_else(|| {
+            ApiError::bad_at(
+                format!("ifMatch '{m}' is not a version ETag"),
+                format!("{req_at}.ifMatch"),
+            )
+        })?);
+    }
+    pre.if_none_match_any = str_at(request, "ifNoneMatch") == Some("*");
+    let if_none_exist = match str_at(request, "ifNoneExist") {
+        Some(q) => Some(conditions(
+            &rt,
+            q.split_once('?').map_or(q, |(_, q)| q),
+            &format!("{req_at}.ifNoneExist"),
+        )?),
+        None => None,
+    };
+    let conditions = query
+        .as_deref()
+        .map(|q| conditions(&rt, q, &url_at))
+        .transpose()?;
+    let resource = entry.get("resource").cloned();
+    let res_at = format!("{at}.resource");
+    let mut patch = None;
+    match method {
+        Method::Post | Method::Put => {
+            let r = resource
+                .as_ref()
+                .ok_or_else(|| ApiError::bad_at("the entry has no resource", &res_at))?;
+            check_resource(state, req, r, &rt).map_err(|e| relocate(e, &res_at))?;
+            if method == Method::Put && id.is_none() && conditions.is_none() {
+                return Err(ApiError::bad_at(
+                    "PUT needs Type/id or a conditional Type?query url",
+                    url_at,
+                ));
+            }
+            if let (Method::Put, Some(id), Some(body_id)) = (method, &id, str_at(r, "id")) {
+                if id != body_id {
+                    return Err(ApiError::bad_at(
+                        format!("the resource id '{body_id}' does not match request.url"),
+                        format!("{res_at}.id"),
+                    ));
+                }
+            }
+        }
+        Method::Patch => {
+            let r = resource.as_ref().ok_or_else(|| {
+                ApiError::bad_at("the PATCH entry has no Binary resource", &res_at)
+            })?;
+            patch = Some(binary_patch(r, &res_at)?);
+            if id.is_none() && conditions.is_none() {
+                return Err(ApiError::bad_at(
+                    "PATCH needs Type/id or Type?query",
+                    url_at,
+                ));
+            }
+        }
+        Method::Delete if id.is_none() && conditions.is_none() => {
+            return Err(ApiError::bad_at(
+                "DELETE needs Type/id or Type?query",
+                url_at,
+            ))
+        }
+        Method::Get if id.is_none() => {
+            return Err(ApiError::bad_at(
+                "searches inside a Bundle are not supported yet; read by Type/id",
+                url_at,
+            ))
+        }
+        _ => {}
+    }
+    Ok(Planned {
+        index,
+        method,
+        resource_type: rt,
+        id,
+        version,
+        conditions,
+        resource: if method == Method::Patch {
+            None
+        } else {
+            resource
+        },
+        patch,
+        full_url: str_at(entry, "fullUrl").map(str::to_string),
+        pre,
+        if_none_exist,
+    })
+}
+
+/// Prefixes an error's location with the entry's resource path.
+fn relocate(e: ApiError, prefix: &str) -> ApiError {
+    match e {
+        ApiError::BadRequest {
+            message,
+            expression,
+            code,
+        } => ApiError::BadRequest {
+            message,
+            expression: Some(match expression {
+                Some(x) => format!(
+                    "{prefix}{}",
+                    x.split_once('.')
+                        .map_or(String::new(), |(_, r)| format!(".{r}"))
+                ),
+                None => prefix.to_string(),
+            }),
+            code,
+        },
+        ApiError::Invalid(mut oo, status) => {
+            for i in &mut oo.issue {
+                for x in &mut i.expression {
+                    *x = format!(
+                        "{prefix}{}",
+                        x.split_once('.')
+                            .map_or(String::new(), |(_, r)| format!(".{r}"))
+                    );
+                }
+            }
+            ApiError::Invalid(oo, status)
+        }
+        other => other,
+    }
+}
+
+// --------------------------------------------------------------------- execution
+
+fn status_line(code: u16) -> String {
+    let reason = StatusCode::from_u16(code)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    format!("{code} {reason}")
+}
+
+fn success(
+    status: u16,
+    stored: Option<&StoredResource>,
+    ret: Return,
+    with_location: bool,
+) -> BundleEntry {
+    let mut response = EntryResponse {
+        status: status_line(status),
+        ..Default::default()
+    };
+    let mut resource = None;
+    if let Some(s) = stored {
+        response.etag = Some(s.etag());
+        response.last_modified = Some(fhir_instant(s.last_updated));
+        if with_location {
+            response.location = Some(s.versioned_path());
+        }
+        if !s.deleted {
+            match ret {
+                Return::Representation => {
+                    resource = fhir_model::json::parse(s.content.as_bytes()).ok()
+                }
+                Return::OperationOutcome => {
+                    let oo = OperationOutcome::of(Issue::information(
+                        IssueType::Informational,
+                        format!("{} {}", s.res_type, s.res_id),
+                    ));
+                    response.outcome = Some(oo.to_value());
+                }
+                Return::Minimal => {}
+            }
+        }
+    }
+    BundleEntry {
+        resource,
+        response: Some(response),
+        ..Default::default()
+    }
+}
+
+/// Replaces every `reference` that names a bundle entry's fullUrl (or is a conditional
+/// reference) with the resolved `Type/id`, in the whole resource (contained resources
+/// and extensions included).
+fn rewrite(
+    value: &mut Value,
+    map: &HashMap<String, String>,
+    conditional: &HashMap<String, String>,
+    missing: &mut Vec<String>,
+) {
+    match value {
+        Value::Object(obj) => {
+            for (k, v) in obj.iter_mut() {
+                if k == "reference" {
+                    if let Value::String(r) = v {
+                        if let Some(to) =
+                            map.get(r.as_str()).or_else(|| conditional.get(r.as_str()))
+                        {
+                            *r = to.clone();
+                        } else if r.starts_with("urn:uuid:") || r.starts_with("urn:oid:") {
+                            missing.push(r.clone());
+                        }
+                    }
+                } else {
+                    rewrite(v, map, conditional, missing);
+                }
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|i| rewrite(i, map, conditional, missing)),
+        _ => {}
+    }
+}
+
+/// Conditional references (`Patient?identifier=…`) in a resource.
+fn conditional_refs(value: &Value, out: &mut HashSet<String>) {
+    match value {
+        Value::Object(obj) => {
+            for (k, v) in obj {
+                match (k.as_str(), v) {
+                    ("reference", Value::String(r)) if r.contains('?') && !r.starts_with('#') => {
+                        out.insert(r.clone());
+                    }
+                    _ => conditional_refs(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| conditional_refs(i, out)),
+        _ => {}
+    }
+}
+
+fn store_err(index: usize) -> impl Fn(StoreError) -> EntryError {
+    move |e| entry_err(index, ApiError::from(e))
+}
+
+/// Runs one planned entry (ids already resolved).
+fn execute(
+    ops: &mut TxOps<'_, '_>,
+    defs: &'static fhir_model::Definitions,
+    p: Planned,
+    existing: Option<String>,
+    ret: Return,
+    lenient: bool,
+) -> Result<BundleEntry, EntryError> {
+    let e = store_err(p.index);
+    let rt = p.resource_type.as_str();
+    match p.method {
+        Method::Delete => {
+            let deleted = match (&p.id, &p.conditions) {
+                (Some(id), _) => ops.delete(rt, id, p.pre),
+                (None, Some(c)) => ops.conditional_delete(rt, c, p.pre),
+                _ => Ok(Deleted::NotFound),
+            }
+            .map_err(&e)?;
+            let stored = match &deleted {
+                Deleted::Now(s) | Deleted::Already(s) => Some(s),
+                Deleted::NotFound => None,
+            };
+            Ok(success(204, stored, Return::Minimal, false))
+        }
+        Method::Post => {
+            if let Some(found) = existing {
+                let stored = ops.read(rt, &found).map_err(&e)?;
+                return Ok(success(200, stored.as_ref(), ret, true));
+            }
+            let mut resource = p.resource.unwrap_or(Value::Null);
+            if let Some(o) = resource.as_object_mut() {
+                o.shift_remove("id");
+            }
+            match ops
+                .create(rt, resource, None, p.id.as_deref())
+                .map_err(&e)?
+            {
+                Created::New(s) => Ok(success(201, Some(&s), ret, true)),
+                Created::Existing(s) => Ok(success(200, Some(&s), ret, true)),
+            }
+        }
+        Method::Put => {
+            let id = p.id.ok_or_else(|| {
+                entry_err(
+                    p.index,
+                    ApiError::Internal("PUT without a resolved id".into()),
+                )
+            })?;
+            let mut resource = p.resource.unwrap_or(Value::Null);
+            if let Some(o) = resource.as_object_mut() {
+                o.insert("id".into(), Value::String(id.clone()));
+            }
+            let u = ops.update(rt, &id, resource, p.pre).map_err(&e)?;
+            Ok(success(
+                if u.created { 201 } else { 200 },
+                Some(&u.stored),
+                ret,
+                true,
+            ))
+        }
+        Method::Patch => {
+            let patch = p.patch.ok_or_else(|| {
+                entry_err(p.index, ApiError::Internal("PATCH without a patch".into()))
+            })?;
+            let apply = apply_patch(defs, rt.to_string(), patch, lenient);
+            let u = match (&p.id, &p.conditions) {
+                (Some(id), _) => ops.patch(rt, id, p.pre, apply),
+                (None, Some(c)) => ops.conditional_patch(rt, c, p.pre, apply),
+                _ => Err(StoreError::NotFound {
+                    resource_type: rt.into(),
+                    id: "?".into(),
+                }),
+            }
+            .map_err(&e)?;
+            Ok(success(200, Some(&u.stored), ret, true))
+        }
+        Method::Get => {
+            let id = p.id.unwrap_or_default();
+            let stored = match p.version {
+                Some(v) => ops.vread(rt, &id, v),
+                None => ops.read(rt, &id),
+            }
+            .map_err(&e)?;
+            match stored {
+                None => Err(entry_err(
+                    p.index,
+                    ApiError::NotFound(format!("{rt}/{id} is not known")),
+                )),
+                Some(s) if s.deleted => Err(entry_err(
+                    p.index,
+                    ApiError::Gone(format!("{rt}/{id} was deleted")),
+                )),
+                Some(s) => Ok(success(200, Some(&s), Return::Representation, false)),
+            }
+        }
+    }
+}
+
+fn failure_outcome(err: &EntryError, kind: &str) -> (StatusCode, OperationOutcome) {
+    let mut oo = err.error.outcome();
+    let at = format!("Bundle.entry[{}]", err.index);
+    for i in &mut oo.issue {
+        if i.expression.is_empty() {
+            i.expression.push(at.clone());
+        }
+        let text = format!("{kind} entry {}: {}", err.index, i.text());
+        i.details = Some(fhir_model::CodeableConcept::text(text));
+    }
+    (actix_web::ResponseError::status_code(&err.error), oo)
+}
+
+// ------------------------------------------------------------------- transaction
+
+async fn transaction(
+    state: &AppState,
+    req: &HttpRequest,
+    entries: Vec<Value>,
+    base: &str,
+    ret: Return,
+) -> Result<Bundle, ApiError> {
+    let mut plans = Vec::with_capacity(entries.len());
+    let mut full_urls = HashSet::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let p = plan(state, req, base, i, entry)
+            .map_err(|e| fail(EntryError { index: i, error: e }, "transaction"))?;
+        if let Some(f) = &p.full_url {
+            if !full_urls.insert(f.clone()) {
+                let at = format!("Bundle.entry[{i}].fullUrl");
+                return Err(fail(
+                    entry_err(
+                        i,
+                        ApiError::bad_at(format!("fullUrl '{f}' appears twice"), at),
+                    ),
+                    "transaction",
+                ));
+            }
+        }
+        plans.push(p);
+    }
+    let defs = state.defs;
+    let lenient = prefer(req).handling == Some(Handling::Lenient);
+    let n = plans.len();
+    let base = base.to_string();
+    let result = state
+        .blocking(move |store| {
+            let mut failed: Option<EntryError> = None;
+            let r = store.transaction(|ops| {
+                match run_transaction(ops, defs, &base, plans, ret, lenient) {
+                    Ok(entries) => Ok(entries),
+                    Err(e) => {
+                        failed = Some(e);
+                        Err(StoreError::BadRequest {
+                            message: "transaction failed".into(),
+                            expression: None,
+                        })
+                    }
+                }
+            });
+            Ok(match (r, failed) {
+                (Ok(entries), _) => Ok(entries),
+                (Err(_), Some(f)) => Err(f),
+                (Err(e), None) => Err(entry_err(n, ApiError::from(e))),
+            })
+        })
+        .await?;
+    let entries = result.map_err(|e| fail(e, "transaction"))?;
+    let mut bundle = Bundle::new(BundleType::TransactionResponse);
+    bundle.entry = entries;
+    bundle.timestamp = Some(fhir_instant(fhir_store::time::now_millis()));
+    Ok(bundle)
+}
+
+fn fail(err: EntryError, kind: &str) -> ApiError {
+    let (status, oo) = failure_outcome(&err, kind);
+    ApiError::Invalid(oo, status)
+}
+
+fn run_transaction(
+    ops: &mut TxOps<'_, '_>,
+    defs: &'static fhir_model::Definitions,
+    base: &str,
+    mut plans: Vec<Planned>,
+    ret: Return,
+    lenient: bool,
+) -> Result<Vec<BundleEntry>, EntryError> {
+    // 1. Identities: what each entry writes, and what its fullUrl stands for.
+    let mut map: HashMap<String, String> = HashMap::new();
+    let mut existing: HashMap<usize, String> = HashMap::new();
+    let mut targets: HashMap<String, usize> = HashMap::new();
+    for p in &mut plans {
+        let e = store_err(p.index);
+        let rt = p.resource_type.clone();
+        match p.method {
+            Method::Post => {
+                let found = match &p.if_none_exist {
+                    Some(c) => ops.single_match(&rt, c).map_err(&e)?,
+                    None => None,
+                };
+                let id = match found {
+                    Some(f) => {
+                        existing.insert(p.index, f.clone());
+                        f
+                    }
+                    None => uuid::Uuid::new_v4().to_string(),
+                };
+                p.id = Some(id);
+            }
+            Method::Put if p.id.is_none() => {
+                let c = p.conditions.clone().unwrap_or_default();
+                let body_id = p
+                    .resource
+                    .as_ref()
+                    .and_then(|r| str_at(r, "id"))
+                    .map(str::to_string);
+                p.id = Some(
+                    ops.conditional_update_target(&rt, &c, body_id.as_deref())
+                        .map_err(&e)?,
+                );
+            }
+            _ => {}
+        }
+        if let (Some(full), Some(id)) = (&p.full_url, &p.id) {
+            map.insert(full.clone(), format!("{rt}/{id}"));
+        }
+        if matches!(
+            p.method,
+            Method::Post | Method::Put | Method::Patch | Method::Delete
+        ) {
+            if let Some(id) = &p.id {
+                if existing.contains_key(&p.index) {
+                    continue;
+                }
+                if let Some(first) = targets.insert(format!("{rt}/{id}"), p.index) {
+                    let msg = format!("entries {first} and {} both write {rt}/{id}", p.index);
+                    return Err(entry_err(p.index, ApiError::bad(msg)));
+                }
+            }
+        }
+    }
+    // 2. Conditional references, then rewriting of every reference.
+    let mut refs = HashSet::new();
+    for p in &plans {
+        if let Some(r) = &p.resource {
+            conditional_refs(r, &mut refs);
+        }
+    }
+    let mut conditional = HashMap::new();
+    for r in refs {
+        let index = plans
+            .iter()
+            .find(|p| {
+                p.resource
+                    .as_ref()
+                    .is_some_and(|res| res.to_string().contains(&r))
+            })
+            .map_or(0, |p| p.index);
+        let at = format!("Bundle.entry[{index}].resource");
+        let (rt, query) = r.split_once('?').unwrap_or((&r, ""));
+        if !defs.is_resource_type(rt) {
+            return Err(entry_err(
+                index,
+                ApiError::bad_at(
+                    format!("conditional reference '{r}' names an unknown type"),
+                    at,
+                ),
+            ));
+        }
+        let clauses = conditions(rt, query, &at).map_err(|e| entry_err(index, e))?;
+        match ops.single_match(rt, &clauses).map_err(store_err(index))? {
+            Some(id) => {
+                conditional.insert(r.clone(), format!("{rt}/{id}"));
+            }
+            None => {
+                return Err(entry_err(
+                    index,
+                    ApiError::NotFound(format!("conditional reference '{r}' matches no resource")),
+                ))
+            }
+        }
+    }
+    for p in &mut plans {
+        if let Some(r) = &mut p.resource {
+            let mut missing = Vec::new();
+            rewrite(r, &map, &conditional, &mut missing);
+            if let Some(m) = missing.first() {
+                let at = format!("Bundle.entry[{}].resource", p.index);
+                return Err(entry_err(
+                    p.index,
+                    ApiError::bad_at(
+                        format!("reference '{m}' is not the fullUrl of any entry"),
+                        at,
+                    ),
+                ));
+            }
+        }
+    }
+    // 3. Run in the order of the spec, answer in the order of the request.
+    let mut order: Vec<usize> = (0..plans.len()).collect();
+    order.sort_by_key(|&i| (plans[i].method, i));
+    let mut answers: Vec<Option<BundleEntry>> = vec![None; plans.len()];
+    for i in order {
+        let p = plans[i].clone();
+        let found = existing.get(&p.index).cloned();
+        let full_url = p.full_url.clone();
+        let mut entry = execute(ops, defs, p, found, ret, lenient)?;
+        // The answer names the resource by its URL on this server.
+        let location = entry.response.as_ref().and_then(|r| r.location.clone());
+        entry.full_url = match location
+            .as_deref()
+            .and_then(|l| l.split("/_history/").next())
+        {
+            Some(path) => Some(format!("{base}/{path}")),
+            None => full_url,
+        };
+        answers[i] = Some(entry);
+    }
+    Ok(answers.into_iter().flatten().collect())
+}
+
+// ------------------------------------------------------------------------- batch
+
+async fn batch(
+    state: &AppState,
+    req: &HttpRequest,
+    entries: Vec<Value>,
+    base: &str,
+    ret: Return,
+) -> Bundle {
+    let lenient = prefer(req).handling == Some(Handling::Lenient);
+    let mut out = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        let planned = plan(state, req, base, i, entry);
+        let answer = match planned {
+            Err(e) => Err(entry_err(i, e)),
+            Ok(p) => {
+                let defs = state.defs;
+                let base = base.to_string();
+                state
+                    .blocking(move |store| {
+                        let mut failed = None;
+                        let r = store.transaction(|ops| {
+                            let mut one = vec![p];
+                            match run_transaction(
+                                ops,
+                                defs,
+                                &base,
+                                std::mem::take(&mut one),
+                                ret,
+                                lenient,
+                            ) {
+                                Ok(mut entries) => Ok(entries.pop()),
+                                Err(e) => {
+                                    failed = Some(e);
+                                    Err(StoreError::BadRequest {
+                                        message: "entry failed".into(),
+                                        expression: None,
+                                    })
+                                }
+                            }
+                        });
+                        Ok(match (r, failed) {
+                            (Ok(Some(entry)), _) => Ok(entry),
+                            (Ok(None), _) => {
+                                Err(entry_err(i, ApiError::Internal("no answer".into())))
+                            }
+                            (Err(_), Some(f)) => Err(f),
+                            (Err(e), None) => Err(entry_err(i, ApiError::from(e))),
+                        })
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(entry_err(i, e)))
+            }
+        };
+        out.push(match answer {
+            Ok(entry) => entry,
+            Err(err) => {
+                let (status, oo) = failure_outcome(
+                    &EntryError {
+                        index: i,
+                        error: err.error,
+                    },
+                    "batch",
+                );
+                BundleEntry {
+                    response: Some(EntryResponse {
+                        status: status_line(status.as_u16()),
+                        outcome: Some(oo.to_value()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }
+            }
+        });
+    }
+    let mut bundle = Bundle::new(BundleType::BatchResponse);
+    bundle.entry = out;
+    bundle.timestamp = Some(fhir_instant(fhir_store::time::now_millis()));
+    bundle
+}
