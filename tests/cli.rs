@@ -87,3 +87,57 @@ fn reindex_rebuilds_the_search_index() {
         assert!(!ok && err.contains("unknown resource type"), "{err}");
     }
 }
+
+/// `import` loads Bundles and NDJSON (gzip too) through a running server, skips what a
+/// previous run loaded, and stops with the file and entry of what is invalid.
+#[test]
+fn import_loads_files_resumably_and_names_failures() {
+    use std::io::Write;
+    for backend in [common::Backend::Sqlite, common::Backend::Postgres] {
+        let s = common::Server::start(backend);
+        let dir =
+            std::env::temp_dir().join(format!("fhir-import-{}-{:?}", std::process::id(), backend));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let tx = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"fullUrl": "urn:uuid:7c1c2b1e-0000-4000-8000-000000000001",
+             "resource": {"resourceType": "Patient", "name": [{"family": "Imported"}]},
+             "request": {"method": "POST", "url": "Patient"}},
+            {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                          "subject": {"reference": "urn:uuid:7c1c2b1e-0000-4000-8000-000000000001"}},
+             "request": {"method": "POST", "url": "Observation"}}]});
+        std::fs::write(dir.join("a.json"), tx.to_string()).unwrap();
+        let ndjson = "{\"resourceType\":\"Patient\",\"id\":\"nd1\"}\n{\"resourceType\":\"Patient\",\"id\":\"nd2\"}\n";
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(ndjson.as_bytes()).unwrap();
+        std::fs::write(dir.join("b.ndjson.gz"), gz.finish().unwrap()).unwrap();
+        let state = dir.join("state");
+        let args = |extra: &str| {
+            vec![
+                "import".to_string(),
+                "--url".into(),
+                s.base.clone(),
+                "--state".into(),
+                state.display().to_string(),
+                dir.join(extra).display().to_string(),
+            ]
+        };
+        let run_args = |a: Vec<String>| run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        let (ok, out, err) = run_args(args(""));
+        assert!(ok, "{err}");
+        assert!(out.contains("imported 4 resources from 2 files"), "{out}");
+        assert_eq!(
+            s.get("/Observation?subject:Patient.name=imported&_summary=count")
+                .json()["total"],
+            1
+        );
+        assert_eq!(s.get("/Patient/nd2").status, 200);
+        let (ok, out, _) = run_args(args(""));
+        assert!(ok && out.contains("2 files already loaded"), "{out}");
+        std::fs::write(dir.join("c.json"), r#"{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient","birthDate":"soon"},"request":{"method":"POST","url":"Patient"}}]}"#).unwrap();
+        let (ok, _, err) = run_args(args("c.json"));
+        assert!(!ok);
+        assert!(err.contains("c.json") && err.contains("entry 0"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -4,7 +4,26 @@ use std::process::ExitCode;
 
 use std::sync::Arc;
 
-use crate::config::{FhirpathArgs, ReindexArgs};
+use crate::config::{FhirpathArgs, ImportArgs, ReindexArgs};
+
+/// `fhir-server import PATH…`: see [`crate::import`].
+pub fn import(args: &ImportArgs) -> ExitCode {
+    let started = std::time::Instant::now();
+    match crate::import::run(args) {
+        Ok((loaded, skipped, resources)) => {
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "imported {resources} resources from {loaded} files in {secs:.1} s ({:.0} resources/s); {skipped} files already loaded",
+                resources as f64 / secs.max(0.001)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// `fhir-server reindex`: recomputes the search index rows of every stored resource.
 pub fn reindex(args: &ReindexArgs) -> ExitCode {

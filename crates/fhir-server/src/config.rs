@@ -33,6 +33,31 @@ pub enum Command {
     Fhirpath(FhirpathArgs),
     /// Recompute the search index of stored resources (after search parameters change).
     Reindex(ReindexArgs),
+    /// Load Bundles, resources and NDJSON files (gzip accepted) through the FHIR API.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// Files or folders (.json, .ndjson, optionally .gz).
+    #[arg(required = true)]
+    pub paths: Vec<std::path::PathBuf>,
+    /// FHIR base URL of a running server; without it the import runs a server in-process
+    /// on --database-url.
+    #[arg(long)]
+    pub url: Option<String>,
+    #[arg(
+        long,
+        env = "FHIR_DATABASE_URL",
+        default_value = "sqlite://./data/fhir.db"
+    )]
+    pub database_url: String,
+    /// Resources per Bundle when loading NDJSON.
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
+    /// Where finished files are recorded (a re-run skips them).
+    #[arg(long, default_value = ".fhir-import-state")]
+    pub state: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

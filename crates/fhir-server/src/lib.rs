@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod handlers;
 pub mod http;
+pub mod import;
 pub mod logging;
 pub mod routes;
 pub mod state;

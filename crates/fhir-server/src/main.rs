@@ -9,6 +9,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Serve(args)) => run_server(args),
         Some(Command::Fhirpath(args)) => return fhir_server::cli::fhirpath(&args),
         Some(Command::Reindex(args)) => return fhir_server::cli::reindex(&args),
+        Some(Command::Import(args)) => return fhir_server::cli::import(&args),
         None => run_server(cli.serve),
     };
     match result {
