@@ -59,6 +59,7 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
             c.batch_execute(
                 "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
                  PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; \
+                 PRAGMA temp_store = MEMORY; \
                  PRAGMA optimize = 0x10002;",
             )
             .map_err(diesel::r2d2::Error::QueryError)?;

@@ -32,7 +32,7 @@ pub use model::{
 };
 
 use backend::{Database, Tx};
-use writes::{lock_current, write_version, Current};
+use writes::{flush_index, lock_current, write_version, Current, PendingIndex};
 
 /// Preconditions of an update, from `If-Match` / `If-None-Match`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -124,7 +124,7 @@ impl Store {
                             })?;
                         self.indexer.index(&v.res_type, &resource)
                     };
-                    writes::replace_index(tx, *rid, &v.res_type, &values)?;
+                    writes::replace_index(tx, *rid, &v.res_type, values)?;
                 }
                 Ok(())
             })?;
@@ -222,7 +222,16 @@ impl Store {
         &self,
         f: impl FnOnce(&mut TxOps<'_, '_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
-        self.db.write(|tx| f(&mut TxOps { store: self, tx }))
+        self.db.write(|tx| {
+            let mut ops = TxOps {
+                store: self,
+                tx,
+                pending: Vec::new(),
+            };
+            let result = f(&mut ops)?;
+            flush_index(ops.tx, &mut ops.pending)?;
+            Ok(result)
+        })
     }
 }
 
@@ -230,6 +239,9 @@ impl Store {
 pub struct TxOps<'a, 'c> {
     store: &'a Store,
     tx: &'a mut Tx<'c>,
+    /// Index rows of this transaction's writes, written together before any search and
+    /// before commit.
+    pending: Vec<PendingIndex>,
 }
 
 impl TxOps<'_, '_> {
@@ -243,7 +255,10 @@ impl TxOps<'_, '_> {
     ) -> StoreResult<StoredResource> {
         let store = self.store;
         let index = move |r: &Value| store.indexer.index(res_type, r);
-        write_version(self.tx, res_type, id, current, resource, method, &index)
+        let (stored, pending) =
+            write_version(self.tx, res_type, id, current, resource, method, &index)?;
+        self.pending.push(pending);
+        Ok(stored)
     }
 
     /// The current version of `type/id` (deleted or not), as this transaction sees it.
@@ -268,6 +283,7 @@ impl TxOps<'_, '_> {
         res_type: &str,
         conditions: &[Clause],
     ) -> StoreResult<Option<String>> {
+        flush_index(self.tx, &mut self.pending)?;
         self.tx.lock_type(res_type)?;
         single_match(self.tx, res_type, conditions)
     }

@@ -114,8 +114,17 @@ impl Sql {
         self.push(")")
     }
 
-    fn query(&self) -> BoxedSqlQuery<'_, Backend, diesel::query_builder::SqlQuery> {
-        let mut q = diesel::sql_query(self.text.clone()).into_boxed::<Backend>();
+    fn query(
+        &self,
+        conn: &AnyConnection,
+    ) -> BoxedSqlQuery<'_, Backend, diesel::query_builder::SqlQuery> {
+        // SQLite reads `$N` as a *named* parameter and looks each name up among the
+        // earlier ones (quadratic in the number of binds); `?N` is its numbered form.
+        let text = match conn {
+            AnyConnection::Sqlite(_) => self.text.replace('$', "?"),
+            AnyConnection::Postgresql(_) => self.text.clone(),
+        };
+        let mut q = diesel::sql_query(text).into_boxed::<Backend>();
         for b in &self.binds {
             q = match b {
                 Bind::Text(v) => q.bind::<Text, _>(v.clone()),
@@ -135,12 +144,12 @@ impl Sql {
         &self,
         conn: &mut AnyConnection,
     ) -> StoreResult<Vec<T>> {
-        Ok(self.query().load(conn)?)
+        Ok(self.query(conn).load(conn)?)
     }
 
     /// Runs a statement; returns the number of rows it changed.
     pub fn execute(&self, conn: &mut AnyConnection) -> StoreResult<usize> {
-        Ok(self.query().execute(conn)?)
+        Ok(self.query(conn).execute(conn)?)
     }
 }
 

@@ -100,7 +100,7 @@ pub(crate) fn write_version(
     resource: Option<Value>,
     method: &str,
     index: &dyn Fn(&Value) -> IndexValues,
-) -> StoreResult<StoredResource> {
+) -> StoreResult<(StoredResource, PendingIndex)> {
     let version = current.version + 1;
     let last_updated = now_millis();
     let deleted = resource.is_none();
@@ -148,12 +148,13 @@ pub(crate) fn write_version(
         .push(" WHERE rid = ")
         .bind(Bind::BigInt(current.rid));
     update.execute(tx.conn)?;
-    if current.version == 0 {
-        insert_index(tx, current.rid, res_type, &rows)?;
-    } else {
-        replace_index(tx, current.rid, res_type, &rows)?;
-    }
-    Ok(StoredResource {
+    let pending = PendingIndex {
+        rid: current.rid,
+        res_type: res_type.to_string(),
+        values: rows,
+        replace: current.version > 0,
+    };
+    let stored = StoredResource {
         seq,
         res_type: res_type.into(),
         res_id: id.into(),
@@ -162,7 +163,8 @@ pub(crate) fn write_version(
         deleted,
         method: method.into(),
         content,
-    })
+    };
+    Ok((stored, pending))
 }
 
 /// Rows of one index table: column names and, per row, the values after `rid,
@@ -389,19 +391,13 @@ fn composite_rows(v: &IndexValues) -> TableRows {
     }
 }
 
-/// Replaces the index rows of a resource (current version only).
-pub(crate) fn replace_index(
-    tx: &mut Tx<'_>,
-    rid: i64,
-    res_type: &str,
-    values: &IndexValues,
-) -> StoreResult<()> {
-    for table in INDEX_TABLES {
-        let mut delete = Sql::new(&format!("DELETE FROM {table} WHERE rid = "));
-        delete.bind(Bind::BigInt(rid));
-        delete.execute(tx.conn)?;
-    }
-    insert_index(tx, rid, res_type, values)
+/// Index rows of a version written in this transaction, not yet in the index tables.
+pub(crate) struct PendingIndex {
+    pub rid: i64,
+    pub res_type: String,
+    pub values: IndexValues,
+    /// The resource had index rows before (to delete first).
+    pub replace: bool,
 }
 
 const INDEX_TABLES: &[&str] = &[
@@ -415,33 +411,95 @@ const INDEX_TABLES: &[&str] = &[
     "idx_composite",
 ];
 
-/// Inserts the index rows of a resource that has none (a new resource).
-fn insert_index(
+/// One table's rows across the resources of a flush: (rid, type, param, values).
+type TableBatch<'a> = (
+    &'static str,
+    &'static [&'static str],
+    Vec<(i64, &'a str, String, Vec<Bind>)>,
+);
+
+/// Binds per statement: under SQLite's limit (32,766) and PostgreSQL's (65,535).
+const MAX_BINDS: usize = 16_000;
+
+/// Replaces the index rows of one resource now (re-indexing).
+pub(crate) fn replace_index(
     tx: &mut Tx<'_>,
     rid: i64,
     res_type: &str,
-    values: &IndexValues,
+    values: IndexValues,
 ) -> StoreResult<()> {
-    let mut tables = table_rows(values);
-    tables.push(composite_rows(values));
-    for t in tables {
-        // Stay well under SQLite's limit of bound parameters per statement.
-        let per_row = 3 + t.columns.len();
-        for chunk in t.rows.chunks(400 / per_row) {
+    let mut pending = vec![PendingIndex {
+        rid,
+        res_type: res_type.to_string(),
+        values,
+        replace: true,
+    }];
+    flush_index(tx, &mut pending)
+}
+
+/// Writes the pending index rows of a transaction with as few statements as possible:
+/// one `DELETE … WHERE rid IN (…)` per table for replaced resources, then multi-row
+/// inserts per table across all resources.
+pub(crate) fn flush_index(tx: &mut Tx<'_>, pending: &mut Vec<PendingIndex>) -> StoreResult<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    // A resource written twice keeps its last rows.
+    let mut seen = std::collections::HashSet::new();
+    let mut batch: Vec<PendingIndex> = std::mem::take(pending)
+        .into_iter()
+        .rev()
+        .filter(|p| seen.insert(p.rid))
+        .collect();
+    batch.reverse();
+    let replaced: Vec<i64> = batch.iter().filter(|p| p.replace).map(|p| p.rid).collect();
+    for table in INDEX_TABLES {
+        for chunk in replaced.chunks(MAX_BINDS) {
+            let mut delete = Sql::new(&format!("DELETE FROM {table} WHERE rid IN ("));
+            for (i, rid) in chunk.iter().enumerate() {
+                if i > 0 {
+                    delete.push(", ");
+                }
+                delete.bind(Bind::BigInt(*rid));
+            }
+            delete.push(")").execute(tx.conn)?;
+        }
+    }
+    let mut per_table: Vec<TableBatch<'_>> = Vec::new();
+    for p in &batch {
+        let mut tables = table_rows(&p.values);
+        tables.push(composite_rows(&p.values));
+        for t in tables {
+            let slot = match per_table.iter().position(|(name, _, _)| *name == t.table) {
+                Some(i) => i,
+                None => {
+                    per_table.push((t.table, t.columns, Vec::new()));
+                    per_table.len() - 1
+                }
+            };
+            per_table[slot].2.extend(
+                t.rows
+                    .into_iter()
+                    .map(|(param, binds)| (p.rid, p.res_type.as_str(), param, binds)),
+            );
+        }
+    }
+    for (table, columns, rows) in per_table {
+        let per_row = 3 + columns.len();
+        for chunk in rows.chunks((MAX_BINDS / per_row).max(1)) {
             let mut insert = Sql::new(&format!(
-                "INSERT INTO {} (rid, res_type, param, {}) VALUES ",
-                t.table,
-                t.columns.join(", ")
+                "INSERT INTO {table} (rid, res_type, param, {}) VALUES ",
+                columns.join(", ")
             ));
-            for (i, (param, binds)) in chunk.iter().enumerate() {
+            for (i, (rid, res_type, param, binds)) in chunk.iter().enumerate() {
                 if i > 0 {
                     insert.push(", ");
                 }
                 insert
                     .push("(")
-                    .bind(Bind::BigInt(rid))
+                    .bind(Bind::BigInt(*rid))
                     .push(", ")
-                    .bind(Bind::Text(res_type.into()));
+                    .bind(Bind::Text((*res_type).to_string()));
                 insert.push(", ").bind(Bind::Text(param.clone()));
                 for b in binds {
                     insert.push(", ").bind(b.clone());
