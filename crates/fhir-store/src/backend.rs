@@ -75,8 +75,10 @@ pub struct Database {
     /// SQLite allows one writer at a time: writers queue here instead of spinning on
     /// `SQLITE_BUSY`. PostgreSQL writers lock rows instead.
     sqlite_writer: Option<Mutex<()>>,
-    /// Committed write transactions, to refresh SQLite's planner statistics now and then.
+    /// Versions written, to refresh SQLite's planner statistics now and then.
     writes: std::sync::atomic::AtomicU64,
+    /// Versions written by the transaction being committed (set by the store).
+    pending_versions: std::sync::atomic::AtomicU64,
 }
 
 impl Database {
@@ -114,6 +116,7 @@ impl Database {
             kind,
             sqlite_writer: (kind == BackendKind::Sqlite).then(|| Mutex::new(())),
             writes: std::sync::atomic::AtomicU64::new(0),
+            pending_versions: std::sync::atomic::AtomicU64::new(0),
         };
         db.migrate()?;
         Ok(db)
@@ -132,6 +135,13 @@ impl Database {
             }
         };
         result.map_err(|e| StoreError::Migration(e.to_string()))
+    }
+
+    /// Tells the database how many versions the running write transaction wrote
+    /// (SQLite writers are serialised, so this belongs to the next commit).
+    pub fn note_versions(&self, n: u64) {
+        self.pending_versions
+            .store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn kind(&self) -> BackendKind {
@@ -167,12 +177,17 @@ impl Database {
                     let _ = conn.batch_execute("ROLLBACK");
                     return Err(e.into());
                 }
-                let n = self
+                let written = self
+                    .pending_versions
+                    .swap(0, std::sync::atomic::Ordering::Relaxed)
+                    .max(1);
+                let before = self
                     .writes
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if self.kind == BackendKind::Sqlite && n % 2000 == 1999 {
+                    .fetch_add(written, std::sync::atomic::Ordering::Relaxed);
+                if self.kind == BackendKind::Sqlite && (before + written) / 2000 != before / 2000 {
                     // Statistics for the query planner as tables grow (PostgreSQL's
-                    // autovacuum does this there). Usually a no-op; failure is harmless.
+                    // autovacuum does this there): every 2,000 versions written.
+                    // Usually quick; failure is harmless.
                     let _ = conn.batch_execute("PRAGMA optimize");
                 }
                 Ok(v)

@@ -229,6 +229,7 @@ impl Store {
                 pending: Vec::new(),
             };
             let result = f(&mut ops)?;
+            self.db.note_versions(ops.pending.len() as u64);
             flush_index(ops.tx, &mut ops.pending)?;
             Ok(result)
         })

@@ -173,31 +173,47 @@ fn clause_sql(q: &mut Sql, r: &str, clause: &Clause, depth: usize, drive: bool) 
     }
     match clause {
         Clause::Param(p) if p.chain.is_empty() => param_sql(q, r, p, drive),
-        Clause::Param(p) => chain_sql(q, r, p, 0, depth),
+        Clause::Param(p) => chain_sql(q, r, p, 0, depth, drive),
         Clause::Has(h) => has_sql(q, r, h, depth),
     }
 }
 
-fn chain_sql(q: &mut Sql, r: &str, p: &ParamClause, link: usize, depth: usize) -> StoreResult<()> {
+fn chain_sql(
+    q: &mut Sql,
+    r: &str,
+    p: &ParamClause,
+    link: usize,
+    depth: usize,
+    drive: bool,
+) -> StoreResult<()> {
     let Some(l) = p.chain.get(link) else {
         let last = ParamClause {
             chain: Vec::new(),
             ..p.clone()
         };
-        return param_sql(q, r, &last, false);
+        return param_sql(q, r, &last, drive);
     };
     let (x, t) = (format!("x{depth}_{link}"), format!("t{depth}_{link}"));
-    q.push(&format!(
-        "EXISTS (SELECT 1 FROM idx_reference {x} JOIN resources {t} ON {t}.res_type = {x}.target_type \
-         AND {t}.res_id = {x}.target_id WHERE {x}.rid = {r}.rid AND {x}.param = "
-    ));
+    if drive {
+        // From the end of the chain backwards: the targets that match, then who refers
+        // to them (idx_reference_target), all through indexes.
+        q.push(&format!(
+            "{r}.rid IN (SELECT {x}.rid FROM idx_reference {x} JOIN resources {t} ON {t}.res_type = {x}.target_type \
+             AND {t}.res_id = {x}.target_id WHERE {x}.param = "
+        ));
+    } else {
+        q.push(&format!(
+            "EXISTS (SELECT 1 FROM idx_reference {x} JOIN resources {t} ON {t}.res_type = {x}.target_type \
+             AND {t}.res_id = {x}.target_id WHERE {x}.rid = {r}.rid AND {x}.param = "
+        ));
+    }
     q.bind(Bind::Text(l.code.clone()));
     q.push(&format!(" AND {t}.version > 0 AND {t}.deleted = "))
         .bind(Bind::Bool(false));
     q.push(&format!(" AND {t}.res_type"))
         .in_list(&l.target_types);
     q.push(" AND ");
-    chain_sql(q, &t, p, link + 1, depth)?;
+    chain_sql(q, &t, p, link + 1, depth, drive)?;
     q.push(")");
     Ok(())
 }
