@@ -697,6 +697,16 @@ fn metadata_states_what_the_server_supports(b: Backend) {
     let s = shared(b);
     let r = s.get("/metadata");
     assert_eq!(r.status, 200);
+    assert!(r.header("etag").is_some_and(|e| e.starts_with("W/")));
+    s.req("GET", "/metadata")
+        .header("Accept", "application/fhir+json; fhirVersion=3.0")
+        .send()
+        .outcome(406);
+    let r4 = s
+        .req("GET", "/metadata")
+        .header("Accept", "application/fhir+json; fhirVersion=4.0")
+        .send();
+    assert_eq!(r4.status, 200);
     let cs = r.json();
     assert_eq!(cs["resourceType"], "CapabilityStatement");
     assert_eq!(cs["fhirVersion"], "4.0.1");

@@ -13,14 +13,30 @@ pub async fn metadata(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let out = output(&req)?;
-    if out.pretty {
+    let etag = capability_etag(&state.capability);
+    let mut response = if out.pretty {
         let v = fhir_model::json::parse(state.capability.as_bytes())
             .map_err(|e| ApiError::Internal(e.to_string()))?;
-        return Ok(crate::http::respond::json(StatusCode::OK, &v, out));
+        crate::http::respond::json(StatusCode::OK, &v, out)
+    } else {
+        HttpResponse::Ok()
+            .content_type(out.content_type())
+            .body(state.capability.clone())
+    };
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&etag) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ETAG, v);
     }
-    Ok(HttpResponse::Ok()
-        .content_type(out.content_type())
-        .body(state.capability.clone()))
+    Ok(response)
+}
+
+/// A weak ETag of the CapabilityStatement: it changes when what the server offers does.
+fn capability_etag(capability: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    capability.hash(&mut h);
+    format!("W/\"{:016x}\"", h.finish())
 }
 
 /// Liveness: the process answers.

@@ -99,7 +99,13 @@ pub fn output(req: &HttpRequest) -> Result<Output, ApiError> {
             let p = p.trim().replace(' ', "");
             p.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()) == Some(0.0)
         });
-        if q_zero {
+        // `fhirVersion` (http.html#version-parameter): this server speaks 4.0 only.
+        let other_version = item.split(';').skip(1).any(|p| {
+            let p = p.trim().replace(' ', "");
+            p.strip_prefix("fhirVersion=")
+                .is_some_and(|v| !v.starts_with("4.0"))
+        });
+        if q_zero || other_version {
             continue;
         }
         match classify(item) {
