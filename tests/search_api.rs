@@ -1525,6 +1525,32 @@ fn system_search_with_type_and_id(b: Backend) {
     assert_eq!(typed_ids(&by_tag_and_type), tset(&[("Organization", &org)]));
 }
 
+fn include_iterate_reports_when_it_stops(b: Backend) {
+    let s = shared(b);
+    let tag = new_tag();
+    // A chain of 25 Observations, each pointing at the next through hasMember.
+    let mut next: Option<String> = None;
+    let mut first = String::new();
+    for n in 0..25 {
+        let mut body = json!({"status": "final", "code": {"text": format!("link {n}")}});
+        if let Some(id) = &next {
+            body["hasMember"] = json!([{"reference": format!("Observation/{id}")}]);
+        }
+        first = create(s, &tag, "Observation", body);
+        next = Some(first.clone());
+    }
+    let q = format!("/Observation?_id={first}&_include:iterate=Observation:has-member");
+    let bundle = search(s, &q);
+    assert_eq!(
+        included(&bundle).len(),
+        21,
+        "20 iterations after the first include"
+    );
+    let outcome = entries_with_mode(&bundle, "outcome");
+    assert_eq!(outcome.len(), 1, "{bundle}");
+    assert_eq!(outcome[0]["resource"]["issue"][0]["code"], "incomplete");
+}
+
 fn token_in_not_in_and_of_type(b: Backend) {
     let s = shared(b);
     let tag = new_tag();
@@ -1641,4 +1667,5 @@ both_backends!(
     system_search_with_type_and_id,
     patient_compartment_search,
     token_in_not_in_and_of_type,
+    include_iterate_reports_when_it_stops,
 );

@@ -27,7 +27,7 @@ const MAX_DEPTH: usize = 8;
 const MAX_VALUE_SET_CODES: usize = 2000;
 
 /// Rounds of `_include:iterate` / `_revinclude:iterate` before giving up on more.
-const MAX_ITERATE: usize = 10;
+const MAX_ITERATE: usize = 20;
 
 /// Where a page starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +70,8 @@ pub struct SearchPage {
     pub last_rid: Option<i64>,
     pub has_next: bool,
     pub has_previous: bool,
+    /// `:iterate` stopped after its last round with more left to include.
+    pub includes_incomplete: bool,
 }
 
 #[derive(QueryableByName)]
@@ -758,7 +760,7 @@ pub(crate) fn search(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Search
         .map(|r| (r.rid, r.version.res_type.clone(), r.version.res_id.clone()))
         .collect();
     page.matches = rows.into_iter().map(|r| r.version).collect();
-    page.included = includes(
+    (page.included, page.includes_incomplete) = includes(
         tx,
         &req.query.result.include,
         &req.query.result.revinclude,
@@ -773,9 +775,9 @@ fn includes(
     include: &[Include],
     revinclude: &[Include],
     matches: Vec<(i64, String, String)>,
-) -> StoreResult<Vec<StoredResource>> {
+) -> StoreResult<(Vec<StoredResource>, bool)> {
     if include.is_empty() && revinclude.is_empty() || matches.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), false));
     }
     let mut seen: HashSet<i64> = matches.iter().map(|m| m.0).collect();
     let mut out = Vec::new();
@@ -796,11 +798,11 @@ fn includes(
             }
         }
         if fresh.is_empty() {
-            break;
+            return Ok((out, false));
         }
         frontier = fresh;
     }
-    Ok(out)
+    Ok((out, true))
 }
 
 fn fetch_included(

@@ -358,8 +358,14 @@ fn build_bundle(
             subset.as_ref(),
         )?);
     }
-    if !query.ignored.is_empty() {
+    if !query.ignored.is_empty() || page.includes_incomplete {
         let mut oo = OperationOutcome::new();
+        if page.includes_incomplete {
+            oo = oo.with(Issue::warning(
+                IssueType::Incomplete,
+                "_include/_revinclude :iterate stopped after 20 rounds; more resources could be included",
+            ));
+        }
         for i in &query.ignored {
             oo = oo.with(
                 Issue::warning(
