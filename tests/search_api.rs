@@ -1551,6 +1551,31 @@ fn include_iterate_reports_when_it_stops(b: Backend) {
     assert_eq!(outcome[0]["resource"]["issue"][0]["code"], "incomplete");
 }
 
+fn oversized_searches_get_400_not_500(b: Backend) {
+    let s = shared(b);
+    let ids: Vec<String> = (0..5000).map(|i| format!("id{i}")).collect();
+    let r = s
+        .req("POST", "/Patient/_search")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .json(&format!("_id={}", ids.join(",")));
+    r.outcome(400);
+    assert_eq!(r.issue_expression(), "_id");
+    let names: Vec<String> = (0..300).map(|i| format!("n{i}")).collect();
+    let r = s
+        .req("POST", "/Patient/_search")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .json(&format!("name={}", names.join(",")));
+    r.outcome(400);
+    let many: Vec<String> = (0..150).map(|i| format!("name=n{i}")).collect();
+    s.req("POST", "/Patient/_search")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .json(&many.join("&"))
+        .outcome(400);
+    let r = s.get("/Patient?_sort=family&_page=o18446744073709551615");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(ordered_ids(&r.json()).is_empty());
+}
+
 fn token_in_not_in_and_of_type(b: Backend) {
     let s = shared(b);
     let tag = new_tag();
@@ -1667,5 +1692,6 @@ both_backends!(
     system_search_with_type_and_id,
     patient_compartment_search,
     token_in_not_in_and_of_type,
+    oversized_searches_get_400_not_500,
     include_iterate_reports_when_it_stops,
 );

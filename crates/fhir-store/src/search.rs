@@ -23,6 +23,12 @@ use crate::sql::{Bind, CountRow, Sql};
 /// Nesting limit for chains and `_has` (each level is one more sub-query).
 const MAX_DEPTH: usize = 8;
 
+/// Most values one parameter may list (`code=a,b,…`), and most criteria in one search:
+/// beyond them a query outgrows what the databases accept (bound parameters, expression
+/// depth), so it is refused with 400 rather than failing.
+const MAX_VALUES: usize = 200;
+const MAX_CLAUSES: usize = 100;
+
 /// The largest value set `:in` / `:not-in` expand into SQL.
 const MAX_VALUE_SET_CODES: usize = 2000;
 
@@ -97,6 +103,12 @@ fn unsupported_at(param: &str, what: String) -> StoreError {
 
 /// The `WHERE` conditions of a search on alias `r` (resources).
 fn filter(q: &mut Sql, req: &SearchRequest) -> StoreResult<()> {
+    if req.query.clauses.len() > MAX_CLAUSES {
+        return Err(unsupported_at(
+            "_query",
+            format!("a search may have at most {MAX_CLAUSES} criteria"),
+        ));
+    }
     q.push(" WHERE r.version > 0 AND r.deleted = ")
         .bind(Bind::Bool(false));
     if !req.query.resource_types.is_empty() {
@@ -273,6 +285,12 @@ fn id_sql(q: &mut Sql, r: &str, p: &ParamClause) -> StoreResult<()> {
 }
 
 fn param_sql(q: &mut Sql, r: &str, p: &ParamClause, drive: bool) -> StoreResult<()> {
+    if p.values.len() > MAX_VALUES {
+        return Err(unsupported_at(
+            &p.name,
+            format!("'{}' lists more than {MAX_VALUES} values", p.name),
+        ));
+    }
     if p.param.code == "_id" {
         return id_sql(q, r, p);
     }
@@ -738,7 +756,8 @@ pub(crate) fn search(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Search
         _ => 0,
     };
     if offset > 0 {
-        q.push(" OFFSET ").bind(Bind::BigInt(offset as i64));
+        q.push(" OFFSET ")
+            .bind(Bind::BigInt(offset.min(i64::MAX as u64) as i64));
     }
     let mut rows: Vec<MatchRow> = q.load(tx.conn)?;
     let more = rows.len() > req.count;
