@@ -679,7 +679,8 @@ fn order_sql(q: &mut Sql, sort: &[SortKey]) -> StoreResult<()> {
         let dir = if key.descending { "DESC" } else { "ASC" };
         let agg = if key.descending { "MAX" } else { "MIN" };
         let expr = match key.code.as_str() {
-            "_lastUpdated" => "r.last_updated".to_string(),
+            // Versions written in the same millisecond keep their write order.
+            "_lastUpdated" => format!("r.last_updated {dir}, r.seq"),
             "_id" => "r.res_id".to_string(),
             _ => {
                 let (table, col) = match key.kind {
