@@ -57,25 +57,39 @@ fn drop_stale_databases() {
             diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE 'fhir_bb_%'")
                 .load(&mut conn)
                 .unwrap_or_default();
-        let mine = format!("fhir_bb_{}_", std::process::id());
-        for n in names.into_iter().filter(|n| !n.datname.starts_with(&mine)) {
+        for n in names
+            .into_iter()
+            .filter(|n| !owner_alive(n.datname.trim_start_matches("fhir_bb_")))
+        {
             let _ = pg_exec(&format!("DROP DATABASE IF EXISTS \"{}\"", n.datname));
         }
     });
+}
+
+/// Whether the test process that made `PID_rest` / `PID-rest` still runs (another
+/// test binary, possibly of another checkout, may be running beside this one).
+fn owner_alive(pid_and_rest: &str) -> bool {
+    let pid = pid_and_rest
+        .split(['_', '-'])
+        .next()
+        .and_then(|p| p.parse::<u32>().ok());
+    match pid {
+        Some(p) => p == std::process::id() || std::path::Path::new(&format!("/proc/{p}")).exists(),
+        None => false,
+    }
 }
 
 /// Removes temporary folders of earlier runs (shared servers live until the process ends).
 fn remove_stale_dirs() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
-        let mine = format!("fhir-bb-{}-", std::process::id());
         for e in std::fs::read_dir(std::env::temp_dir())
             .into_iter()
             .flatten()
             .flatten()
         {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("fhir-bb-") && !name.starts_with(&mine) {
+            if name.starts_with("fhir-bb-") && !owner_alive(name.trim_start_matches("fhir-bb-")) {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
@@ -92,7 +106,9 @@ pub struct Server {
     pub db_url: String,
     pub backend: Backend,
     pg_database: Option<String>,
-    dir: std::path::PathBuf,
+    pub dir: std::path::PathBuf,
+    /// The HTTP client (HTTPS servers: one that trusts the test CA).
+    pub agent: ureq::Agent,
 }
 
 fn free_port() -> u16 {
@@ -108,6 +124,11 @@ impl Server {
     }
 
     pub fn start_with(backend: Backend, extra: &[&str]) -> Server {
+        Server::start_full(backend, extra, None)
+    }
+
+    /// Starts a server; with `agent`, over HTTPS (the arguments must configure TLS).
+    pub fn start_full(backend: Backend, extra: &[&str], agent: Option<ureq::Agent>) -> Server {
         remove_stale_dirs();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("fhir-bb-{}-{n}", std::process::id()));
@@ -141,13 +162,18 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("start fhir-server");
+        let (scheme, host) = match agent {
+            Some(_) => ("https", "localhost"),
+            None => ("http", "127.0.0.1"),
+        };
         let server = Server {
             child,
-            base: format!("http://127.0.0.1:{port}/fhir"),
+            base: format!("{scheme}://{host}:{port}/fhir"),
             db_url: url.clone(),
             backend,
             pg_database,
             dir,
+            agent: agent.unwrap_or_else(ureq::Agent::new),
         };
         server.wait_ready();
         server
@@ -157,7 +183,12 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(60);
         let ready = self.base.replace("/fhir", "/ready");
         while Instant::now() < deadline {
-            if let Ok(r) = ureq::get(&ready).timeout(Duration::from_secs(2)).call() {
+            if let Ok(r) = self
+                .agent
+                .get(&ready)
+                .timeout(Duration::from_secs(2))
+                .call()
+            {
                 if r.status() == 200 {
                     return;
                 }
@@ -181,6 +212,7 @@ impl Server {
             method: method.to_string(),
             url: self.url(path),
             headers: Vec::new(),
+            agent: self.agent.clone(),
         }
     }
 
@@ -213,6 +245,7 @@ pub struct Req {
     method: String,
     url: String,
     headers: Vec<(String, String)>,
+    agent: ureq::Agent,
 }
 
 impl Req {
@@ -222,7 +255,10 @@ impl Req {
     }
 
     fn build(&self) -> ureq::Request {
-        let mut r = ureq::request(&self.method, &self.url).timeout(Duration::from_secs(60));
+        let mut r = self
+            .agent
+            .request(&self.method, &self.url)
+            .timeout(Duration::from_secs(60));
         for (k, v) in &self.headers {
             r = r.set(k, v);
         }

@@ -23,7 +23,7 @@ const WANTED: &[&str] = &[
 ];
 
 /// All definitions the server knows, built once at start-up.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Definitions {
     packages: Vec<PackageManifest>,
     /// Base types and resources by type name (specializations only).

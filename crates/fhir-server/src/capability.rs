@@ -97,3 +97,21 @@ pub fn build(defs: &Definitions, base_url: Option<&str>, date: &str) -> Capabili
     }];
     cs
 }
+
+/// States how clients authenticate (SMART on FHIR), when authentication is on.
+pub fn add_security(cs: &mut CapabilityStatement, token_url: Option<String>) {
+    let mut security = serde_json::json!({
+        "cors": false,
+        "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}]}],
+        "description": "SMART Backend Services (client_credentials with private_key_jwt, RS384/ES384), bearer tokens of the configured OpenID Connect provider, or mutual TLS client certificates; SMART v1 and v2 scopes. Discovery: .well-known/smart-configuration."
+    });
+    if let Some(url) = token_url {
+        security["extension"] = serde_json::json!([{
+            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+            "extension": [{"url": "token", "valueUri": url}]
+        }]);
+    }
+    for rest in &mut cs.rest {
+        rest.security = Some(security.clone());
+    }
+}

@@ -4,7 +4,10 @@ use std::process::ExitCode;
 
 use std::sync::Arc;
 
-use crate::config::{FhirpathArgs, ImportArgs, ReindexArgs};
+use crate::auth::clients::{Client, ClientsFile};
+use crate::config::{
+    AuditArgs, AuditCommand, ClientsArgs, ClientsCommand, FhirpathArgs, ImportArgs, ReindexArgs,
+};
 
 /// `fhir-server import PATH…`: see [`crate::import`].
 pub fn import(args: &ImportArgs) -> ExitCode {
@@ -103,4 +106,123 @@ pub fn fhirpath(args: &FhirpathArgs) -> ExitCode {
         }
         Err(e) => fail(e.to_string()),
     }
+}
+
+/// `fhir-server audit verify`: walks the audit chain; exit 1 when it is broken.
+pub fn audit(args: &AuditArgs) -> ExitCode {
+    let AuditCommand::Verify { database_url } = &args.command;
+    let options = fhir_store::PoolOptions {
+        max_connections: 2,
+        ..Default::default()
+    };
+    let store = match fhir_store::Store::open(database_url, &options, Arc::new(fhir_store::NoIndex))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match store.verify_audit() {
+        Ok(report) if report.problems.is_empty() => {
+            println!(
+                "audit chain verified: {} events, head {}",
+                report.checked,
+                report.head.as_deref().unwrap_or("(empty)")
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            for p in &report.problems {
+                eprintln!("audit chain broken: {p}");
+            }
+            eprintln!(
+                "{} problem(s) in {} events",
+                report.problems.len(),
+                report.checked
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `fhir-server clients add|list|remove`: edits the clients file.
+pub fn clients(args: &ClientsArgs) -> ExitCode {
+    match run_clients(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_clients(args: &ClientsArgs) -> Result<(), String> {
+    let mut file = ClientsFile::load(&args.file).map_err(|e| e.to_string())?;
+    match &args.command {
+        ClientsCommand::List => {
+            for c in &file.clients {
+                println!(
+                    "{}\t{}\t{}",
+                    c.client_id,
+                    c.scope,
+                    c.certificate_subject.as_deref().unwrap_or("-")
+                );
+            }
+            return Ok(());
+        }
+        ClientsCommand::Add {
+            id,
+            scope,
+            jwks,
+            certificate_subject,
+        } => {
+            let bad: Vec<&str> = scope
+                .split_ascii_whitespace()
+                .filter(|s| crate::auth::scopes::Scope::parse(s).is_none())
+                .collect();
+            if !bad.is_empty() {
+                return Err(format!("not SMART resource scopes: {}", bad.join(" ")));
+            }
+            let jwks = match jwks {
+                Some(p) => {
+                    let text =
+                        std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                    Some(
+                        serde_json::from_str(&text)
+                            .map_err(|e| format!("{}: not a JWKS: {e}", p.display()))?,
+                    )
+                }
+                None => None,
+            };
+            if jwks.is_none() && certificate_subject.is_none() {
+                return Err(
+                    "give --jwks or --certificate-subject (how the client proves who it is)".into(),
+                );
+            }
+            file.add(Client {
+                client_id: id.clone(),
+                scope: scope.clone(),
+                jwks,
+                jwks_file: None,
+                certificate_subject: certificate_subject.clone(),
+            })
+            .map_err(|e| e.to_string())?;
+        }
+        ClientsCommand::Remove { id } => file.remove(id).map_err(|e| e.to_string())?,
+    }
+    if let Some(dir) = args.file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    file.save(&args.file).map_err(|e| e.to_string())?;
+    println!(
+        "{} updated ({} clients); restart the server to apply",
+        args.file.display(),
+        file.clients.len()
+    );
+    Ok(())
 }

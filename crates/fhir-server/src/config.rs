@@ -28,13 +28,71 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the FHIR API (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Evaluate a FHIRPath expression over a JSON resource and print the result.
     Fhirpath(FhirpathArgs),
     /// Recompute the search index of stored resources (after search parameters change).
     Reindex(ReindexArgs),
     /// Load Bundles, resources and NDJSON files (gzip accepted) through the FHIR API.
     Import(ImportArgs),
+    /// The audit trail: `verify` recomputes its hash chain.
+    Audit(AuditArgs),
+    /// Registered clients (SMART Backend Services, mutual TLS): add, list, remove.
+    Clients(ClientsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute every hash of the audit chain; non-zero exit when it is broken.
+    Verify {
+        #[arg(
+            long,
+            env = "FHIR_DATABASE_URL",
+            default_value = "sqlite://./data/fhir.db"
+        )]
+        database_url: String,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClientsArgs {
+    /// The clients file the server reads (--auth-clients).
+    #[arg(long, env = "FHIR_AUTH_CLIENTS", default_value = "./data/clients.json")]
+    pub file: std::path::PathBuf,
+    #[command(subcommand)]
+    pub command: ClientsCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ClientsCommand {
+    /// Register a client.
+    Add {
+        /// The client id (the `iss`/`sub` of its assertions).
+        #[arg(long)]
+        id: String,
+        /// The most it may be granted, e.g. "system/Observation.rs system/Patient.r".
+        #[arg(long)]
+        scope: String,
+        /// Its public keys (a JWKS file), for private_key_jwt.
+        #[arg(long)]
+        jwks: Option<std::path::PathBuf>,
+        /// Its TLS certificate subject (e.g. "CN=lab.example.org, O=Lab"), for mutual TLS.
+        #[arg(long)]
+        certificate_subject: Option<String>,
+    },
+    /// List registered clients.
+    List,
+    /// Remove a client.
+    Remove {
+        #[arg(long)]
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -117,6 +175,58 @@ pub struct ServeArgs {
     /// Exit when standard input closes (lets a test harness own the process).
     #[arg(long, hide = true)]
     pub exit_on_stdin_close: bool,
+    #[command(flatten)]
+    pub security: SecurityArgs,
+}
+
+/// TLS, authentication and audit settings.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SecurityArgs {
+    /// Server certificate chain (PEM); with --tls-key, serve HTTPS (HTTP/1.1 and HTTP/2).
+    #[arg(long, env = "FHIR_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// Server private key (PEM).
+    #[arg(long, env = "FHIR_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// CA certificates (PEM) of partner client certificates (mutual TLS).
+    #[arg(long, env = "FHIR_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<std::path::PathBuf>,
+    /// Registered clients (JSON; see `fhir-server clients`). Turns authentication on.
+    #[arg(long, env = "FHIR_AUTH_CLIENTS")]
+    pub auth_clients: Option<std::path::PathBuf>,
+    /// Secret (32+ characters) signing this server's access tokens; share it between
+    /// nodes. Default: a random key per process.
+    #[arg(long, env = "FHIR_AUTH_TOKEN_SECRET", hide_env_values = true)]
+    pub auth_token_secret: Option<String>,
+    /// Lifetime of issued access tokens, in seconds.
+    #[arg(long, env = "FHIR_TOKEN_LIFETIME", default_value_t = 300)]
+    pub token_lifetime: u64,
+    /// Accept bearer tokens of this OpenID Connect issuer (turns authentication on).
+    #[arg(long, env = "FHIR_OIDC_ISSUER", requires_all = ["oidc_audience", "oidc_jwks"])]
+    pub oidc_issuer: Option<String>,
+    /// The audience (`aud`) those tokens must carry.
+    #[arg(long, env = "FHIR_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+    /// The issuer's keys: a JWKS file or URL.
+    #[arg(long, env = "FHIR_OIDC_JWKS")]
+    pub oidc_jwks: Option<String>,
+    /// Serve a non-loopback address without authentication (never in production).
+    #[arg(long, env = "FHIR_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+    /// Audit trail: `auto` (on when authentication is on), `on`, `off`.
+    #[arg(long, env = "FHIR_AUDIT", value_enum, default_value = "auto")]
+    pub audit: AuditMode,
+    /// Requests per second allowed per client (or address when unauthenticated); 0: no limit.
+    #[arg(long, env = "FHIR_RATE_LIMIT", default_value_t = 0)]
+    pub rate_limit: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditMode {
+    #[default]
+    Auto,
+    On,
+    Off,
 }
 
 /// Opens the store and serves until stopped.
@@ -141,28 +251,57 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         max_connections: args.db_pool_size,
         ..Default::default()
     };
+    let auth = load_auth(&args)?;
+    check_exposure(&args, auth.is_some())?;
+    let audit_on = match args.security.audit {
+        AuditMode::Auto => auth.is_some(),
+        AuditMode::On => true,
+        AuditMode::Off => false,
+    };
     let url = args.database_url.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&url, &options, indexer))
+    let mut store = tokio::task::spawn_blocking(move || Store::open(&url, &options, indexer))
         .await
         .map_err(std::io::Error::other)?
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     tracing::info!(backend = ?store.kind(), "database ready");
+    if audit_on {
+        store.set_audit_hook(Arc::new(crate::audit::write_hook));
+    }
+    let store = Arc::new(store);
+    let audit = audit_on.then(|| crate::audit::AuditSink::start(store.clone()));
     let date = fhir_store::time::fhir_instant(fhir_store::time::now_millis());
-    let capability = crate::capability::build(defs, args.base_url.as_deref(), &date[..10]);
+    let mut capability = crate::capability::build(defs, args.base_url.as_deref(), &date[..10]);
+    if auth.is_some() {
+        let token_url = args.base_url.as_deref().map(|b| {
+            format!("{}/auth/token", b.trim_end_matches('/').trim_end_matches("/fhir"))
+        });
+        crate::capability::add_security(&mut capability, token_url);
+    }
+    let tls = tls_config(&args.security)?;
     let state = web::Data::new(AppState {
-        store: Arc::new(store),
+        store,
         defs,
         base_url: args.base_url.clone(),
         max_body_bytes: args.max_body_bytes,
         capability: fhir_model::json::to_string(&capability.to_value()),
+        auth,
+        audit,
     });
+    let limiter = crate::http::ratelimit::RateLimiter::new(args.security.rate_limit);
+    let https = tls.is_some();
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(web::Data::new(limiter.clone()))
+            .wrap(middleware::from_fn(crate::http::ratelimit::limit))
+            .wrap(middleware::from_fn(crate::auth::guard::authenticate))
+            .wrap(middleware::from_fn(crate::audit::record))
+            .wrap(crate::http::security::headers(https))
             .wrap(middleware::NormalizePath::trim())
             .wrap(middleware::from_fn(logging::access_log))
             .configure(crate::routes::configure)
-    });
+    })
+    .on_connect(crate::tls::on_connect);
     let workers = args
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
@@ -173,7 +312,56 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
     server = server
         .workers(workers)
         .worker_max_blocking_threads(blocking);
-    let server = server.bind(args.listen)?;
-    tracing::info!(listen = %args.listen, "serving FHIR R4 at http://{}/fhir", args.listen);
+    let (server, scheme) = match tls {
+        Some(config) => (server.bind_rustls_0_23(args.listen, config)?, "https"),
+        None => (server.bind(args.listen)?, "http"),
+    };
+    tracing::info!(listen = %args.listen, "serving FHIR R4 at {scheme}://{}/fhir", args.listen);
     server.run().await
+}
+
+fn load_auth(args: &ServeArgs) -> std::io::Result<Option<Arc<crate::auth::AuthConfig>>> {
+    let s = &args.security;
+    let issuer = args
+        .base_url
+        .clone()
+        .unwrap_or_else(|| "urn:fhir-server".to_string());
+    let settings = crate::auth::AuthSettings {
+        clients_file: s.auth_clients.as_deref(),
+        oidc_issuer: s.oidc_issuer.as_deref(),
+        oidc_audience: s.oidc_audience.as_deref(),
+        oidc_jwks: s.oidc_jwks.as_deref(),
+        token_secret: s.auth_token_secret.as_deref(),
+        issuer,
+        token_lifetime: s.token_lifetime.clamp(30, 3600),
+    };
+    let auth = crate::auth::AuthConfig::load(&settings).map_err(std::io::Error::other)?;
+    Ok(auth.map(Arc::new))
+}
+
+/// Secure by default: without authentication, only loopback may be served unless the
+/// operator insists.
+fn check_exposure(args: &ServeArgs, auth_on: bool) -> std::io::Result<()> {
+    if auth_on {
+        return Ok(());
+    }
+    if !args.listen.ip().is_loopback() && !args.security.insecure_no_auth {
+        return Err(std::io::Error::other(format!(
+            "refusing to serve {} without authentication: configure --auth-clients or --oidc-issuer, or pass --insecure-no-auth",
+            args.listen
+        )));
+    }
+    tracing::warn!(
+        "AUTHENTICATION IS OFF: every caller may read and change every record; configure --auth-clients or --oidc-issuer"
+    );
+    Ok(())
+}
+
+fn tls_config(s: &SecurityArgs) -> std::io::Result<Option<rustls::ServerConfig>> {
+    match (&s.tls_cert, &s.tls_key) {
+        (Some(cert), Some(key)) => crate::tls::server_config(cert, key, s.tls_client_ca.as_deref())
+            .map(Some)
+            .map_err(std::io::Error::other),
+        _ => Ok(None),
+    }
 }

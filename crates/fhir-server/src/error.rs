@@ -21,6 +21,15 @@ pub enum ApiError {
     Invalid(OperationOutcome, StatusCode),
     #[error("{0}")]
     NotFound(String),
+    /// No valid credentials: 401 with a `WWW-Authenticate` challenge.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Valid credentials that do not allow this request.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The client's request rate limit is spent; retry after the given seconds.
+    #[error("too many requests: retry after {0} s")]
+    TooManyRequests(u64),
     #[error("{0}")]
     Gone(String),
     #[error("{0}")]
@@ -86,6 +95,15 @@ impl ApiError {
             ApiError::Invalid(oo, _) => oo.clone(),
             ApiError::NotFound(m) => {
                 OperationOutcome::of(issue(IssueType::NotFound, m.clone(), None))
+            }
+            ApiError::Unauthorized(m) => {
+                OperationOutcome::of(issue(IssueType::Login, m.clone(), None))
+            }
+            ApiError::Forbidden(m) => {
+                OperationOutcome::of(issue(IssueType::Forbidden, m.clone(), None))
+            }
+            ApiError::TooManyRequests(_) => {
+                OperationOutcome::of(issue(IssueType::Throttled, self.to_string(), None))
             }
             ApiError::Gone(m) => OperationOutcome::of(issue(IssueType::Deleted, m.clone(), None)),
             ApiError::MethodNotAllowed(m)
@@ -157,6 +175,9 @@ impl ResponseError for ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Invalid(_, status) => *status,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
@@ -178,8 +199,31 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        HttpResponse::build(self.status_code())
-            .content_type(crate::http::negotiate::FHIR_JSON)
+        let mut b = HttpResponse::build(self.status_code());
+        match self {
+            ApiError::Unauthorized(m) => {
+                // A header value is visible ASCII: anything else becomes '?'.
+                let m: String = m
+                    .chars()
+                    .map(|c| match c {
+                        '"' | '\\' => '\'',
+                        ' '..='~' => c,
+                        _ => '?',
+                    })
+                    .collect();
+                b.insert_header((
+                    "WWW-Authenticate",
+                    format!(
+                        "Bearer realm=\"fhir\", error=\"invalid_token\", error_description=\"{m}\""
+                    ),
+                ));
+            }
+            ApiError::TooManyRequests(secs) => {
+                b.insert_header(("Retry-After", secs.to_string()));
+            }
+            _ => {}
+        }
+        b.content_type(crate::http::negotiate::FHIR_JSON)
             .body(fhir_model::json::to_string(&self.outcome().to_value()))
     }
 }

@@ -6,6 +6,8 @@
 //! blocking pool ([`state::AppState::blocking`]) → response built from the stored JSON
 //! text ([`http::respond`]).
 
+pub mod audit;
+pub mod auth;
 pub mod capability;
 pub mod cli;
 pub mod conditions;
@@ -17,3 +19,4 @@ pub mod import;
 pub mod logging;
 pub mod routes;
 pub mod state;
+pub mod tls;

@@ -6,10 +6,12 @@ use fhir_server::config::{serve, Cli, Command};
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Serve(args)) => run_server(args),
+        Some(Command::Serve(args)) => run_server(*args),
         Some(Command::Fhirpath(args)) => return fhir_server::cli::fhirpath(&args),
         Some(Command::Reindex(args)) => return fhir_server::cli::reindex(&args),
         Some(Command::Import(args)) => return fhir_server::cli::import(&args),
+        Some(Command::Audit(args)) => return fhir_server::cli::audit(&args),
+        Some(Command::Clients(args)) => return fhir_server::cli::clients(&args),
         None => run_server(cli.serve),
     };
     match result {

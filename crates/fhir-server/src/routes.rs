@@ -3,14 +3,24 @@
 
 use actix_web::web::{self, delete, get, head, patch, post, put};
 
+use crate::auth;
 use crate::handlers::{bundle, crud, history, search, system};
 
 /// Registers every route under `/fhir`, plus `/health` and `/ready`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", get().to(system::health))
         .route("/ready", get().to(system::ready))
+        .route("/auth/token", post().to(auth::token))
+        .route(
+            "/.well-known/smart-configuration",
+            get().to(auth::smart_configuration),
+        )
         .service(
             web::scope("/fhir")
+                .route(
+                    "/.well-known/smart-configuration",
+                    get().to(auth::smart_configuration),
+                )
                 .service(
                     web::resource("/metadata")
                         .route(get().to(system::metadata))

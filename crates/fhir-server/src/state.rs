@@ -6,6 +6,8 @@ use actix_web::{web, HttpRequest};
 use fhir_model::Definitions;
 use fhir_store::Store;
 
+use crate::audit::AuditSink;
+use crate::auth::AuthConfig;
 use crate::error::ApiError;
 
 /// Shared, read-only server state.
@@ -17,6 +19,10 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// The CapabilityStatement JSON, built once at start-up.
     pub capability: String,
+    /// Authentication; `None`: every request is allowed (loopback only by default).
+    pub auth: Option<Arc<AuthConfig>>,
+    /// The background audit writer; `None`: auditing is off.
+    pub audit: Option<AuditSink>,
 }
 
 impl AppState {
@@ -32,6 +38,22 @@ impl AppState {
     {
         let store = self.store.clone();
         Ok(web::block(move || f(&store)).await??)
+    }
+
+    pub fn audit_on(&self) -> bool {
+        self.audit.is_some()
+    }
+
+    /// Runs blocking store work that writes on behalf of `req`: its changes carry
+    /// `meta.source` of the client and are audited in their own transaction.
+    pub async fn writing<T, F>(&self, req: &HttpRequest, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&Store) -> Result<T, fhir_store::StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let store = self.store.clone();
+        let ctx = crate::audit::context(self, req);
+        Ok(web::block(move || fhir_store::audit::with_context(ctx, || f(&store))).await??)
     }
 
     /// Checks a resource type from the URL against the definitions.

@@ -7,6 +7,7 @@
 //! written in the same transaction as the version. All operations are blocking: call
 //! them off the async executor. Writes are all-or-nothing ([`backend::Database::write`]).
 
+pub mod audit;
 pub mod backend;
 pub mod error;
 pub mod model;
@@ -24,6 +25,7 @@ use serde_json::Value;
 
 pub use search::{Compartment, SearchCursor, SearchPage, SearchRequest};
 
+pub use audit::{AuditContext, AuditHook, AuditReport, WriteRecord};
 pub use backend::{BackendKind, PoolOptions};
 pub use error::{StoreError, StoreResult};
 pub use model::{
@@ -47,6 +49,8 @@ pub struct Precondition {
 pub struct Store {
     db: Database,
     indexer: Arc<dyn Indexer>,
+    /// Builds the AuditEvents of audited writes (see [`audit`]); none: no audit.
+    audit: Option<Arc<AuditHook>>,
 }
 
 impl Store {
@@ -55,7 +59,36 @@ impl Store {
         Ok(Store {
             db: Database::open(url, options)?,
             indexer,
+            audit: None,
         })
+    }
+
+    /// Records every write made under an [`audit::with_context`] as AuditEvents built
+    /// by `hook`, in the writing transaction.
+    pub fn set_audit_hook(&mut self, hook: Arc<AuditHook>) {
+        self.audit = Some(hook);
+    }
+
+    /// Appends AuditEvents (of reads, searches, refusals) to the audit trail in one
+    /// transaction.
+    pub fn append_audit(&self, events: Vec<Value>) -> StoreResult<()> {
+        self.transaction(|ops| {
+            for e in events {
+                ops.append_audit(e)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Recomputes the audit chain (see [`audit`]).
+    pub fn verify_audit(&self) -> StoreResult<AuditReport> {
+        self.db.read(audit::verify)
+    }
+
+    /// Records a one-time value (a JWT `jti`) until `expires_ms`; false for a replay.
+    pub fn claim_nonce(&self, nonce: &str, expires_ms: i64) -> StoreResult<bool> {
+        self.db
+            .write(|tx| audit::claim_nonce(tx, nonce, expires_ms))
     }
 
     pub fn kind(&self) -> BackendKind {
@@ -223,12 +256,23 @@ impl Store {
         f: impl FnOnce(&mut TxOps<'_, '_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
         self.db.write(|tx| {
+            let context = audit::current_context();
             let mut ops = TxOps {
                 store: self,
                 tx,
                 pending: Vec::new(),
+                source: context.as_ref().and_then(|c| c.source.clone()),
+                writes: Vec::new(),
             };
             let result = f(&mut ops)?;
+            if let (Some(hook), Some(ctx)) = (&self.audit, &context) {
+                let writes = std::mem::take(&mut ops.writes);
+                if !writes.is_empty() {
+                    for event in hook(ctx, &writes) {
+                        ops.append_audit(event)?;
+                    }
+                }
+            }
             self.db.note_versions(ops.pending.len() as u64);
             flush_index(ops.tx, &mut ops.pending)?;
             Ok(result)
@@ -243,6 +287,10 @@ pub struct TxOps<'a, 'c> {
     /// Index rows of this transaction's writes, written together before any search and
     /// before commit.
     pending: Vec<PendingIndex>,
+    /// `meta.source` for every version written (who is writing).
+    source: Option<String>,
+    /// The versions written, for the audit trail.
+    writes: Vec<WriteRecord>,
 }
 
 impl TxOps<'_, '_> {
@@ -255,11 +303,31 @@ impl TxOps<'_, '_> {
         method: &str,
     ) -> StoreResult<StoredResource> {
         let store = self.store;
+        let mut resource = resource;
+        if let (Some(r), Some(source)) = (resource.as_mut(), &self.source) {
+            audit::set_source(r, source)?;
+        }
         let index = move |r: &Value| store.indexer.index(res_type, r);
         let (stored, pending) =
             write_version(self.tx, res_type, id, current, resource, method, &index)?;
         self.pending.push(pending);
+        if res_type != "AuditEvent" {
+            self.writes.push(WriteRecord {
+                res_type: res_type.to_string(),
+                id: id.to_string(),
+                version: stored.version,
+                method: method.to_string(),
+            });
+        }
         Ok(stored)
+    }
+
+    /// Stores an AuditEvent and chains it to the audit trail (see [`audit`]).
+    pub fn append_audit(&mut self, event: Value) -> StoreResult<()> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let current = lock_current(self.tx, "AuditEvent", &id)?;
+        let stored = self.write("AuditEvent", &id, &current, Some(event), "POST")?;
+        audit::chain(self.tx, stored.seq, &stored.content)
     }
 
     /// The current version of `type/id` (deleted or not), as this transaction sees it.

@@ -99,6 +99,24 @@ impl<'a> Node<'a> {
         }
     }
 
+    /// A node for `value` known to be an instance of `type_name` (a validator walking a
+    /// resource knows each element's type). `element` is where its children are defined
+    /// when they are inline (backbone elements); otherwise the type's own root is used.
+    pub fn typed(
+        defs: &'a Definitions,
+        value: &'a Value,
+        type_name: &'a str,
+        element: Option<ElementCursor<'a>>,
+    ) -> Node<'a> {
+        Node {
+            value: Some(value),
+            ext: None,
+            type_name: Some(type_name),
+            key: "",
+            cursor: element.or_else(|| defs.root(type_name)),
+        }
+    }
+
     pub(crate) fn is_primitive(&self) -> bool {
         match self.type_name {
             Some(t) => prim_kind(t).is_some() || t.starts_with(|c: char| c.is_ascii_lowercase()),

@@ -30,6 +30,8 @@ use crate::http::respond;
 use crate::state::{valid_id, AppState};
 
 use super::crud::{apply_patch, check_resource};
+use crate::auth::scopes::Interaction;
+use crate::auth::{guard, Grant};
 
 /// What an entry asks for, checked before anything runs.
 #[derive(Debug, Clone)]
@@ -45,6 +47,8 @@ struct Planned {
     full_url: Option<String>,
     pre: Precondition,
     if_none_exist: Option<Vec<Clause>>,
+    /// The patient whose compartment the entry's target must be in (patient scopes).
+    confine: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -305,6 +309,8 @@ fn plan(
         }
         _ => {}
     }
+    let conditional = conditions.is_some() || if_none_exist.is_some();
+    let confine = authorize(state, req, method, &rt, conditional, resource.as_ref())?;
     Ok(Planned {
         index,
         method,
@@ -321,7 +327,76 @@ fn plan(
         full_url: str_at(entry, "fullUrl").map(str::to_string),
         pre,
         if_none_exist,
+        confine,
     })
+}
+
+/// Checks an entry against the caller's scopes; the patient to confine it to, if any.
+fn authorize(
+    state: &AppState,
+    req: &HttpRequest,
+    method: Method,
+    rt: &str,
+    conditional: bool,
+    resource: Option<&Value>,
+) -> Result<Option<String>, ApiError> {
+    let interaction = match method {
+        Method::Get => Interaction::Read,
+        Method::Post => Interaction::Create,
+        Method::Put | Method::Patch => Interaction::Update,
+        Method::Delete => Interaction::Delete,
+    };
+    if method != Method::Get && (conditional || method == Method::Patch || rt == "AuditEvent") {
+        guard::ensure_unrestricted(state, req, interaction, rt, "a conditional or patch entry")?;
+        return Ok(None);
+    }
+    let grant = match (method, resource) {
+        (Method::Post | Method::Put, Some(r)) => {
+            let g = guard::ensure_content(state, req, interaction, rt, r)?;
+            if method == Method::Put && g != Grant::All {
+                // The entry may create the resource: both must be allowed.
+                guard::ensure_content(state, req, Interaction::Create, rt, r)?;
+            }
+            g
+        }
+        _ => guard::grant(req, interaction, rt)?,
+    };
+    match grant {
+        Grant::All => Ok(None),
+        Grant::Patient(p) => Ok(Some(p)),
+        Grant::Rules(_) => Err(ApiError::Forbidden(format!(
+            "search-constrained scopes for {rt} are not supported inside Bundles; use a plain search"
+        ))),
+    }
+}
+
+/// For patient-confined entries: the existing target must be in the compartment.
+fn check_confined(
+    ops: &mut TxOps<'_, '_>,
+    defs: &'static fhir_model::Definitions,
+    p: &Planned,
+    interaction: Interaction,
+) -> Result<(), EntryError> {
+    let (Some(patient), Some(id)) = (&p.confine, &p.id) else {
+        return Ok(());
+    };
+    let rt = p.resource_type.as_str();
+    let existing = ops.read(rt, id).map_err(store_err(p.index))?;
+    let Some(existing) = existing.filter(|e| !e.deleted) else {
+        return Ok(());
+    };
+    let value = fhir_model::json::parse(existing.content.as_bytes())
+        .map_err(|e| entry_err(p.index, ApiError::Internal(e.to_string())))?;
+    if guard::patient_allows(defs, interaction, rt, &value, patient) {
+        Ok(())
+    } else {
+        Err(entry_err(
+            p.index,
+            ApiError::Forbidden(format!(
+                "{rt}/{id} is outside what the granted scopes allow"
+            )),
+        ))
+    }
 }
 
 /// Prefixes an error's location with the entry's resource path.
@@ -477,6 +552,12 @@ fn execute(
     let e = store_err(p.index);
     let rt = p.resource_type.as_str();
     match p.method {
+        Method::Get => check_confined(ops, defs, &p, Interaction::Read)?,
+        Method::Put => check_confined(ops, defs, &p, Interaction::Update)?,
+        Method::Delete => check_confined(ops, defs, &p, Interaction::Delete)?,
+        _ => {}
+    }
+    match p.method {
         Method::Delete => {
             let deleted = match (&p.id, &p.conditions) {
                 (Some(id), _) => ops.delete(rt, id, p.pre),
@@ -610,7 +691,7 @@ async fn transaction(
     let n = plans.len();
     let base = base.to_string();
     let result = state
-        .blocking(move |store| {
+        .writing(req, move |store| {
             let mut failed: Option<EntryError> = None;
             let r = store.transaction(|ops| {
                 match run_transaction(ops, defs, &base, plans, ret, lenient) {
@@ -804,7 +885,7 @@ async fn batch(
                 let defs = state.defs;
                 let base = base.to_string();
                 state
-                    .blocking(move |store| {
+                    .writing(req, move |store| {
                         let mut failed = None;
                         let r = store.transaction(|ops| {
                             let mut one = vec![p];

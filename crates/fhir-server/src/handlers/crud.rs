@@ -6,6 +6,9 @@ use fhir_model::{Issue, IssueType, OperationOutcome};
 use fhir_store::{Created, Deleted, Precondition, StoreError};
 use serde_json::Value;
 
+use crate::auth::guard;
+use crate::auth::scopes::Interaction;
+use crate::auth::Grant;
 use crate::conditions;
 use crate::error::ApiError;
 use crate::http::body::{parse_json, read_limited};
@@ -96,11 +99,13 @@ pub async fn read(
     check_id(&id)?;
     let out = output(&req)?;
     let subset = crate::http::negotiate::subset(&req)?;
+    let grant = guard::grant(&req, Interaction::Read, &rt)?;
     let (t, i) = (rt.clone(), id.clone());
     let stored = state.blocking(move |s| s.read(&t, &i)).await?;
     let Some(stored) = stored else {
         return Err(ApiError::NotFound(format!("{rt}/{id} is not known")));
     };
+    guard::ensure_stored(&state, &grant, Interaction::Read, &stored).await?;
     if stored.deleted {
         return Err(ApiError::Gone(format!(
             "{rt}/{id} was deleted (version {})",
@@ -141,8 +146,12 @@ pub async fn vread(
             "{rt}/{id} has no version '{vid}'"
         )));
     };
+    let grant = guard::grant(&req, Interaction::Read, &rt)?;
     let (t, i) = (rt.clone(), id.clone());
     let stored = state.blocking(move |s| s.vread(&t, &i, version)).await?;
+    if let Some(s) = &stored {
+        guard::ensure_stored(&state, &grant, Interaction::Read, s).await?;
+    }
     match stored {
         None => Err(ApiError::NotFound(format!(
             "{rt}/{id} has no version {version}"
@@ -171,14 +180,24 @@ pub async fn create(
     let conditions = if_none_exist(&req)
         .map(|q| conditions::parse(&rt, &q))
         .transpose()?;
+    if conditions.is_some() {
+        guard::ensure_unrestricted(
+            &state,
+            &req,
+            Interaction::Create,
+            &rt,
+            "a conditional create",
+        )?;
+    }
     let mut resource = resource_body(&state, &req, payload, &rt).await?;
+    guard::ensure_content(&state, &req, Interaction::Create, &rt, &resource)?;
     // The server assigns the id of a created resource; one in the body is ignored.
     if let Some(obj) = resource.as_object_mut() {
         obj.shift_remove("id");
     }
     let t = rt.clone();
     let created = state
-        .blocking(move |s| s.create(&t, resource, conditions.as_deref()))
+        .writing(&req, move |s| s.create(&t, resource, conditions.as_deref()))
         .await?;
     let base = state.base(&req);
     let ret = prefer(&req).return_;
@@ -221,9 +240,21 @@ pub async fn update(
         }
         Some(_) => {}
     }
+    let grant = guard::ensure_content(&state, &req, Interaction::Update, &rt, &resource)?;
+    if grant != Grant::All {
+        let (t, i) = (rt.clone(), id.clone());
+        match state.blocking(move |s| s.read(&t, &i)).await? {
+            Some(existing) if !existing.deleted => {
+                guard::ensure_stored(&state, &grant, Interaction::Update, &existing).await?
+            }
+            _ => {
+                guard::ensure_content(&state, &req, Interaction::Create, &rt, &resource)?;
+            }
+        }
+    }
     let t = rt.clone();
     let updated = state
-        .blocking(move |s| s.update(&t, &id, resource, pre))
+        .writing(&req, move |s| s.update(&t, &id, resource, pre))
         .await?;
     let status = if updated.created {
         StatusCode::CREATED
@@ -265,9 +296,18 @@ pub async fn conditional_update(
         .get("id")
         .and_then(Value::as_str)
         .map(str::to_string);
+    guard::ensure_unrestricted(
+        &state,
+        &req,
+        Interaction::Update,
+        &rt,
+        "a conditional update",
+    )?;
     let t = rt.clone();
     let updated = state
-        .blocking(move |s| s.conditional_update(&t, &conditions, resource, body_id.as_deref(), pre))
+        .writing(&req, move |s| {
+            s.conditional_update(&t, &conditions, resource, body_id.as_deref(), pre)
+        })
         .await?;
     let status = if updated.created {
         StatusCode::CREATED
@@ -364,9 +404,10 @@ pub async fn patch(
     let pre = precondition(&req)?;
     let patch = patch_body(&state, &req, payload).await?;
     let lenient = prefer(&req).handling == Some(Handling::Lenient);
+    guard::ensure_unrestricted(&state, &req, Interaction::Update, &rt, "a patch")?;
     let apply = apply_patch(state.defs, rt.clone(), patch, lenient);
     let updated = state
-        .blocking(move |s| s.patch(&rt, &id, pre, apply))
+        .writing(&req, move |s| s.patch(&rt, &id, pre, apply))
         .await?;
     let base = state.base(&req);
     Ok(respond::written(
@@ -392,9 +433,12 @@ pub async fn conditional_patch(
     let pre = precondition(&req)?;
     let patch = patch_body(&state, &req, payload).await?;
     let lenient = prefer(&req).handling == Some(Handling::Lenient);
+    guard::ensure_unrestricted(&state, &req, Interaction::Update, &rt, "a patch")?;
     let apply = apply_patch(state.defs, rt.clone(), patch, lenient);
     let updated = state
-        .blocking(move |s| s.conditional_patch(&rt, &conditions, pre, apply))
+        .writing(&req, move |s| {
+            s.conditional_patch(&rt, &conditions, pre, apply)
+        })
         .await?;
     let base = state.base(&req);
     Ok(respond::written(
@@ -444,7 +488,20 @@ pub async fn delete(
     check_id(&id)?;
     output(&req)?;
     let pre = precondition(&req)?;
-    let result = state.blocking(move |s| s.delete(&rt, &id, pre)).await;
+    if state.audit_on() && rt == "AuditEvent" {
+        guard::ensure_unrestricted(&state, &req, Interaction::Delete, &rt, "a delete")?;
+    }
+    let grant = guard::grant(&req, Interaction::Delete, &rt)?;
+    if grant != Grant::All {
+        if matches!(grant, Grant::Rules(_)) {
+            guard::ensure_unrestricted(&state, &req, Interaction::Delete, &rt, "a delete")?;
+        }
+        let (t, i) = (rt.clone(), id.clone());
+        if let Some(existing) = state.blocking(move |s| s.read(&t, &i)).await? {
+            guard::ensure_stored(&state, &grant, Interaction::Delete, &existing).await?;
+        }
+    }
+    let result = state.writing(&req, move |s| s.delete(&rt, &id, pre)).await;
     let deleted = match result {
         // Deleting what does not exist has no effect (http.html#delete).
         Err(ApiError::NotFound(_)) => Deleted::NotFound,
@@ -463,8 +520,15 @@ pub async fn conditional_delete(
     output(&req)?;
     let conditions = conditions::parse(&rt, req.query_string())?;
     let pre = precondition(&req)?;
+    guard::ensure_unrestricted(
+        &state,
+        &req,
+        Interaction::Delete,
+        &rt,
+        "a conditional delete",
+    )?;
     let deleted = state
-        .blocking(move |s| s.conditional_delete(&rt, &conditions, pre))
+        .writing(&req, move |s| s.conditional_delete(&rt, &conditions, pre))
         .await?;
     deleted_response(&req, deleted)
 }

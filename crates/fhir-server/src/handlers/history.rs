@@ -7,6 +7,8 @@ use fhir_model::{Bundle, BundleEntry, BundleType, EntryRequest, EntryResponse};
 use fhir_store::time::{fhir_instant, fhir_period_end, parse_fhir_instant};
 use fhir_store::{HistoryQuery, HistoryScope, PageCursor, StoredResource};
 
+use crate::auth::scopes::Interaction;
+use crate::auth::{guard, Grant};
 use crate::error::ApiError;
 use crate::http::negotiate::output;
 use crate::http::respond;
@@ -156,7 +158,13 @@ async fn history(
         count: p.count,
         cursor: p.cursor,
     };
+    let grant = history_grant(&state, &req, &query.scope)?;
     let page = state.blocking(move |s| s.history(&query)).await?;
+    if grant != Grant::All {
+        for v in &page.entries {
+            guard::ensure_stored(&state, &grant, Interaction::Read, v).await?;
+        }
+    }
     if instance && page.total == 0 && p.since.is_none() && p.at.is_none() {
         let what = path.trim_end_matches("/_history").trim_start_matches('/');
         return Err(ApiError::NotFound(format!("{what} is not known")));
@@ -188,6 +196,36 @@ async fn history(
     bundle.timestamp = Some(fhir_instant(fhir_store::time::now_millis()));
     bundle.entry = page.entries.iter().map(|v| entry(&base, v)).collect();
     Ok(respond::json(StatusCode::OK, &bundle.to_value(), out))
+}
+
+/// Instance history needs read access to the resource (checked on every version
+/// returned); type and system history need unrestricted search of the types, since a
+/// history cannot be confined to a compartment.
+fn history_grant(
+    state: &AppState,
+    req: &HttpRequest,
+    scope: &HistoryScope,
+) -> Result<Grant, ApiError> {
+    let unrestricted = |t: &str| -> Result<(), ApiError> {
+        match guard::grant(req, Interaction::Search, t)? {
+            Grant::All => Ok(()),
+            _ => Err(ApiError::Forbidden(format!(
+                "history of {t} needs a scope for all {t} resources (not one confined to a patient or a search)"
+            ))),
+        }
+    };
+    match scope {
+        HistoryScope::Instance(rt, _) => guard::grant(req, Interaction::Read, rt),
+        HistoryScope::Type(rt) => unrestricted(rt).map(|_| Grant::All),
+        HistoryScope::System => {
+            if guard::access(req).is_some() {
+                for t in state.defs.resource_types() {
+                    unrestricted(t)?;
+                }
+            }
+            Ok(Grant::All)
+        }
+    }
 }
 
 pub async fn instance(

@@ -14,6 +14,8 @@ use fhir_search::{
 };
 use fhir_store::{Compartment, SearchCursor, SearchPage, SearchRequest, StoredResource};
 
+use crate::auth::scopes::Interaction;
+use crate::auth::{guard, Access, Grant};
 use crate::error::ApiError;
 use crate::http::body::read_limited;
 use crate::http::negotiate::{content_type, output};
@@ -196,13 +198,24 @@ async fn run(
     req: &HttpRequest,
     resource_type: Option<String>,
     mut pairs: Vec<(String, String)>,
-    compartment: Option<Compartment>,
+    mut compartment: Option<Compartment>,
 ) -> Result<HttpResponse> {
     let out = output(req)?;
     let strict = prefer(req).handling == Some(Handling::Strict);
     let cursor = take_cursor(&mut pairs)?;
     let registry = SearchRegistry::r4();
-    let mut query = fhir_search::parse(registry, resource_type.as_deref(), &pairs, strict)
+    let access = guard::access(req);
+    let mut confined = pairs.clone();
+    if let Some(a) = &access {
+        confine(
+            state,
+            a,
+            resource_type.as_deref(),
+            &mut confined,
+            &mut compartment,
+        )?;
+    }
+    let mut query = fhir_search::parse(registry, resource_type.as_deref(), &confined, strict)
         .map_err(search_error)?;
     let base = state.base(req);
     for c in &mut query.clauses {
@@ -226,12 +239,121 @@ async fn run(
         with_total,
         compartment,
     };
-    let page = state.blocking(move |s| s.search(&request)).await?;
+    let mut page = state.blocking(move |s| s.search(&request)).await?;
+    if let (Some(a), Some(data)) = (access, req.app_data::<web::Data<AppState>>().cloned()) {
+        let included = std::mem::take(&mut page.included);
+        page.included = web::block(move || readable(&data, &a, included))
+            .await?
+            .map_err(ApiError::from)?;
+    }
     // Paging links are GETs, also for searches that came as POST `_search`.
     let path = req.path().strip_prefix("/fhir").unwrap_or(req.path());
     let path = path.strip_suffix("/_search").unwrap_or(path).to_string();
     let bundle = build_bundle(state, &base, &path, &pairs, &query, count, cursor, &page)?;
     Ok(respond::json(StatusCode::OK, &bundle.to_value(), out))
+}
+
+/// Confines a search to what the caller's scopes allow: unrestricted search of every
+/// type for system-level searches; otherwise the patient's compartment and the
+/// scopes' search constraints are added to the query.
+fn confine(
+    state: &AppState,
+    access: &Access,
+    resource_type: Option<&str>,
+    pairs: &mut Vec<(String, String)>,
+    compartment: &mut Option<Compartment>,
+) -> Result<()> {
+    let Some(rt) = resource_type else {
+        let listed: Vec<String> = pairs
+            .iter()
+            .filter(|(k, _)| k == "_type")
+            .flat_map(|(_, v)| v.split(',').map(|t| t.trim().to_string()))
+            .filter(|t| !t.is_empty())
+            .collect();
+        let types = if listed.is_empty() {
+            state.defs.resource_types().to_vec()
+        } else {
+            listed
+        };
+        for t in &types {
+            if access.grant(Interaction::Search, t) != Some(Grant::All) {
+                return Err(ApiError::Forbidden(format!(
+                    "searching across types needs unrestricted search scopes for every type searched ({t} is not covered); search one type at a time"
+                )));
+            }
+        }
+        return Ok(());
+    };
+    let grant = access.grant(Interaction::Search, rt).ok_or_else(|| {
+        ApiError::Forbidden(format!(
+            "the granted scopes do not allow search (s) of {rt} resources"
+        ))
+    })?;
+    let limits = guard::search_limits(&grant, rt)?;
+    pairs.extend(limits.extra);
+    let Some(patient) = limits.patient else {
+        return Ok(());
+    };
+    if rt == "Patient" {
+        pairs.push(("_id".into(), patient));
+        return Ok(());
+    }
+    let params = state
+        .defs
+        .compartment("Patient")
+        .map(|d| d.params_for(rt).to_vec())
+        .unwrap_or_default();
+    if params.is_empty() {
+        return Ok(()); // not patient data (Practitioner, Medication…): readable
+    }
+    match compartment {
+        Some(c) if c.resource_type == "Patient" && c.id == patient => Ok(()),
+        Some(_) => Err(ApiError::Forbidden(format!(
+            "a token for Patient/{patient} may only search that patient's compartment"
+        ))),
+        None => {
+            *compartment = Some(Compartment {
+                resource_type: "Patient".into(),
+                id: patient,
+                params: vec![(rt.to_string(), params)],
+            });
+            Ok(())
+        }
+    }
+}
+
+/// The included resources the caller may read; the rest are left out silently.
+fn readable(
+    state: &AppState,
+    access: &Access,
+    included: Vec<StoredResource>,
+) -> fhir_store::StoreResult<Vec<StoredResource>> {
+    let mut out = Vec::with_capacity(included.len());
+    for r in included {
+        let Some(grant) = access.grant(Interaction::Read, &r.res_type) else {
+            continue;
+        };
+        if grant == Grant::All {
+            out.push(r);
+            continue;
+        }
+        let Ok(value) = fhir_model::json::parse(r.content.as_bytes()) else {
+            continue;
+        };
+        let (t, i) = (r.res_type.clone(), r.res_id.clone());
+        if guard::allows_stored(
+            state,
+            &state.store,
+            &grant,
+            Interaction::Read,
+            &t,
+            &i,
+            &value,
+        )? {
+            out.push(r);
+        }
+    }
+    Ok(out)
 }
 
 fn link(base: &str, path: &str, pairs: &[(String, String)], page: Option<String>) -> String {

@@ -5,4 +5,6 @@ pub mod body;
 pub mod headers;
 pub mod negotiate;
 pub mod prefer;
+pub mod ratelimit;
 pub mod respond;
+pub mod security;

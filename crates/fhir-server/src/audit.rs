@@ -1,0 +1,282 @@
+//! The audit trail of the HTTP API, after the IHE Basic Audit Log Patterns (BALP):
+//! one AuditEvent per interaction: who (client, network address), what (interaction,
+//! resource or query), when, and the outcome.
+//!
+//! Changes are recorded in the transaction that makes them ([`write_hook`], called by
+//! the store before commit); reads, searches, operations and refused requests are
+//! recorded by [`record`] (middleware) through a background writer that appends them
+//! in batches, so that auditing a read costs no write transaction of its own. The
+//! store chains every event to the previous one (see `fhir_store::audit`).
+
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpRequest};
+use fhir_store::{AuditContext, Store, WriteRecord};
+use serde_json::{json, Value};
+
+use crate::auth::guard;
+use crate::state::AppState;
+
+const QUEUE: usize = 20_000;
+const BATCH: usize = 1_000;
+
+/// Sends AuditEvents to the background writer.
+#[derive(Clone)]
+pub struct AuditSink {
+    tx: SyncSender<Value>,
+}
+
+impl AuditSink {
+    /// Starts the background writer on `store`.
+    pub fn start(store: Arc<Store>) -> AuditSink {
+        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || write_loop(&store, &rx))
+            .map_err(|e| tracing::error!(error = %e, "cannot start the audit writer"))
+            .ok();
+        AuditSink { tx }
+    }
+
+    fn send(&self, event: Value) {
+        match self.tx.try_send(event) {
+            Ok(()) => {}
+            Err(TrySendError::Full(event)) => {
+                // Back-pressure rather than loss: wait off the async executor.
+                let tx = self.tx.clone();
+                std::thread::spawn(move || {
+                    let _ = tx.send(event);
+                });
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                tracing::error!("the audit writer has stopped; an audit event was not recorded")
+            }
+        }
+    }
+}
+
+fn write_loop(store: &Store, rx: &Receiver<Value>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        let deadline = std::time::Instant::now() + Duration::from_millis(20);
+        while batch.len() < BATCH && std::time::Instant::now() < deadline {
+            match rx.try_recv() {
+                Ok(e) => batch.push(e),
+                Err(TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(2)),
+                Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        let n = batch.len();
+        let mut attempt = 0;
+        while let Err(e) = store.append_audit(batch.clone()) {
+            attempt += 1;
+            tracing::error!(error = %e, events = n, attempt, "cannot write audit events; retrying");
+            std::thread::sleep(Duration::from_millis(200 * attempt.min(25)));
+        }
+    }
+}
+
+/// What an interaction is, from its method and path (BALP subtype and action).
+fn classify(method: &str, path: &str) -> (&'static str, &'static str) {
+    let segs: Vec<&str> = path
+        .trim_start_matches("/fhir")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    if segs.iter().any(|s| s.starts_with('$')) {
+        return ("operation", "E");
+    }
+    match (method, segs.as_slice()) {
+        ("GET" | "HEAD", []) => ("search-system", "E"),
+        ("GET" | "HEAD", ["_history"]) => ("history-system", "R"),
+        ("GET" | "HEAD", [_]) => ("search-type", "E"),
+        ("GET" | "HEAD", [_, "_history"]) => ("history-type", "R"),
+        ("GET" | "HEAD", [_, _]) => ("read", "R"),
+        ("GET" | "HEAD", [_, _, "_history"]) => ("history-instance", "R"),
+        ("GET" | "HEAD", [_, _, "_history", _]) => ("vread", "R"),
+        ("GET" | "HEAD", [_, _, _]) => ("search-type", "E"),
+        ("POST", []) => ("batch", "E"),
+        ("POST", ["auth", "token"]) => ("login", "E"),
+        ("POST", [.., "_search"]) => ("search-type", "E"),
+        ("POST", [_]) => ("create", "C"),
+        ("PUT", _) => ("update", "U"),
+        ("PATCH", _) => ("patch", "U"),
+        ("DELETE", _) => ("delete", "D"),
+        _ => ("operation", "E"),
+    }
+}
+
+/// BALP outcome codes: 0 success, 4 minor failure (client error), 8 serious (server).
+fn outcome_code(status: u16) -> &'static str {
+    match status {
+        0..=399 => "0",
+        400..=499 => "4",
+        _ => "8",
+    }
+}
+
+/// The client and network parts of an event, from the request.
+pub fn details(req: &HttpRequest) -> Value {
+    let client = guard::access(req).map(|a| a.client_id.clone());
+    let patient = guard::access(req).and_then(|a| a.patient.clone());
+    json!({
+        "client": client,
+        "patient": patient,
+        "address": req.peer_addr().map(|a| a.ip().to_string()),
+        "request": format!("{} {}", req.method(), req.path()),
+    })
+}
+
+/// The audit context of a write made for `req` (when auditing is on).
+pub fn context(state: &AppState, req: &HttpRequest) -> Option<AuditContext> {
+    let source = guard::access(req).map(|a| format!("urn:fhir-server:client:{}", a.client_id));
+    if !state.audit_on() && source.is_none() {
+        return None;
+    }
+    Some(AuditContext {
+        source,
+        details: Arc::new(details(req)),
+    })
+}
+
+fn agents(d: &Value) -> Value {
+    let client = d["client"].as_str().unwrap_or("anonymous");
+    let mut agent = json!({
+        "type": {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110153", "display": "Source Role ID"}]},
+        "who": {"identifier": {"system": "urn:fhir-server:client", "value": client}},
+        "requestor": true,
+    });
+    if let Some(addr) = d["address"].as_str() {
+        agent["network"] = json!({"address": addr, "type": "2"});
+    }
+    let server = json!({
+        "type": {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110152", "display": "Destination Role ID"}]},
+        "who": {"display": "fhir-server"},
+        "requestor": false,
+    });
+    json!([agent, server])
+}
+
+fn event(d: &Value, subtype: &str, action: &str, status: u16, entities: Vec<Value>) -> Value {
+    let mut e = json!({
+        "resourceType": "AuditEvent",
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"},
+        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": subtype}],
+        "action": action,
+        "recorded": fhir_store::time::fhir_instant(fhir_store::time::now_millis()),
+        "outcome": outcome_code(status),
+        "agent": agents(d),
+        "source": {
+            "observer": {"display": "fhir-server"},
+            "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server"}],
+        },
+    });
+    if let Some(r) = d["request"].as_str() {
+        e["outcomeDesc"] = Value::String(format!("{r} → {status}"));
+    }
+    let mut entities = entities;
+    if let Some(p) = d["patient"].as_str() {
+        entities.push(json!({
+            "what": {"reference": format!("Patient/{p}")},
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"},
+            "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"},
+        }));
+    }
+    if !entities.is_empty() {
+        e["entity"] = Value::Array(entities);
+    }
+    e
+}
+
+fn resource_entity(reference: String) -> Value {
+    json!({
+        "what": {"reference": reference},
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},
+        "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "4", "display": "Domain Resource"},
+    })
+}
+
+fn query_entity(query: &str) -> Value {
+    use base64::Engine;
+    json!({
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},
+        "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "24", "display": "Query"},
+        "query": base64::engine::general_purpose::STANDARD.encode(query.as_bytes()),
+    })
+}
+
+/// The store's audit hook: one event per version written, in the writing transaction.
+pub fn write_hook(ctx: &AuditContext, writes: &[WriteRecord]) -> Vec<Value> {
+    writes
+        .iter()
+        .map(|w| {
+            let (subtype, action) = match w.method.as_str() {
+                "POST" => ("create", "C"),
+                "PUT" if w.version == 1 => ("create", "C"),
+                "PUT" => ("update", "U"),
+                "PATCH" => ("patch", "U"),
+                _ => ("delete", "D"),
+            };
+            let reference = format!("{}/{}/_history/{}", w.res_type, w.id, w.version);
+            event(
+                &ctx.details,
+                subtype,
+                action,
+                200,
+                vec![resource_entity(reference)],
+            )
+        })
+        .collect()
+}
+
+/// Paths not worth an audit record (probes and discovery).
+fn unaudited(path: &str) -> bool {
+    matches!(
+        path.trim_end_matches('/'),
+        "/health"
+            | "/ready"
+            | "/fhir/metadata"
+            | "/.well-known/smart-configuration"
+            | "/fhir/.well-known/smart-configuration"
+    )
+}
+
+/// Middleware: records reads, searches, operations and every refused or failed
+/// request (successful writes are recorded in their own transaction).
+pub async fn record(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let sink = state.as_ref().and_then(|s| s.audit.clone());
+    let Some(sink) = sink.filter(|_| !unaudited(req.path())) else {
+        return next.call(req).await;
+    };
+    let res = next.call(req).await?;
+    let status = res.status().as_u16();
+    let method = res.request().method().as_str().to_string();
+    let path = res.request().path().to_string();
+    let (subtype, action) = classify(&method, &path);
+    let is_write = matches!(action, "C" | "U" | "D") || subtype == "batch";
+    if is_write && status < 400 {
+        return Ok(res);
+    }
+    let d = details(res.request());
+    let mut entities = Vec::new();
+    if matches!(action, "R" | "C" | "U" | "D") {
+        entities.push(resource_entity(
+            path.trim_start_matches("/fhir/").to_string(),
+        ));
+    }
+    let query = res.request().query_string();
+    if !query.is_empty() || subtype.starts_with("search") {
+        entities.push(query_entity(&format!("{path}?{query}")));
+    }
+    sink.send(event(&d, subtype, action, status, entities));
+    Ok(res)
+}

@@ -1,0 +1,344 @@
+//! Enforcement: the authentication middleware, and the checks handlers make before
+//! they answer (type allowed? resource inside the patient's compartment? resource
+//! matching a search-constrained scope?).
+
+use std::sync::Arc;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage, HttpRequest, ResponseError};
+use fhir_search::SearchRegistry;
+use fhir_store::{Store, StoreResult};
+use serde_json::Value;
+
+use super::scopes::{Interaction, Rule};
+use super::{tokens, Access, Grant};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The subject of the verified client certificate of a TLS connection.
+#[derive(Debug, Clone)]
+pub struct PeerSubject(pub String);
+
+/// Paths anyone may call: discovery, the token endpoint, probes.
+fn is_public(path: &str) -> bool {
+    matches!(
+        path,
+        "/health"
+            | "/ready"
+            | "/auth/token"
+            | "/.well-known/smart-configuration"
+            | "/fhir/.well-known/smart-configuration"
+            | "/fhir/metadata"
+    )
+}
+
+/// Middleware: turns the bearer token (or client certificate) into an [`Access`] in
+/// the request's extensions; 401 without valid credentials when auth is on.
+pub async fn authenticate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let config = state.as_ref().and_then(|s| s.auth.clone());
+    let path = req.path().trim_end_matches('/');
+    let Some(config) = config.filter(|_| !is_public(path)) else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    match identify(&config, &req) {
+        Ok(access) => {
+            req.extensions_mut().insert(Arc::new(access));
+            Ok(next.call(req).await?.map_into_left_body())
+        }
+        Err(e) => {
+            let resp = e.error_response();
+            Ok(req.into_response(resp).map_into_right_body())
+        }
+    }
+}
+
+fn identify(config: &super::AuthConfig, req: &ServiceRequest) -> Result<Access, ApiError> {
+    if let Some(h) = req.headers().get("Authorization") {
+        let text = h
+            .to_str()
+            .map_err(|_| ApiError::Unauthorized("the Authorization header is not text".into()))?;
+        let token = text
+            .strip_prefix("Bearer ")
+            .or_else(|| text.strip_prefix("bearer "))
+            .ok_or_else(|| ApiError::Unauthorized("use Authorization: Bearer <token>".into()))?;
+        return tokens::verify(config, token.trim()).map_err(|e| ApiError::Unauthorized(e.0));
+    }
+    if let Some(subject) = req.conn_data::<PeerSubject>() {
+        return match config.clients.by_certificate(&subject.0) {
+            Some(c) => Ok(Access {
+                client_id: c.client_id.clone(),
+                scopes: super::ScopeSet::parse(&c.scope),
+                patient: None,
+            }),
+            None => Err(ApiError::Unauthorized(format!(
+                "the client certificate '{}' is not registered",
+                subject.0
+            ))),
+        };
+    }
+    Err(ApiError::Unauthorized(
+        "this server requires an access token (Authorization: Bearer <token>)".into(),
+    ))
+}
+
+/// The authenticated caller; `None` when auth is off.
+pub fn access(req: &HttpRequest) -> Option<Arc<Access>> {
+    req.extensions().get::<Arc<Access>>().cloned()
+}
+
+/// How far `interaction` on `resource_type` is allowed for this request.
+pub fn grant(
+    req: &HttpRequest,
+    interaction: Interaction,
+    resource_type: &str,
+) -> Result<Grant, ApiError> {
+    let Some(access) = access(req) else {
+        return Ok(Grant::All);
+    };
+    access.grant(interaction, resource_type).ok_or_else(|| {
+        ApiError::Forbidden(format!(
+            "the granted scopes do not allow {} ({}) of {resource_type} resources",
+            super::interaction_name(interaction),
+            interaction.letter()
+        ))
+    })
+}
+
+/// Whether `resource` (of `resource_type`) is in the compartment of Patient `patient`;
+/// `None` when resources of the type are never in a patient compartment.
+pub fn in_patient_compartment(
+    defs: &fhir_model::Definitions,
+    resource_type: &str,
+    resource: &Value,
+    patient: &str,
+) -> Option<bool> {
+    if resource_type == "Patient" {
+        return Some(resource.get("id").and_then(Value::as_str) == Some(patient));
+    }
+    let params = defs.compartment("Patient")?.params_for(resource_type);
+    if params.is_empty() {
+        return None;
+    }
+    let values = fhir_search::extract(SearchRegistry::r4(), resource_type, resource);
+    Some(values.references.iter().any(|r| {
+        params.iter().any(|p| p == &r.param)
+            && r.target_type.as_deref() == Some("Patient")
+            && r.id.as_deref() == Some(patient)
+    }))
+}
+
+/// Whether a patient-confined grant allows `interaction` on this resource. Resources
+/// of types outside every patient compartment may be read, not written.
+pub fn patient_allows(
+    defs: &fhir_model::Definitions,
+    interaction: Interaction,
+    resource_type: &str,
+    resource: &Value,
+    patient: &str,
+) -> bool {
+    match in_patient_compartment(defs, resource_type, resource, patient) {
+        Some(inside) => inside,
+        None => matches!(interaction, Interaction::Read | Interaction::Search),
+    }
+}
+
+/// Whether `grant` allows `interaction` on a stored resource. Search-constrained rules
+/// are checked by searching for the resource with the constraint (blocking: store).
+pub fn allows_stored(
+    state: &AppState,
+    store: &Store,
+    grant: &Grant,
+    interaction: Interaction,
+    resource_type: &str,
+    id: &str,
+    resource: &Value,
+) -> StoreResult<bool> {
+    match grant {
+        Grant::All => Ok(true),
+        Grant::Patient(p) => Ok(patient_allows(
+            state.defs,
+            interaction,
+            resource_type,
+            resource,
+            p,
+        )),
+        Grant::Rules(rules) => {
+            for rule in rules {
+                if rule_allows(state, store, rule, interaction, resource_type, id, resource)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+    }
+}
+
+fn rule_allows(
+    state: &AppState,
+    store: &Store,
+    rule: &Rule,
+    interaction: Interaction,
+    resource_type: &str,
+    id: &str,
+    resource: &Value,
+) -> StoreResult<bool> {
+    if let Some(p) = &rule.patient {
+        if !patient_allows(state.defs, interaction, resource_type, resource, p) {
+            return Ok(false);
+        }
+    }
+    if rule.constraint.is_empty() {
+        return Ok(true);
+    }
+    let mut pairs = rule.constraint.clone();
+    pairs.push(("_id".into(), id.to_string()));
+    let Ok(query) = fhir_search::parse(SearchRegistry::r4(), Some(resource_type), &pairs, false)
+    else {
+        return Ok(false);
+    };
+    Ok(!store.find(resource_type, &query.clauses)?.is_empty())
+}
+
+/// The search restrictions of a grant: a patient compartment to search in, and extra
+/// parameters. 403 when the grant's rules cannot be expressed as one search.
+pub struct SearchLimits {
+    pub patient: Option<String>,
+    pub extra: Vec<(String, String)>,
+}
+
+pub fn search_limits(grant: &Grant, resource_type: &str) -> Result<SearchLimits, ApiError> {
+    match grant {
+        Grant::All => Ok(SearchLimits {
+            patient: None,
+            extra: Vec::new(),
+        }),
+        Grant::Patient(p) => Ok(SearchLimits {
+            patient: Some(p.clone()),
+            extra: Vec::new(),
+        }),
+        Grant::Rules(rules) => merge_rules(rules).ok_or_else(|| {
+            ApiError::Forbidden(format!(
+                "the granted scopes allow {resource_type} only under different search constraints; search with one of them"
+            ))
+        }),
+    }
+}
+
+/// Rules that differ only in the values of one parameter combine as `param=a,b`.
+fn merge_rules(rules: &[Rule]) -> Option<SearchLimits> {
+    let first = rules.first()?;
+    if rules.len() == 1 {
+        return Some(SearchLimits {
+            patient: first.patient.clone(),
+            extra: first.constraint.clone(),
+        });
+    }
+    let key = match first.constraint.as_slice() {
+        [(k, _)] => k.clone(),
+        _ => return None,
+    };
+    let mut values = Vec::new();
+    for r in rules {
+        match r.constraint.as_slice() {
+            [(k, v)] if *k == key && r.patient == first.patient => values.push(v.clone()),
+            _ => return None,
+        }
+    }
+    Some(SearchLimits {
+        patient: first.patient.clone(),
+        extra: vec![(key, values.join(","))],
+    })
+}
+
+fn outside(resource_type: &str, id: &str) -> ApiError {
+    ApiError::Forbidden(format!(
+        "{resource_type}/{id} is outside what the granted scopes allow"
+    ))
+}
+
+/// 403 unless `grant` allows `interaction` on this stored resource.
+pub async fn ensure_stored(
+    state: &web::Data<AppState>,
+    grant: &Grant,
+    interaction: Interaction,
+    stored: &fhir_store::StoredResource,
+) -> Result<(), ApiError> {
+    if *grant == Grant::All || stored.deleted {
+        return Ok(());
+    }
+    let value = fhir_model::json::parse(stored.content.as_bytes())
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (rt, id) = (stored.res_type.clone(), stored.res_id.clone());
+    let ok = match grant {
+        Grant::Patient(p) => patient_allows(state.defs, interaction, &rt, &value, p),
+        _ => {
+            let (st, g, t, i) = (state.clone(), grant.clone(), rt.clone(), id.clone());
+            web::block(move || allows_stored(&st, &st.store, &g, interaction, &t, &i, &value))
+                .await?
+                .map_err(ApiError::from)?
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(outside(&rt, &id))
+    }
+}
+
+/// The grant for writing `resource` (create or update content): patient-confined
+/// grants need the new content inside the patient's compartment; search-constrained
+/// scopes do not allow writes.
+pub fn ensure_content(
+    state: &AppState,
+    req: &HttpRequest,
+    interaction: Interaction,
+    resource_type: &str,
+    resource: &Value,
+) -> Result<Grant, ApiError> {
+    if state.audit_on() && resource_type == "AuditEvent" {
+        return Err(ApiError::MethodNotAllowed(
+            "AuditEvents are written by the server's audit trail and cannot be changed through the API".into(),
+        ));
+    }
+    let grant = grant(req, interaction, resource_type)?;
+    match &grant {
+        Grant::All => Ok(grant),
+        Grant::Patient(p) if patient_allows(state.defs, interaction, resource_type, resource, p) => {
+            Ok(grant)
+        }
+        Grant::Patient(p) => Err(ApiError::Forbidden(format!(
+            "the resource must be in the compartment of Patient/{p}, the patient of the access token"
+        ))),
+        Grant::Rules(_) => Err(ApiError::Forbidden(
+            "search-constrained scopes allow reading, not writing".into(),
+        )),
+    }
+}
+
+/// Conditional writes, patches and writes of AuditEvents need an unrestricted grant
+/// (their targets are only known inside the store's transaction).
+pub fn ensure_unrestricted(
+    state: &AppState,
+    req: &HttpRequest,
+    interaction: Interaction,
+    resource_type: &str,
+    what: &str,
+) -> Result<(), ApiError> {
+    if state.audit_on() && resource_type == "AuditEvent" {
+        return Err(ApiError::MethodNotAllowed(
+            "AuditEvents are written by the server's audit trail and cannot be changed through the API".into(),
+        ));
+    }
+    match grant(req, interaction, resource_type)? {
+        Grant::All => Ok(()),
+        _ => Err(ApiError::Forbidden(format!(
+            "{what} needs a scope for all {resource_type} resources (not one confined to a patient or a search)"
+        ))),
+    }
+}

@@ -1,0 +1,95 @@
+//! TLS with rustls: the server certificate and key (PEM), TLS 1.2 and 1.3 only, and
+//! optional mutual TLS where partner organisations present client certificates signed
+//! by a configured CA. A client certificate is optional on the connection (clients may
+//! use bearer tokens instead); when one is presented it must verify, and its subject
+//! names the registered client (see `auth::clients`).
+
+use std::any::Any;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+use std::sync::Arc;
+
+use actix_web::dev::Extensions;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+
+use crate::auth::guard::PeerSubject;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error("TLS configuration: {0}")]
+    Config(String),
+}
+
+fn file_err(path: &Path, message: impl ToString) -> TlsError {
+    TlsError::File {
+        path: path.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let f = File::open(path).map_err(|e| file_err(path, e))?;
+    let certs = rustls_pemfile::certs(&mut BufReader::new(f))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_err(path, e))?;
+    if certs.is_empty() {
+        return Err(file_err(path, "no PEM certificate found"));
+    }
+    Ok(certs)
+}
+
+fn key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let f = File::open(path).map_err(|e| file_err(path, e))?;
+    rustls_pemfile::private_key(&mut BufReader::new(f))
+        .map_err(|e| file_err(path, e))?
+        .ok_or_else(|| file_err(path, "no PEM private key found"))
+}
+
+/// The rustls configuration of the listener.
+pub fn server_config(
+    cert: &Path,
+    key_path: &Path,
+    client_ca: Option<&Path>,
+) -> Result<ServerConfig, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for c in certs(ca)? {
+                roots.add(c).map_err(|e| file_err(ca, e))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| TlsError::Config(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    builder
+        .with_single_cert(certs(cert)?, key(key_path)?)
+        .map_err(|e| TlsError::Config(e.to_string()))
+}
+
+/// Connection hook: keeps the subject of a verified client certificate.
+pub fn on_connect(conn: &dyn Any, ext: &mut Extensions) {
+    type Tls = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
+    let Some(tls) = conn.downcast_ref::<Tls>() else {
+        return;
+    };
+    let (_, session) = tls.get_ref();
+    let Some(cert) = session.peer_certificates().and_then(|c| c.first()) else {
+        return;
+    };
+    if let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert.as_ref()) {
+        ext.insert(PeerSubject(parsed.subject().to_string()));
+    }
+}

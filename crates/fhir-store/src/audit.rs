@@ -1,0 +1,248 @@
+//! The tamper-evident audit trail, and one-time values (nonces) for authentication.
+//!
+//! AuditEvents are stored as ordinary `AuditEvent` resources (so they are searchable),
+//! and each one gets a row in `audit_chain` whose SHA-256 hash covers its position, the
+//! stored JSON and the previous row's hash. Changing, inserting or removing an event in
+//! the database breaks the chain, which [`crate::Store::verify_audit`] reports.
+//!
+//! Events that record a change are written in the same transaction as the change: the
+//! server states who is writing with [`with_context`] around the blocking store call,
+//! and [`crate::Store::transaction`] asks the [`AuditHook`] for the events of the
+//! writes it made before committing. The context travels in a thread-local because the
+//! store's write methods all run on the calling (blocking) thread, and passing it
+//! through every one of them would double the API for one cross-cutting concern.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::QueryableByName;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::backend::{BackendKind, Tx};
+use crate::error::{StoreError, StoreResult};
+use crate::sql::{Bind, Sql};
+
+/// Who is writing, for the audit trail and `meta.source`.
+#[derive(Debug, Clone, Default)]
+pub struct AuditContext {
+    /// Written into `meta.source` of every version this request writes.
+    pub source: Option<String>,
+    /// Anything the hook needs to describe the request (client, address, request line).
+    pub details: Arc<Value>,
+}
+
+/// One version written by a transaction.
+#[derive(Debug, Clone)]
+pub struct WriteRecord {
+    pub res_type: String,
+    pub id: String,
+    pub version: i64,
+    /// `POST`, `PUT`, `PATCH` or `DELETE`.
+    pub method: String,
+}
+
+/// Builds the AuditEvents for the writes of one transaction.
+pub type AuditHook = dyn Fn(&AuditContext, &[WriteRecord]) -> Vec<Value> + Send + Sync;
+
+thread_local! {
+    static CONTEXT: RefCell<Option<AuditContext>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (store calls on this thread) on behalf of `ctx`.
+pub fn with_context<T>(ctx: Option<AuditContext>, f: impl FnOnce() -> T) -> T {
+    let previous = CONTEXT.with(|c| c.replace(ctx));
+    let result = f();
+    CONTEXT.with(|c| *c.borrow_mut() = previous);
+    result
+}
+
+/// The context set by [`with_context`] on this thread, if any.
+pub fn current_context() -> Option<AuditContext> {
+    CONTEXT.with(|c| c.borrow().clone())
+}
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The hash of one chain row.
+fn chain_hash(seq: i64, prev_hash: &str, content: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(seq.to_string().as_bytes());
+    h.update(b"|");
+    h.update(prev_hash.as_bytes());
+    h.update(b"|");
+    h.update(content.as_bytes());
+    hex::encode(h.finalize())
+}
+
+#[derive(QueryableByName)]
+struct HeadRow {
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+    #[diesel(sql_type = Text)]
+    hash: String,
+}
+
+/// Appends the stored AuditEvent version `version_seq` (with JSON `content`) to the
+/// chain. Serialised: the SQLite writer, or an advisory lock on PostgreSQL held to the
+/// end of the transaction.
+pub(crate) fn chain(tx: &mut Tx<'_>, version_seq: i64, content: &str) -> StoreResult<()> {
+    if tx.kind == BackendKind::Postgres {
+        Sql::new("SELECT pg_advisory_xact_lock(hashtext('fhir-audit-chain')) IS NULL AS locked")
+            .execute(tx.conn)?;
+    }
+    let head = Sql::new("SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1")
+        .load::<HeadRow>(tx.conn)?;
+    let (seq, prev) = match head.into_iter().next() {
+        Some(h) => (h.seq + 1, h.hash),
+        None => (1, GENESIS.to_string()),
+    };
+    let hash = chain_hash(seq, &prev, content);
+    let mut insert =
+        Sql::new("INSERT INTO audit_chain (seq, version_seq, prev_hash, hash) VALUES (");
+    insert
+        .bind(Bind::BigInt(seq))
+        .push(", ")
+        .bind(Bind::BigInt(version_seq))
+        .push(", ")
+        .bind(Bind::Text(prev))
+        .push(", ")
+        .bind(Bind::Text(hash))
+        .push(")");
+    insert.execute(tx.conn)?;
+    Ok(())
+}
+
+/// What [`crate::Store::verify_audit`] found.
+#[derive(Debug, Clone, Default)]
+pub struct AuditReport {
+    /// Chain rows checked.
+    pub checked: u64,
+    /// The hash of the last row: keep it outside the database to detect removal of
+    /// the newest events too.
+    pub head: Option<String>,
+    /// Each break of the chain, in order.
+    pub problems: Vec<String>,
+}
+
+#[derive(QueryableByName)]
+struct ChainRow {
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+    #[diesel(sql_type = Text)]
+    prev_hash: String,
+    #[diesel(sql_type = Text)]
+    hash: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    content: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    res_type: Option<String>,
+}
+
+const BATCH: i64 = 2000;
+
+/// Walks the whole chain in order, recomputing every hash.
+pub(crate) fn verify(tx: &mut Tx<'_>) -> StoreResult<AuditReport> {
+    let mut report = AuditReport::default();
+    let mut expected_seq = 1;
+    let mut prev = GENESIS.to_string();
+    loop {
+        let mut q = Sql::new(
+            "SELECT c.seq, c.prev_hash, c.hash, v.content, v.res_type FROM audit_chain c \
+             LEFT JOIN resource_versions v ON v.seq = c.version_seq WHERE c.seq >= ",
+        );
+        q.bind(Bind::BigInt(expected_seq))
+            .push(" ORDER BY c.seq LIMIT ")
+            .bind(Bind::BigInt(BATCH));
+        let rows = q.load::<ChainRow>(tx.conn)?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in rows {
+            check_row(&mut report, &row, expected_seq, &prev);
+            expected_seq = row.seq + 1;
+            prev = row.hash;
+            report.checked += 1;
+        }
+    }
+    if report.checked > 0 {
+        report.head = Some(prev);
+    }
+    check_unchained(tx, &mut report)?;
+    Ok(report)
+}
+
+fn check_row(report: &mut AuditReport, row: &ChainRow, expected_seq: i64, prev: &str) {
+    let seq = row.seq;
+    if seq != expected_seq {
+        report.problems.push(format!(
+            "events {expected_seq}..{} are missing from the chain",
+            seq - 1
+        ));
+    }
+    if row.prev_hash != prev {
+        report.problems.push(format!(
+            "event {seq} does not follow the event before it (previous hash differs)"
+        ));
+    }
+    match (&row.content, row.res_type.as_deref()) {
+        (Some(content), Some("AuditEvent")) => {
+            if chain_hash(seq, &row.prev_hash, content) != row.hash {
+                report
+                    .problems
+                    .push(format!("event {seq} was altered (its hash does not match)"));
+            }
+        }
+        _ => report.problems.push(format!(
+            "event {seq} was removed (its stored AuditEvent is gone)"
+        )),
+    }
+}
+
+/// AuditEvent versions that are not in the chain were added behind the server's back.
+fn check_unchained(tx: &mut Tx<'_>, report: &mut AuditReport) -> StoreResult<()> {
+    let extra = Sql::new(
+        "SELECT COUNT(*) AS n FROM resource_versions v WHERE v.res_type = 'AuditEvent' \
+         AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.version_seq = v.seq)",
+    )
+    .load::<crate::sql::CountRow>(tx.conn)?;
+    let n = extra.first().map_or(0, |r| r.n);
+    if n > 0 {
+        report.problems.push(format!(
+            "{n} AuditEvent version(s) in the database are not part of the chain"
+        ));
+    }
+    Ok(())
+}
+
+/// Records `nonce` until `expires_ms`; false if it was seen before (a replay).
+pub(crate) fn claim_nonce(tx: &mut Tx<'_>, nonce: &str, expires_ms: i64) -> StoreResult<bool> {
+    let mut purge = Sql::new("DELETE FROM auth_nonces WHERE expires_ms < ");
+    purge.bind(Bind::BigInt(crate::time::now_millis()));
+    purge.execute(tx.conn)?;
+    let mut insert = Sql::new("INSERT INTO auth_nonces (nonce, expires_ms) VALUES (");
+    insert
+        .bind(Bind::Text(nonce.to_string()))
+        .push(", ")
+        .bind(Bind::BigInt(expires_ms))
+        .push(") ON CONFLICT (nonce) DO NOTHING");
+    Ok(insert.execute(tx.conn)? == 1)
+}
+
+/// Sets `meta.source` of a resource about to be written.
+pub(crate) fn set_source(resource: &mut Value, source: &str) -> StoreResult<()> {
+    let obj = resource
+        .as_object_mut()
+        .ok_or_else(|| StoreError::Invalid {
+            message: "a resource must be a JSON object".into(),
+            expression: None,
+        })?;
+    let meta = obj
+        .entry("meta")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if let Some(m) = meta.as_object_mut() {
+        m.insert("source".into(), Value::String(source.to_string()));
+    }
+    Ok(())
+}

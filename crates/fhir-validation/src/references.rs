@@ -1,0 +1,110 @@
+//! References: the type a reference points to (from its URL, a Bundle entry's
+//! `fullUrl`, or a contained resource) must be one the element's `targetProfile`s
+//! allow, and `#id` references must find their contained resource.
+
+use fhir_model::structure::ElementDef;
+use fhir_model::{Definitions, IssueType};
+use serde_json::Value;
+
+use crate::issue::Issue;
+use crate::location::Loc;
+use crate::walk::{Run, Scope};
+
+/// Checks one Reference value of element `e`.
+pub fn check<'v>(
+    run: &mut Run<'v>,
+    scope: Scope<'v>,
+    e: &ElementDef,
+    value: &'v Value,
+    path: &Loc<'_>,
+) {
+    let Some(reference) = value.get("reference").and_then(Value::as_str) else {
+        return;
+    };
+    let target = if let Some(id) = reference.strip_prefix('#') {
+        match contained_type(scope.container, id) {
+            Some(t) => Some(t),
+            None if id.is_empty() => scope.container.get("resourceType").and_then(Value::as_str),
+            None => {
+                let m =
+                    format!("The reference '{reference}' does not match any contained resource");
+                run.push(Issue::error(
+                    IssueType::NotFound,
+                    format!("{path}.reference"),
+                    m,
+                ));
+                return;
+            }
+        }
+    } else {
+        bundle_type(run.root, reference).or_else(|| url_type(run.defs, reference))
+    };
+    let Some(target) = target else { return };
+    let allowed = allowed_targets(run.defs, e);
+    if allowed.is_empty() || allowed.iter().any(|a| a == "Resource" || a == target) {
+        return;
+    }
+    let m = format!(
+        "The type '{target}' of the reference '{reference}' is not a valid target for this element (must be one of {})",
+        allowed.join(", ")
+    );
+    run.push(Issue::error(
+        IssueType::Structure,
+        format!("{path}.reference"),
+        m,
+    ));
+}
+
+/// The resource types the element's Reference type allows (empty: any).
+fn allowed_targets(defs: &Definitions, e: &ElementDef) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in e.types.iter().filter(|t| t.code == "Reference") {
+        if t.target_profiles.is_empty() {
+            return Vec::new();
+        }
+        for p in &t.target_profiles {
+            let name = match defs.structure(p) {
+                Some(sd) => sd.type_name.clone(),
+                None => p.rsplit('/').next().unwrap_or(p).to_string(),
+            };
+            out.push(name);
+        }
+    }
+    out
+}
+
+fn contained_type<'v>(container: &'v Value, id: &str) -> Option<&'v str> {
+    container
+        .get("contained")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|r| r.get("id").and_then(Value::as_str) == Some(id))
+        .and_then(|r| r.get("resourceType").and_then(Value::as_str))
+}
+
+/// The type of the Bundle entry whose `fullUrl` is the reference.
+fn bundle_type<'v>(root: &'v Value, reference: &str) -> Option<&'v str> {
+    if root.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+        return None;
+    }
+    root.get("entry")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|e| e.get("fullUrl").and_then(Value::as_str) == Some(reference))
+        .and_then(|e| e.get("resource")?.get("resourceType")?.as_str())
+}
+
+/// `Patient/1`, `http://x/fhir/Patient/1`, `Patient/1/_history/2` → `Patient`.
+fn url_type<'r>(defs: &Definitions, reference: &'r str) -> Option<&'r str> {
+    let reference = reference.split(['?', '#']).next().unwrap_or(reference);
+    let parts: Vec<&str> = reference.split('/').collect();
+    let n = parts.len();
+    let at = match parts.iter().rposition(|p| *p == "_history") {
+        Some(h) if h >= 2 => h - 2,
+        Some(_) => return None,
+        None if n >= 2 => n - 2,
+        None => return None,
+    };
+    let t = parts[at];
+    defs.is_resource_type(t).then_some(t)
+}

@@ -1,0 +1,178 @@
+//! The rules checked on one value of an element: fixed and pattern values, bindings,
+//! codes of known code systems, references, extension shape (ext-1), integer ranges,
+//! and the element's invariants.
+
+use fhir_model::structure::{Binding, BindingStrength, ConstraintSeverity, ElementDef};
+use fhir_model::{ElementCursor, IssueType, TypeDef};
+use fhirpath::{EvalContext, Node};
+use serde_json::Value;
+
+use crate::invariants::{Invariants, Outcome};
+use crate::issue::{Issue, Severity};
+use crate::location::Loc;
+use crate::references;
+use crate::terminology::{self, BindingResult};
+use crate::values;
+use crate::walk::{is_resource_type, Run, Scope, Val};
+
+impl<'v> Run<'v> {
+    /// Fixed and pattern values, bindings, codes, references, integer ranges.
+    pub(crate) fn value_rules(
+        &mut self,
+        scope: Scope<'v>,
+        e: &'v ElementDef,
+        type_code: &'v str,
+        value: &'v Value,
+        at: &Loc<'_>,
+    ) {
+        if let Some((_, fixed)) = &e.fixed {
+            if !values::matches_fixed(value, fixed) {
+                let m = format!(
+                    "Value is '{}' but is fixed to '{}'",
+                    values::shown(value),
+                    values::shown(fixed)
+                );
+                self.push(Issue::error(IssueType::Value, at.to_string(), m));
+            }
+        }
+        if let Some((_, pattern)) = &e.pattern {
+            if !values::matches_pattern(value, pattern) {
+                let m = format!(
+                    "The value does not match the required pattern {}",
+                    values::shown(pattern)
+                );
+                self.push(Issue::error(IssueType::Value, at.to_string(), m));
+            }
+        }
+        if let Some(binding) = &e.binding {
+            self.binding(binding, type_code, value, at);
+        }
+        match (type_code, scope.profile) {
+            ("Reference", _) => references::check(self, scope, e, value, at),
+            (_, true) => {}
+            ("Coding", false) => self.coding(value, at),
+            ("Extension", false) => self.extension_shape(value, at),
+            (_, false) => {
+                if let Some(m) = values::integer_range(type_code, value) {
+                    self.push(Issue::error(IssueType::Value, at.to_string(), m));
+                }
+            }
+        }
+    }
+
+    fn binding(&mut self, binding: &'v Binding, type_code: &str, value: &Value, at: &Loc<'_>) {
+        let severity = match binding.strength {
+            BindingStrength::Required => Severity::Error,
+            BindingStrength::Extensible | BindingStrength::Preferred => Severity::Warning,
+            BindingStrength::Example => return,
+        };
+        let r = terminology::check_binding(self.defs, &self.v.expansions, binding, type_code, value);
+        match r {
+            BindingResult::Ok => {}
+            BindingResult::NotInValueSet(m) => {
+                self.push(Issue::new(severity, IssueType::CodeInvalid, at.to_string(), m))
+            }
+            BindingResult::CannotCheck(m) => {
+                if binding.strength != BindingStrength::Preferred {
+                    self.push(Issue::warning(IssueType::NotSupported, at.to_string(), m))
+                }
+            }
+        }
+    }
+
+    fn coding(&mut self, value: &Value, at: &Loc<'_>) {
+        let system = value.get("system").and_then(Value::as_str);
+        let code = value.get("code").and_then(Value::as_str);
+        if let (Some(s), Some(c)) = (system, code) {
+            if let Some(m) = terminology::unknown_code(self.defs, s, c) {
+                self.push(Issue::error(IssueType::CodeInvalid, at.to_string(), m));
+            }
+        }
+    }
+
+    /// ext-1: an extension has a value or nested extensions, not both.
+    fn extension_shape(&mut self, value: &Value, at: &Loc<'_>) {
+        let Some(obj) = value.as_object() else { return };
+        let has_value = obj
+            .keys()
+            .map(|k| k.trim_start_matches('_'))
+            .any(|k| k.len() > 5 && k.starts_with("value"));
+        let nested = obj.get("extension").is_some();
+        if has_value == nested {
+            let m = "Constraint failed: ext-1: 'Must have either extensions or value[x], not both'";
+            self.push(Issue::error(IssueType::Invariant, at.to_string(), m));
+        }
+    }
+
+    /// The element's invariants (a profile pass skips the core specification's).
+    pub(crate) fn invariants(
+        &mut self,
+        scope: Scope<'v>,
+        sd: &'v TypeDef,
+        idx: usize,
+        val: Val<'v>,
+        at: &Loc<'_>,
+    ) {
+        let Some(compiled) = self.v.tree(sd).and_then(|t| t.invariants.get(idx)) else {
+            return;
+        };
+        let Some(value) = val.value.filter(|_| !compiled.is_empty()) else {
+            return;
+        };
+        let e = &sd.elements[idx];
+        let node = self.node(sd, idx, value, val.type_code);
+        let mut ctx = EvalContext::with_definitions(self.defs);
+        ctx.set_resource(scope.resource);
+        ctx.set_root_resource(scope.container);
+        for (k, expr) in compiled {
+            let c = &e.constraints[*k];
+            if scope.profile && self.v.is_core_constraint(&c.key) {
+                continue;
+            }
+            if let Outcome::Fails = Invariants::evaluate(&ctx, expr, node) {
+                let severity = match c.severity {
+                    ConstraintSeverity::Error => Severity::Error,
+                    ConstraintSeverity::Warning => Severity::Warning,
+                };
+                let m = format!("Constraint failed: {}: '{}'", c.key, c.human);
+                self.push(Issue::new(severity, IssueType::Invariant, at.to_string(), m));
+            }
+        }
+    }
+
+    /// The FHIRPath node for a value: typed, with its children found through the base
+    /// definition (profiles list only what they constrain).
+    fn node(&self, sd: &'v TypeDef, idx: usize, value: &'v Value, type_code: &'v str) -> Node<'v> {
+        if is_resource_type(self.defs, type_code) {
+            let rt = value.get("resourceType").and_then(Value::as_str);
+            return Node::typed(self.defs, value, rt.unwrap_or(type_code), None);
+        }
+        let inline = idx > 0
+            && self
+                .v
+                .tree(sd)
+                .is_some_and(|t| t.children.get(idx).is_some_and(|c| !c.is_empty()));
+        let cursor = if !inline {
+            None
+        } else if sd.is_specialization() {
+            Some(ElementCursor {
+                type_def: sd,
+                index: idx,
+            })
+        } else {
+            let path = &sd.elements[idx].path;
+            let root = path.split('.').next().unwrap_or("");
+            self.defs.type_def(root).and_then(|t| {
+                t.element_index(path)
+                    .map(|index| ElementCursor { type_def: t, index })
+            })
+        };
+        let mut node = Node::typed(self.defs, value, type_code, cursor);
+        if cursor.is_some() {
+            // A backbone element: its children come from the cursor; the static check
+            // would look them up in `BackboneElement` and fail.
+            node.type_name = None;
+        }
+        node
+    }
+}

@@ -1,0 +1,169 @@
+//! Cost linear in the input, and no panic on hostile input.
+
+use std::time::{Duration, Instant};
+
+use fhir_validation::{ValidationOptions, Validator};
+use serde_json::{json, Map, Value};
+
+fn patient_with_names(n: usize) -> Value {
+    let names: Vec<Value> = (0..n)
+        .map(|i| json!({"use": "official", "family": format!("F{i}"), "given": ["A", "B"]}))
+        .collect();
+    json!({"resourceType": "Patient", "id": "big", "name": names, "gender": "other"})
+}
+
+fn time(v: &Validator, r: &Value) -> Duration {
+    let t = Instant::now();
+    let report = v.validate(r, &ValidationOptions::default());
+    assert!(!report.has_errors(), "{:?}", report.errors().next());
+    t.elapsed()
+}
+
+#[test]
+fn twenty_thousand_names_validate_in_linear_time() {
+    let v = Validator::r4();
+    time(&v, &patient_with_names(10)); // warm caches
+    let small = time(&v, &patient_with_names(2_000));
+    let big = time(&v, &patient_with_names(20_000));
+    println!("2,000 names: {small:?}; 20,000 names: {big:?}");
+    // 10x the input may cost at most ~10x (plus noise), never quadratic (100x).
+    assert!(
+        big < small * 25 + Duration::from_millis(50),
+        "{small:?} → {big:?}"
+    );
+    // Release builds take ~0.1 s; unoptimised test builds a few times more.
+    let limit = if cfg!(debug_assertions) { 5_000 } else { 1_000 };
+    assert!(big < Duration::from_millis(limit), "{big:?}");
+}
+
+/// Every value of a resource replaced, in turn, by each hostile value.
+fn mutations(v: &Value, out: &mut Vec<Value>, root: &Value, path: &mut Vec<PathStep>) {
+    let hostile = [
+        Value::Null,
+        json!(1),
+        json!(-1.5e300),
+        json!("x"),
+        json!(true),
+        json!([]),
+        json!({}),
+        json!([[1]]),
+        json!({"resourceType": "Patient", "a": {}}),
+        json!([null, null]),
+    ];
+    for h in &hostile {
+        out.push(replace(root, path, h.clone()));
+    }
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                path.push(PathStep::Key(k.clone()));
+                mutations(x, out, root, path);
+                path.pop();
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                path.push(PathStep::Index(i));
+                mutations(x, out, root, path);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+#[derive(Clone)]
+enum PathStep {
+    Key(String),
+    Index(usize),
+}
+
+fn replace(root: &Value, path: &[PathStep], with: Value) -> Value {
+    let mut copy = root.clone();
+    let mut at = &mut copy;
+    for step in path {
+        at = match step {
+            PathStep::Key(k) => &mut at[k.as_str()],
+            PathStep::Index(i) => &mut at[*i],
+        };
+    }
+    *at = with;
+    copy
+}
+
+#[test]
+fn hostile_inputs_never_panic() {
+    let v = Validator::r4();
+    let seed = json!({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"fullUrl": "urn:uuid:1", "resource": {"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "1"}]},
+            "valueQuantity": {"value": 1, "unit": "mg"},
+            "component": [{"code": {"text": "c"}, "valueString": "s"}],
+            "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/patient-birthTime", "valueDateTime": "2020"}],
+            "subject": {"reference": "#p"},
+            "contained": [{"resourceType": "Patient", "id": "p", "_birthDate": {"extension": [{"url": "x"}]}}]}}]});
+    let mut all = Vec::new();
+    mutations(&seed, &mut all, &seed, &mut Vec::new());
+    assert!(all.len() > 300);
+    for m in &all {
+        let _ = v.validate(m, &ValidationOptions::default());
+    }
+    // Profiles and options that make no sense.
+    let opts = ValidationOptions {
+        profiles: vec![
+            "".into(),
+            "http://hl7.org/fhir/StructureDefinition/Patient".into(),
+            "|||".into(),
+        ],
+        unknown_extensions_are_errors: true,
+    };
+    for m in all.iter().take(100) {
+        let _ = v.validate(m, &opts);
+    }
+}
+
+#[test]
+fn deep_nesting_and_huge_arrays_are_handled() {
+    let v = Validator::r4();
+    // Questionnaire items nest through a content reference: 3,000 levels deep.
+    // (Built by hand: `json!` would serialize the nested value recursively.)
+    let mut item = json!({"linkId": "leaf", "type": "string"});
+    for i in 0..3_000 {
+        let mut m = Map::new();
+        m.insert("linkId".into(), Value::String(format!("l{i}")));
+        m.insert("type".into(), Value::String("group".into()));
+        m.insert("item".into(), Value::Array(vec![item]));
+        item = Value::Object(m);
+    }
+    let mut q = json!({"resourceType": "Questionnaire", "status": "draft"});
+    q["item"] = Value::Array(vec![item]);
+    let r = v.validate(&q, &ValidationOptions::default());
+    assert!(r.has_errors(), "too deep must be reported");
+    // Nested objects under an unknown key: only the structure check sees them.
+    let mut deep = json!(1);
+    for _ in 0..5_000 {
+        let mut m = Map::new();
+        m.insert("a".into(), deep);
+        deep = Value::Object(m);
+    }
+    let mut p = json!({"resourceType": "Patient"});
+    p["bogus"] = deep;
+    assert!(v.validate(&p, &ValidationOptions::default()).has_errors());
+    forget_deep(p);
+    // 200,000 identifiers of the wrong shape.
+    let ids: Vec<Value> = (0..200_000).map(|i| json!(i)).collect();
+    let p = json!({"resourceType": "Patient", "identifier": ids});
+    let t = Instant::now();
+    assert!(v.validate(&p, &ValidationOptions::default()).has_errors());
+    assert!(t.elapsed() < Duration::from_secs(10));
+    forget_deep(q);
+}
+
+/// Dropping very deep JSON recurses; hand it to a thread with a large stack.
+fn forget_deep(v: Value) {
+    let h = std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(move || drop(v))
+        .expect("thread");
+    let _ = h.join();
+}

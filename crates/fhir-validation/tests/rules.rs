@@ -1,0 +1,408 @@
+//! One small hand-made resource per rule, valid and invalid, asserting severity and
+//! location.
+
+use std::sync::OnceLock;
+
+use fhir_validation::{Issue, Severity, ValidationOptions, ValidationReport, Validator};
+use serde_json::{json, Value};
+
+fn r4() -> &'static Validator {
+    static V: OnceLock<Validator> = OnceLock::new();
+    V.get_or_init(Validator::r4)
+}
+
+fn check(resource: &Value) -> ValidationReport {
+    r4().validate(resource, &ValidationOptions::default())
+}
+
+fn errors(report: &ValidationReport) -> Vec<&Issue> {
+    report.errors().collect()
+}
+
+/// The issue at `at` whose message contains `text`.
+fn find<'a>(report: &'a ValidationReport, at: &str, text: &str) -> &'a Issue {
+    report
+        .issues
+        .iter()
+        .find(|i| i.expression == at && i.message.contains(text))
+        .unwrap_or_else(|| {
+            panic!(
+                "no issue at {at} containing {text:?} in {:#?}",
+                report.issues
+            )
+        })
+}
+
+fn narrative() -> Value {
+    json!({"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"})
+}
+
+#[test]
+fn a_valid_patient_has_no_errors() {
+    let p = json!({"resourceType": "Patient", "id": "p1", "text": narrative(),
+        "name": [{"family": "Chalmers", "given": ["Peter", "James"]}],
+        "gender": "male", "birthDate": "1974-12-25", "active": true});
+    let r = check(&p);
+    assert!(r.issues.is_empty(), "{:#?}", r.issues);
+    assert_eq!(
+        r.to_operation_outcome().issue[0].severity,
+        fhir_model::IssueSeverity::Information
+    );
+}
+
+#[test]
+fn unknown_elements_are_errors() {
+    let r = check(&json!({"resourceType": "Patient", "name": [{"family": "x", "nickname": "y"}]}));
+    let i = find(&r, "Patient.name[0].nickname", "Unrecognized property");
+    assert_eq!(i.severity, Severity::Error);
+}
+
+#[test]
+fn minimum_cardinality_names_the_element() {
+    let r = check(&json!({"resourceType": "Observation", "text": narrative(), "status": "final"}));
+    let i = find(
+        &r,
+        "Observation",
+        "Observation.code: minimum required = 1, but only found 0",
+    );
+    assert_eq!(i.severity, Severity::Error);
+    assert_eq!(errors(&r).len(), 1);
+}
+
+#[test]
+fn nested_minimum_cardinality() {
+    // Observation.component.code is 1..1 inside a 0..* backbone element.
+    let obs = json!({"resourceType": "Observation", "status": "final", "code": {"text": "bp"},
+        "component": [{"code": {"text": "sys"}}, {"valueString": "no code"}]});
+    let r = check(&obs);
+    find(
+        &r,
+        "Observation.component[1]",
+        "Observation.component.code: minimum required = 1",
+    );
+    assert_eq!(errors(&r).len(), 1, "{:#?}", r.issues);
+}
+
+#[test]
+fn choice_types_and_primitive_formats() {
+    let obs = json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+        "valueBogus": 1, "effectiveDateTime": "2020-13-45"});
+    let r = check(&obs);
+    find(&r, "Observation.valueBogus", "Unrecognized property");
+    let i = find(
+        &r,
+        "Observation.effective.ofType(dateTime)",
+        "not a valid dateTime",
+    );
+    assert_eq!(i.severity, Severity::Error);
+    let ok = json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+        "valueQuantity": {"value": 1.50, "unit": "mg"}, "effectiveDateTime": "2020-12-31T10:00:00+01:00"});
+    assert!(!check(&ok).has_errors());
+}
+
+#[test]
+fn primitive_json_types_ids_and_integer_ranges() {
+    let p = json!({"resourceType": "Patient", "id": "bad_id!", "active": "yes",
+        "multipleBirthInteger": 2147483648u64});
+    let r = check(&p);
+    find(&r, "Patient.id", "Invalid Resource id");
+    find(&r, "Patient.active", "boolean");
+    find(
+        &r,
+        "Patient.multipleBirth.ofType(integer)",
+        "outside the range of integer",
+    );
+    let study = json!({"resourceType": "ImagingStudy", "status": "available",
+        "subject": {"reference": "Patient/1"}, "numberOfSeries": -1,
+        "series": [{"uid": "1.2", "modality": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "CT"}, "number": 0}]});
+    let r = check(&study);
+    find(&r, "ImagingStudy.numberOfSeries", "unsignedInt");
+    assert!(!r.issues.iter().any(|i| i.expression.ends_with(".number")));
+    let big = json!({"resourceType": "Patient", "id": "a".repeat(65)});
+    find(&check(&big), "Patient.id", "Invalid Resource id");
+}
+
+#[test]
+fn required_bindings_are_errors() {
+    let r = check(&json!({"resourceType": "Patient", "gender": "fish"}));
+    let i = find(
+        &r,
+        "Patient.gender",
+        "not in the value set 'http://hl7.org/fhir/ValueSet/administrative-gender'",
+    );
+    assert_eq!(i.severity, Severity::Error);
+    assert_eq!(i.code, fhir_model::IssueType::CodeInvalid);
+    // A CodeableConcept with a required binding: one coding in the value set suffices.
+    let a = json!({"resourceType": "AllergyIntolerance", "patient": {"reference": "Patient/1"},
+        "clinicalStatus": {"coding": [
+            {"system": "http://example.org/x", "code": "y"},
+            {"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": "active"}]}});
+    assert!(!check(&a).has_errors(), "{:#?}", check(&a).issues);
+    let bad = json!({"resourceType": "AllergyIntolerance", "patient": {"reference": "Patient/1"},
+        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": "nope"}]}});
+    let r = check(&bad);
+    find(
+        &r,
+        "AllergyIntolerance.clinicalStatus",
+        "not in the value set",
+    );
+    // The code system is known in full: the unknown code is reported on the Coding too.
+    find(
+        &r,
+        "AllergyIntolerance.clinicalStatus.coding[0]",
+        "Unknown code 'nope'",
+    );
+}
+
+#[test]
+fn extensible_bindings_and_unexpandable_value_sets_are_warnings() {
+    // Observation.interpretation: extensible; Condition.code: example (not checked).
+    let obs = json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+        "interpretation": [{"coding": [{"system": "http://example.org/i", "code": "odd"}]}]});
+    let r = check(&obs);
+    assert!(!r.has_errors(), "{:#?}", r.issues);
+    let i = find(&r, "Observation.interpretation[0]", "");
+    assert_eq!(i.severity, Severity::Warning);
+    // Observation.code is bound to LOINC codes (example strength): nothing reported.
+    assert!(!r.issues.iter().any(|i| i.expression == "Observation.code"));
+}
+
+#[test]
+fn invariants_report_their_key_with_the_constraint_severity() {
+    let obs = json!({"resourceType": "Observation", "text": narrative(), "status": "final", "code": {"text": "x"},
+        "effectivePeriod": {"start": "2020-02-01", "end": "2020-01-01"}});
+    let r = check(&obs);
+    let i = find(&r, "Observation.effective.ofType(Period)", "per-1");
+    assert_eq!(i.severity, Severity::Error);
+    assert_eq!(i.code, fhir_model::IssueType::Invariant);
+    // dom-6 (no narrative) is a warning constraint.
+    let r = check(&json!({"resourceType": "Patient"}));
+    let i = find(&r, "Patient", "dom-6");
+    assert_eq!(i.severity, Severity::Warning);
+    assert!(!r.has_errors());
+}
+
+#[test]
+fn reference_targets_follow_target_profiles() {
+    let obs = json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+        "subject": {"reference": "Medication/1"}});
+    let r = check(&obs);
+    let i = find(&r, "Observation.subject.reference", "'Medication'");
+    assert_eq!(i.severity, Severity::Error);
+    let ok = json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+        "subject": {"reference": "http://example.org/fhir/Patient/1/_history/2"}});
+    assert!(!check(&ok).has_errors());
+}
+
+#[test]
+fn contained_resources_follow_the_dom_rules() {
+    let unreferenced = json!({"resourceType": "Patient", "text": narrative(),
+        "contained": [{"resourceType": "Organization", "id": "o1", "name": "x"}]});
+    let r = check(&unreferenced);
+    let i = find(&r, "Patient", "dom-3");
+    assert_eq!(i.severity, Severity::Error);
+    let referenced = json!({"resourceType": "Patient", "text": narrative(),
+        "contained": [{"resourceType": "Organization", "id": "o1", "name": "x"}],
+        "managingOrganization": {"reference": "#o1"}});
+    assert!(
+        !check(&referenced).has_errors(),
+        "{:#?}",
+        check(&referenced).issues
+    );
+    let dangling =
+        json!({"resourceType": "Patient", "managingOrganization": {"reference": "#nope"}});
+    find(
+        &check(&dangling),
+        "Patient.managingOrganization.reference",
+        "contained",
+    );
+    // Errors inside a contained resource are located there.
+    let bad = json!({"resourceType": "Patient", "text": narrative(),
+        "contained": [{"resourceType": "Patient", "id": "c", "gender": "fish"}],
+        "link": [{"other": {"reference": "#c"}, "type": "seealso"}]});
+    find(
+        &check(&bad),
+        "Patient.contained[0].gender",
+        "not in the value set",
+    );
+}
+
+#[test]
+fn extensions_are_checked_against_their_definitions() {
+    let p = json!({"resourceType": "Patient", "birthDate": "2000-01-01", "_birthDate": {"extension": [
+        {"url": "http://hl7.org/fhir/StructureDefinition/patient-birthTime", "valueString": "noon"}]}});
+    let r = check(&p);
+    assert!(r.has_errors(), "{:#?}", r.issues);
+    assert!(r
+        .errors()
+        .any(|i| i.expression.starts_with("Patient.birthDate.extension[0]")));
+    let unknown = json!({"resourceType": "Patient", "extension": [{"url": "http://example.org/x", "valueString": "y"}]});
+    let r = check(&unknown);
+    let i = find(&r, "Patient.extension[0]", "http://example.org/x");
+    assert_eq!(i.severity, Severity::Warning);
+    assert!(!r.has_errors());
+    let both = json!({"resourceType": "Patient", "extension": [{"url": "http://example.org/x"}]});
+    find(&check(&both), "Patient.extension[0]", "ext-1");
+    let opts = ValidationOptions {
+        unknown_extensions_are_errors: true,
+        ..Default::default()
+    };
+    assert!(r4().validate(&unknown, &opts).has_errors());
+}
+
+#[test]
+fn bundle_entries_are_located_by_index() {
+    let b = json!({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"fullUrl": "urn:uuid:1", "resource": {"resourceType": "Patient", "text": narrative()}},
+        {"fullUrl": "urn:uuid:2", "resource": {"resourceType": "Patient", "gender": "fish", "text": narrative()}},
+        {"fullUrl": "urn:uuid:3", "resource": {"resourceType": "Observation", "status": "final",
+            "text": narrative(), "code": {"text": "x"}, "subject": {"reference": "urn:uuid:1"}}},
+        {"fullUrl": "urn:uuid:4", "resource": {"resourceType": "Observation", "status": "final",
+            "text": narrative(), "code": {"text": "x"}, "subject": {"reference": "urn:uuid:3"}}}]});
+    let r = check(&b);
+    find(
+        &r,
+        "Bundle.entry[1].resource.gender",
+        "not in the value set",
+    );
+    find(
+        &r,
+        "Bundle.entry[3].resource.subject.reference",
+        "'Observation'",
+    );
+    assert_eq!(errors(&r).len(), 2, "{:#?}", r.issues);
+}
+
+fn profile_validator() -> Validator {
+    let mut v = Validator::r4();
+    let profile = json!({"resourceType": "StructureDefinition",
+    "url": "http://example.org/StructureDefinition/strict-patient", "name": "StrictPatient",
+    "status": "active", "kind": "resource", "abstract": false, "type": "Patient",
+    "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient", "derivation": "constraint",
+    "differential": {"element": [
+        {"id": "Patient.identifier", "path": "Patient.identifier", "min": 1,
+         "slicing": {"discriminator": [{"type": "value", "path": "system"}], "rules": "closed"}},
+        {"id": "Patient.identifier:mrn", "path": "Patient.identifier", "sliceName": "mrn", "min": 1, "max": "1"},
+        {"id": "Patient.identifier:mrn.system", "path": "Patient.identifier.system", "min": 1, "fixedUri": "urn:mrn"},
+        {"id": "Patient.identifier:mrn.value", "path": "Patient.identifier.value", "min": 1},
+        {"id": "Patient.active", "path": "Patient.active", "fixedBoolean": true},
+        {"id": "Patient.maritalStatus", "path": "Patient.maritalStatus",
+         "patternCodeableConcept": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus", "code": "M"}]}},
+        {"id": "Patient.photo", "path": "Patient.photo", "max": "0"},
+        {"id": "Patient.deceased[x]", "path": "Patient.deceased[x]", "type": [{"code": "boolean"}]},
+        {"id": "Patient", "path": "Patient", "constraint": [{"key": "sp-1", "severity": "error",
+         "human": "a name is needed", "expression": "name.exists()"}]}
+    ]}});
+    v.add_resources(&[profile]).expect("profile loads");
+    v
+}
+
+fn strict() -> ValidationOptions {
+    ValidationOptions {
+        profiles: vec!["http://example.org/StructureDefinition/strict-patient".into()],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn profiles_with_a_differential_only_get_a_snapshot() {
+    let v = profile_validator();
+    let good = json!({"resourceType": "Patient", "text": narrative(), "active": true, "name": [{"family": "x"}],
+        "identifier": [{"system": "urn:mrn", "value": "1"}],
+        "maritalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus", "code": "M", "display": "Married"}], "text": "m"}});
+    let r = v.validate(&good, &strict());
+    assert!(!r.has_errors(), "{:#?}", r.issues);
+    let bad = json!({"resourceType": "Patient", "active": false, "photo": [{"title": "x"}],
+        "deceasedDateTime": "2020-01-01",
+        "identifier": [{"system": "urn:other", "value": "1"}],
+        "maritalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus", "code": "S"}]}});
+    let r = v.validate(&bad, &strict());
+    find(&r, "Patient.active", "fixed to 'true'");
+    find(&r, "Patient.maritalStatus", "pattern");
+    find(&r, "Patient.photo", "max allowed = 0, but found 1");
+    find(&r, "Patient.deceasedDateTime", "not allowed");
+    find(
+        &r,
+        "Patient.identifier[0]",
+        "does not match any known slice",
+    );
+    find(&r, "Patient", "Slice 'Patient.identifier:mrn'");
+    find(&r, "Patient", "sp-1");
+}
+
+#[test]
+fn meta_profile_applies_and_unknown_profiles_are_reported() {
+    let v = profile_validator();
+    let p = json!({"resourceType": "Patient", "text": narrative(),
+        "meta": {"profile": ["http://example.org/StructureDefinition/strict-patient"]}});
+    let r = v.validate(&p, &ValidationOptions::default());
+    find(&r, "Patient", "Patient.identifier: minimum required = 1");
+    let unknown = json!({"resourceType": "Patient", "text": narrative(),
+        "meta": {"profile": ["http://example.org/none"]}});
+    let r = v.validate(&unknown, &ValidationOptions::default());
+    assert_eq!(
+        find(&r, "Patient.meta.profile[0]", "unknown").severity,
+        Severity::Warning
+    );
+    let opts = ValidationOptions {
+        profiles: vec!["http://example.org/none".into()],
+        ..Default::default()
+    };
+    let r = v.validate(&json!({"resourceType": "Patient"}), &opts);
+    assert_eq!(find(&r, "Patient", "not found").severity, Severity::Error);
+}
+
+#[test]
+fn reports_become_operation_outcomes() {
+    let r = check(&json!({"resourceType": "Patient", "gender": "fish"}));
+    let oo = r.to_operation_outcome().to_value();
+    assert_eq!(oo["resourceType"], "OperationOutcome");
+    let issue = oo["issue"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["severity"] == "error"))
+        .expect("an error issue");
+    assert_eq!(issue["code"], "code-invalid");
+    assert_eq!(issue["expression"][0], "Patient.gender");
+    assert!(issue["details"]["text"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty()));
+}
+
+#[test]
+fn not_json_objects_and_unknown_types_are_fatal() {
+    for v in [
+        json!([1]),
+        json!("x"),
+        json!({"resourceType": "Nope"}),
+        json!({}),
+    ] {
+        let r = check(&v);
+        assert!(
+            r.issues.iter().any(|i| i.severity == Severity::Fatal),
+            "{v}: {:#?}",
+            r.issues
+        );
+    }
+}
+
+#[test]
+fn the_validator_is_send_and_sync() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Validator>();
+    let v = std::sync::Arc::new(Validator::r4());
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let v = v.clone();
+            std::thread::spawn(move || {
+                v.validate(
+                    &json!({"resourceType": "Patient", "gender": "fish"}),
+                    &ValidationOptions::default(),
+                )
+                .has_errors()
+            })
+        })
+        .collect();
+    for h in handles {
+        assert!(h.join().expect("thread"));
+    }
+}

@@ -1,0 +1,1005 @@
+//! Black-box tests of security over HTTPS: SMART Backend Services tokens, OpenID
+//! Connect bearer tokens, scopes on every interaction, patient-compartment
+//! confinement, mutual TLS, the audit trail and its verification, rate limits and
+//! secure defaults. Keys and certificates: fixtures/security (test-only).
+
+mod common;
+
+use std::io::BufReader;
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+use common::{unique, Backend, Resp, Server};
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+
+const ISSUER: &str = "https://idp.test";
+const AUDIENCE: &str = "fhir-tests";
+const SECRET: &str = "test-secret-test-secret-test-secret-0123";
+
+fn fixture(name: &str) -> String {
+    format!(
+        "{}/../../fixtures/security/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn pem_certs(name: &str) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    let f = std::fs::File::open(fixture(name)).expect("fixture");
+    rustls_pemfile::certs(&mut BufReader::new(f))
+        .collect::<Result<_, _>>()
+        .expect("certs")
+}
+
+fn pem_key(name: &str) -> rustls::pki_types::PrivateKeyDer<'static> {
+    let f = std::fs::File::open(fixture(name)).expect("fixture");
+    rustls_pemfile::private_key(&mut BufReader::new(f))
+        .expect("key")
+        .expect("a key")
+}
+
+/// A TLS client trusting the test CA, with an optional client certificate.
+fn tls_config(client: Option<(&str, &str)>) -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in pem_certs("ca.pem") {
+        roots.add(c).expect("ca");
+    }
+    let b = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots);
+    Arc::new(match client {
+        Some((cert, key)) => b
+            .with_client_auth_cert(pem_certs(cert), pem_key(key))
+            .expect("client cert"),
+        None => b.with_no_client_auth(),
+    })
+}
+
+fn agent(client: Option<(&str, &str)>) -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .tls_config(tls_config(client))
+        .build()
+}
+
+fn clients_file() -> String {
+    let path = std::env::temp_dir().join(format!("fhir-sec-clients-{}.json", std::process::id()));
+    let jwks = fixture("client.jwks.json");
+    let clients = json!({"clients": [
+        {"client_id": "backend-all", "scope": "system/*.cruds system/AuditEvent.rs", "jwks_file": jwks},
+        {"client_id": "reader", "scope": "system/*.rs", "jwks_file": jwks},
+        {"client_id": "partner-lab", "scope": "system/Observation.rs", "certificate_subject": "CN=partner-lab, O=Test Hospital"},
+    ]});
+    std::fs::write(&path, clients.to_string()).expect("clients file");
+    path.display().to_string()
+}
+
+fn secure_args(clients: &str) -> Vec<String> {
+    [
+        "--tls-cert",
+        &fixture("server.pem"),
+        "--tls-key",
+        &fixture("server.key"),
+        "--tls-client-ca",
+        &fixture("ca.pem"),
+        "--auth-clients",
+        clients,
+        "--auth-token-secret",
+        SECRET,
+        "--oidc-issuer",
+        ISSUER,
+        "--oidc-audience",
+        AUDIENCE,
+        "--oidc-jwks",
+        &fixture("oidc.jwks.json"),
+        "--audit",
+        "on",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn start_secure(b: Backend, more: &[&str]) -> Server {
+    let clients = clients_file();
+    let mut args = secure_args(&clients);
+    args.extend(more.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::start_full(b, &args, Some(agent(None)))
+}
+
+/// One secure server per backend.
+fn secure(b: Backend) -> &'static Server {
+    static SQLITE: OnceLock<Server> = OnceLock::new();
+    static POSTGRES: OnceLock<Server> = OnceLock::new();
+    match b {
+        Backend::Sqlite => SQLITE.get_or_init(|| start_secure(b, &[])),
+        Backend::Postgres => POSTGRES.get_or_init(|| start_secure(b, &[])),
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+fn sign(alg: Algorithm, kid: &str, key_file: &str, claims: &Value) -> String {
+    let pem = std::fs::read(fixture(key_file)).expect("key");
+    let key = match alg {
+        Algorithm::ES384 => EncodingKey::from_ec_pem(&pem),
+        _ => EncodingKey::from_rsa_pem(&pem),
+    }
+    .expect("encoding key");
+    let mut h = Header::new(alg);
+    h.kid = Some(kid.to_string());
+    encode(&h, claims, &key).expect("sign")
+}
+
+/// A token of the OpenID Connect provider.
+fn oidc_token(scope: &str, patient: Option<&str>) -> String {
+    oidc_token_with(scope, patient, now() + 300, AUDIENCE, "oidc.key")
+}
+
+fn oidc_token_with(scope: &str, patient: Option<&str>, exp: i64, aud: &str, key: &str) -> String {
+    let mut claims = json!({"iss": ISSUER, "sub": "app-1", "aud": aud, "exp": exp, "iat": now(), "scope": scope});
+    if let Some(p) = patient {
+        claims["patient"] = json!(p);
+    }
+    sign(Algorithm::RS256, "oidc-1", key, &claims)
+}
+
+fn token_url(s: &Server) -> String {
+    s.base.replace("/fhir", "/auth/token")
+}
+
+fn assertion(s: &Server, client: &str, alg: Algorithm, jti: &str, exp: i64) -> String {
+    let (kid, key) = match alg {
+        Algorithm::ES384 => ("es-1", "client-es.key"),
+        _ => ("rs-1", "client-rs.key"),
+    };
+    let claims = json!({"iss": client, "sub": client, "aud": token_url(s), "exp": exp, "jti": jti});
+    sign(alg, kid, key, &claims)
+}
+
+fn token_request(s: &Server, form: &[(&str, &str)]) -> Resp {
+    let body = form
+        .iter()
+        .map(|(k, v)| format!("{k}={}", urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    Resp::from(
+        s.agent
+            .post(&token_url(s))
+            .set("Content-Type", "application/x-www-form-urlencoded")
+            .send_string(&body),
+    )
+}
+
+fn urlencode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A Backend Services access token for a registered client.
+fn backend_token(s: &Server, client: &str, scope: &str) -> String {
+    let a = assertion(s, client, Algorithm::RS384, &unique("jti"), now() + 120);
+    let r = token_request(
+        s,
+        &[
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", &a),
+            ("scope", scope),
+        ],
+    );
+    assert_eq!(r.status, 200, "token: {}", r.body);
+    r.json()["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
+}
+
+fn as_(s: &Server, token: &str, method: &str, path: &str) -> common::Req {
+    s.req(method, path)
+        .header("Authorization", &format!("Bearer {token}"))
+}
+
+fn admin(s: &Server) -> String {
+    backend_token(s, "backend-all", "system/*.cruds system/AuditEvent.rs")
+}
+
+fn create(s: &Server, token: &str, rt: &str, body: Value) -> String {
+    let r = as_(s, token, "POST", &format!("/{rt}")).json(&body.to_string());
+    assert_eq!(r.status, 201, "create {rt}: {}", r.body);
+    r.json()["id"].as_str().expect("id").to_string()
+}
+
+/// Two patients, each with a laboratory and a vital-signs Observation.
+struct World {
+    a: String,
+    b: String,
+    a_lab: String,
+    a_vital: String,
+    b_lab: String,
+    tag: String,
+}
+
+fn world(s: &Server) -> World {
+    let t = admin(s);
+    let tag = unique("sec");
+    let meta = json!({"tag": [{"system": "urn:test", "code": tag}]});
+    let a = create(
+        s,
+        &t,
+        "Patient",
+        json!({"resourceType": "Patient", "meta": meta, "name": [{"family": format!("A{tag}")}]}),
+    );
+    let b = create(
+        s,
+        &t,
+        "Patient",
+        json!({"resourceType": "Patient", "meta": meta, "name": [{"family": format!("B{tag}")}]}),
+    );
+    let obs = |p: &str, cat: &str| {
+        json!({"resourceType": "Observation", "meta": meta, "status": "final",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": cat}]}],
+            "code": {"text": "x"}, "subject": {"reference": format!("Patient/{p}")}})
+    };
+    let a_lab = create(s, &t, "Observation", obs(&a, "laboratory"));
+    let a_vital = create(s, &t, "Observation", obs(&a, "vital-signs"));
+    let b_lab = create(s, &t, "Observation", obs(&b, "laboratory"));
+    World {
+        a,
+        b,
+        a_lab,
+        a_vital,
+        b_lab,
+        tag,
+    }
+}
+
+fn ids(r: &Resp, mode: &str) -> Vec<String> {
+    let mut v: Vec<String> = r.json()["entry"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|e| e["search"]["mode"] == mode)
+        .map(|e| {
+            format!(
+                "{}/{}",
+                e["resource"]["resourceType"].as_str().unwrap_or(""),
+                e["resource"]["id"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+// --------------------------------------------------------------------- tokens
+
+fn discovery_and_metadata_are_public(b: Backend) {
+    let s = secure(b);
+    let r = s.get("/.well-known/smart-configuration");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let c = r.json();
+    assert_eq!(c["token_endpoint"], token_url(s));
+    assert!(c["token_endpoint_auth_signing_alg_values_supported"]
+        .as_array()
+        .expect("algs")
+        .contains(&json!("ES384")));
+    assert_eq!(s.get("/metadata").status, 200);
+    let r = s.get("/Patient");
+    r.outcome(401);
+    assert!(r
+        .header("www-authenticate")
+        .is_some_and(|h| h.starts_with("Bearer")));
+    // Security headers, HSTS over HTTPS.
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert!(r.header("strict-transport-security").is_some());
+}
+
+fn backend_services_token_flow(b: Backend) {
+    let s = secure(b);
+    for alg in [Algorithm::RS384, Algorithm::ES384] {
+        let a = assertion(s, "reader", alg, &unique("jti"), now() + 120);
+        let form = [
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", a.as_str()),
+            ("scope", "system/Patient.rs system/Patient.c"),
+        ];
+        let r = token_request(s, &form);
+        assert_eq!(r.status, 200, "{alg:?}: {}", r.body);
+        let t = r.json();
+        assert_eq!(t["token_type"], "bearer");
+        assert_eq!(t["scope"], "system/Patient.rs", "c is not registered");
+        assert!(t["expires_in"].as_u64().is_some_and(|e| e <= 300));
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+        // The same assertion again is a replay.
+        let again = token_request(s, &form);
+        assert_eq!(again.status, 401, "{}", again.body);
+        assert_eq!(again.json()["error"], "invalid_client");
+        let token = t["access_token"].as_str().expect("token");
+        assert_eq!(as_(s, token, "GET", "/Patient?_count=1").send().status, 200);
+    }
+}
+
+fn token_endpoint_rejects_bad_requests(b: Backend) {
+    let s = secure(b);
+    let good = |jti: &str| assertion(s, "reader", Algorithm::RS384, jti, now() + 120);
+    let cat = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+    type Case<'a> = (Vec<(&'a str, String)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            vec![("grant_type", "password".into())],
+            400,
+            "unsupported_grant_type",
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials".into()),
+                ("client_assertion_type", cat.into()),
+                ("scope", "system/*.rs".into()),
+            ],
+            400,
+            "invalid_request",
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials".into()),
+                ("client_assertion_type", cat.into()),
+                ("client_assertion", good(&unique("j"))),
+                ("scope", "system/*.cruds".into()),
+            ],
+            400,
+            "invalid_scope",
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials".into()),
+                ("client_assertion_type", cat.into()),
+                (
+                    "client_assertion",
+                    assertion(s, "nobody", Algorithm::RS384, "j", now() + 60),
+                ),
+                ("scope", "system/*.rs".into()),
+            ],
+            401,
+            "invalid_client",
+        ),
+        (
+            // Expires too far in the future.
+            vec![
+                ("grant_type", "client_credentials".into()),
+                ("client_assertion_type", cat.into()),
+                (
+                    "client_assertion",
+                    assertion(s, "reader", Algorithm::RS384, &unique("j"), now() + 3600),
+                ),
+                ("scope", "system/*.rs".into()),
+            ],
+            401,
+            "invalid_client",
+        ),
+        (
+            // Expired.
+            vec![
+                ("grant_type", "client_credentials".into()),
+                ("client_assertion_type", cat.into()),
+                (
+                    "client_assertion",
+                    assertion(s, "reader", Algorithm::RS384, &unique("j"), now() - 600),
+                ),
+                ("scope", "system/*.rs".into()),
+            ],
+            401,
+            "invalid_client",
+        ),
+        (
+            // Signed with a key the client did not register (the OIDC provider's).
+            vec![
+                ("grant_type", "client_credentials".into()),
+                ("client_assertion_type", cat.into()),
+                (
+                    "client_assertion",
+                    sign(
+                        Algorithm::RS384,
+                        "rs-1",
+                        "oidc.key",
+                        &json!({"iss": "reader", "sub": "reader", "aud": token_url(s), "exp": now() + 60, "jti": unique("j")}),
+                    ),
+                ),
+                ("scope", "system/*.rs".into()),
+            ],
+            401,
+            "invalid_client",
+        ),
+    ];
+    for (form, status, error) in cases {
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = token_request(s, &pairs);
+        assert_eq!(r.status, status, "{form:?}: {}", r.body);
+        assert_eq!(r.json()["error"], error, "{}", r.body);
+    }
+}
+
+fn invalid_bearer_tokens_are_401(b: Backend) {
+    let s = secure(b);
+    let scope = "system/*.rs";
+    let tokens = [
+        ("garbage", "not-a-jwt".to_string()),
+        ("expired", oidc_token_with(scope, None, now() - 600, AUDIENCE, "oidc.key")),
+        ("wrong audience", oidc_token_with(scope, None, now() + 300, "someone-else", "oidc.key")),
+        ("forged", oidc_token_with(scope, None, now() + 300, AUDIENCE, "client-rs.key")),
+        (
+            "unknown issuer",
+            sign(Algorithm::RS256, "oidc-1", "oidc.key", &json!({"iss": "https://evil.test", "aud": AUDIENCE, "exp": now() + 300, "scope": scope})),
+        ),
+        (
+            "own token with a wrong secret",
+            encode(&Header::new(Algorithm::HS256), &json!({"iss": "urn:fhir-server", "aud": "urn:fhir-server", "sub": "x", "exp": now() + 300, "iat": now(), "jti": "j", "scope": scope}), &EncodingKey::from_secret(b"not-the-secret-not-the-secret-000")).expect("sign"),
+        ),
+    ];
+    for (what, t) in tokens {
+        let r = as_(s, &t, "GET", "/Patient").send();
+        assert_eq!(r.status, 401, "{what}: {}", r.body);
+        r.outcome(401);
+    }
+    let r = s
+        .req("GET", "/Patient")
+        .header("Authorization", "Basic abc")
+        .send();
+    assert_eq!(r.status, 401);
+    // A valid token of the provider works.
+    let ok = as_(s, &oidc_token(scope, None), "GET", "/Patient?_count=1").send();
+    assert_eq!(ok.status, 200, "{}", ok.body);
+}
+
+// --------------------------------------------------------------------- scopes
+
+/// Each scope form against each interaction: allowed or 403.
+fn scope_matrix(b: Backend) {
+    let s = secure(b);
+    let w = world(s);
+    let admin = admin(s);
+    let patient = json!({"resourceType": "Patient", "active": true}).to_string();
+    let upd = |id: &str| json!({"resourceType": "Patient", "id": id, "active": false}).to_string();
+    let scratch = create(s, &admin, "Patient", json!({"resourceType": "Patient"}));
+    // (scope, read, search, create, update, delete, history, type history)
+    let matrix: [(&str, [bool; 7]); 8] = [
+        (
+            "system/Patient.r",
+            [true, false, false, false, false, true, false],
+        ),
+        (
+            "system/Patient.s",
+            [false, true, false, false, false, false, true],
+        ),
+        (
+            "system/Patient.c",
+            [false, false, true, false, false, false, false],
+        ),
+        (
+            "system/Patient.u",
+            [false, false, false, true, false, false, false],
+        ),
+        (
+            "system/Patient.d",
+            [false, false, false, false, true, false, false],
+        ),
+        (
+            "system/Patient.read",
+            [true, true, false, false, false, true, true],
+        ),
+        (
+            "user/*.write",
+            [false, false, true, true, true, false, false],
+        ),
+        (
+            "system/Observation.cruds",
+            [false, false, false, false, false, false, false],
+        ),
+    ];
+    for (scope, expect) in matrix {
+        let t = oidc_token(scope, None);
+        let got = [
+            as_(s, &t, "GET", &format!("/Patient/{}", w.a))
+                .send()
+                .status,
+            as_(s, &t, "GET", &format!("/Patient?_id={}", w.a))
+                .send()
+                .status,
+            as_(s, &t, "POST", "/Patient").json(&patient).status,
+            as_(s, &t, "PUT", &format!("/Patient/{scratch}"))
+                .json(&upd(&scratch))
+                .status,
+            as_(
+                s,
+                &t,
+                "DELETE",
+                &format!(
+                    "/Patient/{}",
+                    create(s, &admin, "Patient", json!({"resourceType": "Patient"}))
+                ),
+            )
+            .send()
+            .status,
+            as_(s, &t, "GET", &format!("/Patient/{}/_history", w.a))
+                .send()
+                .status,
+            as_(s, &t, "GET", "/Patient/_history?_count=1")
+                .send()
+                .status,
+        ];
+        for (i, (g, e)) in got.iter().zip(expect).enumerate() {
+            let ok = (200..300).contains(g);
+            assert_eq!(ok, e, "{scope}: interaction {i} answered {g}");
+            if !ok {
+                assert_eq!(*g, 403, "{scope}: interaction {i}");
+            }
+        }
+    }
+    // A refusal is an OperationOutcome that says why.
+    let r = as_(s, &oidc_token("system/Patient.r", None), "POST", "/Patient").json(&patient);
+    let oo = r.outcome(403);
+    assert_eq!(oo["issue"][0]["code"], "forbidden");
+}
+
+fn includes_and_transactions_respect_scopes(b: Backend) {
+    let s = secure(b);
+    let w = world(s);
+    let q = format!(
+        "/Observation?_tag=urn:test|{}&_include=Observation:subject",
+        w.tag
+    );
+    let only_obs = oidc_token("system/Observation.rs", None);
+    let r = as_(s, &only_obs, "GET", &q).send();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(ids(&r, "match").len(), 3);
+    assert!(
+        ids(&r, "include").is_empty(),
+        "Patients need a Patient scope"
+    );
+    let both = oidc_token("system/Observation.rs system/Patient.r", None);
+    assert_eq!(ids(&as_(s, &both, "GET", &q).send(), "include").len(), 2);
+    // Transactions: one entry not allowed fails the whole; nothing is written.
+    let tag = unique("tx");
+    let tx = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {"resourceType": "Patient", "meta": {"tag": [{"system": "urn:test", "code": tag}]}}, "request": {"method": "POST", "url": "Patient"}},
+        {"resource": {"resourceType": "Observation", "meta": {"tag": [{"system": "urn:test", "code": tag}]}, "status": "final", "code": {"text": "x"}}, "request": {"method": "POST", "url": "Observation"}},
+    ]});
+    let patients_only = oidc_token("system/Patient.crus", None);
+    let r = as_(s, &patients_only, "POST", "").json(&tx.to_string());
+    r.outcome(403);
+    let admin = admin(s);
+    let r = as_(
+        s,
+        &admin,
+        "GET",
+        &format!("/Patient?_tag=urn:test|{tag}&_summary=count"),
+    )
+    .send();
+    assert_eq!(
+        r.json()["total"],
+        0,
+        "nothing of the failed transaction is kept"
+    );
+    // Batches answer per entry.
+    let mut batch = tx.clone();
+    batch["type"] = json!("batch");
+    let r = as_(s, &patients_only, "POST", "").json(&batch.to_string());
+    assert_eq!(r.status, 200, "{}", r.body);
+    let entries = r.json()["entry"].as_array().cloned().expect("entries");
+    assert!(entries[0]["response"]["status"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("201"));
+    assert!(entries[1]["response"]["status"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("403"));
+    let _ = w.b_lab;
+}
+
+// ------------------------------------------------------- patient compartment
+
+fn patient_scopes_confine_to_the_patient(b: Backend) {
+    let s = secure(b);
+    let w = world(s);
+    let t = oidc_token("patient/*.rs", Some(&w.a));
+    let st = |path: &str| as_(s, &t, "GET", path).send().status;
+    assert_eq!(st(&format!("/Patient/{}", w.a)), 200);
+    assert_eq!(st(&format!("/Patient/{}", w.b)), 403);
+    assert_eq!(st(&format!("/Observation/{}", w.a_lab)), 200);
+    assert_eq!(st(&format!("/Observation/{}", w.b_lab)), 403);
+    assert_eq!(st(&format!("/Observation/{}/_history", w.b_lab)), 403);
+    assert_eq!(st(&format!("/Observation/{}/_history/1", w.b_lab)), 403);
+    let tag = format!("_tag=urn:test|{}", w.tag);
+    // Searches see only the patient's resources, totals included.
+    let r = as_(s, &t, "GET", &format!("/Observation?{tag}")).send();
+    assert_eq!(r.json()["total"], 2, "{}", r.body);
+    assert_eq!(ids(&r, "match"), {
+        let mut v = vec![
+            format!("Observation/{}", w.a_lab),
+            format!("Observation/{}", w.a_vital),
+        ];
+        v.sort();
+        v
+    });
+    let r = as_(s, &t, "GET", &format!("/Patient?{tag}")).send();
+    assert_eq!(ids(&r, "match"), vec![format!("Patient/{}", w.a)]);
+    let r = as_(
+        s,
+        &t,
+        "GET",
+        &format!("/Patient?{tag}&_revinclude=Observation:subject"),
+    )
+    .send();
+    assert_eq!(ids(&r, "include").len(), 2);
+    let r = as_(
+        s,
+        &t,
+        "GET",
+        &format!("/Observation?subject:Patient.family=B{}", w.tag),
+    )
+    .send();
+    assert_eq!(
+        r.json()["total"],
+        0,
+        "chains cannot reach the other patient"
+    );
+    assert_eq!(st(&format!("/Patient/{}/Observation", w.b)), 403);
+    assert_eq!(st(&format!("/Patient/{}/Observation", w.a)), 200);
+    assert_eq!(st("/Observation/_history"), 403);
+    assert_eq!(st("/?_type=Observation"), 403);
+    // No patient in the token: patient scopes grant nothing.
+    let none = oidc_token("patient/*.rs", None);
+    assert_eq!(
+        as_(s, &none, "GET", &format!("/Patient/{}", w.a))
+            .send()
+            .status,
+        403
+    );
+}
+
+fn patient_scopes_confine_writes(b: Backend) {
+    let s = secure(b);
+    let w = world(s);
+    let t = oidc_token("patient/Observation.cruds patient/Patient.rs", Some(&w.a));
+    let obs = |p: &str| json!({"resourceType": "Observation", "status": "final", "code": {"text": "w"}, "subject": {"reference": format!("Patient/{p}")}});
+    let r = as_(s, &t, "POST", "/Observation").json(&obs(&w.a).to_string());
+    assert_eq!(r.status, 201, "{}", r.body);
+    let mine = r.json()["id"].as_str().expect("id").to_string();
+    as_(s, &t, "POST", "/Observation")
+        .json(&obs(&w.b).to_string())
+        .outcome(403);
+    let mut moved = obs(&w.b);
+    moved["id"] = json!(mine);
+    as_(s, &t, "PUT", &format!("/Observation/{mine}"))
+        .json(&moved.to_string())
+        .outcome(403);
+    let mut other = obs(&w.a);
+    other["id"] = json!(w.b_lab);
+    as_(s, &t, "PUT", &format!("/Observation/{}", w.b_lab))
+        .json(&other.to_string())
+        .outcome(403);
+    as_(s, &t, "DELETE", &format!("/Observation/{}", w.b_lab))
+        .send()
+        .outcome(403);
+    assert_eq!(
+        as_(s, &t, "DELETE", &format!("/Observation/{mine}"))
+            .send()
+            .status,
+        204
+    );
+    as_(
+        s,
+        &t,
+        "DELETE",
+        &format!("/Observation?subject=Patient/{}", w.a),
+    )
+    .send()
+    .outcome(403);
+}
+
+fn search_constrained_scopes(b: Backend) {
+    let s = secure(b);
+    let w = world(s);
+    let t = oidc_token("patient/Observation.rs?category=laboratory", Some(&w.a));
+    let r = as_(
+        s,
+        &t,
+        "GET",
+        &format!("/Observation?_tag=urn:test|{}", w.tag),
+    )
+    .send();
+    assert_eq!(
+        ids(&r, "match"),
+        vec![format!("Observation/{}", w.a_lab)],
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        as_(s, &t, "GET", &format!("/Observation/{}", w.a_lab))
+            .send()
+            .status,
+        200
+    );
+    assert_eq!(
+        as_(s, &t, "GET", &format!("/Observation/{}", w.a_vital))
+            .send()
+            .status,
+        403
+    );
+    let sys = oidc_token(
+        "system/Observation.rs?category=laboratory system/Observation.rs?category=vital-signs",
+        None,
+    );
+    let r = as_(
+        s,
+        &sys,
+        "GET",
+        &format!("/Observation?_tag=urn:test|{}", w.tag),
+    )
+    .send();
+    assert_eq!(
+        r.json()["total"],
+        3,
+        "two constraints on one parameter combine"
+    );
+}
+
+// ------------------------------------------------------------------ mutual TLS
+
+fn mutual_tls_clients(b: Backend) {
+    let s = secure(b);
+    let w = world(s);
+    let partner = agent(Some(("client.pem", "client.key")));
+    let r = Resp::from(
+        partner
+            .get(&s.url(&format!("/Observation/{}", w.a_lab)))
+            .call(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = Resp::from(
+        partner
+            .post(&s.url("/Observation"))
+            .set("Content-Type", "application/fhir+json")
+            .send_string(r#"{"resourceType":"Observation","status":"final","code":{"text":"x"}}"#),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    // A certificate of another CA is refused during the handshake.
+    let rogue = agent(Some(("rogue.pem", "rogue.key")));
+    let err = rogue.get(&s.url("/metadata")).call();
+    assert!(
+        matches!(err, Err(ureq::Error::Transport(_))),
+        "a rogue client certificate must fail the TLS handshake"
+    );
+}
+
+fn http2_is_offered(b: Backend) {
+    let s = secure(b);
+    let port: u16 = s
+        .base
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let mut config = (*tls_config(None)).clone();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).expect("conn");
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    while conn.is_handshaking() {
+        conn.complete_io(&mut sock).expect("handshake");
+    }
+    assert_eq!(conn.alpn_protocol(), Some(&b"h2"[..]));
+}
+
+// ------------------------------------------------------------------------ audit
+
+fn audit_trail_is_recorded_and_verifiable(b: Backend) {
+    let s = start_secure(b, &[]);
+    let admin = admin(&s);
+    let id = create(&s, &admin, "Patient", json!({"resourceType": "Patient"}));
+    // Writes record who made them.
+    let p = as_(&s, &admin, "GET", &format!("/Patient/{id}"))
+        .send()
+        .json();
+    assert_eq!(p["meta"]["source"], "urn:fhir-server:client:backend-all");
+    as_(
+        &s,
+        &oidc_token("system/Patient.r", None),
+        "POST",
+        "/Patient",
+    )
+    .json(r#"{"resourceType":"Patient"}"#)
+    .outcome(403);
+    let _ = s.get("/Patient");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let events = as_(&s, &admin, "GET", "/AuditEvent?_count=100").send();
+    assert_eq!(events.status, 200, "{}", events.body);
+    let all = events.json();
+    let subtypes: Vec<String> = all["entry"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["resource"]["subtype"][0]["code"].as_str().unwrap_or(""),
+                e["resource"]["outcome"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    for want in ["create:0", "read:0", "create:4", "search-type:4", "login:0"] {
+        assert!(
+            subtypes.contains(&want.to_string()),
+            "{want} in {subtypes:?}"
+        );
+    }
+    // Only auditors may see the trail, and nobody may change it.
+    as_(&s, &oidc_token("system/*.rs", None), "GET", "/AuditEvent")
+        .send()
+        .outcome(403);
+    as_(&s, &admin, "POST", "/AuditEvent")
+        .json(r#"{"resourceType":"AuditEvent"}"#)
+        .outcome(405);
+    let verify = || {
+        Command::new(env!("CARGO_BIN_EXE_fhir-server"))
+            .args(["audit", "verify", "--database-url", &s.db_url])
+            .output()
+            .expect("run verify")
+    };
+    let ok = verify();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("audit chain verified"));
+    tamper(&s);
+    let bad = verify();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("altered"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
+
+/// Changes one stored AuditEvent behind the server's back.
+fn tamper(s: &Server) {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let sql = "UPDATE resource_versions SET content = REPLACE(content, '\"outcome\":\"4\"', '\"outcome\":\"0\"') WHERE res_type = 'AuditEvent'";
+    match s.backend {
+        Backend::Sqlite => {
+            let path = s.db_url.trim_start_matches("sqlite://");
+            let mut c = diesel::SqliteConnection::establish(path).expect("sqlite");
+            c.batch_execute(sql).expect("tamper");
+        }
+        Backend::Postgres => {
+            let mut c = diesel::PgConnection::establish(&s.db_url).expect("pg");
+            c.batch_execute(sql).expect("tamper");
+        }
+    }
+}
+
+// -------------------------------------------------------------- rate and defaults
+
+fn rate_limits_per_client(b: Backend) {
+    let s = start_secure(b, &["--rate-limit", "5"]);
+    let t = oidc_token("system/*.rs", None);
+    let statuses: Vec<u16> = (0..12)
+        .map(|_| as_(&s, &t, "GET", "/Patient?_count=1").send().status)
+        .collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let r = as_(&s, &t, "GET", "/Patient?_count=1").send();
+    if r.status == 429 {
+        assert!(r.header("retry-after").is_some());
+        r.outcome(429);
+    }
+}
+
+both_backends!(
+    discovery_and_metadata_are_public,
+    backend_services_token_flow,
+    token_endpoint_rejects_bad_requests,
+    invalid_bearer_tokens_are_401,
+    scope_matrix,
+    includes_and_transactions_respect_scopes,
+    patient_scopes_confine_to_the_patient,
+    patient_scopes_confine_writes,
+    search_constrained_scopes,
+    mutual_tls_clients,
+    http2_is_offered,
+    audit_trail_is_recorded_and_verifiable,
+    rate_limits_per_client,
+);
+
+#[test]
+fn refuses_to_expose_an_unauthenticated_server() {
+    let out = Command::new(env!("CARGO_BIN_EXE_fhir-server"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--database-url"])
+        .arg(format!(
+            "sqlite://{}/fhir-sec-refuse-{}.db",
+            std::env::temp_dir().display(),
+            std::process::id()
+        ))
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to serve"));
+}
+
+#[test]
+fn clients_cli_manages_the_clients_file() {
+    let file = std::env::temp_dir().join(format!("fhir-sec-cli-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_fhir-server"))
+            .arg("clients")
+            .arg("--file")
+            .arg(&file)
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let jwks = fixture("client.jwks.json");
+    assert!(run(&[
+        "add",
+        "--id",
+        "lab",
+        "--scope",
+        "system/Observation.rs",
+        "--jwks",
+        &jwks
+    ])
+    .status
+    .success());
+    let dup = run(&[
+        "add",
+        "--id",
+        "lab",
+        "--scope",
+        "system/Observation.rs",
+        "--jwks",
+        &jwks,
+    ]);
+    assert!(!dup.status.success());
+    let bad = run(&[
+        "add",
+        "--id",
+        "x",
+        "--scope",
+        "system/Observation.zz",
+        "--jwks",
+        &jwks,
+    ]);
+    assert!(!bad.status.success());
+    let list = run(&["list"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("lab\tsystem/Observation.rs"));
+    assert!(run(&["remove", "--id", "lab"]).status.success());
+    assert!(!run(&["remove", "--id", "lab"]).status.success());
+    let _ = std::fs::remove_file(&file);
+}
