@@ -143,7 +143,10 @@ impl<'v> Run<'v> {
 
     fn cardinality(&mut self, e: &ElementDef, n: usize, at: &Loc<'_>) {
         if (n as u64) < u64::from(e.min) {
-            let m = format!("{}: minimum required = {}, but only found {n}", e.path, e.min);
+            let m = format!(
+                "{}: minimum required = {}, but only found {n}",
+                e.path, e.min
+            );
             self.push(Issue::error(IssueType::Required, at.to_string(), m));
         }
         if let Some(max) = e.max.0 {
@@ -206,7 +209,11 @@ fn push_values<'v>(
     if values.is_none() && exts.is_none() {
         let val = make(value, ext);
         if val.value.is_some() || val.ext.is_some() {
-            out.push(Entry { child, val, index: None });
+            out.push(Entry {
+                child,
+                val,
+                index: None,
+            });
         }
         return;
     }
@@ -214,7 +221,11 @@ fn push_values<'v>(
     for i in 0..n {
         let val = make(values.and_then(|a| a.get(i)), exts.and_then(|a| a.get(i)));
         if val.value.is_some() || val.ext.is_some() {
-            out.push(Entry { child, val, index: Some(i) });
+            out.push(Entry {
+                child,
+                val,
+                index: Some(i),
+            });
         }
     }
 }

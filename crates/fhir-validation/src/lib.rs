@@ -33,11 +33,13 @@
 //! invariants (FHIRPath, compiled once), reference targets, contained references,
 //! extensions against their definitions, slicing. See `docs/validation.md`.
 
-mod fasthash;
+mod bundle;
 mod children;
+mod fasthash;
 mod invariants;
-mod location;
 mod issue;
+mod location;
+mod questionnaire;
 mod references;
 mod rules;
 mod slicing;
@@ -47,6 +49,7 @@ mod tree;
 mod validator;
 mod values;
 mod walk;
+mod xhtml;
 
 pub use issue::{Issue, Severity, ValidationReport};
 pub use validator::{ValidationOptions, Validator};

@@ -70,6 +70,9 @@ mod tests {
         let c = root.then(Step::Name("component"));
         let c0 = c.then(Step::Index(0));
         assert_eq!(v.to_string(), "Observation.value.ofType(Quantity)");
-        assert_eq!(c0.then(Step::Name("code")).to_string(), "Observation.component[0].code");
+        assert_eq!(
+            c0.then(Step::Name("code")).to_string(),
+            "Observation.component[0].code"
+        );
     }
 }

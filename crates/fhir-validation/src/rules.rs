@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::invariants::{Invariants, Outcome};
 use crate::issue::{Issue, Severity};
-use crate::location::Loc;
+use crate::location::{Loc, Step};
 use crate::references;
 use crate::terminology::{self, BindingResult};
 use crate::values;
@@ -52,6 +52,9 @@ impl<'v> Run<'v> {
             (_, true) => {}
             ("Coding", false) => self.coding(value, at),
             ("Extension", false) => self.extension_shape(value, at),
+            ("Attachment", false) => self.attachment_size(value, at),
+            ("Narrative", false) => self.narrative(value, at),
+            ("canonical", false) => self.canonical_target(e, value, at),
             (_, false) => {
                 if let Some(m) = values::integer_range(type_code, value) {
                     self.push(Issue::error(IssueType::Value, at.to_string(), m));
@@ -66,12 +69,16 @@ impl<'v> Run<'v> {
             BindingStrength::Extensible | BindingStrength::Preferred => Severity::Warning,
             BindingStrength::Example => return,
         };
-        let r = terminology::check_binding(self.defs, &self.v.expansions, binding, type_code, value);
+        let r =
+            terminology::check_binding(self.defs, &self.v.expansions, binding, type_code, value);
         match r {
             BindingResult::Ok => {}
-            BindingResult::NotInValueSet(m) => {
-                self.push(Issue::new(severity, IssueType::CodeInvalid, at.to_string(), m))
-            }
+            BindingResult::NotInValueSet(m) => self.push(Issue::new(
+                severity,
+                IssueType::CodeInvalid,
+                at.to_string(),
+                m,
+            )),
             BindingResult::CannotCheck(m) => {
                 if binding.strength != BindingStrength::Preferred {
                     self.push(Issue::warning(IssueType::NotSupported, at.to_string(), m))
@@ -83,10 +90,83 @@ impl<'v> Run<'v> {
     fn coding(&mut self, value: &Value, at: &Loc<'_>) {
         let system = value.get("system").and_then(Value::as_str);
         let code = value.get("code").and_then(Value::as_str);
-        if let (Some(s), Some(c)) = (system, code) {
-            if let Some(m) = terminology::unknown_code(self.defs, s, c) {
-                self.push(Issue::error(IssueType::CodeInvalid, at.to_string(), m));
-            }
+        if let Some(s) = system.filter(|s| !s.contains(':')) {
+            let m = format!(
+                "Coding.system must be an absolute reference, not a local reference ('{s}')"
+            );
+            self.push(Issue::error(IssueType::Value, at.to_string(), m));
+        }
+        let (Some(s), Some(c)) = (system, code) else {
+            return;
+        };
+        if let Some(m) = terminology::unknown_code(self.defs, s, c) {
+            self.push(Issue::error(IssueType::CodeInvalid, at.to_string(), m));
+        }
+        let display = value.get("display").and_then(Value::as_str);
+        // A warning (the HL7 validator says error): displays vary between terminology
+        // releases, and a display never changes what the code means.
+        if let Some(m) = display.and_then(|d| terminology::wrong_display(self.defs, s, c, d)) {
+            self.push(Issue::warning(IssueType::CodeInvalid, at.to_string(), m));
+        }
+    }
+
+    /// `Attachment.size` is the number of bytes in `data` when both are given.
+    fn attachment_size(&mut self, value: &Value, at: &Loc<'_>) {
+        let data = value.get("data").and_then(Value::as_str);
+        let size = value.get("size").and_then(Value::as_u64);
+        let (Some(data), Some(size)) = (data, size) else {
+            return;
+        };
+        let actual = values::base64_len(data);
+        if actual != size {
+            let m = format!(
+                "Stated Attachment Size {size} does not match actual attachment size {actual}"
+            );
+            self.push(Issue::error(IssueType::Value, at.to_string(), m));
+        }
+    }
+
+    /// txt-1, the safety part: no scripts or other active content in the div.
+    fn narrative(&mut self, value: &Value, at: &Loc<'_>) {
+        let Some(div) = value.get("div").and_then(Value::as_str) else {
+            return;
+        };
+        if let Some(why) = crate::xhtml::active_content(div) {
+            let m = format!("Constraint failed: txt-1: 'The narrative SHALL contain only the basic html formatting elements and attributes' ({why})");
+            let here = at.then(Step::Name("div"));
+            self.push(Issue::error(IssueType::Invariant, here.to_string(), m));
+        }
+    }
+
+    /// A canonical that names a loaded resource of a type its `targetProfile`s exclude.
+    fn canonical_target(&mut self, e: &ElementDef, value: &Value, at: &Loc<'_>) {
+        let Some(url) = value.as_str() else { return };
+        let targets: Vec<&str> = e
+            .types
+            .iter()
+            .flat_map(|t| t.target_profiles.iter())
+            .map(|p| p.rsplit('/').next().unwrap_or(p))
+            .collect();
+        if targets.is_empty() || targets.contains(&"Resource") {
+            return;
+        }
+        let found = if self.defs.structure(url).is_some() {
+            "StructureDefinition"
+        } else if self.defs.value_set(url).is_some() {
+            "ValueSet"
+        } else if self.defs.code_system(url).is_some() {
+            "CodeSystem"
+        } else if self.v.questionnaire(url).is_some() {
+            "Questionnaire"
+        } else {
+            return;
+        };
+        if !targets.contains(&found) {
+            let m = format!(
+                "Canonical URL '{url}' refers to a resource that has the wrong type. Found {found} expecting one of [{}]",
+                targets.join(", ")
+            );
+            self.push(Issue::error(IssueType::Invalid, at.to_string(), m));
         }
     }
 
@@ -135,7 +215,12 @@ impl<'v> Run<'v> {
                     ConstraintSeverity::Warning => Severity::Warning,
                 };
                 let m = format!("Constraint failed: {}: '{}'", c.key, c.human);
-                self.push(Issue::new(severity, IssueType::Invariant, at.to_string(), m));
+                self.push(Issue::new(
+                    severity,
+                    IssueType::Invariant,
+                    at.to_string(),
+                    m,
+                ));
             }
         }
     }

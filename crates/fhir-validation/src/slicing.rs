@@ -11,8 +11,8 @@ use crate::issue::{Issue, Severity};
 use crate::location::{Loc, Step};
 use crate::validator::ValidationOptions;
 use crate::values;
-use crate::walk::{Run, Val};
 use crate::walk::Scope;
+use crate::walk::{Run, Val};
 
 /// Checks the values of sliced element `c` of `sd` (found under `parent`).
 pub fn check<'v>(
@@ -57,13 +57,7 @@ pub fn check<'v>(
     }
 }
 
-fn unmatched(
-    run: &mut Run<'_>,
-    sd: &TypeDef,
-    slicing: &Slicing,
-    at: &Loc<'_>,
-    after_slices: bool,
-) {
+fn unmatched(run: &mut Run<'_>, sd: &TypeDef, slicing: &Slicing, at: &Loc<'_>, after_slices: bool) {
     let closed = slicing.rules == "closed";
     let at_end = slicing.rules == "openAtEnd" && after_slices;
     if closed || at_end {
@@ -325,7 +319,7 @@ fn element_at(run: &Run<'_>, sd: &TypeDef, s: usize, path: &str) -> Option<usize
                     sd.elements[sl]
                         .types
                         .iter()
-                        .any(|t| t.profiles.iter().any(|p| *p == url))
+                        .any(|t| t.profiles.contains(&url))
                 })?;
             }
         }

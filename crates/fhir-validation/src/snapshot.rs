@@ -118,8 +118,9 @@ pub fn generate(sd: &Value, base: &Value) -> Value {
         .as_array()
         .cloned()
         .unwrap_or_default();
+    let base_elements = elements.clone();
     for d in &diff {
-        apply(&mut elements, d);
+        apply(&mut elements, d, &base_elements);
     }
     let mut out = sd.clone();
     if let Some(o) = out.as_object_mut() {
@@ -146,7 +147,7 @@ fn find(elements: &[Value], id: &str) -> Option<usize> {
 }
 
 /// Merges one differential element into the snapshot under construction.
-fn apply(elements: &mut Vec<Value>, d: &Value) {
+fn apply(elements: &mut Vec<Value>, d: &Value, base: &[Value]) {
     let id = id_of(d);
     if let Some(i) = find(elements, &id) {
         return merge(&mut elements[i], d);
@@ -160,7 +161,7 @@ fn apply(elements: &mut Vec<Value>, d: &Value) {
         return;
     }
     if let Some(p) = find(elements, parent) {
-        unfold(elements, p);
+        unfold(elements, p, base);
         if let Some(i) = find(elements, &id) {
             merge(&mut elements[i], d);
         }
@@ -238,7 +239,7 @@ fn add_slice(elements: &mut Vec<Value>, sliced: &str, slice_id: &str) -> Option<
 }
 
 /// Inserts the children of element `p`'s type after it, when it has none yet.
-fn unfold(elements: &mut Vec<Value>, p: usize) {
+fn unfold(elements: &mut Vec<Value>, p: usize, base: &[Value]) {
     let parent_id = id_of(&elements[p]);
     let has_children = elements
         .get(p + 1)
@@ -247,6 +248,10 @@ fn unfold(elements: &mut Vec<Value>, p: usize) {
         return;
     }
     let parent_path = elements[p]["path"].as_str().unwrap_or("").to_string();
+    if let Some(r) = elements[p]["contentReference"].as_str() {
+        let target = r.rsplit('#').next().unwrap_or(r).to_string();
+        return unfold_reference(elements, p, &target, base);
+    }
     let Some(code) = elements[p]["type"][0]["code"].as_str() else {
         return;
     };
@@ -260,6 +265,43 @@ fn unfold(elements: &mut Vec<Value>, p: usize) {
         .skip(1)
         .map(|e| rebase(e, code, &parent_id, &parent_path))
         .collect();
+    let at = p + 1;
+    elements.splice(at..at, kids);
+}
+
+/// Copies the children of the element a content reference names (`#Parameters.parameter`),
+/// as the base defines them, under element `p`, which then stands on its own.
+fn unfold_reference(elements: &mut Vec<Value>, p: usize, target: &str, base: &[Value]) {
+    let parent_id = id_of(&elements[p]);
+    let parent_path = elements[p]["path"].as_str().unwrap_or("").to_string();
+    let Some(t) = find(base, target) else {
+        return;
+    };
+    let target_path = base[t]["path"].as_str().unwrap_or("").to_string();
+    let prefix = format!("{target}.");
+    let kids: Vec<Value> = base
+        .iter()
+        .filter(|e| id_of(e).starts_with(&prefix) && !id_of(e).contains(':'))
+        .map(|e| {
+            let mut c = e.clone();
+            let id = id_of(e);
+            let path = e["path"].as_str().unwrap_or("").to_string();
+            if let Some(o) = c.as_object_mut() {
+                let rest = id.get(target.len()..).unwrap_or("");
+                o.insert("id".into(), Value::String(format!("{parent_id}{rest}")));
+                let tail = path.strip_prefix(&target_path).unwrap_or("");
+                o.insert("path".into(), Value::String(format!("{parent_path}{tail}")));
+            }
+            c
+        })
+        .collect();
+    if let Some(o) = elements[p].as_object_mut() {
+        o.remove("contentReference");
+        o.insert(
+            "type".into(),
+            serde_json::json!([{"code": "BackboneElement"}]),
+        );
+    }
     let at = p + 1;
     elements.splice(at..at, kids);
 }

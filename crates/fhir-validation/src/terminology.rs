@@ -158,6 +158,30 @@ pub fn check_binding(
     ))
 }
 
+/// A display that is not the display of the code in a CodeSystem known here in full
+/// (compared ignoring case and spacing).
+pub fn wrong_display(
+    defs: &Definitions,
+    system: &str,
+    code: &str,
+    display: &str,
+) -> Option<String> {
+    let cs = defs.code_system(system)?;
+    if cs.content != "complete" {
+        return None;
+    }
+    let expected = cs.find(code)?.display.as_deref()?;
+    let norm = |s: &str| {
+        s.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
+    (norm(expected) != norm(display)).then(|| {
+        format!("Wrong Display Name '{display}' for {system}#{code}. Valid display is '{expected}'")
+    })
+}
+
 /// A code of a CodeSystem known here in full that does not exist there.
 pub fn unknown_code(defs: &Definitions, system: &str, code: &str) -> Option<String> {
     let cs = defs.code_system(system)?;

@@ -98,10 +98,22 @@ impl Tree {
         if e.is_choice {
             for (t, ty) in e.types.iter().enumerate() {
                 let key = format!("{}{}", e.name, type_suffix(&ty.code));
-                map.insert(key.into(), KeyRef { child, choice: Some(t) });
+                map.insert(
+                    key.into(),
+                    KeyRef {
+                        child,
+                        choice: Some(t),
+                    },
+                );
             }
         } else {
-            map.insert(e.name.as_str().into(), KeyRef { child, choice: None });
+            map.insert(
+                e.name.as_str().into(),
+                KeyRef {
+                    child,
+                    choice: None,
+                },
+            );
         }
     }
 }
@@ -114,14 +126,11 @@ fn split_id(id: &str) -> (&str, &str) {
     for (i, c) in id.char_indices() {
         match c {
             ':' => in_slice = true,
-            '.' if !in_slice => cut = Some(i),
-            '.' => {
-                // A dot after a slice name ends the slice name only when what follows
-                // is an element name (lower-case start).
-                if id[i + 1..].starts_with(|c: char| c.is_ascii_lowercase()) {
-                    cut = Some(i);
-                    in_slice = false;
-                }
+            // A dot after a slice name ends the slice name only when what follows is
+            // an element name (lower-case start).
+            '.' if !in_slice || id[i + 1..].starts_with(|c: char| c.is_ascii_lowercase()) => {
+                cut = Some(i);
+                in_slice = false;
             }
             _ => {}
         }

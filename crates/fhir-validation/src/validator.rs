@@ -23,6 +23,7 @@ const WANTED: &[&str] = &[
     "ValueSet",
     "CodeSystem",
     "ImplementationGuide",
+    "Questionnaire",
 ];
 
 /// What to validate against besides the resource's own type and `meta.profile`.
@@ -53,6 +54,8 @@ pub struct Validator {
     pub(crate) raw_structures: HashMap<String, Value>,
     /// Profiles every resource of a type must meet (`ImplementationGuide.global`).
     globals: HashMap<String, Vec<String>>,
+    /// Questionnaires by canonical URL (QuestionnaireResponses are checked against them).
+    questionnaires: HashMap<String, Arc<Value>>,
     pub(crate) expansions: ExpansionCache,
 }
 
@@ -69,6 +72,7 @@ impl Clone for Validator {
             core_constraint_keys: self.core_constraint_keys.clone(),
             raw_structures: self.raw_structures.clone(),
             globals: self.globals.clone(),
+            questionnaires: self.questionnaires.clone(),
             expressions: self.expressions.clone(),
             expansions: ExpansionCache::default(),
         }
@@ -86,6 +90,7 @@ impl Validator {
             core_constraint_keys: HashSet::new(),
             raw_structures: HashMap::new(),
             globals: HashMap::new(),
+            questionnaires: HashMap::new(),
             expansions: ExpansionCache::default(),
         };
         v.core_constraint_keys = defs
@@ -151,8 +156,12 @@ impl Validator {
         manifest: PackageManifest,
         files: Vec<PackageFile>,
     ) -> Result<(), ValidationError> {
-        for f in files.iter().filter(|f| f.resource_type == "ImplementationGuide") {
-            self.add_globals(&f.bytes);
+        for f in &files {
+            match f.resource_type.as_str() {
+                "ImplementationGuide" => self.add_globals(&f.bytes),
+                "Questionnaire" => self.add_questionnaire(&f.bytes),
+                _ => {}
+            }
         }
         let files = snapshot::complete(self, files);
         let defs = self.owned_definitions()?;
@@ -168,9 +177,27 @@ impl Validator {
         };
         for g in ig["global"].as_array().into_iter().flatten() {
             if let (Some(t), Some(p)) = (g["type"].as_str(), g["profile"].as_str()) {
-                self.globals.entry(t.to_string()).or_default().push(p.to_string());
+                self.globals
+                    .entry(t.to_string())
+                    .or_default()
+                    .push(p.to_string());
             }
         }
+    }
+
+    fn add_questionnaire(&mut self, bytes: &[u8]) {
+        let Ok(q) = serde_json::from_slice::<Value>(bytes) else {
+            return;
+        };
+        if let Some(url) = q["url"].as_str() {
+            self.questionnaires.insert(url.to_string(), Arc::new(q));
+        }
+    }
+
+    /// A loaded Questionnaire by canonical URL (`|version` ignored).
+    pub(crate) fn questionnaire(&self, url: &str) -> Option<&Value> {
+        let url = fhir_model::terminology::canonical_url(url);
+        self.questionnaires.get(url).map(|q| &**q)
     }
 
     /// The global profiles of the loaded implementation guides for a resource type.

@@ -101,7 +101,9 @@ impl<'v> Run<'v> {
                     IssueType::Structure,
                     format!("Unrecognized property '{}'", last_step(&i.path)),
                 ),
-                ElementIssueKind::InvalidValue(_) => (Severity::Error, IssueType::Value, i.to_string()),
+                ElementIssueKind::InvalidValue(_) => {
+                    (Severity::Error, IssueType::Value, i.to_string())
+                }
                 _ => (Severity::Error, IssueType::Structure, i.to_string()),
             };
             self.push(Issue::new(severity, code, i.path.clone(), message));
@@ -119,8 +121,12 @@ impl<'v> Run<'v> {
         let Some(base) = self.defs.type_def(rt) else {
             return;
         };
+        // As the HL7 validator: the ids of contained resources are local names, not checked.
+        let contained = !std::ptr::eq(scope.resource, scope.container);
         if let Some(id) = scope.resource.get("id").and_then(Value::as_str) {
-            self.resource_id(id, at);
+            if !contained {
+                self.resource_id(id, at);
+            }
         }
         let val = Val {
             value: Some(scope.resource),
@@ -129,6 +135,11 @@ impl<'v> Run<'v> {
         };
         self.element(scope, base, 0, val, at);
         self.contained_referenced(scope.resource, at);
+        match rt {
+            "Bundle" => self.bundle_rules(scope.resource, at),
+            "QuestionnaireResponse" => self.questionnaire_response(scope.resource, at),
+            _ => {}
+        }
         let metas = scope
             .resource
             .get("meta")
@@ -197,7 +208,10 @@ impl<'v> Run<'v> {
             return self.unknown_profile(url, at, meta_index);
         };
         if sd.type_name != rt && sd.type_name != "Resource" && sd.type_name != "DomainResource" {
-            let m = format!("Profile '{url}' is for {} resources, not {rt}", sd.type_name);
+            let m = format!(
+                "Profile '{url}' is for {} resources, not {rt}",
+                sd.type_name
+            );
             self.push(Issue::error(IssueType::Structure, at.to_string(), m));
             return;
         }
@@ -216,7 +230,8 @@ impl<'v> Run<'v> {
     fn unknown_profile(&mut self, url: &str, at: &Loc<'_>, meta_index: Option<usize>) {
         match meta_index {
             Some(i) => {
-                let m = format!("Profile reference '{url}' has not been checked because it is unknown");
+                let m =
+                    format!("Profile reference '{url}' has not been checked because it is unknown");
                 let here = format!("{at}.meta.profile[{i}]");
                 self.push(Issue::warning(IssueType::NotFound, here, m));
             }
@@ -253,7 +268,14 @@ impl<'v> Run<'v> {
 
     /// The children of a value: inline ones, through a content reference, or those of
     /// its type (a profile of it when the element names one).
-    fn descend(&mut self, scope: Scope<'v>, sd: &'v TypeDef, idx: usize, val: Val<'v>, at: &Loc<'_>) {
+    fn descend(
+        &mut self,
+        scope: Scope<'v>,
+        sd: &'v TypeDef,
+        idx: usize,
+        val: Val<'v>,
+        at: &Loc<'_>,
+    ) {
         let e = &sd.elements[idx];
         let inline = self
             .v
@@ -264,6 +286,14 @@ impl<'v> Run<'v> {
             return self.nested(scope, e, val.value, at);
         }
         if inline || idx == 0 {
+            // A resource whose content a profile spells out inline (`Patient.contained.name`).
+            let scope = match val.value {
+                Some(v) if idx > 0 && is_resource_type(self.defs, val.type_code) => Scope {
+                    resource: v,
+                    ..scope
+                },
+                _ => scope,
+            };
             let obj = val.value.and_then(Value::as_object);
             if let Some(obj) = obj.or_else(|| val.ext.and_then(Value::as_object)) {
                 self.children(scope, sd, idx, obj, at);
@@ -271,6 +301,10 @@ impl<'v> Run<'v> {
             return;
         }
         if let Some(r) = e.content_reference {
+            // In a profile, the reference names the base element: the base pass checks it.
+            if scope.profile {
+                return;
+            }
             if let Some(obj) = val.value.and_then(Value::as_object) {
                 self.children(scope, sd, r, obj, at);
             }
@@ -339,13 +373,24 @@ impl<'v> Run<'v> {
             Severity::Warning
         };
         let m = format!("The extension {url} is unknown, so its content was not checked");
-        self.push(Issue::new(severity, IssueType::Extension, at.to_string(), m));
+        self.push(Issue::new(
+            severity,
+            IssueType::Extension,
+            at.to_string(),
+            m,
+        ));
     }
 
     /// A resource inside a resource (`contained`, `Bundle.entry.resource`,
     /// `Parameters.parameter.resource`): walked as a resource in the base pass; in a
     /// profile pass, checked against the profiles its element's type names.
-    fn nested(&mut self, scope: Scope<'v>, e: &'v ElementDef, value: Option<&'v Value>, at: &Loc<'_>) {
+    fn nested(
+        &mut self,
+        scope: Scope<'v>,
+        e: &'v ElementDef,
+        value: Option<&'v Value>,
+        at: &Loc<'_>,
+    ) {
         let Some(v) = value else { return };
         let Some(rt) = v.get("resourceType").and_then(Value::as_str) else {
             return;
@@ -373,7 +418,9 @@ impl<'v> Run<'v> {
 }
 
 pub(crate) fn is_resource_type(defs: &Definitions, code: &str) -> bool {
-    code == "Resource" || code == "DomainResource" || (code.starts_with(|c: char| c.is_ascii_uppercase()) && defs.is_resource_type(code))
+    code == "Resource"
+        || code == "DomainResource"
+        || (code.starts_with(|c: char| c.is_ascii_uppercase()) && defs.is_resource_type(code))
 }
 
 fn last_step(path: &str) -> &str {

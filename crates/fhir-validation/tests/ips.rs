@@ -73,6 +73,23 @@ fn ips_examples_validate_against_their_profiles() {
             }
         }
     }
+    // The profiles do apply: an IPS Patient needs a name and a birth date.
+    let (_, patient) = examples
+        .iter()
+        .find(|(f, _)| f.contains("Patient-"))
+        .expect("an IPS Patient example");
+    let mut stripped = patient.clone();
+    if let Some(o) = stripped.as_object_mut() {
+        o.remove("birthDate");
+    }
+    let report = validator.validate(&stripped, &ValidationOptions::default());
+    assert!(
+        report.errors().any(|i| i
+            .message
+            .contains("Patient.birthDate: minimum required = 1")),
+        "{:#?}",
+        report.issues
+    );
     println!(
         "IPS: {} examples, {errors} errors ({} justified), {warnings} warnings",
         examples.len(),

@@ -21,7 +21,9 @@ fn time(v: &Validator, r: &Value) -> Duration {
 
 #[test]
 fn twenty_thousand_names_validate_in_linear_time() {
+    let t = Instant::now();
     let v = Validator::r4();
+    println!("Validator::r4() built in {:?}", t.elapsed());
     time(&v, &patient_with_names(10)); // warm caches
     let small = time(&v, &patient_with_names(2_000));
     let big = time(&v, &patient_with_names(20_000));
@@ -157,6 +159,36 @@ fn deep_nesting_and_huge_arrays_are_handled() {
     assert!(v.validate(&p, &ValidationOptions::default()).has_errors());
     assert!(t.elapsed() < Duration::from_secs(10));
     forget_deep(q);
+}
+
+/// Questionnaire items nested as deep as the depth limit allows, validated on a thread
+/// with a 2 MiB stack (the size of the server's blocking threads).
+#[test]
+fn nesting_below_the_limit_fits_a_small_stack() {
+    let mut item = json!({"linkId": "leaf", "type": "string"});
+    for i in 0..124 {
+        let mut m = Map::new();
+        m.insert("linkId".into(), Value::String(format!("l{i}")));
+        m.insert("type".into(), Value::String("group".into()));
+        m.insert("item".into(), Value::Array(vec![item]));
+        item = Value::Object(m);
+    }
+    let mut q = json!({"resourceType": "Questionnaire", "status": "draft"});
+    q["item"] = Value::Array(vec![item]);
+    let h = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let v = Validator::r4();
+            let r = v.validate(&q, &ValidationOptions::default());
+            forget_deep(q);
+            r
+        })
+        .expect("thread");
+    let report = h.join().expect("no stack overflow");
+    assert!(!report
+        .issues
+        .iter()
+        .any(|i| i.severity.is_error() && i.message.contains("deeper")));
 }
 
 /// Dropping very deep JSON recurses; hand it to a thread with a large stack.

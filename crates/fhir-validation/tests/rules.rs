@@ -406,3 +406,78 @@ fn the_validator_is_send_and_sync() {
         assert!(h.join().expect("thread"));
     }
 }
+
+#[test]
+fn narratives_refuse_active_content() {
+    let p = json!({"resourceType": "Patient", "text": {"status": "generated",
+        "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p onclick=\"steal()\">x</p></div>"}});
+    let r = check(&p);
+    assert_eq!(
+        find(&r, "Patient.text.div", "txt-1").severity,
+        Severity::Error
+    );
+}
+
+#[test]
+fn bundle_full_urls_are_absolute_and_links_unique() {
+    let b = json!({"resourceType": "Bundle", "type": "searchset",
+        "link": [{"relation": "self", "url": "http://x/1"}, {"relation": "self", "url": "http://x/2"}],
+        "entry": [{"fullUrl": "Patient/1", "resource": {"resourceType": "Patient", "text": narrative()}}]});
+    let r = check(&b);
+    find(&r, "Bundle.entry[0].fullUrl", "absolute");
+    find(&r, "Bundle.link[1]", "'self' can only occur once");
+}
+
+#[test]
+fn questionnaire_responses_follow_their_questionnaire() {
+    let mut v = Validator::r4();
+    let q = json!({"resourceType": "Questionnaire", "url": "http://example.org/q", "status": "active",
+        "item": [
+            {"linkId": "age", "type": "integer", "required": true,
+             "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/maxValue", "valueInteger": 130}]},
+            {"linkId": "color", "type": "choice", "answerOption": [
+                {"valueCoding": {"system": "http://example.org/c", "code": "red"}}]}]});
+    v.add_resources(&[q]).expect("questionnaire loads");
+    let qr = |items: Value| {
+        json!({"resourceType": "QuestionnaireResponse", "status": "completed",
+        "questionnaire": "http://example.org/q", "item": items})
+    };
+    let good = qr(json!([{"linkId": "age", "answer": [{"valueInteger": 40}]},
+        {"linkId": "color", "answer": [{"valueCoding": {"system": "http://example.org/c", "code": "red"}}]}]));
+    let r = v.validate(&good, &ValidationOptions::default());
+    assert!(!r.has_errors(), "{:#?}", r.issues);
+    let bad = qr(
+        json!([{"linkId": "age", "answer": [{"valueString": "forty"}]},
+        {"linkId": "color", "answer": [{"valueCoding": {"system": "http://example.org/c", "code": "blue"}}]},
+        {"linkId": "nope"}]),
+    );
+    let r = v.validate(&bad, &ValidationOptions::default());
+    find(
+        &r,
+        "QuestionnaireResponse.item[0].answer[0]",
+        "must be of the type integer",
+    );
+    find(
+        &r,
+        "QuestionnaireResponse.item[1].answer[0]",
+        "not in the set of permitted values",
+    );
+    find(
+        &r,
+        "QuestionnaireResponse.item[2]",
+        "LinkId 'nope' not found",
+    );
+    let old = qr(json!([{"linkId": "age", "answer": [{"valueInteger": 200}]}]));
+    let r = v.validate(&old, &ValidationOptions::default());
+    find(
+        &r,
+        "QuestionnaireResponse.item[0].answer[0]",
+        "greater than the allowed maximum of 130",
+    );
+    let missing = qr(json!([{"linkId": "color"}]));
+    find(
+        &v.validate(&missing, &ValidationOptions::default()),
+        "QuestionnaireResponse",
+        "No response answer found for required item 'age'",
+    );
+}
