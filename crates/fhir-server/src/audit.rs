@@ -43,15 +43,16 @@ impl AuditSink {
         AuditSink { tx }
     }
 
-    fn send(&self, event: Value) {
+    /// Queues an event; when the queue is full the request waits (off the async
+    /// executor) rather than the event being lost.
+    async fn send(&self, event: Value) {
         match self.tx.try_send(event) {
             Ok(()) => {}
             Err(TrySendError::Full(event)) => {
-                // Back-pressure rather than loss: wait off the async executor.
                 let tx = self.tx.clone();
-                std::thread::spawn(move || {
-                    let _ = tx.send(event);
-                });
+                if !matches!(web::block(move || tx.send(event)).await, Ok(Ok(()))) {
+                    tracing::error!("the audit writer has stopped; an audit event was not recorded")
+                }
             }
             Err(TrySendError::Disconnected(_)) => {
                 tracing::error!("the audit writer has stopped; an audit event was not recorded")
@@ -262,7 +263,8 @@ pub async fn record(
     let method = res.request().method().as_str().to_string();
     let path = res.request().path().to_string();
     let (subtype, action) = classify(&method, &path);
-    let is_write = matches!(action, "C" | "U" | "D") || subtype == "batch";
+    // Batches are recorded as a whole too (their reads have no other record).
+    let is_write = matches!(action, "C" | "U" | "D");
     if is_write && status < 400 {
         return Ok(res);
     }
@@ -277,6 +279,7 @@ pub async fn record(
     if !query.is_empty() || subtype.starts_with("search") {
         entities.push(query_entity(&format!("{path}?{query}")));
     }
-    sink.send(event(&d, subtype, action, status, entities));
+    sink.send(event(&d, subtype, action, status, entities))
+        .await;
     Ok(res)
 }

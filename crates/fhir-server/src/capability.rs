@@ -1,8 +1,8 @@
 //! The CapabilityStatement, generated from the same definitions that route requests.
 
 use fhir_model::resources::{
-    CapabilityImplementation, CapabilityResource, CapabilityRest, CapabilitySearchParam,
-    CapabilitySoftware, Code,
+    CapabilityImplementation, CapabilityOperation, CapabilityResource, CapabilityRest,
+    CapabilitySearchParam, CapabilitySoftware, Code,
 };
 use fhir_model::SearchParamType;
 use fhir_model::{CapabilityStatement, Definitions};
@@ -93,6 +93,10 @@ pub fn build(defs: &Definitions, base_url: Option<&str>, date: &str) -> Capabili
             Code::new("search-system"),
         ],
         search_param: search_params(registry, "Resource"),
+        operation: vec![CapabilityOperation {
+            name: "validate".into(),
+            definition: "http://hl7.org/fhir/OperationDefinition/Resource-validate".into(),
+        }],
         ..Default::default()
     }];
     cs

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::auth::clients::{Client, ClientsFile};
 use crate::config::{
     AuditArgs, AuditCommand, ClientsArgs, ClientsCommand, FhirpathArgs, ImportArgs, ReindexArgs,
+    ValidateArgs,
 };
 
 /// `fhir-server import PATH…`: see [`crate::import`].
@@ -225,4 +226,53 @@ fn run_clients(args: &ClientsArgs) -> Result<(), String> {
         file.clients.len()
     );
     Ok(())
+}
+
+/// `fhir-server validate FILE…`: prints each issue as `FILE: severity: where: what`;
+/// exit 1 when any file has errors (or cannot be read), 0 otherwise.
+pub fn validate(args: &ValidateArgs) -> ExitCode {
+    let mut validator = fhir_validation::Validator::r4();
+    for p in &args.package {
+        if let Err(e) = validator.add_package_file(p) {
+            eprintln!("error: {}: {e}", p.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    let options = fhir_validation::ValidationOptions {
+        profiles: args.profile.clone(),
+        ..Default::default()
+    };
+    let (mut errors, mut warnings) = (0usize, 0usize);
+    for file in &args.files {
+        let name = file.display();
+        let value = match std::fs::read(file)
+            .map_err(|e| e.to_string())
+            .and_then(|b| fhir_model::json::parse(&b).map_err(|e| e.to_string()))
+        {
+            Ok(v) => v,
+            Err(e) => {
+                println!("{name}: error: {e}");
+                errors += 1;
+                continue;
+            }
+        };
+        for i in validator.validate(&value, &options).issues {
+            let sev = format!("{:?}", i.severity).to_lowercase();
+            if i.severity.is_error() {
+                errors += 1;
+            } else if matches!(i.severity, fhir_validation::Severity::Warning) {
+                warnings += 1;
+            }
+            println!("{name}: {sev}: {}: {}", i.expression, i.message);
+        }
+    }
+    println!(
+        "{} file(s): {errors} error(s), {warnings} warning(s)",
+        args.files.len()
+    );
+    if errors > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -39,6 +39,22 @@ pub enum Command {
     Audit(AuditArgs),
     /// Registered clients (SMART Backend Services, mutual TLS): add, list, remove.
     Clients(ClientsArgs),
+    /// Validate resource files against the definitions and profiles; prints the issues
+    /// like a compiler and exits non-zero on errors.
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    /// FHIR JSON files (a Bundle's entries are validated too).
+    #[arg(required = true)]
+    pub files: Vec<std::path::PathBuf>,
+    /// Validate against this profile (canonical URL) too; repeatable.
+    #[arg(long)]
+    pub profile: Vec<String>,
+    /// Load this IG package (.tgz); repeatable.
+    #[arg(long)]
+    pub package: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -175,6 +191,16 @@ pub struct ServeArgs {
     /// Exit when standard input closes (lets a test harness own the process).
     #[arg(long, hide = true)]
     pub exit_on_stdin_close: bool,
+    /// Validate creates, updates and Bundle entries (422 when invalid): `on` or `off`.
+    #[arg(long, env = "FHIR_VALIDATION", value_enum, default_value = "on")]
+    pub validation: OnOff,
+    /// Warnings reject writes too (a request may still say `Prefer: handling=lenient`).
+    #[arg(long, env = "FHIR_REJECT_WARNINGS")]
+    pub reject_warnings: bool,
+    /// A folder of IG packages (`.tgz`) whose profiles, extensions and value sets
+    /// validation knows.
+    #[arg(long, env = "FHIR_PACKAGES")]
+    pub packages: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub security: SecurityArgs,
 }
@@ -219,6 +245,13 @@ pub struct SecurityArgs {
     /// Requests per second allowed per client (or address when unauthenticated); 0: no limit.
     #[arg(long, env = "FHIR_RATE_LIMIT", default_value_t = 0)]
     pub rate_limit: u32,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    #[default]
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -273,7 +306,10 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
     let mut capability = crate::capability::build(defs, args.base_url.as_deref(), &date[..10]);
     if auth.is_some() {
         let token_url = args.base_url.as_deref().map(|b| {
-            format!("{}/auth/token", b.trim_end_matches('/').trim_end_matches("/fhir"))
+            format!(
+                "{}/auth/token",
+                b.trim_end_matches('/').trim_end_matches("/fhir")
+            )
         });
         crate::capability::add_security(&mut capability, token_url);
     }
@@ -286,6 +322,11 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         capability: fhir_model::json::to_string(&capability.to_value()),
         auth,
         audit,
+        validation: crate::validation::Validation::start(
+            args.packages.clone(),
+            args.validation == OnOff::On,
+            args.reject_warnings,
+        ),
     });
     let limiter = crate::http::ratelimit::RateLimiter::new(args.security.rate_limit);
     let https = tls.is_some();

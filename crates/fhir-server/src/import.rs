@@ -212,6 +212,9 @@ fn embedded_server(database_url: &str) -> Result<String, ImportError> {
         log_format: crate::logging::LogFormat::Human,
         log_level: "warn".into(),
         exit_on_stdin_close: false,
+        validation: crate::config::OnOff::On,
+        reject_warnings: false,
+        packages: None,
         security: Default::default(),
     };
     std::thread::spawn(move || actix_web::rt::System::new().block_on(crate::config::serve(args)));

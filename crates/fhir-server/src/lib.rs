@@ -20,3 +20,4 @@ pub mod logging;
 pub mod routes;
 pub mod state;
 pub mod tls;
+pub mod validation;

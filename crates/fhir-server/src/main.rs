@@ -12,6 +12,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Import(args)) => return fhir_server::cli::import(&args),
         Some(Command::Audit(args)) => return fhir_server::cli::audit(&args),
         Some(Command::Clients(args)) => return fhir_server::cli::clients(&args),
+        Some(Command::Validate(args)) => return fhir_server::cli::validate(&args),
         None => run_server(cli.serve),
     };
     match result {

@@ -5,6 +5,7 @@ use actix_web::web::{self, delete, get, head, patch, post, put};
 
 use crate::auth;
 use crate::handlers::{bundle, crud, history, search, system};
+use crate::validation;
 
 /// Registers every route under `/fhir`, plus `/health` and `/ready`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -54,6 +55,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/{type}/_search")
                         .route(post().to(search::type_search_post))
+                        .default_service(web::to(system::method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}/$validate")
+                        .route(post().to(validation::validate))
+                        .default_service(web::to(system::method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}/{id}/$validate")
+                        .route(post().to(validation::validate_instance))
                         .default_service(web::to(system::method_not_allowed)),
                 )
                 .service(

@@ -23,6 +23,8 @@ pub struct AppState {
     pub auth: Option<Arc<AuthConfig>>,
     /// The background audit writer; `None`: auditing is off.
     pub audit: Option<AuditSink>,
+    /// The validator and how writes are validated.
+    pub validation: crate::validation::Validation,
 }
 
 impl AppState {

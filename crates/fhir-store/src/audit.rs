@@ -52,10 +52,16 @@ thread_local! {
 
 /// Runs `f` (store calls on this thread) on behalf of `ctx`.
 pub fn with_context<T>(ctx: Option<AuditContext>, f: impl FnOnce() -> T) -> T {
-    let previous = CONTEXT.with(|c| c.replace(ctx));
-    let result = f();
-    CONTEXT.with(|c| *c.borrow_mut() = previous);
-    result
+    /// Restores the previous context, also when `f` panics (pool threads are reused).
+    struct Restore(Option<AuditContext>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            CONTEXT.with(|c| *c.borrow_mut() = previous);
+        }
+    }
+    let _restore = Restore(CONTEXT.with(|c| c.replace(ctx)));
+    f()
 }
 
 /// The context set by [`with_context`] on this thread, if any.
@@ -84,33 +90,45 @@ struct HeadRow {
     hash: String,
 }
 
-/// Appends the stored AuditEvent version `version_seq` (with JSON `content`) to the
-/// chain. Serialised: the SQLite writer, or an advisory lock on PostgreSQL held to the
-/// end of the transaction.
-pub(crate) fn chain(tx: &mut Tx<'_>, version_seq: i64, content: &str) -> StoreResult<()> {
+/// Appends stored AuditEvent versions `(version_seq, content)` to the chain, in order.
+/// Serialised: the SQLite writer, or an advisory lock on PostgreSQL held to the end of
+/// the transaction.
+pub(crate) fn chain(tx: &mut Tx<'_>, events: &[(i64, String)]) -> StoreResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
     if tx.kind == BackendKind::Postgres {
         Sql::new("SELECT pg_advisory_xact_lock(hashtext('fhir-audit-chain')) IS NULL AS locked")
             .execute(tx.conn)?;
     }
     let head = Sql::new("SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1")
         .load::<HeadRow>(tx.conn)?;
-    let (seq, prev) = match head.into_iter().next() {
-        Some(h) => (h.seq + 1, h.hash),
-        None => (1, GENESIS.to_string()),
+    let (mut seq, mut prev) = match head.into_iter().next() {
+        Some(h) => (h.seq, h.hash),
+        None => (0, GENESIS.to_string()),
     };
-    let hash = chain_hash(seq, &prev, content);
-    let mut insert =
-        Sql::new("INSERT INTO audit_chain (seq, version_seq, prev_hash, hash) VALUES (");
-    insert
-        .bind(Bind::BigInt(seq))
-        .push(", ")
-        .bind(Bind::BigInt(version_seq))
-        .push(", ")
-        .bind(Bind::Text(prev))
-        .push(", ")
-        .bind(Bind::Text(hash))
-        .push(")");
-    insert.execute(tx.conn)?;
+    for chunk in events.chunks(200) {
+        let mut insert =
+            Sql::new("INSERT INTO audit_chain (seq, version_seq, prev_hash, hash) VALUES ");
+        for (i, (version_seq, content)) in chunk.iter().enumerate() {
+            seq += 1;
+            let hash = chain_hash(seq, &prev, content);
+            if i > 0 {
+                insert.push(", ");
+            }
+            insert
+                .push("(")
+                .bind(Bind::BigInt(seq))
+                .push(", ")
+                .bind(Bind::BigInt(*version_seq))
+                .push(", ")
+                .bind(Bind::Text(std::mem::replace(&mut prev, hash.clone())))
+                .push(", ")
+                .bind(Bind::Text(hash))
+                .push(")");
+        }
+        insert.execute(tx.conn)?;
+    }
     Ok(())
 }
 

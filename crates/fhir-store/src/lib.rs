@@ -72,12 +72,7 @@ impl Store {
     /// Appends AuditEvents (of reads, searches, refusals) to the audit trail in one
     /// transaction.
     pub fn append_audit(&self, events: Vec<Value>) -> StoreResult<()> {
-        self.transaction(|ops| {
-            for e in events {
-                ops.append_audit(e)?;
-            }
-            Ok(())
-        })
+        self.transaction(|ops| ops.append_audit(events))
     }
 
     /// Recomputes the audit chain (see [`audit`]).
@@ -268,9 +263,7 @@ impl Store {
             if let (Some(hook), Some(ctx)) = (&self.audit, &context) {
                 let writes = std::mem::take(&mut ops.writes);
                 if !writes.is_empty() {
-                    for event in hook(ctx, &writes) {
-                        ops.append_audit(event)?;
-                    }
+                    ops.append_audit(hook(ctx, &writes))?;
                 }
             }
             self.db.note_versions(ops.pending.len() as u64);
@@ -322,12 +315,16 @@ impl TxOps<'_, '_> {
         Ok(stored)
     }
 
-    /// Stores an AuditEvent and chains it to the audit trail (see [`audit`]).
-    pub fn append_audit(&mut self, event: Value) -> StoreResult<()> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let current = lock_current(self.tx, "AuditEvent", &id)?;
-        let stored = self.write("AuditEvent", &id, &current, Some(event), "POST")?;
-        audit::chain(self.tx, stored.seq, &stored.content)
+    /// Stores AuditEvents and chains them to the audit trail (see [`audit`]).
+    pub fn append_audit(&mut self, events: Vec<Value>) -> StoreResult<()> {
+        let mut chained = Vec::with_capacity(events.len());
+        for event in events {
+            let id = uuid::Uuid::new_v4().to_string();
+            let current = lock_current(self.tx, "AuditEvent", &id)?;
+            let stored = self.write("AuditEvent", &id, &current, Some(event), "POST")?;
+            chained.push((stored.seq, stored.content));
+        }
+        audit::chain(self.tx, &chained)
     }
 
     /// The current version of `type/id` (deleted or not), as this transaction sees it.

@@ -14,6 +14,16 @@ const NATIVE_OR_SKIPPED: &[&str] = &[
     "que-7", // `answer is Boolean` is false for FHIR booleans in strict FHIRPath typing
 ];
 
+/// Published R4 expressions that contradict their own rule (the `human` text) and were
+/// corrected by a technical correction (R4B/R5): (key, R4 expression, corrected one).
+/// An expression is replaced only when it is exactly the erroneous R4 text.
+const CORRECTED: &[(&str, &str, &str)] = &[(
+    // "If there are more than one enableWhen, enableBehavior must be specified"
+    "que-12",
+    "enableWhen.count() > 2 implies enableBehavior.exists()",
+    "enableWhen.count() > 1 implies enableBehavior.exists()",
+)];
+
 /// The result of one invariant on one element.
 pub enum Outcome {
     Holds,
@@ -27,6 +37,14 @@ pub struct Invariants;
 impl Invariants {
     pub fn is_skipped(key: &str) -> bool {
         NATIVE_OR_SKIPPED.contains(&key)
+    }
+
+    /// The expression to evaluate for constraint `key` (see [`CORRECTED`]).
+    pub fn corrected<'a>(key: &str, expression: &'a str) -> &'a str {
+        CORRECTED
+            .iter()
+            .find(|(k, wrong, _)| *k == key && *wrong == expression)
+            .map_or(expression, |(_, _, right)| right)
     }
 
     /// Evaluates `expr` over `node`: true or empty holds, false fails.

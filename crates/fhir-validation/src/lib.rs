@@ -35,6 +35,7 @@
 
 mod bundle;
 mod children;
+mod conformance;
 mod fasthash;
 mod invariants;
 mod issue;

@@ -55,6 +55,7 @@ impl<'v> Run<'v> {
             ("Attachment", false) => self.attachment_size(value, at),
             ("Narrative", false) => self.narrative(value, at),
             ("canonical", false) => self.canonical_target(e, value, at),
+            ("markdown", false) => self.markdown(value, at),
             (_, false) => {
                 if let Some(m) = values::integer_range(type_code, value) {
                     self.push(Issue::error(IssueType::Value, at.to_string(), m));
@@ -103,10 +104,10 @@ impl<'v> Run<'v> {
             self.push(Issue::error(IssueType::CodeInvalid, at.to_string(), m));
         }
         let display = value.get("display").and_then(Value::as_str);
-        // A warning (the HL7 validator says error): displays vary between terminology
-        // releases, and a display never changes what the code means.
+        // An error, as the HL7 validator: the code system is known here in full, so the
+        // display is checked against the very release that defines the code.
         if let Some(m) = display.and_then(|d| terminology::wrong_display(self.defs, s, c, d)) {
-            self.push(Issue::warning(IssueType::CodeInvalid, at.to_string(), m));
+            self.push(Issue::error(IssueType::CodeInvalid, at.to_string(), m));
         }
     }
 
@@ -136,6 +137,25 @@ impl<'v> Run<'v> {
             let here = at.then(Step::Name("div"));
             self.push(Issue::error(IssueType::Invariant, here.to_string(), m));
         }
+    }
+
+    /// Markdown with what looks like an embedded HTML tag (FHIR-38714): presentation
+    /// layers escape it, so it is probably not what the author meant. A warning; an
+    /// error with [`crate::ValidationOptions::no_html_in_markdown`].
+    fn markdown(&mut self, value: &Value, at: &Loc<'_>) {
+        let Some(text) = value.as_str() else { return };
+        let Some(tag) = values::html_tag_in_markdown(text) else {
+            return;
+        };
+        let m = format!(
+            "The markdown contains content that appears to be an embedded HTML tag starting at '{tag}'. This will (or SHOULD) be escaped by the presentation layer. The content should be checked to confirm that this is the desired behaviour"
+        );
+        let severity = if self.opts.no_html_in_markdown {
+            Severity::Error
+        } else {
+            Severity::Warning
+        };
+        self.push(Issue::new(severity, IssueType::Value, at.to_string(), m));
     }
 
     /// A canonical that names a loaded resource of a type its `targetProfile`s exclude.

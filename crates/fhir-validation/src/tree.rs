@@ -78,6 +78,7 @@ impl Tree {
                 let Some(source) = c.expression.as_deref() else {
                     continue;
                 };
+                let source = Invariants::corrected(&c.key, source);
                 let compiled = cache
                     .entry(source.to_string())
                     .or_insert_with(|| fhirpath::compile(source).ok().map(Arc::new));

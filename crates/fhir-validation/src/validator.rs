@@ -35,6 +35,13 @@ pub struct ValidationOptions {
     /// Report extensions whose definition is unknown as errors (the HL7 Java
     /// validator's default) instead of warnings.
     pub unknown_extensions_are_errors: bool,
+    /// Extensions with example URLs (`http://example.org/…`, `acme.com`) whose
+    /// definition is unknown stay warnings even when `unknown_extensions_are_errors` is
+    /// set (the HL7 validator's "allow examples", on by default there).
+    pub allow_example_extensions: bool,
+    /// Markdown that contains what looks like an HTML tag is an error instead of a
+    /// warning (the HL7 validator's "no HTML in markdown").
+    pub no_html_in_markdown: bool,
 }
 
 enum Defs {

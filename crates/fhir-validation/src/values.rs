@@ -118,3 +118,37 @@ mod tests {
         assert!(integer_range("unsignedInt", &json!(0)).is_none());
     }
 }
+
+/// The start (`<r`) of the first thing in a markdown text that looks like an HTML tag
+/// (`<name`, `</name`), outside code spans; autolinks (`<http://…>`, `<a@b.c>`) are not
+/// tags.
+pub fn html_tag_in_markdown(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let mut in_code = false;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'`' => in_code = !in_code,
+            b'\\' => i += 1,
+            b'<' if !in_code => {
+                let rest = &text[i + 1..];
+                let name_start = rest.strip_prefix('/').unwrap_or(rest);
+                if name_start.starts_with(|c: char| c.is_ascii_alphabetic()) {
+                    let end = rest.find('>').unwrap_or(rest.len());
+                    let inner = &rest[..end];
+                    let name_len = name_start
+                        .find(|c: char| !c.is_ascii_alphanumeric() && c != '-')
+                        .unwrap_or(name_start.len());
+                    let after = name_start[name_len..].chars().next();
+                    let autolink = inner.contains('@') || after == Some(':');
+                    if !autolink && rest.contains('>') {
+                        return Some(text[i..].chars().take(2).collect());
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}

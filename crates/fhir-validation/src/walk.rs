@@ -40,7 +40,7 @@ pub struct Scope<'v> {
 pub struct Run<'v> {
     pub(crate) v: &'v Validator,
     pub(crate) defs: &'v Definitions,
-    opts: &'v ValidationOptions,
+    pub(crate) opts: &'v ValidationOptions,
     /// The top-level input (a Bundle's fullUrls resolve references).
     pub(crate) root: &'v Value,
     pub(crate) issues: Vec<Issue>,
@@ -121,12 +121,9 @@ impl<'v> Run<'v> {
         let Some(base) = self.defs.type_def(rt) else {
             return;
         };
-        // As the HL7 validator: the ids of contained resources are local names, not checked.
-        let contained = !std::ptr::eq(scope.resource, scope.container);
+        // Contained resources too: their ids are ids (`Resource.id`), as the HL7 validator checks.
         if let Some(id) = scope.resource.get("id").and_then(Value::as_str) {
-            if !contained {
-                self.resource_id(id, at);
-            }
+            self.resource_id(id, at);
         }
         let val = Val {
             value: Some(scope.resource),
@@ -138,6 +135,8 @@ impl<'v> Run<'v> {
         match rt {
             "Bundle" => self.bundle_rules(scope.resource, at),
             "QuestionnaireResponse" => self.questionnaire_response(scope.resource, at),
+            "StructureDefinition" => self.structure_definition_rules(scope.resource, at),
+            "SearchParameter" => self.search_parameter_rules(scope.resource, at),
             _ => {}
         }
         let metas = scope
@@ -367,7 +366,8 @@ impl<'v> Run<'v> {
     }
 
     fn unknown_extension(&mut self, url: &str, at: &Loc<'_>) {
-        let severity = if self.opts.unknown_extensions_are_errors {
+        let example = self.opts.allow_example_extensions && is_example_url(url);
+        let severity = if self.opts.unknown_extensions_are_errors && !example {
             Severity::Error
         } else {
             Severity::Warning
@@ -421,6 +421,20 @@ pub(crate) fn is_resource_type(defs: &Definitions, code: &str) -> bool {
     code == "Resource"
         || code == "DomainResource"
         || (code.starts_with(|c: char| c.is_ascii_uppercase()) && defs.is_resource_type(code))
+}
+
+/// Example URLs whose definitions are not expected to exist: hosts `example.org` and
+/// `acme.com` (the two the HL7 validator allows as examples).
+fn is_example_url(url: &str) -> bool {
+    let host = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("");
+    ["example.org", "acme.com"]
+        .iter()
+        .any(|d| host == *d || host.ends_with(&format!(".{d}")))
 }
 
 fn last_step(path: &str) -> &str {

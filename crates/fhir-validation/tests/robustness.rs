@@ -118,6 +118,7 @@ fn hostile_inputs_never_panic() {
             "|||".into(),
         ],
         unknown_extensions_are_errors: true,
+        ..Default::default()
     };
     for m in all.iter().take(100) {
         let _ = v.validate(m, &opts);

@@ -103,12 +103,20 @@ fn validator_for(dir: &Path, case: &Value, core: &Validator) -> (Option<Validato
     (Some(v), missing)
 }
 
-fn our_errors(v: &Validator, resource: &Value, profiles: Vec<String>) -> Vec<String> {
-    let opts = ValidationOptions {
+/// The options of a run: the Java test runner's settings (unknown extensions are
+/// errors; example URLs allowed unless the case says `"examples": false`; the case's
+/// `noHtmlInMarkdown`).
+fn options(case: &Value, profiles: Vec<String>) -> ValidationOptions {
+    ValidationOptions {
         profiles,
         unknown_extensions_are_errors: true,
-    };
-    v.validate(resource, &opts)
+        allow_example_extensions: case["examples"].as_bool() != Some(false),
+        no_html_in_markdown: case["noHtmlInMarkdown"].as_bool() == Some(true),
+    }
+}
+
+fn our_errors(v: &Validator, resource: &Value, opts: &ValidationOptions) -> Vec<String> {
+    v.validate(resource, opts)
         .errors()
         .map(|i| format!("{} ({})", i.message, i.expression))
         .collect()
@@ -135,10 +143,7 @@ fn run_case(dir: &Path, case: &Value, core: &Validator, out: &mut Vec<Check>) {
         };
         if std::env::var("CASE").is_ok_and(|c| c == name) {
             if let Ok(r) = &resource {
-                let opts = ValidationOptions {
-                    profiles: profiles.clone(),
-                    unknown_extensions_are_errors: true,
-                };
+                let opts = options(case, profiles.clone());
                 for i in v.validate(r, &opts).issues {
                     println!("{run_name}: {i}");
                 }
@@ -146,7 +151,7 @@ fn run_case(dir: &Path, case: &Value, core: &Validator, out: &mut Vec<Check>) {
         }
         let ours = match &resource {
             Err(e) => vec![e.clone()],
-            Ok(r) => our_errors(v, r, profiles),
+            Ok(r) => our_errors(v, r, &options(case, profiles)),
         };
         let note = (!missing.is_empty())
             .then(|| format!("supporting files we cannot load: {}", missing.join(", ")));

@@ -103,8 +103,14 @@ pub async fn post_bundle(
     let ret = prefer(&req).return_;
     let base = state.base(&req);
     let response = match kind {
-        "transaction" => transaction(&state, &req, entries, &base, ret).await?,
-        "batch" => batch(&state, &req, entries, &base, ret).await,
+        "transaction" => {
+            let verdicts = validate_entries(&state, &req, &entries).await?;
+            transaction(&state, &req, entries, &verdicts, &base, ret).await?
+        }
+        "batch" => {
+            let verdicts = validate_entries(&state, &req, &entries).await?;
+            batch(&state, &req, entries, &verdicts, &base, ret).await
+        }
         other => {
             return Err(ApiError::bad_at(
                 format!("Bundle.type '{other}' cannot be processed: send a batch or a transaction"),
@@ -116,6 +122,57 @@ pub async fn post_bundle(
 }
 
 // ------------------------------------------------------------------------ planning
+
+/// Validates the resources that POST and PUT entries write (all at once, off the
+/// executor): for each entry, the 422 it fails with, if any.
+async fn validate_entries(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    entries: &[Value],
+) -> Result<Vec<Option<ApiError>>, ApiError> {
+    let strictness = crate::validation::strictness(state, req);
+    let writes = |e: &Value| {
+        matches!(
+            e.get("request")
+                .and_then(|r| r.get("method"))
+                .and_then(Value::as_str),
+            Some("POST" | "PUT")
+        )
+    };
+    let resources = entries
+        .iter()
+        .map(|e| {
+            (strictness != crate::validation::Strictness::Lenient && writes(e))
+                .then(|| e.get("resource").cloned())
+                .flatten()
+        })
+        .collect();
+    let reports = crate::validation::check_many(state, resources).await?;
+    Ok(reports
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.filter(|r| crate::validation::rejects(r, strictness))
+                .map(|r| {
+                    relocate(
+                        ApiError::Invalid(
+                            r.to_operation_outcome(),
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                        ),
+                        &format!("Bundle.entry[{i}].resource"),
+                    )
+                })
+        })
+        .collect())
+}
+
+/// The validation failure of entry `i`, if any (taken: each is answered once).
+fn invalid(verdicts: &[Option<ApiError>], i: usize) -> Option<ApiError> {
+    match verdicts.get(i) {
+        Some(Some(ApiError::Invalid(oo, status))) => Some(ApiError::Invalid(oo.clone(), *status)),
+        _ => None,
+    }
+}
 
 fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
@@ -611,7 +668,7 @@ fn execute(
             let patch = p.patch.ok_or_else(|| {
                 entry_err(p.index, ApiError::Internal("PATCH without a patch".into()))
             })?;
-            let apply = apply_patch(defs, rt.to_string(), patch, lenient);
+            let apply = apply_patch(defs, rt.to_string(), patch, lenient, None);
             let u = match (&p.id, &p.conditions) {
                 (Some(id), _) => ops.patch(rt, id, p.pre, apply),
                 (None, Some(c)) => ops.conditional_patch(rt, c, p.pre, apply),
@@ -664,6 +721,7 @@ async fn transaction(
     state: &AppState,
     req: &HttpRequest,
     entries: Vec<Value>,
+    verdicts: &[Option<ApiError>],
     base: &str,
     ret: Return,
 ) -> Result<Bundle, ApiError> {
@@ -672,6 +730,9 @@ async fn transaction(
     for (i, entry) in entries.iter().enumerate() {
         let p = plan(state, req, base, i, entry)
             .map_err(|e| fail(EntryError { index: i, error: e }, "transaction"))?;
+        if let Some(e) = invalid(verdicts, i) {
+            return Err(fail(entry_err(i, e), "transaction"));
+        }
         if let Some(f) = &p.full_url {
             if !full_urls.insert(f.clone()) {
                 let at = format!("Bundle.entry[{i}].fullUrl");
@@ -872,13 +933,17 @@ async fn batch(
     state: &AppState,
     req: &HttpRequest,
     entries: Vec<Value>,
+    verdicts: &[Option<ApiError>],
     base: &str,
     ret: Return,
 ) -> Bundle {
     let lenient = prefer(req).handling == Some(Handling::Lenient);
     let mut out = Vec::with_capacity(entries.len());
     for (i, entry) in entries.iter().enumerate() {
-        let planned = plan(state, req, base, i, entry);
+        let planned = plan(state, req, base, i, entry).and_then(|p| match invalid(verdicts, i) {
+            Some(e) => Err(e),
+            None => Ok(p),
+        });
         let answer = match planned {
             Err(e) => Err(entry_err(i, e)),
             Ok(p) => {

@@ -191,6 +191,7 @@ pub async fn create(
     }
     let mut resource = resource_body(&state, &req, payload, &rt).await?;
     guard::ensure_content(&state, &req, Interaction::Create, &rt, &resource)?;
+    crate::validation::check_write(&state, &req, &resource).await?;
     // The server assigns the id of a created resource; one in the body is ignored.
     if let Some(obj) = resource.as_object_mut() {
         obj.shift_remove("id");
@@ -241,6 +242,7 @@ pub async fn update(
         Some(_) => {}
     }
     let grant = guard::ensure_content(&state, &req, Interaction::Update, &rt, &resource)?;
+    crate::validation::check_write(&state, &req, &resource).await?;
     if grant != Grant::All {
         let (t, i) = (rt.clone(), id.clone());
         match state.blocking(move |s| s.read(&t, &i)).await? {
@@ -303,6 +305,7 @@ pub async fn conditional_update(
         &rt,
         "a conditional update",
     )?;
+    crate::validation::check_write(&state, &req, &resource).await?;
     let t = rt.clone();
     let updated = state
         .writing(&req, move |s| {
@@ -360,6 +363,7 @@ pub(crate) fn apply_patch(
     rt: String,
     patch: json_patch::Patch,
     lenient: bool,
+    validator: Option<std::sync::Arc<fhir_validation::Validator>>,
 ) -> impl FnOnce(Value) -> fhir_store::StoreResult<Value> {
     move |mut doc: Value| {
         let id = doc.get("id").cloned();
@@ -386,9 +390,34 @@ pub(crate) fn apply_patch(
                     expression: Some(issue.path),
                 });
             }
+            if let Some(v) = validator {
+                let report = v.validate(&doc, &Default::default());
+                let first = report
+                    .errors()
+                    .next()
+                    .map(|e| (e.message.clone(), e.expression.clone()));
+                if let Some((message, expression)) = first {
+                    return Err(StoreError::Invalid {
+                        message: format!("the patched resource is invalid: {message}"),
+                        expression: Some(expression),
+                    });
+                }
+            }
         }
         Ok(doc)
     }
+}
+
+/// The validator for patched resources, when writes are validated.
+pub(crate) async fn patch_validator(
+    state: &web::Data<AppState>,
+    lenient: bool,
+) -> Result<Option<std::sync::Arc<fhir_validation::Validator>>> {
+    if lenient || !state.validation.on_write {
+        return Ok(None);
+    }
+    let st = state.clone();
+    Ok(Some(web::block(move || st.validation.validator()).await??))
 }
 
 pub async fn patch(
@@ -405,7 +434,8 @@ pub async fn patch(
     let patch = patch_body(&state, &req, payload).await?;
     let lenient = prefer(&req).handling == Some(Handling::Lenient);
     guard::ensure_unrestricted(&state, &req, Interaction::Update, &rt, "a patch")?;
-    let apply = apply_patch(state.defs, rt.clone(), patch, lenient);
+    let validator = patch_validator(&state, lenient).await?;
+    let apply = apply_patch(state.defs, rt.clone(), patch, lenient, validator);
     let updated = state
         .writing(&req, move |s| s.patch(&rt, &id, pre, apply))
         .await?;
@@ -434,7 +464,8 @@ pub async fn conditional_patch(
     let patch = patch_body(&state, &req, payload).await?;
     let lenient = prefer(&req).handling == Some(Handling::Lenient);
     guard::ensure_unrestricted(&state, &req, Interaction::Update, &rt, "a patch")?;
-    let apply = apply_patch(state.defs, rt.clone(), patch, lenient);
+    let validator = patch_validator(&state, lenient).await?;
+    let apply = apply_patch(state.defs, rt.clone(), patch, lenient, validator);
     let updated = state
         .writing(&req, move |s| {
             s.conditional_patch(&rt, &conditions, pre, apply)

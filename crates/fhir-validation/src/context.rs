@@ -1,0 +1,124 @@
+//! Extension contexts (`StructureDefinition.context`): where an extension may be used.
+//! An extension used on an element its definition does not list is an error.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use fhir_model::package::PackageFile;
+use fhir_model::structure::ElementDef;
+use fhir_model::{IssueType, Package};
+use serde_json::Value;
+
+use crate::issue::Issue;
+use crate::location::Loc;
+use crate::walk::Run;
+
+/// One `StructureDefinition.context`: (type, expression).
+pub type Context = (String, String);
+
+/// Extension URL → its contexts.
+pub type Contexts = HashMap<String, Vec<Context>>;
+
+/// The contexts of the R4 core extensions, read once per process.
+pub fn core_contexts() -> &'static Contexts {
+    static CORE: OnceLock<Contexts> = OnceLock::new();
+    CORE.get_or_init(|| {
+        let mut out = Contexts::new();
+        if let Ok(p) = Package::read_tgz(
+            fhir_model::definitions::R4_CORE_PACKAGE,
+            &["StructureDefinition"],
+        ) {
+            add_contexts(&p.files, &mut out);
+        }
+        out
+    })
+}
+
+/// Adds the contexts of the extension definitions among `files`.
+pub fn add_contexts(files: &[PackageFile], out: &mut Contexts) {
+    for f in files {
+        if f.resource_type != "StructureDefinition" || !contains(&f.bytes, b"\"context\"") {
+            continue;
+        }
+        let Ok(sd) = serde_json::from_slice::<Value>(&f.bytes) else {
+            continue;
+        };
+        if sd.get("type").and_then(Value::as_str) != Some("Extension") {
+            continue;
+        }
+        let Some(url) = sd.get("url").and_then(Value::as_str) else {
+            continue;
+        };
+        let contexts: Vec<Context> = sd
+            .get("context")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| {
+                let t = c.get("type").and_then(Value::as_str)?;
+                let x = c.get("expression").and_then(Value::as_str)?;
+                Some((t.to_string(), x.to_string()))
+            })
+            .collect();
+        if !contexts.is_empty() {
+            out.insert(url.to_string(), contexts);
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+impl<'v> Run<'v> {
+    /// The extension `url` (known definition), held by the element of extension
+    /// element `e`, is used where one of its contexts allows.
+    pub(crate) fn extension_context(&mut self, url: &str, e: &ElementDef, at: &Loc<'_>) {
+        let Some(contexts) = self.v.extension_contexts(url) else {
+            return;
+        };
+        let owner = e
+            .path
+            .strip_suffix(".extension")
+            .or_else(|| e.path.strip_suffix(".modifierExtension"))
+            .unwrap_or(&e.path);
+        let outer = self.owners.last().copied();
+        // The element holding the extension: paths it is known by, and its type.
+        let (paths, type_name): (Vec<&str>, &str) = if owner == "Element" {
+            // A primitive's extension (`_birthDate`).
+            match outer {
+                Some((p, t)) => (vec![p], t),
+                None => return,
+            }
+        } else if !owner.contains('.') {
+            // The root of a data type or resource: also the element typed with it.
+            (outer.map(|(p, _)| p).into_iter().chain([owner]).collect(), owner)
+        } else {
+            (vec![owner], "BackboneElement")
+        };
+        let allowed = contexts.iter().any(|(kind, x)| match kind.as_str() {
+            "element" => {
+                x == "Element"
+                    || x.contains(['#', '/', ':'])
+                    || paths.iter().any(|p| p == x)
+                    || self.defs.is_subtype(type_name, x)
+                    || (x == "BackboneElement" && owner.contains('.'))
+            }
+            "extension" => type_name == "Extension",
+            // FHIRPath contexts (and kinds of other versions) are not evaluated here.
+            _ => true,
+        });
+        if !allowed {
+            let list: Vec<String> = contexts
+                .iter()
+                .map(|(k, x)| format!("{}:{x}", k.chars().next().unwrap_or('?')))
+                .collect();
+            let m = format!(
+                "The extension {url} is not allowed to be used at this point (this element is [{}]; allowed = {})",
+                paths.join(", "),
+                list.join("; ")
+            );
+            self.push(Issue::error(IssueType::BusinessRule, at.to_string(), m));
+        }
+    }
+}
