@@ -879,19 +879,37 @@ fn audit_trail_is_recorded_and_verifiable(b: Backend) {
     assert!(String::from_utf8_lossy(&ok.stdout).contains("audit chain verified"));
     tamper(&s);
     let bad = verify();
-    assert!(!bad.status.success());
+    assert!(
+        !bad.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bad.stdout)
+    );
     assert!(
         String::from_utf8_lossy(&bad.stderr).contains("altered"),
         "{}",
         String::from_utf8_lossy(&bad.stderr)
     );
+    execute(&s, "DELETE FROM audit_log WHERE seq = 2");
+    let removed = verify();
+    assert!(
+        String::from_utf8_lossy(&removed.stderr).contains("removed"),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
 }
 
-/// Changes one stored AuditEvent behind the server's back.
+/// Changes a logged AuditEvent behind the server's back.
 fn tamper(s: &Server) {
+    execute(
+        s,
+        "UPDATE audit_log SET content = REPLACE(content, '\"outcome\":\"', '\"outcome\": \"') WHERE seq = 1",
+    );
+}
+
+/// Runs SQL on the server's database directly.
+fn execute(s: &Server, sql: &str) {
     use diesel::connection::SimpleConnection;
     use diesel::Connection;
-    let sql = "UPDATE resource_versions SET content = REPLACE(content, '\"outcome\":\"4\"', '\"outcome\":\"0\"') WHERE res_type = 'AuditEvent'";
     match s.backend {
         Backend::Sqlite => {
             let path = s.db_url.trim_start_matches("sqlite://");

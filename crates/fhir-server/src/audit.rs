@@ -62,7 +62,18 @@ impl AuditSink {
 }
 
 fn write_loop(store: &Store, rx: &Receiver<Value>) {
-    while let Ok(first) = rx.recv() {
+    loop {
+        let first = match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(e) => e,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                // Idle: make logged events searchable.
+                if let Err(e) = store.project_audit(5000) {
+                    tracing::error!(error = %e, "cannot project audit events");
+                }
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         let mut batch = vec![first];
         let deadline = std::time::Instant::now() + Duration::from_millis(20);
         while batch.len() < BATCH && std::time::Instant::now() < deadline {
@@ -80,6 +91,14 @@ fn write_loop(store: &Store, rx: &Receiver<Value>) {
             std::thread::sleep(Duration::from_millis(200 * attempt.min(25)));
         }
     }
+}
+
+/// Makes every logged AuditEvent searchable before a request that may read them.
+pub async fn sync(state: &AppState, needed: bool) -> Result<(), crate::error::ApiError> {
+    if state.audit.is_none() || !needed {
+        return Ok(());
+    }
+    state.blocking(|s| s.project_audit_all()).await
 }
 
 /// What an interaction is, from its method and path (BALP subtype and action).

@@ -1,9 +1,11 @@
 //! The tamper-evident audit trail, and one-time values (nonces) for authentication.
 //!
-//! AuditEvents are stored as ordinary `AuditEvent` resources (so they are searchable),
-//! and each one gets a row in `audit_chain` whose SHA-256 hash covers its position, the
-//! stored JSON and the previous row's hash. Changing, inserting or removing an event in
-//! the database breaks the chain, which [`crate::Store::verify_audit`] reports.
+//! AuditEvents are appended to `audit_log`, each row with a SHA-256 hash over its
+//! position, the event's JSON and the previous row's hash: changing, inserting or
+//! removing an event breaks the chain, which [`crate::Store::verify_audit`] reports.
+//! Appending is one row per event, so auditing every read stays cheap; the searchable
+//! `AuditEvent` resources are projected from the log in batches (when the audit writer
+//! is idle, and before anyone reads or searches AuditEvents).
 //!
 //! Events that record a change are written in the same transaction as the change: the
 //! server states who is writing with [`with_context`] around the blocking store call,
@@ -15,7 +17,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::sql_types::{BigInt, Text};
 use diesel::QueryableByName;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -90,10 +92,11 @@ struct HeadRow {
     hash: String,
 }
 
-/// Appends stored AuditEvent versions `(version_seq, content)` to the chain, in order.
+/// Appends AuditEvents to the log, in order, each hashed with the previous hash.
 /// Serialised: the SQLite writer, or an advisory lock on PostgreSQL held to the end of
-/// the transaction.
-pub(crate) fn chain(tx: &mut Tx<'_>, events: &[(i64, String)]) -> StoreResult<()> {
+/// the transaction. Cheap (one row per event, no search index): the searchable
+/// AuditEvent resources are projected later ([`project`]).
+pub(crate) fn chain(tx: &mut Tx<'_>, events: Vec<Value>) -> StoreResult<()> {
     if events.is_empty() {
         return Ok(());
     }
@@ -101,18 +104,21 @@ pub(crate) fn chain(tx: &mut Tx<'_>, events: &[(i64, String)]) -> StoreResult<()
         Sql::new("SELECT pg_advisory_xact_lock(hashtext('fhir-audit-chain')) IS NULL AS locked")
             .execute(tx.conn)?;
     }
-    let head = Sql::new("SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1")
+    let head = Sql::new("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
         .load::<HeadRow>(tx.conn)?;
     let (mut seq, mut prev) = match head.into_iter().next() {
         Some(h) => (h.seq, h.hash),
         None => (0, GENESIS.to_string()),
     };
-    for chunk in events.chunks(200) {
-        let mut insert =
-            Sql::new("INSERT INTO audit_chain (seq, version_seq, prev_hash, hash) VALUES ");
-        for (i, (version_seq, content)) in chunk.iter().enumerate() {
+    let now = crate::time::now_millis();
+    for chunk in events.chunks(100) {
+        let mut insert = Sql::new(
+            "INSERT INTO audit_log (seq, res_id, recorded_ms, content, prev_hash, hash) VALUES ",
+        );
+        for (i, event) in chunk.iter().enumerate() {
             seq += 1;
-            let hash = chain_hash(seq, &prev, content);
+            let content = fhir_model::json::to_string(event);
+            let hash = chain_hash(seq, &prev, &content);
             if i > 0 {
                 insert.push(", ");
             }
@@ -120,7 +126,11 @@ pub(crate) fn chain(tx: &mut Tx<'_>, events: &[(i64, String)]) -> StoreResult<()
                 .push("(")
                 .bind(Bind::BigInt(seq))
                 .push(", ")
-                .bind(Bind::BigInt(*version_seq))
+                .bind(Bind::Text(uuid::Uuid::new_v4().to_string()))
+                .push(", ")
+                .bind(Bind::BigInt(now))
+                .push(", ")
+                .bind(Bind::Text(content))
                 .push(", ")
                 .bind(Bind::Text(std::mem::replace(&mut prev, hash.clone())))
                 .push(", ")
@@ -132,10 +142,53 @@ pub(crate) fn chain(tx: &mut Tx<'_>, events: &[(i64, String)]) -> StoreResult<()
     Ok(())
 }
 
+#[derive(QueryableByName)]
+struct LogRow {
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+    #[diesel(sql_type = Text)]
+    res_id: String,
+    #[diesel(sql_type = Text)]
+    content: String,
+}
+
+/// The next log rows not yet projected into AuditEvent resources (at most `max`).
+pub(crate) fn pending(tx: &mut Tx<'_>, max: i64) -> StoreResult<Vec<(i64, String, Value)>> {
+    // The projection row is locked: one projection at a time.
+    let lock = format!(
+        "SELECT last_seq AS n FROM audit_projection WHERE id = 1{}",
+        tx.for_update()
+    );
+    let last = Sql::new(&lock)
+        .load::<crate::sql::CountRow>(tx.conn)?
+        .first()
+        .map_or(0, |r| r.n);
+    let mut q = Sql::new("SELECT seq, res_id, content FROM audit_log WHERE seq > ");
+    q.bind(Bind::BigInt(last))
+        .push(" ORDER BY seq LIMIT ")
+        .bind(Bind::BigInt(max));
+    let rows = q.load::<LogRow>(tx.conn)?;
+    rows.into_iter()
+        .map(|r| {
+            let v = fhir_model::json::parse(r.content.as_bytes())
+                .map_err(|e| StoreError::Corrupt(format!("audit event {}: {e}", r.seq)))?;
+            Ok((r.seq, r.res_id, v))
+        })
+        .collect()
+}
+
+/// Records that the log is projected up to `seq`.
+pub(crate) fn projected(tx: &mut Tx<'_>, seq: i64) -> StoreResult<()> {
+    let mut q = Sql::new("UPDATE audit_projection SET last_seq = ");
+    q.bind(Bind::BigInt(seq)).push(" WHERE id = 1");
+    q.execute(tx.conn)?;
+    Ok(())
+}
+
 /// What [`crate::Store::verify_audit`] found.
 #[derive(Debug, Clone, Default)]
 pub struct AuditReport {
-    /// Chain rows checked.
+    /// Log rows checked.
     pub checked: u64,
     /// The hash of the last row: keep it outside the database to detect removal of
     /// the newest events too.
@@ -152,26 +205,21 @@ struct ChainRow {
     prev_hash: String,
     #[diesel(sql_type = Text)]
     hash: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    content: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    res_type: Option<String>,
+    #[diesel(sql_type = Text)]
+    content: String,
 }
 
 const BATCH: i64 = 2000;
 
-/// Walks the whole chain in order, recomputing every hash.
+/// Walks the whole log in order, recomputing every hash.
 pub(crate) fn verify(tx: &mut Tx<'_>) -> StoreResult<AuditReport> {
     let mut report = AuditReport::default();
     let mut expected_seq = 1;
     let mut prev = GENESIS.to_string();
     loop {
-        let mut q = Sql::new(
-            "SELECT c.seq, c.prev_hash, c.hash, v.content, v.res_type FROM audit_chain c \
-             LEFT JOIN resource_versions v ON v.seq = c.version_seq WHERE c.seq >= ",
-        );
+        let mut q = Sql::new("SELECT seq, prev_hash, hash, content FROM audit_log WHERE seq >= ");
         q.bind(Bind::BigInt(expected_seq))
-            .push(" ORDER BY c.seq LIMIT ")
+            .push(" ORDER BY seq LIMIT ")
             .bind(Bind::BigInt(BATCH));
         let rows = q.load::<ChainRow>(tx.conn)?;
         if rows.is_empty() {
@@ -187,7 +235,7 @@ pub(crate) fn verify(tx: &mut Tx<'_>) -> StoreResult<AuditReport> {
     if report.checked > 0 {
         report.head = Some(prev);
     }
-    check_unchained(tx, &mut report)?;
+    check_unlogged(tx, &mut report)?;
     Ok(report)
 }
 
@@ -195,7 +243,7 @@ fn check_row(report: &mut AuditReport, row: &ChainRow, expected_seq: i64, prev: 
     let seq = row.seq;
     if seq != expected_seq {
         report.problems.push(format!(
-            "events {expected_seq}..{} are missing from the chain",
+            "events {expected_seq}..{} were removed from the log",
             seq - 1
         ));
     }
@@ -204,31 +252,24 @@ fn check_row(report: &mut AuditReport, row: &ChainRow, expected_seq: i64, prev: 
             "event {seq} does not follow the event before it (previous hash differs)"
         ));
     }
-    match (&row.content, row.res_type.as_deref()) {
-        (Some(content), Some("AuditEvent")) => {
-            if chain_hash(seq, &row.prev_hash, content) != row.hash {
-                report
-                    .problems
-                    .push(format!("event {seq} was altered (its hash does not match)"));
-            }
-        }
-        _ => report.problems.push(format!(
-            "event {seq} was removed (its stored AuditEvent is gone)"
-        )),
+    if chain_hash(seq, &row.prev_hash, &row.content) != row.hash {
+        report
+            .problems
+            .push(format!("event {seq} was altered (its hash does not match)"));
     }
 }
 
-/// AuditEvent versions that are not in the chain were added behind the server's back.
-fn check_unchained(tx: &mut Tx<'_>, report: &mut AuditReport) -> StoreResult<()> {
+/// AuditEvent resources that no log row stands for were added behind the server's back.
+fn check_unlogged(tx: &mut Tx<'_>, report: &mut AuditReport) -> StoreResult<()> {
     let extra = Sql::new(
         "SELECT COUNT(*) AS n FROM resource_versions v WHERE v.res_type = 'AuditEvent' \
-         AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.version_seq = v.seq)",
+         AND NOT EXISTS (SELECT 1 FROM audit_log l WHERE l.res_id = v.res_id)",
     )
     .load::<crate::sql::CountRow>(tx.conn)?;
     let n = extra.first().map_or(0, |r| r.n);
     if n > 0 {
         report.problems.push(format!(
-            "{n} AuditEvent version(s) in the database are not part of the chain"
+            "{n} AuditEvent resource version(s) are not in the audit log"
         ));
     }
     Ok(())

@@ -75,6 +75,30 @@ impl Store {
         self.transaction(|ops| ops.append_audit(events))
     }
 
+    /// Projects up to `max` logged AuditEvents into searchable AuditEvent resources;
+    /// returns how many (0: up to date).
+    pub fn project_audit(&self, max: i64) -> StoreResult<usize> {
+        self.transaction(|ops| {
+            let rows = audit::pending(ops.tx, max)?;
+            let Some(last) = rows.last().map(|r| r.0) else {
+                return Ok(0);
+            };
+            let n = rows.len();
+            for (_, id, event) in rows {
+                let current = lock_current(ops.tx, "AuditEvent", &id)?;
+                ops.write("AuditEvent", &id, &current, Some(event), "POST")?;
+            }
+            audit::projected(ops.tx, last)?;
+            Ok(n)
+        })
+    }
+
+    /// Projects every logged AuditEvent (before AuditEvents are read or searched).
+    pub fn project_audit_all(&self) -> StoreResult<()> {
+        while self.project_audit(2000)? > 0 {}
+        Ok(())
+    }
+
     /// Recomputes the audit chain (see [`audit`]).
     pub fn verify_audit(&self) -> StoreResult<AuditReport> {
         self.db.read(audit::verify)
@@ -315,16 +339,9 @@ impl TxOps<'_, '_> {
         Ok(stored)
     }
 
-    /// Stores AuditEvents and chains them to the audit trail (see [`audit`]).
+    /// Appends AuditEvents to the audit log (see [`audit`]).
     pub fn append_audit(&mut self, events: Vec<Value>) -> StoreResult<()> {
-        let mut chained = Vec::with_capacity(events.len());
-        for event in events {
-            let id = uuid::Uuid::new_v4().to_string();
-            let current = lock_current(self.tx, "AuditEvent", &id)?;
-            let stored = self.write("AuditEvent", &id, &current, Some(event), "POST")?;
-            chained.push((stored.seq, stored.content));
-        }
-        audit::chain(self.tx, &chained)
+        audit::chain(self.tx, events)
     }
 
     /// The current version of `type/id` (deleted or not), as this transaction sees it.

@@ -34,6 +34,15 @@ pub fn core_contexts() -> &'static Contexts {
     })
 }
 
+/// Published R4 contexts that the specification itself contradicts, corrected as in
+/// later versions: (extension URL, R4 context, corrected context). The R4 definitions
+/// put `structuredefinition-fhir-type` on `ElementDefinition.type`, not on its `code`.
+const CORRECTED: &[(&str, &str, &str)] = &[(
+    "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type",
+    "ElementDefinition.type.code",
+    "ElementDefinition.type",
+)];
+
 /// Adds the contexts of the extension definitions among `files`.
 pub fn add_contexts(files: &[PackageFile], out: &mut Contexts) {
     for f in files {
@@ -57,6 +66,10 @@ pub fn add_contexts(files: &[PackageFile], out: &mut Contexts) {
             .filter_map(|c| {
                 let t = c.get("type").and_then(Value::as_str)?;
                 let x = c.get("expression").and_then(Value::as_str)?;
+                let x = CORRECTED
+                    .iter()
+                    .find(|(u, wrong, _)| *u == url && *wrong == x)
+                    .map_or(x, |(_, _, right)| right);
                 Some((t.to_string(), x.to_string()))
             })
             .collect();
@@ -92,13 +105,19 @@ impl<'v> Run<'v> {
             }
         } else if !owner.contains('.') {
             // The root of a data type or resource: also the element typed with it.
-            (outer.map(|(p, _)| p).into_iter().chain([owner]).collect(), owner)
+            (
+                outer.map(|(p, _)| p).into_iter().chain([owner]).collect(),
+                owner,
+            )
         } else {
             (vec![owner], "BackboneElement")
         };
         let allowed = contexts.iter().any(|(kind, x)| match kind.as_str() {
             "element" => {
+                let head = x.split('.').next().unwrap_or(x);
                 x == "Element"
+                    // A type R4 does not define (`CanonicalResource`, from later versions).
+                    || self.defs.type_def(head).is_none()
                     || x.contains(['#', '/', ':'])
                     || paths.iter().any(|p| p == x)
                     || self.defs.is_subtype(type_name, x)

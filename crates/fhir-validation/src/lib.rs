@@ -36,6 +36,7 @@
 mod bundle;
 mod children;
 mod conformance;
+mod context;
 mod fasthash;
 mod invariants;
 mod issue;

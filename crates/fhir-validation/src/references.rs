@@ -41,8 +41,11 @@ pub fn check<'v>(
     };
     let Some(target) = target else { return };
     let allowed = allowed_targets(run.defs, e);
-    if allowed.is_empty() || allowed.iter().any(|a| a == "Resource" || a == target) {
+    if allowed.is_empty() || allowed.iter().any(|a| a == "Resource") {
         return;
+    }
+    if allowed.iter().any(|a| a == target) {
+        return target_profiles(run, scope, e, reference, target, path);
     }
     let m = format!(
         "The type '{target}' of the reference '{reference}' is not a valid target for this element (must be one of {})",
@@ -53,6 +56,86 @@ pub fn check<'v>(
         format!("{path}.reference"),
         m,
     ));
+}
+
+/// A target found in the input (a contained resource, a Bundle entry) conforms to one
+/// of the element's `targetProfile`s for its type, unless one of them is the type's
+/// base definition.
+fn target_profiles<'v>(
+    run: &mut Run<'v>,
+    scope: Scope<'v>,
+    e: &ElementDef,
+    reference: &str,
+    target: &str,
+    path: &Loc<'_>,
+) {
+    let mut profiles = Vec::new();
+    for t in e.types.iter().filter(|t| t.code == "Reference") {
+        for p in &t.target_profiles {
+            match run.defs.structure(p) {
+                Some(sd) if sd.type_name == target => {
+                    if sd.derivation.as_deref() != Some("constraint") {
+                        return; // the base type: any resource of the type will do
+                    }
+                    profiles.push(p.as_str());
+                }
+                Some(_) => {}
+                None => return, // an unknown profile: cannot judge
+            }
+        }
+    }
+    if profiles.is_empty() {
+        return;
+    }
+    let resolved = match reference.strip_prefix('#') {
+        Some(id) => contained(scope.container, id),
+        None => bundle_entry(run.root, reference),
+    };
+    let Some(resolved) = resolved else { return };
+    if profiles.iter().any(|p| run.conforms_to(resolved, p)) {
+        return;
+    }
+    let m = format!(
+        "The resource '{reference}' does not conform to the target profile(s) {} of this reference",
+        profiles.join(", ")
+    );
+    run.push(Issue::error(
+        IssueType::Structure,
+        format!("{path}.reference"),
+        m,
+    ));
+}
+
+fn contained<'v>(container: &'v Value, id: &str) -> Option<&'v Value> {
+    container
+        .get("contained")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|r| r.get("id").and_then(Value::as_str) == Some(id))
+}
+
+/// The resource of the Bundle entry a reference names: by `fullUrl`, or for a
+/// relative reference (`Patient/1`) the one entry whose `fullUrl` ends with it.
+fn bundle_entry<'v>(root: &'v Value, reference: &str) -> Option<&'v Value> {
+    if root.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+        return None;
+    }
+    let entries = root.get("entry").and_then(Value::as_array)?;
+    let full_url = |e: &'v Value| e.get("fullUrl").and_then(Value::as_str);
+    if let Some(e) = entries.iter().find(|e| full_url(e) == Some(reference)) {
+        return e.get("resource");
+    }
+    if reference.contains(':') || reference.starts_with('/') {
+        return None;
+    }
+    let suffix = format!("/{reference}");
+    let mut found = entries
+        .iter()
+        .filter(|e| full_url(e).is_some_and(|u| u.ends_with(&suffix)));
+    match (found.next(), found.next()) {
+        (Some(e), None) => e.get("resource"),
+        _ => None,
+    }
 }
 
 /// The resource types the element's Reference type allows (empty: any).

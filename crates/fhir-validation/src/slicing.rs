@@ -7,9 +7,8 @@ use fhir_model::{IssueType, TypeDef};
 use serde_json::Value;
 
 use crate::children::Entry;
-use crate::issue::{Issue, Severity};
+use crate::issue::Issue;
 use crate::location::{Loc, Step};
-use crate::validator::ValidationOptions;
 use crate::values;
 use crate::walk::Scope;
 use crate::walk::{Run, Val};
@@ -172,23 +171,10 @@ fn discriminator<'v>(
             let profiles: Vec<&String> = e.types.iter().flat_map(|t| t.profiles.iter()).collect();
             actual
                 .iter()
-                .any(|a| profiles.iter().any(|p| conforms(run, a, p)))
+                .any(|a| profiles.iter().any(|p| run.conforms_to(a, p)))
         }
         _ => false,
     }
-}
-
-/// Whether a resource has no errors against a profile (a separate validation).
-fn conforms(run: &Run<'_>, value: &Value, profile: &str) -> bool {
-    if value.get("resourceType").is_none() {
-        return false;
-    }
-    let opts = ValidationOptions {
-        profiles: vec![profile.to_string()],
-        ..ValidationOptions::default()
-    };
-    let report = run.v.validate(value, &opts);
-    !report.issues.iter().any(|i| i.severity <= Severity::Error)
 }
 
 /// The JSON values at a discriminator path (`code`, `coding.system`, `$this`,

@@ -10,6 +10,7 @@ use fhir_model::package::PackageFile;
 use fhir_model::{Definitions, Package, PackageManifest, TypeDef};
 use serde_json::Value;
 
+use crate::context::{self, Context, Contexts};
 use crate::fasthash::FastMap;
 use crate::issue::ValidationReport;
 use crate::snapshot;
@@ -64,6 +65,8 @@ pub struct Validator {
     /// Questionnaires by canonical URL (QuestionnaireResponses are checked against them).
     questionnaires: HashMap<String, Arc<Value>>,
     pub(crate) expansions: ExpansionCache,
+    /// Contexts of the extensions loaded beyond core (core: `context::core_contexts`).
+    contexts: Arc<Contexts>,
 }
 
 impl Clone for Validator {
@@ -82,6 +85,7 @@ impl Clone for Validator {
             questionnaires: self.questionnaires.clone(),
             expressions: self.expressions.clone(),
             expansions: ExpansionCache::default(),
+            contexts: self.contexts.clone(),
         }
     }
 }
@@ -99,7 +103,9 @@ impl Validator {
             globals: HashMap::new(),
             questionnaires: HashMap::new(),
             expansions: ExpansionCache::default(),
+            contexts: Arc::default(),
         };
+        context::core_contexts();
         v.core_constraint_keys = defs
             .structures()
             .flat_map(|t| t.elements.iter())
@@ -170,6 +176,9 @@ impl Validator {
                 _ => {}
             }
         }
+        let mut contexts = (*self.contexts).clone();
+        context::add_contexts(&files, &mut contexts);
+        self.contexts = Arc::new(contexts);
         let files = snapshot::complete(self, files);
         let defs = self.owned_definitions()?;
         defs.add_package(Package { manifest, files })?;
@@ -205,6 +214,15 @@ impl Validator {
     pub(crate) fn questionnaire(&self, url: &str) -> Option<&Value> {
         let url = fhir_model::terminology::canonical_url(url);
         self.questionnaires.get(url).map(|q| &**q)
+    }
+
+    /// The contexts of an extension (loaded ones first, then core).
+    pub(crate) fn extension_contexts(&self, url: &str) -> Option<&[Context]> {
+        let url = fhir_model::terminology::canonical_url(url);
+        self.contexts
+            .get(url)
+            .or_else(|| context::core_contexts().get(url))
+            .map(Vec::as_slice)
     }
 
     /// The global profiles of the loaded implementation guides for a resource type.

@@ -92,33 +92,6 @@ pub fn integer_range(type_code: &str, v: &Value) -> Option<String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn patterns_and_fixed_values() {
-        let cc = json!({"coding": [{"system": "s", "code": "a"}, {"system": "t", "code": "b"}], "text": "x"});
-        assert!(matches_pattern(
-            &cc,
-            &json!({"coding": [{"system": "t", "code": "b"}]})
-        ));
-        assert!(!matches_pattern(
-            &cc,
-            &json!({"coding": [{"system": "t", "code": "c"}]})
-        ));
-        assert!(!matches_fixed(
-            &cc,
-            &json!({"coding": [{"system": "s", "code": "a"}]})
-        ));
-        assert!(same(&json!(1.0), &json!(1)));
-        assert!(integer_range("positiveInt", &json!(0)).is_some());
-        assert!(integer_range("integer", &json!(2147483648u64)).is_some());
-        assert!(integer_range("unsignedInt", &json!(0)).is_none());
-    }
-}
-
 /// The start (`<r`) of the first thing in a markdown text that looks like an HTML tag
 /// (`<name`, `</name`), outside code spans; autolinks (`<http://…>`, `<a@b.c>`) are not
 /// tags.
@@ -151,4 +124,46 @@ pub fn html_tag_in_markdown(text: &str) -> Option<String> {
         i += 1;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn patterns_and_fixed_values() {
+        let cc = json!({"coding": [{"system": "s", "code": "a"}, {"system": "t", "code": "b"}], "text": "x"});
+        assert!(matches_pattern(
+            &cc,
+            &json!({"coding": [{"system": "t", "code": "b"}]})
+        ));
+        assert!(!matches_pattern(
+            &cc,
+            &json!({"coding": [{"system": "t", "code": "c"}]})
+        ));
+        assert!(!matches_fixed(
+            &cc,
+            &json!({"coding": [{"system": "s", "code": "a"}]})
+        ));
+        assert!(same(&json!(1.0), &json!(1)));
+        assert!(integer_range("positiveInt", &json!(0)).is_some());
+        assert!(integer_range("integer", &json!(2147483648u64)).is_some());
+        assert!(integer_range("unsignedInt", &json!(0)).is_none());
+    }
+
+    #[test]
+    fn html_tags_in_markdown() {
+        assert_eq!(
+            html_tag_in_markdown("<resource type>\\<id>").as_deref(),
+            Some("<r")
+        );
+        assert_eq!(html_tag_in_markdown("a </b> c").as_deref(), Some("</"));
+        assert_eq!(
+            html_tag_in_markdown("see <http://x.org/a> or <a@b.org>"),
+            None
+        );
+        assert_eq!(html_tag_in_markdown("`<code>` and 1 < 2 > 0"), None);
+        assert_eq!(html_tag_in_markdown("x < y"), None);
+    }
 }

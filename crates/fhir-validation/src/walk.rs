@@ -3,6 +3,7 @@
 //! Bundle entries are walked as resources. The rules applied to each value are in
 //! `rules.rs`, the matching of JSON members to elements in `children.rs`.
 
+use std::cell::Cell;
 use std::collections::HashSet;
 
 use fhir_model::structure::ElementDef;
@@ -17,6 +18,14 @@ use crate::validator::{ValidationOptions, Validator};
 const MAX_JSON_DEPTH: usize = 256;
 /// Deepest nesting of definitions followed (types inside types, resources inside resources).
 const MAX_WALK_DEPTH: usize = 200;
+
+/// How deep conformance checks nest (a reference target's profile, whose references
+/// have target profiles…).
+const MAX_CONFORMANCE_DEPTH: usize = 3;
+
+thread_local! {
+    static CONFORMANCE_DEPTH: Cell<usize> = const { Cell::new(0) };
+}
 
 /// One value of an element: the JSON value and/or its `_name` sibling, and its type.
 #[derive(Clone, Copy)]
@@ -45,6 +54,9 @@ pub struct Run<'v> {
     pub(crate) root: &'v Value,
     pub(crate) issues: Vec<Issue>,
     depth: usize,
+    /// The elements whose type's definition is being walked (path, type), innermost
+    /// last: where an extension found at a type's root is used.
+    pub(crate) owners: Vec<(&'v str, &'v str)>,
 }
 
 impl<'v> Run<'v> {
@@ -56,7 +68,30 @@ impl<'v> Run<'v> {
             root,
             issues: Vec::new(),
             depth: 0,
+            owners: Vec::new(),
         }
+    }
+
+    /// Whether `value` (a resource inside the input) has no errors against `profile`:
+    /// a separate validation, with the same input for resolving references. Nested
+    /// checks (a target's own targets) stop at [`MAX_CONFORMANCE_DEPTH`], deeper ones
+    /// are taken to conform.
+    pub(crate) fn conforms_to(&self, value: &'v Value, profile: &str) -> bool {
+        if value.get("resourceType").is_none() {
+            return false;
+        }
+        let depth = CONFORMANCE_DEPTH.with(Cell::get);
+        if depth >= MAX_CONFORMANCE_DEPTH {
+            return true;
+        }
+        let opts = ValidationOptions {
+            profiles: vec![profile.to_string()],
+            ..ValidationOptions::default()
+        };
+        CONFORMANCE_DEPTH.with(|d| d.set(depth + 1));
+        let issues = Run::new(self.v, &opts, self.root).validate_top(value);
+        CONFORMANCE_DEPTH.with(|d| d.set(depth));
+        !issues.iter().any(|i| i.severity.is_error())
     }
 
     pub(crate) fn push(&mut self, issue: Issue) {
@@ -310,10 +345,15 @@ impl<'v> Run<'v> {
             return;
         }
         if let Some(target) = self.type_definition(scope, e, val, at) {
-            return self.element(scope, target, 0, val, at);
+            self.owners.push((&e.path, val.type_code));
+            self.element(scope, target, 0, val, at);
+            self.owners.pop();
+            return;
         }
         if !scope.profile {
+            self.owners.push((&e.path, val.type_code));
             self.primitive_extensions(scope, val, at);
+            self.owners.pop();
         }
     }
 
@@ -354,6 +394,7 @@ impl<'v> Run<'v> {
             let url = val.value.and_then(|v| v.get("url")).and_then(Value::as_str);
             if let Some(url) = url {
                 if let Some(sd) = self.defs.structure(url).filter(|s| !s.elements.is_empty()) {
+                    self.extension_context(url, e, at);
                     return Some(sd);
                 }
                 // Relative URLs name the parts of a complex extension.

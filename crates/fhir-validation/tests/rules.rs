@@ -481,3 +481,145 @@ fn questionnaire_responses_follow_their_questionnaire() {
         "No response answer found for required item 'age'",
     );
 }
+
+#[test]
+fn displays_of_fully_known_code_systems_are_errors() {
+    let coding = |display: &str| {
+        json!({"resourceType": "Patient", "maritalStatus": {"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus",
+            "code": "M", "display": display}]}})
+    };
+    assert!(errors(&check(&coding("married"))).is_empty());
+    let r = check(&coding("Single"));
+    let i = find(
+        &r,
+        "Patient.maritalStatus.coding[0]",
+        "Wrong Display Name 'Single'",
+    );
+    assert_eq!(i.severity, Severity::Error);
+}
+
+#[test]
+fn contained_ids_and_restful_full_urls_follow_the_id_rules() {
+    let org = json!({"resourceType": "Organization", "id": "org_1", "name": "x"});
+    let loc = json!({"resourceType": "Location", "contained": [org],
+        "managingOrganization": {"reference": "#org_1"}});
+    find(
+        &check(&loc),
+        "Location.contained[0].id",
+        "Invalid Resource id",
+    );
+    let bundle = |url: &str| {
+        json!({"resourceType": "Bundle", "type": "collection", "entry": [{
+            "fullUrl": url, "resource": {"resourceType": "Patient", "id": "a"}}]})
+    };
+    assert!(errors(&check(&bundle("http://x.org/fhir/Patient/a"))).is_empty());
+    assert!(errors(&check(&bundle(
+        "urn:uuid:1e7d4c5a-1c2b-4e3f-9a8b-7c6d5e4f3a2b"
+    )))
+    .is_empty());
+    find(
+        &check(&bundle("http://x.org/fhir/Patient/b")),
+        "Bundle.entry[0]",
+        "must end with the correct type and id (/Patient/a)",
+    );
+}
+
+#[test]
+fn extensions_are_used_in_their_context() {
+    // humanname-mothers-family: context HumanName.family.
+    let ext = json!([{"url": "http://hl7.org/fhir/StructureDefinition/humanname-mothers-family",
+        "valueString": "Mother"}]);
+    let on_family = json!({"resourceType": "Patient",
+        "name": [{"family": "F", "_family": {"extension": ext.clone()}}]});
+    assert!(
+        errors(&check(&on_family)).is_empty(),
+        "{:#?}",
+        check(&on_family).issues
+    );
+    let on_name = json!({"resourceType": "Patient", "name": [{"family": "F", "extension": ext}]});
+    find(
+        &check(&on_name),
+        "Patient.name[0].extension[0]",
+        "is not allowed to be used at this point",
+    );
+    // patient-birthTime: context Patient.birthDate; data-absent-reason: Element.
+    let birth = json!({"resourceType": "Patient", "birthDate": "2000-01-01", "_birthDate": {
+        "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/patient-birthTime",
+            "valueDateTime": "2000-01-01T10:00:00Z"}]}});
+    assert!(
+        errors(&check(&birth)).is_empty(),
+        "{:#?}",
+        check(&birth).issues
+    );
+}
+
+#[test]
+fn example_extensions_and_html_in_markdown_follow_the_options() {
+    let p = json!({"resourceType": "Patient", "extension": [{
+        "url": "http://example.org/fhir/StructureDefinition/x", "valueBoolean": true}]});
+    let mut opts = ValidationOptions {
+        unknown_extensions_are_errors: true,
+        ..Default::default()
+    };
+    assert!(r4().validate(&p, &opts).has_errors());
+    opts.allow_example_extensions = true;
+    assert!(!r4().validate(&p, &opts).has_errors());
+    let c = json!({"resourceType": "Communication", "status": "completed",
+        "note": [{"text": "see <resource type>"}]});
+    let report = check(&c);
+    let i = find(&report, "Communication.note[0].text", "embedded HTML tag");
+    assert_eq!(i.severity, Severity::Warning);
+    let strict = ValidationOptions {
+        no_html_in_markdown: true,
+        ..Default::default()
+    };
+    assert!(r4().validate(&c, &strict).has_errors());
+}
+
+#[test]
+fn conformance_resources_are_consistent_with_their_bases() {
+    let sd = json!({"resourceType": "StructureDefinition", "url": "http://example.org/sd",
+    "name": "X", "status": "draft", "kind": "resource", "abstract": false,
+    "type": "Observation", "derivation": "constraint",
+    "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Observation",
+    "differential": {"element": [
+        {"id": "Observation.valueQuantity", "path": "Observation.valueQuantity"},
+        {"id": "Observation.code.coding", "path": "Observation.code.coding",
+         "slicing": {"discriminator": [{"type": "value", "path": "system"}], "rules": "open"}},
+        {"id": "Observation.component.value[x]", "path": "Observation.component.value[x]"}
+    ]}});
+    assert!(errors(&check(&sd)).is_empty(), "{:#?}", check(&sd).issues);
+    let mut bad = sd.clone();
+    bad["differential"]["element"][0]["path"] = json!("Observation.valueBla");
+    bad["differential"]["element"][1]["slicing"]["discriminator"][0]["path"] = json!("sytem");
+    let r = check(&bad);
+    find(
+        &r,
+        "StructureDefinition.differential.element[0]",
+        "Observation.valueBla",
+    );
+    find(
+        &r,
+        "StructureDefinition.differential.element[1].slicing.discriminator[0]",
+        "The discriminator path 'sytem'",
+    );
+    let sp = json!({"resourceType": "SearchParameter", "url": "http://example.org/sp",
+        "name": "n", "status": "draft", "description": "d", "code": "name",
+        "base": ["Organization"], "type": "token", "expression": "Organization.name",
+        "derivedFrom": "http://hl7.org/fhir/SearchParameter/Organization-name"});
+    find(
+        &check(&sp),
+        "SearchParameter",
+        "different to the type string",
+    );
+}
+
+#[test]
+fn que_12_applies_from_two_enable_whens() {
+    let when = json!({"question": "a", "operator": "exists", "answerBoolean": true});
+    let q = json!({"resourceType": "Questionnaire", "status": "draft", "item": [
+        {"linkId": "a", "type": "boolean"},
+        {"linkId": "b", "type": "boolean", "enableWhen": [when.clone(), when]}]});
+    find(&check(&q), "Questionnaire.item[1]", "que-12");
+}

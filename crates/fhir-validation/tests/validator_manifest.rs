@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use fhir_validation::{ValidationOptions, Validator};
 use serde_json::Value;
 
-/// The agreement reached today, kept as a floor against regressions. The goal of
-/// issue #7 is 95%; most remaining disagreements need what a local validator does not
-/// have (XML profiles, external terminology for display names, JSON5), see
-/// `tests/disagreements.md`.
-const AGREEMENT_FLOOR: f64 = 0.84;
+/// The agreement reached today (221 of 245, 90.2%), kept as a floor against
+/// regressions. The goal of issue #7 is 95% (at most 12 disagreements); 19 of the 24
+/// remaining need what this suite does not provide here (profile files absent from the
+/// folder, US Core, an external terminology server for LOINC/SNOMED/CVX displays, JSON
+/// with comments), see `tests/disagreements.md`.
+const AGREEMENT_FLOOR: f64 = 0.90;
 
 fn shared_dir() -> PathBuf {
     match std::env::var("FHIR_SHARED") {

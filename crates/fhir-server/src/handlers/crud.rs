@@ -100,6 +100,7 @@ pub async fn read(
     let out = output(&req)?;
     let subset = crate::http::negotiate::subset(&req)?;
     let grant = guard::grant(&req, Interaction::Read, &rt)?;
+    crate::audit::sync(&state, rt == "AuditEvent").await?;
     let (t, i) = (rt.clone(), id.clone());
     let stored = state.blocking(move |s| s.read(&t, &i)).await?;
     let Some(stored) = stored else {
@@ -147,6 +148,7 @@ pub async fn vread(
         )));
     };
     let grant = guard::grant(&req, Interaction::Read, &rt)?;
+    crate::audit::sync(&state, rt == "AuditEvent").await?;
     let (t, i) = (rt.clone(), id.clone());
     let stored = state.blocking(move |s| s.vread(&t, &i, version)).await?;
     if let Some(s) = &stored {

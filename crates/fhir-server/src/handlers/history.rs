@@ -159,6 +159,11 @@ async fn history(
         cursor: p.cursor,
     };
     let grant = history_grant(&state, &req, &query.scope)?;
+    let audit_events = match &query.scope {
+        HistoryScope::Instance(t, _) | HistoryScope::Type(t) => t == "AuditEvent",
+        HistoryScope::System => true,
+    };
+    crate::audit::sync(&state, audit_events).await?;
     let page = state.blocking(move |s| s.history(&query)).await?;
     if grant != Grant::All {
         for v in &page.entries {

@@ -239,6 +239,11 @@ async fn run(
         with_total,
         compartment,
     };
+    let types = &request.query.resource_types;
+    let audit_events = types.is_empty()
+        || types.iter().any(|t| t == "AuditEvent")
+        || req.query_string().contains("AuditEvent");
+    crate::audit::sync(state, audit_events).await?;
     let mut page = state.blocking(move |s| s.search(&request)).await?;
     if let (Some(a), Some(data)) = (access, req.app_data::<web::Data<AppState>>().cloned()) {
         let included = std::mem::take(&mut page.included);

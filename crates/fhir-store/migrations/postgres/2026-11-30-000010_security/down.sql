@@ -1,1 +1,1 @@
-DROP TABLE auth_nonces; DROP TABLE audit_chain;
+DROP TABLE auth_nonces; DROP TABLE audit_projection; DROP TABLE audit_log;
