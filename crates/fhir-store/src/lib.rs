@@ -9,6 +9,7 @@
 
 pub mod backend;
 pub mod error;
+pub mod export;
 pub mod model;
 mod reads;
 mod schema;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use fhir_search::Clause;
 use serde_json::Value;
 
+pub use export::{ExportJob, ExportQuery, JobUpdate, Population};
 pub use search::{Compartment, SearchCursor, SearchPage, SearchRequest};
 
 pub use backend::{BackendKind, PoolOptions};
