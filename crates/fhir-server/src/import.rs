@@ -212,6 +212,7 @@ fn embedded_server(database_url: &str) -> Result<String, ImportError> {
         log_format: crate::logging::LogFormat::Human,
         log_level: "warn".into(),
         exit_on_stdin_close: false,
+        export: crate::config::ExportArgs::default(),
     };
     std::thread::spawn(move || actix_web::rt::System::new().block_on(crate::config::serve(args)));
     let base = format!("http://127.0.0.1:{port}/fhir");

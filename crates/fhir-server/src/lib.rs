@@ -11,6 +11,7 @@ pub mod cli;
 pub mod conditions;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod handlers;
 pub mod http;
 pub mod import;

@@ -3,7 +3,7 @@
 
 use actix_web::web::{self, delete, get, head, patch, post, put};
 
-use crate::handlers::{bundle, crud, history, search, system};
+use crate::handlers::{bundle, crud, export, history, search, system};
 
 /// Registers every route under `/fhir`, plus `/health` and `/ready`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -11,6 +11,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/ready", get().to(system::ready))
         .service(
             web::scope("/fhir")
+                .configure(bulk_routes)
                 .service(
                     web::resource("/metadata")
                         .route(get().to(system::metadata))
@@ -86,4 +87,37 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .default_service(web::to(system::unknown_path)),
         )
         .default_service(web::to(system::unknown_path));
+}
+
+/// Bulk Data export: kick-off, status and files (registered before `/{type}/{id}`).
+fn bulk_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/$export")
+            .route(get().to(export::system_get))
+            .route(post().to(export::system_post))
+            .default_service(web::to(system::method_not_allowed)),
+    )
+    .service(
+        web::resource("/Patient/$export")
+            .route(get().to(export::patient_get))
+            .route(post().to(export::patient_post))
+            .default_service(web::to(system::method_not_allowed)),
+    )
+    .service(
+        web::resource("/Group/{id}/$export")
+            .route(get().to(export::group_get))
+            .route(post().to(export::group_post))
+            .default_service(web::to(system::method_not_allowed)),
+    )
+    .service(
+        web::resource("/$export-status/{job}")
+            .route(get().to(export::status))
+            .route(delete().to(export::cancel))
+            .default_service(web::to(system::method_not_allowed)),
+    )
+    .service(
+        web::resource("/$export-file/{job}/{file}")
+            .route(get().to(export::file))
+            .default_service(web::to(system::method_not_allowed)),
+    );
 }

@@ -7,6 +7,7 @@ use fhir_model::Definitions;
 use fhir_store::Store;
 
 use crate::error::ApiError;
+use crate::export::{ExportError, Exporter};
 
 /// Shared, read-only server state.
 pub struct AppState {
@@ -17,6 +18,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// The CapabilityStatement JSON, built once at start-up.
     pub capability: String,
+    /// Bulk Data export jobs.
+    pub exporter: Arc<Exporter>,
 }
 
 impl AppState {
@@ -32,6 +35,16 @@ impl AppState {
     {
         let store = self.store.clone();
         Ok(web::block(move || f(&store)).await??)
+    }
+
+    /// Runs blocking export work off the async executor.
+    pub async fn export<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&Exporter) -> Result<T, ExportError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let exporter = self.exporter.clone();
+        Ok(web::block(move || f(&exporter)).await??)
     }
 
     /// Checks a resource type from the URL against the definitions.

@@ -2,6 +2,7 @@
 
 pub mod bundle;
 pub mod crud;
+pub mod export;
 pub mod history;
 pub mod search;
 pub mod system;

@@ -1,0 +1,369 @@
+//! Black-box tests of FHIR Bulk Data export (`$export`, Bulk Data Access 2.0) and of
+//! Patient `$everything`, on SQLite and PostgreSQL, with Synthea patient records loaded
+//! as transaction Bundles.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use common::{shared, Backend, Resp, Server};
+use serde_json::{json, Value};
+
+const SMALL: &str = "/work/shared/synthea/Darrell_Erdman_c9efcb62.json";
+const SECOND: &str = "/work/shared/synthea/Juliane_Hammes_700ccefc.json";
+
+// ----------------------------------------------------------------------- helpers
+
+/// Posts a Synthea transaction Bundle; returns the number of resources it holds.
+fn load(s: &Server, file: &str) -> usize {
+    let text = std::fs::read_to_string(file).expect("synthea bundle");
+    let r = s.req("POST", "").json(&text);
+    assert_eq!(
+        r.status,
+        200,
+        "load {file}: {}",
+        &r.body[..r.body.len().min(500)]
+    );
+    let bundle: Value = serde_json::from_str(&text).expect("bundle JSON");
+    bundle["entry"].as_array().map_or(0, Vec::len)
+}
+
+/// The id of the one Patient whose family name is `family`.
+fn patient_id(s: &Server, family: &str) -> String {
+    let b = s.get(&format!("/Patient?family={family}")).json();
+    assert_eq!(b["total"], 1, "{b}");
+    b["entry"][0]["resource"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string()
+}
+
+/// A path of the server's base from an absolute URL it answered.
+fn local(s: &Server, url: &str) -> String {
+    url.strip_prefix(&s.base)
+        .unwrap_or_else(|| panic!("{url} is not under {}", s.base))
+        .to_string()
+}
+
+/// Kicks off an export with the headers the spec requires.
+fn kickoff(s: &Server, path: &str) -> Resp {
+    s.req("GET", path)
+        .header("Prefer", "respond-async")
+        .header("Accept", "application/fhir+json")
+        .send()
+}
+
+/// Kicks off and returns the status path.
+fn start(s: &Server, path: &str) -> String {
+    let r = kickoff(s, path);
+    assert_eq!(r.status, 202, "kick-off {path}: {}", r.body);
+    local(s, r.header("content-location").expect("Content-Location"))
+}
+
+/// Polls the status URL until the job completes; returns the manifest.
+fn wait(s: &Server, status: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = s.get(status);
+        match r.status {
+            200 => {
+                assert!(r
+                    .header("content-type")
+                    .is_some_and(|c| c.starts_with("application/json")));
+                return r.json();
+            }
+            202 => {
+                assert!(r.header("x-progress").is_some(), "X-Progress missing");
+                assert!(r.header("retry-after").is_some(), "Retry-After missing");
+            }
+            other => panic!("status {other}: {}", r.body),
+        }
+        assert!(Instant::now() < deadline, "export did not finish");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every output file's resources: type → ids (asserting no id twice and the type).
+fn download(s: &Server, manifest: &Value) -> BTreeMap<String, Vec<Value>> {
+    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for o in manifest["output"].as_array().expect("output") {
+        let t = o["type"].as_str().expect("type");
+        let r = s.get(&local(s, o["url"].as_str().expect("url")));
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.header("content-type"), Some("application/fhir+ndjson"));
+        let lines: Vec<Value> = r
+            .body
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("NDJSON line"))
+            .collect();
+        assert_eq!(lines.len() as u64, o["count"].as_u64().expect("count"));
+        for l in &lines {
+            assert_eq!(l["resourceType"], t);
+        }
+        out.entry(t.to_string()).or_default().extend(lines);
+    }
+    out
+}
+
+fn ids(resources: &[Value]) -> BTreeSet<String> {
+    let set: BTreeSet<String> = resources
+        .iter()
+        .map(|r| r["id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(set.len(), resources.len(), "a resource was exported twice");
+    set
+}
+
+fn search_total(s: &Server, query: &str) -> u64 {
+    let b = s.get(&format!("{query}&_summary=count")).json();
+    b["total"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no total: {b}"))
+}
+
+fn count_of(export: &BTreeMap<String, Vec<Value>>) -> usize {
+    export.values().map(Vec::len).sum()
+}
+
+// ----------------------------------------------------------------------- $export
+
+fn system_export_every_resource_once(backend: Backend) {
+    let s = Server::start_with(backend, &["--export-file-resources", "150"]);
+    let loaded = load(&s, SMALL) + load(&s, SECOND);
+    let status = start(&s, "/$export");
+    let manifest = wait(&s, &status);
+    assert!(manifest["transactionTime"].is_string());
+    assert_eq!(manifest["request"], format!("{}/$export", s.base));
+    assert_eq!(manifest["requiresAccessToken"], false);
+    assert_eq!(manifest["error"], json!([]));
+    let parts = manifest["output"]
+        .as_array()
+        .expect("output")
+        .iter()
+        .filter(|o| o["type"] == "Observation")
+        .count();
+    assert!(
+        parts > 1,
+        "Observations should span several files: {manifest}"
+    );
+    let export = download(&s, &manifest);
+    assert_eq!(count_of(&export), loaded);
+    for (t, resources) in &export {
+        ids(resources);
+        assert_eq!(
+            resources.len() as u64,
+            search_total(&s, &format!("/{t}?_total=accurate")),
+            "{t}"
+        );
+    }
+}
+
+fn type_since_typefilter_and_elements(backend: Backend) {
+    let s = Server::start(backend);
+    load(&s, SMALL);
+    let before = s.create(
+        "Patient",
+        r#"{"resourceType":"Patient","name":[{"family":"Since"}]}"#,
+    );
+    let since = before.json()["meta"]["lastUpdated"]
+        .as_str()
+        .expect("lastUpdated")
+        .to_string();
+    std::thread::sleep(Duration::from_millis(20));
+    let pid = patient_id(&s, "Since");
+    let obs = s.create_id(
+        "Observation",
+        &json!({"resourceType": "Observation", "status": "final",
+                "code": {"text": "late"}, "subject": {"reference": format!("Patient/{pid}")}})
+        .to_string(),
+    );
+    let q = format!(
+        "/$export?_type=Patient,Observation&_since={}",
+        since.replace('+', "%2B")
+    );
+    let export = download(&s, &wait(&s, &start(&s, &q)));
+    assert_eq!(export.keys().collect::<Vec<_>>(), vec!["Observation"]);
+    assert_eq!(ids(&export["Observation"]), BTreeSet::from([obs]));
+
+    let export = download(&s, &wait(&s, &start(&s, "/$export?_type=Patient")));
+    assert_eq!(export.keys().collect::<Vec<_>>(), vec!["Patient"]);
+    assert_eq!(export["Patient"].len(), 2);
+
+    let filter = "Observation%3Fcategory%3Dlaboratory";
+    let path = format!("/$export?_type=Observation&_typeFilter={filter}&_elements=status");
+    let export = download(&s, &wait(&s, &start(&s, &path)));
+    let labs = search_total(&s, "/Observation?category=laboratory");
+    assert!(labs > 0);
+    assert_eq!(export["Observation"].len() as u64, labs);
+    let first = &export["Observation"][0];
+    assert!(first.get("valueQuantity").is_none(), "{first}");
+    assert!(first["status"].is_string());
+    let tags = first["meta"]["tag"].as_array().expect("tags");
+    assert!(tags.iter().any(|t| t["code"] == "SUBSETTED"));
+}
+
+fn patient_and_group_export(backend: Backend) {
+    let s = Server::start(backend);
+    load(&s, SMALL);
+    load(&s, SECOND);
+    let darrell = patient_id(&s, "Erdman");
+    let juliane = patient_id(&s, "Hammes");
+    let group = s.create_id(
+        "Group",
+        &json!({"resourceType": "Group", "type": "person", "actual": true,
+                "member": [{"entity": {"reference": format!("Patient/{darrell}")}}]})
+        .to_string(),
+    );
+    let export = download(
+        &s,
+        &wait(&s, &start(&s, &format!("/Group/{group}/$export"))),
+    );
+    assert_eq!(ids(&export["Patient"]), BTreeSet::from([darrell.clone()]));
+    let obs = search_total(&s, &format!("/Observation?subject=Patient/{darrell}"));
+    assert_eq!(export["Observation"].len() as u64, obs);
+    assert!(
+        !export.contains_key("Practitioner"),
+        "not in the compartment"
+    );
+    for o in &export["Observation"] {
+        assert_eq!(o["subject"]["reference"], format!("Patient/{darrell}"));
+    }
+
+    let all = download(&s, &wait(&s, &start(&s, "/Patient/$export")));
+    assert_eq!(ids(&all["Patient"]).len(), 2);
+    assert_eq!(
+        all["Observation"].len() as u64,
+        search_total(&s, "/Observation?_total=accurate")
+    );
+
+    // POST kick-off with a patient parameter: only Juliane.
+    let body = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "_type", "valueString": "Patient,Condition"},
+        {"name": "patient", "valueReference": {"reference": format!("Patient/{juliane}")}}
+    ]});
+    let r = s
+        .req("POST", "/Patient/$export")
+        .header("Prefer", "respond-async")
+        .json(&body.to_string());
+    assert_eq!(r.status, 202, "{}", r.body);
+    let status = local(&s, r.header("content-location").expect("location"));
+    let export = download(&s, &wait(&s, &status));
+    assert_eq!(ids(&export["Patient"]), BTreeSet::from([juliane.clone()]));
+    let conditions = search_total(&s, &format!("/Condition?patient=Patient/{juliane}"));
+    assert_eq!(export["Condition"].len() as u64, conditions);
+}
+
+fn restart_mid_export(backend: Backend) {
+    let args = ["--export-batch", "25", "--export-batch-delay-ms", "150"];
+    let mut s = Server::start_with(backend, &args);
+    let loaded = load(&s, SMALL);
+    let status = start(&s, "/$export");
+    // Wait until the job has written something, then kill the server under it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = s.get(&status);
+        assert_eq!(r.status, 202, "the job finished too early: {}", r.body);
+        if r.header("x-progress").is_some_and(|p| p.contains("so far")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s.restart();
+    let export = download(&s, &wait(&s, &status));
+    assert_eq!(count_of(&export), loaded);
+    for resources in export.values() {
+        ids(resources);
+    }
+}
+
+fn cancel_removes_job_and_files(backend: Backend) {
+    let args = ["--export-batch", "10", "--export-batch-delay-ms", "200"];
+    let s = Server::start_with(backend, &args);
+    load(&s, SMALL);
+    let status = start(&s, "/$export");
+    let job = status.rsplit('/').next().expect("job id").to_string();
+    std::thread::sleep(Duration::from_millis(500));
+    let r = s.req("DELETE", &status).send();
+    assert_eq!(r.status, 202, "{}", r.body);
+    s.get(&status).outcome(404);
+    s.req("DELETE", &status).send().outcome(404);
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(
+        !s.dir().join("exports").join(&job).exists(),
+        "files of a cancelled job remain"
+    );
+
+    // A finished job can be deleted too; its files go with it.
+    let status = start(&s, "/$export?_type=Patient");
+    let manifest = wait(&s, &status);
+    let url = local(&s, manifest["output"][0]["url"].as_str().expect("url"));
+    assert_eq!(s.get(&url).status, 200);
+    assert_eq!(s.req("DELETE", &status).send().status, 202);
+    s.get(&url).outcome(404);
+}
+
+fn kickoff_errors(backend: Backend) {
+    let s = shared(backend);
+    let r = s.get("/$export");
+    r.outcome(400);
+    let bad = |path: &str, expression: &str| {
+        let r = kickoff(s, path);
+        r.outcome(400);
+        assert_eq!(r.issue_expression(), expression, "{path}: {}", r.body);
+    };
+    bad(
+        "/$export?_outputFormat=application/fhir%2Bxml",
+        "_outputFormat",
+    );
+    bad("/$export?_outputFormat=text/csv", "_outputFormat");
+    bad("/$export?_type=Patient,Bogus", "_type");
+    bad("/$export?_since=yesterday", "_since");
+    bad(
+        "/$export?_typeFilter=Observation%3Fbogus%3D1",
+        "_typeFilter",
+    );
+    bad("/$export?_typeFilter=Nope%3Fstatus%3Dfinal", "_typeFilter");
+    bad("/$export?_elements=a.b.c", "_elements");
+    bad("/$export?patient=Patient/x", "patient");
+    for format in ["application/fhir%2Bndjson", "application/ndjson", "ndjson"] {
+        let r = kickoff(s, &format!("/$export?_type=Basic&_outputFormat={format}"));
+        assert_eq!(r.status, 202, "{format}: {}", r.body);
+    }
+    kickoff(s, "/Group/no-such-group/$export").outcome(404);
+    s.get("/$export-status/no-such-job").outcome(404);
+    s.req("DELETE", "/$export-status/no-such-job")
+        .send()
+        .outcome(404);
+    s.get("/$export-file/no-such-job/Patient-1.ndjson")
+        .outcome(404);
+    let r = s
+        .req("POST", "/$export")
+        .header("Prefer", "respond-async")
+        .json(r#"{"resourceType":"Patient"}"#);
+    r.outcome(400);
+    let r = s
+        .req("POST", "/$export")
+        .header("Prefer", "respond-async")
+        .json(
+            r#"{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Nope"}]}"#,
+        );
+    r.outcome(400);
+    assert_eq!(r.issue_expression(), "_type");
+    let r = s
+        .req("GET", "/$export")
+        .header("Prefer", "respond-async")
+        .header("Accept", "application/fhir+xml")
+        .send();
+    r.outcome(406);
+}
+
+both_backends!(
+    system_export_every_resource_once,
+    type_since_typefilter_and_elements,
+    patient_and_group_export,
+    restart_mid_export,
+    cancel_removes_job_and_files,
+    kickoff_errors,
+);
