@@ -366,4 +366,171 @@ both_backends!(
     restart_mid_export,
     cancel_removes_job_and_files,
     kickoff_errors,
+    everything_paging_and_references,
+    everything_since_type_level_and_errors,
+    capability_advertises_operations,
 );
+
+// ----------------------------------------------------------------------- $everything
+
+/// Follows `next` links from `path`; returns (matches, includes) of all pages.
+fn everything_pages(s: &Server, path: &str) -> (Vec<Value>, Vec<Value>, usize) {
+    let (mut matches, mut includes, mut pages) = (Vec::new(), Vec::new(), 0);
+    let mut next = Some(path.to_string());
+    while let Some(p) = next.take() {
+        let r = s.get(&p);
+        assert_eq!(r.status, 200, "{p}: {}", r.body);
+        let b = r.json();
+        assert_eq!(b["type"], "searchset");
+        pages += 1;
+        for e in b["entry"].as_array().into_iter().flatten() {
+            match e["search"]["mode"].as_str() {
+                Some("match") => matches.push(e["resource"].clone()),
+                Some("include") => includes.push(e["resource"].clone()),
+                other => panic!("unexpected entry mode {other:?}"),
+            }
+        }
+        next = b["link"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["relation"] == "next")
+            .map(|l| local(s, l["url"].as_str().expect("url")));
+        assert!(pages < 100, "too many pages");
+    }
+    (matches, includes, pages)
+}
+
+fn keys(resources: &[Value]) -> BTreeSet<String> {
+    let set: BTreeSet<String> = resources
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r["resourceType"].as_str().unwrap_or("?"),
+                r["id"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    assert_eq!(set.len(), resources.len(), "a resource appeared twice");
+    set
+}
+
+fn everything_paging_and_references(backend: Backend) {
+    let s = Server::start(backend);
+    load(&s, SMALL);
+    load(&s, SECOND);
+    let darrell = patient_id(&s, "Erdman");
+    let juliane = patient_id(&s, "Hammes");
+    let group = s.create_id(
+        "Group",
+        &json!({"resourceType": "Group", "type": "person", "actual": true,
+                "member": [{"entity": {"reference": format!("Patient/{darrell}")}}]})
+        .to_string(),
+    );
+    let exported = download(
+        &s,
+        &wait(&s, &start(&s, &format!("/Group/{group}/$export"))),
+    );
+    let expected: BTreeSet<String> = exported.values().flat_map(|v| keys(v)).collect();
+    let (matches, includes, pages) =
+        everything_pages(&s, &format!("/Patient/{darrell}/$everything?_count=60"));
+    assert!(pages > 2, "expected several pages, got {pages}");
+    assert_eq!(keys(&matches), expected);
+    assert!(expected.contains(&format!("Patient/{darrell}")));
+    assert!(!expected.contains(&format!("Patient/{juliane}")));
+    let included: BTreeSet<String> = includes
+        .iter()
+        .map(|r| r["resourceType"].as_str().unwrap_or("?").to_string())
+        .collect();
+    for t in ["Practitioner", "Organization"] {
+        assert!(included.contains(t), "{t} not included: {included:?}");
+    }
+
+    let (matches, includes, _) = everything_pages(
+        &s,
+        &format!("/Patient/{darrell}/$everything?_type=Observation,Practitioner&_count=1000"),
+    );
+    let obs = search_total(&s, &format!("/Observation?subject=Patient/{darrell}"));
+    assert_eq!(matches.len() as u64, obs);
+    assert!(matches.iter().all(|m| m["resourceType"] == "Observation"));
+    assert!(includes.iter().all(|m| m["resourceType"] == "Practitioner"));
+}
+
+fn everything_since_type_level_and_errors(backend: Backend) {
+    let s = Server::start(backend);
+    load(&s, SMALL);
+    load(&s, SECOND);
+    let darrell = patient_id(&s, "Erdman");
+    // A marker outside Darrell's compartment gives a server time before the new Observation.
+    let marker = s.create(
+        "Basic",
+        r#"{"resourceType":"Basic","code":{"text":"marker"}}"#,
+    );
+    let since = marker.json()["meta"]["lastUpdated"]
+        .as_str()
+        .expect("lastUpdated")
+        .to_string();
+    std::thread::sleep(Duration::from_millis(20));
+    let obs = s.create(
+        "Observation",
+        &json!({"resourceType": "Observation", "status": "final", "code": {"text": "late"},
+                "subject": {"reference": format!("Patient/{darrell}")}})
+        .to_string(),
+    );
+    let obs = obs.json();
+    let (matches, _, _) = everything_pages(
+        &s,
+        &format!(
+            "/Patient/{darrell}/$everything?_since={}",
+            since.replace('+', "%2B")
+        ),
+    );
+    assert_eq!(
+        keys(&matches),
+        BTreeSet::from([format!("Observation/{}", obs["id"].as_str().unwrap_or("?"))])
+    );
+
+    let (matches, _, _) = everything_pages(&s, "/Patient/$everything?_type=Patient&_count=1");
+    assert_eq!(keys(&matches).len(), 2);
+
+    s.get("/Patient/no-such-patient/$everything").outcome(404);
+    let r = s.get(&format!("/Patient/{darrell}/$everything?_type=Nope"));
+    r.outcome(400);
+    assert_eq!(r.issue_expression(), "_type");
+    let r = s.get(&format!("/Patient/{darrell}/$everything?_count=many"));
+    r.outcome(400);
+    assert_eq!(r.issue_expression(), "_count");
+    let r = s.get(&format!("/Patient/{darrell}/$everything?_since=soon"));
+    r.outcome(400);
+    assert_eq!(r.issue_expression(), "_since");
+    let r = s.get(&format!("/Patient/{darrell}/$everything?_page=zz"));
+    r.outcome(400);
+    assert_eq!(r.issue_expression(), "_page");
+}
+
+fn capability_advertises_operations(backend: Backend) {
+    let cs = shared(backend).get("/metadata").json();
+    assert_eq!(
+        cs["instantiates"][0],
+        "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
+    );
+    let rest = &cs["rest"][0];
+    assert_eq!(rest["operation"][0]["name"], "export");
+    let ops = |t: &str| -> Vec<String> {
+        let r = rest["resource"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .find(|r| r["type"] == t)
+            .expect("type");
+        r["operation"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| o["name"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(ops("Patient"), vec!["export", "everything"]);
+    assert_eq!(ops("Group"), vec!["export"]);
+}

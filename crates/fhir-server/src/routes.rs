@@ -3,7 +3,7 @@
 
 use actix_web::web::{self, delete, get, head, patch, post, put};
 
-use crate::handlers::{bundle, crud, export, history, search, system};
+use crate::handlers::{bundle, crud, everything, export, history, search, system};
 
 /// Registers every route under `/fhir`, plus `/health` and `/ready`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -11,7 +11,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/ready", get().to(system::ready))
         .service(
             web::scope("/fhir")
-                .configure(bulk_routes)
+                .configure(operation_routes)
                 .service(
                     web::resource("/metadata")
                         .route(get().to(system::metadata))
@@ -89,9 +89,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(system::unknown_path));
 }
 
-/// Bulk Data export: kick-off, status and files (registered before `/{type}/{id}`).
-fn bulk_routes(cfg: &mut web::ServiceConfig) {
+/// Operations: Bulk Data export (kick-off, status, files) and Patient `$everything`,
+/// registered before `/{type}/{id}` and the compartment route.
+fn operation_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
+        web::resource("/Patient/$everything")
+            .route(get().to(everything::type_level))
+            .default_service(web::to(system::method_not_allowed)),
+    )
+    .service(
+        web::resource("/Patient/{id}/$everything")
+            .route(get().to(everything::instance))
+            .default_service(web::to(system::method_not_allowed)),
+    )
+    .service(
         web::resource("/$export")
             .route(get().to(export::system_get))
             .route(post().to(export::system_post))

@@ -2,6 +2,7 @@
 
 pub mod bundle;
 pub mod crud;
+pub mod everything;
 pub mod export;
 pub mod history;
 pub mod search;
