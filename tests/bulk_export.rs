@@ -369,6 +369,7 @@ both_backends!(
     everything_paging_and_references,
     everything_since_type_level_and_errors,
     capability_advertises_operations,
+    cli_export_downloads_files,
 );
 
 // ----------------------------------------------------------------------- $everything
@@ -533,4 +534,45 @@ fn capability_advertises_operations(backend: Backend) {
     };
     assert_eq!(ops("Patient"), vec!["export", "everything"]);
     assert_eq!(ops("Group"), vec!["export"]);
+}
+
+fn cli_export_downloads_files(backend: Backend) {
+    let s = Server::start(backend);
+    load(&s, SMALL);
+    let out = s.dir().join("cli-out");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_fhir-server"))
+        .args(["export", "--url", &s.base, "--out"])
+        .arg(&out)
+        .args(["--type", "Patient,Observation"])
+        .output()
+        .expect("run export");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("exported"), "{stdout}");
+    let lines = |name: &str| {
+        std::fs::read_to_string(out.join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .lines()
+            .count() as u64
+    };
+    assert_eq!(lines("Patient-1.ndjson"), 1);
+    assert_eq!(
+        lines("Observation-1.ndjson"),
+        search_total(&s, "/Observation?_total=accurate")
+    );
+    assert!(out.join("manifest.json").exists());
+
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_fhir-server"))
+        .args(["export", "--url", &s.base, "--out"])
+        .arg(&out)
+        .args(["--type", "Bogus"])
+        .output()
+        .expect("run export");
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("Bogus"), "{stderr}");
 }

@@ -37,6 +37,27 @@ pub enum Command {
     Reindex(ReindexArgs),
     /// Load Bundles, resources and NDJSON files (gzip accepted) through the FHIR API.
     Import(ImportArgs),
+    /// Export a running server's data (Bulk Data $export) into NDJSON files.
+    Export(ExportClientArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportClientArgs {
+    /// FHIR base URL of the server, e.g. http://127.0.0.1:8080/fhir
+    #[arg(long)]
+    pub url: String,
+    /// Folder the NDJSON files and manifest.json are written to.
+    #[arg(long)]
+    pub out: std::path::PathBuf,
+    /// Only these resource types (repeatable or comma-separated).
+    #[arg(long = "type", value_delimiter = ',')]
+    pub types: Vec<String>,
+    /// Only resources changed after this instant (e.g. 2026-11-30T10:00:00Z).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Seconds to wait for the export to finish.
+    #[arg(long, default_value_t = 3600)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -10,6 +10,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Fhirpath(args)) => return fhir_server::cli::fhirpath(&args),
         Some(Command::Reindex(args)) => return fhir_server::cli::reindex(&args),
         Some(Command::Import(args)) => return fhir_server::cli::import(&args),
+        Some(Command::Export(args)) => return fhir_server::cli::export(&args),
         None => run_server(cli.serve),
     };
     match result {

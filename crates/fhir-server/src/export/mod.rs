@@ -1,8 +1,10 @@
 //! FHIR Bulk Data Access 2.0 export (`$export`, export.html of the Bulk Data IG): the
 //! kick-off parameters ([`request`]), the decision of what a request exports
 //! ([`plan::export_scope`], the one place where access checks will go), the background
-//! worker that writes NDJSON files and records jobs in the database ([`worker`]).
+//! worker that writes NDJSON files and records jobs in the database ([`worker`]), and
+//! the `fhir-server export` client ([`client`]).
 
+pub mod client;
 pub mod plan;
 pub mod request;
 pub mod worker;
