@@ -370,6 +370,8 @@ both_backends!(
     everything_since_type_level_and_errors,
     capability_advertises_operations,
     cli_export_downloads_files,
+    failed_job_answers_500_outcome,
+    retention_removes_finished_jobs,
 );
 
 // ----------------------------------------------------------------------- $everything
@@ -575,4 +577,50 @@ fn cli_export_downloads_files(backend: Backend) {
     assert!(!run.status.success());
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("Bogus"), "{stderr}");
+}
+
+fn failed_job_answers_500_outcome(backend: Backend) {
+    // One worker runs jobs in turn: the Group job waits behind a slow export, and its
+    // Group is deleted meanwhile, so planning it fails.
+    let args = ["--export-batch", "20", "--export-batch-delay-ms", "50"];
+    let s = Server::start_with(backend, &args);
+    load(&s, SMALL);
+    let darrell = patient_id(&s, "Erdman");
+    let group = s.create_id(
+        "Group",
+        &json!({"resourceType": "Group", "type": "person", "actual": true,
+                "member": [{"entity": {"reference": format!("Patient/{darrell}")}}]})
+        .to_string(),
+    );
+    let slow = start(&s, "/$export");
+    let status = start(&s, &format!("/Group/{group}/$export"));
+    assert_eq!(
+        s.req("DELETE", &format!("/Group/{group}")).send().status,
+        204
+    );
+    wait(&s, &slow);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let r = loop {
+        let r = s.get(&status);
+        if r.status != 202 || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let oo = r.outcome(500);
+    let text = oo["issue"][0]["details"]["text"].as_str().unwrap_or("");
+    assert!(text.contains(&format!("Group/{group}")), "{oo}");
+}
+
+fn retention_removes_finished_jobs(backend: Backend) {
+    let s = Server::start_with(backend, &["--export-retention", "0"]);
+    load(&s, SMALL);
+    let status = start(&s, "/$export?_type=Patient");
+    let job = status.rsplit('/').next().expect("job id").to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.get(&status).status != 404 {
+        assert!(Instant::now() < deadline, "the job was not removed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!s.dir().join("exports").join(&job).exists());
 }

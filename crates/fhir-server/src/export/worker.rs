@@ -300,7 +300,7 @@ impl Exporter {
             fhir_store::time::now_millis().saturating_sub(self.config.retention.as_millis() as i64);
         for job in self.store.export_jobs()? {
             let finished = job.status == COMPLETED || job.status == FAILED;
-            if finished && job.updated_at < cutoff {
+            if finished && job.updated_at <= cutoff {
                 self.store.delete_export_job(&job.id)?;
                 self.remove_files(&job.id);
             }
