@@ -109,6 +109,23 @@ pub struct Server {
     pub dir: std::path::PathBuf,
     /// The HTTP client (HTTPS servers: one that trusts the test CA).
     pub agent: ureq::Agent,
+    /// The `serve` arguments, for [`Server::restart`].
+    args: Vec<String>,
+}
+
+fn spawn(dir: &std::path::Path, args: &[String]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .expect("log file");
+    Command::new(env!("CARGO_BIN_EXE_fhir-server"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start fhir-server")
 }
 
 fn free_port() -> u16 {
@@ -146,22 +163,23 @@ impl Server {
             }
         };
         let port = free_port();
-        let log = std::fs::File::create(dir.join("server.log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_fhir-server"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--database-url",
-                &url,
-            ])
-            .args(["--log-level", "warn", "--exit-on-stdin-close"])
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start fhir-server");
+        let mut args: Vec<String> = [
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &url,
+            "--log-level",
+            "warn",
+            "--exit-on-stdin-close",
+            "--export-dir",
+            &dir.join("exports").display().to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = spawn(&dir, &args);
         let (scheme, host) = match agent {
             Some(_) => ("https", "localhost"),
             None => ("http", "127.0.0.1"),
@@ -174,9 +192,24 @@ impl Server {
             pg_database,
             dir,
             agent: agent.unwrap_or_else(ureq::Agent::new),
+            args,
         };
         server.wait_ready();
         server
+    }
+
+    /// The folder holding the server's log (and SQLite database).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// Kills the server process (no clean shutdown) and starts it again on the same
+    /// database, address and arguments.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&self.dir, &self.args);
+        self.wait_ready();
     }
 
     fn wait_ready(&self) {

@@ -398,6 +398,9 @@ pub struct CapabilityStatement {
     pub status: String,
     pub date: String,
     pub kind: String,
+    /// Canonical URLs of CapabilityStatements this server also conforms to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instantiates: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub software: Option<CapabilitySoftware>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -418,6 +421,7 @@ impl CapabilityStatement {
             status: "active".into(),
             date: date.into(),
             kind: "instance".into(),
+            instantiates: Vec::new(),
             software: None,
             implementation: None,
             fhir_version: "4.0.1".into(),

@@ -49,6 +49,36 @@ fn includes(registry: &SearchRegistry, resource_type: &str) -> Vec<String> {
     out
 }
 
+const BULK_DATA: &str = "http://hl7.org/fhir/uv/bulkdata";
+
+fn operation(name: &str, definition: &str) -> CapabilityOperation {
+    CapabilityOperation {
+        name: name.into(),
+        definition: definition.into(),
+    }
+}
+
+/// Operations of one resource type: Patient `$export` and `$everything`, Group `$export`.
+fn type_operations(resource_type: &str) -> Vec<CapabilityOperation> {
+    match resource_type {
+        "Patient" => vec![
+            operation(
+                "export",
+                &format!("{BULK_DATA}/OperationDefinition/patient-export"),
+            ),
+            operation(
+                "everything",
+                "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+            ),
+        ],
+        "Group" => vec![operation(
+            "export",
+            &format!("{BULK_DATA}/OperationDefinition/group-export"),
+        )],
+        _ => Vec::new(),
+    }
+}
+
 pub fn build(defs: &Definitions, base_url: Option<&str>, date: &str) -> CapabilityStatement {
     let registry = SearchRegistry::r4();
     let mut cs = CapabilityStatement::server(date);
@@ -77,13 +107,14 @@ pub fn build(defs: &Definitions, base_url: Option<&str>, date: &str) -> Capabili
             conditional_delete: Some("single".into()),
             search_include: includes(registry, t),
             search_param: search_params(registry, t),
+            operation: type_operations(t),
             ..Default::default()
         })
         .collect();
     cs.rest = vec![CapabilityRest {
         mode: "server".into(),
         documentation: Some(
-            "Search: every string, token, date, number, quantity, reference, uri and composite parameter, with chains, _has, _include/_revinclude (:iterate), _sort, _count paging, _total, _summary and _elements; token :in/:not-in (value sets this server can expand) and :of-type are offered; token :above/:below and special parameters are not yet. Conditional create, update, patch and delete accept any such search.".into(),
+            "Search: every string, token, date, number, quantity, reference, uri and composite parameter, with chains, _has, _include/_revinclude (:iterate), _sort, _count paging, _total, _summary and _elements; Bulk Data $export (system, Patient, Group; NDJSON) and Patient $everything; token :in/:not-in (value sets this server can expand) and :of-type are offered; token :above/:below and special parameters are not yet. Conditional create, update, patch and delete accept any such search.".into(),
         ),
         resource,
         interaction: vec![
@@ -93,12 +124,16 @@ pub fn build(defs: &Definitions, base_url: Option<&str>, date: &str) -> Capabili
             Code::new("search-system"),
         ],
         search_param: search_params(registry, "Resource"),
-        operation: vec![CapabilityOperation {
-            name: "validate".into(),
-            definition: "http://hl7.org/fhir/OperationDefinition/Resource-validate".into(),
-        }],
+        operation: vec![
+            operation(
+                "validate",
+                "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+            ),
+            operation("export", &format!("{BULK_DATA}/OperationDefinition/export")),
+        ],
         ..Default::default()
     }];
+    cs.instantiates = vec![format!("{BULK_DATA}/CapabilityStatement/bulk-data")];
     cs
 }
 

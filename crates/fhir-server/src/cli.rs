@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::auth::clients::{Client, ClientsFile};
 use crate::config::{
-    AuditArgs, AuditCommand, ClientsArgs, ClientsCommand, FhirpathArgs, ImportArgs, ReindexArgs,
-    ValidateArgs,
+    AuditArgs, AuditCommand, ClientsArgs, ClientsCommand, ExportClientArgs, FhirpathArgs,
+    ImportArgs, ReindexArgs, ValidateArgs,
 };
 
 /// `fhir-server import PATH…`: see [`crate::import`].
@@ -19,6 +19,29 @@ pub fn import(args: &ImportArgs) -> ExitCode {
             println!(
                 "imported {resources} resources from {loaded} files in {secs:.1} s ({:.0} resources/s); {skipped} files already loaded",
                 resources as f64 / secs.max(0.001)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `fhir-server export --url BASE --out DIR`: see [`crate::export::client`].
+pub fn export(args: &ExportClientArgs) -> ExitCode {
+    let started = std::time::Instant::now();
+    match crate::export::client::run(args) {
+        Ok(d) => {
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "exported {} resources in {} files ({:.1} MB) to {} in {secs:.1} s ({:.0} resources/s)",
+                d.resources,
+                d.files,
+                d.bytes as f64 / 1e6,
+                args.out.display(),
+                d.resources as f64 / secs.max(0.001)
             );
             ExitCode::SUCCESS
         }

@@ -2,12 +2,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::{middleware, web, App, HttpServer};
 use clap::{Args, Parser, Subcommand};
 use fhir_model::Definitions;
 use fhir_store::{PoolOptions, Store};
 
+use crate::export::{ExportConfig, Exporter};
 use crate::logging::{self, LogFormat};
 use crate::state::AppState;
 
@@ -35,6 +37,8 @@ pub enum Command {
     Reindex(ReindexArgs),
     /// Load Bundles, resources and NDJSON files (gzip accepted) through the FHIR API.
     Import(ImportArgs),
+    /// Export a running server's data (Bulk Data $export) into NDJSON files.
+    Export(ExportClientArgs),
     /// The audit trail: `verify` recomputes its hash chain.
     Audit(AuditArgs),
     /// Registered clients (SMART Backend Services, mutual TLS): add, list, remove.
@@ -109,6 +113,25 @@ pub enum ClientsCommand {
         #[arg(long)]
         id: String,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportClientArgs {
+    /// FHIR base URL of the server, e.g. http://127.0.0.1:8080/fhir
+    #[arg(long)]
+    pub url: String,
+    /// Folder the NDJSON files and manifest.json are written to.
+    #[arg(long)]
+    pub out: std::path::PathBuf,
+    /// Only these resource types (repeatable or comma-separated).
+    #[arg(long = "type", value_delimiter = ',')]
+    pub types: Vec<String>,
+    /// Only resources changed after this instant (e.g. 2026-11-30T10:00:00Z).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Seconds to wait for the export to finish.
+    #[arg(long, default_value_t = 3600)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -191,6 +214,8 @@ pub struct ServeArgs {
     /// Exit when standard input closes (lets a test harness own the process).
     #[arg(long, hide = true)]
     pub exit_on_stdin_close: bool,
+    #[command(flatten)]
+    pub export: ExportArgs,
     /// Validate creates, updates and Bundle entries (422 when invalid): `on` or `off`.
     #[arg(long, env = "FHIR_VALIDATION", value_enum, default_value = "on")]
     pub validation: OnOff,
@@ -262,6 +287,60 @@ pub enum AuditMode {
     Off,
 }
 
+/// Bulk Data export settings.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// Folder for export files (default: `exports` beside the SQLite file, or
+    /// `./data/exports` on PostgreSQL).
+    #[arg(long, env = "FHIR_EXPORT_DIR")]
+    pub export_dir: Option<std::path::PathBuf>,
+    /// Seconds a finished export (and its files) is kept.
+    #[arg(long, env = "FHIR_EXPORT_RETENTION", default_value_t = 86_400)]
+    pub export_retention: u64,
+    /// Resources read per database round trip while exporting.
+    #[arg(long, env = "FHIR_EXPORT_BATCH", default_value_t = 1000)]
+    pub export_batch: usize,
+    /// Resources per export file before a new file of the same type begins.
+    #[arg(long, env = "FHIR_EXPORT_FILE_RESOURCES", default_value_t = 100_000)]
+    pub export_file_resources: u64,
+    /// Pause after each exported batch, in ms (lets tests catch a job running).
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub export_batch_delay_ms: u64,
+}
+
+impl Default for ExportArgs {
+    fn default() -> Self {
+        ExportArgs {
+            export_dir: None,
+            export_retention: 86_400,
+            export_batch: 1000,
+            export_file_resources: 100_000,
+            export_batch_delay_ms: 0,
+        }
+    }
+}
+
+impl ExportArgs {
+    /// The worker settings; the folder defaults beside the SQLite database.
+    pub fn config(&self, database_url: &str) -> ExportConfig {
+        let dir = self.export_dir.clone().unwrap_or_else(|| {
+            database_url
+                .strip_prefix("sqlite://")
+                .and_then(|p| std::path::Path::new(p).parent())
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("./data"))
+                .join("exports")
+        });
+        ExportConfig {
+            dir,
+            batch: self.export_batch.max(1),
+            max_file_resources: self.export_file_resources.max(1),
+            retention: Duration::from_secs(self.export_retention),
+            batch_delay: Duration::from_millis(self.export_batch_delay_ms),
+        }
+    }
+}
+
 /// Opens the store and serves until stopped.
 pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
     logging::init(args.log_format, &args.log_level);
@@ -314,8 +393,12 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         crate::capability::add_security(&mut capability, token_url);
     }
     let tls = tls_config(&args.security)?;
+    let export_config = args.export.config(&args.database_url);
+    let exporter = Exporter::start(store.clone(), defs, export_config)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     let state = web::Data::new(AppState {
         store,
+        exporter,
         defs,
         base_url: args.base_url.clone(),
         max_body_bytes: args.max_body_bytes,

@@ -6,6 +6,8 @@ use actix_web::{HttpResponse, ResponseError};
 use fhir_model::{Issue, IssueType, OperationOutcome};
 use fhir_store::StoreError;
 
+use crate::export::ExportError;
+
 /// An error answered to the client as an OperationOutcome.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -48,6 +50,9 @@ pub enum ApiError {
     Unprocessable(String, Option<String>),
     #[error("{0}")]
     NotImplemented(String),
+    /// A Bulk Data export job that failed: the status URL answers 500 with the reason.
+    #[error("{0}")]
+    ExportFailed(String),
     #[error("the database is not available")]
     Unavailable(String),
     /// Unexpected failures: logged in full, answered without internals.
@@ -129,6 +134,9 @@ impl ApiError {
             ApiError::Unavailable(_) => {
                 OperationOutcome::of(issue(IssueType::Transient, self.to_string(), None))
             }
+            ApiError::ExportFailed(m) => {
+                OperationOutcome::of(issue(IssueType::Exception, m.clone(), None))
+            }
             ApiError::Internal(_) => OperationOutcome::of(issue(
                 IssueType::Exception,
                 "the server failed to process the request; it has been logged".into(),
@@ -163,6 +171,23 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<ExportError> for ApiError {
+    fn from(e: ExportError) -> Self {
+        if let Some(param) = e.parameter() {
+            return ApiError::bad_at(e.to_string(), param);
+        }
+        match e {
+            ExportError::NotAsync | ExportError::Parameters(_) => ApiError::bad(e.to_string()),
+            ExportError::GroupNotFound(_)
+            | ExportError::JobNotFound(_)
+            | ExportError::FileNotFound(_) => ApiError::NotFound(e.to_string()),
+            ExportError::Failed(_) => ApiError::ExportFailed(e.to_string()),
+            ExportError::Store(s) => s.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<actix_web::error::BlockingError> for ApiError {
     fn from(e: actix_web::error::BlockingError) -> Self {
         ApiError::Internal(e.to_string())
@@ -188,6 +213,7 @@ impl ResponseError for ApiError {
             ApiError::Unprocessable(..) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::ExportFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

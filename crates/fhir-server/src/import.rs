@@ -216,6 +216,7 @@ fn embedded_server(database_url: &str) -> Result<String, ImportError> {
         reject_warnings: false,
         packages: None,
         security: Default::default(),
+        export: crate::config::ExportArgs::default(),
     };
     std::thread::spawn(move || actix_web::rt::System::new().block_on(crate::config::serve(args)));
     let base = format!("http://127.0.0.1:{port}/fhir");

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod conditions;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod handlers;
 pub mod http;
 pub mod import;

@@ -13,6 +13,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Audit(args)) => return fhir_server::cli::audit(&args),
         Some(Command::Clients(args)) => return fhir_server::cli::clients(&args),
         Some(Command::Validate(args)) => return fhir_server::cli::validate(&args),
+        Some(Command::Export(args)) => return fhir_server::cli::export(&args),
         None => run_server(cli.serve),
     };
     match result {

@@ -4,7 +4,7 @@
 use actix_web::web::{self, delete, get, head, patch, post, put};
 
 use crate::auth;
-use crate::handlers::{bundle, crud, history, search, system};
+use crate::handlers::{bundle, crud, everything, export, history, search, system};
 use crate::validation;
 
 /// Registers every route under `/fhir`, plus `/health` and `/ready`.
@@ -22,6 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "/.well-known/smart-configuration",
                     get().to(auth::smart_configuration),
                 )
+                .configure(operation_routes)
                 .service(
                     web::resource("/metadata")
                         .route(get().to(system::metadata))
@@ -107,4 +108,48 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .default_service(web::to(system::unknown_path)),
         )
         .default_service(web::to(system::unknown_path));
+}
+
+/// Operations: Bulk Data export (kick-off, status, files) and Patient `$everything`,
+/// registered before `/{type}/{id}` and the compartment route.
+fn operation_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/Patient/$everything")
+            .route(get().to(everything::type_level))
+            .default_service(web::to(system::method_not_allowed)),
+    )
+    .service(
+        web::resource("/Patient/{id}/$everything")
+            .route(get().to(everything::instance))
+            .default_service(web::to(system::method_not_allowed)),
+    )
+    .service(
+        web::resource("/$export")
+            .route(get().to(export::system_get))
+            .route(post().to(export::system_post))
+            .default_service(web::to(system::method_not_allowed)),
+    )
+    .service(
+        web::resource("/Patient/$export")
+            .route(get().to(export::patient_get))
+            .route(post().to(export::patient_post))
+            .default_service(web::to(system::method_not_allowed)),
+    )
+    .service(
+        web::resource("/Group/{id}/$export")
+            .route(get().to(export::group_get))
+            .route(post().to(export::group_post))
+            .default_service(web::to(system::method_not_allowed)),
+    )
+    .service(
+        web::resource("/$export-status/{job}")
+            .route(get().to(export::status))
+            .route(delete().to(export::cancel))
+            .default_service(web::to(system::method_not_allowed)),
+    )
+    .service(
+        web::resource("/$export-file/{job}/{file}")
+            .route(get().to(export::file))
+            .default_service(web::to(system::method_not_allowed)),
+    );
 }

@@ -9,6 +9,7 @@ use fhir_store::Store;
 use crate::audit::AuditSink;
 use crate::auth::AuthConfig;
 use crate::error::ApiError;
+use crate::export::{ExportError, Exporter};
 
 /// Shared, read-only server state.
 pub struct AppState {
@@ -25,6 +26,8 @@ pub struct AppState {
     pub audit: Option<AuditSink>,
     /// The validator and how writes are validated.
     pub validation: crate::validation::Validation,
+    /// Bulk Data export jobs.
+    pub exporter: Arc<Exporter>,
 }
 
 impl AppState {
@@ -56,6 +59,16 @@ impl AppState {
         let store = self.store.clone();
         let ctx = crate::audit::context(self, req);
         Ok(web::block(move || fhir_store::audit::with_context(ctx, || f(&store))).await??)
+    }
+
+    /// Runs blocking export work off the async executor.
+    pub async fn export<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&Exporter) -> Result<T, ExportError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let exporter = self.exporter.clone();
+        Ok(web::block(move || f(&exporter)).await??)
     }
 
     /// Checks a resource type from the URL against the definitions.

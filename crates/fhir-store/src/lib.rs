@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod backend;
 pub mod error;
+pub mod export;
 pub mod model;
 mod reads;
 mod schema;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use fhir_search::Clause;
 use serde_json::Value;
 
+pub use export::{ExportJob, ExportQuery, JobUpdate, Population};
 pub use search::{Compartment, SearchCursor, SearchPage, SearchRequest};
 
 pub use audit::{AuditContext, AuditHook, AuditReport, WriteRecord};

@@ -81,11 +81,11 @@ pub struct SearchPage {
 }
 
 #[derive(QueryableByName)]
-struct MatchRow {
+pub(crate) struct MatchRow {
     #[diesel(sql_type = BigInt)]
-    rid: i64,
+    pub(crate) rid: i64,
     #[diesel(embed)]
-    version: StoredResource,
+    pub(crate) version: StoredResource,
 }
 
 #[derive(QueryableByName)]
@@ -178,7 +178,13 @@ fn selectivity_rank(clause: &Clause) -> u8 {
 
 /// A boolean SQL expression: the resource at alias `r` satisfies `clause`. `drive`:
 /// written so the database can start from the index (only for the first criterion).
-fn clause_sql(q: &mut Sql, r: &str, clause: &Clause, depth: usize, drive: bool) -> StoreResult<()> {
+pub(crate) fn clause_sql(
+    q: &mut Sql,
+    r: &str,
+    clause: &Clause,
+    depth: usize,
+    drive: bool,
+) -> StoreResult<()> {
     if depth > MAX_DEPTH {
         return Err(unsupported_at(
             clause.name(),

@@ -1,0 +1,71 @@
+//! FHIR Bulk Data Access 2.0 export (`$export`, export.html of the Bulk Data IG): the
+//! kick-off parameters ([`request`]), the decision of what a request exports
+//! ([`plan::export_scope`], the one place where access checks will go), the background
+//! worker that writes NDJSON files and records jobs in the database ([`worker`]), and
+//! the `fhir-server export` client ([`client`]).
+
+pub mod client;
+pub mod plan;
+pub mod request;
+pub mod worker;
+
+use fhir_store::StoreError;
+
+pub use plan::{export_scope, ExportPlan};
+pub use request::{ExportLevel, ExportRequest};
+pub use worker::{ExportConfig, Exporter};
+
+/// What can go wrong with an export request or job.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("$export is asynchronous: the request needs the header 'Prefer: respond-async'")]
+    NotAsync,
+    #[error("_outputFormat '{0}' is not supported; use application/fhir+ndjson")]
+    OutputFormat(String),
+    #[error("_type names '{0}', which is not a resource type")]
+    UnknownType(String),
+    #[error("_since '{0}' is not a FHIR instant (e.g. 2026-11-30T10:00:00Z)")]
+    Since(String),
+    #[error("_typeFilter '{filter}': {message}")]
+    TypeFilter { filter: String, message: String },
+    #[error("_elements '{0}' is not an element name or Type.element")]
+    Elements(String),
+    #[error("patient: {0}")]
+    Patient(String),
+    #[error("{0}")]
+    Parameters(String),
+    #[error("Group/{0} is not known")]
+    GroupNotFound(String),
+    #[error("no export job '{0}' is known (finished jobs are removed after their retention)")]
+    JobNotFound(String),
+    #[error("no file '{0}' belongs to this export")]
+    FileNotFound(String),
+    /// The job ran and failed: the status URL answers this as the spec's error.
+    #[error("the export failed: {0}")]
+    Failed(String),
+    #[error("export file error: {0}")]
+    Io(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<std::io::Error> for ExportError {
+    fn from(e: std::io::Error) -> Self {
+        ExportError::Io(e.to_string())
+    }
+}
+
+impl ExportError {
+    /// The kick-off parameter the error is about, for `issue.expression`.
+    pub fn parameter(&self) -> Option<&'static str> {
+        Some(match self {
+            ExportError::OutputFormat(_) => "_outputFormat",
+            ExportError::UnknownType(_) => "_type",
+            ExportError::Since(_) => "_since",
+            ExportError::TypeFilter { .. } => "_typeFilter",
+            ExportError::Elements(_) => "_elements",
+            ExportError::Patient(_) => "patient",
+            _ => return None,
+        })
+    }
+}

@@ -1,0 +1,379 @@
+//! The export worker: one background thread that runs export jobs one after another,
+//! reading the store page by page (keyset on `rid`, `batch` resources per page, through
+//! the shared pool) and streaming each resource as one NDJSON line to a file per type
+//! (a new part after `max_file_resources`). Memory stays that of one page and the file
+//! buffers, whatever the export's size. Jobs are rows of `export_jobs`: a job found
+//! queued or running at start-up (the server stopped under it) is started again from
+//! the beginning; finished jobs and their files are removed after `retention`.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fhir_model::Definitions;
+use fhir_store::{ExportJob, JobUpdate, Store, StoredResource};
+use serde::{Deserialize, Serialize};
+
+use super::{export_scope, ExportError, ExportPlan, ExportRequest};
+
+/// How often finished jobs are checked for expiry when the worker is idle.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// How often a running job records its progress.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+pub const QUEUED: &str = "queued";
+pub const RUNNING: &str = "running";
+pub const COMPLETED: &str = "completed";
+pub const FAILED: &str = "failed";
+
+/// Settings of the export worker.
+#[derive(Debug, Clone)]
+pub struct ExportConfig {
+    /// Where job folders (one per job, named by its id) are written.
+    pub dir: PathBuf,
+    /// Resources read per database round trip.
+    pub batch: usize,
+    /// Resources per file before a new part begins.
+    pub max_file_resources: u64,
+    /// How long finished jobs and their files are kept.
+    pub retention: Duration,
+    /// A pause after each page (for tests that need a job to be slow).
+    pub batch_delay: Duration,
+}
+
+/// One file of a job's output, as recorded in `export_jobs.output`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputFile {
+    #[serde(rename = "type")]
+    pub res_type: String,
+    pub file: String,
+    pub count: u64,
+}
+
+/// The export worker and the job operations of the HTTP handlers.
+pub struct Exporter {
+    store: Arc<Store>,
+    defs: &'static Definitions,
+    config: ExportConfig,
+    queue: Mutex<Sender<String>>,
+    cancelled: Mutex<HashSet<String>>,
+}
+
+impl Exporter {
+    /// Starts the worker thread and queues the jobs a previous run left unfinished.
+    pub fn start(
+        store: Arc<Store>,
+        defs: &'static Definitions,
+        config: ExportConfig,
+    ) -> Result<Arc<Exporter>, ExportError> {
+        std::fs::create_dir_all(&config.dir)?;
+        let (tx, rx) = mpsc::channel();
+        let exporter = Arc::new(Exporter {
+            store,
+            defs,
+            config,
+            queue: Mutex::new(tx),
+            cancelled: Mutex::new(HashSet::new()),
+        });
+        for job in exporter.store.export_jobs()? {
+            if job.status == QUEUED || job.status == RUNNING {
+                tracing::info!(job = %job.id, "export job restarted after a server restart");
+                exporter.enqueue(&job.id);
+            }
+        }
+        let worker = exporter.clone();
+        std::thread::Builder::new()
+            .name("export".into())
+            .spawn(move || worker.run(rx))?;
+        Ok(exporter)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn enqueue(&self, id: &str) {
+        let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        // The receiver lives as long as the process: sending cannot fail in practice.
+        let _ = queue.send(id.to_string());
+    }
+
+    /// Records a new job for a checked request and queues it; returns its id.
+    /// Blocking.
+    pub fn submit(
+        &self,
+        request_url: &str,
+        request: &ExportRequest,
+        transaction_time: i64,
+    ) -> Result<String, ExportError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let now = fhir_store::time::now_millis();
+        let job = ExportJob {
+            id: id.clone(),
+            status: QUEUED.into(),
+            request_url: request_url.into(),
+            request: serde_json::to_string(request).map_err(|e| ExportError::Io(e.to_string()))?,
+            transaction_time,
+            created_at: now,
+            updated_at: now,
+            progress: "queued".into(),
+            output: "[]".into(),
+            error: None,
+        };
+        self.store.create_export_job(&job)?;
+        self.enqueue(&id);
+        Ok(id)
+    }
+
+    /// A job by id. Blocking.
+    pub fn job(&self, id: &str) -> Result<ExportJob, ExportError> {
+        self.store
+            .export_job(id)?
+            .ok_or_else(|| ExportError::JobNotFound(id.to_string()))
+    }
+
+    /// Cancels a job (running or not) and removes its files. Blocking.
+    pub fn cancel(&self, id: &str) -> Result<(), ExportError> {
+        if !self.store.delete_export_job(id)? {
+            return Err(ExportError::JobNotFound(id.to_string()));
+        }
+        self.cancelled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string());
+        self.remove_files(id);
+        Ok(())
+    }
+
+    /// The path of one output file of a completed job, if the job lists it. Blocking.
+    pub fn file_path(&self, id: &str, file: &str) -> Result<PathBuf, ExportError> {
+        let job = self.job(id)?;
+        let outputs: Vec<OutputFile> = serde_json::from_str(&job.output).unwrap_or_default();
+        if job.status != COMPLETED || !outputs.iter().any(|o| o.file == file) {
+            return Err(ExportError::FileNotFound(file.to_string()));
+        }
+        Ok(self.job_dir(id).join(file))
+    }
+
+    fn job_dir(&self, id: &str) -> PathBuf {
+        self.config.dir.join(id)
+    }
+
+    fn remove_files(&self, id: &str) {
+        let dir = self.job_dir(id);
+        if dir.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(job = %id, error = %e, "cannot remove export files");
+            }
+        }
+    }
+
+    fn is_cancelled(&self, id: &str) -> bool {
+        self.cancelled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(id)
+    }
+
+    fn run(&self, rx: Receiver<String>) {
+        loop {
+            match rx.recv_timeout(PURGE_EVERY) {
+                Ok(id) => self.run_job(&id),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            if let Err(e) = self.purge_expired() {
+                tracing::warn!(error = %e, "removing expired export jobs failed");
+            }
+        }
+    }
+
+    fn run_job(&self, id: &str) {
+        let started = Instant::now();
+        let result = self.store.export_job(id).map_err(ExportError::from);
+        let job = match result {
+            Ok(Some(job)) if job.status == QUEUED || job.status == RUNNING => job,
+            Ok(_) => return,
+            Err(e) => return tracing::error!(job = %id, error = %e, "export job unreadable"),
+        };
+        let outcome = self.write_job(&job);
+        if self.is_cancelled(id) {
+            self.remove_files(id);
+            return;
+        }
+        let (status, output, error) = match &outcome {
+            Ok(files) => (COMPLETED, files.clone(), None),
+            Err(e) => {
+                tracing::error!(job = %id, error = %e, "export job failed");
+                (FAILED, Vec::new(), Some(e.to_string()))
+            }
+        };
+        let total: u64 = output.iter().map(|o| o.count).sum();
+        let update = JobUpdate {
+            status,
+            progress: &format!("exported {total} resources"),
+            output: &serde_json::to_string(&output).unwrap_or_else(|_| "[]".into()),
+            error: error.as_deref(),
+        };
+        match self.store.update_export_job(id, &update) {
+            Ok(true) => tracing::info!(
+                job = %id, status, resources = total,
+                ms = started.elapsed().as_millis() as u64, "export job finished"
+            ),
+            Ok(false) => self.remove_files(id),
+            Err(e) => tracing::error!(job = %id, error = %e, "export job state not saved"),
+        }
+    }
+
+    /// Writes the job's files; returns them (empty if the job was cancelled).
+    fn write_job(&self, job: &ExportJob) -> Result<Vec<OutputFile>, ExportError> {
+        let request: ExportRequest = serde_json::from_str(&job.request)
+            .map_err(|e| ExportError::Io(format!("stored request unreadable: {e}")))?;
+        let plan = export_scope(&self.store, self.defs, &request)?;
+        let dir = self.job_dir(&job.id);
+        self.remove_files(&job.id);
+        std::fs::create_dir_all(&dir)?;
+        let mut files = Files::new(dir, self.config.max_file_resources);
+        let (mut after, mut total) = (0i64, 0u64);
+        let mut reported = Instant::now() - PROGRESS_EVERY;
+        loop {
+            if self.is_cancelled(&job.id) {
+                return Ok(Vec::new());
+            }
+            let page = self
+                .store
+                .export_page(&plan.query, after, self.config.batch)?;
+            let Some((last, _)) = page.last() else { break };
+            after = *last;
+            for (_, r) in &page {
+                files.write(&r.res_type, &self.line(&plan, r)?)?;
+            }
+            total += page.len() as u64;
+            if reported.elapsed() >= PROGRESS_EVERY {
+                reported = Instant::now();
+                if !self.report(&job.id, total)? {
+                    return Ok(Vec::new());
+                }
+            }
+            if !self.config.batch_delay.is_zero() {
+                std::thread::sleep(self.config.batch_delay);
+            }
+        }
+        files.finish()
+    }
+
+    /// Records progress; `false` when the job is gone (cancelled).
+    fn report(&self, id: &str, total: u64) -> Result<bool, ExportError> {
+        let update = JobUpdate {
+            status: RUNNING,
+            progress: &format!("exported {total} resources so far"),
+            output: "[]",
+            error: None,
+        };
+        Ok(self.store.update_export_job(id, &update)?)
+    }
+
+    /// One resource as one NDJSON line (stored text as is, unless subsetted or, which
+    /// the server never writes, spread over several lines).
+    fn line(&self, plan: &ExportPlan, r: &StoredResource) -> Result<String, ExportError> {
+        let subset = plan.subset_for(&r.res_type);
+        if subset.is_none() && !r.content.contains('\n') {
+            return Ok(r.content.clone());
+        }
+        let value = fhir_model::json::parse(r.content.as_bytes()).map_err(|e| {
+            ExportError::Io(format!("{}/{} is unreadable: {e}", r.res_type, r.res_id))
+        })?;
+        let value = match subset {
+            Some(s) => self.defs.subset(&value, &s),
+            None => value,
+        };
+        Ok(fhir_model::json::to_string(&value))
+    }
+
+    /// Removes finished jobs older than the retention, with their files.
+    fn purge_expired(&self) -> Result<(), ExportError> {
+        let cutoff =
+            fhir_store::time::now_millis().saturating_sub(self.config.retention.as_millis() as i64);
+        for job in self.store.export_jobs()? {
+            let finished = job.status == COMPLETED || job.status == FAILED;
+            if finished && job.updated_at <= cutoff {
+                self.store.delete_export_job(&job.id)?;
+                self.remove_files(&job.id);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The open output files of a job, one per type (and part).
+struct Files {
+    dir: PathBuf,
+    limit: u64,
+    open: HashMap<String, (BufWriter<File>, usize)>,
+    outputs: Vec<OutputFile>,
+}
+
+impl Files {
+    fn new(dir: PathBuf, limit: u64) -> Files {
+        Files {
+            dir,
+            limit: limit.max(1),
+            open: HashMap::new(),
+            outputs: Vec::new(),
+        }
+    }
+
+    fn write(&mut self, res_type: &str, line: &str) -> Result<(), ExportError> {
+        let full = match self.open.get(res_type) {
+            Some((_, i)) => self.outputs[*i].count >= self.limit,
+            None => true,
+        };
+        if full {
+            self.start_part(res_type)?;
+        }
+        let Some((w, i)) = self.open.get_mut(res_type) else {
+            return Err(ExportError::Io(format!("no open file for {res_type}")));
+        };
+        w.write_all(line.as_bytes())?;
+        w.write_all(b"\n")?;
+        self.outputs[*i].count += 1;
+        Ok(())
+    }
+
+    fn start_part(&mut self, res_type: &str) -> Result<(), ExportError> {
+        if let Some((mut w, _)) = self.open.remove(res_type) {
+            w.flush()?;
+        }
+        let part = self
+            .outputs
+            .iter()
+            .filter(|o| o.res_type == res_type)
+            .count()
+            + 1;
+        let file = format!("{res_type}-{part}.ndjson");
+        let writer = BufWriter::with_capacity(64 * 1024, File::create(self.dir.join(&file))?);
+        self.outputs.push(OutputFile {
+            res_type: res_type.to_string(),
+            file,
+            count: 0,
+        });
+        self.open
+            .insert(res_type.to_string(), (writer, self.outputs.len() - 1));
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<OutputFile>, ExportError> {
+        for (_, (w, _)) in self.open.drain() {
+            w.into_inner()
+                .map_err(|e| ExportError::Io(e.to_string()))?
+                .sync_all()?;
+        }
+        // By type; a type's parts stay in order (the sort is stable).
+        self.outputs.sort_by(|a, b| a.res_type.cmp(&b.res_type));
+        Ok(self.outputs)
+    }
+}

@@ -1,0 +1,238 @@
+//! Bulk Data export over HTTP (export.html of the Bulk Data IG 2.0): kick-off at
+//! `/$export`, `/Patient/$export` and `/Group/[id]/$export` (GET, or POST with a
+//! `Parameters` body), status polling and cancelling at `/$export-status/[job]`, and the
+//! NDJSON files at `/$export-file/[job]/[file]`. The work itself runs in
+//! [`crate::export::Exporter`].
+
+use std::io::Read;
+
+use actix_web::body::SizedStream;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use fhir_model::{Issue, IssueType, OperationOutcome};
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::export::worker::{OutputFile, COMPLETED, FAILED, QUEUED};
+use crate::export::{ExportError, ExportLevel, ExportRequest};
+use crate::http::body::{parse_json, read_limited};
+use crate::http::negotiate::output;
+use crate::state::{check_id, AppState};
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// Bytes read from an export file per chunk of the response.
+const CHUNK: usize = 256 * 1024;
+
+pub async fn system_get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
+    kickoff(&state, &req, ExportLevel::System, None).await
+}
+
+pub async fn system_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse> {
+    kickoff(&state, &req, ExportLevel::System, Some(payload)).await
+}
+
+pub async fn patient_get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse> {
+    kickoff(&state, &req, ExportLevel::Patient, None).await
+}
+
+pub async fn patient_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse> {
+    kickoff(&state, &req, ExportLevel::Patient, Some(payload)).await
+}
+
+pub async fn group_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String,)>,
+) -> Result<HttpResponse> {
+    let (id,) = path.into_inner();
+    check_id(&id)?;
+    kickoff(&state, &req, ExportLevel::Group(id), None).await
+}
+
+pub async fn group_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String,)>,
+    payload: web::Payload,
+) -> Result<HttpResponse> {
+    let (id,) = path.into_inner();
+    check_id(&id)?;
+    kickoff(&state, &req, ExportLevel::Group(id), Some(payload)).await
+}
+
+/// `Prefer: respond-async`, among possibly several preferences.
+fn wants_async(req: &HttpRequest) -> bool {
+    req.headers().get_all("prefer").any(|v| {
+        v.to_str().is_ok_and(|t| {
+            t.split([',', ';'])
+                .any(|p| p.trim().eq_ignore_ascii_case("respond-async"))
+        })
+    })
+}
+
+async fn kickoff(
+    state: &AppState,
+    req: &HttpRequest,
+    level: ExportLevel,
+    body: Option<web::Payload>,
+) -> Result<HttpResponse> {
+    output(req)?;
+    if !wants_async(req) {
+        return Err(ExportError::NotAsync.into());
+    }
+    let base = state.base(req);
+    let path = req.path().strip_prefix("/fhir").unwrap_or(req.path());
+    let (request, request_url) = match body {
+        None => {
+            let pairs: Vec<(String, String)> =
+                form_urlencoded::parse(req.query_string().as_bytes())
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect();
+            let url = match req.query_string() {
+                "" => format!("{base}{path}"),
+                q => format!("{base}{path}?{q}"),
+            };
+            (ExportRequest::from_pairs(level, &pairs)?, url)
+        }
+        Some(payload) => {
+            let bytes = read_limited(req, payload, state.max_body_bytes).await?;
+            let value = parse_json(&bytes)?;
+            (
+                ExportRequest::from_parameters(level, &value)?,
+                format!("{base}{path}"),
+            )
+        }
+    };
+    let defs = state.defs;
+    let id = state
+        .export(move |ex| {
+            crate::export::export_scope(ex.store(), defs, &request)?;
+            ex.submit(&request_url, &request, fhir_store::time::now_millis())
+        })
+        .await?;
+    Ok(HttpResponse::Accepted()
+        .insert_header((
+            header::CONTENT_LOCATION,
+            format!("{base}/$export-status/{id}"),
+        ))
+        .finish())
+}
+
+/// `GET /$export-status/[job]`: 202 while running, the manifest when complete, the
+/// failure as an OperationOutcome (500) when the job failed.
+pub async fn status(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String,)>,
+) -> Result<HttpResponse> {
+    let (id,) = path.into_inner();
+    let job = state.export(move |ex| ex.job(&id)).await?;
+    match job.status.as_str() {
+        COMPLETED => {
+            let base = state.base(&req);
+            let files: Vec<OutputFile> = serde_json::from_str(&job.output)
+                .map_err(|e| ApiError::Internal(format!("job output unreadable: {e}")))?;
+            let manifest = manifest(&base, &job, &files);
+            Ok(HttpResponse::Ok()
+                .content_type("application/json")
+                .body(fhir_model::json::to_string(&manifest)))
+        }
+        FAILED => Err(ExportError::Failed(job.error.unwrap_or_default()).into()),
+        s => Ok(HttpResponse::Accepted()
+            .insert_header((
+                "X-Progress",
+                if s == QUEUED {
+                    "queued".to_string()
+                } else {
+                    job.progress.clone()
+                },
+            ))
+            .insert_header((header::RETRY_AFTER, "1"))
+            .finish()),
+    }
+}
+
+fn manifest(base: &str, job: &fhir_store::ExportJob, files: &[OutputFile]) -> Value {
+    let output: Vec<Value> = files
+        .iter()
+        .map(|f| {
+            json!({
+                "type": f.res_type,
+                "url": format!("{base}/$export-file/{}/{}", job.id, f.file),
+                "count": f.count,
+            })
+        })
+        .collect();
+    json!({
+        "transactionTime": fhir_store::time::fhir_instant(job.transaction_time),
+        "request": job.request_url,
+        "requiresAccessToken": false,
+        "output": output,
+        "error": [],
+    })
+}
+
+/// `DELETE /$export-status/[job]`: cancels the job and removes its files.
+pub async fn cancel(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String,)>,
+) -> Result<HttpResponse> {
+    let out = output(&req)?;
+    let (id,) = path.into_inner();
+    let job = id.clone();
+    state.export(move |ex| ex.cancel(&job)).await?;
+    let oo = OperationOutcome::of(Issue::information(
+        IssueType::Informational,
+        format!("export job {id} cancelled; its files are removed"),
+    ));
+    Ok(crate::http::respond::json(
+        StatusCode::ACCEPTED,
+        &oo.to_value(),
+        out,
+    ))
+}
+
+/// `GET /$export-file/[job]/[file]`: one NDJSON file, streamed.
+pub async fn file(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse> {
+    let (id, name) = path.into_inner();
+    let path = state.export(move |ex| ex.file_path(&id, &name)).await?;
+    let (file, len) = web::block(move || {
+        let f = std::fs::File::open(path)?;
+        let len = f.metadata()?.len();
+        Ok::<_, std::io::Error>((f, len))
+    })
+    .await?
+    .map_err(|e| ApiError::Internal(format!("export file: {e}")))?;
+    let stream = futures_util::stream::unfold(Some(file), |file| async move {
+        let mut f = file?;
+        let read = web::block(move || {
+            let mut buf = vec![0u8; CHUNK];
+            let n = f.read(&mut buf)?;
+            buf.truncate(n);
+            Ok::<_, std::io::Error>((f, buf))
+        })
+        .await;
+        match read {
+            Ok(Ok((_, buf))) if buf.is_empty() => None,
+            Ok(Ok((f, buf))) => Some((Ok(web::Bytes::from(buf)), Some(f))),
+            Ok(Err(e)) => Some((Err(actix_web::error::ErrorInternalServerError(e)), None)),
+            Err(e) => Some((Err(actix_web::error::ErrorInternalServerError(e)), None)),
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("application/fhir+ndjson")
+        .body(SizedStream::new(len, stream)))
+}

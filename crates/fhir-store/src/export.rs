@@ -1,0 +1,258 @@
+//! Reads and records for Bulk Data export (`$export`) and Patient `$everything`: the
+//! `export_jobs` table, and keyset pages (by `rid`) over current resources restricted by
+//! type, `_since`, compartment membership and `_typeFilter` searches, so an export reads
+//! the database batch by batch and never holds more than one page.
+
+use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::QueryableByName;
+use fhir_search::Clause;
+
+use crate::backend::Tx;
+use crate::error::StoreResult;
+use crate::model::{StoredResource, VERSION_COLUMNS};
+use crate::search::{clause_sql, MatchRow};
+use crate::sql::{Bind, Sql};
+use crate::Store;
+
+/// One row of `export_jobs`.
+#[derive(Debug, Clone, PartialEq, QueryableByName)]
+pub struct ExportJob {
+    #[diesel(sql_type = Text)]
+    pub id: String,
+    /// `queued`, `running`, `completed` or `failed`.
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = Text)]
+    pub request_url: String,
+    /// The kick-off parameters as JSON.
+    #[diesel(sql_type = Text)]
+    pub request: String,
+    #[diesel(sql_type = BigInt)]
+    pub transaction_time: i64,
+    #[diesel(sql_type = BigInt)]
+    pub created_at: i64,
+    #[diesel(sql_type = BigInt)]
+    pub updated_at: i64,
+    #[diesel(sql_type = Text)]
+    pub progress: String,
+    /// JSON array of the files written.
+    #[diesel(sql_type = Text)]
+    pub output: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub error: Option<String>,
+}
+
+/// The state a running job reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobUpdate<'a> {
+    pub status: &'a str,
+    pub progress: &'a str,
+    pub output: &'a str,
+    pub error: Option<&'a str>,
+}
+
+/// Who is exported: everything, or the members of a compartment (e.g. Patient).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Population {
+    All,
+    Compartment {
+        /// The compartment's resource type (`Patient`).
+        resource_type: String,
+        /// Only these compartment owners; `None`: all of them.
+        ids: Option<Vec<String>>,
+        /// Per member type, the reference parameters linking it to its owner.
+        params: Vec<(String, Vec<String>)>,
+    },
+}
+
+/// What one export (or `$everything`) reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportQuery {
+    /// Resource types to read; empty: all.
+    pub types: Vec<String>,
+    /// Only resources changed after this instant (ms).
+    pub since: Option<i64>,
+    pub population: Population,
+    /// `_typeFilter`: per type, alternative searches (any may match), each a list of
+    /// criteria (all must match). Types without an entry are not filtered.
+    pub filters: Vec<(String, Vec<Vec<Clause>>)>,
+}
+
+const JOB_COLUMNS: &str = "id, status, request_url, request, transaction_time, created_at, \
+                           updated_at, progress, output, error";
+
+impl Store {
+    /// Records a new export job.
+    pub fn create_export_job(&self, job: &ExportJob) -> StoreResult<()> {
+        let mut q = Sql::new(&format!("INSERT INTO export_jobs ({JOB_COLUMNS}) VALUES ("));
+        q.bind(Bind::Text(job.id.clone())).push(", ");
+        q.bind(Bind::Text(job.status.clone())).push(", ");
+        q.bind(Bind::Text(job.request_url.clone())).push(", ");
+        q.bind(Bind::Text(job.request.clone())).push(", ");
+        q.bind(Bind::BigInt(job.transaction_time)).push(", ");
+        q.bind(Bind::BigInt(job.created_at)).push(", ");
+        q.bind(Bind::BigInt(job.updated_at)).push(", ");
+        q.bind(Bind::Text(job.progress.clone())).push(", ");
+        q.bind(Bind::Text(job.output.clone())).push(", ");
+        q.bind(Bind::OptText(job.error.clone())).push(")");
+        self.db.write(|tx| q.execute(tx.conn).map(|_| ()))
+    }
+
+    /// One job, if it exists.
+    pub fn export_job(&self, id: &str) -> StoreResult<Option<ExportJob>> {
+        let mut q = Sql::new(&format!(
+            "SELECT {JOB_COLUMNS} FROM export_jobs WHERE id = "
+        ));
+        q.bind(Bind::Text(id.to_string()));
+        self.db
+            .read(|tx| Ok(q.load::<ExportJob>(tx.conn)?.into_iter().next()))
+    }
+
+    /// Every job (the table holds few rows: jobs are removed after their retention).
+    pub fn export_jobs(&self) -> StoreResult<Vec<ExportJob>> {
+        let q = Sql::new(&format!(
+            "SELECT {JOB_COLUMNS} FROM export_jobs ORDER BY created_at"
+        ));
+        self.db.read(|tx| q.load::<ExportJob>(tx.conn))
+    }
+
+    /// Records a job's state; `false` when the job is gone (cancelled).
+    pub fn update_export_job(&self, id: &str, update: &JobUpdate<'_>) -> StoreResult<bool> {
+        let mut q = Sql::new("UPDATE export_jobs SET status = ");
+        q.bind(Bind::Text(update.status.into()));
+        q.push(", progress = ")
+            .bind(Bind::Text(update.progress.into()));
+        q.push(", output = ").bind(Bind::Text(update.output.into()));
+        q.push(", error = ")
+            .bind(Bind::OptText(update.error.map(str::to_string)));
+        q.push(", updated_at = ")
+            .bind(Bind::BigInt(crate::time::now_millis()));
+        q.push(" WHERE id = ").bind(Bind::Text(id.into()));
+        self.db.write(|tx| Ok(q.execute(tx.conn)? > 0))
+    }
+
+    /// Removes a job's record; `false` if there was none.
+    pub fn delete_export_job(&self, id: &str) -> StoreResult<bool> {
+        let mut q = Sql::new("DELETE FROM export_jobs WHERE id = ");
+        q.bind(Bind::Text(id.into()));
+        self.db.write(|tx| Ok(q.execute(tx.conn)? > 0))
+    }
+
+    /// Up to `limit` current resources matching `query` with `rid > after`, in `rid`
+    /// order, with their `rid` (the cursor of the next page).
+    pub fn export_page(
+        &self,
+        query: &ExportQuery,
+        after: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<(i64, StoredResource)>> {
+        let q = export_sql(query, after, limit)?;
+        self.db.read(|tx| load_rows(tx, &q))
+    }
+
+    /// The current resources of `types` that the resources `rids` refer to (for
+    /// `$everything`: what compartment members point at).
+    pub fn referenced(
+        &self,
+        rids: &[i64],
+        types: &[String],
+    ) -> StoreResult<Vec<(i64, StoredResource)>> {
+        if rids.is_empty() || types.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = Sql::new(&format!(
+            "SELECT r.rid, {VERSION_COLUMNS} FROM resources r JOIN resource_versions v ON v.seq = r.seq \
+             WHERE r.version > 0 AND r.deleted = "
+        ));
+        q.bind(Bind::Bool(false))
+            .push(" AND r.res_type")
+            .in_list(types);
+        q.push(
+            " AND r.rid IN (SELECT t.rid FROM idx_reference x JOIN resources t \
+                ON t.res_type = x.target_type AND t.res_id = x.target_id WHERE x.rid IN (",
+        );
+        for (i, rid) in rids.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            q.bind(Bind::BigInt(*rid));
+        }
+        q.push(")) ORDER BY r.rid");
+        self.db.read(|tx| load_rows(tx, &q))
+    }
+}
+
+fn load_rows(tx: &mut Tx<'_>, q: &Sql) -> StoreResult<Vec<(i64, StoredResource)>> {
+    Ok(q.load::<MatchRow>(tx.conn)?
+        .into_iter()
+        .map(|r| (r.rid, r.version))
+        .collect())
+}
+
+fn export_sql(query: &ExportQuery, after: i64, limit: usize) -> StoreResult<Sql> {
+    let mut q = Sql::new(&format!(
+        "SELECT r.rid, {VERSION_COLUMNS} FROM resources r JOIN resource_versions v ON v.seq = r.seq \
+         WHERE r.rid > "
+    ));
+    q.bind(Bind::BigInt(after));
+    q.push(" AND r.version > 0 AND r.deleted = ")
+        .bind(Bind::Bool(false));
+    if !query.types.is_empty() {
+        q.push(" AND r.res_type").in_list(&query.types);
+    }
+    if let Some(since) = query.since {
+        q.push(" AND r.last_updated > ").bind(Bind::BigInt(since));
+    }
+    if let Population::Compartment {
+        resource_type,
+        ids,
+        params,
+    } = &query.population
+    {
+        q.push(" AND (");
+        population_sql(&mut q, resource_type, ids.as_deref(), params);
+        q.push(")");
+    }
+    for (res_type, alternatives) in &query.filters {
+        q.push(" AND (r.res_type <> ")
+            .bind(Bind::Text(res_type.clone()));
+        for clauses in alternatives {
+            q.push(" OR (1 = 1");
+            for c in clauses {
+                q.push(" AND ");
+                clause_sql(&mut q, "r", c, 0, false)?;
+            }
+            q.push(")");
+        }
+        q.push(")");
+    }
+    q.push(" ORDER BY r.rid LIMIT ")
+        .bind(Bind::BigInt(limit.max(1) as i64));
+    Ok(q)
+}
+
+/// The compartment owners themselves, or a member linked to one through its parameters.
+fn population_sql(
+    q: &mut Sql,
+    owner_type: &str,
+    ids: Option<&[String]>,
+    params: &[(String, Vec<String>)],
+) {
+    q.push("(r.res_type = ").bind(Bind::Text(owner_type.into()));
+    if let Some(ids) = ids {
+        q.push(" AND r.res_id").in_list(ids);
+    }
+    q.push(")");
+    for (res_type, links) in params.iter().filter(|(_, l)| !l.is_empty()) {
+        q.push(" OR (r.res_type = ")
+            .bind(Bind::Text(res_type.clone()));
+        q.push(" AND EXISTS (SELECT 1 FROM idx_reference c WHERE c.rid = r.rid AND c.param");
+        q.in_list(links);
+        q.push(" AND c.target_type = ")
+            .bind(Bind::Text(owner_type.into()));
+        if let Some(ids) = ids {
+            q.push(" AND c.target_id").in_list(ids);
+        }
+        q.push("))");
+    }
+}
