@@ -27,11 +27,14 @@
 //! ```
 //!
 //! What is checked: unknown elements, JSON types and primitive formats (the model's
-//! structure check), cardinality, choice types, integer ranges, fixed and pattern
-//! values, bindings (required: error; extensible/preferred: warning; value sets that
-//! cannot be expanded locally: warning), codes of known complete code systems,
-//! invariants (FHIRPath, compiled once), reference targets, contained references,
-//! extensions against their definitions, slicing. See `docs/validation.md`.
+//! structure check), resource ids (contained ones too), cardinality, choice types,
+//! integer ranges, fixed and pattern values, bindings (required: error;
+//! extensible/preferred: warning; value sets that cannot be expanded locally: warning),
+//! codes and displays of known complete code systems, invariants (FHIRPath, compiled
+//! once), reference targets (and their target profiles when the target is in the
+//! input), contained references, extensions against their definitions and contexts,
+//! slicing, Bundle `fullUrl`s, HTML in markdown, and the consistency of
+//! StructureDefinitions and SearchParameters being validated. See `docs/validation.md`.
 
 mod bundle;
 mod children;

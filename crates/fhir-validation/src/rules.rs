@@ -104,10 +104,21 @@ impl<'v> Run<'v> {
             self.push(Issue::error(IssueType::CodeInvalid, at.to_string(), m));
         }
         let display = value.get("display").and_then(Value::as_str);
-        // An error, as the HL7 validator: the code system is known here in full, so the
-        // display is checked against the very release that defines the code.
+        // A warning by default (displays vary between terminology releases, and real
+        // data such as Synthea's carries older ones); an error with the option, as the
+        // HL7 validator does by default.
         if let Some(m) = display.and_then(|d| terminology::wrong_display(self.defs, s, c, d)) {
-            self.push(Issue::error(IssueType::CodeInvalid, at.to_string(), m));
+            let severity = if self.opts.display_issues_are_errors {
+                Severity::Error
+            } else {
+                Severity::Warning
+            };
+            self.push(Issue::new(
+                severity,
+                IssueType::CodeInvalid,
+                at.to_string(),
+                m,
+            ));
         }
     }
 

@@ -36,6 +36,9 @@ pub struct ValidationOptions {
     /// Report extensions whose definition is unknown as errors (the HL7 Java
     /// validator's default) instead of warnings.
     pub unknown_extensions_are_errors: bool,
+    /// Report a wrong display for a code of a code system known here in full as an
+    /// error (the HL7 Java validator's default) instead of a warning.
+    pub display_issues_are_errors: bool,
     /// Extensions with example URLs (`http://example.org/…`, `acme.com`) whose
     /// definition is unknown stay warnings even when `unknown_extensions_are_errors` is
     /// set (the HL7 validator's "allow examples", on by default there).

@@ -483,7 +483,7 @@ fn questionnaire_responses_follow_their_questionnaire() {
 }
 
 #[test]
-fn displays_of_fully_known_code_systems_are_errors() {
+fn displays_of_fully_known_code_systems_are_checked() {
     let coding = |display: &str| {
         json!({"resourceType": "Patient", "maritalStatus": {"coding": [{
             "system": "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus",
@@ -496,7 +496,12 @@ fn displays_of_fully_known_code_systems_are_errors() {
         "Patient.maritalStatus.coding[0]",
         "Wrong Display Name 'Single'",
     );
-    assert_eq!(i.severity, Severity::Error);
+    assert_eq!(i.severity, Severity::Warning);
+    let opts = ValidationOptions {
+        display_issues_are_errors: true,
+        ..Default::default()
+    };
+    assert!(r4().validate(&coding("Single"), &opts).has_errors());
 }
 
 #[test]
