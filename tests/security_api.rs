@@ -766,6 +766,64 @@ fn search_constrained_scopes(b: Backend) {
     );
 }
 
+fn operations_respect_scopes(b: Backend) {
+    let s = secure(b);
+    let w = world(s);
+    let t = oidc_token("patient/*.rs", Some(&w.a));
+    let r = as_(s, &t, "GET", &format!("/Patient/{}/$everything", w.a)).send();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let got = ids(&r, "match");
+    assert!(got.contains(&format!("Observation/{}", w.a_lab)), "{got:?}");
+    assert!(
+        !got.contains(&format!("Observation/{}", w.b_lab)),
+        "{got:?}"
+    );
+    as_(s, &t, "GET", &format!("/Patient/{}/$everything", w.b))
+        .send()
+        .outcome(403);
+    let r = as_(s, &t, "GET", "/Patient/$everything?_count=1000").send();
+    assert!(ids(&r, "match")
+        .iter()
+        .all(|m| m != &format!("Patient/{}", w.b)));
+    // $validate needs access to the type.
+    let obs_only = oidc_token("system/Observation.rs", None);
+    as_(s, &obs_only, "POST", "/Patient/$validate")
+        .json(r#"{"resourceType":"Patient"}"#)
+        .outcome(403);
+    // Bulk export: system scopes only; a job is visible to the client that started it.
+    let kick = |token: &str| {
+        as_(s, token, "GET", "/$export?_type=Patient")
+            .header("Prefer", "respond-async")
+            .header("Accept", "application/fhir+json")
+            .send()
+    };
+    kick(&t).outcome(403);
+    let admin = admin(s);
+    let r = kick(&admin);
+    assert_eq!(r.status, 202, "{}", r.body);
+    let status = r
+        .header("content-location")
+        .expect("status url")
+        .to_string();
+    let path = status.split("/fhir").nth(1).expect("path").to_string();
+    let other = backend_token(s, "reader", "system/*.rs");
+    as_(s, &other, "GET", &path).send().outcome(404);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let r = as_(s, &admin, "GET", &path).send();
+        if r.status == 200 {
+            assert_eq!(r.json()["requiresAccessToken"], true);
+            break;
+        }
+        assert_eq!(r.status, 202, "{}", r.body);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "export did not finish"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 // ------------------------------------------------------------------ mutual TLS
 
 fn mutual_tls_clients(b: Backend) {
@@ -949,6 +1007,7 @@ both_backends!(
     patient_scopes_confine_to_the_patient,
     patient_scopes_confine_writes,
     search_constrained_scopes,
+    operations_respect_scopes,
     mutual_tls_clients,
     http2_is_offered,
     audit_trail_is_recorded_and_verifiable,

@@ -32,6 +32,9 @@ pub struct ExportRequest {
     pub elements: Vec<String>,
     /// `patient` references (ids of Patient resources).
     pub patients: Vec<String>,
+    /// The client that asked (when authentication is on): only it may see the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 fn comma_list(v: &str) -> impl Iterator<Item = String> + '_ {

@@ -12,6 +12,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use fhir_model::{Issue, IssueType, OperationOutcome};
 use serde_json::{json, Value};
 
+use crate::auth::scopes::Interaction;
+use crate::auth::{guard, Grant};
 use crate::error::ApiError;
 use crate::export::worker::{OutputFile, COMPLETED, FAILED, QUEUED};
 use crate::export::{ExportError, ExportLevel, ExportRequest};
@@ -112,6 +114,13 @@ async fn kickoff(
             )
         }
     };
+    let mut request = request;
+    authorize_kickoff(state, req, &mut request)?;
+    crate::audit::sync(
+        state,
+        request.types.is_empty() || request.types.iter().any(|t| t == "AuditEvent"),
+    )
+    .await?;
     let defs = state.defs;
     let id = state
         .export(move |ex| {
@@ -127,6 +136,55 @@ async fn kickoff(
         .finish())
 }
 
+/// Bulk export needs unrestricted read of every type exported (system-level scopes):
+/// without `_type`, the export is narrowed to the types the caller may read in full.
+fn authorize_kickoff(
+    state: &AppState,
+    req: &HttpRequest,
+    request: &mut crate::export::ExportRequest,
+) -> Result<()> {
+    let Some(access) = guard::access(req) else {
+        return Ok(());
+    };
+    let full = |t: &str| access.grant(Interaction::Read, t) == Some(Grant::All);
+    if let Some(t) = request.types.iter().find(|t| !full(t)) {
+        return Err(ApiError::Forbidden(format!(
+            "bulk export of {t} needs a scope to read all {t} resources (system/{t}.r)"
+        )));
+    }
+    if request.types.is_empty() {
+        request.types = state
+            .defs
+            .resource_types()
+            .iter()
+            .filter(|t| full(t))
+            .cloned()
+            .collect();
+        if request.types.is_empty() {
+            return Err(ApiError::Forbidden(
+                "bulk export needs system-level read scopes (system/*.r or system/[type].r)".into(),
+            ));
+        }
+    }
+    request.client = Some(access.client_id.clone());
+    Ok(())
+}
+
+/// With authentication on, a job is only visible to the client that started it.
+fn owns(req: &HttpRequest, job: &fhir_store::ExportJob) -> Result<()> {
+    let Some(access) = guard::access(req) else {
+        return Ok(());
+    };
+    let owner = serde_json::from_str::<crate::export::ExportRequest>(&job.request)
+        .ok()
+        .and_then(|r| r.client);
+    if owner.as_deref() == Some(access.client_id.as_str()) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound("no such export job".into()))
+    }
+}
+
 /// `GET /$export-status/[job]`: 202 while running, the manifest when complete, the
 /// failure as an OperationOutcome (500) when the job failed.
 pub async fn status(
@@ -136,12 +194,14 @@ pub async fn status(
 ) -> Result<HttpResponse> {
     let (id,) = path.into_inner();
     let job = state.export(move |ex| ex.job(&id)).await?;
+    owns(&req, &job)?;
+    let requires_token = state.auth.is_some();
     match job.status.as_str() {
         COMPLETED => {
             let base = state.base(&req);
             let files: Vec<OutputFile> = serde_json::from_str(&job.output)
                 .map_err(|e| ApiError::Internal(format!("job output unreadable: {e}")))?;
-            let manifest = manifest(&base, &job, &files);
+            let manifest = manifest(&base, &job, &files, requires_token);
             Ok(HttpResponse::Ok()
                 .content_type("application/json")
                 .body(fhir_model::json::to_string(&manifest)))
@@ -161,7 +221,12 @@ pub async fn status(
     }
 }
 
-fn manifest(base: &str, job: &fhir_store::ExportJob, files: &[OutputFile]) -> Value {
+fn manifest(
+    base: &str,
+    job: &fhir_store::ExportJob,
+    files: &[OutputFile],
+    requires_token: bool,
+) -> Value {
     let output: Vec<Value> = files
         .iter()
         .map(|f| {
@@ -175,7 +240,7 @@ fn manifest(base: &str, job: &fhir_store::ExportJob, files: &[OutputFile]) -> Va
     json!({
         "transactionTime": fhir_store::time::fhir_instant(job.transaction_time),
         "request": job.request_url,
-        "requiresAccessToken": false,
+        "requiresAccessToken": requires_token,
         "output": output,
         "error": [],
     })
@@ -189,7 +254,8 @@ pub async fn cancel(
 ) -> Result<HttpResponse> {
     let out = output(&req)?;
     let (id,) = path.into_inner();
-    let job = id.clone();
+    let (job, lookup) = (id.clone(), id.clone());
+    owns(&req, &state.export(move |ex| ex.job(&lookup)).await?)?;
     state.export(move |ex| ex.cancel(&job)).await?;
     let oo = OperationOutcome::of(Issue::information(
         IssueType::Informational,
@@ -205,9 +271,12 @@ pub async fn cancel(
 /// `GET /$export-file/[job]/[file]`: one NDJSON file, streamed.
 pub async fn file(
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse> {
     let (id, name) = path.into_inner();
+    let lookup = id.clone();
+    owns(&req, &state.export(move |ex| ex.job(&lookup)).await?)?;
     let path = state.export(move |ex| ex.file_path(&id, &name)).await?;
     let (file, len) = web::block(move || {
         let f = std::fs::File::open(path)?;
