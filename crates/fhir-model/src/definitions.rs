@@ -395,7 +395,26 @@ fn parse_files(files: Vec<crate::package::PackageFile>) -> Result<Parsed, ModelE
     // Deterministic order whatever the thread split.
     all.structures.sort_by(|a, b| a.url.cmp(&b.url));
     all.search_params.sort_by(|a, b| a.url.cmp(&b.url));
+    drop_shadowing_examples(&mut all.search_params);
     Ok(all)
+}
+
+/// The core package ships example SearchParameters (experimental), one of which would
+/// redefine Condition's `subject` with the wrong targets: an experimental parameter is
+/// dropped where a released one has the same code on one of its bases.
+fn drop_shadowing_examples(params: &mut Vec<crate::search_param::SearchParamDef>) {
+    let released: std::collections::HashSet<(String, String)> = params
+        .iter()
+        .filter(|p| p.experimental != Some(true))
+        .flat_map(|p| p.base.iter().map(move |b| (p.code.clone(), b.clone())))
+        .collect();
+    params.retain(|p| {
+        p.experimental != Some(true)
+            || !p
+                .base
+                .iter()
+                .any(|b| released.contains(&(p.code.clone(), b.clone())))
+    });
 }
 
 fn parse_bucket(files: Vec<crate::package::PackageFile>) -> Result<Parsed, ModelError> {

@@ -65,6 +65,9 @@ pub struct SearchParamDef {
     pub xpath_usage: Option<String>,
     #[serde(default)]
     pub target: Vec<String>,
+    /// Examples shipped in packages are experimental (`SearchParameter/example-reference`).
+    #[serde(default)]
+    pub experimental: Option<bool>,
     #[serde(default)]
     pub multiple_or: Option<bool>,
     #[serde(default)]

@@ -269,6 +269,9 @@ mod tests {
         }
         let subject = reg.param("Observation", "subject").unwrap();
         assert!(subject.targets().iter().any(|t| t == "Patient"));
+        // Not the package's example SearchParameter (Condition.subject → Organization).
+        let condition = reg.param("Condition", "subject").unwrap();
+        assert_eq!(condition.targets(), ["Group", "Patient"]);
         assert!(reg.params_for("Observation").len() > 40);
     }
 
