@@ -28,7 +28,7 @@ const BATCH: usize = 1_000;
 /// Sends AuditEvents to the background writer.
 #[derive(Clone)]
 pub struct AuditSink {
-    tx: SyncSender<Value>,
+    tx: SyncSender<String>,
 }
 
 impl AuditSink {
@@ -45,7 +45,7 @@ impl AuditSink {
 
     /// Queues an event; when the queue is full the request waits (off the async
     /// executor) rather than the event being lost.
-    async fn send(&self, event: Value) {
+    async fn send(&self, event: String) {
         match self.tx.try_send(event) {
             Ok(()) => {}
             Err(TrySendError::Full(event)) => {
@@ -61,7 +61,7 @@ impl AuditSink {
     }
 }
 
-fn write_loop(store: &Store, rx: &Receiver<Value>) {
+fn write_loop(store: &Store, rx: &Receiver<String>) {
     loop {
         let first = match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(e) => e,
@@ -140,16 +140,35 @@ fn outcome_code(status: u16) -> &'static str {
     }
 }
 
+/// Who made a request, for its events.
+#[derive(Debug, Clone, Default)]
+pub struct Who {
+    pub client: Option<String>,
+    pub patient: Option<String>,
+    pub address: Option<String>,
+    /// `METHOD /path`.
+    pub request: String,
+}
+
 /// The client and network parts of an event, from the request.
-pub fn details(req: &HttpRequest) -> Value {
-    let client = guard::access(req).map(|a| a.client_id.clone());
-    let patient = guard::access(req).and_then(|a| a.patient.clone());
-    json!({
-        "client": client,
-        "patient": patient,
-        "address": req.peer_addr().map(|a| a.ip().to_string()),
-        "request": format!("{} {}", req.method(), req.path()),
-    })
+pub fn who(req: &HttpRequest) -> Who {
+    let access = guard::access(req);
+    Who {
+        client: access.as_ref().map(|a| a.client_id.clone()),
+        patient: access.as_ref().and_then(|a| a.patient.clone()),
+        address: req.peer_addr().map(|a| a.ip().to_string()),
+        request: format!("{} {}", req.method(), req.path()),
+    }
+}
+
+fn who_of(details: &Value) -> Who {
+    let text = |k: &str| details.get(k).and_then(Value::as_str).map(str::to_string);
+    Who {
+        client: text("client"),
+        patient: text("patient"),
+        address: text("address"),
+        request: text("request").unwrap_or_default(),
+    }
 }
 
 /// The audit context of a write made for `req` (when auditing is on).
@@ -158,98 +177,91 @@ pub fn context(state: &AppState, req: &HttpRequest) -> Option<AuditContext> {
     if !state.audit_on() && source.is_none() {
         return None;
     }
+    let w = who(req);
     Some(AuditContext {
         source,
-        details: Arc::new(details(req)),
+        details: Arc::new(json!({
+            "client": w.client,
+            "patient": w.patient,
+            "address": w.address,
+            "request": w.request,
+        })),
     })
 }
 
-fn agents(d: &Value) -> Value {
-    let client = d["client"].as_str().unwrap_or("anonymous");
-    let mut agent = json!({
-        "type": {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110153", "display": "Source Role ID"}]},
-        "who": {"identifier": {"system": "urn:fhir-server:client", "value": client}},
-        "requestor": true,
-    });
-    if let Some(addr) = d["address"].as_str() {
-        agent["network"] = json!({"address": addr, "type": "2"});
-    }
-    let server = json!({
-        "type": {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110152", "display": "Destination Role ID"}]},
-        "who": {"display": "fhir-server"},
-        "requestor": false,
-    });
-    json!([agent, server])
+/// A JSON string literal.
+fn q(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
-fn event(d: &Value, subtype: &str, action: &str, status: u16, entities: Vec<Value>) -> Value {
-    let mut e = json!({
-        "resourceType": "AuditEvent",
-        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"},
-        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": subtype}],
-        "action": action,
-        "recorded": fhir_store::time::fhir_instant(fhir_store::time::now_millis()),
-        "outcome": outcome_code(status),
-        "agent": agents(d),
-        "source": {
-            "observer": {"display": "fhir-server"},
-            "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server"}],
-        },
+const SOURCE: &str = r#""source":{"observer":{"display":"fhir-server"},"type":[{"system":"http://terminology.hl7.org/CodeSystem/security-source-type","code":"4","display":"Application Server"}]}"#;
+const SERVER_AGENT: &str = r#"{"type":{"coding":[{"system":"http://dicom.nema.org/resources/ontology/DCM","code":"110152","display":"Destination Role ID"}]},"who":{"display":"fhir-server"},"requestor":false}"#;
+
+/// One AuditEvent as JSON text. Written out directly rather than through a
+/// `serde_json::Value` tree: one is made for every request, so it must be cheap.
+fn event(w: &Who, subtype: &str, action: &str, status: u16, entities: &[String]) -> String {
+    use std::fmt::Write;
+    let mut e = String::with_capacity(1600);
+    let _ = write!(
+        e,
+        r#"{{"resourceType":"AuditEvent","type":{{"system":"http://terminology.hl7.org/CodeSystem/audit-event-type","code":"rest","display":"RESTful Operation"}},"subtype":[{{"system":"http://hl7.org/fhir/restful-interaction","code":"{subtype}"}}],"action":"{action}","recorded":"{}","outcome":"{}","outcomeDesc":{},"agent":[{{"type":{{"coding":[{{"system":"http://dicom.nema.org/resources/ontology/DCM","code":"110153","display":"Source Role ID"}}]}},"who":{{"identifier":{{"system":"urn:fhir-server:client","value":{}}}}},"requestor":true"#,
+        fhir_store::time::fhir_instant(fhir_store::time::now_millis()),
+        outcome_code(status),
+        q(&format!("{} → {status}", w.request)),
+        q(w.client.as_deref().unwrap_or("anonymous")),
+    );
+    if let Some(addr) = &w.address {
+        let _ = write!(e, r#","network":{{"address":{},"type":"2"}}"#, q(addr));
+    }
+    let _ = write!(e, "}},{SERVER_AGENT}],{SOURCE}");
+    let patient = w.patient.as_ref().map(|p| {
+        format!(
+            r#"{{"what":{{"reference":{}}},"type":{{"system":"http://terminology.hl7.org/CodeSystem/audit-entity-type","code":"1","display":"Person"}},"role":{{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"1","display":"Patient"}}}}"#,
+            q(&format!("Patient/{p}"))
+        )
     });
-    if let Some(r) = d["request"].as_str() {
-        e["outcomeDesc"] = Value::String(format!("{r} → {status}"));
+    let all: Vec<&str> = entities
+        .iter()
+        .map(String::as_str)
+        .chain(patient.as_deref())
+        .collect();
+    if !all.is_empty() {
+        let _ = write!(e, r#","entity":[{}]"#, all.join(","));
     }
-    let mut entities = entities;
-    if let Some(p) = d["patient"].as_str() {
-        entities.push(json!({
-            "what": {"reference": format!("Patient/{p}")},
-            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"},
-            "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"},
-        }));
-    }
-    if !entities.is_empty() {
-        e["entity"] = Value::Array(entities);
-    }
+    e.push('}');
     e
 }
 
-fn resource_entity(reference: String) -> Value {
-    json!({
-        "what": {"reference": reference},
-        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},
-        "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "4", "display": "Domain Resource"},
-    })
+fn resource_entity(reference: &str) -> String {
+    format!(
+        r#"{{"what":{{"reference":{}}},"type":{{"system":"http://terminology.hl7.org/CodeSystem/audit-entity-type","code":"2","display":"System Object"}},"role":{{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"4","display":"Domain Resource"}}}}"#,
+        q(reference)
+    )
 }
 
-fn query_entity(query: &str) -> Value {
+fn query_entity(query: &str) -> String {
     use base64::Engine;
-    json!({
-        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},
-        "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "24", "display": "Query"},
-        "query": base64::engine::general_purpose::STANDARD.encode(query.as_bytes()),
-    })
+    format!(
+        r#"{{"type":{{"system":"http://terminology.hl7.org/CodeSystem/audit-entity-type","code":"2","display":"System Object"}},"role":{{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"24","display":"Query"}},"query":"{}"}}"#,
+        base64::engine::general_purpose::STANDARD.encode(query.as_bytes())
+    )
 }
 
 /// The store's audit hook: one event per version written, in the writing transaction.
-pub fn write_hook(ctx: &AuditContext, writes: &[WriteRecord]) -> Vec<Value> {
+pub fn write_hook(ctx: &AuditContext, writes: &[WriteRecord]) -> Vec<String> {
+    let w = who_of(&ctx.details);
     writes
         .iter()
-        .map(|w| {
-            let (subtype, action) = match w.method.as_str() {
+        .map(|r| {
+            let (subtype, action) = match r.method.as_str() {
                 "POST" => ("create", "C"),
-                "PUT" if w.version == 1 => ("create", "C"),
+                "PUT" if r.version == 1 => ("create", "C"),
                 "PUT" => ("update", "U"),
                 "PATCH" => ("patch", "U"),
                 _ => ("delete", "D"),
             };
-            let reference = format!("{}/{}/_history/{}", w.res_type, w.id, w.version);
-            event(
-                &ctx.details,
-                subtype,
-                action,
-                200,
-                vec![resource_entity(reference)],
-            )
+            let reference = format!("{}/{}/_history/{}", r.res_type, r.id, r.version);
+            event(&w, subtype, action, 200, &[resource_entity(&reference)])
         })
         .collect()
 }
@@ -287,18 +299,16 @@ pub async fn record(
     if is_write && status < 400 {
         return Ok(res);
     }
-    let d = details(res.request());
+    let w = who(res.request());
     let mut entities = Vec::new();
     if matches!(action, "R" | "C" | "U" | "D") {
-        entities.push(resource_entity(
-            path.trim_start_matches("/fhir/").to_string(),
-        ));
+        entities.push(resource_entity(path.trim_start_matches("/fhir/")));
     }
     let query = res.request().query_string();
     if !query.is_empty() || subtype.starts_with("search") {
         entities.push(query_entity(&format!("{path}?{query}")));
     }
-    sink.send(event(&d, subtype, action, status, entities))
+    sink.send(event(&w, subtype, action, status, &entities))
         .await;
     Ok(res)
 }

@@ -22,6 +22,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "/.well-known/smart-configuration",
                     get().to(auth::smart_configuration),
                 )
+                // The common interactions first, with their ids' syntax in the pattern
+                // so that `_history`, `_search` and `$operations` never match them
+                // (each dynamic pattern tried costs a regular-expression match).
+                .service(instance(r"/{type:[A-Z][A-Za-z]*}/{id:[A-Za-z0-9.\-]+}"))
+                .service(type_level(r"/{type:[A-Z][A-Za-z]*}"))
                 .configure(operation_routes)
                 .service(
                     web::resource("/metadata")
@@ -86,28 +91,36 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(head().to(search::compartment_search))
                         .default_service(web::to(system::method_not_allowed)),
                 )
-                .service(
-                    web::resource("/{type}/{id}")
-                        .route(get().to(crud::read))
-                        .route(head().to(crud::read))
-                        .route(put().to(crud::update))
-                        .route(patch().to(crud::patch))
-                        .route(delete().to(crud::delete))
-                        .default_service(web::to(system::method_not_allowed)),
-                )
-                .service(
-                    web::resource("/{type}")
-                        .route(get().to(search::type_search))
-                        .route(head().to(search::type_search))
-                        .route(post().to(crud::create))
-                        .route(put().to(crud::conditional_update))
-                        .route(patch().to(crud::conditional_patch))
-                        .route(delete().to(crud::conditional_delete))
-                        .default_service(web::to(system::method_not_allowed)),
-                )
+                // Anything else shaped like them (bad ids, unknown types): same handlers,
+                // which answer 400/404.
+                .service(instance("/{type}/{id}"))
+                .service(type_level("/{type}"))
                 .default_service(web::to(system::unknown_path)),
         )
         .default_service(web::to(system::unknown_path));
+}
+
+/// `[type]/[id]`: read, update, patch, delete.
+fn instance(pattern: &str) -> actix_web::Resource {
+    web::resource(pattern)
+        .route(get().to(crud::read))
+        .route(head().to(crud::read))
+        .route(put().to(crud::update))
+        .route(patch().to(crud::patch))
+        .route(delete().to(crud::delete))
+        .default_service(web::to(system::method_not_allowed))
+}
+
+/// `[type]`: search, create, and the conditional interactions.
+fn type_level(pattern: &str) -> actix_web::Resource {
+    web::resource(pattern)
+        .route(get().to(search::type_search))
+        .route(head().to(search::type_search))
+        .route(post().to(crud::create))
+        .route(put().to(crud::conditional_update))
+        .route(patch().to(crud::conditional_patch))
+        .route(delete().to(crud::conditional_delete))
+        .default_service(web::to(system::method_not_allowed))
 }
 
 /// Operations: Bulk Data export (kick-off, status, files) and Patient `$everything`,

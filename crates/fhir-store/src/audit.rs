@@ -46,7 +46,8 @@ pub struct WriteRecord {
 }
 
 /// Builds the AuditEvents for the writes of one transaction.
-pub type AuditHook = dyn Fn(&AuditContext, &[WriteRecord]) -> Vec<Value> + Send + Sync;
+/// Events are JSON text, stored as given (and hashed as stored).
+pub type AuditHook = dyn Fn(&AuditContext, &[WriteRecord]) -> Vec<String> + Send + Sync;
 
 thread_local! {
     static CONTEXT: RefCell<Option<AuditContext>> = const { RefCell::new(None) };
@@ -96,7 +97,7 @@ struct HeadRow {
 /// Serialised: the SQLite writer, or an advisory lock on PostgreSQL held to the end of
 /// the transaction. Cheap (one row per event, no search index): the searchable
 /// AuditEvent resources are projected later ([`project`]).
-pub(crate) fn chain(tx: &mut Tx<'_>, events: Vec<Value>) -> StoreResult<()> {
+pub(crate) fn chain(tx: &mut Tx<'_>, events: Vec<String>) -> StoreResult<()> {
     if events.is_empty() {
         return Ok(());
     }
@@ -115,10 +116,9 @@ pub(crate) fn chain(tx: &mut Tx<'_>, events: Vec<Value>) -> StoreResult<()> {
         let mut insert = Sql::new(
             "INSERT INTO audit_log (seq, res_id, recorded_ms, content, prev_hash, hash) VALUES ",
         );
-        for (i, event) in chunk.iter().enumerate() {
+        for (i, content) in chunk.iter().enumerate() {
             seq += 1;
-            let content = fhir_model::json::to_string(event);
-            let hash = chain_hash(seq, &prev, &content);
+            let hash = chain_hash(seq, &prev, content);
             if i > 0 {
                 insert.push(", ");
             }
@@ -130,7 +130,7 @@ pub(crate) fn chain(tx: &mut Tx<'_>, events: Vec<Value>) -> StoreResult<()> {
                 .push(", ")
                 .bind(Bind::BigInt(now))
                 .push(", ")
-                .bind(Bind::Text(content))
+                .bind(Bind::Text(content.clone()))
                 .push(", ")
                 .bind(Bind::Text(std::mem::replace(&mut prev, hash.clone())))
                 .push(", ")

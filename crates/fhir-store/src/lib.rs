@@ -73,7 +73,7 @@ impl Store {
 
     /// Appends AuditEvents (of reads, searches, refusals) to the audit trail in one
     /// transaction.
-    pub fn append_audit(&self, events: Vec<Value>) -> StoreResult<()> {
+    pub fn append_audit(&self, events: Vec<String>) -> StoreResult<()> {
         self.transaction(|ops| ops.append_audit(events))
     }
 
@@ -342,7 +342,7 @@ impl TxOps<'_, '_> {
     }
 
     /// Appends AuditEvents to the audit log (see [`audit`]).
-    pub fn append_audit(&mut self, events: Vec<Value>) -> StoreResult<()> {
+    pub fn append_audit(&mut self, events: Vec<String>) -> StoreResult<()> {
         audit::chain(self.tx, events)
     }
 
