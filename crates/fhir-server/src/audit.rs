@@ -85,7 +85,7 @@ fn write_loop(store: &Store, rx: &Receiver<String>) {
         }
         let n = batch.len();
         let mut attempt = 0;
-        while let Err(e) = store.append_audit(batch.clone()) {
+        while let Err(e) = store.append_audit(&batch) {
             attempt += 1;
             tracing::error!(error = %e, events = n, attempt, "cannot write audit events; retrying");
             std::thread::sleep(Duration::from_millis(200 * attempt.min(25)));

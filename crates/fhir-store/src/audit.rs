@@ -97,7 +97,7 @@ struct HeadRow {
 /// Serialised: the SQLite writer, or an advisory lock on PostgreSQL held to the end of
 /// the transaction. Cheap (one row per event, no search index): the searchable
 /// AuditEvent resources are projected later ([`project`]).
-pub(crate) fn chain(tx: &mut Tx<'_>, events: Vec<String>) -> StoreResult<()> {
+pub(crate) fn chain(tx: &mut Tx<'_>, events: &[String]) -> StoreResult<()> {
     if events.is_empty() {
         return Ok(());
     }

@@ -73,7 +73,7 @@ impl Store {
 
     /// Appends AuditEvents (of reads, searches, refusals) to the audit trail in one
     /// transaction.
-    pub fn append_audit(&self, events: Vec<String>) -> StoreResult<()> {
+    pub fn append_audit(&self, events: &[String]) -> StoreResult<()> {
         self.transaction(|ops| ops.append_audit(events))
     }
 
@@ -289,7 +289,7 @@ impl Store {
             if let (Some(hook), Some(ctx)) = (&self.audit, &context) {
                 let writes = std::mem::take(&mut ops.writes);
                 if !writes.is_empty() {
-                    ops.append_audit(hook(ctx, &writes))?;
+                    ops.append_audit(&hook(ctx, &writes))?;
                 }
             }
             self.db.note_versions(ops.pending.len() as u64);
@@ -342,7 +342,7 @@ impl TxOps<'_, '_> {
     }
 
     /// Appends AuditEvents to the audit log (see [`audit`]).
-    pub fn append_audit(&mut self, events: Vec<String>) -> StoreResult<()> {
+    pub fn append_audit(&mut self, events: &[String]) -> StoreResult<()> {
         audit::chain(self.tx, events)
     }
 
