@@ -48,7 +48,7 @@ pub async fn authenticate(
     };
     match identify(&config, &req) {
         Ok(access) => {
-            req.extensions_mut().insert(Arc::new(access));
+            req.extensions_mut().insert(access);
             Ok(next.call(req).await?.map_into_left_body())
         }
         Err(e) => {
@@ -58,7 +58,7 @@ pub async fn authenticate(
     }
 }
 
-fn identify(config: &super::AuthConfig, req: &ServiceRequest) -> Result<Access, ApiError> {
+fn identify(config: &super::AuthConfig, req: &ServiceRequest) -> Result<Arc<Access>, ApiError> {
     if let Some(h) = req.headers().get("Authorization") {
         let text = h
             .to_str()
@@ -67,15 +67,16 @@ fn identify(config: &super::AuthConfig, req: &ServiceRequest) -> Result<Access, 
             .strip_prefix("Bearer ")
             .or_else(|| text.strip_prefix("bearer "))
             .ok_or_else(|| ApiError::Unauthorized("use Authorization: Bearer <token>".into()))?;
-        return tokens::verify(config, token.trim()).map_err(|e| ApiError::Unauthorized(e.0));
+        return tokens::verify_cached(config, token.trim())
+            .map_err(|e| ApiError::Unauthorized(e.0));
     }
     if let Some(subject) = req.conn_data::<PeerSubject>() {
         return match config.clients.by_certificate(&subject.0) {
-            Some(c) => Ok(Access {
+            Some(c) => Ok(Arc::new(Access {
                 client_id: c.client_id.clone(),
                 scopes: super::ScopeSet::parse(&c.scope),
                 patient: None,
-            }),
+            })),
             None => Err(ApiError::Unauthorized(format!(
                 "the client certificate '{}' is not registered",
                 subject.0

@@ -81,6 +81,8 @@ pub struct AuthConfig {
     pub issuer: String,
     /// Lifetime of issued access tokens, in seconds.
     pub token_lifetime: u64,
+    /// Bearer tokens already verified.
+    pub cache: tokens::TokenCache,
 }
 
 /// What `serve` needs to build an [`AuthConfig`].
@@ -125,6 +127,7 @@ impl AuthConfig {
             secret,
             issuer: s.issuer.clone(),
             token_lifetime: s.token_lifetime,
+            cache: Default::default(),
         }))
     }
 }

@@ -194,9 +194,51 @@ pub fn issue(
 #[error("{0}")]
 pub struct TokenRejected(pub String);
 
+/// Tokens already verified, until they expire: clients reuse a token for many
+/// requests, and checking its signature again each time is wasted work.
+#[derive(Default)]
+pub struct TokenCache {
+    map: std::sync::Mutex<std::collections::HashMap<String, (std::sync::Arc<Access>, u64)>>,
+}
+
+/// Most tokens kept; when full the cache starts again (tokens are short-lived).
+const CACHE_MAX: usize = 10_000;
+
+impl TokenCache {
+    fn get(&self, token: &str) -> Option<std::sync::Arc<Access>> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get(token) {
+            Some((access, exp)) if *exp > now_secs() => Some(access.clone()),
+            _ => None,
+        }
+    }
+
+    fn put(&self, token: &str, access: std::sync::Arc<Access>, exp: u64) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= CACHE_MAX {
+            map.clear();
+        }
+        map.insert(token.to_string(), (access, exp));
+    }
+}
+
+/// [`verify`], remembering valid tokens until they expire.
+pub fn verify_cached(
+    config: &AuthConfig,
+    token: &str,
+) -> Result<std::sync::Arc<Access>, TokenRejected> {
+    if let Some(a) = config.cache.get(token) {
+        return Ok(a);
+    }
+    let (access, exp) = verify(config, token)?;
+    let access = std::sync::Arc::new(access);
+    config.cache.put(token, access.clone(), exp);
+    Ok(access)
+}
+
 /// Verifies a bearer token: one of ours (HS256) or one of the OpenID Connect
-/// provider's (its JWKS, issuer and audience).
-pub fn verify(config: &AuthConfig, token: &str) -> Result<Access, TokenRejected> {
+/// provider's (its JWKS, issuer and audience). Returns the caller and the expiry.
+pub fn verify(config: &AuthConfig, token: &str) -> Result<(Access, u64), TokenRejected> {
     let header =
         decode_header(token).map_err(|e| TokenRejected(format!("the token is not a JWT: {e}")))?;
     let claims = peek_claims(token).ok_or_else(|| TokenRejected("unreadable token".into()))?;
@@ -212,7 +254,11 @@ pub fn verify(config: &AuthConfig, token: &str) -> Result<Access, TokenRejected>
     }
 }
 
-fn verify_own(config: &AuthConfig, token: &str, alg: Algorithm) -> Result<Access, TokenRejected> {
+fn verify_own(
+    config: &AuthConfig,
+    token: &str,
+    alg: Algorithm,
+) -> Result<(Access, u64), TokenRejected> {
     if alg != Algorithm::HS256 {
         return Err(TokenRejected("unexpected token algorithm".into()));
     }
@@ -222,11 +268,15 @@ fn verify_own(config: &AuthConfig, token: &str, alg: Algorithm) -> Result<Access
     v.set_audience(&[&config.issuer]);
     let data = decode::<AccessClaims>(token, &DecodingKey::from_secret(&config.secret), &v)
         .map_err(|e| TokenRejected(format!("token rejected: {e}")))?;
-    Ok(Access {
-        client_id: data.claims.sub,
-        scopes: ScopeSet::parse(&data.claims.scope),
-        patient: None,
-    })
+    let exp = data.claims.exp;
+    Ok((
+        Access {
+            client_id: data.claims.sub,
+            scopes: ScopeSet::parse(&data.claims.scope),
+            patient: None,
+        },
+        exp,
+    ))
 }
 
 /// An external OpenID Connect provider whose tokens are accepted.
@@ -237,7 +287,11 @@ pub struct OidcProvider {
     pub jwks: JwkSet,
 }
 
-fn verify_oidc(p: &OidcProvider, token: &str, header: &Header) -> Result<Access, TokenRejected> {
+fn verify_oidc(
+    p: &OidcProvider,
+    token: &str,
+    header: &Header,
+) -> Result<(Access, u64), TokenRejected> {
     use Algorithm::*;
     if !matches!(
         header.alg,
@@ -278,9 +332,13 @@ fn verify_oidc(p: &OidcProvider, token: &str, header: &Header) -> Result<Access,
         .and_then(Value::as_str)
         .filter(|p| crate::state::valid_id(p))
         .map(str::to_string);
-    Ok(Access {
-        client_id,
-        scopes: ScopeSet::parse(&scope),
-        patient,
-    })
+    let exp = c.get("exp").and_then(Value::as_u64).unwrap_or(0);
+    Ok((
+        Access {
+            client_id,
+            scopes: ScopeSet::parse(&scope),
+            patient,
+        },
+        exp,
+    ))
 }
