@@ -298,7 +298,7 @@ pub struct ExportArgs {
     #[arg(long, env = "FHIR_EXPORT_RETENTION", default_value_t = 86_400)]
     pub export_retention: u64,
     /// Resources read per database round trip while exporting.
-    #[arg(long, env = "FHIR_EXPORT_BATCH", default_value_t = 1000)]
+    #[arg(long, env = "FHIR_EXPORT_BATCH", default_value_t = 5000)]
     pub export_batch: usize,
     /// Resources per export file before a new file of the same type begins.
     #[arg(long, env = "FHIR_EXPORT_FILE_RESOURCES", default_value_t = 100_000)]
@@ -313,7 +313,7 @@ impl Default for ExportArgs {
         ExportArgs {
             export_dir: None,
             export_retention: 86_400,
-            export_batch: 1000,
+            export_batch: 5000,
             export_file_resources: 100_000,
             export_batch_delay_ms: 0,
         }

@@ -18,6 +18,9 @@ use fhir_model::Definitions;
 use fhir_store::{ExportJob, JobUpdate, Store, StoredResource};
 use serde::{Deserialize, Serialize};
 
+/// One page of an export, as the reader thread hands it over.
+type Page = fhir_store::StoreResult<Vec<(i64, StoredResource)>>;
+
 use super::{export_scope, ExportError, ExportPlan, ExportRequest};
 
 /// How often finished jobs are checked for expiry when the worker is idle.
@@ -238,32 +241,76 @@ impl Exporter {
         self.remove_files(&job.id);
         std::fs::create_dir_all(&dir)?;
         let mut files = Files::new(dir, self.config.max_file_resources);
-        let (mut after, mut total) = (0i64, 0u64);
-        let mut reported = Instant::now() - PROGRESS_EVERY;
+        // The next page is read while this one is written (two pages in flight).
+        let (tx, pages) = std::sync::mpsc::sync_channel(1);
+        std::thread::scope(|scope| {
+            scope.spawn(|| self.read_pages(&plan, &tx));
+            let written = self.write_pages(&job.id, &plan, &pages, &mut files);
+            drop(pages); // stops the reader if the job ended early
+            written
+        })?;
+        if self.is_cancelled(&job.id) {
+            return Ok(Vec::new());
+        }
+        files.finish()
+    }
+
+    /// Reads the export's pages in order into `tx`, until the end, an error, or the
+    /// receiver going away.
+    fn read_pages(&self, plan: &ExportPlan, tx: &std::sync::mpsc::SyncSender<Page>) {
+        let mut after = 0i64;
         loop {
-            if self.is_cancelled(&job.id) {
-                return Ok(Vec::new());
-            }
             let page = self
                 .store
-                .export_page(&plan.query, after, self.config.batch)?;
-            let Some((last, _)) = page.last() else { break };
-            after = *last;
+                .export_page(&plan.query, after, self.config.batch);
+            let last = match &page {
+                Ok(p) => p.last().map(|(rid, _)| *rid),
+                Err(_) => None,
+            };
+            if tx.send(page).is_err() {
+                return;
+            }
+            match last {
+                Some(l) => after = l,
+                None => return,
+            }
+        }
+    }
+
+    /// Writes pages to the files until the last one; stops early when cancelled.
+    fn write_pages(
+        &self,
+        id: &str,
+        plan: &ExportPlan,
+        pages: &Receiver<Page>,
+        files: &mut Files,
+    ) -> Result<(), ExportError> {
+        let mut total = 0u64;
+        let mut reported = Instant::now() - PROGRESS_EVERY;
+        for page in pages {
+            let page = page?;
+            if page.is_empty() || self.is_cancelled(id) {
+                break;
+            }
             for (_, r) in &page {
-                files.write(&r.res_type, &self.line(&plan, r)?)?;
+                files.write(&r.res_type, &self.line(plan, r)?)?;
             }
             total += page.len() as u64;
             if reported.elapsed() >= PROGRESS_EVERY {
                 reported = Instant::now();
-                if !self.report(&job.id, total)? {
-                    return Ok(Vec::new());
+                if !self.report(id, total)? {
+                    self.cancelled
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(id.to_string());
+                    break;
                 }
             }
             if !self.config.batch_delay.is_zero() {
                 std::thread::sleep(self.config.batch_delay);
             }
         }
-        files.finish()
+        Ok(())
     }
 
     /// Records progress; `false` when the job is gone (cancelled).
