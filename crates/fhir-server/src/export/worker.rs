@@ -244,7 +244,9 @@ impl Exporter {
         // The next page is read while this one is written (two pages in flight).
         let (tx, pages) = std::sync::mpsc::sync_channel(1);
         std::thread::scope(|scope| {
-            scope.spawn(|| self.read_pages(&plan, &tx));
+            let plan = &plan;
+            // The reader owns the sender: if it stops for any reason, the pages end.
+            scope.spawn(move || self.read_pages(plan, &tx));
             let written = self.write_pages(&job.id, &plan, &pages, &mut files);
             drop(pages); // stops the reader if the job ended early
             written
