@@ -247,7 +247,7 @@ impl Exporter {
             let plan = &plan;
             // The reader owns the sender: if it stops for any reason, the pages end.
             scope.spawn(move || self.read_pages(plan, &tx));
-            let written = self.write_pages(&job.id, &plan, &pages, &mut files);
+            let written = self.write_pages(&job.id, plan, &pages, &mut files);
             drop(pages); // stops the reader if the job ended early
             written
         })?;
