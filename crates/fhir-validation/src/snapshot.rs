@@ -152,7 +152,7 @@ fn apply(elements: &mut Vec<Value>, d: &Value, base: &[Value]) {
     if let Some(i) = find(elements, &id) {
         return merge(&mut elements[i], d);
     }
-    let (parent, last) = split_last(&id);
+    let (parent, last) = crate::tree::split_id(&id);
     if let Some((name, _)) = last.split_once(':') {
         let sliced = join(parent, name);
         if let Some(i) = add_slice(elements, &sliced, &id) {
@@ -173,26 +173,6 @@ fn join(parent: &str, name: &str) -> String {
         name.to_string()
     } else {
         format!("{parent}.{name}")
-    }
-}
-
-/// `a.b:s.c` → (`a.b:s`, `c`): the last dot outside a slice name.
-fn split_last(id: &str) -> (&str, &str) {
-    let mut cut = None;
-    let mut in_slice = false;
-    for (i, c) in id.char_indices() {
-        match c {
-            ':' => in_slice = true,
-            '.' if !in_slice || id[i + 1..].starts_with(|c: char| c.is_ascii_lowercase()) => {
-                cut = Some(i);
-                in_slice = false;
-            }
-            _ => {}
-        }
-    }
-    match cut {
-        Some(i) => (&id[..i], &id[i + 1..]),
-        None => ("", id),
     }
 }
 

@@ -121,7 +121,7 @@ impl Tree {
 
 /// `Observation.component:systolic.code` → (`Observation.component:systolic`, `code`).
 /// Slice names may contain dots only after a `:`, so the split ignores dots there.
-fn split_id(id: &str) -> (&str, &str) {
+pub(crate) fn split_id(id: &str) -> (&str, &str) {
     let mut cut = None;
     let mut in_slice = false;
     for (i, c) in id.char_indices() {
