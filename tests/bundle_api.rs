@@ -318,6 +318,121 @@ fn twenty_clients_post_transactions(b: Backend) {
     );
 }
 
+fn ids_of(searchset: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = searchset["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["search"]["mode"] != "outcome")
+        .map(|e| {
+            format!(
+                "{}/{}",
+                e["resource"]["resourceType"].as_str().unwrap(),
+                e["resource"]["id"].as_str().unwrap()
+            )
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn location_ref(entry: &Value) -> String {
+    let loc = entry["response"]["location"].as_str().unwrap();
+    loc.split("/_history").next().unwrap().to_string()
+}
+
+fn searches_inside_bundles(b: Backend) {
+    let s = shared(b);
+    let mrn = unique("srch");
+    let urn = format!("urn:uuid:{}", uuid_like(&mrn));
+    // A transaction's searches run last and see its own writes.
+    let r = post_bundle(
+        s,
+        &tx(vec![
+            json!({"request": {"method": "GET", "url": format!("Patient?identifier=urn:mrn|{mrn}&_revinclude=Observation:subject")}}),
+            patient_entry(&urn, &mrn),
+            observation_entry(&urn, "5-5"),
+        ]),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let body = r.json();
+    let patient = location_ref(&body["entry"][1]);
+    let obs = location_ref(&body["entry"][2]);
+    let search = &body["entry"][0];
+    assert_eq!(search["response"]["status"], "200 OK");
+    assert_eq!(search["resource"]["type"], "searchset");
+    assert_eq!(search["resource"]["total"], 1);
+    let mut want = vec![patient.clone(), obs.clone()];
+    want.sort();
+    assert_eq!(ids_of(&search["resource"]), want);
+    // A batch answers each search with a searchset, and a bad one alone with 400.
+    let batch = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET", "url": format!("Observation?subject:Patient.identifier=urn:mrn|{mrn}")}},
+        {"request": {"method": "GET", "url": "Patient?birthdate=notadate"}},
+        {"request": {"method": "GET", "url": format!("Patient?identifier=urn:mrn|{mrn}&_summary=count")}},
+    ]});
+    let r = post_bundle(s, &batch);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let body = r.json();
+    assert_eq!(ids_of(&body["entry"][0]["resource"]), vec![obs]);
+    assert_eq!(body["entry"][1]["response"]["status"], "400 Bad Request");
+    assert_eq!(
+        body["entry"][1]["response"]["outcome"]["issue"][0]["expression"][0],
+        "Bundle.entry[1].request.url"
+    );
+    assert_eq!(body["entry"][2]["resource"]["total"], 1);
+}
+
+fn conditions_naming_other_entries(b: Backend) {
+    let s = shared(b);
+    let mrn = unique("cond");
+    let urn = format!("urn:uuid:{}", uuid_like(&mrn));
+    let mut patient = patient_entry(&urn, &mrn);
+    patient["request"]["ifNoneExist"] = json!(format!("identifier=urn:mrn|{mrn}"));
+    let mut obs = observation_entry(&format!("Patient?identifier=urn:mrn|{mrn}"), "7-7");
+    // The Observation's condition names the Patient entry by its fullUrl, and its
+    // conditional reference is the Patient entry's own condition.
+    obs["request"]["ifNoneExist"] = json!(format!("subject={urn}&code=http://loinc.org|7-7"));
+    let bundle = tx(vec![obs, patient]);
+    let first = post_bundle(s, &bundle);
+    assert_eq!(first.status, 200, "{}", first.body);
+    let first = first.json();
+    assert_eq!(first["entry"][0]["response"]["status"], "201 Created");
+    assert_eq!(first["entry"][1]["response"]["status"], "201 Created");
+    let patient_ref = location_ref(&first["entry"][1]);
+    let stored = s
+        .get(&format!("/{}", location_ref(&first["entry"][0])))
+        .json();
+    assert_eq!(stored["subject"]["reference"], patient_ref.as_str());
+    // Sent again, both conditions find what the first run created: nothing new.
+    let again = post_bundle(s, &bundle);
+    assert_eq!(again.status, 200, "{}", again.body);
+    let again = again.json();
+    for i in [0, 1] {
+        assert_eq!(again["entry"][i]["response"]["status"], "200 OK");
+        assert_eq!(
+            location_ref(&again["entry"][i]),
+            location_ref(&first["entry"][i])
+        );
+    }
+    assert_eq!(count(s, &format!("/Observation?subject={patient_ref}")), 1);
+    // Two entries whose conditions name each other cannot be resolved: 400, nothing stored.
+    let before = count(s, "/Observation?code=http://loinc.org|8-8");
+    let a = format!("urn:uuid:{}", uuid_like(&format!("{mrn}a")));
+    let bb = format!("urn:uuid:{}", uuid_like(&format!("{mrn}b")));
+    let entry = |me: &str, other: &str| {
+        let mut e = observation_entry("Patient/nobody", "8-8");
+        e["fullUrl"] = json!(me);
+        e["request"]["ifNoneExist"] = json!(format!("has-member={other}"));
+        e
+    };
+    let r = post_bundle(s, &tx(vec![entry(&a, &bb), entry(&bb, &a)]));
+    r.outcome(400);
+    assert!(r.body.contains("circular"), "{}", r.body);
+    assert_eq!(r.issue_expression(), "Bundle.entry[0].request");
+    assert_eq!(count(s, "/Observation?code=http://loinc.org|8-8"), before);
+}
+
 both_backends!(
     transaction_resolves_urn_uuid_references_everywhere,
     failing_entry_rolls_back_everything,
@@ -327,4 +442,6 @@ both_backends!(
     patch_entries_carry_a_json_patch_binary,
     batch_entries_are_independent,
     twenty_clients_post_transactions,
+    searches_inside_bundles,
+    conditions_naming_other_entries,
 );

@@ -615,6 +615,26 @@ fn includes_and_transactions_respect_scopes(b: Backend) {
         .as_str()
         .unwrap_or("")
         .starts_with("403"));
+    // Searches inside a batch are confined as plain searches are.
+    let searches = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET", "url": q.trim_start_matches('/')}},
+        {"request": {"method": "GET", "url": format!("Patient?_tag=urn:test|{}", w.tag)}},
+    ]});
+    let r = as_(s, &only_obs, "POST", "").json(&searches.to_string());
+    assert_eq!(r.status, 200, "{}", r.body);
+    let entries = r.json()["entry"].as_array().cloned().expect("entries");
+    let modes: Vec<&str> = entries[0]["resource"]["entry"]
+        .as_array()
+        .expect("searchset")
+        .iter()
+        .filter_map(|e| e["search"]["mode"].as_str())
+        .collect();
+    assert_eq!(
+        modes,
+        vec!["match"; 3],
+        "no Patient without a Patient scope"
+    );
+    assert_eq!(entries[1]["response"]["status"], "403 Forbidden");
     let _ = w.b_lab;
 }
 

@@ -361,6 +361,12 @@ impl TxOps<'_, '_> {
         reads::version(self.tx, res_type, id, version)
     }
 
+    /// Runs a search as this transaction sees the data, its own writes included.
+    pub fn search(&mut self, request: &SearchRequest) -> StoreResult<SearchPage> {
+        flush_index(self.tx, &mut self.pending)?;
+        search::search(self.tx, request)
+    }
+
     /// `None` for no match, the id for one match, [`StoreError::PreconditionFailed`]
     /// for several. Serialises conditional writes on the type.
     pub fn single_match(

@@ -30,6 +30,7 @@ use crate::http::respond;
 use crate::state::{valid_id, AppState};
 
 use super::crud::{apply_patch, check_resource};
+use super::search::{pairs_of, prepare, restrict_included, searchset, Prepared};
 use crate::auth::scopes::Interaction;
 use crate::auth::{guard, Grant};
 
@@ -47,8 +48,14 @@ struct Planned {
     full_url: Option<String>,
     pre: Precondition,
     if_none_exist: Option<Vec<Clause>>,
+    /// The query strings behind `conditions` and `if_none_exist`, as sent: they may
+    /// name other entries by fullUrl, substituted once those are resolved.
+    raw_conditions: Option<String>,
+    raw_if_none_exist: Option<String>,
     /// The patient whose compartment the entry's target must be in (patient scopes).
     confine: Option<String>,
+    /// A GET entry that searches (`Type?query`): the search, already confined.
+    search: Option<Box<Prepared>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -58,6 +65,8 @@ enum Method {
     Put,
     Patch,
     Get,
+    /// GET or HEAD of `Type?query` (or `Type`): a search.
+    Search,
 }
 
 /// An entry's failure: its HTTP status and outcome.
@@ -78,7 +87,8 @@ pub async fn post_bundle(
     require_json_body(&req)?;
     let out = output(&req)?;
     let bytes = read_limited(&req, payload, state.max_body_bytes).await?;
-    let bundle = parse_json(&bytes)?;
+    let mut bundle = parse_json(&bytes)?;
+    drop(bytes);
     if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
         return Err(ApiError::bad_at(
             "POST to the base URL takes a batch or transaction Bundle",
@@ -86,20 +96,37 @@ pub async fn post_bundle(
         ));
     }
     // The Bundle's own elements here; each entry's resource when its entry is planned,
-    // so that a bad entry of a batch fails alone.
-    let mut shell = bundle.clone();
-    if let Some(entries) = shell.get_mut("entry").and_then(Value::as_array_mut) {
-        for e in entries.iter_mut().filter_map(Value::as_object_mut) {
-            e.shift_remove("resource");
+    // so that a bad entry of a batch fails alone. The entries are moved, not copied:
+    // a large transaction is held in memory once.
+    let entries = match bundle.as_object_mut().and_then(|o| o.shift_remove("entry")) {
+        Some(Value::Array(entries)) => entries,
+        Some(_) => {
+            return Err(ApiError::bad_at(
+                "Bundle.entry must be an array",
+                "Bundle.entry",
+            ))
+        }
+        None => Vec::new(),
+    };
+    let shells: Vec<Value> = entries
+        .iter()
+        .map(|e| match e {
+            Value::Object(o) => Value::Object(
+                o.iter()
+                    .filter(|(k, _)| *k != "resource")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            other => other.clone(),
+        })
+        .collect();
+    if let Some(o) = bundle.as_object_mut() {
+        if !shells.is_empty() {
+            o.insert("entry".into(), Value::Array(shells));
         }
     }
-    check_resource(&state, &req, &shell, "Bundle")?;
+    check_resource(&state, &req, &bundle, "Bundle")?;
     let kind = bundle.get("type").and_then(Value::as_str).unwrap_or("");
-    let entries = bundle
-        .get("entry")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
     let ret = prefer(&req).return_;
     let base = state.base(&req);
     let response = match kind {
@@ -294,6 +321,10 @@ fn plan(
         version,
         query,
     } = parse_url(state, base, url, &url_at)?;
+    let method = match method {
+        Method::Get if id.is_none() => Method::Search,
+        m => m,
+    };
     let mut pre = Precondition::default();
     if let Some(m) = str_at(request, "ifMatch") {
         pre.if_match = Some(parse_etag_version(m).ok_or_else(|| {
@@ -304,18 +335,19 @@ fn plan(
         })?);
     }
     pre.if_none_match_any = str_at(request, "ifNoneMatch") == Some("*");
-    let if_none_exist = match str_at(request, "ifNoneExist") {
-        Some(q) => Some(conditions(
-            &rt,
-            q.split_once('?').map_or(q, |(_, q)| q),
-            &format!("{req_at}.ifNoneExist"),
-        )?),
-        None => None,
-    };
-    let conditions = query
+    let raw_if_none_exist =
+        str_at(request, "ifNoneExist").map(|q| q.split_once('?').map_or(q, |(_, q)| q).to_string());
+    let if_none_exist = raw_if_none_exist
         .as_deref()
-        .map(|q| conditions(&rt, q, &url_at))
+        .map(|q| conditions(&rt, q, &format!("{req_at}.ifNoneExist")))
         .transpose()?;
+    let conditions = match method {
+        Method::Search | Method::Get => None,
+        _ => query
+            .as_deref()
+            .map(|q| conditions(&rt, q, &url_at))
+            .transpose()?,
+    };
     let resource = entry.get("resource").cloned();
     let res_at = format!("{at}.resource");
     let mut patch = None;
@@ -358,16 +390,29 @@ fn plan(
                 url_at,
             ))
         }
-        Method::Get if id.is_none() => {
-            return Err(ApiError::bad_at(
-                "searches inside a Bundle are not supported yet; read by Type/id",
-                url_at,
-            ))
-        }
         _ => {}
     }
+    let search = match method {
+        // The search is confined to the caller's scopes as a search request is.
+        Method::Search => Some(Box::new(
+            prepare(
+                state,
+                req,
+                Some(rt.clone()),
+                pairs_of(query.as_deref().unwrap_or("")),
+                None,
+                format!("/{rt}"),
+            )
+            .map_err(|e| relocate(e, &url_at))?,
+        )),
+        _ => None,
+    };
     let conditional = conditions.is_some() || if_none_exist.is_some();
-    let confine = authorize(state, req, method, &rt, conditional, resource.as_ref())?;
+    let raw_conditions = conditions.as_ref().and(query);
+    let confine = match method {
+        Method::Search => None,
+        _ => authorize(state, req, method, &rt, conditional, resource.as_ref())?,
+    };
     Ok(Planned {
         index,
         method,
@@ -384,7 +429,10 @@ fn plan(
         full_url: str_at(entry, "fullUrl").map(str::to_string),
         pre,
         if_none_exist,
+        raw_conditions,
+        raw_if_none_exist,
         confine,
+        search,
     })
 }
 
@@ -398,7 +446,7 @@ fn authorize(
     resource: Option<&Value>,
 ) -> Result<Option<String>, ApiError> {
     let interaction = match method {
-        Method::Get => Interaction::Read,
+        Method::Get | Method::Search => Interaction::Read,
         Method::Post => Interaction::Create,
         Method::Put | Method::Patch => Interaction::Update,
         Method::Delete => Interaction::Delete,
@@ -600,12 +648,14 @@ fn store_err(index: usize) -> impl Fn(StoreError) -> EntryError {
 /// Runs one planned entry (ids already resolved).
 fn execute(
     ops: &mut TxOps<'_, '_>,
-    defs: &'static fhir_model::Definitions,
+    state: &AppState,
+    base: &str,
     p: Planned,
     existing: Option<String>,
     ret: Return,
     lenient: bool,
 ) -> Result<BundleEntry, EntryError> {
+    let defs = state.defs;
     let e = store_err(p.index);
     let rt = p.resource_type.as_str();
     match p.method {
@@ -680,6 +730,23 @@ fn execute(
             .map_err(&e)?;
             Ok(success(200, Some(&u.stored), ret, true))
         }
+        Method::Search => {
+            let Some(search) = p.search else {
+                return Err(entry_err(p.index, ApiError::Internal("no search".into())));
+            };
+            let mut page = ops.search(&search.request).map_err(&e)?;
+            restrict_included(state, &search, &mut page).map_err(&e)?;
+            let bundle =
+                searchset(state, base, &search, &page).map_err(|x| entry_err(p.index, x))?;
+            Ok(BundleEntry {
+                resource: Some(bundle.to_value()),
+                response: Some(EntryResponse {
+                    status: status_line(200),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+        }
         Method::Get => {
             let id = p.id.unwrap_or_default();
             let stored = match p.version {
@@ -718,7 +785,7 @@ fn failure_outcome(err: &EntryError, kind: &str) -> (StatusCode, OperationOutcom
 // ------------------------------------------------------------------- transaction
 
 async fn transaction(
-    state: &AppState,
+    state: &web::Data<AppState>,
     req: &HttpRequest,
     entries: Vec<Value>,
     verdicts: &[Option<ApiError>],
@@ -747,15 +814,19 @@ async fn transaction(
         }
         plans.push(p);
     }
-    let defs = state.defs;
+    let audit_events = plans
+        .iter()
+        .any(|p| p.search.as_ref().is_some_and(|s| s.reads_audit_events()));
+    crate::audit::sync(state, audit_events).await?;
     let lenient = prefer(req).handling == Some(Handling::Lenient);
     let n = plans.len();
     let base = base.to_string();
+    let data = state.clone();
     let result = state
         .writing(req, move |store| {
             let mut failed: Option<EntryError> = None;
             let r = store.transaction(|ops| {
-                match run_transaction(ops, defs, &base, plans, ret, lenient) {
+                match run_transaction(ops, &data, &base, plans, ret, lenient) {
                     Ok(entries) => Ok(entries),
                     Err(e) => {
                         failed = Some(e);
@@ -785,68 +856,180 @@ fn fail(err: EntryError, kind: &str) -> ApiError {
     ApiError::Invalid(oo, status)
 }
 
+/// What step 1 of a transaction learns about the entries' targets.
+#[derive(Default)]
+struct Identities {
+    /// fullUrl → `Type/id`.
+    map: HashMap<String, String>,
+    /// Entries (POST with `ifNoneExist`) that found their resource: index → id.
+    existing: HashMap<usize, String>,
+    /// `Type/id` → the entry writing it.
+    targets: HashMap<String, usize>,
+    /// `Type?query` of conditional entries → `Type/id`, for conditional references.
+    in_bundle: HashMap<String, String>,
+}
+
+/// The fullUrls of entries that an entry's conditions name (`subject=urn:uuid:…`).
+fn named_entries(p: &Planned, full_urls: &HashSet<String>) -> Vec<String> {
+    [&p.raw_conditions, &p.raw_if_none_exist]
+        .into_iter()
+        .flatten()
+        .flat_map(|q| pairs_of(q))
+        .flat_map(|(_, v)| v.split(',').map(str::to_string).collect::<Vec<_>>())
+        .filter(|v| full_urls.contains(v))
+        .collect()
+}
+
+/// A query with values that are entries' fullUrls replaced by their `Type/id`.
+fn substitute(query: &str, map: &HashMap<String, String>) -> String {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs_of(query) {
+        let v: Vec<&str> = v
+            .split(',')
+            .map(|part| map.get(part).map_or(part, String::as_str))
+            .collect();
+        out.append_pair(&k, &v.join(","));
+    }
+    out.finish()
+}
+
+/// A condition in one spelling (decoded and encoded again), to compare conditions.
+fn condition_key(rt: &str, query: &str) -> String {
+    format!("{rt}?{}", substitute(query, &HashMap::new()))
+}
+
+fn circular(plans: &[Planned], pending: &[usize]) -> EntryError {
+    let indexes: Vec<String> = pending
+        .iter()
+        .map(|&k| plans[k].index.to_string())
+        .collect();
+    let first = plans[pending[0]].index;
+    entry_err(
+        first,
+        ApiError::bad_at(
+            format!(
+                "circular conditional references: the conditions of entries {} name each other by fullUrl",
+                indexes.join(", ")
+            ),
+            format!("Bundle.entry[{first}].request"),
+        ),
+    )
+}
+
+/// Step 1 for one entry: resolves what it writes (a new id, the match of its
+/// `ifNoneExist`, the target of a conditional PUT), after putting the `Type/id` of
+/// entries its conditions name into them.
+fn identify(
+    ops: &mut TxOps<'_, '_>,
+    p: &mut Planned,
+    names_entries: bool,
+    ids: &mut Identities,
+) -> Result<(), EntryError> {
+    let e = store_err(p.index);
+    let rt = p.resource_type.clone();
+    let req_at = format!("Bundle.entry[{}].request", p.index);
+    if names_entries {
+        let reparse = |raw: &Option<String>, at: &str| {
+            raw.as_deref()
+                .map(|q| conditions(&rt, &substitute(q, &ids.map), at))
+                .transpose()
+                .map_err(|x| entry_err(p.index, x))
+        };
+        let if_none_exist = reparse(&p.raw_if_none_exist, &format!("{req_at}.ifNoneExist"))?;
+        let conds = reparse(&p.raw_conditions, &format!("{req_at}.url"))?;
+        p.if_none_exist = if_none_exist.or(p.if_none_exist.take());
+        p.conditions = conds.or(p.conditions.take());
+    }
+    match p.method {
+        Method::Post => {
+            let found = match &p.if_none_exist {
+                Some(c) => ops.single_match(&rt, c).map_err(&e)?,
+                None => None,
+            };
+            let id = match found {
+                Some(f) => {
+                    ids.existing.insert(p.index, f.clone());
+                    f
+                }
+                None => uuid::Uuid::new_v4().to_string(),
+            };
+            if let Some(q) = &p.raw_if_none_exist {
+                ids.in_bundle
+                    .insert(condition_key(&rt, q), format!("{rt}/{id}"));
+            }
+            p.id = Some(id);
+        }
+        Method::Put if p.id.is_none() => {
+            let c = p.conditions.clone().unwrap_or_default();
+            let body_id = p
+                .resource
+                .as_ref()
+                .and_then(|r| str_at(r, "id"))
+                .map(str::to_string);
+            let id = ops
+                .conditional_update_target(&rt, &c, body_id.as_deref())
+                .map_err(&e)?;
+            if let Some(q) = &p.raw_conditions {
+                ids.in_bundle
+                    .insert(condition_key(&rt, q), format!("{rt}/{id}"));
+            }
+            p.id = Some(id);
+        }
+        _ => {}
+    }
+    if let (Some(full), Some(id)) = (&p.full_url, &p.id) {
+        ids.map.insert(full.clone(), format!("{rt}/{id}"));
+    }
+    let writes = matches!(
+        p.method,
+        Method::Post | Method::Put | Method::Patch | Method::Delete
+    );
+    if let (true, Some(id), false) = (writes, &p.id, ids.existing.contains_key(&p.index)) {
+        if let Some(first) = ids.targets.insert(format!("{rt}/{id}"), p.index) {
+            let msg = format!("entries {first} and {} both write {rt}/{id}", p.index);
+            return Err(entry_err(p.index, ApiError::bad(msg)));
+        }
+    }
+    Ok(())
+}
+
 fn run_transaction(
     ops: &mut TxOps<'_, '_>,
-    defs: &'static fhir_model::Definitions,
+    state: &AppState,
     base: &str,
     mut plans: Vec<Planned>,
     ret: Return,
     lenient: bool,
 ) -> Result<Vec<BundleEntry>, EntryError> {
-    // 1. Identities: what each entry writes, and what its fullUrl stands for.
-    let mut map: HashMap<String, String> = HashMap::new();
-    let mut existing: HashMap<usize, String> = HashMap::new();
-    let mut targets: HashMap<String, usize> = HashMap::new();
-    for p in &mut plans {
-        let e = store_err(p.index);
-        let rt = p.resource_type.clone();
-        match p.method {
-            Method::Post => {
-                let found = match &p.if_none_exist {
-                    Some(c) => ops.single_match(&rt, c).map_err(&e)?,
-                    None => None,
-                };
-                let id = match found {
-                    Some(f) => {
-                        existing.insert(p.index, f.clone());
-                        f
-                    }
-                    None => uuid::Uuid::new_v4().to_string(),
-                };
-                p.id = Some(id);
-            }
-            Method::Put if p.id.is_none() => {
-                let c = p.conditions.clone().unwrap_or_default();
-                let body_id = p
-                    .resource
-                    .as_ref()
-                    .and_then(|r| str_at(r, "id"))
-                    .map(str::to_string);
-                p.id = Some(
-                    ops.conditional_update_target(&rt, &c, body_id.as_deref())
-                        .map_err(&e)?,
-                );
-            }
-            _ => {}
+    let defs = state.defs;
+    // 1. Identities: what each entry writes, and what its fullUrl stands for. An entry
+    // whose conditions name other entries by fullUrl waits until those are known.
+    let mut ids = Identities::default();
+    let full_urls: HashSet<String> = plans.iter().filter_map(|p| p.full_url.clone()).collect();
+    let waits: Vec<Vec<String>> = plans.iter().map(|p| named_entries(p, &full_urls)).collect();
+    let mut known: HashSet<String> = HashSet::new();
+    let mut pending: Vec<usize> = (0..plans.len()).collect();
+    while !pending.is_empty() {
+        let ready: Vec<usize> = pending
+            .iter()
+            .copied()
+            .filter(|&k| waits[k].iter().all(|u| known.contains(u)))
+            .collect();
+        if ready.is_empty() {
+            return Err(circular(&plans, &pending));
         }
-        if let (Some(full), Some(id)) = (&p.full_url, &p.id) {
-            map.insert(full.clone(), format!("{rt}/{id}"));
+        for &k in &ready {
+            identify(ops, &mut plans[k], !waits[k].is_empty(), &mut ids)?;
+            known.extend(plans[k].full_url.clone());
         }
-        if matches!(
-            p.method,
-            Method::Post | Method::Put | Method::Patch | Method::Delete
-        ) {
-            if let Some(id) = &p.id {
-                if existing.contains_key(&p.index) {
-                    continue;
-                }
-                if let Some(first) = targets.insert(format!("{rt}/{id}"), p.index) {
-                    let msg = format!("entries {first} and {} both write {rt}/{id}", p.index);
-                    return Err(entry_err(p.index, ApiError::bad(msg)));
-                }
-            }
-        }
+        pending.retain(|k| !ready.contains(k));
     }
+    let Identities {
+        map,
+        existing,
+        in_bundle,
+        ..
+    } = ids;
     // 2. Conditional references, then rewriting of every reference.
     let mut refs = HashSet::new();
     for p in &plans {
@@ -866,6 +1049,12 @@ fn run_transaction(
             .map_or(0, |p| p.index);
         let at = format!("Bundle.entry[{index}].resource");
         let (rt, query) = r.split_once('?').unwrap_or((&r, ""));
+        // The same condition as an entry's own (`ifNoneExist`, conditional PUT): that
+        // entry, whether it creates the resource or found it.
+        if let Some(target) = in_bundle.get(&condition_key(rt, query)) {
+            conditional.insert(r.clone(), target.clone());
+            continue;
+        }
         if !defs.is_resource_type(rt) {
             return Err(entry_err(
                 index,
@@ -908,11 +1097,12 @@ fn run_transaction(
     let mut order: Vec<usize> = (0..plans.len()).collect();
     order.sort_by_key(|&i| (plans[i].method, i));
     let mut answers: Vec<Option<BundleEntry>> = vec![None; plans.len()];
+    let mut plans: Vec<Option<Planned>> = plans.into_iter().map(Some).collect();
     for i in order {
-        let p = plans[i].clone();
+        let Some(p) = plans[i].take() else { continue };
         let found = existing.get(&p.index).cloned();
         let full_url = p.full_url.clone();
-        let mut entry = execute(ops, defs, p, found, ret, lenient)?;
+        let mut entry = execute(ops, state, base, p, found, ret, lenient)?;
         // The answer names the resource by its URL on this server.
         let location = entry.response.as_ref().and_then(|r| r.location.clone());
         entry.full_url = match location
@@ -929,8 +1119,76 @@ fn run_transaction(
 
 // ------------------------------------------------------------------------- batch
 
+/// Runs one planned batch entry: a search on a read connection, anything else in its
+/// own database transaction.
+async fn batch_entry(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    p: Planned,
+    base: &str,
+    ret: Return,
+    lenient: bool,
+) -> Result<BundleEntry, EntryError> {
+    let i = p.index;
+    if let Some(search) = p.search {
+        return batch_search(state, *search, base)
+            .await
+            .map_err(|e| entry_err(i, e));
+    }
+    let data = state.clone();
+    let base = base.to_string();
+    state
+        .writing(req, move |store| {
+            let mut failed = None;
+            let r = store.transaction(|ops| {
+                match run_transaction(ops, &data, &base, vec![p], ret, lenient) {
+                    Ok(mut entries) => Ok(entries.pop()),
+                    Err(e) => {
+                        failed = Some(e);
+                        Err(StoreError::BadRequest {
+                            message: "entry failed".into(),
+                            expression: None,
+                        })
+                    }
+                }
+            });
+            Ok(match (r, failed) {
+                (Ok(Some(entry)), _) => Ok(entry),
+                (Ok(None), _) => Err(entry_err(i, ApiError::Internal("no answer".into()))),
+                (Err(_), Some(f)) => Err(f),
+                (Err(e), None) => Err(entry_err(i, ApiError::from(e))),
+            })
+        })
+        .await
+        .unwrap_or_else(|e| Err(entry_err(i, e)))
+}
+
+async fn batch_search(
+    state: &web::Data<AppState>,
+    search: Prepared,
+    base: &str,
+) -> Result<BundleEntry, ApiError> {
+    crate::audit::sync(state, search.reads_audit_events()).await?;
+    let data = state.clone();
+    let (search, page) = web::block(move || {
+        let mut page = data.store.search(&search.request)?;
+        restrict_included(&data, &search, &mut page)?;
+        Ok::<_, StoreError>((search, page))
+    })
+    .await??;
+    let bundle = searchset(state, base, &search, &page)?;
+    Ok(BundleEntry {
+        resource: Some(bundle.to_value()),
+        response: Some(EntryResponse {
+            status: status_line(200),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
 async fn batch(
-    state: &AppState,
+    state: &web::Data<AppState>,
     req: &HttpRequest,
     entries: Vec<Value>,
     verdicts: &[Option<ApiError>],
@@ -946,44 +1204,7 @@ async fn batch(
         });
         let answer = match planned {
             Err(e) => Err(entry_err(i, e)),
-            Ok(p) => {
-                let defs = state.defs;
-                let base = base.to_string();
-                state
-                    .writing(req, move |store| {
-                        let mut failed = None;
-                        let r = store.transaction(|ops| {
-                            let mut one = vec![p];
-                            match run_transaction(
-                                ops,
-                                defs,
-                                &base,
-                                std::mem::take(&mut one),
-                                ret,
-                                lenient,
-                            ) {
-                                Ok(mut entries) => Ok(entries.pop()),
-                                Err(e) => {
-                                    failed = Some(e);
-                                    Err(StoreError::BadRequest {
-                                        message: "entry failed".into(),
-                                        expression: None,
-                                    })
-                                }
-                            }
-                        });
-                        Ok(match (r, failed) {
-                            (Ok(Some(entry)), _) => Ok(entry),
-                            (Ok(None), _) => {
-                                Err(entry_err(i, ApiError::Internal("no answer".into())))
-                            }
-                            (Err(_), Some(f)) => Err(f),
-                            (Err(e), None) => Err(entry_err(i, ApiError::from(e))),
-                        })
-                    })
-                    .await
-                    .unwrap_or_else(|e| Err(entry_err(i, e)))
-            }
+            Ok(p) => batch_entry(state, req, p, base, ret, lenient).await,
         };
         out.push(match answer {
             Ok(entry) => entry,

@@ -28,7 +28,7 @@ const MAX_COUNT: usize = 1000;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-fn pairs_of(query: &str) -> Vec<(String, String)> {
+pub(crate) fn pairs_of(query: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
@@ -193,14 +193,40 @@ fn localize(clause: &mut Clause, base: &str) {
     }
 }
 
-async fn run(
+/// A search ready to run: parsed, confined to the caller's scopes, with what its
+/// searchset Bundle needs (shared by the search endpoints and Bundle GET entries).
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    pub request: SearchRequest,
+    /// The parameters as given (for the paging links), without `_page`.
+    pairs: Vec<(String, String)>,
+    access: Option<std::sync::Arc<Access>>,
+    /// The search's path for its links, e.g. `/Observation`.
+    path: String,
+}
+
+impl Prepared {
+    /// Whether the search may return AuditEvents (the audit log is projected first).
+    pub(crate) fn reads_audit_events(&self) -> bool {
+        let types = &self.request.query.resource_types;
+        types.is_empty()
+            || types.iter().any(|t| t == "AuditEvent")
+            || self
+                .pairs
+                .iter()
+                .any(|(k, v)| k.contains("AuditEvent") || v.contains("AuditEvent"))
+    }
+}
+
+/// Parses and confines a search of `resource_type` (all types when `None`).
+pub(crate) fn prepare(
     state: &AppState,
     req: &HttpRequest,
     resource_type: Option<String>,
     mut pairs: Vec<(String, String)>,
     mut compartment: Option<Compartment>,
-) -> Result<HttpResponse> {
-    let out = output(req)?;
+    path: String,
+) -> Result<Prepared> {
     let strict = prefer(req).handling == Some(Handling::Strict);
     let cursor = take_cursor(&mut pairs)?;
     let registry = SearchRegistry::r4();
@@ -232,29 +258,78 @@ async fn run(
             .min(MAX_COUNT)
     };
     let with_total = summary_count || query.result.total != Some(TotalMode::None);
-    let request = SearchRequest {
-        query: query.clone(),
-        count,
-        cursor,
-        with_total,
-        compartment,
-    };
-    let types = &request.query.resource_types;
-    let audit_events = types.is_empty()
-        || types.iter().any(|t| t == "AuditEvent")
-        || req.query_string().contains("AuditEvent");
-    crate::audit::sync(state, audit_events).await?;
-    let mut page = state.blocking(move |s| s.search(&request)).await?;
-    if let (Some(a), Some(data)) = (access, req.app_data::<web::Data<AppState>>().cloned()) {
+    Ok(Prepared {
+        request: SearchRequest {
+            query,
+            count,
+            cursor,
+            with_total,
+            compartment,
+        },
+        pairs,
+        access,
+        path,
+    })
+}
+
+/// Leaves out the included resources the caller may not read (blocking).
+pub(crate) fn restrict_included(
+    state: &AppState,
+    prepared: &Prepared,
+    page: &mut SearchPage,
+) -> fhir_store::StoreResult<()> {
+    if let Some(a) = &prepared.access {
         let included = std::mem::take(&mut page.included);
-        page.included = web::block(move || readable(&data, &a, included))
-            .await?
-            .map_err(ApiError::from)?;
+        page.included = readable(state, a, included)?;
     }
+    Ok(())
+}
+
+/// The searchset Bundle of a page.
+pub(crate) fn searchset(
+    state: &AppState,
+    base: &str,
+    prepared: &Prepared,
+    page: &SearchPage,
+) -> Result<Bundle> {
+    let r = &prepared.request;
+    build_bundle(
+        state,
+        base,
+        &prepared.path,
+        &prepared.pairs,
+        &r.query,
+        r.count,
+        r.cursor,
+        page,
+    )
+}
+
+async fn run(
+    state: &AppState,
+    req: &HttpRequest,
+    resource_type: Option<String>,
+    pairs: Vec<(String, String)>,
+    compartment: Option<Compartment>,
+) -> Result<HttpResponse> {
+    let out = output(req)?;
     // Paging links are GETs, also for searches that came as POST `_search`.
     let path = req.path().strip_prefix("/fhir").unwrap_or(req.path());
     let path = path.strip_suffix("/_search").unwrap_or(path).to_string();
-    let bundle = build_bundle(state, &base, &path, &pairs, &query, count, cursor, &page)?;
+    let prepared = prepare(state, req, resource_type, pairs, compartment, path)?;
+    crate::audit::sync(state, prepared.reads_audit_events()).await?;
+    let request = prepared.request.clone();
+    let mut page = state.blocking(move |s| s.search(&request)).await?;
+    if let (Some(_), Some(data)) = (
+        &prepared.access,
+        req.app_data::<web::Data<AppState>>().cloned(),
+    ) {
+        let p = prepared.clone();
+        page = web::block(move || restrict_included(&data, &p, &mut page).map(|()| page))
+            .await?
+            .map_err(ApiError::from)?;
+    }
+    let bundle = searchset(state, &state.base(req), &prepared, &page)?;
     Ok(respond::json(StatusCode::OK, &bundle.to_value(), out))
 }
 
