@@ -134,6 +134,13 @@ fn import_loads_files_resumably_and_names_failures() {
         assert_eq!(s.get("/Patient/nd2").status, 200);
         let (ok, out, _) = run_args(args(""));
         assert!(ok && out.contains("2 files already loaded"), "{out}");
+        // The state is per target: another server's database gets the files too.
+        let other = common::Server::start(backend);
+        let mut to_other = args("");
+        to_other[2] = other.base.clone();
+        let (ok, out, err) = run_args(to_other);
+        assert!(ok, "{err}");
+        assert!(out.contains("imported 4 resources from 2 files"), "{out}");
         std::fs::write(dir.join("c.json"), r#"{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient","birthDate":"soon"},"request":{"method":"POST","url":"Patient"}}]}"#).unwrap();
         let (ok, _, err) = run_args(args("c.json"));
         assert!(!ok);

@@ -155,6 +155,9 @@ pub struct ImportArgs {
     /// Where finished files are recorded (a re-run skips them).
     #[arg(long, default_value = ".fhir-import-state")]
     pub state: std::path::PathBuf,
+    /// Files loaded at the same time.
+    #[arg(long, default_value_t = 2)]
+    pub jobs: usize,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -4,8 +4,11 @@
 //! into a running server; otherwise it starts one in-process on the configured database.
 //! Finished files are recorded in a state file, so a re-run skips them.
 
+use std::collections::HashSet;
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -81,11 +84,47 @@ fn entry_for(resource: Value) -> Value {
     json!({"resource": resource, "request": request})
 }
 
-/// The Bundles to post for one file, with a label for errors.
-fn bundles_of(path: &Path, batch: usize) -> Result<Vec<(String, Value)>, ImportError> {
+/// What a file's top level is, read without building the whole tree.
+#[derive(serde::Deserialize)]
+struct Head {
+    #[serde(rename = "resourceType")]
+    resource_type: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<serde_json::Value>,
+}
+
+/// The Bundles to post for one file as JSON text, with a label for errors. A file that
+/// already is a transaction or batch is posted as it was read.
+fn bundles_of(path: &Path, batch: usize) -> Result<Vec<(String, String)>, ImportError> {
     let name = path.display().to_string();
-    let text = read_text(path)?;
     let ndjson = name.ends_with(".ndjson") || name.ends_with(".ndjson.gz");
+    let text = read_text(path)?;
+    if !ndjson {
+        let head: Option<Head> = serde_json::from_str(&text).ok();
+        if let Some(Head {
+            resource_type: Some(rt),
+            kind: Some(Value::String(kind)),
+        }) = &head
+        {
+            if rt == "Bundle" && (kind == "transaction" || kind == "batch") {
+                return Ok(vec![(name, text)]);
+            }
+        }
+    }
+    Ok(bundle_values(name, &text, ndjson, batch)?
+        .into_iter()
+        .map(|(label, v)| (label, fhir_model::json::to_string(&v)))
+        .collect())
+}
+
+/// The Bundles to post for a file that needs wrapping (NDJSON, collections, single
+/// resources).
+fn bundle_values(
+    name: String,
+    text: &str,
+    ndjson: bool,
+    batch: usize,
+) -> Result<Vec<(String, Value)>, ImportError> {
     if ndjson {
         let mut out = Vec::new();
         let mut entries = Vec::new();
@@ -144,12 +183,7 @@ fn bundles_of(path: &Path, batch: usize) -> Result<Vec<(String, Value)>, ImportE
 }
 
 /// Posts a Bundle; an error names the file and the failing entry.
-fn post(
-    agent: &ureq::Agent,
-    base: &str,
-    label: &str,
-    bundle: &Value,
-) -> Result<usize, ImportError> {
+fn post(agent: &ureq::Agent, base: &str, label: &str, bundle: &str) -> Result<usize, ImportError> {
     let rejected = |message: String| ImportError::Rejected {
         file: label.to_string(),
         message,
@@ -158,7 +192,7 @@ fn post(
         .post(base)
         .set("Content-Type", "application/fhir+json")
         .set("Prefer", "return=minimal")
-        .send_string(&fhir_model::json::to_string(bundle));
+        .send_string(bundle);
     let body: Value = match response {
         Ok(r) => r.into_json().map_err(|e| rejected(e.to_string()))?,
         Err(ureq::Error::Status(code, r)) => {
@@ -184,8 +218,9 @@ fn post(
     Ok(entries.len())
 }
 
-/// A key of a file's content: a re-run skips files whose key is in the state file.
-fn file_key(path: &Path) -> String {
+/// A key of a file's content and where it was loaded: a re-run into the same target
+/// skips files whose key is in the state file; another database loads them again.
+fn file_key(target: &str, path: &Path) -> String {
     let meta = std::fs::metadata(path).ok();
     let size = meta.as_ref().map_or(0, |m| m.len());
     let mtime = meta
@@ -193,7 +228,7 @@ fn file_key(path: &Path) -> String {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs());
     let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    format!("{}\t{size}\t{mtime}", abs.display())
+    format!("{target}\t{}\t{size}\t{mtime}", abs.display())
 }
 
 /// Starts the server in this process on a free loopback port; returns its base URL.
@@ -234,12 +269,17 @@ fn embedded_server(database_url: &str) -> Result<String, ImportError> {
 /// Runs an import; returns (files loaded, files skipped, resources loaded).
 pub fn run(args: &ImportArgs) -> Result<(usize, usize, usize), ImportError> {
     let files = files_of(&args.paths)?;
-    let base = match &args.url {
-        Some(u) => u.trim_end_matches('/').to_string(),
-        None => embedded_server(&args.database_url)?,
+    let (base, target) = match &args.url {
+        Some(u) => (
+            u.trim_end_matches('/').to_string(),
+            u.trim_end_matches('/').to_string(),
+        ),
+        None => (
+            embedded_server(&args.database_url)?,
+            args.database_url.clone(),
+        ),
     };
-    let state_path = args.state.clone();
-    let done: std::collections::HashSet<String> = std::fs::File::open(&state_path)
+    let done: HashSet<String> = std::fs::File::open(&args.state)
         .map(|f| {
             std::io::BufReader::new(f)
                 .lines()
@@ -247,9 +287,10 @@ pub fn run(args: &ImportArgs) -> Result<(usize, usize, usize), ImportError> {
                 .collect()
         })
         .unwrap_or_default();
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(600))
-        .build();
+    let (todo, skipped): (Vec<_>, Vec<_>) = files
+        .iter()
+        .map(|p| (file_key(&target, p), p))
+        .partition(|(key, _)| !done.contains(key));
     let bar = indicatif::ProgressBar::new(files.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -257,30 +298,93 @@ pub fn run(args: &ImportArgs) -> Result<(usize, usize, usize), ImportError> {
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let started = Instant::now();
-    let (mut loaded, mut skipped, mut resources) = (0, 0, 0);
-    for path in &files {
-        let key = file_key(path);
-        if done.contains(&key) {
-            skipped += 1;
-            bar.inc(1);
-            continue;
+    bar.inc(skipped.len() as u64);
+    let run = Run {
+        base,
+        batch: args.batch,
+        state: args.state.clone(),
+        bar,
+        started: Instant::now(),
+        next: AtomicUsize::new(0),
+        resources: AtomicUsize::new(0),
+        loaded: AtomicUsize::new(0),
+        failed: Mutex::new(None),
+        state_lock: Mutex::new(()),
+    };
+    // Files load side by side (`--jobs`), so that reading and checking one overlaps
+    // writing another; each file's Bundles go in order.
+    std::thread::scope(|scope| {
+        for _ in 0..args.jobs.max(1) {
+            scope.spawn(|| run.worker(&todo));
         }
-        for (label, bundle) in bundles_of(path, args.batch)? {
-            resources += post(&agent, &base, &label, &bundle)?;
-            let rate = resources as f64 / started.elapsed().as_secs_f64().max(0.001);
-            bar.set_message(format!("{resources} resources, {rate:.0}/s"));
+    });
+    run.bar.finish_and_clear();
+    if let Some(e) = run.failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    Ok((
+        run.loaded.into_inner(),
+        skipped.len(),
+        run.resources.into_inner(),
+    ))
+}
+
+/// One import run shared by its worker threads.
+struct Run {
+    base: String,
+    batch: usize,
+    state: PathBuf,
+    bar: indicatif::ProgressBar,
+    started: Instant,
+    /// The next file of the list to take.
+    next: AtomicUsize,
+    resources: AtomicUsize,
+    loaded: AtomicUsize,
+    /// The first failure; the other workers stop taking files.
+    failed: Mutex<Option<ImportError>>,
+    state_lock: Mutex<()>,
+}
+
+impl Run {
+    fn worker(&self, todo: &[(String, &PathBuf)]) {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(600))
+            .build();
+        loop {
+            if self.failed.lock().map_or(true, |f| f.is_some()) {
+                return;
+            }
+            let Some((key, path)) = todo.get(self.next.fetch_add(1, Ordering::Relaxed)) else {
+                return;
+            };
+            if let Err(e) = self.file(&agent, key, path) {
+                if let Ok(mut f) = self.failed.lock() {
+                    f.get_or_insert(e);
+                }
+                return;
+            }
         }
+    }
+
+    fn file(&self, agent: &ureq::Agent, key: &str, path: &Path) -> Result<(), ImportError> {
+        for (label, bundle) in bundles_of(path, self.batch)? {
+            let n = post(agent, &self.base, &label, &bundle)?;
+            let total = self.resources.fetch_add(n, Ordering::Relaxed) + n;
+            let rate = total as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+            self.bar
+                .set_message(format!("{total} resources, {rate:.0}/s"));
+        }
+        let state_err =
+            |e: std::io::Error| ImportError::Read(self.state.display().to_string(), e.to_string());
+        let _guard = self.state_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut state = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&state_path)
-            .map_err(|e| ImportError::Read(state_path.display().to_string(), e.to_string()))?;
-        std::io::Write::write_all(&mut state, format!("{key}\n").as_bytes())
-            .map_err(|e| ImportError::Read(state_path.display().to_string(), e.to_string()))?;
-        loaded += 1;
-        bar.inc(1);
+            .open(&self.state)
+            .map_err(state_err)?;
+        std::io::Write::write_all(&mut state, format!("{key}\n").as_bytes()).map_err(state_err)?;
+        self.loaded.fetch_add(1, Ordering::Relaxed);
+        self.bar.inc(1);
+        Ok(())
     }
-    bar.finish_and_clear();
-    Ok((loaded, skipped, resources))
 }

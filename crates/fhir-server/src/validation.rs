@@ -104,6 +104,7 @@ pub enum Strictness {
 
 pub fn strictness(state: &AppState, req: &HttpRequest) -> Strictness {
     match prefer(req).handling {
+        _ if !state.validation.on_write => Strictness::Lenient,
         Some(Handling::Lenient) => Strictness::Lenient,
         Some(Handling::Strict) => Strictness::Strict,
         _ if state.validation.reject_warnings => Strictness::Strict,
@@ -127,21 +128,25 @@ pub fn rejects(report: &ValidationReport, s: Strictness) -> bool {
 }
 
 /// Validates resources about to be written (off the executor): one report each.
+/// The resources come back with their reports: they are moved to the validating
+/// thread, not copied.
 pub async fn check_many(
     state: &web::Data<AppState>,
     resources: Vec<Option<Value>>,
-) -> Result<Vec<Option<ValidationReport>>, ApiError> {
+) -> Result<(Vec<Option<Value>>, Vec<Option<ValidationReport>>), ApiError> {
     if !state.validation.on_write || resources.iter().all(Option::is_none) {
-        return Ok(resources.iter().map(|_| None).collect());
+        let none = resources.iter().map(|_| None).collect();
+        return Ok((resources, none));
     }
     let st = state.clone();
     web::block(move || {
         let v = st.validation.validator()?;
         let options = ValidationOptions::default();
-        Ok(resources
+        let reports = resources
             .iter()
             .map(|r| r.as_ref().map(|r| v.validate(r, &options)))
-            .collect())
+            .collect();
+        Ok((resources, reports))
     })
     .await?
 }
@@ -156,7 +161,7 @@ pub async fn check_write(
     if strict == Strictness::Lenient {
         return Ok(());
     }
-    let reports = check_many(state, vec![Some(resource.clone())]).await?;
+    let (_, reports) = check_many(state, vec![Some(resource.clone())]).await?;
     match reports.into_iter().next().flatten() {
         Some(r) if rejects(&r, strict) => Err(ApiError::Invalid(
             r.to_operation_outcome(),

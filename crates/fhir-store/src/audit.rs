@@ -126,7 +126,7 @@ pub(crate) fn chain(tx: &mut Tx<'_>, events: &[String]) -> StoreResult<()> {
                 .push("(")
                 .bind(Bind::BigInt(seq))
                 .push(", ")
-                .bind(Bind::Text(uuid::Uuid::new_v4().to_string()))
+                .bind(Bind::Text(crate::new_id()))
                 .push(", ")
                 .bind(Bind::BigInt(now))
                 .push(", ")

@@ -40,8 +40,19 @@ pub(crate) fn lock_current(tx: &mut Tx<'_>, res_type: &str, id: &str) -> StoreRe
         .bind(Bind::Text(id.into()))
         .push(", 0, 0, 0, ")
         .bind(Bind::Bool(false))
-        .push(") ON CONFLICT (res_type, res_id) DO NOTHING");
-    claim.execute(tx.conn)?;
+        .push(") ON CONFLICT (res_type, res_id) DO NOTHING RETURNING rid AS n");
+    // A new resource: its row was just claimed (one statement instead of two).
+    if let Some(row) = claim
+        .load::<crate::sql::CountRow>(tx.conn)?
+        .into_iter()
+        .next()
+    {
+        return Ok(Current {
+            rid: row.n,
+            version: 0,
+            deleted: false,
+        });
+    }
     let mut select = Sql::new("SELECT rid, version, deleted FROM resources WHERE res_type = ");
     select
         .bind(Bind::Text(res_type.into()))

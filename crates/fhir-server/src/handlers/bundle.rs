@@ -98,7 +98,7 @@ pub async fn post_bundle(
     // The Bundle's own elements here; each entry's resource when its entry is planned,
     // so that a bad entry of a batch fails alone. The entries are moved, not copied:
     // a large transaction is held in memory once.
-    let entries = match bundle.as_object_mut().and_then(|o| o.shift_remove("entry")) {
+    let mut entries = match bundle.as_object_mut().and_then(|o| o.shift_remove("entry")) {
         Some(Value::Array(entries)) => entries,
         Some(_) => {
             return Err(ApiError::bad_at(
@@ -131,11 +131,11 @@ pub async fn post_bundle(
     let base = state.base(&req);
     let response = match kind {
         "transaction" => {
-            let verdicts = validate_entries(&state, &req, &entries).await?;
+            let verdicts = validate_entries(&state, &req, &mut entries).await?;
             transaction(&state, &req, entries, &verdicts, &base, ret).await?
         }
         "batch" => {
-            let verdicts = validate_entries(&state, &req, &entries).await?;
+            let verdicts = validate_entries(&state, &req, &mut entries).await?;
             batch(&state, &req, entries, &verdicts, &base, ret).await
         }
         other => {
@@ -155,7 +155,7 @@ pub async fn post_bundle(
 async fn validate_entries(
     state: &web::Data<AppState>,
     req: &HttpRequest,
-    entries: &[Value],
+    entries: &mut [Value],
 ) -> Result<Vec<Option<ApiError>>, ApiError> {
     let strictness = crate::validation::strictness(state, req);
     let writes = |e: &Value| {
@@ -166,15 +166,22 @@ async fn validate_entries(
             Some("POST" | "PUT")
         )
     };
+    // Moved out for the validating thread and put back after.
     let resources = entries
-        .iter()
+        .iter_mut()
         .map(|e| {
-            (strictness != crate::validation::Strictness::Lenient && writes(e))
-                .then(|| e.get("resource").cloned())
-                .flatten()
+            let checked = strictness != crate::validation::Strictness::Lenient && writes(e);
+            e.as_object_mut()
+                .filter(|_| checked)
+                .and_then(|o| o.shift_remove("resource"))
         })
         .collect();
-    let reports = crate::validation::check_many(state, resources).await?;
+    let (resources, reports) = crate::validation::check_many(state, resources).await?;
+    for (e, r) in entries.iter_mut().zip(resources) {
+        if let (Some(o), Some(r)) = (e.as_object_mut(), r) {
+            o.insert("resource".into(), r);
+        }
+    }
     Ok(reports
         .into_iter()
         .enumerate()
@@ -292,8 +299,13 @@ fn plan(
     req: &HttpRequest,
     base: &str,
     index: usize,
-    entry: &Value,
+    mut entry: Value,
 ) -> Result<Planned, ApiError> {
+    // The resource is moved out of the entry: a large Bundle is held once.
+    let resource = entry
+        .as_object_mut()
+        .and_then(|o| o.shift_remove("resource"));
+    let entry = &entry;
     let at = format!("Bundle.entry[{index}]");
     let request = entry
         .get("request")
@@ -348,7 +360,6 @@ fn plan(
             .map(|q| conditions(&rt, q, &url_at))
             .transpose()?,
     };
-    let resource = entry.get("resource").cloned();
     let res_at = format!("{at}.resource");
     let mut patch = None;
     match method {
@@ -794,7 +805,7 @@ async fn transaction(
 ) -> Result<Bundle, ApiError> {
     let mut plans = Vec::with_capacity(entries.len());
     let mut full_urls = HashSet::new();
-    for (i, entry) in entries.iter().enumerate() {
+    for (i, entry) in entries.into_iter().enumerate() {
         let p = plan(state, req, base, i, entry)
             .map_err(|e| fail(EntryError { index: i, error: e }, "transaction"))?;
         if let Some(e) = invalid(verdicts, i) {
@@ -951,7 +962,7 @@ fn identify(
                     ids.existing.insert(p.index, f.clone());
                     f
                 }
-                None => uuid::Uuid::new_v4().to_string(),
+                None => fhir_store::new_id(),
             };
             if let Some(q) = &p.raw_if_none_exist {
                 ids.in_bundle
@@ -1197,7 +1208,7 @@ async fn batch(
 ) -> Bundle {
     let lenient = prefer(req).handling == Some(Handling::Lenient);
     let mut out = Vec::with_capacity(entries.len());
-    for (i, entry) in entries.iter().enumerate() {
+    for (i, entry) in entries.into_iter().enumerate() {
         let planned = plan(state, req, base, i, entry).and_then(|p| match invalid(verdicts, i) {
             Some(e) => Err(e),
             None => Ok(p),
