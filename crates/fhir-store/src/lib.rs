@@ -415,7 +415,7 @@ impl TxOps<'_, '_> {
                 return Ok(Created::Existing(existing));
             }
         }
-        let id = id.map(str::to_string).unwrap_or_else(|| new_id());
+        let id = id.map(str::to_string).unwrap_or_else(new_id);
         let current = lock_current(self.tx, res_type, &id)?;
         if current.version > 0 {
             return Err(StoreError::Conflict(format!(
