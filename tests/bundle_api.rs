@@ -259,6 +259,29 @@ fn patch_entries_carry_a_json_patch_binary(b: Backend) {
     let r = post_bundle(s, &tx(vec![entry]));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(s.get(&format!("/Patient/{id}")).json()["active"], true);
+    // The patched resource is validated as a single PATCH's is: gender 'robot' is not
+    // in the required value set, so the transaction fails and nothing changes.
+    // base64 of [{"op":"add","path":"/gender","value":"robot"}]
+    let data = "W3sib3AiOiJhZGQiLCJwYXRoIjoiL2dlbmRlciIsInZhbHVlIjoicm9ib3QifV0=";
+    let mut bad = json!({"resource": {"resourceType": "Binary", "contentType": "application/json-patch+json", "data": data},
+        "request": {"method": "PATCH", "url": format!("Patient/{id}")}});
+    let r = post_bundle(s, &tx(vec![bad.clone()]));
+    assert!(matches!(r.status, 400 | 422), "{} {}", r.status, r.body);
+    assert!(r.body.contains("gender"), "{}", r.body);
+    assert!(s
+        .get(&format!("/Patient/{id}"))
+        .json()
+        .get("gender")
+        .is_none());
+    bad["request"]["url"] = json!(format!("Patient/{id}"));
+    let batch = json!({"resourceType": "Bundle", "type": "batch", "entry": [bad]});
+    let r = post_bundle(s, &batch);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let status = r.json()["entry"][0]["response"]["status"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(status.starts_with("4"), "{status}");
 }
 
 fn batch_entries_are_independent(b: Backend) {

@@ -664,7 +664,7 @@ fn execute(
     p: Planned,
     existing: Option<String>,
     ret: Return,
-    lenient: bool,
+    patching: &Patching,
 ) -> Result<BundleEntry, EntryError> {
     let defs = state.defs;
     let e = store_err(p.index);
@@ -729,7 +729,13 @@ fn execute(
             let patch = p.patch.ok_or_else(|| {
                 entry_err(p.index, ApiError::Internal("PATCH without a patch".into()))
             })?;
-            let apply = apply_patch(defs, rt.to_string(), patch, lenient, None);
+            let apply = apply_patch(
+                defs,
+                rt.to_string(),
+                patch,
+                patching.lenient,
+                patching.validator.clone(),
+            );
             let u = match (&p.id, &p.conditions) {
                 (Some(id), _) => ops.patch(rt, id, p.pre, apply),
                 (None, Some(c)) => ops.conditional_patch(rt, c, p.pre, apply),
@@ -795,6 +801,30 @@ fn failure_outcome(err: &EntryError, kind: &str) -> (StatusCode, OperationOutcom
 
 // ------------------------------------------------------------------- transaction
 
+/// How PATCH entries check what they produce: like a single PATCH, structure and (when
+/// writes are validated) the validator, unless `Prefer: handling=lenient`.
+#[derive(Clone)]
+struct Patching {
+    lenient: bool,
+    validator: Option<std::sync::Arc<fhir_validation::Validator>>,
+}
+
+impl Patching {
+    async fn of(
+        state: &web::Data<AppState>,
+        req: &HttpRequest,
+        patches: bool,
+    ) -> Result<Patching, ApiError> {
+        let lenient = prefer(req).handling == Some(Handling::Lenient);
+        let validator = if patches {
+            super::crud::patch_validator(state, lenient).await?
+        } else {
+            None
+        };
+        Ok(Patching { lenient, validator })
+    }
+}
+
 async fn transaction(
     state: &web::Data<AppState>,
     req: &HttpRequest,
@@ -829,7 +859,8 @@ async fn transaction(
         .iter()
         .any(|p| p.search.as_ref().is_some_and(|s| s.reads_audit_events()));
     crate::audit::sync(state, audit_events).await?;
-    let lenient = prefer(req).handling == Some(Handling::Lenient);
+    let patching =
+        Patching::of(state, req, plans.iter().any(|p| p.method == Method::Patch)).await?;
     let n = plans.len();
     let base = base.to_string();
     let data = state.clone();
@@ -837,7 +868,7 @@ async fn transaction(
         .writing(req, move |store| {
             let mut failed: Option<EntryError> = None;
             let r = store.transaction(|ops| {
-                match run_transaction(ops, &data, &base, plans, ret, lenient) {
+                match run_transaction(ops, &data, &base, plans, ret, &patching) {
                     Ok(entries) => Ok(entries),
                     Err(e) => {
                         failed = Some(e);
@@ -1010,7 +1041,7 @@ fn run_transaction(
     base: &str,
     mut plans: Vec<Planned>,
     ret: Return,
-    lenient: bool,
+    patching: &Patching,
 ) -> Result<Vec<BundleEntry>, EntryError> {
     let defs = state.defs;
     // 1. Identities: what each entry writes, and what its fullUrl stands for. An entry
@@ -1113,7 +1144,7 @@ fn run_transaction(
         let Some(p) = plans[i].take() else { continue };
         let found = existing.get(&p.index).cloned();
         let full_url = p.full_url.clone();
-        let mut entry = execute(ops, state, base, p, found, ret, lenient)?;
+        let mut entry = execute(ops, state, base, p, found, ret, patching)?;
         // The answer names the resource by its URL on this server.
         let location = entry.response.as_ref().and_then(|r| r.location.clone());
         entry.full_url = match location
@@ -1138,9 +1169,10 @@ async fn batch_entry(
     p: Planned,
     base: &str,
     ret: Return,
-    lenient: bool,
+    patching: &Patching,
 ) -> Result<BundleEntry, EntryError> {
     let i = p.index;
+    let patching = patching.clone();
     if let Some(search) = p.search {
         return batch_search(state, *search, base)
             .await
@@ -1152,7 +1184,7 @@ async fn batch_entry(
         .writing(req, move |store| {
             let mut failed = None;
             let r = store.transaction(|ops| {
-                match run_transaction(ops, &data, &base, vec![p], ret, lenient) {
+                match run_transaction(ops, &data, &base, vec![p], ret, &patching) {
                     Ok(mut entries) => Ok(entries.pop()),
                     Err(e) => {
                         failed = Some(e);
@@ -1206,7 +1238,7 @@ async fn batch(
     base: &str,
     ret: Return,
 ) -> Bundle {
-    let lenient = prefer(req).handling == Some(Handling::Lenient);
+    let mut patching: Option<Patching> = None;
     let mut out = Vec::with_capacity(entries.len());
     for (i, entry) in entries.into_iter().enumerate() {
         let planned = plan(state, req, base, i, entry).and_then(|p| match invalid(verdicts, i) {
@@ -1215,7 +1247,20 @@ async fn batch(
         });
         let answer = match planned {
             Err(e) => Err(entry_err(i, e)),
-            Ok(p) => batch_entry(state, req, p, base, ret, lenient).await,
+            Ok(p) => {
+                let ready = match &patching {
+                    Some(x) => Ok(x.clone()),
+                    None => Patching::of(state, req, p.method == Method::Patch).await,
+                };
+                match ready {
+                    Err(e) => Err(entry_err(i, e)),
+                    Ok(x) => {
+                        let answer = batch_entry(state, req, p, base, ret, &x).await;
+                        patching = x.validator.is_some().then_some(x);
+                        answer
+                    }
+                }
+            }
         };
         out.push(match answer {
             Ok(entry) => entry,
