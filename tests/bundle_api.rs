@@ -456,6 +456,50 @@ fn conditions_naming_other_entries(b: Backend) {
     assert_eq!(count(s, "/Observation?code=http://loinc.org|8-8"), before);
 }
 
+fn conditional_reads_inside_bundles(b: Backend) {
+    let s = shared(b);
+    let id = s.create_id("Patient", r#"{"resourceType":"Patient","active":true}"#);
+    let get = |extra: Value| {
+        let mut request = json!({"method": "GET", "url": format!("Patient/{id}")});
+        for (k, v) in extra.as_object().unwrap() {
+            request[k] = v.clone();
+        }
+        json!({"request": request})
+    };
+    let batch = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        get(json!({"ifNoneMatch": "W/\"1\""})),
+        get(json!({"ifNoneMatch": "W/\"7\""})),
+        get(json!({"ifModifiedSince": "2999-01-01T00:00:00Z"})),
+        get(json!({"ifModifiedSince": "2001-01-01T00:00:00Z"})),
+    ]});
+    let r = post_bundle(s, &batch);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let body = r.json();
+    let status = |i: usize| {
+        body["entry"][i]["response"]["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(status(0), "304 Not Modified");
+    assert!(body["entry"][0].get("resource").is_none());
+    assert_eq!(body["entry"][0]["response"]["etag"], "W/\"1\"");
+    assert_eq!(status(1), "200 OK");
+    assert_eq!(body["entry"][1]["resource"]["id"], id.as_str());
+    assert_eq!(status(2), "304 Not Modified");
+    assert_eq!(status(3), "200 OK");
+    // An unreadable instant makes the Bundle itself invalid.
+    let bad = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        get(json!({"ifModifiedSince": "yesterday"})),
+    ]});
+    let r = post_bundle(s, &bad);
+    r.outcome(400);
+    assert_eq!(
+        r.issue_expression(),
+        "Bundle.entry[0].request.ifModifiedSince"
+    );
+}
+
 both_backends!(
     transaction_resolves_urn_uuid_references_everywhere,
     failing_entry_rolls_back_everything,
@@ -467,4 +511,5 @@ both_backends!(
     twenty_clients_post_transactions,
     searches_inside_bundles,
     conditions_naming_other_entries,
+    conditional_reads_inside_bundles,
 );

@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::http::body::{parse_json, read_limited};
-use crate::http::headers::parse_etag_version;
+use crate::http::headers::{parse_etag_version, NoneMatch};
 use crate::http::negotiate::{output, require_json_body};
 use crate::http::prefer::{prefer, Handling, Return};
 use crate::http::respond;
@@ -56,6 +56,8 @@ struct Planned {
     confine: Option<String>,
     /// A GET entry that searches (`Type?query`): the search, already confined.
     search: Option<Box<Prepared>>,
+    /// A GET entry's `ifNoneMatch` and `ifModifiedSince` (ms): 304 when they hold.
+    read_if: (Option<NoneMatch>, Option<i64>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -347,6 +349,19 @@ fn plan(
         })?);
     }
     pre.if_none_match_any = str_at(request, "ifNoneMatch") == Some("*");
+    let modified_since = match str_at(request, "ifModifiedSince") {
+        Some(t) => Some(fhir_store::time::parse_fhir_instant(t).ok_or_else(|| {
+            ApiError::bad_at(
+                format!("ifModifiedSince '{t}' is not an instant"),
+                format!("{req_at}.ifModifiedSince"),
+            )
+        })?),
+        None => None,
+    };
+    let read_if = (
+        str_at(request, "ifNoneMatch").map(NoneMatch::parse),
+        modified_since,
+    );
     let raw_if_none_exist =
         str_at(request, "ifNoneExist").map(|q| q.split_once('?').map_or(q, |(_, q)| q).to_string());
     let if_none_exist = raw_if_none_exist
@@ -444,6 +459,7 @@ fn plan(
         raw_if_none_exist,
         confine,
         search,
+        read_if,
     })
 }
 
@@ -780,7 +796,18 @@ fn execute(
                     p.index,
                     ApiError::Gone(format!("{rt}/{id} was deleted")),
                 )),
-                Some(s) => Ok(success(200, Some(&s), Return::Representation, false)),
+                Some(s) => {
+                    let (none_match, since) = &p.read_if;
+                    if NoneMatch::not_modified(
+                        none_match.as_ref(),
+                        *since,
+                        s.version,
+                        s.last_updated,
+                    ) {
+                        return Ok(success(304, Some(&s), Return::Minimal, false));
+                    }
+                    Ok(success(200, Some(&s), Return::Representation, false))
+                }
             }
         }
     }

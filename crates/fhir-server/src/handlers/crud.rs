@@ -113,13 +113,12 @@ pub async fn read(
             stored.version
         )));
     }
-    let not_modified = match if_none_match(&req) {
-        Some(NoneMatch::Any) => true,
-        Some(NoneMatch::Versions(v)) => v.contains(&stored.version),
-        None => {
-            if_modified_since(&req).is_some_and(|since| stored.last_updated / 1000 <= since / 1000)
-        }
-    };
+    let not_modified = NoneMatch::not_modified(
+        if_none_match(&req).as_ref(),
+        if_modified_since(&req),
+        stored.version,
+        stored.last_updated,
+    );
     if not_modified {
         let mut b = HttpResponse::NotModified();
         respond::version_headers(&mut b, &stored);

@@ -42,19 +42,40 @@ pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
 }
 
 /// `If-None-Match` on a read: the versions the client already has (`*` is any).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoneMatch {
     Any,
     Versions(Vec<i64>),
 }
 
-pub fn if_none_match(req: &HttpRequest) -> Option<NoneMatch> {
-    let v = header(req, "if-none-match")?;
-    if v == "*" {
-        return Some(NoneMatch::Any);
+impl NoneMatch {
+    /// `*` or a list of ETags (`W/"1", W/"2"`).
+    pub fn parse(v: &str) -> NoneMatch {
+        if v.trim() == "*" {
+            return NoneMatch::Any;
+        }
+        NoneMatch::Versions(v.split(',').filter_map(parse_etag_version).collect())
     }
-    Some(NoneMatch::Versions(
-        v.split(',').filter_map(parse_etag_version).collect(),
-    ))
+
+    /// Whether a read of `version`, last updated at `last_updated` (ms), is answered
+    /// 304 Not Modified, given also `If-Modified-Since` (ms), which counts only
+    /// without `If-None-Match` (RFC 9110, 13.1.3).
+    pub fn not_modified(
+        none_match: Option<&NoneMatch>,
+        modified_since: Option<i64>,
+        version: i64,
+        last_updated: i64,
+    ) -> bool {
+        match none_match {
+            Some(NoneMatch::Any) => true,
+            Some(NoneMatch::Versions(v)) => v.contains(&version),
+            None => modified_since.is_some_and(|since| last_updated / 1000 <= since / 1000),
+        }
+    }
+}
+
+pub fn if_none_match(req: &HttpRequest) -> Option<NoneMatch> {
+    header(req, "if-none-match").map(NoneMatch::parse)
 }
 
 /// `If-Modified-Since` in milliseconds; an unreadable date is ignored, as HTTP says.
