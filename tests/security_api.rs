@@ -980,7 +980,7 @@ fn audit_trail_is_recorded_and_verifiable(b: Backend) {
 fn tamper(s: &Server) {
     execute(
         s,
-        "UPDATE audit_log SET content = REPLACE(content, '\"outcome\":\"', '\"outcome\": \"') WHERE seq = 1",
+        "UPDATE audit_log SET content = REPLACE(content, '\"status\":', '\"status\": ') WHERE seq = 1",
     );
 }
 

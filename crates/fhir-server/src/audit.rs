@@ -197,36 +197,99 @@ fn q(s: &str) -> String {
 const SOURCE: &str = r#""source":{"observer":{"display":"fhir-server"},"type":[{"system":"http://terminology.hl7.org/CodeSystem/security-source-type","code":"4","display":"Application Server"}]}"#;
 const SERVER_AGENT: &str = r#"{"type":{"coding":[{"system":"http://dicom.nema.org/resources/ontology/DCM","code":"110152","display":"Destination Role ID"}]},"who":{"display":"fhir-server"},"requestor":false}"#;
 
-/// One AuditEvent as JSON text. Written out directly rather than through a
-/// `serde_json::Value` tree: one is made for every request, so it must be cheap.
-fn event(w: &Who, subtype: &str, action: &str, status: u16, entities: &[String]) -> String {
+/// What the log keeps of one event: the parts that vary, a few hundred bytes. The BALP
+/// codings that every event repeats are added when the event is projected into an
+/// AuditEvent resource ([`expand`]), so the log, its hashing and its writes stay small.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Logged {
+    /// Marks the compact form (a full AuditEvent has `resourceType` instead).
+    balp: u8,
+    subtype: String,
+    action: String,
+    /// When the event happened, in ms since the epoch.
+    recorded: i64,
+    status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    patient: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    address: Option<String>,
+    request: String,
+    /// References of the resources the interaction touched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    resources: Vec<String>,
+    /// The query, for searches and operations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    query: Option<String>,
+}
+
+/// One event in the log's compact form.
+fn event(
+    w: &Who,
+    subtype: &str,
+    action: &str,
+    status: u16,
+    resources: Vec<String>,
+    query: Option<String>,
+) -> String {
+    let logged = Logged {
+        balp: 1,
+        subtype: subtype.to_string(),
+        action: action.to_string(),
+        recorded: fhir_store::time::now_millis(),
+        status,
+        client: w.client.clone(),
+        patient: w.patient.clone(),
+        address: w.address.clone(),
+        request: w.request.clone(),
+        resources,
+        query,
+    };
+    serde_json::to_string(&logged).unwrap_or_default()
+}
+
+/// The store's audit expander: the AuditEvent resource of a logged event (after the
+/// Basic Audit Log Patterns, BALP). Events logged in full pass as they are.
+pub fn expand(logged: Value) -> fhir_store::StoreResult<Value> {
+    if logged.get("resourceType").is_some() {
+        return Ok(logged);
+    }
+    let l: Logged = serde_json::from_value(logged)
+        .map_err(|e| fhir_store::StoreError::Corrupt(format!("audit log event: {e}")))?;
+    let text = full_event(&l);
+    fhir_model::json::parse(text.as_bytes())
+        .map_err(|e| fhir_store::StoreError::Corrupt(format!("audit event: {e}")))
+}
+
+/// A logged event as AuditEvent JSON text.
+fn full_event(l: &Logged) -> String {
     use std::fmt::Write;
     let mut e = String::with_capacity(1600);
     let _ = write!(
         e,
-        r#"{{"resourceType":"AuditEvent","type":{{"system":"http://terminology.hl7.org/CodeSystem/audit-event-type","code":"rest","display":"RESTful Operation"}},"subtype":[{{"system":"http://hl7.org/fhir/restful-interaction","code":"{subtype}"}}],"action":"{action}","recorded":"{}","outcome":"{}","outcomeDesc":{},"agent":[{{"type":{{"coding":[{{"system":"http://dicom.nema.org/resources/ontology/DCM","code":"110153","display":"Source Role ID"}}]}},"who":{{"identifier":{{"system":"urn:fhir-server:client","value":{}}}}},"requestor":true"#,
-        fhir_store::time::fhir_instant(fhir_store::time::now_millis()),
-        outcome_code(status),
-        q(&format!("{} → {status}", w.request)),
-        q(w.client.as_deref().unwrap_or("anonymous")),
+        r#"{{"resourceType":"AuditEvent","type":{{"system":"http://terminology.hl7.org/CodeSystem/audit-event-type","code":"rest","display":"RESTful Operation"}},"subtype":[{{"system":"http://hl7.org/fhir/restful-interaction","code":{}}}],"action":{},"recorded":"{}","outcome":"{}","outcomeDesc":{},"agent":[{{"type":{{"coding":[{{"system":"http://dicom.nema.org/resources/ontology/DCM","code":"110153","display":"Source Role ID"}}]}},"who":{{"identifier":{{"system":"urn:fhir-server:client","value":{}}}}},"requestor":true"#,
+        q(&l.subtype),
+        q(&l.action),
+        fhir_store::time::fhir_instant(l.recorded),
+        outcome_code(l.status),
+        q(&format!("{} → {}", l.request, l.status)),
+        q(l.client.as_deref().unwrap_or("anonymous")),
     );
-    if let Some(addr) = &w.address {
+    if let Some(addr) = &l.address {
         let _ = write!(e, r#","network":{{"address":{},"type":"2"}}"#, q(addr));
     }
     let _ = write!(e, "}},{SERVER_AGENT}],{SOURCE}");
-    let patient = w.patient.as_ref().map(|p| {
+    let mut entities: Vec<String> = l.resources.iter().map(|r| resource_entity(r)).collect();
+    entities.extend(l.query.as_deref().map(query_entity));
+    entities.extend(l.patient.as_ref().map(|p| {
         format!(
             r#"{{"what":{{"reference":{}}},"type":{{"system":"http://terminology.hl7.org/CodeSystem/audit-entity-type","code":"1","display":"Person"}},"role":{{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"1","display":"Patient"}}}}"#,
             q(&format!("Patient/{p}"))
         )
-    });
-    let all: Vec<&str> = entities
-        .iter()
-        .map(String::as_str)
-        .chain(patient.as_deref())
-        .collect();
-    if !all.is_empty() {
-        let _ = write!(e, r#","entity":[{}]"#, all.join(","));
+    }));
+    if !entities.is_empty() {
+        let _ = write!(e, r#","entity":[{}]"#, entities.join(","));
     }
     e.push('}');
     e
@@ -261,7 +324,7 @@ pub fn write_hook(ctx: &AuditContext, writes: &[WriteRecord]) -> Vec<String> {
                 _ => ("delete", "D"),
             };
             let reference = format!("{}/{}/_history/{}", r.res_type, r.id, r.version);
-            event(&w, subtype, action, 200, &[resource_entity(&reference)])
+            event(&w, subtype, action, 200, vec![reference], None)
         })
         .collect()
 }
@@ -300,15 +363,14 @@ pub async fn record(
         return Ok(res);
     }
     let w = who(res.request());
-    let mut entities = Vec::new();
+    let mut resources = Vec::new();
     if matches!(action, "R" | "C" | "U" | "D") {
-        entities.push(resource_entity(path.trim_start_matches("/fhir/")));
+        resources.push(path.trim_start_matches("/fhir/").to_string());
     }
     let query = res.request().query_string();
-    if !query.is_empty() || subtype.starts_with("search") {
-        entities.push(query_entity(&format!("{path}?{query}")));
-    }
-    sink.send(event(&w, subtype, action, status, &entities))
+    let query =
+        (!query.is_empty() || subtype.starts_with("search")).then(|| format!("{path}?{query}"));
+    sink.send(event(&w, subtype, action, status, resources, query))
         .await;
     Ok(res)
 }

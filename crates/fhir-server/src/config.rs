@@ -381,6 +381,7 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
     tracing::info!(backend = ?store.kind(), "database ready");
     if audit_on {
         store.set_audit_hook(Arc::new(crate::audit::write_hook));
+        store.set_audit_expander(Arc::new(crate::audit::expand));
     }
     let store = Arc::new(store);
     let audit = audit_on.then(|| crate::audit::AuditSink::start(store.clone()));

@@ -1,11 +1,14 @@
 //! The tamper-evident audit trail, and one-time values (nonces) for authentication.
 //!
 //! AuditEvents are appended to `audit_log`, each row with a SHA-256 hash over its
-//! position, the event's JSON and the previous row's hash: changing, inserting or
-//! removing an event breaks the chain, which [`crate::Store::verify_audit`] reports.
-//! Appending is one row per event, so auditing every read stays cheap; the searchable
+//! position, its JSON and the previous row's hash: changing, inserting or removing an
+//! event breaks the chain, which [`crate::Store::verify_audit`] reports. A row holds
+//! the events appended together (one event as an object, several as an array: the
+//! reads the audit writer collected, or the versions one transaction wrote), so that
+//! auditing every read costs one row per batch, not per read. The searchable
 //! `AuditEvent` resources are projected from the log in batches (when the audit writer
-//! is idle, and before anyone reads or searches AuditEvents).
+//! is idle, and before anyone reads or searches AuditEvents); event `k` of a row with
+//! several gets the id `<row id>-<k>`.
 //!
 //! Events that record a change are written in the same transaction as the change: the
 //! server states who is writing with [`with_context`] around the blocking store call,
@@ -48,6 +51,10 @@ pub struct WriteRecord {
 /// Builds the AuditEvents for the writes of one transaction.
 /// Events are JSON text, stored as given (and hashed as stored).
 pub type AuditHook = dyn Fn(&AuditContext, &[WriteRecord]) -> Vec<String> + Send + Sync;
+
+/// Turns a logged event into its AuditEvent resource when the log is projected (the
+/// log may keep a compact form).
+pub type AuditExpander = dyn Fn(Value) -> StoreResult<Value> + Send + Sync;
 
 thread_local! {
     static CONTEXT: RefCell<Option<AuditContext>> = const { RefCell::new(None) };
@@ -93,52 +100,44 @@ struct HeadRow {
     hash: String,
 }
 
-/// Appends AuditEvents to the log, in order, each hashed with the previous hash.
+/// Appends AuditEvents to the log as one row, hashed with the previous row's hash.
 /// Serialised: the SQLite writer, or an advisory lock on PostgreSQL held to the end of
-/// the transaction. Cheap (one row per event, no search index): the searchable
-/// AuditEvent resources are projected later ([`project`]).
+/// the transaction. Cheap (one row, no search index): the searchable AuditEvent
+/// resources are projected later ([`pending`]).
 pub(crate) fn chain(tx: &mut Tx<'_>, events: &[String]) -> StoreResult<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
+    let content = match events {
+        [] => return Ok(()),
+        [one] => one.clone(),
+        many => format!("[{}]", many.join(",")),
+    };
     if tx.kind == BackendKind::Postgres {
         Sql::new("SELECT pg_advisory_xact_lock(hashtext('fhir-audit-chain')) IS NULL AS locked")
             .execute(tx.conn)?;
     }
     let head = Sql::new("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
         .load::<HeadRow>(tx.conn)?;
-    let (mut seq, mut prev) = match head.into_iter().next() {
-        Some(h) => (h.seq, h.hash),
-        None => (0, GENESIS.to_string()),
+    let (seq, prev) = match head.into_iter().next() {
+        Some(h) => (h.seq + 1, h.hash),
+        None => (1, GENESIS.to_string()),
     };
-    let now = crate::time::now_millis();
-    for chunk in events.chunks(100) {
-        let mut insert = Sql::new(
-            "INSERT INTO audit_log (seq, res_id, recorded_ms, content, prev_hash, hash) VALUES ",
-        );
-        for (i, content) in chunk.iter().enumerate() {
-            seq += 1;
-            let hash = chain_hash(seq, &prev, content);
-            if i > 0 {
-                insert.push(", ");
-            }
-            insert
-                .push("(")
-                .bind(Bind::BigInt(seq))
-                .push(", ")
-                .bind(Bind::Text(crate::new_id()))
-                .push(", ")
-                .bind(Bind::BigInt(now))
-                .push(", ")
-                .bind(Bind::Text(content.clone()))
-                .push(", ")
-                .bind(Bind::Text(std::mem::replace(&mut prev, hash.clone())))
-                .push(", ")
-                .bind(Bind::Text(hash))
-                .push(")");
-        }
-        insert.execute(tx.conn)?;
-    }
+    let hash = chain_hash(seq, &prev, &content);
+    let mut insert = Sql::new(
+        "INSERT INTO audit_log (seq, res_id, recorded_ms, content, prev_hash, hash) VALUES (",
+    );
+    insert
+        .bind(Bind::BigInt(seq))
+        .push(", ")
+        .bind(Bind::Text(crate::new_id()))
+        .push(", ")
+        .bind(Bind::BigInt(crate::time::now_millis()))
+        .push(", ")
+        .bind(Bind::Text(content))
+        .push(", ")
+        .bind(Bind::Text(prev))
+        .push(", ")
+        .bind(Bind::Text(hash))
+        .push(")");
+    insert.execute(tx.conn)?;
     Ok(())
 }
 
@@ -152,7 +151,8 @@ struct LogRow {
     content: String,
 }
 
-/// The next log rows not yet projected into AuditEvent resources (at most `max`).
+/// The events of the next log rows not yet projected into AuditEvent resources, with
+/// their ids and the row they are in: whole rows, about `max` events (at least one row).
 pub(crate) fn pending(tx: &mut Tx<'_>, max: i64) -> StoreResult<Vec<(i64, String, Value)>> {
     // The projection row is locked: one projection at a time.
     let lock = format!(
@@ -168,13 +168,24 @@ pub(crate) fn pending(tx: &mut Tx<'_>, max: i64) -> StoreResult<Vec<(i64, String
         .push(" ORDER BY seq LIMIT ")
         .bind(Bind::BigInt(max));
     let rows = q.load::<LogRow>(tx.conn)?;
-    rows.into_iter()
-        .map(|r| {
-            let v = fhir_model::json::parse(r.content.as_bytes())
-                .map_err(|e| StoreError::Corrupt(format!("audit event {}: {e}", r.seq)))?;
-            Ok((r.seq, r.res_id, v))
-        })
-        .collect()
+    let mut out = Vec::new();
+    for r in rows {
+        if !out.is_empty() && out.len() as i64 >= max {
+            break;
+        }
+        let v = fhir_model::json::parse(r.content.as_bytes())
+            .map_err(|e| StoreError::Corrupt(format!("audit log row {}: {e}", r.seq)))?;
+        match v {
+            Value::Array(events) => out.extend(
+                events
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, e)| (r.seq, format!("{}-{k}", r.res_id), e)),
+            ),
+            event => out.push((r.seq, r.res_id, event)),
+        }
+    }
+    Ok(out)
 }
 
 /// Records that the log is projected up to `seq`.
@@ -263,7 +274,9 @@ fn check_row(report: &mut AuditReport, row: &ChainRow, expected_seq: i64, prev: 
 fn check_unlogged(tx: &mut Tx<'_>, report: &mut AuditReport) -> StoreResult<()> {
     let extra = Sql::new(
         "SELECT COUNT(*) AS n FROM resource_versions v WHERE v.res_type = 'AuditEvent' \
-         AND NOT EXISTS (SELECT 1 FROM audit_log l WHERE l.res_id = v.res_id)",
+         AND NOT EXISTS (SELECT 1 FROM audit_log l WHERE l.res_id = v.res_id) \
+         AND NOT EXISTS (SELECT 1 FROM audit_log l WHERE l.res_id = substr(v.res_id, 1, 36) \
+                         AND substr(l.content, 1, 1) = '[')",
     )
     .load::<crate::sql::CountRow>(tx.conn)?;
     let n = extra.first().map_or(0, |r| r.n);
@@ -304,4 +317,61 @@ pub(crate) fn set_source(resource: &mut Value, source: &str) -> StoreResult<()> 
         m.insert("source".into(), Value::String(source.to_string()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::CountRow;
+    use crate::{NoIndex, PoolOptions, Store};
+
+    fn count(store: &Store, sql: &str) -> i64 {
+        store
+            .db
+            .read(|tx| Sql::new(sql).load::<CountRow>(tx.conn))
+            .expect("count")
+            .first()
+            .map_or(0, |r| r.n)
+    }
+
+    #[test]
+    fn rows_of_several_events_project_into_one_resource_each_and_verify() {
+        let dir = std::env::temp_dir().join(format!("fhir-store-audit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let url = format!("sqlite://{}/db", dir.display());
+        let store = Store::open(&url, &PoolOptions::default(), Arc::new(NoIndex)).expect("open");
+        let ev =
+            |n: u32| format!(r#"{{"resourceType":"AuditEvent","action":"R","outcome":"{n}"}}"#);
+        store.append_audit(&[ev(0)]).expect("one");
+        store.append_audit(&[ev(1), ev(4), ev(8)]).expect("three");
+        store.project_audit_all().expect("project");
+        let report = store.verify_audit().expect("verify");
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert_eq!(report.checked, 2, "two rows");
+        let events = "SELECT COUNT(*) AS n FROM resources WHERE res_type = 'AuditEvent'";
+        assert_eq!(count(&store, events), 4);
+        let suffixed = "SELECT COUNT(*) AS n FROM resources WHERE res_type = 'AuditEvent' \
+                        AND (res_id LIKE '%-0' OR res_id LIKE '%-1' OR res_id LIKE '%-2')";
+        assert_eq!(count(&store, suffixed), 3);
+        // An AuditEvent stored beside the log, not from it, is reported.
+        store
+            .update(
+                "AuditEvent",
+                "forged-0",
+                serde_json::json!({"resourceType": "AuditEvent"}),
+                Default::default(),
+            )
+            .expect("forge");
+        let report = store.verify_audit().expect("verify");
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains("not in the audit log")),
+            "{:?}",
+            report.problems
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

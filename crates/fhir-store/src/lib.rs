@@ -27,7 +27,7 @@ use serde_json::Value;
 pub use export::{ExportJob, ExportQuery, JobUpdate, Population};
 pub use search::{Compartment, SearchCursor, SearchPage, SearchRequest};
 
-pub use audit::{AuditContext, AuditHook, AuditReport, WriteRecord};
+pub use audit::{AuditContext, AuditExpander, AuditHook, AuditReport, WriteRecord};
 pub use backend::{BackendKind, PoolOptions};
 pub use error::{StoreError, StoreResult};
 pub use model::{
@@ -53,6 +53,7 @@ pub struct Store {
     indexer: Arc<dyn Indexer>,
     /// Builds the AuditEvents of audited writes (see [`audit`]); none: no audit.
     audit: Option<Arc<AuditHook>>,
+    audit_expander: Option<Arc<AuditExpander>>,
 }
 
 impl Store {
@@ -62,7 +63,14 @@ impl Store {
             db: Database::open(url, options)?,
             indexer,
             audit: None,
+            audit_expander: None,
         })
+    }
+
+    /// Sets how logged events become AuditEvent resources when projected (by default
+    /// the logged JSON is the resource).
+    pub fn set_audit_expander(&mut self, expander: Arc<AuditExpander>) {
+        self.audit_expander = Some(expander);
     }
 
     /// Records every write made under an [`audit::with_context`] as AuditEvents built
@@ -87,6 +95,10 @@ impl Store {
             };
             let n = rows.len();
             for (_, id, event) in rows {
+                let event = match &self.audit_expander {
+                    Some(expand) => expand(event)?,
+                    None => event,
+                };
                 let current = lock_current(ops.tx, "AuditEvent", &id)?;
                 ops.write("AuditEvent", &id, &current, Some(event), "POST")?;
             }
