@@ -1655,7 +1655,60 @@ fn patient_compartment_search(b: Backend) {
     assert_eq!(none["total"], 0);
 }
 
+fn token_above_and_below_follow_the_code_system_hierarchy(b: Backend) {
+    let s = shared(b);
+    let tag = new_tag();
+    let t = tag_param(&tag);
+    let act = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
+    let enc_of = |code: &str, system: &str| {
+        create(
+            s,
+            &tag,
+            "Encounter",
+            json!({"status": "finished", "class": {"system": system, "code": code}}),
+        )
+    };
+    let amb = enc_of("AMB", act);
+    let emer = enc_of("EMER", act);
+    let group = enc_of("_ActEncounterCode", act);
+    enc_of("AMB", "http://example.org/other-system");
+    // In v3-ActCode, AMB and EMER are below _ActEncounterCode, which is below
+    // _ActCareProvisionCode.
+    assert_eq!(
+        ids(&search(
+            s,
+            &format!("/Encounter?{t}&class:below={act}|_ActEncounterCode")
+        )),
+        set(&[&amb, &emer, &group])
+    );
+    assert_eq!(
+        ids(&search(s, &format!("/Encounter?{t}&class:below={act}|AMB"))),
+        vec![amb.clone()]
+    );
+    assert_eq!(
+        ids(&search(s, &format!("/Encounter?{t}&class:above={act}|AMB"))),
+        set(&[&amb, &group])
+    );
+    assert_eq!(
+        ids(&search(
+            s,
+            &format!("/Encounter?{t}&class:above={act}|_ActCareProvisionCode")
+        )),
+        Vec::<String>::new()
+    );
+    // Without a system, or for a system whose hierarchy is not known: 400 saying so.
+    let r = s.get(&format!("/Encounter?{t}&class:below=AMB"));
+    r.outcome(400);
+    assert_eq!(r.issue_expression(), "class:below");
+    let r = s.get(&format!(
+        "/Encounter?{t}&class:below=http://example.org/other-system|AMB"
+    ));
+    r.outcome(400);
+    assert!(r.body.contains("hierarchy"), "{}", r.body);
+}
+
 both_backends!(
+    token_above_and_below_follow_the_code_system_hierarchy,
     searchset_bundle_has_total_self_link_full_urls_and_match_mode,
     post_search_with_form_body_matches_get,
     string_search_is_starts_with_case_and_accent_insensitive,

@@ -59,6 +59,24 @@ impl CodeSystemDef {
         out
     }
 
+    /// The concept itself and the concepts it is nested in, up to the root.
+    pub fn ancestors_and_self(&self, code: &str) -> Vec<&str> {
+        fn walk<'a>(cs: &'a [Concept], code: &str, path: &mut Vec<&'a str>) -> bool {
+            for c in cs {
+                path.push(&c.code);
+                if c.code == code || walk(&c.children, code, path) {
+                    return true;
+                }
+                path.pop();
+            }
+            false
+        }
+        let mut path = Vec::new();
+        walk(&self.concepts, code, &mut path);
+        path.reverse();
+        path
+    }
+
     /// The concept itself and all its descendants (`is-a`).
     pub fn descendants_and_self(&self, code: &str) -> Vec<(&str, Option<&str>)> {
         let mut out = Vec::new();

@@ -55,6 +55,9 @@ pub(crate) fn parse_value(
                 .map(|codes| codes.into_iter().map(|c| (c.system, c.code)).collect());
             return Ok(SearchValue::ValueSet { url, expansion });
         }
+        Some(m @ (Modifier::Above | Modifier::Below)) if t.kind == SearchParamType::Token => {
+            return subsumption(reg, name, raw, *m == Modifier::Below);
+        }
         Some(Modifier::OfType) => {
             let parts = split_unescaped(raw, '|');
             return match parts.as_slice() {
@@ -151,6 +154,48 @@ fn prefix<'v>(name: &str, raw: &'v str) -> Result<(Prefix, &'v str), SearchError
 fn number(name: &str, text: &str) -> Result<NumberRange, SearchError> {
     NumberRange::parse(text)
         .ok_or_else(|| SearchError::value(name, format!("'{text}' is not a valid number")))
+}
+
+/// A token `:below` (`:above`) value: the code with the codes it subsumes (that
+/// subsume it), when the definitions hold the code system's hierarchy; matched as a
+/// value set of those codes.
+fn subsumption(
+    reg: &SearchRegistry,
+    name: &str,
+    raw: &str,
+    below: bool,
+) -> Result<SearchValue, SearchError> {
+    let tv = token(name, raw)?;
+    let (TokenSystem::Is(system), Some(code)) = (&tv.system, &tv.code) else {
+        let m = if below { "below" } else { "above" };
+        return Err(SearchError::value(
+            name,
+            format!("':{m}' takes system|code, not '{raw}'"),
+        ));
+    };
+    let expansion = reg
+        .definitions()
+        .terminology()
+        .code_system(system)
+        .filter(|cs| cs.find(code).is_some())
+        .map(|cs| {
+            let codes: Vec<&str> = if below {
+                cs.descendants_and_self(code)
+                    .into_iter()
+                    .map(|(c, _)| c)
+                    .collect()
+            } else {
+                cs.ancestors_and_self(code)
+            };
+            codes
+                .into_iter()
+                .map(|c| (system.clone(), c.to_string()))
+                .collect()
+        });
+    Ok(SearchValue::ValueSet {
+        url: raw.to_string(),
+        expansion,
+    })
 }
 
 pub(crate) fn token(name: &str, raw: &str) -> Result<TokenValue, SearchError> {

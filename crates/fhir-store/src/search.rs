@@ -460,12 +460,15 @@ fn value_sql(q: &mut Sql, p: &ParamClause, v: &SearchValue) -> StoreResult<()> {
             composite_sql(q, p, parts)?;
         }
         SearchValue::ValueSet { url, expansion } => {
-            check_modifier(p, &["in", "not-in"])?;
+            check_modifier(p, &["in", "not-in", "below", "above"])?;
             let codes = expansion.as_ref().ok_or_else(|| {
-                unsupported_at(
-                    &p.name,
-                    format!("value set '{url}' cannot be expanded by this server"),
-                )
+                let message = match p.modifier {
+                    Some(Modifier::Below | Modifier::Above) => format!(
+                        "'{url}': the hierarchy of this code system is not known to this server"
+                    ),
+                    _ => format!("value set '{url}' cannot be expanded by this server"),
+                };
+                unsupported_at(&p.name, message)
             })?;
             if codes.len() > MAX_VALUE_SET_CODES {
                 return Err(unsupported_at(
