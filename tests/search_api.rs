@@ -1707,7 +1707,68 @@ fn token_above_and_below_follow_the_code_system_hierarchy(b: Backend) {
     assert!(r.body.contains("hierarchy"), "{}", r.body);
 }
 
+fn sorted_paging_stays_correct_while_data_changes(b: Backend) {
+    let s = shared(b);
+    let tag = new_tag();
+    let t = tag_param(&tag);
+    let names = ["Bravo", "Delta", "Foxtrot", "Hotel", "Juliet"];
+    let ids: Vec<String> = names
+        .iter()
+        .map(|n| patient(s, &tag, n, &["S"], None))
+        .collect();
+    let nameless = create(s, &tag, "Patient", json!({"active": true}));
+    let q = format!("/Patient?{t}&_sort=family&_count=2");
+    let page1 = search(s, &q);
+    assert_eq!(ordered_ids(&page1), ids[..2].to_vec());
+    // A new match sorting before the next page, and a match of page 1 deleted, do not
+    // shift what the next links return (a position would repeat or skip one).
+    let early = patient(s, &tag, "Alpha", &["S"], None);
+    let r = s.req("DELETE", &format!("/Patient/{}", ids[0])).send();
+    assert!(r.status < 300, "{}", r.body);
+    let page2 = follow(s, &link(&page1, "next").expect("next"));
+    assert_eq!(ordered_ids(&page2), ids[2..4].to_vec());
+    let page3 = follow(s, &link(&page2, "next").expect("next"));
+    // Resources without the sort value come last.
+    assert_eq!(ordered_ids(&page3), vec![ids[4].clone(), nameless.clone()]);
+    assert!(link(&page3, "next").is_none());
+    // Back from page 3: the two before Juliet as the data is now.
+    let back = follow(s, &link(&page3, "previous").expect("previous"));
+    assert_eq!(ordered_ids(&back), ids[2..4].to_vec());
+    let back = follow(s, &link(&back, "previous").expect("previous"));
+    assert_eq!(ordered_ids(&back), vec![early.clone(), ids[1].clone()]);
+    assert!(link(&back, "previous").is_none());
+    // Descending, by a date, with equal values: each match exactly once.
+    let d = |i: usize| {
+        create(
+            s,
+            &tag,
+            "Observation",
+            json!({"status": "final", "code": {"text": "x"}, "effectiveDateTime": format!("2020-01-0{}", 1 + i % 3)}),
+        )
+    };
+    let obs: Vec<String> = (0..7).map(d).collect();
+    let mut seen = Vec::new();
+    let mut next = Some(format!("{}/Observation?{t}&_sort=-date&_count=3", s.base));
+    while let Some(url) = next {
+        let page = follow(s, &url);
+        seen.extend(ordered_ids(&page));
+        next = link(&page, "next");
+    }
+    let mut sorted_seen = seen.clone();
+    sorted_seen.sort();
+    let mut all = obs.clone();
+    all.sort();
+    assert_eq!(sorted_seen, all, "each once: {seen:?}");
+    // A _page value of another search is refused.
+    let r = s.get(&format!(
+        "/Patient?{t}&_sort=family&_page={}",
+        enc(r#"k["i1","i2"]"#)
+    ));
+    r.outcome(400);
+}
+
 both_backends!(
+    sorted_paging_stays_correct_while_data_changes,
     token_above_and_below_follow_the_code_system_hierarchy,
     searchset_bundle_has_total_self_link_full_urls_and_match_mode,
     post_search_with_form_body_matches_get,

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Search latency over Synthea data: loads shared/synthea/ COPIES times (about 23,000
-# resources per copy; each copy gets new ids) into a fresh database, then measures five
-# searches with wrk (-t1 -c8, 5 s each): p50/p99.
-# Usage: scripts/bench/search-synthea.sh [sqlite|postgres] [copies]
+# Search latency over Synthea data: loads DATA (default shared/synthea/, about 23,000
+# resources) COPIES times into a fresh database (each copy gets new ids), then measures
+# five searches with wrk (-t1 -c8, 5 s each): p50/p99. With EVERY=1 the searches are
+# measured after each copy, to see how latency grows with the store.
+# Usage: [DATA=DIR] [EVERY=1] scripts/bench/search-synthea.sh [sqlite|postgres] [copies]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-BACKEND=${1:-sqlite}; COPIES=${2:-5}
+BACKEND=${1:-sqlite}; COPIES=${2:-5}; DATA=${DATA:-../shared/synthea/}
 PORT=18096
 [ -n "${NO_BUILD:-}" ] || cargo build --release -p fhir-server >/dev/null
 work=$(mktemp -d)
@@ -18,22 +19,29 @@ B=http://127.0.0.1:$PORT/fhir
 target/release/fhir-server serve --listen 127.0.0.1:$PORT --database-url "$url" --log-level warn >"$work/log" 2>&1 &
 echo $! >"$work/pid"
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:$PORT/ready >/dev/null && break; sleep 0.1; done
-start=$(date +%s.%N)
-for c in $(seq 1 "$COPIES"); do
-  target/release/fhir-server import --url "$B" --state "$work/state-$c" ../shared/synthea/ | tail -1
-done
-end=$(date +%s.%N)
-total=$(curl -s "$B/Observation?_summary=count" | sed -E 's/.*"total":([0-9]+).*/\1/')
-all=0; for t in Patient Observation Encounter Condition Procedure MedicationRequest Immunization Claim ExplanationOfBenefit DiagnosticReport; do
-  n=$(curl -s "$B/$t?_summary=count" | sed -E 's/.*"total":([0-9]+).*/\1/'); all=$((all + n)); done
-echo "$BACKEND: loaded in $(echo "$end - $start" | bc) s; $total Observations, $all resources of the 10 main types"
-pid=$(curl -s "$B/Patient?_count=1&_elements=id" | sed -E 's/.*"resource":\{"resourceType":"Patient","id":"([^"]+)".*/\1/')
-family=$(curl -s "$B/Patient/$pid" | sed -E 's/.*"family":"([^"]+)".*/\1/')
 measure() {
   wrk -t1 -c8 -d5s --latency "$B/$2" | awk -v n="$1" '/Requests\/sec/ {rps=$2} / 50%/ {p50=$2} / 99%/ {p99=$2} END {printf "%-12s req/s %8s  p50 %8s  p99 %8s\n", n, rps, p50, p99}'
 }
-measure token "Observation?code=http://loinc.org%7C8867-4&_count=50"
-measure ref+date "Observation?subject=Patient/$pid&date=ge2015-01-01&_count=50"
-measure chained "Observation?subject:Patient.name=$family&_count=50"
-measure revinclude "Patient?_id=$pid&_revinclude=Encounter:subject"
-measure sort-date "Observation?code=http://loinc.org%7C8867-4&_sort=-date&_count=50"
+measure_all() {
+  local total all pid family
+  total=$(curl -s "$B/Observation?_summary=count" | sed -E 's/.*"total":([0-9]+).*/\1/')
+  all=0; for t in Patient Observation Encounter Condition Procedure MedicationRequest Immunization Claim ExplanationOfBenefit DiagnosticReport DocumentReference; do
+    n=$(curl -s "$B/$t?_summary=count" | sed -E 's/.*"total":([0-9]+).*/\1/'); all=$((all + n)); done
+  echo "$BACKEND: $total Observations, $all resources of the 11 main types"
+  pid=$(curl -s "$B/Patient?_count=1&_elements=id" | sed -E 's/.*"resource":\{"resourceType":"Patient","id":"([^"]+)".*/\1/')
+  family=$(curl -s "$B/Patient/$pid" | sed -E 's/.*"family":"([^"]+)".*/\1/')
+  measure token "Observation?code=http://loinc.org%7C8867-4&_count=50"
+  measure token-nototal "Observation?code=http://loinc.org%7C8867-4&_count=50&_total=none"
+  measure ref+date "Observation?subject=Patient/$pid&date=ge2015-01-01&_count=50"
+  measure chained "Observation?subject:Patient.name=$family&_count=50"
+  measure revinclude "Patient?_id=$pid&_revinclude=Encounter:subject"
+  measure sort-date "Observation?code=http://loinc.org%7C8867-4&_sort=-date&_count=50"
+}
+start=$(date +%s.%N)
+for c in $(seq 1 "$COPIES"); do
+  target/release/fhir-server import --url "$B" --state "$work/state-$c" "$DATA" | tail -1
+  [ -n "${EVERY:-}" ] && [ "$c" != "$COPIES" ] && measure_all
+done
+end=$(date +%s.%N)
+echo "$BACKEND: loaded in $(echo "$end - $start" | bc) s"
+measure_all

@@ -35,14 +35,84 @@ const MAX_VALUE_SET_CODES: usize = 2000;
 /// Rounds of `_include:iterate` / `_revinclude:iterate` before giving up on more.
 const MAX_ITERATE: usize = 20;
 
-/// Where a page starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a page starts. Pages follow a key, not a position, so that links stay correct
+/// while data changes: unsorted searches page by `rid`, sorted ones by the sort values
+/// of the boundary row (then `rid`).
+#[derive(Debug, Clone, PartialEq)]
 pub enum SearchCursor {
-    /// Unsorted searches page by `rid` (stable while data changes).
     AfterRid(i64),
     BeforeRid(i64),
-    /// Sorted searches page by position.
+    AfterKey(Vec<KeyValue>),
+    BeforeKey(Vec<KeyValue>),
+    /// A position (links of earlier versions; still understood).
     Offset(u64),
+}
+
+/// One sort value of a boundary row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyValue {
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+impl KeyValue {
+    /// `i5`, `r1.5` (shortest text that reads back exactly), `tsmith`.
+    fn encode(&self) -> String {
+        match self {
+            KeyValue::Int(n) => format!("i{n}"),
+            KeyValue::Real(x) => format!("r{x}"),
+            KeyValue::Text(t) => format!("t{t}"),
+        }
+    }
+
+    fn decode(s: &str) -> Option<KeyValue> {
+        let (kind, rest) = s.split_at_checked(1)?;
+        match kind {
+            "i" => rest.parse().ok().map(KeyValue::Int),
+            "r" => rest.parse().ok().map(KeyValue::Real),
+            "t" => Some(KeyValue::Text(rest.to_string())),
+            _ => None,
+        }
+    }
+}
+
+/// Key values as a JSON array of strings (numbers as text, so they read back exactly).
+fn encode_key(key: &[KeyValue]) -> String {
+    let parts: Vec<String> = key.iter().map(KeyValue::encode).collect();
+    serde_json::to_string(&parts).unwrap_or_default()
+}
+
+fn decode_key(text: &str) -> Option<Vec<KeyValue>> {
+    let parts: Vec<String> = serde_json::from_str(text).ok()?;
+    parts.iter().map(|p| KeyValue::decode(p)).collect()
+}
+
+impl SearchCursor {
+    /// The cursor as the value of a `_page` parameter.
+    pub fn token(&self) -> String {
+        let keys = |k: &Vec<KeyValue>| encode_key(k);
+        match self {
+            SearchCursor::AfterRid(n) => format!("a{n}"),
+            SearchCursor::BeforeRid(n) => format!("b{n}"),
+            SearchCursor::AfterKey(k) => format!("k{}", keys(k)),
+            SearchCursor::BeforeKey(k) => format!("j{}", keys(k)),
+            SearchCursor::Offset(n) => format!("o{n}"),
+        }
+    }
+
+    /// Reads a `_page` value; `None` when it is not one of ours.
+    pub fn parse(token: &str) -> Option<SearchCursor> {
+        let (kind, rest) = token.split_at_checked(1)?;
+        match kind {
+            "a" => rest.parse().ok().map(SearchCursor::AfterRid),
+            "b" => rest.parse().ok().map(SearchCursor::BeforeRid),
+            "k" => decode_key(rest).map(SearchCursor::AfterKey),
+            "j" => decode_key(rest).map(SearchCursor::BeforeKey),
+            "o" => rest.parse().ok().map(SearchCursor::Offset),
+            _ => None,
+        }
+    }
 }
 
 /// What a search needs besides the query.
@@ -71,11 +141,9 @@ pub struct SearchPage {
     pub matches: Vec<StoredResource>,
     pub included: Vec<StoredResource>,
     pub total: Option<i64>,
-    /// The `rid` of the first and last match (for rid cursors).
-    pub first_rid: Option<i64>,
-    pub last_rid: Option<i64>,
-    pub has_next: bool,
-    pub has_previous: bool,
+    /// Where the next and the previous page start, if there are such pages.
+    pub next: Option<SearchCursor>,
+    pub previous: Option<SearchCursor>,
     /// `:iterate` stopped after its last round with more left to include.
     pub includes_incomplete: bool,
 }
@@ -680,27 +748,54 @@ fn reference_sql(q: &mut Sql, p: &ParamClause, rv: &ReferenceValue) {
     }
 }
 
-/// `ORDER BY` for the sort keys, then `rid` (so equal keys keep a stable order).
-/// Resources without a value sort last in both directions, on both backends.
-fn order_sql(q: &mut Sql, sort: &[SortKey]) -> StoreResult<()> {
-    q.push(" ORDER BY ");
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum KeyKind {
+    Int,
+    Real,
+    Text,
+}
+
+/// One column of a search's order: an SQL expression over `r` and its direction.
+#[derive(Debug, Clone)]
+struct SortColumn {
+    expr: Sql,
+    descending: bool,
+    kind: KeyKind,
+}
+
+impl SortColumn {
+    fn new(expr: &str, descending: bool, kind: KeyKind) -> SortColumn {
+        SortColumn {
+            expr: Sql::new(expr),
+            descending,
+            kind,
+        }
+    }
+}
+
+/// The columns that order a search: per sort key its value (resources without one
+/// last, in both directions, on both backends), then `rid` so that the order is total.
+fn sort_columns(sort: &[SortKey]) -> StoreResult<Vec<SortColumn>> {
+    let mut out = Vec::new();
     for key in sort {
-        let dir = if key.descending { "DESC" } else { "ASC" };
-        let agg = if key.descending { "MAX" } else { "MIN" };
-        let expr = match key.code.as_str() {
+        let desc = key.descending;
+        match key.code.as_str() {
             // Versions written in the same millisecond keep their write order.
-            "_lastUpdated" => format!("r.last_updated {dir}, r.seq"),
-            "_id" => "r.res_id".to_string(),
+            "_lastUpdated" => {
+                out.push(SortColumn::new("r.last_updated", desc, KeyKind::Int));
+                out.push(SortColumn::new("r.seq", false, KeyKind::Int));
+            }
+            "_id" => out.push(SortColumn::new("r.res_id", desc, KeyKind::Text)),
             _ => {
-                let (table, col) = match key.kind {
-                    SearchParamType::String => ("idx_string", "norm"),
-                    SearchParamType::Token => ("idx_token", "code"),
-                    SearchParamType::Date if key.descending => ("idx_date", "end_ms"),
-                    SearchParamType::Date => ("idx_date", "start_ms"),
-                    SearchParamType::Number => ("idx_number", "value"),
-                    SearchParamType::Quantity => ("idx_quantity", "value"),
-                    SearchParamType::Reference => ("idx_reference", "target_id"),
-                    SearchParamType::Uri => ("idx_uri", "uri"),
+                let (table, col, kind) = match key.kind {
+                    SearchParamType::String => ("idx_string", "norm", KeyKind::Text),
+                    SearchParamType::Token => ("idx_token", "code", KeyKind::Text),
+                    SearchParamType::Date if desc => ("idx_date", "end_ms", KeyKind::Int),
+                    SearchParamType::Date => ("idx_date", "start_ms", KeyKind::Int),
+                    SearchParamType::Number => ("idx_number", "value", KeyKind::Real),
+                    SearchParamType::Quantity => ("idx_quantity", "value", KeyKind::Real),
+                    SearchParamType::Reference => ("idx_reference", "target_id", KeyKind::Text),
+                    SearchParamType::Uri => ("idx_uri", "uri", KeyKind::Text),
                     _ => {
                         return Err(unsupported_at(
                             "_sort",
@@ -708,22 +803,148 @@ fn order_sql(q: &mut Sql, sort: &[SortKey]) -> StoreResult<()> {
                         ))
                     }
                 };
-                let mut sub = Sql::new("");
-                sub.push(&format!(
+                let agg = if desc { "MAX" } else { "MIN" };
+                let mut sub = Sql::new(&format!(
                     "(SELECT {agg}(o.{col}) FROM {table} o WHERE o.rid = r.rid AND o.param = "
                 ));
                 sub.bind(Bind::Text(key.code.clone())).push(")");
-                q.push("CASE WHEN ")
+                let mut missing = Sql::new("CAST(CASE WHEN ");
+                missing
                     .append(&sub)
-                    .push(" IS NULL THEN 1 ELSE 0 END, ");
-                q.append(&sub).push(&format!(" {dir}, "));
-                continue;
+                    .push(" IS NULL THEN 1 ELSE 0 END AS BIGINT)");
+                let none = match kind {
+                    KeyKind::Text => "''",
+                    KeyKind::Real => "0.0",
+                    KeyKind::Int => "0",
+                };
+                let mut value = Sql::new("COALESCE(");
+                value.append(&sub).push(&format!(", {none})"));
+                out.push(SortColumn {
+                    expr: missing,
+                    descending: false,
+                    kind: KeyKind::Int,
+                });
+                out.push(SortColumn {
+                    expr: value,
+                    descending: desc,
+                    kind,
+                });
             }
-        };
-        q.push(&format!("{expr} {dir}, "));
+        }
     }
-    q.push("r.rid");
+    out.push(SortColumn::new("r.rid", false, KeyKind::Int));
+    Ok(out)
+}
+
+/// `ORDER BY` the columns (all reversed for a page read backwards).
+fn order_sql(q: &mut Sql, columns: &[SortColumn], reversed: bool) {
+    q.push(" ORDER BY ");
+    for (i, c) in columns.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        let dir = if c.descending != reversed {
+            "DESC"
+        } else {
+            "ASC"
+        };
+        q.append(&c.expr).push(&format!(" {dir}"));
+    }
+}
+
+fn key_bind(v: &KeyValue, kind: KeyKind) -> StoreResult<Bind> {
+    match (v, kind) {
+        (KeyValue::Int(n), KeyKind::Int) => Ok(Bind::BigInt(*n)),
+        (KeyValue::Int(n), KeyKind::Real) => Ok(Bind::Double(*n as f64)),
+        (KeyValue::Real(x), KeyKind::Real) => Ok(Bind::Double(*x)),
+        (KeyValue::Text(t), KeyKind::Text) => Ok(Bind::Text(t.clone())),
+        _ => Err(bad_cursor()),
+    }
+}
+
+fn bad_cursor() -> StoreError {
+    unsupported_at(
+        "_page",
+        "the _page value does not belong to this search".into(),
+    )
+}
+
+/// ` AND` rows after (or before) the boundary row whose column values are `key`, in
+/// the order of `columns`.
+fn keyset_sql(
+    q: &mut Sql,
+    columns: &[SortColumn],
+    key: &[KeyValue],
+    after: bool,
+) -> StoreResult<()> {
+    if key.len() != columns.len() {
+        return Err(bad_cursor());
+    }
+    q.push(" AND (");
+    for i in 0..columns.len() {
+        if i > 0 {
+            q.push(" OR ");
+        }
+        q.push("(");
+        for (c, v) in columns.iter().zip(key).take(i) {
+            q.append(&c.expr)
+                .push(" = ")
+                .bind(key_bind(v, c.kind)?)
+                .push(" AND ");
+        }
+        let c = &columns[i];
+        let op = if c.descending == after { " < " } else { " > " };
+        q.append(&c.expr)
+            .push(op)
+            .bind(key_bind(&key[i], c.kind)?)
+            .push(")");
+    }
+    q.push(")");
     Ok(())
+}
+
+#[derive(QueryableByName)]
+struct RealRow {
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    v: f64,
+}
+
+#[derive(QueryableByName)]
+struct TextRow {
+    #[diesel(sql_type = Text)]
+    v: String,
+}
+
+/// The column values of the row `rid`, for a cursor.
+fn key_of(tx: &mut Tx<'_>, columns: &[SortColumn], rid: i64) -> StoreResult<Vec<KeyValue>> {
+    let mut out = Vec::with_capacity(columns.len());
+    for c in columns {
+        let mut q = Sql::new("SELECT ");
+        q.append(&c.expr);
+        q.push(match c.kind {
+            KeyKind::Int => " AS n",
+            _ => " AS v",
+        });
+        q.push(" FROM resources r WHERE r.rid = ")
+            .bind(Bind::BigInt(rid));
+        let v = match c.kind {
+            KeyKind::Int => q
+                .load::<CountRow>(tx.conn)?
+                .first()
+                .map(|r| KeyValue::Int(r.n)),
+            KeyKind::Real => q
+                .load::<RealRow>(tx.conn)?
+                .first()
+                .map(|r| KeyValue::Real(r.v)),
+            KeyKind::Text => q
+                .load::<TextRow>(tx.conn)?
+                .into_iter()
+                .next()
+                .map(|r| KeyValue::Text(r.v)),
+        };
+        out.push(v.ok_or_else(|| StoreError::Corrupt(format!("row {rid} vanished")))?);
+    }
+    Ok(out)
 }
 
 /// Runs a search: one page of matches, the total if asked, and the included resources.
@@ -738,31 +959,44 @@ pub(crate) fn search(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Search
         return Ok(page);
     }
     let sorted = !req.query.result.sort.is_empty();
+    let columns = if sorted {
+        sort_columns(&req.query.result.sort)?
+    } else {
+        vec![SortColumn::new("r.rid", false, KeyKind::Int)]
+    };
     let mut q = Sql::new(&format!(
         "SELECT r.rid, {VERSION_COLUMNS} FROM resources r JOIN resource_versions v ON v.seq = r.seq"
     ));
     filter(&mut q, req)?;
-    let mut backwards = false;
-    match req.cursor {
-        Some(SearchCursor::AfterRid(rid)) if !sorted => {
-            q.push(" AND r.rid > ").bind(Bind::BigInt(rid));
+    let backwards = matches!(
+        req.cursor,
+        Some(SearchCursor::BeforeRid(_) | SearchCursor::BeforeKey(_))
+    );
+    match &req.cursor {
+        Some(SearchCursor::AfterRid(rid)) => {
+            keyset_sql(
+                &mut q,
+                &columns[columns.len() - 1..],
+                &[KeyValue::Int(*rid)],
+                true,
+            )?;
         }
-        Some(SearchCursor::BeforeRid(rid)) if !sorted => {
-            q.push(" AND r.rid < ").bind(Bind::BigInt(rid));
-            backwards = true;
+        Some(SearchCursor::BeforeRid(rid)) => {
+            keyset_sql(
+                &mut q,
+                &columns[columns.len() - 1..],
+                &[KeyValue::Int(*rid)],
+                false,
+            )?;
         }
+        Some(SearchCursor::AfterKey(key)) => keyset_sql(&mut q, &columns, key, true)?,
+        Some(SearchCursor::BeforeKey(key)) => keyset_sql(&mut q, &columns, key, false)?,
         _ => {}
     }
-    if backwards {
-        q.push(" ORDER BY r.rid DESC");
-    } else if sorted {
-        order_sql(&mut q, &req.query.result.sort)?;
-    } else {
-        q.push(" ORDER BY r.rid");
-    }
+    order_sql(&mut q, &columns, backwards);
     q.push(" LIMIT ").bind(Bind::BigInt(req.count as i64 + 1));
     let offset = match req.cursor {
-        Some(SearchCursor::Offset(o)) if sorted => o,
+        Some(SearchCursor::Offset(o)) => o,
         _ => 0,
     };
     if offset > 0 {
@@ -775,15 +1009,28 @@ pub(crate) fn search(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Search
     if backwards {
         rows.reverse();
     }
-    page.has_next = if backwards { true } else { more };
-    page.has_previous = match req.cursor {
-        Some(SearchCursor::AfterRid(_)) => true,
-        Some(SearchCursor::BeforeRid(_)) => more,
-        Some(SearchCursor::Offset(o)) => o > 0,
+    let has_next = backwards || more;
+    let has_previous = match &req.cursor {
+        Some(SearchCursor::AfterRid(_) | SearchCursor::AfterKey(_)) => true,
+        Some(SearchCursor::BeforeRid(_) | SearchCursor::BeforeKey(_)) => more,
+        Some(SearchCursor::Offset(o)) => *o > 0,
         None => false,
     };
-    page.first_rid = rows.first().map(|r| r.rid);
-    page.last_rid = rows.last().map(|r| r.rid);
+    let cursor_at = |tx: &mut Tx<'_>, rid: i64, after: bool| -> StoreResult<SearchCursor> {
+        Ok(match (sorted, after) {
+            (false, true) => SearchCursor::AfterRid(rid),
+            (false, false) => SearchCursor::BeforeRid(rid),
+            (true, true) => SearchCursor::AfterKey(key_of(tx, &columns, rid)?),
+            (true, false) => SearchCursor::BeforeKey(key_of(tx, &columns, rid)?),
+        })
+    };
+    let (first, last) = (rows.first().map(|r| r.rid), rows.last().map(|r| r.rid));
+    if let (true, Some(rid)) = (has_next, last) {
+        page.next = Some(cursor_at(tx, rid, true)?);
+    }
+    if let (true, Some(rid)) = (has_previous, first) {
+        page.previous = Some(cursor_at(tx, rid, false)?);
+    }
     let keys: Vec<(i64, String, String)> = rows
         .iter()
         .map(|r| (r.rid, r.version.res_type.clone(), r.version.res_id.clone()))

@@ -157,13 +157,7 @@ fn take_cursor(pairs: &mut Vec<(String, String)>) -> Result<Option<SearchCursor>
         return Ok(None);
     };
     let (_, v) = pairs.remove(pos);
-    let cursor = match v.split_at_checked(1) {
-        Some(("a", n)) => n.parse().ok().map(SearchCursor::AfterRid),
-        Some(("b", n)) => n.parse().ok().map(SearchCursor::BeforeRid),
-        Some(("o", n)) => n.parse().ok().map(SearchCursor::Offset),
-        _ => None,
-    };
-    cursor
+    SearchCursor::parse(&v)
         .map(Some)
         .ok_or_else(|| ApiError::bad_at(format!("_page '{v}' is not valid"), "_page"))
 }
@@ -299,8 +293,7 @@ pub(crate) fn searchset(
         &prepared.path,
         &prepared.pairs,
         &r.query,
-        r.count,
-        r.cursor,
+        r.cursor.clone(),
         page,
     )
 }
@@ -495,11 +488,9 @@ fn build_bundle(
     path: &str,
     pairs: &[(String, String)],
     query: &SearchQuery,
-    count: usize,
     cursor: Option<SearchCursor>,
     page: &SearchPage,
 ) -> Result<Bundle> {
-    let sorted = !query.result.sort.is_empty();
     // Links state the search performed: ignored parameters are left out.
     let used: Vec<(String, String)> = pairs
         .iter()
@@ -507,39 +498,17 @@ fn build_bundle(
         .cloned()
         .collect();
     let pairs = used.as_slice();
-    let self_page = cursor.map(|c| match c {
-        SearchCursor::AfterRid(n) => format!("a{n}"),
-        SearchCursor::BeforeRid(n) => format!("b{n}"),
-        SearchCursor::Offset(n) => format!("o{n}"),
-    });
+    let self_page = cursor.map(|c| c.token());
     let mut bundle =
         Bundle::new(BundleType::Searchset).link("self", link(base, path, pairs, self_page));
     if let Some(t) = page.total {
         bundle = bundle.total(t as u64);
     }
-    let offset = match cursor {
-        Some(SearchCursor::Offset(o)) => o,
-        _ => 0,
-    };
-    if page.has_next {
-        let next = if sorted {
-            Some(format!("o{}", offset + count as u64))
-        } else {
-            page.last_rid.map(|r| format!("a{r}"))
-        };
-        if let Some(n) = next {
-            bundle = bundle.link("next", link(base, path, pairs, Some(n)));
-        }
+    if let Some(next) = &page.next {
+        bundle = bundle.link("next", link(base, path, pairs, Some(next.token())));
     }
-    if page.has_previous {
-        let prev = if sorted {
-            Some(format!("o{}", offset.saturating_sub(count as u64)))
-        } else {
-            page.first_rid.map(|r| format!("b{r}"))
-        };
-        if let Some(p) = prev {
-            bundle = bundle.link("previous", link(base, path, pairs, Some(p)));
-        }
+    if let Some(previous) = &page.previous {
+        bundle = bundle.link("previous", link(base, path, pairs, Some(previous.token())));
     }
     let subset = subset_of(query);
     for m in &page.matches {
