@@ -148,3 +148,48 @@ fn import_loads_files_resumably_and_names_failures() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn import_loads_again_files_whose_conditional_references_come_from_another_file() {
+    for backend in [common::Backend::Sqlite, common::Backend::Postgres] {
+        let s = common::Server::start(backend);
+        let dir = std::env::temp_dir().join(format!(
+            "fhir-import-deps-{}-{:?}",
+            std::process::id(),
+            backend
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // As Synthea writes them: patients refer to practitioners by identifier, and the
+        // practitioners come in a file of their own (here sorted after the patients).
+        let patient = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": {"resourceType": "Encounter", "status": "finished",
+                          "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                          "participant": [{"individual": {"reference": "Practitioner?identifier=urn:npi|dep-42"}}]},
+             "request": {"method": "POST", "url": "Encounter"}}]});
+        let practitioner = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": {"resourceType": "Practitioner", "identifier": [{"system": "urn:npi", "value": "dep-42"}]},
+             "request": {"method": "POST", "url": "Practitioner", "ifNoneExist": "identifier=urn:npi|dep-42"}}]});
+        std::fs::write(dir.join("a_patient.json"), patient.to_string()).unwrap();
+        std::fs::write(dir.join("b_practitioners.json"), practitioner.to_string()).unwrap();
+        let state = dir.join("state");
+        // One job: the patients' file is loaded first, and must be loaded again.
+        let (ok, out, err) = run(&[
+            "import",
+            "--jobs",
+            "1",
+            "--url",
+            &s.base,
+            "--state",
+            &state.display().to_string(),
+            &dir.display().to_string(),
+        ]);
+        assert!(ok, "{err}");
+        assert!(out.contains("imported 2 resources from 2 files"), "{out}");
+        let found = s
+            .get("/Encounter?participant:Practitioner.identifier=urn:npi|dep-42&_summary=count")
+            .json();
+        assert_eq!(found["total"], 1, "{found}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -66,11 +66,11 @@ fn write_loop(store: &Store, rx: &Receiver<String>) {
         let first = match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(e) => e,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                // Idle: make logged events searchable.
-                if let Err(e) = store.project_audit(5000) {
-                    tracing::error!(error = %e, "cannot project audit events");
+                match project_while_idle(store, rx) {
+                    Idle::Event(e) => e,
+                    Idle::Done => continue,
+                    Idle::Closed => return,
                 }
-                continue;
             }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
         };
@@ -89,6 +89,38 @@ fn write_loop(store: &Store, rx: &Receiver<String>) {
             attempt += 1;
             tracing::error!(error = %e, events = n, attempt, "cannot write audit events; retrying");
             std::thread::sleep(Duration::from_millis(200 * attempt.min(25)));
+        }
+    }
+}
+
+/// Events projected per transaction while idle: small, so that the projection holds
+/// the (SQLite) write lock only briefly and new events are logged without delay.
+const PROJECT_CHUNK: i64 = 500;
+
+enum Idle {
+    /// An event arrived: log it (the projection goes on at the next idle second).
+    Event(String),
+    /// Everything logged is projected.
+    Done,
+    /// The server is stopping.
+    Closed,
+}
+
+/// Makes logged events searchable, a chunk at a time, until all are or an event arrives.
+fn project_while_idle(store: &Store, rx: &Receiver<String>) -> Idle {
+    loop {
+        match store.project_audit(PROJECT_CHUNK) {
+            Ok(0) => return Idle::Done,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "cannot project audit events");
+                return Idle::Done;
+            }
+        }
+        match rx.try_recv() {
+            Ok(e) => return Idle::Event(e),
+            Err(TryRecvError::Empty) => {}
+            Err(TryRecvError::Disconnected) => return Idle::Closed,
         }
     }
 }

@@ -22,6 +22,10 @@ pub enum ImportError {
     Read(String, String),
     #[error("{file}: {message}")]
     Rejected { file: String, message: String },
+    /// A transaction refused as a whole because a conditional reference matched no
+    /// resource or several (404, 412): it may depend on a file loaded at the same time.
+    #[error("{file}: {message}")]
+    Unresolved { file: String, message: String },
     #[error("cannot start the embedded server: {0}")]
     Server(String),
 }
@@ -201,7 +205,14 @@ fn post(agent: &ureq::Agent, base: &str, label: &str, bundle: &str) -> Result<us
                 .as_str()
                 .unwrap_or("")
                 .to_string();
-            return Err(rejected(format!("HTTP {code}: {text}")));
+            let message = format!("HTTP {code}: {text}");
+            if matches!(code, 404 | 412) {
+                return Err(ImportError::Unresolved {
+                    file: label.to_string(),
+                    message,
+                });
+            }
+            return Err(rejected(message));
         }
         Err(e) => return Err(rejected(e.to_string())),
     };
@@ -309,15 +320,24 @@ pub fn run(args: &ImportArgs) -> Result<(usize, usize, usize), ImportError> {
         resources: AtomicUsize::new(0),
         loaded: AtomicUsize::new(0),
         failed: Mutex::new(None),
+        deferred: Mutex::new(Vec::new()),
         state_lock: Mutex::new(()),
     };
     // Files load side by side (`--jobs`), so that reading and checking one overlaps
-    // writing another; each file's Bundles go in order.
+    // writing another; each file's Bundles go in order. A transaction whose conditional
+    // references found nothing may need a file loaded beside it (Synthea's practitioner
+    // and hospital files): such files are loaded again, one at a time, at the end.
     std::thread::scope(|scope| {
         for _ in 0..args.jobs.max(1) {
-            scope.spawn(|| run.worker(&todo));
+            scope.spawn(|| run.worker(&todo, true));
         }
     });
+    let mut deferred = std::mem::take(&mut *run.deferred.lock().unwrap_or_else(|e| e.into_inner()));
+    deferred.sort();
+    if !deferred.is_empty() {
+        run.next.store(0, Ordering::Relaxed);
+        run.worker(&deferred, false);
+    }
     run.bar.finish_and_clear();
     if let Some(e) = run.failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
@@ -330,7 +350,7 @@ pub fn run(args: &ImportArgs) -> Result<(usize, usize, usize), ImportError> {
 }
 
 /// One import run shared by its worker threads.
-struct Run {
+struct Run<'a> {
     base: String,
     batch: usize,
     state: PathBuf,
@@ -342,11 +362,15 @@ struct Run {
     loaded: AtomicUsize,
     /// The first failure; the other workers stop taking files.
     failed: Mutex<Option<ImportError>>,
+    /// Files to load again at the end ([`ImportError::Unresolved`]).
+    deferred: Mutex<Vec<(String, &'a PathBuf)>>,
     state_lock: Mutex<()>,
 }
 
-impl Run {
-    fn worker(&self, todo: &[(String, &PathBuf)]) {
+impl<'a> Run<'a> {
+    /// Loads files of `todo` until none is left; with `may_defer`, a file refused as
+    /// [`ImportError::Unresolved`] is kept for later instead of failing the import.
+    fn worker(&self, todo: &[(String, &'a PathBuf)], may_defer: bool) {
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(600))
             .build();
@@ -357,11 +381,19 @@ impl Run {
             let Some((key, path)) = todo.get(self.next.fetch_add(1, Ordering::Relaxed)) else {
                 return;
             };
-            if let Err(e) = self.file(&agent, key, path) {
-                if let Ok(mut f) = self.failed.lock() {
-                    f.get_or_insert(e);
+            match self.file(&agent, key, path) {
+                Ok(()) => {}
+                Err(ImportError::Unresolved { .. }) if may_defer => {
+                    if let Ok(mut d) = self.deferred.lock() {
+                        d.push((key.clone(), *path));
+                    }
                 }
-                return;
+                Err(e) => {
+                    if let Ok(mut f) = self.failed.lock() {
+                        f.get_or_insert(e);
+                    }
+                    return;
+                }
             }
         }
     }
