@@ -1767,7 +1767,66 @@ fn sorted_paging_stays_correct_while_data_changes(b: Backend) {
     r.outcome(400);
 }
 
+/// Follows `next` links from `path`; the ids of every page, in order.
+fn all_pages(s: &Server, path: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut next = Some(format!("{}{path}", s.base));
+    let mut pages = 0;
+    while let Some(url) = next {
+        let page = follow(s, &url);
+        seen.extend(ordered_ids(&page));
+        next = link(&page, "next");
+        pages += 1;
+        assert!(pages < 50, "too many pages");
+    }
+    seen
+}
+
+fn sorted_paging_by_meta_ids_and_quantities(b: Backend) {
+    let s = shared(b);
+    let tag = new_tag();
+    let t = tag_param(&tag);
+    let values = [5.25, 1.5, 5.25, 0.1, 7.0, 1.5, 2.75];
+    let obs: Vec<String> = values
+        .iter()
+        .map(|v| {
+            create(
+                s,
+                &tag,
+                "Observation",
+                json!({"status": "final", "code": {"text": "q"},
+                       "valueQuantity": {"value": v, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"}}),
+            )
+        })
+        .collect();
+    // Quantities, equal values kept in creation order, through pages of two.
+    let mut by_value: Vec<(f64, usize)> = values.iter().copied().zip(0..).collect();
+    by_value.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let want: Vec<String> = by_value.iter().map(|(_, i)| obs[*i].clone()).collect();
+    assert_eq!(
+        all_pages(
+            s,
+            &format!("/Observation?{t}&_sort=value-quantity&_count=2")
+        ),
+        want
+    );
+    // Newest first, and by id.
+    let mut newest = obs.clone();
+    newest.reverse();
+    assert_eq!(
+        all_pages(s, &format!("/Observation?{t}&_sort=-_lastUpdated&_count=3")),
+        newest
+    );
+    let mut by_id = obs.clone();
+    by_id.sort();
+    assert_eq!(
+        all_pages(s, &format!("/Observation?{t}&_sort=_id&_count=2")),
+        by_id
+    );
+}
+
 both_backends!(
+    sorted_paging_by_meta_ids_and_quantities,
     sorted_paging_stays_correct_while_data_changes,
     token_above_and_below_follow_the_code_system_hierarchy,
     searchset_bundle_has_total_self_link_full_urls_and_match_mode,
