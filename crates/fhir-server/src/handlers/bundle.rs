@@ -889,30 +889,7 @@ async fn transaction(
     let patching =
         Patching::of(state, req, plans.iter().any(|p| p.method == Method::Patch)).await?;
     let n = plans.len();
-    let base = base.to_string();
-    let data = state.clone();
-    let result = state
-        .writing(req, move |store| {
-            let mut failed: Option<EntryError> = None;
-            let r = store.transaction(|ops| {
-                match run_transaction(ops, &data, &base, plans, ret, &patching) {
-                    Ok(entries) => Ok(entries),
-                    Err(e) => {
-                        failed = Some(e);
-                        Err(StoreError::BadRequest {
-                            message: "transaction failed".into(),
-                            expression: None,
-                        })
-                    }
-                }
-            });
-            Ok(match (r, failed) {
-                (Ok(entries), _) => Ok(entries),
-                (Err(_), Some(f)) => Err(f),
-                (Err(e), None) => Err(entry_err(n, ApiError::from(e))),
-            })
-        })
-        .await?;
+    let result = run_planned(state, req, plans, base, ret, patching, n).await?;
     let entries = result.map_err(|e| fail(e, "transaction"))?;
     let mut bundle = Bundle::new(BundleType::TransactionResponse);
     bundle.entry = entries;
@@ -1205,32 +1182,48 @@ async fn batch_entry(
             .await
             .map_err(|e| entry_err(i, e));
     }
+    match run_planned(state, req, vec![p], base, ret, patching, i).await {
+        Ok(Ok(mut entries)) => entries
+            .pop()
+            .ok_or_else(|| entry_err(i, ApiError::Internal("no answer".into()))),
+        Ok(Err(e)) => Err(e),
+        Err(e) => Err(entry_err(i, e)),
+    }
+}
+
+/// Runs planned entries in one database transaction, on behalf of `req`: their answers,
+/// or the entry that failed (everything rolled back). A failure of the database itself
+/// is reported at `index`.
+async fn run_planned(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    plans: Vec<Planned>,
+    base: &str,
+    ret: Return,
+    patching: Patching,
+    index: usize,
+) -> Result<Result<Vec<BundleEntry>, EntryError>, ApiError> {
     let data = state.clone();
     let base = base.to_string();
     state
         .writing(req, move |store| {
             let mut failed = None;
             let r = store.transaction(|ops| {
-                match run_transaction(ops, &data, &base, vec![p], ret, &patching) {
-                    Ok(mut entries) => Ok(entries.pop()),
-                    Err(e) => {
-                        failed = Some(e);
-                        Err(StoreError::BadRequest {
-                            message: "entry failed".into(),
-                            expression: None,
-                        })
+                run_transaction(ops, &data, &base, plans, ret, &patching).map_err(|e| {
+                    failed = Some(e);
+                    StoreError::BadRequest {
+                        message: "a Bundle entry failed".into(),
+                        expression: None,
                     }
-                }
+                })
             });
             Ok(match (r, failed) {
-                (Ok(Some(entry)), _) => Ok(entry),
-                (Ok(None), _) => Err(entry_err(i, ApiError::Internal("no answer".into()))),
+                (Ok(entries), _) => Ok(entries),
                 (Err(_), Some(f)) => Err(f),
-                (Err(e), None) => Err(entry_err(i, ApiError::from(e))),
+                (Err(e), None) => Err(entry_err(index, ApiError::from(e))),
             })
         })
         .await
-        .unwrap_or_else(|e| Err(entry_err(i, e)))
 }
 
 async fn batch_search(

@@ -12,13 +12,15 @@ use fhir_model::{
     Bundle, BundleEntry, BundleType, EntrySearch, Issue, IssueType, OperationOutcome,
     SearchEntryMode,
 };
-use fhir_store::{ExportQuery, StoredResource};
+use fhir_store::ExportQuery;
 
 use crate::error::ApiError;
 use crate::export::plan::patient_compartment;
 use crate::http::negotiate::output;
 use crate::http::respond;
 use crate::state::{check_id, AppState};
+
+use super::search::entry;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -202,12 +204,14 @@ async fn everything(
         bundle = bundle.link("next", link(&base, path, &p.pairs, Some(*last)));
     }
     for (_, m) in &matches {
-        bundle.entry.push(entry(&base, m, SearchEntryMode::Match)?);
+        bundle
+            .entry
+            .push(entry(state, &base, m, SearchEntryMode::Match, None)?);
     }
     for (_, i) in &included {
         bundle
             .entry
-            .push(entry(&base, i, SearchEntryMode::Include)?);
+            .push(entry(state, &base, i, SearchEntryMode::Include, None)?);
     }
     if !p.ignored.is_empty() {
         bundle.entry.push(ignored_entry(&p.ignored));
@@ -230,20 +234,6 @@ fn link(base: &str, path: &str, pairs: &[(String, String)], after: Option<i64>) 
         q if q.is_empty() => format!("{base}{path}"),
         q => format!("{base}{path}?{q}"),
     }
-}
-
-fn entry(base: &str, stored: &StoredResource, mode: SearchEntryMode) -> Result<BundleEntry> {
-    let resource = fhir_model::json::parse(stored.content.as_bytes())
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(BundleEntry {
-        full_url: Some(format!("{base}/{}/{}", stored.res_type, stored.res_id)),
-        resource: Some(resource),
-        search: Some(EntrySearch {
-            mode: Some(mode),
-            score: None,
-        }),
-        ..Default::default()
-    })
 }
 
 fn ignored_entry(params: &[String]) -> BundleEntry {

@@ -458,7 +458,8 @@ fn subset_of(query: &SearchQuery) -> Option<fhir_model::Subset> {
     }
 }
 
-fn entry(
+/// A searchset entry for a stored resource (optionally reduced to `subset`).
+pub(crate) fn entry(
     state: &AppState,
     base: &str,
     stored: &StoredResource,
