@@ -31,6 +31,100 @@ pub fn parse(bytes: &[u8]) -> Result<Value, JsonSyntaxError> {
     })
 }
 
+/// Parses JSON text losslessly and refuses what FHIR JSON does not allow but JSON
+/// parsers accept: a member name repeated in one object (serde_json keeps the last,
+/// silently) and control characters other than tab, CR and LF in strings (FHIR strings
+/// may not hold them, and PostgreSQL cannot store NUL). For request bodies.
+pub fn parse_strict(bytes: &[u8]) -> Result<Value, JsonSyntaxError> {
+    let value = parse(bytes)?;
+    strict::check(bytes).map_err(|e| JsonSyntaxError {
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })?;
+    Ok(value)
+}
+
+/// The second pass of [`parse_strict`]: walks the text again without building values
+/// (serde_json's `Value` cannot report duplicate members; a visitor sees each one).
+mod strict {
+    use serde::de::{DeserializeSeed, Deserializer, Error, MapAccess, SeqAccess, Visitor};
+    use std::collections::HashSet;
+    use std::fmt;
+
+    pub fn check(bytes: &[u8]) -> Result<(), serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        Check.deserialize(&mut de)
+    }
+
+    fn text<E: Error>(s: &str) -> Result<(), E> {
+        match s
+            .chars()
+            .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+        {
+            Some(c) => Err(E::custom(format_args!(
+                "a string holds the control character U+{:04X}, which FHIR strings may not contain",
+                c as u32
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    #[derive(Clone, Copy)]
+    struct Check;
+
+    impl<'de> DeserializeSeed<'de> for Check {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Check {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_bool<E: Error>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E: Error>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E: Error>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E: Error>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E: Error>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E: Error>(self, s: &str) -> Result<(), E> {
+            text(s)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(Check)?.is_some() {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            // With `arbitrary_precision` a number arrives as a one-member map; it has no
+            // duplicates and its digits no control characters.
+            let mut seen: HashSet<String> = HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                text(&key)?;
+                if !seen.insert(key.clone()) {
+                    return Err(A::Error::custom(format_args!(
+                        "the member '{key}' appears twice in one object"
+                    )));
+                }
+                map.next_value_seed(Check)?;
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Compact JSON text (the form the server stores and serves).
 pub fn to_string(v: &Value) -> String {
     // Serializing a Value into a String cannot fail: keys are strings, numbers are valid.

@@ -16,6 +16,7 @@
 //!   builds or reads itself (Bundle, OperationOutcome, CapabilityStatement, Parameters,
 //!   Meta, Coding, Reference…). All other resources stay JSON.
 
+pub mod budget;
 pub mod datatypes;
 pub mod definitions;
 pub mod json;

@@ -175,7 +175,7 @@ impl Time {
         }
     }
 
-    fn fields(&self) -> [Option<i64>; 3] {
+    pub(crate) fn fields(&self) -> [Option<i64>; 3] {
         let sec = self
             .second
             .map(|s| s as i64 * 1000 + self.millis.unwrap_or(0) as i64);
@@ -384,6 +384,12 @@ impl DateTime {
             }
             _ => self,
         }
+    }
+
+    /// What decides equality: whether an offset is known, and the fields (in UTC when
+    /// it is). Values that compare equal have equal results.
+    pub(crate) fn equality_fields(&self) -> (bool, [Option<i64>; 6]) {
+        (self.tz.is_some(), self.to_utc().fields())
     }
 
     /// Ordering, or `None` when precision or time-zone knowledge leaves it undecided.

@@ -63,6 +63,9 @@ pub enum EvalError {
     /// The expression or the data nests deeper than the evaluator allows.
     #[error("evaluation too deep (limit {0})")]
     TooDeep(usize),
+    /// The request's time budget ran out during evaluation ([`fhir_model::budget`]).
+    #[error("evaluation stopped: the request's time budget is spent")]
+    OutOfTime,
     /// A caller-provided hook (resolver, terminology, profile validation) failed or is
     /// missing.
     #[error("{0}")]

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::ast::{BinaryOp, Expr, Literal, UnaryOp};
 use crate::context::EvalContext;
+use crate::distinct::ItemSet;
 use crate::error::{EvalError, EvalResult};
 use crate::functions;
 use crate::item::{Collection, Item, Node};
@@ -23,6 +24,8 @@ pub(crate) struct Evaluator<'c, 'a> {
     /// `%context`: the input.
     pub root: Collection<'a>,
     depth: usize,
+    /// Expressions evaluated: the time budget is checked every 256.
+    steps: u32,
 }
 
 /// The focus of an expression: `$this`, `$index`, `$total`.
@@ -53,13 +56,6 @@ pub(crate) fn bool_result<'a>(b: Option<bool>) -> Collection<'a> {
     }
 }
 
-/// Adds `item` unless an equal item is already there.
-pub(crate) fn push_distinct<'a>(out: &mut Vec<Item<'a>>, item: Item<'a>) {
-    if !out.iter().any(|x| ops::equals(x, &item) == Some(true)) {
-        out.push(item);
-    }
-}
-
 impl<'c, 'a> Evaluator<'c, 'a> {
     pub fn new(ctx: &'c EvalContext<'a>, root: Collection<'a>) -> Self {
         Evaluator {
@@ -67,10 +63,15 @@ impl<'c, 'a> Evaluator<'c, 'a> {
             defs: ctx.defs,
             root,
             depth: 0,
+            steps: 0,
         }
     }
 
     pub fn eval(&mut self, e: &Expr, env: &Env<'_, 'a>) -> EvalResult<Collection<'a>> {
+        self.steps = self.steps.wrapping_add(1);
+        if self.steps.is_multiple_of(256) && fhir_model::budget::expired() {
+            return Err(EvalError::OutOfTime);
+        }
         self.depth += 1;
         if self.depth > MAX_EVAL_DEPTH {
             self.depth -= 1;
@@ -339,13 +340,9 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                     _ => None,
                 }))
             }
-            Union => {
-                let mut out = Vec::with_capacity(left.len() + right.len());
-                for i in left.into_iter().chain(right) {
-                    push_distinct(&mut out, i);
-                }
-                Ok(Collection(out))
-            }
+            Union => Ok(Collection(
+                ItemSet::of(left.into_iter().chain(right)).into_vec(),
+            )),
             Eq | Ne => {
                 if left.is_empty() || right.is_empty() {
                     return Ok(Collection::new());
@@ -370,9 +367,19 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                 }))
             }
             Equiv | NotEquiv => {
+                // Equivalence pairs items in any order (quadratic); the time budget
+                // bounds it for very large collections.
+                let mut compared = 0u32;
                 let eq = left.len() == right.len() && {
                     let mut used = vec![false; right.len()];
                     left.iter().all(|a| {
+                        compared = compared.wrapping_add(right.len() as u32);
+                        if compared > 1 << 16 {
+                            compared = 0;
+                            if fhir_model::budget::expired() {
+                                return false;
+                            }
+                        }
                         let found = right
                             .iter()
                             .enumerate()
@@ -387,6 +394,9 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                         }
                     })
                 };
+                if fhir_model::budget::expired() {
+                    return Err(EvalError::OutOfTime);
+                }
                 Ok(bool_result(Some(if op == Equiv { eq } else { !eq })))
             }
             Lt | Gt | Le | Ge => {

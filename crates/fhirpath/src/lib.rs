@@ -33,6 +33,7 @@
 mod ast;
 mod context;
 mod datetime;
+mod distinct;
 mod error;
 mod eval;
 mod functions;

@@ -75,6 +75,15 @@ impl Quantity {
         Some((self.value.checked_mul(factor)?, dims))
     }
 
+    /// The value in canonical units, for hashing: quantities that compare equal have
+    /// equal keys (calendar words are read as their UCUM units).
+    pub(crate) fn canonical_key(&self) -> Option<(Decimal, Dims)> {
+        self.canonical().or_else(|| {
+            let (factor, dims) = unit_canonical(unit_key(&self.unit))?;
+            Some((self.value.checked_mul(factor)?, dims))
+        })
+    }
+
     /// Both values in one unit (the left one's where possible), or `None` when the
     /// units are not comparable.
     fn common(&self, other: &Quantity) -> Option<(Decimal, Decimal)> {
@@ -187,7 +196,7 @@ fn unit_key(unit: &str) -> &str {
 // UCUM subset.
 
 /// Exponents of the base units: m, g, s, rad, K, C, cd, mol, calendar month.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Dims([i8; 9]);
 
 const BASE_NAMES: [&str; 9] = ["m", "g", "s", "rad", "K", "C", "cd", "mol", "month"];

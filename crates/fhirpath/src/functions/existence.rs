@@ -1,10 +1,10 @@
 //! Existence: `empty`, `exists`, `all`, `allTrue`…, `subsetOf`, `count`, `distinct`, `not`.
 
 use super::{Args, Func};
+use crate::distinct::ItemSet;
 use crate::error::{EvalError, EvalResult};
-use crate::eval::{bool_result, push_distinct, to_bool, Env, Evaluator};
+use crate::eval::{bool_result, to_bool, Env, Evaluator};
 use crate::item::{Collection, Item};
-use crate::ops;
 
 fn booleans(input: &Collection, func: Func) -> EvalResult<Vec<bool>> {
     input
@@ -17,10 +17,6 @@ fn booleans(input: &Collection, func: Func) -> EvalResult<Vec<bool>> {
             ))),
         })
         .collect()
-}
-
-fn contains_item(haystack: &[Item], x: &Item) -> bool {
-    haystack.iter().any(|h| ops::equals(x, h) == Some(true))
 }
 
 pub(super) fn call<'a>(
@@ -73,23 +69,14 @@ pub(super) fn call<'a>(
             } else {
                 (&other, &input)
             };
-            b(small.iter().all(|x| contains_item(big, x)))
+            let big = ItemSet::of(big.iter().cloned());
+            b(small.iter().all(|x| big.contains(x)))
         }
         Func::Count => Ok(Collection::one(Item::Integer(input.len() as i64))),
-        Func::Distinct => {
-            let mut out = Vec::with_capacity(input.len());
-            for i in input {
-                push_distinct(&mut out, i);
-            }
-            Ok(Collection(out))
-        }
+        Func::Distinct => Ok(Collection(ItemSet::of(input).into_vec())),
         Func::IsDistinct => {
             let n = input.len();
-            let mut out = Vec::with_capacity(n);
-            for i in input {
-                push_distinct(&mut out, i);
-            }
-            b(out.len() == n)
+            b(ItemSet::of(input).len() == n)
         }
         Func::Not => Ok(bool_result(to_bool(&input, "not()")?.map(|v| !v))),
         _ => Ok(Collection::new()),

@@ -2,14 +2,10 @@
 //! `intersect`, `exclude`, `union`, `combine`.
 
 use super::{arg_integer, single, Args, Func};
+use crate::distinct::ItemSet;
 use crate::error::EvalResult;
-use crate::eval::{push_distinct, Env, Evaluator};
-use crate::item::{Collection, Item};
-use crate::ops;
-
-fn contains_item(haystack: &[Item], x: &Item) -> bool {
-    haystack.iter().any(|h| ops::equals(x, h) == Some(true))
-}
+use crate::eval::{Env, Evaluator};
+use crate::item::Collection;
 
 pub(super) fn call<'a>(
     ev: &mut Evaluator<'_, 'a>,
@@ -47,28 +43,20 @@ pub(super) fn call<'a>(
             Ok(Collection(v))
         }
         Func::Intersect => {
-            let other = ev.eval(&args[0], env)?;
-            let mut out = Vec::new();
-            for i in v {
-                if contains_item(&other, &i) {
-                    push_distinct(&mut out, i);
-                }
-            }
-            Ok(Collection(out))
+            let other = ItemSet::of(ev.eval(&args[0], env)?);
+            Ok(Collection(
+                ItemSet::of(v.into_iter().filter(|i| other.contains(i))).into_vec(),
+            ))
         }
         Func::Exclude => {
-            let other = ev.eval(&args[0], env)?;
-            Ok(v.into_iter()
-                .filter(|i| !contains_item(&other, i))
-                .collect())
+            let other = ItemSet::of(ev.eval(&args[0], env)?);
+            Ok(v.into_iter().filter(|i| !other.contains(i)).collect())
         }
         Func::Union => {
             let other = ev.eval(&args[0], env)?;
-            let mut out = Vec::new();
-            for i in v.into_iter().chain(other) {
-                push_distinct(&mut out, i);
-            }
-            Ok(Collection(out))
+            Ok(Collection(
+                ItemSet::of(v.into_iter().chain(other)).into_vec(),
+            ))
         }
         Func::Combine => {
             let other = ev.eval(&args[0], env)?;
