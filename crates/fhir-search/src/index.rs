@@ -19,6 +19,64 @@ use crate::value::{is_id, url_tail};
 /// The most combinations one composite parameter yields for one resource.
 const MAX_COMPOSITE_ROWS: usize = 1024;
 
+/// The longest text (in bytes) an index row holds: longer values are cut (at a
+/// character boundary). Index keys must stay small — PostgreSQL refuses B-tree keys over
+/// ~2.7 KB, and long keys slow every insert that sorts near them. Search values longer
+/// than this are refused (see `docs/security.md`), so a cut value is never compared
+/// with a longer one.
+pub const MAX_INDEX_TEXT: usize = 1000;
+
+/// `s` cut to at most [`MAX_INDEX_TEXT`] bytes, at a character boundary.
+fn cap(s: &mut String) {
+    if s.len() > MAX_INDEX_TEXT {
+        let mut end = MAX_INDEX_TEXT;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}
+
+fn cap_opt(s: &mut Option<String>) {
+    if let Some(s) = s {
+        cap(s);
+    }
+}
+
+impl IndexValue {
+    /// Cuts every text of the row to [`MAX_INDEX_TEXT`].
+    fn capped(mut self) -> IndexValue {
+        match &mut self {
+            IndexValue::String(r) => {
+                cap(&mut r.value);
+                cap(&mut r.normalized);
+            }
+            IndexValue::Token(r) => {
+                for f in [&mut r.system, &mut r.code, &mut r.text] {
+                    cap_opt(f);
+                }
+                cap_opt(&mut r.type_system);
+                cap_opt(&mut r.type_code);
+            }
+            IndexValue::Quantity(r) => {
+                cap_opt(&mut r.system);
+                cap_opt(&mut r.code);
+                cap_opt(&mut r.unit);
+            }
+            IndexValue::Reference(r) => {
+                for f in [&mut r.reference, &mut r.id, &mut r.version, &mut r.url] {
+                    cap_opt(f);
+                }
+                cap_opt(&mut r.identifier_system);
+                cap_opt(&mut r.identifier_value);
+            }
+            IndexValue::Uri(r) => cap(&mut r.uri),
+            IndexValue::Date(_) | IndexValue::Number(_) => {}
+        }
+        self
+    }
+}
+
 /// Every index row of one resource.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IndexValues {
@@ -53,7 +111,7 @@ impl IndexValues {
     }
 
     fn push(&mut self, v: IndexValue) {
-        match v {
+        match v.capped() {
             IndexValue::String(r) => self.strings.push(r),
             IndexValue::Token(r) => self.tokens.push(r),
             IndexValue::Date(r) => self.dates.push(r),
@@ -285,7 +343,7 @@ fn composite_rows<'a>(
     for components in combos {
         out.composites.push(CompositeRow {
             param: param.code().to_string(),
-            components,
+            components: components.into_iter().map(IndexValue::capped).collect(),
         });
     }
 }

@@ -53,7 +53,7 @@ pub use error::{Issue, RegistryError, SearchError};
 pub use fhir_model::SearchParamType;
 pub use index::{
     extract, extract_param, CompositeRow, DateRow, ExtractError, IndexValue, IndexValues,
-    NumberRow, QuantityRow, ReferenceRow, StringRow, TokenRow, UriRow,
+    NumberRow, QuantityRow, ReferenceRow, StringRow, TokenRow, UriRow, MAX_INDEX_TEXT,
 };
 pub use normalize::normalize;
 pub use number::{Decimal, NumberRange};

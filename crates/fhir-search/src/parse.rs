@@ -4,8 +4,10 @@ use fhir_model::SearchParamType;
 
 use crate::error::{Issue, SearchError};
 use crate::escape::split_unescaped;
+use crate::index::MAX_INDEX_TEXT;
 use crate::query::{
-    ChainLink, Clause, HasClause, Modifier, ParamClause, ParamRef, ResultParams, SearchQuery,
+    ChainLink, Clause, HasClause, Modifier, ParamClause, ParamRef, ReferenceValue, ResultParams,
+    SearchQuery, SearchValue, TokenSystem, TokenValue,
 };
 use crate::registry::{SearchParam, SearchRegistry};
 use crate::result_params;
@@ -107,6 +109,7 @@ pub fn parse(
             )?;
             continue;
         }
+        check_text(name, value)?;
         match parse_clause(registry, &types, name, name, value, true) {
             Ok(clause) => query.clauses.push(clause),
             Err(e @ (SearchError::UnknownParameter { .. } | SearchError::Unsupported { .. })) => {
@@ -134,6 +137,57 @@ pub fn parse_query_string(
     parse(registry, resource_type, &pairs, strict)
 }
 
+/// Most references one criterion may follow: forward chain links and `_has` levels
+/// together. Each is one more nested sub-query, and their cost multiplies.
+pub const MAX_LINKS: usize = 4;
+
+/// The links a parameter name follows: chain dots and `_has:` prefixes.
+fn links(name: &str) -> usize {
+    name.matches('.').count() + name.matches("_has:").count()
+}
+
+/// Control characters (other than tab, CR, LF) are not FHIR string content: a value
+/// holding one is refused rather than sent to a database (PostgreSQL rejects NUL).
+fn check_text(name: &str, value: &str) -> Result<(), SearchError> {
+    match value
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        Some(c) => Err(SearchError::value(
+            name,
+            format!("the value holds the control character U+{:04X}", c as u32),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Whether a text of the value is longer than index rows keep ([`MAX_INDEX_TEXT`]).
+fn too_long(v: &SearchValue) -> bool {
+    let long = |s: &str| s.len() > MAX_INDEX_TEXT;
+    let token = |t: &TokenValue| {
+        matches!(&t.system, TokenSystem::Is(s) if long(s)) || t.code.as_deref().is_some_and(long)
+    };
+    match v {
+        SearchValue::String(s) => long(&s.raw) || long(&s.normalized),
+        SearchValue::Token(t) => token(t),
+        SearchValue::Uri(u) => long(u),
+        SearchValue::ValueSet { url, .. } => long(url),
+        SearchValue::OfType {
+            type_system,
+            type_code,
+            value,
+        } => long(type_system) || long(type_code) || long(value),
+        SearchValue::Reference(ReferenceValue::Local { id, .. }) => long(id),
+        SearchValue::Reference(ReferenceValue::Url { url, .. }) => long(url),
+        SearchValue::Reference(ReferenceValue::Identifier(t)) => token(t),
+        SearchValue::Quantity(q) => {
+            q.system.as_deref().is_some_and(long) || q.code.as_deref().is_some_and(long)
+        }
+        SearchValue::Composite(parts) => parts.iter().any(|p| too_long(&p.value)),
+        SearchValue::Missing(_) | SearchValue::Number { .. } | SearchValue::Date { .. } => false,
+    }
+}
+
 /// Parses one criterion `spec=value` on `types`. `full` is the whole parameter name for
 /// errors; `top` tells whether an unknown first parameter is "unknown" (ignorable) or a
 /// broken chain/_has.
@@ -155,6 +209,12 @@ fn parse_clause(
         ));
     }
     let segments: Vec<&str> = spec.split('.').collect();
+    if segments.len() > MAX_LINKS + 1 || links(full) > MAX_LINKS {
+        return Err(SearchError::chain(
+            full,
+            format!("a criterion may follow at most {MAX_LINKS} references (chain links and _has levels together)"),
+        ));
+    }
     let mut chain = Vec::new();
     let mut current: Vec<String> = types.to_vec();
     let last = segments.len() - 1;
@@ -248,6 +308,12 @@ fn parse_clause(
             .filter(|v| !v.is_empty())
             .map(|v| parse_value(reg, &target, modifier.as_ref(), v))
             .collect::<Result<Vec<_>, _>>()?;
+        if values.iter().any(too_long) {
+            return Err(SearchError::value(
+                full,
+                format!("search values longer than {MAX_INDEX_TEXT} bytes are not supported"),
+            ));
+        }
         if values.is_empty() {
             return Err(SearchError::value(full, "no value"));
         }
@@ -274,6 +340,12 @@ fn parse_has(
     rest: &str,
     value: &str,
 ) -> Result<Clause, SearchError> {
+    if links(full) > MAX_LINKS {
+        return Err(SearchError::chain(
+            full,
+            format!("a criterion may follow at most {MAX_LINKS} references (chain links and _has levels together)"),
+        ));
+    }
     let mut parts = rest.splitn(3, ':');
     let (Some(source), Some(reference), Some(inner)) = (parts.next(), parts.next(), parts.next())
     else {
