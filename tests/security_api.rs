@@ -304,9 +304,8 @@ fn discovery_and_metadata_are_public(b: Backend) {
     assert_eq!(s.get("/metadata").status, 200);
     let r = s.get("/Patient");
     r.outcome(401);
-    assert!(r
-        .header("www-authenticate")
-        .is_some_and(|h| h.starts_with("Bearer")));
+    // No credentials at all: a challenge without an error code (RFC 6750 §3.1).
+    assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"fhir\""));
     // Security headers, HSTS over HTTPS.
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
     assert!(r.header("strict-transport-security").is_some());
@@ -461,12 +460,21 @@ fn invalid_bearer_tokens_are_401(b: Backend) {
         let r = as_(s, &t, "GET", "/Patient").send();
         assert_eq!(r.status, 401, "{what}: {}", r.body);
         r.outcome(401);
+        assert!(
+            r.header("www-authenticate")
+                .is_some_and(|h| h.contains("error=\"invalid_token\"")),
+            "{what}: {:?}",
+            r.header("www-authenticate")
+        );
     }
     let r = s
         .req("GET", "/Patient")
         .header("Authorization", "Basic abc")
         .send();
     assert_eq!(r.status, 401);
+    assert!(r
+        .header("www-authenticate")
+        .is_some_and(|h| h.contains("error=\"invalid_request\"")));
     // A valid token of the provider works.
     let ok = as_(s, &oidc_token(scope, None), "GET", "/Patient?_count=1").send();
     assert_eq!(ok.status, 200, "{}", ok.body);
@@ -639,6 +647,85 @@ fn includes_and_transactions_respect_scopes(b: Backend) {
 }
 
 // ------------------------------------------------------- patient compartment
+
+/// Chains and `_has` step only on resources the token could search itself: comparing
+/// the results of two chained criteria must not reveal values of another patient's
+/// resources (both reads of which are 403).
+fn chains_and_has_cannot_infer_other_patients_data(b: Backend) {
+    let s = secure(b);
+    let w = world(s);
+    let t = admin(s);
+    let tag = &w.tag;
+    let meta = json!({"tag": [{"system": "urn:test", "code": tag}]});
+    let b_value = create(
+        s,
+        &t,
+        "Observation",
+        json!({"resourceType": "Observation", "meta": meta, "status": "final", "code": {"text": "x"},
+            "subject": {"reference": format!("Patient/{}", w.b)},
+            "valueQuantity": {"value": 1.0, "system": "http://unitsofmeasure.org", "code": "mg"}}),
+    );
+    let b_encounter = create(
+        s,
+        &t,
+        "Encounter",
+        json!({"resourceType": "Encounter", "meta": meta, "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "subject": {"reference": format!("Patient/{}", w.b)}}),
+    );
+    let practitioner = create(
+        s,
+        &t,
+        "Practitioner",
+        json!({"resourceType": "Practitioner", "meta": meta, "name": [{"family": "P"}]}),
+    );
+    create(
+        s,
+        &t,
+        "Observation",
+        json!({"resourceType": "Observation", "meta": meta, "status": "final", "code": {"text": "y"},
+            "subject": {"reference": format!("Patient/{}", w.a)},
+            "hasMember": [{"reference": format!("Observation/{b_value}")}],
+            "focus": [{"reference": format!("Encounter/{b_encounter}")}]}),
+    );
+    create(
+        s,
+        &t,
+        "Observation",
+        json!({"resourceType": "Observation", "meta": meta, "status": "final",
+            "code": {"coding": [{"system": "urn:test", "code": format!("secret{tag}")}]},
+            "subject": {"reference": format!("Patient/{}", w.b)},
+            "performer": [{"reference": format!("Practitioner/{practitioner}")}]}),
+    );
+    let count = |token: &str, query: &str| {
+        let r = as_(s, token, "GET", query).send();
+        assert_eq!(r.status, 200, "{query}: {}", r.body);
+        r.json()["total"].as_i64().unwrap_or(-1)
+    };
+    let probes = [
+        format!("/Observation?_tag=urn:test|{tag}&has-member:Observation.value-quantity=gt0.5"),
+        format!("/Observation?_tag=urn:test|{tag}&focus:Encounter.status=finished"),
+        format!("/Practitioner?_tag=urn:test|{tag}&_has:Observation:performer:code=urn:test|secret{tag}"),
+    ];
+    // An unrestricted token sees each link; the patient's token sees none of them.
+    for q in &probes {
+        assert_eq!(count(&t, q), 1, "{q}");
+    }
+    let patient_a = oidc_token("patient/*.rs", Some(&w.a));
+    for q in &probes {
+        assert_eq!(count(&patient_a, q), 0, "{q}");
+    }
+    // A type the scopes do not allow cannot be stepped on at all.
+    let only_obs = oidc_token("patient/Observation.rs", Some(&w.a));
+    let r = as_(
+        s,
+        &only_obs,
+        "GET",
+        &format!("/Observation?_tag=urn:test|{tag}&focus:Encounter.status=finished"),
+    )
+    .send();
+    r.outcome(403);
+}
 
 fn patient_scopes_confine_to_the_patient(b: Backend) {
     let s = secure(b);
@@ -1025,6 +1112,7 @@ both_backends!(
     scope_matrix,
     includes_and_transactions_respect_scopes,
     patient_scopes_confine_to_the_patient,
+    chains_and_has_cannot_infer_other_patients_data,
     patient_scopes_confine_writes,
     search_constrained_scopes,
     operations_respect_scopes,

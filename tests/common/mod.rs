@@ -25,7 +25,7 @@ pub fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
-fn pg_exec(sql: &str) -> Result<(), String> {
+pub fn pg_exec(sql: &str) -> Result<(), String> {
     use diesel::connection::SimpleConnection;
     use diesel::Connection;
     let mut conn = diesel::PgConnection::establish(&format!("{}/postgres", postgres_admin_url()))
@@ -144,15 +144,32 @@ impl Server {
         Server::start_full(backend, extra, None)
     }
 
+    /// Starts a server on the SQLite database file `db` (which the test owns).
+    pub fn start_sqlite_at(db: &std::path::Path, extra: &[&str]) -> Server {
+        Server::start_inner(Backend::Sqlite, Some(db), extra, None)
+    }
+
     /// Starts a server; with `agent`, over HTTPS (the arguments must configure TLS).
     pub fn start_full(backend: Backend, extra: &[&str], agent: Option<ureq::Agent>) -> Server {
+        Server::start_inner(backend, None, extra, agent)
+    }
+
+    fn start_inner(
+        backend: Backend,
+        sqlite_file: Option<&std::path::Path>,
+        extra: &[&str],
+        agent: Option<ureq::Agent>,
+    ) -> Server {
         remove_stale_dirs();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("fhir-bb-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let (url, pg_database) = match backend {
-            Backend::Sqlite => (format!("sqlite://{}/fhir.db", dir.display()), None),
+            Backend::Sqlite => match sqlite_file {
+                Some(f) => (format!("sqlite://{}", f.display()), None),
+                None => (format!("sqlite://{}/fhir.db", dir.display()), None),
+            },
             Backend::Postgres => {
                 drop_stale_databases();
                 let name = format!("fhir_bb_{}_{n}", std::process::id());
@@ -196,6 +213,51 @@ impl Server {
         };
         server.wait_ready();
         server
+    }
+
+    /// Starts another server process on this server's database (a second node), with
+    /// its own address and folder and `extra` arguments; the database stays this
+    /// server's (dropped with it).
+    pub fn start_beside(&self, extra: &[&str]) -> Server {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("fhir-bb-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let port = free_port();
+        let mut args: Vec<String> = [
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &self.db_url,
+            "--log-level",
+            "warn",
+            "--exit-on-stdin-close",
+            "--export-dir",
+            &dir.join("exports").display().to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = spawn(&dir, &args);
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}/fhir"),
+            db_url: self.db_url.clone(),
+            backend: self.backend,
+            pg_database: None,
+            dir,
+            agent: ureq::Agent::new(),
+            args,
+        };
+        server.wait_ready();
+        server
+    }
+
+    /// The PostgreSQL database of this server, if it has one of its own.
+    pub fn pg_database(&self) -> Option<&str> {
+        self.pg_database.as_deref()
     }
 
     /// The folder holding the server's log (and SQLite database).

@@ -206,6 +206,10 @@ pub struct ServeArgs {
     /// Database connections in the pool.
     #[arg(long, env = "FHIR_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: u32,
+    /// Seconds a request may work (FHIRPath, validation, database statements) before
+    /// it is stopped and answered 503; 0: no limit.
+    #[arg(long, env = "FHIR_REQUEST_TIMEOUT", default_value_t = 30.0)]
+    pub request_timeout: f64,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "FHIR_WORKERS")]
     pub workers: Option<usize>,
@@ -362,8 +366,12 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
     );
     let registry = fhir_search::SearchRegistry::r4();
     let indexer = Arc::new(fhir_store::SearchIndexer { registry });
+    let request_timeout = (args.request_timeout > 0.0)
+        .then(|| std::time::Duration::try_from_secs_f64(args.request_timeout).ok())
+        .flatten();
     let options = PoolOptions {
         max_connections: args.db_pool_size,
+        statement_timeout: request_timeout,
         ..Default::default()
     };
     let auth = load_auth(&args)?;
@@ -406,6 +414,7 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         defs,
         base_url: args.base_url.clone(),
         max_body_bytes: args.max_body_bytes,
+        request_timeout,
         capability: fhir_model::json::to_string(&capability.to_value()),
         auth,
         audit,
@@ -426,6 +435,7 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
             .wrap(middleware::from_fn(crate::audit::record))
             .wrap(crate::http::security::headers(https))
             .wrap(middleware::NormalizePath::trim())
+            .wrap(middleware::from_fn(crate::http::limits::uri_length))
             .wrap(middleware::from_fn(logging::access_log))
             .configure(crate::routes::configure)
     })

@@ -23,9 +23,11 @@ pub enum ApiError {
     Invalid(OperationOutcome, StatusCode),
     #[error("{0}")]
     NotFound(String),
-    /// No valid credentials: 401 with a `WWW-Authenticate` challenge.
+    /// No valid credentials: 401 with a `WWW-Authenticate` challenge carrying the
+    /// RFC 6750 error code (`invalid_token`, `invalid_request`; none when the request
+    /// had no credentials at all).
     #[error("{0}")]
-    Unauthorized(String),
+    Unauthorized(String, Option<&'static str>),
     /// Valid credentials that do not allow this request.
     #[error("{0}")]
     Forbidden(String),
@@ -42,6 +44,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("the request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("the URL is {0} bytes long, over the limit of {max} bytes: send long searches as POST [type]/_search with a form body", max = crate::http::limits::MAX_URI)]
+    UriTooLong(usize),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -53,8 +57,14 @@ pub enum ApiError {
     /// A Bulk Data export job that failed: the status URL answers 500 with the reason.
     #[error("{0}")]
     ExportFailed(String),
-    #[error("the database is not available")]
+    #[error("the database is not available; retry shortly")]
     Unavailable(String),
+    /// The database has no room for the write: 507, logged.
+    #[error("the server has no storage space left for this change; nothing was written")]
+    StorageFull(String),
+    /// The request's time budget ran out (or its client left) before it finished.
+    #[error("the request did not finish within the server's time limit; nothing was changed")]
+    Timeout,
     /// Unexpected failures: logged in full, answered without internals.
     #[error("internal error")]
     Internal(String),
@@ -101,7 +111,7 @@ impl ApiError {
             ApiError::NotFound(m) => {
                 OperationOutcome::of(issue(IssueType::NotFound, m.clone(), None))
             }
-            ApiError::Unauthorized(m) => {
+            ApiError::Unauthorized(m, _) => {
                 OperationOutcome::of(issue(IssueType::Login, m.clone(), None))
             }
             ApiError::Forbidden(m) => {
@@ -119,7 +129,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(m) => {
                 OperationOutcome::of(issue(IssueType::NotSupported, m.clone(), None))
             }
-            ApiError::PayloadTooLarge(_) => {
+            ApiError::PayloadTooLarge(_) | ApiError::UriTooLong(_) => {
                 OperationOutcome::of(issue(IssueType::TooCostly, self.to_string(), None))
             }
             ApiError::Conflict(m) => {
@@ -133,6 +143,12 @@ impl ApiError {
             }
             ApiError::Unavailable(_) => {
                 OperationOutcome::of(issue(IssueType::Transient, self.to_string(), None))
+            }
+            ApiError::Timeout => {
+                OperationOutcome::of(issue(IssueType::TooCostly, self.to_string(), None))
+            }
+            ApiError::StorageFull(_) => {
+                OperationOutcome::of(issue(IssueType::Exception, self.to_string(), None))
             }
             ApiError::ExportFailed(m) => {
                 OperationOutcome::of(issue(IssueType::Exception, m.clone(), None))
@@ -166,6 +182,9 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::Pool(e) => ApiError::Unavailable(e.to_string()),
+            StoreError::Unavailable(m) => ApiError::Unavailable(m),
+            StoreError::Timeout => ApiError::Timeout,
+            StoreError::StorageFull(m) => ApiError::StorageFull(m),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -200,7 +219,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Invalid(_, status) => *status,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(..) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Gone(_) => StatusCode::GONE,
@@ -208,11 +227,13 @@ impl ResponseError for ApiError {
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::Unprocessable(..) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::ExportFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -220,14 +241,16 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         match self {
-            ApiError::Internal(detail) | ApiError::Unavailable(detail) => {
+            ApiError::Internal(detail)
+            | ApiError::Unavailable(detail)
+            | ApiError::StorageFull(detail) => {
                 tracing::error!(error = %detail, "request failed");
             }
             _ => {}
         }
         let mut b = HttpResponse::build(self.status_code());
         match self {
-            ApiError::Unauthorized(m) => {
+            ApiError::Unauthorized(m, code) => {
                 // A header value is visible ASCII: anything else becomes '?'.
                 let m: String = m
                     .chars()
@@ -237,15 +260,19 @@ impl ResponseError for ApiError {
                         _ => '?',
                     })
                     .collect();
-                b.insert_header((
-                    "WWW-Authenticate",
-                    format!(
-                        "Bearer realm=\"fhir\", error=\"invalid_token\", error_description=\"{m}\""
+                let challenge = match code {
+                    Some(code) => format!(
+                        "Bearer realm=\"fhir\", error=\"{code}\", error_description=\"{m}\""
                     ),
-                ));
+                    None => "Bearer realm=\"fhir\"".to_string(),
+                };
+                b.insert_header(("WWW-Authenticate", challenge));
             }
             ApiError::TooManyRequests(secs) => {
                 b.insert_header(("Retry-After", secs.to_string()));
+            }
+            ApiError::Unavailable(_) => {
+                b.insert_header(("Retry-After", "1"));
             }
             _ => {}
         }

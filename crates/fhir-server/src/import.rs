@@ -2,7 +2,9 @@
 //! resources and NDJSON files (gzip accepted) through the FHIR API, so every load gets
 //! the same checks, indexing and atomicity as a client's request. With `--url` it loads
 //! into a running server; otherwise it starts one in-process on the configured database.
-//! Finished files are recorded in a state file, so a re-run skips them.
+//! Finished files are recorded in a state file, so a re-run skips them; files that are
+//! (or are wrapped into) transactions are also safe to load again after a crash, as
+//! each is sent with an idempotency key (see [`post`]).
 
 use std::collections::HashSet;
 use std::io::{BufRead, Read};
@@ -74,7 +76,7 @@ fn read_text(path: &Path) -> Result<String, ImportError> {
     Ok(text)
 }
 
-/// A batch entry that stores `resource` as is: PUT when it has an id, POST otherwise.
+/// A transaction entry that stores `resource` as is: PUT when it has an id, POST otherwise.
 fn entry_for(resource: Value) -> Value {
     let rt = resource
         .get("resourceType")
@@ -145,14 +147,14 @@ fn bundle_values(
             entries.push(entry_for(v));
             if entries.len() == batch.max(1) {
                 let label = format!("{name} lines {first_line}-{}", n + 1);
-                out.push((label, json!({"resourceType": "Bundle", "type": "batch", "entry": std::mem::take(&mut entries)})));
+                out.push((label, json!({"resourceType": "Bundle", "type": "transaction", "entry": std::mem::take(&mut entries)})));
                 first_line = n + 2;
             }
         }
         if !entries.is_empty() {
             out.push((
                 format!("{name} lines {first_line}-"),
-                json!({"resourceType": "Bundle", "type": "batch", "entry": entries}),
+                json!({"resourceType": "Bundle", "type": "transaction", "entry": entries}),
             ));
         }
         return Ok(out);
@@ -176,27 +178,49 @@ fn bundle_values(
                 .collect();
             (
                 name,
-                json!({"resourceType": "Bundle", "type": "batch", "entry": entries}),
+                json!({"resourceType": "Bundle", "type": "transaction", "entry": entries}),
             )
         }
         (false, _) => (
             name,
-            json!({"resourceType": "Bundle", "type": "batch", "entry": [entry_for(v)]}),
+            json!({"resourceType": "Bundle", "type": "transaction", "entry": [entry_for(v)]}),
         ),
     }])
 }
 
-/// Posts a Bundle; an error names the file and the failing entry.
+/// How often, and after how long, a transaction answered 409 or 503 is sent again.
+const RETRIES: usize = 60;
+const RETRY_WAIT: Duration = Duration::from_millis(500);
+
+/// Posts a Bundle; an error names the file and the failing entry. Transactions carry
+/// an `Idempotency-Key` made from their content: the server records it with their
+/// writes, so a transaction that committed before a crash or a kill is answered from
+/// that record when a re-run posts it again, never written twice.
 fn post(agent: &ureq::Agent, base: &str, label: &str, bundle: &str) -> Result<usize, ImportError> {
+    use sha2::{Digest, Sha256};
     let rejected = |message: String| ImportError::Rejected {
         file: label.to_string(),
         message,
     };
-    let response = agent
-        .post(base)
-        .set("Content-Type", "application/fhir+json")
-        .set("Prefer", "return=minimal")
-        .send_string(bundle);
+    let key = format!("import-{}", hex::encode(Sha256::digest(bundle.as_bytes())));
+    // 409: the same transaction is still in flight (sent by a run that was killed);
+    // 503: the server is busy or its database is restarting. Both pass: wait, retry.
+    let mut attempts = 0;
+    let response = loop {
+        let r = agent
+            .post(base)
+            .set("Content-Type", "application/fhir+json")
+            .set("Prefer", "return=minimal")
+            .set("Idempotency-Key", &key)
+            .send_string(bundle);
+        match &r {
+            Err(ureq::Error::Status(409 | 503, _)) if attempts < RETRIES => {
+                attempts += 1;
+                std::thread::sleep(RETRY_WAIT);
+            }
+            _ => break r,
+        }
+    };
     let body: Value = match response {
         Ok(r) => r.into_json().map_err(|e| rejected(e.to_string()))?,
         Err(ureq::Error::Status(code, r)) => {
@@ -254,6 +278,8 @@ fn embedded_server(database_url: &str) -> Result<String, ImportError> {
         base_url: None,
         max_body_bytes: 512 * 1024 * 1024,
         db_pool_size: 4,
+        // A file may be one very large transaction: no time limit in-process.
+        request_timeout: 0.0,
         workers: Some(2),
         log_format: crate::logging::LogFormat::Human,
         log_level: "warn".into(),

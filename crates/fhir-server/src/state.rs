@@ -1,8 +1,10 @@
 //! What every request handler shares.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::{web, HttpRequest};
+use fhir_model::budget::Budget;
 use fhir_model::Definitions;
 use fhir_store::Store;
 
@@ -18,6 +20,8 @@ pub struct AppState {
     /// Configured public base URL (`https://fhir.example.org/fhir`), if any.
     pub base_url: Option<String>,
     pub max_body_bytes: usize,
+    /// How long one request's blocking work may run (`None`: no limit).
+    pub request_timeout: Option<Duration>,
     /// The CapabilityStatement JSON, built once at start-up.
     pub capability: String,
     /// Authentication; `None`: every request is allowed (loopback only by default).
@@ -42,7 +46,28 @@ impl AppState {
         T: Send + 'static,
     {
         let store = self.store.clone();
-        Ok(web::block(move || f(&store)).await??)
+        self.budgeted(move || f(&store)).await
+    }
+
+    /// Runs blocking work under the request's time budget ([`fhir_model::budget`]): it
+    /// stops at the deadline, and when the client goes away (the future is dropped).
+    pub async fn budgeted<T, E, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce() -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Into<ApiError> + Send + 'static,
+    {
+        struct CancelOnDrop(Budget);
+        impl Drop for CancelOnDrop {
+            fn drop(&mut self) {
+                self.0.cancel();
+            }
+        }
+        let budget = Budget::new(self.request_timeout);
+        let guard = CancelOnDrop(budget.clone());
+        let result = web::block(move || budget.run(f)).await?;
+        drop(guard);
+        result.map_err(Into::into)
     }
 
     pub fn audit_on(&self) -> bool {
@@ -58,7 +83,8 @@ impl AppState {
     {
         let store = self.store.clone();
         let ctx = crate::audit::context(self, req);
-        Ok(web::block(move || fhir_store::audit::with_context(ctx, || f(&store))).await??)
+        self.budgeted(move || fhir_store::audit::with_context(ctx, || f(&store)))
+            .await
     }
 
     /// Runs blocking export work off the async executor.
@@ -83,9 +109,13 @@ impl AppState {
     }
 }
 
-/// The spec's id syntax: 1 to 64 of `A-Z a-z 0-9 - .`.
+/// The spec's id syntax: 1 to 64 of `A-Z a-z 0-9 - .`, except `.` and `..`, which
+/// URLs cannot carry as a path segment (clients and proxies resolve them away), so a
+/// resource with such an id could never be read back.
 pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
+        && id != "."
+        && id != ".."
         && id.len() <= 64
         && id
             .bytes()
@@ -97,7 +127,7 @@ pub fn check_id(id: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::bad(format!(
-            "'{id}' is not a valid resource id (1-64 characters of A-Z, a-z, 0-9, '-' and '.')"
+            "'{id}' is not a valid resource id (1-64 characters of A-Z, a-z, 0-9, '-' and '.', not '.' or '..')"
         )))
     }
 }

@@ -138,17 +138,35 @@ pub async fn check_many(
         let none = resources.iter().map(|_| None).collect();
         return Ok((resources, none));
     }
+    let v = ready_validator(state).await?;
+    state
+        .budgeted(move || {
+            let options = ValidationOptions::default();
+            let reports = resources
+                .iter()
+                .map(|r| r.as_ref().map(|r| v.validate(r, &options)))
+                .collect();
+            within_budget()?;
+            Ok::<_, ApiError>((resources, reports))
+        })
+        .await
+}
+
+/// The validator, once it has loaded (it loads in the background at start-up; the
+/// wait is not charged to a request's time budget).
+pub async fn ready_validator(state: &web::Data<AppState>) -> Result<Arc<Validator>, ApiError> {
     let st = state.clone();
-    web::block(move || {
-        let v = st.validation.validator()?;
-        let options = ValidationOptions::default();
-        let reports = resources
-            .iter()
-            .map(|r| r.as_ref().map(|r| v.validate(r, &options)))
-            .collect();
-        Ok((resources, reports))
-    })
-    .await?
+    web::block(move || st.validation.validator()).await?
+}
+
+/// A validation cut short by the request's time budget says nothing: 503, not its
+/// partial issues.
+fn within_budget() -> Result<(), ApiError> {
+    if fhir_model::budget::expired() {
+        Err(ApiError::Timeout)
+    } else {
+        Ok(())
+    }
 }
 
 /// Validates one resource about to be written: 422 with the issues when rejected.
@@ -329,17 +347,19 @@ async fn run(
             );
         }
     }
-    let st = state.clone();
     let profiles = r.profiles;
-    let report = web::block(move || -> Result<ValidationReport, ApiError> {
-        let v = st.validation.validator()?;
-        let options = ValidationOptions {
-            profiles,
-            ..Default::default()
-        };
-        Ok(v.validate(&resource, &options))
-    })
-    .await??;
+    let v = ready_validator(&state).await?;
+    let report = state
+        .budgeted(move || -> Result<ValidationReport, ApiError> {
+            let options = ValidationOptions {
+                profiles,
+                ..Default::default()
+            };
+            let report = v.validate(&resource, &options);
+            within_budget()?;
+            Ok(report)
+        })
+        .await?;
     let mut oo = report.to_operation_outcome();
     oo.issue.extend(extra);
     if oo.issue.is_empty() {

@@ -1,13 +1,13 @@
-//! The two database backends behind one connection type, the pool, migrations, and the
-//! write transaction that both backends run the same way.
+//! The two database backends behind one connection type, the pool (parts in
+//! `pool.rs`), migrations, and the write transaction that both backends run the same
+//! way.
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
-use diesel::Connection;
+use diesel::r2d2::Pool;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::error::{StoreError, StoreResult};
@@ -20,7 +20,8 @@ pub enum AnyConnection {
     Sqlite(diesel::SqliteConnection),
 }
 
-pub type Conn = PooledConnection<ConnectionManager<AnyConnection>>;
+pub use crate::pool::{Conn, PoolOptions};
+use crate::pool::{Manager, Outage, PoolErrors, SessionSettings, DOWN_WAIT};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -32,46 +33,15 @@ pub enum BackendKind {
     Postgres,
 }
 
-/// Pool settings.
-#[derive(Debug, Clone)]
-pub struct PoolOptions {
-    pub max_connections: u32,
-    pub connect_timeout: Duration,
-}
-
-impl Default for PoolOptions {
-    fn default() -> Self {
-        PoolOptions {
-            max_connections: 16,
-            connect_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-#[derive(Debug)]
-struct SqlitePragmas;
-
-impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
-    fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), diesel::r2d2::Error> {
-        if let AnyConnection::Sqlite(c) = conn {
-            // busy_timeout first: the pool opens connections in parallel, and switching a
-            // new database to WAL needs a moment of exclusive access.
-            c.batch_execute(
-                "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
-                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; \
-                 PRAGMA temp_store = MEMORY; \
-                 PRAGMA optimize = 0x10002;",
-            )
-            .map_err(diesel::r2d2::Error::QueryError)?;
-        }
-        Ok(())
-    }
-}
-
 /// The connection pool and what the store needs to know about its backend.
 pub struct Database {
-    pool: Pool<ConnectionManager<AnyConnection>>,
+    pool: Pool<Manager>,
     kind: BackendKind,
+    /// Recent failures of the database: while there are some, a request waits at
+    /// most [`DOWN_WAIT`] for a connection (clients hear 503 at once while it is
+    /// down) and connections are checked before use.
+    outage: Arc<Outage>,
+    statement_timeout: Option<Duration>,
     /// SQLite allows one writer at a time: writers queue here instead of spinning on
     /// `SQLITE_BUSY`. PostgreSQL writers lock rows instead.
     sqlite_writer: Option<Mutex<()>>,
@@ -101,19 +71,32 @@ impl Database {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         };
-        let manager = ConnectionManager::<AnyConnection>::new(conn_url);
+        if kind == BackendKind::Sqlite {
+            crate::deadline::install_sqlite_handler();
+        }
+        let outage = Arc::new(Outage::default());
+        let manager = Manager {
+            url: conn_url,
+            kind,
+            outage: outage.clone(),
+        };
         let pool = Pool::builder()
             .max_size(options.max_connections.max(1))
             .connection_timeout(options.connect_timeout)
+            .error_handler(Box::new(PoolErrors::new(outage.clone())))
             // A broken connection fails its query and is replaced; checking every
             // checkout with an extra round trip costs more than it saves.
             .test_on_check_out(false)
-            .connection_customizer(Box::new(SqlitePragmas))
+            .connection_customizer(Box::new(SessionSettings {
+                statement_timeout: options.statement_timeout,
+            }))
             .build(manager)
             .map_err(|e| StoreError::Open(e.to_string()))?;
         let db = Database {
             pool,
             kind,
+            outage,
+            statement_timeout: options.statement_timeout,
             sqlite_writer: (kind == BackendKind::Sqlite).then(|| Mutex::new(())),
             writes: std::sync::atomic::AtomicU64::new(0),
             pending_versions: std::sync::atomic::AtomicU64::new(0),
@@ -127,10 +110,14 @@ impl Database {
         let result = match &mut *conn {
             AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
             AnyConnection::Postgresql(c) => {
-                // Two nodes starting together must not migrate at the same time.
-                c.batch_execute("SELECT pg_advisory_lock(7243001)")?;
+                // Two nodes starting together must not migrate at the same time, and
+                // a migration may take longer than a request may.
+                c.batch_execute("SET statement_timeout = 0; SELECT pg_advisory_lock(7243001)")?;
                 let r = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
-                c.batch_execute("SELECT pg_advisory_unlock(7243001)")?;
+                c.batch_execute(&format!(
+                    "SELECT pg_advisory_unlock(7243001); SET statement_timeout = {}",
+                    self.statement_timeout.map_or(0, |t| t.as_millis().max(1))
+                ))?;
                 r
             }
         };
@@ -150,13 +137,45 @@ impl Database {
 
     /// A pooled connection (blocking: call off the async executor).
     pub fn conn(&self) -> StoreResult<Conn> {
-        Ok(self.pool.get()?)
+        if !self.outage.recent() {
+            return self
+                .pool
+                .get()
+                .map_err(|e| self.failed(StoreError::Unavailable(e.to_string())));
+        }
+        // After a failure: connections made before it may be dead; a checked one, or
+        // a new one, or 503 without a long wait.
+        for _ in 0..=self.pool.state().connections {
+            let mut conn = self
+                .pool
+                .get_timeout(DOWN_WAIT)
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            if conn.batch_execute("SELECT 1").is_ok() {
+                return Ok(conn);
+            }
+            // Dropped here: the pool sees it broken and replaces it.
+        }
+        Err(StoreError::Unavailable(
+            "no live database connection".into(),
+        ))
+    }
+
+    /// Notes an error that says the database is unreachable (see [`Outage`]).
+    fn failed(&self, e: StoreError) -> StoreError {
+        if matches!(e, StoreError::Unavailable(_)) {
+            self.outage.noticed();
+        }
+        e
     }
 
     /// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite (behind the writer
     /// queue), `BEGIN` on PostgreSQL. Commits on `Ok`, rolls back on `Err`: nothing of
     /// a failed request stays behind.
     pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        self.write_inner(f).map_err(|e| self.failed(e))
+    }
+
+    fn write_inner<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
         let _writer: Option<MutexGuard<'_, ()>> = self
             .sqlite_writer
             .as_ref()
@@ -171,7 +190,16 @@ impl Database {
             conn: &mut conn,
             kind: self.kind,
         };
-        match f(&mut tx) {
+        // Work that ran past the request's deadline (or whose client left) is not
+        // committed: the client has been told it failed.
+        let result = f(&mut tx).and_then(|v| {
+            if fhir_model::budget::expired() {
+                Err(StoreError::Timeout)
+            } else {
+                Ok(v)
+            }
+        });
+        match result {
             Ok(v) => {
                 if let Err(e) = conn.batch_execute("COMMIT") {
                     let _ = conn.batch_execute("ROLLBACK");
@@ -206,7 +234,7 @@ impl Database {
             conn: &mut conn,
             kind: self.kind,
         };
-        f(&mut tx)
+        f(&mut tx).map_err(|e| self.failed(e))
     }
 }
 

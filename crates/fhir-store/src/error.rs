@@ -13,7 +13,17 @@ pub enum StoreError {
     #[error("no database connection available: {0}")]
     Pool(#[from] r2d2::Error),
     #[error("database error: {0}")]
-    Database(#[from] diesel::result::Error),
+    Database(diesel::result::Error),
+    /// The connection to the database was lost or could not be made (the database is
+    /// restarting or down): worth retrying shortly.
+    #[error("the database is not reachable: {0}")]
+    Unavailable(String),
+    /// A statement was stopped at the request's deadline (or because its client left).
+    #[error("the request ran out of its time budget")]
+    Timeout,
+    /// The database has no room left (disk full, or SQLite's size limit).
+    #[error("the database has no space left: {0}")]
+    StorageFull(String),
     /// `If-Match` named another version than the current one.
     #[error("version conflict: expected version {expected}, current version is {current}")]
     VersionConflict { expected: i64, current: i64 },
@@ -51,3 +61,34 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+impl From<diesel::result::Error> for StoreError {
+    /// Statements stopped at the deadline become [`StoreError::Timeout`] and lost
+    /// connections [`StoreError::Unavailable`], so that the server answers 503 for
+    /// them, not 500.
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind as K, Error};
+        let Error::DatabaseError(kind, info) = &e else {
+            return StoreError::Database(e);
+        };
+        let m = info.message();
+        if m == "interrupted" || m.contains("statement timeout") {
+            return StoreError::Timeout;
+        }
+        if m.contains("database or disk is full")
+            || m.contains("No space left on device")
+            || m.contains("could not extend file")
+        {
+            return StoreError::StorageFull(m.to_string());
+        }
+        let lost = matches!(kind, K::ClosedConnection | K::UnableToSendCommand)
+            || m.contains("terminating connection")
+            || m.contains("server closed the connection")
+            || m.contains("no connection to the server")
+            || m.contains("the database system is");
+        if lost {
+            return StoreError::Unavailable(m.to_string());
+        }
+        StoreError::Database(e)
+    }
+}

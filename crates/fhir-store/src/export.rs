@@ -220,7 +220,7 @@ fn export_sql(query: &ExportQuery, after: i64, limit: usize) -> StoreResult<Sql>
             q.push(" OR (1 = 1");
             for c in clauses {
                 q.push(" AND ");
-                clause_sql(&mut q, "r", c, 0, false)?;
+                clause_sql(&mut q, "r", c, 0, false, None)?;
             }
             q.push(")");
         }

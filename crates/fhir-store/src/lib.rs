@@ -9,9 +9,12 @@
 
 pub mod audit;
 pub mod backend;
+mod deadline;
 pub mod error;
 pub mod export;
+pub mod idempotency;
 pub mod model;
+mod pool;
 mod reads;
 mod schema;
 pub mod search;
@@ -126,6 +129,11 @@ impl Store {
 
     pub fn kind(&self) -> BackendKind {
         self.db.kind()
+    }
+
+    /// The request recorded under an idempotency key, if any ([`idempotency`]).
+    pub fn idempotent(&self, key: &str) -> StoreResult<Option<idempotency::Recorded>> {
+        self.db.read(|tx| idempotency::lookup(tx, key))
     }
 
     /// Checks the database answers.
@@ -370,6 +378,17 @@ impl TxOps<'_, '_> {
             });
         }
         Ok(stored)
+    }
+
+    /// Records an idempotency key with its request's fingerprint and response, in
+    /// this transaction; 409 when a concurrent request recorded it first.
+    pub fn record_idempotency(
+        &mut self,
+        key: &str,
+        fingerprint: &str,
+        response: &str,
+    ) -> StoreResult<()> {
+        idempotency::record(self.tx, key, fingerprint, response)
     }
 
     /// Appends AuditEvents to the audit log (see [`audit`]).

@@ -125,6 +125,13 @@ pub struct SearchRequest {
     pub with_total: bool,
     /// Compartment search: matches must refer to `(type, id)` through one of `params`.
     pub compartment: Option<Compartment>,
+    /// Confines the resources that chains and `_has` pass through: those of a type
+    /// listed in `params` must be in this compartment (one of the compartment's own
+    /// type, listed with no parameters, must be that resource); other types are not
+    /// confined. Without it, a
+    /// patient-scoped token could learn values of resources it may not read by
+    /// comparing the results of chained criteria.
+    pub linked_within: Option<Compartment>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,18 +193,35 @@ fn filter(q: &mut Sql, req: &SearchRequest) -> StoreResult<()> {
     // index); the others are checked per candidate (correlated EXISTS).
     let mut clauses: Vec<&Clause> = req.query.clauses.iter().collect();
     clauses.sort_by_key(|c| selectivity_rank(c));
+    let scope = req.linked_within.as_ref();
     for (n, clause) in clauses.into_iter().enumerate() {
         q.push(" AND ");
-        clause_sql(q, "r", clause, 0, n == 0)?;
+        clause_sql(q, "r", clause, 0, n == 0, scope)?;
     }
     if let Some(c) = &req.compartment {
-        compartment_sql(q, c);
+        q.push(" AND ");
+        compartment_sql(q, "r", c);
     }
     Ok(())
 }
 
-fn compartment_sql(q: &mut Sql, c: &Compartment) {
-    q.push(" AND (");
+/// The resource at alias `r`, reached through a chain or `_has`, may be used: its type
+/// is not confined, or it is in the compartment (see [`SearchRequest::linked_within`]).
+fn scope_sql(q: &mut Sql, r: &str, scope: &Compartment) {
+    let confined: Vec<String> = scope.params.iter().map(|(t, _)| t.clone()).collect();
+    q.push(&format!("({r}.res_type NOT")).in_list(&confined);
+    q.push(&format!(" OR ({r}.res_type = "))
+        .bind(Bind::Text(scope.resource_type.clone()));
+    q.push(&format!(" AND {r}.res_id = "))
+        .bind(Bind::Text(scope.id.clone()))
+        .push(") OR ");
+    compartment_sql(q, r, scope);
+    q.push(")");
+}
+
+fn compartment_sql(q: &mut Sql, r: &str, c: &Compartment) {
+    let x = format!("c_{r}");
+    q.push("(");
     let mut any = false;
     for (rt, params) in &c.params {
         if params.is_empty() {
@@ -207,12 +231,15 @@ fn compartment_sql(q: &mut Sql, c: &Compartment) {
             q.push(" OR ");
         }
         any = true;
-        q.push("(r.res_type = ").bind(Bind::Text(rt.clone()));
-        q.push(" AND EXISTS (SELECT 1 FROM idx_reference c WHERE c.rid = r.rid AND c.param");
+        q.push(&format!("({r}.res_type = "))
+            .bind(Bind::Text(rt.clone()));
+        q.push(&format!(
+            " AND EXISTS (SELECT 1 FROM idx_reference {x} WHERE {x}.rid = {r}.rid AND {x}.param"
+        ));
         q.in_list(params);
-        q.push(" AND c.target_type = ")
+        q.push(&format!(" AND {x}.target_type = "))
             .bind(Bind::Text(c.resource_type.clone()));
-        q.push(" AND c.target_id = ")
+        q.push(&format!(" AND {x}.target_id = "))
             .bind(Bind::Text(c.id.clone()))
             .push("))");
     }
@@ -252,6 +279,7 @@ pub(crate) fn clause_sql(
     clause: &Clause,
     depth: usize,
     drive: bool,
+    scope: Option<&Compartment>,
 ) -> StoreResult<()> {
     if depth > MAX_DEPTH {
         return Err(unsupported_at(
@@ -261,8 +289,8 @@ pub(crate) fn clause_sql(
     }
     match clause {
         Clause::Param(p) if p.chain.is_empty() => param_sql(q, r, p, drive),
-        Clause::Param(p) => chain_sql(q, r, p, 0, depth, drive),
-        Clause::Has(h) => has_sql(q, r, h, depth),
+        Clause::Param(p) => chain_sql(q, r, p, 0, depth, drive, scope),
+        Clause::Has(h) => has_sql(q, r, h, depth, scope),
     }
 }
 
@@ -273,6 +301,7 @@ fn chain_sql(
     link: usize,
     depth: usize,
     drive: bool,
+    scope: Option<&Compartment>,
 ) -> StoreResult<()> {
     let Some(l) = p.chain.get(link) else {
         let last = ParamClause {
@@ -300,13 +329,23 @@ fn chain_sql(
         .bind(Bind::Bool(false));
     q.push(&format!(" AND {t}.res_type"))
         .in_list(&l.target_types);
+    if let Some(scope) = scope {
+        q.push(" AND ");
+        scope_sql(q, &t, scope);
+    }
     q.push(" AND ");
-    chain_sql(q, &t, p, link + 1, depth, drive)?;
+    chain_sql(q, &t, p, link + 1, depth, drive, scope)?;
     q.push(")");
     Ok(())
 }
 
-fn has_sql(q: &mut Sql, r: &str, h: &HasClause, depth: usize) -> StoreResult<()> {
+fn has_sql(
+    q: &mut Sql,
+    r: &str,
+    h: &HasClause,
+    depth: usize,
+    scope: Option<&Compartment>,
+) -> StoreResult<()> {
     let (x, s) = (format!("h{depth}"), format!("s{depth}"));
     q.push(&format!(
         "EXISTS (SELECT 1 FROM idx_reference {x} JOIN resources {s} ON {s}.rid = {x}.rid \
@@ -320,7 +359,11 @@ fn has_sql(q: &mut Sql, r: &str, h: &HasClause, depth: usize) -> StoreResult<()>
     q.push(&format!(
         " AND {x}.target_type = {r}.res_type AND {x}.target_id = {r}.res_id AND "
     ));
-    clause_sql(q, &s, &h.inner, depth + 1, false)?;
+    if let Some(scope) = scope {
+        scope_sql(q, &s, scope);
+        q.push(" AND ");
+    }
+    clause_sql(q, &s, &h.inner, depth + 1, false, scope)?;
     q.push(")");
     Ok(())
 }
@@ -1081,6 +1124,8 @@ fn includes(
     Ok((out, true))
 }
 
+/// The resources one `_include` (or, `reverse`, `_revinclude`) adds for the page
+/// `from`; a source type `*` is any type (`_include=*`, `_revinclude=*`).
 fn fetch_included(
     tx: &mut Tx<'_>,
     inc: &Include,
@@ -1092,8 +1137,16 @@ fn fetch_included(
     ));
     if reverse {
         // Resources of `source_type` whose reference `param` points at one of `from`.
-        q.push("JOIN resources t ON t.rid = i.rid JOIN resource_versions v ON v.seq = t.seq WHERE t.res_type = ");
-        q.bind(Bind::Text(inc.source_type.clone())).push(" AND (");
+        q.push(
+            "JOIN resources t ON t.rid = i.rid JOIN resource_versions v ON v.seq = t.seq WHERE ",
+        );
+        if inc.source_type == "*" {
+            q.push("1 = 1 AND (");
+        } else {
+            q.push("t.res_type = ")
+                .bind(Bind::Text(inc.source_type.clone()))
+                .push(" AND (");
+        }
         for (n, (_, rt, id)) in from.iter().enumerate() {
             if n > 0 {
                 q.push(" OR ");
@@ -1108,7 +1161,7 @@ fn fetch_included(
         // What the `from` resources of `source_type` refer to through `param`.
         let rids: Vec<i64> = from
             .iter()
-            .filter(|f| f.1 == inc.source_type)
+            .filter(|f| inc.source_type == "*" || f.1 == inc.source_type)
             .map(|f| f.0)
             .collect();
         if rids.is_empty() {

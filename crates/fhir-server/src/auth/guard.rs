@@ -60,15 +60,23 @@ pub async fn authenticate(
 
 fn identify(config: &super::AuthConfig, req: &ServiceRequest) -> Result<Arc<Access>, ApiError> {
     if let Some(h) = req.headers().get("Authorization") {
-        let text = h
-            .to_str()
-            .map_err(|_| ApiError::Unauthorized("the Authorization header is not text".into()))?;
+        let text = h.to_str().map_err(|_| {
+            ApiError::Unauthorized(
+                "the Authorization header is not text".into(),
+                Some("invalid_request"),
+            )
+        })?;
         let token = text
             .strip_prefix("Bearer ")
             .or_else(|| text.strip_prefix("bearer "))
-            .ok_or_else(|| ApiError::Unauthorized("use Authorization: Bearer <token>".into()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "use Authorization: Bearer <token>".into(),
+                    Some("invalid_request"),
+                )
+            })?;
         return tokens::verify_cached(config, token.trim())
-            .map_err(|e| ApiError::Unauthorized(e.0));
+            .map_err(|e| ApiError::Unauthorized(e.0, Some("invalid_token")));
     }
     if let Some(subject) = req.conn_data::<PeerSubject>() {
         return match config.clients.by_certificate(&subject.0) {
@@ -77,14 +85,16 @@ fn identify(config: &super::AuthConfig, req: &ServiceRequest) -> Result<Arc<Acce
                 scopes: super::ScopeSet::parse(&c.scope),
                 patient: None,
             })),
-            None => Err(ApiError::Unauthorized(format!(
-                "the client certificate '{}' is not registered",
-                subject.0
-            ))),
+            None => Err(ApiError::Unauthorized(
+                format!("the client certificate '{}' is not registered", subject.0),
+                Some("invalid_token"),
+            )),
         };
     }
+    // No credentials at all: RFC 6750 §3.1 says the challenge carries no error code.
     Err(ApiError::Unauthorized(
         "this server requires an access token (Authorization: Bearer <token>)".into(),
+        None,
     ))
 }
 

@@ -10,6 +10,7 @@
 
 pub mod clients;
 pub mod guard;
+pub mod links;
 pub mod scopes;
 pub mod tokens;
 

@@ -21,6 +21,7 @@ use fhir_store::time::fhir_instant;
 use fhir_store::{Created, Deleted, Precondition, StoreError, StoredResource, TxOps};
 use serde_json::Value;
 
+use super::idempotency::Idempotent;
 use crate::error::ApiError;
 use crate::http::body::{parse_json, read_limited};
 use crate::http::headers::{parse_etag_version, NoneMatch};
@@ -90,6 +91,7 @@ pub async fn post_bundle(
     let out = output(&req)?;
     let bytes = read_limited(&req, payload, state.max_body_bytes).await?;
     let mut bundle = parse_json(&bytes)?;
+    let idem = super::idempotency::of(&req, &bytes)?;
     drop(bytes);
     if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
         return Err(ApiError::bad_at(
@@ -133,8 +135,13 @@ pub async fn post_bundle(
     let base = state.base(&req);
     let response = match kind {
         "transaction" => {
+            if let Some(i) = &idem {
+                if let Some(replayed) = super::idempotency::replay(&state, i, out).await? {
+                    return Ok(replayed);
+                }
+            }
             let verdicts = validate_entries(&state, &req, &mut entries).await?;
-            transaction(&state, &req, entries, &verdicts, &base, ret).await?
+            transaction(&state, &req, entries, &verdicts, &base, ret, idem).await?
         }
         "batch" => {
             let verdicts = validate_entries(&state, &req, &mut entries).await?;
@@ -859,6 +866,7 @@ async fn transaction(
     verdicts: &[Option<ApiError>],
     base: &str,
     ret: Return,
+    idem: Option<Idempotent>,
 ) -> Result<Bundle, ApiError> {
     let mut plans = Vec::with_capacity(entries.len());
     let mut full_urls = HashSet::new();
@@ -889,15 +897,32 @@ async fn transaction(
     let patching =
         Patching::of(state, req, plans.iter().any(|p| p.method == Method::Patch)).await?;
     let n = plans.len();
-    let result = run_planned(state, req, plans, base, ret, patching, n).await?;
+    let with = RunWith {
+        ret,
+        patching,
+        idem,
+    };
+    let result = run_planned(state, req, plans, base, with, n).await?;
     let entries = result.map_err(|e| fail(e, "transaction"))?;
+    Ok(transaction_response(entries))
+}
+
+fn transaction_response(entries: Vec<BundleEntry>) -> Bundle {
     let mut bundle = Bundle::new(BundleType::TransactionResponse);
     bundle.entry = entries;
     bundle.timestamp = Some(fhir_instant(fhir_store::time::now_millis()));
-    Ok(bundle)
+    bundle
 }
 
 fn fail(err: EntryError, kind: &str) -> ApiError {
+    // Failures of the server rather than of an entry keep their own answer (503 with
+    // Retry-After, 507).
+    if matches!(
+        err.error,
+        ApiError::Unavailable(_) | ApiError::Timeout | ApiError::StorageFull(_)
+    ) {
+        return err.error;
+    }
     let (status, oo) = failure_outcome(&err, kind);
     ApiError::Invalid(oo, status)
 }
@@ -1182,7 +1207,12 @@ async fn batch_entry(
             .await
             .map_err(|e| entry_err(i, e));
     }
-    match run_planned(state, req, vec![p], base, ret, patching, i).await {
+    let with = RunWith {
+        ret,
+        patching,
+        idem: None,
+    };
+    match run_planned(state, req, vec![p], base, with, i).await {
         Ok(Ok(mut entries)) => entries
             .pop()
             .ok_or_else(|| entry_err(i, ApiError::Internal("no answer".into()))),
@@ -1191,31 +1221,51 @@ async fn batch_entry(
     }
 }
 
+/// How planned entries run: the shape of their answers, the checks of patches, and the
+/// idempotency key of the request (transactions only).
+struct RunWith {
+    ret: Return,
+    patching: Patching,
+    idem: Option<Idempotent>,
+}
+
 /// Runs planned entries in one database transaction, on behalf of `req`: their answers,
 /// or the entry that failed (everything rolled back). A failure of the database itself
-/// is reported at `index`.
+/// is reported at `index`. With an idempotency key, the key and the response are
+/// recorded in the same transaction.
 async fn run_planned(
     state: &web::Data<AppState>,
     req: &HttpRequest,
     plans: Vec<Planned>,
     base: &str,
-    ret: Return,
-    patching: Patching,
+    with: RunWith,
     index: usize,
 ) -> Result<Result<Vec<BundleEntry>, EntryError>, ApiError> {
     let data = state.clone();
     let base = base.to_string();
+    let RunWith {
+        ret,
+        patching,
+        idem,
+    } = with;
     state
         .writing(req, move |store| {
             let mut failed = None;
             let r = store.transaction(|ops| {
-                run_transaction(ops, &data, &base, plans, ret, &patching).map_err(|e| {
-                    failed = Some(e);
-                    StoreError::BadRequest {
-                        message: "a Bundle entry failed".into(),
-                        expression: None,
-                    }
-                })
+                let entries =
+                    run_transaction(ops, &data, &base, plans, ret, &patching).map_err(|e| {
+                        failed = Some(e);
+                        StoreError::BadRequest {
+                            message: "a Bundle entry failed".into(),
+                            expression: None,
+                        }
+                    })?;
+                if let Some(i) = &idem {
+                    let response = transaction_response(entries.clone()).to_value();
+                    let text = fhir_model::json::to_string(&response);
+                    ops.record_idempotency(&i.key, &i.fingerprint, &text)?;
+                }
+                Ok(entries)
             });
             Ok(match (r, failed) {
                 (Ok(entries), _) => Ok(entries),
@@ -1233,12 +1283,13 @@ async fn batch_search(
 ) -> Result<BundleEntry, ApiError> {
     crate::audit::sync(state, search.reads_audit_events()).await?;
     let data = state.clone();
-    let (search, page) = web::block(move || {
-        let mut page = data.store.search(&search.request)?;
-        restrict_included(&data, &search, &mut page)?;
-        Ok::<_, StoreError>((search, page))
-    })
-    .await??;
+    let (search, page) = state
+        .budgeted(move || {
+            let mut page = data.store.search(&search.request)?;
+            restrict_included(&data, &search, &mut page)?;
+            Ok::<_, StoreError>((search, page))
+        })
+        .await?;
     let bundle = searchset(state, base, &search, &page)?;
     Ok(BundleEntry {
         resource: Some(bundle.to_value()),

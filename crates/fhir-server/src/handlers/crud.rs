@@ -368,7 +368,11 @@ pub(crate) fn apply_patch(
 ) -> impl FnOnce(Value) -> fhir_store::StoreResult<Value> {
     move |mut doc: Value| {
         let id = doc.get("id").cloned();
-        json_patch::patch(&mut doc, &patch).map_err(|e| StoreError::Invalid {
+        // `patch_unsafe`: a failed patch leaves `doc` half-patched, which is fine, as it
+        // is then dropped. `json_patch::patch` undoes the applied operations instead and
+        // panics when the undo fails (a `move` to the root followed by a failing
+        // operation), which the fuzz test found.
+        json_patch::patch_unsafe(&mut doc, &patch).map_err(|e| StoreError::Invalid {
             message: format!("the patch cannot be applied: {e}"),
             expression: None,
         })?;

@@ -5,5 +5,8 @@ pub mod crud;
 pub mod everything;
 pub mod export;
 pub mod history;
+pub mod idempotency;
+#[cfg(test)]
+mod patch_fuzz;
 pub mod search;
 pub mod system;

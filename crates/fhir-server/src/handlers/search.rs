@@ -237,6 +237,10 @@ pub(crate) fn prepare(
     }
     let mut query = fhir_search::parse(registry, resource_type.as_deref(), &confined, strict)
         .map_err(search_error)?;
+    let linked_within = match &access {
+        Some(a) => crate::auth::links::linked_scope(state.defs, a, &query)?,
+        None => None,
+    };
     let base = state.base(req);
     for c in &mut query.clauses {
         localize(c, &base);
@@ -259,6 +263,7 @@ pub(crate) fn prepare(
             cursor,
             with_total,
             compartment,
+            linked_within,
         },
         pairs,
         access,

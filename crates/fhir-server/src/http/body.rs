@@ -41,10 +41,10 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
             None,
         ));
     }
-    fhir_model::json::parse(bytes).map_err(|e| {
+    fhir_model::json::parse_strict(bytes).map_err(|e| {
         ApiError::structure(
             format!(
-                "the body is not valid JSON (line {}, column {}): {}",
+                "the body is not valid FHIR JSON (line {}, column {}): {}",
                 e.line, e.column, e.message
             ),
             None,

@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod headers;
+pub mod limits;
 pub mod negotiate;
 pub mod prefer;
 pub mod ratelimit;

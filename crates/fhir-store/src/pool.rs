@@ -1,0 +1,163 @@
+//! The connection pool's parts: how connections are opened and set up, and how the
+//! pool behaves while the database is down — requests are answered 503 at once instead
+//! of waiting for a connection, dead connections are replaced rather than handed out
+//! again, and the reason is logged once per outage rather than once per attempt.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{CustomizeConnection, PooledConnection, R2D2Connection};
+use diesel::Connection;
+
+use crate::backend::{AnyConnection, BackendKind};
+
+pub type Conn = PooledConnection<Manager>;
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub max_connections: u32,
+    /// How long a request waits for a connection before it is answered 503.
+    pub connect_timeout: Duration,
+    /// The longest a statement may run (PostgreSQL `statement_timeout`; SQLite
+    /// statements stop at the request's deadline instead).
+    pub statement_timeout: Option<Duration>,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Some(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// How long a request waits for a connection while the database is known to be down.
+pub(crate) const DOWN_WAIT: Duration = Duration::from_millis(500);
+
+/// How long after a failure connections are checked before use and on return.
+const OUTAGE_WINDOW_MS: i64 = 60_000;
+
+/// When the database last failed (a connection attempt, or a lost connection).
+#[derive(Debug, Default)]
+pub(crate) struct Outage {
+    until_ms: AtomicI64,
+}
+
+impl Outage {
+    pub fn noticed(&self) {
+        self.until_ms.store(
+            crate::time::now_millis() + OUTAGE_WINDOW_MS,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Whether a failure was seen recently.
+    pub fn recent(&self) -> bool {
+        crate::time::now_millis() < self.until_ms.load(Ordering::Relaxed)
+    }
+}
+
+/// Opens connections of the one configured backend. (diesel's `MultiConnection` tries
+/// every backend in turn and reports any failure as "Invalid connection url for
+/// multiconnection", hiding the real reason, e.g. "connection refused"; it would even
+/// try to open a PostgreSQL URL as a SQLite file.)
+#[derive(Debug)]
+pub struct Manager {
+    pub(crate) url: String,
+    pub(crate) kind: BackendKind,
+    pub(crate) outage: Arc<Outage>,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, Self::Error> {
+        let conn = match self.kind {
+            BackendKind::Postgres => {
+                diesel::PgConnection::establish(&self.url).map(AnyConnection::Postgresql)
+            }
+            BackendKind::Sqlite => {
+                diesel::SqliteConnection::establish(&self.url).map(AnyConnection::Sqlite)
+            }
+        };
+        conn.map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    /// Checked when a connection goes back to the pool. Shortly after an outage a
+    /// connection may be dead without knowing it: one round trip tells.
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        std::thread::panicking()
+            || conn.is_broken()
+            || (self.outage.recent() && conn.batch_execute("SELECT 1").is_err())
+    }
+}
+
+/// Logs pool errors (failed connection attempts) once per outage and reason, instead
+/// of once per attempt, and marks the outage.
+#[derive(Debug, Default)]
+pub(crate) struct PoolErrors {
+    last: Mutex<Option<(String, std::time::Instant)>>,
+    outage: Arc<Outage>,
+}
+
+impl PoolErrors {
+    pub fn new(outage: Arc<Outage>) -> PoolErrors {
+        PoolErrors {
+            last: Mutex::default(),
+            outage,
+        }
+    }
+}
+
+impl r2d2::HandleError<diesel::r2d2::Error> for PoolErrors {
+    fn handle_error(&self, error: diesel::r2d2::Error) {
+        self.outage.noticed();
+        let text = error.to_string();
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let repeat = last
+            .as_ref()
+            .is_some_and(|(t, at)| *t == text && at.elapsed() < Duration::from_secs(60));
+        if !repeat {
+            tracing::error!(error = %text.trim(), "cannot connect to the database");
+            *last = Some((text, std::time::Instant::now()));
+        }
+    }
+}
+
+/// Session settings of every new connection.
+#[derive(Debug)]
+pub(crate) struct SessionSettings {
+    pub statement_timeout: Option<Duration>,
+}
+
+impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SessionSettings {
+    fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), diesel::r2d2::Error> {
+        if let (AnyConnection::Postgresql(c), Some(t)) = (&mut *conn, self.statement_timeout) {
+            c.batch_execute(&format!("SET statement_timeout = {}", t.as_millis().max(1)))
+                .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        if let AnyConnection::Sqlite(c) = conn {
+            // busy_timeout first: the pool opens connections in parallel, and switching a
+            // new database to WAL needs a moment of exclusive access.
+            c.batch_execute(
+                "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; \
+                 PRAGMA temp_store = MEMORY; \
+                 PRAGMA optimize = 0x10002;",
+            )
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
