@@ -206,6 +206,10 @@ pub struct ServeArgs {
     /// Database connections in the pool.
     #[arg(long, env = "FHIR_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: u32,
+    /// SQLite page cache of the whole connection pool, in MiB (shared out among the
+    /// connections; the operating system caches the file too).
+    #[arg(long, env = "FHIR_DB_CACHE_MB", default_value_t = 64)]
+    pub db_cache_mb: u32,
     /// Seconds a request may work (FHIRPath, validation, database statements) before
     /// it is stopped and answered 503; 0: no limit.
     #[arg(long, env = "FHIR_REQUEST_TIMEOUT", default_value_t = 30.0)]
@@ -372,6 +376,7 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
     let options = PoolOptions {
         max_connections: args.db_pool_size,
         statement_timeout: request_timeout,
+        sqlite_cache_mib: args.db_cache_mb,
         ..Default::default()
     };
     let auth = load_auth(&args)?;

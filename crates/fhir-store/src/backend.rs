@@ -89,6 +89,9 @@ impl Database {
             .test_on_check_out(false)
             .connection_customizer(Box::new(SessionSettings {
                 statement_timeout: options.statement_timeout,
+                sqlite_cache_kib: (options.sqlite_cache_mib.saturating_mul(1024)
+                    / options.max_connections.max(1))
+                .max(1024),
             }))
             .build(manager)
             .map_err(|e| StoreError::Open(e.to_string()))?;

@@ -24,6 +24,9 @@ pub struct PoolOptions {
     /// The longest a statement may run (PostgreSQL `statement_timeout`; SQLite
     /// statements stop at the request's deadline instead).
     pub statement_timeout: Option<Duration>,
+    /// SQLite's page cache for the whole pool, in MiB (each connection has its own
+    /// cache, so each gets its share). The operating system caches the file as well.
+    pub sqlite_cache_mib: u32,
 }
 
 impl Default for PoolOptions {
@@ -32,6 +35,7 @@ impl Default for PoolOptions {
             max_connections: 16,
             connect_timeout: Duration::from_secs(5),
             statement_timeout: Some(Duration::from_secs(30)),
+            sqlite_cache_mib: 64,
         }
     }
 }
@@ -139,6 +143,8 @@ impl r2d2::HandleError<diesel::r2d2::Error> for PoolErrors {
 #[derive(Debug)]
 pub(crate) struct SessionSettings {
     pub statement_timeout: Option<Duration>,
+    /// SQLite `cache_size` of each connection, in KiB.
+    pub sqlite_cache_kib: u32,
 }
 
 impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SessionSettings {
@@ -150,12 +156,13 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SessionSettings
         if let AnyConnection::Sqlite(c) = conn {
             // busy_timeout first: the pool opens connections in parallel, and switching a
             // new database to WAL needs a moment of exclusive access.
-            c.batch_execute(
+            c.batch_execute(&format!(
                 "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
-                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; \
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{}; \
                  PRAGMA temp_store = MEMORY; \
                  PRAGMA optimize = 0x10002;",
-            )
+                self.sqlite_cache_kib
+            ))
             .map_err(diesel::r2d2::Error::QueryError)?;
         }
         Ok(())

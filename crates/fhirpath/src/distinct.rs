@@ -19,19 +19,28 @@ use crate::datetime::DateTime;
 use crate::item::Item;
 use crate::ops;
 
+/// Below this many items a set compares pairwise (cheaper than hashing for the
+/// one-to-three-item unions of most search parameters); from it on, it hashes.
+const LINEAR_UP_TO: usize = 16;
+
 /// Items without duplicates, in first-seen order.
 #[derive(Default)]
 pub(crate) struct ItemSet<'a> {
     items: Vec<Item<'a>>,
-    buckets: HashMap<u64, Vec<usize>>,
+    /// Item positions by key; built once the set outgrows [`LINEAR_UP_TO`].
+    buckets: Option<HashMap<u64, Vec<usize>>>,
 }
 
 impl<'a> ItemSet<'a> {
     pub fn with_capacity(n: usize) -> Self {
         ItemSet {
             items: Vec::with_capacity(n),
-            buckets: HashMap::with_capacity(n),
+            buckets: None,
         }
+    }
+
+    fn equal_at(&self, i: usize, item: &Item) -> bool {
+        ops::equals(&self.items[i], item) == Some(true)
     }
 
     /// All of `items`, duplicates dropped.
@@ -46,8 +55,21 @@ impl<'a> ItemSet<'a> {
 
     /// Adds `item` unless an equal one is there; true when added.
     pub fn insert(&mut self, item: Item<'a>) -> bool {
-        let key = key_of(&item);
-        let bucket = self.buckets.entry(key).or_default();
+        if self.buckets.is_none() && self.items.len() < LINEAR_UP_TO {
+            if (0..self.items.len()).any(|i| self.equal_at(i, &item)) {
+                return false;
+            }
+            self.items.push(item);
+            return true;
+        }
+        let buckets = self.buckets.get_or_insert_with(|| {
+            let mut b: HashMap<u64, Vec<usize>> = HashMap::new();
+            for (i, x) in self.items.iter().enumerate() {
+                b.entry(key_of(x)).or_default().push(i);
+            }
+            b
+        });
+        let bucket = buckets.entry(key_of(&item)).or_default();
         if bucket
             .iter()
             .any(|&i| ops::equals(&self.items[i], &item) == Some(true))
@@ -61,11 +83,12 @@ impl<'a> ItemSet<'a> {
 
     /// Whether an item equal to `item` is in the set.
     pub fn contains(&self, item: &Item) -> bool {
-        self.buckets.get(&key_of(item)).is_some_and(|bucket| {
-            bucket
-                .iter()
-                .any(|&i| ops::equals(&self.items[i], item) == Some(true))
-        })
+        match &self.buckets {
+            None => (0..self.items.len()).any(|i| self.equal_at(i, item)),
+            Some(b) => b
+                .get(&key_of(item))
+                .is_some_and(|bucket| bucket.iter().any(|&i| self.equal_at(i, item))),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -195,6 +218,15 @@ mod tests {
         assert!(!set.contains(&s("c")));
         let v = set.into_vec();
         assert_eq!(v[0].as_str(), Some("b"));
+    }
+
+    #[test]
+    fn duplicates_are_found_on_both_sides_of_the_hashing_threshold() {
+        let items = (0..40).chain(0..40).map(|i| s(&format!("v{}", i % 25)));
+        let set = ItemSet::of(items);
+        assert_eq!(set.len(), 25);
+        assert!(set.contains(&s("v3")) && set.contains(&s("v24")));
+        assert!(!set.contains(&s("v25")));
     }
 
     #[test]

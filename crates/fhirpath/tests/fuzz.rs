@@ -106,8 +106,16 @@ fn run(expr: &str) {
     }
 }
 
+/// Cases per property: `PROPTEST_CASES` when set (longer fuzz runs), else the default.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(3000), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn random_strings_do_not_panic(s in "\\PC{0,60}") {
