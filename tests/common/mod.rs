@@ -128,6 +128,28 @@ fn spawn(dir: &std::path::Path, args: &[String]) -> Child {
         .expect("start fhir-server")
 }
 
+/// The `serve` arguments of a test server: loopback `port`, database `url`, exports
+/// in `dir`, then `extra`.
+fn serve_args(port: u16, url: &str, dir: &std::path::Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--database-url",
+        url,
+        "--log-level",
+        "warn",
+        "--exit-on-stdin-close",
+        "--export-dir",
+        &dir.join("exports").display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -180,22 +202,7 @@ impl Server {
             }
         };
         let port = free_port();
-        let mut args: Vec<String> = [
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--database-url",
-            &url,
-            "--log-level",
-            "warn",
-            "--exit-on-stdin-close",
-            "--export-dir",
-            &dir.join("exports").display().to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(extra.iter().map(|s| s.to_string()));
+        let args = serve_args(port, &url, &dir, extra);
         let child = spawn(&dir, &args);
         let (scheme, host) = match agent {
             Some(_) => ("https", "localhost"),
@@ -224,22 +231,7 @@ impl Server {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let port = free_port();
-        let mut args: Vec<String> = [
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--database-url",
-            &self.db_url,
-            "--log-level",
-            "warn",
-            "--exit-on-stdin-close",
-            "--export-dir",
-            &dir.join("exports").display().to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(extra.iter().map(|s| s.to_string()));
+        let args = serve_args(port, &self.db_url, &dir, extra);
         let child = spawn(&dir, &args);
         let server = Server {
             child,

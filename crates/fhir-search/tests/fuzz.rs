@@ -158,16 +158,8 @@ fn json_value() -> impl Strategy<Value = Value> {
     })
 }
 
-/// Cases per property: `PROPTEST_CASES` when set (longer fuzz runs), else the default.
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(512), failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn query_strings_never_panic(q in query(), strict in any::<bool>(),

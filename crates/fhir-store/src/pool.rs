@@ -159,7 +159,7 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SessionSettings
             c.batch_execute(&format!(
                 "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
                  PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{}; \
-                 PRAGMA temp_store = MEMORY; \
+                 PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = 67108864; \
                  PRAGMA optimize = 0x10002;",
                 self.sqlite_cache_kib
             ))

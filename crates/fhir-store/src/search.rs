@@ -128,9 +128,8 @@ pub struct SearchRequest {
     /// Confines the resources that chains and `_has` pass through: those of a type
     /// listed in `params` must be in this compartment (one of the compartment's own
     /// type, listed with no parameters, must be that resource); other types are not
-    /// confined. Without it, a
-    /// patient-scoped token could learn values of resources it may not read by
-    /// comparing the results of chained criteria.
+    /// confined. Without it, a patient-scoped token could learn values of resources it
+    /// may not read by comparing the results of chained criteria.
     pub linked_within: Option<Compartment>,
 }
 
