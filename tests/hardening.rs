@@ -39,9 +39,9 @@ fn large_arrays_cost_linear_time(b: Backend) {
     time(1_000);
     let small = time(10_000);
     let large = time(100_000);
-    // Linear is ~10x; the quadratic union was ~100x.
+    // Linear is ~10-15x; the quadratic union was ~90x (a margin for a busy machine).
     assert!(
-        large / small < 30.0,
+        large / small < 45.0,
         "10,000 values: {small:.2} s, 100,000 values: {large:.2} s"
     );
 }
