@@ -1079,6 +1079,9 @@ fn execute(s: &Server, sql: &str) {
         Backend::Sqlite => {
             let path = s.db_url.trim_start_matches("sqlite://");
             let mut c = diesel::SqliteConnection::establish(path).expect("sqlite");
+            // The server may be writing (its audit writer): wait for its lock.
+            c.batch_execute("PRAGMA busy_timeout = 10000")
+                .expect("busy timeout");
             c.batch_execute(sql).expect("tamper");
         }
         Backend::Postgres => {
