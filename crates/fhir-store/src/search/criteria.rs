@@ -1,0 +1,631 @@
+//! The `WHERE` conditions of a search: each criterion as an `EXISTS` sub-query on its
+//! index table, chains and `_has` through `idx_reference` (confined to a compartment
+//! where the caller's scopes say so), and the SQL of each value type.
+
+use super::*;
+
+pub(super) fn unsupported_at(param: &str, what: String) -> StoreError {
+    StoreError::BadRequest {
+        message: what,
+        expression: Some(param.to_string()),
+    }
+}
+
+/// The `WHERE` conditions of a search on alias `r` (resources).
+pub(super) fn filter(q: &mut Sql, req: &SearchRequest) -> StoreResult<()> {
+    if req.query.clauses.len() > MAX_CLAUSES {
+        return Err(unsupported_at(
+            "_query",
+            format!("a search may have at most {MAX_CLAUSES} criteria"),
+        ));
+    }
+    q.push(" WHERE r.version > 0 AND r.deleted = ")
+        .bind(Bind::Bool(false));
+    if !req.query.resource_types.is_empty() {
+        q.push(" AND r.res_type").in_list(&req.query.resource_types);
+    }
+    // The most selective kind of criterion drives the search (an uncorrelated IN on the
+    // index); the others are checked per candidate (correlated EXISTS).
+    let mut clauses: Vec<&Clause> = req.query.clauses.iter().collect();
+    clauses.sort_by_key(|c| selectivity_rank(c));
+    let scope = req.linked_within.as_ref();
+    for (n, clause) in clauses.into_iter().enumerate() {
+        q.push(" AND ");
+        clause_sql(q, "r", clause, 0, n == 0, scope)?;
+    }
+    if let Some(c) = &req.compartment {
+        q.push(" AND ");
+        compartment_sql(q, "r", c);
+    }
+    Ok(())
+}
+
+/// The resource at alias `r`, reached through a chain or `_has`, may be used: its type
+/// is not confined, or it is in the compartment (see [`SearchRequest::linked_within`]).
+pub(super) fn scope_sql(q: &mut Sql, r: &str, scope: &Compartment) {
+    let confined: Vec<String> = scope.params.iter().map(|(t, _)| t.clone()).collect();
+    q.push(&format!("({r}.res_type NOT")).in_list(&confined);
+    q.push(&format!(" OR ({r}.res_type = "))
+        .bind(Bind::Text(scope.resource_type.clone()));
+    q.push(&format!(" AND {r}.res_id = "))
+        .bind(Bind::Text(scope.id.clone()))
+        .push(") OR ");
+    compartment_sql(q, r, scope);
+    q.push(")");
+}
+
+pub(super) fn compartment_sql(q: &mut Sql, r: &str, c: &Compartment) {
+    let x = format!("c_{r}");
+    q.push("(");
+    let mut any = false;
+    for (rt, params) in &c.params {
+        if params.is_empty() {
+            continue;
+        }
+        if any {
+            q.push(" OR ");
+        }
+        any = true;
+        q.push(&format!("({r}.res_type = "))
+            .bind(Bind::Text(rt.clone()));
+        q.push(&format!(
+            " AND EXISTS (SELECT 1 FROM idx_reference {x} WHERE {x}.rid = {r}.rid AND {x}.param"
+        ));
+        q.in_list(params);
+        q.push(&format!(" AND {x}.target_type = "))
+            .bind(Bind::Text(c.resource_type.clone()));
+        q.push(&format!(" AND {x}.target_id = "))
+            .bind(Bind::Text(c.id.clone()))
+            .push("))");
+    }
+    if !any {
+        q.push("1 = 0");
+    }
+    q.push(")");
+}
+
+/// Lower is more selective, as a rule: identifiers, codes and references first, ranges last.
+pub(super) fn selectivity_rank(clause: &Clause) -> u8 {
+    let Clause::Param(p) = clause else { return 6 };
+    if !p.chain.is_empty() {
+        return 5;
+    }
+    if matches!(
+        p.modifier,
+        Some(Modifier::Not | Modifier::NotIn | Modifier::Missing)
+    ) {
+        return 9;
+    }
+    match p.param.kind {
+        _ if p.param.code == "_id" => 0,
+        SearchParamType::Token | SearchParamType::Reference => 1,
+        SearchParamType::String | SearchParamType::Uri => 2,
+        SearchParamType::Composite => 3,
+        SearchParamType::Quantity | SearchParamType::Number => 4,
+        _ => 7,
+    }
+}
+
+/// A boolean SQL expression: the resource at alias `r` satisfies `clause`. `drive`:
+/// written so the database can start from the index (only for the first criterion).
+pub(crate) fn clause_sql(
+    q: &mut Sql,
+    r: &str,
+    clause: &Clause,
+    depth: usize,
+    drive: bool,
+    scope: Option<&Compartment>,
+) -> StoreResult<()> {
+    if depth > MAX_DEPTH {
+        return Err(unsupported_at(
+            clause.name(),
+            "chains and _has nest too deeply".into(),
+        ));
+    }
+    match clause {
+        Clause::Param(p) if p.chain.is_empty() => param_sql(q, r, p, drive),
+        Clause::Param(p) => chain_sql(q, r, p, 0, depth, drive, scope),
+        Clause::Has(h) => has_sql(q, r, h, depth, scope),
+    }
+}
+
+pub(super) fn chain_sql(
+    q: &mut Sql,
+    r: &str,
+    p: &ParamClause,
+    link: usize,
+    depth: usize,
+    drive: bool,
+    scope: Option<&Compartment>,
+) -> StoreResult<()> {
+    let Some(l) = p.chain.get(link) else {
+        let last = ParamClause {
+            chain: Vec::new(),
+            ..p.clone()
+        };
+        return param_sql(q, r, &last, drive);
+    };
+    let (x, t) = (format!("x{depth}_{link}"), format!("t{depth}_{link}"));
+    if drive {
+        // From the end of the chain backwards: the targets that match, then who refers
+        // to them (idx_reference_target), all through indexes.
+        q.push(&format!(
+            "{r}.rid IN (SELECT {x}.rid FROM idx_reference {x} JOIN resources {t} ON {t}.res_type = {x}.target_type \
+             AND {t}.res_id = {x}.target_id WHERE {x}.param = "
+        ));
+    } else {
+        q.push(&format!(
+            "EXISTS (SELECT 1 FROM idx_reference {x} JOIN resources {t} ON {t}.res_type = {x}.target_type \
+             AND {t}.res_id = {x}.target_id WHERE {x}.rid = {r}.rid AND {x}.param = "
+        ));
+    }
+    q.bind(Bind::Text(l.code.clone()));
+    q.push(&format!(" AND {t}.version > 0 AND {t}.deleted = "))
+        .bind(Bind::Bool(false));
+    q.push(&format!(" AND {t}.res_type"))
+        .in_list(&l.target_types);
+    if let Some(scope) = scope {
+        q.push(" AND ");
+        scope_sql(q, &t, scope);
+    }
+    q.push(" AND ");
+    chain_sql(q, &t, p, link + 1, depth, drive, scope)?;
+    q.push(")");
+    Ok(())
+}
+
+pub(super) fn has_sql(
+    q: &mut Sql,
+    r: &str,
+    h: &HasClause,
+    depth: usize,
+    scope: Option<&Compartment>,
+) -> StoreResult<()> {
+    let (x, s) = (format!("h{depth}"), format!("s{depth}"));
+    q.push(&format!(
+        "EXISTS (SELECT 1 FROM idx_reference {x} JOIN resources {s} ON {s}.rid = {x}.rid \
+         WHERE {x}.param = "
+    ));
+    q.bind(Bind::Text(h.reference_param.clone()));
+    q.push(&format!(" AND {s}.res_type = "))
+        .bind(Bind::Text(h.source_type.clone()));
+    q.push(&format!(" AND {s}.version > 0 AND {s}.deleted = "))
+        .bind(Bind::Bool(false));
+    q.push(&format!(
+        " AND {x}.target_type = {r}.res_type AND {x}.target_id = {r}.res_id AND "
+    ));
+    if let Some(scope) = scope {
+        scope_sql(q, &s, scope);
+        q.push(" AND ");
+    }
+    clause_sql(q, &s, &h.inner, depth + 1, false, scope)?;
+    q.push(")");
+    Ok(())
+}
+
+pub(super) fn table_of(kind: SearchParamType) -> Option<&'static str> {
+    Some(match kind {
+        SearchParamType::String => "idx_string",
+        SearchParamType::Token => "idx_token",
+        SearchParamType::Date => "idx_date",
+        SearchParamType::Number => "idx_number",
+        SearchParamType::Quantity => "idx_quantity",
+        SearchParamType::Reference => "idx_reference",
+        SearchParamType::Uri => "idx_uri",
+        SearchParamType::Composite => "idx_composite",
+        SearchParamType::Special => return None,
+    })
+}
+
+/// `_id` compares the resource's own id.
+pub(super) fn id_sql(q: &mut Sql, r: &str, p: &ParamClause) -> StoreResult<()> {
+    let mut ids = Vec::new();
+    for v in &p.values {
+        match v {
+            SearchValue::Token(TokenValue { code: Some(c), .. }) => ids.push(c.clone()),
+            SearchValue::Missing(missing) => {
+                q.push(if *missing { "1 = 0" } else { "1 = 1" });
+                return Ok(());
+            }
+            _ => return Err(unsupported_at(&p.name, "_id takes plain ids".into())),
+        }
+    }
+    let not = matches!(p.modifier, Some(Modifier::Not));
+    q.push(&format!("{}{r}.res_id", if not { "NOT " } else { "" }))
+        .in_list(&ids);
+    Ok(())
+}
+
+pub(super) fn param_sql(q: &mut Sql, r: &str, p: &ParamClause, drive: bool) -> StoreResult<()> {
+    if p.values.len() > MAX_VALUES {
+        return Err(unsupported_at(
+            &p.name,
+            format!("'{}' lists more than {MAX_VALUES} values", p.name),
+        ));
+    }
+    if p.param.code == "_id" {
+        return id_sql(q, r, p);
+    }
+    let table = table_of(p.param.kind).ok_or_else(|| {
+        unsupported_at(
+            &p.name,
+            format!(
+                "{} parameters such as '{}' are not supported yet",
+                p.param.kind.as_str(),
+                p.param.code
+            ),
+        )
+    })?;
+    if let [SearchValue::Missing(missing)] = p.values.as_slice() {
+        q.push(if *missing { "NOT EXISTS" } else { "EXISTS" });
+        q.push(&format!(
+            " (SELECT 1 FROM {table} i WHERE i.rid = {r}.rid AND i.param = "
+        ));
+        q.bind(Bind::Text(p.param.code.clone())).push(")");
+        return Ok(());
+    }
+    let negated = matches!(p.modifier, Some(Modifier::Not | Modifier::NotIn));
+    if negated || !drive {
+        let not = if negated { "NOT " } else { "" };
+        q.push(&format!(
+            "{not}EXISTS (SELECT 1 FROM {table} i WHERE i.rid = {r}.rid AND i.param = "
+        ));
+    } else {
+        // Uncorrelated, so the index on (res_type, param, value) drives the search and
+        // its cost follows the number of matching values, not the size of the table.
+        q.push(&format!("{r}.rid IN (SELECT i.rid FROM {table} i WHERE "));
+        if !p.param.resource_types.is_empty() {
+            q.push("i.res_type")
+                .in_list(&p.param.resource_types)
+                .push(" AND ");
+        }
+        q.push("i.param = ");
+    }
+    q.bind(Bind::Text(p.param.code.clone())).push(" AND (");
+    for (n, v) in p.values.iter().enumerate() {
+        if n > 0 {
+            q.push(" OR ");
+        }
+        q.push("(");
+        value_sql(q, p, v)?;
+        q.push(")");
+    }
+    q.push("))");
+    Ok(())
+}
+
+/// `LIKE` pattern text with `\\`, `%` and `_` escaped.
+pub(super) fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+pub(super) fn check_modifier(p: &ParamClause, allowed: &[&str]) -> StoreResult<()> {
+    match &p.modifier {
+        None => Ok(()),
+        Some(m) if allowed.contains(&m.as_str()) => Ok(()),
+        Some(Modifier::Type(_)) if allowed.contains(&"[type]") => Ok(()),
+        Some(m) => Err(unsupported_at(
+            &p.name,
+            format!(
+                "the :{} modifier is not supported yet on '{}'",
+                m.as_str(),
+                p.param.code
+            ),
+        )),
+    }
+}
+
+pub(super) fn value_sql(q: &mut Sql, p: &ParamClause, v: &SearchValue) -> StoreResult<()> {
+    match v {
+        SearchValue::String(s) if p.param.kind == SearchParamType::Token => {
+            check_modifier(p, &["text"])?;
+            q.push("i.text_norm LIKE ")
+                .bind(Bind::Text(format!("{}%", like_escape(&s.normalized))));
+            q.push(" ESCAPE '\\'");
+        }
+        SearchValue::String(s) => {
+            check_modifier(p, &["exact", "contains"])?;
+            match p.modifier {
+                Some(Modifier::Exact) => {
+                    q.push("i.exact = ").bind(Bind::Text(s.raw.clone()));
+                }
+                Some(Modifier::Contains) => {
+                    q.push("i.norm LIKE ")
+                        .bind(Bind::Text(format!("%{}%", like_escape(&s.normalized))));
+                    q.push(" ESCAPE '\\'");
+                }
+                _ => {
+                    q.push("i.norm LIKE ")
+                        .bind(Bind::Text(format!("{}%", like_escape(&s.normalized))));
+                    q.push(" ESCAPE '\\'");
+                }
+            }
+        }
+        SearchValue::Token(t) => {
+            check_modifier(p, &["not"])?;
+            token_sql(q, "i.system", "i.code", t);
+        }
+        SearchValue::Date { prefix, range, .. } => {
+            check_modifier(p, &[])?;
+            date_sql(q, *prefix, range.start, range.end);
+        }
+        SearchValue::Number { prefix, number } => {
+            check_modifier(p, &[])?;
+            number_sql(q, *prefix, number)?;
+        }
+        SearchValue::Quantity(qv) => {
+            check_modifier(p, &[])?;
+            number_sql(q, qv.prefix, &qv.number)?;
+            match (&qv.system, &qv.code) {
+                (Some(s), Some(c)) => {
+                    q.push(" AND i.system = ").bind(Bind::Text(s.clone()));
+                    q.push(" AND i.code = ").bind(Bind::Text(c.clone()));
+                }
+                (None, Some(c)) => {
+                    q.push(" AND (i.code = ").bind(Bind::Text(c.clone()));
+                    q.push(" OR i.unit = ")
+                        .bind(Bind::Text(c.clone()))
+                        .push(")");
+                }
+                (Some(s), None) => {
+                    q.push(" AND i.system = ").bind(Bind::Text(s.clone()));
+                }
+                (None, None) => {}
+            }
+        }
+        SearchValue::Reference(rv) => {
+            check_modifier(p, &["identifier", "[type]"])?;
+            reference_sql(q, p, rv);
+        }
+        SearchValue::Uri(u) => {
+            check_modifier(p, &["below", "above"])?;
+            match p.modifier {
+                Some(Modifier::Below) => {
+                    q.push("i.uri LIKE ")
+                        .bind(Bind::Text(format!("{}%", like_escape(u))));
+                    q.push(" ESCAPE '\\'");
+                }
+                Some(Modifier::Above) => {
+                    q.bind(Bind::Text(u.clone())).push(" LIKE i.uri || '%'");
+                }
+                _ => {
+                    q.push("i.uri = ").bind(Bind::Text(u.clone()));
+                }
+            }
+        }
+        SearchValue::Missing(_) => {
+            return Err(unsupported_at(
+                &p.name,
+                ":missing cannot be combined with other values".into(),
+            ))
+        }
+        SearchValue::Composite(parts) => {
+            check_modifier(p, &[])?;
+            composite_sql(q, p, parts)?;
+        }
+        SearchValue::ValueSet { url, expansion } => {
+            check_modifier(p, &["in", "not-in", "below", "above"])?;
+            let codes = expansion.as_ref().ok_or_else(|| {
+                let message = match p.modifier {
+                    Some(Modifier::Below | Modifier::Above) => format!(
+                        "'{url}': the hierarchy of this code system is not known to this server"
+                    ),
+                    _ => format!("value set '{url}' cannot be expanded by this server"),
+                };
+                unsupported_at(&p.name, message)
+            })?;
+            if codes.len() > MAX_VALUE_SET_CODES {
+                return Err(unsupported_at(
+                    &p.name,
+                    format!("value set '{url}' has {} codes; at most {MAX_VALUE_SET_CODES} are supported", codes.len()),
+                ));
+            }
+            q.push("1 = 0");
+            // Elements of type `code` are indexed without a system: theirs is implied
+            // by the binding, so a code without a system matches the value set's code.
+            for (system, code) in codes {
+                q.push(" OR ((i.system = ").bind(Bind::Text(system.clone()));
+                q.push(" OR i.system IS NULL) AND i.code = ");
+                q.bind(Bind::Text(code.clone())).push(")");
+            }
+        }
+        SearchValue::OfType {
+            type_system,
+            type_code,
+            value,
+        } => {
+            check_modifier(p, &["of-type"])?;
+            q.push("i.type_system = ")
+                .bind(Bind::Text(type_system.clone()));
+            q.push(" AND i.type_code = ")
+                .bind(Bind::Text(type_code.clone()));
+            q.push(" AND i.code = ").bind(Bind::Text(value.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// A composite value: the first component on the row at alias `i`, each further one
+/// on a row of the same combination (same `rid`, `param`, `grp`).
+pub(super) fn composite_sql(
+    q: &mut Sql,
+    p: &ParamClause,
+    parts: &[fhir_search::ComponentValue],
+) -> StoreResult<()> {
+    q.push("i.pos = 0");
+    for (pos, part) in parts.iter().enumerate() {
+        let component = ParamClause {
+            name: p.name.clone(),
+            chain: Vec::new(),
+            param: fhir_search::ParamRef {
+                code: part.code.clone(),
+                kind: part.kind,
+                resource_types: Vec::new(),
+            },
+            modifier: None,
+            values: vec![part.value.clone()],
+        };
+        let mut cond = Sql::new("");
+        value_sql(&mut cond, &component, &part.value)?;
+        if pos == 0 {
+            q.push(" AND (").append(&cond).push(")");
+        } else {
+            let alias = format!("k{pos}");
+            q.push(&format!(
+                " AND EXISTS (SELECT 1 FROM idx_composite {alias} WHERE {alias}.rid = i.rid \
+                 AND {alias}.param = i.param AND {alias}.grp = i.grp AND {alias}.pos = "
+            ));
+            q.bind(Bind::BigInt(pos as i64))
+                .push(" AND (")
+                .append(&cond.with_alias("i", &alias))
+                .push("))");
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn token_sql(q: &mut Sql, system_col: &str, code_col: &str, t: &TokenValue) {
+    q.push("1 = 1");
+    if let Some(code) = &t.code {
+        q.push(&format!(" AND {code_col} = "))
+            .bind(Bind::Text(code.clone()));
+    }
+    match &t.system {
+        TokenSystem::Any => {}
+        TokenSystem::None => {
+            q.push(&format!(" AND {system_col} IS NULL"));
+        }
+        TokenSystem::Is(s) => {
+            q.push(&format!(" AND {system_col} = "))
+                .bind(Bind::Text(s.clone()));
+        }
+    }
+}
+
+/// Date prefixes over `[start, end)` ranges (search.html#prefix).
+pub(super) fn date_sql(q: &mut Sql, prefix: Prefix, vs: i64, ve: i64) {
+    let (s, e) = (Bind::BigInt(vs), Bind::BigInt(ve));
+    match prefix {
+        Prefix::Eq => {
+            q.push("i.start_ms >= ")
+                .bind(s)
+                .push(" AND i.end_ms <= ")
+                .bind(e);
+        }
+        Prefix::Ne => {
+            q.push("NOT (i.start_ms >= ")
+                .bind(s)
+                .push(" AND i.end_ms <= ")
+                .bind(e)
+                .push(")");
+        }
+        Prefix::Gt => {
+            q.push("i.end_ms > ").bind(e);
+        }
+        Prefix::Lt => {
+            q.push("i.start_ms < ").bind(s);
+        }
+        Prefix::Ge => {
+            q.push("(i.end_ms > ")
+                .bind(e.clone())
+                .push(" OR (i.start_ms >= ")
+                .bind(s)
+                .push(" AND i.end_ms <= ");
+            q.bind(e).push("))");
+        }
+        Prefix::Le => {
+            q.push("(i.start_ms < ")
+                .bind(s.clone())
+                .push(" OR (i.start_ms >= ")
+                .bind(s)
+                .push(" AND i.end_ms <= ");
+            q.bind(e).push("))");
+        }
+        Prefix::Sa => {
+            q.push("i.start_ms >= ").bind(e);
+        }
+        Prefix::Eb => {
+            q.push("i.end_ms <= ").bind(s);
+        }
+        Prefix::Ap => {
+            // Overlap with the value's period widened by a tenth of its length (at
+            // least a day) on each side.
+            let width =
+                ((ve as i128 - vs as i128) / 10).clamp(86_400_000, i64::MAX as i128 / 4) as i64;
+            q.push("i.start_ms < ")
+                .bind(Bind::BigInt(ve.saturating_add(width)));
+            q.push(" AND i.end_ms > ")
+                .bind(Bind::BigInt(vs.saturating_sub(width)));
+        }
+    }
+}
+
+pub(super) fn to_f64(d: &fhir_search::Decimal) -> f64 {
+    d.to_string().parse().unwrap_or(0.0)
+}
+
+/// Number prefixes: the search value's implicit range for `eq`/`ne`, exact otherwise.
+pub(super) fn number_sql(
+    q: &mut Sql,
+    prefix: Prefix,
+    n: &fhir_search::NumberRange,
+) -> StoreResult<()> {
+    let (low, high, value) = (to_f64(&n.low), to_f64(&n.high), to_f64(&n.value));
+    match prefix {
+        Prefix::Eq => {
+            q.push("i.value >= ")
+                .bind(Bind::Double(low))
+                .push(" AND i.value < ")
+                .bind(Bind::Double(high));
+        }
+        Prefix::Ne => {
+            q.push("NOT (i.value >= ")
+                .bind(Bind::Double(low))
+                .push(" AND i.value < ");
+            q.bind(Bind::Double(high)).push(")");
+        }
+        Prefix::Gt | Prefix::Sa => {
+            q.push("i.value > ").bind(Bind::Double(value));
+        }
+        Prefix::Lt | Prefix::Eb => {
+            q.push("i.value < ").bind(Bind::Double(value));
+        }
+        Prefix::Ge => {
+            q.push("i.value >= ").bind(Bind::Double(value));
+        }
+        Prefix::Le => {
+            q.push("i.value <= ").bind(Bind::Double(value));
+        }
+        Prefix::Ap => {
+            let d = (value * 0.1).abs();
+            q.push("i.value >= ")
+                .bind(Bind::Double(value - d))
+                .push(" AND i.value <= ");
+            q.bind(Bind::Double(value + d));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn reference_sql(q: &mut Sql, p: &ParamClause, rv: &ReferenceValue) {
+    let type_filter = match &p.modifier {
+        Some(Modifier::Type(t)) => Some(t.clone()),
+        _ => None,
+    };
+    match rv {
+        ReferenceValue::Local {
+            resource_type, id, ..
+        } => {
+            q.push("i.target_id = ").bind(Bind::Text(id.clone()));
+            if let Some(t) = resource_type.clone().or(type_filter) {
+                q.push(" AND i.target_type = ").bind(Bind::Text(t));
+            }
+        }
+        ReferenceValue::Url { url, .. } => {
+            q.push("i.url = ").bind(Bind::Text(url.clone()));
+        }
+        ReferenceValue::Identifier(t) => token_sql(q, "i.ident_system", "i.ident_value", t),
+    }
+}

@@ -1,0 +1,245 @@
+//! Compiling a search AST (`fhir_search::SearchQuery`) to SQL over the index tables,
+//! identically for SQLite and PostgreSQL, and running it: matches, total, paging,
+//! sorting, `_include` and `_revinclude`.
+//!
+//! Every criterion becomes an `EXISTS` sub-query on one index table keyed by the
+//! resource's `rid`, so cost follows the index, not the table. Chains join through
+//! `idx_reference` to the target's `resources` row; `_has` does the reverse.
+
+use std::collections::HashSet;
+
+use diesel::sql_types::{BigInt, Text};
+use diesel::QueryableByName;
+use fhir_search::{
+    Clause, HasClause, Include, Modifier, ParamClause, Prefix, ReferenceValue, SearchParamType,
+    SearchQuery, SearchValue, SortKey, TokenSystem, TokenValue,
+};
+
+use crate::backend::Tx;
+use crate::error::{StoreError, StoreResult};
+use crate::model::{StoredResource, VERSION_COLUMNS};
+use crate::sql::{Bind, CountRow, Sql};
+
+/// Nesting limit for chains and `_has` (each level is one more sub-query).
+const MAX_DEPTH: usize = 8;
+
+/// Most values one parameter may list (`code=a,b,…`), and most criteria in one search:
+/// beyond them a query outgrows what the databases accept (bound parameters, expression
+/// depth), so it is refused with 400 rather than failing.
+const MAX_VALUES: usize = 200;
+const MAX_CLAUSES: usize = 100;
+
+/// The largest value set `:in` / `:not-in` expand into SQL.
+const MAX_VALUE_SET_CODES: usize = 2000;
+
+/// Rounds of `_include:iterate` / `_revinclude:iterate` before giving up on more.
+const MAX_ITERATE: usize = 20;
+
+mod criteria;
+mod cursor;
+mod include;
+mod sort;
+
+pub(crate) use criteria::clause_sql;
+use criteria::*;
+pub use cursor::{KeyValue, SearchCursor};
+use include::*;
+use sort::*;
+
+/// What a search needs besides the query.
+#[derive(Debug, Clone, Default)]
+pub struct SearchRequest {
+    pub query: SearchQuery,
+    pub count: usize,
+    pub cursor: Option<SearchCursor>,
+    /// Count all matches (`_total` other than `none`).
+    pub with_total: bool,
+    /// Compartment search: matches must refer to `(type, id)` through one of `params`.
+    pub compartment: Option<Compartment>,
+    /// Confines the resources that chains and `_has` pass through: those of a type
+    /// listed in `params` must be in this compartment (one of the compartment's own
+    /// type, listed with no parameters, must be that resource); other types are not
+    /// confined. Without it, a patient-scoped token could learn values of resources it
+    /// may not read by comparing the results of chained criteria.
+    pub linked_within: Option<Compartment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compartment {
+    pub resource_type: String,
+    pub id: String,
+    /// Per searched type, the reference parameters linking it to the compartment.
+    pub params: Vec<(String, Vec<String>)>,
+}
+
+/// One page of results.
+#[derive(Debug, Clone, Default)]
+pub struct SearchPage {
+    pub matches: Vec<StoredResource>,
+    pub included: Vec<StoredResource>,
+    pub total: Option<i64>,
+    /// Where the next and the previous page start, if there are such pages.
+    pub next: Option<SearchCursor>,
+    pub previous: Option<SearchCursor>,
+    /// `:iterate` stopped after its last round with more left to include.
+    pub includes_incomplete: bool,
+}
+
+#[derive(QueryableByName)]
+pub(crate) struct MatchRow {
+    #[diesel(sql_type = BigInt)]
+    pub(crate) rid: i64,
+    #[diesel(embed)]
+    pub(crate) version: StoredResource,
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = Text)]
+    res_id: String,
+}
+
+/// Runs a search: one page of matches, the total if asked, and the included resources.
+pub(crate) fn search(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<SearchPage> {
+    let mut page = SearchPage::default();
+    if req.with_total {
+        let mut count = Sql::new("SELECT COUNT(*) AS n FROM resources r");
+        filter(&mut count, req)?;
+        page.total = Some(count.load::<CountRow>(tx.conn)?.first().map_or(0, |c| c.n));
+    }
+    if req.count == 0 {
+        return Ok(page);
+    }
+    let sorted = !req.query.result.sort.is_empty();
+    let columns = if sorted {
+        sort_columns(&req.query.result.sort)?
+    } else {
+        vec![SortColumn::new("r.rid", false, KeyKind::Int)]
+    };
+    let mut q = Sql::new(&format!(
+        "SELECT r.rid, {VERSION_COLUMNS} FROM resources r JOIN resource_versions v ON v.seq = r.seq"
+    ));
+    filter(&mut q, req)?;
+    let backwards = matches!(
+        req.cursor,
+        Some(SearchCursor::BeforeRid(_) | SearchCursor::BeforeKey(_))
+    );
+    match &req.cursor {
+        Some(SearchCursor::AfterRid(rid)) => {
+            keyset_sql(
+                &mut q,
+                &columns[columns.len() - 1..],
+                &[KeyValue::Int(*rid)],
+                true,
+            )?;
+        }
+        Some(SearchCursor::BeforeRid(rid)) => {
+            keyset_sql(
+                &mut q,
+                &columns[columns.len() - 1..],
+                &[KeyValue::Int(*rid)],
+                false,
+            )?;
+        }
+        Some(SearchCursor::AfterKey(key)) => keyset_sql(&mut q, &columns, key, true)?,
+        Some(SearchCursor::BeforeKey(key)) => keyset_sql(&mut q, &columns, key, false)?,
+        _ => {}
+    }
+    order_sql(&mut q, &columns, backwards);
+    q.push(" LIMIT ").bind(Bind::BigInt(req.count as i64 + 1));
+    let offset = match req.cursor {
+        Some(SearchCursor::Offset(o)) => o,
+        _ => 0,
+    };
+    if offset > 0 {
+        q.push(" OFFSET ")
+            .bind(Bind::BigInt(offset.min(i64::MAX as u64) as i64));
+    }
+    let mut rows: Vec<MatchRow> = q.load(tx.conn)?;
+    let more = rows.len() > req.count;
+    rows.truncate(req.count);
+    if backwards {
+        rows.reverse();
+    }
+    let has_next = backwards || more;
+    let has_previous = match &req.cursor {
+        Some(SearchCursor::AfterRid(_) | SearchCursor::AfterKey(_)) => true,
+        Some(SearchCursor::BeforeRid(_) | SearchCursor::BeforeKey(_)) => more,
+        Some(SearchCursor::Offset(o)) => *o > 0,
+        None => false,
+    };
+    let cursor_at = |tx: &mut Tx<'_>, rid: i64, after: bool| -> StoreResult<SearchCursor> {
+        Ok(match (sorted, after) {
+            (false, true) => SearchCursor::AfterRid(rid),
+            (false, false) => SearchCursor::BeforeRid(rid),
+            (true, true) => SearchCursor::AfterKey(key_of(tx, &columns, rid)?),
+            (true, false) => SearchCursor::BeforeKey(key_of(tx, &columns, rid)?),
+        })
+    };
+    let (first, last) = (rows.first().map(|r| r.rid), rows.last().map(|r| r.rid));
+    if let (true, Some(rid)) = (has_next, last) {
+        page.next = Some(cursor_at(tx, rid, true)?);
+    }
+    if let (true, Some(rid)) = (has_previous, first) {
+        page.previous = Some(cursor_at(tx, rid, false)?);
+    }
+    let keys: Vec<(i64, String, String)> = rows
+        .iter()
+        .map(|r| (r.rid, r.version.res_type.clone(), r.version.res_id.clone()))
+        .collect();
+    page.matches = rows.into_iter().map(|r| r.version).collect();
+    (page.included, page.includes_incomplete) = includes(
+        tx,
+        &req.query.result.include,
+        &req.query.result.revinclude,
+        keys,
+    )?;
+    Ok(page)
+}
+
+/// Current versions (deleted ones too) with `rid > after`, in `rid` order.
+pub(crate) fn current_after(
+    tx: &mut Tx<'_>,
+    types: &[String],
+    after: i64,
+    limit: usize,
+) -> StoreResult<Vec<(i64, StoredResource)>> {
+    let mut q = Sql::new(&format!(
+        "SELECT r.rid, {VERSION_COLUMNS} FROM resources r JOIN resource_versions v ON v.seq = r.seq \
+         WHERE r.version > 0 AND r.rid > "
+    ));
+    q.bind(Bind::BigInt(after));
+    if !types.is_empty() {
+        q.push(" AND r.res_type").in_list(types);
+    }
+    q.push(" ORDER BY r.rid LIMIT ")
+        .bind(Bind::BigInt(limit as i64));
+    Ok(q.load::<MatchRow>(tx.conn)?
+        .into_iter()
+        .map(|r| (r.rid, r.version))
+        .collect())
+}
+
+/// Ids of up to three live resources of `res_type` matching all clauses (enough to
+/// tell none, one and several apart), for conditional operations.
+pub(crate) fn matching_ids(
+    tx: &mut Tx<'_>,
+    res_type: &str,
+    clauses: &[Clause],
+) -> StoreResult<Vec<String>> {
+    let req = SearchRequest {
+        query: SearchQuery {
+            resource_types: vec![res_type.to_string()],
+            clauses: clauses.to_vec(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut q = Sql::new("SELECT r.res_id FROM resources r");
+    filter(&mut q, &req)?;
+    q.push(" ORDER BY r.rid LIMIT 3");
+    Ok(q.load::<IdRow>(tx.conn)?
+        .into_iter()
+        .map(|k| k.res_id)
+        .collect())
+}

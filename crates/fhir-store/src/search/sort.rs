@@ -1,0 +1,207 @@
+//! `_sort`: the sort columns of each parameter type, `ORDER BY`, and keyset paging on
+//! the sort values of the boundary row.
+
+use super::*;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum KeyKind {
+    Int,
+    Real,
+    Text,
+}
+
+/// One column of a search's order: an SQL expression over `r` and its direction.
+#[derive(Debug, Clone)]
+pub(super) struct SortColumn {
+    expr: Sql,
+    descending: bool,
+    kind: KeyKind,
+}
+
+impl SortColumn {
+    pub(super) fn new(expr: &str, descending: bool, kind: KeyKind) -> SortColumn {
+        SortColumn {
+            expr: Sql::new(expr),
+            descending,
+            kind,
+        }
+    }
+}
+
+/// The columns that order a search: per sort key its value (resources without one
+/// last, in both directions, on both backends), then `rid` so that the order is total.
+pub(super) fn sort_columns(sort: &[SortKey]) -> StoreResult<Vec<SortColumn>> {
+    let mut out = Vec::new();
+    for key in sort {
+        let desc = key.descending;
+        match key.code.as_str() {
+            // Versions written in the same millisecond keep their write order.
+            "_lastUpdated" => {
+                out.push(SortColumn::new("r.last_updated", desc, KeyKind::Int));
+                out.push(SortColumn::new("r.seq", false, KeyKind::Int));
+            }
+            "_id" => out.push(SortColumn::new("r.res_id", desc, KeyKind::Text)),
+            _ => {
+                let (table, col, kind) = match key.kind {
+                    SearchParamType::String => ("idx_string", "norm", KeyKind::Text),
+                    SearchParamType::Token => ("idx_token", "code", KeyKind::Text),
+                    SearchParamType::Date if desc => ("idx_date", "end_ms", KeyKind::Int),
+                    SearchParamType::Date => ("idx_date", "start_ms", KeyKind::Int),
+                    SearchParamType::Number => ("idx_number", "value", KeyKind::Real),
+                    SearchParamType::Quantity => ("idx_quantity", "value", KeyKind::Real),
+                    SearchParamType::Reference => ("idx_reference", "target_id", KeyKind::Text),
+                    SearchParamType::Uri => ("idx_uri", "uri", KeyKind::Text),
+                    _ => {
+                        return Err(unsupported_at(
+                            "_sort",
+                            format!("cannot sort by '{}'", key.code),
+                        ))
+                    }
+                };
+                let agg = if desc { "MAX" } else { "MIN" };
+                let mut sub = Sql::new(&format!(
+                    "(SELECT {agg}(o.{col}) FROM {table} o WHERE o.rid = r.rid AND o.param = "
+                ));
+                sub.bind(Bind::Text(key.code.clone())).push(")");
+                let mut missing = Sql::new("CAST(CASE WHEN ");
+                missing
+                    .append(&sub)
+                    .push(" IS NULL THEN 1 ELSE 0 END AS BIGINT)");
+                let none = match kind {
+                    KeyKind::Text => "''",
+                    KeyKind::Real => "0.0",
+                    KeyKind::Int => "0",
+                };
+                let mut value = Sql::new("COALESCE(");
+                value.append(&sub).push(&format!(", {none})"));
+                out.push(SortColumn {
+                    expr: missing,
+                    descending: false,
+                    kind: KeyKind::Int,
+                });
+                out.push(SortColumn {
+                    expr: value,
+                    descending: desc,
+                    kind,
+                });
+            }
+        }
+    }
+    out.push(SortColumn::new("r.rid", false, KeyKind::Int));
+    Ok(out)
+}
+
+/// `ORDER BY` the columns (all reversed for a page read backwards).
+pub(super) fn order_sql(q: &mut Sql, columns: &[SortColumn], reversed: bool) {
+    q.push(" ORDER BY ");
+    for (i, c) in columns.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        let dir = if c.descending != reversed {
+            "DESC"
+        } else {
+            "ASC"
+        };
+        q.append(&c.expr).push(&format!(" {dir}"));
+    }
+}
+
+pub(super) fn key_bind(v: &KeyValue, kind: KeyKind) -> StoreResult<Bind> {
+    match (v, kind) {
+        (KeyValue::Int(n), KeyKind::Int) => Ok(Bind::BigInt(*n)),
+        (KeyValue::Int(n), KeyKind::Real) => Ok(Bind::Double(*n as f64)),
+        (KeyValue::Real(x), KeyKind::Real) => Ok(Bind::Double(*x)),
+        (KeyValue::Text(t), KeyKind::Text) => Ok(Bind::Text(t.clone())),
+        _ => Err(bad_cursor()),
+    }
+}
+
+pub(super) fn bad_cursor() -> StoreError {
+    unsupported_at(
+        "_page",
+        "the _page value does not belong to this search".into(),
+    )
+}
+
+/// ` AND` rows after (or before) the boundary row whose column values are `key`, in
+/// the order of `columns`.
+pub(super) fn keyset_sql(
+    q: &mut Sql,
+    columns: &[SortColumn],
+    key: &[KeyValue],
+    after: bool,
+) -> StoreResult<()> {
+    if key.len() != columns.len() {
+        return Err(bad_cursor());
+    }
+    q.push(" AND (");
+    for i in 0..columns.len() {
+        if i > 0 {
+            q.push(" OR ");
+        }
+        q.push("(");
+        for (c, v) in columns.iter().zip(key).take(i) {
+            q.append(&c.expr)
+                .push(" = ")
+                .bind(key_bind(v, c.kind)?)
+                .push(" AND ");
+        }
+        let c = &columns[i];
+        let op = if c.descending == after { " < " } else { " > " };
+        q.append(&c.expr)
+            .push(op)
+            .bind(key_bind(&key[i], c.kind)?)
+            .push(")");
+    }
+    q.push(")");
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+pub(super) struct RealRow {
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    v: f64,
+}
+
+#[derive(QueryableByName)]
+pub(super) struct TextRow {
+    #[diesel(sql_type = Text)]
+    v: String,
+}
+
+/// The column values of the row `rid`, for a cursor.
+pub(super) fn key_of(
+    tx: &mut Tx<'_>,
+    columns: &[SortColumn],
+    rid: i64,
+) -> StoreResult<Vec<KeyValue>> {
+    let mut out = Vec::with_capacity(columns.len());
+    for c in columns {
+        let mut q = Sql::new("SELECT ");
+        q.append(&c.expr);
+        q.push(match c.kind {
+            KeyKind::Int => " AS n",
+            _ => " AS v",
+        });
+        q.push(" FROM resources r WHERE r.rid = ")
+            .bind(Bind::BigInt(rid));
+        let v = match c.kind {
+            KeyKind::Int => q
+                .load::<CountRow>(tx.conn)?
+                .first()
+                .map(|r| KeyValue::Int(r.n)),
+            KeyKind::Real => q
+                .load::<RealRow>(tx.conn)?
+                .first()
+                .map(|r| KeyValue::Real(r.v)),
+            KeyKind::Text => q
+                .load::<TextRow>(tx.conn)?
+                .into_iter()
+                .next()
+                .map(|r| KeyValue::Text(r.v)),
+        };
+        out.push(v.ok_or_else(|| StoreError::Corrupt(format!("row {rid} vanished")))?);
+    }
+    Ok(out)
+}
