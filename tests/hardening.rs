@@ -142,6 +142,67 @@ fn postgres_statement_cancelled() {
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
+/// (3) A client that gives up cancels its PostgreSQL statement at once, not at the
+/// deadline: an update waiting on a row lock is gone from the database when the
+/// client has disconnected, with the request timeout at 60 s.
+#[test]
+fn postgres_statement_of_a_gone_client_is_cancelled() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    use std::io::Write;
+    let s = Server::start_with(Backend::Postgres, &["--request-timeout", "60"]);
+    let id = s.create_id("Patient", r#"{"resourceType":"Patient"}"#);
+    let mut holder = diesel::PgConnection::establish(&s.db_url).expect("connect");
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM resources WHERE res_type = 'Patient' AND res_id = '{id}' FOR UPDATE"
+        ))
+        .expect("lock");
+    let db = s.pg_database().unwrap().to_string();
+    // Whether a statement of the server waits on the lock.
+    let waiting = || {
+        pg_exec(&format!(
+            "DO $$ BEGIN IF (SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' \
+             AND wait_event_type = 'Lock') = 0 THEN RAISE EXCEPTION 'none'; END IF; END $$"
+        ))
+        .is_ok()
+    };
+    let body = format!(r#"{{"resourceType":"Patient","id":"{id}","active":true}}"#);
+    let addr = s
+        .base
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut client = std::net::TcpStream::connect(&addr).expect("connect to the server");
+    write!(
+        client,
+        "PUT /fhir/Patient/{id} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/fhir+json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    while !waiting() {
+        assert!(Instant::now() < until, "the update never reached the lock");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(client);
+    let gone = Instant::now();
+    while waiting() {
+        assert!(
+            gone.elapsed() < Duration::from_secs(3),
+            "the statement still waits after its client left"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    holder.batch_execute("ROLLBACK").expect("unlock");
+    // Nothing was written, and the server goes on.
+    let r = s.get(&format!("/Patient/{id}"));
+    assert_eq!(r.status, 200);
+    assert!(r.json().get("active").is_none(), "{}", r.body);
+}
+
 fn sqlite_statement_interrupted() {
     let s = Server::start(Backend::Sqlite);
     let entries: Vec<Value> = (0..2_000)
@@ -499,19 +560,45 @@ fn sqlite_disk_full_is_507_and_reads_go_on() {
     drop(s);
 }
 
-/// (8) PostgreSQL goes away under a running server: requests get 503 with
-/// `Retry-After` at once (not after waiting for a connection), the log says why once,
-/// and the server recovers by itself when the database is back.
+/// (8) PostgreSQL restarts under a running server with clients busy: no request
+/// fails with 500; while the database is down every request gets 503 with
+/// `Retry-After` at once (not after waiting for a connection); the log says why once;
+/// and the server recovers by itself when the database is back. The database is a
+/// private cluster of this test, really stopped and started.
 #[test]
-fn postgres_outage_answers_503_and_recovers() {
-    let s = Server::start(Backend::Postgres);
+fn postgres_restart_answers_503_and_recovers() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let cluster = common::private_pg::PrivateCluster::start();
+    let s = Arc::new(Server::start_on(
+        Backend::Postgres,
+        &cluster.url("postgres"),
+        &[],
+    ));
     let id = s.create_id("Patient", r#"{"resourceType":"Patient"}"#);
-    let db = s.pg_database().unwrap().to_string();
-    pg_exec(&format!("ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS false")).unwrap();
-    pg_exec(&format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
-    ))
-    .unwrap();
+    // Clients reading and writing throughout; every answer's status is kept.
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(std::collections::BTreeMap::<u16, usize>::new()));
+    let clients: Vec<_> = (0..4)
+        .map(|i| {
+            let (s, stop, seen, id) = (s.clone(), stop.clone(), seen.clone(), id.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let r = if i % 2 == 0 {
+                        s.get(&format!("/Patient/{id}"))
+                    } else {
+                        s.create("Observation", r#"{"resourceType":"Observation","status":"final","code":{"text":"t"}}"#)
+                    };
+                    if r.status == 503 {
+                        assert_eq!(r.header("retry-after"), Some("1"), "{}", r.body);
+                    }
+                    *seen.lock().unwrap().entry(r.status).or_default() += 1;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    cluster.stop();
     for _ in 0..5 {
         let started = Instant::now();
         let r = s.get(&format!("/Patient/{id}"));
@@ -523,7 +610,7 @@ fn postgres_outage_answers_503_and_recovers() {
             started.elapsed()
         );
     }
-    pg_exec(&format!("ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS true")).unwrap();
+    cluster.resume();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let r = s.get(&format!("/Patient/{id}"));
@@ -537,6 +624,16 @@ fn postgres_outage_answers_503_and_recovers() {
     for _ in 0..40 {
         assert_eq!(s.get(&format!("/Patient/{id}")).status, 200);
     }
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().expect("client");
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.keys().all(|s| [200, 201, 503].contains(s)),
+        "answers during the restart: {seen:?}"
+    );
+    assert!(seen.contains_key(&503), "{seen:?}");
     let log = std::fs::read_to_string(s.dir().join("server.log")).unwrap_or_default();
     assert!(!log.contains("multiconnection"), "{log}");
     assert!(

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod private_pg;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -168,7 +170,13 @@ impl Server {
 
     /// Starts a server on the SQLite database file `db` (which the test owns).
     pub fn start_sqlite_at(db: &std::path::Path, extra: &[&str]) -> Server {
-        Server::start_inner(Backend::Sqlite, Some(db), extra, None)
+        let url = format!("sqlite://{}", db.display());
+        Server::start_inner(Backend::Sqlite, Some(url), extra, None)
+    }
+
+    /// Starts a server on the database at `url` (which the test owns).
+    pub fn start_on(backend: Backend, url: &str, extra: &[&str]) -> Server {
+        Server::start_inner(backend, Some(url.to_string()), extra, None)
     }
 
     /// Starts a server; with `agent`, over HTTPS (the arguments must configure TLS).
@@ -178,7 +186,7 @@ impl Server {
 
     fn start_inner(
         backend: Backend,
-        sqlite_file: Option<&std::path::Path>,
+        db_url: Option<String>,
         extra: &[&str],
         agent: Option<ureq::Agent>,
     ) -> Server {
@@ -187,12 +195,10 @@ impl Server {
         let dir = std::env::temp_dir().join(format!("fhir-bb-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let (url, pg_database) = match backend {
-            Backend::Sqlite => match sqlite_file {
-                Some(f) => (format!("sqlite://{}", f.display()), None),
-                None => (format!("sqlite://{}/fhir.db", dir.display()), None),
-            },
-            Backend::Postgres => {
+        let (url, pg_database) = match (backend, db_url) {
+            (_, Some(url)) => (url, None),
+            (Backend::Sqlite, None) => (format!("sqlite://{}/fhir.db", dir.display()), None),
+            (Backend::Postgres, None) => {
                 drop_stale_databases();
                 let name = format!("fhir_bb_{}_{n}", std::process::id());
                 pg_exec(&format!("DROP DATABASE IF EXISTS \"{name}\""))

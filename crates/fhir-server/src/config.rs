@@ -442,6 +442,7 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
             .wrap(middleware::NormalizePath::trim())
             .wrap(middleware::from_fn(crate::http::limits::uri_length))
             .wrap(middleware::from_fn(logging::access_log))
+            .wrap(middleware::from_fn(crate::http::peer::track))
             .configure(crate::routes::configure)
     })
     .on_connect(crate::tls::on_connect);

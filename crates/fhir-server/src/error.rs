@@ -241,11 +241,11 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         match self {
-            ApiError::Internal(detail)
-            | ApiError::Unavailable(detail)
-            | ApiError::StorageFull(detail) => {
+            ApiError::Internal(detail) | ApiError::StorageFull(detail) => {
                 tracing::error!(error = %detail, "request failed");
             }
+            // The store logs an outage once; each request it fails is not news.
+            ApiError::Unavailable(detail) => tracing::debug!(error = %detail, "request failed"),
             _ => {}
         }
         let mut b = HttpResponse::build(self.status_code());

@@ -13,6 +13,10 @@ use crate::auth::AuthConfig;
 use crate::error::ApiError;
 use crate::export::{ExportError, Exporter};
 
+/// How often a request waiting for blocking work checks that its client is still
+/// connected ([`crate::http::peer`]).
+const PEER_CHECK: Duration = Duration::from_millis(200);
+
 /// Shared, read-only server state.
 pub struct AppState {
     pub store: Arc<Store>,
@@ -65,7 +69,21 @@ impl AppState {
         }
         let budget = Budget::new(self.request_timeout);
         let guard = CancelOnDrop(budget.clone());
-        let result = web::block(move || budget.run(f)).await?;
+        let peer = crate::http::peer::Peer::current();
+        let mut work = std::pin::pin!(web::block(move || budget.run(f)));
+        let mut watching = peer.is_some();
+        let result = loop {
+            match actix_web::rt::time::timeout(PEER_CHECK, &mut work).await {
+                Ok(done) => break done?,
+                // The work goes on (to stop at its next check) and is awaited.
+                Err(_) if watching && peer.as_ref().is_some_and(|p| p.gone()) => {
+                    tracing::info!("client disconnected: its request is cancelled");
+                    guard.0.cancel();
+                    watching = false;
+                }
+                Err(_) => {}
+            }
+        };
         drop(guard);
         result.map_err(Into::into)
     }

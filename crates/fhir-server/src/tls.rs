@@ -79,8 +79,12 @@ pub fn server_config(
         .map_err(|e| TlsError::Config(e.to_string()))
 }
 
-/// Connection hook: keeps the subject of a verified client certificate.
+/// Connection hook: keeps a handle on the socket ([`crate::http::peer`]) and the
+/// subject of a verified client certificate.
 pub fn on_connect(conn: &dyn Any, ext: &mut Extensions) {
+    if let Some(peer) = crate::http::peer::Peer::of(conn) {
+        ext.insert(peer);
+    }
     type Tls = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
     let Some(tls) = conn.downcast_ref::<Tls>() else {
         return;

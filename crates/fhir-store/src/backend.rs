@@ -20,8 +20,30 @@ pub enum AnyConnection {
     Sqlite(diesel::SqliteConnection),
 }
 
+use crate::cancel::Canceller;
 pub use crate::pool::{Conn, PoolOptions};
 use crate::pool::{Manager, Outage, PoolErrors, SessionSettings, DOWN_WAIT};
+
+/// A connection checked out for one request. On PostgreSQL its statements are
+/// cancelled when the request is abandoned ([`crate::cancel`]); the canceller is
+/// disarmed before the connection returns to the pool (fields drop in order).
+pub struct Checkout {
+    _cancel: Option<Canceller>,
+    conn: Conn,
+}
+
+impl std::ops::Deref for Checkout {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Checkout {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.conn
+    }
+}
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -45,6 +67,8 @@ pub struct Database {
     /// down) and connections are checked before use.
     outage: Arc<Outage>,
     statement_timeout: Option<Duration>,
+    /// PostgreSQL: the URL a cancel request connects with ([`crate::cancel`]).
+    cancel_url: Option<Arc<str>>,
     /// The SQLite write-ahead log file, to keep it bounded ([`Database::bound_wal`]).
     wal: Option<std::path::PathBuf>,
     /// SQLite allows one writer at a time: writers queue here instead of spinning on
@@ -82,6 +106,7 @@ impl Database {
             crate::deadline::install_sqlite_handler();
         }
         let outage = Arc::new(Outage::default());
+        let cancel_url = (kind == BackendKind::Postgres).then(|| Arc::from(conn_url.as_str()));
         let manager = Manager {
             url: conn_url,
             kind,
@@ -107,6 +132,7 @@ impl Database {
             kind,
             outage,
             statement_timeout: options.statement_timeout,
+            cancel_url,
             wal,
             sqlite_writer: (kind == BackendKind::Sqlite).then(|| Mutex::new(())),
             writes: std::sync::atomic::AtomicU64::new(0),
@@ -146,8 +172,21 @@ impl Database {
         self.kind
     }
 
-    /// A pooled connection (blocking: call off the async executor).
-    pub fn conn(&self) -> StoreResult<Conn> {
+    /// A pooled connection (blocking: call off the async executor), whose statements
+    /// stop when the request running on this thread is abandoned.
+    pub fn conn(&self) -> StoreResult<Checkout> {
+        let conn = self.pooled()?;
+        let cancel = match (&self.cancel_url, conn.pg_pid) {
+            (Some(url), Some(pid)) => Canceller::watch(url, pid),
+            _ => None,
+        };
+        Ok(Checkout {
+            _cancel: cancel,
+            conn,
+        })
+    }
+
+    fn pooled(&self) -> StoreResult<Conn> {
         if !self.outage.recent() {
             return self
                 .pool
@@ -246,7 +285,7 @@ impl Database {
     /// back and truncates it: `TRUNCATE` waits only for the readers that started before
     /// the copy, which are short. A checkpoint that cannot finish is tried again at the
     /// next commit.
-    fn bound_wal(&self, conn: &mut Conn) {
+    fn bound_wal(&self, conn: &mut AnyConnection) {
         let Some(wal) = &self.wal else { return };
         if std::fs::metadata(wal).map_or(0, |m| m.len()) <= WAL_LIMIT {
             return;

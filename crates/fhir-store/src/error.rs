@@ -72,7 +72,10 @@ impl From<diesel::result::Error> for StoreError {
             return StoreError::Database(e);
         };
         let m = info.message();
-        if m == "interrupted" || m.contains("statement timeout") {
+        if m == "interrupted"
+            || m.contains("statement timeout")
+            || m.contains("canceling statement due to user request")
+        {
             return StoreError::Timeout;
         }
         if m.contains("database or disk is full")

@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod backend;
+mod cancel;
 mod deadline;
 pub mod error;
 pub mod export;

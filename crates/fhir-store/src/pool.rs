@@ -15,6 +15,27 @@ use crate::backend::{AnyConnection, BackendKind};
 
 pub type Conn = PooledConnection<Manager>;
 
+/// A pooled connection and what the store knows of its server session.
+pub struct Session {
+    pub conn: AnyConnection,
+    /// The PostgreSQL backend process serving this connection, to cancel its
+    /// statement from another connection ([`crate::cancel`]).
+    pub pg_pid: Option<i32>,
+}
+
+impl std::ops::Deref for Session {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Session {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.conn
+    }
+}
+
 /// Pool settings.
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
@@ -78,40 +99,50 @@ pub struct Manager {
 }
 
 impl r2d2::ManageConnection for Manager {
-    type Connection = AnyConnection;
+    type Connection = Session;
     type Error = diesel::r2d2::Error;
 
-    fn connect(&self) -> Result<AnyConnection, Self::Error> {
-        let conn = match self.kind {
+    fn connect(&self) -> Result<Session, Self::Error> {
+        match self.kind {
             BackendKind::Postgres => {
-                diesel::PgConnection::establish(&self.url).map(AnyConnection::Postgresql)
+                let mut conn = diesel::PgConnection::establish(&self.url)
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                let pid = crate::cancel::backend_pid(&mut conn)
+                    .map_err(diesel::r2d2::Error::QueryError)?;
+                Ok(Session {
+                    conn: AnyConnection::Postgresql(conn),
+                    pg_pid: Some(pid),
+                })
             }
-            BackendKind::Sqlite => {
-                diesel::SqliteConnection::establish(&self.url).map(AnyConnection::Sqlite)
-            }
-        };
-        conn.map_err(diesel::r2d2::Error::ConnectionError)
+            BackendKind::Sqlite => diesel::SqliteConnection::establish(&self.url)
+                .map(|c| Session {
+                    conn: AnyConnection::Sqlite(c),
+                    pg_pid: None,
+                })
+                .map_err(diesel::r2d2::Error::ConnectionError),
+        }
     }
 
-    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {
+    fn is_valid(&self, conn: &mut Session) -> Result<(), Self::Error> {
         conn.batch_execute("SELECT 1")
             .map_err(diesel::r2d2::Error::QueryError)
     }
 
     /// Checked when a connection goes back to the pool. Shortly after an outage a
     /// connection may be dead without knowing it: one round trip tells.
-    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+    fn has_broken(&self, conn: &mut Session) -> bool {
         std::thread::panicking()
             || conn.is_broken()
             || (self.outage.recent() && conn.batch_execute("SELECT 1").is_err())
     }
 }
 
-/// Logs pool errors (failed connection attempts) once per outage and reason, instead
-/// of once per attempt, and marks the outage.
+/// Logs pool errors (failed connection attempts) once per outage, instead of once per
+/// attempt (a restart gives "shutting down", then "connection refused", and so on),
+/// and marks the outage.
 #[derive(Debug, Default)]
 pub(crate) struct PoolErrors {
-    last: Mutex<Option<(String, std::time::Instant)>>,
+    last: Mutex<Option<std::time::Instant>>,
     outage: Arc<Outage>,
 }
 
@@ -127,14 +158,11 @@ impl PoolErrors {
 impl r2d2::HandleError<diesel::r2d2::Error> for PoolErrors {
     fn handle_error(&self, error: diesel::r2d2::Error) {
         self.outage.noticed();
-        let text = error.to_string();
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        let repeat = last
-            .as_ref()
-            .is_some_and(|(t, at)| *t == text && at.elapsed() < Duration::from_secs(60));
+        let repeat = last.is_some_and(|at| at.elapsed() < Duration::from_secs(60));
         if !repeat {
-            tracing::error!(error = %text.trim(), "cannot connect to the database");
-            *last = Some((text, std::time::Instant::now()));
+            tracing::error!(error = %error.to_string().trim(), "cannot connect to the database");
+            *last = Some(std::time::Instant::now());
         }
     }
 }
@@ -147,13 +175,13 @@ pub(crate) struct SessionSettings {
     pub sqlite_cache_kib: u32,
 }
 
-impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SessionSettings {
-    fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), diesel::r2d2::Error> {
-        if let (AnyConnection::Postgresql(c), Some(t)) = (&mut *conn, self.statement_timeout) {
+impl CustomizeConnection<Session, diesel::r2d2::Error> for SessionSettings {
+    fn on_acquire(&self, conn: &mut Session) -> Result<(), diesel::r2d2::Error> {
+        if let (AnyConnection::Postgresql(c), Some(t)) = (&mut **conn, self.statement_timeout) {
             c.batch_execute(&format!("SET statement_timeout = {}", t.as_millis().max(1)))
                 .map_err(diesel::r2d2::Error::QueryError)?;
         }
-        if let AnyConnection::Sqlite(c) = conn {
+        if let AnyConnection::Sqlite(c) = &mut **conn {
             // busy_timeout first: the pool opens connections in parallel, and switching a
             // new database to WAL needs a moment of exclusive access.
             c.batch_execute(&format!(
