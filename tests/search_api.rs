@@ -1351,6 +1351,47 @@ fn total_and_summary_count(b: Backend) {
     assert_eq!(ids(&accurate).len(), 1);
 }
 
+/// Without `_total=accurate`, matches are counted exactly up to `--total-threshold`;
+/// above it the total is PostgreSQL's estimate (never below what was counted) or, on
+/// SQLite, left out. `_total=accurate` and `_summary=count` always count, and paging
+/// does not depend on the total.
+fn totals_are_exact_up_to_the_threshold(b: Backend) {
+    let s = Server::start_with(b, &["--total-threshold", "5"]);
+    let tag = new_tag();
+    let t = tag_param(&tag);
+    for i in 0..4 {
+        patient(&s, &tag, &format!("Few{i}"), &["F"], None);
+    }
+    for mode in ["", "&_total=estimate"] {
+        let few = search(&s, &format!("/Patient?{t}&_count=2{mode}"));
+        assert_eq!(few["total"], 4, "{few}");
+    }
+    for i in 4..9 {
+        patient(&s, &tag, &format!("Few{i}"), &["F"], None);
+    }
+    for mode in ["", "&_total=estimate"] {
+        let many = search(&s, &format!("/Patient?{t}&_count=2{mode}"));
+        match b {
+            Backend::Sqlite => assert!(many.get("total").is_none(), "{many}"),
+            Backend::Postgres => {
+                let n = many["total"].as_i64().unwrap_or_default();
+                assert!(n >= 6, "an estimate above the threshold: {many}");
+            }
+        }
+    }
+    let accurate = search(&s, &format!("/Patient?{t}&_count=2&_total=accurate"));
+    assert_eq!(accurate["total"], 9);
+    let counted = search(&s, &format!("/Patient?{t}&_summary=count"));
+    assert_eq!(counted["total"], 9);
+    let mut page = search(&s, &format!("/Patient?{t}&_count=2"));
+    let mut seen = ids(&page);
+    while let Some(next) = link(&page, "next") {
+        page = follow(&s, &next);
+        seen.extend(ids(&page));
+    }
+    assert_eq!(seen.len(), 9, "{seen:?}");
+}
+
 fn summary_true_and_elements(b: Backend) {
     let s = shared(b);
     let tag = new_tag();
@@ -1826,6 +1867,7 @@ fn sorted_paging_by_meta_ids_and_quantities(b: Backend) {
 }
 
 both_backends!(
+    totals_are_exact_up_to_the_threshold,
     sorted_paging_by_meta_ids_and_quantities,
     sorted_paging_stays_correct_while_data_changes,
     token_above_and_below_follow_the_code_system_hierarchy,

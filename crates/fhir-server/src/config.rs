@@ -214,6 +214,11 @@ pub struct ServeArgs {
     /// it is stopped and answered 503; 0: no limit.
     #[arg(long, env = "FHIR_REQUEST_TIMEOUT", default_value_t = 30.0)]
     pub request_timeout: f64,
+    /// Searches count their matches exactly up to this many (without `_total`, or with
+    /// `_total=estimate`); above it the total is PostgreSQL's estimate, or left out on
+    /// SQLite. `_total=accurate` always counts exactly.
+    #[arg(long, env = "FHIR_TOTAL_THRESHOLD", default_value_t = 1000)]
+    pub total_threshold: u64,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "FHIR_WORKERS")]
     pub workers: Option<usize>,
@@ -420,6 +425,7 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         base_url: args.base_url.clone(),
         max_body_bytes: args.max_body_bytes,
         request_timeout,
+        total_threshold: args.total_threshold,
         capability: fhir_model::json::to_string(&capability.to_value()),
         auth,
         audit,

@@ -281,6 +281,7 @@ fn embedded_server(database_url: &str) -> Result<String, ImportError> {
         db_cache_mb: 64,
         // A file may be one very large transaction: no time limit in-process.
         request_timeout: 0.0,
+        total_threshold: 1000,
         workers: Some(2),
         log_format: crate::logging::LogFormat::Human,
         log_level: "warn".into(),

@@ -26,6 +26,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// How long one request's blocking work may run (`None`: no limit).
     pub request_timeout: Option<Duration>,
+    /// Matches counted exactly when a search does not ask for `_total=accurate`.
+    pub total_threshold: u64,
     /// The CapabilityStatement JSON, built once at start-up.
     pub capability: String,
     /// Authentication; `None`: every request is allowed (loopback only by default).

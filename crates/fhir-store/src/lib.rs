@@ -29,7 +29,7 @@ use fhir_search::Clause;
 use serde_json::Value;
 
 pub use export::{ExportJob, ExportQuery, JobUpdate, Population};
-pub use search::{Compartment, KeyValue, SearchCursor, SearchPage, SearchRequest};
+pub use search::{Compartment, KeyValue, SearchCursor, SearchPage, SearchRequest, Total};
 
 pub use audit::{AuditContext, AuditExpander, AuditHook, AuditReport, WriteRecord};
 pub use backend::{BackendKind, PoolOptions};

@@ -12,7 +12,7 @@ use fhir_search::{
     Clause, ReferenceValue, SearchError, SearchQuery, SearchRegistry, SearchValue, SummaryMode,
     TotalMode,
 };
-use fhir_store::{Compartment, SearchCursor, SearchPage, SearchRequest, StoredResource};
+use fhir_store::{Compartment, SearchCursor, SearchPage, SearchRequest, StoredResource, Total};
 
 use crate::auth::scopes::Interaction;
 use crate::auth::{guard, Access, Grant};
@@ -255,13 +255,18 @@ pub(crate) fn prepare(
             .map_or(DEFAULT_COUNT, |c| c as usize)
             .min(MAX_COUNT)
     };
-    let with_total = summary_count || query.result.total != Some(TotalMode::None);
+    let total = match query.result.total {
+        _ if summary_count => Total::Accurate,
+        Some(TotalMode::Accurate) => Total::Accurate,
+        Some(TotalMode::None) => Total::None,
+        Some(TotalMode::Estimate) | None => Total::Bounded(state.total_threshold),
+    };
     Ok(Prepared {
         request: SearchRequest {
             query,
             count,
             cursor,
-            with_total,
+            total,
             compartment,
             linked_within,
         },

@@ -18,7 +18,7 @@ use fhir_search::{
 use crate::backend::Tx;
 use crate::error::{StoreError, StoreResult};
 use crate::model::{StoredResource, VERSION_COLUMNS};
-use crate::sql::{Bind, CountRow, Sql};
+use crate::sql::{Bind, Sql};
 
 /// Nesting limit for chains and `_has` (each level is one more sub-query).
 const MAX_DEPTH: usize = 8;
@@ -39,6 +39,7 @@ mod criteria;
 mod cursor;
 mod include;
 mod sort;
+mod total;
 
 pub(crate) use criteria::clause_sql;
 use criteria::*;
@@ -52,8 +53,8 @@ pub struct SearchRequest {
     pub query: SearchQuery,
     pub count: usize,
     pub cursor: Option<SearchCursor>,
-    /// Count all matches (`_total` other than `none`).
-    pub with_total: bool,
+    /// How the matches are counted ([`Total`]).
+    pub total: Total,
     /// Compartment search: matches must refer to `(type, id)` through one of `params`.
     pub compartment: Option<Compartment>,
     /// Confines the resources that chains and `_has` pass through: those of a type
@@ -62,6 +63,20 @@ pub struct SearchRequest {
     /// confined. Without it, a patient-scoped token could learn values of resources it
     /// may not read by comparing the results of chained criteria.
     pub linked_within: Option<Compartment>,
+}
+
+/// How a search counts its matches (`Bundle.total`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Total {
+    /// Not at all (`_total=none`).
+    #[default]
+    None,
+    /// Exactly, whatever it costs (`_total=accurate`, `_summary=count`).
+    Accurate,
+    /// Exactly up to this many matches; above, the database's estimate where it has
+    /// one (PostgreSQL's planner), else none. The count stops at the limit, so its cost
+    /// does not grow with the matches.
+    Bounded(u64),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,12 +116,10 @@ struct IdRow {
 
 /// Runs a search: one page of matches, the total if asked, and the included resources.
 pub(crate) fn search(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<SearchPage> {
-    let mut page = SearchPage::default();
-    if req.with_total {
-        let mut count = Sql::new("SELECT COUNT(*) AS n FROM resources r");
-        filter(&mut count, req)?;
-        page.total = Some(count.load::<CountRow>(tx.conn)?.first().map_or(0, |c| c.n));
-    }
+    let mut page = SearchPage {
+        total: total::count(tx, req)?,
+        ..SearchPage::default()
+    };
     if req.count == 0 {
         return Ok(page);
     }

@@ -2,6 +2,7 @@
 //! the sort values of the boundary row.
 
 use super::*;
+use crate::sql::CountRow;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum KeyKind {

@@ -1,0 +1,66 @@
+//! Counting a search's matches (`Bundle.total`): exactly when asked, else exactly up to
+//! a bound and estimated above it, so that a search on a frequent value does not pay
+//! for counting every match on every page.
+
+use diesel::sql_types::Text;
+
+use super::*;
+use crate::backend::BackendKind;
+use crate::sql::CountRow;
+
+/// The total of a search as [`SearchRequest::total`] asks for it.
+pub(super) fn count(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Option<i64>> {
+    match req.total {
+        Total::None => Ok(None),
+        Total::Accurate => exact(tx, req).map(Some),
+        Total::Bounded(limit) => {
+            let limit = limit.min(i64::MAX as u64 - 1) as i64;
+            let n = capped(tx, req, limit)?;
+            if n <= limit {
+                return Ok(Some(n));
+            }
+            // More than `limit`: an estimate is never below what was seen.
+            Ok(estimate(tx, req)?.map(|e| e.max(n)))
+        }
+    }
+}
+
+fn exact(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<i64> {
+    let mut q = Sql::new("SELECT COUNT(*) AS n FROM resources r");
+    filter(&mut q, req)?;
+    Ok(q.load::<CountRow>(tx.conn)?.first().map_or(0, |c| c.n))
+}
+
+/// The number of matches, counting no further than `limit + 1`.
+fn capped(tx: &mut Tx<'_>, req: &SearchRequest, limit: i64) -> StoreResult<i64> {
+    let mut q = Sql::new("SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM resources r");
+    filter(&mut q, req)?;
+    q.push(" LIMIT ").bind(Bind::BigInt(limit + 1)).push(") c");
+    Ok(q.load::<CountRow>(tx.conn)?.first().map_or(0, |c| c.n))
+}
+
+#[derive(QueryableByName)]
+struct PlanRow {
+    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+    plan: String,
+}
+
+/// PostgreSQL's planner estimate of the matches (its row estimate for the query, from
+/// the table statistics); SQLite keeps no statistics that could tell (its `sqlite_stat1`
+/// holds averages per index prefix), so there is none.
+fn estimate(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Option<i64>> {
+    if tx.kind != BackendKind::Postgres {
+        return Ok(None);
+    }
+    let mut q = Sql::new("EXPLAIN (FORMAT JSON) SELECT 1 FROM resources r");
+    filter(&mut q, req)?;
+    let rows = q.load::<PlanRow>(tx.conn)?;
+    let plan: Option<serde_json::Value> = rows
+        .first()
+        .and_then(|r| serde_json::from_str(&r.plan).ok());
+    Ok(plan
+        .as_ref()
+        .and_then(|p| p.pointer("/0/Plan/Plan Rows"))
+        .and_then(serde_json::Value::as_f64)
+        .map(|n| n.round() as i64))
+}
