@@ -134,6 +134,18 @@ fn import_loads_files_resumably_and_names_failures() {
         assert_eq!(s.get("/Patient/nd2").status, 200);
         let (ok, out, _) = run_args(args(""));
         assert!(ok && out.contains("2 files already loaded"), "{out}");
+        // A new import (its own state) of the same files loads them again: the
+        // idempotency keys of a crashed run's re-run do not outlive that import.
+        let mut again = args("a.json");
+        again[4] = dir.join("state-2").display().to_string();
+        let (ok, out, err) = run_args(again);
+        assert!(ok, "{err}");
+        assert!(out.contains("imported 2 resources from 1 files"), "{out}");
+        assert_eq!(
+            s.get("/Observation?subject:Patient.name=imported&_summary=count")
+                .json()["total"],
+            2
+        );
         // The state is per target: another server's database gets the files too.
         let other = common::Server::start(backend);
         let mut to_other = args("");

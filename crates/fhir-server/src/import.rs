@@ -193,16 +193,28 @@ const RETRIES: usize = 60;
 const RETRY_WAIT: Duration = Duration::from_millis(500);
 
 /// Posts a Bundle; an error names the file and the failing entry. Transactions carry
-/// an `Idempotency-Key` made from their content: the server records it with their
-/// writes, so a transaction that committed before a crash or a kill is answered from
-/// that record when a re-run posts it again, never written twice.
-fn post(agent: &ureq::Agent, base: &str, label: &str, bundle: &str) -> Result<usize, ImportError> {
+/// an `Idempotency-Key` made from the import's run id and their content: the server
+/// records it with their writes, so a transaction that committed before a crash or a
+/// kill is answered from that record when a re-run (same `--state`) posts it again,
+/// never written twice; a new import (another `--state`) of the same files loads them
+/// again.
+fn post(
+    agent: &ureq::Agent,
+    base: &str,
+    run_id: &str,
+    label: &str,
+    bundle: &str,
+) -> Result<usize, ImportError> {
     use sha2::{Digest, Sha256};
     let rejected = |message: String| ImportError::Rejected {
         file: label.to_string(),
         message,
     };
-    let key = format!("import-{}", hex::encode(Sha256::digest(bundle.as_bytes())));
+    let mut hash = Sha256::new();
+    hash.update(run_id.as_bytes());
+    hash.update(b"\n");
+    hash.update(bundle.as_bytes());
+    let key = format!("import-{}", hex::encode(hash.finalize()));
     // 409: the same transaction is still in flight (sent by a run that was killed);
     // 503: the server is busy or its database is restarting. Both pass: wait, retry.
     let mut attempts = 0;
@@ -305,6 +317,25 @@ fn embedded_server(database_url: &str) -> Result<String, ImportError> {
     Err(ImportError::Server(format!("no answer from {ready}")))
 }
 
+/// The id of the import that `state` records, kept beside it (`STATE.run`) and made
+/// when the import starts for the first time: re-runs after a crash send the same
+/// idempotency keys, a new import new ones.
+fn run_id(state: &Path) -> Result<String, ImportError> {
+    let mut path = state.as_os_str().to_owned();
+    path.push(".run");
+    let path = PathBuf::from(path);
+    let err = |e: std::io::Error| ImportError::Read(path.display().to_string(), e.to_string());
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(err(e)),
+        _ => {
+            let id = uuid::Uuid::new_v4().to_string();
+            std::fs::write(&path, format!("{id}\n")).map_err(err)?;
+            Ok(id)
+        }
+    }
+}
+
 /// Runs an import; returns (files loaded, files skipped, resources loaded).
 pub fn run(args: &ImportArgs) -> Result<(usize, usize, usize), ImportError> {
     let files = files_of(&args.paths)?;
@@ -339,6 +370,7 @@ pub fn run(args: &ImportArgs) -> Result<(usize, usize, usize), ImportError> {
     );
     bar.inc(skipped.len() as u64);
     let run = Run {
+        run_id: run_id(&args.state)?,
         base,
         batch: args.batch,
         state: args.state.clone(),
@@ -379,6 +411,8 @@ pub fn run(args: &ImportArgs) -> Result<(usize, usize, usize), ImportError> {
 
 /// One import run shared by its worker threads.
 struct Run<'a> {
+    /// Identifies this import across re-runs ([`run_id`]).
+    run_id: String,
     base: String,
     batch: usize,
     state: PathBuf,
@@ -428,7 +462,7 @@ impl<'a> Run<'a> {
 
     fn file(&self, agent: &ureq::Agent, key: &str, path: &Path) -> Result<(), ImportError> {
         for (label, bundle) in bundles_of(path, self.batch)? {
-            let n = post(agent, &self.base, &label, &bundle)?;
+            let n = post(agent, &self.base, &self.run_id, &label, &bundle)?;
             let total = self.resources.fetch_add(n, Ordering::Relaxed) + n;
             let rate = total as f64 / self.started.elapsed().as_secs_f64().max(0.001);
             self.bar
