@@ -1392,6 +1392,77 @@ fn totals_are_exact_up_to_the_threshold(b: Backend) {
     assert_eq!(seen.len(), 9, "{seen:?}");
 }
 
+/// Follows `relation` links from `bundle` to the end; the pages' ids in link order.
+fn pages_along(s: &Server, bundle: Value, relation: &str) -> Vec<Vec<String>> {
+    let mut pages = vec![ordered_ids(&bundle)];
+    let mut page = bundle;
+    while let Some(url) = link(&page, relation) {
+        page = follow(s, &url);
+        pages.push(ordered_ids(&page));
+        assert!(pages.len() < 50, "paging does not end");
+    }
+    pages
+}
+
+/// A page that walks one token value's index entries in `rid` order (fhir-store
+/// `search/walk.rs`) gives the pages a search always gave: creation order, each
+/// resource once even with the value twice, deleted ones left out, updated ones in
+/// their place, the other criteria applied, and the same pages read backwards.
+fn walked_token_pages_in_order_forwards_and_backwards(b: Backend) {
+    let s = shared(b);
+    let tag = new_tag();
+    let t = tag_param(&tag);
+    let code = unique("walk");
+    let coding = json!({"system": "http://example.org/codes", "code": code});
+    let body = |i: usize| {
+        let codings = if i == 2 {
+            json!([coding, coding])
+        } else {
+            json!([coding])
+        };
+        let status = if i.is_multiple_of(3) {
+            "preliminary"
+        } else {
+            "final"
+        };
+        json!({"status": status, "code": {"coding": codings}})
+    };
+    let ids: Vec<String> = (0..9)
+        .map(|i| create(s, &tag, "Observation", body(i)))
+        .collect();
+    let gone = s.req("DELETE", &format!("/Observation/{}", ids[4])).send();
+    assert!(gone.status == 200 || gone.status == 204, "{}", gone.body);
+    let mut changed = body(5);
+    changed["resourceType"] = json!("Observation");
+    changed["id"] = json!(ids[5]);
+    changed["meta"] = json!({"tag": [{"system": TAG_SYSTEM, "code": tag}]});
+    changed["issued"] = json!("2021-01-01T00:00:00Z");
+    let r = s
+        .req("PUT", &format!("/Observation/{}", ids[5]))
+        .json(&changed.to_string());
+    assert_eq!(r.status, 200, "{}", r.body);
+    let live: Vec<usize> = (0..9).filter(|i| *i != 4).collect();
+    for (filter, finals_only) in [("", false), ("&status=final", true)] {
+        let expected: Vec<String> = live
+            .iter()
+            .filter(|i| !finals_only || **i % 3 != 0)
+            .map(|i| ids[*i].clone())
+            .collect();
+        let q = format!("/Observation?code=http://example.org/codes|{code}{filter}&{t}&_count=2&_total=accurate");
+        let first = search(s, &q);
+        assert_eq!(first["total"], expected.len(), "{q}");
+        let forwards = pages_along(s, first, "next");
+        assert_eq!(forwards.concat(), expected, "{q}");
+        let mut last = search(s, &q);
+        while let Some(url) = link(&last, "next") {
+            last = follow(s, &url);
+        }
+        let mut backwards = pages_along(s, last, "previous");
+        backwards.reverse();
+        assert_eq!(backwards, forwards, "{q}");
+    }
+}
+
 fn summary_true_and_elements(b: Backend) {
     let s = shared(b);
     let tag = new_tag();
@@ -1868,6 +1939,7 @@ fn sorted_paging_by_meta_ids_and_quantities(b: Backend) {
 
 both_backends!(
     totals_are_exact_up_to_the_threshold,
+    walked_token_pages_in_order_forwards_and_backwards,
     sorted_paging_by_meta_ids_and_quantities,
     sorted_paging_stays_correct_while_data_changes,
     token_above_and_below_follow_the_code_system_hierarchy,

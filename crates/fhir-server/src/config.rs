@@ -219,6 +219,10 @@ pub struct ServeArgs {
     /// SQLite. `_total=accurate` always counts exactly.
     #[arg(long, env = "FHIR_TOTAL_THRESHOLD", default_value_t = 1000)]
     pub total_threshold: u64,
+    /// Matches above which a page sorted by one date walks the date index in order
+    /// instead of ordering every match (tests set 0 or a large value to compare plans).
+    #[arg(long, hide = true, default_value_t = fhir_store::search::SORT_WALK_ABOVE)]
+    pub sort_walk_above: u64,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "FHIR_WORKERS")]
     pub workers: Option<usize>,
@@ -426,6 +430,7 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         max_body_bytes: args.max_body_bytes,
         request_timeout,
         total_threshold: args.total_threshold,
+        sort_walk_above: args.sort_walk_above,
         capability: fhir_model::json::to_string(&capability.to_value()),
         auth,
         audit,

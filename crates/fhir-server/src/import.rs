@@ -294,6 +294,7 @@ fn embedded_server(database_url: &str) -> Result<String, ImportError> {
         // A file may be one very large transaction: no time limit in-process.
         request_timeout: 0.0,
         total_threshold: 1000,
+        sort_walk_above: fhir_store::search::SORT_WALK_ABOVE,
         workers: Some(2),
         log_format: crate::logging::LogFormat::Human,
         log_level: "warn".into(),

@@ -28,6 +28,8 @@ pub struct AppState {
     pub request_timeout: Option<Duration>,
     /// Matches counted exactly when a search does not ask for `_total=accurate`.
     pub total_threshold: u64,
+    /// See `ServeArgs::sort_walk_above`.
+    pub sort_walk_above: u64,
     /// The CapabilityStatement JSON, built once at start-up.
     pub capability: String,
     /// Authentication; `None`: every request is allowed (loopback only by default).

@@ -144,7 +144,15 @@ impl Sql {
         &self,
         conn: &mut AnyConnection,
     ) -> StoreResult<Vec<T>> {
-        Ok(self.query(conn).load(conn)?)
+        let started = std::time::Instant::now();
+        let rows = self.query(conn).load(conn)?;
+        tracing::trace!(
+            us = started.elapsed().as_micros() as u64,
+            rows = rows.len(),
+            sql = %self.text,
+            "query"
+        );
+        Ok(rows)
     }
 
     /// Runs a statement; returns the number of rows it changed.

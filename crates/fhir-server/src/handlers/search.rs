@@ -267,6 +267,7 @@ pub(crate) fn prepare(
             count,
             cursor,
             total,
+            sort_walk_above: state.sort_walk_above,
             compartment,
             linked_within,
         },

@@ -13,25 +13,47 @@ pub(super) fn unsupported_at(param: &str, what: String) -> StoreError {
 
 /// The `WHERE` conditions of a search on alias `r` (resources).
 pub(super) fn filter(q: &mut Sql, req: &SearchRequest) -> StoreResult<()> {
+    q.push(" WHERE ");
+    conditions(q, req, None)
+}
+
+/// The search's criteria in the order they are best checked: the most selective kind
+/// first (see [`selectivity_rank`]).
+pub(super) fn ordered_clauses(req: &SearchRequest) -> Vec<&Clause> {
+    let mut clauses: Vec<&Clause> = req.query.clauses.iter().collect();
+    clauses.sort_by_key(|c| selectivity_rank(c));
+    clauses
+}
+
+/// The conditions on the resource `r` (after ` WHERE `): live, of the searched types,
+/// matching every criterion but `walked` (which the query walks already), within the
+/// compartment.
+pub(super) fn conditions(
+    q: &mut Sql,
+    req: &SearchRequest,
+    walked: Option<&Clause>,
+) -> StoreResult<()> {
     if req.query.clauses.len() > MAX_CLAUSES {
         return Err(unsupported_at(
             "_query",
             format!("a search may have at most {MAX_CLAUSES} criteria"),
         ));
     }
-    q.push(" WHERE r.version > 0 AND r.deleted = ")
+    q.push("r.version > 0 AND r.deleted = ")
         .bind(Bind::Bool(false));
     if !req.query.resource_types.is_empty() {
         q.push(" AND r.res_type").in_list(&req.query.resource_types);
     }
-    // The most selective kind of criterion drives the search (an uncorrelated IN on the
-    // index); the others are checked per candidate (correlated EXISTS).
-    let mut clauses: Vec<&Clause> = req.query.clauses.iter().collect();
-    clauses.sort_by_key(|c| selectivity_rank(c));
+    // Without a walked criterion, the most selective one drives the search (an
+    // uncorrelated IN on the index); the others are checked per candidate (correlated
+    // EXISTS).
     let scope = req.linked_within.as_ref();
-    for (n, clause) in clauses.into_iter().enumerate() {
+    let rest = ordered_clauses(req)
+        .into_iter()
+        .filter(|c| !walked.is_some_and(|w| std::ptr::eq(*c, w)));
+    for (n, clause) in rest.enumerate() {
         q.push(" AND ");
-        clause_sql(q, "r", clause, 0, n == 0, scope)?;
+        clause_sql(q, "r", clause, 0, n == 0 && walked.is_none(), scope)?;
     }
     if let Some(c) = &req.compartment {
         q.push(" AND ");

@@ -39,7 +39,10 @@ mod criteria;
 mod cursor;
 mod include;
 mod sort;
+mod sort_walk;
 mod total;
+pub use sort_walk::WALK_ABOVE as SORT_WALK_ABOVE;
+mod walk;
 
 pub(crate) use criteria::clause_sql;
 use criteria::*;
@@ -48,7 +51,7 @@ use include::*;
 use sort::*;
 
 /// What a search needs besides the query.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SearchRequest {
     pub query: SearchQuery,
     pub count: usize,
@@ -63,6 +66,23 @@ pub struct SearchRequest {
     /// confined. Without it, a patient-scoped token could learn values of resources it
     /// may not read by comparing the results of chained criteria.
     pub linked_within: Option<Compartment>,
+    /// Matches above which a page sorted by one date walks the sort index instead of
+    /// ordering every match ([`sort_walk`]; default [`sort_walk::WALK_ABOVE`]).
+    pub sort_walk_above: u64,
+}
+
+impl Default for SearchRequest {
+    fn default() -> Self {
+        SearchRequest {
+            query: SearchQuery::default(),
+            count: 0,
+            cursor: None,
+            total: Total::default(),
+            compartment: None,
+            linked_within: None,
+            sort_walk_above: sort_walk::WALK_ABOVE,
+        }
+    }
 }
 
 /// How a search counts its matches (`Bundle.total`).
@@ -129,46 +149,14 @@ pub(crate) fn search(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Search
     } else {
         vec![SortColumn::new("r.rid", false, KeyKind::Int)]
     };
-    let mut q = Sql::new(&format!(
-        "SELECT r.rid, {VERSION_COLUMNS} FROM resources r JOIN resource_versions v ON v.seq = r.seq"
-    ));
-    filter(&mut q, req)?;
     let backwards = matches!(
         req.cursor,
         Some(SearchCursor::BeforeRid(_) | SearchCursor::BeforeKey(_))
     );
-    match &req.cursor {
-        Some(SearchCursor::AfterRid(rid)) => {
-            keyset_sql(
-                &mut q,
-                &columns[columns.len() - 1..],
-                &[KeyValue::Int(*rid)],
-                true,
-            )?;
-        }
-        Some(SearchCursor::BeforeRid(rid)) => {
-            keyset_sql(
-                &mut q,
-                &columns[columns.len() - 1..],
-                &[KeyValue::Int(*rid)],
-                false,
-            )?;
-        }
-        Some(SearchCursor::AfterKey(key)) => keyset_sql(&mut q, &columns, key, true)?,
-        Some(SearchCursor::BeforeKey(key)) => keyset_sql(&mut q, &columns, key, false)?,
-        _ => {}
-    }
-    order_sql(&mut q, &columns, backwards);
-    q.push(" LIMIT ").bind(Bind::BigInt(req.count as i64 + 1));
-    let offset = match req.cursor {
-        Some(SearchCursor::Offset(o)) => o,
-        _ => 0,
+    let mut rows = match sorted_walk(tx, req)? {
+        Some(rows) => rows,
+        None => page_rows(tx, req, &columns, sorted, backwards)?,
     };
-    if offset > 0 {
-        q.push(" OFFSET ")
-            .bind(Bind::BigInt(offset.min(i64::MAX as u64) as i64));
-    }
-    let mut rows: Vec<MatchRow> = q.load(tx.conn)?;
     let more = rows.len() > req.count;
     rows.truncate(req.count);
     if backwards {
@@ -208,6 +196,77 @@ pub(crate) fn search(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Search
         keys,
     )?;
     Ok(page)
+}
+
+/// A sorted page found by walking the sort index ([`sort_walk`]), when it can be.
+fn sorted_walk(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Option<Vec<MatchRow>>> {
+    let Some(key) = sort_walk::walkable(req) else {
+        return Ok(None);
+    };
+    let Some(from) = sort_walk::start(tx, req)? else {
+        return Ok(None);
+    };
+    sort_walk::page(tx, req, key, from, req.count + 1).map(Some)
+}
+
+/// The rows of a page (one past `_count`): walked along the driving token's index
+/// ([`walk`]) when the order is the default one, else by the generic query.
+fn page_rows(
+    tx: &mut Tx<'_>,
+    req: &SearchRequest,
+    columns: &[SortColumn],
+    sorted: bool,
+    backwards: bool,
+) -> StoreResult<Vec<MatchRow>> {
+    let walk = match (&req.cursor, sorted) {
+        (None | Some(SearchCursor::AfterRid(_) | SearchCursor::BeforeRid(_)), false) => {
+            walk::walkable(req)
+        }
+        _ => None,
+    };
+    let mut q = match walk {
+        Some(driver) => walk::page_query(tx.kind, req, driver, backwards)?,
+        None => generic_query(req, columns, backwards)?,
+    };
+    q.push(" LIMIT ").bind(Bind::BigInt(req.count as i64 + 1));
+    if let Some(SearchCursor::Offset(o)) = req.cursor {
+        if o > 0 {
+            q.push(" OFFSET ")
+                .bind(Bind::BigInt(o.min(i64::MAX as u64) as i64));
+        }
+    }
+    q.load(tx.conn)
+}
+
+/// The page query of any search (before `LIMIT`): every match is found, then ordered.
+fn generic_query(req: &SearchRequest, columns: &[SortColumn], backwards: bool) -> StoreResult<Sql> {
+    let mut q = Sql::new(&format!(
+        "SELECT r.rid, {VERSION_COLUMNS} FROM resources r JOIN resource_versions v ON v.seq = r.seq"
+    ));
+    filter(&mut q, req)?;
+    match &req.cursor {
+        Some(SearchCursor::AfterRid(rid)) => {
+            keyset_sql(
+                &mut q,
+                &columns[columns.len() - 1..],
+                &[KeyValue::Int(*rid)],
+                true,
+            )?;
+        }
+        Some(SearchCursor::BeforeRid(rid)) => {
+            keyset_sql(
+                &mut q,
+                &columns[columns.len() - 1..],
+                &[KeyValue::Int(*rid)],
+                false,
+            )?;
+        }
+        Some(SearchCursor::AfterKey(key)) => keyset_sql(&mut q, columns, key, true)?,
+        Some(SearchCursor::BeforeKey(key)) => keyset_sql(&mut q, columns, key, false)?,
+        _ => {}
+    }
+    order_sql(&mut q, columns, backwards);
+    Ok(q)
 }
 
 /// Current versions (deleted ones too) with `rid > after`, in `rid` order.

@@ -32,7 +32,7 @@ fn exact(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<i64> {
 }
 
 /// The number of matches, counting no further than `limit + 1`.
-fn capped(tx: &mut Tx<'_>, req: &SearchRequest, limit: i64) -> StoreResult<i64> {
+pub(super) fn capped(tx: &mut Tx<'_>, req: &SearchRequest, limit: i64) -> StoreResult<i64> {
     let mut q = Sql::new("SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM resources r");
     filter(&mut q, req)?;
     q.push(" LIMIT ").bind(Bind::BigInt(limit + 1)).push(") c");

@@ -1,0 +1,10 @@
+-- Index keys end with the resource's rid, so that one value's entries are in rid order
+-- (a first page walks them and stops) and searches read rids from the index alone.
+-- Token: one value's entries in rid order.
+DROP INDEX idx_token_lookup;
+CREATE INDEX idx_token_lookup ON idx_token (res_type, param, code, system, rid);
+-- Date: `_sort=date` walks range starts upwards, `_sort=-date` range ends downwards,
+-- ties by rid.
+DROP INDEX idx_date_lookup;
+CREATE INDEX idx_date_lookup ON idx_date (res_type, param, start_ms, rid);
+CREATE INDEX idx_date_end ON idx_date (res_type, param, end_ms DESC, rid);

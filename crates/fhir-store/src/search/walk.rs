@@ -1,0 +1,80 @@
+//! First pages that cost the page, not the matches: when a search's most selective
+//! criterion is one token value (`code=system|code`) and the order is the default one
+//! (`rid`), the page walks that value's index entries in `rid` order — the token index
+//! is keyed `(res_type, param, code, system, rid)` — checks the other criteria per
+//! entry, and stops one row past `_count`. The generic plan instead collects every
+//! entry of the value before it can order them.
+//!
+//! A resource with the value twice (two codings alike) has two entries next to each
+//! other in the walk: SQLite groups by `rid`, PostgreSQL takes `DISTINCT ON (rid)`;
+//! both keep the walk's order and stop at the limit.
+
+use super::*;
+use crate::backend::BackendKind;
+
+/// The criterion a page can walk: the first in checking order, if it is a single
+/// token value with a code (no modifier, no chain).
+pub(super) fn walkable(req: &SearchRequest) -> Option<(&Clause, &ParamClause, &TokenValue)> {
+    let first = *ordered_clauses(req).first()?;
+    let Clause::Param(p) = first else { return None };
+    let plain = p.chain.is_empty()
+        && p.modifier.is_none()
+        && p.param.kind == SearchParamType::Token
+        && p.param.code != "_id";
+    match p.values.as_slice() {
+        [SearchValue::Token(t)] if plain && t.code.is_some() => Some((first, p, t)),
+        _ => None,
+    }
+}
+
+/// The page query (before `LIMIT`) walking `token` of `clause`, from the keyset
+/// `cursor` on; `backwards` reads the page before the cursor.
+pub(super) fn page_query(
+    kind: BackendKind,
+    req: &SearchRequest,
+    (clause, p, token): (&Clause, &ParamClause, &TokenValue),
+    backwards: bool,
+) -> StoreResult<Sql> {
+    let distinct = match kind {
+        BackendKind::Postgres => "DISTINCT ON (d.rid) ",
+        BackendKind::Sqlite => "",
+    };
+    let mut q = Sql::new(&format!(
+        "SELECT {distinct}d.rid AS rid, {VERSION_COLUMNS} FROM idx_token d \
+         JOIN resources r ON r.rid = d.rid JOIN resource_versions v ON v.seq = r.seq \
+         WHERE "
+    ));
+    let types = if req.query.resource_types.is_empty() {
+        &p.param.resource_types
+    } else {
+        &req.query.resource_types
+    };
+    // A system-wide search on a parameter of every type: all types.
+    if !types.is_empty() {
+        q.push("d.res_type").in_list(types).push(" AND ");
+    }
+    q.push("d.param = ")
+        .bind(Bind::Text(p.param.code.clone()))
+        .push(" AND ");
+    token_sql(&mut q, "d.system", "d.code", token);
+    q.push(" AND ");
+    conditions(&mut q, req, Some(clause))?;
+    match &req.cursor {
+        Some(SearchCursor::AfterRid(rid)) => {
+            q.push(" AND d.rid > ").bind(Bind::BigInt(*rid));
+        }
+        Some(SearchCursor::BeforeRid(rid)) => {
+            q.push(" AND d.rid < ").bind(Bind::BigInt(*rid));
+        }
+        _ => {}
+    }
+    if kind == BackendKind::Sqlite {
+        q.push(" GROUP BY d.rid");
+    }
+    q.push(if backwards {
+        " ORDER BY d.rid DESC"
+    } else {
+        " ORDER BY d.rid ASC"
+    });
+    Ok(q)
+}

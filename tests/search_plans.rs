@@ -1,0 +1,134 @@
+//! The search plans that stop after a page (fhir-store `search/walk.rs` and
+//! `search/sort_walk.rs`) give exactly the pages of the generic plan, which finds every
+//! match and orders them: two servers on one database — one that walks the sort index
+//! whenever it can (`--sort-walk-above 0`), one that never does — page through the same
+//! searches, over data with ties, several dates per resource, resources without a date,
+//! deleted and updated resources, and writes between pages.
+
+mod common;
+
+use common::{unique, Backend, Server};
+use serde_json::{json, Value};
+
+/// Every page of `query` on `s`, following `next` links: the ids in order.
+fn pages(s: &Server, query: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let mut r = s.get(query);
+    loop {
+        assert_eq!(r.status, 200, "{query}: {}", r.body);
+        let b = r.json();
+        let ids = b["entry"]
+            .as_array()
+            .map(|es| {
+                es.iter()
+                    .filter(|e| e["search"]["mode"] == "match")
+                    .map(|e| e["resource"]["id"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(ids);
+        let next = b["link"].as_array().and_then(|ls| {
+            ls.iter()
+                .find(|l| l["relation"] == "next")
+                .and_then(|l| l["url"].as_str().map(str::to_string))
+        });
+        let Some(next) = next else { break };
+        assert!(out.len() < 100, "{query}: paging does not end");
+        let path = next.strip_prefix(&s.base).expect("a link under the base");
+        r = s.get(path);
+    }
+    out
+}
+
+/// Observations with effective dates that tie, periods, several dates, and none.
+fn load(s: &Server, tag: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let mut o = json!({
+            "resourceType": "Observation",
+            "status": if i % 4 == 0 { "preliminary" } else { "final" },
+            "code": {"coding": [{"system": "http://example.org/plans", "code": tag}]},
+            "meta": {"tag": [{"system": "http://example.org/plans", "code": tag}]},
+        });
+        match i % 5 {
+            0 => {} // no date: sorted last
+            1 => o["effectiveDateTime"] = json!(format!("2020-01-{:02}", 1 + i % 3)), // ties
+            2 => {
+                o["effectivePeriod"] = json!({"start": format!("2019-0{}-01", 1 + i % 9),
+                                              "end": format!("2021-0{}-15", 1 + i % 7)})
+            }
+            3 => o["effectiveDateTime"] = json!(format!("2018-{:02}-10T08:00:00Z", 1 + i % 12)),
+            _ => o["effectiveDateTime"] = json!("2020-01-02"), // ties with case 1
+        }
+        ids.push(s.create_id("Observation", &o.to_string()));
+    }
+    ids
+}
+
+fn walked_and_generic_pages_agree(b: Backend) {
+    let generic = Server::start_with(b, &["--sort-walk-above", "1000000000"]);
+    let walking = generic.start_beside(&["--sort-walk-above", "0"]);
+    let tag = unique("plans");
+    let ids = load(&generic, &tag);
+    assert_eq!(
+        generic
+            .req("DELETE", &format!("/Observation/{}", ids[7]))
+            .send()
+            .status
+            / 100,
+        2
+    );
+    let updated = json!({"resourceType": "Observation", "id": ids[8], "status": "final",
+        "code": {"coding": [{"system": "http://example.org/plans", "code": tag}]},
+        "meta": {"tag": [{"system": "http://example.org/plans", "code": tag}]},
+        "effectiveDateTime": "2017-06-01"});
+    let r = generic
+        .req("PUT", &format!("/Observation/{}", ids[8]))
+        .json(&updated.to_string());
+    assert_eq!(r.status, 200, "{}", r.body);
+    let code = format!("code=http://example.org/plans|{tag}");
+    for query in [
+        format!("/Observation?{code}&_sort=-date&_count=3"),
+        format!("/Observation?{code}&_sort=date&_count=4"),
+        format!("/Observation?{code}&status=final&_sort=-date&_count=5"),
+        format!("/Observation?_tag=http://example.org/plans|{tag}&_sort=date&_count=7"),
+        format!("/Observation?{code}&date=ge2019-06-01&_sort=-date&_count=2"),
+    ] {
+        let expected = pages(&generic, &query);
+        let n = expected.concat().len();
+        assert!((10..=39).contains(&n), "{query}: {expected:?}");
+        assert_eq!(pages(&walking, &query), expected, "{query}");
+    }
+}
+
+/// A page boundary stays put when resources are written between pages: the next page
+/// goes on after the boundary in both plans.
+fn walked_pages_continue_after_writes(b: Backend) {
+    let generic = Server::start_with(b, &["--sort-walk-above", "1000000000"]);
+    let walking = generic.start_beside(&["--sort-walk-above", "0"]);
+    let tag = unique("plans");
+    load(&generic, &tag);
+    let query = format!("/Observation?code=http://example.org/plans|{tag}&_sort=-date&_count=6");
+    let first: Value = walking.get(&query).json();
+    let next = first["link"]
+        .as_array()
+        .and_then(|ls| ls.iter().find(|l| l["relation"] == "next"))
+        .and_then(|l| l["url"].as_str())
+        .expect("a next link")
+        .to_string();
+    // A newer Observation sorts first: it is not on the next page.
+    let newer = json!({"resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://example.org/plans", "code": tag}]},
+        "effectiveDateTime": "2030-01-01"});
+    let newer_id = generic.create_id("Observation", &newer.to_string());
+    let path = next.strip_prefix(&walking.base).expect("under the base");
+    let rest_walked = pages(&walking, path);
+    let rest_generic = pages(&generic, path);
+    assert_eq!(rest_walked, rest_generic);
+    assert!(!rest_walked.concat().contains(&newer_id));
+}
+
+both_backends!(
+    walked_and_generic_pages_agree,
+    walked_pages_continue_after_writes
+);
