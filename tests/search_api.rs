@@ -1461,6 +1461,12 @@ fn walked_token_pages_in_order_forwards_and_backwards(b: Backend) {
         backwards.reverse();
         assert_eq!(backwards, forwards, "{q}");
     }
+    // Counted from the index alone (the code is the only criterion): the deleted one is
+    // not counted, the one with the code twice once.
+    for total in ["_total=accurate", "_summary=count", "_count=1"] {
+        let q = format!("/Observation?code=http://example.org/codes|{code}&{total}");
+        assert_eq!(search(s, &q)["total"], 8, "{q}");
+    }
 }
 
 fn summary_true_and_elements(b: Backend) {

@@ -177,9 +177,16 @@ pub(crate) struct SessionSettings {
 
 impl CustomizeConnection<Session, diesel::r2d2::Error> for SessionSettings {
     fn on_acquire(&self, conn: &mut Session) -> Result<(), diesel::r2d2::Error> {
-        if let (AnyConnection::Postgresql(c), Some(t)) = (&mut **conn, self.statement_timeout) {
-            c.batch_execute(&format!("SET statement_timeout = {}", t.as_millis().max(1)))
+        if let AnyConnection::Postgresql(c) = &mut **conn {
+            // Requests run side by side, each wanting its page in milliseconds: parallel
+            // workers cost more to start than such a statement takes (a walked page:
+            // 15 ms with them, 9.5 ms without) and only contend under load.
+            c.batch_execute("SET max_parallel_workers_per_gather = 0")
                 .map_err(diesel::r2d2::Error::QueryError)?;
+            if let Some(t) = self.statement_timeout {
+                c.batch_execute(&format!("SET statement_timeout = {}", t.as_millis().max(1)))
+                    .map_err(diesel::r2d2::Error::QueryError)?;
+            }
         }
         if let AnyConnection::Sqlite(c) = &mut **conn {
             // busy_timeout first: the pool opens connections in parallel, and switching a

@@ -26,16 +26,30 @@ pub(super) fn count(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Option<
 }
 
 fn exact(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<i64> {
-    let mut q = Sql::new("SELECT COUNT(*) AS n FROM resources r");
-    filter(&mut q, req)?;
+    let q = match walk::walkable(req) {
+        Some(driver) => walk::count_query(req, driver, None)?,
+        None => {
+            let mut q = Sql::new("SELECT COUNT(*) AS n FROM resources r");
+            filter(&mut q, req)?;
+            q
+        }
+    };
     Ok(q.load::<CountRow>(tx.conn)?.first().map_or(0, |c| c.n))
 }
 
-/// The number of matches, counting no further than `limit + 1`.
+/// The number of matches, counting no further than `limit + 1`: along the walked
+/// token's entries when there is one (see [`walk`]), which stops there, where the
+/// generic query would collect all the entries of its driving criterion first.
 pub(super) fn capped(tx: &mut Tx<'_>, req: &SearchRequest, limit: i64) -> StoreResult<i64> {
-    let mut q = Sql::new("SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM resources r");
-    filter(&mut q, req)?;
-    q.push(" LIMIT ").bind(Bind::BigInt(limit + 1)).push(") c");
+    let q = match walk::walkable(req) {
+        Some(driver) => walk::count_query(req, driver, Some(limit + 1))?,
+        None => {
+            let mut q = Sql::new("SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM resources r");
+            filter(&mut q, req)?;
+            q.push(" LIMIT ").bind(Bind::BigInt(limit + 1)).push(") c");
+            q
+        }
+    };
     Ok(q.load::<CountRow>(tx.conn)?.first().map_or(0, |c| c.n))
 }
 

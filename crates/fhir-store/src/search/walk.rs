@@ -14,7 +14,7 @@ use crate::backend::BackendKind;
 
 /// The criterion a page can walk: the first in checking order, if it is a single
 /// token value with a code (no modifier, no chain).
-pub(super) fn walkable(req: &SearchRequest) -> Option<(&Clause, &ParamClause, &TokenValue)> {
+pub(super) fn walkable(req: &SearchRequest) -> Option<Driver<'_>> {
     let first = *ordered_clauses(req).first()?;
     let Clause::Param(p) = first else { return None };
     let plain = p.chain.is_empty()
@@ -27,23 +27,11 @@ pub(super) fn walkable(req: &SearchRequest) -> Option<(&Clause, &ParamClause, &T
     }
 }
 
-/// The page query (before `LIMIT`) walking `token` of `clause`, from the keyset
-/// `cursor` on; `backwards` reads the page before the cursor.
-pub(super) fn page_query(
-    kind: BackendKind,
-    req: &SearchRequest,
-    (clause, p, token): (&Clause, &ParamClause, &TokenValue),
-    backwards: bool,
-) -> StoreResult<Sql> {
-    let distinct = match kind {
-        BackendKind::Postgres => "DISTINCT ON (d.rid) ",
-        BackendKind::Sqlite => "",
-    };
-    let mut q = Sql::new(&format!(
-        "SELECT {distinct}d.rid AS rid, {VERSION_COLUMNS} FROM idx_token d \
-         JOIN resources r ON r.rid = d.rid JOIN resource_versions v ON v.seq = r.seq \
-         WHERE "
-    ));
+/// The criterion a page walks: the clause, its parameter and its one token value.
+pub(super) type Driver<'a> = (&'a Clause, &'a ParamClause, &'a TokenValue);
+
+/// The walked value's entries, `d` (after ` WHERE `).
+fn driver_sql(q: &mut Sql, req: &SearchRequest, (_, p, token): Driver<'_>) {
     let types = if req.query.resource_types.is_empty() {
         &p.param.resource_types
     } else {
@@ -56,9 +44,28 @@ pub(super) fn page_query(
     q.push("d.param = ")
         .bind(Bind::Text(p.param.code.clone()))
         .push(" AND ");
-    token_sql(&mut q, "d.system", "d.code", token);
+    token_sql(q, "d.system", "d.code", token);
+}
+
+/// The page query (before `LIMIT`) walking the driver's entries from the keyset
+/// cursor on; `backwards` reads the page before the cursor.
+pub(super) fn page_query(
+    kind: BackendKind,
+    req: &SearchRequest,
+    driver: Driver<'_>,
+    backwards: bool,
+) -> StoreResult<Sql> {
+    let distinct = match kind {
+        BackendKind::Postgres => "DISTINCT ON (d.rid) ",
+        BackendKind::Sqlite => "",
+    };
+    let mut q = Sql::new(&format!(
+        "SELECT {distinct}d.rid AS rid, {VERSION_COLUMNS} FROM idx_token d \
+         JOIN resources r ON r.rid = d.rid JOIN resource_versions v ON v.seq = r.seq WHERE "
+    ));
+    driver_sql(&mut q, req, driver);
     q.push(" AND ");
-    conditions(&mut q, req, Some(clause))?;
+    conditions(&mut q, req, Some(driver.0))?;
     match &req.cursor {
         Some(SearchCursor::AfterRid(rid)) => {
             q.push(" AND d.rid > ").bind(Bind::BigInt(*rid));
@@ -76,5 +83,32 @@ pub(super) fn page_query(
     } else {
         " ORDER BY d.rid ASC"
     });
+    Ok(q)
+}
+
+/// Counts the matches along the driver's entries, at most `limit`. A search with no
+/// other criterion is counted from the index alone: index rows exist only for the
+/// current versions of live resources.
+pub(super) fn count_query(
+    req: &SearchRequest,
+    driver: Driver<'_>,
+    limit: Option<i64>,
+) -> StoreResult<Sql> {
+    let alone = req.query.clauses.len() == 1 && req.compartment.is_none();
+    let mut q = Sql::new("SELECT COUNT(*) AS n FROM (SELECT d.rid FROM idx_token d");
+    if !alone {
+        q.push(" JOIN resources r ON r.rid = d.rid");
+    }
+    q.push(" WHERE ");
+    driver_sql(&mut q, req, driver);
+    if !alone {
+        q.push(" AND ");
+        conditions(&mut q, req, Some(driver.0))?;
+    }
+    q.push(" GROUP BY d.rid");
+    if let Some(n) = limit {
+        q.push(" LIMIT ").bind(Bind::BigInt(n));
+    }
+    q.push(") c");
     Ok(q)
 }

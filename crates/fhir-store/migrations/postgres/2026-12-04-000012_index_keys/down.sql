@@ -1,3 +1,4 @@
+DROP STATISTICS IF EXISTS idx_token_values;
 DROP INDEX idx_date_end;
 DROP INDEX idx_date_lookup;
 CREATE INDEX idx_date_lookup ON idx_date (res_type, param, start_ms);
