@@ -147,7 +147,7 @@ pub(crate) fn clause_sql(
     match clause {
         Clause::Param(p) if p.chain.is_empty() => param_sql(q, r, p, drive),
         Clause::Param(p) => chain_sql(q, r, p, 0, depth, drive, scope),
-        Clause::Has(h) => has_sql(q, r, h, depth, scope),
+        Clause::Has(h) => has_sql(q, r, h, depth, drive, scope),
     }
 }
 
@@ -196,31 +196,51 @@ pub(super) fn chain_sql(
     Ok(())
 }
 
+/// `_has:Type:param:criterion`: some `Type` resource matching the criterion refers to
+/// `r` through `param`. Driving (the search's first criterion), it starts from the
+/// referring resources that match and goes to what they refer to, through indexes;
+/// otherwise it is checked per candidate.
 pub(super) fn has_sql(
     q: &mut Sql,
     r: &str,
     h: &HasClause,
     depth: usize,
+    drive: bool,
     scope: Option<&Compartment>,
 ) -> StoreResult<()> {
-    let (x, s) = (format!("h{depth}"), format!("s{depth}"));
-    q.push(&format!(
-        "EXISTS (SELECT 1 FROM idx_reference {x} JOIN resources {s} ON {s}.rid = {x}.rid \
-         WHERE {x}.param = "
-    ));
+    let (x, s, t) = (
+        format!("h{depth}"),
+        format!("s{depth}"),
+        format!("g{depth}"),
+    );
+    if drive {
+        q.push(&format!(
+            "{r}.rid IN (SELECT {t}.rid FROM idx_reference {x} JOIN resources {s} ON {s}.rid = {x}.rid \
+             JOIN resources {t} ON {t}.res_type = {x}.target_type AND {t}.res_id = {x}.target_id \
+             WHERE {x}.param = "
+        ));
+    } else {
+        q.push(&format!(
+            "EXISTS (SELECT 1 FROM idx_reference {x} JOIN resources {s} ON {s}.rid = {x}.rid \
+             WHERE {x}.param = "
+        ));
+    }
     q.bind(Bind::Text(h.reference_param.clone()));
     q.push(&format!(" AND {s}.res_type = "))
         .bind(Bind::Text(h.source_type.clone()));
     q.push(&format!(" AND {s}.version > 0 AND {s}.deleted = "))
         .bind(Bind::Bool(false));
-    q.push(&format!(
-        " AND {x}.target_type = {r}.res_type AND {x}.target_id = {r}.res_id AND "
-    ));
+    if !drive {
+        q.push(&format!(
+            " AND {x}.target_type = {r}.res_type AND {x}.target_id = {r}.res_id"
+        ));
+    }
+    q.push(" AND ");
     if let Some(scope) = scope {
         scope_sql(q, &s, scope);
         q.push(" AND ");
     }
-    clause_sql(q, &s, &h.inner, depth + 1, false, scope)?;
+    clause_sql(q, &s, &h.inner, depth + 1, drive, scope)?;
     q.push(")");
     Ok(())
 }

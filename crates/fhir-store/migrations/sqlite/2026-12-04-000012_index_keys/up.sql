@@ -8,3 +8,9 @@ CREATE INDEX idx_token_lookup ON idx_token (res_type, param, code, system, rid);
 DROP INDEX idx_date_lookup;
 CREATE INDEX idx_date_lookup ON idx_date (res_type, param, start_ms, rid);
 CREATE INDEX idx_date_end ON idx_date (res_type, param, end_ms DESC, rid);
+-- References: a target's referrers per parameter (chains, `_has`, `_revinclude`) and a
+-- parameter's references to one target, with rids read from the index alone.
+DROP INDEX idx_reference_target;
+CREATE INDEX idx_reference_target ON idx_reference (target_type, target_id, param, rid);
+DROP INDEX idx_reference_lookup;
+CREATE INDEX idx_reference_lookup ON idx_reference (res_type, param, target_id, target_type, rid);
