@@ -110,18 +110,25 @@ fn slow_statements_stop_at_the_deadline(b: Backend) {
     }
 }
 
-fn postgres_statement_cancelled() {
+/// A new Patient whose row another session holds locked (an update of it waits), and
+/// that session.
+fn locked_patient(s: &Server) -> (String, diesel::PgConnection) {
     use diesel::connection::SimpleConnection;
     use diesel::Connection;
-    let s = Server::start_with(Backend::Postgres, &["--request-timeout", "1"]);
     let id = s.create_id("Patient", r#"{"resourceType":"Patient"}"#);
-    // Another session holds the resource's row: the update waits on the lock.
     let mut holder = diesel::PgConnection::establish(&s.db_url).expect("connect");
     holder
         .batch_execute(&format!(
             "BEGIN; SELECT 1 FROM resources WHERE res_type = 'Patient' AND res_id = '{id}' FOR UPDATE"
         ))
         .expect("lock");
+    (id, holder)
+}
+
+fn postgres_statement_cancelled() {
+    use diesel::connection::SimpleConnection;
+    let s = Server::start_with(Backend::Postgres, &["--request-timeout", "1"]);
+    let (id, mut holder) = locked_patient(&s);
     let started = Instant::now();
     let r = s.req("PUT", &format!("/Patient/{id}")).json(&format!(
         r#"{{"resourceType":"Patient","id":"{id}","active":true}}"#
@@ -148,16 +155,9 @@ fn postgres_statement_cancelled() {
 #[test]
 fn postgres_statement_of_a_gone_client_is_cancelled() {
     use diesel::connection::SimpleConnection;
-    use diesel::Connection;
     use std::io::Write;
     let s = Server::start_with(Backend::Postgres, &["--request-timeout", "60"]);
-    let id = s.create_id("Patient", r#"{"resourceType":"Patient"}"#);
-    let mut holder = diesel::PgConnection::establish(&s.db_url).expect("connect");
-    holder
-        .batch_execute(&format!(
-            "BEGIN; SELECT 1 FROM resources WHERE res_type = 'Patient' AND res_id = '{id}' FOR UPDATE"
-        ))
-        .expect("lock");
+    let (id, mut holder) = locked_patient(&s);
     let db = s.pg_database().unwrap().to_string();
     // Whether a statement of the server waits on the lock.
     let waiting = || {
