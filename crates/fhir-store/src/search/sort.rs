@@ -36,10 +36,11 @@ pub(super) fn sort_columns(sort: &[SortKey]) -> StoreResult<Vec<SortColumn>> {
     for key in sort {
         let desc = key.descending;
         match key.code.as_str() {
-            // Versions written in the same millisecond keep their write order.
+            // Versions written in the same millisecond keep their write order (reversed
+            // for `-_lastUpdated`), so that `(res_type, last_updated, seq)` serves both.
             "_lastUpdated" => {
                 out.push(SortColumn::new("r.last_updated", desc, KeyKind::Int));
-                out.push(SortColumn::new("r.seq", false, KeyKind::Int));
+                out.push(SortColumn::new("r.seq", desc, KeyKind::Int));
             }
             "_id" => out.push(SortColumn::new("r.res_id", desc, KeyKind::Text)),
             _ => {
@@ -88,7 +89,10 @@ pub(super) fn sort_columns(sort: &[SortKey]) -> StoreResult<Vec<SortColumn>> {
             }
         }
     }
-    out.push(SortColumn::new("r.rid", false, KeyKind::Int));
+    // `seq` (the current version's) is unique: after it, `rid` orders nothing.
+    if sort.last().is_none_or(|k| k.code != "_lastUpdated") {
+        out.push(SortColumn::new("r.rid", false, KeyKind::Int));
+    }
     Ok(out)
 }
 

@@ -8,3 +8,5 @@ DROP INDEX idx_reference_lookup;
 CREATE INDEX idx_reference_lookup ON idx_reference (res_type, param, target_id);
 DROP INDEX idx_reference_target;
 CREATE INDEX idx_reference_target ON idx_reference (target_type, target_id);
+DROP INDEX resources_type_updated;
+DROP INDEX resources_type_rid;

@@ -1,13 +1,18 @@
 -- Index keys end with the resource's rid, so that one value's entries are in rid order
 -- (a first page walks them and stops) and searches read rids from the index alone.
--- Token: one value's entries in rid order.
+-- Token: one code's entries in rid order, the system checked in the index (a code
+-- rarely comes in several systems), so `code` and `system|code` both walk.
 DROP INDEX idx_token_lookup;
-CREATE INDEX idx_token_lookup ON idx_token (res_type, param, code, system, rid);
+CREATE INDEX idx_token_lookup ON idx_token (res_type, param, code, rid, system);
 -- Date: `_sort=date` walks range starts upwards, `_sort=-date` range ends downwards,
 -- ties by rid.
 DROP INDEX idx_date_lookup;
 CREATE INDEX idx_date_lookup ON idx_date (res_type, param, start_ms, rid);
 CREATE INDEX idx_date_end ON idx_date (res_type, param, end_ms DESC, rid);
+-- Resources of one type in rid order (a search with no criterion walks it), and in
+-- `_lastUpdated` order (`_sort=_lastUpdated` walks it).
+CREATE INDEX resources_type_rid ON resources (res_type, rid);
+CREATE INDEX resources_type_updated ON resources (res_type, last_updated, seq);
 -- References: a target's referrers per parameter (chains, `_has`, `_revinclude`) and a
 -- parameter's references to one target, with rids read from the index alone.
 DROP INDEX idx_reference_target;
