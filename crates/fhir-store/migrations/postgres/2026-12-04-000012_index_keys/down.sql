@@ -10,3 +10,5 @@ DROP INDEX idx_reference_target;
 CREATE INDEX idx_reference_target ON idx_reference (target_type, target_id);
 DROP INDEX resources_type_updated;
 DROP INDEX resources_type_rid;
+DROP INDEX idx_string_lookup;
+CREATE INDEX idx_string_lookup ON idx_string (res_type, param, norm);

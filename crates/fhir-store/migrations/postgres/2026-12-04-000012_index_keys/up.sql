@@ -9,6 +9,10 @@ CREATE INDEX idx_token_lookup ON idx_token (res_type, param, code, rid, system);
 DROP INDEX idx_date_lookup;
 CREATE INDEX idx_date_lookup ON idx_date (res_type, param, start_ms, rid);
 CREATE INDEX idx_date_end ON idx_date (res_type, param, end_ms DESC, rid);
+-- Strings: `name=smi` is `norm LIKE 'smi%'`, which a B-tree serves under a non-C
+-- collation (C.UTF-8 included, before PostgreSQL 17) only with pattern operators.
+DROP INDEX idx_string_lookup;
+CREATE INDEX idx_string_lookup ON idx_string (res_type, param, norm text_pattern_ops, rid);
 -- Resources of one type in rid order (a search with no criterion walks it), and in
 -- `_lastUpdated` order (`_sort=_lastUpdated` walks it).
 CREATE INDEX resources_type_rid ON resources (res_type, rid);
