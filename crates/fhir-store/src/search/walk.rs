@@ -1,9 +1,9 @@
 //! First pages that cost the page, not the matches: when a search's most selective
-//! criterion is one token value (`code=system|code`) and the order is the default one
-//! (`rid`), the page walks that value's index entries in `rid` order — the token index
-//! is keyed `(res_type, param, code, system, rid)` — checks the other criteria per
-//! entry, and stops one row past `_count`. The generic plan instead collects every
-//! entry of the value before it can order them.
+//! criterion is one token value (`code`, `system|code`, `|code`) and the order is the
+//! default one (`rid`), the page walks that code's index entries in `rid` order — the
+//! token index is keyed `(res_type, param, code, rid, system)`, the system checked in
+//! the index — checks the other criteria per entry, and stops one row past `_count`.
+//! The generic plan instead collects every entry of the value before it can order them.
 //!
 //! A resource with the value twice (two codings alike) has two entries next to each
 //! other in the walk: SQLite groups by `rid`, PostgreSQL takes `DISTINCT ON (rid)`;
