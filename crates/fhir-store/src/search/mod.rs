@@ -136,11 +136,9 @@ struct IdRow {
 
 /// Runs a search: one page of matches, the total if asked, and the included resources.
 pub(crate) fn search(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<SearchPage> {
-    let mut page = SearchPage {
-        total: total::count(tx, req)?,
-        ..SearchPage::default()
-    };
+    let mut page = SearchPage::default();
     if req.count == 0 {
+        page.total = total::count(tx, req)?;
         return Ok(page);
     }
     let sorted = !req.query.result.sort.is_empty();
@@ -159,6 +157,12 @@ pub(crate) fn search(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Search
     };
     let more = rows.len() > req.count;
     rows.truncate(req.count);
+    // A first page that holds every match gives the total for free.
+    page.total = match (req.total, &req.cursor, more) {
+        (Total::None, _, _) => None,
+        (_, None, false) => Some(rows.len() as i64),
+        _ => total::count(tx, req)?,
+    };
     if backwards {
         rows.reverse();
     }
