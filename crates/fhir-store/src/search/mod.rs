@@ -138,7 +138,7 @@ struct IdRow {
 pub(crate) fn search(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<SearchPage> {
     let mut page = SearchPage::default();
     if req.count == 0 {
-        page.total = total::count(tx, req)?;
+        page.total = total::count(tx, req, 0)?;
         return Ok(page);
     }
     let sorted = !req.query.result.sort.is_empty();
@@ -151,9 +151,9 @@ pub(crate) fn search(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Search
         req.cursor,
         Some(SearchCursor::BeforeRid(_) | SearchCursor::BeforeKey(_))
     );
-    let mut rows = match sorted_walk(tx, req)? {
-        Some(rows) => rows,
-        None => page_rows(tx, req, &columns, sorted, backwards)?,
+    let (mut rows, seen) = match sorted_walk(tx, req)? {
+        Some(walked) => walked,
+        None => (page_rows(tx, req, &columns, sorted, backwards)?, 0),
     };
     let more = rows.len() > req.count;
     rows.truncate(req.count);
@@ -161,7 +161,7 @@ pub(crate) fn search(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Search
     page.total = match (req.total, &req.cursor, more) {
         (Total::None, _, _) => None,
         (_, None, false) => Some(rows.len() as i64),
-        _ => total::count(tx, req)?,
+        _ => total::count(tx, req, seen)?,
     };
     if backwards {
         rows.reverse();
@@ -203,14 +203,16 @@ pub(crate) fn search(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Search
 }
 
 /// A sorted page found by walking the sort index ([`sort_walk`]), when it can be.
-fn sorted_walk(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Option<Vec<MatchRow>>> {
+/// With the rows, how many matches the walk knows of.
+fn sorted_walk(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Option<(Vec<MatchRow>, i64)>> {
     let Some(key) = sort_walk::walkable(req) else {
         return Ok(None);
     };
-    let Some(from) = sort_walk::start(tx, req)? else {
+    let Some((from, seen)) = sort_walk::start(tx, req)? else {
         return Ok(None);
     };
-    sort_walk::page(tx, req, key, from, req.count + 1).map(Some)
+    let rows = sort_walk::page(tx, req, key, from, req.count + 1)?;
+    Ok(Some((rows, seen)))
 }
 
 /// The rows of a page (one past `_count`): walked along the driving token's index

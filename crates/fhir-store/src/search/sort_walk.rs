@@ -46,7 +46,8 @@ pub(super) enum WalkFrom {
 
 /// Where the page after `cursor` starts, if a walk can serve it (not backwards, not
 /// by offset) and the search is dense enough to walk.
-pub(super) fn start(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Option<WalkFrom>> {
+/// With the start, the number of matches the decision saw (more than the threshold).
+pub(super) fn start(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Option<(WalkFrom, i64)>> {
     let from = match &req.cursor {
         None => WalkFrom::Start,
         Some(SearchCursor::AfterKey(k)) => match k.as_slice() {
@@ -57,10 +58,11 @@ pub(super) fn start(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Option<
         _ => return Ok(None),
     };
     let above = req.sort_walk_above.min(i64::MAX as u64 - 1) as i64;
-    if total::capped(tx, req, above)? <= above {
+    let seen = total::capped(tx, req, above)?;
+    if seen <= above {
         return Ok(None);
     }
-    Ok(Some(from))
+    Ok(Some((from, seen)))
 }
 
 /// One walked page: up to `limit` rows from `from`, valued ones by the walk, then

@@ -9,13 +9,23 @@ use crate::backend::BackendKind;
 use crate::sql::CountRow;
 
 /// The total of a search as [`SearchRequest::total`] asks for it.
-pub(super) fn count(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Option<i64>> {
+/// `at_least`: matches known to exist already (0: nothing known), which spares a
+/// bounded count that could only confirm them.
+pub(super) fn count(
+    tx: &mut Tx<'_>,
+    req: &SearchRequest,
+    at_least: i64,
+) -> StoreResult<Option<i64>> {
     match req.total {
         Total::None => Ok(None),
         Total::Accurate => exact(tx, req).map(Some),
         Total::Bounded(limit) => {
             let limit = limit.min(i64::MAX as u64 - 1) as i64;
-            let n = capped(tx, req, limit)?;
+            let n = if at_least > limit {
+                at_least
+            } else {
+                capped(tx, req, limit)?
+            };
             if n <= limit {
                 return Ok(Some(n));
             }
