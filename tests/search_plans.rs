@@ -128,7 +128,36 @@ fn walked_pages_continue_after_writes(b: Backend) {
     assert!(!rest_walked.concat().contains(&newer_id));
 }
 
+/// Several values of the sort parameter per resource (an Immunization's reactions):
+/// each resource comes once, at its earliest date ascending and its latest descending.
+fn several_dates_per_resource_sort_alike(b: Backend) {
+    let generic = Server::start_with(b, &["--sort-walk-above", "1000000000"]);
+    let walking = generic.start_beside(&["--sort-walk-above", "0"]);
+    let tag = unique("plans");
+    for i in 0..24 {
+        let reactions: Vec<Value> = (0..i % 4)
+            .map(|k| json!({"date": format!("20{:02}-0{}-01", 10 + (i * 7 + k * 5) % 13, 1 + k)}))
+            .collect();
+        let mut imm = json!({"resourceType": "Immunization", "status": "completed",
+            "vaccineCode": {"coding": [{"system": "http://example.org/plans", "code": tag}]},
+            "patient": {"reference": "Patient/p"}, "occurrenceDateTime": "2020-01-01"});
+        if !reactions.is_empty() {
+            imm["reaction"] = Value::Array(reactions);
+        }
+        generic.create_id("Immunization", &imm.to_string());
+    }
+    for sort in ["reaction-date", "-reaction-date"] {
+        let query = format!(
+            "/Immunization?vaccine-code=http://example.org/plans|{tag}&_sort={sort}&_count=5"
+        );
+        let expected = pages(&generic, &query);
+        assert_eq!(expected.concat().len(), 24, "{query}: {expected:?}");
+        assert_eq!(pages(&walking, &query), expected, "{query}");
+    }
+}
+
 both_backends!(
     walked_and_generic_pages_agree,
-    walked_pages_continue_after_writes
+    walked_pages_continue_after_writes,
+    several_dates_per_resource_sort_alike
 );
