@@ -190,12 +190,15 @@ impl CustomizeConnection<Session, diesel::r2d2::Error> for SessionSettings {
         }
         if let AnyConnection::Sqlite(c) = &mut **conn {
             // busy_timeout first: the pool opens connections in parallel, and switching a
-            // new database to WAL needs a moment of exclusive access.
+            // new database to WAL needs a moment of exclusive access. `optimize` refreshes
+            // missing or stale planner statistics; `analysis_limit` makes it sample each
+            // index instead of reading it whole (a full ANALYZE of a 232k-resource database
+            // outlasted the pool's connect timeout, and the server did not start).
             c.batch_execute(&format!(
                 "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
                  PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{}; \
                  PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = 67108864; \
-                 PRAGMA optimize = 0x10002;",
+                 PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;",
                 self.sqlite_cache_kib
             ))
             .map_err(diesel::r2d2::Error::QueryError)?;
