@@ -63,19 +63,54 @@ impl Drop for Canceller {
     }
 }
 
-/// Cancels the armed backend's statement, holding the lock so that the connection
-/// cannot return to the pool meanwhile.
+/// Cancels the armed backend's statement. The connection is made before the lock is
+/// taken (it may be slow while the database is in trouble); the cancel itself runs
+/// under the lock, so that the connection cannot return to the pool meanwhile.
 fn cancel(url: &str, armed: &Mutex<Option<i32>>) {
+    if armed.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+        return;
+    }
+    let mut conn = match PgConnection::establish(&with_connect_timeout(url)) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not cancel an abandoned statement");
+            return;
+        }
+    };
     let armed = armed.lock().unwrap_or_else(|p| p.into_inner());
     let Some(pid) = *armed else { return };
-    let result = PgConnection::establish(url)
-        .map_err(|e| e.to_string())
-        .and_then(|mut c| {
-            c.batch_execute(&format!("SELECT pg_cancel_backend({pid})"))
-                .map_err(|e| e.to_string())
-        });
-    match result {
+    match conn.batch_execute(&format!("SELECT pg_cancel_backend({pid})")) {
         Ok(()) => tracing::debug!(pid, "cancelled the statement of an abandoned request"),
         Err(e) => tracing::warn!(pid, error = %e, "could not cancel an abandoned statement"),
+    }
+}
+
+/// `url` with a connect timeout (libpq waits for ever by default), unless it sets one.
+fn with_connect_timeout(url: &str) -> String {
+    if url.contains("connect_timeout=") {
+        return url.to_string();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}connect_timeout=5")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_connect_timeout;
+
+    #[test]
+    fn cancel_connections_time_out() {
+        assert_eq!(
+            with_connect_timeout("postgres://h/db"),
+            "postgres://h/db?connect_timeout=5"
+        );
+        assert_eq!(
+            with_connect_timeout("postgres://h/db?sslmode=require"),
+            "postgres://h/db?sslmode=require&connect_timeout=5"
+        );
+        assert_eq!(
+            with_connect_timeout("postgres://h/db?connect_timeout=1"),
+            "postgres://h/db?connect_timeout=1"
+        );
     }
 }
