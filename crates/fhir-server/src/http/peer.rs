@@ -7,7 +7,9 @@
 //! descriptor, closed with the connection), and a request that waits for blocking work
 //! looks at it now and then: a socket at end of file, or reset, means the client left.
 //! (A client that half-closes its side after sending a request would be taken as gone
-//! too; HTTP clients do not do that.)
+//! too; HTTP clients do not do that. Over TLS, a closing client's `close_notify` alert
+//! may sit unread in the socket and look like data: such a client is noticed only if
+//! it then closes the connection, or when its request ends.)
 
 use std::net::TcpStream;
 use std::os::fd::AsFd;
