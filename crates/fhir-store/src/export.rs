@@ -169,15 +169,10 @@ impl Store {
             .in_list(types);
         q.push(
             " AND r.rid IN (SELECT t.rid FROM idx_reference x JOIN resources t \
-                ON t.res_type = x.target_type AND t.res_id = x.target_id WHERE x.rid IN (",
-        );
-        for (i, rid) in rids.iter().enumerate() {
-            if i > 0 {
-                q.push(", ");
-            }
-            q.bind(Bind::BigInt(*rid));
-        }
-        q.push(")) ORDER BY r.rid");
+                ON t.res_type = x.target_type AND t.res_id = x.target_id WHERE x.rid",
+        )
+        .in_ints(rids)
+        .push(") ORDER BY r.rid");
         self.db.read(|tx| load_rows(tx, &q))
     }
 }

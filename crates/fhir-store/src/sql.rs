@@ -114,6 +114,21 @@ impl Sql {
         self.push(")")
     }
 
+    /// `IN (…)` over integers (`IN (NULL)` when empty, which matches nothing).
+    pub fn in_ints(&mut self, values: &[i64]) -> &mut Self {
+        self.push(" IN (");
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(Bind::BigInt(*v));
+        }
+        if values.is_empty() {
+            self.push("NULL");
+        }
+        self.push(")")
+    }
+
     fn query(
         &self,
         conn: &AnyConnection,

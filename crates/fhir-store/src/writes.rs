@@ -466,14 +466,9 @@ pub(crate) fn flush_index(tx: &mut Tx<'_>, pending: &mut Vec<PendingIndex>) -> S
     let replaced: Vec<i64> = batch.iter().filter(|p| p.replace).map(|p| p.rid).collect();
     for table in INDEX_TABLES {
         for chunk in replaced.chunks(MAX_BINDS) {
-            let mut delete = Sql::new(&format!("DELETE FROM {table} WHERE rid IN ("));
-            for (i, rid) in chunk.iter().enumerate() {
-                if i > 0 {
-                    delete.push(", ");
-                }
-                delete.bind(Bind::BigInt(*rid));
-            }
-            delete.push(")").execute(tx.conn)?;
+            Sql::new(&format!("DELETE FROM {table} WHERE rid"))
+                .in_ints(chunk)
+                .execute(tx.conn)?;
         }
     }
     let mut per_table: Vec<TableBatch<'_>> = Vec::new();

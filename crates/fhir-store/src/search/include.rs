@@ -82,14 +82,8 @@ pub(super) fn fetch_included(
             return Ok(Vec::new());
         }
         q.push("JOIN resources t ON t.res_type = i.target_type AND t.res_id = i.target_id ");
-        q.push("JOIN resource_versions v ON v.seq = t.seq WHERE i.rid IN (");
-        for (n, rid) in rids.iter().enumerate() {
-            if n > 0 {
-                q.push(", ");
-            }
-            q.bind(Bind::BigInt(*rid));
-        }
-        q.push(")");
+        q.push("JOIN resource_versions v ON v.seq = t.seq WHERE i.rid")
+            .in_ints(&rids);
     }
     if let Some(param) = &inc.param {
         q.push(" AND i.param = ").bind(Bind::Text(param.clone()));

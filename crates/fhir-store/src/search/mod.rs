@@ -271,15 +271,9 @@ fn generic_rows(
     }
     let mut fetch = Sql::new(&format!(
         "SELECT r.rid, {VERSION_COLUMNS} FROM resources r JOIN resource_versions v ON v.seq = r.seq \
-         WHERE r.rid IN ("
+         WHERE r.rid"
     ));
-    for (i, rid) in rids.iter().enumerate() {
-        if i > 0 {
-            fetch.push(", ");
-        }
-        fetch.bind(Bind::BigInt(*rid));
-    }
-    fetch.push(")");
+    fetch.in_ints(&rids);
     let mut by_rid: std::collections::HashMap<i64, MatchRow> = fetch
         .load::<MatchRow>(tx.conn)?
         .into_iter()

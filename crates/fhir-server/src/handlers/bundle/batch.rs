@@ -103,15 +103,7 @@ pub(super) async fn batch_search(
             Ok::<_, StoreError>((search, page))
         })
         .await?;
-    let bundle = searchset(state, base, &search, &page)?;
-    Ok(BundleEntry {
-        resource: Some(bundle.to_value()),
-        response: Some(EntryResponse {
-            status: status_line(200),
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
+    Ok(search_entry(searchset(state, base, &search, &page)?))
 }
 
 pub(super) async fn batch(

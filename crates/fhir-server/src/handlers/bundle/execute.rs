@@ -205,14 +205,7 @@ pub(super) fn execute(
             restrict_included(state, &search, &mut page).map_err(&e)?;
             let bundle =
                 searchset(state, base, &search, &page).map_err(|x| entry_err(p.index, x))?;
-            Ok(BundleEntry {
-                resource: Some(bundle.to_value()),
-                response: Some(EntryResponse {
-                    status: status_line(200),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
+            Ok(search_entry(bundle))
         }
         Method::Get => {
             let id = p.id.unwrap_or_default();

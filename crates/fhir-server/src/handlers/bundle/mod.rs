@@ -195,3 +195,15 @@ use batch::*;
 use execute::*;
 use plan::*;
 use transaction::*;
+
+/// The response entry of a search entry: its searchset Bundle, `200 OK`.
+fn search_entry(searchset: Bundle) -> BundleEntry {
+    BundleEntry {
+        resource: Some(searchset.to_value()),
+        response: Some(EntryResponse {
+            status: status_line(200),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
