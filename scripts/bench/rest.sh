@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Read-by-id and create throughput of the REST API with wrk (-t1 -c32), on SQLite and
-# PostgreSQL. Usage: scripts/bench/rest.sh [runs] [seconds]
+# The static /health ceiling, read-by-id and create throughput of the REST API with wrk (-t1 -c32), on SQLite and
+# PostgreSQL. Usage: [BIN=path] [NO_BUILD=1] scripts/bench/rest.sh [runs] [seconds]
 # Needs: wrk (apt-get install wrk), PostgreSQL at 127.0.0.1:5432 (trust auth).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${1:-3}
 SECS=${2:-10}
 PORT=18090
-BIN=target/release/fhir-server
+BIN=${BIN:-target/release/fhir-server}
 [ -n "${NO_BUILD:-}" ] || cargo build --release -p fhir-server >/dev/null
 here=$(pwd)/scripts/bench
 work=$(mktemp -d)
@@ -43,6 +43,7 @@ for backend in ${BACKENDS:-sqlite postgres}; do
   fi
   start "$url"
   seed
+  [ $backend = sqlite ] && run "health" health.lua
   run "$backend read" read.lua
   run "$backend create" create.lua
   stop

@@ -131,7 +131,7 @@ fn spawn(dir: &std::path::Path, args: &[String]) -> Child {
 }
 
 /// The `serve` arguments of a test server: loopback `port`, database `url`, exports
-/// in `dir`, then `extra`.
+/// in `dir/exports`, then `extra`.
 fn serve_args(port: u16, url: &str, dir: &std::path::Path, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = [
         "serve",
@@ -229,7 +229,8 @@ impl Server {
     }
 
     /// Starts another server process on this server's database (a second node), with
-    /// its own address and folder and `extra` arguments; the database stays this
+    /// its own address, log folder and `extra` arguments, sharing this server's export
+    /// folder (as nodes behind one load balancer must); the database stays this
     /// server's (dropped with it).
     pub fn start_beside(&self, extra: &[&str]) -> Server {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
@@ -237,7 +238,7 @@ impl Server {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let port = free_port();
-        let args = serve_args(port, &self.db_url, &dir, extra);
+        let args = serve_args(port, &self.db_url, &self.dir, extra);
         let child = spawn(&dir, &args);
         let server = Server {
             child,
@@ -270,6 +271,22 @@ impl Server {
         let _ = self.child.wait();
         self.child = spawn(&self.dir, &self.args);
         self.wait_ready();
+    }
+
+    /// Kills the server process at once (a node dying).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends a signal to the server process (`STOP`: freezes it, as a stalled node;
+    /// `CONT`: lets it go on).
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{name} failed");
     }
 
     fn wait_ready(&self) {

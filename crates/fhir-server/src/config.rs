@@ -210,6 +210,11 @@ pub struct ServeArgs {
     /// connections; the operating system caches the file too).
     #[arg(long, env = "FHIR_DB_CACHE_MB", default_value_t = 64)]
     pub db_cache_mb: u32,
+    /// Memory for current versions of recently read resources, in MiB (0: off). Reads
+    /// it holds skip the database while this node is alone on it; with several nodes
+    /// each read checks the version first (docs/scaling.md).
+    #[arg(long, env = "FHIR_READ_CACHE_MB", default_value_t = 32)]
+    pub read_cache_mb: u64,
     /// Seconds a request may work (FHIRPath, validation, database statements) before
     /// it is stopped and answered 503; 0: no limit.
     #[arg(long, env = "FHIR_REQUEST_TIMEOUT", default_value_t = 30.0)]
@@ -386,14 +391,8 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         max_connections: args.db_pool_size,
         statement_timeout: request_timeout,
         sqlite_cache_mib: args.db_cache_mb,
+        read_cache_mib: args.read_cache_mb,
         ..Default::default()
-    };
-    let auth = load_auth(&args)?;
-    check_exposure(&args, auth.is_some())?;
-    let audit_on = match args.security.audit {
-        AuditMode::Auto => auth.is_some(),
-        AuditMode::On => true,
-        AuditMode::Off => false,
     };
     let url = args.database_url.clone();
     let mut store = tokio::task::spawn_blocking(move || Store::open(&url, &options, indexer))
@@ -401,11 +400,19 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         .map_err(std::io::Error::other)?
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     tracing::info!(backend = ?store.kind(), "database ready");
+    let auth = load_auth(&args, &store)?;
+    check_exposure(&args, auth.is_some())?;
+    let audit_on = match args.security.audit {
+        AuditMode::Auto => auth.is_some(),
+        AuditMode::On => true,
+        AuditMode::Off => false,
+    };
     if audit_on {
         store.set_audit_hook(Arc::new(crate::audit::write_hook));
         store.set_audit_expander(Arc::new(crate::audit::expand));
     }
     let store = Arc::new(store);
+    let node = join_nodes(&store, &args).await?;
     let audit = audit_on.then(|| crate::audit::AuditSink::start(store.clone()));
     let date = fhir_store::time::fhir_instant(fhir_store::time::now_millis());
     let mut capability = crate::capability::build(defs, args.base_url.as_deref(), &date[..10]);
@@ -472,11 +479,45 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         None => (server.bind(args.listen)?, "http"),
     };
     tracing::info!(listen = %args.listen, "serving FHIR R4 at {scheme}://{}/fhir", args.listen);
-    server.run().await
+    let result = server.run().await;
+    // Leaves the database's list of nodes (the others may trust their caches again).
+    tokio::task::spawn_blocking(move || drop(node)).await.ok();
+    result
 }
 
-fn load_auth(args: &ServeArgs) -> std::io::Result<Option<Arc<crate::auth::AuthConfig>>> {
+/// Registers this process among the server nodes sharing its database
+/// ([`fhir_store::nodes`]); waits while a node that finds others must.
+async fn join_nodes(
+    store: &Arc<Store>,
+    args: &ServeArgs,
+) -> std::io::Result<fhir_store::nodes::NodeHandle> {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = format!("{host} pid {} {}", std::process::id(), args.listen);
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store.join_nodes(&host))
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+fn load_auth(
+    args: &ServeArgs,
+    store: &Store,
+) -> std::io::Result<Option<Arc<crate::auth::AuthConfig>>> {
     let s = &args.security;
+    // Without a configured key, every node signs with one key kept in the database,
+    // so tokens work on all nodes and across restarts.
+    let stored_secret = match (&s.auth_clients, &s.auth_token_secret) {
+        (Some(_), None) => Some(
+            store
+                .shared_secret("access-token-key")
+                .map_err(|e| std::io::Error::other(e.to_string()))?,
+        ),
+        _ => None,
+    };
     let issuer = args
         .base_url
         .clone()
@@ -487,6 +528,7 @@ fn load_auth(args: &ServeArgs) -> std::io::Result<Option<Arc<crate::auth::AuthCo
         oidc_audience: s.oidc_audience.as_deref(),
         oidc_jwks: s.oidc_jwks.as_deref(),
         token_secret: s.auth_token_secret.as_deref(),
+        stored_secret,
         issuer,
         token_lifetime: s.token_lifetime.clamp(30, 3600),
     };

@@ -59,6 +59,9 @@ pub enum ApiError {
     ExportFailed(String),
     #[error("the database is not available; retry shortly")]
     Unavailable(String),
+    /// Concurrent writes collided (deadlock): 503, retry.
+    #[error("the change collided with concurrent changes of the same records; nothing was written, retry it")]
+    Contention(String),
     /// The database has no room for the write: 507, logged.
     #[error("the server has no storage space left for this change; nothing was written")]
     StorageFull(String),
@@ -144,6 +147,9 @@ impl ApiError {
             ApiError::Unavailable(_) => {
                 OperationOutcome::of(issue(IssueType::Transient, self.to_string(), None))
             }
+            ApiError::Contention(_) => {
+                OperationOutcome::of(issue(IssueType::LockError, self.to_string(), None))
+            }
             ApiError::Timeout => {
                 OperationOutcome::of(issue(IssueType::TooCostly, self.to_string(), None))
             }
@@ -183,6 +189,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::Pool(e) => ApiError::Unavailable(e.to_string()),
             StoreError::Unavailable(m) => ApiError::Unavailable(m),
+            StoreError::Contention(m) => ApiError::Contention(m),
             StoreError::Timeout => ApiError::Timeout,
             StoreError::StorageFull(m) => ApiError::StorageFull(m),
             other => ApiError::Internal(other.to_string()),
@@ -232,7 +239,9 @@ impl ResponseError for ApiError {
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::Unprocessable(..) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
-            ApiError::Unavailable(_) | ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Contention(_) | ApiError::Timeout => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::ExportFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -271,7 +280,7 @@ impl ResponseError for ApiError {
             ApiError::TooManyRequests(secs) => {
                 b.insert_header(("Retry-After", secs.to_string()));
             }
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(_) | ApiError::Contention(_) => {
                 b.insert_header(("Retry-After", "1"));
             }
             _ => {}

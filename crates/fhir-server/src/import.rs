@@ -291,6 +291,7 @@ fn embedded_server(database_url: &str) -> Result<String, ImportError> {
         max_body_bytes: 512 * 1024 * 1024,
         db_pool_size: 4,
         db_cache_mb: 64,
+        read_cache_mb: 0,
         // A file may be one very large transaction: no time limit in-process.
         request_timeout: 0.0,
         total_threshold: 1000,

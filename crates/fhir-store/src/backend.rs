@@ -78,6 +78,10 @@ pub struct Database {
     writes: std::sync::atomic::AtomicU64,
     /// Versions written by the transaction being committed (set by the store).
     pending_versions: std::sync::atomic::AtomicU64,
+    /// Current versions of hot resources ([`crate::cache`]).
+    pub(crate) cache: crate::cache::ReadCache,
+    /// This process as a node among those sharing the database ([`crate::nodes`]).
+    pub(crate) membership: crate::nodes::Membership,
 }
 
 impl Database {
@@ -137,6 +141,8 @@ impl Database {
             sqlite_writer: (kind == BackendKind::Sqlite).then(|| Mutex::new(())),
             writes: std::sync::atomic::AtomicU64::new(0),
             pending_versions: std::sync::atomic::AtomicU64::new(0),
+            cache: crate::cache::ReadCache::new(options.read_cache_mib.saturating_mul(1 << 20)),
+            membership: Default::default(),
         };
         db.migrate()?;
         Ok(db)
@@ -222,10 +228,23 @@ impl Database {
     /// queue), `BEGIN` on PostgreSQL. Commits on `Ok`, rolls back on `Err`: nothing of
     /// a failed request stays behind.
     pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
-        self.write_inner(f).map_err(|e| self.failed(e))
+        self.write_inner(true, f).map_err(|e| self.failed(e))
     }
 
-    fn write_inner<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T>) -> StoreResult<T> {
+    /// A write transaction without the node fence ([`crate::nodes`]): for the nodes'
+    /// own bookkeeping, which writes no resources.
+    pub(crate) fn write_unfenced<T>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        self.write_inner(false, f).map_err(|e| self.failed(e))
+    }
+
+    fn write_inner<T>(
+        &self,
+        fenced: bool,
+        f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
         let _writer: Option<MutexGuard<'_, ()>> = self
             .sqlite_writer
             .as_ref()
@@ -239,22 +258,31 @@ impl Database {
         let mut tx = Tx {
             conn: &mut conn,
             kind: self.kind,
+            written: Vec::new(),
+        };
+        let fence = if fenced {
+            self.membership.fence(&mut tx)
+        } else {
+            Ok(())
         };
         // Work that ran past the request's deadline (or whose client left) is not
         // committed: the client has been told it failed.
-        let result = f(&mut tx).and_then(|v| {
+        let result = fence.and_then(|()| f(&mut tx)).and_then(|v| {
             if fhir_model::budget::expired() {
                 Err(StoreError::Timeout)
             } else {
                 Ok(v)
             }
         });
+        let written = std::mem::take(&mut tx.written);
         match result {
             Ok(v) => {
                 if let Err(e) = conn.batch_execute("COMMIT") {
                     let _ = conn.batch_execute("ROLLBACK");
                     return Err(e.into());
                 }
+                self.cache
+                    .written(written.iter().map(|(t, i)| (t.as_str(), i.as_str())));
                 let written = self
                     .pending_versions
                     .swap(0, std::sync::atomic::Ordering::Relaxed)
@@ -301,6 +329,7 @@ impl Database {
         let mut tx = Tx {
             conn: &mut conn,
             kind: self.kind,
+            written: Vec::new(),
         };
         f(&mut tx).map_err(|e| self.failed(e))
     }
@@ -310,6 +339,9 @@ impl Database {
 pub struct Tx<'c> {
     pub conn: &'c mut AnyConnection,
     pub kind: BackendKind,
+    /// Resources (`type`, `id`) written so far, dropped from the read cache once the
+    /// transaction commits.
+    pub(crate) written: Vec<(String, String)>,
 }
 
 impl Tx<'_> {

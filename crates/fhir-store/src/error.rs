@@ -18,6 +18,10 @@ pub enum StoreError {
     /// restarting or down): worth retrying shortly.
     #[error("the database is not reachable: {0}")]
     Unavailable(String),
+    /// The database broke a lock cycle (deadlock) or a serialization conflict with
+    /// concurrent writes by aborting this one: nothing was written; worth retrying.
+    #[error("the change collided with concurrent changes of the same records: {0}")]
+    Contention(String),
     /// A statement was stopped at the request's deadline (or because its client left).
     #[error("the request ran out of its time budget")]
     Timeout,
@@ -77,6 +81,9 @@ impl From<diesel::result::Error> for StoreError {
             || m.contains("canceling statement due to user request")
         {
             return StoreError::Timeout;
+        }
+        if matches!(kind, K::SerializationFailure) || m.contains("deadlock detected") {
+            return StoreError::Contention(m.to_string());
         }
         if m.contains("database or disk is full")
             || m.contains("No space left on device")

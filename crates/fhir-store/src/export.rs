@@ -40,6 +40,15 @@ pub struct ExportJob {
     pub output: String,
     #[diesel(sql_type = Nullable<Text>)]
     pub error: Option<String>,
+    /// The node running it (see [`Store::claim_export_job`]).
+    #[diesel(sql_type = Nullable<Text>)]
+    pub owner: Option<String>,
+}
+
+impl ExportJob {
+    pub fn owner_is(&self, node: &str) -> bool {
+        self.owner.as_deref() == Some(node)
+    }
 }
 
 /// The state a running job reports.
@@ -78,8 +87,12 @@ pub struct ExportQuery {
     pub filters: Vec<(String, Vec<Vec<Clause>>)>,
 }
 
+/// A job no live node runs: never taken, or its node is gone.
+const UNOWNED: &str = "(owner IS NULL OR NOT EXISTS \
+     (SELECT 1 FROM server_nodes n WHERE n.node_id = export_jobs.owner))";
+
 const JOB_COLUMNS: &str = "id, status, request_url, request, transaction_time, created_at, \
-                           updated_at, progress, output, error";
+                           updated_at, progress, output, error, owner";
 
 impl Store {
     /// Records a new export job.
@@ -94,7 +107,8 @@ impl Store {
         q.bind(Bind::BigInt(job.updated_at)).push(", ");
         q.bind(Bind::Text(job.progress.clone())).push(", ");
         q.bind(Bind::Text(job.output.clone())).push(", ");
-        q.bind(Bind::OptText(job.error.clone())).push(")");
+        q.bind(Bind::OptText(job.error.clone())).push(", ");
+        q.bind(Bind::OptText(job.owner.clone())).push(")");
         self.db.write(|tx| q.execute(tx.conn).map(|_| ()))
     }
 
@@ -116,8 +130,44 @@ impl Store {
         self.db.read(|tx| q.load::<ExportJob>(tx.conn))
     }
 
-    /// Records a job's state; `false` when the job is gone (cancelled).
-    pub fn update_export_job(&self, id: &str, update: &JobUpdate<'_>) -> StoreResult<bool> {
+    /// Takes job `id` for the node `owner` when it is queued, or running on a node that
+    /// is gone ([`crate::nodes`]); `false` when another live node has it or it is done.
+    pub fn claim_export_job(&self, id: &str, owner: &str) -> StoreResult<bool> {
+        let mut q = Sql::new("UPDATE export_jobs SET status = 'running', owner = ");
+        q.bind(Bind::Text(owner.into()));
+        q.push(", updated_at = ")
+            .bind(Bind::BigInt(crate::time::now_millis()));
+        q.push(" WHERE id = ").bind(Bind::Text(id.into()));
+        q.push(" AND status IN ('queued', 'running') AND (owner = ")
+            .bind(Bind::Text(owner.into()))
+            .push(" OR ")
+            .push(UNOWNED)
+            .push(")");
+        self.db.write(|tx| Ok(q.execute(tx.conn)? > 0))
+    }
+
+    /// Jobs waiting for a node: queued, or running on a node that is gone; oldest first.
+    pub fn claimable_export_jobs(&self) -> StoreResult<Vec<String>> {
+        let q = Sql::new(&format!(
+            "SELECT id AS s FROM export_jobs WHERE status IN ('queued', 'running') AND {UNOWNED} \
+             ORDER BY created_at"
+        ));
+        self.db.read(|tx| {
+            Ok(q.load::<crate::sql::TextRow>(tx.conn)?
+                .into_iter()
+                .map(|r| r.s)
+                .collect())
+        })
+    }
+
+    /// Records a job's state as its runner `owner` sees it; `false` when the job is
+    /// gone (cancelled) or another node has taken it over.
+    pub fn update_export_job(
+        &self,
+        id: &str,
+        owner: &str,
+        update: &JobUpdate<'_>,
+    ) -> StoreResult<bool> {
         let mut q = Sql::new("UPDATE export_jobs SET status = ");
         q.bind(Bind::Text(update.status.into()));
         q.push(", progress = ")
@@ -128,6 +178,7 @@ impl Store {
         q.push(", updated_at = ")
             .bind(Bind::BigInt(crate::time::now_millis()));
         q.push(" WHERE id = ").bind(Bind::Text(id.into()));
+        q.push(" AND owner = ").bind(Bind::Text(owner.into()));
         self.db.write(|tx| Ok(q.execute(tx.conn)? > 0))
     }
 

@@ -9,12 +9,14 @@
 
 pub mod audit;
 pub mod backend;
+pub mod cache;
 mod cancel;
 mod deadline;
 pub mod error;
 pub mod export;
 pub mod idempotency;
 pub mod model;
+pub mod nodes;
 mod pool;
 mod reads;
 mod schema;
@@ -53,7 +55,7 @@ pub struct Precondition {
 
 /// The store: a database and the indexer that computes search values on write.
 pub struct Store {
-    db: Database,
+    db: Arc<Database>,
     indexer: Arc<dyn Indexer>,
     /// Builds the AuditEvents of audited writes (see [`audit`]); none: no audit.
     audit: Option<Arc<AuditHook>>,
@@ -64,7 +66,7 @@ impl Store {
     /// Opens (and migrates) `sqlite://PATH` or `postgres://…`.
     pub fn open(url: &str, options: &PoolOptions, indexer: Arc<dyn Indexer>) -> StoreResult<Store> {
         Ok(Store {
-            db: Database::open(url, options)?,
+            db: Arc::new(Database::open(url, options)?),
             indexer,
             audit: None,
             audit_expander: None,
@@ -147,7 +149,39 @@ impl Store {
 
     /// The current version of `type/id`, deleted or not; `None` if it never existed.
     pub fn read(&self, res_type: &str, id: &str) -> StoreResult<Option<StoredResource>> {
-        self.db.read(|tx| reads::current(tx, res_type, id))
+        Ok(self.read_shared(res_type, id)?.map(Arc::unwrap_or_clone))
+    }
+
+    /// [`Store::read`] through the read cache ([`cache`]): from memory when this node
+    /// is alone on its database, else checked against the current version number.
+    pub fn read_shared(
+        &self,
+        res_type: &str,
+        id: &str,
+    ) -> StoreResult<Option<Arc<StoredResource>>> {
+        let cache = &self.db.cache;
+        if let Some(hit) = cache.get_trusted(res_type, id) {
+            return Ok(Some(hit));
+        }
+        self.db.read(|tx| {
+            if let Some(hit) = cache.get(res_type, id) {
+                if reads::current_version(tx, res_type, id)? == Some(hit.version) {
+                    return Ok(Some(hit));
+                }
+            }
+            let ticket = cache.ticket(res_type, id);
+            let found = reads::current(tx, res_type, id)?.map(Arc::new);
+            if let Some(f) = &found {
+                cache.offer(ticket, f.clone());
+            }
+            Ok(found)
+        })
+    }
+
+    /// The current version of `type/id` when the read cache may answer without the
+    /// database (call on any thread: it never blocks on the database).
+    pub fn cached(&self, res_type: &str, id: &str) -> Option<Arc<StoredResource>> {
+        self.db.cache.get_trusted(res_type, id)
     }
 
     /// One version of `type/id`.
@@ -157,7 +191,54 @@ impl Store {
         id: &str,
         version: i64,
     ) -> StoreResult<Option<StoredResource>> {
-        self.db.read(|tx| reads::version(tx, res_type, id, version))
+        Ok(self
+            .vread_shared(res_type, id, version)?
+            .map(Arc::unwrap_or_clone))
+    }
+
+    /// [`Store::vread`], from the read cache when it holds that version (versions
+    /// never change, so no check is needed).
+    pub fn vread_shared(
+        &self,
+        res_type: &str,
+        id: &str,
+        version: i64,
+    ) -> StoreResult<Option<Arc<StoredResource>>> {
+        if let Some(hit) = self.db.cache.get(res_type, id) {
+            if hit.version == version {
+                return Ok(Some(hit));
+            }
+        }
+        Ok(self
+            .db
+            .read(|tx| reads::version(tx, res_type, id, version))?
+            .map(Arc::new))
+    }
+
+    /// Registers this process as a server node on its database ([`nodes`]): needed
+    /// for the read cache to answer from memory. Returns once the node may write.
+    pub fn join_nodes(&self, host: &str) -> StoreResult<nodes::NodeHandle> {
+        nodes::join(&self.db, host)
+    }
+
+    /// The secret `name` shared by every node on this database ([`nodes::shared_secret`]).
+    pub fn shared_secret(&self, name: &str) -> StoreResult<String> {
+        nodes::shared_secret(&self.db, name)
+    }
+
+    /// This process's id among the server nodes, once it has joined them.
+    pub fn node_id(&self) -> Option<String> {
+        self.db.membership.id()
+    }
+
+    /// Server nodes live on this database now.
+    pub fn live_nodes(&self) -> StoreResult<i64> {
+        nodes::live_nodes(&self.db)
+    }
+
+    /// Entries and bytes held by the read cache.
+    pub fn cache_usage(&self) -> (usize, u64) {
+        self.db.cache.usage()
     }
 
     /// A page of history.
@@ -420,6 +501,17 @@ impl TxOps<'_, '_> {
 
     /// `None` for no match, the id for one match, [`StoreError::PreconditionFailed`]
     /// for several. Serialises conditional writes on the type.
+    /// Takes the conditional-write locks of `types` ([`Tx::lock_type`]) in one order
+    /// (by name), so that two transactions that each need several never wait on each
+    /// other in a cycle.
+    pub fn lock_types<'t>(&mut self, types: impl IntoIterator<Item = &'t str>) -> StoreResult<()> {
+        let sorted: std::collections::BTreeSet<&str> = types.into_iter().collect();
+        for t in sorted {
+            self.tx.lock_type(t)?;
+        }
+        Ok(())
+    }
+
     pub fn single_match(
         &mut self,
         res_type: &str,

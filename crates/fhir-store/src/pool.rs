@@ -48,6 +48,8 @@ pub struct PoolOptions {
     /// SQLite's page cache for the whole pool, in MiB (each connection has its own
     /// cache, so each gets its share). The operating system caches the file as well.
     pub sqlite_cache_mib: u32,
+    /// The read cache of current versions, in MiB (0: off; [`crate::cache`]).
+    pub read_cache_mib: u64,
 }
 
 impl Default for PoolOptions {
@@ -57,6 +59,7 @@ impl Default for PoolOptions {
             connect_timeout: Duration::from_secs(5),
             statement_timeout: Some(Duration::from_secs(30)),
             sqlite_cache_mib: 64,
+            read_cache_mib: 32,
         }
     }
 }

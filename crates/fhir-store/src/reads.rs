@@ -26,6 +26,22 @@ pub(crate) fn current(
         .optional()?)
 }
 
+/// The current version number of `type/id` (an index-only lookup).
+pub(crate) fn current_version(
+    tx: &mut Tx<'_>,
+    res_type: &str,
+    id: &str,
+) -> StoreResult<Option<i64>> {
+    use crate::schema::resources as r;
+    Ok(r::table
+        .filter(r::res_type.eq(res_type))
+        .filter(r::res_id.eq(id))
+        .filter(r::version.gt(0))
+        .select(r::version)
+        .first(tx.conn)
+        .optional()?)
+}
+
 /// Version `version` of `type/id`.
 pub(crate) fn version(
     tx: &mut Tx<'_>,

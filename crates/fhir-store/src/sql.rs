@@ -182,3 +182,10 @@ pub struct CountRow {
     #[diesel(sql_type = BigInt)]
     pub n: i64,
 }
+
+/// A single text value.
+#[derive(QueryableByName)]
+pub struct TextRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub s: String,
+}

@@ -159,6 +159,7 @@ pub(crate) fn write_version(
         .push(" WHERE rid = ")
         .bind(Bind::BigInt(current.rid));
     update.execute(tx.conn)?;
+    tx.written.push((res_type.to_string(), id.to_string()));
     let pending = PendingIndex {
         rid: current.rid,
         res_type: res_type.to_string(),

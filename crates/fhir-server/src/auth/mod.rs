@@ -93,6 +93,8 @@ pub struct AuthSettings<'a> {
     pub oidc_audience: Option<&'a str>,
     pub oidc_jwks: Option<&'a str>,
     pub token_secret: Option<&'a str>,
+    /// The key all nodes share in the database, used when no `token_secret` is set.
+    pub stored_secret: Option<String>,
     pub issuer: String,
     pub token_lifetime: u64,
 }
@@ -114,6 +116,9 @@ impl AuthConfig {
         let secret = match s.token_secret {
             Some(t) if t.len() >= 32 => t.as_bytes().to_vec(),
             Some(_) => return Err("--auth-token-secret must be at least 32 characters".into()),
+            None if s.stored_secret.is_some() => {
+                s.stored_secret.clone().unwrap_or_default().into_bytes()
+            }
             None => {
                 tracing::warn!("no --auth-token-secret: access tokens are signed with a random key and stop working when this process stops (set one shared secret for all nodes)");
                 use rand::RngCore;

@@ -2,9 +2,13 @@
 //! reading the store page by page (keyset on `rid`, `batch` resources per page, through
 //! the shared pool) and streaming each resource as one NDJSON line to a file per type
 //! (a new part after `max_file_resources`). Memory stays that of one page and the file
-//! buffers, whatever the export's size. Jobs are rows of `export_jobs`: a job found
-//! queued or running at start-up (the server stopped under it) is started again from
-//! the beginning; finished jobs and their files are removed after `retention`.
+//! buffers, whatever the export's size. Jobs are rows of `export_jobs`, run by one
+//! node at a time: a node claims a job (its `owner`) before it runs it, and every node
+//! looks every [`CLAIM_EVERY`] for jobs that are queued or whose node is gone
+//! ([`fhir_store::nodes`]), which it takes over and runs again from the beginning. Each
+//! run writes its own folder, so a node that lost its job (it stalled, and another
+//! took over) cannot spoil the other's files. Finished jobs and their files are
+//! removed after `retention`.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -23,8 +27,10 @@ type Page = fhir_store::StoreResult<Vec<(i64, StoredResource)>>;
 
 use super::{export_scope, ExportError, ExportPlan, ExportRequest};
 
-/// How often finished jobs are checked for expiry when the worker is idle.
+/// How often finished jobs are checked for expiry.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// How often an idle worker looks for jobs no live node runs.
+const CLAIM_EVERY: Duration = Duration::from_secs(2);
 /// How often a running job records its progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
@@ -55,6 +61,9 @@ pub struct OutputFile {
     pub res_type: String,
     pub file: String,
     pub count: u64,
+    /// The folder of the run that wrote it, inside the job's folder.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run: String,
 }
 
 /// The export worker and the job operations of the HTTP handlers.
@@ -64,16 +73,19 @@ pub struct Exporter {
     config: ExportConfig,
     queue: Mutex<Sender<String>>,
     cancelled: Mutex<HashSet<String>>,
+    /// This node's id: the `owner` of the jobs it runs.
+    node: String,
 }
 
 impl Exporter {
-    /// Starts the worker thread and queues the jobs a previous run left unfinished.
+    /// Starts the worker thread, which also takes up the jobs no live node runs.
     pub fn start(
         store: Arc<Store>,
         defs: &'static Definitions,
         config: ExportConfig,
     ) -> Result<Arc<Exporter>, ExportError> {
         std::fs::create_dir_all(&config.dir)?;
+        let store_node = store.node_id();
         let (tx, rx) = mpsc::channel();
         let exporter = Arc::new(Exporter {
             store,
@@ -81,13 +93,8 @@ impl Exporter {
             config,
             queue: Mutex::new(tx),
             cancelled: Mutex::new(HashSet::new()),
+            node: exporter_node(&store_node),
         });
-        for job in exporter.store.export_jobs()? {
-            if job.status == QUEUED || job.status == RUNNING {
-                tracing::info!(job = %job.id, "export job restarted after a server restart");
-                exporter.enqueue(&job.id);
-            }
-        }
         let worker = exporter.clone();
         std::thread::Builder::new()
             .name("export".into())
@@ -126,6 +133,7 @@ impl Exporter {
             progress: "queued".into(),
             output: "[]".into(),
             error: None,
+            owner: None,
         };
         self.store.create_export_job(&job)?;
         self.enqueue(&id);
@@ -156,10 +164,10 @@ impl Exporter {
     pub fn file_path(&self, id: &str, file: &str) -> Result<PathBuf, ExportError> {
         let job = self.job(id)?;
         let outputs: Vec<OutputFile> = serde_json::from_str(&job.output).unwrap_or_default();
-        if job.status != COMPLETED || !outputs.iter().any(|o| o.file == file) {
-            return Err(ExportError::FileNotFound(file.to_string()));
+        match outputs.iter().find(|o| o.file == file) {
+            Some(o) if job.status == COMPLETED => Ok(self.job_dir(id).join(&o.run).join(file)),
+            _ => Err(ExportError::FileNotFound(file.to_string())),
         }
-        Ok(self.job_dir(id).join(file))
     }
 
     fn job_dir(&self, id: &str) -> PathBuf {
@@ -183,29 +191,47 @@ impl Exporter {
     }
 
     fn run(&self, rx: Receiver<String>) {
+        let mut purged = Instant::now() - PURGE_EVERY;
         loop {
-            match rx.recv_timeout(PURGE_EVERY) {
+            match rx.recv_timeout(CLAIM_EVERY) {
                 Ok(id) => self.run_job(&id),
-                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Timeout) => self.take_up_orphans(),
                 Err(RecvTimeoutError::Disconnected) => return,
             }
-            if let Err(e) = self.purge_expired() {
-                tracing::warn!(error = %e, "removing expired export jobs failed");
+            if purged.elapsed() >= PURGE_EVERY {
+                purged = Instant::now();
+                if let Err(e) = self.purge_expired() {
+                    tracing::warn!(error = %e, "removing expired export jobs failed");
+                }
             }
+        }
+    }
+
+    /// Runs the jobs that are queued or whose node is gone.
+    fn take_up_orphans(&self) {
+        match self.store.claimable_export_jobs() {
+            Ok(ids) => ids.iter().for_each(|id| self.run_job(id)),
+            Err(e) => tracing::warn!(error = %e, "looking for export jobs failed"),
         }
     }
 
     fn run_job(&self, id: &str) {
         let started = Instant::now();
+        match self.store.claim_export_job(id, &self.node) {
+            Ok(true) => {}
+            Ok(false) => return, // done, cancelled, or another node runs it
+            Err(e) => return tracing::error!(job = %id, error = %e, "export job not claimed"),
+        }
         let result = self.store.export_job(id).map_err(ExportError::from);
         let job = match result {
-            Ok(Some(job)) if job.status == QUEUED || job.status == RUNNING => job,
+            Ok(Some(job)) if job.owner_is(&self.node) => job,
             Ok(_) => return,
             Err(e) => return tracing::error!(job = %id, error = %e, "export job unreadable"),
         };
-        let outcome = self.write_job(&job);
+        let run = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let outcome = self.write_job(&job, &run);
         if self.is_cancelled(id) {
-            self.remove_files(id);
+            self.lost_or_cancelled(id, &run);
             return;
         }
         let (status, output, error) = match &outcome {
@@ -222,25 +248,38 @@ impl Exporter {
             output: &serde_json::to_string(&output).unwrap_or_else(|_| "[]".into()),
             error: error.as_deref(),
         };
-        match self.store.update_export_job(id, &update) {
+        match self.store.update_export_job(id, &self.node, &update) {
             Ok(true) => tracing::info!(
                 job = %id, status, resources = total,
                 ms = started.elapsed().as_millis() as u64, "export job finished"
             ),
-            Ok(false) => self.remove_files(id),
+            Ok(false) => self.lost_or_cancelled(id, &run),
             Err(e) => tracing::error!(job = %id, error = %e, "export job state not saved"),
         }
     }
 
-    /// Writes the job's files; returns them (empty if the job was cancelled).
-    fn write_job(&self, job: &ExportJob) -> Result<Vec<OutputFile>, ExportError> {
+    /// After a run stopped because its job is gone or another node has it: removes
+    /// the job's files (cancelled) or this run's (taken over).
+    fn lost_or_cancelled(&self, id: &str, run: &str) {
+        match self.store.export_job(id) {
+            Ok(Some(_)) => {
+                tracing::warn!(job = %id, "export job taken over by another node; this run stops");
+                let dir = self.job_dir(id).join(run);
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            _ => self.remove_files(id),
+        }
+    }
+
+    /// Writes the job's files into the folder of `run`; returns them (empty if the
+    /// job was cancelled or taken over).
+    fn write_job(&self, job: &ExportJob, run: &str) -> Result<Vec<OutputFile>, ExportError> {
         let request: ExportRequest = serde_json::from_str(&job.request)
             .map_err(|e| ExportError::Io(format!("stored request unreadable: {e}")))?;
         let plan = export_scope(&self.store, self.defs, &request)?;
-        let dir = self.job_dir(&job.id);
-        self.remove_files(&job.id);
+        let dir = self.job_dir(&job.id).join(run);
         std::fs::create_dir_all(&dir)?;
-        let mut files = Files::new(dir, self.config.max_file_resources);
+        let mut files = Files::new(dir, run, self.config.max_file_resources);
         // The next page is read while this one is written (two pages in flight).
         let (tx, pages) = std::sync::mpsc::sync_channel(1);
         std::thread::scope(|scope| {
@@ -323,7 +362,7 @@ impl Exporter {
             output: "[]",
             error: None,
         };
-        Ok(self.store.update_export_job(id, &update)?)
+        Ok(self.store.update_export_job(id, &self.node, &update)?)
     }
 
     /// One resource as one NDJSON line (stored text as is, unless subsetted or, which
@@ -361,15 +400,17 @@ impl Exporter {
 /// The open output files of a job, one per type (and part).
 struct Files {
     dir: PathBuf,
+    run: String,
     limit: u64,
     open: HashMap<String, (BufWriter<File>, usize)>,
     outputs: Vec<OutputFile>,
 }
 
 impl Files {
-    fn new(dir: PathBuf, limit: u64) -> Files {
+    fn new(dir: PathBuf, run: &str, limit: u64) -> Files {
         Files {
             dir,
+            run: run.to_string(),
             limit: limit.max(1),
             open: HashMap::new(),
             outputs: Vec::new(),
@@ -409,6 +450,7 @@ impl Files {
             res_type: res_type.to_string(),
             file,
             count: 0,
+            run: self.run.clone(),
         });
         self.open
             .insert(res_type.to_string(), (writer, self.outputs.len() - 1));
@@ -425,4 +467,11 @@ impl Files {
         self.outputs.sort_by(|a, b| a.res_type.cmp(&b.res_type));
         Ok(self.outputs)
     }
+}
+
+/// The owner name of this node's jobs: its node id, or (a store that has not joined
+/// the nodes: tools, tests) one of its own.
+fn exporter_node(node: &Option<String>) -> String {
+    node.clone()
+        .unwrap_or_else(|| format!("local-{}", uuid::Uuid::new_v4()))
 }

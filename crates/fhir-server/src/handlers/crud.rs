@@ -101,8 +101,14 @@ pub async fn read(
     let subset = crate::http::negotiate::subset(&req)?;
     let grant = guard::grant(&req, Interaction::Read, &rt)?;
     crate::audit::sync(&state, rt == "AuditEvent").await?;
-    let (t, i) = (rt.clone(), id.clone());
-    let stored = state.blocking(move |s| s.read(&t, &i)).await?;
+    // Hot resources come from memory without a trip to a blocking thread.
+    let stored = match state.store.cached(&rt, &id) {
+        Some(hit) => Some(hit),
+        None => {
+            let (t, i) = (rt.clone(), id.clone());
+            state.blocking(move |s| s.read_shared(&t, &i)).await?
+        }
+    };
     let Some(stored) = stored else {
         return Err(ApiError::NotFound(format!("{rt}/{id} is not known")));
     };
@@ -149,7 +155,9 @@ pub async fn vread(
     let grant = guard::grant(&req, Interaction::Read, &rt)?;
     crate::audit::sync(&state, rt == "AuditEvent").await?;
     let (t, i) = (rt.clone(), id.clone());
-    let stored = state.blocking(move |s| s.vread(&t, &i, version)).await?;
+    let stored = state
+        .blocking(move |s| s.vread_shared(&t, &i, version))
+        .await?;
     if let Some(s) = &stored {
         guard::ensure_stored(&state, &grant, Interaction::Read, s).await?;
     }

@@ -208,6 +208,32 @@ pub(super) fn identify(
     Ok(())
 }
 
+/// Takes, before anything else, the locks of every type whose conditions this bundle
+/// evaluates (conditional creates, updates, patches, deletes and references): taken
+/// one by one as entries come, two bundles could each hold one the other waits for.
+fn lock_conditional_types(
+    ops: &mut TxOps<'_, '_>,
+    plans: &[Planned],
+    defs: &fhir_model::Definitions,
+) -> Result<(), EntryError> {
+    let mut refs = HashSet::new();
+    for p in plans {
+        if let Some(r) = &p.resource {
+            conditional_refs(r, &mut refs);
+        }
+    }
+    let conditional = plans
+        .iter()
+        .filter(|p| p.raw_conditions.is_some() || p.raw_if_none_exist.is_some())
+        .map(|p| p.resource_type.as_str());
+    let referenced = refs
+        .iter()
+        .filter_map(|r| r.split_once('?').map(|(t, _)| t))
+        .filter(|t| defs.is_resource_type(t));
+    ops.lock_types(conditional.chain(referenced))
+        .map_err(store_err(0))
+}
+
 pub(super) fn run_transaction(
     ops: &mut TxOps<'_, '_>,
     state: &AppState,
@@ -217,6 +243,7 @@ pub(super) fn run_transaction(
     patching: &Patching,
 ) -> Result<Vec<BundleEntry>, EntryError> {
     let defs = state.defs;
+    lock_conditional_types(ops, &plans, defs)?;
     // 1. Identities: what each entry writes, and what its fullUrl stands for. An entry
     // whose conditions name other entries by fullUrl waits until those are known.
     let mut ids = Identities::default();
