@@ -156,7 +156,68 @@ fn several_dates_per_resource_sort_alike(b: Backend) {
     }
 }
 
+/// `_has` takes one of two plans by how many referrers its inner criterion matches
+/// (fhir-store `criteria::has_plan`: from 1,000 on, the candidates are walked; below,
+/// the search starts from the referrers). Both give every target once, in order, with
+/// the right total, page after page.
+fn has_pages_are_right_with_either_plan(b: Backend) {
+    let s = Server::start(b);
+    let tag = unique("has");
+    let patients: Vec<String> = (0..30)
+        .map(|_| s.create_id("Patient", r#"{"resourceType":"Patient"}"#))
+        .collect();
+    // 1,050 Observations with the frequent code on patients 0..25; 5 with the rare one.
+    let mut expected_frequent = std::collections::BTreeSet::new();
+    let mut entries = Vec::new();
+    for i in 0..1055 {
+        let (code, who) = if i < 1050 {
+            ("frequent", &patients[(i * 7) % 25])
+        } else {
+            ("rare", &patients[27 + i % 3])
+        };
+        if code == "frequent" {
+            expected_frequent.insert(who.clone());
+        }
+        entries.push(
+            json!({"resource": {"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": format!("urn:{tag}"), "code": code}]},
+            "subject": {"reference": format!("Patient/{who}")}},
+            "request": {"method": "POST", "url": "Observation"}}),
+        );
+    }
+    for chunk in entries.chunks(400) {
+        let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": chunk});
+        assert_eq!(s.req("POST", "").json(&bundle.to_string()).status, 200);
+    }
+    let in_order = |ids: &[String]| {
+        let mut sorted: Vec<String> = patients
+            .iter()
+            .filter(|p| ids.contains(p))
+            .cloned()
+            .collect();
+        sorted.dedup();
+        sorted
+    };
+    for (code, expected) in [
+        (
+            "frequent",
+            expected_frequent.into_iter().collect::<Vec<_>>(),
+        ),
+        ("rare", patients[27..30].to_vec()),
+    ] {
+        let query = format!("/Patient?_has:Observation:subject:code=urn:{tag}|{code}&_count=4");
+        let got = pages(&s, &query).concat();
+        let mut want = expected.clone();
+        want.sort_by_key(|id| patients.iter().position(|p| p == id));
+        assert_eq!(got, want, "{code}: every target once, in creation order");
+        assert_eq!(in_order(&got), got);
+        let total = s.get(&format!("{query}&_total=accurate")).json()["total"].clone();
+        assert_eq!(total, json!(expected.len()), "{code}");
+    }
+}
+
 both_backends!(
+    has_pages_are_right_with_either_plan,
     walked_and_generic_pages_agree,
     walked_pages_continue_after_writes,
     several_dates_per_resource_sort_alike

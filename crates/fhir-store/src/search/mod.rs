@@ -18,7 +18,7 @@ use fhir_search::{
 use crate::backend::Tx;
 use crate::error::{StoreError, StoreResult};
 use crate::model::{StoredResource, VERSION_COLUMNS};
-use crate::sql::{Bind, Sql};
+use crate::sql::{Bind, CountRow, Sql};
 
 /// Nesting limit for chains and `_has` (each level is one more sub-query).
 const MAX_DEPTH: usize = 8;
@@ -136,6 +136,10 @@ struct IdRow {
 
 /// Runs a search: one page of matches, the total if asked, and the included resources.
 pub(crate) fn search(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<SearchPage> {
+    has_plan(tx, req, |tx| search_planned(tx, req))
+}
+
+fn search_planned(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<SearchPage> {
     let mut page = SearchPage::default();
     if req.count == 0 {
         page.total = total::count(tx, req, 0)?;
