@@ -93,6 +93,8 @@ fn walked_and_generic_pages_agree(b: Backend) {
         format!("/Observation?{code}&status=final&_sort=-date&_count=5"),
         format!("/Observation?_tag=http://example.org/plans|{tag}&_sort=date&_count=7"),
         format!("/Observation?{code}&date=ge2019-06-01&_sort=-date&_count=2"),
+        format!("/Observation?{code}&_sort=-_lastUpdated&_count=6"),
+        format!("/Observation?{code}&status=final&_sort=_lastUpdated&_count=4"),
     ] {
         let expected = pages(&generic, &query);
         let n = expected.concat().len();

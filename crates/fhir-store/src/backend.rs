@@ -82,6 +82,8 @@ pub struct Database {
     pub(crate) cache: crate::cache::ReadCache,
     /// This process as a node among those sharing the database ([`crate::nodes`]).
     pub(crate) membership: crate::nodes::Membership,
+    /// PostgreSQL: when the planner statistics are next refreshed ([`crate::stats`]).
+    stats: Arc<crate::stats::StatsKeeper>,
 }
 
 impl Database {
@@ -143,6 +145,7 @@ impl Database {
             pending_versions: std::sync::atomic::AtomicU64::new(0),
             cache: crate::cache::ReadCache::new(options.read_cache_mib.saturating_mul(1 << 20)),
             membership: Default::default(),
+            stats: Default::default(),
         };
         db.migrate()?;
         Ok(db)
@@ -283,6 +286,9 @@ impl Database {
                 }
                 self.cache
                     .written(written.iter().map(|(t, i)| (t.as_str(), i.as_str())));
+                if self.kind == BackendKind::Postgres && !written.is_empty() {
+                    crate::stats::after_commit(&self.stats, &self.pool, written.len() as u64);
+                }
                 let written = self
                     .pending_versions
                     .swap(0, std::sync::atomic::Ordering::Relaxed)
@@ -291,8 +297,8 @@ impl Database {
                     .writes
                     .fetch_add(written, std::sync::atomic::Ordering::Relaxed);
                 if self.kind == BackendKind::Sqlite && (before + written) / 2000 != before / 2000 {
-                    // Statistics for the query planner as tables grow (PostgreSQL's
-                    // autovacuum does this there): every 2,000 versions written.
+                    // Statistics for the query planner as tables grow (on PostgreSQL:
+                    // `stats.rs`): every 2,000 versions written.
                     // Usually quick; failure is harmless.
                     let _ = conn.batch_execute("PRAGMA optimize");
                 }

@@ -22,6 +22,7 @@ mod reads;
 mod schema;
 pub mod search;
 pub mod sql;
+mod stats;
 pub mod time;
 mod writes;
 

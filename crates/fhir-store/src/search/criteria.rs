@@ -11,70 +11,6 @@ pub(super) fn unsupported_at(param: &str, what: String) -> StoreError {
     }
 }
 
-thread_local! {
-    /// Set for the search being planned on this thread when its leading `_has` is
-    /// better checked per candidate than driven ([`has_plan`]).
-    static HAS_CHECKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    /// What ends a driving sub-query of a chain or `_has` so that the database runs
-    /// it first: PostgreSQL flattens `IN (SELECT …)` and, misjudging a rare value as a
-    /// frequent one, walked 100 Patients' 92,000 referrers (387 ms) instead of starting
-    /// from 420 matches (26 ms); `OFFSET 0` keeps the sub-query whole. SQLite runs such
-    /// a sub-query first anyway.
-    static DRIVE_FENCE: std::cell::Cell<&'static str> = const { std::cell::Cell::new("") };
-}
-
-fn drive_fence() -> &'static str {
-    DRIVE_FENCE.with(|c| c.get())
-}
-
-/// Referrers matching a leading `_has`'s inner criterion below which the search starts
-/// from them (about three index probes each); at or above it, the candidates are walked
-/// in order and each checked through its own referrers, stopping after the page.
-const HAS_DRIVE_BELOW: i64 = 1000;
-
-/// Runs `f` (the planning of `req`'s page and total) with the form of a leading `_has`
-/// chosen by a bounded count of the referrers its inner criterion matches: few (a rare
-/// code) — start from them; many (a code in every record) — walk the candidates.
-pub(super) fn has_plan<T>(
-    tx: &mut Tx<'_>,
-    req: &SearchRequest,
-    f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T>,
-) -> StoreResult<T> {
-    let first = ordered_clauses(req).first().copied();
-    let checked = match first {
-        Some(Clause::Has(h)) if matches!(&*h.inner, Clause::Param(p) if p.chain.is_empty()) => {
-            let mut q = Sql::new(
-                "SELECT COUNT(*) AS n FROM (SELECT 1 FROM resources s WHERE s.res_type = ",
-            );
-            q.bind(Bind::Text(h.source_type.clone()));
-            q.push(" AND ");
-            clause_sql(&mut q, "s", &h.inner, 1, true, req.linked_within.as_ref())?;
-            q.push(" LIMIT ")
-                .bind(Bind::BigInt(HAS_DRIVE_BELOW))
-                .push(") c");
-            let n = q.load::<CountRow>(tx.conn)?.first().map_or(0, |r| r.n);
-            n >= HAS_DRIVE_BELOW
-        }
-        _ => false,
-    };
-    struct Reset;
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            HAS_CHECKED.with(|c| c.set(false));
-            DRIVE_FENCE.with(|c| c.set(""));
-        }
-    }
-    HAS_CHECKED.with(|c| c.set(checked));
-    DRIVE_FENCE.with(|c| {
-        c.set(match tx.kind {
-            crate::backend::BackendKind::Postgres => " OFFSET 0",
-            crate::backend::BackendKind::Sqlite => "",
-        })
-    });
-    let _reset = Reset;
-    f(tx)
-}
-
 /// The `WHERE` conditions of a search on alias `r` (resources).
 pub(super) fn filter(q: &mut Sql, req: &SearchRequest) -> StoreResult<()> {
     q.push(" WHERE ");
@@ -115,11 +51,10 @@ pub(super) fn conditions(
     let rest = ordered_clauses(req)
         .into_iter()
         .filter(|c| !walked.is_some_and(|w| std::ptr::eq(*c, w)));
-    let has_checked = HAS_CHECKED.with(|c| c.get());
+    let plan = plan::current();
     for (n, clause) in rest.enumerate() {
         q.push(" AND ");
-        let drive =
-            n == 0 && walked.is_none() && !(has_checked && matches!(clause, Clause::Has(_)));
+        let drive = n == 0 && walked.is_none() && plan.drives(clause);
         clause_sql(q, "r", clause, 0, drive, scope)?;
     }
     if let Some(c) = &req.compartment {
@@ -260,7 +195,7 @@ pub(super) fn chain_sql(
     q.push(" AND ");
     chain_sql(q, &t, p, link + 1, depth, drive, scope)?;
     if drive {
-        q.push(drive_fence());
+        q.push(plan::current().fence);
     }
     q.push(")");
     Ok(())
@@ -316,7 +251,7 @@ pub(super) fn has_sql(
     }
     clause_sql(q, &s, &h.inner, depth + 1, drive, scope)?;
     if drive {
-        q.push(drive_fence());
+        q.push(plan::current().fence);
     }
     q.push(")");
     Ok(())

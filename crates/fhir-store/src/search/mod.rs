@@ -38,6 +38,7 @@ const MAX_ITERATE: usize = 20;
 mod criteria;
 mod cursor;
 mod include;
+mod plan;
 mod sort;
 mod sort_walk;
 mod total;
@@ -136,7 +137,7 @@ struct IdRow {
 
 /// Runs a search: one page of matches, the total if asked, and the included resources.
 pub(crate) fn search(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<SearchPage> {
-    has_plan(tx, req, |tx| search_planned(tx, req))
+    plan::with_plan(tx, req, |tx| search_planned(tx, req))
 }
 
 fn search_planned(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<SearchPage> {
