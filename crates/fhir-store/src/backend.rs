@@ -287,7 +287,12 @@ impl Database {
                 self.cache
                     .written(written.iter().map(|(t, i)| (t.as_str(), i.as_str())));
                 if self.kind == BackendKind::Postgres && !written.is_empty() {
-                    crate::stats::after_commit(&self.stats, &self.pool, written.len() as u64);
+                    crate::stats::after_commit(
+                        &self.stats,
+                        &self.pool,
+                        self.statement_timeout,
+                        written.len() as u64,
+                    );
                 }
                 let written = self
                     .pending_versions

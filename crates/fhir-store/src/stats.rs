@@ -4,8 +4,10 @@
 //! search took over 10 s instead of 50 ms, a sort over names 1.3 s. After a commit that
 //! brings the versions written since the last `ANALYZE` to a fifth of the table (at
 //! least 10,000), one `ANALYZE` of the resource and index tables runs on a thread of its
-//! own; it takes no lock that writes or reads wait for. SQLite's counterpart is the
-//! `PRAGMA optimize` of [`crate::backend::Database::write`].
+//! own; it takes no lock that writes or reads wait for. When autovacuum is off it is a
+//! `VACUUM (ANALYZE)`: without vacuuming, PostgreSQL's visibility map stays empty and
+//! every index-only count (`_total=accurate`) reads the table rows too. SQLite's
+//! counterpart is the `PRAGMA optimize` of [`crate::backend::Database::write`].
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,9 +21,8 @@ use crate::sql::{CountRow, Sql};
 /// Versions written before the first `ANALYZE`, and the least between two.
 const FLOOR: u64 = 10_000;
 
-const ANALYZE: &str = "BEGIN; SET LOCAL statement_timeout = 0; \
-    ANALYZE resources, resource_versions, idx_string, idx_token, idx_date, idx_number, \
-    idx_quantity, idx_reference, idx_uri, idx_composite; COMMIT";
+const TABLES: &str = "resources, resource_versions, idx_string, idx_token, idx_date, \
+    idx_number, idx_quantity, idx_reference, idx_uri, idx_composite";
 
 /// When the next `ANALYZE` is due.
 #[derive(Debug)]
@@ -57,7 +58,12 @@ impl StatsKeeper {
 }
 
 /// After a PostgreSQL commit of `n` versions: starts an `ANALYZE` when one is due.
-pub(crate) fn after_commit(keeper: &Arc<StatsKeeper>, pool: &Pool<Manager>, n: u64) {
+pub(crate) fn after_commit(
+    keeper: &Arc<StatsKeeper>,
+    pool: &Pool<Manager>,
+    statement_timeout: Option<std::time::Duration>,
+    n: u64,
+) {
     if !keeper.wrote(n) {
         return;
     }
@@ -71,7 +77,7 @@ pub(crate) fn after_commit(keeper: &Arc<StatsKeeper>, pool: &Pool<Manager>, n: u
                 .get()
                 .map_err(|e| e.to_string())
                 .and_then(|mut conn| {
-                    conn.batch_execute(ANALYZE).map_err(|e| e.to_string())?;
+                    refresh(&mut conn, statement_timeout).map_err(|e| e.to_string())?;
                     let q = Sql::new(
                         "SELECT CAST(reltuples AS BIGINT) AS n FROM pg_class WHERE relname = 'resource_versions'",
                     );
@@ -92,6 +98,30 @@ pub(crate) fn after_commit(keeper: &Arc<StatsKeeper>, pool: &Pool<Manager>, n: u
     if spawned.is_err() {
         keeper.analyzed(0);
     }
+}
+
+/// `VACUUM (ANALYZE)` when autovacuum is off, else `ANALYZE`, without a time limit;
+/// the pooled session's limit is put back after.
+fn refresh(
+    conn: &mut crate::backend::AnyConnection,
+    statement_timeout: Option<std::time::Duration>,
+) -> diesel::QueryResult<()> {
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        autovacuum: String,
+    }
+    use diesel::RunQueryDsl;
+    let autovacuum: Vec<Setting> = diesel::sql_query("SHOW autovacuum").load(conn)?;
+    let command = match autovacuum.first().map(|s| s.autovacuum.as_str()) {
+        Some("off") => "VACUUM (ANALYZE)",
+        _ => "ANALYZE",
+    };
+    conn.batch_execute("SET statement_timeout = 0")?;
+    let done = conn.batch_execute(&format!("{command} {TABLES}"));
+    let ms = statement_timeout.map_or(0, |t| t.as_millis().max(1));
+    conn.batch_execute(&format!("SET statement_timeout = {ms}"))?;
+    done
 }
 
 #[cfg(test)]
