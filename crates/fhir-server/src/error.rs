@@ -255,6 +255,9 @@ impl ResponseError for ApiError {
             }
             // The store logs an outage once; each request it fails is not news.
             ApiError::Unavailable(detail) => tracing::debug!(error = %detail, "request failed"),
+            ApiError::Contention(detail) => {
+                tracing::warn!(error = %detail, "concurrent writes collided; the client may retry")
+            }
             _ => {}
         }
         let mut b = HttpResponse::build(self.status_code());
@@ -287,5 +290,25 @@ impl ResponseError for ApiError {
         }
         b.content_type(crate::http::negotiate::FHIR_JSON)
             .body(fhir_model::json::to_string(&self.outcome().to_value()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::ResponseError;
+
+    #[test]
+    fn colliding_writes_are_503_lock_error_with_retry_after() {
+        let e = ApiError::from(StoreError::Contention("deadlock detected".into()));
+        assert_eq!(e.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        let r = e.error_response();
+        assert_eq!(
+            r.headers().get("Retry-After").and_then(|v| v.to_str().ok()),
+            Some("1")
+        );
+        let oo = e.outcome().to_value();
+        assert_eq!(oo["issue"][0]["code"], "lock-error", "{oo}");
+        assert_eq!(oo["issue"][0]["severity"], "error", "{oo}");
     }
 }

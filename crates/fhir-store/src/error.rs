@@ -102,3 +102,29 @@ impl From<diesel::result::Error> for StoreError {
         StoreError::Database(e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::{DatabaseErrorKind, Error};
+
+    fn db_error(kind: DatabaseErrorKind, message: &str) -> StoreError {
+        Error::DatabaseError(kind, Box::new(message.to_string())).into()
+    }
+
+    #[test]
+    fn deadlocks_and_serialization_failures_are_contention() {
+        let deadlock = db_error(DatabaseErrorKind::Unknown, "deadlock detected");
+        assert!(
+            matches!(deadlock, StoreError::Contention(_)),
+            "{deadlock:?}"
+        );
+        let serial = db_error(
+            DatabaseErrorKind::SerializationFailure,
+            "could not serialize access",
+        );
+        assert!(matches!(serial, StoreError::Contention(_)), "{serial:?}");
+        let other = db_error(DatabaseErrorKind::UniqueViolation, "duplicate key");
+        assert!(matches!(other, StoreError::Database(_)), "{other:?}");
+    }
+}

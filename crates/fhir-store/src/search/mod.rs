@@ -18,7 +18,7 @@ use fhir_search::{
 use crate::backend::Tx;
 use crate::error::{StoreError, StoreResult};
 use crate::model::{StoredResource, VERSION_COLUMNS};
-use crate::sql::{Bind, CountRow, Sql};
+use crate::sql::{Bind, Sql};
 
 /// Nesting limit for chains and `_has` (each level is one more sub-query).
 const MAX_DEPTH: usize = 8;
