@@ -248,6 +248,9 @@ impl Database {
         fenced: bool,
         f: impl FnOnce(&mut Tx<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
+        if fenced {
+            self.membership.wait_writable();
+        }
         let _writer: Option<MutexGuard<'_, ()>> = self
             .sqlite_writer
             .as_ref()

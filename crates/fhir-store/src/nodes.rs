@@ -68,17 +68,23 @@ impl Membership {
         *self.inner.lock().unwrap_or_else(|p| p.into_inner()) = m;
     }
 
-    /// The first statement of every write transaction of a registered node: waits
-    /// out a fresh join, and locks this node's row so that no other node can declare
-    /// it gone while the write runs. Unregistered stores (tools, tests) skip it.
-    pub(crate) fn fence(&self, tx: &mut Tx<'_>) -> StoreResult<()> {
-        let Some(me) = self.member() else {
-            return Ok(());
-        };
+    /// Before a write transaction begins (and takes SQLite's writer lock): waits out a
+    /// fresh join of this node.
+    pub(crate) fn wait_writable(&self) {
+        let Some(me) = self.member() else { return };
         let wait = me.writable_after.saturating_duration_since(Instant::now());
         if !wait.is_zero() {
             std::thread::sleep(wait.min(JOIN_WAIT));
         }
+    }
+
+    /// The first statement of every write transaction of a registered node: locks this
+    /// node's row so that no other node can declare it gone while the write runs.
+    /// Unregistered stores (tools, tests) skip it.
+    pub(crate) fn fence(&self, tx: &mut Tx<'_>) -> StoreResult<()> {
+        let Some(me) = self.member() else {
+            return Ok(());
+        };
         let lock = match tx.kind {
             BackendKind::Postgres => " FOR KEY SHARE",
             BackendKind::Sqlite => "",
