@@ -76,8 +76,6 @@ pub struct Database {
     sqlite_writer: Option<Mutex<()>>,
     /// Versions written, to refresh SQLite's planner statistics now and then.
     writes: std::sync::atomic::AtomicU64,
-    /// Versions written by the transaction being committed (set by the store).
-    pending_versions: std::sync::atomic::AtomicU64,
     /// Current versions of hot resources ([`crate::cache`]).
     pub(crate) cache: crate::cache::ReadCache,
     /// This process as a node among those sharing the database ([`crate::nodes`]).
@@ -142,7 +140,6 @@ impl Database {
             wal,
             sqlite_writer: (kind == BackendKind::Sqlite).then(|| Mutex::new(())),
             writes: std::sync::atomic::AtomicU64::new(0),
-            pending_versions: std::sync::atomic::AtomicU64::new(0),
             cache: crate::cache::ReadCache::new(options.read_cache_mib.saturating_mul(1 << 20)),
             membership: Default::default(),
             stats: Default::default(),
@@ -168,13 +165,6 @@ impl Database {
             }
         };
         result.map_err(|e| StoreError::Migration(e.to_string()))
-    }
-
-    /// Tells the database how many versions the running write transaction wrote
-    /// (SQLite writers are serialised, so this belongs to the next commit).
-    pub fn note_versions(&self, n: u64) {
-        self.pending_versions
-            .store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn kind(&self) -> BackendKind {
@@ -297,10 +287,7 @@ impl Database {
                         written.len() as u64,
                     );
                 }
-                let written = self
-                    .pending_versions
-                    .swap(0, std::sync::atomic::Ordering::Relaxed)
-                    .max(1);
+                let written = (written.len() as u64).max(1);
                 let before = self
                     .writes
                     .fetch_add(written, std::sync::atomic::Ordering::Relaxed);

@@ -232,16 +232,6 @@ impl Store {
         self.db.membership.id()
     }
 
-    /// Server nodes live on this database now.
-    pub fn live_nodes(&self) -> StoreResult<i64> {
-        nodes::live_nodes(&self.db)
-    }
-
-    /// Entries and bytes held by the read cache.
-    pub fn cache_usage(&self) -> (usize, u64) {
-        self.db.cache.usage()
-    }
-
     /// A page of history.
     pub fn history(&self, query: &HistoryQuery) -> StoreResult<HistoryPage> {
         self.db.read(|tx| reads::history(tx, query))
@@ -387,7 +377,6 @@ impl Store {
                 pending: Vec::new(),
                 source: context.as_ref().and_then(|c| c.source.clone()),
                 writes: Vec::new(),
-                versions: 0,
             };
             let result = f(&mut ops)?;
             if let (Some(hook), Some(ctx)) = (&self.audit, &context) {
@@ -396,7 +385,6 @@ impl Store {
                     ops.append_audit(&hook(ctx, &writes))?;
                 }
             }
-            self.db.note_versions(ops.versions);
             flush_index(ops.tx, &mut ops.pending)?;
             Ok(result)
         })
@@ -424,8 +412,6 @@ pub struct TxOps<'a, 'c> {
     source: Option<String>,
     /// The versions written, for the audit trail.
     writes: Vec<WriteRecord>,
-    /// How many versions this transaction wrote.
-    versions: u64,
 }
 
 impl TxOps<'_, '_> {
@@ -446,7 +432,6 @@ impl TxOps<'_, '_> {
         let (stored, pending) =
             write_version(self.tx, res_type, id, current, resource, method, &index)?;
         self.pending.push(pending);
-        self.versions += 1;
         if self.pending.len() >= FLUSH_EVERY {
             // A large transaction keeps the index rows of a bounded number of
             // resources in memory, not of all it writes.
@@ -500,8 +485,6 @@ impl TxOps<'_, '_> {
         search::search(self.tx, request)
     }
 
-    /// `None` for no match, the id for one match, [`StoreError::PreconditionFailed`]
-    /// for several. Serialises conditional writes on the type.
     /// Takes the conditional-write locks of `types` ([`Tx::lock_type`]) in one order
     /// (by name), so that two transactions that each need several never wait on each
     /// other in a cycle.
@@ -513,6 +496,8 @@ impl TxOps<'_, '_> {
         Ok(())
     }
 
+    /// `None` for no match, the id for one match, [`StoreError::PreconditionFailed`]
+    /// for several. Serialises conditional writes on the type.
     pub fn single_match(
         &mut self,
         res_type: &str,

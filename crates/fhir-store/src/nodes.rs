@@ -109,12 +109,6 @@ pub struct NodeHandle {
     db: Weak<Database>,
 }
 
-impl NodeHandle {
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-}
-
 impl Drop for NodeHandle {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
@@ -251,17 +245,6 @@ fn beat_loop(db: &Weak<Database>, stop: &AtomicBool, id: &str, host: &str) {
         drop(db);
         std::thread::sleep(BEAT.saturating_sub(started.elapsed()));
     }
-}
-
-/// Server nodes registered now, for `/health`-style reports and tests.
-pub fn live_nodes(db: &Database) -> StoreResult<i64> {
-    let now = now_ms(db.kind());
-    db.read(|tx| {
-        let q = Sql::new(&format!(
-            "SELECT COUNT(*) AS n FROM server_nodes WHERE heartbeat_ms >= {now} - {GONE_MS}"
-        ));
-        Ok(q.load::<CountRow>(tx.conn)?.first().map_or(0, |r| r.n))
-    })
 }
 
 /// The secret `name` that every node shares, made (random, 244 bits) by the first

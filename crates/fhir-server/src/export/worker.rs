@@ -264,6 +264,11 @@ impl Exporter {
         match self.store.export_job(id) {
             Ok(Some(_)) => {
                 tracing::warn!(job = %id, "export job taken over by another node; this run stops");
+                // Not cancelled: this node may take the job up again later.
+                self.cancelled
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(id);
                 let dir = self.job_dir(id).join(run);
                 let _ = std::fs::remove_dir_all(dir);
             }

@@ -169,12 +169,6 @@ pub(super) struct RealRow {
     v: f64,
 }
 
-#[derive(QueryableByName)]
-pub(super) struct TextRow {
-    #[diesel(sql_type = Text)]
-    v: String,
-}
-
 /// The column values of the row `rid`, for a cursor.
 pub(super) fn key_of(
     tx: &mut Tx<'_>,
@@ -187,7 +181,8 @@ pub(super) fn key_of(
         q.append(&c.expr);
         q.push(match c.kind {
             KeyKind::Int => " AS n",
-            _ => " AS v",
+            KeyKind::Real => " AS v",
+            KeyKind::Text => " AS s",
         });
         q.push(" FROM resources r WHERE r.rid = ")
             .bind(Bind::BigInt(rid));
@@ -201,10 +196,10 @@ pub(super) fn key_of(
                 .first()
                 .map(|r| KeyValue::Real(r.v)),
             KeyKind::Text => q
-                .load::<TextRow>(tx.conn)?
+                .load::<crate::sql::TextRow>(tx.conn)?
                 .into_iter()
                 .next()
-                .map(|r| KeyValue::Text(r.v)),
+                .map(|r| KeyValue::Text(r.s)),
         };
         out.push(v.ok_or_else(|| StoreError::Corrupt(format!("row {rid} vanished")))?);
     }

@@ -211,11 +211,12 @@ pub(super) fn identify(
 /// Takes, before anything else, the locks of every type whose conditions this bundle
 /// evaluates (conditional creates, updates, patches, deletes and references): taken
 /// one by one as entries come, two bundles could each hold one the other waits for.
+/// Returns the conditional references of the entries' resources.
 fn lock_conditional_types(
     ops: &mut TxOps<'_, '_>,
     plans: &[Planned],
     defs: &fhir_model::Definitions,
-) -> Result<(), EntryError> {
+) -> Result<HashSet<String>, EntryError> {
     let mut refs = HashSet::new();
     for p in plans {
         if let Some(r) = &p.resource {
@@ -231,7 +232,8 @@ fn lock_conditional_types(
         .filter_map(|r| r.split_once('?').map(|(t, _)| t))
         .filter(|t| defs.is_resource_type(t));
     ops.lock_types(conditional.chain(referenced))
-        .map_err(store_err(0))
+        .map_err(store_err(0))?;
+    Ok(refs)
 }
 
 pub(super) fn run_transaction(
@@ -243,7 +245,7 @@ pub(super) fn run_transaction(
     patching: &Patching,
 ) -> Result<Vec<BundleEntry>, EntryError> {
     let defs = state.defs;
-    lock_conditional_types(ops, &plans, defs)?;
+    let refs = lock_conditional_types(ops, &plans, defs)?;
     // 1. Identities: what each entry writes, and what its fullUrl stands for. An entry
     // whose conditions name other entries by fullUrl waits until those are known.
     let mut ids = Identities::default();
@@ -273,12 +275,6 @@ pub(super) fn run_transaction(
         ..
     } = ids;
     // 2. Conditional references, then rewriting of every reference.
-    let mut refs = HashSet::new();
-    for p in &plans {
-        if let Some(r) = &p.resource {
-            conditional_refs(r, &mut refs);
-        }
-    }
     let mut conditional = HashMap::new();
     for r in refs {
         let index = plans
