@@ -218,7 +218,106 @@ fn has_pages_are_right_with_either_plan(b: Backend) {
     }
 }
 
+/// A chain takes one of two plans by how many resources refer to its matching targets
+/// (fhir-store `search/chain.rs`: from 5,000 on, the candidates are walked and the
+/// chain checked per candidate; below, the search starts from the targets). Both give
+/// every match once, in order, with exact totals counted from the reference index,
+/// deleted referrers and targets left out.
+fn chain_pages_are_right_with_either_plan(b: Backend) {
+    let s = Server::start(b);
+    let tag = unique("chain");
+    let patient = |family: &str| {
+        let p = json!({"resourceType": "Patient", "name": [{"family": family}]});
+        s.create_id("Patient", &p.to_string())
+    };
+    let shared: Vec<String> = (0..20).map(|_| patient(&format!("Shared{tag}"))).collect();
+    let rare: Vec<String> = (0..3).map(|_| patient(&format!("Rare{tag}"))).collect();
+    let gone = patient(&format!("Rare{tag}"));
+    let observation = |subject: &str, performers: &[&String]| {
+        let performer: Vec<Value> = performers
+            .iter()
+            .map(|p| json!({"reference": format!("Patient/{p}")}))
+            .collect();
+        let mut o = json!({"resourceType": "Observation", "status": "final",
+            "code": {"text": "x"}, "subject": {"reference": format!("Patient/{subject}")}});
+        if !performer.is_empty() {
+            o["performer"] = Value::Array(performer);
+        }
+        json!({"resource": o, "request": {"method": "POST", "url": "Observation"}})
+    };
+    let mut entries: Vec<Value> = (0..5050)
+        .map(|i| observation(&shared[(i * 7) % 20], &[]))
+        .collect();
+    // Rare: three Observations, one with its subject twice among its performers too.
+    entries.push(observation(&rare[0], &[&rare[1], &rare[2]]));
+    entries.push(observation(&rare[1], &[]));
+    entries.push(observation(&rare[2], &[&rare[2]]));
+    entries.push(observation(&gone, &[&gone]));
+    let mut ids = Vec::new();
+    for chunk in entries.chunks(1000) {
+        let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": chunk});
+        let r = s.req("POST", "").json(&bundle.to_string());
+        assert_eq!(r.status, 200, "{}", r.body);
+        for e in r.json()["entry"].as_array().expect("entries") {
+            let location = e["response"]["location"].as_str().expect("location");
+            ids.push(location.split('/').nth(1).expect("id").to_string());
+        }
+    }
+    assert_eq!(
+        s.req("DELETE", &format!("/Patient/{gone}")).send().status,
+        204
+    );
+    let dropped = ids[17].clone();
+    assert_eq!(
+        s.req("DELETE", &format!("/Observation/{dropped}"))
+            .send()
+            .status,
+        204
+    );
+    let frequent: Vec<String> = ids[..5050]
+        .iter()
+        .filter(|id| **id != dropped)
+        .cloned()
+        .collect();
+    let cases = [
+        (format!("subject:Patient.name=Shared{tag}"), frequent),
+        (
+            format!("subject:Patient.name=Rare{tag}"),
+            ids[5050..5053].to_vec(),
+        ),
+        (
+            format!("performer:Patient.name=Rare{tag}"),
+            vec![ids[5050].clone(), ids[5052].clone()],
+        ),
+    ];
+    for (criterion, want) in cases {
+        let query = format!("/Observation?{criterion}&_count=700");
+        let got = pages(&s, &query).concat();
+        assert_eq!(got.len(), want.len(), "{criterion}: every match once");
+        assert_eq!(got, want, "{criterion}: in creation order");
+        let total = s.get(&format!("{query}&_total=accurate")).json()["total"].clone();
+        assert_eq!(total, json!(want.len()), "{criterion}: exact total");
+        let counted = s
+            .get(&format!("/Observation?{criterion}&_summary=count"))
+            .json();
+        assert_eq!(
+            counted["total"],
+            json!(want.len()),
+            "{criterion}: _summary=count"
+        );
+        if want.len() < 1000 {
+            let page = s.get(&format!("/Observation?{criterion}&_count=1")).json();
+            assert_eq!(
+                page["total"],
+                json!(want.len()),
+                "{criterion}: default total"
+            );
+        }
+    }
+}
+
 both_backends!(
+    chain_pages_are_right_with_either_plan,
     has_pages_are_right_with_either_plan,
     walked_and_generic_pages_agree,
     walked_pages_continue_after_writes,

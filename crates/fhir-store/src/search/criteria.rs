@@ -153,6 +153,10 @@ pub(crate) fn clause_sql(
     }
 }
 
+/// The chained criterion `p` from its link `link` on, on the resource at alias `r`.
+/// Driving, it starts from the targets at the end of the chain that match and goes
+/// back through the reference index to who refers to them ([`chain_referrers`]);
+/// otherwise it is checked per candidate.
 pub(super) fn chain_sql(
     q: &mut Sql,
     r: &str,
@@ -162,27 +166,69 @@ pub(super) fn chain_sql(
     drive: bool,
     scope: Option<&Compartment>,
 ) -> StoreResult<()> {
-    let Some(l) = p.chain.get(link) else {
+    if link >= p.chain.len() {
         let last = ParamClause {
             chain: Vec::new(),
             ..p.clone()
         };
         return param_sql(q, r, &last, drive);
-    };
-    let (x, t) = (format!("x{depth}_{link}"), format!("t{depth}_{link}"));
-    if drive {
-        // From the end of the chain backwards: the targets that match, then who refers
-        // to them (idx_reference_target), all through indexes.
-        q.push(&format!(
-            "{r}.rid IN (SELECT {x}.rid FROM idx_reference {x} JOIN resources {t} ON {t}.res_type = {x}.target_type \
-             AND {t}.res_id = {x}.target_id WHERE {x}.param = "
-        ));
-    } else {
-        q.push(&format!(
-            "EXISTS (SELECT 1 FROM idx_reference {x} JOIN resources {t} ON {t}.res_type = {x}.target_type \
-             AND {t}.res_id = {x}.target_id WHERE {x}.rid = {r}.rid AND {x}.param = "
-        ));
     }
+    if drive {
+        q.push(&format!("{r}.rid IN ("));
+        chain_referrers(q, p, link, depth, None, scope)?;
+        q.push(plan::current().fence);
+        q.push(")");
+        return Ok(());
+    }
+    let (x, t) = (format!("x{depth}_{link}"), format!("t{depth}_{link}"));
+    q.push(&format!(
+        "EXISTS (SELECT 1 FROM idx_reference {x} JOIN resources {t} ON {t}.res_type = {x}.target_type \
+         AND {t}.res_id = {x}.target_id WHERE {x}.rid = {r}.rid AND {x}.param = "
+    ));
+    chain_target_sql(q, p, link, depth, false, scope)?;
+    q.push(")");
+    Ok(())
+}
+
+/// A query of the `rid`s that refer, through link `link` of the chain `p`, to targets
+/// matching the rest of it, from the targets back through the reference index
+/// (`idx_reference_target`), all through indexes. `referrer_types` confines the
+/// referrers (a standalone query; inside [`chain_sql`] the outer query does). A
+/// referrer with two such references is listed twice.
+pub(super) fn chain_referrers(
+    q: &mut Sql,
+    p: &ParamClause,
+    link: usize,
+    depth: usize,
+    referrer_types: Option<&[String]>,
+    scope: Option<&Compartment>,
+) -> StoreResult<()> {
+    let (x, t) = (format!("x{depth}_{link}"), format!("t{depth}_{link}"));
+    q.push(&format!(
+        "SELECT {x}.rid FROM idx_reference {x} JOIN resources {t} ON {t}.res_type = {x}.target_type \
+         AND {t}.res_id = {x}.target_id WHERE "
+    ));
+    if let Some(types) = referrer_types.filter(|t| !t.is_empty()) {
+        q.push(&format!("{x}.res_type"))
+            .in_list(types)
+            .push(" AND ");
+    }
+    q.push(&format!("{x}.param = "));
+    chain_target_sql(q, p, link, depth, true, scope)
+}
+
+/// The rest of a chain link's sub-query after `x.param = `: the link's parameter, and
+/// its target `t` live, of the link's types, within `scope`, matching the next links.
+fn chain_target_sql(
+    q: &mut Sql,
+    p: &ParamClause,
+    link: usize,
+    depth: usize,
+    drive: bool,
+    scope: Option<&Compartment>,
+) -> StoreResult<()> {
+    let l = &p.chain[link];
+    let t = format!("t{depth}_{link}");
     q.bind(Bind::Text(l.code.clone()));
     q.push(&format!(" AND {t}.version > 0 AND {t}.deleted = "))
         .bind(Bind::Bool(false));
@@ -193,12 +239,7 @@ pub(super) fn chain_sql(
         scope_sql(q, &t, scope);
     }
     q.push(" AND ");
-    chain_sql(q, &t, p, link + 1, depth, drive, scope)?;
-    if drive {
-        q.push(plan::current().fence);
-    }
-    q.push(")");
-    Ok(())
+    chain_sql(q, &t, p, link + 1, depth, drive, scope)
 }
 
 /// `_has:Type:param:criterion`: some `Type` resource matching the criterion refers to

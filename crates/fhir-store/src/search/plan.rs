@@ -7,6 +7,8 @@
 //!   `(res_type, last_updated, seq)` index and check every criterion per row, stopping
 //!   after the page, instead of starting from the leading criterion's matches and
 //!   ordering them all;
+//! - a leading chain drives when its referrers are few and is checked per candidate
+//!   when they are many ([`chain`]);
 //! - on PostgreSQL a driving sub-query of a chain or `_has` ends with `OFFSET 0`.
 //!
 //! The choices hold for the search being run on this thread ([`with_plan`]), so that
@@ -23,6 +25,8 @@ use crate::backend::BackendKind;
 pub(super) struct Plan {
     /// A leading `_has` is checked per candidate instead of driving.
     pub has_checked: bool,
+    /// A leading chain is checked per candidate instead of driving.
+    pub chain_checked: bool,
     /// No criterion drives: the database walks the order's index.
     pub none_drives: bool,
     /// What ends a driving sub-query of a chain or `_has`. PostgreSQL flattens
@@ -34,6 +38,7 @@ pub(super) struct Plan {
 
 const DEFAULT: Plan = Plan {
     has_checked: false,
+    chain_checked: false,
     none_drives: false,
     fence: "",
 };
@@ -41,7 +46,11 @@ const DEFAULT: Plan = Plan {
 impl Plan {
     /// Whether `clause`, the first in checking order, drives the search.
     pub fn drives(&self, clause: &Clause) -> bool {
-        !(self.none_drives || self.has_checked && matches!(clause, Clause::Has(_)))
+        let checked = match clause {
+            Clause::Has(_) => self.has_checked,
+            Clause::Param(p) => self.chain_checked && !p.chain.is_empty(),
+        };
+        !(self.none_drives || checked)
     }
 }
 
@@ -52,6 +61,23 @@ thread_local! {
 /// The plan of the search being run on this thread (the default outside one).
 pub(super) fn current() -> Plan {
     CURRENT.with(|c| c.get())
+}
+
+/// Runs `f` (a count of the search's matches) with a leading chain driving even where
+/// the page checks it per candidate: a count that stops at the total threshold (1,000)
+/// goes twenty pages deep, where walking 36,000 candidates cost 150 ms and starting
+/// from the chain's 17,000 referrers 6 ms.
+pub(super) fn counting<T>(f: impl FnOnce() -> T) -> T {
+    let page = current();
+    CURRENT.with(|c| {
+        c.set(Plan {
+            chain_checked: false,
+            ..page
+        })
+    });
+    let out = f();
+    CURRENT.with(|c| c.set(page));
+    out
 }
 
 /// Referrers matching a leading `_has`'s inner criterion below which the search starts
@@ -67,6 +93,7 @@ pub(super) fn with_plan<T>(
 ) -> StoreResult<T> {
     let plan = Plan {
         has_checked: has_checked(tx, req)?,
+        chain_checked: chain::checked(tx, req)?,
         none_drives: last_updated_walks(tx, req)?,
         fence: match tx.kind {
             BackendKind::Postgres => " OFFSET 0",

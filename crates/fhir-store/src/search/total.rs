@@ -16,6 +16,10 @@ pub(super) fn count(
     req: &SearchRequest,
     at_least: i64,
 ) -> StoreResult<Option<i64>> {
+    plan::counting(|| count_planned(tx, req, at_least))
+}
+
+fn count_planned(tx: &mut Tx<'_>, req: &SearchRequest, at_least: i64) -> StoreResult<Option<i64>> {
     match req.total {
         Total::None => Ok(None),
         Total::Accurate => exact(tx, req).map(Some),
@@ -36,6 +40,9 @@ pub(super) fn count(
 }
 
 fn exact(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<i64> {
+    // A lone chain is counted by the generic query too: its `IN` collects the distinct
+    // referrers faster (6 ms for 17,200) than `DISTINCT` (15 ms), which only pays when
+    // it can stop early.
     let q = match walk::walkable(req) {
         Some(driver) => walk::count_query(req, driver, None)?,
         None => {
@@ -49,11 +56,13 @@ fn exact(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<i64> {
 
 /// The number of matches, counting no further than `limit + 1`: along the walked
 /// token's entries when there is one (see [`walk`]), which stops there, where the
-/// generic query would collect all the entries of its driving criterion first.
+/// generic query would collect all the entries of its driving criterion first; from
+/// the reference index for a search that is one chain ([`chain::count_query`]).
 pub(super) fn capped(tx: &mut Tx<'_>, req: &SearchRequest, limit: i64) -> StoreResult<i64> {
-    let q = match walk::walkable(req) {
-        Some(driver) => walk::count_query(req, driver, Some(limit + 1))?,
-        None => {
+    let q = match (walk::walkable(req), chain::lone(req)) {
+        (Some(driver), _) => walk::count_query(req, driver, Some(limit + 1))?,
+        (None, Some(p)) => chain::count_query(req, p, limit + 1)?,
+        (None, None) => {
             let mut q = Sql::new("SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM resources r");
             filter(&mut q, req)?;
             q.push(" LIMIT ").bind(Bind::BigInt(limit + 1)).push(") c");

@@ -1,0 +1,86 @@
+//! Chains at scale (`subject:Patient.name=…`): counted from the reference index, and
+//! driving or checked as their referrers are few or many.
+//!
+//! A chain drives by collecting every resource that refers to a matching target, then
+//! ordering them for the page: 36,650 referrers of 50 Patients sharing a family name
+//! cost 50 ms for a page of 50, twice over with its total. Counting them stops early
+//! when the count is a query of its own (the targets, then their referrers, along
+//! `idx_reference_target`), so a search of the referring type asks first how many
+//! there are, up to [`DRIVE_BELOW`]:
+//! - fewer: the chain drives, as before;
+//! - as many or more: the candidates are walked in `rid` order and the chain is checked
+//!   per candidate (three or four index probes), stopping after the page. A page then
+//!   costs `_count` ÷ (share of the type's resources that match) candidates.
+//!
+//! A count of matches that stops at the total threshold is twenty pages deep: it lets
+//! the chain drive ([`plan::counting`]). A search whose only criterion is a chain
+//! counts its distinct referrers, stopping there, not every referrer.
+
+use super::*;
+
+/// Referrers of a leading chain below which it drives (see the module doc). Driving
+/// costs the referrers `R`; walking costs `_count · N / R` candidates of a type with
+/// `N` resources, so the two meet at `R² = _count · N`: 7,000 for a page of 50 among a
+/// million. Below the bound driving costs at most this many rows; above it a walk
+/// among ten million costs at most 100,000 probes, and the rows are gone through
+/// once more only to count them.
+pub(super) const DRIVE_BELOW: i64 = 5000;
+
+/// The chained criterion of a search that has no other, and no compartment: its
+/// total is the count of its distinct referrers.
+pub(super) fn lone(req: &SearchRequest) -> Option<&ParamClause> {
+    match req.query.clauses.as_slice() {
+        [Clause::Param(p)] if !p.chain.is_empty() && req.compartment.is_none() => Some(p),
+        _ => None,
+    }
+}
+
+/// The chain that leads the search in checking order, if one does.
+pub(super) fn leading(req: &SearchRequest) -> Option<&ParamClause> {
+    match ordered_clauses(req).first() {
+        Some(Clause::Param(p)) if !p.chain.is_empty() => Some(p),
+        _ => None,
+    }
+}
+
+/// Whether the leading chain has at least [`DRIVE_BELOW`] referrers of the searched
+/// types (counted no further): then it is checked per candidate instead of driving.
+pub(super) fn checked(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<bool> {
+    let Some(p) = leading(req) else {
+        return Ok(false);
+    };
+    let mut q = Sql::new("SELECT COUNT(*) AS n FROM (");
+    chain_referrers(
+        &mut q,
+        p,
+        0,
+        0,
+        Some(&req.query.resource_types),
+        req.linked_within.as_ref(),
+    )?;
+    q.push(" LIMIT ")
+        .bind(Bind::BigInt(DRIVE_BELOW))
+        .push(") c");
+    Ok(q.load::<crate::sql::CountRow>(tx.conn)?
+        .first()
+        .is_some_and(|c| c.n >= DRIVE_BELOW))
+}
+
+/// The count of a [`lone`] chain's matches: its distinct referrers of the searched
+/// types (index rows exist only for current versions of live resources), at most
+/// `limit`.
+pub(super) fn count_query(req: &SearchRequest, p: &ParamClause, limit: i64) -> StoreResult<Sql> {
+    let mut q = Sql::new("SELECT COUNT(*) AS n FROM (SELECT DISTINCT rid FROM (");
+    chain_referrers(
+        &mut q,
+        p,
+        0,
+        0,
+        Some(&req.query.resource_types),
+        req.linked_within.as_ref(),
+    )?;
+    q.push(") refs LIMIT ")
+        .bind(Bind::BigInt(limit))
+        .push(") c");
+    Ok(q)
+}
