@@ -69,7 +69,11 @@ pub(super) fn checked(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<bool>
 /// The count of a [`lone`] chain's matches: its distinct referrers of the searched
 /// types (index rows exist only for current versions of live resources), at most
 /// `limit`.
-pub(super) fn count_query(req: &SearchRequest, p: &ParamClause, limit: i64) -> StoreResult<Sql> {
+pub(super) fn count_query(
+    req: &SearchRequest,
+    p: &ParamClause,
+    limit: Option<i64>,
+) -> StoreResult<Sql> {
     let mut q = Sql::new("SELECT COUNT(*) AS n FROM (SELECT DISTINCT rid FROM (");
     chain_referrers(
         &mut q,
@@ -79,8 +83,10 @@ pub(super) fn count_query(req: &SearchRequest, p: &ParamClause, limit: i64) -> S
         Some(&req.query.resource_types),
         req.linked_within.as_ref(),
     )?;
-    q.push(") refs LIMIT ")
-        .bind(Bind::BigInt(limit))
-        .push(") c");
+    q.push(") refs");
+    if let Some(n) = limit {
+        q.push(" LIMIT ").bind(Bind::BigInt(n));
+    }
+    q.push(") c");
     Ok(q)
 }

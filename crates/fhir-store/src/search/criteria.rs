@@ -186,6 +186,12 @@ pub(super) fn chain_sql(
          AND {t}.res_id = {x}.target_id WHERE {x}.rid = {r}.rid AND {x}.param = "
     ));
     chain_target_sql(q, p, link, depth, false, scope)?;
+    // Checked per candidate by the plan, the check stays one: PostgreSQL would turn it
+    // into a join that starts from the chain's end and collects every referrer.
+    let plan = plan::current();
+    if link == 0 && depth == 0 && plan.chain_checked {
+        q.push(plan.fence);
+    }
     q.push(")");
     Ok(())
 }
@@ -291,8 +297,9 @@ pub(super) fn has_sql(
         q.push(" AND ");
     }
     clause_sql(q, &s, &h.inner, depth + 1, drive, scope)?;
-    if drive {
-        q.push(plan::current().fence);
+    let plan = plan::current();
+    if drive || depth == 0 && plan.has_checked {
+        q.push(plan.fence);
     }
     q.push(")");
     Ok(())

@@ -40,12 +40,14 @@ fn count_planned(tx: &mut Tx<'_>, req: &SearchRequest, at_least: i64) -> StoreRe
 }
 
 fn exact(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<i64> {
-    // A lone chain is counted by the generic query too: its `IN` collects the distinct
-    // referrers faster (6 ms for 17,200) than `DISTINCT` (15 ms), which only pays when
-    // it can stop early.
-    let q = match walk::walkable(req) {
-        Some(driver) => walk::count_query(req, driver, None)?,
-        None => {
+    // A lone chain: on SQLite the generic query's `IN` collects the distinct referrers
+    // faster (6 ms for 17,200) than `DISTINCT` (15 ms); PostgreSQL instead looks every
+    // referrer up in `resources` for the generic query (73 ms), not for `DISTINCT` (7 ms).
+    let lone = chain::lone(req).filter(|_| tx.kind == BackendKind::Postgres);
+    let q = match (walk::walkable(req), lone) {
+        (Some(driver), _) => walk::count_query(req, driver, None)?,
+        (None, Some(p)) => chain::count_query(req, p, None)?,
+        (None, None) => {
             let mut q = Sql::new("SELECT COUNT(*) AS n FROM resources r");
             filter(&mut q, req)?;
             q
@@ -61,7 +63,7 @@ fn exact(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<i64> {
 pub(super) fn capped(tx: &mut Tx<'_>, req: &SearchRequest, limit: i64) -> StoreResult<i64> {
     let q = match (walk::walkable(req), chain::lone(req)) {
         (Some(driver), _) => walk::count_query(req, driver, Some(limit + 1))?,
-        (None, Some(p)) => chain::count_query(req, p, limit + 1)?,
+        (None, Some(p)) => chain::count_query(req, p, Some(limit + 1))?,
         (None, None) => {
             let mut q = Sql::new("SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM resources r");
             filter(&mut q, req)?;
