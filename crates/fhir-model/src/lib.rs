@@ -26,6 +26,7 @@ pub mod search_param;
 pub mod structure;
 pub mod subset;
 pub mod terminology;
+pub mod xml;
 
 pub use datatypes::{
     CodeableConcept, Coding, Decimal, Identifier, Meta, Period, Quantity, Reference,

@@ -1,0 +1,168 @@
+//! FHIR XML (`fhir_model::xml`): every example of the R4 specification converts JSON →
+//! XML → JSON to the same JSON (decimals as written, primitive extensions, nested
+//! resources, narrative), the XML of the HL7 validator's cases reads, and bad XML is
+//! refused with where it went wrong.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use fhir_model::xml::{from_xml, to_xml};
+use fhir_model::{json, Definitions};
+use serde_json::json;
+
+fn shared(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared")
+        .join(rel)
+}
+
+#[test]
+fn every_spec_example_converts_to_xml_and_back_unchanged() {
+    let defs = Definitions::r4();
+    let path = shared("fhir/hl7.fhir.r4.examples-4.0.1.tgz");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+    let (mut total, mut failures) = (0usize, Vec::new());
+    for entry in archive.entries().expect("archive") {
+        let mut entry = entry.expect("entry");
+        let name = entry.path().expect("path").to_string_lossy().into_owned();
+        if !name.ends_with(".json")
+            || name.ends_with("package.json")
+            || name.ends_with(".index.json")
+        {
+            continue;
+        }
+        let mut text = Vec::new();
+        entry.read_to_end(&mut text).expect("read");
+        total += 1;
+        let original = json::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for pretty in [false, true] {
+            let outcome = to_xml(defs, &original, pretty)
+                .map_err(|e| e.to_string())
+                .and_then(|x| from_xml(defs, x.as_bytes()).map_err(|e| format!("{e}\n{x}")));
+            match outcome {
+                Ok(back) if back == original => {}
+                Ok(back) => failures.push(format!(
+                    "{name}: differs\n  was {}\n  now {}",
+                    json::to_string(&original)
+                        .chars()
+                        .take(600)
+                        .collect::<String>(),
+                    json::to_string(&back).chars().take(600).collect::<String>()
+                )),
+                Err(e) => failures.push(format!(
+                    "{name}: {}",
+                    e.chars().take(600).collect::<String>()
+                )),
+            }
+        }
+    }
+    println!("spec examples: {total} read, {} failures", failures.len());
+    for f in failures.iter().take(20) {
+        println!("  {f}");
+    }
+    assert_eq!(total, 5306, "the R4 examples package holds 5,306 examples");
+    assert!(failures.is_empty(), "{} failures", failures.len());
+}
+
+#[test]
+fn validator_xml_files_read() {
+    let defs = Definitions::r4();
+    let mut read = 0;
+    let mut failures = Vec::new();
+    for dir in ["validator-extra", "validator"] {
+        let dir = shared(dir);
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.expect("entry").path();
+            if path.extension().is_none_or(|e| e != "xml") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).expect("read");
+            match from_xml(defs, &bytes) {
+                Ok(v) => {
+                    read += 1;
+                    // Written again and read back, it is the same JSON.
+                    let again = to_xml(defs, &v, true).expect("write");
+                    let back = from_xml(defs, again.as_bytes()).expect("reread");
+                    assert_eq!(back, v, "{}", path.display());
+                }
+                Err(e) => failures.push(format!("{}: {e}", path.display())),
+            }
+        }
+    }
+    println!("validator XML: {read} read; not read: {failures:#?}");
+    assert!(read >= 12, "the 12 XML files of the validator cases read");
+}
+
+#[test]
+fn primitives_keep_their_types_text_and_extensions() {
+    let defs = Definitions::r4();
+    let xml = r#"<?xml version="1.0" encoding="UTF-8"?>
+<Observation xmlns="http://hl7.org/fhir">
+  <!-- a comment is dropped -->
+  <status value="final"/>
+  <code><text value="line one&#10;line two &amp; &quot;three&quot;"/></code>
+  <valueQuantity><value value="1.50"/><unit value="mg"/></valueQuantity>
+  <interpretation><coding id="c1"><system value="http://example.org"/><code value="H"/></coding></interpretation>
+</Observation>"#;
+    let v = from_xml(defs, xml.as_bytes()).expect("reads");
+    assert_eq!(
+        v["valueQuantity"]["value"].to_string(),
+        "1.50",
+        "decimal as written"
+    );
+    assert_eq!(v["code"]["text"], json!("line one\nline two & \"three\""));
+    assert_eq!(v["interpretation"][0]["coding"][0]["id"], json!("c1"));
+    let patient = json!({"resourceType": "Patient", "active": true,
+        "name": [{"given": ["Ann", null], "_given": [null, {"extension": [{"url": "http://x", "valueString": "B"}]}]}],
+        "_birthDate": {"id": "b", "extension": [{"url": "http://y", "valueBoolean": false}]},
+        "multipleBirthInteger": 2});
+    let xml = to_xml(defs, &patient, false).expect("writes");
+    assert!(xml.contains(r#"<birthDate id="b"><extension url="http://y"><valueBoolean value="false"/></extension></birthDate>"#), "{xml}");
+    assert!(
+        xml.find("<active").unwrap() < xml.find("<name").unwrap(),
+        "definition order: {xml}"
+    );
+    assert_eq!(from_xml(defs, xml.as_bytes()).expect("reads"), patient);
+}
+
+fn refused(xml: &str) -> fhir_model::xml::XmlError {
+    match from_xml(Definitions::r4(), xml.as_bytes()) {
+        Ok(v) => panic!("read {xml} as {v}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn bad_xml_is_refused_with_where() {
+    let e = refused("<Patient xmlns=\"http://hl7.org/fhir\">\n  <active value=\"true\"/>\n  <colour value=\"x\"/>\n</Patient>");
+    assert_eq!((e.line, e.column), (3, 3), "{e}");
+    assert_eq!(e.path.as_deref(), Some("Patient.colour"), "{e}");
+    let e = refused("<Patient xmlns=\"http://hl7.org/fhir\"><active value=\"true\"></Patient>");
+    assert!(e.message.contains("malformed"), "{e}");
+    let e = refused("<Patient><active value=\"true\"/></Patient>");
+    assert!(e.message.contains("namespace"), "{e}");
+    let e = refused("<?xml version=\"1.0\"?><!DOCTYPE Patient [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><Patient xmlns=\"http://hl7.org/fhir\"><gender value=\"&x;\"/></Patient>");
+    assert!(e.message.contains("DTD"), "{e}");
+    let e = refused("<Patient xmlns=\"http://hl7.org/fhir\"><gender value=\"&x;\"/></Patient>");
+    assert!(e.path.as_deref() == Some("Patient.gender"), "{e}");
+    let e =
+        refused("<Patient xmlns=\"http://hl7.org/fhir\">text<active value=\"true\"/></Patient>");
+    assert!(e.message.contains("text between elements"), "{e}");
+    let e = refused("<Patient xmlns=\"http://hl7.org/fhir\"><active value=\"yes\"/></Patient>");
+    assert!(e.message.contains("not a boolean"), "{e}");
+    let e = refused("<Patient xmlns=\"http://hl7.org/fhir\"><gender value=\"male\"/><gender value=\"female\"/></Patient>");
+    assert!(e.message.contains("only once"), "{e}");
+    let e = refused(
+        "<Patient xmlns=\"http://hl7.org/fhir\"><active colour=\"x\" value=\"true\"/></Patient>",
+    );
+    assert!(e.message.contains("unknown attribute"), "{e}");
+    let e = refused("<Colour xmlns=\"http://hl7.org/fhir\"/>");
+    assert!(e.message.contains("not a resource type"), "{e}");
+    let deep = format!(
+        "<Patient xmlns=\"http://hl7.org/fhir\">{}{}</Patient>",
+        "<extension url=\"u\">".repeat(200),
+        "</extension>".repeat(200)
+    );
+    assert!(refused(&deep).message.contains("deeper"));
+}
