@@ -90,7 +90,12 @@ pub fn build(defs: &Definitions, base_url: Option<&str>, date: &str) -> Capabili
         description: "FHIR R4 server (Rust)".into(),
         url: base_url.map(str::to_string),
     });
-    cs.format = vec!["application/fhir+json".into(), "json".into()];
+    cs.format = vec![
+        "application/fhir+json".into(),
+        "json".into(),
+        "application/fhir+xml".into(),
+        "xml".into(),
+    ];
     cs.patch_format = vec!["application/json-patch+json".into()];
     let resource = defs
         .resource_types()

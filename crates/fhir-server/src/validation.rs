@@ -282,7 +282,7 @@ async fn run(
     let body = if body.is_empty() {
         Value::Null
     } else {
-        crate::http::body::parse_json(&body)?
+        crate::http::body::parse_body(&req, &body)?
     };
     let r = parse_request(body, req.query_string())?;
     let mode = r.mode.as_deref().unwrap_or("");

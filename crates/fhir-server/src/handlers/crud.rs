@@ -13,7 +13,7 @@ use crate::conditions;
 use crate::error::ApiError;
 use crate::http::body::{parse_json, read_limited};
 use crate::http::headers::{if_match, if_modified_since, if_none_exist, if_none_match, NoneMatch};
-use crate::http::negotiate::{content_type, output, require_json_body};
+use crate::http::negotiate::{content_type, output};
 use crate::http::prefer::{prefer, Handling, Return};
 use crate::http::respond;
 use crate::state::{check_id, AppState};
@@ -28,9 +28,9 @@ async fn resource_body(
     payload: web::Payload,
     resource_type: &str,
 ) -> Result<Value> {
-    require_json_body(req)?;
+    crate::http::negotiate::body_is_xml(req)?;
     let bytes = read_limited(req, payload, state.max_body_bytes).await?;
-    let value = parse_json(&bytes)?;
+    let value = crate::http::body::parse_body(req, &bytes)?;
     check_resource(state, req, &value, resource_type)?;
     Ok(value)
 }

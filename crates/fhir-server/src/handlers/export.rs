@@ -87,7 +87,13 @@ async fn kickoff(
     level: ExportLevel,
     body: Option<web::Payload>,
 ) -> Result<HttpResponse> {
-    output(req)?;
+    if output(req)?.xml {
+        // Bulk Data v2 kick-off: `Accept: application/fhir+json`; the files are NDJSON,
+        // the only format the IG defines.
+        return Err(ApiError::NotAcceptable(
+            "a Bulk Data kick-off answers in application/fhir+json (its files are NDJSON)".into(),
+        ));
+    }
     if !wants_async(req) {
         return Err(ExportError::NotAsync.into());
     }

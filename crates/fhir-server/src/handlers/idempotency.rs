@@ -68,13 +68,7 @@ pub async fn replay(
             None,
         ));
     }
-    let body = if out.pretty {
-        fhir_model::json::parse(recorded.response.as_bytes())
-            .map(|v| fhir_model::json::to_string_pretty(&v))
-            .unwrap_or(recorded.response)
-    } else {
-        recorded.response
-    };
+    let body = crate::http::respond::stored_body(&recorded.response, out);
     Ok(Some(
         HttpResponse::build(StatusCode::OK)
             .content_type(out.content_type())

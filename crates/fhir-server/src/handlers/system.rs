@@ -14,7 +14,7 @@ pub async fn metadata(
 ) -> Result<HttpResponse, ApiError> {
     let out = output(&req)?;
     let etag = capability_etag(&state.capability);
-    let mut response = if out.pretty {
+    let mut response = if out.pretty || out.xml {
         let v = fhir_model::json::parse(state.capability.as_bytes())
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         crate::http::respond::json(StatusCode::OK, &v, out)

@@ -33,6 +33,22 @@ pub async fn read_limited(
     Ok(body)
 }
 
+/// Parses a body as its `Content-Type` says: FHIR XML into the same JSON, else JSON.
+pub fn parse_body(req: &HttpRequest, bytes: &[u8]) -> Result<Value, ApiError> {
+    if !crate::http::negotiate::body_is_xml(req)? {
+        return parse_json(bytes);
+    }
+    fhir_model::xml::from_xml(fhir_model::Definitions::r4(), bytes).map_err(|e| {
+        ApiError::structure(
+            format!(
+                "the body is not valid FHIR XML (line {}, column {}): {}",
+                e.line, e.column, e.message
+            ),
+            e.path,
+        )
+    })
+}
+
 /// Parses a JSON body; syntax errors name the line and column.
 pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {

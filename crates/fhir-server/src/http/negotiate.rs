@@ -7,18 +7,32 @@ use crate::error::ApiError;
 
 pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
 pub const PLAIN_JSON: &str = "application/json; charset=utf-8";
+pub const FHIR_XML: &str = "application/fhir+xml; charset=utf-8";
 
 /// How to write the response body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Output {
     /// `application/json` was asked for rather than `application/fhir+json`.
     pub plain_json: bool,
+    /// FHIR XML was asked for (`application/fhir+xml`, `application/xml`, `text/xml`,
+    /// `_format=xml`).
+    pub xml: bool,
     pub pretty: bool,
 }
 
 impl Output {
+    const fn of(wanted: &Wanted, pretty: bool) -> Output {
+        Output {
+            plain_json: matches!(wanted, Wanted::PlainJson),
+            xml: matches!(wanted, Wanted::Xml),
+            pretty,
+        }
+    }
+
     pub fn content_type(&self) -> &'static str {
-        if self.plain_json {
+        if self.xml {
+            FHIR_XML
+        } else if self.plain_json {
             PLAIN_JSON
         } else {
             FHIR_JSON
@@ -63,23 +77,16 @@ pub fn query_param(req: &HttpRequest, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// Decides the response format from `_format` (wins) or `Accept`. XML and other
-/// formats are 406 Not Acceptable: this server speaks FHIR JSON.
+/// Decides the response format from `_format` (wins) or `Accept`: FHIR JSON, plain
+/// JSON or FHIR XML; other formats are 406 Not Acceptable.
 pub fn output(req: &HttpRequest) -> Result<Output, ApiError> {
     let pretty = query_param(req, "_pretty").is_some_and(|v| v == "true");
     if let Some(format) = query_param(req, "_format") {
         return match classify(&format) {
-            Wanted::FhirJson => Ok(Output {
-                plain_json: false,
-                pretty,
-            }),
-            Wanted::PlainJson => Ok(Output {
-                plain_json: true,
-                pretty,
-            }),
-            Wanted::Xml | Wanted::Other => Err(ApiError::NotAcceptable(format!(
-                "_format '{format}' is not supported: this server returns application/fhir+json"
+            Wanted::Other => Err(ApiError::NotAcceptable(format!(
+                "_format '{format}' is not supported: this server returns application/fhir+json or application/fhir+xml"
             ))),
+            wanted => Ok(Output::of(&wanted, pretty)),
         };
     }
     let accept = req
@@ -88,12 +95,8 @@ pub fn output(req: &HttpRequest) -> Result<Output, ApiError> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if accept.trim().is_empty() {
-        return Ok(Output {
-            plain_json: false,
-            pretty,
-        });
+        return Ok(Output::of(&Wanted::FhirJson, pretty));
     }
-    let mut any_xml = false;
     for item in accept.split(',') {
         let q_zero = item.split(';').skip(1).any(|p| {
             let p = p.trim().replace(' ', "");
@@ -109,29 +112,13 @@ pub fn output(req: &HttpRequest) -> Result<Output, ApiError> {
             continue;
         }
         match classify(item) {
-            Wanted::FhirJson => {
-                return Ok(Output {
-                    plain_json: false,
-                    pretty,
-                })
-            }
-            Wanted::PlainJson => {
-                return Ok(Output {
-                    plain_json: true,
-                    pretty,
-                })
-            }
-            Wanted::Xml => any_xml = true,
             Wanted::Other => {}
+            wanted => return Ok(Output::of(&wanted, pretty)),
         }
     }
-    let what = if any_xml {
-        "XML is not supported"
-    } else {
-        "none of the accepted media types is supported"
-    };
     Err(ApiError::NotAcceptable(format!(
-        "Accept '{accept}': {what}; this server returns application/fhir+json or application/json"
+        "Accept '{accept}': none of the accepted media types is supported; this server returns \
+         application/fhir+json, application/json or application/fhir+xml"
     )))
 }
 
@@ -169,17 +156,18 @@ pub fn subset(req: &HttpRequest) -> Result<Option<fhir_model::Subset>, ApiError>
     }
 }
 
-/// Checks the request body's media type is FHIR JSON (or plain JSON). A missing
-/// `Content-Type` is taken as JSON.
-pub fn require_json_body(req: &HttpRequest) -> Result<(), ApiError> {
+/// The request body's format from its media type: FHIR JSON (or plain JSON; a missing
+/// `Content-Type` is taken as JSON) or FHIR XML (`true`); others are 415.
+pub fn body_is_xml(req: &HttpRequest) -> Result<bool, ApiError> {
     let Some(ct) = req.headers().get(header::CONTENT_TYPE) else {
-        return Ok(());
+        return Ok(false);
     };
     let ct = ct.to_str().unwrap_or("");
     match classify(ct) {
-        Wanted::FhirJson | Wanted::PlainJson => Ok(()),
-        _ => Err(ApiError::UnsupportedMediaType(format!(
-            "Content-Type '{ct}' is not supported: send application/fhir+json"
+        Wanted::FhirJson | Wanted::PlainJson => Ok(false),
+        Wanted::Xml => Ok(true),
+        Wanted::Other => Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type '{ct}' is not supported: send application/fhir+json or application/fhir+xml"
         ))),
     }
 }

@@ -23,24 +23,43 @@ pub fn base_url(req: &HttpRequest, configured: Option<&str>) -> String {
 
 /// Writes a JSON value as the negotiated format.
 pub fn json(status: StatusCode, value: &Value, out: Output) -> HttpResponse {
-    let body = if out.pretty {
+    HttpResponse::build(status)
+        .content_type(out.content_type())
+        .body(render(value, out))
+}
+
+/// A resource's JSON as the body text of the negotiated format (FHIR XML is a view of
+/// the JSON, written from the core definitions: profiles do not change element names
+/// or order).
+pub fn render(value: &Value, out: Output) -> String {
+    if out.xml {
+        return fhir_model::xml::to_xml(fhir_model::Definitions::r4(), value, out.pretty)
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "a response could not be written as XML");
+                let oo = OperationOutcome::of(Issue::error(
+                    IssueType::Exception,
+                    format!("the response could not be written as XML: {e}"),
+                ));
+                fhir_model::xml::to_xml(fhir_model::Definitions::r4(), &oo.to_value(), false)
+                    .unwrap_or_default()
+            });
+    }
+    if out.pretty {
         fhir_model::json::to_string_pretty(value)
     } else {
         fhir_model::json::to_string(value)
-    };
-    HttpResponse::build(status)
-        .content_type(out.content_type())
-        .body(body)
+    }
 }
 
-/// Stored JSON text as the body: served as written unless `_pretty` asks otherwise.
-fn stored_body(stored: &StoredResource, out: Output) -> String {
-    if !out.pretty {
-        return stored.content.clone();
+/// Stored JSON text as the body: served as written unless `_pretty` or XML asks
+/// otherwise.
+pub fn stored_body(content: &str, out: Output) -> String {
+    if !out.pretty && !out.xml {
+        return content.to_string();
     }
-    match fhir_model::json::parse(stored.content.as_bytes()) {
-        Ok(v) => fhir_model::json::to_string_pretty(&v),
-        Err(_) => stored.content.clone(),
+    match fhir_model::json::parse(content.as_bytes()) {
+        Ok(v) => render(&v, out),
+        Err(_) => content.to_string(),
     }
 }
 
@@ -55,7 +74,7 @@ pub fn resource(status: StatusCode, stored: &StoredResource, out: Output) -> Htt
     let mut b = HttpResponse::build(status);
     version_headers(&mut b, stored);
     b.content_type(out.content_type())
-        .body(stored_body(stored, out))
+        .body(stored_body(&stored.content, out))
 }
 
 /// A read of part of a resource (`_summary`, `_elements`), tagged SUBSETTED.
@@ -99,7 +118,7 @@ pub fn written(
         Return::Minimal => b.finish(),
         Return::Representation => b
             .content_type(out.content_type())
-            .body(stored_body(stored, out)),
+            .body(stored_body(&stored.content, out)),
         Return::OperationOutcome => {
             let what = match status {
                 StatusCode::CREATED => "created",

@@ -30,7 +30,7 @@ use super::idempotency::Idempotent;
 use crate::error::ApiError;
 use crate::http::body::{parse_json, read_limited};
 use crate::http::headers::{parse_etag_version, NoneMatch};
-use crate::http::negotiate::{output, require_json_body};
+use crate::http::negotiate::output;
 use crate::http::prefer::{prefer, Handling, Return};
 use crate::http::respond;
 use crate::state::{valid_id, AppState};
@@ -92,10 +92,10 @@ pub async fn post_bundle(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    require_json_body(&req)?;
+    crate::http::negotiate::body_is_xml(&req)?;
     let out = output(&req)?;
     let bytes = read_limited(&req, payload, state.max_body_bytes).await?;
-    let mut bundle = parse_json(&bytes)?;
+    let mut bundle = crate::http::body::parse_body(&req, &bytes)?;
     let idem = super::idempotency::of(&req, &bytes)?;
     drop(bytes);
     if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
