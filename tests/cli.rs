@@ -205,3 +205,52 @@ fn import_loads_again_files_whose_conditional_references_come_from_another_file(
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn validate_and_import_read_fhir_xml_files() {
+    let dir = std::env::temp_dir().join(format!("fhir-cli-xml-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.xml");
+    std::fs::write(&good, r#"<Patient xmlns="http://hl7.org/fhir"><name><family value="Xmlfile"/></name><birthDate value="1974-12-25"/></Patient>"#).unwrap();
+    let bad = dir.join("bad.xml");
+    std::fs::write(
+        &bad,
+        r#"<Patient xmlns="http://hl7.org/fhir"><birthDate value="soon"/></Patient>"#,
+    )
+    .unwrap();
+    let broken = dir.join("broken.xml");
+    std::fs::write(
+        &broken,
+        "<Patient xmlns=\"http://hl7.org/fhir\">\n<colour value=\"red\"/></Patient>",
+    )
+    .unwrap();
+    let (ok, out, _) = run(&["validate", good.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let (ok, out, _) = run(&["validate", bad.to_str().unwrap(), broken.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(out.contains("bad.xml: error: Patient.birthDate"), "{out}");
+    assert!(
+        out.contains("broken.xml: error: invalid FHIR XML at line 2, column 1"),
+        "{out}"
+    );
+    std::fs::remove_file(&bad).unwrap();
+    std::fs::remove_file(&broken).unwrap();
+    let s = common::Server::start(common::Backend::Sqlite);
+    let state = dir.join("state");
+    let (ok, out, err) = run(&[
+        "import",
+        "--url",
+        &s.base,
+        "--state",
+        state.to_str().unwrap(),
+        dir.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("imported 1 resources from 1 files"), "{out}");
+    assert_eq!(
+        s.get("/Patient?family=xmlfile&_summary=count").json()["total"],
+        1
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -168,3 +168,65 @@ fn bad_xml_is_a_400_that_says_where() {
     )
     .outcome(400);
 }
+
+#[test]
+fn errors_answer_in_xml_when_xml_is_asked_for() {
+    let s = shared(Backend::Sqlite);
+    let missing = s
+        .req("GET", "/Patient/no-such-patient")
+        .header("Accept", "application/fhir+xml")
+        .send();
+    assert_eq!(missing.status, 404);
+    let oo = xml_of(&missing);
+    assert_eq!(oo["resourceType"], json!("OperationOutcome"));
+    assert_eq!(oo["issue"][0]["code"], json!("not-found"));
+    let bad = s
+        .req("POST", "/Patient?_format=xml")
+        .header("Content-Type", "application/fhir+xml")
+        .json("<Patient xmlns=\"http://hl7.org/fhir\"><colour value=\"red\"/></Patient>");
+    assert_eq!(bad.status, 400);
+    let oo = xml_of(&bad);
+    assert_eq!(oo["issue"][0]["expression"], json!(["Patient.colour"]));
+    // JSON when JSON is asked for, and for a format the server does not speak.
+    let json_error = s.get("/Patient/no-such-patient");
+    assert_eq!(
+        json_error.header("content-type"),
+        Some("application/fhir+json; charset=utf-8")
+    );
+    s.get("/Patient/no-such-patient?_format=text/turtle")
+        .outcome(406);
+}
+
+#[test]
+fn history_everything_and_validate_speak_xml() {
+    let s = shared(Backend::Sqlite);
+    let family = unique("XmlH");
+    let r = post_xml(
+        s,
+        "/Patient",
+        &format!(
+            r#"<Patient xmlns="http://hl7.org/fhir"><name><family value="{family}"/></name></Patient>"#
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["id"].as_str().expect("id").to_string();
+    let history = xml_of(&s.get(&format!("/Patient/{id}/_history?_format=xml")));
+    assert_eq!(history["type"], json!("history"));
+    assert_eq!(
+        history["entry"][0]["resource"]["name"][0]["family"],
+        json!(family)
+    );
+    let everything = s
+        .req("GET", &format!("/Patient/{id}/$everything"))
+        .header("Accept", "application/xml")
+        .send();
+    assert_eq!(everything.status, 200, "{}", everything.body);
+    assert_eq!(xml_of(&everything)["type"], json!("searchset"));
+    let checked = s
+        .req("POST", "/Patient/$validate?_format=xml")
+        .header("Content-Type", "application/fhir+xml")
+        .json(r#"<Patient xmlns="http://hl7.org/fhir"><birthDate value="soon"/></Patient>"#);
+    let oo = xml_of(&checked);
+    assert_eq!(oo["resourceType"], json!("OperationOutcome"));
+    assert!(oo.to_string().contains("Patient.birthDate"), "{oo}");
+}

@@ -55,6 +55,8 @@ pub enum ModelError {
     NoManifest,
     #[error("invalid JSON in package file {0}: {1}")]
     Json(String, #[source] serde_json::Error),
+    #[error("invalid FHIR XML in package file {0}: {1}")]
+    Xml(String, #[source] xml::XmlError),
     #[error("a definitions loader thread panicked")]
     WorkerPanicked,
 }

@@ -74,15 +74,24 @@ impl Package {
                 .map_err(ModelError::Archive)?
                 .to_string_lossy()
                 .into_owned();
-            // Only `package/<file>.json`: examples, `other/` and `openapi/` are not definitions.
+            // Only `package/<file>.json` (or `.xml`, which some IGs ship): examples,
+            // `other/` and `openapi/` are not definitions.
             let Some(name) = path.strip_prefix("package/") else {
                 continue;
             };
-            if name.contains('/') || !name.ends_with(".json") {
+            if name.contains('/') || !(name.ends_with(".json") || name.ends_with(".xml")) {
                 continue;
             }
             let mut buf = Vec::with_capacity(entry.size() as usize);
             entry.read_to_end(&mut buf).map_err(ModelError::Archive)?;
+            if name.ends_with(".xml") {
+                // Read as the JSON it stands for, with the core definitions (the XML of
+                // conformance resources is that of the core types). The core package
+                // itself holds no XML, so building the core tables never comes here.
+                let v = crate::xml::from_xml(crate::Definitions::r4(), &buf)
+                    .map_err(|e| ModelError::Xml(name.to_string(), e))?;
+                buf = crate::json::to_string(&v).into_bytes();
+            }
             match name {
                 "package.json" => {
                     manifest = Some(

@@ -166,3 +166,39 @@ fn bad_xml_is_refused_with_where() {
     );
     assert!(refused(&deep).message.contains("deeper"));
 }
+
+/// A package `.tgz` with `package.json` and the given files.
+fn package_tgz(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    let manifest = br#"{"name": "example.xml.ig", "version": "0.1.0"}"#;
+    let all = std::iter::once(("package.json", &manifest[..])).chain(files.iter().copied());
+    for (name, bytes) in all {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, format!("package/{name}"), bytes)
+            .expect("append");
+    }
+    tar.into_inner().expect("tar").finish().expect("gzip")
+}
+
+#[test]
+fn packages_load_xml_conformance_resources() {
+    let profile = std::fs::read(shared(
+        "validator-extra/mycommunication.structureDefinition.xml",
+    ))
+    .expect("profile");
+    let tgz = package_tgz(&[("StructureDefinition-min.xml", &profile)]);
+    let core = std::fs::read(shared("fhir/hl7.fhir.r4.core-4.0.1.tgz")).expect("core");
+    let defs = Definitions::from_packages(&[&core, &tgz]).expect("loads");
+    let url = "http://hl7.dk/fhir/core/StructureDefinition/MyCommunication";
+    assert!(
+        defs.structure(url).is_some(),
+        "the XML profile is known by its URL"
+    );
+    let broken = package_tgz(&[("bad.xml", b"<StructureDefinition xmlns=\"http://hl7.org/fhir\"><colour value=\"x\"/></StructureDefinition>")]);
+    let e = Definitions::from_packages(&[&core, &broken]).expect_err("refused");
+    assert!(e.to_string().contains("bad.xml"), "{e}");
+}

@@ -253,6 +253,18 @@ fn run_clients(args: &ClientsArgs) -> Result<(), String> {
 
 /// `fhir-server validate FILE…`: prints each issue as `FILE: severity: where: what`;
 /// exit 1 when any file has errors (or cannot be read), 0 otherwise.
+/// A resource file's JSON: FHIR XML for `.xml` files, JSON otherwise.
+fn resource_file(path: &std::path::Path, bytes: &[u8]) -> Result<serde_json::Value, String> {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("xml"))
+    {
+        return fhir_model::xml::from_xml(fhir_model::Definitions::r4(), bytes)
+            .map_err(|e| e.to_string());
+    }
+    fhir_model::json::parse(bytes).map_err(|e| e.to_string())
+}
+
 pub fn validate(args: &ValidateArgs) -> ExitCode {
     let mut validator = fhir_validation::Validator::r4();
     for p in &args.package {
@@ -270,7 +282,7 @@ pub fn validate(args: &ValidateArgs) -> ExitCode {
         let name = file.display();
         let value = match std::fs::read(file)
             .map_err(|e| e.to_string())
-            .and_then(|b| fhir_model::json::parse(&b).map_err(|e| e.to_string()))
+            .and_then(|b| resource_file(file, &b))
         {
             Ok(v) => v,
             Err(e) => {

@@ -50,7 +50,7 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 pub struct ValidateArgs {
-    /// FHIR JSON files (a Bundle's entries are validated too).
+    /// FHIR JSON or XML (.xml) files (a Bundle's entries are validated too).
     #[arg(required = true)]
     pub files: Vec<std::path::PathBuf>,
     /// Validate against this profile (canonical URL) too; repeatable.
@@ -136,7 +136,7 @@ pub struct ExportClientArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ImportArgs {
-    /// Files or folders (.json, .ndjson, optionally .gz).
+    /// Files or folders (.json, .ndjson, .xml, optionally .gz).
     #[arg(required = true)]
     pub paths: Vec<std::path::PathBuf>,
     /// FHIR base URL of a running server; without it the import runs a server in-process
@@ -459,6 +459,9 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
             .wrap(crate::http::security::headers(https))
             .wrap(middleware::NormalizePath::trim())
             .wrap(middleware::from_fn(crate::http::limits::uri_length))
+            .wrap(middleware::from_fn(
+                crate::http::negotiate::errors_in_format,
+            ))
             .wrap(middleware::from_fn(logging::access_log))
             .wrap(middleware::from_fn(crate::http::peer::track))
             .configure(crate::routes::configure)

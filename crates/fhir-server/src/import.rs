@@ -44,9 +44,16 @@ fn files_of(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ImportError> {
             out.extend(files_of(&entries)?);
         } else if p.exists() {
             let name = p.to_string_lossy();
-            if [".json", ".json.gz", ".ndjson", ".ndjson.gz"]
-                .iter()
-                .any(|s| name.ends_with(s))
+            if [
+                ".json",
+                ".json.gz",
+                ".ndjson",
+                ".ndjson.gz",
+                ".xml",
+                ".xml.gz",
+            ]
+            .iter()
+            .any(|s| name.ends_with(s))
             {
                 out.push(p.clone());
             }
@@ -104,7 +111,17 @@ struct Head {
 fn bundles_of(path: &Path, batch: usize) -> Result<Vec<(String, String)>, ImportError> {
     let name = path.display().to_string();
     let ndjson = name.ends_with(".ndjson") || name.ends_with(".ndjson.gz");
-    let text = read_text(path)?;
+    let mut text = read_text(path)?;
+    if name.ends_with(".xml") || name.ends_with(".xml.gz") {
+        // FHIR XML is read into the JSON it stands for, then posted as JSON.
+        let v = fhir_model::xml::from_xml(fhir_model::Definitions::r4(), text.as_bytes()).map_err(
+            |e| ImportError::Rejected {
+                file: name.clone(),
+                message: e.to_string(),
+            },
+        )?;
+        text = fhir_model::json::to_string(&v);
+    }
     if !ndjson {
         let head: Option<Head> = serde_json::from_str(&text).ok();
         if let Some(Head {
