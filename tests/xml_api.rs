@@ -24,9 +24,8 @@ fn post_xml(s: &Server, path: &str, body: &str) -> common::Resp {
         .json(body)
 }
 
-#[test]
-fn a_resource_sent_as_xml_reads_back_as_json_and_xml() {
-    let s = shared(Backend::Sqlite);
+fn a_resource_sent_as_xml_reads_back_as_json_and_xml(b: Backend) {
+    let s = shared(b);
     let family = unique("Xml");
     let body = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -84,9 +83,8 @@ fn a_resource_sent_as_xml_reads_back_as_json_and_xml() {
     assert_eq!(xml_of(&r)["active"], json!(false));
 }
 
-#[test]
-fn searches_transactions_and_metadata_answer_in_xml() {
-    let s = shared(Backend::Sqlite);
+fn searches_transactions_and_metadata_answer_in_xml(b: Backend) {
+    let s = shared(b);
     let family = unique("XmlT");
     let bundle = format!(
         r#"<Bundle xmlns="http://hl7.org/fhir"><type value="transaction"/>
@@ -128,9 +126,8 @@ fn searches_transactions_and_metadata_answer_in_xml() {
         .contains(&json!("application/fhir+xml")));
 }
 
-#[test]
-fn bad_xml_is_a_400_that_says_where() {
-    let s = shared(Backend::Sqlite);
+fn bad_xml_is_a_400_that_says_where(b: Backend) {
+    let s = shared(b);
     let r = post_xml(
         s,
         "/Patient",
@@ -153,6 +150,10 @@ fn bad_xml_is_a_400_that_says_where() {
             "<!DOCTYPE Patient [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><Patient xmlns=\"http://hl7.org/fhir\"><gender value=\"&e;\"/></Patient>",
             "DTD",
         ),
+        (
+            "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;&lol;&lol;\">]><Patient xmlns=\"http://hl7.org/fhir\"><gender value=\"&lol2;\"/></Patient>",
+            "DTD",
+        ),
         ("<Patient xmlns=\"http://hl7.org/fhir\">mixed<active value=\"true\"/></Patient>", "text between elements"),
         ("", "no element"),
     ] {
@@ -169,9 +170,8 @@ fn bad_xml_is_a_400_that_says_where() {
     .outcome(400);
 }
 
-#[test]
-fn errors_answer_in_xml_when_xml_is_asked_for() {
-    let s = shared(Backend::Sqlite);
+fn errors_answer_in_xml_when_xml_is_asked_for(b: Backend) {
+    let s = shared(b);
     let missing = s
         .req("GET", "/Patient/no-such-patient")
         .header("Accept", "application/fhir+xml")
@@ -197,9 +197,8 @@ fn errors_answer_in_xml_when_xml_is_asked_for() {
         .outcome(406);
 }
 
-#[test]
-fn history_everything_and_validate_speak_xml() {
-    let s = shared(Backend::Sqlite);
+fn history_everything_and_validate_speak_xml(b: Backend) {
+    let s = shared(b);
     let family = unique("XmlH");
     let r = post_xml(
         s,
@@ -230,3 +229,11 @@ fn history_everything_and_validate_speak_xml() {
     assert_eq!(oo["resourceType"], json!("OperationOutcome"));
     assert!(oo.to_string().contains("Patient.birthDate"), "{oo}");
 }
+
+both_backends!(
+    a_resource_sent_as_xml_reads_back_as_json_and_xml,
+    searches_transactions_and_metadata_answer_in_xml,
+    bad_xml_is_a_400_that_says_where,
+    errors_answer_in_xml_when_xml_is_asked_for,
+    history_everything_and_validate_speak_xml,
+);

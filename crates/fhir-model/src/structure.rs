@@ -186,7 +186,10 @@ pub(crate) struct RawStructureDefinition {
     url: String,
     #[serde(default)]
     version: Option<String>,
-    name: String,
+    /// Required by the spec (sdf-0), but test profiles and drafts leave it out: the
+    /// last segment of the URL stands in.
+    #[serde(default)]
+    name: Option<String>,
     #[serde(rename = "type")]
     type_name: String,
     kind: TypeKind,
@@ -407,10 +410,13 @@ impl RawStructureDefinition {
             .differential
             .map(|s| s.element.into_iter().map(convert_element).collect())
             .unwrap_or_default();
+        let name = self
+            .name
+            .unwrap_or_else(|| self.url.rsplit('/').next().unwrap_or_default().to_string());
         let mut def = TypeDef {
             url: self.url,
             version: self.version,
-            name: self.name,
+            name,
             type_name: self.type_name,
             kind: self.kind,
             is_abstract: self.is_abstract,

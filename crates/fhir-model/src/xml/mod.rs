@@ -26,7 +26,7 @@
 mod read;
 mod write;
 
-pub use read::from_xml;
+pub use read::{from_xml, from_xml_in_order};
 pub use write::to_xml;
 
 /// The FHIR namespace.

@@ -11,8 +11,20 @@ use super::write::holds_resource;
 use super::{XmlError, FHIR_NS, MAX_DEPTH, XHTML_NS};
 use crate::definitions::{ChildStep, Definitions, ElementCursor};
 
-/// Reads an XML document holding one resource into its JSON.
+/// Reads an XML document holding one resource into its JSON. Elements out of the
+/// definitions' order are taken as they come (as HAPI's parser does: senders get it
+/// wrong, and the JSON has one order anyway); [`from_xml_in_order`] refuses them.
 pub fn from_xml(defs: &Definitions, bytes: &[u8]) -> Result<Value, XmlError> {
+    read(defs, bytes, false)
+}
+
+/// [`from_xml`], refusing elements out of the order of the definitions (xml.html:
+/// "elements SHALL appear in the order defined").
+pub fn from_xml_in_order(defs: &Definitions, bytes: &[u8]) -> Result<Value, XmlError> {
+    read(defs, bytes, true)
+}
+
+fn read(defs: &Definitions, bytes: &[u8], in_order: bool) -> Result<Value, XmlError> {
     let mut ns = NsReader::from_reader(bytes);
     ns.config_mut().check_comments = true;
     let mut r = Reader {
@@ -21,6 +33,7 @@ pub fn from_xml(defs: &Definitions, bytes: &[u8]) -> Result<Value, XmlError> {
         ns,
         at: 0,
         depth: 0,
+        in_order,
     };
     r.document()
 }
@@ -40,6 +53,8 @@ struct Reader<'d, 'i> {
     /// Byte offset of the element being read, for errors.
     at: usize,
     depth: usize,
+    /// Refuse elements out of the definitions' order.
+    in_order: bool,
 }
 
 /// The members of one JSON object being read, in the order they first appear.
@@ -178,6 +193,7 @@ impl<'i> Reader<'_, 'i> {
             return Err(self.error(Some(path), format!("elements nest deeper than {MAX_DEPTH}")));
         }
         let mut members = Members::default();
+        let mut last = 0;
         loop {
             let (ns, ev) = self.next(Some(path))?;
             let (e, empty) = match ev {
@@ -196,7 +212,14 @@ impl<'i> Reader<'_, 'i> {
                     ))
                 }
             };
-            self.element(at, ns, &e, empty, &mut members, path)?;
+            let index = self.element(at, ns, &e, empty, &mut members, path)?;
+            if self.in_order && index < last {
+                return Err(self.error(
+                    Some(&format!("{path}.{}", local(&e))),
+                    "out of order: elements follow the order of the definitions",
+                ));
+            }
+            last = index;
         }
         self.depth -= 1;
         members.into_object(obj);
@@ -211,7 +234,7 @@ impl<'i> Reader<'_, 'i> {
         empty: bool,
         members: &mut Members,
         path: &str,
-    ) -> Result<(), XmlError> {
+    ) -> Result<usize, XmlError> {
         let name = local(e);
         let child_path = format!("{path}.{name}");
         let step = self
@@ -237,26 +260,17 @@ impl<'i> Reader<'_, 'i> {
         }
         let many = step.element().max.is_many();
         let start = self.at;
-        if code == Some("xhtml") {
-            let div = self.xhtml(e, empty, start, &child_path)?;
-            return self.add(members, &name, many, Slot::Values(vec![div]), &child_path);
-        }
-        if code.is_some_and(|c| self.defs.is_primitive(c)) {
-            let pair = self.primitive(step, e, empty, &child_path)?;
-            return self.add(
-                members,
-                &name,
-                many,
-                Slot::Primitives(vec![pair]),
-                &child_path,
-            );
-        }
-        let value = if holds_resource(self.defs, code) {
-            self.nested(empty, &child_path)?
+        let slot = if code == Some("xhtml") {
+            Slot::Values(vec![self.xhtml(e, empty, start, &child_path)?])
+        } else if code.is_some_and(|c| self.defs.is_primitive(c)) {
+            Slot::Primitives(vec![self.primitive(step, e, empty, &child_path)?])
+        } else if holds_resource(self.defs, code) {
+            Slot::Values(vec![self.nested(empty, &child_path)?])
         } else {
-            self.complex(step, e, empty, &child_path)?
+            Slot::Values(vec![self.complex(step, e, empty, &child_path)?])
         };
-        self.add(members, &name, many, Slot::Values(vec![value]), &child_path)
+        self.add(members, &name, many, slot, &child_path)?;
+        Ok(step.at.index)
     }
 
     fn add(
