@@ -27,7 +27,7 @@ const WANTED: &[&str] = &[
 pub struct Definitions {
     packages: Vec<PackageManifest>,
     /// Base types and resources by type name (specializations only).
-    types: HashMap<String, Arc<TypeDef>>,
+    types: crate::FastMap<String, Arc<TypeDef>>,
     /// Every StructureDefinition (profiles too) by canonical URL.
     structures: HashMap<String, Arc<TypeDef>>,
     resource_types: Vec<String>,

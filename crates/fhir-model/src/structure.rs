@@ -144,7 +144,7 @@ pub struct TypeDef {
     pub differential: Vec<ElementDef>,
     /// For primitive types, the regex their value must match (from the definitions).
     pub value_regex: Option<String>,
-    children: Vec<HashMap<Box<str>, ChildRef>>,
+    children: Vec<crate::FastMap<Box<str>, ChildRef>>,
 }
 
 impl TypeDef {
@@ -447,8 +447,9 @@ fn resolve_content_references(def: &mut TypeDef, refs: &[Option<String>]) {
 }
 
 /// For each element, the JSON property names of its direct children (slices excluded).
-fn build_children(elements: &[ElementDef]) -> Vec<HashMap<Box<str>, ChildRef>> {
-    let mut children: Vec<HashMap<Box<str>, ChildRef>> = vec![HashMap::new(); elements.len()];
+fn build_children(elements: &[ElementDef]) -> Vec<crate::FastMap<Box<str>, ChildRef>> {
+    let mut children: Vec<crate::FastMap<Box<str>, ChildRef>> =
+        vec![crate::FastMap::default(); elements.len()];
     let by_path: HashMap<&str, usize> = elements
         .iter()
         .enumerate()

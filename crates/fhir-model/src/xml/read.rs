@@ -7,7 +7,7 @@ use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 use serde_json::{Map, Number, Value};
 
-use super::write::holds_resource;
+use super::write::{holds_resource, is_primitive};
 use super::{XmlError, FHIR_NS, MAX_DEPTH, XHTML_NS};
 use crate::definitions::{ChildStep, Definitions, ElementCursor};
 
@@ -34,6 +34,7 @@ fn read(defs: &Definitions, bytes: &[u8], in_order: bool) -> Result<Value, XmlEr
         at: 0,
         depth: 0,
         in_order,
+        path: String::new(),
     };
     r.document()
 }
@@ -55,6 +56,9 @@ struct Reader<'d, 'i> {
     depth: usize,
     /// Refuse elements out of the definitions' order.
     in_order: bool,
+    /// The element path being read (`Bundle.entry.resource`), for errors: one buffer,
+    /// extended and cut back as the reader goes down and up.
+    path: String,
 }
 
 /// The members of one JSON object being read, in the order they first appear.
@@ -62,93 +66,90 @@ struct Reader<'d, 'i> {
 struct Members(Vec<(String, bool, Slot)>);
 
 enum Slot {
+    /// One element so far (most elements: no vector for them).
+    One(Value),
     Values(Vec<Value>),
+    /// One primitive so far: its value and `_` member.
+    Primitive(Option<Value>, Option<Value>),
     /// Primitives: value and `_` member (id, extensions) of each element.
     Primitives(Vec<(Option<Value>, Option<Value>)>),
 }
 
 impl<'i> Reader<'_, 'i> {
-    fn error(&self, path: Option<&str>, message: impl Into<String>) -> XmlError {
+    fn error(&self, message: impl Into<String>) -> XmlError {
         let before = &self.input[..self.at.min(self.input.len())];
         let line = before.iter().filter(|b| **b == b'\n').count() + 1;
         let column = before.iter().rev().take_while(|b| **b != b'\n').count() + 1;
         XmlError {
             line,
             column,
-            path: path.map(str::to_string),
+            path: (!self.path.is_empty()).then(|| self.path.clone()),
             message: message.into(),
         }
     }
 
     /// The next event and, for an element, its namespace.
-    fn next(&mut self, path: Option<&str>) -> Result<(Ns, Event<'i>), XmlError> {
+    fn next(&mut self) -> Result<(Ns, Event<'i>), XmlError> {
         self.at = self.ns.buffer_position() as usize;
         let (res, ev) = match self.ns.read_resolved_event() {
             Ok((res, ev)) => (ns_of(&res), ev),
             Err(e) => {
                 self.at = self.ns.error_position() as usize;
-                return Err(self.error(path, format!("malformed XML: {e}")));
+                return Err(self.error(format!("malformed XML: {e}")));
             }
         };
         if let Event::DocType(_) = ev {
-            return Err(self.error(
-                path,
-                "a document type declaration (DTD) is not allowed in FHIR XML",
-            ));
+            return Err(self.error("a document type declaration (DTD) is not allowed in FHIR XML"));
         }
         Ok((res, ev))
     }
 
     fn document(&mut self) -> Result<Value, XmlError> {
         let resource = loop {
-            let (ns, ev) = self.next(None)?;
+            let (ns, ev) = self.next()?;
             match ev {
                 Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
                 Event::Text(t) if is_blank(&t) => {}
                 Event::Start(e) | Event::Empty(e) if ns != Ns::Fhir => {
                     let name = local(&e);
-                    return Err(self.error(
-                        Some(&name),
-                        format!(
-                            "the root element '{name}' is not in the FHIR namespace ({FHIR_NS})"
-                        ),
-                    ));
+                    self.path = name.clone();
+                    return Err(self.error(format!(
+                        "the root element '{name}' is not in the FHIR namespace ({FHIR_NS})"
+                    )));
                 }
-                Event::Start(e) => break self.resource(&e, false, "")?,
-                Event::Empty(e) => break self.resource(&e, true, "")?,
-                Event::Eof => return Err(self.error(None, "the document has no element")),
-                _ => return Err(self.error(None, "text before the root element")),
+                Event::Start(e) => break self.resource(&e, false)?,
+                Event::Empty(e) => break self.resource(&e, true)?,
+                Event::Eof => return Err(self.error("the document has no element")),
+                _ => return Err(self.error("text before the root element")),
             }
         };
         loop {
-            let (_, ev) = self.next(None)?;
+            let (_, ev) = self.next()?;
             match ev {
                 Event::Eof => return Ok(resource),
                 Event::Comment(_) | Event::PI(_) => {}
                 Event::Text(t) if is_blank(&t) => {}
-                _ => return Err(self.error(None, "content after the root element")),
+                _ => return Err(self.error("content after the root element")),
             }
         }
     }
 
     /// A resource whose element `e` was just read (the type's name).
-    fn resource(&mut self, e: &BytesStart<'_>, empty: bool, path: &str) -> Result<Value, XmlError> {
+    fn resource(&mut self, e: &BytesStart<'_>, empty: bool) -> Result<Value, XmlError> {
         let rt = local(e);
-        let path = if path.is_empty() {
-            rt.clone()
-        } else {
-            path.to_string()
-        };
+        if self.path.is_empty() {
+            self.path.push_str(&rt);
+        }
         let at = self
             .defs
             .root(&rt)
             .filter(|_| self.defs.is_resource_type(&rt))
-            .ok_or_else(|| self.error(Some(&path), format!("'{rt}' is not a resource type")))?;
-        self.attributes(e, &[], &path)?;
+            .ok_or_else(|| self.error(format!("'{rt}' is not a resource type")))?;
+        self.attributes(e, &[])?;
         let mut obj = Map::new();
         obj.insert("resourceType".into(), Value::String(rt));
         if !empty {
-            self.children(at, &mut obj, &path)?;
+            self.children(at, &mut obj)?;
         }
         Ok(Value::Object(obj))
     }
@@ -156,27 +157,28 @@ impl<'i> Reader<'_, 'i> {
     /// The attributes of `e` that are `wanted` (others are refused; namespace
     /// declarations and attributes of other namespaces, such as `xsi:schemaLocation`,
     /// are passed over).
+    /// The values of the `wanted` attributes (at most two), by position in `wanted`.
     fn attributes(
         &self,
         e: &BytesStart<'_>,
         wanted: &[&str],
-        path: &str,
-    ) -> Result<Vec<(String, String)>, XmlError> {
-        let mut out = Vec::new();
+    ) -> Result<[Option<String>; 2], XmlError> {
+        let mut out = [None, None];
         for a in e.attributes() {
-            let a =
-                a.map_err(|err| self.error(Some(path), format!("malformed attribute: {err}")))?;
-            let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
-            if key == "xmlns" || key.contains(':') {
+            let a = a.map_err(|err| self.error(format!("malformed attribute: {err}")))?;
+            let key = a.key.as_ref();
+            if key == b"xmlns" || key.contains(&b':') {
                 continue;
             }
-            if !wanted.contains(&key.as_str()) {
-                return Err(self.error(Some(path), format!("unknown attribute '{key}'")));
-            }
-            let value = a
-                .unescape_value()
-                .map_err(|err| self.error(Some(path), format!("attribute '{key}': {err}")))?;
-            out.push((key, value.into_owned()));
+            let Some(slot) = wanted.iter().position(|w| w.as_bytes() == key) else {
+                let key = String::from_utf8_lossy(key);
+                return Err(self.error(format!("unknown attribute '{key}'")));
+            };
+            let value = a.unescape_value().map_err(|err| {
+                let key = String::from_utf8_lossy(a.key.as_ref());
+                self.error(format!("attribute '{key}': {err}"))
+            })?;
+            out[slot] = Some(value.into_owned());
         }
         Ok(out)
     }
@@ -186,40 +188,29 @@ impl<'i> Reader<'_, 'i> {
         &mut self,
         at: ElementCursor<'_>,
         obj: &mut Map<String, Value>,
-        path: &str,
     ) -> Result<(), XmlError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(self.error(Some(path), format!("elements nest deeper than {MAX_DEPTH}")));
+            return Err(self.error(format!("elements nest deeper than {MAX_DEPTH}")));
         }
         let mut members = Members::default();
         let mut last = 0;
         loop {
-            let (ns, ev) = self.next(Some(path))?;
+            let (ns, ev) = self.next()?;
             let (e, empty) = match ev {
                 Event::End(_) => break,
                 Event::Comment(_) | Event::PI(_) => continue,
                 Event::Text(t) if is_blank(&t) => continue,
                 Event::Start(e) => (e, false),
                 Event::Empty(e) => (e, true),
-                Event::Eof => {
-                    return Err(self.error(Some(path), "the document ends inside an element"))
-                }
+                Event::Eof => return Err(self.error("the document ends inside an element")),
                 _ => {
-                    return Err(self.error(
-                        Some(path),
-                        "text between elements (FHIR XML has values in attributes)",
-                    ))
+                    return Err(
+                        self.error("text between elements (FHIR XML has values in attributes)")
+                    )
                 }
             };
-            let index = self.element(at, ns, &e, empty, &mut members, path)?;
-            if self.in_order && index < last {
-                return Err(self.error(
-                    Some(&format!("{path}.{}", local(&e))),
-                    "out of order: elements follow the order of the definitions",
-                ));
-            }
-            last = index;
+            self.element(at, ns, &e, empty, &mut members, &mut last)?;
         }
         self.depth -= 1;
         members.into_object(obj);
@@ -233,14 +224,21 @@ impl<'i> Reader<'_, 'i> {
         e: &BytesStart<'i>,
         empty: bool,
         members: &mut Members,
-        path: &str,
-    ) -> Result<usize, XmlError> {
-        let name = local(e);
-        let child_path = format!("{path}.{name}");
+        last: &mut usize,
+    ) -> Result<(), XmlError> {
+        let name = std::str::from_utf8(e.local_name().into_inner())
+            .map_err(|_| self.error("an element name is not UTF-8"))?;
+        let len = self.path.len();
+        self.path.push('.');
+        self.path.push_str(name);
         let step = self
             .defs
-            .child(at, &name)
-            .ok_or_else(|| self.error(Some(&child_path), format!("unknown element '{name}'")))?;
+            .child(at, name)
+            .ok_or_else(|| self.error(format!("unknown element '{name}'")))?;
+        if self.in_order && step.at.index < *last {
+            return Err(self.error("out of order: elements follow the order of the definitions"));
+        }
+        *last = step.at.index;
         let code = step.type_code;
         let expected = if code == Some("xhtml") {
             Ns::Xhtml
@@ -253,24 +251,23 @@ impl<'i> Reader<'_, 'i> {
             } else {
                 FHIR_NS
             };
-            return Err(self.error(
-                Some(&child_path),
-                format!("'{name}' is not in the namespace {want}"),
-            ));
+            return Err(self.error(format!("'{name}' is not in the namespace {want}")));
         }
         let many = step.element().max.is_many();
         let start = self.at;
         let slot = if code == Some("xhtml") {
-            Slot::Values(vec![self.xhtml(e, empty, start, &child_path)?])
-        } else if code.is_some_and(|c| self.defs.is_primitive(c)) {
-            Slot::Primitives(vec![self.primitive(step, e, empty, &child_path)?])
-        } else if holds_resource(self.defs, code) {
-            Slot::Values(vec![self.nested(empty, &child_path)?])
+            Slot::One(self.xhtml(e, empty, start)?)
+        } else if code.is_some_and(|c| is_primitive(self.defs, c)) {
+            let (v, ext) = self.primitive(step, e, empty)?;
+            Slot::Primitive(v, ext)
+        } else if holds_resource(code) {
+            Slot::One(self.nested(empty)?)
         } else {
-            Slot::Values(vec![self.complex(step, e, empty, &child_path)?])
+            Slot::One(self.complex(step, e, empty)?)
         };
-        self.add(members, &name, many, slot, &child_path)?;
-        Ok(step.at.index)
+        self.add(members, name, many, slot)?;
+        self.path.truncate(len);
+        Ok(())
     }
 
     fn add(
@@ -279,39 +276,48 @@ impl<'i> Reader<'_, 'i> {
         name: &str,
         many: bool,
         slot: Slot,
-        path: &str,
     ) -> Result<(), XmlError> {
-        let Some((_, _, existing)) = members.0.iter_mut().find(|(n, _, _)| n == name) else {
+        // Repeats come one after another: the last member is the likely one.
+        let found = match members.0.last() {
+            Some((n, _, _)) if n == name => members.0.last_mut(),
+            _ => members.0.iter_mut().find(|(n, _, _)| n == name),
+        };
+        let Some((_, _, existing)) = found else {
             members.0.push((name.to_string(), many, slot));
             return Ok(());
         };
         if !many {
-            return Err(self.error(Some(path), format!("'{name}' may occur only once")));
+            return Err(self.error(format!("'{name}' may occur only once")));
         }
-        match (existing, slot) {
-            (Slot::Values(a), Slot::Values(b)) => a.extend(b),
-            (Slot::Primitives(a), Slot::Primitives(b)) => a.extend(b),
-            _ => return Err(self.error(Some(path), format!("'{name}' mixes kinds of values"))),
-        }
+        let taken = std::mem::replace(existing, Slot::Values(Vec::new()));
+        *existing = match (taken, slot) {
+            (Slot::One(a), Slot::One(b)) => Slot::Values(vec![a, b]),
+            (Slot::Values(mut a), Slot::One(b)) => {
+                a.push(b);
+                Slot::Values(a)
+            }
+            (Slot::Primitive(v, e), Slot::Primitive(v2, e2)) => {
+                Slot::Primitives(vec![(v, e), (v2, e2)])
+            }
+            (Slot::Primitives(mut a), Slot::Primitive(v, e)) => {
+                a.push((v, e));
+                Slot::Primitives(a)
+            }
+            _ => return Err(self.error(format!("'{name}' mixes kinds of values"))),
+        };
         Ok(())
     }
 
     /// The narrative's `div`, as written (with the XHTML namespace declared on it).
-    fn xhtml(
-        &mut self,
-        e: &BytesStart<'i>,
-        empty: bool,
-        start: usize,
-        path: &str,
-    ) -> Result<Value, XmlError> {
+    fn xhtml(&mut self, e: &BytesStart<'i>, empty: bool, start: usize) -> Result<Value, XmlError> {
         if !empty {
             if let Err(err) = self.ns.read_to_end(e.name()) {
-                return Err(self.error(Some(path), format!("malformed XHTML: {err}")));
+                return Err(self.error(format!("malformed XHTML: {err}")));
             }
         }
         let end = self.ns.buffer_position() as usize;
         let raw = std::str::from_utf8(&self.input[start..end])
-            .map_err(|_| self.error(Some(path), "the narrative is not UTF-8"))?;
+            .map_err(|_| self.error("the narrative is not UTF-8"))?;
         let declared = e.attributes().flatten().any(|a| a.key.as_ref() == b"xmlns");
         if declared || !raw.starts_with("<div") {
             return Ok(Value::String(raw.to_string()));
@@ -329,75 +335,74 @@ impl<'i> Reader<'_, 'i> {
         step: ChildStep<'_>,
         e: &BytesStart<'i>,
         empty: bool,
-        path: &str,
     ) -> Result<(Option<Value>, Option<Value>), XmlError> {
         let code = step.type_code.unwrap_or("string");
         let mut value = None;
         let mut ext = Map::new();
-        for (k, v) in self.attributes(e, &["value", "id"], path)? {
-            if k == "id" {
-                ext.insert("id".into(), Value::String(v));
-            } else {
-                value = Some(self.typed(code, v, path)?);
-            }
+        let [v, id] = self.attributes(e, &["value", "id"])?;
+        if let Some(id) = id {
+            ext.insert("id".into(), Value::String(id));
+        }
+        if let Some(v) = v {
+            value = Some(self.typed(code, v)?);
         }
         if !empty {
             let at = self
                 .defs
                 .root(code)
-                .ok_or_else(|| self.error(Some(path), format!("unknown type '{code}'")))?;
+                .ok_or_else(|| self.error(format!("unknown type '{code}'")))?;
             let mut children = Map::new();
-            self.children(at, &mut children, path)?;
+            self.children(at, &mut children)?;
             if let Some(k) = children.keys().find(|k| *k != "extension") {
-                return Err(self.error(Some(path), format!("a primitive has no element '{k}'")));
+                return Err(self.error(format!("a primitive has no element '{k}'")));
             }
             ext.extend(children);
         }
         if value.is_none() && ext.is_empty() {
-            return Err(self.error(Some(path), "an element with no value and no extension"));
+            return Err(self.error("an element with no value and no extension"));
         }
         Ok((value, (!ext.is_empty()).then_some(Value::Object(ext))))
     }
 
-    fn typed(&self, code: &str, text: String, path: &str) -> Result<Value, XmlError> {
+    fn typed(&self, code: &str, text: String) -> Result<Value, XmlError> {
         match code {
             "boolean" => match text.as_str() {
                 "true" => Ok(Value::Bool(true)),
                 "false" => Ok(Value::Bool(false)),
-                _ => Err(self.error(Some(path), format!("'{text}' is not a boolean"))),
+                _ => Err(self.error(format!("'{text}' is not a boolean"))),
             },
             "integer" | "positiveInt" | "unsignedInt" | "decimal" | "integer64" => text
                 .parse::<Number>()
                 .map(Value::Number)
-                .map_err(|_| self.error(Some(path), format!("'{text}' is not a valid {code}"))),
+                .map_err(|_| self.error(format!("'{text}' is not a valid {code}"))),
             _ => Ok(Value::String(text)),
         }
     }
 
     /// A nested resource: the one element inside its container.
-    fn nested(&mut self, empty: bool, path: &str) -> Result<Value, XmlError> {
+    fn nested(&mut self, empty: bool) -> Result<Value, XmlError> {
         if empty {
-            return Err(self.error(Some(path), "the element holds no resource"));
+            return Err(self.error("the element holds no resource"));
         }
         let mut resource = None;
         loop {
-            let (ns, ev) = self.next(Some(path))?;
+            let (ns, ev) = self.next()?;
             let (e, is_empty) = match ev {
                 Event::End(_) => break,
                 Event::Comment(_) | Event::PI(_) => continue,
                 Event::Text(t) if is_blank(&t) => continue,
                 Event::Start(e) => (e, false),
                 Event::Empty(e) => (e, true),
-                _ => return Err(self.error(Some(path), "text where a resource was expected")),
+                _ => return Err(self.error("text where a resource was expected")),
             };
             if resource.is_some() || ns != Ns::Fhir {
-                return Err(self.error(Some(path), "the element holds more than one FHIR resource"));
+                return Err(self.error("the element holds more than one FHIR resource"));
             }
             self.depth += 1;
-            resource = Some(self.resource(&e, is_empty, path)?);
+            resource = Some(self.resource(&e, is_empty)?);
             self.depth -= 1;
         }
-        resource.ok_or_else(|| self.error(Some(path), "the element holds no resource"))
+        resource.ok_or_else(|| self.error("the element holds no resource"))
     }
 
     /// A complex element: `id` (and an extension's `url`) from attributes, the rest
@@ -407,7 +412,6 @@ impl<'i> Reader<'_, 'i> {
         step: ChildStep<'_>,
         e: &BytesStart<'i>,
         empty: bool,
-        path: &str,
     ) -> Result<Value, XmlError> {
         let wanted: &[&str] = if step.type_code == Some("Extension") {
             &["id", "url"]
@@ -415,15 +419,17 @@ impl<'i> Reader<'_, 'i> {
             &["id"]
         };
         let mut obj = Map::new();
-        for (k, v) in self.attributes(e, wanted, path)? {
-            obj.insert(k, Value::String(v));
+        for (k, v) in wanted.iter().zip(self.attributes(e, wanted)?) {
+            if let Some(v) = v {
+                obj.insert((*k).to_string(), Value::String(v));
+            }
         }
         if !empty {
             let at = self
                 .defs
                 .descend(step)
-                .ok_or_else(|| self.error(Some(path), "the element's type is unknown"))?;
-            self.children(at, &mut obj, path)?;
+                .ok_or_else(|| self.error("the element's type is unknown"))?;
+            self.children(at, &mut obj)?;
         }
         Ok(Value::Object(obj))
     }
@@ -434,24 +440,49 @@ impl Members {
         for (name, many, slot) in self.0 {
             let one = |mut v: Vec<Value>| if many { Value::Array(v) } else { v.remove(0) };
             match slot {
+                Slot::One(v) if many => {
+                    obj.insert(name, Value::Array(vec![v]));
+                }
+                Slot::One(v) => {
+                    obj.insert(name, v);
+                }
+                Slot::Primitive(v, e) if !many => {
+                    if let Some(e) = e {
+                        if let Some(v) = v {
+                            obj.insert(name.clone(), v);
+                        }
+                        obj.insert(format!("_{name}"), e);
+                    } else if let Some(v) = v {
+                        obj.insert(name, v);
+                    }
+                }
+                Slot::Primitive(v, e) => Members::primitives(obj, name, vec![(v, e)]),
                 Slot::Values(v) => {
                     obj.insert(name, one(v));
                 }
-                Slot::Primitives(pairs) => {
-                    let any_value = pairs.iter().any(|(v, _)| v.is_some());
-                    let any_ext = pairs.iter().any(|(_, e)| e.is_some());
-                    let (values, exts): (Vec<Value>, Vec<Value>) = pairs
-                        .into_iter()
-                        .map(|(v, e)| (v.unwrap_or(Value::Null), e.unwrap_or(Value::Null)))
-                        .unzip();
-                    if any_value {
-                        obj.insert(name.clone(), one(values));
-                    }
-                    if any_ext {
-                        obj.insert(format!("_{name}"), one(exts));
-                    }
-                }
+                Slot::Primitives(pairs) => Members::primitives(obj, name, pairs),
             }
+        }
+    }
+
+    /// A repeating primitive: its values and `_` members as arrays, `null` where one
+    /// side is missing, each left out when it has nothing.
+    fn primitives(
+        obj: &mut Map<String, Value>,
+        name: String,
+        pairs: Vec<(Option<Value>, Option<Value>)>,
+    ) {
+        let any_value = pairs.iter().any(|(v, _)| v.is_some());
+        let any_ext = pairs.iter().any(|(_, e)| e.is_some());
+        let (values, exts): (Vec<Value>, Vec<Value>) = pairs
+            .into_iter()
+            .map(|(v, e)| (v.unwrap_or(Value::Null), e.unwrap_or(Value::Null)))
+            .unzip();
+        if any_value {
+            obj.insert(name.clone(), Value::Array(values));
+        }
+        if any_ext {
+            obj.insert(format!("_{name}"), Value::Array(exts));
         }
     }
 }

@@ -17,9 +17,10 @@ pub fn to_xml(defs: &Definitions, resource: &Value, pretty: bool) -> Result<Stri
         out: String::with_capacity(1024),
         pretty,
         depth: 0,
+        path: String::new(),
     };
     w.out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
-    w.resource(resource, "", true)?;
+    w.resource(resource, true)?;
     if pretty {
         w.out.push('\n');
     }
@@ -31,6 +32,9 @@ struct Writer<'d> {
     out: String,
     pretty: bool,
     depth: usize,
+    /// The element path being written (`Bundle.entry[3].resource`), for errors: one
+    /// buffer, extended and cut back as the writer goes down and up.
+    path: String,
 }
 
 fn fail(path: &str, message: impl Into<String>) -> XmlWriteError {
@@ -40,9 +44,39 @@ fn fail(path: &str, message: impl Into<String>) -> XmlWriteError {
     }
 }
 
-/// A type whose values are resources (nested in an element named for their type).
-pub(super) fn holds_resource(defs: &Definitions, code: Option<&str>) -> bool {
-    code.is_some_and(|c| c == "Resource" || c == "DomainResource" || defs.is_resource_type(c))
+/// The items of a member that may repeat, `None` for its `null` slots.
+fn items(v: Option<&Value>) -> Vec<Option<&Value>> {
+    match v {
+        Some(Value::Array(a)) => a.iter().map(|x| Some(x).filter(|x| !x.is_null())).collect(),
+        Some(Value::Null) | None => Vec::new(),
+        Some(other) => vec![Some(other)],
+    }
+}
+
+/// Text of a path segment: `.name` or `[i]`.
+fn push_segment(path: &mut String, name: &str, index: Option<usize>) {
+    use std::fmt::Write;
+    if !name.is_empty() {
+        path.push('.');
+        path.push_str(name);
+    }
+    if let Some(i) = index {
+        let _ = write!(path, "[{i}]");
+    }
+}
+
+/// A primitive type. Their names begin with a lower-case letter and those of complex
+/// types with a capital, so half the look-ups are spared.
+pub(super) fn is_primitive(defs: &Definitions, code: &str) -> bool {
+    code.starts_with(|c: char| c.is_ascii_lowercase()) && defs.is_primitive(code)
+}
+
+/// A type whose values are resources (nested in an element named for their type). In
+/// R4 resources nest only through elements of type `Resource` (`contained`,
+/// `Bundle.entry.resource`, `Parameters.parameter.resource`): checking the name of
+/// every resource type for every element was a tenth of reading XML.
+pub(super) fn holds_resource(code: Option<&str>) -> bool {
+    matches!(code, Some("Resource" | "DomainResource"))
 }
 
 impl Writer<'_> {
@@ -55,39 +89,47 @@ impl Writer<'_> {
         }
     }
 
-    fn resource(&mut self, v: &Value, path: &str, root: bool) -> Result<(), XmlWriteError> {
+    fn fail(&self, message: impl Into<String>) -> XmlWriteError {
+        fail(&self.path, message)
+    }
+
+    fn resource(&mut self, v: &Value, root: bool) -> Result<(), XmlWriteError> {
         let obj = v
             .as_object()
-            .ok_or_else(|| fail(path, "a resource is not a JSON object"))?;
+            .ok_or_else(|| self.fail("a resource is not a JSON object"))?;
         let rt = obj
             .get("resourceType")
             .and_then(Value::as_str)
-            .ok_or_else(|| fail(path, "resourceType is missing"))?;
+            .ok_or_else(|| self.fail("resourceType is missing"))?;
         let at = self
             .defs
             .root(rt)
             .filter(|_| self.defs.is_resource_type(rt))
-            .ok_or_else(|| fail(path, format!("'{rt}' is not a resource type")))?;
-        let path = if path.is_empty() { rt } else { path };
-        let members = self.members(obj, at, path, &["resourceType"])?;
+            .ok_or_else(|| self.fail(format!("'{rt}' is not a resource type")))?;
+        if root {
+            self.path.push_str(rt);
+        }
+        let members = self.members(obj, at, &["resourceType"])?;
         self.newline();
         self.out.push('<');
         self.out.push_str(rt);
         if root {
             self.out.push_str(&format!(" xmlns=\"{FHIR_NS}\""));
         }
-        self.children(obj, at, path, &members, rt)
+        self.children(obj, &members, rt)
     }
 
-    /// The names of the members of `obj` written as child elements, in the order of
-    /// the definitions (a `_name` goes with `name`), leaving out `skip`.
-    fn members<'v>(
+    /// The members of `obj` written as child elements with their steps, in the order
+    /// of the definitions (a `_name` goes with `name`), leaving out `skip`.
+    fn members<'v, 'd>(
         &self,
         obj: &'v Map<String, Value>,
-        at: ElementCursor<'_>,
-        path: &str,
+        at: ElementCursor<'d>,
         skip: &[&str],
-    ) -> Result<Vec<&'v str>, XmlWriteError> {
+    ) -> Result<Vec<(&'v str, ChildStep<'d>)>, XmlWriteError>
+    where
+        Self: 'd,
+    {
         let mut keyed = Vec::with_capacity(obj.len());
         for k in obj.keys() {
             if skip.contains(&k.as_str()) {
@@ -100,20 +142,18 @@ impl Writer<'_> {
             let step = self
                 .defs
                 .child(at, base)
-                .ok_or_else(|| fail(&format!("{path}.{base}"), "unknown element"))?;
-            keyed.push((step.at.index, base));
+                .ok_or_else(|| self.fail(format!("unknown element '{base}'")))?;
+            keyed.push((base, step));
         }
-        keyed.sort_by_key(|(i, _)| *i);
-        Ok(keyed.into_iter().map(|(_, k)| k).collect())
+        keyed.sort_by_key(|(_, step)| step.at.index);
+        Ok(keyed)
     }
 
     /// Closes the start tag already written, writes `members` and the end tag `name`.
     fn children(
         &mut self,
         obj: &Map<String, Value>,
-        at: ElementCursor<'_>,
-        path: &str,
-        members: &[&str],
+        members: &[(&str, ChildStep<'_>)],
         name: &str,
     ) -> Result<(), XmlWriteError> {
         if members.is_empty() {
@@ -122,8 +162,8 @@ impl Writer<'_> {
         }
         self.out.push('>');
         self.depth += 1;
-        for m in members {
-            self.member(obj, at, m, path)?;
+        for (m, step) in members {
+            self.member(obj, m, *step)?;
         }
         self.depth -= 1;
         self.newline();
@@ -137,30 +177,30 @@ impl Writer<'_> {
     fn member(
         &mut self,
         obj: &Map<String, Value>,
-        at: ElementCursor<'_>,
         name: &str,
-        path: &str,
+        step: ChildStep<'_>,
     ) -> Result<(), XmlWriteError> {
-        let step = self
-            .defs
-            .child(at, name)
-            .ok_or_else(|| fail(path, format!("unknown element '{name}'")))?;
         let value = obj.get(name);
-        let ext = obj.get(&format!("_{name}"));
-        let path = format!("{path}.{name}");
-        if !matches!(value, Some(Value::Array(_))) && !matches!(ext, Some(Value::Array(_))) {
-            return self.element(step, name, value, ext, &path);
-        }
-        let items = |v: Option<&Value>| match v {
-            Some(Value::Array(a)) => a.clone(),
-            Some(Value::Null) | None => Vec::new(),
-            Some(other) => vec![other.clone()],
+        // Most objects have no `_` member: spare building its name.
+        let ext = if obj.keys().any(|k| k.starts_with('_')) {
+            obj.get(&format!("_{name}"))
+        } else {
+            None
         };
+        let len = self.path.len();
+        if !matches!(value, Some(Value::Array(_))) && !matches!(ext, Some(Value::Array(_))) {
+            push_segment(&mut self.path, name, None);
+            self.element(step, name, value, ext)?;
+            self.path.truncate(len);
+            return Ok(());
+        }
         let (values, exts) = (items(value), items(ext));
         for i in 0..values.len().max(exts.len()) {
-            let v = values.get(i).filter(|v| !v.is_null());
-            let e = exts.get(i).filter(|e| !e.is_null());
-            self.element(step, name, v, e, &format!("{path}[{i}]"))?;
+            push_segment(&mut self.path, name, Some(i));
+            let v = values.get(i).copied().flatten();
+            let e = exts.get(i).copied().flatten();
+            self.element(step, name, v, e)?;
+            self.path.truncate(len);
         }
         Ok(())
     }
@@ -171,43 +211,44 @@ impl Writer<'_> {
         name: &str,
         v: Option<&Value>,
         ext: Option<&Value>,
-        path: &str,
     ) -> Result<(), XmlWriteError> {
         let code = step.type_code;
         if code == Some("xhtml") {
             let div = v
                 .and_then(Value::as_str)
-                .ok_or_else(|| fail(path, "the narrative is not a string"))?;
+                .ok_or_else(|| self.fail("the narrative is not a string"))?;
             self.newline();
             self.out.push_str(div);
             return Ok(());
         }
-        let primitive = code.is_some_and(|c| self.defs.is_primitive(c));
-        if primitive || !v.is_some_and(Value::is_object) {
-            return self.primitive(step, name, v, ext, path);
-        }
-        let v = v.unwrap_or(&Value::Null);
-        if holds_resource(self.defs, code) {
+        let primitive = code.is_some_and(|c| is_primitive(self.defs, c));
+        let Some(Value::Object(obj)) = v.filter(|_| !primitive) else {
+            return self.primitive(step, name, v, ext);
+        };
+        if holds_resource(code) {
             self.newline();
-            self.out.push_str(&format!("<{name}>"));
+            self.out.push('<');
+            self.out.push_str(name);
+            self.out.push('>');
             self.depth += 1;
-            self.resource(v, path, false)?;
+            self.resource(v.unwrap_or(&Value::Null), false)?;
             self.depth -= 1;
             self.newline();
-            self.out.push_str(&format!("</{name}>"));
+            self.out.push_str("</");
+            self.out.push_str(name);
+            self.out.push('>');
             return Ok(());
         }
-        let obj = v.as_object().ok_or_else(|| fail(path, "not an object"))?;
         let next = self
             .defs
             .descend(step)
-            .ok_or_else(|| fail(path, "the element's type is unknown"))?;
+            .ok_or_else(|| self.fail("the element's type is unknown"))?;
         let attrs: &[&str] = if code == Some("Extension") {
             &["id", "url"]
         } else {
             &["id"]
         };
-        let members = self.members(obj, next, path, attrs)?;
+        let members = self.members(obj, next, attrs)?;
         self.newline();
         self.out.push('<');
         self.out.push_str(name);
@@ -216,7 +257,7 @@ impl Writer<'_> {
                 self.attribute(a, text);
             }
         }
-        self.children(obj, next, path, &members, name)
+        self.children(obj, &members, name)
     }
 
     /// A primitive: its value and id as attributes, its extensions as children.
@@ -226,19 +267,23 @@ impl Writer<'_> {
         name: &str,
         v: Option<&Value>,
         ext: Option<&Value>,
-        path: &str,
     ) -> Result<(), XmlWriteError> {
+        let number;
         let text = match v {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            Some(Value::Bool(b)) => Some(b.to_string()),
-            Some(_) => return Err(fail(path, "a primitive value is an object or an array")),
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(Value::Number(n)) => {
+                number = n.to_string();
+                Some(number.as_str())
+            }
+            Some(Value::Bool(true)) => Some("true"),
+            Some(Value::Bool(false)) => Some("false"),
+            Some(_) => return Err(self.fail("a primitive value is an object or an array")),
         };
         let ext = match ext {
             None | Some(Value::Null) => None,
             Some(Value::Object(o)) => Some(o),
-            Some(_) => return Err(fail(path, "the _ member of a primitive is not an object")),
+            Some(_) => return Err(self.fail("the _ member of a primitive is not an object")),
         };
         self.newline();
         self.out.push('<');
@@ -246,7 +291,7 @@ impl Writer<'_> {
         if let Some(id) = ext.and_then(|e| e.get("id")).and_then(Value::as_str) {
             self.attribute("id", id);
         }
-        if let Some(t) = &text {
+        if let Some(t) = text {
             self.attribute("value", t);
         }
         let Some(ext) = ext else {
@@ -257,31 +302,33 @@ impl Writer<'_> {
             .type_code
             .and_then(|c| self.defs.root(c))
             .or_else(|| self.defs.root("Element"))
-            .ok_or_else(|| fail(path, "the element's type is unknown"))?;
-        let members = self.members(ext, at, path, &["id"])?;
-        if members.iter().any(|m| *m != "extension") {
-            return Err(fail(
-                path,
-                "a primitive's _ member holds more than id and extension",
-            ));
+            .ok_or_else(|| self.fail("the element's type is unknown"))?;
+        let members = self.members(ext, at, &["id"])?;
+        if members.iter().any(|(m, _)| *m != "extension") {
+            return Err(self.fail("a primitive's _ member holds more than id and extension"));
         }
-        self.children(ext, at, path, &members, name)
+        self.children(ext, &members, name)
     }
 
     fn attribute(&mut self, name: &str, value: &str) {
         self.out.push(' ');
         self.out.push_str(name);
         self.out.push_str("=\"");
-        for c in value.chars() {
-            match c {
-                '&' => self.out.push_str("&amp;"),
-                '<' => self.out.push_str("&lt;"),
-                '>' => self.out.push_str("&gt;"),
-                '"' => self.out.push_str("&quot;"),
-                '\n' => self.out.push_str("&#10;"),
-                '\r' => self.out.push_str("&#13;"),
-                '\t' => self.out.push_str("&#9;"),
-                c => self.out.push(c),
+        // Most values need no escaping: copy them whole.
+        if !value.contains(['&', '<', '>', '"', '\n', '\r', '\t']) {
+            self.out.push_str(value);
+        } else {
+            for c in value.chars() {
+                match c {
+                    '&' => self.out.push_str("&amp;"),
+                    '<' => self.out.push_str("&lt;"),
+                    '>' => self.out.push_str("&gt;"),
+                    '"' => self.out.push_str("&quot;"),
+                    '\n' => self.out.push_str("&#10;"),
+                    '\r' => self.out.push_str("&#13;"),
+                    '\t' => self.out.push_str("&#9;"),
+                    c => self.out.push(c),
+                }
             }
         }
         self.out.push('"');
