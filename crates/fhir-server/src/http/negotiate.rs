@@ -197,7 +197,10 @@ pub async fn errors_in_format(
     actix_web::dev::ServiceResponse<actix_web::body::EitherBody<impl actix_web::body::MessageBody>>,
     actix_web::Error,
 > {
-    let out = output(req.request()).ok().filter(|o| o.xml);
+    // Bulk Data answers in FHIR JSON only ("Accept … Currently, only
+    // application/fhir+json is supported"), its errors too.
+    let bulk = req.path().contains("/$export");
+    let out = output(req.request()).ok().filter(|o| o.xml && !bulk);
     let res = next.call(req).await?;
     let json_error = res.status().as_u16() >= 400
         && res
