@@ -365,18 +365,26 @@ impl<'i> Reader<'_, 'i> {
     }
 
     fn typed(&self, code: &str, text: String) -> Result<Value, XmlError> {
-        match code {
-            "boolean" => match text.as_str() {
+        // Most primitives are strings: tell by the first letter before comparing names.
+        let numeric = matches!(code.as_bytes().first(), Some(b'i' | b'p' | b'u' | b'd'))
+            && matches!(
+                code,
+                "integer" | "positiveInt" | "unsignedInt" | "decimal" | "integer64"
+            );
+        if numeric {
+            return text
+                .parse::<Number>()
+                .map(Value::Number)
+                .map_err(|_| self.error(format!("'{text}' is not a valid {code}")));
+        }
+        if code == "boolean" {
+            return match text.as_str() {
                 "true" => Ok(Value::Bool(true)),
                 "false" => Ok(Value::Bool(false)),
                 _ => Err(self.error(format!("'{text}' is not a boolean"))),
-            },
-            "integer" | "positiveInt" | "unsignedInt" | "decimal" | "integer64" => text
-                .parse::<Number>()
-                .map(Value::Number)
-                .map_err(|_| self.error(format!("'{text}' is not a valid {code}"))),
-            _ => Ok(Value::String(text)),
+            };
         }
+        Ok(Value::String(text))
     }
 
     /// A nested resource: the one element inside its container.

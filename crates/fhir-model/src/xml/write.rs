@@ -162,8 +162,9 @@ impl Writer<'_> {
         }
         self.out.push('>');
         self.depth += 1;
+        let underscored = obj.keys().any(|k| k.starts_with('_'));
         for (m, step) in members {
-            self.member(obj, m, *step)?;
+            self.member(obj, m, *step, underscored)?;
         }
         self.depth -= 1;
         self.newline();
@@ -179,10 +180,11 @@ impl Writer<'_> {
         obj: &Map<String, Value>,
         name: &str,
         step: ChildStep<'_>,
+        underscored: bool,
     ) -> Result<(), XmlWriteError> {
         let value = obj.get(name);
         // Most objects have no `_` member: spare building its name.
-        let ext = if obj.keys().any(|k| k.starts_with('_')) {
+        let ext = if underscored {
             obj.get(&format!("_{name}"))
         } else {
             None
