@@ -308,7 +308,7 @@ impl<'i> Reader<'_, 'i> {
         Ok(())
     }
 
-    /// The narrative's `div`, as written (with the XHTML namespace declared on it).
+    /// The narrative's `div`, as written.
     fn xhtml(&mut self, e: &BytesStart<'i>, empty: bool, start: usize) -> Result<Value, XmlError> {
         if !empty {
             if let Err(err) = self.ns.read_to_end(e.name()) {
@@ -318,14 +318,9 @@ impl<'i> Reader<'_, 'i> {
         let end = self.ns.buffer_position() as usize;
         let raw = std::str::from_utf8(&self.input[start..end])
             .map_err(|_| self.error("the narrative is not UTF-8"))?;
-        let declared = e.attributes().flatten().any(|a| a.key.as_ref() == b"xmlns");
-        if declared || !raw.starts_with("<div") {
-            return Ok(Value::String(raw.to_string()));
-        }
-        Ok(Value::String(format!(
-            "<div xmlns=\"{XHTML_NS}\"{}",
-            &raw["<div".len()..]
-        )))
+        // In the XHTML namespace under FHIR elements, the div declares it itself: as
+        // written, it is the JSON's text.
+        Ok(Value::String(raw.to_string()))
     }
 
     /// A primitive: its value (a JSON number or boolean where the type is one) and

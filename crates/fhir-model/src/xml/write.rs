@@ -79,7 +79,7 @@ pub(super) fn holds_resource(code: Option<&str>) -> bool {
     matches!(code, Some("Resource" | "DomainResource"))
 }
 
-impl Writer<'_> {
+impl<'d> Writer<'d> {
     fn newline(&mut self) {
         if self.pretty {
             self.out.push('\n');
@@ -109,7 +109,7 @@ impl Writer<'_> {
         if root {
             self.path.push_str(rt);
         }
-        let members = self.members(obj, at, &["resourceType"])?;
+        let members = self.members(obj, at, &["resourceType"]);
         self.newline();
         self.out.push('<');
         self.out.push_str(rt);
@@ -120,16 +120,16 @@ impl Writer<'_> {
     }
 
     /// The members of `obj` written as child elements with their steps, in the order
-    /// of the definitions (a `_name` goes with `name`), leaving out `skip`.
-    fn members<'v, 'd>(
+    /// of the definitions (a `_name` goes with `name`), leaving out `skip`. Members the
+    /// definitions do not know have no place in XML: only a write with
+    /// `handling=lenient` stores them, and the XML view leaves them out (the stored JSON
+    /// keeps them).
+    fn members<'v>(
         &self,
         obj: &'v Map<String, Value>,
         at: ElementCursor<'d>,
         skip: &[&str],
-    ) -> Result<Vec<(&'v str, ChildStep<'d>)>, XmlWriteError>
-    where
-        Self: 'd,
-    {
+    ) -> Vec<(&'v str, ChildStep<'d>)> {
         let mut keyed = Vec::with_capacity(obj.len());
         for k in obj.keys() {
             if skip.contains(&k.as_str()) {
@@ -139,14 +139,12 @@ impl Writer<'_> {
             if base.len() != k.len() && obj.contains_key(base) {
                 continue;
             }
-            let step = self
-                .defs
-                .child(at, base)
-                .ok_or_else(|| self.fail(format!("unknown element '{base}'")))?;
-            keyed.push((base, step));
+            if let Some(step) = self.defs.child(at, base) {
+                keyed.push((base, step));
+            }
         }
         keyed.sort_by_key(|(_, step)| step.at.index);
-        Ok(keyed)
+        keyed
     }
 
     /// Closes the start tag already written, writes `members` and the end tag `name`.
@@ -250,7 +248,7 @@ impl Writer<'_> {
         } else {
             &["id"]
         };
-        let members = self.members(obj, next, attrs)?;
+        let members = self.members(obj, next, attrs);
         self.newline();
         self.out.push('<');
         self.out.push_str(name);
@@ -305,10 +303,9 @@ impl Writer<'_> {
             .and_then(|c| self.defs.root(c))
             .or_else(|| self.defs.root("Element"))
             .ok_or_else(|| self.fail("the element's type is unknown"))?;
-        let members = self.members(ext, at, &["id"])?;
-        if members.iter().any(|(m, _)| *m != "extension") {
-            return Err(self.fail("a primitive's _ member holds more than id and extension"));
-        }
+        // A primitive's `_` member carries its id and extensions, nothing else.
+        let mut members = self.members(ext, at, &["id"]);
+        members.retain(|(m, _)| *m == "extension");
         self.children(ext, &members, name)
     }
 

@@ -97,7 +97,8 @@ pub(super) fn with_plan<T>(
 ) -> StoreResult<T> {
     let plan = Plan {
         has_checked: has_checked(tx, req)?,
-        chain_checked: chain::checked(tx, req)?,
+        // A count alone lets the chain drive anyway (`counting`).
+        chain_checked: req.count > 0 && chain::checked(tx, req)?,
         none_drives: last_updated_walks(tx, req)?,
         fence: match tx.kind {
             BackendKind::Postgres => " OFFSET 0",
