@@ -239,3 +239,41 @@ fn packages_load_xml_conformance_resources() {
     let e = Definitions::from_packages(&[&core, &broken]).expect_err("refused");
     assert!(e.to_string().contains("bad.xml"), "{e}");
 }
+
+/// Namespaces as XML scopes them: prefixes, declarations on any element, redeclared
+/// defaults that end with their element.
+#[test]
+fn namespaces_follow_their_scopes() {
+    let defs = Definitions::r4();
+    let prefixed =
+        "<f:Patient xmlns:f=\"http://hl7.org/fhir\"><f:text><f:status value=\"generated\"/>\
+        <h:div xmlns:h=\"http://www.w3.org/1999/xhtml\"><h:p>x</h:p></h:div></f:text>\
+        <f:active value=\"true\"/></f:Patient>";
+    let v = from_xml(defs, prefixed.as_bytes()).expect("prefixed FHIR XML reads");
+    assert_eq!(v["active"], serde_json::json!(true));
+    assert!(v["text"]["div"].as_str().unwrap().starts_with("<h:div"));
+    // A default namespace declared again on a child holds for it and its children only.
+    let scoped = "<Patient xmlns=\"http://hl7.org/fhir\"><name xmlns=\"http://hl7.org/fhir\">\
+        <family value=\"Chalmers\"/></name><active value=\"true\"/></Patient>";
+    let v = from_xml(defs, scoped.as_bytes()).expect("redeclared default reads");
+    assert_eq!(v["name"][0]["family"], "Chalmers");
+    let e = refused(
+        "<Patient xmlns=\"http://hl7.org/fhir\"><active xmlns=\"\" value=\"true\"/></Patient>",
+    );
+    assert!(e.message.contains("namespace"), "{e}");
+    assert_eq!(e.path.as_deref(), Some("Patient.active"), "{e}");
+    let e = refused("<Patient xmlns=\"http://hl7.org/fhir\"><g:active value=\"true\"/></Patient>");
+    assert!(e.message.contains("namespace"), "undeclared prefix: {e}");
+    // A prefix declared on a child ends with it: its next sibling cannot use it.
+    let e = refused("<Patient xmlns=\"http://hl7.org/fhir\"><active xmlns:f=\"http://hl7.org/fhir\" value=\"true\"/>\
+        <f:gender value=\"male\"/></Patient>");
+    assert_eq!(e.path.as_deref(), Some("Patient.gender"), "{e}");
+    let e = refused(
+        "<Patient xmlns=\"http://hl7.org/fhir\"><text><status value=\"generated\"/>\
+        <div><p>x</p></div></text></Patient>",
+    );
+    assert!(
+        e.message.contains("http://www.w3.org/1999/xhtml"),
+        "a div in FHIR's namespace: {e}"
+    );
+}

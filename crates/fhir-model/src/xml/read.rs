@@ -1,10 +1,8 @@
-//! Reading FHIR XML into the lossless JSON, with quick-xml's namespace-aware pull
-//! parser over the document in memory: no tree of the whole document is built, only
-//! the JSON it becomes.
+//! Reading FHIR XML into the lossless JSON, with quick-xml's pull parser over the
+//! document in memory: no tree of the whole document is built, only the JSON it
+//! becomes.
 
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
 use serde_json::{Map, Number, Value};
 
 use super::write::{holds_resource, is_primitive};
@@ -25,12 +23,13 @@ pub fn from_xml_in_order(defs: &Definitions, bytes: &[u8]) -> Result<Value, XmlE
 }
 
 fn read(defs: &Definitions, bytes: &[u8], in_order: bool) -> Result<Value, XmlError> {
-    let mut ns = NsReader::from_reader(bytes);
-    ns.config_mut().check_comments = true;
+    let mut xml = quick_xml::Reader::from_reader(bytes);
+    xml.config_mut().check_comments = true;
     let mut r = Reader {
         defs,
         input: bytes,
-        ns,
+        xml,
+        scopes: Scopes::default(),
         at: 0,
         depth: 0,
         in_order,
@@ -50,7 +49,8 @@ enum Ns {
 struct Reader<'d, 'i> {
     defs: &'d Definitions,
     input: &'i [u8],
-    ns: NsReader<&'i [u8]>,
+    xml: quick_xml::Reader<&'i [u8]>,
+    scopes: Scopes,
     /// Byte offset of the element being read, for errors.
     at: usize,
     depth: usize,
@@ -90,18 +90,29 @@ impl<'i> Reader<'_, 'i> {
 
     /// The next event and, for an element, its namespace.
     fn next(&mut self) -> Result<(Ns, Event<'i>), XmlError> {
-        self.at = self.ns.buffer_position() as usize;
-        let (res, ev) = match self.ns.read_resolved_event() {
-            Ok((res, ev)) => (ns_of(&res), ev),
+        self.at = self.xml.buffer_position() as usize;
+        let ev = match self.xml.read_event() {
+            Ok(ev) => ev,
             Err(e) => {
-                self.at = self.ns.error_position() as usize;
+                self.at = self.xml.error_position() as usize;
                 return Err(self.error(format!("malformed XML: {e}")));
             }
         };
-        if let Event::DocType(_) = ev {
-            return Err(self.error("a document type declaration (DTD) is not allowed in FHIR XML"));
-        }
-        Ok((res, ev))
+        let ns = match &ev {
+            Event::Start(e) => self.scopes.open(e, false),
+            Event::Empty(e) => self.scopes.open(e, true),
+            Event::End(_) => {
+                self.scopes.close();
+                Ns::Other
+            }
+            Event::DocType(_) => {
+                return Err(
+                    self.error("a document type declaration (DTD) is not allowed in FHIR XML")
+                )
+            }
+            _ => Ns::Other,
+        };
+        Ok((ns, ev))
     }
 
     fn document(&mut self) -> Result<Value, XmlError> {
@@ -167,6 +178,7 @@ impl<'i> Reader<'_, 'i> {
         for a in e.attributes() {
             let a = a.map_err(|err| self.error(format!("malformed attribute: {err}")))?;
             let key = a.key.as_ref();
+            // Namespace declarations (read by `Scopes`) and other namespaces' attributes.
             if key == b"xmlns" || key.contains(&b':') {
                 continue;
             }
@@ -311,11 +323,12 @@ impl<'i> Reader<'_, 'i> {
     /// The narrative's `div`, as written.
     fn xhtml(&mut self, e: &BytesStart<'i>, empty: bool, start: usize) -> Result<Value, XmlError> {
         if !empty {
-            if let Err(err) = self.ns.read_to_end(e.name()) {
+            if let Err(err) = self.xml.read_to_end(e.name()) {
                 return Err(self.error(format!("malformed XHTML: {err}")));
             }
+            self.scopes.close();
         }
-        let end = self.ns.buffer_position() as usize;
+        let end = self.xml.buffer_position() as usize;
         let raw = std::str::from_utf8(&self.input[start..end])
             .map_err(|_| self.error("the narrative is not UTF-8"))?;
         // In the XHTML namespace under FHIR elements, the div declares it itself: as
@@ -490,11 +503,74 @@ impl Members {
     }
 }
 
-fn ns_of(res: &ResolveResult<'_>) -> Ns {
-    match res {
-        ResolveResult::Bound(n) if n.as_ref() == FHIR_NS.as_bytes() => Ns::Fhir,
-        ResolveResult::Bound(n) if n.as_ref() == XHTML_NS.as_bytes() => Ns::Xhtml,
-        _ => Ns::Other,
+/// The namespace declarations in scope. quick-xml's `NsReader` reads every element's
+/// attributes to find declarations, and this reader reads them again for their values;
+/// FHIR XML declares namespaces on few elements (the root, the narrative's `div`), so
+/// here only elements whose attributes mention `xmlns` are read for declarations.
+struct Scopes {
+    /// Finds `xmlns` in attributes (built once: values may be long, base64 for one).
+    xmlns: memchr::memmem::Finder<'static>,
+    /// Prefix (empty for the default namespace) and namespace, with the element level
+    /// that declared them.
+    bindings: Vec<(usize, Box<[u8]>, Ns)>,
+    /// Open elements.
+    level: usize,
+}
+
+impl Default for Scopes {
+    fn default() -> Self {
+        Scopes {
+            xmlns: memchr::memmem::Finder::new(b"xmlns"),
+            bindings: Vec::new(),
+            level: 0,
+        }
+    }
+}
+
+impl Scopes {
+    /// Enters the element `e` (and leaves it at once if it is `empty`); its namespace.
+    fn open(&mut self, e: &BytesStart<'_>, empty: bool) -> Ns {
+        self.level += 1;
+        if self.xmlns.find(e.attributes_raw()).is_some() {
+            self.declare(e);
+        }
+        let prefix = e.name().prefix().map_or(&b""[..], |p| p.into_inner());
+        let ns = self
+            .bindings
+            .iter()
+            .rev()
+            .find(|(_, p, _)| p.len() == prefix.len() && (prefix.is_empty() || **p == *prefix))
+            .map_or(Ns::Other, |(_, _, ns)| *ns);
+        if empty {
+            self.close();
+        }
+        ns
+    }
+
+    fn declare(&mut self, e: &BytesStart<'_>) {
+        // Malformed attributes are reported when the element's attributes are read.
+        for a in e.attributes().flatten() {
+            let key = a.key.as_ref();
+            let prefix = match key.strip_prefix(b"xmlns") {
+                Some([]) => &b""[..],
+                Some([b':', p @ ..]) => p,
+                _ => continue,
+            };
+            let ns = match a.value.as_ref() {
+                v if v == FHIR_NS.as_bytes() => Ns::Fhir,
+                v if v == XHTML_NS.as_bytes() => Ns::Xhtml,
+                _ => Ns::Other,
+            };
+            self.bindings.push((self.level, prefix.into(), ns));
+        }
+    }
+
+    /// Leaves the innermost open element.
+    fn close(&mut self) {
+        while self.bindings.last().is_some_and(|b| b.0 == self.level) {
+            self.bindings.pop();
+        }
+        self.level = self.level.saturating_sub(1);
     }
 }
 
