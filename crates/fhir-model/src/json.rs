@@ -45,6 +45,22 @@ pub fn parse_strict(bytes: &[u8]) -> Result<Value, JsonSyntaxError> {
     Ok(value)
 }
 
+/// Parses JSON with `//` and `/* */` comments (as the HL7 validator reads files with
+/// its `allow-comments` setting); comments become spaces, so positions in errors stay
+/// those of the text as written.
+pub fn parse_with_comments(bytes: &[u8]) -> Result<Value, JsonSyntaxError> {
+    use std::io::Read;
+    let mut plain = Vec::with_capacity(bytes.len());
+    json_comments::StripComments::new(bytes)
+        .read_to_end(&mut plain)
+        .map_err(|e| JsonSyntaxError {
+            line: 1,
+            column: 1,
+            message: format!("unterminated comment: {e}"),
+        })?;
+    parse(&plain)
+}
+
 /// The second pass of [`parse_strict`]: walks the text again without building values
 /// (serde_json's `Value` cannot report duplicate members; a visitor sees each one).
 mod strict {

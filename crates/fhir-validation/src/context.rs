@@ -43,6 +43,30 @@ const CORRECTED: &[(&str, &str, &str)] = &[(
     "ElementDefinition.type",
 )];
 
+/// Contexts the R4 definitions of HL7's own extensions lack but the specification's
+/// own resources use, added as later versions (and the HL7 Java validator) allow them:
+/// (extension URL, added context). HL7 marks normative content on all its definitions,
+/// not only StructureDefinitions; the core StructureDefinitions put `regex` on the
+/// types of primitive values; R5 lists operations of a resource for `expectation`.
+const ADDED: &[(&str, &str)] = &[
+    (
+        "http://hl7.org/fhir/StructureDefinition/structuredefinition-normative-version",
+        "CanonicalResource",
+    ),
+    (
+        "http://hl7.org/fhir/StructureDefinition/structuredefinition-normative-version",
+        "ElementDefinition",
+    ),
+    (
+        "http://hl7.org/fhir/StructureDefinition/regex",
+        "ElementDefinition.type",
+    ),
+    (
+        "http://hl7.org/fhir/StructureDefinition/capabilitystatement-expectation",
+        "CapabilityStatement.rest.resource.operation",
+    ),
+];
+
 /// Adds the contexts of the extension definitions among `files`.
 pub fn add_contexts(files: &[PackageFile], out: &mut Contexts) {
     for f in files {
@@ -73,6 +97,9 @@ pub fn add_contexts(files: &[PackageFile], out: &mut Contexts) {
                 Some((t.to_string(), x.to_string()))
             })
             .collect();
+        let mut contexts = contexts;
+        let added = ADDED.iter().filter(|(u, _)| *u == url);
+        contexts.extend(added.map(|(_, x)| ("element".to_string(), x.to_string())));
         if !contexts.is_empty() {
             out.insert(url.to_string(), contexts);
         }
@@ -115,6 +142,10 @@ impl<'v> Run<'v> {
         let allowed = contexts.iter().any(|(kind, x)| match kind.as_str() {
             "element" => {
                 let head = x.split('.').next().unwrap_or(x);
+                if x == "CanonicalResource" {
+                    // R5's name for the resources with a canonical URL and version.
+                    return self.is_canonical(type_name);
+                }
                 x == "Element"
                     // A type R4 does not define (`CanonicalResource`, from later versions).
                     || self.defs.type_def(head).is_none()
@@ -139,5 +170,14 @@ impl<'v> Run<'v> {
             );
             self.push(Issue::error(IssueType::BusinessRule, at.to_string(), m));
         }
+    }
+
+    /// A resource type with a canonical `url` and a `version` (R5's CanonicalResource).
+    fn is_canonical(&self, type_name: &str) -> bool {
+        let has = |name| {
+            let root = self.defs.root(type_name);
+            root.is_some_and(|r| self.defs.child(r, name).is_some())
+        };
+        self.defs.is_resource_type(type_name) && has("url") && has("version")
     }
 }

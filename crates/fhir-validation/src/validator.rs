@@ -46,6 +46,9 @@ pub struct ValidationOptions {
     /// Markdown that contains what looks like an HTML tag is an error instead of a
     /// warning (the HL7 validator's "no HTML in markdown").
     pub no_html_in_markdown: bool,
+    /// Leave the content of contained resources unchecked (the HL7 validator's
+    /// contained-resource policy `IGNORE`); whether each is referenced is still checked.
+    pub skip_contained: bool,
 }
 
 enum Defs {

@@ -440,6 +440,9 @@ impl<'v> Run<'v> {
             return;
         }
         let contained = e.path.ends_with(".contained");
+        if contained && self.opts.skip_contained {
+            return;
+        }
         let inner = Scope {
             resource: v,
             container: if contained { scope.container } else { v },

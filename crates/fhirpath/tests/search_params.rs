@@ -48,9 +48,8 @@ fn observation_search_params_evaluate_on_synthea() {
         env!("CARGO_MANIFEST_DIR"),
         "/../../../shared/synthea/Darrell_Erdman_c9efcb62.json"
     );
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return;
-    };
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{path}: {e}. The shared Synthea data must be there"));
     let bundle: serde_json::Value = serde_json::from_str(&text).expect("bundle JSON");
     let ctx = EvalContext::new();
     let mut values = 0;
