@@ -113,6 +113,11 @@ pub struct ElementDef {
     pub fixed: Option<(String, Value)>,
     /// `pattern[x]`: the type suffix and the value.
     pub pattern: Option<(String, Value)>,
+    /// `minValue[x]` and `maxValue[x]`: the type suffix and the value.
+    pub min_value: Option<(String, Value)>,
+    pub max_value: Option<(String, Value)>,
+    /// `maxLength`: the most characters a string value may have.
+    pub max_length: Option<u64>,
 }
 
 /// Where a JSON property leads from an element.
@@ -227,6 +232,9 @@ struct RawElement {
     slicing: Option<Slicing>,
     fixed: Option<(String, Value)>,
     pattern: Option<(String, Value)>,
+    min_value: Option<(String, Value)>,
+    max_value: Option<(String, Value)>,
+    max_length: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -281,7 +289,15 @@ impl<'de> Deserialize<'de> for RawElement {
                             have_path = true;
                         }
                         "min" => e.min = Some(map.next_value()?),
-                        "max" => e.max = Some(map.next_value()?),
+                        // A number (`0` for `"0"`) is read as its text, as HL7's
+                        // Java reader does for profiles written by hand.
+                        "max" => {
+                            e.max = match map.next_value::<Value>()? {
+                                Value::String(s) => Some(s),
+                                Value::Number(n) => Some(n.to_string()),
+                                _ => return Err(serde::de::Error::custom("max is not a string")),
+                            }
+                        }
                         "type" => e.types = map.next_value()?,
                         "contentReference" => e.content_reference = Some(map.next_value()?),
                         "binding" => e.binding = Some(map.next_value()?),
@@ -292,6 +308,13 @@ impl<'de> Deserialize<'de> for RawElement {
                         "slicing" => e.slicing = Some(map.next_value()?),
                         k if k.starts_with("fixed") => {
                             e.fixed = Some((k["fixed".len()..].to_string(), map.next_value()?))
+                        }
+                        "maxLength" => e.max_length = Some(map.next_value()?),
+                        k if k.starts_with("minValue") => {
+                            e.min_value = Some((k["minValue".len()..].into(), map.next_value()?))
+                        }
+                        k if k.starts_with("maxValue") => {
+                            e.max_value = Some((k["maxValue".len()..].into(), map.next_value()?))
                         }
                         k if k.starts_with("pattern") => {
                             e.pattern = Some((k["pattern".len()..].to_string(), map.next_value()?))
@@ -370,6 +393,9 @@ fn convert_element(raw: RawElement) -> ElementDef {
         slicing: raw.slicing,
         fixed: raw.fixed,
         pattern: raw.pattern,
+        min_value: raw.min_value,
+        max_value: raw.max_value,
+        max_length: raw.max_length,
         path: raw.path,
     }
 }

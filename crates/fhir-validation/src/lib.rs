@@ -43,6 +43,7 @@ mod context;
 mod fasthash;
 mod invariants;
 mod issue;
+mod limits;
 mod location;
 mod questionnaire;
 mod references;

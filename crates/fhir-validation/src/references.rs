@@ -138,7 +138,9 @@ fn bundle_entry<'v>(root: &'v Value, reference: &str) -> Option<&'v Value> {
     }
 }
 
-/// The resource types the element's Reference type allows (empty: any).
+/// The resource types the element's Reference type allows (empty: any, or not known
+/// here: a target profile that is not loaded says nothing of its type, so the
+/// reference cannot be judged).
 fn allowed_targets(defs: &Definitions, e: &ElementDef) -> Vec<String> {
     let mut out = Vec::new();
     for t in e.types.iter().filter(|t| t.code == "Reference") {
@@ -146,11 +148,10 @@ fn allowed_targets(defs: &Definitions, e: &ElementDef) -> Vec<String> {
             return Vec::new();
         }
         for p in &t.target_profiles {
-            let name = match defs.structure(p) {
-                Some(sd) => sd.type_name.clone(),
-                None => p.rsplit('/').next().unwrap_or(p).to_string(),
-            };
-            out.push(name);
+            match defs.structure(p) {
+                Some(sd) => out.push(sd.type_name.clone()),
+                None => return Vec::new(),
+            }
         }
     }
     out

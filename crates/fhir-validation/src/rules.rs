@@ -44,6 +44,7 @@ impl<'v> Run<'v> {
                 self.push(Issue::error(IssueType::Value, at.to_string(), m));
             }
         }
+        self.limits(e, type_code, value, at);
         if let Some(binding) = &e.binding {
             self.binding(binding, type_code, value, at);
         }

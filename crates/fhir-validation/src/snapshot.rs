@@ -148,7 +148,7 @@ fn find(elements: &[Value], id: &str) -> Option<usize> {
 
 /// Merges one differential element into the snapshot under construction.
 fn apply(elements: &mut Vec<Value>, d: &Value, base: &[Value]) {
-    let id = id_of(d);
+    let id = choice_alias(elements, id_of(d));
     if let Some(i) = find(elements, &id) {
         return merge(&mut elements[i], d);
     }
@@ -166,6 +166,52 @@ fn apply(elements: &mut Vec<Value>, d: &Value, base: &[Value]) {
             merge(&mut elements[i], d);
         }
     }
+}
+
+/// An id that names a choice element by one of its types (`Observation.valueQuantity`,
+/// the shorthand of R4 differentials) as the choice element (`Observation.value[x]`),
+/// segment by segment, where the snapshot has that choice element with that type.
+fn choice_alias(elements: &[Value], id: String) -> String {
+    if find(elements, &id).is_some() {
+        return id;
+    }
+    let mut out = String::new();
+    for seg in id.split('.') {
+        let plain = join(&out, seg);
+        out = match find(elements, &plain) {
+            Some(_) => plain,
+            None => typed_choice(elements, &out, seg).unwrap_or(plain),
+        };
+    }
+    out
+}
+
+/// The id of the choice element below `parent` that `seg` names by one of its types
+/// (`valueQuantity` for `parent.value[x]` with a Quantity type).
+fn typed_choice(elements: &[Value], parent: &str, seg: &str) -> Option<String> {
+    elements.iter().find_map(|e| {
+        let eid = id_of(e);
+        let name = eid.strip_prefix(parent)?.strip_prefix('.')?;
+        let stem = name
+            .strip_suffix("[x]")
+            .filter(|s| !s.contains(['.', ':']))?;
+        let type_name = seg.strip_prefix(stem)?;
+        let codes = e["type"]
+            .as_array()?
+            .iter()
+            .filter_map(|t| t["code"].as_str());
+        codes
+            .map(upper_first)
+            .any(|c| c == type_name)
+            .then_some(eid)
+    })
+}
+
+fn upper_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+        .unwrap_or_default()
 }
 
 fn join(parent: &str, name: &str) -> String {
@@ -357,5 +403,26 @@ mod tests {
             .unwrap();
         assert_eq!(sys["fixedUri"], "urn:mrn");
         assert_eq!(sys["path"], "Patient.identifier.system");
+    }
+
+    #[test]
+    fn a_choice_named_by_its_type_constrains_the_choice_element() {
+        let base = core_sd("http://hl7.org/fhir/StructureDefinition/Observation").unwrap();
+        let sd = json!({
+            "url": "http://example.org/o", "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Observation",
+            "differential": {"element": [
+                {"path": "Observation.valueQuantity", "maxValueQuantity": {"value": 5, "code": "kg"}},
+                {"path": "Observation.valueQuantity.unit", "min": 1}
+            ]}
+        });
+        let out = generate(&sd, &base);
+        let els = out["snapshot"]["element"].as_array().unwrap();
+        let value = els
+            .iter()
+            .find(|e| e["id"] == "Observation.value[x]")
+            .unwrap();
+        assert_eq!(value["maxValueQuantity"]["value"], 5);
+        let unit = els.iter().find(|e| e["id"] == "Observation.value[x].unit");
+        assert_eq!(unit.expect("the Quantity unfolded")["min"], 1);
     }
 }

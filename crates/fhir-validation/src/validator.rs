@@ -46,8 +46,9 @@ pub struct ValidationOptions {
     /// Markdown that contains what looks like an HTML tag is an error instead of a
     /// warning (the HL7 validator's "no HTML in markdown").
     pub no_html_in_markdown: bool,
-    /// Leave the content of contained resources unchecked (the HL7 validator's
-    /// contained-resource policy `IGNORE`); whether each is referenced is still checked.
+    /// Leave contained resources unchecked (the HL7 validator's contained-resource
+    /// policy `IGNORE`): neither their content nor whether each is referenced (dom-3,
+    /// which the Java validator checks as it walks them).
     pub skip_contained: bool,
 }
 

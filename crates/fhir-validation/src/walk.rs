@@ -166,7 +166,9 @@ impl<'v> Run<'v> {
             type_code: rt,
         };
         self.element(scope, base, 0, val, at);
-        self.contained_referenced(scope.resource, at);
+        if !self.opts.skip_contained {
+            self.contained_referenced(scope.resource, at);
+        }
         match rt {
             "Bundle" => self.bundle_rules(scope.resource, at),
             "QuestionnaireResponse" => self.questionnaire_response(scope.resource, at),

@@ -628,3 +628,40 @@ fn que_12_applies_from_two_enable_whens() {
         {"linkId": "b", "type": "boolean", "enableWhen": [when.clone(), when]}]});
     find(&check(&q), "Questionnaire.item[1]", "que-12");
 }
+
+/// `maxLength`, `minValue[x]` and `maxValue[x]` of a profile, with UCUM conversion and a
+/// choice element named by its type in the differential (`Observation.valueQuantity`).
+#[test]
+fn profiles_limit_lengths_and_values() {
+    let mut v = Validator::r4();
+    let profile = json!({"resourceType": "StructureDefinition", "url": "http://example.org/StructureDefinition/limited",
+    "name": "Limited", "status": "active", "kind": "resource", "abstract": false, "type": "Observation",
+    "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Observation", "derivation": "constraint",
+    "differential": {"element": [
+        {"id": "Observation", "path": "Observation"},
+        {"path": "Observation.valueQuantity",
+         "maxValueQuantity": {"value": 5, "system": "http://unitsofmeasure.org", "code": "kg"}},
+        {"id": "Observation.issued", "path": "Observation.issued", "minValueInstant": "2020-01-01T00:00:00Z"},
+        {"id": "Observation.note.text", "path": "Observation.note.text", "maxLength": 10}
+    ]}});
+    v.add_resources(&[profile]).expect("profile loads");
+    let opts = ValidationOptions {
+        profiles: vec!["http://example.org/StructureDefinition/limited".into()],
+        ..Default::default()
+    };
+    let obs = |grams: i64, issued: &str, note: &str| {
+        json!({"resourceType": "Observation", "text": narrative(), "status": "final",
+            "code": {"text": "weight"}, "issued": issued, "note": [{"text": note}],
+            "valueQuantity": {"value": grams, "system": "http://unitsofmeasure.org", "code": "g"}})
+    };
+    let r = v.validate(&obs(4000, "2021-05-01T00:00:00Z", "short"), &opts);
+    assert!(!r.has_errors(), "{:#?}", r.issues);
+    let r = v.validate(&obs(6000, "2019-05-01T00:00:00Z", "far too long"), &opts);
+    find(
+        &r,
+        "Observation.value.ofType(Quantity)",
+        "after UCUM conversion",
+    );
+    find(&r, "Observation.issued", "less than the specified minValue");
+    find(&r, "Observation.note[0].text", "maximum length of 10");
+}
