@@ -44,6 +44,7 @@ mod fasthash;
 mod invariants;
 mod issue;
 mod limits;
+mod links;
 mod location;
 mod questionnaire;
 mod references;

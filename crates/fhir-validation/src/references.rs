@@ -106,7 +106,7 @@ fn target_profiles<'v>(
     ));
 }
 
-fn contained<'v>(container: &'v Value, id: &str) -> Option<&'v Value> {
+pub(crate) fn contained<'v>(container: &'v Value, id: &str) -> Option<&'v Value> {
     container
         .get("contained")
         .and_then(Value::as_array)?
@@ -116,7 +116,7 @@ fn contained<'v>(container: &'v Value, id: &str) -> Option<&'v Value> {
 
 /// The resource of the Bundle entry a reference names: by `fullUrl`, or for a
 /// relative reference (`Patient/1`) the one entry whose `fullUrl` ends with it.
-fn bundle_entry<'v>(root: &'v Value, reference: &str) -> Option<&'v Value> {
+pub(crate) fn bundle_entry<'v>(root: &'v Value, reference: &str) -> Option<&'v Value> {
     if root.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
         return None;
     }

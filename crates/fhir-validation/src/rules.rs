@@ -149,6 +149,7 @@ impl<'v> Run<'v> {
             let here = at.then(Step::Name("div"));
             self.push(Issue::error(IssueType::Invariant, here.to_string(), m));
         }
+        self.narrative_links(div, at);
     }
 
     /// Markdown with what looks like an embedded HTML tag (FHIR-38714): presentation

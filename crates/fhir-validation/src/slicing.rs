@@ -32,7 +32,7 @@ pub fn check<'v>(
     for (i, entry) in items.iter().enumerate() {
         let found = slices
             .iter()
-            .position(|&s| matches(run, sd, s, slicing, entry.val));
+            .position(|&s| matches(run, scope, sd, s, slicing, entry.val));
         let named = parent.then(entry.step(e));
         let indexed;
         let at = match entry.index {
@@ -88,6 +88,7 @@ fn slice_cardinality(run: &mut Run<'_>, s: &ElementDef, n: usize, parent: &Loc<'
 /// Whether a value belongs to slice `s`: every discriminator agrees.
 fn matches<'v>(
     run: &mut Run<'v>,
+    scope: Scope<'v>,
     sd: &'v TypeDef,
     s: usize,
     slicing: &Slicing,
@@ -99,22 +100,24 @@ fn matches<'v>(
     slicing
         .discriminator
         .iter()
-        .all(|d| discriminator(run, sd, s, &d.kind, &d.path, val))
+        .all(|d| discriminator(run, scope, sd, s, (&d.kind, &d.path), val))
 }
 
 fn discriminator<'v>(
     run: &mut Run<'v>,
+    scope: Scope<'v>,
     sd: &'v TypeDef,
     s: usize,
-    kind: &str,
-    path: &str,
+    (kind, path): (&str, &str),
     val: Val<'v>,
 ) -> bool {
     let slice = &sd.elements[s];
-    if path.contains("resolve()") {
-        return false;
-    }
     let Some(value) = val.value else { return false };
+    if let Some(prefix) = path.strip_suffix("resolve()") {
+        let prefix = prefix.trim_end_matches('.');
+        let prefix = if prefix.is_empty() { "$this" } else { prefix };
+        return resolved(run, scope, slice, kind, navigate(value, prefix));
+    }
     // Extensions are told apart by their URL, which the slice's type profile names.
     if path == "url" && slice.types.iter().any(|t| !t.profiles.is_empty()) {
         let url = value.get("url").and_then(Value::as_str);
@@ -173,6 +176,46 @@ fn discriminator<'v>(
                 .iter()
                 .any(|a| profiles.iter().any(|p| run.conforms_to(a, p)))
         }
+        _ => false,
+    }
+}
+
+/// A `type` or `profile` discriminator through `resolve()`: the resources the
+/// references point to (contained, or entries of the Bundle being validated) have the
+/// type, or meet a profile, that the slice's `targetProfile`s name. A reference that
+/// cannot be resolved here matches no slice.
+fn resolved<'v>(
+    run: &mut Run<'v>,
+    scope: Scope<'v>,
+    slice: &ElementDef,
+    kind: &str,
+    references: Vec<&'v Value>,
+) -> bool {
+    let targets: Vec<&String> = slice
+        .types
+        .iter()
+        .flat_map(|t| t.target_profiles.iter())
+        .collect();
+    let resources: Vec<&'v Value> = references
+        .iter()
+        .filter_map(|r| r.get("reference").and_then(Value::as_str))
+        .filter_map(|r| match r.strip_prefix('#') {
+            Some(id) => crate::references::contained(scope.container, id),
+            None => crate::references::bundle_entry(run.root, r),
+        })
+        .collect();
+    let Some(resource) = resources.first() else {
+        return false;
+    };
+    match kind {
+        "type" => {
+            let rt = resource.get("resourceType").and_then(Value::as_str);
+            targets.iter().any(|p| {
+                let name = run.defs.structure(p).map(|sd| sd.type_name.as_str());
+                rt.is_some() && name == rt
+            })
+        }
+        "profile" => targets.iter().any(|p| run.conforms_to(resource, p)),
         _ => false,
     }
 }

@@ -57,6 +57,8 @@ pub struct Run<'v> {
     /// The elements whose type's definition is being walked (path, type), innermost
     /// last: where an extension found at a type's root is used.
     pub(crate) owners: Vec<(&'v str, &'v str)>,
+    /// Targets of narrative links in `root` and their counts, found at the first link.
+    pub(crate) link_targets: Option<std::collections::HashMap<String, usize>>,
 }
 
 impl<'v> Run<'v> {
@@ -69,6 +71,7 @@ impl<'v> Run<'v> {
             issues: Vec::new(),
             depth: 0,
             owners: Vec::new(),
+            link_targets: None,
         }
     }
 

@@ -665,3 +665,25 @@ fn profiles_limit_lengths_and_values() {
     find(&r, "Observation.issued", "less than the specified minValue");
     find(&r, "Observation.note[0].text", "maximum length of 10");
 }
+
+/// A narrative's local link names an element id or an anchor in the resource.
+#[test]
+fn narrative_links_must_resolve() {
+    let v = Validator::r4();
+    let patient = |href: &str| {
+        json!({"resourceType": "Patient", "text": {"status": "generated",
+            "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\"><p><a href=\"{href}\">see</a><a name=\"top\"/></p></div>")},
+            "contained": [{"resourceType": "Organization", "id": "org1", "name": "x"}],
+            "managingOrganization": {"reference": "#org1"}})
+    };
+    for good in ["#org1", "#top", "http://example.org/x"] {
+        let r = v.validate(&patient(good), &ValidationOptions::default());
+        assert!(!r.has_errors(), "{good}: {:#?}", r.issues);
+    }
+    let r = v.validate(&patient("#nowhere"), &ValidationOptions::default());
+    find(
+        &r,
+        "Patient.text.div",
+        "Hyperlink '#nowhere' at 'div/p/a' for 'see' does not resolve",
+    );
+}
