@@ -1,6 +1,6 @@
 //! Bundle rules the specification states in prose: entry `fullUrl`s are absolute (and
 //! end with the resource's type and id when they look like RESTful URLs), and each link
-//! relation occurs once.
+//! relation occurs once. References between entries: `bundle_refs.rs`.
 
 use std::collections::HashSet;
 
@@ -14,6 +14,7 @@ use crate::walk::Run;
 
 impl Run<'_> {
     pub(crate) fn bundle_rules(&mut self, bundle: &Value, at: &Loc<'_>) {
+        self.bundle_references(bundle, at);
         let entries = bundle.get("entry").and_then(Value::as_array);
         let entry_step = at.then(Step::Name("entry"));
         for (i, e) in entries.into_iter().flatten().enumerate() {

@@ -37,9 +37,11 @@
 //! StructureDefinitions and SearchParameters being validated. See `docs/validation.md`.
 
 mod bundle;
+mod bundle_refs;
 mod children;
 mod conformance;
 mod context;
+mod element_ids;
 mod fasthash;
 mod invariants;
 mod issue;

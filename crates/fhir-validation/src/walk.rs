@@ -172,6 +172,7 @@ impl<'v> Run<'v> {
         if !self.opts.skip_contained {
             self.contained_referenced(scope.resource, at);
         }
+        self.duplicate_element_ids(scope.resource, at);
         match rt {
             "Bundle" => self.bundle_rules(scope.resource, at),
             "QuestionnaireResponse" => self.questionnaire_response(scope.resource, at),

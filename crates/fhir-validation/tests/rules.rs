@@ -687,3 +687,63 @@ fn narrative_links_must_resolve() {
         "Hyperlink '#nowhere' at 'div/p/a' for 'see' does not resolve",
     );
 }
+
+/// References between Bundle entries resolve by the fullUrl rules of bundle.html; a
+/// document carries what it refers to, and every entry is reachable from the
+/// Composition.
+#[test]
+fn bundle_references_resolve_by_full_url() {
+    let v = Validator::r4();
+    let base = "http://x.org/fhir";
+    let document = json!({"resourceType": "Bundle", "type": "document",
+    "identifier": {"system": "urn:ietf:rfc:3986", "value": "urn:uuid:0c3201bd-1cbf-4d64-b04d-cd9187a4c6e0"},
+    "timestamp": "2020-01-01T00:00:00Z",
+    "entry": [
+        {"fullUrl": format!("{base}/Composition/1"), "resource": {"resourceType": "Composition", "id": "1",
+            "text": narrative(), "status": "final", "type": {"text": "note"}, "date": "2020-01-01",
+            "title": "t", "author": [{"display": "a"}], "subject": {"reference": "Patient/1"}}},
+        {"fullUrl": format!("{base}/Patient/1"), "resource": {"resourceType": "Patient", "id": "1", "text": narrative()}},
+        {"fullUrl": "urn:uuid:3fdc72f4-a11d-4a9d-9260-a9f745779e1d", "resource": {"resourceType": "Observation",
+            "text": narrative(), "status": "final", "code": {"text": "x"}, "subject": {"reference": "Patient/1"}}},
+        {"fullUrl": format!("{base}/Device/9"), "resource": {"resourceType": "Device", "id": "9", "text": narrative()}}
+    ]});
+    let r = v.validate(&document, &ValidationOptions::default());
+    let found = |text: &str| r.errors().filter(|i| i.message.contains(text)).count();
+    assert_eq!(found("Can't find 'Patient/1'"), 1, "{:#?}", r.issues);
+    find(&r, "Bundle.entry[2].resource.subject", "same type and id");
+    find(
+        &r,
+        "Bundle.entry[3]",
+        "Entry 'http://x.org/fhir/Device/9' isn't reachable",
+    );
+    // The Observation's reference did not resolve, so it is not reachable either.
+    find(&r, "Bundle.entry[2]", "isn't reachable");
+    assert_eq!(r.errors().count(), 3, "{:#?}", r.issues);
+    // In a collection an unresolved urn: reference is a warning.
+    let collection = json!({"resourceType": "Bundle", "type": "collection", "entry": [
+        {"fullUrl": "urn:uuid:3fdc72f4-a11d-4a9d-9260-a9f745779e1d", "resource": {"resourceType": "Observation",
+            "text": narrative(), "status": "final", "code": {"text": "x"},
+            "subject": {"reference": "urn:uuid:11111111-a11d-4a9d-9260-a9f745779e1d"}}}]});
+    let r = v.validate(&collection, &ValidationOptions::default());
+    assert!(!r.has_errors(), "{:#?}", r.issues);
+    assert!(r
+        .issues
+        .iter()
+        .any(|i| i.message.contains("URN reference is not locally contained")));
+}
+
+/// Element ids are unique within a resource ("Duplicate id value").
+#[test]
+fn element_ids_are_unique_in_a_resource() {
+    let v = Validator::r4();
+    let p = json!({"resourceType": "Patient", "id": "a", "text": narrative(),
+        "identifier": [{"id": "a", "value": "1"}], "name": [{"id": "n", "family": "x"}, {"id": "n", "family": "y"}]});
+    let r = v.validate(&p, &ValidationOptions::default());
+    find(&r, "Patient.name[1]", "Duplicate id value 'n'");
+    assert_eq!(
+        r.errors().count(),
+        1,
+        "the resource id is not an element id: {:#?}",
+        r.issues
+    );
+}
