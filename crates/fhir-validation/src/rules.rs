@@ -100,6 +100,10 @@ impl<'v> Run<'v> {
             );
             self.push(Issue::error(IssueType::Value, at.to_string(), m));
         }
+        if let Some(s) = system.filter(|s| self.refers_to_value_set(s)) {
+            let m = format!("The Coding references a value set, not a code system ('{s}')");
+            self.push(Issue::error(IssueType::Value, at.to_string(), m));
+        }
         let (Some(s), Some(c)) = (system, code) else {
             return;
         };
@@ -123,6 +127,11 @@ impl<'v> Run<'v> {
                 m,
             ));
         }
+    }
+
+    /// A `Coding.system` that is the URL of a known ValueSet and of no CodeSystem.
+    fn refers_to_value_set(&self, system: &str) -> bool {
+        self.defs.code_system(system).is_none() && self.defs.value_set(system).is_some()
     }
 
     /// `Attachment.size` is the number of bytes in `data` when both are given.

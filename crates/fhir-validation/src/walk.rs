@@ -426,6 +426,13 @@ impl<'v> Run<'v> {
             at.to_string(),
             m,
         ));
+        // Where examples are not allowed, an example URL is one more fault, as the
+        // Java validator reports it (with the severity of unknown extensions).
+        if !self.opts.allow_example_extensions && is_example_url(url) {
+            let m = format!("Example URLs are not allowed in this context ({url})");
+            let here = at.then(Step::Name("url")).to_string();
+            self.push(Issue::new(severity, IssueType::Invalid, here, m));
+        }
     }
 
     /// A resource inside a resource (`contained`, `Bundle.entry.resource`,

@@ -747,3 +747,35 @@ fn element_ids_are_unique_in_a_resource() {
         r.issues
     );
 }
+
+/// A Coding whose system is a value set's URL; an unknown extension with an example URL
+/// where examples are not allowed.
+#[test]
+fn codings_name_code_systems_and_examples_stay_examples() {
+    let v = Validator::r4();
+    let obs = json!({"resourceType": "Observation", "text": narrative(), "status": "final",
+        "code": {"coding": [{"system": "http://hl7.org/fhir/ValueSet/observation-codes", "code": "x"}]},
+        "extension": [{"url": "http://example.org/fhir/StructureDefinition/something", "valueString": "x"}]});
+    let r = v.validate(&obs, &ValidationOptions::default());
+    find(
+        &r,
+        "Observation.code.coding[0]",
+        "references a value set, not a code system",
+    );
+    assert!(
+        !r.errors().any(|i| i.message.contains("Example URLs")),
+        "by default only a warning, as for unknown extensions: {:#?}",
+        r.issues
+    );
+    let strict = ValidationOptions {
+        unknown_extensions_are_errors: true,
+        allow_example_extensions: false,
+        ..Default::default()
+    };
+    let r = v.validate(&obs, &strict);
+    find(
+        &r,
+        "Observation.extension[0].url",
+        "Example URLs are not allowed in this context",
+    );
+}
