@@ -47,11 +47,13 @@ impl Invariants {
             .map_or(expression, |(_, _, right)| right)
     }
 
-    /// Evaluates `expr` over `node`: true or empty holds, false fails.
+    /// Evaluates `expr` over `node`: true holds; false and empty fail, as in the HL7
+    /// Java validator (whose engine makes type and string tests of nothing false:
+    /// `EvalContext::set_empty_tests_false`).
     pub fn evaluate<'a>(ctx: &EvalContext<'a>, expr: &Expression, node: Node<'a>) -> Outcome {
         match expr.evaluate_collection(ctx, Collection::one(Item::Node(node))) {
             Ok(c) => match c.0.as_slice() {
-                [] => Outcome::Holds,
+                [] => Outcome::Fails,
                 [Item::Boolean(true)] => Outcome::Holds,
                 [Item::Boolean(false)] => Outcome::Fails,
                 _ => Outcome::Unknown,

@@ -251,6 +251,7 @@ impl<'v> Run<'v> {
         let e = &sd.elements[idx];
         let node = self.node(sd, idx, value, val.type_code);
         let mut ctx = EvalContext::with_definitions(self.defs);
+        ctx.set_empty_tests_false(true);
         ctx.set_resource(scope.resource);
         ctx.set_root_resource(scope.container);
         for (k, expr) in compiled {

@@ -53,6 +53,7 @@ pub struct EvalContext<'a> {
     pub(crate) tracer: Option<&'a dyn Tracer>,
     pub(crate) strict: bool,
     pub(crate) lenient_choice: bool,
+    pub(crate) empty_tests_false: bool,
     pub(crate) now: Option<DateTime>,
 }
 
@@ -82,6 +83,7 @@ impl<'a> EvalContext<'a> {
             tracer: None,
             strict: false,
             lenient_choice: false,
+            empty_tests_false: false,
             now: None,
         }
     }
@@ -156,6 +158,17 @@ impl<'a> EvalContext<'a> {
     /// and ignore unknown element names instead of raising a semantic error.
     pub fn set_lenient(&mut self, lenient: bool) -> &mut Self {
         self.lenient_choice = lenient;
+        self
+    }
+
+    /// Type tests (`is`) and string tests (`startsWith()`, `endsWith()`, `contains()`,
+    /// `matches()`) of an empty input are `false` instead of empty. This is how the HL7
+    /// Java validator's engine evaluates them, and invariants written against it rely
+    /// on it: `reference.startsWith('#').not() or …` (ref-1) holds for a Reference
+    /// without `reference`, `probability is decimal implies …` (ras-2) for a prediction
+    /// without a probability. The default follows the FHIRPath specification.
+    pub fn set_empty_tests_false(&mut self, on: bool) -> &mut Self {
+        self.empty_tests_false = on;
         self
     }
 

@@ -195,6 +195,7 @@ impl<'c, 'a> Evaluator<'c, 'a> {
                 let v = self.eval(operand, env)?;
                 let t = types::resolve(self.defs, spec)?;
                 match v.as_slice() {
+                    [] if self.ctx.empty_tests_false => Ok(Collection::one(Item::Boolean(false))),
                     [] => Ok(v),
                     [item] => Ok(Collection::one(Item::Boolean(types::item_is(
                         self.defs, item, &t, false,

@@ -399,3 +399,24 @@ fn deepest_compilable_expressions_evaluate_without_overflow() {
         let _ = compile(e).unwrap().evaluate(&EvalContext::new(), &p);
     }
 }
+
+#[test]
+fn empty_tests_are_false_in_the_java_validators_mode() {
+    let reference = json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+        "subject": {"identifier": {"value": "1"}}});
+    let expr = compile("subject.reference.startsWith('#').not() and (value is Quantity).not()")
+        .expect("compiles");
+    let plain = EvalContext::new();
+    let got = expr
+        .evaluate(&plain, &reference)
+        .expect("evaluates")
+        .to_json();
+    assert_eq!(got, json!([]), "the specification: empty in, empty out");
+    let mut java = EvalContext::new();
+    java.set_empty_tests_false(true);
+    let got = expr
+        .evaluate(&java, &reference)
+        .expect("evaluates")
+        .to_json();
+    assert_eq!(got, json!([true]));
+}

@@ -93,6 +93,7 @@ pub(super) fn call<'a>(
                     .filter(|i| types::item_is(ev.defs, i, &t, true))
                     .collect()),
                 Func::Is => Ok(match single(&input, func)? {
+                    None if ev.ctx.empty_tests_false => Collection::one(Item::Boolean(false)),
                     None => Collection::new(),
                     Some(i) => {
                         Collection::one(Item::Boolean(types::item_is(ev.defs, i, &t, false)))

@@ -157,6 +157,13 @@ pub(super) fn call<'a>(
     env: &Env<'_, 'a>,
 ) -> EvalResult<Collection<'a>> {
     let Some(item) = single(&input, func)? else {
+        let test = matches!(
+            func,
+            Func::StartsWith | Func::EndsWith | Func::Contains | Func::Matches | Func::MatchesFull
+        );
+        if test && ev.ctx.empty_tests_false {
+            return Ok(Collection::one(Item::Boolean(false)));
+        }
         return Ok(Collection::new());
     };
     let Some(s) = item.as_str() else {
