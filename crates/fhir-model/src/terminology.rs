@@ -1,9 +1,13 @@
 //! ValueSets and CodeSystems, kept in the compact form needed to expand the value sets
-//! that can be expanded locally (whole systems, enumerated codes, `is-a` filters).
+//! that can be expanded locally: whole systems, enumerated codes, and the filters of
+//! valueset.html over a code system's hierarchy (nested concepts and the `child` and
+//! `parent` properties) and concept properties (`filter.rs`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
+
+mod filter;
 
 /// A concept of a CodeSystem, with its nested concepts.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -13,6 +17,59 @@ pub struct Concept {
     pub display: Option<String>,
     #[serde(default, rename = "concept")]
     pub children: Vec<Concept>,
+    /// `concept.property`, each value as text (`notSelectable` → `true`).
+    #[serde(default, rename = "property")]
+    pub properties: Vec<ConceptProperty>,
+}
+
+/// One `CodeSystem.concept.property`: its code and its value as text.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "RawProperty")]
+pub struct ConceptProperty {
+    pub code: String,
+    pub value: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawProperty {
+    code: String,
+    value_code: Option<String>,
+    value_string: Option<String>,
+    value_boolean: Option<bool>,
+    value_integer: Option<i64>,
+    value_date_time: Option<String>,
+    value_decimal: Option<serde_json::Number>,
+    value_coding: Option<ConceptReference>,
+}
+
+impl From<RawProperty> for ConceptProperty {
+    fn from(r: RawProperty) -> Self {
+        let value = r
+            .value_code
+            .or(r.value_string)
+            .or(r.value_date_time)
+            .or(r.value_boolean.map(|b| b.to_string()))
+            .or(r.value_integer.map(|i| i.to_string()))
+            .or(r.value_decimal.map(|d| d.to_string()))
+            .or(r.value_coding.map(|c| c.code))
+            .unwrap_or_default();
+        ConceptProperty {
+            code: r.code,
+            value,
+        }
+    }
+}
+
+impl Concept {
+    /// The values of property `code`.
+    pub fn property(&self, code: &str) -> impl Iterator<Item = &str> {
+        let code = code.to_string();
+        self.properties
+            .iter()
+            .filter(move |p| p.code == code)
+            .map(|p| p.value.as_str())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -59,38 +116,82 @@ impl CodeSystemDef {
         out
     }
 
-    /// The concept itself and the concepts it is nested in, up to the root.
-    pub fn ancestors_and_self(&self, code: &str) -> Vec<&str> {
-        fn walk<'a>(cs: &'a [Concept], code: &str, path: &mut Vec<&'a str>) -> bool {
+    /// Every concept, depth first.
+    pub fn all_concepts(&self) -> Vec<&Concept> {
+        fn walk<'a>(cs: &'a [Concept], out: &mut Vec<&'a Concept>) {
             for c in cs {
-                path.push(&c.code);
-                if c.code == code || walk(&c.children, code, path) {
-                    return true;
-                }
-                path.pop();
+                out.push(c);
+                walk(&c.children, out);
             }
-            false
         }
-        let mut path = Vec::new();
-        walk(&self.concepts, code, &mut path);
-        path.reverse();
-        path
-    }
-
-    /// The concept itself and all its descendants (`is-a`).
-    pub fn descendants_and_self(&self, code: &str) -> Vec<(&str, Option<&str>)> {
         let mut out = Vec::new();
-        if let Some(c) = self.find(code) {
-            fn walk<'a>(c: &'a Concept, out: &mut Vec<(&'a str, Option<&'a str>)>) {
-                out.push((&c.code, c.display.as_deref()));
-                for k in &c.children {
-                    walk(k, out);
-                }
-            }
-            walk(c, &mut out);
-        }
+        walk(&self.concepts, &mut out);
         out
     }
+
+    /// Each code's direct children: nested concepts, codes its `child` property names,
+    /// and concepts whose `parent` property names it.
+    fn children_index(&self) -> HashMap<&str, Vec<&str>> {
+        let mut index: HashMap<&str, Vec<&str>> = HashMap::new();
+        for c in self.all_concepts() {
+            let kids = index.entry(c.code.as_str()).or_default();
+            kids.extend(c.children.iter().map(|k| k.code.as_str()));
+            kids.extend(c.property("child"));
+            for parent in c.property("parent") {
+                index.entry(parent).or_default().push(c.code.as_str());
+            }
+        }
+        index
+    }
+
+    /// The concept itself and the concepts above it, up to the roots.
+    pub fn ancestors_and_self(&self, code: &str) -> Vec<&str> {
+        let index = self.children_index();
+        let mut parents: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (p, kids) in &index {
+            for k in kids {
+                parents.entry(k).or_default().push(p);
+            }
+        }
+        let Some(start) = self.find(code) else {
+            return Vec::new();
+        };
+        closure(start.code.as_str(), &parents)
+    }
+
+    /// The concept itself and all its descendants (`is-a`), with their displays.
+    pub fn descendants_and_self(&self, code: &str) -> Vec<(&str, Option<&str>)> {
+        let Some(start) = self.find(code) else {
+            return Vec::new();
+        };
+        let index = self.children_index();
+        let displays: HashMap<&str, Option<&str>> = self
+            .all_concepts()
+            .into_iter()
+            .map(|c| (c.code.as_str(), c.display.as_deref()))
+            .collect();
+        closure(start.code.as_str(), &index)
+            .into_iter()
+            .filter_map(|c| displays.get(c).map(|d| (c, *d)))
+            .collect()
+    }
+}
+
+/// `start` and every code reached from it through `edges`, each once, in the order
+/// reached.
+fn closure<'a>(start: &'a str, edges: &HashMap<&'a str, Vec<&'a str>>) -> Vec<&'a str> {
+    let mut seen = HashSet::from([start]);
+    let mut out = vec![start];
+    let mut i = 0;
+    while i < out.len() {
+        for next in edges.get(out[i]).into_iter().flatten() {
+            if seen.insert(*next) {
+                out.push(next);
+            }
+        }
+        i += 1;
+    }
+    out
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -170,6 +271,13 @@ pub struct ExpandedCode {
     pub display: Option<String>,
 }
 
+impl ExpandedCode {
+    /// System and code: what makes two codes the same.
+    fn key(&self) -> (&str, &str) {
+        (&self.system, &self.code)
+    }
+}
+
 /// Why a value set could not be expanded here.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExpansionError {
@@ -226,9 +334,10 @@ impl Terminology {
         }
         for exc in &compose.exclude {
             let gone = self.expand_include(exc, depth)?;
-            out.retain(|c| !gone.contains(c));
+            let gone: HashSet<(&str, &str)> = gone.iter().map(ExpandedCode::key).collect();
+            out.retain(|c| !gone.contains(&c.key()));
         }
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         out.retain(|c| seen.insert((c.system.clone(), c.code.clone())));
         Ok(out)
     }
@@ -246,7 +355,13 @@ impl Terminology {
             let other = self.expand_depth(vs, depth + 1)?;
             codes = Some(match codes {
                 None => other,
-                Some(mine) => mine.into_iter().filter(|c| other.contains(c)).collect(),
+                Some(mine) => {
+                    let theirs: HashSet<(&str, &str)> =
+                        other.iter().map(ExpandedCode::key).collect();
+                    mine.into_iter()
+                        .filter(|c| theirs.contains(&c.key()))
+                        .collect()
+                }
             });
         }
         Ok(codes.unwrap_or_default())
@@ -279,26 +394,8 @@ impl Terminology {
             .map(|(c, d)| make(c, d))
             .collect();
         for f in &inc.filter {
-            let keep: Vec<(&str, Option<&str>)> = match (f.property.as_str(), f.op.as_str()) {
-                ("concept", "is-a") => cs.descendants_and_self(&f.value),
-                ("concept", "descendent-of") => {
-                    let mut d = cs.descendants_and_self(&f.value);
-                    d.retain(|(c, _)| *c != f.value);
-                    d
-                }
-                ("concept", "=") => cs
-                    .find(&f.value)
-                    .map(|c| (c.code.as_str(), None))
-                    .into_iter()
-                    .collect(),
-                _ => {
-                    return Err(ExpansionError::UnsupportedFilter(format!(
-                        "{} {} {}",
-                        f.property, f.op, f.value
-                    )))
-                }
-            };
-            codes.retain(|c| keep.iter().any(|(k, _)| *k == c.code));
+            let keep = filter::apply(cs, f)?;
+            codes.retain(|c| keep.contains(c.code.as_str()));
         }
         Ok(codes)
     }

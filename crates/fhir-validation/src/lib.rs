@@ -39,6 +39,7 @@
 mod bundle;
 mod bundle_refs;
 mod children;
+mod coding;
 mod conformance;
 mod context;
 mod element_ids;

@@ -59,6 +59,8 @@ pub struct Run<'v> {
     pub(crate) owners: Vec<(&'v str, &'v str)>,
     /// Targets of narrative links in `root` and their counts, found at the first link.
     pub(crate) link_targets: Option<std::collections::HashMap<String, usize>>,
+    /// Code systems already noted as not available here.
+    pub(crate) unavailable_noted: HashSet<&'v str>,
 }
 
 impl<'v> Run<'v> {
@@ -72,6 +74,7 @@ impl<'v> Run<'v> {
             depth: 0,
             owners: Vec::new(),
             link_targets: None,
+            unavailable_noted: HashSet::new(),
         }
     }
 
