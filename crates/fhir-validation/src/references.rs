@@ -40,6 +40,19 @@ pub fn check<'v>(
         bundle_type(run.root, reference).or_else(|| url_type(run.defs, reference))
     };
     let Some(target) = target else { return };
+    if let Some(unknown) = unknown_target_profile(run.defs, e) {
+        // The Java validator checks a target it can find against the profile, and
+        // fails when the profile is not to be had; one it cannot find is not judged.
+        let resolved = match reference.strip_prefix('#') {
+            Some(id) => contained(scope.container, id),
+            None => bundle_entry(run.root, reference),
+        };
+        if resolved.is_some() {
+            let m = format!("Unable to resolve the profile reference '{unknown}'");
+            run.push(Issue::error(IssueType::NotFound, path.to_string(), m));
+        }
+        return;
+    }
     let allowed = allowed_targets(run.defs, e);
     if allowed.is_empty() || allowed.iter().any(|a| a == "Resource") {
         return;
@@ -138,9 +151,17 @@ pub(crate) fn bundle_entry<'v>(root: &'v Value, reference: &str) -> Option<&'v V
     }
 }
 
-/// The resource types the element's Reference type allows (empty: any, or not known
-/// here: a target profile that is not loaded says nothing of its type, so the
-/// reference cannot be judged).
+/// A `targetProfile` of the element's Reference type that is not loaded here.
+fn unknown_target_profile<'e>(defs: &Definitions, e: &'e ElementDef) -> Option<&'e str> {
+    let refs = e.types.iter().filter(|t| t.code == "Reference");
+    let mut profiles = refs.flat_map(|t| t.target_profiles.iter());
+    profiles
+        .find(|p| defs.structure(p).is_none())
+        .map(String::as_str)
+}
+
+/// The resource types the element's Reference type allows (empty: any). Called when
+/// every target profile is known.
 fn allowed_targets(defs: &Definitions, e: &ElementDef) -> Vec<String> {
     let mut out = Vec::new();
     for t in e.types.iter().filter(|t| t.code == "Reference") {
@@ -148,10 +169,7 @@ fn allowed_targets(defs: &Definitions, e: &ElementDef) -> Vec<String> {
             return Vec::new();
         }
         for p in &t.target_profiles {
-            match defs.structure(p) {
-                Some(sd) => out.push(sd.type_name.clone()),
-                None => return Vec::new(),
-            }
+            out.extend(defs.structure(p).map(|sd| sd.type_name.clone()));
         }
     }
     out

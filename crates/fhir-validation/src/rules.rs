@@ -62,6 +62,7 @@ impl<'v> Run<'v> {
             ("Narrative", false) => self.narrative(value, at),
             ("canonical", false) => self.canonical_target(e, value, at),
             ("markdown", false) => self.markdown(value, at),
+            ("string", false) => self.string_content(value, at),
             (_, false) => {
                 if let Some(m) = values::integer_range(type_code, value) {
                     self.push(Issue::error(IssueType::Value, at.to_string(), m));
@@ -145,6 +146,27 @@ impl<'v> Run<'v> {
             Severity::Warning
         };
         self.push(Issue::new(severity, IssueType::Value, at.to_string(), m));
+    }
+
+    /// A string that looks like it holds HTML tags, a risk where it is shown without
+    /// escaping: information, or an error with `security_checks`, as the Java validator
+    /// reports it.
+    fn string_content(&mut self, value: &Value, at: &Loc<'_>) {
+        let Some(text) = value.as_str() else { return };
+        if !text.contains('<') || values::html_tag_in_markdown(text).is_none() {
+            return;
+        }
+        let (severity, m) = if self.opts.security_checks {
+            (Severity::Error, "The string value contains text that looks like embedded HTML tags, which are not allowed for security reasons in this context")
+        } else {
+            (Severity::Information, "The string value contains text that looks like embedded HTML tags. If this content is rendered to HTML without appropriate post-processing, it may be a security risk")
+        };
+        self.push(Issue::new(
+            severity,
+            IssueType::Invalid,
+            at.to_string(),
+            m.to_string(),
+        ));
     }
 
     /// A canonical that names a loaded resource of a type its `targetProfile`s exclude.

@@ -50,6 +50,9 @@ pub struct ValidationOptions {
     /// policy `IGNORE`): neither their content nor whether each is referenced (dom-3,
     /// which the Java validator checks as it walks them).
     pub skip_contained: bool,
+    /// Strings that look like they hold HTML tags are errors instead of information
+    /// (the HL7 validator's security checks).
+    pub security_checks: bool,
 }
 
 enum Defs {

@@ -417,12 +417,20 @@ impl<'v> Run<'v> {
 
     fn unknown_extension(&mut self, url: &str, at: &Loc<'_>) {
         let example = self.opts.allow_example_extensions && is_example_url(url);
-        let severity = if self.opts.unknown_extensions_are_errors && !example {
+        // HL7's own extensions (the extensions pack, cross-version extensions) are
+        // known to the Java validator, which loads their packages itself: one that is
+        // not loaded here is not checked, but is no fault of the resource.
+        let hl7 = is_hl7_extension(url);
+        let severity = if self.opts.unknown_extensions_are_errors && !example && !hl7 {
             Severity::Error
         } else {
             Severity::Warning
         };
-        let m = format!("The extension {url} is unknown, so its content was not checked");
+        let m = if hl7 {
+            format!("The extension {url} is not loaded here, so its content was not checked")
+        } else {
+            format!("The extension {url} is unknown, so its content was not checked")
+        };
         self.push(Issue::new(
             severity,
             IssueType::Extension,
@@ -481,6 +489,20 @@ pub(crate) fn is_resource_type(defs: &Definitions, code: &str) -> bool {
     code == "Resource"
         || code == "DomainResource"
         || (code.starts_with(|c: char| c.is_ascii_uppercase()) && defs.is_resource_type(code))
+}
+
+/// An extension URL in HL7's namespace for extension definitions
+/// (`http://hl7.org/fhir/StructureDefinition/…`, and the cross-version
+/// `http://hl7.org/fhir/5.0/StructureDefinition/extension-…`).
+fn is_hl7_extension(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://hl7.org/fhir/") else {
+        return false;
+    };
+    let rest = match rest.split_once('/') {
+        Some((version, r)) if version.starts_with(|c: char| c.is_ascii_digit()) => r,
+        _ => rest,
+    };
+    rest.starts_with("StructureDefinition/")
 }
 
 /// Example URLs whose definitions are not expected to exist: hosts `example.org` and
