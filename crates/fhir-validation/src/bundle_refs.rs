@@ -11,6 +11,8 @@
 //! Bundles an unresolved `urn:` reference is a warning; and in a document every entry
 //! must be reachable from the Composition through references, forwards or backwards.
 
+use std::collections::HashMap;
+
 use fhir_model::IssueType;
 use serde_json::Value;
 
@@ -18,10 +20,53 @@ use crate::issue::{Issue, Severity};
 use crate::location::{Loc, Step};
 use crate::walk::Run;
 
-/// One entry: its `fullUrl` and resource.
+/// One entry: its position in `Bundle.entry`, its `fullUrl` and resource.
 struct Entry<'v> {
+    index: usize,
     full_url: Option<&'v str>,
     resource: &'v Value,
+}
+
+/// The entries with a resource, indexed so that each reference is resolved in constant
+/// time (a Bundle may hold many thousands).
+struct Entries<'v> {
+    list: Vec<Entry<'v>>,
+    /// `fullUrl` → positions in `list` (several when versions differ).
+    by_url: HashMap<&'v str, Vec<usize>>,
+    /// `Type/id` → a position in `list`.
+    by_type_id: HashMap<String, usize>,
+}
+
+impl<'v> Entries<'v> {
+    fn new(bundle: &'v Value) -> Entries<'v> {
+        let list: Vec<Entry<'v>> = bundle
+            .get("entry")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(index, e)| {
+                Some(Entry {
+                    index,
+                    full_url: e.get("fullUrl").and_then(Value::as_str),
+                    resource: e.get("resource").filter(|r| r.is_object())?,
+                })
+            })
+            .collect();
+        let mut by_url: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut by_type_id = HashMap::new();
+        for (i, e) in list.iter().enumerate() {
+            if let Some(u) = e.full_url {
+                by_url.entry(u).or_default().push(i);
+            }
+            by_type_id.entry(type_and_id(e.resource)).or_insert(i);
+        }
+        Entries {
+            list,
+            by_url,
+            by_type_id,
+        }
+    }
 }
 
 /// A reference found in an entry's resource: where, and its text.
@@ -35,43 +80,32 @@ impl Run<'_> {
     /// The reference rules of bundle `bundle` (at `at`).
     pub(crate) fn bundle_references(&mut self, bundle: &Value, at: &Loc<'_>) {
         let kind = bundle.get("type").and_then(Value::as_str).unwrap_or("");
-        let entries: Vec<Entry<'_>> = bundle
-            .get("entry")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|e| {
-                Some(Entry {
-                    full_url: e.get("fullUrl").and_then(Value::as_str),
-                    resource: e.get("resource").filter(|r| r.is_object())?,
-                })
-            })
-            .collect();
+        let entries = Entries::new(bundle);
         let self_contained = matches!(kind, "document" | "message");
         let mut links = Vec::new();
         let entry_step = at.then(Step::Name("entry"));
-        for (i, e) in entries.iter().enumerate() {
+        for (i, e) in entries.list.iter().enumerate() {
             let mut refs = Vec::new();
             references_in(e.resource, &mut String::new(), &mut refs);
             for r in refs {
                 match resolve(&entries, e, r.reference) {
                     Some(j) => links.push((i, j)),
                     None => {
-                        let here = entry_step.then(Step::Index(i));
+                        let here = entry_step.then(Step::Index(e.index));
                         let res = here.then(Step::Name("resource"));
                         self.unresolved(&entries, e, &r, self_contained, &res);
                     }
                 }
             }
         }
-        if kind == "document" && !entries.is_empty() {
-            self.unreachable(&entries, &links, &entry_step);
+        if kind == "document" && !entries.list.is_empty() {
+            self.unreachable(&entries.list, &links, &entry_step);
         }
     }
 
     fn unresolved(
         &mut self,
-        entries: &[Entry<'_>],
+        entries: &Entries<'_>,
         from: &Entry<'_>,
         r: &Found<'_>,
         self_contained: bool,
@@ -89,7 +123,7 @@ impl Run<'_> {
         }
         if !self_contained {
             if let Some(j) = same_type_and_id(entries, r.reference).filter(|_| relative) {
-                let full = entries[j].full_url.unwrap_or("");
+                let full = entries.list[j].full_url.unwrap_or("");
                 let m = format!(
                     "Entry {j} matches the reference {} by type and id but its fullUrl {full} does not match the full target URL by Bundle resolution rules",
                     r.reference
@@ -111,7 +145,7 @@ impl Run<'_> {
         if let Some(j) = same_type_and_id(entries, r.reference).filter(|_| relative) {
             m.push_str(". Note that there is a resource in the bundle with the same type and id, but it does not match because of the fullUrl based rules around matching relative references");
             if let Some(source) = from.full_url {
-                let found = type_and_id(entries[j].resource);
+                let found = type_and_id(entries.list[j].resource);
                 m.push_str(&format!(". Found '{found}', but it doesn't match because of the source fullUrl '{source}'"));
             }
         }
@@ -120,20 +154,23 @@ impl Run<'_> {
 
     /// Document entries that no chain of references joins to the Composition (entry 0).
     fn unreachable(&mut self, entries: &[Entry<'_>], links: &[(usize, usize)], at: &Loc<'_>) {
+        let mut next: Vec<Vec<usize>> = vec![Vec::new(); entries.len()];
+        for &(a, b) in links {
+            next[a].push(b);
+            next[b].push(a);
+        }
         let mut reached = vec![false; entries.len()];
         reached[0] = true;
-        let mut changed = true;
-        while changed {
-            changed = false;
-            for &(a, b) in links {
-                if reached[a] != reached[b] {
-                    reached[a] = true;
-                    reached[b] = true;
-                    changed = true;
+        let mut queue = vec![0];
+        while let Some(i) = queue.pop() {
+            for &j in &next[i] {
+                if !reached[j] {
+                    reached[j] = true;
+                    queue.push(j);
                 }
             }
         }
-        for (i, e) in entries.iter().enumerate().filter(|(i, _)| !reached[*i]) {
+        for (_, e) in entries.iter().enumerate().filter(|(i, _)| !reached[*i]) {
             let name = e
                 .full_url
                 .map(str::to_string)
@@ -141,14 +178,14 @@ impl Run<'_> {
             let m = format!(
                 "Entry '{name}' isn't reachable by traversing links (forward or backward) from the Composition"
             );
-            let here = at.then(Step::Index(i));
+            let here = at.then(Step::Index(e.index));
             self.push(Issue::error(IssueType::Informational, here.to_string(), m));
         }
     }
 }
 
 /// The entry that `reference`, made in entry `from`, names.
-fn resolve(entries: &[Entry<'_>], from: &Entry<'_>, reference: &str) -> Option<usize> {
+fn resolve(entries: &Entries<'_>, from: &Entry<'_>, reference: &str) -> Option<usize> {
     let (target, version) = match reference.split_once("/_history/") {
         Some((t, v)) => (t, Some(v)),
         None => (reference, None),
@@ -166,21 +203,21 @@ fn resolve(entries: &[Entry<'_>], from: &Entry<'_>, reference: &str) -> Option<u
             _ => return None,
         }
     };
-    entries.iter().position(|e| {
-        e.full_url == Some(absolute.as_str())
-            && version.is_none_or(|v| {
-                let meta = e.resource.get("meta").and_then(|m| m.get("versionId"));
-                meta.and_then(Value::as_str) == Some(v)
-            })
+    let candidates = entries.by_url.get(absolute.as_str())?;
+    candidates.iter().copied().find(|&i| {
+        version.is_none_or(|v| {
+            let meta = entries.list[i].resource.get("meta");
+            meta.and_then(|m| m.get("versionId"))
+                .and_then(Value::as_str)
+                == Some(v)
+        })
     })
 }
 
 /// An entry whose resource has the type and id of a relative reference.
-fn same_type_and_id(entries: &[Entry<'_>], reference: &str) -> Option<usize> {
+fn same_type_and_id(entries: &Entries<'_>, reference: &str) -> Option<usize> {
     let reference = reference.split("/_history/").next()?;
-    entries
-        .iter()
-        .position(|e| type_and_id(e.resource) == reference)
+    entries.by_type_id.get(reference).copied()
 }
 
 fn type_and_id(resource: &Value) -> String {

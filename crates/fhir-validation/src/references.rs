@@ -4,6 +4,8 @@
 
 use fhir_model::structure::ElementDef;
 use fhir_model::{Definitions, IssueType};
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use crate::issue::Issue;
@@ -37,7 +39,11 @@ pub fn check<'v>(
             }
         }
     } else {
-        bundle_type(run.root, reference).or_else(|| url_type(run.defs, reference))
+        let in_bundle = run.bundle_index().by_url.get(reference).copied();
+        let rt = in_bundle
+            .and_then(|r| r.get("resourceType"))
+            .and_then(Value::as_str);
+        rt.or_else(|| url_type(run.defs, reference))
     };
     let Some(target) = target else { return };
     if let Some(unknown) = unknown_target_profile(run.defs, e) {
@@ -45,7 +51,7 @@ pub fn check<'v>(
         // fails when the profile is not to be had; one it cannot find is not judged.
         let resolved = match reference.strip_prefix('#') {
             Some(id) => contained(scope.container, id),
-            None => bundle_entry(run.root, reference),
+            None => run.bundle_index().entry(reference),
         };
         if resolved.is_some() {
             let m = format!("Unable to resolve the profile reference '{unknown}'");
@@ -102,7 +108,7 @@ fn target_profiles<'v>(
     }
     let resolved = match reference.strip_prefix('#') {
         Some(id) => contained(scope.container, id),
-        None => bundle_entry(run.root, reference),
+        None => run.bundle_index().entry(reference),
     };
     let Some(resolved) = resolved else { return };
     if profiles.iter().any(|p| run.conforms_to(resolved, p)) {
@@ -127,28 +133,58 @@ pub(crate) fn contained<'v>(container: &'v Value, id: &str) -> Option<&'v Value>
         .find(|r| r.get("id").and_then(Value::as_str) == Some(id))
 }
 
-/// The resource of the Bundle entry a reference names: by `fullUrl`, or for a
-/// relative reference (`Patient/1`) the one entry whose `fullUrl` ends with it.
-pub(crate) fn bundle_entry<'v>(root: &'v Value, reference: &str) -> Option<&'v Value> {
-    if root.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
-        return None;
+/// The resources of the Bundle being validated, by `fullUrl` and by the `Type/id` its
+/// `fullUrl` ends with: built once per validation, so that resolving each reference
+/// costs the same however large the Bundle (a scan per reference made large Bundles
+/// quadratic).
+#[derive(Default)]
+pub(crate) struct BundleIndex<'v> {
+    by_url: HashMap<&'v str, &'v Value>,
+    by_tail: HashMap<&'v str, Vec<&'v Value>>,
+}
+
+impl<'v> BundleIndex<'v> {
+    pub(crate) fn new(root: &'v Value) -> BundleIndex<'v> {
+        let mut index = BundleIndex::default();
+        if root.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+            return index;
+        }
+        let entries = root.get("entry").and_then(Value::as_array);
+        for e in entries.into_iter().flatten() {
+            let (Some(url), Some(r)) =
+                (e.get("fullUrl").and_then(Value::as_str), e.get("resource"))
+            else {
+                continue;
+            };
+            index.by_url.entry(url).or_insert(r);
+            if let Some(tail) = tail(url) {
+                index.by_tail.entry(tail).or_default().push(r);
+            }
+        }
+        index
     }
-    let entries = root.get("entry").and_then(Value::as_array)?;
-    let full_url = |e: &'v Value| e.get("fullUrl").and_then(Value::as_str);
-    if let Some(e) = entries.iter().find(|e| full_url(e) == Some(reference)) {
-        return e.get("resource");
+
+    /// The resource a reference names: by `fullUrl`, or for a relative reference
+    /// (`Patient/1`) the one entry whose `fullUrl` ends with it.
+    pub(crate) fn entry(&self, reference: &str) -> Option<&'v Value> {
+        if let Some(r) = self.by_url.get(reference) {
+            return Some(r);
+        }
+        if reference.contains(':') || reference.starts_with('/') {
+            return None;
+        }
+        match self.by_tail.get(reference).map(Vec::as_slice) {
+            Some([one]) => Some(one),
+            _ => None,
+        }
     }
-    if reference.contains(':') || reference.starts_with('/') {
-        return None;
-    }
-    let suffix = format!("/{reference}");
-    let mut found = entries
-        .iter()
-        .filter(|e| full_url(e).is_some_and(|u| u.ends_with(&suffix)));
-    match (found.next(), found.next()) {
-        (Some(e), None) => e.get("resource"),
-        _ => None,
-    }
+}
+
+/// The last two segments of a URL (`http://x/fhir/Patient/1` → `Patient/1`).
+fn tail(url: &str) -> Option<&str> {
+    let last = url.rfind('/')?;
+    let before = url[..last].rfind('/')?;
+    Some(&url[before + 1..])
 }
 
 /// A `targetProfile` of the element's Reference type that is not loaded here.
@@ -182,18 +218,6 @@ fn contained_type<'v>(container: &'v Value, id: &str) -> Option<&'v str> {
         .iter()
         .find(|r| r.get("id").and_then(Value::as_str) == Some(id))
         .and_then(|r| r.get("resourceType").and_then(Value::as_str))
-}
-
-/// The type of the Bundle entry whose `fullUrl` is the reference.
-fn bundle_type<'v>(root: &'v Value, reference: &str) -> Option<&'v str> {
-    if root.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
-        return None;
-    }
-    root.get("entry")
-        .and_then(Value::as_array)?
-        .iter()
-        .find(|e| e.get("fullUrl").and_then(Value::as_str) == Some(reference))
-        .and_then(|e| e.get("resource")?.get("resourceType")?.as_str())
 }
 
 /// `Patient/1`, `http://x/fhir/Patient/1`, `Patient/1/_history/2` → `Patient`.

@@ -201,7 +201,7 @@ fn resolved<'v>(
         .filter_map(|r| r.get("reference").and_then(Value::as_str))
         .filter_map(|r| match r.strip_prefix('#') {
             Some(id) => crate::references::contained(scope.container, id),
-            None => crate::references::bundle_entry(run.root, r),
+            None => run.bundle_index().entry(r),
         })
         .collect();
     let Some(resource) = resources.first() else {

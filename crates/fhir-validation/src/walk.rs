@@ -61,6 +61,8 @@ pub struct Run<'v> {
     pub(crate) link_targets: Option<std::collections::HashMap<String, usize>>,
     /// Code systems already noted as not available here.
     pub(crate) unavailable_noted: HashSet<&'v str>,
+    /// The entries of `root` when it is a Bundle, indexed at the first reference.
+    bundle_index: Option<crate::references::BundleIndex<'v>>,
 }
 
 impl<'v> Run<'v> {
@@ -75,6 +77,7 @@ impl<'v> Run<'v> {
             owners: Vec::new(),
             link_targets: None,
             unavailable_noted: HashSet::new(),
+            bundle_index: None,
         }
     }
 
@@ -98,6 +101,13 @@ impl<'v> Run<'v> {
         let issues = Run::new(self.v, &opts, self.root).validate_top(value);
         CONFORMANCE_DEPTH.with(|d| d.set(depth));
         !issues.iter().any(|i| i.severity.is_error())
+    }
+
+    /// The entries of the Bundle being validated, indexed once.
+    pub(crate) fn bundle_index(&mut self) -> &crate::references::BundleIndex<'v> {
+        let root = self.root;
+        self.bundle_index
+            .get_or_insert_with(|| crate::references::BundleIndex::new(root))
     }
 
     pub(crate) fn push(&mut self, issue: Issue) {

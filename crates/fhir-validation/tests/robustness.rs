@@ -39,6 +39,52 @@ fn twenty_thousand_names_validate_in_linear_time() {
 }
 
 /// Every value of a resource replaced, in turn, by each hostile value.
+/// A document Bundle of `n` Observations, each referring to the Patient and to the
+/// Observation before it (references resolved per entry, reachability from the
+/// Composition, narrative links).
+fn document_with(n: usize) -> Value {
+    let base = "http://x.org/fhir";
+    let narrative = |s: &str| {
+        serde_json::json!({"status": "generated",
+        "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\"><a href=\"#{s}\">x</a></div>")})
+    };
+    let mut entries = vec![
+        serde_json::json!({"fullUrl": format!("{base}/Composition/c"), "resource": {"resourceType": "Composition",
+            "id": "c", "text": narrative("c"), "status": "final", "type": {"text": "t"}, "date": "2020-01-01",
+            "title": "t", "author": [{"display": "a"}], "subject": {"reference": "Patient/p"}}}),
+        serde_json::json!({"fullUrl": format!("{base}/Patient/p"), "resource": {"resourceType": "Patient",
+            "id": "p", "text": narrative("p")}}),
+    ];
+    for i in 0..n {
+        let mut o = serde_json::json!({"resourceType": "Observation", "id": format!("o{i}"),
+            "text": narrative(&format!("o{i}")), "status": "final", "code": {"text": "x"},
+            "subject": {"reference": "Patient/p"}});
+        if i > 0 {
+            o["derivedFrom"] =
+                serde_json::json!([{"reference": format!("Observation/o{}", i - 1)}]);
+        }
+        entries.push(
+            serde_json::json!({"fullUrl": format!("{base}/Observation/o{i}"), "resource": o}),
+        );
+    }
+    serde_json::json!({"resourceType": "Bundle", "type": "document", "timestamp": "2020-01-01T00:00:00Z",
+        "identifier": {"system": "urn:ietf:rfc:3986", "value": "urn:uuid:0c3201bd-1cbf-4d64-b04d-cd9187a4c6e0"},
+        "entry": entries})
+}
+
+#[test]
+fn large_documents_validate_in_linear_time() {
+    let v = Validator::r4();
+    time(&v, &document_with(10));
+    let small = time(&v, &document_with(500));
+    let big = time(&v, &document_with(5_000));
+    println!("500 entries: {small:?}; 5,000 entries: {big:?}");
+    assert!(
+        big < small * 25 + Duration::from_millis(50),
+        "{small:?} → {big:?}"
+    );
+}
+
 fn mutations(v: &Value, out: &mut Vec<Value>, root: &Value, path: &mut Vec<PathStep>) {
     let hostile = [
         Value::Null,
