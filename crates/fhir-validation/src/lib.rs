@@ -49,6 +49,7 @@ mod issue;
 mod limits;
 mod links;
 mod location;
+mod measure;
 mod questionnaire;
 mod references;
 mod rules;

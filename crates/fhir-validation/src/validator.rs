@@ -25,6 +25,7 @@ const WANTED: &[&str] = &[
     "CodeSystem",
     "ImplementationGuide",
     "Questionnaire",
+    "Measure",
 ];
 
 /// What to validate against besides the resource's own type and `meta.profile`.
@@ -72,8 +73,9 @@ pub struct Validator {
     pub(crate) raw_structures: HashMap<String, Value>,
     /// Profiles every resource of a type must meet (`ImplementationGuide.global`).
     globals: HashMap<String, Vec<String>>,
-    /// Questionnaires by canonical URL (QuestionnaireResponses are checked against them).
-    questionnaires: HashMap<String, Arc<Value>>,
+    /// Questionnaires and Measures by canonical URL (QuestionnaireResponses and
+    /// MeasureReports are checked against them).
+    instances: HashMap<String, Arc<Value>>,
     pub(crate) expansions: ExpansionCache,
     /// Contexts of the extensions loaded beyond core (core: `context::core_contexts`).
     contexts: Arc<Contexts>,
@@ -92,7 +94,7 @@ impl Clone for Validator {
             core_constraint_keys: self.core_constraint_keys.clone(),
             raw_structures: self.raw_structures.clone(),
             globals: self.globals.clone(),
-            questionnaires: self.questionnaires.clone(),
+            instances: self.instances.clone(),
             expressions: self.expressions.clone(),
             expansions: ExpansionCache::default(),
             contexts: self.contexts.clone(),
@@ -111,7 +113,7 @@ impl Validator {
             core_constraint_keys: HashSet::new(),
             raw_structures: HashMap::new(),
             globals: HashMap::new(),
-            questionnaires: HashMap::new(),
+            instances: HashMap::new(),
             expansions: ExpansionCache::default(),
             contexts: Arc::default(),
         };
@@ -182,7 +184,7 @@ impl Validator {
         for f in &files {
             match f.resource_type.as_str() {
                 "ImplementationGuide" => self.add_globals(&f.bytes),
-                "Questionnaire" => self.add_questionnaire(&f.bytes),
+                "Questionnaire" | "Measure" => self.add_instance(&f.bytes),
                 _ => {}
             }
         }
@@ -211,19 +213,31 @@ impl Validator {
         }
     }
 
-    fn add_questionnaire(&mut self, bytes: &[u8]) {
+    /// Keeps a Questionnaire or Measure, which instances are checked against.
+    fn add_instance(&mut self, bytes: &[u8]) {
         let Ok(q) = serde_json::from_slice::<Value>(bytes) else {
             return;
         };
         if let Some(url) = q["url"].as_str() {
-            self.questionnaires.insert(url.to_string(), Arc::new(q));
+            self.instances.insert(url.to_string(), Arc::new(q));
         }
+    }
+
+    /// A loaded resource of type `rt` by canonical URL (`|version` ignored).
+    fn instance(&self, rt: &str, url: &str) -> Option<&Value> {
+        let url = fhir_model::terminology::canonical_url(url);
+        let found = self.instances.get(url).map(|q| &**q);
+        found.filter(|r| r["resourceType"] == rt)
     }
 
     /// A loaded Questionnaire by canonical URL (`|version` ignored).
     pub(crate) fn questionnaire(&self, url: &str) -> Option<&Value> {
-        let url = fhir_model::terminology::canonical_url(url);
-        self.questionnaires.get(url).map(|q| &**q)
+        self.instance("Questionnaire", url)
+    }
+
+    /// A loaded Measure by canonical URL (`|version` ignored).
+    pub(crate) fn measure(&self, url: &str) -> Option<&Value> {
+        self.instance("Measure", url)
     }
 
     /// The contexts of an extension (loaded ones first, then core).

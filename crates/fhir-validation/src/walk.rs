@@ -191,6 +191,7 @@ impl<'v> Run<'v> {
             "QuestionnaireResponse" => self.questionnaire_response(scope.resource, at),
             "StructureDefinition" => self.structure_definition_rules(scope.resource, at),
             "SearchParameter" => self.search_parameter_rules(scope.resource, at),
+            "MeasureReport" => self.measure_report(scope.resource, at),
             _ => {}
         }
         let metas = scope

@@ -102,3 +102,72 @@ fn a_found_target_needs_its_profile() {
         r.issues
     );
 }
+
+#[test]
+fn measure_reports_follow_their_measure() {
+    let mut v = Validator::r4();
+    let measure = json!({"resourceType": "Measure", "url": "http://example.org/Measure/m", "status": "active",
+        "scoring": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/measure-scoring", "code": "cohort"}]},
+        "group": [{"population": [{"code": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/measure-population", "code": "initial-population"}]},
+            "criteria": {"language": "text/cql", "expression": "x"}}],
+            "stratifier": [{"id": "s1", "code": {"text": "age"}, "criteria": {"language": "text/cql", "expression": "y"}}]}]});
+    v.add_resources(&[measure]).expect("loads");
+    let report = |score: bool, stratifier: &str| {
+        let mut r = json!({"resourceType": "MeasureReport", "text": narrative(), "status": "complete",
+            "type": "summary", "measure": "http://example.org/Measure/m", "period": {"start": "2020-01-01"},
+            "group": [{"stratifier": [{"code": [{"text": stratifier}]}]}]});
+        if score {
+            r["group"][0]["measureScore"] = json!({"value": 1});
+        }
+        r
+    };
+    let r = v.validate(&report(false, "age"), &ValidationOptions::default());
+    assert!(!r.has_errors(), "{:#?}", r.issues);
+    let r = v.validate(&report(true, "sex"), &ValidationOptions::default());
+    let at = |p: &str| r.errors().filter(|i| i.expression == p).count();
+    assert_eq!(
+        at("MeasureReport.group[0].measureScore"),
+        1,
+        "{:#?}",
+        r.issues
+    );
+    assert_eq!(
+        at("MeasureReport.group[0].stratifier[0]"),
+        1,
+        "{:#?}",
+        r.issues
+    );
+    assert!(
+        r.errors().any(|i| i.message.contains("(id = 's1')")),
+        "{:#?}",
+        r.issues
+    );
+}
+
+#[test]
+fn paging_links_belong_to_searches() {
+    let v = Validator::r4();
+    let bundle = |kind: &str| {
+        json!({"resourceType": "Bundle", "type": kind, "link": [{"relation": "next", "url": "http://x.org/fhir/Patient?page=2"}],
+            "entry": [{"fullUrl": "http://x.org/fhir/Patient/1", "resource": {"resourceType": "Patient", "id": "1", "text": narrative()}}]})
+    };
+    let r = v.validate(&bundle("collection"), &ValidationOptions::default());
+    assert!(
+        r.errors()
+            .any(|i| i.expression == "Bundle.link[0].relation"),
+        "{:#?}",
+        r.issues
+    );
+    let r = v.validate(&bundle("searchset"), &ValidationOptions::default());
+    assert!(!r.has_errors(), "{:#?}", r.issues);
+    let warned = |text: &str| {
+        r.issues
+            .iter()
+            .any(|i| i.severity == Severity::Warning && i.message.contains(text))
+    };
+    assert!(
+        warned("should have a self link") && warned("search modes"),
+        "{:#?}",
+        r.issues
+    );
+}
