@@ -188,6 +188,44 @@ impl Run<'_> {
     }
 }
 
+impl Run<'_> {
+    /// A CapabilityStatement's search parameters have the type of the SearchParameter
+    /// their `definition` names, when it is known here.
+    pub(crate) fn capability_statement_rules(&mut self, cs: &Value, at: &Loc<'_>) {
+        let rests = cs.get("rest").and_then(Value::as_array);
+        for (i, rest) in rests.into_iter().flatten().enumerate() {
+            let resources = rest.get("resource").and_then(Value::as_array);
+            for (j, res) in resources.into_iter().flatten().enumerate() {
+                let params = res.get("searchParam").and_then(Value::as_array);
+                for (k, sp) in params.into_iter().flatten().enumerate() {
+                    let here = format!("{at}.rest[{i}].resource[{j}].searchParam[{k}]");
+                    self.search_param_type(sp, &here);
+                }
+            }
+        }
+    }
+
+    fn search_param_type(&mut self, sp: &Value, at: &str) {
+        let (Some(url), Some(kind)) = (
+            sp.get("definition").and_then(Value::as_str),
+            sp.get("type").and_then(Value::as_str),
+        ) else {
+            return;
+        };
+        let url = fhir_model::terminology::canonical_url(url);
+        let Some(def) = self.defs.search_param_by_url(url) else {
+            return;
+        };
+        let defined = def.kind.as_str();
+        if defined != kind {
+            let m = format!(
+                "Type mismatch - SearchParameter '{url}' type is {defined}, but type here is {kind}"
+            );
+            self.push(Issue::error(IssueType::Invalid, at.to_string(), m));
+        }
+    }
+}
+
 /// `(type, id)` when a Bundle entry's `fullUrl` looks like a RESTful server URL:
 /// `http(s)://…/Type/id`, optionally with `/_history/version`.
 pub(crate) fn restful_type_and_id<'u>(

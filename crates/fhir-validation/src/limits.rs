@@ -1,4 +1,5 @@
-//! The limits an element definition sets on its values: `maxLength` of strings, and
+//! The limits an element definition sets on its values, and the specification's own
+//! limit on strings (1 MB): `maxLength` of strings, and
 //! `minValue[x]`/`maxValue[x]` of numbers, dates and times, and quantities (converted
 //! between UCUM units with `ucum-units` when the units differ). A date limited by a
 //! Duration is counted from today, as the HL7 Java validator reads it: `minValueDuration`
@@ -14,6 +15,9 @@ use crate::location::Loc;
 use crate::walk::Run;
 
 const UCUM: &str = "http://unitsofmeasure.org";
+
+/// The most bytes a string may have (datatypes.html: 1 MB).
+const MAX_STRING: usize = 1024 * 1024;
 
 /// Which limit a value is held to.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -47,6 +51,15 @@ impl Run<'_> {
                 let m = format!("value is longer than permitted maximum length of {max}");
                 self.push(Issue::error(IssueType::Value, at.to_string(), m));
             }
+        }
+        // datatypes.html: "Strings SHALL NOT exceed 1MB in size".
+        let text = matches!(type_code, "string" | "markdown");
+        if let Some(s) = value.as_str().filter(|s| text && s.len() > MAX_STRING) {
+            let m = format!(
+                "value is longer than permitted maximum length of 1 MB ({MAX_STRING} bytes): {} bytes",
+                s.len()
+            );
+            self.push(Issue::error(IssueType::Value, at.to_string(), m));
         }
         let bounds = [(Bound::Min, &e.min_value), (Bound::Max, &e.max_value)];
         for (bound, limit) in bounds {

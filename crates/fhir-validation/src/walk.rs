@@ -192,6 +192,7 @@ impl<'v> Run<'v> {
             "StructureDefinition" => self.structure_definition_rules(scope.resource, at),
             "SearchParameter" => self.search_parameter_rules(scope.resource, at),
             "MeasureReport" => self.measure_report(scope.resource, at),
+            "CapabilityStatement" => self.capability_statement_rules(scope.resource, at),
             _ => {}
         }
         let metas = scope

@@ -171,3 +171,31 @@ fn paging_links_belong_to_searches() {
         r.issues
     );
 }
+
+#[test]
+fn capability_statements_and_huge_strings() {
+    let v = Validator::r4();
+    let cs = json!({"resourceType": "CapabilityStatement", "text": narrative(), "status": "active",
+        "date": "2020-01-01", "kind": "instance", "fhirVersion": "4.0.1", "format": ["json"],
+        "implementation": {"description": "x"},
+        "rest": [{"mode": "server", "resource": [{"type": "Patient", "searchParam": [
+            {"name": "family", "definition": "http://hl7.org/fhir/SearchParameter/individual-family", "type": "string"},
+            {"name": "gender", "definition": "http://hl7.org/fhir/SearchParameter/individual-gender", "type": "string"}]}]}]});
+    let r = v.validate(&cs, &ValidationOptions::default());
+    let mismatches: Vec<_> = r
+        .errors()
+        .filter(|i| i.message.starts_with("Type mismatch"))
+        .collect();
+    assert_eq!(mismatches.len(), 1, "{:#?}", r.issues);
+    assert_eq!(
+        mismatches[0].expression,
+        "CapabilityStatement.rest[0].resource[0].searchParam[1]"
+    );
+    let huge = json!({"resourceType": "Patient", "text": narrative(), "name": [{"text": "x".repeat(1024 * 1024 + 1)}]});
+    let r = v.validate(&huge, &ValidationOptions::default());
+    assert!(
+        r.errors().any(|i| i.message.contains("1 MB")),
+        "{:?}",
+        r.errors().next()
+    );
+}

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use fhir_validation::{ValidationOptions, Validator};
 
-/// The most examples we may refuse: those of today (5,227 of 5,306 accepted), each with
+/// The most examples we may refuse: those of today (5,224 of 5,306 accepted), each with
 /// an error the HL7 Java validator reports too (docs/validation.md).
-const REFUSED_CEILING: usize = 79;
+const REFUSED_CEILING: usize = 82;
 
 fn examples_package() -> PathBuf {
     let shared = match std::env::var("FHIR_SHARED") {
