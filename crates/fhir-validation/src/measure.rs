@@ -19,14 +19,9 @@ impl Run<'_> {
             return;
         };
         let cohort = codes(measure.get("scoring")).any(|(_, c)| c == "cohort");
-        let groups = report.get("group").and_then(Value::as_array);
-        let defined: Vec<&Value> = measure
-            .get("group")
-            .and_then(Value::as_array)
-            .map(|g| g.iter().collect())
-            .unwrap_or_default();
+        let defined = items(measure, "group");
         let group_step = at.then(Step::Name("group"));
-        for (i, g) in groups.into_iter().flatten().enumerate() {
+        for (i, g) in items(report, "group").into_iter().enumerate() {
             let here = group_step.then(Step::Index(i));
             if cohort && g.get("measureScore").is_some() {
                 let m = "No measureScore when the scoring of the message is 'cohort'";
@@ -41,24 +36,12 @@ impl Run<'_> {
 
     /// The stratifiers of report group `g` against those of Measure group `def`.
     fn stratifiers(&mut self, g: &Value, def: &Value, at: &Loc<'_>) {
-        let defined: Vec<&Value> = def
-            .get("stratifier")
-            .and_then(Value::as_array)
-            .map(|s| s.iter().collect())
-            .unwrap_or_default();
-        let reported: Vec<&Value> = g
-            .get("stratifier")
-            .and_then(Value::as_array)
-            .map(|s| s.iter().collect())
-            .unwrap_or_default();
+        let defined = items(def, "stratifier");
+        let reported = items(g, "stratifier");
         let step = at.then(Step::Name("stratifier"));
         let mut used = vec![false; defined.len()];
         for (i, s) in reported.iter().enumerate() {
-            let codes_of_s: Vec<&Value> = s
-                .get("code")
-                .and_then(Value::as_array)
-                .map(|c| c.iter().collect())
-                .unwrap_or_default();
+            let codes_of_s = items(s, "code");
             let found = defined.iter().position(|d| {
                 codes_of_s
                     .iter()
@@ -84,6 +67,12 @@ impl Run<'_> {
             self.push(Issue::error(IssueType::BusinessRule, at.to_string(), m));
         }
     }
+}
+
+/// The items of array member `key` of `v` (none when absent).
+fn items<'a>(v: &'a Value, key: &str) -> Vec<&'a Value> {
+    let array = v.get(key).and_then(Value::as_array);
+    array.map(|a| a.iter().collect()).unwrap_or_default()
 }
 
 /// The Measure group a report group answers: the one with the same code, or the only
