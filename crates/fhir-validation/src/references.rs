@@ -134,20 +134,27 @@ pub(crate) fn contained<'v>(container: &'v Value, id: &str) -> Option<&'v Value>
 }
 
 /// The resources of the Bundle being validated, by `fullUrl` and by the `Type/id` its
-/// `fullUrl` ends with: built once per validation, so that resolving each reference
-/// costs the same however large the Bundle (a scan per reference made large Bundles
-/// quadratic).
+/// `fullUrl` ends with (or those of a Parameters, by type and id): built once per
+/// validation, so that resolving each reference costs the same however large the Bundle
+/// (a scan per reference made large Bundles quadratic).
 #[derive(Default)]
 pub(crate) struct BundleIndex<'v> {
     by_url: HashMap<&'v str, &'v Value>,
     by_tail: HashMap<&'v str, Vec<&'v Value>>,
+    /// The resources of a Parameters by `Type/id`.
+    by_type_id: HashMap<String, &'v Value>,
 }
 
 impl<'v> BundleIndex<'v> {
     pub(crate) fn new(root: &'v Value) -> BundleIndex<'v> {
         let mut index = BundleIndex::default();
-        if root.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
-            return index;
+        match root.get("resourceType").and_then(Value::as_str) {
+            Some("Bundle") => {}
+            Some("Parameters") => {
+                index.parameters(root);
+                return index;
+            }
+            _ => return index,
         }
         let entries = root.get("entry").and_then(Value::as_array);
         for e in entries.into_iter().flatten() {
@@ -164,6 +171,26 @@ impl<'v> BundleIndex<'v> {
         index
     }
 
+    /// The resources of a Parameters (`parameter.resource`, in parts too), which its
+    /// references may name by type and id as the Java validator resolves them.
+    fn parameters(&mut self, params: &'v Value) {
+        let list = params.get("parameter").or_else(|| params.get("part"));
+        for p in list.and_then(Value::as_array).into_iter().flatten() {
+            if let Some(r) = p.get("resource") {
+                let (Some(rt), Some(id)) = (
+                    r.get("resourceType").and_then(Value::as_str),
+                    r.get("id").and_then(Value::as_str),
+                ) else {
+                    continue;
+                };
+                self.by_type_id.entry(format!("{rt}/{id}")).or_insert(r);
+            }
+            if p.get("part").is_some() {
+                self.parameters(p);
+            }
+        }
+    }
+
     /// The resource a reference names: by `fullUrl`, or for a relative reference
     /// (`Patient/1`) the one entry whose `fullUrl` ends with it.
     pub(crate) fn entry(&self, reference: &str) -> Option<&'v Value> {
@@ -172,6 +199,9 @@ impl<'v> BundleIndex<'v> {
         }
         if reference.contains(':') || reference.starts_with('/') {
             return None;
+        }
+        if let Some(r) = self.by_type_id.get(reference) {
+            return Some(r);
         }
         match self.by_tail.get(reference).map(Vec::as_slice) {
             Some([one]) => Some(one),

@@ -199,3 +199,42 @@ fn capability_statements_and_huge_strings() {
         r.errors().next()
     );
 }
+
+/// References between the resources of a Parameters resolve by type and id: a target
+/// found there is checked against the element's target profile.
+#[test]
+fn parameters_resolve_references_among_their_resources() {
+    let mut v = Validator::r4();
+    let profile = json!({"resourceType": "StructureDefinition", "url": "http://example.org/StructureDefinition/named-org",
+        "name": "NamedOrg", "status": "active", "kind": "resource", "abstract": false, "type": "Organization",
+        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Organization", "derivation": "constraint",
+        "differential": {"element": [{"id": "Organization", "path": "Organization"},
+            {"id": "Organization.name", "path": "Organization.name", "min": 1}]}});
+    let patient_profile = json!({"resourceType": "StructureDefinition", "url": "http://example.org/StructureDefinition/p",
+        "name": "P", "status": "active", "kind": "resource", "abstract": false, "type": "Patient",
+        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient", "derivation": "constraint",
+        "differential": {"element": [{"id": "Patient", "path": "Patient"},
+            {"id": "Patient.managingOrganization", "path": "Patient.managingOrganization",
+             "type": [{"code": "Reference", "targetProfile": ["http://example.org/StructureDefinition/named-org"]}]}]}});
+    v.add_resources(&[profile, patient_profile]).expect("loads");
+    let params = |org: serde_json::Value| {
+        json!({"resourceType": "Parameters", "parameter": [
+            {"name": "patient", "resource": {"resourceType": "Patient", "id": "p1", "text": narrative(),
+                "meta": {"profile": ["http://example.org/StructureDefinition/p"]},
+                "managingOrganization": {"reference": "Organization/o1"}}},
+            {"name": "org", "resource": org}]})
+    };
+    let named =
+        json!({"resourceType": "Organization", "id": "o1", "text": narrative(), "name": "x"});
+    let r = v.validate(&params(named), &ValidationOptions::default());
+    assert!(!r.has_errors(), "{:#?}", r.issues);
+    let unnamed =
+        json!({"resourceType": "Organization", "id": "o1", "text": narrative(), "active": true});
+    let r = v.validate(&params(unnamed), &ValidationOptions::default());
+    assert!(
+        r.errors()
+            .any(|i| i.message.contains("does not conform to the target profile")),
+        "{:#?}",
+        r.issues
+    );
+}
