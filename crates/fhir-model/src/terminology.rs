@@ -63,8 +63,7 @@ impl From<RawProperty> for ConceptProperty {
 
 impl Concept {
     /// The values of property `code`.
-    pub fn property(&self, code: &str) -> impl Iterator<Item = &str> {
-        let code = code.to_string();
+    pub fn property<'a>(&'a self, code: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.properties
             .iter()
             .filter(move |p| p.code == code)

@@ -3,37 +3,18 @@
 //! resources, narrative), the XML of the HL7 validator's cases reads, and bad XML is
 //! refused with where it went wrong.
 
-use std::io::Read;
-use std::path::PathBuf;
+mod common;
 
+use common::shared;
 use fhir_model::xml::{from_xml, from_xml_in_order, to_xml};
 use fhir_model::{json, Definitions};
 use serde_json::json;
 
-fn shared(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared")
-        .join(rel)
-}
-
 #[test]
 fn every_spec_example_converts_to_xml_and_back_unchanged() {
     let defs = Definitions::r4();
-    let path = shared("fhir/hl7.fhir.r4.examples-4.0.1.tgz");
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
     let (mut total, mut failures) = (0usize, Vec::new());
-    for entry in archive.entries().expect("archive") {
-        let mut entry = entry.expect("entry");
-        let name = entry.path().expect("path").to_string_lossy().into_owned();
-        if !name.ends_with(".json")
-            || name.ends_with("package.json")
-            || name.ends_with(".index.json")
-        {
-            continue;
-        }
-        let mut text = Vec::new();
-        entry.read_to_end(&mut text).expect("read");
+    for (name, text) in common::spec_examples() {
         total += 1;
         let original = json::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
         for pretty in [false, true] {

@@ -151,8 +151,11 @@ fn date_breaks(value: &str, limit: &Value, bound: Bound) -> Option<String> {
         Value::Object(_) => relative_date(limit, bound)?,
         _ => return None,
     };
-    let shared = value.len().min(limit_text.len()).min(10);
-    let order = value[..shared].cmp(&limit_text[..shared]);
+    // Bytes, not characters: a malformed date (reported by its format check) must not
+    // be cut inside a character.
+    let (v, l) = (value.as_bytes(), limit_text.as_bytes());
+    let shared = v.len().min(l.len()).min(10);
+    let order = v[..shared].cmp(&l[..shared]);
     let order = if order.is_eq() && value.len() == limit_text.len() {
         value.cmp(&limit_text)
     } else {
@@ -171,7 +174,8 @@ fn relative_date(duration: &Value, bound: Bound) -> Option<String> {
         .or_else(|| duration.get("unit"))
         .and_then(Value::as_str)?;
     let days = ucum::convert(amount, code, "d").ok()?;
-    let span = time::Duration::seconds_f64(days * 86_400.0);
+    // A Duration beyond what a date can hold is not judged (no panic on overflow).
+    let span = time::Duration::checked_seconds_f64(days * 86_400.0)?;
     let today = time::OffsetDateTime::now_utc();
     let at = match bound {
         Bound::Min => today.checked_sub(span)?,
@@ -220,5 +224,14 @@ mod tests {
         let decade = json!({"value": 10, "system": UCUM, "code": "a"});
         assert!(breaks("date", &json!("2020-01-01"), &decade, Bound::Max).is_none());
         assert!(breaks("date", &json!("2999-01-01"), &decade, Bound::Max).is_some());
+        // Malformed values and absurd limits are not judged, and never panic.
+        breaks(
+            "date",
+            &json!("20é0-01-01é"),
+            &json!("2020-01-01"),
+            Bound::Min,
+        );
+        let huge = json!({"value": 1e300, "system": UCUM, "code": "a"});
+        assert!(breaks("date", &json!("2020-01-01"), &huge, Bound::Min).is_none());
     }
 }

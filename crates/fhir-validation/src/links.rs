@@ -30,6 +30,10 @@ struct Link {
 impl Run<'_> {
     /// The local links of the narrative `div` (at `at`, the Narrative) have one target.
     pub(crate) fn narrative_links(&mut self, div: &str, at: &Loc<'_>) {
+        // Most narratives have no local link: spare them a second parse.
+        if !div.contains("href") || !div.contains('#') {
+            return;
+        }
         let links = local_links(div);
         if links.is_empty() {
             return;

@@ -242,12 +242,7 @@ fn allowed_targets(defs: &Definitions, e: &ElementDef) -> Vec<String> {
 }
 
 fn contained_type<'v>(container: &'v Value, id: &str) -> Option<&'v str> {
-    container
-        .get("contained")
-        .and_then(Value::as_array)?
-        .iter()
-        .find(|r| r.get("id").and_then(Value::as_str) == Some(id))
-        .and_then(|r| r.get("resourceType").and_then(Value::as_str))
+    contained(container, id)?.get("resourceType")?.as_str()
 }
 
 /// `Patient/1`, `http://x/fhir/Patient/1`, `Patient/1/_history/2` → `Patient`.

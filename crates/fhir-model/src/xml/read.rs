@@ -115,6 +115,27 @@ impl<'i> Reader<'_, 'i> {
         Ok((ns, ev))
     }
 
+    /// The next child element of the element being read (its namespace, start tag and
+    /// whether it is empty), passing over comments and blank text; `None` at the end
+    /// tag. Other text is refused with `text_error`.
+    fn next_child(
+        &mut self,
+        text_error: &str,
+    ) -> Result<Option<(Ns, BytesStart<'i>, bool)>, XmlError> {
+        loop {
+            let (ns, ev) = self.next()?;
+            return match ev {
+                Event::End(_) => Ok(None),
+                Event::Comment(_) | Event::PI(_) => continue,
+                Event::Text(t) if is_blank(&t) => continue,
+                Event::Start(e) => Ok(Some((ns, e, false))),
+                Event::Empty(e) => Ok(Some((ns, e, true))),
+                Event::Eof => Err(self.error("the document ends inside an element")),
+                _ => Err(self.error(text_error)),
+            };
+        }
+    }
+
     fn document(&mut self) -> Result<Value, XmlError> {
         let resource = loop {
             let (ns, ev) = self.next()?;
@@ -207,21 +228,8 @@ impl<'i> Reader<'_, 'i> {
         }
         let mut members = Members::default();
         let mut last = 0;
-        loop {
-            let (ns, ev) = self.next()?;
-            let (e, empty) = match ev {
-                Event::End(_) => break,
-                Event::Comment(_) | Event::PI(_) => continue,
-                Event::Text(t) if is_blank(&t) => continue,
-                Event::Start(e) => (e, false),
-                Event::Empty(e) => (e, true),
-                Event::Eof => return Err(self.error("the document ends inside an element")),
-                _ => {
-                    return Err(
-                        self.error("text between elements (FHIR XML has values in attributes)")
-                    )
-                }
-            };
+        let text = "text between elements (FHIR XML has values in attributes)";
+        while let Some((ns, e, empty)) = self.next_child(text)? {
             self.element(at, ns, &e, empty, &mut members, &mut last)?;
         }
         self.depth -= 1;
@@ -401,16 +409,7 @@ impl<'i> Reader<'_, 'i> {
             return Err(self.error("the element holds no resource"));
         }
         let mut resource = None;
-        loop {
-            let (ns, ev) = self.next()?;
-            let (e, is_empty) = match ev {
-                Event::End(_) => break,
-                Event::Comment(_) | Event::PI(_) => continue,
-                Event::Text(t) if is_blank(&t) => continue,
-                Event::Start(e) => (e, false),
-                Event::Empty(e) => (e, true),
-                _ => return Err(self.error("text where a resource was expected")),
-            };
+        while let Some((ns, e, is_empty)) = self.next_child("text where a resource was expected")? {
             if resource.is_some() || ns != Ns::Fhir {
                 return Err(self.error("the element holds more than one FHIR resource"));
             }
