@@ -17,12 +17,21 @@ const NATIVE_OR_SKIPPED: &[&str] = &[
 /// Published R4 expressions that contradict their own rule (the `human` text) and were
 /// corrected by a technical correction (R4B/R5): (key, R4 expression, corrected one).
 /// An expression is replaced only when it is exactly the erroneous R4 text.
-const CORRECTED: &[(&str, &str, &str)] = &[(
-    // "If there are more than one enableWhen, enableBehavior must be specified"
-    "que-12",
-    "enableWhen.count() > 2 implies enableBehavior.exists()",
-    "enableWhen.count() > 1 implies enableBehavior.exists()",
-)];
+const CORRECTED: &[(&str, &str, &str)] = &[
+    (
+        // "If there are more than one enableWhen, enableBehavior must be specified"
+        "que-12",
+        "enableWhen.count() > 2 implies enableBehavior.exists()",
+        "enableWhen.count() > 1 implies enableBehavior.exists()",
+    ),
+    (
+        // R5 allows a targetProfile on resource-typed parameters too (its opd-3 human text),
+        // as the Java validator does on R4 content.
+        "opd-3",
+        "targetProfile.exists() implies (type = 'Reference' or type = 'canonical')",
+        "targetProfile.exists() implies (type = 'Reference' or type = 'canonical' or type.memberOf('http://hl7.org/fhir/ValueSet/resource-types'))",
+    ),
+];
 
 /// The result of one invariant on one element.
 pub enum Outcome {

@@ -34,7 +34,8 @@
 //! once), reference targets (and their target profiles when the target is in the
 //! input), contained references, extensions against their definitions and contexts,
 //! slicing, Bundle `fullUrl`s, HTML in markdown, and the consistency of
-//! StructureDefinitions and SearchParameters being validated. See `docs/validation.md`.
+//! StructureDefinitions, SearchParameters, CapabilityStatements and OperationDefinitions
+//! (against their input and output profiles) being validated. See `docs/validation.md`.
 
 mod bundle;
 mod bundle_refs;
@@ -50,6 +51,7 @@ mod limits;
 mod links;
 mod location;
 mod measure;
+mod operation_def;
 mod questionnaire;
 mod references;
 mod rules;

@@ -193,6 +193,7 @@ impl<'v> Run<'v> {
             "SearchParameter" => self.search_parameter_rules(scope.resource, at),
             "MeasureReport" => self.measure_report(scope.resource, at),
             "CapabilityStatement" => self.capability_statement_rules(scope.resource, at),
+            "OperationDefinition" => self.operation_definition_rules(scope.resource, at),
             _ => {}
         }
         let metas = scope
