@@ -42,8 +42,8 @@ fn invalid_writes_are_422_with_the_element(b: Backend) {
     );
     let oo = r.outcome(422);
     assert!(
-        issues_at(&oo).iter().any(|e| e.starts_with("Observation")),
-        "{oo}"
+        issues_at(&oo).contains(&"Observation.status".to_string()),
+        "a missing required element is pointed at: {oo}"
     );
     // Lenient handling accepts it.
     let r = s
@@ -164,7 +164,30 @@ fn validate_operation(b: Backend) {
     .outcome(400);
     s.req("POST", "/Patient/$validate").json("").outcome(400);
     post("/NotAType/$validate", &json!({"resourceType": "Patient"})).outcome(404);
-    s.get("/Patient/$validate").outcome(405);
+    // GET: at the type level there is nothing to validate; at the instance level the
+    // stored resource is validated, with `profile` from the query.
+    s.get("/Patient/$validate").outcome(400);
+    let r = s.get(&format!("/Patient/{id}/$validate"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(issues_at(&r.json()).is_empty(), "{}", r.body);
+    let vs = "http://hl7.org/fhir/StructureDefinition/vitalsigns";
+    let obs = s.create_id(
+        "Observation",
+        r#"{"resourceType":"Observation","status":"final","code":{"text":"x"}}"#,
+    );
+    let r = s.get(&format!("/Observation/{obs}/$validate?profile={vs}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        issues_at(&r.json())
+            .iter()
+            .any(|e| e.starts_with("Observation")),
+        "the vital-signs profile is not met: {}",
+        r.body
+    );
+    s.get("/Patient/nope-404/$validate").outcome(404);
+    let r = s.req("DELETE", "/Patient/$validate").send();
+    r.outcome(405);
+    assert_eq!(r.header("Allow"), Some("GET, POST"));
 }
 
 fn big_resources_validate_without_stalling_others(b: Backend) {

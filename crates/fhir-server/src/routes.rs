@@ -66,11 +66,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/{type}/$validate")
                         .route(post().to(validation::validate))
+                        .route(get().to(validation::validate))
                         .default_service(web::to(system::method_not_allowed)),
                 )
                 .service(
                     web::resource("/{type}/{id}/$validate")
                         .route(post().to(validation::validate_instance))
+                        .route(get().to(validation::validate_instance))
                         .default_service(web::to(system::method_not_allowed)),
                 )
                 .service(

@@ -244,8 +244,11 @@ fn parse_request(body: Value, query: &str) -> Result<Request, ApiError> {
     })
 }
 
-/// `POST [type]/$validate` and `POST [type]/[id]/$validate`: always 200 with the
+/// `[type]/$validate` and `[type]/[id]/$validate`, by POST (the resource in the body or
+/// a Parameters) or by GET (`mode` and `profile` as query parameters; the operation
+/// does not change state, so GET is allowed for its primitive parameters): 200 with the
 /// OperationOutcome of the validation (an information issue when nothing is wrong).
+/// At the instance level without a resource, the stored current version is validated.
 pub async fn validate(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -278,7 +281,7 @@ async fn run(
 ) -> Result<HttpResponse, ApiError> {
     state.check_type(&rt)?;
     let out = crate::http::negotiate::output(&req)?;
-    crate::auth::guard::grant(&req, crate::auth::scopes::Interaction::Read, &rt)?;
+    let grant = crate::auth::guard::grant(&req, crate::auth::scopes::Interaction::Read, &rt)?;
     let body = if body.is_empty() {
         Value::Null
     } else {
@@ -323,11 +326,16 @@ async fn run(
             ));
         }
     }
-    let Some(resource) = r.resource else {
-        return Err(ApiError::bad_at(
-            "give the resource to validate as the body or a 'resource' parameter",
-            "resource",
-        ));
+    let resource = match (r.resource, &id) {
+        (Some(resource), _) => resource,
+        // `GET [type]/[id]/$validate` (or a POST without a resource): the stored one.
+        (None, Some(id)) => stored_resource(&state, &grant, &rt, id).await?,
+        (None, None) => {
+            return Err(ApiError::bad_at(
+                "give the resource to validate as the body or a 'resource' parameter (POST), or name a stored one: GET [type]/[id]/$validate",
+                "resource",
+            ))
+        }
     };
     if resource.get("resourceType").and_then(Value::as_str) != Some(rt.as_str()) {
         return Err(ApiError::bad_at(
@@ -373,4 +381,30 @@ async fn run(
         &oo.to_value(),
         out,
     ))
+}
+
+/// The current version of `rt/id`, as the client may read it.
+async fn stored_resource(
+    state: &web::Data<AppState>,
+    grant: &crate::auth::Grant,
+    rt: &str,
+    id: &str,
+) -> Result<Value, ApiError> {
+    let (t, i) = (rt.to_string(), id.to_string());
+    let stored = state.blocking(move |s| s.read(&t, &i)).await?;
+    let Some(stored) = stored else {
+        return Err(ApiError::NotFound(format!("{rt}/{id} is not known")));
+    };
+    crate::auth::guard::ensure_stored(
+        state,
+        grant,
+        crate::auth::scopes::Interaction::Read,
+        &stored,
+    )
+    .await?;
+    if stored.deleted {
+        return Err(ApiError::Gone(format!("{rt}/{id} was deleted")));
+    }
+    serde_json::from_str(&stored.content)
+        .map_err(|e| ApiError::Internal(format!("stored {rt}/{id} is not JSON: {e}")))
 }

@@ -108,7 +108,10 @@ impl<'v> Run<'v> {
             if entries.get(n).is_none_or(|e| e.child != c) {
                 let e = &sd.elements[c];
                 let m = format!("{}: minimum required = {}, but only found 0", e.path, e.min);
-                self.push(Issue::error(IssueType::Required, at.to_string(), m));
+                // At the missing element itself (`Observation.status`), where a client
+                // looks for it; the message names its full path too.
+                let here = at.then(Step::Name(&e.name)).to_string();
+                self.push(Issue::error(IssueType::Required, here, m));
             }
         }
     }

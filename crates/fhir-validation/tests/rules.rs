@@ -62,7 +62,7 @@ fn minimum_cardinality_names_the_element() {
     let r = check(&json!({"resourceType": "Observation", "text": narrative(), "status": "final"}));
     let i = find(
         &r,
-        "Observation",
+        "Observation.code",
         "Observation.code: minimum required = 1, but only found 0",
     );
     assert_eq!(i.severity, Severity::Error);
@@ -77,7 +77,7 @@ fn nested_minimum_cardinality() {
     let r = check(&obs);
     find(
         &r,
-        "Observation.component[1]",
+        "Observation.component[1].code",
         "Observation.component.code: minimum required = 1",
     );
     assert_eq!(errors(&r).len(), 1, "{:#?}", r.issues);
@@ -336,7 +336,11 @@ fn meta_profile_applies_and_unknown_profiles_are_reported() {
     let p = json!({"resourceType": "Patient", "text": narrative(),
         "meta": {"profile": ["http://example.org/StructureDefinition/strict-patient"]}});
     let r = v.validate(&p, &ValidationOptions::default());
-    find(&r, "Patient", "Patient.identifier: minimum required = 1");
+    find(
+        &r,
+        "Patient.identifier",
+        "Patient.identifier: minimum required = 1",
+    );
     let unknown = json!({"resourceType": "Patient", "text": narrative(),
         "meta": {"profile": ["http://example.org/none"]}});
     let r = v.validate(&unknown, &ValidationOptions::default());

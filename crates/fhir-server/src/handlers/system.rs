@@ -69,14 +69,36 @@ pub async fn unknown_path(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 }
 
 /// 405 with the `Allow` header of the matched URL pattern.
-pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    let allow = match req.match_pattern().as_deref().unwrap_or("") {
+/// The methods a route serves (the `Allow` header of a 405), by its pattern with any
+/// regular expressions of its segments left out (`{id:[A-Za-z0-9.\-]+}` → `{id}`).
+fn allowed_methods(pattern: &str) -> &'static str {
+    let mut p = String::with_capacity(pattern.len());
+    let (mut in_segment, mut in_regex) = (false, false);
+    for c in pattern.chars() {
+        match c {
+            '{' => in_segment = true,
+            ':' if in_segment => in_regex = true,
+            '}' => (in_segment, in_regex) = (false, false),
+            _ => {}
+        }
+        if !in_regex {
+            p.push(c);
+        }
+    }
+    match p.as_str() {
         "/fhir/{type}/{id}" => "GET, HEAD, PUT, PATCH, DELETE",
-        "/fhir/{type}" => "GET, POST, PUT, PATCH, DELETE",
-        "/fhir" | "/fhir/" => "GET, POST",
+        "/fhir/{type}" => "GET, HEAD, POST, PUT, PATCH, DELETE",
+        "/fhir" | "/fhir/" => "GET, HEAD, POST",
         p if p.ends_with("/_search") => "POST",
+        p if p.ends_with("/$validate") || p.ends_with("/$export") => "GET, POST",
+        p if p.contains("/$export-status/") => "GET, DELETE",
+        p if p.ends_with("/$everything") || p.contains("/$export-file/") => "GET",
         _ => "GET, HEAD",
-    };
+    }
+}
+
+pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let allow = allowed_methods(&req.match_pattern().unwrap_or_default());
     let err = ApiError::MethodNotAllowed(format!(
         "{} is not allowed on {}; allowed: {allow}",
         req.method(),
