@@ -343,11 +343,16 @@ fn history_pages_cover_every_version_exactly_once(b: Backend) {
                 // A write between pages must not shift them.
                 s.create_id("Patient", &patient("between-pages"));
                 page = s.get(&url).json();
-                assert!(page["link"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|l| l["relation"] == "previous"));
+                for rel in ["previous", "first"] {
+                    assert!(
+                        page["link"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|l| l["relation"] == rel),
+                        "a later history page has a {rel} link"
+                    );
+                }
             }
             None => break,
         }

@@ -1200,6 +1200,7 @@ fn paging_returns_every_match_once_even_with_concurrent_creates(b: Backend) {
     assert_eq!(first["total"], 7);
     assert_eq!(ordered_ids(&first).len(), 3);
     assert!(link(&first, "previous").is_none());
+    assert!(link(&first, "first").is_none());
     // Creation order without _sort.
     assert_eq!(ordered_ids(&first), originals[..3].to_vec());
     let mut seen = ordered_ids(&first);
@@ -1216,6 +1217,9 @@ fn paging_returns_every_match_once_even_with_concurrent_creates(b: Backend) {
             link(&page, "previous").is_some(),
             "page {pages} has no previous link"
         );
+        // `first` leads back to the first page of the same search.
+        let back = follow(s, &link(&page, "first").expect("first link"));
+        assert_eq!(ordered_ids(&back)[0], originals[0]);
         assert!(ordered_ids(&page).len() <= 3);
         seen.extend(ordered_ids(&page));
         next = link(&page, "next");

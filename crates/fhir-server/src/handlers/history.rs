@@ -183,6 +183,7 @@ async fn history(
         .total(page.total as u64)
         .link("self", link(&base, &path, &p.keep, self_cursor));
     if page.has_newer {
+        bundle = bundle.link("first", link(&base, &path, &p.keep, None));
         if let Some(first) = page.entries.first() {
             bundle = bundle.link(
                 "previous",

@@ -511,8 +511,13 @@ fn build_bundle(
         .collect();
     let pairs = used.as_slice();
     let self_page = cursor.map(|c| c.token());
+    let later_page = self_page.is_some();
     let mut bundle =
         Bundle::new(BundleType::Searchset).link("self", link(base, path, pairs, self_page));
+    if later_page {
+        // Back to the start of the same search (http.html#paging).
+        bundle = bundle.link("first", link(base, path, pairs, None));
+    }
     if let Some(t) = page.total {
         bundle = bundle.total(t as u64);
     }
