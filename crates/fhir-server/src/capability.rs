@@ -96,7 +96,11 @@ pub fn build(defs: &Definitions, base_url: Option<&str>, date: &str) -> Capabili
         "application/fhir+xml".into(),
         "xml".into(),
     ];
-    cs.patch_format = vec!["application/json-patch+json".into()];
+    cs.patch_format = vec![
+        "application/json-patch+json".into(),
+        "application/fhir+json".into(),
+        "application/fhir+xml".into(),
+    ];
     let resource = defs
         .resource_types()
         .iter()

@@ -4,7 +4,7 @@
 use actix_web::web::{self, delete, get, head, patch, post, put};
 
 use crate::auth;
-use crate::handlers::{bundle, crud, everything, export, history, search, system};
+use crate::handlers::{self, bundle, crud, everything, export, history, search, system};
 use crate::validation;
 
 /// Registers every route under `/fhir`, plus `/health` and `/ready`.
@@ -108,7 +108,7 @@ fn instance(pattern: &str) -> actix_web::Resource {
         .route(get().to(crud::read))
         .route(head().to(crud::read))
         .route(put().to(crud::update))
-        .route(patch().to(crud::patch))
+        .route(patch().to(handlers::patch::patch))
         .route(delete().to(crud::delete))
         .default_service(web::to(system::method_not_allowed))
 }
@@ -120,7 +120,7 @@ fn type_level(pattern: &str) -> actix_web::Resource {
         .route(head().to(search::type_search))
         .route(post().to(crud::create))
         .route(put().to(crud::conditional_update))
-        .route(patch().to(crud::conditional_patch))
+        .route(patch().to(handlers::patch::conditional_patch))
         .route(delete().to(crud::conditional_delete))
         .default_service(web::to(system::method_not_allowed))
 }

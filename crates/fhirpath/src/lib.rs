@@ -42,6 +42,7 @@ mod lexer;
 mod navigation;
 mod ops;
 mod parser;
+mod patch;
 mod quantity;
 mod typecheck;
 mod types;
@@ -54,6 +55,7 @@ pub use context::{EvalContext, ProfileValidator, Resolver, TerminologyProvider, 
 pub use datetime::{Date, DateTime, Time};
 pub use error::{EvalError, ParseError};
 pub use item::{Collection, Item, Node};
+pub use patch::{FhirPathPatch, PatchError};
 pub use quantity::Quantity;
 pub use rust_decimal::Decimal;
 

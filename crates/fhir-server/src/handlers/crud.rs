@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use fhir_model::{Issue, IssueType, OperationOutcome};
-use fhir_store::{Created, Deleted, Precondition, StoreError};
+use fhir_store::{Created, Deleted, Precondition};
 use serde_json::Value;
 
 use crate::auth::guard;
@@ -11,9 +11,9 @@ use crate::auth::scopes::Interaction;
 use crate::auth::Grant;
 use crate::conditions;
 use crate::error::ApiError;
-use crate::http::body::{parse_json, read_limited};
+use crate::http::body::read_limited;
 use crate::http::headers::{if_match, if_modified_since, if_none_exist, if_none_match, NoneMatch};
-use crate::http::negotiate::{content_type, output};
+use crate::http::negotiate::output;
 use crate::http::prefer::{prefer, Handling, Return};
 use crate::http::respond;
 use crate::state::{check_id, AppState};
@@ -83,7 +83,7 @@ pub(crate) fn check_resource(
     Err(ApiError::Invalid(oo, StatusCode::BAD_REQUEST))
 }
 
-fn path_type(path: &web::Path<(String,)>) -> &str {
+pub(super) fn path_type(path: &web::Path<(String,)>) -> &str {
     &path.0
 }
 
@@ -283,7 +283,7 @@ pub async fn update(
     ))
 }
 
-fn precondition(req: &HttpRequest) -> Result<Precondition> {
+pub(super) fn precondition(req: &HttpRequest) -> Result<Precondition> {
     let if_none_match_any = matches!(if_none_match(req), Some(NoneMatch::Any));
     Ok(Precondition {
         if_match: if_match(req)?,
@@ -334,164 +334,6 @@ pub async fn conditional_update(
         prefer(&req).return_,
         &base,
         updated.created,
-    ))
-}
-
-// ------------------------------------------------------------------------ patch
-
-/// Reads a JSON Patch document (RFC 6902).
-async fn patch_body(
-    state: &AppState,
-    req: &HttpRequest,
-    payload: web::Payload,
-) -> Result<json_patch::Patch> {
-    match content_type(req).as_deref() {
-        Some("application/json-patch+json") => {}
-        Some("application/fhir+json") | Some("application/json") => {
-            return Err(ApiError::UnsupportedMediaType(
-                "FHIRPath Patch (Parameters) is not supported yet: send a JSON Patch as application/json-patch+json"
-                    .into(),
-            ))
-        }
-        other => {
-            return Err(ApiError::UnsupportedMediaType(format!(
-                "Content-Type '{}' is not supported for patch: send application/json-patch+json",
-                other.unwrap_or("")
-            )))
-        }
-    }
-    let bytes = read_limited(req, payload, state.max_body_bytes).await?;
-    let value = parse_json(&bytes)?;
-    serde_json::from_value(value)
-        .map_err(|e| ApiError::bad(format!("the body is not a valid JSON Patch document: {e}")))
-}
-
-/// Applies a JSON Patch; the result must still be the same resource, with known elements.
-pub(crate) fn apply_patch(
-    defs: &'static fhir_model::Definitions,
-    rt: String,
-    patch: json_patch::Patch,
-    lenient: bool,
-    validator: Option<std::sync::Arc<fhir_validation::Validator>>,
-) -> impl FnOnce(Value) -> fhir_store::StoreResult<Value> {
-    move |mut doc: Value| {
-        let id = doc.get("id").cloned();
-        // `patch_unsafe`: a failed patch leaves `doc` half-patched, which is fine, as it
-        // is then dropped. `json_patch::patch` undoes the applied operations instead and
-        // panics when the undo fails (a `move` to the root followed by a failing
-        // operation), which the fuzz test found.
-        json_patch::patch_unsafe(&mut doc, &patch).map_err(|e| StoreError::Invalid {
-            message: format!("the patch cannot be applied: {e}"),
-            expression: None,
-        })?;
-        if doc.get("resourceType").and_then(Value::as_str) != Some(rt.as_str()) {
-            return Err(StoreError::Invalid {
-                message: "a patch may not change or remove resourceType".into(),
-                expression: Some("resourceType".into()),
-            });
-        }
-        if doc.get("id") != id.as_ref() {
-            return Err(StoreError::Invalid {
-                message: "a patch may not change or remove the id".into(),
-                expression: Some(format!("{rt}.id")),
-            });
-        }
-        if !lenient {
-            if let Some(issue) = defs.structure_issues(&doc).into_iter().next() {
-                return Err(StoreError::Invalid {
-                    message: format!("the patched resource is invalid: {issue}"),
-                    expression: Some(issue.path),
-                });
-            }
-            if let Some(v) = validator {
-                let report = v.validate(&doc, &Default::default());
-                let first = report
-                    .errors()
-                    .next()
-                    .map(|e| (e.message.clone(), e.expression.clone()));
-                if let Some((message, expression)) = first {
-                    return Err(StoreError::Invalid {
-                        message: format!("the patched resource is invalid: {message}"),
-                        expression: Some(expression),
-                    });
-                }
-            }
-        }
-        Ok(doc)
-    }
-}
-
-/// The validator for patched resources, when writes are validated.
-pub(crate) async fn patch_validator(
-    state: &web::Data<AppState>,
-    lenient: bool,
-) -> Result<Option<std::sync::Arc<fhir_validation::Validator>>> {
-    if lenient || !state.validation.on_write {
-        return Ok(None);
-    }
-    let st = state.clone();
-    Ok(Some(web::block(move || st.validation.validator()).await??))
-}
-
-pub async fn patch(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-    payload: web::Payload,
-) -> Result<HttpResponse> {
-    let (rt, id) = path.into_inner();
-    state.check_type(&rt)?;
-    check_id(&id)?;
-    let out = output(&req)?;
-    let pre = precondition(&req)?;
-    let patch = patch_body(&state, &req, payload).await?;
-    let lenient = prefer(&req).handling == Some(Handling::Lenient);
-    guard::ensure_unrestricted(&state, &req, Interaction::Update, &rt, "a patch")?;
-    let validator = patch_validator(&state, lenient).await?;
-    let apply = apply_patch(state.defs, rt.clone(), patch, lenient, validator);
-    let updated = state
-        .writing(&req, move |s| s.patch(&rt, &id, pre, apply))
-        .await?;
-    let base = state.base(&req);
-    Ok(respond::written(
-        StatusCode::OK,
-        &updated.stored,
-        out,
-        prefer(&req).return_,
-        &base,
-        false,
-    ))
-}
-
-pub async fn conditional_patch(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<(String,)>,
-    payload: web::Payload,
-) -> Result<HttpResponse> {
-    let rt = path_type(&path).to_string();
-    state.check_type(&rt)?;
-    let out = output(&req)?;
-    let conditions = conditions::parse(&rt, req.query_string())?;
-    let pre = precondition(&req)?;
-    let patch = patch_body(&state, &req, payload).await?;
-    let lenient = prefer(&req).handling == Some(Handling::Lenient);
-    guard::ensure_unrestricted(&state, &req, Interaction::Update, &rt, "a patch")?;
-    let validator = patch_validator(&state, lenient).await?;
-    let apply = apply_patch(state.defs, rt.clone(), patch, lenient, validator);
-    let updated = state
-        .writing(&req, move |s| {
-            s.conditional_patch(&rt, &conditions, pre, apply)
-        })
-        .await?;
-    let base = state.base(&req);
-    Ok(respond::written(
-        StatusCode::OK,
-        &updated.stored,
-        out,
-        prefer(&req).return_,
-        &base,
-        false,
     ))
 }
 

@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-use super::crud::apply_patch;
+use super::patch::{apply_patch, Patch};
 
 fn pointer() -> impl Strategy<Value = String> {
     prop::collection::vec(
@@ -67,7 +67,7 @@ proptest! {
         let doc = json!({"resourceType": "Patient", "id": "p", "name": [{"family": "A", "given": ["B"]}],
             "birthDate": "1970-01-01"});
         let defs = fhir_model::Definitions::r4();
-        if let Ok(out) = apply_patch(defs, "Patient".into(), patch, lenient, None)(doc) {
+        if let Ok(out) = apply_patch(defs, "Patient".into(), Patch::Json(patch), lenient, None)(doc) {
             prop_assert_eq!(&out["resourceType"], "Patient");
             prop_assert_eq!(&out["id"], "p");
         }

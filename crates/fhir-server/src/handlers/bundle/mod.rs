@@ -35,7 +35,8 @@ use crate::http::prefer::{prefer, Handling, Return};
 use crate::http::respond;
 use crate::state::{valid_id, AppState};
 
-use super::crud::{apply_patch, check_resource};
+use super::crud::check_resource;
+use super::patch::{apply_patch, Patch};
 use super::search::{pairs_of, prepare, restrict_included, searchset, Prepared};
 use crate::auth::scopes::Interaction;
 use crate::auth::{guard, Grant};
@@ -50,7 +51,7 @@ struct Planned {
     version: Option<i64>,
     conditions: Option<Vec<Clause>>,
     resource: Option<Value>,
-    patch: Option<json_patch::Patch>,
+    patch: Option<Patch>,
     full_url: Option<String>,
     pre: Precondition,
     if_none_exist: Option<Vec<Clause>>,
@@ -178,7 +179,7 @@ impl Patching {
     ) -> Result<Patching, ApiError> {
         let lenient = prefer(req).handling == Some(Handling::Lenient);
         let validator = if patches {
-            super::crud::patch_validator(state, lenient).await?
+            super::patch::patch_validator(state, lenient).await?
         } else {
             None
         };

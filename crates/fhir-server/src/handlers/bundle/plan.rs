@@ -133,13 +133,17 @@ pub(super) fn conditions(rt: &str, query: &str, at: &str) -> Result<Vec<Clause>,
     Ok(parsed.clauses)
 }
 
-/// A JSON Patch carried in a Binary resource (`contentType` application/json-patch+json).
-pub(super) fn binary_patch(resource: &Value, at: &str) -> Result<json_patch::Patch, ApiError> {
+/// The patch a PATCH entry carries: a FHIRPath Patch Parameters resource, or a JSON
+/// Patch in a Binary (`contentType` application/json-patch+json).
+pub(super) fn entry_patch(resource: &Value, at: &str) -> Result<Patch, ApiError> {
+    if str_at(resource, "resourceType") == Some("Parameters") {
+        return crate::handlers::patch::fhirpath_patch(resource, Some(at));
+    }
     let ok_type = str_at(resource, "contentType")
         .is_some_and(|c| c.starts_with("application/json-patch+json"));
     if str_at(resource, "resourceType") != Some("Binary") || !ok_type {
         return Err(ApiError::bad_at(
-            "a PATCH entry carries a Binary with contentType application/json-patch+json",
+            "a PATCH entry carries a FHIRPath Patch (Parameters) or a Binary with contentType application/json-patch+json",
             at,
         ));
     }
@@ -149,6 +153,7 @@ pub(super) fn binary_patch(resource: &Value, at: &str) -> Result<json_patch::Pat
         .map_err(|_| ApiError::bad_at("Binary.data is not base64", at))?;
     let doc = parse_json(&bytes)?;
     serde_json::from_value(doc)
+        .map(Patch::Json)
         .map_err(|e| ApiError::bad_at(format!("not a valid JSON Patch: {e}"), at))
 }
 
@@ -256,9 +261,12 @@ pub(super) fn plan(
         }
         Method::Patch => {
             let r = resource.as_ref().ok_or_else(|| {
-                ApiError::bad_at("the PATCH entry has no Binary resource", &res_at)
+                ApiError::bad_at(
+                    "the PATCH entry has no resource (a Parameters or a Binary)",
+                    &res_at,
+                )
             })?;
-            patch = Some(binary_patch(r, &res_at)?);
+            patch = Some(entry_patch(r, &res_at)?);
             if id.is_none() && conditions.is_none() {
                 return Err(ApiError::bad_at(
                     "PATCH needs Type/id or Type?query",
