@@ -139,6 +139,15 @@ pub fn build(defs: &Definitions, base_url: Option<&str>, date: &str) -> Capabili
                 "http://hl7.org/fhir/OperationDefinition/Resource-validate",
             ),
             operation("export", &format!("{BULK_DATA}/OperationDefinition/export")),
+            operation("meta", "http://hl7.org/fhir/OperationDefinition/Resource-meta"),
+            operation(
+                "meta-add",
+                "http://hl7.org/fhir/OperationDefinition/Resource-meta-add",
+            ),
+            operation(
+                "meta-delete",
+                "http://hl7.org/fhir/OperationDefinition/Resource-meta-delete",
+            ),
         ],
         ..Default::default()
     }];

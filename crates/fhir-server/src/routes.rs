@@ -138,6 +138,7 @@ fn operation_routes(cfg: &mut web::ServiceConfig) {
             .route(get().to(everything::instance))
             .default_service(web::to(system::method_not_allowed)),
     )
+    .configure(meta_routes)
     .service(
         web::resource("/$export")
             .route(get().to(export::system_get))
@@ -167,4 +168,34 @@ fn operation_routes(cfg: &mut web::ServiceConfig) {
             .route(get().to(export::file))
             .default_service(web::to(system::method_not_allowed)),
     );
+}
+
+/// `$meta` at every level, `$meta-add` and `$meta-delete` (resource-operations.html).
+fn meta_routes(cfg: &mut web::ServiceConfig) {
+    use crate::handlers::meta;
+    let resource = |path: &str| {
+        web::resource(path.to_string()).default_service(web::to(system::method_not_allowed))
+    };
+    cfg.service(
+        resource("/$meta")
+            .route(get().to(meta::system))
+            .route(post().to(meta::system)),
+    )
+    .service(
+        resource("/{type}/$meta")
+            .route(get().to(meta::type_level))
+            .route(post().to(meta::type_level)),
+    )
+    .service(
+        resource("/{type}/{id}/$meta")
+            .route(get().to(meta::instance))
+            .route(post().to(meta::instance)),
+    )
+    .service(
+        resource("/{type}/{id}/_history/{vid}/$meta")
+            .route(get().to(meta::version))
+            .route(post().to(meta::version)),
+    )
+    .service(resource("/{type}/{id}/$meta-add").route(post().to(meta::add)))
+    .service(resource("/{type}/{id}/$meta-delete").route(post().to(meta::delete)));
 }

@@ -15,6 +15,7 @@ mod deadline;
 pub mod error;
 pub mod export;
 pub mod idempotency;
+mod meta;
 pub mod model;
 pub mod nodes;
 mod pool;
@@ -32,6 +33,7 @@ use fhir_search::Clause;
 use serde_json::Value;
 
 pub use export::{ExportJob, ExportQuery, JobUpdate, Population};
+pub use meta::MetaSummary;
 pub use search::{Compartment, KeyValue, SearchCursor, SearchPage, SearchRequest, Total};
 
 pub use audit::{AuditContext, AuditExpander, AuditHook, AuditReport, WriteRecord};
@@ -177,6 +179,11 @@ impl Store {
             }
             Ok(found)
         })
+    }
+
+    /// The profiles, tags and security labels the current resources of `types` use.
+    pub fn meta_summary(&self, types: &[&str]) -> StoreResult<MetaSummary> {
+        self.db.read(|tx| meta::summary(tx, types))
     }
 
     /// The current version of `type/id` when the read cache may answer without the

@@ -6,6 +6,7 @@ pub mod everything;
 pub mod export;
 pub mod history;
 pub mod idempotency;
+pub mod meta;
 pub mod patch;
 #[cfg(test)]
 mod patch_fuzz;

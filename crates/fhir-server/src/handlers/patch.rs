@@ -26,6 +26,11 @@ type Result<T> = std::result::Result<T, ApiError>;
 pub(crate) enum Patch {
     Json(json_patch::Patch),
     FhirPath(fhirpath::FhirPathPatch),
+    /// `$meta-add` (`add`) or `$meta-delete` of the profiles, tags and labels of `meta`.
+    Meta {
+        meta: Value,
+        add: bool,
+    },
 }
 
 /// Reads the patch document by its Content-Type: `application/json-patch+json` is a
@@ -87,6 +92,10 @@ pub(crate) fn apply_patch(
         let applied = match &patch {
             Patch::Json(p) => json_patch::patch_unsafe(&mut doc, p).map_err(|e| e.to_string()),
             Patch::FhirPath(p) => p.apply(defs, &mut doc).map_err(|e| e.to_string()),
+            Patch::Meta { meta, add } => {
+                super::meta::change_meta(&mut doc, meta, *add);
+                Ok(())
+            }
         };
         applied.map_err(|e| StoreError::Invalid {
             message: format!("the patch cannot be applied: {e}"),

@@ -90,7 +90,10 @@ fn allowed_methods(pattern: &str) -> &'static str {
         "/fhir/{type}" => "GET, HEAD, POST, PUT, PATCH, DELETE",
         "/fhir" | "/fhir/" => "GET, HEAD, POST",
         p if p.ends_with("/_search") => "POST",
-        p if p.ends_with("/$validate") || p.ends_with("/$export") => "GET, POST",
+        p if p.ends_with("/$validate") || p.ends_with("/$export") || p.ends_with("/$meta") => {
+            "GET, POST"
+        }
+        p if p.ends_with("/$meta-add") || p.ends_with("/$meta-delete") => "POST",
         p if p.contains("/$export-status/") => "GET, DELETE",
         p if p.ends_with("/$everything") || p.contains("/$export-file/") => "GET",
         _ => "GET, HEAD",

@@ -1,0 +1,133 @@
+//! Black-box tests of the resource operations beyond CRUD: `$meta` at every level,
+//! `$meta-add` and `$meta-delete` (resource-operations.html).
+
+mod common;
+
+use common::{shared, unique, Backend};
+use serde_json::{json, Value};
+
+fn meta_param(meta: Value) -> String {
+    json!({"resourceType": "Parameters", "parameter": [{"name": "meta", "valueMeta": meta}]})
+        .to_string()
+}
+
+fn returned(r: &common::Resp) -> Value {
+    assert_eq!(r.status, 200, "{}", r.body);
+    let p = r.json();
+    assert_eq!(p["resourceType"], "Parameters", "{p}");
+    assert_eq!(p["parameter"][0]["name"], "return", "{p}");
+    p["parameter"][0]["valueMeta"].clone()
+}
+
+fn codes(meta: &Value, key: &str, system: &str) -> Vec<String> {
+    meta[key]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|c| c["system"] == system)
+        .filter_map(|c| c["code"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn meta_add_and_delete_change_tags_and_labels(b: Backend) {
+    let s = shared(b);
+    let sys = format!("urn:test:{}", unique("tags"));
+    let id = s.create_id(
+        "Patient",
+        &json!({"resourceType": "Patient", "meta": {"tag": [{"system": sys, "code": "x"}]}})
+            .to_string(),
+    );
+    let add = meta_param(
+        json!({"tag": [{"system": sys, "code": "y", "display": "Y"}, {"system": sys, "code": "x"}],
+        "security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}]}),
+    );
+    let meta = returned(
+        &s.req("POST", &format!("/Patient/{id}/$meta-add"))
+            .json(&add),
+    );
+    assert_eq!(
+        codes(&meta, "tag", &sys),
+        ["x", "y"],
+        "sets: no duplicate x: {meta}"
+    );
+    assert_eq!(meta["security"][0]["code"], "R");
+    assert_eq!(meta["versionId"], "2");
+    let read = s.get(&format!("/Patient/{id}")).json();
+    assert_eq!(codes(&read["meta"], "tag", &sys), ["x", "y"]);
+    // Adding what is there already writes nothing.
+    let meta = returned(
+        &s.req("POST", &format!("/Patient/{id}/$meta-add"))
+            .json(&add),
+    );
+    assert_eq!(meta["versionId"], "2");
+    // The instance and version levels of $meta answer the stored meta.
+    let now = returned(&s.get(&format!("/Patient/{id}/$meta")));
+    assert_eq!(now, read["meta"]);
+    let first = returned(&s.get(&format!("/Patient/{id}/_history/1/$meta")));
+    assert_eq!(codes(&first, "tag", &sys), ["x"]);
+    // Delete matches by system and code (display ignored); absent ones are no error.
+    let del = meta_param(
+        json!({"tag": [{"system": sys, "code": "x", "display": "other"}, {"system": sys, "code": "zz"}]}),
+    );
+    let meta = returned(
+        &s.req("POST", &format!("/Patient/{id}/$meta-delete"))
+            .json(&del),
+    );
+    assert_eq!(codes(&meta, "tag", &sys), ["y"]);
+    assert_eq!(meta["versionId"], "3");
+    // The history keeps each version.
+    let history = s.get(&format!("/Patient/{id}/_history")).json();
+    assert_eq!(history["total"], 3);
+}
+
+fn meta_at_type_and_system_level_lists_what_is_in_use(b: Backend) {
+    let s = shared(b);
+    let sys = format!("urn:test:{}", unique("inuse"));
+    s.create_id(
+        "Observation",
+        &json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+            "meta": {"tag": [{"system": sys, "code": "obs-tag"}]}})
+        .to_string(),
+    );
+    let meta = returned(&s.get("/Observation/$meta"));
+    assert_eq!(codes(&meta, "tag", &sys), ["obs-tag"]);
+    assert!(meta.get("versionId").is_none(), "{meta}");
+    let meta = returned(&s.req("POST", "/$meta").send());
+    assert_eq!(codes(&meta, "tag", &sys), ["obs-tag"]);
+    let meta = returned(&s.get("/Patient/$meta"));
+    assert!(codes(&meta, "tag", &sys).is_empty(), "{meta}");
+}
+
+fn meta_operations_refuse_bad_requests(b: Backend) {
+    let s = shared(b);
+    let id = s.create_id("Patient", r#"{"resourceType":"Patient"}"#);
+    let path = format!("/Patient/{id}/$meta-add");
+    s.req("POST", &path)
+        .json(r#"{"resourceType":"Patient"}"#)
+        .outcome(400);
+    s.req("POST", &path)
+        .json(r#"{"resourceType":"Parameters","parameter":[{"name":"meta","valueString":"x"}]}"#)
+        .outcome(400);
+    s.req("POST", "/Patient/no-such-one/$meta-add")
+        .json(&meta_param(json!({"tag": [{"code": "a"}]})))
+        .outcome(404);
+    s.get("/Patient/no-such-one/$meta").outcome(404);
+    s.get(&format!("/Patient/{id}/_history/9/$meta"))
+        .outcome(404);
+    s.get("/NotAType/$meta").outcome(404);
+    let r = s.get(&path);
+    r.outcome(405);
+    assert_eq!(r.header("Allow"), Some("POST"));
+    // Deleted resources have no meta to change.
+    s.req("DELETE", &format!("/Patient/{id}")).send();
+    s.req("POST", &path)
+        .json(&meta_param(json!({"tag": [{"code": "a"}]})))
+        .outcome(410);
+}
+
+both_backends!(
+    meta_add_and_delete_change_tags_and_labels,
+    meta_at_type_and_system_level_lists_what_is_in_use,
+    meta_operations_refuse_bad_requests,
+);
