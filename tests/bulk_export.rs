@@ -527,6 +527,38 @@ fn capability_advertises_operations(backend: Backend) {
         .collect();
     assert!(system_ops.contains(&"export"), "{system_ops:?}");
     assert!(system_ops.contains(&"validate"), "{system_ops:?}");
+    // Each operation by its canonical OperationDefinition (the IG's for export).
+    let definition = |ops: &Value, name: &str| -> String {
+        ops.as_array()
+            .into_iter()
+            .flatten()
+            .find(|o| o["name"] == name)
+            .and_then(|o| o["definition"].as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let ig = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition";
+    assert_eq!(
+        definition(&rest["operation"], "export"),
+        format!("{ig}/export")
+    );
+    let of_type = |t: &str| {
+        rest["resource"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .find(|r| r["type"] == t)
+            .expect("type")["operation"]
+            .clone()
+    };
+    assert_eq!(
+        definition(&of_type("Patient"), "export"),
+        format!("{ig}/patient-export")
+    );
+    assert_eq!(
+        definition(&of_type("Group"), "export"),
+        format!("{ig}/group-export")
+    );
     let ops = |t: &str| -> Vec<String> {
         let r = rest["resource"]
             .as_array()

@@ -920,6 +920,17 @@ fn operations_respect_scopes(b: Backend) {
         let r = as_(s, &admin, "GET", &path).send();
         if r.status == 200 {
             assert_eq!(r.json()["requiresAccessToken"], true);
+            // The same client with a token that does not cover Patient: neither the
+            // status nor the files (export.html: protected like the kick-off).
+            let narrow = backend_token(s, "backend-all", "system/Observation.rs");
+            as_(s, &narrow, "GET", &path).send().outcome(403);
+            let file = r.json()["output"][0]["url"]
+                .as_str()
+                .expect("file")
+                .to_string();
+            let file = file.split("/fhir").nth(1).expect("path").to_string();
+            as_(s, &narrow, "GET", &file).send().outcome(403);
+            assert_eq!(as_(s, &admin, "GET", &file).send().status, 200);
             break;
         }
         assert_eq!(r.status, 202, "{}", r.body);

@@ -200,7 +200,7 @@ impl From<StoreError> for ApiError {
 impl From<ExportError> for ApiError {
     fn from(e: ExportError) -> Self {
         if let Some(param) = e.parameter() {
-            return ApiError::bad_at(e.to_string(), param);
+            return ApiError::bad_at(e.to_string(), param.as_str());
         }
         match e {
             ExportError::NotAsync | ExportError::Parameters(_) => ApiError::bad(e.to_string()),

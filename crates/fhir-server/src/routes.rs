@@ -165,6 +165,8 @@ fn operation_routes(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/$export-file/{job}/{file}")
+            // Gzip when the client asks (`Accept-Encoding`), with `Content-Encoding`.
+            .wrap(actix_web::middleware::Compress::default())
             .route(get().to(export::file))
             .default_service(web::to(system::method_not_allowed)),
     );

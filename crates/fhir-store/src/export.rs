@@ -85,6 +85,12 @@ pub struct ExportQuery {
     /// `_typeFilter`: per type, alternative searches (any may match), each a list of
     /// criteria (all must match). Types without an entry are not filtered.
     pub filters: Vec<(String, Vec<Vec<Clause>>)>,
+    /// Only resources whose state (as of `at`) last changed at or before this (ms).
+    pub until: Option<i64>,
+    /// The export's transaction time (ms): resources are read as they were then — a
+    /// resource changed later is read in its version of that instant, one created
+    /// later not at all. `None`: as they are now.
+    pub at: Option<i64>,
 }
 
 /// A job no live node runs: never taken, or its node is gone.
@@ -201,6 +207,49 @@ impl Store {
         self.db.read(|tx| load_rows(tx, &q))
     }
 
+    /// Up to `limit` resources deleted after `query.since` (and, with `query.at`, at or
+    /// before it), with `rid > after`, in `rid` order: `(rid, type, id)`. For a
+    /// compartment population only its owners (deleted members no longer say whose
+    /// they were: their index rows are gone).
+    pub fn export_deleted(
+        &self,
+        query: &ExportQuery,
+        after: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<(i64, String, String)>> {
+        let Some(since) = query.since else {
+            return Ok(Vec::new());
+        };
+        let mut q = Sql::new(
+            "SELECT r.rid AS rid, r.res_type AS t, r.res_id AS i FROM resources r \
+             JOIN resource_versions v ON v.seq = r.seq WHERE v.deleted = ",
+        );
+        q.bind(Bind::Bool(true))
+            .push(" AND r.rid > ")
+            .bind(Bind::BigInt(after));
+        q.push(" AND v.last_updated > ").bind(Bind::BigInt(since));
+        if let Some(at) = query.at {
+            q.push(" AND v.last_updated <= ").bind(Bind::BigInt(at));
+        }
+        if !query.types.is_empty() {
+            q.push(" AND r.res_type").in_list(&query.types);
+        }
+        if let Population::Compartment {
+            resource_type, ids, ..
+        } = &query.population
+        {
+            q.push(" AND r.res_type = ")
+                .bind(Bind::Text(resource_type.clone()));
+            if let Some(ids) = ids {
+                q.push(" AND r.res_id").in_list(ids);
+            }
+        }
+        q.push(" ORDER BY r.rid LIMIT ")
+            .bind(Bind::BigInt(limit.max(1) as i64));
+        let rows: Vec<DeletedRow> = self.db.read(|tx| q.load(tx.conn))?;
+        Ok(rows.into_iter().map(|r| (r.rid, r.t, r.i)).collect())
+    }
+
     /// The current resources of `types` that the resources `rids` refer to (for
     /// `$everything`: what compartment members point at).
     pub fn referenced(
@@ -228,6 +277,16 @@ impl Store {
     }
 }
 
+#[derive(QueryableByName)]
+struct DeletedRow {
+    #[diesel(sql_type = BigInt)]
+    rid: i64,
+    #[diesel(sql_type = Text)]
+    t: String,
+    #[diesel(sql_type = Text)]
+    i: String,
+}
+
 fn load_rows(tx: &mut Tx<'_>, q: &Sql) -> StoreResult<Vec<(i64, StoredResource)>> {
     Ok(q.load::<MatchRow>(tx.conn)?
         .into_iter()
@@ -237,17 +296,38 @@ fn load_rows(tx: &mut Tx<'_>, q: &Sql) -> StoreResult<Vec<(i64, StoredResource)>
 
 fn export_sql(query: &ExportQuery, after: i64, limit: usize) -> StoreResult<Sql> {
     let mut q = Sql::new(&format!(
-        "SELECT r.rid, {VERSION_COLUMNS} FROM resources r JOIN resource_versions v ON v.seq = r.seq \
-         WHERE r.rid > "
+        "SELECT r.rid, {VERSION_COLUMNS} FROM resources r "
     ));
-    q.bind(Bind::BigInt(after));
-    q.push(" AND r.version > 0 AND r.deleted = ")
-        .bind(Bind::Bool(false));
+    match query.at {
+        Some(at) => {
+            // The version current at `at`: the current one unless changed since. The
+            // criteria below read the current index (exact for all the rows not changed
+            // during the export).
+            q.push("JOIN resource_versions v ON v.seq = CASE WHEN r.last_updated <= ")
+                .bind(Bind::BigInt(at));
+            q.push(
+                " THEN r.seq ELSE (SELECT MAX(o.seq) FROM resource_versions o \
+                 WHERE o.res_type = r.res_type AND o.res_id = r.res_id AND o.last_updated <= ",
+            )
+            .bind(Bind::BigInt(at))
+            .push(") END WHERE v.deleted = ")
+            .bind(Bind::Bool(false));
+        }
+        None => {
+            q.push("JOIN resource_versions v ON v.seq = r.seq WHERE r.deleted = ")
+                .bind(Bind::Bool(false));
+        }
+    }
+    q.push(" AND r.rid > ").bind(Bind::BigInt(after));
+    q.push(" AND r.version > 0");
     if !query.types.is_empty() {
         q.push(" AND r.res_type").in_list(&query.types);
     }
     if let Some(since) = query.since {
-        q.push(" AND r.last_updated > ").bind(Bind::BigInt(since));
+        q.push(" AND v.last_updated > ").bind(Bind::BigInt(since));
+    }
+    if let Some(until) = query.until {
+        q.push(" AND v.last_updated <= ").bind(Bind::BigInt(until));
     }
     if let Population::Compartment {
         resource_type,

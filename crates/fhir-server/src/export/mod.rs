@@ -11,8 +11,8 @@ pub mod worker;
 
 use fhir_store::StoreError;
 
-pub use plan::{export_scope, ExportPlan};
-pub use request::{ExportLevel, ExportRequest};
+pub use plan::{export_scope, leave_out_unsupported, ExportPlan};
+pub use request::{ExportLevel, ExportRequest, Ignored};
 pub use worker::{ExportConfig, Exporter};
 
 /// What can go wrong with an export request or job.
@@ -26,6 +26,8 @@ pub enum ExportError {
     UnknownType(String),
     #[error("_since '{0}' is not a FHIR instant (e.g. 2026-11-30T10:00:00Z)")]
     Since(String),
+    #[error("_until '{0}' is not a FHIR instant (e.g. 2026-11-30T10:00:00Z)")]
+    Until(String),
     #[error("_typeFilter '{filter}': {message}")]
     TypeFilter { filter: String, message: String },
     #[error("_elements '{0}' is not an element name or Type.element")]
@@ -34,6 +36,10 @@ pub enum ExportError {
     Patient(String),
     #[error("{0}")]
     Parameters(String),
+    #[error("{parameter} {message}")]
+    Unsupported { parameter: String, message: String },
+    #[error("{0} may be given only once")]
+    Repeated(String),
     #[error("Group/{0} is not known")]
     GroupNotFound(String),
     #[error("no export job '{0}' is known (finished jobs are removed after their retention)")]
@@ -57,15 +63,31 @@ impl From<std::io::Error> for ExportError {
 
 impl ExportError {
     /// The kick-off parameter the error is about, for `issue.expression`.
-    pub fn parameter(&self) -> Option<&'static str> {
+    pub fn parameter(&self) -> Option<String> {
         Some(match self {
-            ExportError::OutputFormat(_) => "_outputFormat",
-            ExportError::UnknownType(_) => "_type",
-            ExportError::Since(_) => "_since",
-            ExportError::TypeFilter { .. } => "_typeFilter",
-            ExportError::Elements(_) => "_elements",
-            ExportError::Patient(_) => "patient",
+            ExportError::OutputFormat(_) => "_outputFormat".into(),
+            ExportError::UnknownType(_) => "_type".into(),
+            ExportError::Since(_) => "_since".into(),
+            ExportError::Until(_) => "_until".into(),
+            ExportError::TypeFilter { .. } => "_typeFilter".into(),
+            ExportError::Elements(_) => "_elements".into(),
+            ExportError::Patient(_) => "patient".into(),
+            ExportError::Unsupported { parameter, .. } | ExportError::Repeated(parameter) => {
+                parameter.clone()
+            }
             _ => return None,
         })
+    }
+
+    /// A problem `Prefer: handling=lenient` lets the export leave out (a parameter it
+    /// does not support, an unknown type, a `_typeFilter` it cannot run).
+    pub fn is_tolerable(&self) -> bool {
+        matches!(
+            self,
+            ExportError::Unsupported { .. }
+                | ExportError::Repeated(_)
+                | ExportError::UnknownType(_)
+                | ExportError::TypeFilter { .. }
+        )
     }
 }

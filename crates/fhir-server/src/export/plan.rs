@@ -47,12 +47,14 @@ pub fn export_scope(
     if let Some(bad) = request.types.iter().find(|t| !defs.is_resource_type(t)) {
         return Err(ExportError::UnknownType(bad.clone()));
     }
-    let since = match &request.since {
-        Some(s) => Some(
-            fhir_store::time::parse_fhir_instant(s).ok_or_else(|| ExportError::Since(s.clone()))?,
-        ),
-        None => None,
+    let instant = |v: &Option<String>, err: fn(String) -> ExportError| match v {
+        Some(s) => fhir_store::time::parse_fhir_instant(s)
+            .map(Some)
+            .ok_or_else(|| err(s.clone())),
+        None => Ok(None),
     };
+    let since = instant(&request.since, ExportError::Since)?;
+    let until = instant(&request.until, ExportError::Until)?;
     let filters = type_filters(defs, &request.type_filters)?;
     let (elements_all, elements_by_type) = elements(defs, &request.elements)?;
     let population = population(store, defs, request)?;
@@ -62,10 +64,44 @@ pub fn export_scope(
             since,
             population,
             filters,
+            until,
+            at: None,
         },
         elements_all,
         elements_by_type,
     })
+}
+
+/// Under `Prefer: handling=lenient`: drops from `request` the types that are not
+/// resource types and the `_typeFilter`s that cannot run, noting each in
+/// `request.ignored`, so that the export runs with what remains.
+pub fn leave_out_unsupported(
+    defs: &Definitions,
+    request: &mut ExportRequest,
+) -> Result<(), ExportError> {
+    if !request.lenient {
+        return Ok(());
+    }
+    let (types, unknown): (Vec<String>, Vec<String>) = std::mem::take(&mut request.types)
+        .into_iter()
+        .partition(|t| defs.is_resource_type(t));
+    if types.is_empty() && !unknown.is_empty() {
+        // Leaving them all out would export every type instead of none.
+        return Err(ExportError::UnknownType(unknown.join(",")));
+    }
+    request.types = types;
+    for t in unknown {
+        let e = ExportError::UnknownType(t);
+        request.ignore("_type", e.to_string());
+    }
+    let filters = std::mem::take(&mut request.type_filters);
+    for f in filters {
+        match type_filters(defs, std::slice::from_ref(&f)) {
+            Ok(_) => request.type_filters.push(f),
+            Err(e) => request.ignore("_typeFilter", e.to_string()),
+        }
+    }
+    Ok(())
 }
 
 fn check_format(format: Option<&str>) -> Result<(), ExportError> {
@@ -101,6 +137,11 @@ fn type_filters(defs: &Definitions, filters: &[String]) -> Result<TypeFilters, E
             .collect();
         let parsed = fhir_search::parse(SearchRegistry::r4(), Some(res_type), &pairs, true)
             .map_err(|e| err(e.to_string()))?;
+        if parsed.result != fhir_search::ResultParams::default() {
+            return Err(err(
+                "only search criteria are allowed: result parameters (_sort, _include, _count, _elements…) select no resources".into(),
+            ));
+        }
         match out.iter_mut().find(|(t, _)| t == res_type) {
             Some((_, alternatives)) => alternatives.push(parsed.clauses),
             None => out.push((res_type.to_string(), vec![parsed.clauses])),
@@ -172,21 +213,51 @@ fn population(
     }
 }
 
-/// The ids of the Patients a Group's `member.entity` refers to.
+/// The ids of the Patients a Group's current members are: `member.entity` references
+/// to Patients, and the members of nested Groups; members marked `inactive` or whose
+/// `period` has ended are left out.
 fn group_members(store: &Store, id: &str) -> Result<Vec<String>, ExportError> {
+    let mut out = Vec::new();
+    let mut seen = vec![id.to_string()];
+    members_of(store, id, &mut out, &mut seen)?;
+    Ok(out)
+}
+
+/// Groups nested deeper than this are not followed.
+const MAX_NESTING: usize = 8;
+
+fn members_of(
+    store: &Store,
+    id: &str,
+    out: &mut Vec<String>,
+    seen: &mut Vec<String>,
+) -> Result<(), ExportError> {
     let stored = store
         .read("Group", id)?
         .filter(|g| !g.deleted)
         .ok_or_else(|| ExportError::GroupNotFound(id.to_string()))?;
     let group = fhir_model::json::parse(stored.content.as_bytes())
         .map_err(|e| ExportError::Io(format!("Group/{id} is unreadable: {e}")))?;
-    let mut out = Vec::new();
+    if group.get("modifierExtension").is_some() {
+        return Err(ExportError::Parameters(format!(
+            "Group/{id} has a modifier extension (such as member-filter) this server does not apply: its members cannot be told"
+        )));
+    }
+    if group.get("actual").and_then(Value::as_bool) == Some(false) {
+        return Err(ExportError::Parameters(format!(
+            "Group/{id} is a definition (actual = false), not a list of members: export an actual Group"
+        )));
+    }
+    let now = fhir_store::time::fhir_instant(fhir_store::time::now_millis());
     for m in group
         .get("member")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
     {
+        if !is_current_member(m, &now) {
+            continue;
+        }
         let reference = m
             .pointer("/entity/reference")
             .and_then(Value::as_str)
@@ -195,7 +266,33 @@ fn group_members(store: &Store, id: &str) -> Result<Vec<String>, ExportError> {
             if crate::state::valid_id(pid) && !out.iter().any(|o| o == pid) {
                 out.push(pid.to_string());
             }
+        } else if let Some((_, gid)) = reference.rsplit_once("Group/") {
+            if crate::state::valid_id(gid)
+                && !seen.iter().any(|g| g == gid)
+                && seen.len() < MAX_NESTING
+            {
+                seen.push(gid.to_string());
+                members_of(store, gid, out, seen)?;
+            }
         }
     }
-    Ok(out)
+    Ok(())
+}
+
+/// Not `inactive`, and no `period.end` before `now` (ISO 8601 texts compare in time
+/// order over the precision both give).
+fn is_current_member(m: &Value, now: &str) -> bool {
+    if m.get("inactive").and_then(Value::as_bool) == Some(true) {
+        return false;
+    }
+    match m.pointer("/period/end").and_then(Value::as_str) {
+        Some(end) => {
+            let n = end.len().min(now.len()).min(19);
+            match (end.get(..n), now.get(..n)) {
+                (Some(e), Some(t)) => e >= t,
+                _ => true,
+            }
+        }
+        None => true,
+    }
 }

@@ -1,6 +1,11 @@
 //! The kick-off request of an export: its level (system, Patient, Group) and its
 //! parameters, read from a GET query string or a POST `Parameters` body. Stored with the
 //! job as JSON, so a job restarted after a server restart plans again from the same input.
+//!
+//! Parameters the server does not support (`includeAssociatedData`, `organizeOutputBy`,
+//! unknown ones) and single-valued parameters given twice are refused, unless the
+//! request says `Prefer: handling=lenient`: then they are left out and listed in
+//! [`ExportRequest::ignored`], which the manifest reports in its `error` array.
 
 use fhir_model::Parameters;
 use serde::{Deserialize, Serialize};
@@ -35,6 +40,22 @@ pub struct ExportRequest {
     /// The client that asked (when authentication is on): only it may see the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// `_until`: only resources last changed at or before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// `Prefer: handling=lenient`.
+    #[serde(default)]
+    pub lenient: bool,
+    /// What a lenient request asked that is not done, with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<Ignored>,
+}
+
+/// A parameter (or one value of it) a lenient request gave that the export leaves out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ignored {
+    pub parameter: String,
+    pub message: String,
 }
 
 fn comma_list(v: &str) -> impl Iterator<Item = String> + '_ {
@@ -77,29 +98,49 @@ fn patient_id(reference: &str) -> Result<String, ExportError> {
 }
 
 impl ExportRequest {
-    /// Reads the parameters of a GET kick-off (unknown parameters are ignored).
+    fn new(level: ExportLevel, lenient: bool) -> ExportRequest {
+        ExportRequest {
+            level,
+            lenient,
+            ..Default::default()
+        }
+    }
+
+    /// Reads the parameters of a GET kick-off.
     pub fn from_pairs(
         level: ExportLevel,
         pairs: &[(String, String)],
+        lenient: bool,
     ) -> Result<ExportRequest, ExportError> {
-        let mut r = ExportRequest {
-            level,
-            ..Default::default()
-        };
+        let mut r = ExportRequest::new(level, lenient);
         for (k, v) in pairs {
-            r.add(k, v)?;
+            let added = r.add(k, v);
+            r.tolerate(added)?;
         }
         Ok(r)
     }
 
     /// Reads the parameters of a POST kick-off (a `Parameters` resource).
-    pub fn from_parameters(level: ExportLevel, body: &Value) -> Result<ExportRequest, ExportError> {
+    pub fn from_parameters(
+        level: ExportLevel,
+        body: &Value,
+        lenient: bool,
+    ) -> Result<ExportRequest, ExportError> {
         let params = Parameters::from_value(body).map_err(ExportError::Parameters)?;
-        let mut r = ExportRequest {
-            level,
-            ..Default::default()
-        };
+        let mut r = ExportRequest::new(level, lenient);
         for (i, p) in params.parameter.iter().enumerate() {
+            if !KNOWN.contains(&p.name.as_str()) || unsupported(&p.name).is_some() {
+                let e = unsupported(&p.name).unwrap_or_else(|| ExportError::Unsupported {
+                    parameter: p.name.clone(),
+                    message: "is not a parameter of $export".into(),
+                });
+                r.tolerate(Err(e))?;
+                continue;
+            }
+            if p.name == "allowPartialManifests" {
+                // A server MAY split its manifest: one manifest is always allowed.
+                continue;
+            }
             if p.name == "patient" {
                 let reference = p
                     .value
@@ -121,15 +162,46 @@ impl ExportRequest {
                     p.name
                 )));
             };
-            r.add(&p.name, text)?;
+            let added = r.add(&p.name, text);
+            r.tolerate(added)?;
         }
         Ok(r)
     }
 
+    /// A parameter the server leaves out: an error, or under lenient handling a note.
+    fn tolerate(&mut self, added: Result<(), ExportError>) -> Result<(), ExportError> {
+        match added {
+            Err(e) if self.lenient && e.is_tolerable() => {
+                self.ignore(&e.parameter().unwrap_or_default(), e.to_string());
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// Notes what a lenient request asked that is left out.
+    pub fn ignore(&mut self, parameter: &str, message: String) {
+        self.ignored.push(Ignored {
+            parameter: parameter.to_string(),
+            message,
+        });
+    }
+
     fn add(&mut self, name: &str, value: &str) -> Result<(), ExportError> {
+        if let Some(e) = unsupported(name) {
+            return Err(e);
+        }
+        let once = |slot: &mut Option<String>| match slot {
+            Some(_) => Err(ExportError::Repeated(name.to_string())),
+            None => {
+                *slot = Some(value.to_string());
+                Ok(())
+            }
+        };
         match name {
-            "_outputFormat" => self.output_format = Some(value.to_string()),
-            "_since" => self.since = Some(value.to_string()),
+            "_outputFormat" => once(&mut self.output_format)?,
+            "_since" => once(&mut self.since)?,
+            "_until" => once(&mut self.until)?,
             "_type" => self.types.extend(comma_list(value)),
             "_typeFilter" => self.type_filters.extend(type_filters(value)),
             "_elements" => self.elements.extend(comma_list(value)),
@@ -138,10 +210,48 @@ impl ExportRequest {
                     self.patients.push(patient_id(&p)?);
                 }
             }
-            _ => {}
+            "allowPartialManifests" if matches!(value, "true" | "false") => {}
+            "allowPartialManifests" => {
+                return Err(ExportError::Parameters(format!(
+                    "allowPartialManifests is true or false, not '{value}'"
+                )))
+            }
+            other => {
+                return Err(ExportError::Unsupported {
+                    parameter: other.to_string(),
+                    message: "is not a parameter of $export".into(),
+                })
+            }
         }
         Ok(())
     }
+}
+
+/// The kick-off parameters of the IG.
+const KNOWN: &[&str] = &[
+    "_outputFormat",
+    "_since",
+    "_until",
+    "_type",
+    "_typeFilter",
+    "_elements",
+    "patient",
+    "includeAssociatedData",
+    "organizeOutputBy",
+    "allowPartialManifests",
+];
+
+/// The IG's parameters this server does not support.
+fn unsupported(name: &str) -> Option<ExportError> {
+    let message = match name {
+        "includeAssociatedData" => "is not supported: no associated data is added",
+        "organizeOutputBy" => "is not supported: files are organised by resource type",
+        _ => return None,
+    };
+    Some(ExportError::Unsupported {
+        parameter: name.to_string(),
+        message: message.into(),
+    })
 }
 
 #[cfg(test)]

@@ -64,7 +64,38 @@ pub struct OutputFile {
     /// The folder of the run that wrote it, inside the job's folder.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub run: String,
+    /// Which list of the manifest it belongs to.
+    #[serde(default, skip_serializing_if = "FileKind::is_output")]
+    pub kind: FileKind,
 }
+
+/// The manifest's lists: `output`, `deleted` (Bundles of the resources deleted since
+/// `_since`) and `error` (OperationOutcomes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    #[default]
+    Output,
+    Deleted,
+    Error,
+}
+
+impl FileKind {
+    fn is_output(&self) -> bool {
+        *self == FileKind::Output
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            FileKind::Output => "",
+            FileKind::Deleted => "deleted-",
+            FileKind::Error => "error-",
+        }
+    }
+}
+
+/// Deleted resources per `Bundle` line of a `deleted` file.
+const DELETED_PER_BUNDLE: usize = 1000;
 
 /// The export worker and the job operations of the HTTP handlers.
 pub struct Exporter {
@@ -160,14 +191,23 @@ impl Exporter {
         Ok(())
     }
 
-    /// The path of one output file of a completed job, if the job lists it. Blocking.
-    pub fn file_path(&self, id: &str, file: &str) -> Result<PathBuf, ExportError> {
+    /// One output file of a completed job, if the job lists it, and its path. Blocking.
+    pub fn file_path(&self, id: &str, file: &str) -> Result<(OutputFile, PathBuf), ExportError> {
         let job = self.job(id)?;
         let outputs: Vec<OutputFile> = serde_json::from_str(&job.output).unwrap_or_default();
-        match outputs.iter().find(|o| o.file == file) {
-            Some(o) if job.status == COMPLETED => Ok(self.job_dir(id).join(&o.run).join(file)),
+        match outputs.into_iter().find(|o| o.file == file) {
+            Some(o) if job.status == COMPLETED => {
+                let path = self.job_dir(id).join(&o.run).join(file);
+                Ok((o, path))
+            }
             _ => Err(ExportError::FileNotFound(file.to_string())),
         }
+    }
+
+    /// When a finished job and its files will be removed (ms since the epoch).
+    pub fn expires(&self, job: &ExportJob) -> i64 {
+        job.updated_at
+            .saturating_add(self.config.retention.as_millis() as i64)
     }
 
     fn job_dir(&self, id: &str) -> PathBuf {
@@ -281,7 +321,8 @@ impl Exporter {
     fn write_job(&self, job: &ExportJob, run: &str) -> Result<Vec<OutputFile>, ExportError> {
         let request: ExportRequest = serde_json::from_str(&job.request)
             .map_err(|e| ExportError::Io(format!("stored request unreadable: {e}")))?;
-        let plan = export_scope(&self.store, self.defs, &request)?;
+        let mut plan = export_scope(&self.store, self.defs, &request)?;
+        plan.query.at = Some(job.transaction_time);
         let dir = self.job_dir(&job.id).join(run);
         std::fs::create_dir_all(&dir)?;
         let mut files = Files::new(dir, run, self.config.max_file_resources);
@@ -298,7 +339,34 @@ impl Exporter {
         if self.is_cancelled(&job.id) {
             return Ok(Vec::new());
         }
+        self.write_deleted(&plan, &mut files)?;
+        write_ignored(&request, &mut files)?;
         files.finish()
+    }
+
+    /// The `deleted` list of an export with `_since`: transaction Bundles of DELETE
+    /// entries for the resources deleted since then.
+    fn write_deleted(&self, plan: &ExportPlan, files: &mut Files) -> Result<(), ExportError> {
+        let mut after = 0i64;
+        loop {
+            let page = self
+                .store
+                .export_deleted(&plan.query, after, DELETED_PER_BUNDLE)?;
+            let Some((last, _, _)) = page.last() else {
+                return Ok(());
+            };
+            after = *last;
+            let entries: Vec<serde_json::Value> = page
+                .iter()
+                .map(|(_, t, i)| serde_json::json!({"request": {"method": "DELETE", "url": format!("{t}/{i}")}}))
+                .collect();
+            let bundle = serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+            files.write(
+                FileKind::Deleted,
+                "Bundle",
+                &fhir_model::json::to_string(&bundle),
+            )?;
+        }
     }
 
     /// Reads the export's pages in order into `tx`, until the end, an error, or the
@@ -339,7 +407,7 @@ impl Exporter {
                 break;
             }
             for (_, r) in &page {
-                files.write(&r.res_type, &self.line(plan, r)?)?;
+                files.write(FileKind::Output, &r.res_type, &self.line(plan, r)?)?;
             }
             total += page.len() as u64;
             if reported.elapsed() >= PROGRESS_EVERY {
@@ -402,12 +470,29 @@ impl Exporter {
     }
 }
 
-/// The open output files of a job, one per type (and part).
+/// The manifest's `error` list of a lenient request: one OperationOutcome per
+/// parameter (or value) it left out.
+fn write_ignored(request: &ExportRequest, files: &mut Files) -> Result<(), ExportError> {
+    for i in &request.ignored {
+        let oo = fhir_model::OperationOutcome::of(
+            fhir_model::Issue::warning(
+                fhir_model::IssueType::NotSupported,
+                format!("{} (left out: Prefer: handling=lenient)", i.message),
+            )
+            .at(i.parameter.clone()),
+        );
+        let line = fhir_model::json::to_string(&oo.to_value());
+        files.write(FileKind::Error, "OperationOutcome", &line)?;
+    }
+    Ok(())
+}
+
+/// The open output files of a job, one per list, type (and part).
 struct Files {
     dir: PathBuf,
     run: String,
     limit: u64,
-    open: HashMap<String, (BufWriter<File>, usize)>,
+    open: HashMap<(FileKind, String), (BufWriter<File>, usize)>,
     outputs: Vec<OutputFile>,
 }
 
@@ -422,15 +507,16 @@ impl Files {
         }
     }
 
-    fn write(&mut self, res_type: &str, line: &str) -> Result<(), ExportError> {
-        let full = match self.open.get(res_type) {
+    fn write(&mut self, kind: FileKind, res_type: &str, line: &str) -> Result<(), ExportError> {
+        let key = (kind, res_type.to_string());
+        let full = match self.open.get(&key) {
             Some((_, i)) => self.outputs[*i].count >= self.limit,
             None => true,
         };
         if full {
-            self.start_part(res_type)?;
+            self.start_part(kind, res_type)?;
         }
-        let Some((w, i)) = self.open.get_mut(res_type) else {
+        let Some((w, i)) = self.open.get_mut(&key) else {
             return Err(ExportError::Io(format!("no open file for {res_type}")));
         };
         w.write_all(line.as_bytes())?;
@@ -439,26 +525,27 @@ impl Files {
         Ok(())
     }
 
-    fn start_part(&mut self, res_type: &str) -> Result<(), ExportError> {
-        if let Some((mut w, _)) = self.open.remove(res_type) {
+    fn start_part(&mut self, kind: FileKind, res_type: &str) -> Result<(), ExportError> {
+        let key = (kind, res_type.to_string());
+        if let Some((mut w, _)) = self.open.remove(&key) {
             w.flush()?;
         }
         let part = self
             .outputs
             .iter()
-            .filter(|o| o.res_type == res_type)
+            .filter(|o| o.kind == kind && o.res_type == res_type)
             .count()
             + 1;
-        let file = format!("{res_type}-{part}.ndjson");
+        let file = format!("{}{res_type}-{part}.ndjson", kind.prefix());
         let writer = BufWriter::with_capacity(64 * 1024, File::create(self.dir.join(&file))?);
         self.outputs.push(OutputFile {
             res_type: res_type.to_string(),
             file,
             count: 0,
             run: self.run.clone(),
+            kind,
         });
-        self.open
-            .insert(res_type.to_string(), (writer, self.outputs.len() - 1));
+        self.open.insert(key, (writer, self.outputs.len() - 1));
         Ok(())
     }
 

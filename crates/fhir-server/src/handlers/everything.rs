@@ -181,6 +181,8 @@ async fn everything(
         since: p.since,
         population: patient_compartment(state.defs, id.map(|i| vec![i])),
         filters: Vec::new(),
+        until: None,
+        at: None,
     };
     let referable = include_types(state, &p.types);
     let (count, after) = (p.count, p.after);

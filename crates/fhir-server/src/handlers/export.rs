@@ -15,10 +15,11 @@ use serde_json::{json, Value};
 use crate::auth::scopes::Interaction;
 use crate::auth::{guard, Grant};
 use crate::error::ApiError;
-use crate::export::worker::{OutputFile, COMPLETED, FAILED, QUEUED};
+use crate::export::worker::{FileKind, OutputFile, COMPLETED, FAILED, QUEUED};
 use crate::export::{ExportError, ExportLevel, ExportRequest};
 use crate::http::body::{parse_json, read_limited};
 use crate::http::negotiate::output;
+use crate::http::prefer::{prefer, Handling};
 use crate::state::{check_id, AppState};
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -97,6 +98,7 @@ async fn kickoff(
     if !wants_async(req) {
         return Err(ExportError::NotAsync.into());
     }
+    let lenient = prefer(req).handling == Some(Handling::Lenient);
     let base = state.base(req);
     let path = req.path().strip_prefix("/fhir").unwrap_or(req.path());
     let (request, request_url) = match body {
@@ -109,18 +111,19 @@ async fn kickoff(
                 "" => format!("{base}{path}"),
                 q => format!("{base}{path}?{q}"),
             };
-            (ExportRequest::from_pairs(level, &pairs)?, url)
+            (ExportRequest::from_pairs(level, &pairs, lenient)?, url)
         }
         Some(payload) => {
             let bytes = read_limited(req, payload, state.max_body_bytes).await?;
             let value = parse_json(&bytes)?;
             (
-                ExportRequest::from_parameters(level, &value)?,
+                ExportRequest::from_parameters(level, &value, lenient)?,
                 format!("{base}{path}"),
             )
         }
     };
     let mut request = request;
+    crate::export::leave_out_unsupported(state.defs, &mut request)?;
     authorize_kickoff(state, req, &mut request)?;
     crate::audit::sync(
         state,
@@ -176,18 +179,34 @@ fn authorize_kickoff(
     Ok(())
 }
 
-/// With authentication on, a job is only visible to the client that started it.
+/// With authentication on, a job is only visible to the client that started it, and
+/// only with a token whose scopes still cover every type it exports.
 fn owns(req: &HttpRequest, job: &fhir_store::ExportJob) -> Result<()> {
     let Some(access) = guard::access(req) else {
         return Ok(());
     };
-    let owner = serde_json::from_str::<crate::export::ExportRequest>(&job.request)
-        .ok()
-        .and_then(|r| r.client);
-    if owner.as_deref() == Some(access.client_id.as_str()) {
-        Ok(())
-    } else {
-        Err(ApiError::NotFound("no such export job".into()))
+    let request = serde_json::from_str::<crate::export::ExportRequest>(&job.request).ok();
+    let owner = request.as_ref().and_then(|r| r.client.as_deref());
+    if owner != Some(access.client_id.as_str()) {
+        return Err(ApiError::NotFound("no such export job".into()));
+    }
+    let types = request.map(|r| r.types).unwrap_or_default();
+    covers(req, &types)
+}
+
+/// The token's scopes allow reading all resources of each of `types`.
+fn covers(req: &HttpRequest, types: &[String]) -> Result<()> {
+    let Some(access) = guard::access(req) else {
+        return Ok(());
+    };
+    match types
+        .iter()
+        .find(|t| access.grant(Interaction::Read, t) != Some(Grant::All))
+    {
+        Some(t) => Err(ApiError::Forbidden(format!(
+            "this export holds {t} resources: the access token needs a scope to read all of them (system/{t}.r)"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -199,7 +218,13 @@ pub async fn status(
     path: web::Path<(String,)>,
 ) -> Result<HttpResponse> {
     let (id,) = path.into_inner();
-    let job = state.export(move |ex| ex.job(&id)).await?;
+    let (job, expires) = state
+        .export(move |ex| {
+            ex.job(&id)
+                .map(|j| (ex.expires(&j), j))
+                .map(|(e, j)| (j, e))
+        })
+        .await?;
     owns(&req, &job)?;
     let requires_token = state.auth.is_some();
     match job.status.as_str() {
@@ -210,6 +235,7 @@ pub async fn status(
             let manifest = manifest(&base, &job, &files, requires_token);
             Ok(HttpResponse::Ok()
                 .content_type("application/json")
+                .insert_header((header::EXPIRES, http_date(expires)))
                 .body(fhir_model::json::to_string(&manifest)))
         }
         FAILED => Err(ExportError::Failed(job.error.unwrap_or_default()).into()),
@@ -233,23 +259,31 @@ fn manifest(
     files: &[OutputFile],
     requires_token: bool,
 ) -> Value {
-    let output: Vec<Value> = files
-        .iter()
-        .map(|f| {
-            json!({
-                "type": f.res_type,
-                "url": format!("{base}/$export-file/{}/{}", job.id, f.file),
-                "count": f.count,
+    let list = |kind: FileKind| -> Vec<Value> {
+        files
+            .iter()
+            .filter(|f| f.kind == kind)
+            .map(|f| {
+                json!({
+                    "type": f.res_type,
+                    "url": format!("{base}/$export-file/{}/{}", job.id, f.file),
+                    "count": f.count,
+                })
             })
-        })
-        .collect();
-    json!({
+            .collect()
+    };
+    let mut manifest = json!({
         "transactionTime": fhir_store::time::fhir_instant(job.transaction_time),
         "request": job.request_url,
         "requiresAccessToken": requires_token,
-        "output": output,
-        "error": [],
-    })
+        "output": list(FileKind::Output),
+        "error": list(FileKind::Error),
+    });
+    let deleted = list(FileKind::Deleted);
+    if !deleted.is_empty() {
+        manifest["deleted"] = Value::Array(deleted);
+    }
+    manifest
 }
 
 /// `DELETE /$export-status/[job]`: cancels the job and removes its files.
@@ -283,7 +317,10 @@ pub async fn file(
     let (id, name) = path.into_inner();
     let lookup = id.clone();
     owns(&req, &state.export(move |ex| ex.job(&lookup)).await?)?;
-    let path = state.export(move |ex| ex.file_path(&id, &name)).await?;
+    let (listed, path) = state.export(move |ex| ex.file_path(&id, &name)).await?;
+    if listed.kind == FileKind::Output {
+        covers(&req, std::slice::from_ref(&listed.res_type))?;
+    }
     let (file, len) = web::block(move || {
         let f = std::fs::File::open(path)?;
         let len = f.metadata()?.len();
@@ -310,4 +347,10 @@ pub async fn file(
     Ok(HttpResponse::Ok()
         .content_type("application/fhir+ndjson")
         .body(SizedStream::new(len, stream)))
+}
+
+/// An HTTP date (RFC 9110 IMF-fixdate) for `Expires`.
+fn http_date(ms: i64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    header::HttpDate::from(at).to_string()
 }
