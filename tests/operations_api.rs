@@ -1,5 +1,6 @@
 //! Black-box tests of the resource operations beyond CRUD: `$meta` at every level,
-//! `$meta-add` and `$meta-delete` (resource-operations.html).
+//! `$meta-add` and `$meta-delete` (resource-operations.html), and Binary resources
+//! as raw content (binary.html).
 
 mod common;
 
@@ -126,7 +127,80 @@ fn meta_operations_refuse_bad_requests(b: Backend) {
         .outcome(410);
 }
 
+fn binary_is_read_and_written_as_raw_content(b: Backend) {
+    let s = shared(b);
+    let pdf = b"%PDF-1.4 a document for a partner";
+    let r = s
+        .req("POST", "/Binary")
+        .header("Content-Type", "application/pdf")
+        .header("X-Security-Context", "DocumentReference/doc-1")
+        .bytes(pdf);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let location = r.header("location").expect("Location").to_string();
+    let id = location
+        .split("/Binary/")
+        .nth(1)
+        .expect("id")
+        .split('/')
+        .next()
+        .expect("id")
+        .to_string();
+    // Without a FHIR Accept: the bytes, with the Binary's content type.
+    let raw = s.get(&format!("/Binary/{id}"));
+    assert_eq!(raw.status, 200);
+    assert_eq!(raw.header("content-type"), Some("application/pdf"));
+    assert_eq!(raw.body.as_bytes(), pdf);
+    assert_eq!(raw.header("etag"), Some("W/\"1\""));
+    let raw = s
+        .req("GET", &format!("/Binary/{id}"))
+        .header("Accept", "application/pdf")
+        .send();
+    assert_eq!(raw.body.as_bytes(), pdf);
+    // Asking for FHIR: the resource, data in base64.
+    let json = s
+        .req("GET", &format!("/Binary/{id}"))
+        .header("Accept", "application/fhir+json")
+        .send()
+        .json();
+    assert_eq!(json["resourceType"], "Binary");
+    assert_eq!(json["contentType"], "application/pdf");
+    assert_eq!(
+        json["securityContext"]["reference"],
+        "DocumentReference/doc-1"
+    );
+    assert_eq!(json["data"], "JVBERi0xLjQgYSBkb2N1bWVudCBmb3IgYSBwYXJ0bmVy");
+    assert_eq!(
+        s.get(&format!("/Binary/{id}?_format=json")).json()["resourceType"],
+        "Binary"
+    );
+    // An update with raw content; vread keeps each version's bytes.
+    let r = s
+        .req("PUT", &format!("/Binary/{id}"))
+        .header("Content-Type", "text/plain")
+        .bytes(b"version two");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let now = s.get(&format!("/Binary/{id}"));
+    assert_eq!(now.header("content-type"), Some("text/plain"));
+    assert_eq!(now.body, "version two");
+    assert_eq!(
+        s.get(&format!("/Binary/{id}/_history/1")).body.as_bytes(),
+        pdf
+    );
+    // A Binary written as FHIR JSON reads as raw content too.
+    let id = s.create_id(
+        "Binary",
+        r#"{"resourceType":"Binary","contentType":"text/plain","data":"aGVsbG8="}"#,
+    );
+    assert_eq!(s.get(&format!("/Binary/{id}")).body, "hello");
+    // Other types still refuse bodies that are not FHIR.
+    s.req("POST", "/Patient")
+        .header("Content-Type", "application/pdf")
+        .bytes(pdf)
+        .outcome(415);
+}
+
 both_backends!(
+    binary_is_read_and_written_as_raw_content,
     meta_add_and_delete_change_tags_and_labels,
     meta_at_type_and_system_level_lists_what_is_in_use,
     meta_operations_refuse_bad_requests,

@@ -892,6 +892,34 @@ fn operations_respect_scopes(b: Backend) {
     assert!(ids(&r, "match")
         .iter()
         .all(|m| m != &format!("Patient/{}", w.b)));
+    // A Binary is read with the access of its securityContext.
+    let admin_t = admin(s);
+    let binary = |context: &str| {
+        let r = as_(s, &admin_t, "POST", "/Binary")
+            .header("Content-Type", "text/plain")
+            .header("X-Security-Context", context)
+            .bytes(b"report");
+        assert_eq!(r.status, 201, "{}", r.body);
+        let loc = r.header("location").expect("location").to_string();
+        loc.split("/Binary/")
+            .nth(1)
+            .expect("id")
+            .split('/')
+            .next()
+            .expect("id")
+            .to_string()
+    };
+    let mine = binary(&format!("Observation/{}", w.a_lab));
+    let theirs = binary(&format!("Observation/{}", w.b_lab));
+    let r = as_(s, &t, "GET", &format!("/Binary/{mine}")).send();
+    assert_eq!((r.status, r.body.as_str()), (200, "report"));
+    as_(s, &t, "GET", &format!("/Binary/{theirs}"))
+        .send()
+        .outcome(403);
+    as_(s, &t, "GET", &format!("/Binary/{theirs}/_history/1"))
+        .header("Accept", "application/fhir+json")
+        .send()
+        .outcome(403);
     // $validate needs access to the type.
     let obs_only = oidc_token("system/Observation.rs", None);
     as_(s, &obs_only, "POST", "/Patient/$validate")

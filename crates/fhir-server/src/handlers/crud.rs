@@ -28,6 +28,10 @@ async fn resource_body(
     payload: web::Payload,
     resource_type: &str,
 ) -> Result<Value> {
+    if super::binary::is_raw_write(req, resource_type) {
+        let bytes = read_limited(req, payload, state.max_body_bytes).await?;
+        return Ok(super::binary::from_raw(req, &bytes));
+    }
     crate::http::negotiate::body_is_xml(req)?;
     let bytes = read_limited(req, payload, state.max_body_bytes).await?;
     let value = crate::http::body::parse_body(req, &bytes)?;
@@ -97,8 +101,13 @@ pub async fn read(
     let (rt, id) = path.into_inner();
     state.check_type(&rt)?;
     check_id(&id)?;
-    let out = output(&req)?;
     let subset = crate::http::negotiate::subset(&req)?;
+    let raw = super::binary::wants_raw(&req, &rt) && subset.is_none();
+    let out = if raw {
+        Default::default()
+    } else {
+        output(&req)?
+    };
     let grant = guard::grant(&req, Interaction::Read, &rt)?;
     crate::audit::sync(&state, rt == "AuditEvent").await?;
     // Hot resources come from memory without a trip to a blocking thread.
@@ -130,6 +139,12 @@ pub async fn read(
         respond::version_headers(&mut b, &stored);
         return Ok(b.finish());
     }
+    if rt == "Binary" {
+        super::binary::check_context(&state, &req, &grant, &stored).await?;
+    }
+    if raw {
+        return super::binary::raw(&stored);
+    }
     Ok(match subset {
         Some(s) => respond::resource_subset(&stored, out, state.defs, &s),
         None => respond::resource(StatusCode::OK, &stored, out),
@@ -144,8 +159,13 @@ pub async fn vread(
     let (rt, id, vid) = path.into_inner();
     state.check_type(&rt)?;
     check_id(&id)?;
-    let out = output(&req)?;
     let subset = crate::http::negotiate::subset(&req)?;
+    let raw = super::binary::wants_raw(&req, &rt) && subset.is_none();
+    let out = if raw {
+        Default::default()
+    } else {
+        output(&req)?
+    };
     // Version ids are opaque to clients: one this server never issued is simply unknown.
     let Some(version) = vid.parse::<i64>().ok().filter(|v| *v > 0) else {
         return Err(ApiError::NotFound(format!(
@@ -168,10 +188,18 @@ pub async fn vread(
         Some(s) if s.deleted => Err(ApiError::Gone(format!(
             "version {version} of {rt}/{id} is its deletion"
         ))),
-        Some(s) => Ok(match subset {
-            Some(sub) => respond::resource_subset(&s, out, state.defs, &sub),
-            None => respond::resource(StatusCode::OK, &s, out),
-        }),
+        Some(s) => {
+            if rt == "Binary" {
+                super::binary::check_context(&state, &req, &grant, &s).await?;
+            }
+            if raw {
+                return super::binary::raw(&s);
+            }
+            Ok(match subset {
+                Some(sub) => respond::resource_subset(&s, out, state.defs, &sub),
+                None => respond::resource(StatusCode::OK, &s, out),
+            })
+        }
     }
 }
 
@@ -234,7 +262,10 @@ pub async fn update(
     check_id(&id)?;
     let out = output(&req)?;
     let pre = precondition(&req)?;
-    let resource = resource_body(&state, &req, payload, &rt).await?;
+    let mut resource = resource_body(&state, &req, payload, &rt).await?;
+    if super::binary::is_raw_write(&req, &rt) {
+        resource["id"] = Value::String(id.clone());
+    }
     match resource.get("id").and_then(Value::as_str) {
         None => {
             return Err(ApiError::bad_at(

@@ -1,5 +1,6 @@
 //! Request handlers, one module per group of interactions.
 
+pub mod binary;
 pub mod bundle;
 pub mod crud;
 pub mod everything;

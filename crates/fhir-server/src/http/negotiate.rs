@@ -9,8 +9,8 @@ pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
 pub const PLAIN_JSON: &str = "application/json; charset=utf-8";
 pub const FHIR_XML: &str = "application/fhir+xml; charset=utf-8";
 
-/// How to write the response body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How to write the response body (the default: FHIR JSON, not pretty).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Output {
     /// `application/json` was asked for rather than `application/fhir+json`.
     pub plain_json: bool,
