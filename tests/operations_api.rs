@@ -1,8 +1,10 @@
 //! Black-box tests of the resource operations beyond CRUD: `$meta` at every level,
-//! `$meta-add` and `$meta-delete` (resource-operations.html), and Binary resources
-//! as raw content (binary.html).
+//! `$meta-add` and `$meta-delete` (resource-operations.html), Binary resources as raw
+//! content (binary.html), and Composition `$document` (composition-operations.html).
 
 mod common;
+
+use std::collections::BTreeSet;
 
 use common::{shared, unique, Backend};
 use serde_json::{json, Value};
@@ -199,7 +201,84 @@ fn binary_is_read_and_written_as_raw_content(b: Backend) {
         .outcome(415);
 }
 
+fn composition_document_gathers_what_it_refers_to(b: Backend) {
+    let s = shared(b);
+    let org = s.create_id(
+        "Organization",
+        r#"{"resourceType":"Organization","name":"Clinic"}"#,
+    );
+    let doctor = s.create_id(
+        "Practitioner",
+        &json!({"resourceType": "Practitioner", "name": [{"family": "Who"}]}).to_string(),
+    );
+    let patient = s.create_id(
+        "Patient",
+        &json!({"resourceType": "Patient", "managingOrganization": {"reference": format!("Organization/{org}")}}).to_string(),
+    );
+    let obs = s.create_id(
+        "Observation",
+        &json!({"resourceType": "Observation", "status": "final", "code": {"text": "weight"},
+            "subject": {"reference": format!("Patient/{patient}")}})
+        .to_string(),
+    );
+    let composition = json!({"resourceType": "Composition", "status": "final", "type": {"text": "Discharge summary"},
+        "date": "2026-12-01", "title": "Discharge", "subject": {"reference": format!("Patient/{patient}")},
+        "author": [{"reference": format!("Practitioner/{doctor}")}, {"reference": "http://elsewhere.org/fhir/Practitioner/x"}],
+        "section": [{"title": "Results", "entry": [{"reference": format!("Observation/{obs}")}]}]});
+    let cid = s.create_id("Composition", &composition.to_string());
+    let r = s.get(&format!("/Composition/{cid}/$document"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let doc = r.json();
+    assert_eq!(doc["type"], "document");
+    assert!(
+        doc["identifier"]["value"].is_string() && doc["timestamp"].is_string(),
+        "{doc}"
+    );
+    let entries = doc["entry"].as_array().expect("entries");
+    assert_eq!(entries[0]["resource"]["resourceType"], "Composition");
+    let keys: BTreeSet<String> = entries
+        .iter()
+        .map(|e| {
+            let url = e["fullUrl"].as_str().expect("fullUrl");
+            assert!(url.starts_with(&s.base), "{url}");
+            format!(
+                "{}/{}",
+                e["resource"]["resourceType"].as_str().unwrap(),
+                e["resource"]["id"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let expected = BTreeSet::from([
+        format!("Composition/{cid}"),
+        format!("Patient/{patient}"),
+        format!("Practitioner/{doctor}"),
+        format!("Observation/{obs}"),
+        format!("Organization/{org}"),
+    ]);
+    assert_eq!(
+        keys, expected,
+        "the composition, what it refers to, and what those refer to"
+    );
+    // persist=true stores the document as a Bundle.
+    let r = s
+        .req(
+            "POST",
+            &format!("/Composition/{cid}/$document?persist=true"),
+        )
+        .send();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let stored = r.json();
+    let bid = stored["id"].as_str().expect("stored id");
+    assert_eq!(s.get(&format!("/Bundle/{bid}")).json()["type"], "document");
+    s.get("/Composition/no-such/$document").outcome(404);
+    s.get(&format!("/Composition/{cid}/$document?persist=maybe"))
+        .outcome(400);
+    s.get(&format!("/Composition/{cid}/$document?graph=x"))
+        .outcome(400);
+}
+
 both_backends!(
+    composition_document_gathers_what_it_refers_to,
     binary_is_read_and_written_as_raw_content,
     meta_add_and_delete_change_tags_and_labels,
     meta_at_type_and_system_level_lists_what_is_in_use,

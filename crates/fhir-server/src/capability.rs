@@ -75,6 +75,10 @@ fn type_operations(resource_type: &str) -> Vec<CapabilityOperation> {
             "export",
             &format!("{BULK_DATA}/OperationDefinition/group-export"),
         )],
+        "Composition" => vec![operation(
+            "document",
+            "http://hl7.org/fhir/OperationDefinition/Composition-document",
+        )],
         _ => Vec::new(),
     }
 }

@@ -140,6 +140,12 @@ fn operation_routes(cfg: &mut web::ServiceConfig) {
     )
     .configure(meta_routes)
     .service(
+        web::resource("/Composition/{id}/$document")
+            .route(get().to(crate::handlers::document::document))
+            .route(post().to(crate::handlers::document::document))
+            .default_service(web::to(system::method_not_allowed)),
+    )
+    .service(
         web::resource("/$export")
             .route(get().to(export::system_get))
             .route(post().to(export::system_post))

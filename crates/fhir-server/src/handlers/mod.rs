@@ -3,6 +3,7 @@
 pub mod binary;
 pub mod bundle;
 pub mod crud;
+pub mod document;
 pub mod everything;
 pub mod export;
 pub mod history;

@@ -90,7 +90,11 @@ fn allowed_methods(pattern: &str) -> &'static str {
         "/fhir/{type}" => "GET, HEAD, POST, PUT, PATCH, DELETE",
         "/fhir" | "/fhir/" => "GET, HEAD, POST",
         p if p.ends_with("/_search") => "POST",
-        p if p.ends_with("/$validate") || p.ends_with("/$export") || p.ends_with("/$meta") => {
+        p if p.ends_with("/$validate")
+            || p.ends_with("/$export")
+            || p.ends_with("/$meta")
+            || p.ends_with("/$document") =>
+        {
             "GET, POST"
         }
         p if p.ends_with("/$meta-add") || p.ends_with("/$meta-delete") => "POST",
