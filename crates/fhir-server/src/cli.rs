@@ -203,6 +203,7 @@ fn run_clients(args: &ClientsArgs) -> Result<(), String> {
             id,
             scope,
             jwks,
+            jwks_url,
             certificate_subject,
         } => {
             let bad: Vec<&str> = scope
@@ -223,16 +224,23 @@ fn run_clients(args: &ClientsArgs) -> Result<(), String> {
                 }
                 None => None,
             };
-            if jwks.is_none() && certificate_subject.is_none() {
+            if jwks.is_none() && jwks_url.is_none() && certificate_subject.is_none() {
                 return Err(
-                    "give --jwks or --certificate-subject (how the client proves who it is)".into(),
+                    "give --jwks, --jwks-url or --certificate-subject (how the client proves who it is)"
+                        .into(),
                 );
+            }
+            if let Some(u) = jwks_url.as_deref().filter(|u| !u.starts_with("https://")) {
+                if !u.starts_with("http://127.0.0.1") && !u.starts_with("http://localhost") {
+                    return Err(format!("--jwks-url '{u}' must be an https:// URL"));
+                }
             }
             file.add(Client {
                 client_id: id.clone(),
                 scope: scope.clone(),
                 jwks,
                 jwks_file: None,
+                jwks_url: jwks_url.clone(),
                 certificate_subject: certificate_subject.clone(),
             })
             .map_err(|e| e.to_string())?;

@@ -102,6 +102,9 @@ pub enum ClientsCommand {
         /// Its public keys (a JWKS file), for private_key_jwt.
         #[arg(long)]
         jwks: Option<std::path::PathBuf>,
+        /// Or the URL where it publishes them (preferred by SMART: keys can rotate).
+        #[arg(long)]
+        jwks_url: Option<String>,
         /// Its TLS certificate subject (e.g. "CN=lab.example.org, O=Lab"), for mutual TLS.
         #[arg(long)]
         certificate_subject: Option<String>,
@@ -533,7 +536,8 @@ fn load_auth(
         token_secret: s.auth_token_secret.as_deref(),
         stored_secret,
         issuer,
-        token_lifetime: s.token_lifetime.clamp(30, 3600),
+        // SMART Backend Services: expires_in SHOULD NOT exceed 300.
+        token_lifetime: s.token_lifetime.clamp(30, 300),
     };
     let auth = crate::auth::AuthConfig::load(&settings).map_err(std::io::Error::other)?;
     Ok(auth.map(Arc::new))

@@ -23,6 +23,10 @@ pub struct Client {
     /// Or a file holding them (read at start-up, relative to the clients file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_file: Option<PathBuf>,
+    /// Or the URL where the client publishes them (fetched when needed, cached as its
+    /// `Cache-Control` allows; an assertion's `jku` header must name it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
     /// The subject of this client's TLS certificate (`CN=…,O=…`), for mutual TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_subject: Option<String>,

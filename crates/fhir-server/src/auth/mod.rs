@@ -10,6 +10,7 @@
 
 pub mod clients;
 pub mod guard;
+pub mod jwks;
 pub mod links;
 pub mod scopes;
 pub mod tokens;
@@ -84,6 +85,8 @@ pub struct AuthConfig {
     pub token_lifetime: u64,
     /// Bearer tokens already verified.
     pub cache: tokens::TokenCache,
+    /// Clients' keys fetched from their JWKS URLs.
+    pub jwks: jwks::JwksCache,
 }
 
 /// What `serve` needs to build an [`AuthConfig`].
@@ -134,6 +137,7 @@ impl AuthConfig {
             issuer: s.issuer.clone(),
             token_lifetime: s.token_lifetime,
             cache: Default::default(),
+            jwks: Default::default(),
         }))
     }
 }
@@ -172,14 +176,14 @@ pub fn token_url(state: &AppState, req: &HttpRequest) -> String {
 
 /// `GET [base]/.well-known/smart-configuration`.
 pub async fn smart_configuration(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    // No `issuer` (only for sso-openid-connect) and no `response_types_supported`:
+    // this server's only grant is client_credentials.
     let body = json!({
-        "issuer": state.auth.as_ref().map(|a| a.issuer.clone()),
         "token_endpoint": token_url(&state, &req),
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
         "scopes_supported": ["system/*.cruds", "system/*.read", "system/*.write", "user/*.cruds", "patient/*.cruds", "patient/*.read"],
-        "response_types_supported": ["token"],
         "capabilities": ["client-confidential-asymmetric", "permission-v1", "permission-v2"],
         "code_challenge_methods_supported": ["S256"],
     });
@@ -189,14 +193,16 @@ pub async fn smart_configuration(state: web::Data<AppState>, req: HttpRequest) -
 }
 
 fn oauth_response(e: &OAuthError) -> HttpResponse {
-    let status = if e.code == "invalid_client" {
-        StatusCode::UNAUTHORIZED
-    } else {
-        StatusCode::BAD_REQUEST
+    let status = match e.code {
+        "invalid_client" => StatusCode::UNAUTHORIZED,
+        "server_error" => StatusCode::INTERNAL_SERVER_ERROR,
+        "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
     };
     HttpResponse::build(status)
         .content_type("application/json")
         .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("Pragma", "no-cache"))
         .body(json!({"error": e.code, "error_description": e.description}).to_string())
 }
 
@@ -237,11 +243,26 @@ async fn issue_token(
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    if get("grant_type") != Some("client_credentials") {
+    if let Some((name, _)) = form
+        .iter()
+        .enumerate()
+        .find(|(i, (n, _))| form[..*i].iter().any(|(m, _)| m == n))
+        .map(|(_, p)| p)
+    {
         return Err(oauth(
-            "unsupported_grant_type",
-            "grant_type must be client_credentials",
+            "invalid_request",
+            format!("{name} is given more than once"),
         ));
+    }
+    match get("grant_type") {
+        Some("client_credentials") => {}
+        None => return Err(oauth("invalid_request", "grant_type is missing")),
+        Some(_) => {
+            return Err(oauth(
+                "unsupported_grant_type",
+                "grant_type must be client_credentials",
+            ))
+        }
     }
     if get("client_assertion_type") != Some(tokens::ASSERTION_TYPE) {
         return Err(oauth(
@@ -253,7 +274,21 @@ async fn issue_token(
         .ok_or_else(|| oauth("invalid_request", "client_assertion is missing"))?;
     let requested =
         ScopeSet::parse(get("scope").ok_or_else(|| oauth("invalid_request", "scope is missing"))?);
-    let checked = tokens::check_assertion(&config, assertion, &token_url(state, req))?;
+    if let Some(t) = requested
+        .scopes
+        .iter()
+        .filter_map(|s| s.resource_type.as_deref())
+        .find(|t| !state.defs.is_resource_type(t))
+    {
+        return Err(oauth(
+            "invalid_scope",
+            format!("'{t}' is not a resource type this server holds"),
+        ));
+    }
+    let (cfg, text, url) = (config.clone(), assertion.to_string(), token_url(state, req));
+    let checked = web::block(move || tokens::check_assertion(&cfg, &text, &url))
+        .await
+        .map_err(|e| oauth("server_error", e.to_string()))??;
     let nonce = format!("{}:{}", checked.client.client_id, checked.jti);
     let expires_ms = (checked.exp as i64 + 60) * 1000;
     let fresh = state

@@ -158,16 +158,24 @@ impl ScopeSet {
         set
     }
 
-    /// The scopes of `requested` that `self` (a client's registered scopes) allows:
-    /// each requested scope must be covered by one registered scope with the same
-    /// context, type (or `*`), permissions and no narrower constraint.
+    /// What `self` (a client's registered scopes) allows of `requested`: a requested
+    /// scope one registered scope covers is granted as asked; otherwise what the
+    /// registered scopes allow of it, narrowed (`system/*.cruds` asked, `system/*.rs`
+    /// registered: `system/*.rs` granted), as SMART lets a server grant less than asked.
     pub fn grant(&self, requested: &ScopeSet) -> ScopeSet {
-        let scopes = requested
-            .scopes
-            .iter()
-            .filter(|r| self.scopes.iter().any(|g| covers_scope(g, r)))
-            .cloned()
-            .collect();
+        let mut scopes: Vec<Scope> = Vec::new();
+        for r in &requested.scopes {
+            let granted: Vec<Scope> = if self.scopes.iter().any(|g| covers_scope(g, r)) {
+                vec![r.clone()]
+            } else {
+                self.scopes.iter().filter_map(|g| narrowed(g, r)).collect()
+            };
+            for g in granted {
+                if !scopes.iter().any(|s| s.text == g.text) {
+                    scopes.push(g);
+                }
+            }
+        }
         ScopeSet {
             scopes,
             other: Vec::new(),
@@ -210,6 +218,59 @@ impl ScopeSet {
         }
         simplify(rules)
     }
+}
+
+/// What registered scope `granted` allows of `requested`: the shared permissions, on
+/// the narrower type, under both constraints (`None`: nothing).
+fn narrowed(granted: &Scope, requested: &Scope) -> Option<Scope> {
+    if granted.context != requested.context {
+        return None;
+    }
+    let resource_type = match (&granted.resource_type, &requested.resource_type) {
+        (None, Some(t)) if t == "AuditEvent" => return None,
+        (None, r) => r.clone(),
+        (Some(g), None) => Some(g.clone()),
+        (Some(g), Some(r)) if g == r => Some(r.clone()),
+        _ => return None,
+    };
+    let perms = granted.perms & requested.perms;
+    if perms == 0 {
+        return None;
+    }
+    let mut constraint = requested.constraint.clone();
+    for c in &granted.constraint {
+        if !constraint.contains(c) {
+            constraint.push(c.clone());
+        }
+    }
+    let context = match requested.context {
+        ScopeContext::Patient => "patient",
+        ScopeContext::User => "user",
+        ScopeContext::System => "system",
+    };
+    let letters: String = "cruds"
+        .chars()
+        .enumerate()
+        .filter(|(i, _)| perms & (1 << i) != 0)
+        .map(|(_, c)| c)
+        .collect();
+    let mut text = format!(
+        "{context}/{}.{letters}",
+        resource_type.as_deref().unwrap_or("*")
+    );
+    if !constraint.is_empty() {
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(constraint.iter())
+            .finish();
+        text = format!("{text}?{query}");
+    }
+    Some(Scope {
+        context: requested.context,
+        resource_type,
+        perms,
+        constraint,
+        text,
+    })
 }
 
 fn covers_scope(granted: &Scope, requested: &Scope) -> bool {
@@ -349,6 +410,22 @@ mod tests {
         let granted = registered.grant(&ScopeSet::parse(
             "system/Observation.rs system/Observation.c system/Patient.u system/*.cruds",
         ));
-        assert_eq!(granted.to_text(), "system/Observation.rs system/Patient.u");
+        // Observation.c is not allowed at all; *.cruds is narrowed to what is registered.
+        assert_eq!(
+            granted.to_text(),
+            "system/Observation.rs system/Patient.u system/*.rs system/Patient.cruds"
+        );
+        let granted = registered.grant(&ScopeSet::parse("system/Observation.read"));
+        assert_eq!(
+            granted.to_text(),
+            "system/Observation.read",
+            "v1 text kept when covered"
+        );
+        let registered = ScopeSet::parse("patient/Observation.rs?category=laboratory");
+        let granted = registered.grant(&ScopeSet::parse("patient/Observation.cruds"));
+        assert_eq!(
+            granted.to_text(),
+            "patient/Observation.rs?category=laboratory"
+        );
     }
 }

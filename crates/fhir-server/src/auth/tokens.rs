@@ -60,6 +60,23 @@ fn peek_claims(token: &str) -> Option<Value> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// The one key of `set` with the assertion's `kid` whose key type fits `alg` (SMART:
+/// none or several is a failure).
+fn assertion_key<'a>(set: &'a JwkSet, kid: &str, alg: Algorithm) -> Option<&'a Jwk> {
+    use jsonwebtoken::jwk::AlgorithmParameters as P;
+    let fits = |k: &&Jwk| match (&k.algorithm, alg) {
+        (P::RSA(_), Algorithm::RS384) | (P::EllipticCurve(_), Algorithm::ES384) => true,
+        _ => false,
+    };
+    let mut matching = set
+        .keys
+        .iter()
+        .filter(|k| k.common.key_id.as_deref() == Some(kid))
+        .filter(fits);
+    let first = matching.next();
+    matching.next().is_none().then_some(first).flatten()
+}
+
 /// The key of `set` that signed a token with header `kid` and `alg`.
 fn find_key<'a>(set: &'a JwkSet, kid: Option<&str>, alg: Algorithm) -> Option<&'a Jwk> {
     let usable = |k: &&Jwk| {
@@ -81,20 +98,22 @@ fn find_key<'a>(set: &'a JwkSet, kid: Option<&str>, alg: Algorithm) -> Option<&'
 }
 
 /// What a valid client assertion proved.
-pub struct Assertion<'a> {
-    pub client: &'a Client,
+pub struct Assertion {
+    pub client: Client,
     pub jti: String,
     pub exp: u64,
 }
 
-/// Checks a `private_key_jwt` client assertion: signed (RS384 or ES384) by a key of
-/// the registered client it names, for this token endpoint, not expired, not too
-/// long-lived. Replay (`jti`) is checked by the caller against the database.
-pub fn check_assertion<'a>(
-    config: &'a AuthConfig,
+/// Checks a `private_key_jwt` client assertion: signed (RS384 or ES384) by the one key
+/// of the registered client its `kid` names (from the client's registered keys, or its
+/// JWKS URL, which a `jku` header must name), for this token endpoint, not expired, not
+/// too long-lived. Replay (`jti`) is checked by the caller against the database.
+/// Blocking: it may fetch the client's keys.
+pub fn check_assertion(
+    config: &AuthConfig,
     assertion: &str,
     token_url: &str,
-) -> Result<Assertion<'a>, OAuthError> {
+) -> Result<Assertion, OAuthError> {
     let header = decode_header(assertion).map_err(|e| {
         oauth(
             "invalid_client",
@@ -119,14 +138,39 @@ pub fn check_assertion<'a>(
             format!("client '{iss}' is not registered"),
         )
     })?;
-    let keys = client
-        .jwks
-        .as_ref()
-        .ok_or_else(|| oauth("invalid_client", "the client has no registered keys"))?;
-    let jwk = find_key(keys, header.kid.as_deref(), header.alg).ok_or_else(|| {
+    let kid = header.kid.as_deref().ok_or_else(|| {
         oauth(
             "invalid_client",
-            "no registered key of the client matches the assertion's kid",
+            "client_assertion has no kid header: it names the key that signed it",
+        )
+    })?;
+    if let Some(jku) = &header.jku {
+        if client.jwks_url.as_deref() != Some(jku.as_str()) {
+            return Err(oauth(
+                "invalid_client",
+                format!("the jku header '{jku}' is not the JWKS URL registered for the client"),
+            ));
+        }
+    }
+    let fetched;
+    let keys = match (&client.jwks, &client.jwks_url) {
+        (Some(k), _) => k,
+        (None, Some(url)) => {
+            fetched = config
+                .jwks
+                .keys(url, kid)
+                .map_err(|e| oauth("invalid_client", e))?;
+            &fetched
+        }
+        (None, None) => return Err(oauth("invalid_client", "the client has no registered keys")),
+    };
+    let jwk = assertion_key(keys, kid, header.alg).ok_or_else(|| {
+        oauth(
+            "invalid_client",
+            format!(
+                "not exactly one key of the client has kid '{kid}' and suits {:?}",
+                header.alg
+            ),
         )
     })?;
     let key = DecodingKey::from_jwk(jwk)
@@ -158,7 +202,7 @@ pub fn check_assertion<'a>(
         .filter(|j| !j.is_empty())
         .ok_or_else(|| oauth("invalid_client", "client_assertion has no jti"))?;
     Ok(Assertion {
-        client,
+        client: client.clone(),
         jti: jti.to_string(),
         exp,
     })

@@ -156,6 +156,11 @@ fn authorize_kickoff(
         return Ok(());
     };
     let full = |t: &str| access.grant(Interaction::Read, t) == Some(Grant::All);
+    if matches!(request.level, crate::export::ExportLevel::Group(_)) && !full("Group") {
+        return Err(ApiError::Forbidden(
+            "a Group export needs a scope to read the Group (system/Group.rs)".into(),
+        ));
+    }
     if let Some(t) = request.types.iter().find(|t| !full(t)) {
         return Err(ApiError::Forbidden(format!(
             "bulk export of {t} needs a scope to read all {t} resources (system/{t}.r)"
