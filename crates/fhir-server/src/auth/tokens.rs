@@ -64,9 +64,11 @@ fn peek_claims(token: &str) -> Option<Value> {
 /// none or several is a failure).
 fn assertion_key<'a>(set: &'a JwkSet, kid: &str, alg: Algorithm) -> Option<&'a Jwk> {
     use jsonwebtoken::jwk::AlgorithmParameters as P;
-    let fits = |k: &&Jwk| match (&k.algorithm, alg) {
-        (P::RSA(_), Algorithm::RS384) | (P::EllipticCurve(_), Algorithm::ES384) => true,
-        _ => false,
+    let fits = |k: &&Jwk| {
+        matches!(
+            (&k.algorithm, alg),
+            (P::RSA(_), Algorithm::RS384) | (P::EllipticCurve(_), Algorithm::ES384)
+        )
     };
     let mut matching = set
         .keys
