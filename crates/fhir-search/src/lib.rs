@@ -59,8 +59,9 @@ pub use normalize::normalize;
 pub use number::{Decimal, NumberRange};
 pub use parse::{parse, parse_query_string};
 pub use query::{
-    ChainLink, Clause, ComponentValue, ContainedMode, ContainedType, HasClause, Include, Modifier,
-    ParamClause, ParamRef, Prefix, QuantityValue, ReferenceValue, ResultParams, SearchQuery,
-    SearchValue, SortKey, StringValue, SummaryMode, TokenSystem, TokenValue, TotalMode,
+    ChainLink, Clause, ComponentValue, ContainedMode, ContainedType, HasClause, Include,
+    ListClause, Modifier, ParamClause, ParamRef, Prefix, QuantityValue, ReferenceValue,
+    ResultParams, SearchQuery, SearchValue, SortKey, StringValue, SummaryMode, TokenSystem,
+    TokenValue, TotalMode,
 };
 pub use registry::{Component, SearchParam, SearchRegistry};

@@ -17,7 +17,7 @@ use crate::value::{parse_value, ValueTarget};
 const RESPONSE_ONLY: &[&str] = &["_format", "_pretty"];
 
 /// Parameters this crate knows but does not support.
-const UNSUPPORTED: &[&str] = &["_text", "_content", "_query", "_filter", "_list"];
+const UNSUPPORTED: &[&str] = &["_text", "_content", "_query", "_filter"];
 
 /// Parses decoded query parameters (`name`, `value` pairs in query order).
 ///
@@ -110,6 +110,12 @@ pub fn parse(
             continue;
         }
         check_text(name, value)?;
+        if base == "_list" {
+            query
+                .clauses
+                .extend(list_clauses(registry, &types, name, value)?);
+            continue;
+        }
         match parse_clause(registry, &types, name, name, value, true) {
             Ok(clause) => query.clauses.push(clause),
             Err(e @ (SearchError::UnknownParameter { .. } | SearchError::Unsupported { .. })) => {
@@ -120,6 +126,108 @@ pub fn parse(
     }
     query.result = result;
     Ok(query)
+}
+
+/// The criteria of the functional lists (list.html#current): per list and type, the
+/// search that selects its entries (the patient comes from the compartment searched).
+const FUNCTIONAL_LISTS: &[(&str, &str, &[(&str, &str)])] = &[
+    (
+        "$current-allergies",
+        "AllergyIntolerance",
+        &[("clinical-status", "active")],
+    ),
+    (
+        "$current-problems",
+        "Condition",
+        &[
+            ("clinical-status", "active"),
+            ("category", "problem-list-item"),
+        ],
+    ),
+    (
+        "$current-medications",
+        "MedicationStatement",
+        &[("status", "active")],
+    ),
+    (
+        "$current-medications",
+        "MedicationRequest",
+        &[("status", "active")],
+    ),
+    (
+        "$current-drugs",
+        "MedicationStatement",
+        &[("status", "active")],
+    ),
+    (
+        "$current-drugs",
+        "MedicationRequest",
+        &[("status", "active")],
+    ),
+];
+
+/// `_list`: a List by id, or a functional list (`$current-allergies`) as its criteria.
+fn list_clauses(
+    reg: &SearchRegistry,
+    types: &[String],
+    name: &str,
+    value: &str,
+) -> Result<Vec<Clause>, SearchError> {
+    if name != "_list" {
+        return Err(SearchError::modifier(name, "_list takes no modifier"));
+    }
+    let Some(functional) = value.strip_prefix('$').map(|_| value) else {
+        let valid_id = (1..=64).contains(&value.len())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if !valid_id {
+            return Err(SearchError::value(
+                name,
+                format!("'{value}' is not the id of a List"),
+            ));
+        }
+        return Ok(vec![Clause::List(crate::query::ListClause {
+            name: name.to_string(),
+            list_id: value.to_string(),
+        })]);
+    };
+    let known: Vec<&str> = FUNCTIONAL_LISTS
+        .iter()
+        .filter(|(l, _, _)| *l == functional)
+        .map(|(_, t, _)| *t)
+        .collect();
+    if known.is_empty() {
+        return Err(SearchError::value(
+            name,
+            format!("'{functional}' is not a list this server knows ($current-allergies, $current-problems, $current-medications, $current-drugs)"),
+        ));
+    }
+    let [rt] = types else {
+        return Err(SearchError::value(
+            name,
+            format!(
+                "{functional} lists {} resources: search one of these types",
+                known.join(", ")
+            ),
+        ));
+    };
+    let Some((_, _, criteria)) = FUNCTIONAL_LISTS
+        .iter()
+        .find(|(l, t, _)| *l == functional && t == rt)
+    else {
+        return Err(SearchError::value(
+            name,
+            format!(
+                "{functional} lists {} resources, not {rt}",
+                known.join(", ")
+            ),
+        ));
+    };
+    criteria
+        .iter()
+        .map(|(p, v)| parse_clause(reg, types, p, p, v, true))
+        .collect()
 }
 
 /// Parses a raw query string (`a=1&b=2`, percent- and `+`-decoded as

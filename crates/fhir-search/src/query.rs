@@ -30,6 +30,17 @@ pub enum Clause {
     Param(ParamClause),
     /// A reverse chain `_has:Type:reference:…`.
     Has(HasClause),
+    /// `_list=[id]`: the resources the entries of that List refer to.
+    List(ListClause),
+}
+
+/// `_list=[id]` (search.html#list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListClause {
+    /// The query parameter name as written.
+    pub name: String,
+    /// The id of the List resource.
+    pub list_id: String,
 }
 
 impl Clause {
@@ -38,6 +49,7 @@ impl Clause {
         match self {
             Clause::Param(p) => &p.name,
             Clause::Has(h) => &h.name,
+            Clause::List(l) => &l.name,
         }
     }
 }

@@ -83,5 +83,6 @@ fn linked_types<'q>(clause: &'q Clause, out: &mut Vec<(&'q str, &'q str)>) {
             out.push((&h.name, &h.source_type));
             linked_types(&h.inner, out);
         }
+        Clause::List(l) => out.push((&l.name, "List")),
     }
 }

@@ -166,6 +166,7 @@ fn take_cursor(pairs: &mut Vec<(String, String)>) -> Result<Option<SearchCursor>
 fn localize(clause: &mut Clause, base: &str) {
     match clause {
         Clause::Has(h) => localize(&mut h.inner, base),
+        Clause::List(_) => {}
         Clause::Param(p) => {
             for v in &mut p.values {
                 let SearchValue::Reference(ReferenceValue::Url { url, .. }) = v else {

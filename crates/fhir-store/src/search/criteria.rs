@@ -150,7 +150,24 @@ pub(crate) fn clause_sql(
         Clause::Param(p) if p.chain.is_empty() => param_sql(q, r, p, drive),
         Clause::Param(p) => chain_sql(q, r, p, 0, depth, drive, scope),
         Clause::Has(h) => has_sql(q, r, h, depth, drive, scope),
+        Clause::List(l) => {
+            list_sql(q, r, &l.list_id);
+            Ok(())
+        }
     }
+}
+
+/// `_list=[id]`: the current resources the List's `entry.item`s refer to.
+fn list_sql(q: &mut Sql, r: &str, list_id: &str) {
+    q.push(&format!(
+        "{r}.rid IN (SELECT lt.rid FROM resources l JOIN idx_reference lx ON lx.rid = l.rid \
+         AND lx.param = 'item' JOIN resources lt ON lt.res_type = lx.target_type \
+         AND lt.res_id = lx.target_id WHERE l.res_type = 'List' AND l.deleted = "
+    ));
+    q.bind(Bind::Bool(false))
+        .push(" AND l.res_id = ")
+        .bind(Bind::Text(list_id.to_string()))
+        .push(")");
 }
 
 /// The chained criterion `p` from its link `link` on, on the resource at alias `r`.

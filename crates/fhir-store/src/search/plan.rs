@@ -53,6 +53,7 @@ impl Plan {
         let checked = match clause {
             Clause::Has(_) => self.has_checked,
             Clause::Param(p) => self.chain_checked && !p.chain.is_empty(),
+            Clause::List(_) => false,
         };
         !(self.none_drives || checked)
     }
