@@ -128,9 +128,12 @@ pub fn parse(
     Ok(query)
 }
 
+/// A functional list: its name, a type it lists, and the criteria (parameter, value).
+type FunctionalList = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+
 /// The criteria of the functional lists (list.html#current): per list and type, the
 /// search that selects its entries (the patient comes from the compartment searched).
-const FUNCTIONAL_LISTS: &[(&str, &str, &[(&str, &str)])] = &[
+const FUNCTIONAL_LISTS: &[FunctionalList] = &[
     (
         "$current-allergies",
         "AllergyIntolerance",
