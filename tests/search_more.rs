@@ -1,5 +1,6 @@
 //! Black-box tests of the search parameters beyond the per-type ones: `_list` (a List's
-//! entries, and the functional lists such as `$current-allergies`).
+//! entries, and the functional lists such as `$current-allergies`), and full-text
+//! `_text` (narrative) and `_content` (all text) with stemming, accents, phrases and OR.
 
 mod common;
 
@@ -83,7 +84,82 @@ fn functional_lists_select_current_entries(b: Backend) {
     s.get("/Condition?_list=$current-everything").outcome(400);
 }
 
+fn observation(s: &Server, marker: &str, narrative: &str, code: &str) -> String {
+    s.create_id(
+        "Observation",
+        &json!({"resourceType": "Observation", "status": "final", "code": {"text": code},
+            "text": {"status": "generated", "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>{marker}: {narrative}</p></div>")}})
+        .to_string(),
+    )
+}
+
+fn full_text_searches_narrative_and_content(b: Backend) {
+    let s = shared(b);
+    let marker = unique("mark").replace('-', "");
+    let headache = observation(
+        s,
+        &marker,
+        "Patient reports <b>severe</b> headaches",
+        "Migraine",
+    );
+    let arm = observation(
+        s,
+        &marker,
+        "Broken arm after a fall at the Café",
+        "Fracture",
+    );
+    let q = |p: &str, v: &str| ids(s, &format!("/Observation?{p}={marker}%20{v}"));
+    // Stemming (headaches ~ headache), case and accents folded.
+    assert_eq!(q("_text", "headache"), BTreeSet::from([headache.clone()]));
+    assert_eq!(q("_text", "CAF%C3%89"), BTreeSet::from([arm.clone()]));
+    assert_eq!(q("_text", "cafe"), BTreeSet::from([arm.clone()]));
+    // _text is the narrative only; _content is all the text.
+    assert!(q("_text", "migraine").is_empty());
+    assert_eq!(
+        q("_content", "migraine"),
+        BTreeSet::from([headache.clone()])
+    );
+    // Phrases keep their order; OR (and commas) give alternatives.
+    assert_eq!(
+        q("_content", "%22severe%20headaches%22"),
+        BTreeSet::from([headache.clone()])
+    );
+    assert!(q("_content", "%22headaches%20severe%22").is_empty());
+    let both = BTreeSet::from([headache.clone(), arm.clone()]);
+    assert_eq!(
+        ids(
+            s,
+            &format!("/Observation?_text=headache%20OR%20fracture%20OR%20arm&_content={marker}")
+        ),
+        both
+    );
+    assert_eq!(
+        ids(
+            s,
+            &format!("/Observation?_text=headache,arm&_content={marker}")
+        ),
+        both
+    );
+    // The index follows updates and deletes in the same transaction.
+    let changed = json!({"resourceType": "Observation", "id": headache, "status": "final", "code": {"text": "Migraine"},
+        "text": {"status": "generated", "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\">{marker}: resolved</div>")}});
+    assert_eq!(
+        s.req("PUT", &format!("/Observation/{headache}"))
+            .json(&changed.to_string())
+            .status,
+        200
+    );
+    assert!(q("_text", "headache").is_empty());
+    assert_eq!(q("_text", "resolved"), BTreeSet::from([headache.clone()]));
+    s.req("DELETE", &format!("/Observation/{arm}")).send();
+    assert!(q("_text", "arm").is_empty());
+    // Bad requests.
+    s.get("/Observation?_text:exact=x").outcome(400);
+    s.get("/Observation?_content=%2C%20OR").outcome(400);
+}
+
 both_backends!(
+    full_text_searches_narrative_and_content,
     list_selects_the_entries_of_a_list,
     functional_lists_select_current_entries,
 );

@@ -90,6 +90,8 @@ pub struct IndexValues {
     pub composites: Vec<CompositeRow>,
     /// Parameters whose evaluation failed; they were skipped.
     pub errors: Vec<ExtractError>,
+    /// The texts `_text` and `_content` search.
+    pub text: Option<crate::fulltext::FullText>,
 }
 
 impl IndexValues {
@@ -241,6 +243,7 @@ pub fn extract(registry: &SearchRegistry, resource_type: &str, resource: &Value)
     for param in registry.params_for(resource_type) {
         extract_param(&ctx, param, resource, &mut out);
     }
+    out.text = Some(crate::fulltext::full_text(resource));
     out
 }
 

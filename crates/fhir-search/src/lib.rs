@@ -38,6 +38,7 @@ pub mod compartment;
 pub mod date;
 pub mod error;
 pub mod escape;
+pub mod fulltext;
 pub mod index;
 pub mod normalize;
 pub mod number;
@@ -61,7 +62,7 @@ pub use parse::{parse, parse_query_string};
 pub use query::{
     ChainLink, Clause, ComponentValue, ContainedMode, ContainedType, HasClause, Include,
     ListClause, Modifier, ParamClause, ParamRef, Prefix, QuantityValue, ReferenceValue,
-    ResultParams, SearchQuery, SearchValue, SortKey, StringValue, SummaryMode, TokenSystem,
-    TokenValue, TotalMode,
+    ResultParams, SearchQuery, SearchValue, SortKey, StringValue, SummaryMode, TextClause,
+    TokenSystem, TokenValue, TotalMode,
 };
 pub use registry::{Component, SearchParam, SearchRegistry};

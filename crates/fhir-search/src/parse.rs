@@ -17,7 +17,7 @@ use crate::value::{parse_value, ValueTarget};
 const RESPONSE_ONLY: &[&str] = &["_format", "_pretty"];
 
 /// Parameters this crate knows but does not support.
-const UNSUPPORTED: &[&str] = &["_text", "_content", "_query", "_filter"];
+const UNSUPPORTED: &[&str] = &["_query", "_filter"];
 
 /// Parses decoded query parameters (`name`, `value` pairs in query order).
 ///
@@ -110,6 +110,10 @@ pub fn parse(
             continue;
         }
         check_text(name, value)?;
+        if base == "_text" || base == "_content" {
+            query.clauses.push(text_clause(name, base, value)?);
+            continue;
+        }
         if base == "_list" {
             query
                 .clauses
@@ -124,12 +128,50 @@ pub fn parse(
             Err(e) => return Err(e),
         }
     }
+    if matches!(
+        result.contained,
+        Some(crate::query::ContainedMode::True | crate::query::ContainedMode::Both)
+    ) {
+        // Contained resources are not indexed as resources of their own: say so rather
+        // than answer as if `_contained=false`.
+        ignore(
+            &mut query,
+            SearchError::Unsupported {
+                param: "_contained".into(),
+                message: "searching contained resources (_contained=true|both) is not supported"
+                    .into(),
+            },
+        )?;
+        result.contained = None;
+    }
     query.result = result;
     Ok(query)
 }
 
+/// `_text` / `_content`: no modifier, and some words to look for.
+fn text_clause(name: &str, base: &str, value: &str) -> Result<Clause, SearchError> {
+    if name != base {
+        return Err(SearchError::modifier(
+            name,
+            format!("{base} takes no modifier"),
+        ));
+    }
+    let query = crate::fulltext::text_query(value).ok_or_else(|| {
+        SearchError::value(name, format!("'{value}' holds no word to search for"))
+    })?;
+    Ok(Clause::Text(crate::query::TextClause {
+        name: name.to_string(),
+        content: base == "_content",
+        query,
+    }))
+}
+
 /// A functional list: its name, a type it lists, and the criteria (parameter, value).
-type FunctionalList = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+type FunctionalList = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
 
 /// The criteria of the functional lists (list.html#current): per list and type, the
 /// search that selects its entries (the patient comes from the compartment searched).

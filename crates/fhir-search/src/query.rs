@@ -32,6 +32,19 @@ pub enum Clause {
     Has(HasClause),
     /// `_list=[id]`: the resources the entries of that List refer to.
     List(ListClause),
+    /// `_text` or `_content`: full-text search.
+    Text(TextClause),
+}
+
+/// `_text` (the narrative) or `_content` (all the text), search.html#text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextClause {
+    /// The query parameter name as written.
+    pub name: String,
+    /// `_content` rather than `_text`.
+    pub content: bool,
+    /// The query, as [`crate::fulltext::text_query`] writes it.
+    pub query: String,
 }
 
 /// `_list=[id]` (search.html#list).
@@ -50,6 +63,7 @@ impl Clause {
             Clause::Param(p) => &p.name,
             Clause::Has(h) => &h.name,
             Clause::List(l) => &l.name,
+            Clause::Text(t) => &t.name,
         }
     }
 }

@@ -556,7 +556,7 @@ fn result_parameters() {
             ("_total", "accurate"),
             ("_summary", "count"),
             ("_elements", "status,code"),
-            ("_contained", "both"),
+            ("_contained", "false"),
             ("_containedType", "contained"),
             ("_format", "json"),
             ("_pretty", "true"),
@@ -601,8 +601,24 @@ fn result_parameters() {
     assert_eq!(r.total, Some(TotalMode::Accurate));
     assert_eq!(r.summary, Some(SummaryMode::Count));
     assert_eq!(r.elements, vec!["status".to_string(), "code".to_string()]);
-    assert_eq!(r.contained, Some(ContainedMode::Both));
+    assert_eq!(r.contained, Some(ContainedMode::False));
     assert_eq!(r.contained_type, Some(ContainedType::Contained));
+    // Searching inside contained resources is not supported: said, not ignored silently.
+    let q = fhir_search::parse(
+        SearchRegistry::r4(),
+        Some("Observation"),
+        &[("_contained".to_string(), "both".to_string())],
+        false,
+    )
+    .expect("lenient");
+    assert_eq!(q.ignored[0].param, "_contained");
+    assert!(fhir_search::parse(
+        SearchRegistry::r4(),
+        Some("Observation"),
+        &[("_contained".to_string(), "true".to_string())],
+        true,
+    )
+    .is_err());
 
     for (name, value, needle) in [
         ("_count", "-1", "non-negative"),
@@ -638,8 +654,8 @@ fn unknown_and_unsupported_parameters() {
         Some("Patient"),
         &pairs(&[
             ("bogus", "1"),
-            ("_text", "x"),
-            ("_content", "y"),
+            ("_filter", "name eq x"),
+            ("_query", "y"),
             ("name", ""),
             ("name", "x"),
         ]),
@@ -648,12 +664,29 @@ fn unknown_and_unsupported_parameters() {
     .unwrap();
     assert_eq!(q.clauses.len(), 1);
     let ignored: Vec<&str> = q.ignored.iter().map(|i| i.param.as_str()).collect();
-    assert_eq!(ignored, ["bogus", "_text", "_content", "name"]);
+    assert_eq!(ignored, ["bogus", "_filter", "_query", "name"]);
     let e = parse(reg, Some("Patient"), &pairs(&[("bogus", "1")]), true).unwrap_err();
     assert!(matches!(e, SearchError::UnknownParameter { .. }));
     assert_eq!(e.to_string(), "bogus: unknown search parameter for Patient");
-    let e = parse(reg, Some("Patient"), &pairs(&[("_text", "x")]), true).unwrap_err();
+    let e = parse(reg, Some("Patient"), &pairs(&[("_filter", "x eq y")]), true).unwrap_err();
     assert!(matches!(e, SearchError::Unsupported { .. }));
+    // _text and _content are full-text criteria.
+    let q = parse(
+        reg,
+        Some("Patient"),
+        &pairs(&[("_text", "x"), ("_content", "y z")]),
+        true,
+    )
+    .unwrap();
+    let texts: Vec<&str> = q
+        .clauses
+        .iter()
+        .filter_map(|c| match c {
+            fhir_search::Clause::Text(t) => Some(t.query.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["x", "y z"]);
     // Special parameters (Location near) are unsupported.
     let q = parse(
         reg,

@@ -61,6 +61,7 @@ pub fn reindex(args: &ReindexArgs) -> ExitCode {
     }
     let indexer = Arc::new(fhir_store::SearchIndexer {
         registry: fhir_search::SearchRegistry::r4(),
+        full_text: true,
     });
     let options = fhir_store::PoolOptions {
         max_connections: 2,

@@ -161,6 +161,9 @@ pub struct ImportArgs {
     /// Files loaded at the same time.
     #[arg(long, default_value_t = 2)]
     pub jobs: usize,
+    /// Index the text for `_text`/`_content` while loading (in-process server only).
+    #[arg(long, env = "FHIR_FULL_TEXT", value_enum, default_value = "on")]
+    pub full_text: OnOff,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -250,6 +253,10 @@ pub struct ServeArgs {
     /// Warnings reject writes too (a request may still say `Prefer: handling=lenient`).
     #[arg(long, env = "FHIR_REJECT_WARNINGS")]
     pub reject_warnings: bool,
+    /// Index the text of resources for `_text` and `_content`: `on` or `off` (a bulk
+    /// load may turn it off and run `fhir-server reindex` afterwards).
+    #[arg(long, env = "FHIR_FULL_TEXT", value_enum, default_value = "on")]
+    pub full_text: OnOff,
     /// A folder of IG packages (`.tgz`) whose profiles, extensions and value sets
     /// validation knows.
     #[arg(long, env = "FHIR_PACKAGES")]
@@ -386,7 +393,11 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         "definitions loaded"
     );
     let registry = fhir_search::SearchRegistry::r4();
-    let indexer = Arc::new(fhir_store::SearchIndexer { registry });
+    let full_text = args.full_text == OnOff::On;
+    let indexer = Arc::new(fhir_store::SearchIndexer {
+        registry,
+        full_text,
+    });
     let request_timeout = (args.request_timeout > 0.0)
         .then(|| std::time::Duration::try_from_secs_f64(args.request_timeout).ok())
         .flatten();
@@ -441,6 +452,7 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         request_timeout,
         total_threshold: args.total_threshold,
         sort_walk_above: args.sort_walk_above,
+        full_text,
         capability: fhir_model::json::to_string(&capability.to_value()),
         auth,
         audit,

@@ -296,7 +296,10 @@ fn file_key(target: &str, path: &Path) -> String {
 }
 
 /// Starts the server in this process on a free loopback port; returns its base URL.
-fn embedded_server(database_url: &str) -> Result<String, ImportError> {
+fn embedded_server(
+    database_url: &str,
+    full_text: crate::config::OnOff,
+) -> Result<String, ImportError> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| ImportError::Server(e.to_string()))?
@@ -319,6 +322,7 @@ fn embedded_server(database_url: &str) -> Result<String, ImportError> {
         exit_on_stdin_close: false,
         validation: crate::config::OnOff::On,
         reject_warnings: false,
+        full_text,
         packages: None,
         security: Default::default(),
         export: crate::config::ExportArgs::default(),
@@ -364,7 +368,7 @@ pub fn run(args: &ImportArgs) -> Result<(usize, usize, usize), ImportError> {
             u.trim_end_matches('/').to_string(),
         ),
         None => (
-            embedded_server(&args.database_url)?,
+            embedded_server(&args.database_url, args.full_text)?,
             args.database_url.clone(),
         ),
     };

@@ -30,6 +30,8 @@ pub struct AppState {
     pub total_threshold: u64,
     /// See `ServeArgs::sort_walk_above`.
     pub sort_walk_above: u64,
+    /// Resources' text is indexed for `_text` and `_content` (`--full-text`).
+    pub full_text: bool,
     /// The CapabilityStatement JSON, built once at start-up.
     pub capability: String,
     /// Authentication; `None`: every request is allowed (loopback only by default).

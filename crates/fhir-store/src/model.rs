@@ -61,14 +61,20 @@ impl Indexer for NoIndex {
     }
 }
 
-/// Indexes every search parameter of the registry (FHIRPath extraction).
+/// Indexes every search parameter of the registry (FHIRPath extraction) and, with
+/// `full_text`, the texts `_text` and `_content` search.
 pub struct SearchIndexer {
     pub registry: &'static fhir_search::SearchRegistry,
+    pub full_text: bool,
 }
 
 impl Indexer for SearchIndexer {
     fn index(&self, resource_type: &str, resource: &serde_json::Value) -> IndexValues {
-        fhir_search::extract(self.registry, resource_type, resource)
+        let mut values = fhir_search::extract(self.registry, resource_type, resource);
+        if !self.full_text {
+            values.text = None;
+        }
+        values
     }
 }
 

@@ -10,6 +10,35 @@ use crate::error::StoreResult;
 
 pub type Backend = <AnyConnection as Connection>::Backend;
 
+/// Markers around per-backend text ([`Sql::push_per_backend`]): control characters no
+/// SQL text of ours holds.
+const VARIANT_START: char = '\u{2}';
+const VARIANT_SPLIT: char = '\u{3}';
+const VARIANT_END: char = '\u{4}';
+
+/// `text` with each per-backend fragment resolved.
+fn for_backend(text: &str, postgres: bool) -> String {
+    if !text.contains(VARIANT_START) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(VARIANT_START) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + VARIANT_START.len_utf8()..];
+        let split = after.find(VARIANT_SPLIT).unwrap_or(after.len());
+        let end = after.find(VARIANT_END).unwrap_or(after.len());
+        let (sqlite, postgres_text) = (
+            &after[..split.min(end)],
+            after.get(split + 1..end).unwrap_or(""),
+        );
+        out.push_str(if postgres { postgres_text } else { sqlite });
+        rest = after.get(end + VARIANT_END.len_utf8()..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A value bound to a placeholder.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Bind {
@@ -53,6 +82,17 @@ impl Sql {
 
     pub fn text(&self) -> &str {
         &self.text
+    }
+
+    /// Appends text that differs by backend (no placeholders in it), chosen when the
+    /// query runs: full-text search is FTS5 `MATCH` on SQLite, `@@` on PostgreSQL.
+    pub fn push_per_backend(&mut self, sqlite: &str, postgres: &str) -> &mut Self {
+        self.text.push(VARIANT_START);
+        self.text.push_str(sqlite);
+        self.text.push(VARIANT_SPLIT);
+        self.text.push_str(postgres);
+        self.text.push(VARIANT_END);
+        self
     }
 
     /// Appends another piece with its binds (placeholders renumbered).
@@ -136,8 +176,8 @@ impl Sql {
         // SQLite reads `$N` as a *named* parameter and looks each name up among the
         // earlier ones (quadratic in the number of binds); `?N` is its numbered form.
         let text = match conn {
-            AnyConnection::Sqlite(_) => self.text.replace('$', "?"),
-            AnyConnection::Postgresql(_) => self.text.clone(),
+            AnyConnection::Sqlite(_) => for_backend(&self.text, false).replace('$', "?"),
+            AnyConnection::Postgresql(_) => for_backend(&self.text, true),
         };
         let mut q = diesel::sql_query(text).into_boxed::<Backend>();
         for b in &self.binds {

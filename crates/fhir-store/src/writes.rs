@@ -516,6 +516,52 @@ pub(crate) fn flush_index(tx: &mut Tx<'_>, pending: &mut Vec<PendingIndex>) -> S
             insert.execute(tx.conn)?;
         }
     }
+    write_fulltext(tx, &replaced, &batch)
+}
+
+/// Full-text rows (`_text`, `_content`) per resource in this batch.
+const FULLTEXT_ROWS_PER_INSERT: usize = 200;
+
+/// Replaces the full-text rows of the batch: the replaced resources' rows go, then one
+/// row per resource with text (SQLite: the FTS5 table keyed by `rowid`; PostgreSQL:
+/// `tsvector`s built by `to_tsvector('english', …)`).
+fn write_fulltext(tx: &mut Tx<'_>, replaced: &[i64], batch: &[PendingIndex]) -> StoreResult<()> {
+    let postgres = tx.kind == crate::backend::BackendKind::Postgres;
+    let key = if postgres { "rid" } else { "rowid" };
+    for chunk in replaced.chunks(MAX_BINDS) {
+        Sql::new(&format!("DELETE FROM idx_fulltext WHERE {key}"))
+            .in_ints(chunk)
+            .execute(tx.conn)?;
+    }
+    let rows: Vec<(i64, &fhir_search::fulltext::FullText)> = batch
+        .iter()
+        .filter_map(|p| p.values.text.as_ref().map(|t| (p.rid, t)))
+        .filter(|(_, t)| !t.content.is_empty())
+        .collect();
+    for chunk in rows.chunks(FULLTEXT_ROWS_PER_INSERT) {
+        let mut insert = Sql::new(&format!(
+            "INSERT INTO idx_fulltext ({key}, narrative, content) VALUES "
+        ));
+        for (i, (rid, text)) in chunk.iter().enumerate() {
+            insert.push(if i > 0 { ", (" } else { "(" });
+            insert.bind(Bind::BigInt(*rid)).push(", ");
+            let (open, close) = if postgres {
+                ("to_tsvector('english', ", ")")
+            } else {
+                ("", "")
+            };
+            insert
+                .push(open)
+                .bind(Bind::Text(text.narrative.clone()))
+                .push(close);
+            insert.push(", ").push(open);
+            insert
+                .bind(Bind::Text(text.content.clone()))
+                .push(close)
+                .push(")");
+        }
+        insert.execute(tx.conn)?;
+    }
     Ok(())
 }
 

@@ -84,5 +84,6 @@ fn linked_types<'q>(clause: &'q Clause, out: &mut Vec<(&'q str, &'q str)>) {
             linked_types(&h.inner, out);
         }
         Clause::List(l) => out.push((&l.name, "List")),
+        Clause::Text(_) => {}
     }
 }

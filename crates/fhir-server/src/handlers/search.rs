@@ -166,7 +166,7 @@ fn take_cursor(pairs: &mut Vec<(String, String)>) -> Result<Option<SearchCursor>
 fn localize(clause: &mut Clause, base: &str) {
     match clause {
         Clause::Has(h) => localize(&mut h.inner, base),
-        Clause::List(_) => {}
+        Clause::List(_) | Clause::Text(_) => {}
         Clause::Param(p) => {
             for v in &mut p.values {
                 let SearchValue::Reference(ReferenceValue::Url { url, .. }) = v else {
@@ -238,6 +238,17 @@ pub(crate) fn prepare(
     }
     let mut query = fhir_search::parse(registry, resource_type.as_deref(), &confined, strict)
         .map_err(search_error)?;
+    if !state.full_text {
+        if let Some(c) = query.clauses.iter().find(|c| matches!(c, Clause::Text(_))) {
+            return Err(ApiError::bad_at(
+                format!(
+                    "{}: full-text search is off on this server (--full-text off)",
+                    c.name()
+                ),
+                c.name(),
+            ));
+        }
+    }
     let linked_within = match &access {
         Some(a) => crate::auth::links::linked_scope(state.defs, a, &query)?,
         None => None,

@@ -154,7 +154,25 @@ pub(crate) fn clause_sql(
             list_sql(q, r, &l.list_id);
             Ok(())
         }
+        Clause::Text(t) => {
+            text_sql(q, r, t);
+            Ok(())
+        }
     }
+}
+
+/// `_text` / `_content`: the resources whose narrative (or whole text) matches the
+/// query, through the full-text index (FTS5 on SQLite, GIN over `tsvector`s on
+/// PostgreSQL; the query syntax — words, "phrases", OR — reads the same in both).
+fn text_sql(q: &mut Sql, r: &str, t: &fhir_search::TextClause) {
+    let column = if t.content { "content" } else { "narrative" };
+    q.push(&format!("{r}.rid IN ("));
+    q.push_per_backend(
+        &format!("SELECT rowid FROM idx_fulltext WHERE {column} MATCH "),
+        &format!("SELECT rid FROM idx_fulltext WHERE {column} @@ websearch_to_tsquery('english', "),
+    );
+    q.bind(Bind::Text(t.query.clone()));
+    q.push_per_backend(")", "))");
 }
 
 /// `_list=[id]`: the current resources the List's `entry.item`s refer to.
