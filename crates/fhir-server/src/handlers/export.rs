@@ -134,7 +134,15 @@ async fn kickoff(
     let id = state
         .export(move |ex| {
             crate::export::export_scope(ex.store(), defs, &request)?;
-            ex.submit(&request_url, &request, fhir_store::time::now_millis())
+            let transaction_time = fhir_store::time::now_millis();
+            let id = ex.submit(&request_url, &request, transaction_time)?;
+            // Versions are stamped in milliseconds: answer only once the clock has moved
+            // past the transaction time, so that a write the client makes after this
+            // answer is later than it (and not exported), never in the same millisecond.
+            while fhir_store::time::now_millis() <= transaction_time {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+            Ok(id)
         })
         .await?;
     Ok(HttpResponse::Accepted()
