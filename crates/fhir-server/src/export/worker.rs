@@ -231,14 +231,16 @@ impl Exporter {
     }
 
     fn run(&self, rx: Receiver<String>) {
-        let mut purged = Instant::now() - PURGE_EVERY;
+        // A retention shorter than the purge period is honoured to within a claim period.
+        let purge_every = PURGE_EVERY.min(self.config.retention.max(CLAIM_EVERY));
+        let mut purged = Instant::now() - purge_every;
         loop {
             match rx.recv_timeout(CLAIM_EVERY) {
                 Ok(id) => self.run_job(&id),
                 Err(RecvTimeoutError::Timeout) => self.take_up_orphans(),
                 Err(RecvTimeoutError::Disconnected) => return,
             }
-            if purged.elapsed() >= PURGE_EVERY {
+            if purged.elapsed() >= purge_every {
                 purged = Instant::now();
                 if let Err(e) = self.purge_expired() {
                     tracing::warn!(error = %e, "removing expired export jobs failed");
