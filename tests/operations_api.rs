@@ -1,12 +1,13 @@
 //! Black-box tests of the resource operations beyond CRUD: `$meta` at every level,
 //! `$meta-add` and `$meta-delete` (resource-operations.html), Binary resources as raw
-//! content (binary.html), and Composition `$document` (composition-operations.html).
+//! content (binary.html), Composition `$document` (composition-operations.html), and
+//! `$expunge` (hard deletion for administrators, off by default).
 
 mod common;
 
 use std::collections::BTreeSet;
 
-use common::{shared, unique, Backend};
+use common::{shared, unique, Backend, Server};
 use serde_json::{json, Value};
 
 fn meta_param(meta: Value) -> String {
@@ -277,7 +278,74 @@ fn composition_document_gathers_what_it_refers_to(b: Backend) {
         .outcome(400);
 }
 
+fn expunge_removes_history_and_deleted_resources(b: Backend) {
+    // Off by default.
+    let params = |flags: &[(&str, bool)]| {
+        let p: Vec<Value> = flags
+            .iter()
+            .map(|(n, v)| json!({"name": n, "valueBoolean": v}))
+            .collect();
+        json!({"resourceType": "Parameters", "parameter": p}).to_string()
+    };
+    let prev = params(&[("expungePreviousVersions", true)]);
+    shared(b)
+        .req("POST", "/Patient/$expunge")
+        .json(&prev)
+        .outcome(403);
+    let s = Server::start_with(b, &["--expunge", "on"]);
+    let id = s.create_id("Patient", r#"{"resourceType":"Patient","active":true}"#);
+    for active in [false, true] {
+        let body = json!({"resourceType": "Patient", "id": id, "active": active}).to_string();
+        assert_eq!(
+            s.req("PUT", &format!("/Patient/{id}")).json(&body).status,
+            200
+        );
+    }
+    let gone = s.create_id("Patient", r#"{"resourceType":"Patient"}"#);
+    s.req("DELETE", &format!("/Patient/{gone}")).send();
+    let count = |r: common::Resp| -> i64 {
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["parameter"][0]["valueInteger"]
+            .as_i64()
+            .expect("count")
+    };
+    // Instance level: the two earlier versions go, the current one stays.
+    assert_eq!(
+        count(
+            s.req("POST", &format!("/Patient/{id}/$expunge"))
+                .json(&prev)
+        ),
+        2
+    );
+    assert_eq!(s.get(&format!("/Patient/{id}/_history")).json()["total"], 1);
+    s.get(&format!("/Patient/{id}/_history/1")).outcome(404);
+    assert_eq!(
+        s.get(&format!("/Patient/{id}")).json()["meta"]["versionId"],
+        "3"
+    );
+    // Type level: the deleted Patient and its versions go; it is unknown (404), not 410.
+    assert_eq!(s.get(&format!("/Patient/{gone}")).status, 410);
+    let del = params(&[("expungeDeletedResources", true)]);
+    assert_eq!(count(s.req("POST", "/Patient/$expunge").json(&del)), 2);
+    s.get(&format!("/Patient/{gone}")).outcome(404);
+    assert_eq!(s.get(&format!("/Patient/{id}")).status, 200);
+    // Bad requests.
+    s.req("POST", "/Patient/$expunge")
+        .json(&params(&[]))
+        .outcome(400);
+    s.req("POST", "/$expunge")
+        .json(&params(&[("expungeEverything", true)]))
+        .outcome(400);
+    s.req("POST", "/AuditEvent/$expunge")
+        .json(&del)
+        .outcome(403);
+    let r = s.get("/Patient/$expunge");
+    r.outcome(405);
+    assert_eq!(r.header("Allow"), Some("POST"));
+}
+
 both_backends!(
+    expunge_removes_history_and_deleted_resources,
     composition_document_gathers_what_it_refers_to,
     binary_is_read_and_written_as_raw_content,
     meta_add_and_delete_change_tags_and_labels,

@@ -257,6 +257,10 @@ pub struct ServeArgs {
     /// load may turn it off and run `fhir-server reindex` afterwards).
     #[arg(long, env = "FHIR_FULL_TEXT", value_enum, default_value = "on")]
     pub full_text: OnOff,
+    /// Allow `$expunge` (hard deletion of previous versions and deleted resources, for
+    /// administrators): `on` or `off`.
+    #[arg(long, env = "FHIR_EXPUNGE", value_enum, default_value = "off")]
+    pub expunge: OnOff,
     /// A folder of IG packages (`.tgz`) whose profiles, extensions and value sets
     /// validation knows.
     #[arg(long, env = "FHIR_PACKAGES")]
@@ -453,6 +457,7 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         total_threshold: args.total_threshold,
         sort_walk_above: args.sort_walk_above,
         full_text,
+        expunge: args.expunge == OnOff::On,
         capability: fhir_model::json::to_string(&capability.to_value()),
         auth,
         audit,

@@ -323,6 +323,7 @@ fn embedded_server(
         validation: crate::config::OnOff::On,
         reject_warnings: false,
         full_text,
+        expunge: crate::config::OnOff::Off,
         packages: None,
         security: Default::default(),
         export: crate::config::ExportArgs::default(),

@@ -139,6 +139,7 @@ fn operation_routes(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(system::method_not_allowed)),
     )
     .configure(meta_routes)
+    .configure(expunge_routes)
     .service(
         web::resource("/Composition/{id}/$document")
             .route(get().to(crate::handlers::document::document))
@@ -206,4 +207,15 @@ fn meta_routes(cfg: &mut web::ServiceConfig) {
     )
     .service(resource("/{type}/{id}/$meta-add").route(post().to(meta::add)))
     .service(resource("/{type}/{id}/$meta-delete").route(post().to(meta::delete)));
+}
+
+/// `$expunge` at the system, type and instance levels.
+fn expunge_routes(cfg: &mut web::ServiceConfig) {
+    use crate::handlers::expunge;
+    let resource = |path: &str| {
+        web::resource(path.to_string()).default_service(web::to(system::method_not_allowed))
+    };
+    cfg.service(resource("/$expunge").route(post().to(expunge::system)))
+        .service(resource("/{type}/$expunge").route(post().to(expunge::type_level)))
+        .service(resource("/{type}/{id}/$expunge").route(post().to(expunge::instance)));
 }

@@ -32,6 +32,8 @@ pub struct AppState {
     pub sort_walk_above: u64,
     /// Resources' text is indexed for `_text` and `_content` (`--full-text`).
     pub full_text: bool,
+    /// `$expunge` is allowed (`--expunge on`).
+    pub expunge: bool,
     /// The CapabilityStatement JSON, built once at start-up.
     pub capability: String,
     /// Authentication; `None`: every request is allowed (loopback only by default).

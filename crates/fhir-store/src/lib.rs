@@ -14,6 +14,7 @@ mod cancel;
 mod deadline;
 pub mod error;
 pub mod export;
+mod expunge;
 pub mod idempotency;
 mod meta;
 pub mod model;
@@ -33,6 +34,7 @@ use fhir_search::Clause;
 use serde_json::Value;
 
 pub use export::{ExportJob, ExportQuery, JobUpdate, Population};
+pub use expunge::Expunge;
 pub use meta::MetaSummary;
 pub use search::{Compartment, KeyValue, SearchCursor, SearchPage, SearchRequest, Total};
 

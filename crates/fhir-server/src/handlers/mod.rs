@@ -6,6 +6,7 @@ pub mod crud;
 pub mod document;
 pub mod everything;
 pub mod export;
+pub mod expunge;
 pub mod history;
 pub mod idempotency;
 pub mod meta;

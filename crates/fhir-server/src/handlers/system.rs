@@ -97,7 +97,12 @@ fn allowed_methods(pattern: &str) -> &'static str {
         {
             "GET, POST"
         }
-        p if p.ends_with("/$meta-add") || p.ends_with("/$meta-delete") => "POST",
+        p if p.ends_with("/$meta-add")
+            || p.ends_with("/$meta-delete")
+            || p.ends_with("/$expunge") =>
+        {
+            "POST"
+        }
         p if p.contains("/$export-status/") => "GET, DELETE",
         p if p.ends_with("/$everything") || p.contains("/$export-file/") => "GET",
         _ => "GET, HEAD",
