@@ -1,6 +1,7 @@
 //! Black-box tests of the search parameters beyond the per-type ones: `_list` (a List's
 //! entries, and the functional lists such as `$current-allergies`), and full-text
-//! `_text` (narrative) and `_content` (all text) with stemming, accents, phrases and OR.
+//! `_text` (narrative) and `_content` (all text) with stemming, accents, phrases and OR,
+//! and `_filter` (the examples of search_filter.html, and its logic).
 
 mod common;
 
@@ -158,7 +159,120 @@ fn full_text_searches_narrative_and_content(b: Backend) {
     s.get("/Observation?_content=%2C%20OR").outcome(400);
 }
 
+fn filter_follows_search_filter_html(b: Backend) {
+    let s = shared(b);
+    let tag = unique("filter");
+    let meta = json!({"tag": [{"system": "urn:filter", "code": tag}]});
+    let patient = |given: &str, family: &str, born: &str| {
+        s.create_id(
+            "Patient",
+            &json!({"resourceType": "Patient", "meta": meta, "birthDate": born,
+                "name": [{"given": [given], "family": family}]})
+            .to_string(),
+        )
+    };
+    let peter = patient("Peter", "Smith", "2015-01-01");
+    let petra = patient("Petra", "Jones", "2010-05-05");
+    let anne = patient("Anne", "Peterson", "2016-03-03");
+    let john = patient("John", "Doe", "2017-07-07");
+    let scope = format!("_tag=urn:filter|{tag}");
+    let f = |t: &str, filter: &str| {
+        let q: String = url_encode(filter);
+        ids(s, &format!("/{t}?{scope}&_filter={q}"))
+    };
+    let set = |xs: &[&String]| xs.iter().map(|x| x.to_string()).collect::<BTreeSet<_>>();
+    // The page's examples.
+    assert_eq!(
+        f("Patient", r#"name co "pet""#),
+        set(&[&peter, &petra, &anne])
+    );
+    assert_eq!(
+        f("Patient", r#"given eq "peter" and birthdate ge 2014-10-10"#),
+        set(&[&peter])
+    );
+    let obs = |code: &str, subject: &str| {
+        s.create_id(
+            "Observation",
+            &json!({"resourceType": "Observation", "meta": meta, "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+                "subject": {"reference": format!("Patient/{subject}")}})
+            .to_string(),
+        )
+    };
+    let o1 = obs("1234-5", &peter);
+    let o2 = obs("9999-9", &john);
+    let o3 = obs("9999-9", &anne);
+    assert_eq!(
+        f("Observation", "code eq http://loinc.org|1234-5"),
+        set(&[&o1])
+    );
+    assert_eq!(
+        f("Observation", r#"subject.name co "pet""#),
+        set(&[&o1, &o3])
+    );
+    for related in [
+        r#"related[type eq "has-component"].target pr true"#,
+        "related[type eq has-component].target re Observation/4",
+    ] {
+        let r = s.get(&format!("/Observation?_filter={}", url_encode(related)));
+        let oo = r.outcome(400);
+        assert!(oo.to_string().contains("parts of a parameter"), "{oo}");
+    }
+    // Logic: or, not, parentheses, ne, pr, comparisons.
+    assert_eq!(
+        f("Patient", "given eq john or family eq jones"),
+        set(&[&john, &petra])
+    );
+    assert_eq!(f("Patient", r#"not(name co "pet")"#), set(&[&john]));
+    assert_eq!(
+        f(
+            "Patient",
+            "(given sw pe or given eq anne) and birthdate lt 2015-06-01"
+        ),
+        set(&[&peter, &petra])
+    );
+    assert_eq!(
+        f("Patient", "family ne smith and birthdate le 2016-03-03"),
+        set(&[&petra, &anne])
+    );
+    assert_eq!(
+        f("Patient", "birthdate pr true"),
+        set(&[&peter, &petra, &anne, &john])
+    );
+    assert!(f("Patient", "gender pr true").is_empty());
+    assert_eq!(
+        f("Observation", &format!("subject re Patient/{john}")),
+        set(&[&o2])
+    );
+    // Errors say what is wrong.
+    for (bad, says) in [
+        (r#"name eq "open"#, "not closed"),
+        ("name foo x", "not a filter operator"),
+        ("name ew son", "ends with"),
+        ("nosuch eq x", "nosuch"),
+        ("(name eq x", "not closed"),
+        ("name eq", "ends where a value"),
+        ("birthdate co 2010", "contains"),
+    ] {
+        let r = s.get(&format!("/Patient?_filter={}", url_encode(bad)));
+        let oo = r.outcome(400);
+        assert!(oo.to_string().contains(says), "{bad}: {oo}");
+    }
+}
+
+fn url_encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 both_backends!(
+    filter_follows_search_filter_html,
     full_text_searches_narrative_and_content,
     list_selects_the_entries_of_a_list,
     functional_lists_select_current_entries,

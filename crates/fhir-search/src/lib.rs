@@ -38,6 +38,7 @@ pub mod compartment;
 pub mod date;
 pub mod error;
 pub mod escape;
+pub mod filter;
 pub mod fulltext;
 pub mod index;
 pub mod normalize;
@@ -60,8 +61,8 @@ pub use normalize::normalize;
 pub use number::{Decimal, NumberRange};
 pub use parse::{parse, parse_query_string};
 pub use query::{
-    ChainLink, Clause, ComponentValue, ContainedMode, ContainedType, HasClause, Include,
-    ListClause, Modifier, ParamClause, ParamRef, Prefix, QuantityValue, ReferenceValue,
+    ChainLink, Clause, ComponentValue, ContainedMode, ContainedType, FilterClause, HasClause,
+    Include, ListClause, Modifier, ParamClause, ParamRef, Prefix, QuantityValue, ReferenceValue,
     ResultParams, SearchQuery, SearchValue, SortKey, StringValue, SummaryMode, TextClause,
     TokenSystem, TokenValue, TotalMode,
 };

@@ -17,7 +17,7 @@ use crate::value::{parse_value, ValueTarget};
 const RESPONSE_ONLY: &[&str] = &["_format", "_pretty"];
 
 /// Parameters this crate knows but does not support.
-const UNSUPPORTED: &[&str] = &["_query", "_filter"];
+const UNSUPPORTED: &[&str] = &["_query"];
 
 /// Parses decoded query parameters (`name`, `value` pairs in query order).
 ///
@@ -110,6 +110,19 @@ pub fn parse(
             continue;
         }
         check_text(name, value)?;
+        if base == "_filter" {
+            if name != "_filter" {
+                return Err(SearchError::modifier(name, "_filter takes no modifier"));
+            }
+            let expr = crate::filter::parse_filter(registry, &types, name, value)?;
+            query
+                .clauses
+                .push(Clause::Filter(crate::query::FilterClause {
+                    name: name.clone(),
+                    expr,
+                }));
+            continue;
+        }
         if base == "_text" || base == "_content" {
             query.clauses.push(text_clause(name, base, value)?);
             continue;
@@ -344,7 +357,7 @@ fn too_long(v: &SearchValue) -> bool {
 /// Parses one criterion `spec=value` on `types`. `full` is the whole parameter name for
 /// errors; `top` tells whether an unknown first parameter is "unknown" (ignorable) or a
 /// broken chain/_has.
-fn parse_clause(
+pub(crate) fn parse_clause(
     reg: &SearchRegistry,
     types: &[String],
     full: &str,

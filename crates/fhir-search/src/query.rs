@@ -34,6 +34,16 @@ pub enum Clause {
     List(ListClause),
     /// `_text` or `_content`: full-text search.
     Text(TextClause),
+    /// `_filter`: tests combined with `and`, `or` and `not`.
+    Filter(FilterClause),
+}
+
+/// `_filter` (search_filter.html).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilterClause {
+    /// The query parameter name as written.
+    pub name: String,
+    pub expr: crate::filter::FilterExpr,
 }
 
 /// `_text` (the narrative) or `_content` (all the text), search.html#text.
@@ -64,6 +74,7 @@ impl Clause {
             Clause::Has(h) => &h.name,
             Clause::List(l) => &l.name,
             Clause::Text(t) => &t.name,
+            Clause::Filter(f) => &f.name,
         }
     }
 }
@@ -137,6 +148,8 @@ pub enum Modifier {
     Exact,
     /// `:contains` (string): anywhere in the string, case/accent-insensitive.
     Contains,
+    /// The whole string, case/accent-insensitive (`_filter`'s `eq`; not a URL modifier).
+    Equals,
     /// `:text` (token): the display/text (values are [`SearchValue::String`]).
     Text,
     /// `:not` (token): no value matches.
@@ -164,6 +177,7 @@ impl Modifier {
             Modifier::Missing => "missing",
             Modifier::Exact => "exact",
             Modifier::Contains => "contains",
+            Modifier::Equals => "equals",
             Modifier::Text => "text",
             Modifier::Not => "not",
             Modifier::Above => "above",

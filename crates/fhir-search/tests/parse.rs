@@ -654,7 +654,7 @@ fn unknown_and_unsupported_parameters() {
         Some("Patient"),
         &pairs(&[
             ("bogus", "1"),
-            ("_filter", "name eq x"),
+            ("_query", "x"),
             ("_query", "y"),
             ("name", ""),
             ("name", "x"),
@@ -664,11 +664,11 @@ fn unknown_and_unsupported_parameters() {
     .unwrap();
     assert_eq!(q.clauses.len(), 1);
     let ignored: Vec<&str> = q.ignored.iter().map(|i| i.param.as_str()).collect();
-    assert_eq!(ignored, ["bogus", "_filter", "_query", "name"]);
+    assert_eq!(ignored, ["bogus", "_query", "_query", "name"]);
     let e = parse(reg, Some("Patient"), &pairs(&[("bogus", "1")]), true).unwrap_err();
     assert!(matches!(e, SearchError::UnknownParameter { .. }));
     assert_eq!(e.to_string(), "bogus: unknown search parameter for Patient");
-    let e = parse(reg, Some("Patient"), &pairs(&[("_filter", "x eq y")]), true).unwrap_err();
+    let e = parse(reg, Some("Patient"), &pairs(&[("_query", "x")]), true).unwrap_err();
     assert!(matches!(e, SearchError::Unsupported { .. }));
     // _text and _content are full-text criteria.
     let q = parse(

@@ -85,5 +85,10 @@ fn linked_types<'q>(clause: &'q Clause, out: &mut Vec<(&'q str, &'q str)>) {
         }
         Clause::List(l) => out.push((&l.name, "List")),
         Clause::Text(_) => {}
+        Clause::Filter(f) => f
+            .expr
+            .clauses()
+            .into_iter()
+            .for_each(|c| linked_types(c, out)),
     }
 }

@@ -167,6 +167,11 @@ fn localize(clause: &mut Clause, base: &str) {
     match clause {
         Clause::Has(h) => localize(&mut h.inner, base),
         Clause::List(_) | Clause::Text(_) => {}
+        Clause::Filter(f) => f
+            .expr
+            .clauses_mut()
+            .into_iter()
+            .for_each(|c| localize(c, base)),
         Clause::Param(p) => {
             for v in &mut p.values {
                 let SearchValue::Reference(ReferenceValue::Url { url, .. }) = v else {

@@ -158,6 +158,44 @@ pub(crate) fn clause_sql(
             text_sql(q, r, t);
             Ok(())
         }
+        Clause::Filter(f) => filter_sql(q, r, &f.expr, depth, scope),
+    }
+}
+
+/// `_filter`: its tests, each compiled as the criterion it is and checked per
+/// candidate, combined with AND, OR and NOT.
+fn filter_sql(
+    q: &mut Sql,
+    r: &str,
+    expr: &fhir_search::filter::FilterExpr,
+    depth: usize,
+    scope: Option<&Compartment>,
+) -> StoreResult<()> {
+    use fhir_search::filter::FilterExpr as F;
+    match expr {
+        F::Test(c) => clause_sql(q, r, c, depth, false, scope),
+        F::Not(x) => {
+            q.push("NOT (");
+            filter_sql(q, r, x, depth, scope)?;
+            q.push(")");
+            Ok(())
+        }
+        F::And(xs) | F::Or(xs) => {
+            let joint = if matches!(expr, F::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
+            q.push("(");
+            for (i, x) in xs.iter().enumerate() {
+                if i > 0 {
+                    q.push(joint);
+                }
+                filter_sql(q, r, x, depth, scope)?;
+            }
+            q.push(")");
+            Ok(())
+        }
     }
 }
 
@@ -463,10 +501,13 @@ pub(super) fn value_sql(q: &mut Sql, p: &ParamClause, v: &SearchValue) -> StoreR
             q.push(" ESCAPE '\\'");
         }
         SearchValue::String(s) => {
-            check_modifier(p, &["exact", "contains"])?;
+            check_modifier(p, &["exact", "contains", "equals"])?;
             match p.modifier {
                 Some(Modifier::Exact) => {
                     q.push("i.exact = ").bind(Bind::Text(s.raw.clone()));
+                }
+                Some(Modifier::Equals) => {
+                    q.push("i.norm = ").bind(Bind::Text(s.normalized.clone()));
                 }
                 Some(Modifier::Contains) => {
                     q.push("i.norm LIKE ")
