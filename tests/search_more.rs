@@ -1,7 +1,7 @@
 //! Black-box tests of the search parameters beyond the per-type ones: `_list` (a List's
 //! entries, and the functional lists such as `$current-allergies`), and full-text
 //! `_text` (narrative) and `_content` (all text) with stemming, accents, phrases and OR,
-//! and `_filter` (the examples of search_filter.html, and its logic).
+//! `_filter` (the examples of search_filter.html, and its logic), and Location `near`.
 
 mod common;
 
@@ -271,7 +271,44 @@ fn url_encode(v: &str) -> String {
         .collect()
 }
 
+fn near_finds_locations_within_a_distance(b: Backend) {
+    let s = shared(b);
+    let tag = unique("near");
+    let place = |name: &str, lat: f64, lon: f64| {
+        s.create_id(
+            "Location",
+            &json!({"resourceType": "Location", "name": name,
+                "meta": {"tag": [{"system": "urn:near", "code": tag}]},
+                "position": {"latitude": lat, "longitude": lon}})
+            .to_string(),
+        )
+    };
+    let ann_arbor = place("Ann Arbor", 42.2808, -83.7430);
+    let detroit = place("Detroit", 42.3314, -83.0458);
+    let chicago = place("Chicago", 41.8781, -87.6298);
+    let near = |v: &str| ids(s, &format!("/Location?_tag=urn:near|{tag}&near={v}"));
+    let set = |xs: &[&String]| xs.iter().map(|x| x.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(near("42.2808|-83.7430|10|km"), set(&[&ann_arbor]));
+    assert_eq!(
+        near("42.2808|-83.7430"),
+        set(&[&ann_arbor]),
+        "10 km by default"
+    );
+    // Detroit is about 58 km from Ann Arbor, Chicago about 380 km.
+    assert_eq!(near("42.2808|-83.7430|50"), set(&[&ann_arbor]));
+    assert_eq!(near("42.2808|-83.7430|65|km"), set(&[&ann_arbor, &detroit]));
+    assert_eq!(near("42.2808|-83.7430|40|mi"), set(&[&ann_arbor, &detroit]));
+    assert_eq!(
+        near("42.2808|-83.7430|400000|m"),
+        set(&[&ann_arbor, &detroit, &chicago])
+    );
+    s.get("/Location?near=91|0|1|km").outcome(400);
+    s.get("/Location?near=42|-83|ten").outcome(400);
+    s.get("/Location?near=42|-83|1|parsec").outcome(400);
+}
+
 both_backends!(
+    near_finds_locations_within_a_distance,
     filter_follows_search_filter_html,
     full_text_searches_narrative_and_content,
     list_selects_the_entries_of_a_list,

@@ -375,7 +375,28 @@ fn convert(
                 }));
             }
         }
+        SearchParamType::Special if code == "near" => positions(item, out),
         SearchParamType::Composite | SearchParamType::Special => {}
+    }
+}
+
+/// Location `near`: the position's latitude and longitude, as two number rows
+/// (`near.latitude`, `near.longitude`) that a `near` search reads together.
+fn positions(item: &Item<'_>, out: &mut Vec<IndexValue>) {
+    let Some((obj, _)) = complex(item) else {
+        return;
+    };
+    let (Some(lat), Some(lon)) = (
+        json_number(obj.get("latitude")),
+        json_number(obj.get("longitude")),
+    ) else {
+        return;
+    };
+    for (param, number) in [("near.latitude", lat), ("near.longitude", lon)] {
+        out.push(IndexValue::Number(NumberRow {
+            param: param.to_string(),
+            number,
+        }));
     }
 }
 

@@ -62,8 +62,8 @@ pub use number::{Decimal, NumberRange};
 pub use parse::{parse, parse_query_string};
 pub use query::{
     ChainLink, Clause, ComponentValue, ContainedMode, ContainedType, FilterClause, HasClause,
-    Include, ListClause, Modifier, ParamClause, ParamRef, Prefix, QuantityValue, ReferenceValue,
-    ResultParams, SearchQuery, SearchValue, SortKey, StringValue, SummaryMode, TextClause,
-    TokenSystem, TokenValue, TotalMode,
+    Include, ListClause, Modifier, NearClause, ParamClause, ParamRef, Prefix, QuantityValue,
+    ReferenceValue, ResultParams, SearchQuery, SearchValue, SortKey, StringValue, SummaryMode,
+    TextClause, TokenSystem, TokenValue, TotalMode,
 };
 pub use registry::{Component, SearchParam, SearchRegistry};

@@ -36,6 +36,19 @@ pub enum Clause {
     Text(TextClause),
     /// `_filter`: tests combined with `and`, `or` and `not`.
     Filter(FilterClause),
+    /// Location `near`: within a distance of a point.
+    Near(NearClause),
+}
+
+/// `near=[latitude]|[longitude]|[distance]|[units]` on Location.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NearClause {
+    /// The query parameter name as written.
+    pub name: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    /// The radius, in kilometres.
+    pub distance_km: f64,
 }
 
 /// `_filter` (search_filter.html).
@@ -75,6 +88,7 @@ impl Clause {
             Clause::List(l) => &l.name,
             Clause::Text(t) => &t.name,
             Clause::Filter(f) => &f.name,
+            Clause::Near(n) => &n.name,
         }
     }
 }

@@ -687,15 +687,20 @@ fn unknown_and_unsupported_parameters() {
         })
         .collect();
     assert_eq!(texts, ["x", "y z"]);
-    // Special parameters (Location near) are unsupported.
-    let q = parse(
+    // Location near is a criterion of its own; bad values are errors.
+    let q = parse(reg, Some("Location"), &pairs(&[("near", "1|2|3|mi")]), true).unwrap();
+    let fhir_search::Clause::Near(n) = &q.clauses[0] else {
+        panic!("{q:?}")
+    };
+    assert!((n.distance_km - 4.828).abs() < 0.01, "{n:?}");
+    assert!(parse(reg, Some("Location"), &pairs(&[("near", "95|2")]), false).is_err());
+    assert!(parse(
         reg,
         Some("Location"),
-        &pairs(&[("near", "1|2|3|km")]),
-        false,
+        &pairs(&[("near", "1|2|3|furlong")]),
+        false
     )
-    .unwrap();
-    assert_eq!(q.ignored[0].param, "near");
+    .is_err());
     // Invalid values stay errors in lenient mode.
     assert!(parse(reg, Some("Patient"), &pairs(&[("birthdate", "x")]), false).is_err());
     assert_eq!(

@@ -84,7 +84,7 @@ fn linked_types<'q>(clause: &'q Clause, out: &mut Vec<(&'q str, &'q str)>) {
             linked_types(&h.inner, out);
         }
         Clause::List(l) => out.push((&l.name, "List")),
-        Clause::Text(_) => {}
+        Clause::Text(_) | Clause::Near(_) => {}
         Clause::Filter(f) => f
             .expr
             .clauses()

@@ -166,7 +166,7 @@ fn take_cursor(pairs: &mut Vec<(String, String)>) -> Result<Option<SearchCursor>
 fn localize(clause: &mut Clause, base: &str) {
     match clause {
         Clause::Has(h) => localize(&mut h.inner, base),
-        Clause::List(_) | Clause::Text(_) => {}
+        Clause::List(_) | Clause::Text(_) | Clause::Near(_) => {}
         Clause::Filter(f) => f
             .expr
             .clauses_mut()

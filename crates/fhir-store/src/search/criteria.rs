@@ -159,7 +159,41 @@ pub(crate) fn clause_sql(
             Ok(())
         }
         Clause::Filter(f) => filter_sql(q, r, &f.expr, depth, scope),
+        Clause::Near(n) => {
+            near_sql(q, r, n);
+            Ok(())
+        }
     }
+}
+
+/// Kilometres per degree of latitude.
+const KM_PER_DEGREE: f64 = 111.32;
+
+/// Location `near`: positions within the radius, found by the index of latitudes and
+/// longitudes (`near.latitude`, `near.longitude`) inside the bounding box, then the
+/// circle by the equirectangular distance (arithmetic only, which both databases have:
+/// exact enough within a few hundred kilometres away from the poles; no wrap at ±180°).
+fn near_sql(q: &mut Sql, r: &str, n: &fhir_search::NearClause) {
+    let dlat = n.distance_km / KM_PER_DEGREE;
+    let k = n.latitude.to_radians().cos().max(1e-6);
+    let dlon = (dlat / k).min(360.0);
+    q.push(&format!(
+        "{r}.rid IN (SELECT na.rid FROM idx_number na JOIN idx_number nb ON nb.rid = na.rid \
+         AND nb.param = 'near.longitude' WHERE na.res_type = 'Location' AND na.param = 'near.latitude' AND na.value BETWEEN "
+    ));
+    q.bind(Bind::Double(n.latitude - dlat))
+        .push(" AND ")
+        .bind(Bind::Double(n.latitude + dlat));
+    q.push(" AND nb.value BETWEEN ")
+        .bind(Bind::Double(n.longitude - dlon))
+        .push(" AND ")
+        .bind(Bind::Double(n.longitude + dlon));
+    q.push(" AND (na.value - ").bind(Bind::Double(n.latitude));
+    q.push(") * (na.value - ").bind(Bind::Double(n.latitude));
+    q.push(") + (nb.value - ").bind(Bind::Double(n.longitude));
+    q.push(") * (nb.value - ").bind(Bind::Double(n.longitude));
+    q.push(") * ").bind(Bind::Double(k * k));
+    q.push(" <= ").bind(Bind::Double(dlat * dlat)).push(")");
 }
 
 /// `_filter`: its tests, each compiled as the criterion it is and checked per

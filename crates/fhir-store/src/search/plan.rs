@@ -53,7 +53,7 @@ impl Plan {
         let checked = match clause {
             Clause::Has(_) => self.has_checked,
             Clause::Param(p) => self.chain_checked && !p.chain.is_empty(),
-            Clause::List(_) | Clause::Text(_) | Clause::Filter(_) => false,
+            Clause::List(_) | Clause::Text(_) | Clause::Filter(_) | Clause::Near(_) => false,
         };
         !(self.none_drives || checked)
     }
