@@ -2,7 +2,8 @@
 //! `Prefer: handling=strict|lenient` for parameters the server does not support, with
 //! the manifest's `error` list; repeated parameters; `_typeFilter` without result
 //! parameters; `_until`; the `deleted` list of an export with `_since`; `Expires`;
-//! gzip-encoded files; and an export that reads resources as of its transaction time.
+//! gzip-encoded files; an export that reads resources as of its transaction time; and
+//! the Provenance of compartment resources in Patient and Group exports.
 
 mod common;
 
@@ -311,7 +312,48 @@ fn group_exports_follow_current_membership(b: Backend) {
     r.outcome(400);
 }
 
+fn patient_exports_include_provenance_of_their_resources(b: Backend) {
+    let s = shared(b);
+    let mine = family(s, &unique("Prov"));
+    let other = family(s, &unique("Prov"));
+    let obs = |p: &str| {
+        s.create_id(
+            "Observation",
+            &json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                "subject": {"reference": format!("Patient/{p}")}})
+            .to_string(),
+        )
+    };
+    let provenance = |target: &str| {
+        s.create_id(
+            "Provenance",
+            &json!({"resourceType": "Provenance", "recorded": "2026-12-01T10:00:00Z",
+                "target": [{"reference": target}],
+                "agent": [{"who": {"display": "lab system"}}]})
+            .to_string(),
+        )
+    };
+    let about_mine = provenance(&format!("Observation/{}", obs(&mine)));
+    let about_other = provenance(&format!("Observation/{}", obs(&other)));
+    let group = s.create_id(
+        "Group",
+        &json!({"resourceType": "Group", "type": "person", "actual": true,
+            "member": [{"entity": {"reference": format!("Patient/{mine}")}}]})
+        .to_string(),
+    );
+    let m = export(
+        s,
+        &format!("/Group/{group}/$export?_type=Provenance"),
+        false,
+    )
+    .json();
+    let exported = ids(&lines(s, &m, "output"));
+    assert!(exported.contains(&about_mine), "{exported:?}");
+    assert!(!exported.contains(&about_other), "{exported:?}");
+}
+
 both_backends!(
+    patient_exports_include_provenance_of_their_resources,
     group_exports_follow_current_membership,
     unsupported_parameters_are_refused_unless_lenient,
     until_and_deleted_since,

@@ -357,27 +357,67 @@ fn export_sql(query: &ExportQuery, after: i64, limit: usize) -> StoreResult<Sql>
     Ok(q)
 }
 
-/// The compartment owners themselves, or a member linked to one through its parameters.
+/// The compartment owners themselves, or a member linked to one through its parameters;
+/// for the Patient compartment also the Provenance whose `target` is one of them (the
+/// Bulk Data IG's export SHALL include it).
 fn population_sql(
     q: &mut Sql,
     owner_type: &str,
     ids: Option<&[String]>,
     params: &[(String, Vec<String>)],
 ) {
-    q.push("(r.res_type = ").bind(Bind::Text(owner_type.into()));
+    member_sql(q, "r", "c", owner_type, ids, params);
+    if owner_type == "Patient" {
+        q.push(
+            " OR (r.res_type = 'Provenance' AND EXISTS (SELECT 1 FROM idx_reference pv \
+             JOIN resources pt ON pt.res_type = pv.target_type AND pt.res_id = pv.target_id \
+             WHERE pv.rid = r.rid AND pv.param = 'target' AND (",
+        );
+        // The target is a patient, or refers to one through a compartment parameter
+        // (of any member type: the ids are bound once, not once per type).
+        q.push("(pt.res_type = 'Patient'");
+        if let Some(ids) = ids {
+            q.push(" AND pt.res_id").in_list(ids);
+        }
+        let mut links: Vec<String> = params.iter().flat_map(|(_, l)| l.iter().cloned()).collect();
+        links.sort();
+        links.dedup();
+        q.push(") OR EXISTS (SELECT 1 FROM idx_reference pc WHERE pc.rid = pt.rid AND pc.target_type = 'Patient' AND pc.param")
+            .in_list(&links);
+        if let Some(ids) = ids {
+            q.push(" AND pc.target_id").in_list(ids);
+        }
+        q.push("))))");
+    }
+}
+
+/// The resource at alias `r` is a compartment owner, or a member linked to one (its
+/// reference rows under alias `c`).
+fn member_sql(
+    q: &mut Sql,
+    r: &str,
+    c: &str,
+    owner_type: &str,
+    ids: Option<&[String]>,
+    params: &[(String, Vec<String>)],
+) {
+    q.push(&format!("({r}.res_type = "))
+        .bind(Bind::Text(owner_type.into()));
     if let Some(ids) = ids {
-        q.push(" AND r.res_id").in_list(ids);
+        q.push(&format!(" AND {r}.res_id")).in_list(ids);
     }
     q.push(")");
     for (res_type, links) in params.iter().filter(|(_, l)| !l.is_empty()) {
-        q.push(" OR (r.res_type = ")
+        q.push(&format!(" OR ({r}.res_type = "))
             .bind(Bind::Text(res_type.clone()));
-        q.push(" AND EXISTS (SELECT 1 FROM idx_reference c WHERE c.rid = r.rid AND c.param");
+        q.push(&format!(
+            " AND EXISTS (SELECT 1 FROM idx_reference {c} WHERE {c}.rid = {r}.rid AND {c}.param"
+        ));
         q.in_list(links);
-        q.push(" AND c.target_type = ")
+        q.push(&format!(" AND {c}.target_type = "))
             .bind(Bind::Text(owner_type.into()));
         if let Some(ids) = ids {
-            q.push(" AND c.target_id").in_list(ids);
+            q.push(&format!(" AND {c}.target_id")).in_list(ids);
         }
         q.push("))");
     }
