@@ -35,6 +35,7 @@ const MAX_VALUE_SET_CODES: usize = 2000;
 /// Rounds of `_include:iterate` / `_revinclude:iterate` before giving up on more.
 const MAX_ITERATE: usize = 20;
 
+mod beyond;
 mod chain;
 mod criteria;
 mod cursor;
