@@ -90,7 +90,8 @@ pub struct IndexValues {
     pub composites: Vec<CompositeRow>,
     /// Parameters whose evaluation failed; they were skipped.
     pub errors: Vec<ExtractError>,
-    /// The texts `_text` and `_content` search.
+    /// The texts `_text` and `_content` search (set by the caller that stores them:
+    /// [`crate::fulltext::full_text`]).
     pub text: Option<crate::fulltext::FullText>,
 }
 
@@ -243,7 +244,6 @@ pub fn extract(registry: &SearchRegistry, resource_type: &str, resource: &Value)
     for param in registry.params_for(resource_type) {
         extract_param(&ctx, param, resource, &mut out);
     }
-    out.text = Some(crate::fulltext::full_text(resource));
     out
 }
 
@@ -375,33 +375,15 @@ fn convert(
                 }));
             }
         }
-        SearchParamType::Special if code == "near" => positions(item, out),
+        SearchParamType::Special if code == "near" => crate::near::positions(item, out),
         SearchParamType::Composite | SearchParamType::Special => {}
     }
 }
 
-/// Location `near`: the position's latitude and longitude, as two number rows
-/// (`near.latitude`, `near.longitude`) that a `near` search reads together.
-fn positions(item: &Item<'_>, out: &mut Vec<IndexValue>) {
-    let Some((obj, _)) = complex(item) else {
-        return;
-    };
-    let (Some(lat), Some(lon)) = (
-        json_number(obj.get("latitude")),
-        json_number(obj.get("longitude")),
-    ) else {
-        return;
-    };
-    for (param, number) in [("near.latitude", lat), ("near.longitude", lon)] {
-        out.push(IndexValue::Number(NumberRow {
-            param: param.to_string(),
-            number,
-        }));
-    }
-}
-
 /// The node's JSON object and FHIR type, for complex values.
-fn complex<'a>(item: &Item<'a>) -> Option<(&'a serde_json::Map<String, Value>, &'a str)> {
+pub(crate) fn complex<'a>(
+    item: &Item<'a>,
+) -> Option<(&'a serde_json::Map<String, Value>, &'a str)> {
     let n = item.as_node()?;
     Some((n.value?.as_object()?, n.type_name.unwrap_or("")))
 }
@@ -638,7 +620,7 @@ fn numbers(code: &str, item: &Item<'_>, out: &mut Vec<IndexValue>) {
     }
 }
 
-fn json_number(v: Option<&Value>) -> Option<NumberRange> {
+pub(crate) fn json_number(v: Option<&Value>) -> Option<NumberRange> {
     match v? {
         Value::Number(n) => NumberRange::parse(&n.to_string()),
         _ => None,

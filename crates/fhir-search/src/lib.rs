@@ -41,6 +41,7 @@ pub mod escape;
 pub mod filter;
 pub mod fulltext;
 pub mod index;
+mod near;
 pub mod normalize;
 pub mod number;
 mod parse;

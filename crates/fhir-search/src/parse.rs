@@ -111,7 +111,7 @@ pub fn parse(
         }
         check_text(name, value)?;
         if base == "near" && !types.is_empty() && types.iter().all(|t| t == "Location") {
-            query.clauses.push(near_clause(name, value)?);
+            query.clauses.push(crate::near::near_clause(name, value)?);
             continue;
         }
         if base == "_filter" {
@@ -163,52 +163,6 @@ pub fn parse(
     }
     query.result = result;
     Ok(query)
-}
-
-/// The radius when `near` gives none (the server's discretion, near.html).
-const DEFAULT_NEAR_KM: f64 = 10.0;
-
-/// `near=[latitude]|[longitude]|[distance]|[units]`: units `km` (the default), `m`,
-/// `mi` or `[mi_i]`.
-fn near_clause(name: &str, value: &str) -> Result<Clause, SearchError> {
-    if name != "near" {
-        return Err(SearchError::modifier(name, "near takes no modifier"));
-    }
-    let bad = |m: &str| {
-        SearchError::value(
-            name,
-            format!("'{value}': {m} (expected latitude|longitude|distance|units)"),
-        )
-    };
-    let parts: Vec<&str> = value.split('|').collect();
-    if !(2..=4).contains(&parts.len()) {
-        return Err(bad("not 2 to 4 parts"));
-    }
-    let num = |s: &str| s.trim().parse::<f64>().ok().filter(|v| v.is_finite());
-    let latitude = num(parts[0])
-        .filter(|v| v.abs() <= 90.0)
-        .ok_or_else(|| bad("the latitude is not a number from -90 to 90"))?;
-    let longitude = num(parts[1])
-        .filter(|v| v.abs() <= 180.0)
-        .ok_or_else(|| bad("the longitude is not a number from -180 to 180"))?;
-    let distance = match parts.get(2).filter(|d| !d.is_empty()) {
-        Some(d) => num(d)
-            .filter(|v| *v >= 0.0)
-            .ok_or_else(|| bad("the distance is not a non-negative number"))?,
-        None => DEFAULT_NEAR_KM,
-    };
-    let per_km = match parts.get(3).map(|u| u.trim()).unwrap_or("km") {
-        "km" | "" => 1.0,
-        "m" => 1000.0,
-        "mi" | "[mi_i]" | "[mi_us]" => 0.621_371,
-        other => return Err(bad(&format!("units '{other}' are not km, m or mi"))),
-    };
-    Ok(Clause::Near(crate::query::NearClause {
-        name: name.to_string(),
-        latitude,
-        longitude,
-        distance_km: distance / per_km,
-    }))
 }
 
 /// `_text` / `_content`: no modifier, and some words to look for.

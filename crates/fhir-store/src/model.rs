@@ -71,8 +71,8 @@ pub struct SearchIndexer {
 impl Indexer for SearchIndexer {
     fn index(&self, resource_type: &str, resource: &serde_json::Value) -> IndexValues {
         let mut values = fhir_search::extract(self.registry, resource_type, resource);
-        if !self.full_text {
-            values.text = None;
+        if self.full_text {
+            values.text = Some(fhir_search::fulltext::full_text(resource));
         }
         values
     }

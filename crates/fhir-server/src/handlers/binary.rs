@@ -89,21 +89,23 @@ pub fn wants_raw(req: &HttpRequest, resource_type: &str) -> bool {
     !accept.split(',').any(is_fhir_type)
 }
 
-/// The stored Binary's bytes with its `contentType` and the version headers.
-pub fn raw(stored: &StoredResource) -> Result<HttpResponse> {
-    let binary: Value = serde_json::from_str(&stored.content)
-        .map_err(|e| ApiError::Internal(format!("stored Binary is not JSON: {e}")))?;
+/// The stored Binary's bytes with its `contentType` and the version headers; `None`
+/// when they cannot be served so (a Binary stored leniently with `data` that is not
+/// base64, or a `contentType` that is no header value): the caller answers FHIR JSON.
+pub fn raw(stored: &StoredResource) -> Option<HttpResponse> {
+    let binary: Value = serde_json::from_str(&stored.content).ok()?;
     let mime = binary
         .get("contentType")
         .and_then(Value::as_str)
         .unwrap_or("application/octet-stream");
+    let mime = header::HeaderValue::from_str(mime).ok()?;
     let data = binary.get("data").and_then(Value::as_str).unwrap_or("");
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(data)
-        .map_err(|e| ApiError::Internal(format!("stored Binary.data is not base64: {e}")))?;
+        .ok()?;
     let mut b = HttpResponse::build(StatusCode::OK);
     respond::version_headers(&mut b, stored);
-    Ok(b.content_type(mime).body(bytes))
+    Some(b.insert_header((header::CONTENT_TYPE, mime)).body(bytes))
 }
 
 /// A client whose access is restricted reads a Binary only if it may read the resource

@@ -142,8 +142,8 @@ pub async fn read(
     if rt == "Binary" {
         super::binary::check_context(&state, &req, &grant, &stored).await?;
     }
-    if raw {
-        return super::binary::raw(&stored);
+    if let Some(bytes) = raw.then(|| super::binary::raw(&stored)).flatten() {
+        return Ok(bytes);
     }
     Ok(match subset {
         Some(s) => respond::resource_subset(&stored, out, state.defs, &s),
@@ -192,8 +192,8 @@ pub async fn vread(
             if rt == "Binary" {
                 super::binary::check_context(&state, &req, &grant, &s).await?;
             }
-            if raw {
-                return super::binary::raw(&s);
+            if let Some(bytes) = raw.then(|| super::binary::raw(&s)).flatten() {
+                return Ok(bytes);
             }
             Ok(match subset {
                 Some(sub) => respond::resource_subset(&s, out, state.defs, &sub),

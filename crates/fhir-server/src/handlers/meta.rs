@@ -18,11 +18,10 @@ use crate::auth::Grant;
 use crate::error::ApiError;
 use crate::http::body::{parse_body, read_limited};
 use crate::http::negotiate::output;
-use crate::http::prefer::{prefer, Handling};
 use crate::http::respond;
 use crate::state::{check_id, AppState};
 
-use super::patch::{apply_patch, patch_validator, Patch};
+use super::patch::{applier, Patch};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -194,10 +193,7 @@ async fn change(
     if !change_meta(&mut changed, &meta, add) {
         return Ok(answer(meta_of(&current.content)?, out));
     }
-    let lenient = prefer(&req).handling == Some(Handling::Lenient);
-    let validator = patch_validator(&state, lenient).await?;
-    let patch = Patch::Meta { meta, add };
-    let apply = apply_patch(state.defs, rt.clone(), patch, lenient, validator);
+    let apply = applier(&state, &req, &rt, Patch::Meta { meta, add }, what).await?;
     let updated = state
         .writing(&req, move |s| s.patch(&rt, &id, pre, apply))
         .await?;

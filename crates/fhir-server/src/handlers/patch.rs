@@ -162,22 +162,11 @@ pub async fn patch(
     let out = output(&req)?;
     let pre = precondition(&req)?;
     let patch = patch_body(&state, &req, payload).await?;
-    let lenient = prefer(&req).handling == Some(Handling::Lenient);
-    guard::ensure_unrestricted(&state, &req, Interaction::Update, &rt, "a patch")?;
-    let validator = patch_validator(&state, lenient).await?;
-    let apply = apply_patch(state.defs, rt.clone(), patch, lenient, validator);
+    let apply = applier(&state, &req, &rt, patch, "a patch").await?;
     let updated = state
         .writing(&req, move |s| s.patch(&rt, &id, pre, apply))
         .await?;
-    let base = state.base(&req);
-    Ok(respond::written(
-        StatusCode::OK,
-        &updated.stored,
-        out,
-        prefer(&req).return_,
-        &base,
-        false,
-    ))
+    Ok(patched(&state, &req, out, &updated.stored))
 }
 
 pub async fn conditional_patch(
@@ -192,22 +181,50 @@ pub async fn conditional_patch(
     let conditions = conditions::parse(&rt, req.query_string())?;
     let pre = precondition(&req)?;
     let patch = patch_body(&state, &req, payload).await?;
-    let lenient = prefer(&req).handling == Some(Handling::Lenient);
-    guard::ensure_unrestricted(&state, &req, Interaction::Update, &rt, "a patch")?;
-    let validator = patch_validator(&state, lenient).await?;
-    let apply = apply_patch(state.defs, rt.clone(), patch, lenient, validator);
+    let apply = applier(&state, &req, &rt, patch, "a patch").await?;
     let updated = state
         .writing(&req, move |s| {
             s.conditional_patch(&rt, &conditions, pre, apply)
         })
         .await?;
-    let base = state.base(&req);
-    Ok(respond::written(
+    Ok(patched(&state, &req, out, &updated.stored))
+}
+
+/// The checks of every patch of `rt` (`what`, for the refusal), and the function that
+/// applies it inside the store's write (validated unless `Prefer: handling=lenient`).
+pub(crate) async fn applier(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    rt: &str,
+    patch: Patch,
+    what: &str,
+) -> Result<impl FnOnce(Value) -> fhir_store::StoreResult<Value>> {
+    let lenient = prefer(req).handling == Some(Handling::Lenient);
+    guard::ensure_unrestricted(state, req, Interaction::Update, rt, what)?;
+    let validator = patch_validator(state, lenient).await?;
+    Ok(apply_patch(
+        state.defs,
+        rt.to_string(),
+        patch,
+        lenient,
+        validator,
+    ))
+}
+
+/// The answer to a patch: the new version, shaped by `Prefer: return`.
+fn patched(
+    state: &AppState,
+    req: &HttpRequest,
+    out: crate::http::negotiate::Output,
+    stored: &fhir_store::StoredResource,
+) -> HttpResponse {
+    let base = state.base(req);
+    respond::written(
         StatusCode::OK,
-        &updated.stored,
+        stored,
         out,
-        prefer(&req).return_,
+        prefer(req).return_,
         &base,
         false,
-    ))
+    )
 }
