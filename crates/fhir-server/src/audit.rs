@@ -221,6 +221,19 @@ pub fn context(state: &AppState, req: &HttpRequest) -> Option<AuditContext> {
     })
 }
 
+/// The audit context of writes a background job makes for `client` (bulk import): the
+/// same `meta.source` and event details a request of that client would give.
+pub fn job_context(audit_on: bool, client: Option<&str>, request: &str) -> Option<AuditContext> {
+    let source = client.map(|c| format!("urn:fhir-server:client:{c}"));
+    if !audit_on && source.is_none() {
+        return None;
+    }
+    Some(AuditContext {
+        source,
+        details: Arc::new(json!({"client": client, "request": request})),
+    })
+}
+
 /// A JSON string literal.
 fn q(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())

@@ -247,6 +247,8 @@ pub struct ServeArgs {
     pub exit_on_stdin_close: bool,
     #[command(flatten)]
     pub export: ExportArgs,
+    #[command(flatten)]
+    pub bulk_import: BulkImportArgs,
     /// Validate creates, updates and Bundle entries (422 when invalid): `on` or `off`.
     #[arg(long, env = "FHIR_VALIDATION", value_enum, default_value = "on")]
     pub validation: OnOff,
@@ -380,6 +382,62 @@ impl ExportArgs {
     }
 }
 
+/// Bulk `$import` settings: where inputs may be read from.
+#[derive(Debug, Clone, Args)]
+pub struct BulkImportArgs {
+    /// Folder whose files `$import` may read as `file:///…` inputs (none: file inputs
+    /// are refused).
+    #[arg(long, env = "FHIR_IMPORT_DIR")]
+    pub import_dir: Option<std::path::PathBuf>,
+    /// URL prefixes (comma-separated) under which `$import` may fetch `http(s)://`
+    /// inputs, e.g. `https://partner.example/exports/` (none: URL inputs are refused).
+    #[arg(long, env = "FHIR_IMPORT_ALLOWED_URLS", value_delimiter = ',')]
+    pub import_allowed_urls: Vec<String>,
+    /// Lines of an input written per database transaction.
+    #[arg(long, env = "FHIR_IMPORT_BATCH", default_value_t = 1000)]
+    pub import_batch: usize,
+    /// Pause after each imported batch, in ms (lets tests catch a job running).
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub import_batch_delay_ms: u64,
+}
+
+impl Default for BulkImportArgs {
+    fn default() -> Self {
+        BulkImportArgs {
+            import_dir: None,
+            import_allowed_urls: Vec::new(),
+            import_batch: 1000,
+            import_batch_delay_ms: 0,
+        }
+    }
+}
+
+impl BulkImportArgs {
+    /// The worker settings: job folders (error files) beside the export folder.
+    pub fn config(&self, export: &ExportConfig) -> crate::bulk_import::ImportConfig {
+        let dir = export
+            .dir
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("imports");
+        crate::bulk_import::ImportConfig {
+            dir,
+            batch: self.import_batch.max(1),
+            retention: export.retention,
+            sources: crate::bulk_import::Sources {
+                dir: self.import_dir.clone(),
+                allowed: self
+                    .import_allowed_urls
+                    .iter()
+                    .map(|u| u.trim().to_string())
+                    .filter(|u| !u.is_empty())
+                    .collect(),
+            },
+            batch_delay: Duration::from_millis(self.import_batch_delay_ms),
+        }
+    }
+}
+
 /// Opens the store and serves until stopped.
 pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
     logging::init(args.log_format, &args.log_level);
@@ -445,11 +503,26 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
     }
     let tls = tls_config(&args.security)?;
     let export_config = args.export.config(&args.database_url);
+    let import_config = args.bulk_import.config(&export_config);
     let exporter = Exporter::start(store.clone(), defs, export_config)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let validation = crate::validation::Validation::start(
+        args.packages.clone(),
+        args.validation == OnOff::On,
+        args.reject_warnings,
+    );
+    let importer = crate::bulk_import::Importer::start(
+        store.clone(),
+        defs,
+        validation.clone(),
+        audit_on,
+        import_config,
+    )
+    .map_err(|e| std::io::Error::other(e.to_string()))?;
     let state = web::Data::new(AppState {
         store,
         exporter,
+        importer,
         defs,
         base_url: args.base_url.clone(),
         max_body_bytes: args.max_body_bytes,
@@ -461,11 +534,7 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         capability: fhir_model::json::to_string(&capability.to_value()),
         auth,
         audit,
-        validation: crate::validation::Validation::start(
-            args.packages.clone(),
-            args.validation == OnOff::On,
-            args.reject_warnings,
-        ),
+        validation,
     });
     let limiter = crate::http::ratelimit::RateLimiter::new(args.security.rate_limit);
     let https = tls.is_some();

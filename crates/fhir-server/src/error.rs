@@ -54,9 +54,10 @@ pub enum ApiError {
     Unprocessable(String, Option<String>),
     #[error("{0}")]
     NotImplemented(String),
-    /// A Bulk Data export job that failed: the status URL answers 500 with the reason.
+    /// A Bulk Data export or import job that failed: the status URL answers 500 with
+    /// the reason.
     #[error("{0}")]
-    ExportFailed(String),
+    JobFailed(String),
     #[error("the database is not available; retry shortly")]
     Unavailable(String),
     /// Concurrent writes collided (deadlock): 503, retry.
@@ -156,7 +157,7 @@ impl ApiError {
             ApiError::StorageFull(_) => {
                 OperationOutcome::of(issue(IssueType::Exception, self.to_string(), None))
             }
-            ApiError::ExportFailed(m) => {
+            ApiError::JobFailed(m) => {
                 OperationOutcome::of(issue(IssueType::Exception, m.clone(), None))
             }
             ApiError::Internal(_) => OperationOutcome::of(issue(
@@ -207,9 +208,24 @@ impl From<ExportError> for ApiError {
             ExportError::GroupNotFound(_)
             | ExportError::JobNotFound(_)
             | ExportError::FileNotFound(_) => ApiError::NotFound(e.to_string()),
-            ExportError::Failed(_) => ApiError::ExportFailed(e.to_string()),
+            ExportError::Failed(_) => ApiError::JobFailed(e.to_string()),
             ExportError::Store(s) => s.into(),
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::bulk_import::ImportError> for ApiError {
+    fn from(e: crate::bulk_import::ImportError) -> Self {
+        use crate::bulk_import::ImportError as E;
+        match e {
+            E::Parameters { message, at } if at.is_empty() => ApiError::bad(message),
+            E::Parameters { message, at } => ApiError::bad_at(message, at),
+            E::NotAsync | E::Source { .. } => ApiError::bad(e.to_string()),
+            E::JobNotFound(_) | E::FileNotFound(_) => ApiError::NotFound(e.to_string()),
+            E::Failed(_) => ApiError::JobFailed(e.to_string()),
+            E::Store(s) => s.into(),
+            E::Io(_) => ApiError::Internal(e.to_string()),
         }
     }
 }
@@ -243,7 +259,7 @@ impl ResponseError for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
-            ApiError::ExportFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::JobFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

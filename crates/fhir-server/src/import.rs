@@ -327,6 +327,7 @@ fn embedded_server(
         packages: None,
         security: Default::default(),
         export: crate::config::ExportArgs::default(),
+        bulk_import: crate::config::BulkImportArgs::default(),
     };
     std::thread::spawn(move || actix_web::rt::System::new().block_on(crate::config::serve(args)));
     let base = format!("http://127.0.0.1:{port}/fhir");

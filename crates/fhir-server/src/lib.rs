@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod bulk_import;
 pub mod capability;
 pub mod cli;
 pub mod conditions;

@@ -125,7 +125,8 @@ fn type_level(pattern: &str) -> actix_web::Resource {
         .default_service(web::to(system::method_not_allowed))
 }
 
-/// Operations: Bulk Data export (kick-off, status, files) and Patient `$everything`,
+/// Operations: Bulk Data export (kick-off, status, files), bulk import, Patient
+/// `$everything`, `$meta`, `$expunge` and `$document`,
 /// registered before `/{type}/{id}` and the compartment route.
 fn operation_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -170,6 +171,7 @@ fn operation_routes(cfg: &mut web::ServiceConfig) {
             .route(delete().to(export::cancel))
             .default_service(web::to(system::method_not_allowed)),
     )
+    .configure(import_routes)
     .service(
         web::resource("/$export-file/{job}/{file}")
             // Gzip when the client asks (`Accept-Encoding`), with `Content-Encoding`.
@@ -177,6 +179,25 @@ fn operation_routes(cfg: &mut web::ServiceConfig) {
             .route(get().to(export::file))
             .default_service(web::to(system::method_not_allowed)),
     );
+}
+
+/// Bulk `$import`: kick-off, status and cancelling, error files.
+fn import_routes(cfg: &mut web::ServiceConfig) {
+    use crate::handlers::import;
+    let resource = |path: &str| {
+        web::resource(path.to_string()).default_service(web::to(system::method_not_allowed))
+    };
+    cfg.service(resource("/$import").route(post().to(import::kickoff)))
+        .service(
+            resource("/$import-status/{job}")
+                .route(get().to(import::status))
+                .route(delete().to(import::cancel)),
+        )
+        .service(
+            resource("/$import-errors/{job}/{input}")
+                .wrap(actix_web::middleware::Compress::default())
+                .route(get().to(import::errors)),
+        );
 }
 
 /// `$meta` at every level, `$meta-add` and `$meta-delete` (resource-operations.html).

@@ -44,6 +44,8 @@ pub struct AppState {
     pub validation: crate::validation::Validation,
     /// Bulk Data export jobs.
     pub exporter: Arc<Exporter>,
+    /// Bulk `$import` jobs.
+    pub importer: Arc<crate::bulk_import::Importer>,
 }
 
 impl AppState {
@@ -121,6 +123,18 @@ impl AppState {
     {
         let exporter = self.exporter.clone();
         Ok(web::block(move || f(&exporter)).await??)
+    }
+
+    /// Runs blocking import work off the async executor.
+    pub async fn import<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&crate::bulk_import::Importer) -> Result<T, crate::bulk_import::ImportError>
+            + Send
+            + 'static,
+        T: Send + 'static,
+    {
+        let importer = self.importer.clone();
+        Ok(web::block(move || f(&importer)).await??)
     }
 
     /// Checks a resource type from the URL against the definitions.

@@ -20,7 +20,9 @@ use crate::error::ApiError;
 use crate::http::prefer::{prefer, Handling};
 use crate::state::AppState;
 
-/// The validator, built in the background at start-up (it takes a moment).
+/// The validator, built in the background at start-up (it takes a moment). Clones
+/// share it.
+#[derive(Clone)]
 pub struct Validation {
     cell: Arc<OnceLock<Result<Arc<Validator>, String>>>,
     ready: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
@@ -95,9 +97,11 @@ pub fn build(packages: Option<&Path>) -> Result<Validator, String> {
 }
 
 /// How strictly a request's writes are judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Strictness {
     Lenient,
+    #[default]
     Normal,
     Strict,
 }

@@ -1,9 +1,9 @@
-//! Reads and records for Bulk Data export (`$export`) and Patient `$everything`: the
-//! `export_jobs` table, and keyset pages (by `rid`) over current resources restricted by
-//! type, `_since`, compartment membership and `_typeFilter` searches, so an export reads
-//! the database batch by batch and never holds more than one page.
+//! Reads for Bulk Data export (`$export`) and Patient `$everything`: keyset pages (by
+//! `rid`) over current resources restricted by type, `_since`, compartment membership
+//! and `_typeFilter` searches, so an export reads the database batch by batch and never
+//! holds more than one page. The jobs themselves are rows of [`crate::jobs`].
 
-use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::sql_types::{BigInt, Text};
 use diesel::QueryableByName;
 use fhir_search::Clause;
 
@@ -13,52 +13,6 @@ use crate::model::{StoredResource, VERSION_COLUMNS};
 use crate::search::{clause_sql, MatchRow};
 use crate::sql::{Bind, Sql};
 use crate::Store;
-
-/// One row of `export_jobs`.
-#[derive(Debug, Clone, PartialEq, QueryableByName)]
-pub struct ExportJob {
-    #[diesel(sql_type = Text)]
-    pub id: String,
-    /// `queued`, `running`, `completed` or `failed`.
-    #[diesel(sql_type = Text)]
-    pub status: String,
-    #[diesel(sql_type = Text)]
-    pub request_url: String,
-    /// The kick-off parameters as JSON.
-    #[diesel(sql_type = Text)]
-    pub request: String,
-    #[diesel(sql_type = BigInt)]
-    pub transaction_time: i64,
-    #[diesel(sql_type = BigInt)]
-    pub created_at: i64,
-    #[diesel(sql_type = BigInt)]
-    pub updated_at: i64,
-    #[diesel(sql_type = Text)]
-    pub progress: String,
-    /// JSON array of the files written.
-    #[diesel(sql_type = Text)]
-    pub output: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub error: Option<String>,
-    /// The node running it (see [`Store::claim_export_job`]).
-    #[diesel(sql_type = Nullable<Text>)]
-    pub owner: Option<String>,
-}
-
-impl ExportJob {
-    pub fn owner_is(&self, node: &str) -> bool {
-        self.owner.as_deref() == Some(node)
-    }
-}
-
-/// The state a running job reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobUpdate<'a> {
-    pub status: &'a str,
-    pub progress: &'a str,
-    pub output: &'a str,
-    pub error: Option<&'a str>,
-}
 
 /// Who is exported: everything, or the members of a compartment (e.g. Patient).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,108 +47,7 @@ pub struct ExportQuery {
     pub at: Option<i64>,
 }
 
-/// A job no live node runs: never taken, or its node is gone.
-const UNOWNED: &str = "(owner IS NULL OR NOT EXISTS \
-     (SELECT 1 FROM server_nodes n WHERE n.node_id = export_jobs.owner))";
-
-const JOB_COLUMNS: &str = "id, status, request_url, request, transaction_time, created_at, \
-                           updated_at, progress, output, error, owner";
-
 impl Store {
-    /// Records a new export job.
-    pub fn create_export_job(&self, job: &ExportJob) -> StoreResult<()> {
-        let mut q = Sql::new(&format!("INSERT INTO export_jobs ({JOB_COLUMNS}) VALUES ("));
-        q.bind(Bind::Text(job.id.clone())).push(", ");
-        q.bind(Bind::Text(job.status.clone())).push(", ");
-        q.bind(Bind::Text(job.request_url.clone())).push(", ");
-        q.bind(Bind::Text(job.request.clone())).push(", ");
-        q.bind(Bind::BigInt(job.transaction_time)).push(", ");
-        q.bind(Bind::BigInt(job.created_at)).push(", ");
-        q.bind(Bind::BigInt(job.updated_at)).push(", ");
-        q.bind(Bind::Text(job.progress.clone())).push(", ");
-        q.bind(Bind::Text(job.output.clone())).push(", ");
-        q.bind(Bind::OptText(job.error.clone())).push(", ");
-        q.bind(Bind::OptText(job.owner.clone())).push(")");
-        self.db.write(|tx| q.execute(tx.conn).map(|_| ()))
-    }
-
-    /// One job, if it exists.
-    pub fn export_job(&self, id: &str) -> StoreResult<Option<ExportJob>> {
-        let mut q = Sql::new(&format!(
-            "SELECT {JOB_COLUMNS} FROM export_jobs WHERE id = "
-        ));
-        q.bind(Bind::Text(id.to_string()));
-        self.db
-            .read(|tx| Ok(q.load::<ExportJob>(tx.conn)?.into_iter().next()))
-    }
-
-    /// Every job (the table holds few rows: jobs are removed after their retention).
-    pub fn export_jobs(&self) -> StoreResult<Vec<ExportJob>> {
-        let q = Sql::new(&format!(
-            "SELECT {JOB_COLUMNS} FROM export_jobs ORDER BY created_at"
-        ));
-        self.db.read(|tx| q.load::<ExportJob>(tx.conn))
-    }
-
-    /// Takes job `id` for the node `owner` when it is queued, or running on a node that
-    /// is gone ([`crate::nodes`]); `false` when another live node has it or it is done.
-    pub fn claim_export_job(&self, id: &str, owner: &str) -> StoreResult<bool> {
-        let mut q = Sql::new("UPDATE export_jobs SET status = 'running', owner = ");
-        q.bind(Bind::Text(owner.into()));
-        q.push(", updated_at = ")
-            .bind(Bind::BigInt(crate::time::now_millis()));
-        q.push(" WHERE id = ").bind(Bind::Text(id.into()));
-        q.push(" AND status IN ('queued', 'running') AND (owner = ")
-            .bind(Bind::Text(owner.into()))
-            .push(" OR ")
-            .push(UNOWNED)
-            .push(")");
-        self.db.write(|tx| Ok(q.execute(tx.conn)? > 0))
-    }
-
-    /// Jobs waiting for a node: queued, or running on a node that is gone; oldest first.
-    pub fn claimable_export_jobs(&self) -> StoreResult<Vec<String>> {
-        let q = Sql::new(&format!(
-            "SELECT id AS s FROM export_jobs WHERE status IN ('queued', 'running') AND {UNOWNED} \
-             ORDER BY created_at"
-        ));
-        self.db.read(|tx| {
-            Ok(q.load::<crate::sql::TextRow>(tx.conn)?
-                .into_iter()
-                .map(|r| r.s)
-                .collect())
-        })
-    }
-
-    /// Records a job's state as its runner `owner` sees it; `false` when the job is
-    /// gone (cancelled) or another node has taken it over.
-    pub fn update_export_job(
-        &self,
-        id: &str,
-        owner: &str,
-        update: &JobUpdate<'_>,
-    ) -> StoreResult<bool> {
-        let mut q = Sql::new("UPDATE export_jobs SET status = ");
-        q.bind(Bind::Text(update.status.into()));
-        q.push(", progress = ")
-            .bind(Bind::Text(update.progress.into()));
-        q.push(", output = ").bind(Bind::Text(update.output.into()));
-        q.push(", error = ")
-            .bind(Bind::OptText(update.error.map(str::to_string)));
-        q.push(", updated_at = ")
-            .bind(Bind::BigInt(crate::time::now_millis()));
-        q.push(" WHERE id = ").bind(Bind::Text(id.into()));
-        q.push(" AND owner = ").bind(Bind::Text(owner.into()));
-        self.db.write(|tx| Ok(q.execute(tx.conn)? > 0))
-    }
-
-    /// Removes a job's record; `false` if there was none.
-    pub fn delete_export_job(&self, id: &str) -> StoreResult<bool> {
-        let mut q = Sql::new("DELETE FROM export_jobs WHERE id = ");
-        q.bind(Bind::Text(id.into()));
-        self.db.write(|tx| Ok(q.execute(tx.conn)? > 0))
-    }
-
     /// Up to `limit` current resources matching `query` with `rid > after`, in `rid`
     /// order, with their `rid` (the cursor of the next page).
     pub fn export_page(

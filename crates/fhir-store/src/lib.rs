@@ -16,10 +16,13 @@ pub mod error;
 pub mod export;
 mod expunge;
 pub mod idempotency;
+mod jobs;
 mod meta;
 pub mod model;
 pub mod nodes;
 mod pool;
+mod prepared;
+mod put_many;
 mod reads;
 mod schema;
 pub mod search;
@@ -33,8 +36,9 @@ use std::sync::Arc;
 use fhir_search::Clause;
 use serde_json::Value;
 
-pub use export::{ExportJob, ExportQuery, JobUpdate, Population};
+pub use export::{ExportQuery, Population};
 pub use expunge::Expunge;
+pub use jobs::{ExportJob, Job, JobKind, JobUpdate};
 pub use meta::MetaSummary;
 pub use search::{Compartment, KeyValue, SearchCursor, SearchPage, SearchRequest, Total};
 
@@ -440,6 +444,19 @@ impl TxOps<'_, '_> {
         let index = move |r: &Value| store.indexer.index(res_type, r);
         let (stored, pending) =
             write_version(self.tx, res_type, id, current, resource, method, &index)?;
+        self.written(stored, pending)
+    }
+
+    /// Bookkeeping after a version is written: its index rows to flush, its record for
+    /// the audit trail.
+    fn written(
+        &mut self,
+        stored: StoredResource,
+        pending: PendingIndex,
+    ) -> StoreResult<StoredResource> {
+        let res_type = stored.res_type.as_str();
+        let id = stored.res_id.as_str();
+        let method = stored.method.as_str();
         self.pending.push(pending);
         if self.pending.len() >= FLUSH_EVERY {
             // A large transaction keeps the index rows of a bounded number of

@@ -35,6 +35,7 @@ pub(crate) fn lock_current(tx: &mut Tx<'_>, res_type: &str, id: &str) -> StoreRe
         "INSERT INTO resources (res_type, res_id, version, seq, last_updated, deleted) VALUES (",
     );
     claim
+        .prepared()
         .bind(Bind::Text(res_type.into()))
         .push(", ")
         .bind(Bind::Text(id.into()))
@@ -55,6 +56,7 @@ pub(crate) fn lock_current(tx: &mut Tx<'_>, res_type: &str, id: &str) -> StoreRe
     }
     let mut select = Sql::new("SELECT rid, version, deleted FROM resources WHERE res_type = ");
     select
+        .prepared()
         .bind(Bind::Text(res_type.into()))
         .push(" AND res_id = ")
         .bind(Bind::Text(id.into()));
@@ -101,19 +103,26 @@ pub(crate) fn stamp(resource: Value, id: &str, version: i64, last_updated: i64) 
     Value::Object(out)
 }
 
-/// Writes the next version of a locked resource (`resource: None` writes a deletion)
-/// and replaces its index rows.
-pub(crate) fn write_version(
-    tx: &mut Tx<'_>,
-    res_type: &str,
+/// A version ready to be written: stamped, serialised and indexed. Preparing touches no
+/// database, so a batch prepares its versions on several threads ([`prepare_many`]).
+pub(crate) struct PreparedVersion {
+    pub version: i64,
+    pub last_updated: i64,
+    pub deleted: bool,
+    pub content: String,
+    pub rows: IndexValues,
+}
+
+/// Stamps the next version of `type/id` after `current` (`resource: None` prepares a
+/// deletion) and computes its JSON text and index values.
+pub(crate) fn prepare_version(
     id: &str,
     current: &Current,
     resource: Option<Value>,
-    method: &str,
-    index: &dyn Fn(&Value) -> IndexValues,
-) -> StoreResult<(StoredResource, PendingIndex)> {
+    last_updated: i64,
+    index: &(dyn Fn(&Value) -> IndexValues + Sync),
+) -> PreparedVersion {
     let version = current.version + 1;
-    let last_updated = now_millis();
     let deleted = resource.is_none();
     let (content, rows) = match resource {
         Some(r) => {
@@ -123,10 +132,92 @@ pub(crate) fn write_version(
         }
         None => (String::new(), IndexValues::default()),
     };
+    PreparedVersion {
+        version,
+        last_updated,
+        deleted,
+        content,
+        rows,
+    }
+}
+
+/// Prepares many versions, on up to `threads` threads: index extraction (FHIRPath over
+/// every search parameter, the full text) is most of a write's own work.
+pub(crate) fn prepare_many(
+    items: Vec<(String, Current, Value)>,
+    last_updated: i64,
+    index: &(dyn Fn(&Value) -> IndexValues + Sync),
+    threads: usize,
+) -> Vec<PreparedVersion> {
+    let threads = threads.clamp(1, items.len().max(1));
+    if threads == 1 {
+        return items
+            .into_iter()
+            .map(|(id, c, r)| prepare_version(&id, &c, Some(r), last_updated, index))
+            .collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<(String, Current, Value)>> = Vec::new();
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        chunks.push(items.by_ref().take(chunk).collect());
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .into_iter()
+                        .map(|(id, c, r)| prepare_version(&id, &c, Some(r), last_updated, index))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
+/// Writes the next version of a locked resource (`resource: None` writes a deletion)
+/// and replaces its index rows.
+pub(crate) fn write_version(
+    tx: &mut Tx<'_>,
+    res_type: &str,
+    id: &str,
+    current: &Current,
+    resource: Option<Value>,
+    method: &str,
+    index: &(dyn Fn(&Value) -> IndexValues + Sync),
+) -> StoreResult<(StoredResource, PendingIndex)> {
+    let prepared = prepare_version(id, current, resource, now_millis(), index);
+    persist_version(tx, res_type, id, current, prepared, method)
+}
+
+/// Writes a prepared version of a locked resource: its row, the resource's new current
+/// version, and the index rows to flush.
+pub(crate) fn persist_version(
+    tx: &mut Tx<'_>,
+    res_type: &str,
+    id: &str,
+    current: &Current,
+    prepared: PreparedVersion,
+    method: &str,
+) -> StoreResult<(StoredResource, PendingIndex)> {
+    let PreparedVersion {
+        version,
+        last_updated,
+        deleted,
+        content,
+        rows,
+    } = prepared;
     let mut insert = Sql::new(
         "INSERT INTO resource_versions (res_type, res_id, version, last_updated, deleted, method, content) VALUES (",
     );
     insert
+        .prepared()
         .bind(Bind::Text(res_type.into()))
         .push(", ")
         .bind(Bind::Text(id.into()))
@@ -149,6 +240,7 @@ pub(crate) fn write_version(
         .ok_or_else(|| StoreError::Corrupt("insert returned no seq".into()))?;
     let mut update = Sql::new("UPDATE resources SET version = ");
     update
+        .prepared()
         .bind(Bind::BigInt(version))
         .push(", seq = ")
         .bind(Bind::BigInt(seq))

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fhir_model::Definitions;
-use fhir_store::{ExportJob, JobUpdate, Store, StoredResource};
+use fhir_store::{ExportJob, JobKind, JobUpdate, Store, StoredResource};
 use serde::{Deserialize, Serialize};
 
 /// One page of an export, as the reader thread hands it over.
@@ -124,7 +124,7 @@ impl Exporter {
             config,
             queue: Mutex::new(tx),
             cancelled: Mutex::new(HashSet::new()),
-            node: exporter_node(&store_node),
+            node: job_node(&store_node),
         });
         let worker = exporter.clone();
         std::thread::Builder::new()
@@ -166,7 +166,7 @@ impl Exporter {
             error: None,
             owner: None,
         };
-        self.store.create_export_job(&job)?;
+        self.store.create_job(JobKind::Export, &job)?;
         self.enqueue(&id);
         Ok(id)
     }
@@ -174,13 +174,13 @@ impl Exporter {
     /// A job by id. Blocking.
     pub fn job(&self, id: &str) -> Result<ExportJob, ExportError> {
         self.store
-            .export_job(id)?
+            .job(JobKind::Export, id)?
             .ok_or_else(|| ExportError::JobNotFound(id.to_string()))
     }
 
     /// Cancels a job (running or not) and removes its files. Blocking.
     pub fn cancel(&self, id: &str) -> Result<(), ExportError> {
-        if !self.store.delete_export_job(id)? {
+        if !self.store.delete_job(JobKind::Export, id)? {
             return Err(ExportError::JobNotFound(id.to_string()));
         }
         self.cancelled
@@ -251,7 +251,7 @@ impl Exporter {
 
     /// Runs the jobs that are queued or whose node is gone.
     fn take_up_orphans(&self) {
-        match self.store.claimable_export_jobs() {
+        match self.store.claimable_jobs(JobKind::Export) {
             Ok(ids) => ids.iter().for_each(|id| self.run_job(id)),
             Err(e) => tracing::warn!(error = %e, "looking for export jobs failed"),
         }
@@ -259,12 +259,15 @@ impl Exporter {
 
     fn run_job(&self, id: &str) {
         let started = Instant::now();
-        match self.store.claim_export_job(id, &self.node) {
+        match self.store.claim_job(JobKind::Export, id, &self.node) {
             Ok(true) => {}
             Ok(false) => return, // done, cancelled, or another node runs it
             Err(e) => return tracing::error!(job = %id, error = %e, "export job not claimed"),
         }
-        let result = self.store.export_job(id).map_err(ExportError::from);
+        let result = self
+            .store
+            .job(JobKind::Export, id)
+            .map_err(ExportError::from);
         let job = match result {
             Ok(Some(job)) if job.owner_is(&self.node) => job,
             Ok(_) => return,
@@ -290,7 +293,10 @@ impl Exporter {
             output: &serde_json::to_string(&output).unwrap_or_else(|_| "[]".into()),
             error: error.as_deref(),
         };
-        match self.store.update_export_job(id, &self.node, &update) {
+        match self
+            .store
+            .update_job(JobKind::Export, id, &self.node, &update)
+        {
             Ok(true) => tracing::info!(
                 job = %id, status, resources = total,
                 ms = started.elapsed().as_millis() as u64, "export job finished"
@@ -303,7 +309,7 @@ impl Exporter {
     /// After a run stopped because its job is gone or another node has it: removes
     /// the job's files (cancelled) or this run's (taken over).
     fn lost_or_cancelled(&self, id: &str, run: &str) {
-        match self.store.export_job(id) {
+        match self.store.job(JobKind::Export, id) {
             Ok(Some(_)) => {
                 tracing::warn!(job = %id, "export job taken over by another node; this run stops");
                 // Not cancelled: this node may take the job up again later.
@@ -437,7 +443,9 @@ impl Exporter {
             output: "[]",
             error: None,
         };
-        Ok(self.store.update_export_job(id, &self.node, &update)?)
+        Ok(self
+            .store
+            .update_job(JobKind::Export, id, &self.node, &update)?)
     }
 
     /// One resource as one NDJSON line (stored text as is, unless subsetted or, which
@@ -461,10 +469,10 @@ impl Exporter {
     fn purge_expired(&self) -> Result<(), ExportError> {
         let cutoff =
             fhir_store::time::now_millis().saturating_sub(self.config.retention.as_millis() as i64);
-        for job in self.store.export_jobs()? {
+        for job in self.store.jobs(JobKind::Export)? {
             let finished = job.status == COMPLETED || job.status == FAILED;
             if finished && job.updated_at <= cutoff {
-                self.store.delete_export_job(&job.id)?;
+                self.store.delete_job(JobKind::Export, &job.id)?;
                 self.remove_files(&job.id);
             }
         }
@@ -565,7 +573,9 @@ impl Files {
 
 /// The owner name of this node's jobs: its node id, or (a store that has not joined
 /// the nodes: tools, tests) one of its own.
-fn exporter_node(node: &Option<String>) -> String {
+/// The id a node's job workers claim jobs with: its entry in `server_nodes` (a local
+/// one when the store does not share nodes).
+pub(crate) fn job_node(node: &Option<String>) -> String {
     node.clone()
         .unwrap_or_else(|| format!("local-{}", uuid::Uuid::new_v4()))
 }

@@ -73,7 +73,7 @@ pub async fn group_post(
 }
 
 /// `Prefer: respond-async`, among possibly several preferences.
-fn wants_async(req: &HttpRequest) -> bool {
+pub(crate) fn wants_async(req: &HttpRequest) -> bool {
     req.headers().get_all("prefer").any(|v| {
         v.to_str().is_ok_and(|t| {
             t.split([',', ';'])
@@ -334,6 +334,11 @@ pub async fn file(
     if listed.kind == FileKind::Output {
         covers(&req, std::slice::from_ref(&listed.res_type))?;
     }
+    ndjson_file(path).await
+}
+
+/// An NDJSON file of a job, streamed in chunks.
+pub(crate) async fn ndjson_file(path: std::path::PathBuf) -> Result<HttpResponse> {
     let (file, len) = web::block(move || {
         let f = std::fs::File::open(path)?;
         let len = f.metadata()?.len();
@@ -363,7 +368,7 @@ pub async fn file(
 }
 
 /// An HTTP date (RFC 9110 IMF-fixdate) for `Expires`.
-fn http_date(ms: i64) -> String {
+pub(crate) fn http_date(ms: i64) -> String {
     let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
     header::HttpDate::from(at).to_string()
 }

@@ -9,6 +9,7 @@ pub mod export;
 pub mod expunge;
 pub mod history;
 pub mod idempotency;
+pub mod import;
 pub mod meta;
 pub mod patch;
 #[cfg(test)]

@@ -99,12 +99,18 @@ fn allowed_methods(pattern: &str) -> &'static str {
         }
         p if p.ends_with("/$meta-add")
             || p.ends_with("/$meta-delete")
-            || p.ends_with("/$expunge") =>
+            || p.ends_with("/$expunge")
+            || p.ends_with("/$import") =>
         {
             "POST"
         }
-        p if p.contains("/$export-status/") => "GET, DELETE",
-        p if p.ends_with("/$everything") || p.contains("/$export-file/") => "GET",
+        p if p.contains("/$export-status/") || p.contains("/$import-status/") => "GET, DELETE",
+        p if p.ends_with("/$everything")
+            || p.contains("/$export-file/")
+            || p.contains("/$import-errors/") =>
+        {
+            "GET"
+        }
         _ => "GET, HEAD",
     }
 }
