@@ -218,6 +218,9 @@ fn filter_follows_search_filter_html(b: Backend) {
         let oo = r.outcome(400);
         assert!(oo.to_string().contains("parts of a parameter"), "{oo}");
     }
+    // ew: the end of the string, case- and accent-insensitive.
+    assert_eq!(f("Patient", "family ew SON"), set(&[&anne]));
+    assert_eq!(f("Patient", "name ew ra"), set(&[&petra]));
     // Logic: or, not, parentheses, ne, pr, comparisons.
     assert_eq!(
         f("Patient", "given eq john or family eq jones"),
@@ -248,7 +251,7 @@ fn filter_follows_search_filter_html(b: Backend) {
     for (bad, says) in [
         (r#"name eq "open"#, "not closed"),
         ("name foo x", "not a filter operator"),
-        ("name ew son", "ends with"),
+        ("birthdate ew 2010", "ew compares strings"),
         ("nosuch eq x", "nosuch"),
         ("(name eq x", "not closed"),
         ("name eq", "ends where a value"),
@@ -301,6 +304,43 @@ fn near_finds_locations_within_a_distance(b: Backend) {
     assert_eq!(
         near("42.2808|-83.7430|400000|m"),
         set(&[&ann_arbor, &detroit, &chicago])
+    );
+    // Closest first, from wherever the point is; pages keep that order.
+    let ordered = |v: &str, count: usize| -> Vec<String> {
+        let mut out = Vec::new();
+        let mut url = format!("/Location?_tag=urn:near|{tag}&near={v}&_count={count}");
+        loop {
+            let b = s.get(&url).json();
+            out.extend(
+                b["entry"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| e["resource"]["id"].as_str().unwrap().to_string()),
+            );
+            match b["link"]
+                .as_array()
+                .and_then(|l| l.iter().find(|l| l["relation"] == "next"))
+            {
+                Some(next) => {
+                    url = next["url"]
+                        .as_str()
+                        .unwrap()
+                        .strip_prefix(&s.base)
+                        .unwrap()
+                        .to_string()
+                }
+                None => return out,
+            }
+        }
+    };
+    assert_eq!(
+        ordered("41.8781|-87.6298|400|km", 10),
+        [chicago.clone(), ann_arbor.clone(), detroit.clone()]
+    );
+    assert_eq!(
+        ordered("42.3314|-83.0458|400|km", 1),
+        [detroit.clone(), ann_arbor.clone(), chicago.clone()]
     );
     s.get("/Location?near=91|0|1|km").outcome(400);
     s.get("/Location?near=42|-83|ten").outcome(400);

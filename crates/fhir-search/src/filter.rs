@@ -5,9 +5,9 @@
 //! chain with `:contains`), so the store runs them with the same SQL.
 //!
 //! Operators: `eq`, `ne`, `co`, `sw`, `gt`, `lt`, `ge`, `le`, `sa`, `eb`, `ap`, `pr`,
-//! `ss`, `sb`, `in`, `ni`, `re`. Not supported (an error that says so): `ew` (no index
-//! reads strings from their end) and filters on a parameter's parts
-//! (`related[type eq x].target`).
+//! `ss`, `sb`, `in`, `ni`, `re`, `ew` (strings). Not supported (an error that says so):
+//! filters on a parameter's parts (`related[type eq x].target`; R4 has no `related`
+//! parameter, the spec's examples name the STU3 one).
 
 use fhir_model::SearchParamType;
 
@@ -280,7 +280,16 @@ fn test_clause(
         "sb" => return Ok(test(parse(&format!("{path}:above"), &escaped)?)),
         "in" => return Ok(test(parse(&format!("{path}:in"), &escaped)?)),
         "ni" => return Ok(test(parse(&format!("{path}:not-in"), &escaped)?)),
-        "ew" => return Err("ew (ends with) is not supported".into()),
+        "ew" => {
+            let mut clause = parse(path, &escaped)?;
+            if kind_of(&clause) != Some(SearchParamType::String) {
+                return Err(format!(
+                    "ew compares strings; '{path}' is not a string parameter"
+                ));
+            }
+            set_modifier(&mut clause, Modifier::EndsWith);
+            return Ok(test(clause));
+        }
         _ => {}
     }
     let prefixed = ["gt", "lt", "ge", "le", "sa", "eb", "ap"].contains(&op);

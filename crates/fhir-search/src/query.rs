@@ -164,6 +164,9 @@ pub enum Modifier {
     Contains,
     /// The whole string, case/accent-insensitive (`_filter`'s `eq`; not a URL modifier).
     Equals,
+    /// The end of the string, case/accent-insensitive (`_filter`'s `ew`; not a URL
+    /// modifier).
+    EndsWith,
     /// `:text` (token): the display/text (values are [`SearchValue::String`]).
     Text,
     /// `:not` (token): no value matches.
@@ -192,6 +195,7 @@ impl Modifier {
             Modifier::Exact => "exact",
             Modifier::Contains => "contains",
             Modifier::Equals => "equals",
+            Modifier::EndsWith => "ends-with",
             Modifier::Text => "text",
             Modifier::Not => "not",
             Modifier::Above => "above",

@@ -37,6 +37,38 @@ pub(super) fn near_sql(q: &mut Sql, r: &str, n: &fhir_search::NearClause) {
     q.push(" <= ").bind(Bind::Double(dlat * dlat)).push(")");
 }
 
+/// The `near` criterion of a search, if it has one (at the top level).
+pub(super) fn near_of(clauses: &[fhir_search::Clause]) -> Option<&fhir_search::NearClause> {
+    clauses.iter().find_map(|c| match c {
+        fhir_search::Clause::Near(n) => Some(n),
+        _ => None,
+    })
+}
+
+/// The order of a `near` search without `_sort`: by the (equirectangular) distance from
+/// the point, closest first, then `rid`; keyset paging works on it as on any sort.
+pub(super) fn distance_order(n: &fhir_search::NearClause) -> Vec<super::sort::SortColumn> {
+    let k = n.latitude.to_radians().cos().max(1e-6);
+    let mut d = Sql::new("COALESCE((SELECT MIN((na.value - ");
+    d.bind(Bind::Double(n.latitude))
+        .push(") * (na.value - ")
+        .bind(Bind::Double(n.latitude))
+        .push(") + (nb.value - ")
+        .bind(Bind::Double(n.longitude))
+        .push(") * (nb.value - ")
+        .bind(Bind::Double(n.longitude))
+        .push(") * ")
+        .bind(Bind::Double(k * k));
+    d.push(
+        ") FROM idx_number na JOIN idx_number nb ON nb.rid = na.rid AND nb.param = 'near.longitude' \
+         WHERE na.rid = r.rid AND na.param = 'near.latitude'), 0.0)",
+    );
+    vec![
+        super::sort::SortColumn::of(d, false, super::sort::KeyKind::Real),
+        super::sort::SortColumn::new("r.rid", false, super::sort::KeyKind::Int),
+    ]
+}
+
 /// `_filter`: its tests, each compiled as the criterion it is and checked per
 /// candidate, combined with AND, OR and NOT.
 pub(super) fn filter_sql(

@@ -441,7 +441,7 @@ pub(super) fn value_sql(q: &mut Sql, p: &ParamClause, v: &SearchValue) -> StoreR
             q.push(" ESCAPE '\\'");
         }
         SearchValue::String(s) => {
-            check_modifier(p, &["exact", "contains", "equals"])?;
+            check_modifier(p, &["exact", "contains", "equals", "ends-with"])?;
             match p.modifier {
                 Some(Modifier::Exact) => {
                     q.push("i.exact = ").bind(Bind::Text(s.raw.clone()));
@@ -452,6 +452,11 @@ pub(super) fn value_sql(q: &mut Sql, p: &ParamClause, v: &SearchValue) -> StoreR
                 Some(Modifier::Contains) => {
                     q.push("i.norm LIKE ")
                         .bind(Bind::Text(format!("%{}%", like_escape(&s.normalized))));
+                    q.push(" ESCAPE '\\'");
+                }
+                Some(Modifier::EndsWith) => {
+                    q.push("i.norm LIKE ")
+                        .bind(Bind::Text(format!("%{}", like_escape(&s.normalized))));
                     q.push(" ESCAPE '\\'");
                 }
                 _ => {

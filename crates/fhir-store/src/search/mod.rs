@@ -148,11 +148,13 @@ fn search_planned(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<SearchPag
         page.total = total::count(tx, req, 0)?;
         return Ok(page);
     }
-    let sorted = !req.query.result.sort.is_empty();
-    let columns = if sorted {
-        sort_columns(&req.query.result.sort)?
-    } else {
-        vec![SortColumn::new("r.rid", false, KeyKind::Int)]
+    let near = beyond::near_of(&req.query.clauses);
+    let sorted = !req.query.result.sort.is_empty() || near.is_some();
+    let columns = match near {
+        // Location `near` without `_sort`: closest first.
+        Some(n) if req.query.result.sort.is_empty() => beyond::distance_order(n),
+        _ if sorted => sort_columns(&req.query.result.sort)?,
+        _ => vec![SortColumn::new("r.rid", false, KeyKind::Int)],
     };
     let backwards = matches!(
         req.cursor,

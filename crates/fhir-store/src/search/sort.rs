@@ -21,8 +21,13 @@ pub(super) struct SortColumn {
 
 impl SortColumn {
     pub(super) fn new(expr: &str, descending: bool, kind: KeyKind) -> SortColumn {
+        SortColumn::of(Sql::new(expr), descending, kind)
+    }
+
+    /// A column whose expression has binds.
+    pub(super) fn of(expr: Sql, descending: bool, kind: KeyKind) -> SortColumn {
         SortColumn {
-            expr: Sql::new(expr),
+            expr,
             descending,
             kind,
         }
