@@ -249,6 +249,8 @@ pub struct ServeArgs {
     pub export: ExportArgs,
     #[command(flatten)]
     pub bulk_import: BulkImportArgs,
+    #[command(flatten)]
+    pub subscriptions: SubscriptionArgs,
     /// Validate creates, updates and Bundle entries (422 when invalid): `on` or `off`.
     #[arg(long, env = "FHIR_VALIDATION", value_enum, default_value = "on")]
     pub validation: OnOff,
@@ -438,6 +440,49 @@ impl BulkImportArgs {
     }
 }
 
+/// Subscription settings.
+#[derive(Debug, Clone, Args)]
+pub struct SubscriptionArgs {
+    /// Deliver notifications of Subscription resources: `on` or `off` (off: they are
+    /// stored as written and nothing is sent).
+    #[arg(long, env = "FHIR_SUBSCRIPTIONS", value_enum, default_value = "on")]
+    pub subscriptions: OnOff,
+    /// Allow subscription endpoints on loopback, private and link-local addresses
+    /// (tests, internal networks); refused by default to stop SSRF.
+    #[arg(long, env = "FHIR_SUBSCRIPTION_ALLOW_PRIVATE_ENDPOINTS")]
+    pub subscription_allow_private_endpoints: bool,
+    /// Failed deliveries of one notification before the subscription's status becomes
+    /// `error`.
+    #[arg(long, env = "FHIR_SUBSCRIPTION_ATTEMPTS", default_value_t = 5)]
+    pub subscription_attempts: u32,
+    /// Milliseconds before the first retry of a failed delivery (doubled each time).
+    #[arg(long, env = "FHIR_SUBSCRIPTION_RETRY_MS", default_value_t = 2000)]
+    pub subscription_retry_ms: u64,
+}
+
+impl Default for SubscriptionArgs {
+    fn default() -> Self {
+        SubscriptionArgs {
+            subscriptions: OnOff::On,
+            subscription_allow_private_endpoints: false,
+            subscription_attempts: 5,
+            subscription_retry_ms: 2000,
+        }
+    }
+}
+
+impl SubscriptionArgs {
+    /// The settings, or `None` when subscriptions are off.
+    pub fn config(&self) -> Option<crate::subscriptions::SubscriptionConfig> {
+        (self.subscriptions == OnOff::On).then(|| crate::subscriptions::SubscriptionConfig {
+            allow_private_endpoints: self.subscription_allow_private_endpoints,
+            max_attempts: self.subscription_attempts.max(1),
+            retry_base: Duration::from_millis(self.subscription_retry_ms),
+            ..Default::default()
+        })
+    }
+}
+
 /// Opens the store and serves until stopped.
 pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
     logging::init(args.log_format, &args.log_level);
@@ -483,6 +528,8 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         AuditMode::On => true,
         AuditMode::Off => false,
     };
+    let subscription_config = args.subscriptions.config();
+    store.set_change_feed(subscription_config.is_some());
     if audit_on {
         store.set_audit_hook(Arc::new(crate::audit::write_hook));
         store.set_audit_expander(Arc::new(crate::audit::expand));
@@ -519,10 +566,14 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         import_config,
     )
     .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let subscriptions = subscription_config
+        .map(|c| crate::subscriptions::Subscriptions::start(store.clone(), c))
+        .transpose()?;
     let state = web::Data::new(AppState {
         store,
         exporter,
         importer,
+        subscriptions,
         defs,
         base_url: args.base_url.clone(),
         max_body_bytes: args.max_body_bytes,

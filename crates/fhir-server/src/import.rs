@@ -328,6 +328,7 @@ fn embedded_server(
         security: Default::default(),
         export: crate::config::ExportArgs::default(),
         bulk_import: crate::config::BulkImportArgs::default(),
+        subscriptions: crate::config::SubscriptionArgs::default(),
     };
     std::thread::spawn(move || actix_web::rt::System::new().block_on(crate::config::serve(args)));
     let base = format!("http://127.0.0.1:{port}/fhir");

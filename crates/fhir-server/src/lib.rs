@@ -21,5 +21,6 @@ pub mod import;
 pub mod logging;
 pub mod routes;
 pub mod state;
+pub mod subscriptions;
 pub mod tls;
 pub mod validation;

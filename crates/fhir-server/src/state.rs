@@ -46,6 +46,9 @@ pub struct AppState {
     pub exporter: Arc<Exporter>,
     /// Bulk `$import` jobs.
     pub importer: Arc<crate::bulk_import::Importer>,
+    /// Subscriptions (`--subscriptions on`); `None`: Subscription resources are stored
+    /// as they are and nothing is delivered.
+    pub subscriptions: Option<crate::subscriptions::Subscriptions>,
 }
 
 impl AppState {

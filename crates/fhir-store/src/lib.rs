@@ -11,6 +11,7 @@ pub mod audit;
 pub mod backend;
 pub mod cache;
 mod cancel;
+pub mod changes;
 mod deadline;
 pub mod error;
 pub mod export;
@@ -69,6 +70,8 @@ pub struct Store {
     /// Builds the AuditEvents of audited writes (see [`audit`]); none: no audit.
     audit: Option<Arc<AuditHook>>,
     audit_expander: Option<Arc<AuditExpander>>,
+    /// Every write is also recorded in the change feed ([`changes`]).
+    change_feed: bool,
 }
 
 impl Store {
@@ -79,7 +82,13 @@ impl Store {
             indexer,
             audit: None,
             audit_expander: None,
+            change_feed: false,
         })
+    }
+
+    /// Records every write in the change feed that subscriptions read ([`changes`]).
+    pub fn set_change_feed(&mut self, on: bool) {
+        self.change_feed = on;
     }
 
     /// Sets how logged events become AuditEvent resources when projected (by default
@@ -392,6 +401,9 @@ impl Store {
                 writes: Vec::new(),
             };
             let result = f(&mut ops)?;
+            if self.change_feed && !ops.writes.is_empty() {
+                changes::record(ops.tx, &ops.writes, time::now_millis())?;
+            }
             if let (Some(hook), Some(ctx)) = (&self.audit, &context) {
                 let writes = std::mem::take(&mut ops.writes);
                 if !writes.is_empty() {

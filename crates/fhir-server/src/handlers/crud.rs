@@ -34,8 +34,11 @@ async fn resource_body(
     }
     crate::http::negotiate::body_is_xml(req)?;
     let bytes = read_limited(req, payload, state.max_body_bytes).await?;
-    let value = crate::http::body::parse_body(req, &bytes)?;
+    let mut value = crate::http::body::parse_body(req, &bytes)?;
     check_resource(state, req, &value, resource_type)?;
+    if resource_type == "Subscription" {
+        crate::subscriptions::check_write(state, req, &mut value)?;
+    }
     Ok(value)
 }
 

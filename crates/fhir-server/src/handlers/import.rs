@@ -45,6 +45,18 @@ pub async fn kickoff(
     let bytes = read_limited(&req, payload, state.max_body_bytes).await?;
     let body = parse_body(&req, &bytes)?;
     let mut request = ImportRequest::from_body(state.defs, &body)?;
+    if state.subscriptions.is_some() {
+        if let Some(i) = request
+            .inputs
+            .iter()
+            .position(|i| i.res_type == "Subscription")
+        {
+            return Err(ApiError::bad_at(
+                "Subscriptions are written through the REST API, where their endpoints and criteria are checked",
+                format!("input[{i}].type"),
+            ));
+        }
+    }
     for (i, input) in request.inputs.iter().enumerate() {
         state
             .importer

@@ -201,6 +201,12 @@ pub(crate) async fn applier(
 ) -> Result<impl FnOnce(Value) -> fhir_store::StoreResult<Value>> {
     let lenient = prefer(req).handling == Some(Handling::Lenient);
     guard::ensure_unrestricted(state, req, Interaction::Update, rt, what)?;
+    if rt == "Subscription" && state.subscriptions.is_some() {
+        return Err(ApiError::Unprocessable(
+            "a Subscription is changed with PUT: its criteria, channel and status are checked together".into(),
+            None,
+        ));
+    }
     let validator = patch_validator(state, lenient).await?;
     Ok(apply_patch(
         state.defs,

@@ -165,7 +165,7 @@ pub(super) fn plan(
     mut entry: Value,
 ) -> Result<Planned, ApiError> {
     // The resource is moved out of the entry: a large Bundle is held once.
-    let resource = entry
+    let mut resource = entry
         .as_object_mut()
         .and_then(|o| o.shift_remove("resource"));
     let entry = &entry;
@@ -241,9 +241,13 @@ pub(super) fn plan(
     match method {
         Method::Post | Method::Put => {
             let r = resource
-                .as_ref()
+                .as_mut()
                 .ok_or_else(|| ApiError::bad_at("the entry has no resource", &res_at))?;
             check_resource(state, req, r, &rt).map_err(|e| relocate(e, &res_at))?;
+            if rt == "Subscription" {
+                crate::subscriptions::check_write(state, req, r)
+                    .map_err(|e| relocate(e, &res_at))?;
+            }
             if method == Method::Put && id.is_none() && conditions.is_none() {
                 return Err(ApiError::bad_at(
                     "PUT needs Type/id or a conditional Type?query url",
@@ -397,31 +401,31 @@ pub(super) fn check_confined(
 
 /// Prefixes an error's location with the entry's resource path.
 pub(super) fn relocate(e: ApiError, prefix: &str) -> ApiError {
+    let moved = |x: &str| {
+        format!(
+            "{prefix}{}",
+            x.split_once('.')
+                .map_or(String::new(), |(_, r)| format!(".{r}"))
+        )
+    };
     match e {
+        ApiError::Unprocessable(message, at) => ApiError::Unprocessable(
+            message,
+            Some(at.as_deref().map_or(prefix.to_string(), moved)),
+        ),
         ApiError::BadRequest {
             message,
             expression,
             code,
         } => ApiError::BadRequest {
             message,
-            expression: Some(match expression {
-                Some(x) => format!(
-                    "{prefix}{}",
-                    x.split_once('.')
-                        .map_or(String::new(), |(_, r)| format!(".{r}"))
-                ),
-                None => prefix.to_string(),
-            }),
+            expression: Some(expression.as_deref().map_or(prefix.to_string(), moved)),
             code,
         },
         ApiError::Invalid(mut oo, status) => {
             for i in &mut oo.issue {
                 for x in &mut i.expression {
-                    *x = format!(
-                        "{prefix}{}",
-                        x.split_once('.')
-                            .map_or(String::new(), |(_, r)| format!(".{r}"))
-                    );
+                    *x = moved(x);
                 }
             }
             ApiError::Invalid(oo, status)

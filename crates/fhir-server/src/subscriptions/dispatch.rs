@@ -1,0 +1,199 @@
+//! The dispatcher: one thread per node that takes committed changes out of the store's
+//! change feed and records, in the same transaction, an event for each change that
+//! matches an active subscription. Matching runs the subscription's own criteria with
+//! `_id` set to the changed resources, through the search engine, inside that
+//! transaction: the result is what a search would return at that moment. Subscriptions
+//! are indexed by resource type, so a change is only matched against the subscriptions
+//! of its type, and one search per subscription covers a whole batch of changes. The
+//! active subscriptions are read again whenever a Subscription resource was written
+//! (on any node: the highest `seq` of the type changes).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use fhir_search::SearchRegistry;
+use fhir_store::changes::Change;
+use fhir_store::{ExportQuery, Population, SearchRequest, Store, StoreResult, Total, TxOps};
+
+use super::{parse, Active};
+
+/// How often the feed is read when it was empty.
+const POLL: Duration = Duration::from_millis(200);
+/// Changes taken per transaction.
+const BATCH: usize = 500;
+/// Resource ids per matching search.
+const IDS_PER_SEARCH: usize = 100;
+
+/// The active subscriptions, by the resource type of their criteria.
+#[derive(Debug, Default)]
+pub struct Registry {
+    /// The highest `seq` of a Subscription version when it was read.
+    seq: i64,
+    by_type: HashMap<String, Vec<Active>>,
+    by_id: HashMap<String, Active>,
+}
+
+impl Registry {
+    pub fn get(&self, id: &str) -> Option<&Active> {
+        self.by_id.get(id)
+    }
+}
+
+pub struct Dispatcher {
+    store: Arc<Store>,
+    registry: &'static SearchRegistry,
+    active: RwLock<Arc<Registry>>,
+}
+
+impl Dispatcher {
+    pub fn new(store: Arc<Store>, registry: &'static SearchRegistry) -> Dispatcher {
+        Dispatcher {
+            store,
+            registry,
+            active: RwLock::new(Arc::new(Registry {
+                seq: -1,
+                ..Default::default()
+            })),
+        }
+    }
+
+    /// The active subscriptions as last read.
+    pub fn active(&self) -> Arc<Registry> {
+        self.active
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Runs forever on the calling thread.
+    pub fn run(&self) {
+        loop {
+            let taken = self.dispatch_once();
+            match taken {
+                Ok(n) if n >= BATCH => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "subscription dispatch failed; retrying"),
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Reads the active subscriptions again if a Subscription was written since.
+    pub fn refresh(&self) -> StoreResult<()> {
+        let seq = self.store.latest_seq_of("Subscription")?;
+        if seq == self.active().seq {
+            return Ok(());
+        }
+        let mut registry = Registry {
+            seq,
+            ..Default::default()
+        };
+        let query = ExportQuery {
+            types: vec!["Subscription".into()],
+            since: None,
+            population: Population::All,
+            filters: Vec::new(),
+            until: None,
+            at: None,
+        };
+        let mut after = 0;
+        loop {
+            let page = self.store.export_page(&query, after, 500)?;
+            let Some((last, _)) = page.last() else { break };
+            after = *last;
+            for (_, stored) in &page {
+                let Ok(value) = fhir_model::json::parse(stored.content.as_bytes()) else {
+                    continue;
+                };
+                if value.get("status").and_then(serde_json::Value::as_str) != Some("active") {
+                    continue;
+                }
+                // The endpoint was checked when the subscription was written and is
+                // checked again before each delivery.
+                if let Ok(active) = parse(self.registry, &value, true) {
+                    registry.by_id.insert(active.id.clone(), active.clone());
+                    registry
+                        .by_type
+                        .entry(active.res_type.clone())
+                        .or_default()
+                        .push(active);
+                }
+            }
+        }
+        *self.active.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(registry);
+        Ok(())
+    }
+
+    /// Takes one batch of changes and records the events they make; returns how many
+    /// changes it took.
+    pub fn dispatch_once(&self) -> StoreResult<usize> {
+        self.store.transaction(|ops| {
+            let changes = ops.take_changes(BATCH)?;
+            if changes.is_empty() {
+                return Ok(0);
+            }
+            // Read after the changes were taken: a subscription committed before any
+            // of them is known.
+            self.refresh()?;
+            let registry = self.active();
+            let now = fhir_store::time::now_millis();
+            for (res_type, subs) in &registry.by_type {
+                let of_type: Vec<&Change> = changes
+                    .iter()
+                    .filter(|c| &c.res_type == res_type && c.method != "DELETE")
+                    .collect();
+                if of_type.is_empty() {
+                    continue;
+                }
+                for sub in subs {
+                    let matched = self.matching(ops, sub, &of_type)?;
+                    for c in of_type.iter().filter(|c| matched.contains(&c.res_id)) {
+                        ops.add_event(&sub.id, c, now)?;
+                    }
+                }
+            }
+            Ok(changes.len())
+        })
+    }
+
+    /// The ids among `changes` that the subscription's criteria match now.
+    fn matching(
+        &self,
+        ops: &mut TxOps<'_, '_>,
+        sub: &Active,
+        changes: &[&Change],
+    ) -> StoreResult<HashSet<String>> {
+        let ids: Vec<&str> = {
+            let mut seen = HashSet::new();
+            changes
+                .iter()
+                .map(|c| c.res_id.as_str())
+                .filter(|i| seen.insert(*i))
+                .collect()
+        };
+        let mut out = HashSet::new();
+        for chunk in ids.chunks(IDS_PER_SEARCH) {
+            let mut pairs: Vec<(String, String)> = form_urlencoded::parse(sub.query.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            pairs.push(("_id".into(), chunk.join(",")));
+            let Ok(mut query) =
+                fhir_search::parse(self.registry, Some(&sub.res_type), &pairs, false)
+            else {
+                continue;
+            };
+            // Only the criteria: no paging, sorting or includes.
+            query.result = Default::default();
+            let request = SearchRequest {
+                query,
+                count: chunk.len(),
+                total: Total::None,
+                ..Default::default()
+            };
+            let page = ops.search(&request)?;
+            out.extend(page.matches.into_iter().map(|m| m.res_id));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,240 @@
+//! Subscriptions (subscription.html, R4 criteria-based): a partner asks to be told when
+//! resources matching a search change, instead of polling. Every committed write is in
+//! the store's change feed (fhir-store `changes.rs`, written in the write's own
+//! transaction); the dispatcher ([`dispatch`]) takes changes out of it and matches them
+//! against the active subscriptions of their type with the search engine itself (the
+//! subscription's criteria plus `_id`, so a notification means exactly "a search would
+//! now find this"), recording each match as a numbered event in the same transaction;
+//! the deliverer ([`deliver`]) sends each subscription's events in order over its
+//! channel, retries with backoff, and after repeated failures sets the subscription's
+//! status to `error` with the reason. Writes of Subscription resources are checked
+//! here ([`check_write`]): criteria, channel, endpoint ([`endpoint`]), payload, and the
+//! writer's right to read everything the criteria can match.
+
+pub mod deliver;
+pub mod dispatch;
+pub mod endpoint;
+
+use std::time::Duration;
+
+use fhir_search::SearchRegistry;
+use serde_json::Value;
+
+/// Subscription settings.
+#[derive(Debug, Clone)]
+pub struct SubscriptionConfig {
+    /// Endpoints on loopback, private and link-local addresses are allowed.
+    pub allow_private_endpoints: bool,
+    /// Failed deliveries of one event before the subscription is set to `error`.
+    pub max_attempts: u32,
+    /// The wait after the first failure; doubled after each one.
+    pub retry_base: Duration,
+    /// How long a delivery may take.
+    pub timeout: Duration,
+}
+
+impl Default for SubscriptionConfig {
+    fn default() -> Self {
+        SubscriptionConfig {
+            allow_private_endpoints: false,
+            max_attempts: 5,
+            retry_base: Duration::from_secs(2),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// An active subscription, as the dispatcher and the deliverer need it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Active {
+    pub id: String,
+    /// The criteria's resource type.
+    pub res_type: String,
+    /// The criteria's query string (without `?`).
+    pub query: String,
+    pub endpoint: String,
+    /// `channel.payload`: `None` notifies without content (an empty POST); a MIME type
+    /// sends the resource (PUT to `[endpoint]/[type]/[id]`).
+    pub payload: Option<String>,
+    /// `channel.header`, as `name: value` lines.
+    pub headers: Vec<(String, String)>,
+}
+
+/// What is wrong with a Subscription, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub message: String,
+    pub at: String,
+}
+
+fn invalid(message: impl Into<String>, at: &str) -> Invalid {
+    Invalid {
+        message: message.into(),
+        at: at.to_string(),
+    }
+}
+
+/// The channel types this server delivers over.
+const CHANNELS: &[&str] = &["rest-hook"];
+/// The payload MIME types it sends.
+const PAYLOADS: &[&str] = &["application/fhir+json", "application/json"];
+
+/// Reads a Subscription's criteria, channel and payload (any status).
+pub fn parse(
+    registry: &SearchRegistry,
+    resource: &Value,
+    allow_private: bool,
+) -> Result<Active, Invalid> {
+    let id = resource
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let criteria = resource
+        .get("criteria")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            invalid(
+                "a Subscription needs criteria (Type?search)",
+                "Subscription.criteria",
+            )
+        })?;
+    let (res_type, query) = criteria.split_once('?').unwrap_or((criteria, ""));
+    fhir_search::parse_query_string(registry, Some(res_type), query, true).map_err(|e| {
+        invalid(
+            format!("criteria '{criteria}': {e}"),
+            "Subscription.criteria",
+        )
+    })?;
+    let channel = resource.get("channel").unwrap_or(&Value::Null);
+    let kind = channel.get("type").and_then(Value::as_str).unwrap_or("");
+    if !CHANNELS.contains(&kind) {
+        return Err(invalid(
+            format!("channel type '{kind}' is not supported (this server delivers over rest-hook)"),
+            "Subscription.channel.type",
+        ));
+    }
+    let url = channel
+        .get("endpoint")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    endpoint::check(url, allow_private, false)
+        .map_err(|m| invalid(m, "Subscription.channel.endpoint"))?;
+    let payload = channel
+        .get("payload")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if let Some(p) = &payload {
+        let mime = p.split(';').next().unwrap_or("").trim();
+        if !PAYLOADS.contains(&mime) {
+            return Err(invalid(
+                format!("payload '{p}' is not supported (application/fhir+json)"),
+                "Subscription.channel.payload",
+            ));
+        }
+    }
+    let mut headers = Vec::new();
+    let lines = channel.get("header").and_then(Value::as_array);
+    for (i, h) in lines.into_iter().flatten().enumerate() {
+        let at = format!("Subscription.channel.header[{i}]");
+        let (name, value) = h
+            .as_str()
+            .and_then(|h| h.split_once(':'))
+            .ok_or_else(|| invalid("a header must be 'Name: value'", &at))?;
+        let name = name.trim();
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(invalid(format!("'{name}' is not a header name"), &at));
+        }
+        headers.push((name.to_string(), value.trim().to_string()));
+    }
+    Ok(Active {
+        id,
+        res_type: res_type.to_string(),
+        query: query.to_string(),
+        endpoint: url.to_string(),
+        payload,
+        headers,
+    })
+}
+
+/// The status a written Subscription is stored with: a client asks with `requested`
+/// (or `active`); the server takes it on at once, so it is stored `active`. `off` and
+/// `error` stay as written (a client may turn a subscription off, or on again).
+pub fn stored_status(status: Option<&str>) -> Result<&'static str, Invalid> {
+    match status {
+        Some("requested" | "active") => Ok("active"),
+        Some("off") => Ok("off"),
+        Some("error") => Ok("error"),
+        Some(other) => Err(invalid(
+            format!("status '{other}' is not a Subscription status"),
+            "Subscription.status",
+        )),
+        None => Err(invalid(
+            "a Subscription needs a status",
+            "Subscription.status",
+        )),
+    }
+}
+
+/// The running subscription machinery of a server.
+pub struct Subscriptions {
+    pub config: SubscriptionConfig,
+    pub dispatcher: std::sync::Arc<dispatch::Dispatcher>,
+}
+
+impl Subscriptions {
+    /// Starts the dispatcher and the deliverer threads.
+    pub fn start(
+        store: std::sync::Arc<fhir_store::Store>,
+        config: SubscriptionConfig,
+    ) -> std::io::Result<Subscriptions> {
+        let dispatcher = std::sync::Arc::new(dispatch::Dispatcher::new(
+            store.clone(),
+            SearchRegistry::r4(),
+        ));
+        let d = dispatcher.clone();
+        std::thread::Builder::new()
+            .name("subscription-dispatch".into())
+            .spawn(move || d.run())?;
+        let deliverer = deliver::Deliverer::new(store, dispatcher.clone(), config.clone());
+        std::thread::Builder::new()
+            .name("subscription-deliver".into())
+            .spawn(move || deliverer.run())?;
+        Ok(Subscriptions { config, dispatcher })
+    }
+}
+
+/// Checks a Subscription about to be written (create, update, Bundle entry) and sets
+/// the status it is stored with ([`stored_status`]). The writer must be allowed to read
+/// every resource of the criteria's type: notifications carry them.
+pub fn check_write(
+    state: &crate::state::AppState,
+    req: &actix_web::HttpRequest,
+    resource: &mut Value,
+) -> Result<(), crate::error::ApiError> {
+    use crate::auth::scopes::Interaction;
+    use crate::error::ApiError;
+    let Some(subs) = &state.subscriptions else {
+        return Ok(());
+    };
+    let refuse = |i: Invalid| ApiError::Unprocessable(i.message, Some(i.at));
+    let status = stored_status(resource.get("status").and_then(Value::as_str)).map_err(refuse)?;
+    let active = parse(
+        SearchRegistry::r4(),
+        resource,
+        subs.config.allow_private_endpoints,
+    )
+    .map_err(refuse)?;
+    if crate::auth::guard::grant(req, Interaction::Read, &active.res_type)?
+        != crate::auth::Grant::All
+    {
+        return Err(ApiError::Forbidden(format!(
+            "a subscription's notifications carry {t} resources: its writer needs a scope to read all of them (system/{t}.r or user/{t}.r without a patient)",
+            t = active.res_type
+        )));
+    }
+    if let Some(o) = resource.as_object_mut() {
+        o.insert("status".into(), Value::String(status.into()));
+    }
+    Ok(())
+}

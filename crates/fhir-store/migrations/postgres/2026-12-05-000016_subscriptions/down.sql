@@ -1,0 +1,3 @@
+DROP TABLE subscription_counters;
+DROP TABLE subscription_events;
+DROP TABLE change_outbox;

@@ -1,0 +1,212 @@
+//! The change feed that subscriptions read. Every version a transaction writes is also
+//! a row of `change_outbox`, inserted in that transaction (so a change is announced
+//! exactly when it commits, and never for one rolled back). The subscription dispatcher
+//! takes rows out in its own transaction ([`TxOps::take_changes`]; on PostgreSQL with
+//! `SKIP LOCKED`, so nodes sharing the database never take the same row) and turns
+//! those that match a subscription into rows of `subscription_events`, numbered per
+//! subscription ([`TxOps::add_event`]), which the deliverer sends in order and removes
+//! ([`Store::due_events`], [`Store::event_delivered`]).
+
+use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::QueryableByName;
+
+use crate::audit::WriteRecord;
+use crate::backend::{BackendKind, Tx};
+use crate::error::StoreResult;
+use crate::sql::{Bind, CountRow, Sql};
+use crate::{Store, TxOps};
+
+/// Outbox rows per insert statement.
+const ROWS_PER_INSERT: usize = 400;
+
+/// One committed change.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct Change {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub res_type: String,
+    #[diesel(sql_type = Text)]
+    pub res_id: String,
+    #[diesel(sql_type = BigInt)]
+    pub version: i64,
+    /// `POST`, `PUT`, `PATCH` or `DELETE`.
+    #[diesel(sql_type = Text)]
+    pub method: String,
+    /// When it was written (ms since the epoch).
+    #[diesel(sql_type = BigInt)]
+    pub at: i64,
+}
+
+/// A notification to deliver: a change that matched a subscription.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct Event {
+    #[diesel(sql_type = Text)]
+    pub subscription_id: String,
+    /// 1, 2, … per subscription (the backport IG's `eventNumber`).
+    #[diesel(sql_type = BigInt)]
+    pub event_number: i64,
+    #[diesel(sql_type = Text)]
+    pub res_type: String,
+    #[diesel(sql_type = Text)]
+    pub res_id: String,
+    #[diesel(sql_type = BigInt)]
+    pub version: i64,
+    #[diesel(sql_type = Text)]
+    pub method: String,
+    #[diesel(sql_type = BigInt)]
+    pub at: i64,
+    /// Failed deliveries so far.
+    #[diesel(sql_type = BigInt)]
+    pub attempts: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub last_error: Option<String>,
+}
+
+/// Inserts the outbox rows of a transaction's writes.
+pub(crate) fn record(tx: &mut Tx<'_>, writes: &[WriteRecord], at: i64) -> StoreResult<()> {
+    for chunk in writes.chunks(ROWS_PER_INSERT) {
+        let mut q =
+            Sql::new("INSERT INTO change_outbox (res_type, res_id, version, method, at) VALUES ");
+        for (i, w) in chunk.iter().enumerate() {
+            q.push(if i > 0 { ", (" } else { "(" });
+            q.bind(Bind::Text(w.res_type.clone())).push(", ");
+            q.bind(Bind::Text(w.id.clone())).push(", ");
+            q.bind(Bind::BigInt(w.version)).push(", ");
+            q.bind(Bind::Text(w.method.clone())).push(", ");
+            q.bind(Bind::BigInt(at)).push(")");
+        }
+        q.execute(tx.conn)?;
+    }
+    Ok(())
+}
+
+const EVENT_COLUMNS: &str =
+    "subscription_id, event_number, res_type, res_id, version, method, at, attempts, last_error";
+
+impl TxOps<'_, '_> {
+    /// Takes up to `limit` changes out of the outbox, oldest first: they are gone when
+    /// this transaction commits (and back if it rolls back).
+    pub fn take_changes(&mut self, limit: usize) -> StoreResult<Vec<Change>> {
+        let mut q = Sql::new(
+            "SELECT id, res_type, res_id, version, method, at FROM change_outbox ORDER BY id LIMIT ",
+        );
+        q.bind(Bind::BigInt(limit.max(1) as i64));
+        if self.tx.kind == BackendKind::Postgres {
+            q.push(" FOR UPDATE SKIP LOCKED");
+        }
+        let changes: Vec<Change> = q.load(self.tx.conn)?;
+        let ids: Vec<i64> = changes.iter().map(|c| c.id).collect();
+        for chunk in ids.chunks(500) {
+            Sql::new("DELETE FROM change_outbox WHERE id")
+                .in_ints(chunk)
+                .execute(self.tx.conn)?;
+        }
+        Ok(changes)
+    }
+
+    /// Records that `change` matched `subscription`, as its next event; returns the
+    /// event's number.
+    pub fn add_event(&mut self, subscription: &str, change: &Change, due: i64) -> StoreResult<i64> {
+        let mut bump = Sql::new(
+            "UPDATE subscription_counters SET events_since_start = events_since_start + 1 \
+             WHERE subscription_id = ",
+        );
+        bump.bind(Bind::Text(subscription.into()))
+            .push(" RETURNING events_since_start AS n");
+        let number = match bump.load::<CountRow>(self.tx.conn)?.first() {
+            Some(r) => r.n,
+            None => {
+                let mut first = Sql::new(
+                    "INSERT INTO subscription_counters (subscription_id, events_since_start) VALUES (",
+                );
+                first.bind(Bind::Text(subscription.into())).push(", 1)");
+                first.execute(self.tx.conn)?;
+                1
+            }
+        };
+        let mut q = Sql::new(&format!(
+            "INSERT INTO subscription_events ({EVENT_COLUMNS}, next_attempt) VALUES ("
+        ));
+        q.bind(Bind::Text(subscription.into())).push(", ");
+        q.bind(Bind::BigInt(number)).push(", ");
+        q.bind(Bind::Text(change.res_type.clone())).push(", ");
+        q.bind(Bind::Text(change.res_id.clone())).push(", ");
+        q.bind(Bind::BigInt(change.version)).push(", ");
+        q.bind(Bind::Text(change.method.clone())).push(", ");
+        q.bind(Bind::BigInt(change.at)).push(", 0, NULL, ");
+        q.bind(Bind::BigInt(due)).push(")");
+        q.execute(self.tx.conn)?;
+        Ok(number)
+    }
+}
+
+impl Store {
+    /// For each subscription with events waiting, its first one, if it is due (its
+    /// next attempt is at or before `now`): events go out in order, one at a time.
+    pub fn due_events(&self, now: i64, limit: usize) -> StoreResult<Vec<Event>> {
+        let mut q = Sql::new(&format!(
+            "SELECT {EVENT_COLUMNS} FROM subscription_events e WHERE e.event_number = \
+             (SELECT MIN(f.event_number) FROM subscription_events f \
+              WHERE f.subscription_id = e.subscription_id) AND e.next_attempt <= "
+        ));
+        q.bind(Bind::BigInt(now))
+            .push(" ORDER BY e.next_attempt LIMIT ")
+            .bind(Bind::BigInt(limit.max(1) as i64));
+        self.db.read(|tx| q.load(tx.conn))
+    }
+
+    /// Removes a delivered event.
+    pub fn event_delivered(&self, subscription: &str, number: i64) -> StoreResult<()> {
+        let mut q = Sql::new("DELETE FROM subscription_events WHERE subscription_id = ");
+        q.bind(Bind::Text(subscription.into()))
+            .push(" AND event_number = ")
+            .bind(Bind::BigInt(number));
+        self.db.write(|tx| q.execute(tx.conn).map(|_| ()))
+    }
+
+    /// Records a failed attempt; the next one is at `next_attempt` (ms).
+    pub fn event_failed(
+        &self,
+        subscription: &str,
+        number: i64,
+        error: &str,
+        next_attempt: i64,
+    ) -> StoreResult<()> {
+        let mut q =
+            Sql::new("UPDATE subscription_events SET attempts = attempts + 1, last_error = ");
+        q.bind(Bind::Text(error.into()));
+        q.push(", next_attempt = ").bind(Bind::BigInt(next_attempt));
+        q.push(" WHERE subscription_id = ")
+            .bind(Bind::Text(subscription.into()))
+            .push(" AND event_number = ")
+            .bind(Bind::BigInt(number));
+        self.db.write(|tx| q.execute(tx.conn).map(|_| ()))
+    }
+
+    /// Removes every waiting event of a subscription (it stopped: error, off, deleted).
+    pub fn drop_events(&self, subscription: &str) -> StoreResult<()> {
+        let mut q = Sql::new("DELETE FROM subscription_events WHERE subscription_id = ");
+        q.bind(Bind::Text(subscription.into()));
+        self.db.write(|tx| q.execute(tx.conn).map(|_| ()))
+    }
+
+    /// The highest `seq` of the current versions of `res_type` (0 when there are
+    /// none): it changes whenever a resource of the type is written, on any node.
+    pub fn latest_seq_of(&self, res_type: &str) -> StoreResult<i64> {
+        let mut q = Sql::new("SELECT COALESCE(MAX(seq), 0) AS n FROM resources WHERE res_type = ");
+        q.bind(Bind::Text(res_type.into()));
+        self.db
+            .read(|tx| Ok(q.load::<CountRow>(tx.conn)?.first().map_or(0, |r| r.n)))
+    }
+
+    /// The events of a subscription counted so far (`eventsSinceSubscriptionStart`).
+    pub fn events_since_start(&self, subscription: &str) -> StoreResult<i64> {
+        let mut q = Sql::new(
+            "SELECT events_since_start AS n FROM subscription_counters WHERE subscription_id = ",
+        );
+        q.bind(Bind::Text(subscription.into()));
+        self.db
+            .read(|tx| Ok(q.load::<CountRow>(tx.conn)?.first().map_or(0, |r| r.n)))
+    }
+}
