@@ -2,8 +2,9 @@
 //! and PostgreSQL, against a real HTTP receiver: notifications for matching writes only
 //! (REST, transactions, bulk import), in order, with the channel's headers; an empty
 //! POST without a payload; nothing for a rolled-back transaction; a failing endpoint
-//! sets the subscription to `error` with the reason; and the checks on writing a
-//! Subscription (channel, endpoint, criteria, payload, SSRF, scopes).
+//! sets the subscription to `error` with the reason; the checks on writing a
+//! Subscription (channel, endpoint, criteria, payload, SSRF); and two nodes on one
+//! PostgreSQL notifying each change once.
 
 mod common;
 
@@ -378,7 +379,89 @@ fn invalid_subscriptions_are_refused(b: Backend) {
     r.outcome(422);
 }
 
+/// Under `Prefer: handling=lenient` a Subscription that cannot work is stored, never
+/// active: status `error` with the reason.
+fn lenient_subscription_is_stored_in_error(b: Backend) {
+    let s = shared(b);
+    let r = s
+        .req("POST", "/Subscription")
+        .header("Prefer", "handling=lenient")
+        .json(r#"{"resourceType":"Subscription","status":"requested","criteria":"Observation?code=x","reason":"t","channel":{"type":"email"}}"#);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let stored = r.json();
+    assert_eq!(stored["status"], "error", "{stored}");
+    assert!(
+        stored["error"].as_str().unwrap().contains("email"),
+        "{stored}"
+    );
+}
+
+/// With authentication, the writer of a Subscription must be able to read every
+/// resource its criteria can match: a patient-confined read scope is refused.
+fn writer_must_read_the_whole_type(b: Backend) {
+    use common::smart::{as_, oidc_token, secure};
+    let s = secure(b);
+    let body = subscription(
+        "Observation?code=urn:test|x",
+        "https://partner.example/hook",
+        None,
+    )
+    .to_string();
+    let confined = oidc_token(
+        "user/Subscription.cruds patient/Observation.rs",
+        Some("p-1"),
+    );
+    let r = as_(s, &confined, "POST", "/Subscription").json(&body);
+    assert!(
+        r.outcome(403).to_string().contains("read all of them"),
+        "{}",
+        r.body
+    );
+    let full = oidc_token("user/Subscription.cruds user/Observation.rs", None);
+    let r = as_(s, &full, "POST", "/Subscription").json(&body);
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
+/// Two nodes on one PostgreSQL database: writes on both notify, each change exactly
+/// once (the feed is taken with SKIP LOCKED, each event is claimed before it is sent).
+#[test]
+fn two_nodes_notify_each_change_once() {
+    let flags = ["--subscription-allow-private-endpoints"];
+    let a = Server::start_with(Backend::Postgres, &flags);
+    let b = a.start_beside(&flags);
+    let hook = Receiver::start(200);
+    let code = unique("nodes");
+    let r = a.create(
+        "Subscription",
+        &subscription(
+            &format!("Observation?code=urn:test|{code}"),
+            &hook.url,
+            Some("application/fhir+json"),
+        )
+        .to_string(),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        ids.push(node.create_id("Observation", &observation(&code, i as f64)));
+    }
+    hook.wait_for(20);
+    std::thread::sleep(Duration::from_millis(1500));
+    let got = hook.got.lock().unwrap().clone();
+    let mut paths: Vec<String> = got.iter().map(|r| r.path.clone()).collect();
+    paths.sort();
+    let mut expected: Vec<String> = ids
+        .iter()
+        .map(|i| format!("/hook/Observation/{i}"))
+        .collect();
+    expected.sort();
+    assert_eq!(paths, expected, "each change notified exactly once");
+}
+
 both_backends!(
+    writer_must_read_the_whole_type,
+    lenient_subscription_is_stored_in_error,
     rest_hook_delivers_matching_writes,
     empty_payload_transactions_and_rollbacks,
     failing_endpoint_sets_error,

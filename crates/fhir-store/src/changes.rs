@@ -5,7 +5,9 @@
 //! `SKIP LOCKED`, so nodes sharing the database never take the same row) and turns
 //! those that match a subscription into rows of `subscription_events`, numbered per
 //! subscription ([`TxOps::add_event`]), which the deliverer sends in order and removes
-//! ([`Store::due_events`], [`Store::event_delivered`]).
+//! ([`Store::due_events`], [`Store::event_delivered`]); a node claims an event before it
+//! sends it ([`Store::claim_event`]), so nodes sharing the database send each event once
+//! (twice only if the claiming node dies before its claim ends).
 
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::QueryableByName;
@@ -151,9 +153,35 @@ impl Store {
               WHERE f.subscription_id = e.subscription_id) AND e.next_attempt <= "
         ));
         q.bind(Bind::BigInt(now))
+            .push(" AND (e.claimed_until IS NULL OR e.claimed_until < ")
+            .bind(Bind::BigInt(now))
+            .push(")")
             .push(" ORDER BY e.next_attempt LIMIT ")
             .bind(Bind::BigInt(limit.max(1) as i64));
         self.db.read(|tx| q.load(tx.conn))
+    }
+
+    /// Claims an event for `node` to send until `until` (ms): `false` when another
+    /// node holds a claim that has not ended (it is sending it now).
+    pub fn claim_event(
+        &self,
+        subscription: &str,
+        number: i64,
+        node: &str,
+        now: i64,
+        until: i64,
+    ) -> StoreResult<bool> {
+        let mut q = Sql::new("UPDATE subscription_events SET claimed_by = ");
+        q.bind(Bind::Text(node.into()));
+        q.push(", claimed_until = ").bind(Bind::BigInt(until));
+        q.push(" WHERE subscription_id = ")
+            .bind(Bind::Text(subscription.into()))
+            .push(" AND event_number = ")
+            .bind(Bind::BigInt(number));
+        q.push(" AND (claimed_until IS NULL OR claimed_until < ")
+            .bind(Bind::BigInt(now))
+            .push(")");
+        self.db.write(|tx| Ok(q.execute(tx.conn)? > 0))
     }
 
     /// Removes a delivered event.
@@ -173,8 +201,9 @@ impl Store {
         error: &str,
         next_attempt: i64,
     ) -> StoreResult<()> {
-        let mut q =
-            Sql::new("UPDATE subscription_events SET attempts = attempts + 1, last_error = ");
+        let mut q = Sql::new(
+            "UPDATE subscription_events SET attempts = attempts + 1, claimed_until = NULL, last_error = ",
+        );
         q.bind(Bind::Text(error.into()));
         q.push(", next_attempt = ").bind(Bind::BigInt(next_attempt));
         q.push(" WHERE subscription_id = ")

@@ -9,7 +9,6 @@ use std::io::Read;
 use actix_web::body::SizedStream;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use fhir_model::{Issue, IssueType, OperationOutcome};
 use serde_json::{json, Value};
 
 use crate::auth::scopes::Interaction;
@@ -310,13 +309,9 @@ pub async fn cancel(
     let (job, lookup) = (id.clone(), id.clone());
     owns(&req, &state.export(move |ex| ex.job(&lookup)).await?)?;
     state.export(move |ex| ex.cancel(&job)).await?;
-    let oo = OperationOutcome::of(Issue::information(
-        IssueType::Informational,
-        format!("export job {id} cancelled; its files are removed"),
-    ));
-    Ok(crate::http::respond::json(
+    Ok(crate::http::respond::informational(
         StatusCode::ACCEPTED,
-        &oo.to_value(),
+        format!("export job {id} cancelled; its files are removed"),
         out,
     ))
 }

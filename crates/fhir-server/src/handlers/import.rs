@@ -10,7 +10,6 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use fhir_model::{Issue, IssueType, OperationOutcome};
 use serde_json::{json, Value};
 
 use super::export::{http_date, ndjson_file, wants_async};
@@ -69,11 +68,11 @@ pub async fn kickoff(
     let base = state.base(&req);
     let url = format!("{base}/$import");
     let id = state.import(move |im| im.submit(&url, &request)).await?;
-    let oo = OperationOutcome::of(Issue::information(
-        IssueType::Informational,
+    let mut response = crate::http::respond::informational(
+        StatusCode::ACCEPTED,
         format!("import job {id} accepted; poll {base}/$import-status/{id}"),
-    ));
-    let mut response = crate::http::respond::json(StatusCode::ACCEPTED, &oo.to_value(), out);
+        out,
+    );
     response.headers_mut().insert(
         header::CONTENT_LOCATION,
         header::HeaderValue::from_str(&format!("{base}/$import-status/{id}"))
@@ -193,13 +192,9 @@ pub async fn cancel(
     let (job, lookup) = (id.clone(), id.clone());
     owns(&req, &state.import(move |im| im.job(&lookup)).await?)?;
     state.import(move |im| im.cancel(&job)).await?;
-    let oo = OperationOutcome::of(Issue::information(
-        IssueType::Informational,
-        format!("import job {id} cancelled; what it had loaded stays loaded"),
-    ));
-    Ok(crate::http::respond::json(
+    Ok(crate::http::respond::informational(
         StatusCode::ACCEPTED,
-        &oo.to_value(),
+        format!("import job {id} cancelled; what it had loaded stays loaded"),
         out,
     ))
 }

@@ -28,6 +28,15 @@ pub fn json(status: StatusCode, value: &Value, out: Output) -> HttpResponse {
         .body(render(value, out))
 }
 
+/// An OperationOutcome with one informational issue saying `text`.
+pub fn informational(status: StatusCode, text: impl Into<String>, out: Output) -> HttpResponse {
+    let oo = fhir_model::OperationOutcome::of(fhir_model::Issue::information(
+        fhir_model::IssueType::Informational,
+        text,
+    ));
+    json(status, &oo.to_value(), out)
+}
+
 /// A resource's JSON as the body text of the negotiated format (FHIR XML is a view of
 /// the JSON, written from the core definitions: profiles do not change element names
 /// or order).

@@ -26,6 +26,8 @@ pub struct Deliverer {
     dispatcher: Arc<Dispatcher>,
     config: SubscriptionConfig,
     agent: ureq::Agent,
+    /// This node's id, on the events it claims.
+    node: String,
 }
 
 impl Deliverer {
@@ -34,11 +36,13 @@ impl Deliverer {
             .redirects(0)
             .timeout(config.timeout)
             .build();
+        let node = crate::export::worker::job_node(&store.node_id());
         Deliverer {
             store,
             dispatcher,
             config,
             agent,
+            node,
         }
     }
 
@@ -62,6 +66,13 @@ impl Deliverer {
                 self.store.drop_events(&event.subscription_id)?;
                 continue;
             };
+            let until = now + (self.config.timeout * 3).as_millis() as i64;
+            let claimed =
+                self.store
+                    .claim_event(&sub.id, event.event_number, &self.node, now, until)?;
+            if !claimed {
+                continue; // another node is sending it
+            }
             match self.send(sub, &event) {
                 Ok(()) => self.store.event_delivered(&sub.id, event.event_number)?,
                 Err(why) => self.failed(sub, &event, &why)?,

@@ -206,35 +206,58 @@ impl Subscriptions {
 
 /// Checks a Subscription about to be written (create, update, Bundle entry) and sets
 /// the status it is stored with ([`stored_status`]). The writer must be allowed to read
-/// every resource of the criteria's type: notifications carry them.
+/// every resource of the criteria's type: notifications carry them. Under
+/// `Prefer: handling=lenient` a Subscription that cannot work is stored anyway, never
+/// active: a requested one is stored with status `error` and the reason in `error`.
 pub fn check_write(
     state: &crate::state::AppState,
     req: &actix_web::HttpRequest,
     resource: &mut Value,
 ) -> Result<(), crate::error::ApiError> {
-    use crate::auth::scopes::Interaction;
     use crate::error::ApiError;
     let Some(subs) = &state.subscriptions else {
         return Ok(());
     };
-    let refuse = |i: Invalid| ApiError::Unprocessable(i.message, Some(i.at));
-    let status = stored_status(resource.get("status").and_then(Value::as_str)).map_err(refuse)?;
-    let active = parse(
-        SearchRegistry::r4(),
-        resource,
-        subs.config.allow_private_endpoints,
-    )
-    .map_err(refuse)?;
-    if crate::auth::guard::grant(req, Interaction::Read, &active.res_type)?
-        != crate::auth::Grant::All
-    {
-        return Err(ApiError::Forbidden(format!(
-            "a subscription's notifications carry {t} resources: its writer needs a scope to read all of them (system/{t}.r or user/{t}.r without a patient)",
-            t = active.res_type
-        )));
-    }
+    let checked = stored_status(resource.get("status").and_then(Value::as_str)).and_then(|s| {
+        parse(
+            SearchRegistry::r4(),
+            resource,
+            subs.config.allow_private_endpoints,
+        )
+        .map(|a| (s, a))
+    });
+    let lenient =
+        crate::http::prefer::prefer(req).handling == Some(crate::http::prefer::Handling::Lenient);
+    let (status, error) = match checked {
+        Ok((status, active)) => {
+            may_read_all(req, &active.res_type)?;
+            (status, None)
+        }
+        Err(i) if !lenient => return Err(ApiError::Unprocessable(i.message, Some(i.at))),
+        Err(i) => match resource.get("status").and_then(Value::as_str) {
+            Some("requested" | "active") => ("error", Some(i.message)),
+            _ => return Ok(()),
+        },
+    };
     if let Some(o) = resource.as_object_mut() {
         o.insert("status".into(), Value::String(status.into()));
+        if let Some(e) = error {
+            o.insert("error".into(), Value::String(e));
+        }
     }
     Ok(())
+}
+
+/// The writer may read every resource of `res_type` (no patient or search confinement).
+fn may_read_all(
+    req: &actix_web::HttpRequest,
+    res_type: &str,
+) -> Result<(), crate::error::ApiError> {
+    use crate::auth::scopes::Interaction;
+    if crate::auth::guard::grant(req, Interaction::Read, res_type)? == crate::auth::Grant::All {
+        return Ok(());
+    }
+    Err(crate::error::ApiError::Forbidden(format!(
+        "a subscription's notifications carry {res_type} resources: its writer needs a scope to read all of them (system/{res_type}.r, or user/{res_type}.r without a patient)"
+    )))
 }

@@ -10,7 +10,7 @@ CREATE TABLE change_outbox (
 );
 
 -- Notifications waiting for delivery: a change that matched a subscription, numbered
--- per subscription; removed once delivered.
+-- per subscription; claimed by one node while it sends it; removed once delivered.
 CREATE TABLE subscription_events (
     subscription_id TEXT   NOT NULL,
     event_number    BIGINT NOT NULL,
@@ -22,6 +22,8 @@ CREATE TABLE subscription_events (
     attempts        BIGINT NOT NULL,
     last_error      TEXT,
     next_attempt    BIGINT NOT NULL,
+    claimed_by      TEXT,             -- the node delivering it now
+    claimed_until   BIGINT,           -- its claim ends then (ms): another node may retry
     PRIMARY KEY (subscription_id, event_number)
 );
 CREATE INDEX subscription_events_due ON subscription_events (next_attempt);
