@@ -42,6 +42,11 @@ struct Receiver {
 
 impl Receiver {
     fn start(status: u16) -> Receiver {
+        Receiver::flaky(status, 0)
+    }
+
+    /// A receiver that answers 503 to its first `failures` requests, then `status`.
+    fn flaky(status: u16, failures: usize) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!(
             "http://127.0.0.1:{}/hook",
@@ -51,13 +56,17 @@ impl Receiver {
         let sink = got.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                if let Some(r) = read_request(&stream) {
-                    sink.lock().unwrap().push(r);
-                }
+                let n = {
+                    let mut got = sink.lock().unwrap();
+                    if let Some(r) = read_request(&stream) {
+                        got.push(r);
+                    }
+                    got.len()
+                };
+                let code = if n <= failures { 503 } else { status };
                 let mut stream = stream;
-                let reply = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                );
+                let reply =
+                    format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
                 let _ = stream.write_all(reply.as_bytes());
             }
         });
@@ -277,6 +286,112 @@ fn failing_endpoint_sets_error(b: Backend) {
     assert_eq!(r.json()["status"], "active", "{}", r.body);
 }
 
+/// A receiver that is down for a while: the deliveries are tried again and every event
+/// arrives, in order; a server killed (`kill -9`) with an event not yet delivered
+/// delivers it after its restart.
+fn retries_and_restarts_lose_nothing(b: Backend) {
+    let mut s = Server::start_with(
+        b,
+        &[
+            "--subscription-allow-private-endpoints",
+            "--subscription-retry-ms",
+            "300",
+        ],
+    );
+    let hook = Receiver::flaky(200, 2);
+    let code = unique("down");
+    let criteria = format!("Observation?code=urn:test|{code}");
+    let r = s.create(
+        "Subscription",
+        &subscription(&criteria, &hook.url, Some("application/fhir+json")).to_string(),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let first = s.create_id("Observation", &observation(&code, 1.0));
+    hook.wait_for(1); // refused (503): the event waits for its retry
+    std::thread::sleep(Duration::from_millis(300)); // the refusal is recorded
+    s.restart();
+    let second = s.create_id("Observation", &observation(&code, 2.0));
+    let got = hook.wait_for(4);
+    let delivered: Vec<&str> = got[2..].iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        delivered,
+        [
+            format!("/hook/Observation/{first}"),
+            format!("/hook/Observation/{second}")
+        ],
+        "after two refusals, both in order: {got:?}"
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(hook.count(), 4, "nothing twice");
+}
+
+/// Every write path notifies — PATCH and bulk `$import` too — and a subscription for
+/// one patient never carries another's resources.
+fn patch_import_and_patient_confinement(b: Backend) {
+    let dir = std::env::temp_dir().join(unique("sub-import"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let s = Server::start_with(
+        b,
+        &[
+            "--subscription-allow-private-endpoints",
+            "--import-dir",
+            &dir.display().to_string(),
+        ],
+    );
+    let hook = Receiver::start(200);
+    let a = s.create_id("Patient", r#"{"resourceType":"Patient"}"#);
+    let other = s.create_id("Patient", r#"{"resourceType":"Patient"}"#);
+    let r = s.create(
+        "Subscription",
+        &subscription(
+            &format!("Observation?subject=Patient/{a}"),
+            &hook.url,
+            Some("application/fhir+json"),
+        )
+        .to_string(),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let obs = |patient: &str| {
+        json!({"resourceType": "Observation", "status": "final",
+        "code": {"text": "x"}, "subject": {"reference": format!("Patient/{patient}")}})
+    };
+    let mine = s.create_id("Observation", &obs(&a).to_string());
+    s.create_id("Observation", &obs(&other).to_string());
+    let r = s
+        .req("PATCH", &format!("/Observation/{mine}"))
+        .header("Content-Type", "application/json-patch+json")
+        .json(r#"[{"op": "replace", "path": "/status", "value": "amended"}]"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let lines = [obs(&a), obs(&other)].map(|v| v.to_string()).join("\n");
+    std::fs::write(dir.join("obs.ndjson"), lines + "\n").unwrap();
+    let kickoff = json!({"resourceType": "Parameters", "parameter": [{"name": "input", "part": [
+        {"name": "type", "valueCode": "Observation"},
+        {"name": "url", "valueUri": format!("file://{}", dir.join("obs.ndjson").display())}]}]});
+    let r = s
+        .req("POST", "/$import")
+        .header("Prefer", "respond-async")
+        .json(&kickoff.to_string());
+    assert_eq!(r.status, 202, "{}", r.body);
+    let got = hook.wait_for(3);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        hook.count(),
+        3,
+        "create, patch, import of patient A only: {got:?}"
+    );
+    for r in &got {
+        let resource: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(
+            resource["subject"]["reference"],
+            format!("Patient/{a}"),
+            "{}",
+            r.body
+        );
+    }
+    assert_eq!(got[1].path, format!("/hook/Observation/{mine}"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Writing a Subscription checks it: 422 naming the element for what cannot work.
 fn invalid_subscriptions_are_refused(b: Backend) {
     let s = shared(b); // no --subscription-allow-private-endpoints
@@ -460,6 +575,8 @@ fn two_nodes_notify_each_change_once() {
 }
 
 both_backends!(
+    retries_and_restarts_lose_nothing,
+    patch_import_and_patient_confinement,
     writer_must_read_the_whole_type,
     lenient_subscription_is_stored_in_error,
     rest_hook_delivers_matching_writes,

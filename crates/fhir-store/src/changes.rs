@@ -220,6 +220,17 @@ impl Store {
         self.db.write(|tx| q.execute(tx.conn).map(|_| ()))
     }
 
+    /// Whether the change feed holds anything (a read: the dispatcher asks before it
+    /// opens a write transaction).
+    pub fn has_changes(&self) -> StoreResult<bool> {
+        let q = Sql::new("SELECT COUNT(*) AS n FROM (SELECT 1 FROM change_outbox LIMIT 1) x");
+        self.db.read(|tx| {
+            Ok(q.load::<CountRow>(tx.conn)?
+                .first()
+                .is_some_and(|r| r.n > 0))
+        })
+    }
+
     /// The highest `seq` of the current versions of `res_type` (0 when there are
     /// none): it changes whenever a resource of the type is written, on any node.
     pub fn latest_seq_of(&self, res_type: &str) -> StoreResult<i64> {

@@ -59,8 +59,15 @@ impl Deliverer {
     /// Sends the events that are due, one per subscription.
     pub fn deliver_due(&self) -> StoreResult<()> {
         let now = fhir_store::time::now_millis();
+        let due = self.store.due_events(now, BATCH)?;
+        if due.is_empty() {
+            return Ok(());
+        }
+        // Another node may have recorded events of a subscription this node has not
+        // read yet: read the active subscriptions again if any was written.
+        self.dispatcher.refresh()?;
         let registry = self.dispatcher.active();
-        for event in self.store.due_events(now, BATCH)? {
+        for event in due {
             let Some(sub) = registry.get(&event.subscription_id) else {
                 // Off, in error, or deleted since: nothing more goes out.
                 self.store.drop_events(&event.subscription_id)?;

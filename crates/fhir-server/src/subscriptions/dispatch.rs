@@ -2,11 +2,13 @@
 //! change feed and records, in the same transaction, an event for each change that
 //! matches an active subscription. Matching runs the subscription's own criteria with
 //! `_id` set to the changed resources, through the search engine, inside that
-//! transaction: the result is what a search would return at that moment. Subscriptions
-//! are indexed by resource type, so a change is only matched against the subscriptions
-//! of its type, and one search per subscription covers a whole batch of changes. The
-//! active subscriptions are read again whenever a Subscription resource was written
-//! (on any node: the highest `seq` of the type changes).
+//! transaction: the result is what a search would return at that moment. Only the
+//! candidates are searched: subscriptions are indexed by resource type and by the
+//! anchor of their criteria ([`super::anchor`]), so a change is matched against the
+//! subscriptions whose anchor its values carry (and those without one), and
+//! subscriptions with the same criteria share one search per batch. The active
+//! subscriptions are read again whenever a Subscription resource was written (on any
+//! node: the highest `seq` of the type changes).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -16,6 +18,7 @@ use fhir_search::SearchRegistry;
 use fhir_store::changes::Change;
 use fhir_store::{ExportQuery, Population, SearchRequest, Store, StoreResult, Total, TxOps};
 
+use super::anchor::{anchor, keys_of, Key};
 use super::{parse, Active};
 
 /// How often the feed is read when it was empty.
@@ -25,12 +28,39 @@ const BATCH: usize = 500;
 /// Resource ids per matching search.
 const IDS_PER_SEARCH: usize = 100;
 
+/// The active subscriptions of one resource type, indexed by anchor.
+#[derive(Debug, Default)]
+struct OfType {
+    subs: Vec<Active>,
+    /// Anchor key → the subscriptions (indexes into `subs`) anchored on it.
+    anchored: HashMap<Key, Vec<usize>>,
+    /// Subscriptions without an anchor: candidates for every change.
+    always: Vec<usize>,
+}
+
+impl OfType {
+    fn add(&mut self, registry: &SearchRegistry, active: Active) {
+        let i = self.subs.len();
+        let keys =
+            fhir_search::parse_query_string(registry, Some(&active.res_type), &active.query, false)
+                .ok()
+                .and_then(|q| anchor(&q));
+        match keys {
+            Some(keys) => keys
+                .into_iter()
+                .for_each(|k| self.anchored.entry(k).or_default().push(i)),
+            None => self.always.push(i),
+        }
+        self.subs.push(active);
+    }
+}
+
 /// The active subscriptions, by the resource type of their criteria.
 #[derive(Debug, Default)]
 pub struct Registry {
     /// The highest `seq` of a Subscription version when it was read.
     seq: i64,
-    by_type: HashMap<String, Vec<Active>>,
+    by_type: HashMap<String, OfType>,
     by_id: HashMap<String, Active>,
 }
 
@@ -69,8 +99,7 @@ impl Dispatcher {
     /// Runs forever on the calling thread.
     pub fn run(&self) {
         loop {
-            let taken = self.dispatch_once();
-            match taken {
+            match self.dispatch_once() {
                 Ok(n) if n >= BATCH => continue,
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "subscription dispatch failed; retrying"),
@@ -117,7 +146,7 @@ impl Dispatcher {
                         .by_type
                         .entry(active.res_type.clone())
                         .or_default()
-                        .push(active);
+                        .add(self.registry, active);
                 }
             }
         }
@@ -128,6 +157,9 @@ impl Dispatcher {
     /// Takes one batch of changes and records the events they make; returns how many
     /// changes it took.
     pub fn dispatch_once(&self) -> StoreResult<usize> {
+        if !self.store.has_changes()? {
+            return Ok(0);
+        }
         self.store.transaction(|ops| {
             let changes = ops.take_changes(BATCH)?;
             if changes.is_empty() {
@@ -138,23 +170,89 @@ impl Dispatcher {
             self.refresh()?;
             let registry = self.active();
             let now = fhir_store::time::now_millis();
-            for (res_type, subs) in &registry.by_type {
-                let of_type: Vec<&Change> = changes
+            for (res_type, of_type) in &registry.by_type {
+                let changed: Vec<&Change> = changes
                     .iter()
                     .filter(|c| &c.res_type == res_type && c.method != "DELETE")
                     .collect();
-                if of_type.is_empty() {
+                if changed.is_empty() {
                     continue;
                 }
-                for sub in subs {
-                    let matched = self.matching(ops, sub, &of_type)?;
-                    for c in of_type.iter().filter(|c| matched.contains(&c.res_id)) {
-                        ops.add_event(&sub.id, c, now)?;
-                    }
-                }
+                let candidates = self.candidates(ops, res_type, of_type, &changed)?;
+                self.record(ops, of_type, &changed, candidates, now)?;
             }
             Ok(changes.len())
         })
+    }
+
+    /// For each subscription (index) that may match, the ids of the changed resources
+    /// it may match.
+    fn candidates(
+        &self,
+        ops: &mut TxOps<'_, '_>,
+        res_type: &str,
+        of_type: &OfType,
+        changed: &[&Change],
+    ) -> StoreResult<HashMap<usize, HashSet<String>>> {
+        let mut out: HashMap<usize, HashSet<String>> = HashMap::new();
+        for c in changed {
+            for &i in &of_type.always {
+                out.entry(i).or_default().insert(c.res_id.clone());
+            }
+        }
+        if of_type.anchored.is_empty() {
+            return Ok(out);
+        }
+        let mut seen = HashSet::new();
+        for c in changed.iter().filter(|c| seen.insert(c.res_id.as_str())) {
+            let Some(stored) = ops.read(res_type, &c.res_id)? else {
+                continue;
+            };
+            let Ok(value) = fhir_model::json::parse(stored.content.as_bytes()) else {
+                continue;
+            };
+            let keys = keys_of(&fhir_search::extract(self.registry, res_type, &value));
+            for k in &keys {
+                for &i in of_type.anchored.get(k).into_iter().flatten() {
+                    out.entry(i).or_default().insert(c.res_id.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Searches once per distinct criteria among the candidates and records an event,
+    /// in change order, for each subscription a change matches.
+    fn record(
+        &self,
+        ops: &mut TxOps<'_, '_>,
+        of_type: &OfType,
+        changed: &[&Change],
+        candidates: HashMap<usize, HashSet<String>>,
+        now: i64,
+    ) -> StoreResult<()> {
+        let mut by_criteria: HashMap<&str, (Vec<usize>, HashSet<String>)> = HashMap::new();
+        for (i, ids) in candidates {
+            let entry = by_criteria
+                .entry(of_type.subs[i].query.as_str())
+                .or_default();
+            entry.0.push(i);
+            entry.1.extend(ids);
+        }
+        for (subs, ids) in by_criteria.into_values() {
+            let these: Vec<&Change> = changed
+                .iter()
+                .copied()
+                .filter(|c| ids.contains(&c.res_id))
+                .collect();
+            let matched = self.matching(ops, &of_type.subs[subs[0]], &these)?;
+            for c in these.iter().filter(|c| matched.contains(&c.res_id)) {
+                for &i in &subs {
+                    ops.add_event(&of_type.subs[i].id, c, now)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The ids among `changes` that the subscription's criteria match now.

@@ -11,6 +11,7 @@
 //! here ([`check_write`]): criteria, channel, endpoint ([`endpoint`]), payload, and the
 //! writer's right to read everything the criteria can match.
 
+pub mod anchor;
 pub mod deliver;
 pub mod dispatch;
 pub mod endpoint;
