@@ -5,8 +5,8 @@
 //! `SKIP LOCKED`, so nodes sharing the database never take the same row) and turns
 //! those that match a subscription into rows of `subscription_events`, numbered per
 //! subscription ([`TxOps::add_event`]), which the deliverer sends in order and removes
-//! ([`Store::due_events`], [`Store::event_delivered`]); a node claims an event before it
-//! sends it ([`Store::claim_event`]), so nodes sharing the database send each event once
+//! ([`Store::due_events`], [`Store::events_delivered`]); a node claims events before it
+//! sends them ([`Store::claim_events`]), so nodes sharing the database send each event once
 //! (twice only if the claiming node dies before its claim ends).
 
 use diesel::sql_types::{BigInt, Nullable, Text};
@@ -81,6 +81,29 @@ pub(crate) fn record(tx: &mut Tx<'_>, writes: &[WriteRecord], at: i64) -> StoreR
         q.execute(tx.conn)?;
     }
     Ok(())
+}
+
+#[derive(QueryableByName)]
+struct ClaimRow {
+    #[diesel(sql_type = Text)]
+    s: String,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// `(subscription_id = … AND event_number = …) OR …` for each event.
+fn one_of(q: &mut Sql, events: &[(String, i64)]) {
+    for (i, (sub, number)) in events.iter().enumerate() {
+        q.push(if i > 0 {
+            " OR (subscription_id = "
+        } else {
+            "(subscription_id = "
+        });
+        q.bind(Bind::Text(sub.clone()))
+            .push(" AND event_number = ")
+            .bind(Bind::BigInt(*number))
+            .push(")");
+    }
 }
 
 const EVENT_COLUMNS: &str =
@@ -161,35 +184,38 @@ impl Store {
         self.db.read(|tx| q.load(tx.conn))
     }
 
-    /// Claims an event for `node` to send until `until` (ms): `false` when another
-    /// node holds a claim that has not ended (it is sending it now).
-    pub fn claim_event(
+    /// Claims events (subscription, number) for `node` to send until `until` (ms), in
+    /// one statement; returns those it got (another node holds a claim that has not
+    /// ended on the others: it is sending them now).
+    pub fn claim_events(
         &self,
-        subscription: &str,
-        number: i64,
+        events: &[(String, i64)],
         node: &str,
         now: i64,
         until: i64,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Vec<(String, i64)>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut q = Sql::new("UPDATE subscription_events SET claimed_by = ");
         q.bind(Bind::Text(node.into()));
         q.push(", claimed_until = ").bind(Bind::BigInt(until));
-        q.push(" WHERE subscription_id = ")
-            .bind(Bind::Text(subscription.into()))
-            .push(" AND event_number = ")
-            .bind(Bind::BigInt(number));
-        q.push(" AND (claimed_until IS NULL OR claimed_until < ")
+        q.push(" WHERE (claimed_until IS NULL OR claimed_until < ")
             .bind(Bind::BigInt(now))
-            .push(")");
-        self.db.write(|tx| Ok(q.execute(tx.conn)? > 0))
+            .push(") AND (");
+        one_of(&mut q, events);
+        q.push(") RETURNING subscription_id AS s, event_number AS n");
+        let rows: Vec<ClaimRow> = self.db.write(|tx| q.load(tx.conn))?;
+        Ok(rows.into_iter().map(|r| (r.s, r.n)).collect())
     }
 
-    /// Removes a delivered event.
-    pub fn event_delivered(&self, subscription: &str, number: i64) -> StoreResult<()> {
-        let mut q = Sql::new("DELETE FROM subscription_events WHERE subscription_id = ");
-        q.bind(Bind::Text(subscription.into()))
-            .push(" AND event_number = ")
-            .bind(Bind::BigInt(number));
+    /// Removes delivered events, in one statement.
+    pub fn events_delivered(&self, events: &[(String, i64)]) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut q = Sql::new("DELETE FROM subscription_events WHERE ");
+        one_of(&mut q, events);
         self.db.write(|tx| q.execute(tx.conn).map(|_| ()))
     }
 

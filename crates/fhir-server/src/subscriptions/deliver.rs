@@ -7,6 +7,7 @@
 //! `max_attempts` failures the subscription's status becomes `error`, with the reason
 //! in `Subscription.error`, and its waiting events are dropped.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,8 +19,10 @@ use super::dispatch::Dispatcher;
 use super::{endpoint, Active, SubscriptionConfig};
 
 const POLL: Duration = Duration::from_millis(200);
-/// Events looked at per round.
-const BATCH: usize = 100;
+/// Events looked at per round (each of another subscription).
+const BATCH: usize = 200;
+/// Deliveries made at once.
+const SENDERS: usize = 8;
 
 pub struct Deliverer {
     store: Arc<Store>,
@@ -49,43 +52,88 @@ impl Deliverer {
     /// Runs forever on the calling thread.
     pub fn run(&self) {
         loop {
-            if let Err(e) = self.deliver_due() {
-                tracing::warn!(error = %e, "subscription delivery failed; retrying");
+            match self.deliver_due() {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "subscription delivery failed; retrying"),
             }
             std::thread::sleep(POLL);
         }
     }
 
     /// Sends the events that are due, one per subscription.
-    pub fn deliver_due(&self) -> StoreResult<()> {
+    pub fn deliver_due(&self) -> StoreResult<usize> {
         let now = fhir_store::time::now_millis();
         let due = self.store.due_events(now, BATCH)?;
         if due.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         // Another node may have recorded events of a subscription this node has not
         // read yet: read the active subscriptions again if any was written.
         self.dispatcher.refresh()?;
         let registry = self.dispatcher.active();
+        let mut known = Vec::new();
         for event in due {
-            let Some(sub) = registry.get(&event.subscription_id) else {
+            match registry.get(&event.subscription_id) {
+                Some(sub) => known.push((sub.clone(), event)),
                 // Off, in error, or deleted since: nothing more goes out.
-                self.store.drop_events(&event.subscription_id)?;
-                continue;
-            };
-            let until = now + (self.config.timeout * 3).as_millis() as i64;
-            let claimed =
-                self.store
-                    .claim_event(&sub.id, event.event_number, &self.node, now, until)?;
-            if !claimed {
-                continue; // another node is sending it
-            }
-            match self.send(sub, &event) {
-                Ok(()) => self.store.event_delivered(&sub.id, event.event_number)?,
-                Err(why) => self.failed(sub, &event, &why)?,
+                None => self.store.drop_events(&event.subscription_id)?,
             }
         }
-        Ok(())
+        let until = now + (self.config.timeout * 3).as_millis() as i64;
+        let keys: Vec<(String, i64)> = known
+            .iter()
+            .map(|(s, e)| (s.id.clone(), e.event_number))
+            .collect();
+        let claimed: HashSet<(String, i64)> = self
+            .store
+            .claim_events(&keys, &self.node, now, until)?
+            .into_iter()
+            .collect();
+        known.retain(|(s, e)| claimed.contains(&(s.id.clone(), e.event_number)));
+        let n = known.len();
+        let results = self.send_all(&known);
+        let delivered: Vec<(String, i64)> = known
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| r.is_ok())
+            .map(|((s, e), _)| (s.id.clone(), e.event_number))
+            .collect();
+        self.store.events_delivered(&delivered)?;
+        for ((sub, event), result) in known.iter().zip(results) {
+            if let Err(why) = result {
+                self.failed(sub, event, &why)?;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Sends the events (each of another subscription) side by side, on up to
+    /// [`SENDERS`] threads; the results in order.
+    fn send_all(&self, events: &[(Active, Event)]) -> Vec<Result<(), String>> {
+        if events.len() <= 1 {
+            return events.iter().map(|(s, e)| self.send(s, e)).collect();
+        }
+        let chunk = events.len().div_ceil(SENDERS);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = events
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|(s, e)| self.send(s, e))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| vec![Err("delivery thread failed".to_string()); chunk])
+                })
+                .collect()
+        })
     }
 
     fn failed(&self, sub: &Active, event: &Event, why: &str) -> StoreResult<()> {

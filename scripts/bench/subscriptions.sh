@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Subscriptions under a write load: N active rest-hook subscriptions on Observation, each
+# on its own code (urn:bench|c0 … c{N-1}), and wrk creating Observations whose codes
+# cycle through them (every write matches one subscription). Reports create throughput
+# with subscriptions off, on with none, and on with N; and, for the N run, the latency
+# from commit to delivery (the receiver's arrival time minus the version's
+# meta.lastUpdated), p50 and p99, and how many notifications arrived.
+# Usage: scripts/bench/subscriptions.sh [sqlite|postgres] [N] [seconds]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BACKEND=${1:-sqlite}; N=${2:-1000}; SECS=${3:-10}
+PORT=18101; HOOK=18102
+[ -n "${NO_BUILD:-}" ] || cargo build --release -p fhir-server >/dev/null
+work=$(mktemp -d)
+trap 'kill $(cat "$work/pid" "$work/hook.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
+B=http://127.0.0.1:$PORT/fhir
+fresh_db() {
+  if [ "$BACKEND" = sqlite ]; then rm -f "$work"/fhir.db*; url="sqlite://$work/fhir.db"; else
+    psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS fhir_sub_bench" -c "CREATE DATABASE fhir_sub_bench" postgres
+    url="postgres://postgres@127.0.0.1:5432/fhir_sub_bench"
+  fi
+}
+serve() {
+  target/release/fhir-server serve --listen 127.0.0.1:$PORT --database-url "$url" \
+    --export-dir "$work/exports" --log-level warn --subscription-allow-private-endpoints "$@" >>"$work/log" 2>&1 &
+  echo $! >"$work/pid"
+  for _ in $(seq 1 200); do curl -sf http://127.0.0.1:$PORT/ready >/dev/null && return; sleep 0.1; done
+  echo "server did not start"; cat "$work/log"; exit 1
+}
+stop() { kill "$(cat "$work/pid")"; wait "$(cat "$work/pid")" 2>/dev/null || true; }
+cat >"$work/hook.py" <<'PY'
+import sys, time, json
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+out = open(sys.argv[2], "a", buffering=1)
+class Hook(BaseHTTPRequestHandler):
+    def do_PUT(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        now = time.time() * 1000
+        at = json.loads(body)["meta"]["lastUpdated"]
+        sent = datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp() * 1000
+        out.write(f"{now - sent:.1f}\n")
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+ThreadingHTTPServer.request_queue_size = 256
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Hook).serve_forever()
+PY
+python3 "$work/hook.py" $HOOK "$work/latency" & echo $! >"$work/hook.pid"
+cat >"$work/obs.lua" <<EOF2
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = string.format('{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"urn:bench","code":"c%d"}]}}', counter % $N)
+  return wrk.format("POST", "/fhir/Observation", {["Content-Type"]="application/fhir+json"}, body)
+end
+EOF2
+load() { wrk -t1 -c4 -d"${SECS}s" -s "$work/obs.lua" "http://127.0.0.1:$PORT" | awk '/Requests\/sec/ {print $2}'; }
+fresh_db; serve --subscriptions off
+echo "$BACKEND subscriptions off: $(load) creates/s"; stop
+fresh_db; serve
+echo "$BACKEND subscriptions on, none active: $(load) creates/s"
+for i in $(seq 0 $((N - 1))); do
+  printf '{"resourceType":"Subscription","status":"requested","reason":"bench","criteria":"Observation?code=urn:bench|c%d","channel":{"type":"rest-hook","endpoint":"http://127.0.0.1:%d/hook","payload":"application/fhir+json"}}' "$i" "$HOOK" \
+    | curl -sf -o /dev/null "$B/Subscription" -H 'Content-Type: application/fhir+json' --data-binary @-
+done
+sleep 2; : >"$work/latency"
+count() { curl -s "$B/Observation?_summary=count&code=urn:bench|" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])'; }
+c0=$(count)
+rate=$(load)
+before=$(( $(count) - c0 ))
+for _ in $(seq 1 120); do
+  a=$(wc -l <"$work/latency"); sleep 1; b=$(wc -l <"$work/latency")
+  [ "$a" = "$b" ] && break
+done
+echo "$BACKEND subscriptions on, $N active: $rate creates/s; $(wc -l <"$work/latency") notifications for $before matching creates"
+sort -n "$work/latency" | awk '{a[NR]=$1} END {printf "commit to delivery: p50 %.0f ms, p99 %.0f ms, max %.0f ms\n", a[int(NR*0.5)], a[int(NR*0.99)], a[NR]}'
+stop
