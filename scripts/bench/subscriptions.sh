@@ -16,7 +16,7 @@ trap 'kill $(cat "$work/pid" "$work/hook.pid" 2>/dev/null) 2>/dev/null || true; 
 B=http://127.0.0.1:$PORT/fhir
 fresh_db() {
   if [ "$BACKEND" = sqlite ]; then rm -f "$work"/fhir.db*; url="sqlite://$work/fhir.db"; else
-    psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS fhir_sub_bench" -c "CREATE DATABASE fhir_sub_bench" postgres
+    psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS fhir_sub_bench WITH (FORCE)" -c "CREATE DATABASE fhir_sub_bench" postgres
     url="postgres://postgres@127.0.0.1:5432/fhir_sub_bench"
   fi
 }
