@@ -3,32 +3,63 @@
 //! reference criterion (no chain, no modifier) that every match must satisfy — whose
 //! values are keys (`code=X` → the code, `subject=Patient/A` → the id). A changed
 //! resource's own keys (its index values) pick the subscriptions anchored on them; only
-//! those, and the subscriptions without an anchor, are then searched. The keys are a
-//! filter that may let through too much, never too little (the system of a token is
-//! ignored, a reference keeps only its id): the search still decides.
+//! those, and the subscriptions without an anchor, are then searched. Reference keys
+//! keep only the id, a filter that may let through too much but never too little: the
+//! search decides. Token keys are exact (code, and system as the criterion says: any,
+//! none, or this one — the store's token comparison), so a subscription whose whole
+//! criteria is one token criterion ([`Anchor::exact`]) matches exactly the resources
+//! carrying one of its keys, and needs no search.
 
 use std::collections::HashSet;
 
 use fhir_model::SearchParamType;
-use fhir_search::{Clause, IndexValues, ReferenceValue, SearchQuery, SearchValue};
+use fhir_search::{Clause, IndexValues, ReferenceValue, SearchQuery, SearchValue, TokenSystem};
 
 /// A value a resource must carry for an anchored subscription to match it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Key {
-    Token { param: String, code: String },
-    Reference { param: String, id: String },
+    Token {
+        param: String,
+        code: String,
+        system: SystemKey,
+    },
+    Reference {
+        param: String,
+        id: String,
+    },
 }
 
-/// The keys of the criteria's anchor (any of them may match); `None`: no criterion can
-/// anchor it, so every change of the type is a candidate.
-pub fn anchor(query: &SearchQuery) -> Option<Vec<Key>> {
+/// The system part of a token key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SystemKey {
+    /// `code`: any system, or none.
+    Any,
+    /// `|code` (`None`) or `system|code`.
+    Exactly(Option<String>),
+}
+
+/// The anchor of a criteria.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    /// Any of these keys may match.
+    pub keys: Vec<Key>,
+    /// The criteria is this one token criterion and nothing else: a key is a match.
+    pub exact: bool,
+}
+
+/// The anchor of the criteria; `None`: no criterion can anchor it, so every change of
+/// the type is a candidate.
+pub fn anchor(query: &SearchQuery) -> Option<Anchor> {
     query.clauses.iter().find_map(|c| match c {
         Clause::Param(p) if p.chain.is_empty() && p.modifier.is_none() => {
             let param = &p.param.code;
-            p.values
+            let keys = p
+                .values
                 .iter()
                 .map(|v| key_of_value(p.param.kind, param, v))
-                .collect::<Option<Vec<Key>>>()
+                .collect::<Option<Vec<Key>>>()?;
+            let exact = query.clauses.len() == 1 && p.param.kind == SearchParamType::Token;
+            Some(Anchor { keys, exact })
         }
         _ => None,
     })
@@ -40,6 +71,11 @@ fn key_of_value(kind: SearchParamType, param: &str, value: &SearchValue) -> Opti
         (SearchParamType::Token, SearchValue::Token(t)) => Some(Key::Token {
             param,
             code: t.code.clone()?,
+            system: match &t.system {
+                TokenSystem::Any => SystemKey::Any,
+                TokenSystem::None => SystemKey::Exactly(None),
+                TokenSystem::Is(s) => SystemKey::Exactly(Some(s.clone())),
+            },
         }),
         (SearchParamType::Reference, SearchValue::Reference(r)) => match r {
             ReferenceValue::Local { id, .. } => Some(Key::Reference {
@@ -56,12 +92,18 @@ fn key_of_value(kind: SearchParamType, param: &str, value: &SearchValue) -> Opti
     }
 }
 
-/// The keys a resource carries: its token codes and reference ids, per parameter.
+/// The keys a resource carries: its token codes (with any system, and with their own)
+/// and reference ids, per parameter.
 pub fn keys_of(values: &IndexValues) -> HashSet<Key> {
-    let tokens = values.tokens.iter().filter_map(|t| {
-        Some(Key::Token {
+    let tokens = values
+        .tokens
+        .iter()
+        .filter_map(|t| t.code.as_ref().map(|c| (t, c)));
+    let tokens = tokens.flat_map(|(t, code)| {
+        [SystemKey::Any, SystemKey::Exactly(t.system.clone())].map(|system| Key::Token {
             param: t.param.clone(),
-            code: t.code.clone()?,
+            code: code.clone(),
+            system,
         })
     });
     let references = values.references.iter().filter_map(|r| {
@@ -83,30 +125,42 @@ mod tests {
         fhir_search::parse_query_string(SearchRegistry::r4(), Some("Observation"), q, true).unwrap()
     }
 
+    fn token(param: &str, code: &str, system: SystemKey) -> Key {
+        Key::Token {
+            param: param.into(),
+            code: code.into(),
+            system,
+        }
+    }
+
     #[test]
     fn anchors_on_plain_tokens_and_references() {
-        let code = |c: &str| Key::Token {
-            param: "code".into(),
-            code: c.into(),
-        };
+        let loinc = SystemKey::Exactly(Some("http://loinc.org".into()));
+        let a = anchor(&query("code=http://loinc.org|1234-5")).unwrap();
+        assert_eq!(a.keys, vec![token("code", "1234-5", loinc)]);
+        assert!(a.exact);
+        let a = anchor(&query("code=a,|b")).unwrap();
         assert_eq!(
-            anchor(&query("code=http://loinc.org|1234-5")),
-            Some(vec![code("1234-5")])
+            a.keys,
+            vec![
+                token("code", "a", SystemKey::Any),
+                token("code", "b", SystemKey::Exactly(None))
+            ]
         );
-        assert_eq!(anchor(&query("code=a,b")), Some(vec![code("a"), code("b")]));
+        let a = anchor(&query("status=final&subject=Patient/p1")).unwrap();
+        assert_eq!(a.keys, vec![token("status", "final", SystemKey::Any)]);
+        assert!(!a.exact, "two criteria: the search decides");
+        let a = anchor(&query("value-quantity=gt5&subject=Patient/p1")).unwrap();
         assert_eq!(
-            anchor(&query("status=final&subject=Patient/p1")),
-            Some(vec![Key::Token {
-                param: "status".into(),
-                code: "final".into()
-            }])
-        );
-        assert_eq!(
-            anchor(&query("value-quantity=gt5&subject=Patient/p1")),
-            Some(vec![Key::Reference {
+            a.keys,
+            vec![Key::Reference {
                 param: "subject".into(),
                 id: "p1".into()
-            }])
+            }]
+        );
+        assert!(
+            !anchor(&query("subject=Patient/p1")).unwrap().exact,
+            "references are searched"
         );
         assert_eq!(anchor(&query("code:not=a")), None);
         assert_eq!(anchor(&query("subject.name=peter")), None);
@@ -114,24 +168,40 @@ mod tests {
     }
 
     #[test]
-    fn a_resource_carries_the_keys_that_anchor_it() {
+    fn a_resource_carries_exactly_the_token_keys_that_match_it() {
         let obs = json!({"resourceType": "Observation", "status": "final",
-            "code": {"coding": [{"system": "http://loinc.org", "code": "1234-5"}]},
+            "code": {"coding": [{"system": "http://loinc.org", "code": "1234-5"}, {"code": "local-1"}]},
             "subject": {"reference": "Patient/p1"}});
         let keys = keys_of(&fhir_search::extract(
             SearchRegistry::r4(),
             "Observation",
             &obs,
         ));
+        let hit = |q: &str| {
+            anchor(&query(q))
+                .unwrap()
+                .keys
+                .iter()
+                .any(|k| keys.contains(k))
+        };
         for q in [
             "code=http://loinc.org|1234-5",
+            "code=1234-5",
+            "code=|local-1",
+            "code=local-1",
             "status=final",
             "value-quantity=gt5&subject=Patient/p1",
         ] {
-            let anchored = anchor(&query(q)).unwrap();
-            assert!(anchored.iter().any(|k| keys.contains(k)), "{q}");
+            assert!(hit(q), "{q}");
         }
-        let other = anchor(&query("code=9999-9")).unwrap();
-        assert!(!other.iter().any(|k| keys.contains(k)));
+        for q in [
+            "code=9999-9",
+            "code=http://snomed.info/sct|1234-5",
+            "code=|1234-5",
+            "code=http://loinc.org|local-1",
+            "code=1234-5X",
+        ] {
+            assert!(!hit(q), "{q}");
+        }
     }
 }

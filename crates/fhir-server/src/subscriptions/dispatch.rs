@@ -5,8 +5,9 @@
 //! transaction: the result is what a search would return at that moment. Only the
 //! candidates are searched: subscriptions are indexed by resource type and by the
 //! anchor of their criteria ([`super::anchor`]), so a change is matched against the
-//! subscriptions whose anchor its values carry (and those without one), and
-//! subscriptions with the same criteria share one search per batch. The active
+//! subscriptions whose anchor its values carry (and those without one); a subscription
+//! whose criteria is one token criterion is matched by its key alone, and subscriptions
+//! with the same criteria share one search per batch. The active
 //! subscriptions are read again whenever a Subscription resource was written (on any
 //! node: the highest `seq` of the type changes).
 
@@ -36,6 +37,8 @@ struct OfType {
     anchored: HashMap<Key, Vec<usize>>,
     /// Subscriptions without an anchor: candidates for every change.
     always: Vec<usize>,
+    /// Subscriptions whose criteria is their anchor: a candidate is a match.
+    exact: HashSet<usize>,
 }
 
 impl OfType {
@@ -46,9 +49,14 @@ impl OfType {
                 .ok()
                 .and_then(|q| anchor(&q));
         match keys {
-            Some(keys) => keys
-                .into_iter()
-                .for_each(|k| self.anchored.entry(k).or_default().push(i)),
+            Some(a) => {
+                if a.exact {
+                    self.exact.insert(i);
+                }
+                a.keys
+                    .into_iter()
+                    .for_each(|k| self.anchored.entry(k).or_default().push(i));
+            }
             None => self.always.push(i),
         }
         self.subs.push(active);
@@ -233,6 +241,13 @@ impl Dispatcher {
     ) -> StoreResult<()> {
         let mut by_criteria: HashMap<&str, (Vec<usize>, HashSet<String>)> = HashMap::new();
         for (i, ids) in candidates {
+            if of_type.exact.contains(&i) {
+                // Its one token criterion is the key the resource carries: a match.
+                for c in changed.iter().filter(|c| ids.contains(&c.res_id)) {
+                    ops.add_event(&of_type.subs[i].id, c, now)?;
+                }
+                continue;
+            }
             let entry = by_criteria
                 .entry(of_type.subs[i].query.as_str())
                 .or_default();
