@@ -252,6 +252,9 @@ fn kickoff_errors(b: Backend) {
     }
     let r = s.get("/$import-status/no-such-job");
     r.outcome(404);
+    s.get("/$import-errors/no-such-job/0").outcome(404);
+    s.get("/$import-errors/no-such-job/not-a-number")
+        .outcome(404);
     let r = s.req("DELETE", "/$import-status/no-such-job").send();
     r.outcome(404);
     let r = s.get("/$import");

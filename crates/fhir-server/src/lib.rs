@@ -18,6 +18,7 @@ pub mod export;
 pub mod handlers;
 pub mod http;
 pub mod import;
+pub mod jobs;
 pub mod logging;
 pub mod routes;
 pub mod state;

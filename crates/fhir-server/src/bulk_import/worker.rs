@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,8 +24,6 @@ use super::{ImportError, ImportRequest, Sources};
 use crate::export::worker::{COMPLETED, FAILED, QUEUED, RUNNING};
 use crate::validation::Strictness;
 
-const PURGE_EVERY: Duration = Duration::from_secs(60);
-const CLAIM_EVERY: Duration = Duration::from_secs(2);
 /// A batch that meets a database restart or a lock conflict is tried again this often.
 const RETRIES: u32 = 30;
 const RETRY_WAIT: Duration = Duration::from_secs(1);
@@ -91,6 +89,7 @@ pub struct Importer {
     node: String,
     /// Threads that prepare a batch's versions (index extraction) before it is written.
     threads: usize,
+    folders: crate::jobs::JobFolders,
 }
 
 /// A job's state while it runs.
@@ -111,6 +110,7 @@ impl Importer {
         config: ImportConfig,
     ) -> Result<Arc<Importer>, ImportError> {
         std::fs::create_dir_all(&config.dir)?;
+        let (config_dir, config_retention) = (config.dir.clone(), config.retention);
         let node = crate::export::worker::job_node(&store.node_id());
         let (tx, rx) = mpsc::channel();
         let importer = Arc::new(Importer {
@@ -123,11 +123,20 @@ impl Importer {
             cancelled: Mutex::new(HashSet::new()),
             node,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            folders: crate::jobs::JobFolders {
+                kind: JobKind::Import,
+                dir: config_dir,
+                retention: config_retention,
+            },
         });
         let worker = importer.clone();
         std::thread::Builder::new()
             .name("import".into())
-            .spawn(move || worker.run(rx))?;
+            .spawn(move || {
+                worker
+                    .folders
+                    .run(&worker.store, rx, |id| worker.run_job(id))
+            })?;
         Ok(importer)
     }
 
@@ -190,14 +199,17 @@ impl Importer {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id.to_string());
-        self.remove_files(id);
+        self.folders.remove(id);
         Ok(())
     }
 
     /// The error file of input `index` of a finished job. Blocking.
     pub fn error_file(&self, id: &str, index: usize) -> Result<PathBuf, ImportError> {
         let job = self.job(id)?;
-        let path = self.job_dir(id).join(InputOutcome::error_file(index));
+        let path = self
+            .folders
+            .dir_of(id)
+            .join(InputOutcome::error_file(index));
         if job.status != COMPLETED || !path.is_file() {
             return Err(ImportError::FileNotFound(InputOutcome::error_file(index)));
         }
@@ -206,51 +218,7 @@ impl Importer {
 
     /// When a finished job and its files will be removed (ms since the epoch).
     pub fn expires(&self, job: &Job) -> i64 {
-        job.updated_at
-            .saturating_add(self.config.retention.as_millis() as i64)
-    }
-
-    fn job_dir(&self, id: &str) -> PathBuf {
-        self.config.dir.join(id)
-    }
-
-    fn remove_files(&self, id: &str) {
-        let _ = std::fs::remove_dir_all(self.job_dir(id));
-    }
-
-    fn run(&self, rx: Receiver<String>) {
-        let purge_every = PURGE_EVERY.min(self.config.retention.max(CLAIM_EVERY));
-        let mut purged = Instant::now() - purge_every;
-        loop {
-            match rx.recv_timeout(CLAIM_EVERY) {
-                Ok(id) => self.run_job(&id),
-                Err(RecvTimeoutError::Timeout) => {
-                    match self.store.claimable_jobs(JobKind::Import) {
-                        Ok(ids) => ids.iter().for_each(|id| self.run_job(id)),
-                        Err(e) => tracing::warn!(error = %e, "looking for import jobs failed"),
-                    }
-                }
-                Err(RecvTimeoutError::Disconnected) => return,
-            }
-            if purged.elapsed() >= purge_every {
-                purged = Instant::now();
-                if let Err(e) = self.purge_expired() {
-                    tracing::warn!(error = %e, "removing expired import jobs failed");
-                }
-            }
-        }
-    }
-
-    fn purge_expired(&self) -> Result<(), ImportError> {
-        let now = fhir_store::time::now_millis();
-        for job in self.store.jobs(JobKind::Import)? {
-            let finished = job.status == COMPLETED || job.status == FAILED;
-            if finished && self.expires(&job) <= now {
-                self.store.delete_job(JobKind::Import, &job.id)?;
-                self.remove_files(&job.id);
-            }
-        }
-        Ok(())
+        self.folders.expires(job)
     }
 
     fn run_job(&self, id: &str) {
@@ -342,7 +310,7 @@ impl Importer {
         } else {
             None
         };
-        std::fs::create_dir_all(self.job_dir(&r.job.id))?;
+        std::fs::create_dir_all(self.folders.dir_of(&r.job.id))?;
         for index in r.resume.input..r.request.inputs.len() {
             if r.resume.input != index {
                 r.resume = Resume {
@@ -376,7 +344,8 @@ impl Importer {
     fn input_failed(&self, r: &mut Running, why: String) -> Result<(), ImportError> {
         let index = r.resume.input;
         let path = self
-            .job_dir(&r.job.id)
+            .folders
+            .dir_of(&r.job.id)
             .join(InputOutcome::error_file(index));
         let mut errors = std::fs::OpenOptions::new()
             .create(true)
@@ -400,7 +369,8 @@ impl Importer {
     fn load_input(&self, r: &mut Running, checker: &Checker<'_>) -> Result<(), ImportError> {
         let reader = self.config.sources.open(checker.url)?;
         let path = self
-            .job_dir(&r.job.id)
+            .folders
+            .dir_of(&r.job.id)
             .join(InputOutcome::error_file(r.resume.input));
         let mut errors = std::fs::OpenOptions::new()
             .create(true)

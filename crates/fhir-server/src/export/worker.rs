@@ -4,7 +4,7 @@
 //! (a new part after `max_file_resources`). Memory stays that of one page and the file
 //! buffers, whatever the export's size. Jobs are rows of `export_jobs`, run by one
 //! node at a time: a node claims a job (its `owner`) before it runs it, and every node
-//! looks every [`CLAIM_EVERY`] for jobs that are queued or whose node is gone
+//! looks every [`crate::jobs::CLAIM_EVERY`] for jobs that are queued or whose node is gone
 //! ([`fhir_store::nodes`]), which it takes over and runs again from the beginning. Each
 //! run writes its own folder, so a node that lost its job (it stalled, and another
 //! took over) cannot spoil the other's files. Finished jobs and their files are
@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,10 +27,6 @@ type Page = fhir_store::StoreResult<Vec<(i64, StoredResource)>>;
 
 use super::{export_scope, ExportError, ExportPlan, ExportRequest};
 
-/// How often finished jobs are checked for expiry.
-const PURGE_EVERY: Duration = Duration::from_secs(60);
-/// How often an idle worker looks for jobs no live node runs.
-const CLAIM_EVERY: Duration = Duration::from_secs(2);
 /// How often a running job records its progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
@@ -106,6 +102,7 @@ pub struct Exporter {
     cancelled: Mutex<HashSet<String>>,
     /// This node's id: the `owner` of the jobs it runs.
     node: String,
+    folders: crate::jobs::JobFolders,
 }
 
 impl Exporter {
@@ -118,10 +115,16 @@ impl Exporter {
         std::fs::create_dir_all(&config.dir)?;
         let store_node = store.node_id();
         let (tx, rx) = mpsc::channel();
+        let folders = crate::jobs::JobFolders {
+            kind: JobKind::Export,
+            dir: config.dir.clone(),
+            retention: config.retention,
+        };
         let exporter = Arc::new(Exporter {
             store,
             defs,
             config,
+            folders,
             queue: Mutex::new(tx),
             cancelled: Mutex::new(HashSet::new()),
             node: job_node(&store_node),
@@ -129,7 +132,11 @@ impl Exporter {
         let worker = exporter.clone();
         std::thread::Builder::new()
             .name("export".into())
-            .spawn(move || worker.run(rx))?;
+            .spawn(move || {
+                worker
+                    .folders
+                    .run(&worker.store, rx, |id| worker.run_job(id))
+            })?;
         Ok(exporter)
     }
 
@@ -187,7 +194,7 @@ impl Exporter {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id.to_string());
-        self.remove_files(id);
+        self.folders.remove(id);
         Ok(())
     }
 
@@ -197,7 +204,7 @@ impl Exporter {
         let outputs: Vec<OutputFile> = serde_json::from_str(&job.output).unwrap_or_default();
         match outputs.into_iter().find(|o| o.file == file) {
             Some(o) if job.status == COMPLETED => {
-                let path = self.job_dir(id).join(&o.run).join(file);
+                let path = self.folders.dir_of(id).join(&o.run).join(file);
                 Ok((o, path))
             }
             _ => Err(ExportError::FileNotFound(file.to_string())),
@@ -206,21 +213,7 @@ impl Exporter {
 
     /// When a finished job and its files will be removed (ms since the epoch).
     pub fn expires(&self, job: &ExportJob) -> i64 {
-        job.updated_at
-            .saturating_add(self.config.retention.as_millis() as i64)
-    }
-
-    fn job_dir(&self, id: &str) -> PathBuf {
-        self.config.dir.join(id)
-    }
-
-    fn remove_files(&self, id: &str) {
-        let dir = self.job_dir(id);
-        if dir.exists() {
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                tracing::warn!(job = %id, error = %e, "cannot remove export files");
-            }
-        }
+        self.folders.expires(job)
     }
 
     fn is_cancelled(&self, id: &str) -> bool {
@@ -228,33 +221,6 @@ impl Exporter {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains(id)
-    }
-
-    fn run(&self, rx: Receiver<String>) {
-        // A retention shorter than the purge period is honoured to within a claim period.
-        let purge_every = PURGE_EVERY.min(self.config.retention.max(CLAIM_EVERY));
-        let mut purged = Instant::now() - purge_every;
-        loop {
-            match rx.recv_timeout(CLAIM_EVERY) {
-                Ok(id) => self.run_job(&id),
-                Err(RecvTimeoutError::Timeout) => self.take_up_orphans(),
-                Err(RecvTimeoutError::Disconnected) => return,
-            }
-            if purged.elapsed() >= purge_every {
-                purged = Instant::now();
-                if let Err(e) = self.purge_expired() {
-                    tracing::warn!(error = %e, "removing expired export jobs failed");
-                }
-            }
-        }
-    }
-
-    /// Runs the jobs that are queued or whose node is gone.
-    fn take_up_orphans(&self) {
-        match self.store.claimable_jobs(JobKind::Export) {
-            Ok(ids) => ids.iter().for_each(|id| self.run_job(id)),
-            Err(e) => tracing::warn!(error = %e, "looking for export jobs failed"),
-        }
     }
 
     fn run_job(&self, id: &str) {
@@ -317,10 +283,10 @@ impl Exporter {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(id);
-                let dir = self.job_dir(id).join(run);
+                let dir = self.folders.dir_of(id).join(run);
                 let _ = std::fs::remove_dir_all(dir);
             }
-            _ => self.remove_files(id),
+            _ => self.folders.remove(id),
         }
     }
 
@@ -331,7 +297,7 @@ impl Exporter {
             .map_err(|e| ExportError::Io(format!("stored request unreadable: {e}")))?;
         let mut plan = export_scope(&self.store, self.defs, &request)?;
         plan.query.at = Some(job.transaction_time);
-        let dir = self.job_dir(&job.id).join(run);
+        let dir = self.folders.dir_of(&job.id).join(run);
         std::fs::create_dir_all(&dir)?;
         let mut files = Files::new(dir, run, self.config.max_file_resources);
         // The next page is read while this one is written (two pages in flight).
@@ -463,20 +429,6 @@ impl Exporter {
             None => value,
         };
         Ok(fhir_model::json::to_string(&value))
-    }
-
-    /// Removes finished jobs older than the retention, with their files.
-    fn purge_expired(&self) -> Result<(), ExportError> {
-        let cutoff =
-            fhir_store::time::now_millis().saturating_sub(self.config.retention.as_millis() as i64);
-        for job in self.store.jobs(JobKind::Export)? {
-            let finished = job.status == COMPLETED || job.status == FAILED;
-            if finished && job.updated_at <= cutoff {
-                self.store.delete_job(JobKind::Export, &job.id)?;
-                self.remove_files(&job.id);
-            }
-        }
-        Ok(())
     }
 }
 

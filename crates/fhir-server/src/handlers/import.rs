@@ -204,9 +204,12 @@ pub async fn cancel(
 pub async fn errors(
     state: web::Data<AppState>,
     req: HttpRequest,
-    path: web::Path<(String, usize)>,
+    path: web::Path<(String, String)>,
 ) -> Result<HttpResponse> {
-    let (id, index) = path.into_inner();
+    let (id, input) = path.into_inner();
+    let index: usize = input
+        .parse()
+        .map_err(|_| ImportError::FileNotFound(format!("errors of input '{input}'")))?;
     let lookup = id.clone();
     owns(&req, &state.import(move |im| im.job(&lookup)).await?)?;
     let path = state.import(move |im| im.error_file(&id, index)).await?;
