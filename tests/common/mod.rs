@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod private_pg;
+pub mod receiver;
 pub mod smart;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,6 +15,7 @@
 //!   [`SearchError`] naming the parameter.
 //! - [`extract`]: a resource → [`IndexValues`] (typed rows per parameter code).
 //! - [`compartment_params`]: the parameters linking a type to a compartment.
+//! - [`matcher::matches`]: a query against one resource's index values, in memory.
 //!
 //! ```
 //! use fhir_search::{parse, SearchRegistry, Clause, SearchValue};
@@ -41,6 +42,7 @@ pub mod escape;
 pub mod filter;
 pub mod fulltext;
 pub mod index;
+pub mod matcher;
 mod near;
 pub mod normalize;
 pub mod number;

@@ -458,6 +458,9 @@ pub struct SubscriptionArgs {
     /// Milliseconds before the first retry of a failed delivery (doubled each time).
     #[arg(long, env = "FHIR_SUBSCRIPTION_RETRY_MS", default_value_t = 2000)]
     pub subscription_retry_ms: u64,
+    /// Hours events are kept after they happened, for `Subscription/[id]/$events`.
+    #[arg(long, env = "FHIR_SUBSCRIPTION_RETENTION_HOURS", default_value_t = 168)]
+    pub subscription_retention_hours: u64,
 }
 
 impl Default for SubscriptionArgs {
@@ -467,17 +470,21 @@ impl Default for SubscriptionArgs {
             subscription_allow_private_endpoints: false,
             subscription_attempts: 5,
             subscription_retry_ms: 2000,
+            subscription_retention_hours: 168,
         }
     }
 }
 
 impl SubscriptionArgs {
-    /// The settings, or `None` when subscriptions are off.
-    pub fn config(&self) -> Option<crate::subscriptions::SubscriptionConfig> {
+    /// The settings, or `None` when subscriptions are off; `base` is the server's
+    /// public base URL.
+    pub fn config(&self, base: String) -> Option<crate::subscriptions::SubscriptionConfig> {
         (self.subscriptions == OnOff::On).then(|| crate::subscriptions::SubscriptionConfig {
             allow_private_endpoints: self.subscription_allow_private_endpoints,
             max_attempts: self.subscription_attempts.max(1),
             retry_base: Duration::from_millis(self.subscription_retry_ms),
+            base,
+            retention: Duration::from_secs(self.subscription_retention_hours.max(1) * 3600),
             ..Default::default()
         })
     }
@@ -528,7 +535,14 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         AuditMode::On => true,
         AuditMode::Off => false,
     };
-    let subscription_config = args.subscriptions.config();
+    let tls_on = args.security.tls_cert.is_some();
+    let public_base = args.base_url.clone().unwrap_or_else(|| {
+        let scheme = if tls_on { "https" } else { "http" };
+        format!("{scheme}://{}/fhir", args.listen)
+    });
+    let subscription_config = args
+        .subscriptions
+        .config(public_base.trim_end_matches('/').to_string());
     store.set_change_feed(subscription_config.is_some());
     if audit_on {
         store.set_audit_hook(Arc::new(crate::audit::write_hook));

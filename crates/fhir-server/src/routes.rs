@@ -141,6 +141,7 @@ fn operation_routes(cfg: &mut web::ServiceConfig) {
     )
     .configure(meta_routes)
     .configure(expunge_routes)
+    .configure(subscription_routes)
     .service(
         web::resource("/Composition/{id}/$document")
             .route(get().to(crate::handlers::document::document))
@@ -198,6 +199,30 @@ fn import_routes(cfg: &mut web::ServiceConfig) {
                 .wrap(actix_web::middleware::Compress::default())
                 .route(get().to(import::errors)),
         );
+}
+
+/// The Subscriptions Backport IG's `$status` (instance and type) and `$events`.
+fn subscription_routes(cfg: &mut web::ServiceConfig) {
+    use crate::handlers::subscription_ops as ops;
+    use web::resource;
+    cfg.service(
+        resource("/Subscription/$status")
+            .route(get().to(ops::status_type))
+            .route(post().to(ops::status_type))
+            .default_service(web::to(system::method_not_allowed)),
+    )
+    .service(
+        resource("/Subscription/{id}/$status")
+            .route(get().to(ops::status_instance))
+            .route(post().to(ops::status_instance))
+            .default_service(web::to(system::method_not_allowed)),
+    )
+    .service(
+        resource("/Subscription/{id}/$events")
+            .route(get().to(ops::events))
+            .route(post().to(ops::events))
+            .default_service(web::to(system::method_not_allowed)),
+    );
 }
 
 /// `$meta` at every level, `$meta-add` and `$meta-delete` (resource-operations.html).

@@ -4,8 +4,9 @@
 //! takes rows out in its own transaction ([`TxOps::take_changes`]; on PostgreSQL with
 //! `SKIP LOCKED`, so nodes sharing the database never take the same row) and turns
 //! those that match a subscription into rows of `subscription_events`, numbered per
-//! subscription ([`TxOps::add_event`]), which the deliverer sends in order and removes
-//! ([`Store::due_events`], [`Store::events_delivered`]); a node claims events before it
+//! subscription ([`TxOps::add_event`]), which the deliverer sends in order and marks
+//! delivered ([`Store::due_events`], [`Store::events_delivered`]; kept for `$events`
+//! until [`Store::prune_events`]); a node claims events before it
 //! sends them ([`Store::claim_events`]), so nodes sharing the database send each event once
 //! (twice only if the claiming node dies before its claim ends).
 
@@ -63,6 +64,9 @@ pub struct Event {
     pub attempts: i64,
     #[diesel(sql_type = Nullable<Text>)]
     pub last_error: Option<String>,
+    /// `None` while it waits; when it was sent (ms); 0 if it was never to be sent.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub delivered: Option<i64>,
 }
 
 /// Inserts the outbox rows of a transaction's writes.
@@ -106,8 +110,8 @@ fn one_of(q: &mut Sql, events: &[(String, i64)]) {
     }
 }
 
-const EVENT_COLUMNS: &str =
-    "subscription_id, event_number, res_type, res_id, version, method, at, attempts, last_error";
+const EVENT_COLUMNS: &str = "subscription_id, event_number, res_type, res_id, version, method, \
+     at, attempts, last_error, delivered";
 
 impl TxOps<'_, '_> {
     /// Takes up to `limit` changes out of the outbox, oldest first: they are gone when
@@ -130,9 +134,15 @@ impl TxOps<'_, '_> {
         Ok(changes)
     }
 
-    /// Records that `change` matched `subscription`, as its next event; returns the
-    /// event's number.
-    pub fn add_event(&mut self, subscription: &str, change: &Change, due: i64) -> StoreResult<i64> {
+    /// Records that `change` matched `subscription`, as its next event, due for delivery
+    /// at `due` (ms) — or, with `due` `None`, counted and kept for `$events` but never
+    /// sent (the subscription is in error); returns the event's number.
+    pub fn add_event(
+        &mut self,
+        subscription: &str,
+        change: &Change,
+        due: Option<i64>,
+    ) -> StoreResult<i64> {
         let mut bump = Sql::new(
             "UPDATE subscription_counters SET events_since_start = events_since_start + 1 \
              WHERE subscription_id = ",
@@ -160,7 +170,9 @@ impl TxOps<'_, '_> {
         q.bind(Bind::BigInt(change.version)).push(", ");
         q.bind(Bind::Text(change.method.clone())).push(", ");
         q.bind(Bind::BigInt(change.at)).push(", 0, NULL, ");
-        q.bind(Bind::BigInt(due)).push(")");
+        q.bind(Bind::OptBigInt(due.is_none().then_some(0)))
+            .push(", ");
+        q.bind(Bind::BigInt(due.unwrap_or(0))).push(")");
         q.execute(self.tx.conn)?;
         Ok(number)
     }
@@ -173,7 +185,8 @@ impl Store {
         let mut q = Sql::new(&format!(
             "SELECT {EVENT_COLUMNS} FROM subscription_events e WHERE e.event_number = \
              (SELECT MIN(f.event_number) FROM subscription_events f \
-              WHERE f.subscription_id = e.subscription_id) AND e.next_attempt <= "
+              WHERE f.subscription_id = e.subscription_id AND f.delivered IS NULL) \
+             AND e.delivered IS NULL AND e.next_attempt <= "
         ));
         q.bind(Bind::BigInt(now))
             .push(" AND (e.claimed_until IS NULL OR e.claimed_until < ")
@@ -209,12 +222,14 @@ impl Store {
         Ok(rows.into_iter().map(|r| (r.s, r.n)).collect())
     }
 
-    /// Removes delivered events, in one statement.
-    pub fn events_delivered(&self, events: &[(String, i64)]) -> StoreResult<()> {
+    /// Marks events delivered at `now` (ms), in one statement; they are kept for
+    /// `$events` until pruned ([`Store::prune_events`]).
+    pub fn events_delivered(&self, events: &[(String, i64)], now: i64) -> StoreResult<()> {
         if events.is_empty() {
             return Ok(());
         }
-        let mut q = Sql::new("DELETE FROM subscription_events WHERE ");
+        let mut q = Sql::new("UPDATE subscription_events SET claimed_until = NULL, delivered = ");
+        q.bind(Bind::BigInt(now.max(1))).push(" WHERE ");
         one_of(&mut q, events);
         self.db.write(|tx| q.execute(tx.conn).map(|_| ()))
     }
@@ -239,11 +254,44 @@ impl Store {
         self.db.write(|tx| q.execute(tx.conn).map(|_| ()))
     }
 
-    /// Removes every waiting event of a subscription (it stopped: error, off, deleted).
+    /// Stops every waiting event of a subscription (it stopped: error, off, deleted):
+    /// they are kept, as never sent, for `$events`.
     pub fn drop_events(&self, subscription: &str) -> StoreResult<()> {
-        let mut q = Sql::new("DELETE FROM subscription_events WHERE subscription_id = ");
+        let mut q = Sql::new(
+            "UPDATE subscription_events SET delivered = 0 WHERE delivered IS NULL AND subscription_id = ",
+        );
         q.bind(Bind::Text(subscription.into()));
         self.db.write(|tx| q.execute(tx.conn).map(|_| ()))
+    }
+
+    /// Removes events that are no longer waiting and happened before `before` (ms).
+    pub fn prune_events(&self, before: i64) -> StoreResult<usize> {
+        let mut q =
+            Sql::new("DELETE FROM subscription_events WHERE delivered IS NOT NULL AND at < ");
+        q.bind(Bind::BigInt(before));
+        self.db.write(|tx| q.execute(tx.conn))
+    }
+
+    /// A subscription's events numbered `from..=to` still kept, in order, at most
+    /// `limit` (the Backport IG's `$events`).
+    pub fn events_of(
+        &self,
+        subscription: &str,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<Event>> {
+        let mut q = Sql::new(&format!(
+            "SELECT {EVENT_COLUMNS} FROM subscription_events WHERE subscription_id = "
+        ));
+        q.bind(Bind::Text(subscription.into()))
+            .push(" AND event_number >= ")
+            .bind(Bind::BigInt(from))
+            .push(" AND event_number <= ")
+            .bind(Bind::BigInt(to))
+            .push(" ORDER BY event_number LIMIT ")
+            .bind(Bind::BigInt(limit.max(1) as i64));
+        self.db.read(|tx| q.load(tx.conn))
     }
 
     /// Whether the change feed holds anything (a read: the dispatcher asks before it

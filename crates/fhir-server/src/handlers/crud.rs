@@ -39,6 +39,9 @@ async fn resource_body(
     if resource_type == "Subscription" {
         crate::subscriptions::check_write(state, req, &mut value)?;
     }
+    if resource_type == "Basic" {
+        crate::subscriptions::check_topic_write(state, &value)?;
+    }
     Ok(value)
 }
 

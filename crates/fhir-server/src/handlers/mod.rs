@@ -15,4 +15,5 @@ pub mod patch;
 #[cfg(test)]
 mod patch_fuzz;
 pub mod search;
+pub mod subscription_ops;
 pub mod system;

@@ -208,13 +208,20 @@ pub(crate) async fn applier(
         ));
     }
     let validator = patch_validator(state, lenient).await?;
-    Ok(apply_patch(
-        state.defs,
-        rt.to_string(),
-        patch,
-        lenient,
-        validator,
-    ))
+    let apply = apply_patch(state.defs, rt.to_string(), patch, lenient, validator);
+    // A patched subscription topic must still be one the dispatcher can read.
+    let topics = rt == "Basic" && state.subscriptions.is_some();
+    Ok(move |doc: Value| {
+        let doc = apply(doc)?;
+        if topics && crate::subscriptions::topic::is_topic(&doc) {
+            crate::subscriptions::topic::Topic::parse(fhir_search::SearchRegistry::r4(), &doc)
+                .map_err(|i| StoreError::Invalid {
+                    message: i.message,
+                    expression: Some(i.at),
+                })?;
+        }
+        Ok(doc)
+    })
 }
 
 /// The answer to a patch: the new version, shaped by `Prefer: return`.

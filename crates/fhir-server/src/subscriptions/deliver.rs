@@ -1,14 +1,16 @@
 //! The deliverer: one thread per node that sends each subscription's events in order
-//! over its channel. rest-hook (subscription.html, R4): without a payload, an empty
-//! `POST` to the endpoint; with one, the resource's version that made the event, `PUT`
-//! to `[endpoint]/[type]/[id]` in that MIME type; `channel.header` lines are sent as
-//! headers. A 2xx answer delivers the event; anything else (or no answer within the
+//! over its channel. Criteria-based rest-hook (subscription.html, R4): without a
+//! payload, an empty `POST` to the endpoint; with one, the resource's version that made
+//! the event, `PUT` to `[endpoint]/[type]/[id]` in that MIME type. Topic-based (the
+//! Backport IG): a notification Bundle per event ([`super::notification`]) `POST`ed to
+//! the endpoint; handshakes and heartbeats are [`super::upkeep`]'s. `channel.header`
+//! lines are sent as headers. A 2xx answer delivers the event; anything else (or no answer within the
 //! timeout) is tried again after a wait that doubles each time, and after
 //! `max_attempts` failures the subscription's status becomes `error`, with the reason
 //! in `Subscription.error`, and its waiting events are dropped.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fhir_store::changes::Event;
@@ -16,7 +18,7 @@ use fhir_store::{Precondition, Store, StoreResult};
 use serde_json::Value;
 
 use super::dispatch::Dispatcher;
-use super::{endpoint, Active, SubscriptionConfig};
+use super::{endpoint, notification, Active, SubscriptionConfig};
 
 const POLL: Duration = Duration::from_millis(200);
 /// Events looked at per round (each of another subscription).
@@ -25,12 +27,17 @@ const BATCH: usize = 200;
 const SENDERS: usize = 8;
 
 pub struct Deliverer {
-    store: Arc<Store>,
-    dispatcher: Arc<Dispatcher>,
-    config: SubscriptionConfig,
+    pub(super) store: Arc<Store>,
+    pub(super) dispatcher: Arc<Dispatcher>,
+    pub(super) config: SubscriptionConfig,
     agent: ureq::Agent,
     /// This node's id, on the events it claims.
     node: String,
+    /// When this node last sent each topic-based subscription something (ms), for
+    /// heartbeats.
+    pub(super) last_sent: Mutex<HashMap<String, i64>>,
+    /// When delivered events were last pruned (ms).
+    pub(super) pruned: Mutex<i64>,
 }
 
 impl Deliverer {
@@ -46,12 +53,17 @@ impl Deliverer {
             config,
             agent,
             node,
+            last_sent: Mutex::new(HashMap::new()),
+            pruned: Mutex::new(0),
         }
     }
 
     /// Runs forever on the calling thread.
     pub fn run(&self) {
         loop {
+            if let Err(e) = self.upkeep() {
+                tracing::warn!(error = %e, "subscription handshakes and heartbeats failed; retrying");
+            }
             match self.deliver_due() {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => {}
@@ -99,7 +111,8 @@ impl Deliverer {
             .filter(|(_, r)| r.is_ok())
             .map(|((s, e), _)| (s.id.clone(), e.event_number))
             .collect();
-        self.store.events_delivered(&delivered)?;
+        self.store.events_delivered(&delivered, now)?;
+        self.sent(delivered.iter().map(|(s, _)| s.as_str()));
         for ((sub, event), result) in known.iter().zip(results) {
             if let Err(why) = result {
                 self.failed(sub, event, &why)?;
@@ -157,29 +170,97 @@ impl Deliverer {
         )
     }
 
-    /// Sets the subscription's status to `error` with the reason; drops its events.
-    fn set_error(&self, sub: &Active, reason: &str) -> StoreResult<()> {
+    /// Sets the subscription's status to `error` with the reason; stops its events.
+    pub(super) fn set_error(&self, sub: &Active, reason: &str) -> StoreResult<()> {
         tracing::warn!(subscription = %sub.id, reason, "subscription set to error");
-        if let Some(current) = self.store.read("Subscription", &sub.id)? {
-            if let Ok(mut value) = fhir_model::json::parse(current.content.as_bytes()) {
-                if let Some(o) = value.as_object_mut() {
-                    o.insert("status".into(), Value::String("error".into()));
-                    o.insert("error".into(), Value::String(reason.into()));
-                }
-                let pre = Precondition {
-                    if_match: Some(current.version),
-                    ..Default::default()
-                };
-                // A concurrent change of the subscription wins; the next failure
-                // will try again.
-                let _ = self.store.update("Subscription", &sub.id, value, pre);
-            }
-        }
+        self.set_status(sub, "error", Some(reason))?;
         self.store.drop_events(&sub.id)
+    }
+
+    /// Writes the subscription with `status` (and `Subscription.error`, or none), if it
+    /// was not changed meanwhile (a concurrent change wins).
+    pub(super) fn set_status(
+        &self,
+        sub: &Active,
+        status: &str,
+        error: Option<&str>,
+    ) -> StoreResult<()> {
+        let Some(current) = self.store.read("Subscription", &sub.id)? else {
+            return Ok(());
+        };
+        let Ok(mut value) = fhir_model::json::parse(current.content.as_bytes()) else {
+            return Ok(());
+        };
+        if let Some(o) = value.as_object_mut() {
+            o.insert("status".into(), Value::String(status.into()));
+            match error {
+                Some(e) => o.insert("error".into(), Value::String(e.into())),
+                None => o.remove("error"),
+            };
+        }
+        let pre = Precondition {
+            if_match: Some(current.version),
+            ..Default::default()
+        };
+        let _ = self.store.update("Subscription", &sub.id, value, pre);
+        Ok(())
+    }
+
+    /// Notes that subscriptions were just sent something (no heartbeat is due).
+    pub(super) fn sent<'a>(&self, ids: impl Iterator<Item = &'a str>) {
+        let now = fhir_store::time::now_millis();
+        let mut last = self.last_sent.lock().unwrap_or_else(|p| p.into_inner());
+        for id in ids {
+            last.insert(id.to_string(), now);
+        }
+    }
+
+    /// POSTs a notification Bundle to a topic-based subscription's endpoint.
+    pub(super) fn post(&self, sub: &Active, bundle: &Value) -> Result<(), String> {
+        endpoint::check(&sub.endpoint, self.config.allow_private_endpoints, true)?;
+        let mime = sub.payload.as_deref().unwrap_or("application/fhir+json");
+        let mut r = self.agent.post(&sub.endpoint).set("Content-Type", mime);
+        if let Some(secs) = sub.topic.as_ref().and_then(|t| t.timeout) {
+            r = r.timeout(Duration::from_secs(secs.clamp(1, 300)));
+        }
+        for (k, v) in &sub.headers {
+            r = r.set(k, v);
+        }
+        outcome(r.send_string(&bundle.to_string()))
+    }
+
+    /// An event of a topic-based subscription, as a notification Bundle.
+    fn send_notification(&self, sub: &Active, event: &Event) -> Result<(), String> {
+        let full = sub
+            .topic
+            .as_ref()
+            .is_some_and(|t| t.content == super::backport::Content::FullResource);
+        let resource = match full && event.method != "DELETE" {
+            true => self
+                .store
+                .vread(&event.res_type, &event.res_id, event.version)
+                .map_err(|e| e.to_string())?
+                .filter(|v| !v.deleted)
+                .and_then(|v| fhir_model::json::parse(v.content.as_bytes()).ok()),
+            false => None,
+        };
+        let status = notification::Status {
+            base: &self.config.base,
+            sub,
+            kind: notification::Kind::EventNotification,
+            status: "active",
+            events_since_start: event.event_number,
+            error: None,
+        };
+        let notified = [notification::Notified { event, resource }];
+        self.post(sub, &notification::bundle(&status, &notified, None))
     }
 
     /// One delivery attempt: `Err` with why it failed.
     fn send(&self, sub: &Active, event: &Event) -> Result<(), String> {
+        if sub.topic.is_some() {
+            return self.send_notification(sub, event);
+        }
         endpoint::check(&sub.endpoint, self.config.allow_private_endpoints, true)?;
         let response = match &sub.payload {
             None => {
@@ -210,11 +291,16 @@ impl Deliverer {
                 r.send_string(&version.content)
             }
         };
-        match response {
-            Ok(r) if (200..300).contains(&r.status()) => Ok(()),
-            Ok(r) => Err(format!("HTTP {}", r.status())),
-            Err(ureq::Error::Status(code, _)) => Err(format!("HTTP {code}")),
-            Err(ureq::Error::Transport(t)) => Err(t.to_string()),
-        }
+        outcome(response)
+    }
+}
+
+/// A delivery's outcome: a 2xx answer, or why not.
+fn outcome(response: Result<ureq::Response, ureq::Error>) -> Result<(), String> {
+    match response {
+        Ok(r) if (200..300).contains(&r.status()) => Ok(()),
+        Ok(r) => Err(format!("HTTP {}", r.status())),
+        Err(ureq::Error::Status(code, _)) => Err(format!("HTTP {code}")),
+        Err(ureq::Error::Transport(t)) => Err(t.to_string()),
     }
 }

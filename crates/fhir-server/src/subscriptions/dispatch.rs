@@ -1,15 +1,17 @@
 //! The dispatcher: one thread per node that takes committed changes out of the store's
 //! change feed and records, in the same transaction, an event for each change that
-//! matches an active subscription. Matching runs the subscription's own criteria with
-//! `_id` set to the changed resources, through the search engine, inside that
-//! transaction: the result is what a search would return at that moment. Only the
-//! candidates are searched: subscriptions are indexed by resource type and by the
+//! matches an active subscription. Matching uses the search engine's own semantics:
+//! in memory on the version that made the change (fhir-search `matcher`) when every
+//! criterion can be decided from the resource alone, else by running the criteria with
+//! `_id` set to the changed resources inside that transaction (what a search would
+//! return at that moment). Topic-based subscriptions are matched in
+//! [`super::triggers`]. Only the candidates are matched: subscriptions are indexed by resource type and by the
 //! anchor of their criteria ([`super::anchor`]), so a change is matched against the
 //! subscriptions whose anchor its values carry (and those without one); a subscription
 //! whose criteria is one token criterion is matched by its key alone, and subscriptions
-//! with the same criteria share one search per batch. The active
-//! subscriptions are read again whenever a Subscription resource was written (on any
-//! node: the highest `seq` of the type changes).
+//! with the same criteria share one search per batch. The subscriptions and topics are
+//! read again whenever a Subscription or Basic resource was written (on any node: the
+//! highest `seq` of the type changes).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -20,7 +22,24 @@ use fhir_store::changes::Change;
 use fhir_store::{ExportQuery, Population, SearchRequest, Store, StoreResult, Total, TxOps};
 
 use super::anchor::{anchor, keys_of, Key};
+use super::topic::Topic;
+use super::triggers::Versions;
 use super::{parse, Active};
+
+/// A changed version: (resource id, version).
+type Version = (String, i64);
+
+/// Every current resource of one type.
+fn all_of(res_type: &str) -> ExportQuery {
+    ExportQuery {
+        types: vec![res_type.into()],
+        since: None,
+        population: Population::All,
+        filters: Vec::new(),
+        until: None,
+        at: None,
+    }
+}
 
 /// How often the feed is read when it was empty.
 const POLL: Duration = Duration::from_millis(200);
@@ -63,18 +82,60 @@ impl OfType {
     }
 }
 
-/// The active subscriptions, by the resource type of their criteria.
+/// The subscriptions and topics, as last read.
 #[derive(Debug, Default)]
 pub struct Registry {
-    /// The highest `seq` of a Subscription version when it was read.
-    seq: i64,
+    /// The highest `seq` of a Subscription and of a Basic version when they were read.
+    seq: (i64, i64),
+    /// Active criteria-based subscriptions, by the resource type of their criteria.
     by_type: HashMap<String, OfType>,
+    /// Active subscriptions of both kinds, by id.
     by_id: HashMap<String, Active>,
+    /// The subscription topics (Basic resources), by canonical URL.
+    pub topics: HashMap<String, Topic>,
+    /// Topic-based subscriptions that count events: active, or in error (their events
+    /// are kept for `$events`, never sent), by topic URL.
+    pub by_topic: HashMap<String, Vec<Active>>,
+    /// Topic URLs by the resource types their triggers watch.
+    pub topics_of_type: HashMap<String, Vec<String>>,
+    /// Topic-based subscriptions waiting for their handshake.
+    pub requested: Vec<Active>,
 }
 
 impl Registry {
+    /// An active subscription.
     pub fn get(&self, id: &str) -> Option<&Active> {
         self.by_id.get(id)
+    }
+
+    fn add(&mut self, registry: &SearchRegistry, sub: Active) {
+        match (sub.status.as_str(), &sub.topic) {
+            ("active", None) => {
+                self.by_id.insert(sub.id.clone(), sub.clone());
+                self.by_type
+                    .entry(sub.res_type.clone())
+                    .or_default()
+                    .add(registry, sub);
+            }
+            ("requested", Some(_)) => self.requested.push(sub),
+            ("active" | "error", Some(t)) => {
+                if sub.status == "active" {
+                    self.by_id.insert(sub.id.clone(), sub.clone());
+                }
+                self.by_topic.entry(t.url.clone()).or_default().push(sub);
+            }
+            _ => {}
+        }
+    }
+
+    fn add_topic(&mut self, topic: Topic) {
+        for t in topic.resource_types() {
+            let urls = self.topics_of_type.entry(t.to_string()).or_default();
+            if !urls.contains(&topic.url) {
+                urls.push(topic.url.clone());
+            }
+        }
+        self.topics.insert(topic.url.clone(), topic);
     }
 }
 
@@ -90,7 +151,7 @@ impl Dispatcher {
             store,
             registry,
             active: RwLock::new(Arc::new(Registry {
-                seq: -1,
+                seq: (-1, -1),
                 ..Default::default()
             })),
         }
@@ -116,9 +177,13 @@ impl Dispatcher {
         }
     }
 
-    /// Reads the active subscriptions again if a Subscription was written since.
+    /// Reads the topics and subscriptions again if a Subscription or a Basic was
+    /// written since (on any node).
     pub fn refresh(&self) -> StoreResult<()> {
-        let seq = self.store.latest_seq_of("Subscription")?;
+        let seq = (
+            self.store.latest_seq_of("Subscription")?,
+            self.store.latest_seq_of("Basic")?,
+        );
         if seq == self.active().seq {
             return Ok(());
         }
@@ -126,40 +191,57 @@ impl Dispatcher {
             seq,
             ..Default::default()
         };
-        let query = ExportQuery {
-            types: vec!["Subscription".into()],
-            since: None,
-            population: Population::All,
-            filters: Vec::new(),
-            until: None,
-            at: None,
-        };
+        for basic in self.topic_resources()? {
+            match Topic::parse(self.registry, &basic) {
+                Ok(topic) => registry.add_topic(topic),
+                Err(e) => tracing::warn!(error = %e.message, "a subscription topic is not usable"),
+            }
+        }
         let mut after = 0;
         loop {
-            let page = self.store.export_page(&query, after, 500)?;
+            let page = self
+                .store
+                .export_page(&all_of("Subscription"), after, 500)?;
             let Some((last, _)) = page.last() else { break };
             after = *last;
             for (_, stored) in &page {
                 let Ok(value) = fhir_model::json::parse(stored.content.as_bytes()) else {
                     continue;
                 };
-                if value.get("status").and_then(serde_json::Value::as_str) != Some("active") {
-                    continue;
-                }
                 // The endpoint was checked when the subscription was written and is
                 // checked again before each delivery.
-                if let Ok(active) = parse(self.registry, &value, true) {
-                    registry.by_id.insert(active.id.clone(), active.clone());
-                    registry
-                        .by_type
-                        .entry(active.res_type.clone())
-                        .or_default()
-                        .add(self.registry, active);
+                if let Ok(sub) = parse(self.registry, &registry.topics, &value, true) {
+                    registry.add(self.registry, sub);
                 }
             }
         }
         *self.active.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(registry);
         Ok(())
+    }
+
+    /// The Basic resources that represent subscription topics.
+    fn topic_resources(&self) -> StoreResult<Vec<serde_json::Value>> {
+        let code = format!(
+            "{}|{}",
+            super::topic::TOPIC_SYSTEM,
+            super::topic::TOPIC_CODE
+        );
+        let pairs = vec![("code".to_string(), code)];
+        let Ok(query) = fhir_search::parse(self.registry, Some("Basic"), &pairs, false) else {
+            return Ok(Vec::new());
+        };
+        let request = SearchRequest {
+            query,
+            count: 1000,
+            total: Total::None,
+            ..Default::default()
+        };
+        let page = self.store.search(&request)?;
+        Ok(page
+            .matches
+            .iter()
+            .filter_map(|m| fhir_model::json::parse(m.content.as_bytes()).ok())
+            .collect())
     }
 
     /// Takes one batch of changes and records the events they make; returns how many
@@ -178,6 +260,7 @@ impl Dispatcher {
             self.refresh()?;
             let registry = self.active();
             let now = fhir_store::time::now_millis();
+            let mut versions = Versions::new(self.registry);
             for (res_type, of_type) in &registry.by_type {
                 let changed: Vec<&Change> = changes
                     .iter()
@@ -186,9 +269,11 @@ impl Dispatcher {
                 if changed.is_empty() {
                     continue;
                 }
-                let candidates = self.candidates(ops, res_type, of_type, &changed)?;
-                self.record(ops, of_type, &changed, candidates, now)?;
+                let candidates =
+                    self.candidates(ops, res_type, of_type, &changed, &mut versions)?;
+                self.record(ops, of_type, &changed, candidates, now, &mut versions)?;
             }
+            super::triggers::dispatch(ops, &registry, &changes, now, &mut versions)?;
             Ok(changes.len())
         })
     }
@@ -201,28 +286,29 @@ impl Dispatcher {
         res_type: &str,
         of_type: &OfType,
         changed: &[&Change],
-    ) -> StoreResult<HashMap<usize, HashSet<String>>> {
-        let mut out: HashMap<usize, HashSet<String>> = HashMap::new();
+        versions: &mut Versions,
+    ) -> StoreResult<HashMap<usize, HashSet<Version>>> {
+        let mut out: HashMap<usize, HashSet<Version>> = HashMap::new();
         for c in changed {
             for &i in &of_type.always {
-                out.entry(i).or_default().insert(c.res_id.clone());
+                out.entry(i)
+                    .or_default()
+                    .insert((c.res_id.clone(), c.version));
             }
         }
         if of_type.anchored.is_empty() {
             return Ok(out);
         }
-        let mut seen = HashSet::new();
-        for c in changed.iter().filter(|c| seen.insert(c.res_id.as_str())) {
-            let Some(stored) = ops.read(res_type, &c.res_id)? else {
+        for c in changed {
+            let Some(version) = versions.get(ops, res_type, &c.res_id, c.version)? else {
                 continue;
             };
-            let Ok(value) = fhir_model::json::parse(stored.content.as_bytes()) else {
-                continue;
-            };
-            let keys = keys_of(&fhir_search::extract(self.registry, res_type, &value));
+            let keys = keys_of(&version.index);
             for k in &keys {
                 for &i in of_type.anchored.get(k).into_iter().flatten() {
-                    out.entry(i).or_default().insert(c.res_id.clone());
+                    out.entry(i)
+                        .or_default()
+                        .insert((c.res_id.clone(), c.version));
                 }
             }
         }
@@ -236,15 +322,19 @@ impl Dispatcher {
         ops: &mut TxOps<'_, '_>,
         of_type: &OfType,
         changed: &[&Change],
-        candidates: HashMap<usize, HashSet<String>>,
+        candidates: HashMap<usize, HashSet<Version>>,
         now: i64,
+        versions: &mut Versions,
     ) -> StoreResult<()> {
-        let mut by_criteria: HashMap<&str, (Vec<usize>, HashSet<String>)> = HashMap::new();
+        let mut by_criteria: HashMap<&str, (Vec<usize>, HashSet<Version>)> = HashMap::new();
         for (i, ids) in candidates {
             if of_type.exact.contains(&i) {
                 // Its one token criterion is the key the resource carries: a match.
-                for c in changed.iter().filter(|c| ids.contains(&c.res_id)) {
-                    ops.add_event(&of_type.subs[i].id, c, now)?;
+                for c in changed
+                    .iter()
+                    .filter(|c| ids.contains(&(c.res_id.clone(), c.version)))
+                {
+                    ops.add_event(&of_type.subs[i].id, c, Some(now))?;
                 }
                 continue;
             }
@@ -258,25 +348,46 @@ impl Dispatcher {
             let these: Vec<&Change> = changed
                 .iter()
                 .copied()
-                .filter(|c| ids.contains(&c.res_id))
+                .filter(|c| ids.contains(&(c.res_id.clone(), c.version)))
                 .collect();
-            let matched = self.matching(ops, &of_type.subs[subs[0]], &these)?;
-            for c in these.iter().filter(|c| matched.contains(&c.res_id)) {
+            let matched = self.matching(ops, &of_type.subs[subs[0]], &these, versions)?;
+            for c in these
+                .iter()
+                .filter(|c| matched.contains(&(c.res_id.clone(), c.version)))
+            {
                 for &i in &subs {
-                    ops.add_event(&of_type.subs[i].id, c, now)?;
+                    ops.add_event(&of_type.subs[i].id, c, Some(now))?;
                 }
             }
         }
         Ok(())
     }
 
-    /// The ids among `changes` that the subscription's criteria match now.
+    /// The changes (id, version) among `changes` that the subscription's criteria
+    /// match: in memory on the version that made the change when every criterion can
+    /// be decided from the resource alone, else by a search with `_id` as the data
+    /// stands now.
     fn matching(
         &self,
         ops: &mut TxOps<'_, '_>,
         sub: &Active,
         changes: &[&Change],
-    ) -> StoreResult<HashSet<String>> {
+        versions: &mut Versions,
+    ) -> StoreResult<HashSet<Version>> {
+        let parsed =
+            fhir_search::parse_query_string(self.registry, Some(&sub.res_type), &sub.query, false);
+        if let Some(query) = parsed.ok().filter(fhir_search::matcher::decidable) {
+            let mut out = HashSet::new();
+            for c in changes {
+                let Some(v) = versions.get(ops, &sub.res_type, &c.res_id, c.version)? else {
+                    continue;
+                };
+                if v.matches(&sub.res_type, &query) {
+                    out.insert((c.res_id.clone(), c.version));
+                }
+            }
+            return Ok(out);
+        }
         let ids: Vec<&str> = {
             let mut seen = HashSet::new();
             changes
@@ -285,7 +396,7 @@ impl Dispatcher {
                 .filter(|i| seen.insert(*i))
                 .collect()
         };
-        let mut out = HashSet::new();
+        let mut found = HashSet::new();
         for chunk in ids.chunks(IDS_PER_SEARCH) {
             let mut pairs: Vec<(String, String)> = form_urlencoded::parse(sub.query.as_bytes())
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -305,8 +416,12 @@ impl Dispatcher {
                 ..Default::default()
             };
             let page = ops.search(&request)?;
-            out.extend(page.matches.into_iter().map(|m| m.res_id));
+            found.extend(page.matches.into_iter().map(|m| m.res_id));
         }
-        Ok(out)
+        Ok(changes
+            .iter()
+            .filter(|c| found.contains(&c.res_id))
+            .map(|c| (c.res_id.clone(), c.version))
+            .collect())
     }
 }

@@ -12,10 +12,16 @@
 //! writer's right to read everything the criteria can match.
 
 pub mod anchor;
+pub mod backport;
 pub mod deliver;
 pub mod dispatch;
 pub mod endpoint;
+pub mod notification;
+pub mod topic;
+pub mod triggers;
+pub mod upkeep;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use fhir_search::SearchRegistry;
@@ -32,6 +38,11 @@ pub struct SubscriptionConfig {
     pub retry_base: Duration,
     /// How long a delivery may take.
     pub timeout: Duration,
+    /// The server's public base URL (`https://host/fhir`), for the references in
+    /// notifications.
+    pub base: String,
+    /// How long events are kept after they happened, for `$events`.
+    pub retention: Duration,
 }
 
 impl Default for SubscriptionConfig {
@@ -41,6 +52,8 @@ impl Default for SubscriptionConfig {
             max_attempts: 5,
             retry_base: Duration::from_secs(2),
             timeout: Duration::from_secs(10),
+            base: "http://localhost:8080/fhir".into(),
+            retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -49,16 +62,31 @@ impl Default for SubscriptionConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Active {
     pub id: String,
-    /// The criteria's resource type.
+    /// Criteria-based: the criteria's resource type (empty for a topic-based one).
     pub res_type: String,
-    /// The criteria's query string (without `?`).
+    /// Criteria-based: the criteria's query string (without `?`).
     pub query: String,
+    /// Topic-based (the Backport IG): the topic, filters and notification settings.
+    pub topic: Option<backport::TopicSubscription>,
+    /// The stored status: `requested`, `active`, `error` or `off`.
+    pub status: String,
     pub endpoint: String,
-    /// `channel.payload`: `None` notifies without content (an empty POST); a MIME type
-    /// sends the resource (PUT to `[endpoint]/[type]/[id]`).
+    /// `channel.payload`: criteria-based, `None` notifies without content (an empty
+    /// POST) and a MIME type sends the resource (PUT to `[endpoint]/[type]/[id]`);
+    /// topic-based, the MIME type of the notification Bundles.
     pub payload: Option<String>,
     /// `channel.header`, as `name: value` lines.
     pub headers: Vec<(String, String)>,
+}
+
+impl Active {
+    /// The resource types its notifications may carry.
+    pub fn resource_types(&self) -> Vec<String> {
+        match &self.topic {
+            Some(t) => t.resource_types.clone(),
+            None => vec![self.res_type.clone()],
+        }
+    }
 }
 
 /// What is wrong with a Subscription, and where.
@@ -68,7 +96,7 @@ pub struct Invalid {
     pub at: String,
 }
 
-fn invalid(message: impl Into<String>, at: &str) -> Invalid {
+pub(crate) fn invalid(message: impl Into<String>, at: &str) -> Invalid {
     Invalid {
         message: message.into(),
         at: at.to_string(),
@@ -80,9 +108,12 @@ const CHANNELS: &[&str] = &["rest-hook"];
 /// The payload MIME types it sends.
 const PAYLOADS: &[&str] = &["application/fhir+json", "application/json"];
 
-/// Reads a Subscription's criteria, channel and payload (any status).
+/// Reads a Subscription's criteria, channel and payload (any status): criteria-based
+/// when its criteria is a search (`Type?params`), topic-based (the Backport IG) when
+/// it names one of `topics` by canonical URL.
 pub fn parse(
     registry: &SearchRegistry,
+    topics: &HashMap<String, topic::Topic>,
     resource: &Value,
     allow_private: bool,
 ) -> Result<Active, Invalid> {
@@ -96,17 +127,23 @@ pub fn parse(
         .and_then(Value::as_str)
         .ok_or_else(|| {
             invalid(
-                "a Subscription needs criteria (Type?search)",
+                "a Subscription needs criteria (Type?search, or a topic's canonical URL)",
                 "Subscription.criteria",
             )
         })?;
-    let (res_type, query) = criteria.split_once('?').unwrap_or((criteria, ""));
-    fhir_search::parse_query_string(registry, Some(res_type), query, true).map_err(|e| {
-        invalid(
-            format!("criteria '{criteria}': {e}"),
-            "Subscription.criteria",
-        )
-    })?;
+    let (head, query) = criteria.split_once('?').unwrap_or((criteria, ""));
+    let (res_type, query, topic) = if registry.definitions().is_resource_type(head) {
+        fhir_search::parse_query_string(registry, Some(head), query, true).map_err(|e| {
+            invalid(
+                format!("criteria '{criteria}': {e}"),
+                "Subscription.criteria",
+            )
+        })?;
+        (head.to_string(), query.to_string(), None)
+    } else {
+        let t = backport::parse(registry, topics, resource, criteria)?;
+        (String::new(), String::new(), Some(t))
+    };
     let channel = resource.get("channel").unwrap_or(&Value::Null);
     let kind = channel.get("type").and_then(Value::as_str).unwrap_or("");
     if !CHANNELS.contains(&kind) {
@@ -133,7 +170,30 @@ pub fn parse(
                 "Subscription.channel.payload",
             ));
         }
+    } else if topic.is_some() {
+        return Err(invalid(
+            "a topic-based Subscription needs channel.payload (application/fhir+json)",
+            "Subscription.channel.payload",
+        ));
     }
+    Ok(Active {
+        id,
+        res_type,
+        query,
+        topic,
+        status: resource
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        endpoint: url.to_string(),
+        payload,
+        headers: headers(channel)?,
+    })
+}
+
+/// `channel.header` lines as (name, value).
+fn headers(channel: &Value) -> Result<Vec<(String, String)>, Invalid> {
     let mut headers = Vec::new();
     let lines = channel.get("header").and_then(Value::as_array);
     for (i, h) in lines.into_iter().flatten().enumerate() {
@@ -148,14 +208,7 @@ pub fn parse(
         }
         headers.push((name.to_string(), value.trim().to_string()));
     }
-    Ok(Active {
-        id,
-        res_type: res_type.to_string(),
-        query: query.to_string(),
-        endpoint: url.to_string(),
-        payload,
-        headers,
-    })
+    Ok(headers)
 }
 
 /// The status a written Subscription is stored with: a client asks with `requested`
@@ -219,9 +272,13 @@ pub fn check_write(
     let Some(subs) = &state.subscriptions else {
         return Ok(());
     };
+    // Topics written since the last read are known.
+    subs.dispatcher.refresh()?;
+    let registry = subs.dispatcher.active();
     let checked = stored_status(resource.get("status").and_then(Value::as_str)).and_then(|s| {
         parse(
             SearchRegistry::r4(),
+            &registry.topics,
             resource,
             subs.config.allow_private_endpoints,
         )
@@ -231,8 +288,15 @@ pub fn check_write(
         crate::http::prefer::prefer(req).handling == Some(crate::http::prefer::Handling::Lenient);
     let (status, error) = match checked {
         Ok((status, active)) => {
-            may_read_all(req, &active.res_type)?;
-            (status, None)
+            for t in active.resource_types() {
+                may_read_all(req, &t)?;
+            }
+            // A topic-based rest-hook subscription is active once its endpoint has
+            // accepted a handshake (channels.html#rest-hook): until then, requested.
+            match (status, &active.topic) {
+                ("active", Some(_)) => ("requested", None),
+                _ => (status, None),
+            }
         }
         Err(i) if !lenient => return Err(ApiError::Unprocessable(i.message, Some(i.at))),
         Err(i) => match resource.get("status").and_then(Value::as_str) {
@@ -247,6 +311,21 @@ pub fn check_write(
         }
     }
     Ok(())
+}
+
+/// Checks a `Basic` about to be written that represents a subscription topic
+/// ([`topic::is_topic`]): a topic the dispatcher cannot read is refused with a 422
+/// naming the extension.
+pub fn check_topic_write(
+    state: &crate::state::AppState,
+    resource: &Value,
+) -> Result<(), crate::error::ApiError> {
+    if state.subscriptions.is_none() || !topic::is_topic(resource) {
+        return Ok(());
+    }
+    topic::Topic::parse(SearchRegistry::r4(), resource)
+        .map(|_| ())
+        .map_err(|i| crate::error::ApiError::Unprocessable(i.message, Some(i.at)))
 }
 
 /// The writer may read every resource of `res_type` (no patient or search confinement).

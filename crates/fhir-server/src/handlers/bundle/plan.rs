@@ -248,6 +248,10 @@ pub(super) fn plan(
                 crate::subscriptions::check_write(state, req, r)
                     .map_err(|e| relocate(e, &res_at))?;
             }
+            if rt == "Basic" {
+                crate::subscriptions::check_topic_write(state, r)
+                    .map_err(|e| relocate(e, &res_at))?;
+            }
             if method == Method::Put && id.is_none() && conditions.is_none() {
                 return Err(ApiError::bad_at(
                     "PUT needs Type/id or a conditional Type?query url",

@@ -1,0 +1,120 @@
+//! Topic-based matching, inside the dispatcher's transaction: for each change of a type
+//! some topic watches, the version before and the version after are read once
+//! ([`Versions`]), each of the topic's resource triggers is tried on them
+//! ([`super::topic::Trigger::fires`]), and when one fires every subscription to the
+//! topic whose filters the resource passes gets a numbered event — due for delivery
+//! when the subscription is active, kept unsent (but counted, for `$status` and
+//! `$events`) when it is in error (errors.md: the server SHALL go on counting).
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use fhir_search::SearchRegistry;
+use fhir_store::changes::Change;
+use fhir_store::{StoreResult, TxOps};
+
+use super::dispatch::Registry;
+use super::topic::{self, Interaction, Loaded};
+
+/// Versions read and indexed during one dispatch batch.
+pub struct Versions {
+    registry: &'static SearchRegistry,
+    cache: HashMap<(String, String, i64), Option<Rc<Loaded>>>,
+}
+
+impl Versions {
+    pub fn new(registry: &'static SearchRegistry) -> Versions {
+        Versions {
+            registry,
+            cache: HashMap::new(),
+        }
+    }
+
+    /// Version `version` of `res_type/id` with its index values; `None` when it is a
+    /// deletion or does not exist (any more).
+    pub fn get(
+        &mut self,
+        ops: &mut TxOps<'_, '_>,
+        res_type: &str,
+        id: &str,
+        version: i64,
+    ) -> StoreResult<Option<Rc<Loaded>>> {
+        let key = (res_type.to_string(), id.to_string(), version);
+        if let Some(v) = self.cache.get(&key) {
+            return Ok(v.clone());
+        }
+        let loaded = match ops.vread(res_type, id, version)? {
+            Some(stored) if !stored.deleted => fhir_model::json::parse(stored.content.as_bytes())
+                .ok()
+                .map(|v| Rc::new(Loaded::new(self.registry, res_type, v))),
+            _ => None,
+        };
+        self.cache.insert(key, loaded.clone());
+        Ok(loaded)
+    }
+}
+
+/// Records the events that `changes` make for topic-based subscriptions.
+pub fn dispatch(
+    ops: &mut TxOps<'_, '_>,
+    subs: &Registry,
+    changes: &[Change],
+    now: i64,
+    versions: &mut Versions,
+) -> StoreResult<()> {
+    for c in changes {
+        let Some(urls) = subs.topics_of_type.get(&c.res_type) else {
+            continue;
+        };
+        if !urls.iter().any(|u| subs.by_topic.contains_key(u)) {
+            continue;
+        }
+        let deleted = c.method == "DELETE";
+        let current = match deleted {
+            true => None,
+            false => versions.get(ops, &c.res_type, &c.res_id, c.version)?,
+        };
+        let previous = match c.version > 1 {
+            true => versions.get(ops, &c.res_type, &c.res_id, c.version - 1)?,
+            false => None,
+        };
+        let interaction = match (deleted, &previous) {
+            (true, None) => continue,
+            (true, Some(_)) => Interaction::Delete,
+            (false, None) => Interaction::Create,
+            (false, Some(_)) => Interaction::Update,
+        };
+        let change = topic::Change {
+            interaction,
+            previous: previous.as_deref(),
+            current: current.as_deref(),
+        };
+        let Some(focus) = change.current.or(change.previous) else {
+            continue;
+        };
+        for url in urls {
+            let (Some(topic), Some(list)) = (subs.topics.get(url), subs.by_topic.get(url)) else {
+                continue;
+            };
+            let fired = topic
+                .triggers
+                .iter()
+                .filter(|t| t.resource == c.res_type)
+                .any(|t| t.fires(versions.registry, &change));
+            if !fired {
+                continue;
+            }
+            for sub in list {
+                let passes = sub
+                    .topic
+                    .as_ref()
+                    .is_some_and(|t| t.passes(&c.res_type, focus));
+                if passes {
+                    let due = (sub.status == "active").then_some(now);
+                    ops.add_event(&sub.id, c, due)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
