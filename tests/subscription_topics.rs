@@ -202,6 +202,34 @@ fn topic_notifications_in_order(b: Backend) {
         "id-only",
     );
     let id = subscribe(&s, encounter_complete(&url), sub, &hook);
+    // Discovery: the CapabilityStatement names the topic; Basic search finds it.
+    let cs = s.get("/metadata").json();
+    let instantiates = cs["instantiates"].to_string();
+    assert!(
+        instantiates.contains("backport-subscription-server-r4"),
+        "{instantiates}"
+    );
+    let rs = cs["rest"][0]["resource"].as_array().unwrap();
+    let sub_cs = rs.iter().find(|r| r["type"] == "Subscription").unwrap();
+    assert!(
+        sub_cs["extension"].to_string().contains(&url),
+        "{}",
+        sub_cs["extension"]
+    );
+    let ops: Vec<&str> = sub_cs["operation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        ops.contains(&"status") && ops.contains(&"events"),
+        "{ops:?}"
+    );
+    let topics = s
+        .get("/Basic?code=http://hl7.org/fhir/fhir-types|SubscriptionTopic")
+        .json();
+    assert!(topics.to_string().contains(&url), "{topics}");
 
     let e1 = s.create_id("Encounter", &encounter(&patient, "planned").to_string());
     let mut finished = encounter(&patient, "finished");
@@ -394,6 +422,87 @@ fn heartbeats(b: Backend) {
     assert!(events(&got[1]).is_empty());
 }
 
+/// The websocket channel: a binding token from `$get-ws-binding-token`, then
+/// `bind-with-token` on the websocket URL, a handshake and the notifications as text
+/// frames; a bad token is answered with an OperationOutcome frame.
+fn websocket_channel(b: Backend) {
+    use tungstenite::Message;
+    let s = server(b);
+    let url = format!("http://example.org/topic/{}", unique("ws"));
+    s.create("Basic", &observation_topic(&url).to_string());
+    let mut sub = subscription(&url, &[], "", "full-resource");
+    sub["channel"]["type"] = json!("websocket");
+    let channel = sub["channel"].as_object_mut().unwrap();
+    channel.remove("endpoint");
+    channel.remove("header");
+    let r = s.create("Subscription", &sub.to_string());
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        r.json()["status"],
+        "active",
+        "a websocket subscription needs no handshake to start"
+    );
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let p = s
+        .get(&format!("/Subscription/{id}/$get-ws-binding-token"))
+        .json();
+    let value = |name: &str, key: &str| param(&p, name)[0][key].as_str().unwrap().to_string();
+    let (token, ws_url) = (
+        value("token", "valueString"),
+        value("websocket-url", "valueUrl"),
+    );
+    assert!(
+        ws_url.starts_with("ws://") && ws_url.ends_with("/fhir/ws"),
+        "{ws_url}"
+    );
+    assert!(value("subscription", "valueString").ends_with(&format!("/Subscription/{id}")));
+    assert!(!value("expiration", "valueDateTime").is_empty());
+
+    let connect = || {
+        let (socket, _) = tungstenite::connect(ws_url.as_str()).expect("websocket");
+        if let tungstenite::stream::MaybeTlsStream::Plain(t) = socket.get_ref() {
+            t.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        }
+        socket
+    };
+    let read_json = |socket: &mut tungstenite::WebSocket<_>| -> Value {
+        loop {
+            match socket.read().expect("a frame") {
+                Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    };
+    let mut bad = connect();
+    bad.send(Message::Text("bind-with-token nonsense".into()))
+        .unwrap();
+    let refused = read_json(&mut bad);
+    assert_eq!(refused["resourceType"], "OperationOutcome", "{refused}");
+
+    let mut socket = connect();
+    socket
+        .send(Message::Text(format!("bind-with-token {token}")))
+        .unwrap();
+    let handshake = read_json(&mut socket);
+    assert_eq!(kind(&handshake), "handshake", "{handshake}");
+    let obs = json!({"resourceType": "Observation", "status": "final", "code": {"text": "ws"}});
+    let oid = s.create_id("Observation", &obs.to_string());
+    let note = read_json(&mut socket);
+    assert_eq!(kind(&note), "event-notification", "{note}");
+    assert_eq!(events(&note)[0].0, "1");
+    assert_eq!(note["entry"][1]["resource"]["id"], oid.as_str());
+
+    let hook = subscription(&url, &[], "http://127.0.0.1:9/hook", "empty");
+    let rest_id = s.create_id("Subscription", &hook.to_string());
+    let r = s.get(&format!("/Subscription/{rest_id}/$get-ws-binding-token"));
+    assert_eq!(r.outcome(422)["issue"][0]["expression"][0], "id");
+    assert_eq!(
+        s.get("/Subscription/$get-ws-binding-token").outcome(400)["issue"][0]["expression"][0],
+        "id"
+    );
+}
+
 /// Topics and topic-based subscriptions that cannot work are refused, naming where.
 fn bad_topics_and_subscriptions_are_refused(b: Backend) {
     let s = server(b);
@@ -466,5 +575,6 @@ both_backends!(
     full_resource_and_deletions,
     failed_handshake_sets_error_and_counts_on,
     heartbeats,
+    websocket_channel,
     bad_topics_and_subscriptions_are_refused,
 );

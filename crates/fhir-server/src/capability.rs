@@ -159,6 +159,66 @@ pub fn build(defs: &Definitions, base_url: Option<&str>, date: &str) -> Capabili
     cs
 }
 
+const BACKPORT: &str = "http://hl7.org/fhir/uv/subscriptions-backport";
+
+/// The CapabilityStatement `capability` (JSON) with what the Subscriptions Backport IG
+/// asks a server to declare (CapabilityStatement-backport-subscription-server-r4, which
+/// it then instantiates): the backport-subscription profile and the `$status`,
+/// `$events` and `$get-ws-binding-token` operations on Subscription, and each topic's canonical URL in the
+/// capabilitystatement-subscriptiontopic-canonical extension.
+pub fn with_subscriptions<'a>(
+    capability: &str,
+    topics: impl Iterator<Item = &'a String>,
+) -> String {
+    let Ok(mut cs) = fhir_model::json::parse(capability.as_bytes()) else {
+        return capability.to_string();
+    };
+    let mut urls: Vec<&String> = topics.collect();
+    urls.sort();
+    let resources = cs
+        .pointer_mut("/rest/0/resource")
+        .and_then(serde_json::Value::as_array_mut);
+    if let Some(sub) = resources
+        .into_iter()
+        .flatten()
+        .find(|r| r["type"] == "Subscription")
+    {
+        let extensions: Vec<serde_json::Value> = urls
+            .iter()
+            .map(|u| serde_json::json!({"url": format!("{BACKPORT}/StructureDefinition/capabilitystatement-subscriptiontopic-canonical"), "valueCanonical": u}))
+            .collect();
+        if !extensions.is_empty() {
+            sub["extension"] = serde_json::Value::Array(extensions);
+        }
+        sub["supportedProfile"] = serde_json::json!([format!(
+            "{BACKPORT}/StructureDefinition/backport-subscription"
+        )]);
+        let ops = sub.as_object_mut().map(|o| {
+            o.entry("operation")
+                .or_insert_with(|| serde_json::json!([]))
+        });
+        if let Some(serde_json::Value::Array(ops)) = ops {
+            for (name, id) in [
+                ("status", "backport-subscription-status"),
+                ("events", "backport-subscription-events"),
+                (
+                    "get-ws-binding-token",
+                    "backport-subscription-get-ws-binding-token",
+                ),
+            ] {
+                ops.push(serde_json::json!({"name": name,
+                    "definition": format!("{BACKPORT}/OperationDefinition/{id}")}));
+            }
+        }
+    }
+    if let Some(serde_json::Value::Array(i)) = cs.get_mut("instantiates") {
+        i.push(serde_json::json!(format!(
+            "{BACKPORT}/CapabilityStatement/backport-subscription-server-r4"
+        )));
+    }
+    fhir_model::json::to_string(&cs)
+}
+
 /// States how clients authenticate (SMART on FHIR), when authentication is on.
 pub fn add_security(cs: &mut CapabilityStatement, token_url: Option<String>) {
     let mut security = serde_json::json!({

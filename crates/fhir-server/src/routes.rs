@@ -201,11 +201,30 @@ fn import_routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
-/// The Subscriptions Backport IG's `$status` (instance and type) and `$events`.
+/// The Subscriptions Backport IG's `$status` (instance and type), `$events`,
+/// `$get-ws-binding-token` and the websocket endpoint.
 fn subscription_routes(cfg: &mut web::ServiceConfig) {
     use crate::handlers::subscription_ops as ops;
+    use crate::handlers::subscription_ws as ws;
     use web::resource;
     cfg.service(
+        resource("/Subscription/$get-ws-binding-token")
+            .route(get().to(ws::token_type))
+            .route(post().to(ws::token_type))
+            .default_service(web::to(system::method_not_allowed)),
+    )
+    .service(
+        resource("/Subscription/{id}/$get-ws-binding-token")
+            .route(get().to(ws::token_instance))
+            .route(post().to(ws::token_instance))
+            .default_service(web::to(system::method_not_allowed)),
+    )
+    .service(
+        resource("/ws")
+            .route(get().to(ws::connect))
+            .default_service(web::to(system::method_not_allowed)),
+    )
+    .service(
         resource("/Subscription/$status")
             .route(get().to(ops::status_type))
             .route(post().to(ops::status_type))

@@ -222,14 +222,14 @@ impl Store {
         Ok(rows.into_iter().map(|r| (r.s, r.n)).collect())
     }
 
-    /// Marks events delivered at `now` (ms), in one statement; they are kept for
-    /// `$events` until pruned ([`Store::prune_events`]).
+    /// Marks events delivered at `now` (ms; 0: kept unsent), in one statement; they
+    /// are kept for `$events` until pruned ([`Store::prune_events`]).
     pub fn events_delivered(&self, events: &[(String, i64)], now: i64) -> StoreResult<()> {
         if events.is_empty() {
             return Ok(());
         }
         let mut q = Sql::new("UPDATE subscription_events SET claimed_until = NULL, delivered = ");
-        q.bind(Bind::BigInt(now.max(1))).push(" WHERE ");
+        q.bind(Bind::BigInt(now.max(0))).push(" WHERE ");
         one_of(&mut q, events);
         self.db.write(|tx| q.execute(tx.conn).map(|_| ()))
     }

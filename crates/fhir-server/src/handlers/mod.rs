@@ -16,4 +16,5 @@ pub mod patch;
 mod patch_fuzz;
 pub mod search;
 pub mod subscription_ops;
+pub mod subscription_ws;
 pub mod system;

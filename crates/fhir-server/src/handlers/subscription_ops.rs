@@ -100,6 +100,7 @@ fn describe(state: &AppState, stored: &StoredResource) -> Result<(Active, Value)
             query: String::new(),
             topic: None,
             status: String::new(),
+            channel: String::new(),
             endpoint: String::new(),
             payload: None,
             headers: Vec::new(),

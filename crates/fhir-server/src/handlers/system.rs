@@ -13,15 +13,22 @@ pub async fn metadata(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let out = output(&req)?;
-    let etag = capability_etag(&state.capability);
+    // With subscriptions on, the topics as last read (at most a round of the
+    // deliverer, 200 ms, behind a write of one).
+    let registry = state.subscriptions.as_ref().map(|s| s.dispatcher.active());
+    let capability = match &registry {
+        Some(r) => r.capability(&state.capability),
+        None => state.capability.as_str(),
+    };
+    let etag = capability_etag(capability);
     let mut response = if out.pretty || out.xml {
-        let v = fhir_model::json::parse(state.capability.as_bytes())
+        let v = fhir_model::json::parse(capability.as_bytes())
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         crate::http::respond::json(StatusCode::OK, &v, out)
     } else {
         HttpResponse::Ok()
             .content_type(out.content_type())
-            .body(state.capability.clone())
+            .body(capability.to_string())
     };
     if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&etag) {
         response

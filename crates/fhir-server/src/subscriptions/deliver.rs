@@ -29,6 +29,7 @@ const SENDERS: usize = 8;
 pub struct Deliverer {
     pub(super) store: Arc<Store>,
     pub(super) dispatcher: Arc<Dispatcher>,
+    pub(super) hub: Arc<super::websocket::Hub>,
     pub(super) config: SubscriptionConfig,
     agent: ureq::Agent,
     /// This node's id, on the events it claims.
@@ -41,7 +42,12 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
-    pub fn new(store: Arc<Store>, dispatcher: Arc<Dispatcher>, config: SubscriptionConfig) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        dispatcher: Arc<Dispatcher>,
+        hub: Arc<super::websocket::Hub>,
+        config: SubscriptionConfig,
+    ) -> Self {
         let agent = ureq::AgentBuilder::new()
             .redirects(0)
             .timeout(config.timeout)
@@ -50,6 +56,7 @@ impl Deliverer {
         Deliverer {
             store,
             dispatcher,
+            hub,
             config,
             agent,
             node,
@@ -85,13 +92,22 @@ impl Deliverer {
         self.dispatcher.refresh()?;
         let registry = self.dispatcher.active();
         let mut known = Vec::new();
+        let mut unsent = Vec::new();
         for event in due {
             match registry.get(&event.subscription_id) {
+                // A websocket subscription no client of this node is bound to: its
+                // event waits for another node, then is kept unsent.
+                Some(sub) if sub.channel == "websocket" && !self.hub.is_bound(&sub.id, now) => {
+                    if event.at < now - super::websocket::UNBOUND_GRACE_MS {
+                        unsent.push((sub.id.clone(), event.event_number));
+                    }
+                }
                 Some(sub) => known.push((sub.clone(), event)),
                 // Off, in error, or deleted since: nothing more goes out.
                 None => self.store.drop_events(&event.subscription_id)?,
             }
         }
+        self.store.events_delivered(&unsent, 0)?;
         let until = now + (self.config.timeout * 3).as_millis() as i64;
         let keys: Vec<(String, i64)> = known
             .iter()
@@ -215,8 +231,13 @@ impl Deliverer {
         }
     }
 
-    /// POSTs a notification Bundle to a topic-based subscription's endpoint.
+    /// Sends a notification Bundle of a topic-based subscription: POSTed to its
+    /// endpoint, or written to the websocket connections bound to it on this node.
     pub(super) fn post(&self, sub: &Active, bundle: &Value) -> Result<(), String> {
+        if sub.channel == "websocket" {
+            let now = fhir_store::time::now_millis();
+            return self.hub.send(&sub.id, &bundle.to_string(), now);
+        }
         endpoint::check(&sub.endpoint, self.config.allow_private_endpoints, true)?;
         let mime = sub.payload.as_deref().unwrap_or("application/fhir+json");
         let mut r = self.agent.post(&sub.endpoint).set("Content-Type", mime);

@@ -100,9 +100,18 @@ pub struct Registry {
     pub topics_of_type: HashMap<String, Vec<String>>,
     /// Topic-based subscriptions waiting for their handshake.
     pub requested: Vec<Active>,
+    /// The server's CapabilityStatement with these topics, made once.
+    capability: std::sync::OnceLock<String>,
 }
 
 impl Registry {
+    /// The CapabilityStatement `base` (JSON) with the Backport IG's declarations and
+    /// these topics.
+    pub fn capability(&self, base: &str) -> &str {
+        self.capability
+            .get_or_init(|| crate::capability::with_subscriptions(base, self.topics.keys()))
+    }
+
     /// An active subscription.
     pub fn get(&self, id: &str) -> Option<&Active> {
         self.by_id.get(id)

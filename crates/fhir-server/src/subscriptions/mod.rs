@@ -20,6 +20,7 @@ pub mod notification;
 pub mod topic;
 pub mod triggers;
 pub mod upkeep;
+pub mod websocket;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -70,6 +71,9 @@ pub struct Active {
     pub topic: Option<backport::TopicSubscription>,
     /// The stored status: `requested`, `active`, `error` or `off`.
     pub status: String,
+    /// `channel.type`: `rest-hook` or `websocket`.
+    pub channel: String,
+    /// `channel.endpoint` (rest-hook).
     pub endpoint: String,
     /// `channel.payload`: criteria-based, `None` notifies without content (an empty
     /// POST) and a MIME type sends the resource (PUT to `[endpoint]/[type]/[id]`);
@@ -103,8 +107,8 @@ pub(crate) fn invalid(message: impl Into<String>, at: &str) -> Invalid {
     }
 }
 
-/// The channel types this server delivers over.
-const CHANNELS: &[&str] = &["rest-hook"];
+/// The channel types this server delivers over (websocket: topic-based only).
+const CHANNELS: &[&str] = &["rest-hook", "websocket"];
 /// The payload MIME types it sends.
 const PAYLOADS: &[&str] = &["application/fhir+json", "application/json"];
 
@@ -146,9 +150,9 @@ pub fn parse(
     };
     let channel = resource.get("channel").unwrap_or(&Value::Null);
     let kind = channel.get("type").and_then(Value::as_str).unwrap_or("");
-    if !CHANNELS.contains(&kind) {
+    if !CHANNELS.contains(&kind) || (kind == "websocket" && topic.is_none()) {
         return Err(invalid(
-            format!("channel type '{kind}' is not supported (this server delivers over rest-hook)"),
+            format!("channel type '{kind}' is not supported (this server delivers over rest-hook, and over websocket for topic-based subscriptions)"),
             "Subscription.channel.type",
         ));
     }
@@ -156,8 +160,11 @@ pub fn parse(
         .get("endpoint")
         .and_then(Value::as_str)
         .unwrap_or("");
-    endpoint::check(url, allow_private, false)
-        .map_err(|m| invalid(m, "Subscription.channel.endpoint"))?;
+    // A websocket client connects to the server: its endpoint, if any, is not called.
+    if kind == "rest-hook" {
+        endpoint::check(url, allow_private, false)
+            .map_err(|m| invalid(m, "Subscription.channel.endpoint"))?;
+    }
     let payload = channel
         .get("payload")
         .and_then(Value::as_str)
@@ -186,6 +193,7 @@ pub fn parse(
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string(),
+        channel: kind.to_string(),
         endpoint: url.to_string(),
         payload,
         headers: headers(channel)?,
@@ -234,6 +242,10 @@ pub fn stored_status(status: Option<&str>) -> Result<&'static str, Invalid> {
 pub struct Subscriptions {
     pub config: SubscriptionConfig,
     pub dispatcher: std::sync::Arc<dispatch::Dispatcher>,
+    /// This node's websocket connections.
+    pub hub: std::sync::Arc<websocket::Hub>,
+    /// The key of websocket binding tokens, shared by every node.
+    pub ws_secret: String,
 }
 
 impl Subscriptions {
@@ -250,11 +262,21 @@ impl Subscriptions {
         std::thread::Builder::new()
             .name("subscription-dispatch".into())
             .spawn(move || d.run())?;
-        let deliverer = deliver::Deliverer::new(store, dispatcher.clone(), config.clone());
+        let ws_secret = store
+            .shared_secret("subscription-websocket-key")
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let hub = std::sync::Arc::new(websocket::Hub::default());
+        let deliverer =
+            deliver::Deliverer::new(store, dispatcher.clone(), hub.clone(), config.clone());
         std::thread::Builder::new()
             .name("subscription-deliver".into())
             .spawn(move || deliverer.run())?;
-        Ok(Subscriptions { config, dispatcher })
+        Ok(Subscriptions {
+            config,
+            dispatcher,
+            hub,
+            ws_secret,
+        })
     }
 }
 
@@ -292,9 +314,10 @@ pub fn check_write(
                 may_read_all(req, &t)?;
             }
             // A topic-based rest-hook subscription is active once its endpoint has
-            // accepted a handshake (channels.html#rest-hook): until then, requested.
-            match (status, &active.topic) {
-                ("active", Some(_)) => ("requested", None),
+            // accepted a handshake (channels.html#rest-hook): until then, requested. A
+            // websocket one is active at once: its handshake follows each binding.
+            match (status, &active.topic, active.channel.as_str()) {
+                ("active", Some(_), "rest-hook") => ("requested", None),
                 _ => (status, None),
             }
         }

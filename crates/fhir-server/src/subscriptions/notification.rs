@@ -164,6 +164,7 @@ mod tests {
                 max_count: None,
             }),
             status: "active".into(),
+            channel: "rest-hook".into(),
             endpoint: "https://example.org/hook".into(),
             payload: Some("application/fhir+json".into()),
             headers: Vec::new(),

@@ -31,6 +31,7 @@ impl Deliverer {
                 .values()
                 .flatten()
                 .filter(|s| s.status == "active")
+                .filter(|s| s.channel != "websocket" || self.hub.is_bound(&s.id, now))
                 .filter(|s| {
                     let Some(period) = s.topic.as_ref().and_then(|t| t.heartbeat) else {
                         return false;
