@@ -503,6 +503,65 @@ fn websocket_channel(b: Backend) {
     );
 }
 
+/// Partner endpoints over TLS: a private CA (`--subscription-ca-file`) and a client
+/// certificate for a partner that requires mutual TLS (`--subscription-client-cert`);
+/// without them the handshake fails and the subscription says why.
+fn tls_partner_endpoints(b: Backend) {
+    use common::smart::fixture;
+    let hook = Receiver::tls(true);
+    let (ca, cert, key) = (
+        fixture("ca.pem"),
+        fixture("client.pem"),
+        fixture("client.key"),
+    );
+    let private = "--subscription-allow-private-endpoints";
+    let s = Server::start_with(
+        b,
+        &[
+            private,
+            "--subscription-ca-file",
+            &ca,
+            "--subscription-client-cert",
+            &cert,
+            "--subscription-client-key",
+            &key,
+        ],
+    );
+    let url = format!("http://example.org/topic/{}", unique("tls"));
+    subscribe(
+        &s,
+        observation_topic(&url),
+        subscription(&url, &[], &hook.url, "id-only"),
+        &hook,
+    );
+    for (flags, why) in [
+        (
+            vec![private, "--subscription-ca-file", ca.as_str()],
+            "no client certificate",
+        ),
+        (vec![private], "an unknown CA"),
+    ] {
+        let other = Server::start_with(b, &flags);
+        let url = format!("http://example.org/topic/{}", unique("tls"));
+        other.create("Basic", &observation_topic(&url).to_string());
+        let sub = subscription(&url, &[], &hook.url, "id-only");
+        let id = other.create_id("Subscription", &sub.to_string());
+        let error = wait_status(&other, &id, "error")["error"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains("handshake with https://127.0.0.1"),
+            "{why}: {error}"
+        );
+    }
+    assert_eq!(
+        hook.count(),
+        1,
+        "only the server with the certificate got through"
+    );
+}
+
 /// Topics and topic-based subscriptions that cannot work are refused, naming where.
 fn bad_topics_and_subscriptions_are_refused(b: Backend) {
     let s = server(b);
@@ -576,5 +635,6 @@ both_backends!(
     failed_handshake_sets_error_and_counts_on,
     heartbeats,
     websocket_channel,
+    tls_partner_endpoints,
     bad_topics_and_subscriptions_are_refused,
 );

@@ -63,6 +63,62 @@ impl Receiver {
         Receiver { url, got }
     }
 
+    /// An HTTPS receiver with the test PKI's server certificate (fixtures/security,
+    /// signed by its `ca.pem`), answering 200; with `mutual`, it accepts only clients
+    /// presenting a certificate signed by that CA.
+    pub fn tls(mutual: bool) -> Receiver {
+        use super::smart::{pem_certs, pem_key};
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = if mutual {
+            let mut roots = rustls::RootCertStore::empty();
+            pem_certs("ca.pem")
+                .into_iter()
+                .for_each(|c| roots.add(c).unwrap());
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let config = Arc::new(
+            builder
+                .with_single_cert(pem_certs("server.pem"), pem_key("server.key"))
+                .unwrap(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!(
+            "https://127.0.0.1:{}/hook",
+            listener.local_addr().unwrap().port()
+        );
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let sink = got.clone();
+        std::thread::spawn(move || {
+            for tcp in listener.incoming().flatten() {
+                let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+                let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
+                    continue;
+                };
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let Some(r) = read_from(&mut tls) else {
+                    continue; // the handshake failed: nothing was received
+                };
+                sink.lock().unwrap().push(r);
+                let reply = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+                let _ = tls.write_all(reply.as_bytes());
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            }
+        });
+        Receiver { url, got }
+    }
+
     /// Waits until `n` requests arrived (or fails); returns them all.
     pub fn wait_for(&self, n: usize) -> Vec<Received> {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -86,7 +142,11 @@ impl Receiver {
 }
 
 fn read_request(stream: &std::net::TcpStream) -> Option<Received> {
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    read_from(stream.try_clone().ok()?)
+}
+
+fn read_from(stream: impl Read) -> Option<Received> {
+    let mut reader = BufReader::new(stream);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
     let mut parts = line.split_whitespace();

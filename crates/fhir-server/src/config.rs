@@ -461,6 +461,25 @@ pub struct SubscriptionArgs {
     /// Hours events are kept after they happened, for `Subscription/[id]/$events`.
     #[arg(long, env = "FHIR_SUBSCRIPTION_RETENTION_HOURS", default_value_t = 168)]
     pub subscription_retention_hours: u64,
+    /// Extra CA certificates (PEM bundle) trusted for subscription endpoints, besides
+    /// the public web PKI (a partner's private CA).
+    #[arg(long, env = "FHIR_SUBSCRIPTION_CA_FILE")]
+    pub subscription_ca_file: Option<std::path::PathBuf>,
+    /// Client certificate chain (PEM) presented to subscription endpoints that require
+    /// mutual TLS.
+    #[arg(
+        long,
+        env = "FHIR_SUBSCRIPTION_CLIENT_CERT",
+        requires = "subscription_client_key"
+    )]
+    pub subscription_client_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of `--subscription-client-cert`.
+    #[arg(
+        long,
+        env = "FHIR_SUBSCRIPTION_CLIENT_KEY",
+        requires = "subscription_client_cert"
+    )]
+    pub subscription_client_key: Option<std::path::PathBuf>,
 }
 
 impl Default for SubscriptionArgs {
@@ -471,22 +490,43 @@ impl Default for SubscriptionArgs {
             subscription_attempts: 5,
             subscription_retry_ms: 2000,
             subscription_retention_hours: 168,
+            subscription_ca_file: None,
+            subscription_client_cert: None,
+            subscription_client_key: None,
         }
     }
 }
 
 impl SubscriptionArgs {
     /// The settings, or `None` when subscriptions are off; `base` is the server's
-    /// public base URL.
-    pub fn config(&self, base: String) -> Option<crate::subscriptions::SubscriptionConfig> {
-        (self.subscriptions == OnOff::On).then(|| crate::subscriptions::SubscriptionConfig {
+    /// public base URL. Fails when a TLS file cannot be read.
+    pub fn config(
+        &self,
+        base: String,
+    ) -> Result<Option<crate::subscriptions::SubscriptionConfig>, crate::tls::TlsError> {
+        if self.subscriptions == OnOff::Off {
+            return Ok(None);
+        }
+        let identity = self
+            .subscription_client_cert
+            .as_deref()
+            .zip(self.subscription_client_key.as_deref());
+        let tls = match (&self.subscription_ca_file, identity) {
+            (None, None) => None,
+            (ca, identity) => Some(std::sync::Arc::new(crate::tls::client_config(
+                ca.as_deref(),
+                identity,
+            )?)),
+        };
+        Ok(Some(crate::subscriptions::SubscriptionConfig {
             allow_private_endpoints: self.subscription_allow_private_endpoints,
             max_attempts: self.subscription_attempts.max(1),
             retry_base: Duration::from_millis(self.subscription_retry_ms),
             base,
             retention: Duration::from_secs(self.subscription_retention_hours.max(1) * 3600),
+            tls,
             ..Default::default()
-        })
+        }))
     }
 }
 
@@ -542,7 +582,8 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
     });
     let subscription_config = args
         .subscriptions
-        .config(public_base.trim_end_matches('/').to_string());
+        .config(public_base.trim_end_matches('/').to_string())
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     store.set_change_feed(subscription_config.is_some());
     if audit_on {
         store.set_audit_hook(Arc::new(crate::audit::write_hook));

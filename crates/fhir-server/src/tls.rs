@@ -2,7 +2,9 @@
 //! optional mutual TLS where partner organisations present client certificates signed
 //! by a configured CA. A client certificate is optional on the connection (clients may
 //! use bearer tokens instead); when one is presented it must verify, and its subject
-//! names the registered client (see `auth::clients`).
+//! names the registered client (see `auth::clients`). Outgoing connections to
+//! partners' subscription endpoints use [`client_config`]: extra trusted CAs and a
+//! client certificate of this server's own.
 
 use std::any::Any;
 use std::fs::File;
@@ -79,6 +81,34 @@ pub fn server_config(
         .map_err(|e| TlsError::Config(e.to_string()))
 }
 
+/// The rustls configuration of outgoing connections to partners (subscription
+/// endpoints): the public web PKI roots plus the certificates of `extra_ca` (a PEM
+/// bundle: a partner's private CA), and with `identity` (certificate chain and key,
+/// PEM) a client certificate for partners that require mutual TLS.
+pub fn client_config(
+    extra_ca: Option<&Path>,
+    identity: Option<(&Path, &Path)>,
+) -> Result<rustls::ClientConfig, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(ca) = extra_ca {
+        for c in certs(ca)? {
+            roots.add(c).map_err(|e| file_err(ca, e))?;
+        }
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(roots);
+    match identity {
+        Some((cert, key_path)) => builder
+            .with_client_auth_cert(certs(cert)?, key(key_path)?)
+            .map_err(|e| TlsError::Config(e.to_string())),
+        None => Ok(builder.with_no_client_auth()),
+    }
+}
+
 /// Connection hook: keeps a handle on the socket ([`crate::http::peer`]) and the
 /// subject of a verified client certificate.
 pub fn on_connect(conn: &dyn Any, ext: &mut Extensions) {
@@ -95,5 +125,33 @@ pub fn on_connect(conn: &dyn Any, ext: &mut Extensions) {
     };
     if let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert.as_ref()) {
         ext.insert(PeerSubject(parsed.subject().to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/security")
+            .join(name)
+    }
+
+    #[test]
+    fn partner_tls_takes_extra_cas_and_a_client_identity() {
+        let ca = fixture("ca.pem");
+        let (cert, key) = (fixture("client.pem"), fixture("client.key"));
+        assert!(client_config(Some(&ca), Some((&cert, &key))).is_ok());
+        let missing = fixture("nothing.pem");
+        let e = client_config(Some(&missing), None).unwrap_err().to_string();
+        assert!(e.contains("nothing.pem"), "{e}");
+        let e = client_config(None, Some((&cert, &ca)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ca.pem") && e.contains("no PEM private key"),
+            "{e}"
+        );
     }
 }

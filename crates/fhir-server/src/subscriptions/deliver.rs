@@ -48,10 +48,13 @@ impl Deliverer {
         hub: Arc<super::websocket::Hub>,
         config: SubscriptionConfig,
     ) -> Self {
-        let agent = ureq::AgentBuilder::new()
+        let mut agent = ureq::AgentBuilder::new()
             .redirects(0)
-            .timeout(config.timeout)
-            .build();
+            .timeout(config.timeout);
+        if let Some(tls) = &config.tls {
+            agent = agent.tls_config(tls.clone());
+        }
+        let agent = agent.build();
         let node = crate::export::worker::job_node(&store.node_id());
         Deliverer {
             store,

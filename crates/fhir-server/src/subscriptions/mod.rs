@@ -44,6 +44,9 @@ pub struct SubscriptionConfig {
     pub base: String,
     /// How long events are kept after they happened, for `$events`.
     pub retention: Duration,
+    /// TLS to partner endpoints (extra CAs, a client certificate); `None`: the
+    /// public web PKI roots and no client certificate.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Default for SubscriptionConfig {
@@ -55,6 +58,7 @@ impl Default for SubscriptionConfig {
             timeout: Duration::from_secs(10),
             base: "http://localhost:8080/fhir".into(),
             retention: Duration::from_secs(7 * 24 * 3600),
+            tls: None,
         }
     }
 }
