@@ -262,19 +262,26 @@ fn topic_notifications_in_order(b: Backend) {
         .nth(1)
         .unwrap()
         .to_string();
+    // PATCH: a planned encounter finished.
+    let e4 = s.create_id("Encounter", &encounter(&patient, "planned").to_string());
+    let r = s
+        .req("PATCH", &format!("/Encounter/{e4}"))
+        .header("Content-Type", "application/json-patch+json")
+        .json(r#"[{"op": "replace", "path": "/status", "value": "finished"}]"#);
+    assert_eq!(r.status, 200, "{}", r.body);
 
-    let got = hook.wait_for(4);
+    let got = hook.wait_for(5);
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(
         hook.count(),
-        4,
-        "handshake and three events: {:?}",
+        5,
+        "handshake and four events: {:?}",
         hook.got.lock().unwrap()
     );
     let base = s.url("");
     let base = base.trim_end_matches('/');
     let notes = bodies(&got[1..]);
-    for (n, (note, e)) in notes.iter().zip([&e1, &e2, &e3]).enumerate() {
+    for (n, (note, e)) in notes.iter().zip([&e1, &e2, &e3, &e4]).enumerate() {
         assert_eq!(note["type"], "history");
         assert_eq!(kind(note), "event-notification");
         let st = status_of(note);
@@ -303,7 +310,7 @@ fn topic_notifications_in_order(b: Backend) {
             .starts_with("application/fhir+json"));
     }
 
-    // $status: a searchset of one status Parameters, three events counted.
+    // $status: a searchset of one status Parameters, four events counted.
     let st = s.get(&format!("/Subscription/{id}/$status")).json();
     assert_eq!(st["type"], "searchset", "{st}");
     let p = &st["entry"][0]["resource"];
@@ -311,7 +318,7 @@ fn topic_notifications_in_order(b: Backend) {
     assert_eq!(param(p, "status")[0]["valueCode"], "active");
     assert_eq!(
         param(p, "events-since-subscription-start")[0]["valueString"],
-        "3"
+        "4"
     );
     let by_type = s.get(&format!("/Subscription/$status?id={id}")).json();
     assert_eq!(by_type["entry"].as_array().unwrap().len(), 1, "{by_type}");
@@ -323,7 +330,7 @@ fn topic_notifications_in_order(b: Backend) {
     assert_eq!(ev["type"], "history", "{ev}");
     assert_eq!(kind(&ev), "query-event");
     let numbers: Vec<String> = events(&ev).into_iter().map(|(n, _)| n).collect();
-    assert_eq!(numbers, vec!["2", "3"]);
+    assert_eq!(numbers, vec!["2", "3", "4"]);
     let full = s
         .get(&format!("/Subscription/{id}/$events?eventsSinceNumber=1&eventsUntilNumber=1&content=full-resource"))
         .json();
@@ -331,7 +338,7 @@ fn topic_notifications_in_order(b: Backend) {
     assert_eq!(full["entry"][1]["resource"]["id"], e1.as_str());
     let posted = s.req("POST", &format!("/Subscription/{id}/$events")).json(
         &json!({"resourceType": "Parameters", "parameter": [
-            {"name": "eventsSinceNumber", "valueString": "3"}]})
+            {"name": "eventsSinceNumber", "valueString": "4"}]})
         .to_string(),
     );
     assert_eq!(events(&posted.json()).len(), 1, "{}", posted.body);
@@ -598,6 +605,16 @@ fn bad_topics_and_subscriptions_are_refused(b: Backend) {
         assert_eq!(r.status, 422, "{}", r.body);
         assert_eq!(r.issue_expression(), at, "{}", r.body);
     }
+    let mut zulip = subscription(&url, &[], hook, "id-only");
+    zulip["channel"]["_type"] = json!({"extension": [{"url": format!("{IG}/backport-channel-type"),
+        "valueCoding": {"system": "http://example.org/subscription-channel-type", "code": "zulip"}}]});
+    let r = s.create("Subscription", &zulip.to_string());
+    assert_eq!(
+        r.issue_expression(),
+        "Subscription.channel.type.extension",
+        "{}",
+        r.body
+    );
     let mut no_content = subscription(&url, &[], hook, "id-only");
     no_content["channel"]
         .as_object_mut()

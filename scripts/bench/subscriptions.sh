@@ -4,8 +4,10 @@
 # cycle through them (every write matches one subscription). Reports create throughput
 # with subscriptions off, on with none, and on with N; and, for the N run, the latency
 # from commit to delivery (the receiver's arrival time minus the version's
-# meta.lastUpdated), p50 and p99, and how many notifications arrived.
-# Usage: scripts/bench/subscriptions.sh [sqlite|postgres] [N] [seconds]
+# meta.lastUpdated), p50 and p99, and how many notifications arrived. The receiver and
+# wrk share the machine, so each run also reports the server's own CPU per create (the
+# machine's busy time less theirs): the cost a server whose partners are elsewhere pays.
+# Usage: [BIN=path/to/fhir-server] scripts/bench/subscriptions.sh [sqlite|postgres] [N] [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BACKEND=${1:-sqlite}; N=${2:-1000}; SECS=${3:-10}
@@ -21,7 +23,7 @@ fresh_db() {
   fi
 }
 serve() {
-  target/release/fhir-server serve --listen 127.0.0.1:$PORT --database-url "$url" \
+  "${BIN:-target/release/fhir-server}" serve --listen 127.0.0.1:$PORT --database-url "$url" \
     --export-dir "$work/exports" --log-level warn --subscription-allow-private-endpoints "$@" >>"$work/log" 2>&1 &
   echo $! >"$work/pid"
   for _ in $(seq 1 200); do curl -sf http://127.0.0.1:$PORT/ready >/dev/null && return; sleep 0.1; done
@@ -54,11 +56,30 @@ request = function()
   return wrk.format("POST", "/fhir/Observation", {["Content-Type"]="application/fhir+json"}, body)
 end
 EOF2
-load() { wrk -t1 -c4 -d"${SECS}s" -s "$work/obs.lua" "http://127.0.0.1:$PORT" | awk '/Requests\/sec/ {print $2}'; }
+# CPU seconds the machine spent (all processes) and one process spent.
+TCK=$(getconf CLK_TCK)
+busy() { awk -v t="$TCK" '/^cpu / {print ($2+$3+$4+$7+$8)/t}' /proc/stat; }
+pcpu() { awk -v t="$TCK" '{print ($14+$15)/t}' "/proc/$1/stat"; }
+# Runs the load; prints "creates/s server-CPU-ms-per-create": the machine's busy CPU
+# during the load less the receiver's and wrk's, i.e. the server and its database.
+load() {
+  local b0 h0 b1 h1 out
+  b0=$(busy); h0=$(pcpu "$(cat "$work/hook.pid")")
+  out=$(python3 -c 'import resource, subprocess, sys
+p = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+rate = next(l.split()[1] for l in p.stdout.splitlines() if l.startswith("Requests/sec"))
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(rate, r.ru_utime + r.ru_stime)' wrk -t1 -c4 -d"${SECS}s" -s "$work/obs.lua" "http://127.0.0.1:$PORT")
+  b1=$(busy); h1=$(pcpu "$(cat "$work/hook.pid")")
+  echo "$out" | awk -v b0="$b0" -v b1="$b1" -v h0="$h0" -v h1="$h1" -v s="$SECS" \
+    '{printf "%s %.3f", $1, ((b1 - b0) - (h1 - h0) - $2) * 1000 / ($1 * s)}'
+}
 fresh_db; serve --subscriptions off
-echo "$BACKEND subscriptions off: $(load) creates/s"; stop
+read -r rate cpu <<<"$(load)"
+echo "$BACKEND subscriptions off: $rate creates/s, $cpu ms server CPU per create"; stop
 fresh_db; serve
-echo "$BACKEND subscriptions on, none active: $(load) creates/s"
+read -r rate cpu <<<"$(load)"
+echo "$BACKEND subscriptions on, none active: $rate creates/s, $cpu ms server CPU per create"
 for i in $(seq 0 $((N - 1))); do
   printf '{"resourceType":"Subscription","status":"requested","reason":"bench","criteria":"Observation?code=urn:bench|c%d","channel":{"type":"rest-hook","endpoint":"http://127.0.0.1:%d/hook","payload":"application/fhir+json"}}' "$i" "$HOOK" \
     | curl -sf -o /dev/null "$B/Subscription" -H 'Content-Type: application/fhir+json' --data-binary @-
@@ -66,12 +87,12 @@ done
 sleep 2; : >"$work/latency"
 count() { curl -s "$B/Observation?_summary=count&code=urn:bench|" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])'; }
 c0=$(count)
-rate=$(load)
+read -r rate cpu <<<"$(load)"
 before=$(( $(count) - c0 ))
 for _ in $(seq 1 120); do
   a=$(wc -l <"$work/latency"); sleep 1; b=$(wc -l <"$work/latency")
   [ "$a" = "$b" ] && break
 done
-echo "$BACKEND subscriptions on, $N active: $rate creates/s; $(wc -l <"$work/latency") notifications for $before matching creates"
+echo "$BACKEND subscriptions on, $N active: $rate creates/s, $cpu ms server CPU per create; $(wc -l <"$work/latency") notifications for $before matching creates"
 sort -n "$work/latency" | awk '{a[NR]=$1} END {printf "commit to delivery: p50 %.0f ms, p99 %.0f ms, max %.0f ms\n", a[int(NR*0.5)], a[int(NR*0.99)], a[NR]}'
 stop

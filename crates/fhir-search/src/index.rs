@@ -247,6 +247,24 @@ pub fn extract(registry: &SearchRegistry, resource_type: &str, resource: &Value)
     out
 }
 
+/// Extracts the rows of the parameters named in `codes` only (a matcher that needs a
+/// few of a resource's parameters need not evaluate them all).
+pub fn extract_only(
+    registry: &SearchRegistry,
+    resource_type: &str,
+    resource: &Value,
+    codes: &std::collections::HashSet<String>,
+) -> IndexValues {
+    let ctx = EvalContext::with_definitions(registry.definitions());
+    let mut out = IndexValues::default();
+    for param in registry.params_for(resource_type) {
+        if codes.contains(param.code()) {
+            extract_param(&ctx, param, resource, &mut out);
+        }
+    }
+    out
+}
+
 /// Extracts the rows of one parameter (appending to `out`).
 pub fn extract_param<'a>(
     ctx: &EvalContext<'a>,

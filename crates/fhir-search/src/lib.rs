@@ -57,8 +57,8 @@ pub use date::{DatePrecision, DateRange};
 pub use error::{Issue, RegistryError, SearchError};
 pub use fhir_model::SearchParamType;
 pub use index::{
-    extract, extract_param, CompositeRow, DateRow, ExtractError, IndexValue, IndexValues,
-    NumberRow, QuantityRow, ReferenceRow, StringRow, TokenRow, UriRow, MAX_INDEX_TEXT,
+    extract, extract_only, extract_param, CompositeRow, DateRow, ExtractError, IndexValue,
+    IndexValues, NumberRow, QuantityRow, ReferenceRow, StringRow, TokenRow, UriRow, MAX_INDEX_TEXT,
 };
 pub use normalize::normalize;
 pub use number::{Decimal, NumberRange};

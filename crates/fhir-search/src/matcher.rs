@@ -52,6 +52,17 @@ pub fn decidable(query: &SearchQuery) -> bool {
         .all(|c| clause_matches(c, "", &empty).is_ok())
 }
 
+/// The parameter codes whose index values the query's own criteria compare (what
+/// [`crate::extract_only`] must extract for [`matches`]).
+pub fn params_of(query: &SearchQuery) -> impl Iterator<Item = &str> {
+    query.clauses.iter().filter_map(|c| match c {
+        Clause::Param(p) if p.chain.is_empty() && p.param.code != "_id" => {
+            Some(p.param.code.as_str())
+        }
+        _ => None,
+    })
+}
+
 fn undecided(name: &str) -> Undecided {
     Undecided {
         param: name.to_string(),

@@ -123,6 +123,17 @@ pub fn parse(
         filters.extend(filter(registry, &types, text).map_err(|m| invalid(m, &at))?);
     }
     let channel = resource.get("channel").unwrap_or(&Value::Null);
+    // conformance.md: a custom channel this server does not deliver over is refused.
+    if let Some(custom) = ig_extensions(channel.get("_type"), "backport-channel-type").next() {
+        let code = custom
+            .pointer("/valueCoding/code")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        return Err(invalid(
+            format!("custom channel type '{code}' is not supported (rest-hook and websocket are)"),
+            "Subscription.channel.type.extension",
+        ));
+    }
     let content = match ig_extensions(channel.get("_payload"), "backport-payload-content").next() {
         None => {
             return Err(invalid(

@@ -1,10 +1,6 @@
 //! The deliverer: one thread per node that sends each subscription's events in order
-//! over its channel. Criteria-based rest-hook (subscription.html, R4): without a
-//! payload, an empty `POST` to the endpoint; with one, the resource's version that made
-//! the event, `PUT` to `[endpoint]/[type]/[id]` in that MIME type. Topic-based (the
-//! Backport IG): a notification Bundle per event ([`super::notification`]) `POST`ed to
-//! the endpoint; handshakes and heartbeats are [`super::upkeep`]'s. `channel.header`
-//! lines are sent as headers. A 2xx answer delivers the event; anything else (or no answer within the
+//! over its channel ([`super::send`]), different subscriptions' side by side;
+//! handshakes and heartbeats are [`super::upkeep`]'s. A 2xx answer delivers the event; anything else (or no answer within the
 //! timeout) is tried again after a wait that doubles each time, and after
 //! `max_attempts` failures the subscription's status becomes `error`, with the reason
 //! in `Subscription.error`, and its waiting events are dropped.
@@ -18,7 +14,8 @@ use fhir_store::{Precondition, Store, StoreResult};
 use serde_json::Value;
 
 use super::dispatch::Dispatcher;
-use super::{endpoint, notification, Active, SubscriptionConfig};
+use super::send::{Pool, Sender};
+use super::{Active, SubscriptionConfig};
 
 const POLL: Duration = Duration::from_millis(200);
 /// Events looked at per round (each of another subscription).
@@ -31,7 +28,8 @@ pub struct Deliverer {
     pub(super) dispatcher: Arc<Dispatcher>,
     pub(super) hub: Arc<super::websocket::Hub>,
     pub(super) config: SubscriptionConfig,
-    agent: ureq::Agent,
+    pub(super) sender: Arc<Sender>,
+    pool: Pool,
     /// This node's id, on the events it claims.
     node: String,
     /// When this node last sent each topic-based subscription something (ms), for
@@ -47,25 +45,21 @@ impl Deliverer {
         dispatcher: Arc<Dispatcher>,
         hub: Arc<super::websocket::Hub>,
         config: SubscriptionConfig,
-    ) -> Self {
-        let mut agent = ureq::AgentBuilder::new()
-            .redirects(0)
-            .timeout(config.timeout);
-        if let Some(tls) = &config.tls {
-            agent = agent.tls_config(tls.clone());
-        }
-        let agent = agent.build();
+    ) -> std::io::Result<Self> {
+        let sender = Arc::new(Sender::new(store.clone(), hub.clone(), config.clone()));
+        let pool = Pool::start(sender.clone(), SENDERS)?;
         let node = crate::export::worker::job_node(&store.node_id());
-        Deliverer {
+        Ok(Deliverer {
             store,
             dispatcher,
             hub,
             config,
-            agent,
+            sender,
+            pool,
             node,
             last_sent: Mutex::new(HashMap::new()),
             pruned: Mutex::new(0),
-        }
+        })
     }
 
     /// Runs forever on the calling thread.
@@ -123,7 +117,7 @@ impl Deliverer {
             .collect();
         known.retain(|(s, e)| claimed.contains(&(s.id.clone(), e.event_number)));
         let n = known.len();
-        let results = self.send_all(&known);
+        let results = self.pool.send_all(&known);
         let delivered: Vec<(String, i64)> = known
             .iter()
             .zip(&results)
@@ -138,34 +132,6 @@ impl Deliverer {
             }
         }
         Ok(n)
-    }
-
-    /// Sends the events (each of another subscription) side by side, on up to
-    /// [`SENDERS`] threads; the results in order.
-    fn send_all(&self, events: &[(Active, Event)]) -> Vec<Result<(), String>> {
-        if events.len() <= 1 {
-            return events.iter().map(|(s, e)| self.send(s, e)).collect();
-        }
-        let chunk = events.len().div_ceil(SENDERS);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = events
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|(s, e)| self.send(s, e))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| vec![Err("delivery thread failed".to_string()); chunk])
-                })
-                .collect()
-        })
     }
 
     fn failed(&self, sub: &Active, event: &Event, why: &str) -> StoreResult<()> {
@@ -232,99 +198,5 @@ impl Deliverer {
         for id in ids {
             last.insert(id.to_string(), now);
         }
-    }
-
-    /// Sends a notification Bundle of a topic-based subscription: POSTed to its
-    /// endpoint, or written to the websocket connections bound to it on this node.
-    pub(super) fn post(&self, sub: &Active, bundle: &Value) -> Result<(), String> {
-        if sub.channel == "websocket" {
-            let now = fhir_store::time::now_millis();
-            return self.hub.send(&sub.id, &bundle.to_string(), now);
-        }
-        endpoint::check(&sub.endpoint, self.config.allow_private_endpoints, true)?;
-        let mime = sub.payload.as_deref().unwrap_or("application/fhir+json");
-        let mut r = self.agent.post(&sub.endpoint).set("Content-Type", mime);
-        if let Some(secs) = sub.topic.as_ref().and_then(|t| t.timeout) {
-            r = r.timeout(Duration::from_secs(secs.clamp(1, 300)));
-        }
-        for (k, v) in &sub.headers {
-            r = r.set(k, v);
-        }
-        outcome(r.send_string(&bundle.to_string()))
-    }
-
-    /// An event of a topic-based subscription, as a notification Bundle.
-    fn send_notification(&self, sub: &Active, event: &Event) -> Result<(), String> {
-        let full = sub
-            .topic
-            .as_ref()
-            .is_some_and(|t| t.content == super::backport::Content::FullResource);
-        let resource = match full && event.method != "DELETE" {
-            true => self
-                .store
-                .vread(&event.res_type, &event.res_id, event.version)
-                .map_err(|e| e.to_string())?
-                .filter(|v| !v.deleted)
-                .and_then(|v| fhir_model::json::parse(v.content.as_bytes()).ok()),
-            false => None,
-        };
-        let status = notification::Status {
-            base: &self.config.base,
-            sub,
-            kind: notification::Kind::EventNotification,
-            status: "active",
-            events_since_start: event.event_number,
-            error: None,
-        };
-        let notified = [notification::Notified { event, resource }];
-        self.post(sub, &notification::bundle(&status, &notified, None))
-    }
-
-    /// One delivery attempt: `Err` with why it failed.
-    fn send(&self, sub: &Active, event: &Event) -> Result<(), String> {
-        if sub.topic.is_some() {
-            return self.send_notification(sub, event);
-        }
-        endpoint::check(&sub.endpoint, self.config.allow_private_endpoints, true)?;
-        let response = match &sub.payload {
-            None => {
-                let mut r = self.agent.post(&sub.endpoint);
-                for (k, v) in &sub.headers {
-                    r = r.set(k, v);
-                }
-                r.send_bytes(&[])
-            }
-            Some(mime) => {
-                let version = self
-                    .store
-                    .vread(&event.res_type, &event.res_id, event.version)
-                    .map_err(|e| e.to_string())?;
-                let Some(version) = version.filter(|v| !v.deleted) else {
-                    return Ok(()); // expunged since: nothing to send
-                };
-                let url = format!(
-                    "{}/{}/{}",
-                    sub.endpoint.trim_end_matches('/'),
-                    event.res_type,
-                    event.res_id
-                );
-                let mut r = self.agent.put(&url).set("Content-Type", mime);
-                for (k, v) in &sub.headers {
-                    r = r.set(k, v);
-                }
-                r.send_string(&version.content)
-            }
-        };
-        outcome(response)
-    }
-}
-
-/// A delivery's outcome: a 2xx answer, or why not.
-fn outcome(response: Result<ureq::Response, ureq::Error>) -> Result<(), String> {
-    match response {
-        Ok(r) if (200..300).contains(&r.status()) => Ok(()),
-        Ok(r) => Err(format!("HTTP {}", r.status())),
-        Err(ureq::Error::Status(code, _)) => Err(format!("HTTP {code}")),
-        Err(ureq::Error::Transport(t)) => Err(t.to_string()),
     }
 }

@@ -18,13 +18,35 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use fhir_search::SearchRegistry;
-use fhir_store::changes::Change;
+use fhir_store::changes::{Change, NewEvent};
 use fhir_store::{ExportQuery, Population, SearchRequest, Store, StoreResult, Total, TxOps};
 
 use super::anchor::{anchor, keys_of, Key};
 use super::topic::Topic;
 use super::triggers::Versions;
 use super::{parse, Active};
+
+/// The events a dispatch batch records, written together at its end.
+pub struct Events<'a> {
+    pub now: i64,
+    pub events: Vec<NewEvent<'a>>,
+}
+
+impl<'a> Events<'a> {
+    /// An event due now.
+    pub fn due(&mut self, subscription: &'a str, change: &'a Change) {
+        self.add(subscription, change, Some(self.now));
+    }
+
+    /// An event due at `due` (`None`: counted and kept, never sent).
+    pub fn add(&mut self, subscription: &'a str, change: &'a Change, due: Option<i64>) {
+        self.events.push(NewEvent {
+            subscription,
+            change,
+            due,
+        });
+    }
+}
 
 /// A changed version: (resource id, version).
 type Version = (String, i64);
@@ -102,6 +124,9 @@ pub struct Registry {
     pub requested: Vec<Active>,
     /// The server's CapabilityStatement with these topics, made once.
     capability: std::sync::OnceLock<String>,
+    /// By resource type, the parameters some subscription or topic compares: only
+    /// these are extracted from a changed version.
+    pub needed: HashMap<String, HashSet<String>>,
 }
 
 impl Registry {
@@ -117,7 +142,22 @@ impl Registry {
         self.by_id.get(id)
     }
 
+    /// Notes the parameters `query` compares on `res_type`.
+    fn need(&mut self, res_type: &str, query: &fhir_search::SearchQuery) {
+        let codes = self.needed.entry(res_type.to_string()).or_default();
+        codes.extend(fhir_search::matcher::params_of(query).map(str::to_string));
+    }
+
     fn add(&mut self, registry: &SearchRegistry, sub: Active) {
+        if let Some(t) = &sub.topic {
+            for (res_type, q) in &t.filters {
+                self.need(res_type, q);
+            }
+        } else if let Ok(q) =
+            fhir_search::parse_query_string(registry, Some(&sub.res_type), &sub.query, false)
+        {
+            self.need(&sub.res_type, &q);
+        }
         match (sub.status.as_str(), &sub.topic) {
             ("active", None) => {
                 self.by_id.insert(sub.id.clone(), sub.clone());
@@ -138,6 +178,11 @@ impl Registry {
     }
 
     fn add_topic(&mut self, topic: Topic) {
+        for t in &topic.triggers {
+            for q in [&t.previous, &t.current].into_iter().flatten() {
+                self.need(&t.resource, q);
+            }
+        }
         for t in topic.resource_types() {
             let urls = self.topics_of_type.entry(t.to_string()).or_default();
             if !urls.contains(&topic.url) {
@@ -268,8 +313,11 @@ impl Dispatcher {
             // of them is known.
             self.refresh()?;
             let registry = self.active();
-            let now = fhir_store::time::now_millis();
-            let mut versions = Versions::new(self.registry);
+            let mut out = Events {
+                now: fhir_store::time::now_millis(),
+                events: Vec::new(),
+            };
+            let mut versions = Versions::new(self.registry, &registry.needed);
             for (res_type, of_type) in &registry.by_type {
                 let changed: Vec<&Change> = changes
                     .iter()
@@ -280,9 +328,10 @@ impl Dispatcher {
                 }
                 let candidates =
                     self.candidates(ops, res_type, of_type, &changed, &mut versions)?;
-                self.record(ops, of_type, &changed, candidates, now, &mut versions)?;
+                self.record(ops, of_type, &changed, candidates, &mut out, &mut versions)?;
             }
-            super::triggers::dispatch(ops, &registry, &changes, now, &mut versions)?;
+            super::triggers::dispatch(ops, &registry, &changes, &mut out, &mut versions)?;
+            ops.add_events(&out.events)?;
             Ok(changes.len())
         })
     }
@@ -295,7 +344,7 @@ impl Dispatcher {
         res_type: &str,
         of_type: &OfType,
         changed: &[&Change],
-        versions: &mut Versions,
+        versions: &mut Versions<'_>,
     ) -> StoreResult<HashMap<usize, HashSet<Version>>> {
         let mut out: HashMap<usize, HashSet<Version>> = HashMap::new();
         for c in changed {
@@ -326,14 +375,14 @@ impl Dispatcher {
 
     /// Searches once per distinct criteria among the candidates and records an event,
     /// in change order, for each subscription a change matches.
-    fn record(
+    fn record<'a>(
         &self,
         ops: &mut TxOps<'_, '_>,
-        of_type: &OfType,
-        changed: &[&Change],
+        of_type: &'a OfType,
+        changed: &[&'a Change],
         candidates: HashMap<usize, HashSet<Version>>,
-        now: i64,
-        versions: &mut Versions,
+        out: &mut Events<'a>,
+        versions: &mut Versions<'_>,
     ) -> StoreResult<()> {
         let mut by_criteria: HashMap<&str, (Vec<usize>, HashSet<Version>)> = HashMap::new();
         for (i, ids) in candidates {
@@ -343,7 +392,7 @@ impl Dispatcher {
                     .iter()
                     .filter(|c| ids.contains(&(c.res_id.clone(), c.version)))
                 {
-                    ops.add_event(&of_type.subs[i].id, c, Some(now))?;
+                    out.due(&of_type.subs[i].id, c);
                 }
                 continue;
             }
@@ -354,7 +403,7 @@ impl Dispatcher {
             entry.1.extend(ids);
         }
         for (subs, ids) in by_criteria.into_values() {
-            let these: Vec<&Change> = changed
+            let these: Vec<&'a Change> = changed
                 .iter()
                 .copied()
                 .filter(|c| ids.contains(&(c.res_id.clone(), c.version)))
@@ -365,7 +414,7 @@ impl Dispatcher {
                 .filter(|c| matched.contains(&(c.res_id.clone(), c.version)))
             {
                 for &i in &subs {
-                    ops.add_event(&of_type.subs[i].id, c, Some(now))?;
+                    out.due(&of_type.subs[i].id, c);
                 }
             }
         }
@@ -381,7 +430,7 @@ impl Dispatcher {
         ops: &mut TxOps<'_, '_>,
         sub: &Active,
         changes: &[&Change],
-        versions: &mut Versions,
+        versions: &mut Versions<'_>,
     ) -> StoreResult<HashSet<Version>> {
         let parsed =
             fhir_search::parse_query_string(self.registry, Some(&sub.res_type), &sub.query, false);

@@ -17,6 +17,7 @@ pub mod deliver;
 pub mod dispatch;
 pub mod endpoint;
 pub mod notification;
+pub mod send;
 pub mod topic;
 pub mod triggers;
 pub mod upkeep;
@@ -271,7 +272,7 @@ impl Subscriptions {
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         let hub = std::sync::Arc::new(websocket::Hub::default());
         let deliverer =
-            deliver::Deliverer::new(store, dispatcher.clone(), hub.clone(), config.clone());
+            deliver::Deliverer::new(store, dispatcher.clone(), hub.clone(), config.clone())?;
         std::thread::Builder::new()
             .name("subscription-deliver".into())
             .spawn(move || deliverer.run())?;

@@ -84,13 +84,30 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// A version with the index values of every parameter.
     pub fn new(registry: &SearchRegistry, res_type: &str, resource: Value) -> Loaded {
+        let index = fhir_search::extract(registry, res_type, &resource);
+        Loaded::of(resource, index)
+    }
+
+    /// A version with the index values of the parameters `codes` only: matching must
+    /// not compare others.
+    pub fn with_params(
+        registry: &SearchRegistry,
+        res_type: &str,
+        resource: Value,
+        codes: &std::collections::HashSet<String>,
+    ) -> Loaded {
+        let index = fhir_search::extract_only(registry, res_type, &resource, codes);
+        Loaded::of(resource, index)
+    }
+
+    fn of(resource: Value, index: fhir_search::IndexValues) -> Loaded {
         let id = resource
             .get("id")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        let index = fhir_search::extract(registry, res_type, &resource);
         Loaded {
             id,
             resource,

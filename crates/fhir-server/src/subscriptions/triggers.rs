@@ -6,26 +6,32 @@
 //! when the subscription is active, kept unsent (but counted, for `$status` and
 //! `$events`) when it is in error (errors.md: the server SHALL go on counting).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use fhir_search::SearchRegistry;
 use fhir_store::changes::Change;
 use fhir_store::{StoreResult, TxOps};
 
-use super::dispatch::Registry;
+use super::dispatch::{Events, Registry};
 use super::topic::{self, Interaction, Loaded};
 
-/// Versions read and indexed during one dispatch batch.
-pub struct Versions {
+/// Versions read and indexed during one dispatch batch: only the parameters some
+/// subscription or topic compares are extracted.
+pub struct Versions<'r> {
     registry: &'static SearchRegistry,
+    needed: &'r HashMap<String, HashSet<String>>,
     cache: HashMap<(String, String, i64), Option<Rc<Loaded>>>,
 }
 
-impl Versions {
-    pub fn new(registry: &'static SearchRegistry) -> Versions {
+impl<'r> Versions<'r> {
+    pub fn new(
+        registry: &'static SearchRegistry,
+        needed: &'r HashMap<String, HashSet<String>>,
+    ) -> Versions<'r> {
         Versions {
             registry,
+            needed,
             cache: HashMap::new(),
         }
     }
@@ -43,10 +49,12 @@ impl Versions {
         if let Some(v) = self.cache.get(&key) {
             return Ok(v.clone());
         }
+        let empty = HashSet::new();
+        let codes = self.needed.get(res_type).unwrap_or(&empty);
         let loaded = match ops.vread(res_type, id, version)? {
             Some(stored) if !stored.deleted => fhir_model::json::parse(stored.content.as_bytes())
                 .ok()
-                .map(|v| Rc::new(Loaded::new(self.registry, res_type, v))),
+                .map(|v| Rc::new(Loaded::with_params(self.registry, res_type, v, codes))),
             _ => None,
         };
         self.cache.insert(key, loaded.clone());
@@ -55,12 +63,12 @@ impl Versions {
 }
 
 /// Records the events that `changes` make for topic-based subscriptions.
-pub fn dispatch(
+pub fn dispatch<'a>(
     ops: &mut TxOps<'_, '_>,
-    subs: &Registry,
-    changes: &[Change],
-    now: i64,
-    versions: &mut Versions,
+    subs: &'a Registry,
+    changes: &'a [Change],
+    out: &mut Events<'a>,
+    versions: &mut Versions<'_>,
 ) -> StoreResult<()> {
     for c in changes {
         let Some(urls) = subs.topics_of_type.get(&c.res_type) else {
@@ -110,8 +118,8 @@ pub fn dispatch(
                     .as_ref()
                     .is_some_and(|t| t.passes(&c.res_type, focus));
                 if passes {
-                    let due = (sub.status == "active").then_some(now);
-                    ops.add_event(&sub.id, c, due)?;
+                    let due = (sub.status == "active").then_some(out.now);
+                    out.add(&sub.id, c, due);
                 }
             }
         }

@@ -57,7 +57,7 @@ impl Deliverer {
             events_since_start: self.store.events_since_start(&sub.id)?,
             error: None,
         };
-        match self.post(sub, &bundle(&status, &[], None)) {
+        match self.sender.post(sub, &bundle(&status, &[], None)) {
             Ok(()) => {
                 tracing::info!(subscription = %sub.id, "handshake accepted; subscription active");
                 self.sent(std::iter::once(sub.id.as_str()));
@@ -81,7 +81,7 @@ impl Deliverer {
         };
         // A heartbeat that fails is not retried: the next one is due a period later,
         // and the subscriber learns from the silence (errors.md).
-        if let Err(why) = self.post(sub, &bundle(&status, &[], None)) {
+        if let Err(why) = self.sender.post(sub, &bundle(&status, &[], None)) {
             tracing::info!(subscription = %sub.id, error = %why, "heartbeat not delivered");
         }
         self.sent(std::iter::once(sub.id.as_str()));
