@@ -20,16 +20,7 @@ const V43: &str = "http://hl7.org/fhir/4.3/StructureDefinition/extension-Subscri
 const IG: &str = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition";
 
 fn server(b: Backend) -> Server {
-    Server::start_with(
-        b,
-        &[
-            "--subscription-allow-private-endpoints",
-            "--subscription-attempts",
-            "3",
-            "--subscription-retry-ms",
-            "100",
-        ],
-    )
+    common::receiver::subscription_server(b)
 }
 
 /// The IG's "encounter complete" topic (Basic-r4-encounter-complete), at `url`.

@@ -16,16 +16,7 @@ use serde_json::{json, Value};
 
 /// A server that may deliver to the loopback receivers of these tests.
 fn server(b: Backend) -> Server {
-    Server::start_with(
-        b,
-        &[
-            "--subscription-allow-private-endpoints",
-            "--subscription-attempts",
-            "3",
-            "--subscription-retry-ms",
-            "100",
-        ],
-    )
+    common::receiver::subscription_server(b)
 }
 
 fn subscription(criteria: &str, endpoint: &str, payload: Option<&str>) -> Value {
@@ -460,7 +451,42 @@ fn two_nodes_notify_each_change_once() {
     assert_eq!(paths, expected, "each change notified exactly once");
 }
 
+/// Criteria of every shape: anchored on a code with a quantity comparison (decided in
+/// memory), a chain (decided by a search), no code or reference at all (every write is
+/// a candidate, decided in memory): each subscription hears of exactly its matches.
+fn criteria_of_every_shape(b: Backend) {
+    let s = server(b);
+    let code = unique("shape");
+    let family = unique("Fam");
+    let patient = s.create_id(
+        "Patient",
+        &json!({"resourceType": "Patient", "name": [{"family": family}]}).to_string(),
+    );
+    let hooks: Vec<Receiver> = (0..3).map(|_| Receiver::start(200)).collect();
+    let criteria = [
+        format!("Observation?code=urn:test|{code}&value-quantity=gt50"),
+        format!("Observation?subject:Patient.family={family}"),
+        "Observation?value-quantity=ge900".to_string(),
+    ];
+    for (c, h) in criteria.iter().zip(&hooks) {
+        let r = s.create("Subscription", &subscription(c, &h.url, None).to_string());
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let mut first: Value = serde_json::from_str(&observation(&code, 60.0)).unwrap();
+    first["subject"] = json!({"reference": format!("Patient/{patient}")});
+    s.create("Observation", &first.to_string());
+    s.create("Observation", &observation(&code, 10.0));
+    s.create("Observation", &observation("other", 950.0));
+    for h in &hooks {
+        h.wait_for(1);
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    let counts: Vec<usize> = hooks.iter().map(Receiver::count).collect();
+    assert_eq!(counts, vec![1, 1, 1], "each hears of its one match");
+}
+
 both_backends!(
+    criteria_of_every_shape,
     retries_and_restarts_lose_nothing,
     patch_import_and_patient_confinement,
     writer_must_read_the_whole_type,

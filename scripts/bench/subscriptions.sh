@@ -7,7 +7,11 @@
 # meta.lastUpdated), p50 and p99, and how many notifications arrived. The receiver and
 # wrk share the machine, so each run also reports the server's own CPU per create (the
 # machine's busy time less theirs): the cost a server whose partners are elsewhere pays.
-# Usage: [BIN=path/to/fhir-server] scripts/bench/subscriptions.sh [sqlite|postgres] [N] [seconds]
+# MODE (environment) chooses the subscriptions' criteria: `match` (default, as above:
+# every write notifies one), `miss` (codes urn:bench|s0… that no write carries: the cost
+# of matching alone) or `unanchored` (`Observation?date=ge2100…`: no code or reference
+# to index them by, so every write is matched in memory against all N; none match).
+# Usage: [BIN=path/to/fhir-server] [MODE=match|miss|unanchored] scripts/bench/subscriptions.sh [sqlite|postgres] [N] [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BACKEND=${1:-sqlite}; N=${2:-1000}; SECS=${3:-10}
@@ -80,8 +84,16 @@ echo "$BACKEND subscriptions off: $rate creates/s, $cpu ms server CPU per create
 fresh_db; serve
 read -r rate cpu <<<"$(load)"
 echo "$BACKEND subscriptions on, none active: $rate creates/s, $cpu ms server CPU per create"
+criteria() {
+  case "${MODE:-match}" in
+    match) echo "Observation?code=urn:bench|c$1" ;;
+    miss) echo "Observation?code=urn:bench|s$1" ;;
+    unanchored) echo "Observation?date=ge$((2100 + $1))" ;;
+    *) echo "MODE is match, miss or unanchored" >&2; exit 2 ;;
+  esac
+}
 for i in $(seq 0 $((N - 1))); do
-  printf '{"resourceType":"Subscription","status":"requested","reason":"bench","criteria":"Observation?code=urn:bench|c%d","channel":{"type":"rest-hook","endpoint":"http://127.0.0.1:%d/hook","payload":"application/fhir+json"}}' "$i" "$HOOK" \
+  printf '{"resourceType":"Subscription","status":"requested","reason":"bench","criteria":"%s","channel":{"type":"rest-hook","endpoint":"http://127.0.0.1:%d/hook","payload":"application/fhir+json"}}' "$(criteria "$i")" "$HOOK" \
     | curl -sf -o /dev/null "$B/Subscription" -H 'Content-Type: application/fhir+json' --data-binary @-
 done
 sleep 2; : >"$work/latency"
@@ -93,6 +105,6 @@ for _ in $(seq 1 120); do
   a=$(wc -l <"$work/latency"); sleep 1; b=$(wc -l <"$work/latency")
   [ "$a" = "$b" ] && break
 done
-echo "$BACKEND subscriptions on, $N active: $rate creates/s, $cpu ms server CPU per create; $(wc -l <"$work/latency") notifications for $before matching creates"
-sort -n "$work/latency" | awk '{a[NR]=$1} END {printf "commit to delivery: p50 %.0f ms, p99 %.0f ms, max %.0f ms\n", a[int(NR*0.5)], a[int(NR*0.99)], a[NR]}'
+echo "$BACKEND subscriptions on, $N active (${MODE:-match}): $rate creates/s, $cpu ms server CPU per create; $(wc -l <"$work/latency") notifications for $before matching creates"
+sort -n "$work/latency" | awk '{a[NR]=$1} END {if (NR) printf "commit to delivery: p50 %.0f ms, p99 %.0f ms, max %.0f ms\n", a[int(NR*0.5)], a[int(NR*0.99)], a[NR]}'
 stop

@@ -177,3 +177,18 @@ fn read_from(stream: impl Read) -> Option<Received> {
         body: String::from_utf8_lossy(&body).to_string(),
     })
 }
+
+/// A server that may deliver to the loopback receivers of the tests, gives up after 3
+/// failed deliveries and retries after 100 ms.
+pub fn subscription_server(b: super::Backend) -> super::Server {
+    super::Server::start_with(
+        b,
+        &[
+            "--subscription-allow-private-endpoints",
+            "--subscription-attempts",
+            "3",
+            "--subscription-retry-ms",
+            "100",
+        ],
+    )
+}

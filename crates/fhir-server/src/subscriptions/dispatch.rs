@@ -1,17 +1,10 @@
 //! The dispatcher: one thread per node that takes committed changes out of the store's
 //! change feed and records, in the same transaction, an event for each change that
-//! matches an active subscription. Matching uses the search engine's own semantics:
-//! in memory on the version that made the change (fhir-search `matcher`) when every
-//! criterion can be decided from the resource alone, else by running the criteria with
-//! `_id` set to the changed resources inside that transaction (what a search would
-//! return at that moment). Topic-based subscriptions are matched in
-//! [`super::triggers`]. Only the candidates are matched: subscriptions are indexed by resource type and by the
-//! anchor of their criteria ([`super::anchor`]), so a change is matched against the
-//! subscriptions whose anchor its values carry (and those without one); a subscription
-//! whose criteria is one token criterion is matched by its key alone, and subscriptions
-//! with the same criteria share one search per batch. The subscriptions and topics are
-//! read again whenever a Subscription or Basic resource was written (on any node: the
-//! highest `seq` of the type changes).
+//! matches a subscription: criteria-based ones in [`super::criteria`], topic-based
+//! ones in [`super::triggers`], the events of a batch written together at its end.
+//! It also keeps the [`Registry`] of subscriptions and topics, read again whenever a
+//! Subscription or Basic resource was written (on any node: the highest `seq` of the
+//! type changes).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -19,9 +12,9 @@ use std::time::Duration;
 
 use fhir_search::SearchRegistry;
 use fhir_store::changes::{Change, NewEvent};
-use fhir_store::{ExportQuery, Population, SearchRequest, Store, StoreResult, Total, TxOps};
+use fhir_store::{ExportQuery, Population, SearchRequest, Store, StoreResult, Total};
 
-use super::anchor::{anchor, keys_of, Key};
+use super::criteria::OfType;
 use super::topic::Topic;
 use super::triggers::Versions;
 use super::{parse, Active};
@@ -48,9 +41,6 @@ impl<'a> Events<'a> {
     }
 }
 
-/// A changed version: (resource id, version).
-type Version = (String, i64);
-
 /// Every current resource of one type.
 fn all_of(res_type: &str) -> ExportQuery {
     ExportQuery {
@@ -67,42 +57,6 @@ fn all_of(res_type: &str) -> ExportQuery {
 const POLL: Duration = Duration::from_millis(200);
 /// Changes taken per transaction.
 const BATCH: usize = 500;
-/// Resource ids per matching search.
-const IDS_PER_SEARCH: usize = 100;
-
-/// The active subscriptions of one resource type, indexed by anchor.
-#[derive(Debug, Default)]
-struct OfType {
-    subs: Vec<Active>,
-    /// Anchor key → the subscriptions (indexes into `subs`) anchored on it.
-    anchored: HashMap<Key, Vec<usize>>,
-    /// Subscriptions without an anchor: candidates for every change.
-    always: Vec<usize>,
-    /// Subscriptions whose criteria is their anchor: a candidate is a match.
-    exact: HashSet<usize>,
-}
-
-impl OfType {
-    fn add(&mut self, registry: &SearchRegistry, active: Active) {
-        let i = self.subs.len();
-        let keys =
-            fhir_search::parse_query_string(registry, Some(&active.res_type), &active.query, false)
-                .ok()
-                .and_then(|q| anchor(&q));
-        match keys {
-            Some(a) => {
-                if a.exact {
-                    self.exact.insert(i);
-                }
-                a.keys
-                    .into_iter()
-                    .for_each(|k| self.anchored.entry(k).or_default().push(i));
-            }
-            None => self.always.push(i),
-        }
-        self.subs.push(active);
-    }
-}
 
 /// The subscriptions and topics, as last read.
 #[derive(Debug, Default)]
@@ -326,160 +280,11 @@ impl Dispatcher {
                 if changed.is_empty() {
                     continue;
                 }
-                let candidates =
-                    self.candidates(ops, res_type, of_type, &changed, &mut versions)?;
-                self.record(ops, of_type, &changed, candidates, &mut out, &mut versions)?;
+                super::criteria::record(ops, of_type, &changed, &mut out, &mut versions)?;
             }
             super::triggers::dispatch(ops, &registry, &changes, &mut out, &mut versions)?;
             ops.add_events(&out.events)?;
             Ok(changes.len())
         })
-    }
-
-    /// For each subscription (index) that may match, the ids of the changed resources
-    /// it may match.
-    fn candidates(
-        &self,
-        ops: &mut TxOps<'_, '_>,
-        res_type: &str,
-        of_type: &OfType,
-        changed: &[&Change],
-        versions: &mut Versions<'_>,
-    ) -> StoreResult<HashMap<usize, HashSet<Version>>> {
-        let mut out: HashMap<usize, HashSet<Version>> = HashMap::new();
-        for c in changed {
-            for &i in &of_type.always {
-                out.entry(i)
-                    .or_default()
-                    .insert((c.res_id.clone(), c.version));
-            }
-        }
-        if of_type.anchored.is_empty() {
-            return Ok(out);
-        }
-        for c in changed {
-            let Some(version) = versions.get(ops, res_type, &c.res_id, c.version)? else {
-                continue;
-            };
-            let keys = keys_of(&version.index);
-            for k in &keys {
-                for &i in of_type.anchored.get(k).into_iter().flatten() {
-                    out.entry(i)
-                        .or_default()
-                        .insert((c.res_id.clone(), c.version));
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Searches once per distinct criteria among the candidates and records an event,
-    /// in change order, for each subscription a change matches.
-    fn record<'a>(
-        &self,
-        ops: &mut TxOps<'_, '_>,
-        of_type: &'a OfType,
-        changed: &[&'a Change],
-        candidates: HashMap<usize, HashSet<Version>>,
-        out: &mut Events<'a>,
-        versions: &mut Versions<'_>,
-    ) -> StoreResult<()> {
-        let mut by_criteria: HashMap<&str, (Vec<usize>, HashSet<Version>)> = HashMap::new();
-        for (i, ids) in candidates {
-            if of_type.exact.contains(&i) {
-                // Its one token criterion is the key the resource carries: a match.
-                for c in changed
-                    .iter()
-                    .filter(|c| ids.contains(&(c.res_id.clone(), c.version)))
-                {
-                    out.due(&of_type.subs[i].id, c);
-                }
-                continue;
-            }
-            let entry = by_criteria
-                .entry(of_type.subs[i].query.as_str())
-                .or_default();
-            entry.0.push(i);
-            entry.1.extend(ids);
-        }
-        for (subs, ids) in by_criteria.into_values() {
-            let these: Vec<&'a Change> = changed
-                .iter()
-                .copied()
-                .filter(|c| ids.contains(&(c.res_id.clone(), c.version)))
-                .collect();
-            let matched = self.matching(ops, &of_type.subs[subs[0]], &these, versions)?;
-            for c in these
-                .iter()
-                .filter(|c| matched.contains(&(c.res_id.clone(), c.version)))
-            {
-                for &i in &subs {
-                    out.due(&of_type.subs[i].id, c);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The changes (id, version) among `changes` that the subscription's criteria
-    /// match: in memory on the version that made the change when every criterion can
-    /// be decided from the resource alone, else by a search with `_id` as the data
-    /// stands now.
-    fn matching(
-        &self,
-        ops: &mut TxOps<'_, '_>,
-        sub: &Active,
-        changes: &[&Change],
-        versions: &mut Versions<'_>,
-    ) -> StoreResult<HashSet<Version>> {
-        let parsed =
-            fhir_search::parse_query_string(self.registry, Some(&sub.res_type), &sub.query, false);
-        if let Some(query) = parsed.ok().filter(fhir_search::matcher::decidable) {
-            let mut out = HashSet::new();
-            for c in changes {
-                let Some(v) = versions.get(ops, &sub.res_type, &c.res_id, c.version)? else {
-                    continue;
-                };
-                if v.matches(&sub.res_type, &query) {
-                    out.insert((c.res_id.clone(), c.version));
-                }
-            }
-            return Ok(out);
-        }
-        let ids: Vec<&str> = {
-            let mut seen = HashSet::new();
-            changes
-                .iter()
-                .map(|c| c.res_id.as_str())
-                .filter(|i| seen.insert(*i))
-                .collect()
-        };
-        let mut found = HashSet::new();
-        for chunk in ids.chunks(IDS_PER_SEARCH) {
-            let mut pairs: Vec<(String, String)> = form_urlencoded::parse(sub.query.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
-            pairs.push(("_id".into(), chunk.join(",")));
-            let Ok(mut query) =
-                fhir_search::parse(self.registry, Some(&sub.res_type), &pairs, false)
-            else {
-                continue;
-            };
-            // Only the criteria: no paging, sorting or includes.
-            query.result = Default::default();
-            let request = SearchRequest {
-                query,
-                count: chunk.len(),
-                total: Total::None,
-                ..Default::default()
-            };
-            let page = ops.search(&request)?;
-            found.extend(page.matches.into_iter().map(|m| m.res_id));
-        }
-        Ok(changes
-            .iter()
-            .filter(|c| found.contains(&c.res_id))
-            .map(|c| (c.res_id.clone(), c.version))
-            .collect())
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod anchor;
 pub mod backport;
+pub mod criteria;
 pub mod deliver;
 pub mod dispatch;
 pub mod endpoint;

@@ -36,6 +36,11 @@ impl<'r> Versions<'r> {
         }
     }
 
+    /// The search parameters.
+    pub fn registry(&self) -> &'static SearchRegistry {
+        self.registry
+    }
+
     /// Version `version` of `res_type/id` with its index values; `None` when it is a
     /// deletion or does not exist (any more).
     pub fn get(
@@ -108,7 +113,7 @@ pub fn dispatch<'a>(
                 .triggers
                 .iter()
                 .filter(|t| t.resource == c.res_type)
-                .any(|t| t.fires(versions.registry, &change));
+                .any(|t| t.fires(versions.registry(), &change));
             if !fired {
                 continue;
             }
