@@ -11,7 +11,8 @@
 # every write notifies one), `miss` (codes urn:bench|s0… that no write carries: the cost
 # of matching alone) or `unanchored` (`Observation?date=ge2100…`: no code or reference
 # to index them by, so every write is matched in memory against all N; none match).
-# Usage: [BIN=path/to/fhir-server] [MODE=match|miss|unanchored] scripts/bench/subscriptions.sh [sqlite|postgres] [N] [seconds]
+# KEEPALIVE=1 makes the receiver keep connections open (HTTP/1.1).
+# Usage: [BIN=path/to/fhir-server] [MODE=match|miss|unanchored] [KEEPALIVE=1] scripts/bench/subscriptions.sh [sqlite|postgres] [N] [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BACKEND=${1:-sqlite}; N=${2:-1000}; SECS=${3:-10}
@@ -40,6 +41,9 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 out = open(sys.argv[2], "a", buffering=1)
 class Hook(BaseHTTPRequestHandler):
+    # KEEPALIVE=1: HTTP/1.1, connections kept open (as most partners' servers do);
+    # otherwise HTTP/1.0, a connection per notification.
+    protocol_version = "HTTP/1.1" if sys.argv[3] == "1" else "HTTP/1.0"
     def do_PUT(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         now = time.time() * 1000
@@ -51,7 +55,7 @@ class Hook(BaseHTTPRequestHandler):
 ThreadingHTTPServer.request_queue_size = 256
 ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Hook).serve_forever()
 PY
-python3 "$work/hook.py" $HOOK "$work/latency" & echo $! >"$work/hook.pid"
+python3 "$work/hook.py" $HOOK "$work/latency" "${KEEPALIVE:-0}" & echo $! >"$work/hook.pid"
 cat >"$work/obs.lua" <<EOF2
 counter = 0
 request = function()

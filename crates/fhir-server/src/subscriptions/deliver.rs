@@ -14,14 +14,12 @@ use fhir_store::{Precondition, Store, StoreResult};
 use serde_json::Value;
 
 use super::dispatch::Dispatcher;
-use super::send::{Pool, Sender};
+use super::send::{Pool, Sender, SENDERS};
 use super::{Active, SubscriptionConfig};
 
 const POLL: Duration = Duration::from_millis(200);
 /// Events looked at per round (each of another subscription).
 const BATCH: usize = 200;
-/// Deliveries made at once.
-const SENDERS: usize = 8;
 
 pub struct Deliverer {
     pub(super) store: Arc<Store>,

@@ -16,6 +16,9 @@ use serde_json::Value;
 
 use super::{endpoint, notification, Active, SubscriptionConfig};
 
+/// Deliveries made at once (the pool's threads).
+pub const SENDERS: usize = 8;
+
 /// What sending needs: the store (for the versions notifications carry), this node's
 /// websocket connections, the settings and the HTTP client.
 pub struct Sender {
@@ -31,9 +34,12 @@ impl Sender {
         hub: Arc<super::websocket::Hub>,
         config: SubscriptionConfig,
     ) -> Self {
+        // Connections a partner keeps open are used again, one per sending thread.
         let mut agent = ureq::AgentBuilder::new()
             .redirects(0)
-            .timeout(config.timeout);
+            .timeout(config.timeout)
+            .max_idle_connections(256)
+            .max_idle_connections_per_host(SENDERS);
         if let Some(tls) = &config.tls {
             agent = agent.tls_config(tls.clone());
         }
