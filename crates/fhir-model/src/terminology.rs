@@ -130,7 +130,7 @@ impl CodeSystemDef {
 
     /// Each code's direct children: nested concepts, codes its `child` property names,
     /// and concepts whose `parent` property names it.
-    fn children_index(&self) -> HashMap<&str, Vec<&str>> {
+    pub fn children_index(&self) -> HashMap<&str, Vec<&str>> {
         let mut index: HashMap<&str, Vec<&str>> = HashMap::new();
         for c in self.all_concepts() {
             let kids = index.entry(c.code.as_str()).or_default();

@@ -58,7 +58,8 @@ fn operation(name: &str, definition: &str) -> CapabilityOperation {
     }
 }
 
-/// Operations of one resource type: Patient `$export` and `$everything`, Group `$export`.
+/// Operations of one resource type: Patient `$export` and `$everything`, Group `$export`,
+/// Composition `$document`, the terminology operations of CodeSystem and ValueSet.
 fn type_operations(resource_type: &str) -> Vec<CapabilityOperation> {
     match resource_type {
         "Patient" => vec![
@@ -79,6 +80,24 @@ fn type_operations(resource_type: &str) -> Vec<CapabilityOperation> {
             "document",
             "http://hl7.org/fhir/OperationDefinition/Composition-document",
         )],
+        "CodeSystem" => ["lookup", "validate-code", "subsumes"]
+            .iter()
+            .map(|op| {
+                operation(
+                    op,
+                    &format!("http://hl7.org/fhir/OperationDefinition/CodeSystem-{op}"),
+                )
+            })
+            .collect(),
+        "ValueSet" => ["expand", "validate-code"]
+            .iter()
+            .map(|op| {
+                operation(
+                    op,
+                    &format!("http://hl7.org/fhir/OperationDefinition/ValueSet-{op}"),
+                )
+            })
+            .collect(),
         _ => Vec::new(),
     }
 }

@@ -309,6 +309,22 @@ impl ResponseError for ApiError {
     }
 }
 
+impl From<fhir_terminology::TxError> for ApiError {
+    fn from(e: fhir_terminology::TxError) -> Self {
+        use fhir_terminology::TxError as T;
+        match e {
+            T::NotFound { message, .. } => ApiError::NotFound(message),
+            T::Invalid { message, param } => ApiError::bad_at(message, param),
+            T::NotSupported { message, param } => ApiError::Unprocessable(message, Some(param)),
+            T::TooCostly { message, param } => ApiError::BadRequest {
+                message,
+                expression: Some(param),
+                code: IssueType::TooCostly,
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -142,6 +142,7 @@ fn operation_routes(cfg: &mut web::ServiceConfig) {
     .configure(meta_routes)
     .configure(expunge_routes)
     .configure(subscription_routes)
+    .configure(terminology_routes)
     .service(
         web::resource("/Composition/{id}/$document")
             .route(get().to(crate::handlers::document::document))
@@ -199,6 +200,38 @@ fn import_routes(cfg: &mut web::ServiceConfig) {
                 .wrap(actix_web::middleware::Compress::default())
                 .route(get().to(import::errors)),
         );
+}
+
+/// The terminology operations (terminology-service.html), type and instance level.
+fn terminology_routes(cfg: &mut web::ServiceConfig) {
+    use crate::handlers::terminology as tx;
+    use web::resource;
+    macro_rules! both {
+        ($path:expr, $handler:expr) => {
+            resource($path)
+                .route(get().to($handler))
+                .route(post().to($handler))
+                .default_service(web::to(system::method_not_allowed))
+        };
+    }
+    cfg.service(both!("/CodeSystem/$lookup", tx::lookup))
+        .service(both!(
+            "/CodeSystem/$validate-code",
+            tx::validate_code_system
+        ))
+        .service(both!(
+            "/CodeSystem/{id}/$validate-code",
+            tx::validate_code_system_instance
+        ))
+        .service(both!("/CodeSystem/$subsumes", tx::subsumes))
+        .service(both!("/CodeSystem/{id}/$subsumes", tx::subsumes_instance))
+        .service(both!("/ValueSet/$validate-code", tx::validate_value_set))
+        .service(both!(
+            "/ValueSet/{id}/$validate-code",
+            tx::validate_value_set_instance
+        ))
+        .service(both!("/ValueSet/$expand", tx::expand))
+        .service(both!("/ValueSet/{id}/$expand", tx::expand_instance));
 }
 
 /// The Subscriptions Backport IG's `$status` (instance and type), `$events`,

@@ -18,3 +18,4 @@ pub mod search;
 pub mod subscription_ops;
 pub mod subscription_ws;
 pub mod system;
+pub mod terminology;

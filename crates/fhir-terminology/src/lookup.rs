@@ -1,0 +1,150 @@
+//! `CodeSystem/$lookup` (codesystem-operation-lookup): the name and version of the code
+//! system, the concept's display, and its properties — `parent` and `child` from the
+//! hierarchy (nested concepts and the `parent`/`child` properties) and the concept's
+//! own — all of them, or those named by `property`.
+
+use fhir_model::terminology::{CodeSystemDef, Concept, Terminology};
+use serde_json::{json, Value};
+
+use crate::{codings, invalid, not_found, param, parameters, Coding, Params, TxError};
+
+/// The code system `url` names, or why not.
+pub(crate) fn code_system<'t>(
+    t: &'t Terminology,
+    url: Option<&str>,
+    at: &str,
+) -> Result<&'t CodeSystemDef, TxError> {
+    let url = url.ok_or_else(|| invalid("the code system is needed (system)", at))?;
+    t.code_system(url)
+        .ok_or_else(|| not_found(format!("CodeSystem {url} is not known to this server"), at))
+}
+
+/// The concept `code` in `cs`, honouring `caseSensitive`.
+pub(crate) fn concept<'c>(cs: &'c CodeSystemDef, code: &str) -> Option<&'c Concept> {
+    cs.find(code).or_else(|| {
+        (cs.case_sensitive == Some(false))
+            .then(|| {
+                cs.all_concepts()
+                    .into_iter()
+                    .find(|c| c.code.eq_ignore_ascii_case(code))
+            })
+            .flatten()
+    })
+}
+
+pub fn lookup(t: &Terminology, p: &Params) -> Result<Value, TxError> {
+    let (found, from) = codings(p, "system")?;
+    let coding: &Coding = &found[0];
+    let cs = code_system(
+        t,
+        coding.system.as_deref(),
+        if from == "code" { "system" } else { &from },
+    )?;
+    let code = coding.code.as_deref().unwrap_or("");
+    let c = concept(cs, code).ok_or_else(|| {
+        not_found(
+            format!("Unknown code '{code}' in the CodeSystem '{}'", cs.url),
+            &from,
+        )
+    })?;
+    let wanted = p.texts("property");
+    let want = |name: &str| wanted.is_empty() || wanted.contains(&name);
+    let mut out = vec![param(
+        "name",
+        "String",
+        cs.name.clone().unwrap_or_else(|| cs.url.clone()),
+    )];
+    if let Some(v) = &cs.version {
+        out.push(param("version", "String", v.clone()));
+    }
+    out.push(param(
+        "display",
+        "String",
+        c.display.clone().unwrap_or_else(|| c.code.clone()),
+    ));
+    let index = cs.children_index();
+    if want("parent") {
+        let mut parents: Vec<&str> = index
+            .iter()
+            .filter(|(p, kids)| **p != c.code && kids.contains(&c.code.as_str()))
+            .map(|(p, _)| *p)
+            .collect();
+        parents.sort_unstable();
+        parents.dedup();
+        out.extend(parents.into_iter().map(|code| property("parent", code)));
+    }
+    if want("child") {
+        let mut kids: Vec<&str> = index.get(c.code.as_str()).cloned().unwrap_or_default();
+        kids.dedup();
+        out.extend(kids.into_iter().map(|code| property("child", code)));
+    }
+    for prop in c
+        .properties
+        .iter()
+        .filter(|pr| pr.code != "parent" && pr.code != "child" && want(&pr.code))
+    {
+        out.push(property(&prop.code, &prop.value));
+    }
+    Ok(parameters(out))
+}
+
+fn property(code: &str, value: &str) -> Value {
+    json!({"name": "property", "part": [
+        {"name": "code", "valueCode": code},
+        {"name": "value", "valueCode": value}]})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{params, r4};
+
+    fn props(v: &Value, code: &str) -> Vec<String> {
+        v["parameter"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["name"] == "property" && p["part"][0]["valueCode"] == code)
+            .map(|p| p["part"][1]["valueCode"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn looks_up_display_and_hierarchy() {
+        let v = lookup(
+            r4(),
+            &params(&[
+                ("system", "http://hl7.org/fhir/administrative-gender"),
+                ("code", "female"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(v["parameter"][0]["valueString"], "AdministrativeGender");
+        assert!(v.to_string().contains("\"valueString\":\"Female\""), "{v}");
+        let act = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
+        let v = lookup(
+            r4(),
+            &params(&[("system", act), ("code", "_ActEncounterCode")]),
+        )
+        .unwrap();
+        assert!(props(&v, "child").contains(&"AMB".to_string()), "{v}");
+        let v = lookup(r4(), &params(&[("system", act), ("code", "AMB")])).unwrap();
+        assert_eq!(props(&v, "parent"), vec!["_ActEncounterCode"]);
+    }
+
+    #[test]
+    fn unknown_systems_and_codes_are_not_found() {
+        let e = lookup(r4(), &params(&[("system", "http://x"), ("code", "a")])).unwrap_err();
+        assert_eq!(e.param(), "system");
+        let e = lookup(
+            r4(),
+            &params(&[
+                ("system", "http://hl7.org/fhir/administrative-gender"),
+                ("code", "nope"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(matches!(e, TxError::NotFound { .. }));
+        assert!(lookup(r4(), &params(&[])).is_err());
+    }
+}

@@ -1,0 +1,180 @@
+//! Black-box tests of the terminology operations on SQLite and PostgreSQL, against the
+//! core package's code systems and value sets (administrative-gender, v3-ActCode):
+//! `CodeSystem/$lookup`, `$validate-code` (code system and value set; code, coding and
+//! codeableConcept; displays), `CodeSystem/$subsumes`, `ValueSet/$expand` (filter,
+//! offset, count), by GET and by POST of a Parameters resource, at the type and the
+//! instance level, and their errors.
+
+mod common;
+
+use common::Backend;
+use serde_json::{json, Value};
+
+const GENDER: &str = "http://hl7.org/fhir/administrative-gender";
+const GENDER_VS: &str = "http://hl7.org/fhir/ValueSet/administrative-gender";
+const ACT: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
+
+fn get(v: &Value, name: &str) -> Value {
+    v["parameter"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not Parameters: {v}"))
+        .iter()
+        .find(|p| p["name"] == name)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+fn lookup_and_subsumes(b: Backend) {
+    let s = common::shared(b);
+    let r = s.get(&format!("/CodeSystem/$lookup?system={GENDER}&code=female"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(get(&v, "name")["valueString"], "AdministrativeGender");
+    assert_eq!(get(&v, "display")["valueString"], "Female");
+    let body = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "coding", "valueCoding": {"system": ACT, "code": "AMB"}},
+        {"name": "property", "valueCode": "parent"}]});
+    let v = s
+        .req("POST", "/CodeSystem/$lookup")
+        .json(&body.to_string())
+        .json();
+    let parent = get(&v, "property");
+    assert_eq!(parent["part"][0]["valueCode"], "parent", "{v}");
+    assert_eq!(parent["part"][1]["valueCode"], "_ActEncounterCode");
+    let sub = |a: &str, b: &str| {
+        s.get(&format!(
+            "/CodeSystem/$subsumes?system={ACT}&codeA={a}&codeB={b}"
+        ))
+        .json()["parameter"][0]["valueCode"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(sub("_ActEncounterCode", "AMB"), "subsumes");
+    assert_eq!(sub("AMB", "_ActEncounterCode"), "subsumed-by");
+    assert_eq!(sub("AMB", "AMB"), "equivalent");
+    assert_eq!(sub("AMB", "EMER"), "not-subsumed");
+}
+
+fn validate_codes(b: Backend) {
+    let s = common::shared(b);
+    let v = s
+        .get(&format!(
+            "/CodeSystem/$validate-code?url={GENDER}&code=male&display=Male"
+        ))
+        .json();
+    assert_eq!(get(&v, "result")["valueBoolean"], true, "{v}");
+    let v = s
+        .get(&format!(
+            "/CodeSystem/$validate-code?url={GENDER}&code=male&display=Man"
+        ))
+        .json();
+    assert_eq!(get(&v, "result")["valueBoolean"], false);
+    assert!(get(&v, "message")["valueString"]
+        .as_str()
+        .unwrap()
+        .contains("Valid display is 'Male'"));
+    let v = s
+        .get(&format!(
+            "/ValueSet/$validate-code?url={GENDER_VS}&system={GENDER}&code=unknown"
+        ))
+        .json();
+    assert_eq!(get(&v, "result")["valueBoolean"], true, "{v}");
+    let body = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "url", "valueUri": GENDER_VS},
+        {"name": "codeableConcept", "valueCodeableConcept": {"coding": [
+            {"system": "http://loinc.org", "code": "x"}, {"system": GENDER, "code": "female"}]}}]});
+    let v = s
+        .req("POST", "/ValueSet/$validate-code")
+        .json(&body.to_string())
+        .json();
+    assert_eq!(get(&v, "result")["valueBoolean"], true, "{v}");
+    let v = s
+        .get(&format!(
+            "/ValueSet/$validate-code?url={GENDER_VS}&system={ACT}&code=AMB"
+        ))
+        .json();
+    assert_eq!(get(&v, "result")["valueBoolean"], false);
+    assert!(get(&v, "message")["valueString"]
+        .as_str()
+        .unwrap()
+        .contains("is not in the value set"));
+}
+
+fn expansions(b: Backend) {
+    let s = common::shared(b);
+    let v = s.get(&format!("/ValueSet/$expand?url={GENDER_VS}")).json();
+    assert_eq!(v["resourceType"], "ValueSet");
+    assert_eq!(v["expansion"]["total"], 4, "{v}");
+    assert!(v["expansion"]["identifier"]
+        .as_str()
+        .unwrap()
+        .starts_with("urn:uuid:"));
+    let v = s
+        .get(&format!("/ValueSet/$expand?url={GENDER_VS}&filter=fem"))
+        .json();
+    assert_eq!(v["expansion"]["contains"][0]["code"], "female", "{v}");
+    assert_eq!(v["expansion"]["total"], 1);
+    let v = s
+        .get(&format!(
+            "/ValueSet/$expand?url={GENDER_VS}&offset=2&count=5"
+        ))
+        .json();
+    assert_eq!(
+        v["expansion"]["contains"].as_array().unwrap().len(),
+        2,
+        "{v}"
+    );
+    assert_eq!(v["expansion"]["offset"], 2);
+}
+
+fn instance_level_and_errors(b: Backend) {
+    let s = common::shared(b);
+    // A stored copy of a core code system answers at the instance level.
+    let copy = json!({"resourceType": "CodeSystem", "url": GENDER, "status": "active", "content": "not-present"});
+    let id = s.create_id("CodeSystem", &copy.to_string());
+    let v = s
+        .get(&format!("/CodeSystem/{id}/$validate-code?code=other"))
+        .json();
+    assert_eq!(get(&v, "result")["valueBoolean"], true, "{v}");
+    // One of its own is not part of the terminology yet: said so, not guessed.
+    let own = json!({"resourceType": "CodeSystem", "url": "http://example.org/cs", "status": "active", "content": "complete",
+        "concept": [{"code": "a"}]});
+    let id = s.create_id("CodeSystem", &own.to_string());
+    s.get(&format!("/CodeSystem/{id}/$validate-code?code=a"))
+        .outcome(422);
+    s.get("/CodeSystem/nope/$validate-code?code=a").outcome(404);
+    s.get("/CodeSystem/$lookup?system=http://example.org/none&code=a")
+        .outcome(404);
+    s.get(&format!("/CodeSystem/$lookup?system={GENDER}&code=nope"))
+        .outcome(404);
+    let r = s.get(&format!("/CodeSystem/$lookup?system={GENDER}"));
+    assert_eq!(r.outcome(400)["issue"][0]["expression"][0], "code");
+    let r = s.get(&format!("/ValueSet/$expand?url={GENDER_VS}&count=x"));
+    assert_eq!(r.outcome(400)["issue"][0]["expression"][0], "count");
+    s.get("/ValueSet/$expand?url=http://example.org/no-such-vs")
+        .outcome(404);
+    let r = s
+        .req("POST", "/ValueSet/$expand")
+        .json(r#"{"resourceType": "Patient"}"#);
+    r.outcome(400);
+    let cs = s.get("/metadata").json();
+    let ops = cs["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "ValueSet")
+        .unwrap()["operation"]
+        .to_string();
+    assert!(
+        ops.contains("ValueSet-expand") && ops.contains("ValueSet-validate-code"),
+        "{ops}"
+    );
+}
+
+both_backends!(
+    lookup_and_subsumes,
+    validate_codes,
+    expansions,
+    instance_level_and_errors,
+);
