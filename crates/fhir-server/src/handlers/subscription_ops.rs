@@ -18,7 +18,6 @@ use crate::auth::guard;
 use crate::auth::scopes::Interaction;
 use crate::auth::Grant;
 use crate::error::ApiError;
-use crate::http::body::{parse_body, read_limited};
 use crate::http::negotiate::output;
 use crate::http::respond;
 use crate::state::{check_id, AppState};
@@ -33,41 +32,20 @@ pub const MAX_EVENTS: i64 = 100;
 /// The most subscriptions one type-level `$status` answers for.
 const MAX_STATUSES: usize = 1000;
 
-/// The operation's parameters: the query string's, then a POSTed Parameters body's.
+/// The operation's parameters as text (crate::http::params).
 async fn params(
     state: &AppState,
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<Vec<(String, String)>> {
-    let mut out: Vec<(String, String)> = form_urlencoded::parse(req.query_string().as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    if req.method() != actix_web::http::Method::POST {
-        return Ok(out);
-    }
-    let bytes = read_limited(req, payload, state.max_body_bytes).await?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(out);
-    }
-    let body = parse_body(req, &bytes)?;
-    if body.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
-        return Err(ApiError::bad_at(
-            "the body of this operation is a Parameters resource",
-            "resourceType",
-        ));
-    }
-    for p in body["parameter"].as_array().into_iter().flatten() {
-        let name = p.get("name").and_then(Value::as_str).unwrap_or("");
-        let value = p.as_object().and_then(|o| {
-            o.iter()
-                .find(|(k, _)| k.starts_with("value"))
-                .map(|(_, v)| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-        });
-        if let Some(v) = value {
-            out.push((name.to_string(), v));
-        }
-    }
-    Ok(out)
+    let all = crate::http::params::operation_params(state, req, payload).await?;
+    Ok(all
+        .into_iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => (k, s),
+            other => (k, other.to_string()),
+        })
+        .collect())
 }
 
 /// The values of a parameter, repeated or comma-separated.

@@ -9,53 +9,20 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use fhir_terminology::{Params, Stamp};
-use serde_json::Value;
 
 use crate::auth::guard;
 use crate::auth::scopes::Interaction;
 use crate::error::ApiError;
-use crate::http::body::{parse_body, read_limited};
 use crate::http::negotiate::output;
 use crate::http::respond;
 use crate::state::{check_id, AppState};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-/// The operation's parameters: the query string's, then a POSTed Parameters body's
-/// (primitives as text; Codings, CodeableConcepts and resources as JSON).
 async fn params(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<Params> {
-    let mut out: Vec<(String, Value)> = form_urlencoded::parse(req.query_string().as_bytes())
-        .filter(|(k, _)| !k.starts_with('_'))
-        .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
-        .collect();
-    if req.method() == actix_web::http::Method::POST {
-        let bytes = read_limited(req, payload, state.max_body_bytes).await?;
-        if !bytes.iter().all(u8::is_ascii_whitespace) {
-            let body = parse_body(req, &bytes)?;
-            if body.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
-                return Err(ApiError::bad_at(
-                    "the body of this operation is a Parameters resource",
-                    "resourceType",
-                ));
-            }
-            for p in body["parameter"].as_array().into_iter().flatten() {
-                let name = p.get("name").and_then(Value::as_str).unwrap_or("");
-                let value = p.get("resource").cloned().or_else(|| {
-                    p.as_object()?
-                        .iter()
-                        .find(|(k, _)| k.starts_with("value"))
-                        .map(|(_, v)| match v {
-                            Value::Object(_) | Value::String(_) => v.clone(),
-                            other => Value::String(other.to_string()),
-                        })
-                });
-                if let Some(v) = value {
-                    out.push((name.to_string(), v));
-                }
-            }
-        }
-    }
-    Ok(Params(out))
+    Ok(Params(
+        crate::http::params::operation_params(state, req, payload).await?,
+    ))
 }
 
 /// The canonical URL of a stored CodeSystem or ValueSet (instance-level calls).

@@ -5,6 +5,7 @@ pub mod body;
 pub mod headers;
 pub mod limits;
 pub mod negotiate;
+pub mod params;
 pub mod peer;
 pub mod prefer;
 pub mod ratelimit;
