@@ -128,6 +128,50 @@ fn expansions(b: Backend) {
     assert_eq!(v["expansion"]["offset"], 2);
 }
 
+fn translations(b: Backend) {
+    let s = common::shared(b);
+    let map = "http://hl7.org/fhir/ConceptMap/cm-administrative-gender-v2";
+    let v2 = "http://terminology.hl7.org/CodeSystem/v2-0001";
+    let v = s
+        .get(&format!(
+            "/ConceptMap/$translate?url={map}&system={GENDER}&code=female"
+        ))
+        .json();
+    assert_eq!(get(&v, "result")["valueBoolean"], true, "{v}");
+    let m = get(&v, "match");
+    assert_eq!(m["part"][0]["valueCode"], "equal");
+    assert_eq!(m["part"][1]["valueCoding"]["code"], "F");
+    assert_eq!(m["part"][1]["valueCoding"]["system"], v2);
+    assert_eq!(m["part"][2]["valueUri"], map);
+    let body = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "url", "valueUri": map},
+        {"name": "coding", "valueCoding": {"system": v2, "code": "M"}},
+        {"name": "reverse", "valueBoolean": true}]});
+    let v = s
+        .req("POST", "/ConceptMap/$translate")
+        .json(&body.to_string())
+        .json();
+    assert_eq!(
+        get(&v, "match")["part"][1]["valueCoding"]["code"],
+        "male",
+        "{v}"
+    );
+    let v = s
+        .get(&format!(
+            "/ConceptMap/$translate?url={map}&system={GENDER}&code=nope"
+        ))
+        .json();
+    assert_eq!(get(&v, "result")["valueBoolean"], false);
+    s.get(&format!(
+        "/ConceptMap/$translate?url=http://example.org/no-map&system={GENDER}&code=male"
+    ))
+    .outcome(404);
+    let r = s.get(&format!(
+        "/ConceptMap/$translate?url={map}&system={GENDER}&code=male&reverse=maybe"
+    ));
+    assert_eq!(r.outcome(400)["issue"][0]["expression"][0], "reverse");
+}
+
 fn instance_level_and_errors(b: Backend) {
     let s = common::shared(b);
     // A stored copy of a core code system answers at the instance level.
@@ -176,5 +220,6 @@ both_backends!(
     lookup_and_subsumes,
     validate_codes,
     expansions,
+    translations,
     instance_level_and_errors,
 );

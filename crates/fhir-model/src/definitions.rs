@@ -20,6 +20,7 @@ const WANTED: &[&str] = &[
     "CompartmentDefinition",
     "ValueSet",
     "CodeSystem",
+    "ConceptMap",
 ];
 
 /// All definitions the server knows, built once at start-up.
@@ -128,6 +129,9 @@ impl Definitions {
         }
         for cs in parsed.code_systems {
             self.terminology.code_systems.insert(cs.url.clone(), cs);
+        }
+        for cm in parsed.concept_maps {
+            self.terminology.concept_maps.insert(cm.url.clone(), cm);
         }
         self.packages.push(package.manifest);
         Ok(())
@@ -356,6 +360,7 @@ struct Parsed {
     compartments: Vec<CompartmentDef>,
     value_sets: Vec<ValueSetDef>,
     code_systems: Vec<CodeSystemDef>,
+    concept_maps: Vec<crate::terminology::ConceptMapDef>,
 }
 
 /// Parses the files on all cores: the package is ~40 MB of JSON and start-up time counts.
@@ -391,6 +396,7 @@ fn parse_files(files: Vec<crate::package::PackageFile>) -> Result<Parsed, ModelE
         all.compartments.extend(p.compartments);
         all.value_sets.extend(p.value_sets);
         all.code_systems.extend(p.code_systems);
+        all.concept_maps.extend(p.concept_maps);
     }
     // Deterministic order whatever the thread split.
     all.structures.sort_by(|a, b| a.url.cmp(&b.url));
@@ -437,6 +443,9 @@ fn parse_bucket(files: Vec<crate::package::PackageFile>) -> Result<Parsed, Model
                 .push(serde_json::from_slice(&f.bytes).map_err(err)?),
             "CodeSystem" => p
                 .code_systems
+                .push(serde_json::from_slice(&f.bytes).map_err(err)?),
+            "ConceptMap" => p
+                .concept_maps
                 .push(serde_json::from_slice(&f.bytes).map_err(err)?),
             _ => {}
         }

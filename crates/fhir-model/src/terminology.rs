@@ -1,13 +1,17 @@
 //! ValueSets and CodeSystems, kept in the compact form needed to expand the value sets
 //! that can be expanded locally: whole systems, enumerated codes, and the filters of
 //! valueset.html over a code system's hierarchy (nested concepts and the `child` and
-//! `parent` properties) and concept properties (`filter.rs`).
+//! `parent` properties) and concept properties (`filter.rs`); and ConceptMaps
+//! (`concept_map.rs`).
 
 use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
 
+mod concept_map;
 mod filter;
+
+pub use concept_map::{ConceptMapDef, ConceptMapGroup, MapElement, MapTarget, Unmapped};
 
 /// A concept of a CodeSystem, with its nested concepts.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -293,6 +297,7 @@ pub enum ExpansionError {
 pub struct Terminology {
     pub value_sets: HashMap<String, ValueSetDef>,
     pub code_systems: HashMap<String, CodeSystemDef>,
+    pub concept_maps: HashMap<String, ConceptMapDef>,
 }
 
 /// Strips a `|version` suffix from a canonical reference.
@@ -303,6 +308,10 @@ pub fn canonical_url(url: &str) -> &str {
 impl Terminology {
     pub fn value_set(&self, url: &str) -> Option<&ValueSetDef> {
         self.value_sets.get(canonical_url(url))
+    }
+
+    pub fn concept_map(&self, url: &str) -> Option<&ConceptMapDef> {
+        self.concept_maps.get(canonical_url(url))
     }
 
     pub fn code_system(&self, url: &str) -> Option<&CodeSystemDef> {

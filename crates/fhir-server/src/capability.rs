@@ -89,6 +89,10 @@ fn type_operations(resource_type: &str) -> Vec<CapabilityOperation> {
                 )
             })
             .collect(),
+        "ConceptMap" => vec![operation(
+            "translate",
+            "http://hl7.org/fhir/OperationDefinition/ConceptMap-translate",
+        )],
         "ValueSet" => ["expand", "validate-code"]
             .iter()
             .map(|op| {

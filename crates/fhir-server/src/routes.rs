@@ -231,7 +231,9 @@ fn terminology_routes(cfg: &mut web::ServiceConfig) {
             tx::validate_value_set_instance
         ))
         .service(both!("/ValueSet/$expand", tx::expand))
-        .service(both!("/ValueSet/{id}/$expand", tx::expand_instance));
+        .service(both!("/ValueSet/{id}/$expand", tx::expand_instance))
+        .service(both!("/ConceptMap/$translate", tx::translate))
+        .service(both!("/ConceptMap/{id}/$translate", tx::translate_instance));
 }
 
 /// The Subscriptions Backport IG's `$status` (instance and type), `$events`,

@@ -11,7 +11,9 @@
 //! - [`subsumes()`] — `CodeSystem/$subsumes` (codeA/codeB + system, or codingA/codingB):
 //!   outcome;
 //! - [`expand()`] — `ValueSet/$expand` (url; filter, offset, count): a ValueSet with
-//!   its expansion.
+//!   its expansion;
+//! - [`translate()`] — `ConceptMap/$translate` (url, or source/target; code + system,
+//!   coding, codeableConcept; reverse; targetsystem): result, message, matches.
 //!
 //! Parameters arrive as (name, value) pairs ([`Params`]): text for primitives (from a
 //! query string or a Parameters body), JSON for Codings, CodeableConcepts and
@@ -21,11 +23,13 @@
 pub mod expand;
 pub mod lookup;
 pub mod subsumes;
+pub mod translate;
 pub mod validate;
 
 pub use expand::{expand, Stamp};
 pub use lookup::lookup;
 pub use subsumes::subsumes;
+pub use translate::translate;
 
 use serde_json::{json, Value};
 

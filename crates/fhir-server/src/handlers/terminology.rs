@@ -1,10 +1,11 @@
 //! The terminology operations over HTTP (fhir-terminology does the work):
 //! `CodeSystem/$lookup`, `CodeSystem/$validate-code`, `CodeSystem/$subsumes`,
-//! `ValueSet/$validate-code` and `ValueSet/$expand`, at the type level and — for all
-//! but `$lookup` — the instance level (the stored resource's `url`), with parameters
+//! `ValueSet/$validate-code`, `ValueSet/$expand` and `ConceptMap/$translate`, at the
+//! type level and — for all but `$lookup` — the instance level (the stored resource's
+//! `url`), with parameters
 //! from the query string or a POSTed Parameters resource. They answer from the code
-//! systems and value sets of the definitions packages; code systems and value sets
-//! written through the API are not yet part of the terminology (issue #17).
+//! systems, value sets and concept maps of the definitions packages; those written
+//! through the API are not yet part of the terminology (issue #17).
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -37,9 +38,11 @@ async fn stored_url(state: &AppState, res_type: &'static str, id: &str) -> Resul
     let value = fhir_model::json::parse(stored.content.as_bytes())
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let url = value["url"].as_str().unwrap_or("").to_string();
+    let t = state.defs.terminology();
     let known = match res_type {
-        "CodeSystem" => state.defs.terminology().code_system(&url).is_some(),
-        _ => state.defs.terminology().value_set(&url).is_some(),
+        "CodeSystem" => t.code_system(&url).is_some(),
+        "ConceptMap" => t.concept_map(&url).is_some(),
+        _ => t.value_set(&url).is_some(),
     };
     if !known {
         return Err(ApiError::Unprocessable(
@@ -58,6 +61,7 @@ enum Op {
     Subsumes,
     ValidateValueSet,
     Expand,
+    Translate,
 }
 
 impl Op {
@@ -65,6 +69,7 @@ impl Op {
         match self {
             Op::Lookup | Op::ValidateCodeSystem | Op::Subsumes => "CodeSystem",
             Op::ValidateValueSet | Op::Expand => "ValueSet",
+            Op::Translate => "ConceptMap",
         }
     }
 }
@@ -90,6 +95,7 @@ async fn run(
         Op::ValidateCodeSystem => fhir_terminology::validate::code_system(t, &p, url)?,
         Op::Subsumes => fhir_terminology::subsumes(t, &p, url)?,
         Op::ValidateValueSet => fhir_terminology::validate::value_set(t, &p, url)?,
+        Op::Translate => fhir_terminology::translate(t, &p, url)?,
         Op::Expand => {
             let stamp = Stamp {
                 identifier: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
@@ -134,6 +140,7 @@ operation!(
     Op::ValidateValueSet
 );
 operation!(expand, expand_instance, Op::Expand);
+operation!(translate, translate_instance, Op::Translate);
 
 /// `CodeSystem/$lookup` (type level only, as its OperationDefinition says).
 pub async fn lookup(
