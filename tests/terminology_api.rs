@@ -181,12 +181,15 @@ fn instance_level_and_errors(b: Backend) {
         .get(&format!("/CodeSystem/{id}/$validate-code?code=other"))
         .json();
     assert_eq!(get(&v, "result")["valueBoolean"], true, "{v}");
-    // One of its own is not part of the terminology yet: said so, not guessed.
-    let own = json!({"resourceType": "CodeSystem", "url": "http://example.org/cs", "status": "active", "content": "complete",
-        "concept": [{"code": "a"}]});
-    let id = s.create_id("CodeSystem", &own.to_string());
-    s.get(&format!("/CodeSystem/{id}/$validate-code?code=a"))
-        .outcome(422);
+    // A stored value set drawing on a code system nobody has: said so, not guessed.
+    let vs = json!({"resourceType": "ValueSet", "url": format!("http://example.org/vs/{}", common::unique("x")),
+        "status": "active", "compose": {"include": [{"system": "http://example.org/nowhere"}]}});
+    let id = s.create_id("ValueSet", &vs.to_string());
+    let r = s.get(&format!("/ValueSet/{id}/$expand"));
+    assert!(r.outcome(422)["issue"][0]["details"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("nowhere"));
     s.get("/CodeSystem/nope/$validate-code?code=a").outcome(404);
     s.get("/CodeSystem/$lookup?system=http://example.org/none&code=a")
         .outcome(404);
@@ -216,7 +219,74 @@ fn instance_level_and_errors(b: Backend) {
     );
 }
 
+/// Code systems, value sets and concept maps written through the API are terminology
+/// too: a hospital's own code system with a hierarchy, a value set drawing on it with a
+/// filter, a map from it.
+fn uploaded_terminology(b: Backend) {
+    let s = common::shared(b);
+    let u = common::unique("local");
+    let (cs, vs, cm) = (
+        format!("http://example.org/cs/{u}"),
+        format!("http://example.org/vs/{u}"),
+        format!("http://example.org/cm/{u}"),
+    );
+    let code_system = json!({"resourceType": "CodeSystem", "url": cs, "status": "active",
+        "content": "complete", "caseSensitive": true, "name": "LocalCodes",
+        "concept": [{"code": "a", "display": "Alpha", "concept": [{"code": "b", "display": "Beta"}]},
+                    {"code": "c", "display": "Gamma"}]});
+    let cs_id = s.create_id("CodeSystem", &code_system.to_string());
+    let value_set = json!({"resourceType": "ValueSet", "url": vs, "status": "active",
+        "compose": {"include": [{"system": cs, "filter": [{"property": "concept", "op": "is-a", "value": "a"}]}]}});
+    let vs_id = s.create_id("ValueSet", &value_set.to_string());
+    let map = json!({"resourceType": "ConceptMap", "url": cm, "status": "active",
+        "group": [{"source": cs, "target": "http://example.org/other",
+                   "element": [{"code": "a", "target": [{"code": "X", "equivalence": "equivalent"}]}]}]});
+    s.create("ConceptMap", &map.to_string());
+
+    let v = s
+        .get(&format!("/CodeSystem/$lookup?system={cs}&code=b"))
+        .json();
+    assert_eq!(get(&v, "name")["valueString"], "LocalCodes", "{v}");
+    assert_eq!(get(&v, "display")["valueString"], "Beta");
+    assert_eq!(get(&v, "property")["part"][1]["valueCode"], "a");
+    let v = s
+        .get(&format!(
+            "/CodeSystem/{cs_id}/$validate-code?code=c&display=Gamma"
+        ))
+        .json();
+    assert_eq!(get(&v, "result")["valueBoolean"], true, "{v}");
+    let v = s
+        .get(&format!(
+            "/CodeSystem/$subsumes?system={cs}&codeA=a&codeB=b"
+        ))
+        .json();
+    assert_eq!(v["parameter"][0]["valueCode"], "subsumes", "{v}");
+    let v = s.get(&format!("/ValueSet/$expand?url={vs}")).json();
+    assert_eq!(v["expansion"]["total"], 2, "{v}");
+    let v = s
+        .get(&format!("/ValueSet/{vs_id}/$expand?filter=bet"))
+        .json();
+    assert_eq!(v["expansion"]["contains"][0]["code"], "b", "{v}");
+    let v = s
+        .get(&format!(
+            "/ValueSet/$validate-code?url={vs}&system={cs}&code=c"
+        ))
+        .json();
+    assert_eq!(get(&v, "result")["valueBoolean"], false, "{v}");
+    let v = s
+        .get(&format!(
+            "/ConceptMap/$translate?url={cm}&system={cs}&code=a"
+        ))
+        .json();
+    assert_eq!(
+        get(&v, "match")["part"][1]["valueCoding"]["code"],
+        "X",
+        "{v}"
+    );
+}
+
 both_backends!(
+    uploaded_terminology,
     lookup_and_subsumes,
     validate_codes,
     expansions,

@@ -1,5 +1,6 @@
-//! FHIR R4 terminology operations over the code systems and value sets the server
-//! knows (today: those of the definitions packages, `fhir_model::Terminology`). This
+//! FHIR R4 terminology operations over the code systems, value sets and concept maps
+//! the server knows: those of the definitions packages (`fhir_model::Terminology`) and
+//! those written through the API ([`gather`]). This
 //! crate's one job is the operations' logic, with their parameters in and out exactly
 //! as the core OperationDefinitions name them; it has no HTTP and no database:
 //!
@@ -21,6 +22,7 @@
 //! [`TxError`]s naming the parameter, which the server maps to an OperationOutcome.
 
 pub mod expand;
+pub mod gather;
 pub mod lookup;
 pub mod subsumes;
 pub mod translate;

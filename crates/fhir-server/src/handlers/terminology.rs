@@ -4,12 +4,15 @@
 //! type level and — for all but `$lookup` — the instance level (the stored resource's
 //! `url`), with parameters
 //! from the query string or a POSTed Parameters resource. They answer from the code
-//! systems, value sets and concept maps of the definitions packages; those written
-//! through the API are not yet part of the terminology (issue #17).
+//! systems, value sets and concept maps of the definitions packages and, for a
+//! resource no package defines, from those written through the API (found by `url`).
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use fhir_terminology::{Params, Stamp};
+use fhir_model::terminology::Terminology;
+use fhir_terminology::gather::{gather, needs_gathering, Kind, Stored};
+use fhir_terminology::{Params, Stamp, TxError};
+use serde_json::Value;
 
 use crate::auth::guard;
 use crate::auth::scopes::Interaction;
@@ -26,7 +29,8 @@ async fn params(state: &AppState, req: &HttpRequest, payload: web::Payload) -> R
     ))
 }
 
-/// The canonical URL of a stored CodeSystem or ValueSet (instance-level calls).
+/// The canonical URL of a stored CodeSystem, ValueSet or ConceptMap (instance-level
+/// calls).
 async fn stored_url(state: &AppState, res_type: &'static str, id: &str) -> Result<String> {
     check_id(id)?;
     let sid = id.to_string();
@@ -37,20 +41,68 @@ async fn stored_url(state: &AppState, res_type: &'static str, id: &str) -> Resul
         .ok_or_else(|| ApiError::NotFound(format!("{res_type}/{id} is not known")))?;
     let value = fhir_model::json::parse(stored.content.as_bytes())
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let url = value["url"].as_str().unwrap_or("").to_string();
-    let t = state.defs.terminology();
-    let known = match res_type {
-        "CodeSystem" => t.code_system(&url).is_some(),
-        "ConceptMap" => t.concept_map(&url).is_some(),
-        _ => t.value_set(&url).is_some(),
-    };
-    if !known {
-        return Err(ApiError::Unprocessable(
-            format!("{res_type}/{id} ({url}) is stored, but code systems and value sets written through the API are not yet part of this server's terminology: only those of its definitions packages are"),
-            None,
-        ));
+    match value["url"].as_str() {
+        Some(url) => Ok(url.to_string()),
+        None => Err(ApiError::Unprocessable(
+            format!("{res_type}/{id} has no url: terminology operations find code systems, value sets and concept maps by their canonical URL"),
+            Some(format!("{res_type}.url")),
+        )),
     }
-    Ok(url)
+}
+
+/// Stored terminology resources found by `url` search; the first store error is kept
+/// (gathering stops at it) so that it is answered as what it is.
+struct FromStore<'a> {
+    store: &'a fhir_store::Store,
+    failed: std::cell::RefCell<Option<fhir_store::StoreError>>,
+}
+
+impl Stored for FromStore<'_> {
+    fn find(&self, kind: Kind, url: &str) -> std::result::Result<Option<Value>, TxError> {
+        let pairs = vec![("url".to_string(), url.to_string())];
+        let registry = fhir_search::SearchRegistry::r4();
+        let Ok(query) = fhir_search::parse(registry, Some(kind.res_type()), &pairs, false) else {
+            return Ok(None);
+        };
+        let request = fhir_store::SearchRequest {
+            query,
+            count: 1,
+            total: fhir_store::Total::None,
+            ..Default::default()
+        };
+        match self.store.search(&request) {
+            Ok(page) => Ok(page
+                .matches
+                .first()
+                .and_then(|m| fhir_model::json::parse(m.content.as_bytes()).ok())),
+            Err(e) => {
+                *self.failed.borrow_mut() = Some(e);
+                Err(TxError::NotSupported {
+                    message: "the store cannot be read".into(),
+                    param: "url".into(),
+                })
+            }
+        }
+    }
+}
+
+/// The canonical URL a request is about: the instance's, else the `url` (or, for code
+/// system operations, the `system`, or the system of the coding given).
+fn named_url(op: Op, p: &Params, instance: Option<&str>) -> Option<String> {
+    if let Some(url) = instance.or(p.text("url")) {
+        return Some(url.to_string());
+    }
+    if !matches!(op, Op::Lookup | Op::ValidateCodeSystem | Op::Subsumes) {
+        return None;
+    }
+    let coding_system = ["coding", "codingA", "codingB"]
+        .iter()
+        .find_map(|n| p.json(n).and_then(|c| c["system"].as_str()))
+        .or_else(|| {
+            p.json("codeableConcept")
+                .and_then(|cc| cc["coding"][0]["system"].as_str())
+        });
+    p.text("system").or(coding_system).map(str::to_string)
 }
 
 /// Which operation, on which type.
@@ -65,13 +117,41 @@ enum Op {
 }
 
 impl Op {
-    fn res_type(self) -> &'static str {
+    fn kind(self) -> Kind {
         match self {
-            Op::Lookup | Op::ValidateCodeSystem | Op::Subsumes => "CodeSystem",
-            Op::ValidateValueSet | Op::Expand => "ValueSet",
-            Op::Translate => "ConceptMap",
+            Op::Lookup | Op::ValidateCodeSystem | Op::Subsumes => Kind::CodeSystem,
+            Op::ValidateValueSet | Op::Expand => Kind::ValueSet,
+            Op::Translate => Kind::ConceptMap,
         }
     }
+
+    fn res_type(self) -> &'static str {
+        self.kind().res_type()
+    }
+}
+
+/// The packages' terminology, or — when the request names a resource no package
+/// defines — what the stored resources it reaches make (fhir-terminology `gather`).
+async fn terminology(state: &AppState, op: Op, url: Option<String>) -> Result<Option<Terminology>> {
+    let core = state.defs.terminology();
+    let Some(url) = url.filter(|u| needs_gathering(core, op.kind(), u)) else {
+        return Ok(None);
+    };
+    let kind = op.kind();
+    let gathered = state
+        .blocking(move |s| {
+            let source = FromStore {
+                store: s,
+                failed: std::cell::RefCell::new(None),
+            };
+            let t = gather(core, &source, kind, &url);
+            match source.failed.into_inner() {
+                Some(e) => Err(e),
+                None => Ok(t),
+            }
+        })
+        .await?;
+    Ok(Some(gathered?))
 }
 
 async fn run(
@@ -88,7 +168,8 @@ async fn run(
         Some(id) => Some(stored_url(state, op.res_type(), &id).await?),
         None => None,
     };
-    let t = state.defs.terminology();
+    let gathered = terminology(state, op, named_url(op, &p, instance.as_deref())).await?;
+    let t = gathered.as_ref().unwrap_or(state.defs.terminology());
     let url = instance.as_deref();
     let answer = match op {
         Op::Lookup => fhir_terminology::lookup(t, &p)?,
