@@ -132,8 +132,8 @@ fn spawn(dir: &std::path::Path, args: &[String]) -> Child {
         .expect("start fhir-server")
 }
 
-/// The `serve` arguments of a test server: loopback `port`, database `url`, exports
-/// in `dir/exports`, then `extra`.
+/// The `serve` arguments of a test server: loopback `port` (0: one the system chooses,
+/// written to `dir/port`), database `url`, exports in `dir/exports`, then `extra`.
 fn serve_args(port: u16, url: &str, dir: &std::path::Path, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = [
         "serve",
@@ -144,6 +144,8 @@ fn serve_args(port: u16, url: &str, dir: &std::path::Path, extra: &[&str]) -> Ve
         "--log-level",
         "warn",
         "--exit-on-stdin-close",
+        "--port-file",
+        &dir.join("port").display().to_string(),
         "--export-dir",
         &dir.join("exports").display().to_string(),
     ]
@@ -209,14 +211,15 @@ impl Server {
                 (format!("{}/{name}", postgres_admin_url()), Some(name))
             }
         };
-        let port = free_port();
+        let port = 0;
         let args = serve_args(port, &url, &dir, extra);
+        let _ = std::fs::remove_file(dir.join("port"));
         let child = spawn(&dir, &args);
         let (scheme, host) = match agent {
             Some(_) => ("https", "localhost"),
             None => ("http", "127.0.0.1"),
         };
-        let server = Server {
+        let mut server = Server {
             child,
             base: format!("{scheme}://{host}:{port}/fhir"),
             db_url: url.clone(),
@@ -239,10 +242,11 @@ impl Server {
         let dir = std::env::temp_dir().join(format!("fhir-bb-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let port = free_port();
-        let args = serve_args(port, &self.db_url, &self.dir, extra);
+        let port = 0;
+        let args = serve_args(port, &self.db_url, &dir, extra);
+        let _ = std::fs::remove_file(dir.join("port"));
         let child = spawn(&dir, &args);
-        let server = Server {
+        let mut server = Server {
             child,
             base: format!("http://127.0.0.1:{port}/fhir"),
             db_url: self.db_url.clone(),
@@ -271,8 +275,28 @@ impl Server {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let port = self.port();
+        self.listen_on(port);
+        let _ = std::fs::remove_file(self.dir.join("port"));
         self.child = spawn(&self.dir, &self.args);
         self.wait_ready();
+    }
+
+    /// The port this server listens on.
+    fn port(&self) -> u16 {
+        self.base
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.split('/').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Sets the `--listen` port of the next start.
+    fn listen_on(&mut self, port: u16) {
+        if let Some(i) = self.args.iter().position(|a| a == "--listen") {
+            self.args[i + 1] = format!("127.0.0.1:{port}");
+        }
     }
 
     /// Kills the server process at once (a node dying).
@@ -291,17 +315,33 @@ impl Server {
         assert!(ok, "kill -{name} failed");
     }
 
-    fn wait_ready(&self) {
+    /// Waits until this server has written its port (`dir/port`) and answers `/ready`.
+    /// A restart whose old port was taken meanwhile starts on a port the system chooses.
+    fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let ready = self.base.replace("/fhir", "/ready");
         while Instant::now() < deadline {
-            if let Ok(r) = self
-                .agent
-                .get(&ready)
-                .timeout(Duration::from_secs(2))
-                .call()
-            {
-                if r.status() == 200 {
+            if self.child.try_wait().ok().flatten().is_some() {
+                let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+                if log.contains("in use") && self.port() != 0 {
+                    self.listen_on(0);
+                    let _ = std::fs::remove_file(self.dir.join("port"));
+                    self.child = spawn(&self.dir, &self.args);
+                    continue;
+                }
+                panic!("server exited before it was ready: {log}");
+            }
+            let port = std::fs::read_to_string(self.dir.join("port")).ok();
+            if let Some(port) = port.and_then(|p| p.trim().parse::<u16>().ok()) {
+                let (scheme, rest) = self.base.split_once("://").unwrap_or(("http", ""));
+                let host = rest.split(':').next().unwrap_or("127.0.0.1");
+                self.base = format!("{scheme}://{host}:{port}/fhir");
+                let ready = self.base.replace("/fhir", "/ready");
+                let answered = self
+                    .agent
+                    .get(&ready)
+                    .timeout(Duration::from_secs(2))
+                    .call();
+                if answered.is_ok_and(|r| r.status() == 200) {
                     return;
                 }
             }

@@ -245,6 +245,10 @@ pub struct ServeArgs {
     /// Exit when standard input closes (lets a test harness own the process).
     #[arg(long, hide = true)]
     pub exit_on_stdin_close: bool,
+    /// Write the port listened on to this file once bound (with `--listen` port 0, a
+    /// test harness learns it without racing other processes for a free port).
+    #[arg(long, hide = true)]
+    pub port_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub export: ExportArgs,
     #[command(flatten)]
@@ -576,9 +580,16 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         AuditMode::Off => false,
     };
     let tls_on = args.security.tls_cert.is_some();
+    // Bound before the server is built, so that the address (port 0: one the system
+    // chose) is known to what needs it, and a taken port fails here.
+    let listener = std::net::TcpListener::bind(args.listen)?;
+    let listen = listener.local_addr()?;
+    if let Some(path) = &args.port_file {
+        std::fs::write(path, listen.port().to_string())?;
+    }
     let public_base = args.base_url.clone().unwrap_or_else(|| {
         let scheme = if tls_on { "https" } else { "http" };
-        format!("{scheme}://{}/fhir", args.listen)
+        format!("{scheme}://{listen}/fhir")
     });
     let subscription_config = args
         .subscriptions
@@ -590,7 +601,7 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         store.set_audit_expander(Arc::new(crate::audit::expand));
     }
     let store = Arc::new(store);
-    let node = join_nodes(&store, &args).await?;
+    let node = join_nodes(&store, listen).await?;
     let audit = audit_on.then(|| crate::audit::AuditSink::start(store.clone()));
     let date = fhir_store::time::fhir_instant(fhir_store::time::now_millis());
     let mut capability = crate::capability::build(defs, args.base_url.as_deref(), &date[..10]);
@@ -673,10 +684,10 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         .workers(workers)
         .worker_max_blocking_threads(blocking);
     let (server, scheme) = match tls {
-        Some(config) => (server.bind_rustls_0_23(args.listen, config)?, "https"),
-        None => (server.bind(args.listen)?, "http"),
+        Some(config) => (server.listen_rustls_0_23(listener, config)?, "https"),
+        None => (server.listen(listener)?, "http"),
     };
-    tracing::info!(listen = %args.listen, "serving FHIR R4 at {scheme}://{}/fhir", args.listen);
+    tracing::info!(listen = %listen, "serving FHIR R4 at {scheme}://{listen}/fhir");
     let result = server.run().await;
     // Leaves the database's list of nodes (the others may trust their caches again).
     tokio::task::spawn_blocking(move || drop(node)).await.ok();
@@ -687,13 +698,13 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
 /// ([`fhir_store::nodes`]); waits while a node that finds others must.
 async fn join_nodes(
     store: &Arc<Store>,
-    args: &ServeArgs,
+    listen: SocketAddr,
 ) -> std::io::Result<fhir_store::nodes::NodeHandle> {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| "unknown".into());
-    let host = format!("{host} pid {} {}", std::process::id(), args.listen);
+    let host = format!("{host} pid {} {listen}", std::process::id());
     let store = store.clone();
     tokio::task::spawn_blocking(move || store.join_nodes(&host))
         .await

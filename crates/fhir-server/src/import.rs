@@ -320,6 +320,7 @@ fn embedded_server(
         log_format: crate::logging::LogFormat::Human,
         log_level: "warn".into(),
         exit_on_stdin_close: false,
+        port_file: None,
         validation: crate::config::OnOff::On,
         reject_warnings: false,
         full_text,
