@@ -339,7 +339,8 @@ async fn run(
     let path = path.strip_suffix("/_search").unwrap_or(path).to_string();
     let prepared = prepare(state, req, resource_type, pairs, compartment, path)?;
     crate::audit::sync(state, prepared.reads_audit_events()).await?;
-    let request = prepared.request.clone();
+    let mut request = prepared.request.clone();
+    super::terminology::expand_stored_value_sets(state, &mut request.query).await?;
     let mut page = state.blocking(move |s| s.search(&request)).await?;
     if let (Some(_), Some(data)) = (
         &prepared.access,

@@ -231,3 +231,75 @@ pub async fn lookup(
 ) -> Result<HttpResponse> {
     run(&state, &req, payload, Op::Lookup, None).await
 }
+
+/// The `:in`/`:not-in` value sets of `clauses` (and of their `_has`) that no package
+/// could expand.
+fn unexpanded(clauses: &[fhir_search::Clause], out: &mut Vec<String>) {
+    use fhir_search::{Clause, SearchValue};
+    for c in clauses {
+        match c {
+            Clause::Param(p) => out.extend(p.values.iter().filter_map(|v| match v {
+                SearchValue::ValueSet {
+                    url,
+                    expansion: None,
+                } => Some(url.clone()),
+                _ => None,
+            })),
+            Clause::Has(h) => unexpanded(std::slice::from_ref(&*h.inner), out),
+            _ => {}
+        }
+    }
+}
+
+/// Gives the `:in`/`:not-in` value sets of `url` their expansion `codes`.
+fn fill(clauses: &mut [fhir_search::Clause], url: &str, codes: &[(String, String)]) {
+    use fhir_search::{Clause, SearchValue};
+    for c in clauses {
+        match c {
+            Clause::Param(p) => {
+                for v in &mut p.values {
+                    if let SearchValue::ValueSet {
+                        url: u,
+                        expansion: e @ None,
+                    } = v
+                    {
+                        if u == url {
+                            *e = Some(codes.to_vec());
+                        }
+                    }
+                }
+            }
+            Clause::Has(h) => fill(std::slice::from_mut(&mut *h.inner), url, codes),
+            _ => {}
+        }
+    }
+}
+
+/// Search uses the same terminology as the operations: the `:in`/`:not-in` value sets
+/// no package defines are expanded from the stored ones (with what they reach). One
+/// that cannot be is left for the store to refuse, naming it.
+pub(crate) async fn expand_stored_value_sets(
+    state: &AppState,
+    query: &mut fhir_search::SearchQuery,
+) -> Result<()> {
+    let mut urls = Vec::new();
+    unexpanded(&query.clauses, &mut urls);
+    urls.sort();
+    urls.dedup();
+    for url in urls {
+        let gathered = match terminology(state, Op::Expand, Some(url.clone())).await {
+            Ok(Some(t)) => t,
+            Ok(None) => continue,
+            Err(
+                ApiError::BadRequest { .. } | ApiError::Unprocessable(..) | ApiError::NotFound(_),
+            ) => continue,
+            Err(e) => return Err(e),
+        };
+        if let Ok(codes) = gathered.expand(&url) {
+            let codes: Vec<(String, String)> =
+                codes.into_iter().map(|c| (c.system, c.code)).collect();
+            fill(&mut query.clauses, &url, &codes);
+        }
+    }
+    Ok(())
+}
