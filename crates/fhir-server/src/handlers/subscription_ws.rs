@@ -13,7 +13,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::Message;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+use tokio::sync::mpsc::{channel, Sender};
 
 use crate::auth::guard;
 use crate::auth::scopes::Interaction;
@@ -132,7 +132,7 @@ async fn serve(
     };
     let hub = subs.hub.clone();
     let connection = hub.connection();
-    let (tx, mut rx) = unbounded_channel::<String>();
+    let (tx, mut rx) = channel::<String>(crate::subscriptions::websocket::QUEUE);
     loop {
         tokio::select! {
             msg = stream.next() => match msg {
@@ -180,7 +180,7 @@ async fn bind(
     state: &web::Data<AppState>,
     base: &str,
     connection: u64,
-    tx: &UnboundedSender<String>,
+    tx: &Sender<String>,
     text: &str,
 ) -> Vec<String> {
     let Some(subs) = state.subscriptions.as_ref() else {

@@ -2,10 +2,11 @@
 //! `CodeSystem/$lookup`, `CodeSystem/$validate-code`, `CodeSystem/$subsumes`,
 //! `ValueSet/$validate-code`, `ValueSet/$expand` and `ConceptMap/$translate`, at the
 //! type level and — for all but `$lookup` — the instance level (the stored resource's
-//! `url`), with parameters
-//! from the query string or a POSTed Parameters resource. They answer from the code
-//! systems, value sets and concept maps of the definitions packages and, for a
-//! resource no package defines, from those written through the API (found by `url`).
+//! `url`), with parameters from the query string or a POSTed Parameters resource. They
+//! answer from the code systems, value sets and concept maps of the definitions
+//! packages and, for a resource no package defines, from those written through the API
+//! (found by `url`); search's `:in`/`:not-in` use the same
+//! ([`expand_stored_value_sets`]).
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};

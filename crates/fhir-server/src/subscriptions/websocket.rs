@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 
 /// How long a binding token is valid (seconds).
 pub const TOKEN_SECONDS: i64 = 3600;
@@ -57,11 +57,16 @@ pub fn verify(secret: &str, token: &str) -> Result<(Vec<String>, i64), String> {
         .map_err(|e| format!("the binding token is not valid: {e}"))
 }
 
+/// Notifications a connection may have waiting to be written: a client that reads
+/// slower than that misses the rest (they stay for `$events`), rather than the server
+/// holding an unbounded backlog for it.
+pub const QUEUE: usize = 256;
+
 /// A bound connection: where its notifications go, and until when (ms).
 struct Bound {
     connection: u64,
     until: i64,
-    to: UnboundedSender<String>,
+    to: Sender<String>,
 }
 
 /// This node's websocket connections, by the subscriptions they are bound to.
@@ -83,7 +88,7 @@ impl Hub {
         subscription: &str,
         connection: u64,
         until: i64,
-        to: UnboundedSender<String>,
+        to: Sender<String>,
     ) {
         let mut bound = self.bound.lock().unwrap_or_else(|p| p.into_inner());
         let list = bound.entry(subscription.to_string()).or_default();
@@ -112,8 +117,8 @@ impl Hub {
             .is_some_and(|l| l.iter().any(|b| b.until > now && !b.to.is_closed()))
     }
 
-    /// Sends `text` to every live connection bound to `subscription`; `Err` when none
-    /// took it. Expired and closed bindings are dropped.
+    /// Sends `text` to every live connection bound to `subscription` whose queue has
+    /// room; `Err` when none took it. Expired and closed bindings are dropped.
     pub fn send(&self, subscription: &str, text: &str, now: i64) -> Result<(), String> {
         let mut bound = self.bound.lock().unwrap_or_else(|p| p.into_inner());
         let Some(list) = bound.get_mut(subscription) else {
@@ -122,7 +127,7 @@ impl Hub {
         list.retain(|b| b.until > now && !b.to.is_closed());
         let sent = list
             .iter()
-            .filter(|b| b.to.send(text.to_string()).is_ok())
+            .filter(|b| b.to.try_send(text.to_string()).is_ok())
             .count();
         if sent == 0 {
             return Err("no websocket client is bound to this subscription".into());
@@ -148,11 +153,15 @@ mod tests {
     #[test]
     fn the_hub_sends_to_live_bindings_only() {
         let hub = Hub::default();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
         let c = hub.connection();
         hub.bind("s1", c, 1_000, tx);
         assert!(hub.is_bound("s1", 500));
         hub.send("s1", "hello", 500).unwrap();
+        assert!(
+            hub.send("s1", "more", 500).is_err(),
+            "a full queue takes no more"
+        );
         assert_eq!(rx.try_recv().unwrap(), "hello");
         assert!(hub.send("s1", "late", 2_000).is_err(), "expired");
         assert!(hub.send("s2", "x", 0).is_err());
