@@ -83,13 +83,7 @@ impl Hub {
     }
 
     /// Binds `connection` (sending to `to`) to `subscription` until `until` (ms).
-    pub fn bind(
-        &self,
-        subscription: &str,
-        connection: u64,
-        until: i64,
-        to: Sender<String>,
-    ) {
+    pub fn bind(&self, subscription: &str, connection: u64, until: i64, to: Sender<String>) {
         let mut bound = self.bound.lock().unwrap_or_else(|p| p.into_inner());
         let list = bound.entry(subscription.to_string()).or_default();
         list.retain(|b| b.connection != connection);
