@@ -38,11 +38,10 @@ pub struct OfType {
 }
 
 impl OfType {
-    pub fn add(&mut self, registry: &SearchRegistry, active: Active) {
+    /// Adds an active subscription with its criteria, parsed (`None`: they could not
+    /// be, and a search will say why).
+    pub fn add(&mut self, parsed: Option<SearchQuery>, active: Active) {
         let i = self.subs.len();
-        let parsed =
-            fhir_search::parse_query_string(registry, Some(&active.res_type), &active.query, false)
-                .ok();
         match parsed.as_ref().and_then(anchor) {
             Some(a) => {
                 if a.exact {

@@ -103,25 +103,29 @@ impl Registry {
     }
 
     fn add(&mut self, registry: &SearchRegistry, sub: Active) {
-        if let Some(t) = &sub.topic {
-            for (res_type, q) in &t.filters {
-                self.need(res_type, q);
-            }
-        } else if let Ok(q) =
-            fhir_search::parse_query_string(registry, Some(&sub.res_type), &sub.query, false)
-        {
-            self.need(&sub.res_type, &q);
-        }
         match (sub.status.as_str(), &sub.topic) {
             ("active", None) => {
+                let parsed = fhir_search::parse_query_string(
+                    registry,
+                    Some(&sub.res_type),
+                    &sub.query,
+                    false,
+                )
+                .ok();
+                if let Some(q) = &parsed {
+                    self.need(&sub.res_type, q);
+                }
                 self.by_id.insert(sub.id.clone(), sub.clone());
                 self.by_type
                     .entry(sub.res_type.clone())
                     .or_default()
-                    .add(registry, sub);
+                    .add(parsed, sub);
             }
             ("requested", Some(_)) => self.requested.push(sub),
             ("active" | "error", Some(t)) => {
+                for (res_type, q) in &t.filters {
+                    self.need(res_type, q);
+                }
                 if sub.status == "active" {
                     self.by_id.insert(sub.id.clone(), sub.clone());
                 }
