@@ -1,6 +1,6 @@
-//! The search plans that stop after a page (fhir-store `search/walk.rs` and
-//! `search/sort_walk.rs`) give exactly the pages of the generic plan, which finds every
-//! match and orders them: two servers on one database — one that walks the sort index
+//! The search plans that stop after a page (fhir-store `search/walk.rs`,
+//! `search/sort_walk.rs` and `search/sort_prefix.rs`) give exactly the pages of the
+//! generic plan, which finds every match and orders them: two servers on one database — one that walks the sort index
 //! whenever it can (`--sort-walk-above 0`), one that never does — page through the same
 //! searches, over data with ties, several dates per resource, resources without a date,
 //! deleted and updated resources, and writes between pages.
@@ -159,8 +159,8 @@ fn several_dates_per_resource_sort_alike(b: Backend) {
 }
 
 /// `_has` takes one of two plans by how many referrers its inner criterion matches
-/// (fhir-store `criteria::has_plan`: from 1,000 on, the candidates are walked; below,
-/// the search starts from the referrers). Both give every target once, in order, with
+/// (fhir-store `search/plan.rs`: from ten per resource of the searched type on, the
+/// candidates are walked; below, the search starts from the referrers). Both give every target once, in order, with
 /// the right total, page after page.
 fn has_pages_are_right_with_either_plan(b: Backend) {
     let s = Server::start(b);
@@ -316,7 +316,94 @@ fn chain_pages_are_right_with_either_plan(b: Backend) {
     }
 }
 
+/// Patients whose names, genders and birth dates tie, several names, and none; an
+/// organization reference on some.
+fn load_patients(s: &Server, tag: &str) -> Vec<String> {
+    let families = ["Smith", "smith", "Jones", "Ávila", "Brown"];
+    let givens = ["Ann", "Bob", "ann", "Cy"];
+    let mut ids = Vec::new();
+    for i in 0..36 {
+        let mut p = json!({"resourceType": "Patient",
+            "meta": {"tag": [{"system": "http://example.org/plans", "code": tag}]}});
+        if i % 6 != 0 {
+            let mut names = vec![json!({"family": families[i % 5], "given": [givens[i % 4]]})];
+            if i % 7 == 0 {
+                names.push(json!({"family": "Adams", "given": ["Zed"]}));
+            }
+            p["name"] = json!(names);
+        }
+        if i % 3 != 0 {
+            p["gender"] = json!(["male", "female", "other"][i % 3]);
+        }
+        if i % 4 != 0 {
+            p["birthDate"] = json!(format!("19{:02}-0{}-01", 50 + i % 5, 1 + i % 3));
+        }
+        if i % 5 == 1 {
+            p["managingOrganization"] = json!({"reference": format!("Organization/o{}", i % 3)});
+        }
+        ids.push(s.create_id("Patient", &p.to_string()));
+    }
+    ids
+}
+
+/// Sorts whose first key is walked in its index (fhir-store `search/sort_prefix.rs`:
+/// strings, tokens, dates with further keys, references) page exactly as the generic
+/// plan, with and without criteria, over ties, several values per resource and
+/// resources without one, after deletes and updates, and with writes between pages.
+fn first_key_walks_agree(b: Backend) {
+    let generic = Server::start_with(b, &["--sort-walk-above", "1000000000"]);
+    let walking = generic.start_beside(&["--sort-walk-above", "0"]);
+    let tag = unique("prefix");
+    let ids = load_patients(&generic, &tag);
+    let r = generic
+        .req("DELETE", &format!("/Patient/{}", ids[9]))
+        .send();
+    assert_eq!(r.status / 100, 2);
+    let updated = json!({"resourceType": "Patient", "id": ids[10],
+        "meta": {"tag": [{"system": "http://example.org/plans", "code": tag}]},
+        "name": [{"family": "Aaron", "given": ["Al"]}]});
+    let r = generic
+        .req("PUT", &format!("/Patient/{}", ids[10]))
+        .json(&updated.to_string());
+    assert_eq!(r.status, 200, "{}", r.body);
+    let t = format!("_tag=http://example.org/plans|{tag}");
+    let queries = [
+        "/Patient?_sort=family,given&_count=4".to_string(),
+        "/Patient?_sort=-family,-given&_count=5".to_string(),
+        "/Patient?_sort=given&_count=3".to_string(),
+        format!("/Patient?{t}&_sort=family,given&_count=4"),
+        format!("/Patient?{t}&_sort=-family,birthdate&_count=3"),
+        format!("/Patient?{t}&_sort=gender,-birthdate&_count=4"),
+        format!("/Patient?{t}&_sort=-birthdate,family&_count=5"),
+        format!("/Patient?{t}&_sort=birthdate,-_id&_count=6"),
+        format!("/Patient?{t}&_sort=organization,family&_count=4"),
+        format!("/Patient?{t}&gender=male,female&_sort=name,-gender&_count=2"),
+    ];
+    for query in &queries {
+        let expected = pages(&generic, query);
+        assert!(expected.concat().len() >= 10, "{query}: {expected:?}");
+        assert_eq!(pages(&walking, query), expected, "{query}");
+    }
+    // A name that sorts first, written between pages, is not on the next page.
+    let query = format!("/Patient?{t}&_sort=family,given&_count=5");
+    let first: Value = walking.get(&query).json();
+    let next = first["link"]
+        .as_array()
+        .and_then(|ls| ls.iter().find(|l| l["relation"] == "next"))
+        .and_then(|l| l["url"].as_str())
+        .expect("a next link")
+        .to_string();
+    let early = json!({"resourceType": "Patient", "name": [{"family": "Aa"}],
+        "meta": {"tag": [{"system": "http://example.org/plans", "code": tag}]}});
+    let early_id = generic.create_id("Patient", &early.to_string());
+    let path = next.strip_prefix(&walking.base).expect("under the base");
+    let rest = pages(&walking, path);
+    assert_eq!(rest, pages(&generic, path));
+    assert!(!rest.concat().contains(&early_id));
+}
+
 both_backends!(
+    first_key_walks_agree,
     chain_pages_are_right_with_either_plan,
     has_pages_are_right_with_either_plan,
     walked_and_generic_pages_agree,

@@ -93,7 +93,8 @@ pub(super) fn compartment_sql(q: &mut Sql, r: &str, c: &Compartment) {
         q.push(&format!("({r}.res_type = "))
             .bind(Bind::Text(rt.clone()));
         q.push(&format!(
-            " AND EXISTS (SELECT 1 FROM idx_reference {x} WHERE {x}.rid = {r}.rid AND {x}.param"
+            " AND EXISTS (SELECT 1 FROM idx_reference {x} WHERE {x}.rid = {r}.rid \
+             AND {x}.res_type = {r}.res_type AND {x}.param"
         ));
         q.in_list(params);
         q.push(&format!(" AND {x}.target_type = "))
@@ -273,21 +274,31 @@ pub(super) fn has_sql(
     drive: bool,
     scope: Option<&Compartment>,
 ) -> StoreResult<()> {
-    let (x, s, t) = (
-        format!("h{depth}"),
-        format!("s{depth}"),
-        format!("g{depth}"),
-    );
+    let (x, t) = (format!("h{depth}"), format!("g{depth}"));
+    // The referrer's own row is needed for its compartment or a criterion on more than
+    // its index rows; else the criterion is checked on the reference row (its `rid`
+    // and `res_type` are the referrer's): index rows exist only for the current
+    // versions of live resources, and each referrer is one probe less.
+    let by_row = scope.is_some()
+        || !matches!(&*h.inner, Clause::Param(p) if p.chain.is_empty() && p.param.code != "_id");
+    let s = if by_row {
+        format!("s{depth}")
+    } else {
+        x.clone()
+    };
+    let join = match by_row {
+        true => format!(" JOIN resources {s} ON {s}.rid = {x}.rid"),
+        false => String::new(),
+    };
     if drive {
         q.push(&format!(
-            "{r}.rid IN (SELECT {t}.rid FROM idx_reference {x} JOIN resources {s} ON {s}.rid = {x}.rid \
+            "{r}.rid IN (SELECT {t}.rid FROM idx_reference {x}{join} \
              JOIN resources {t} ON {t}.res_type = {x}.target_type AND {t}.res_id = {x}.target_id \
              WHERE {x}.param = "
         ));
     } else {
         q.push(&format!(
-            "EXISTS (SELECT 1 FROM idx_reference {x} JOIN resources {s} ON {s}.rid = {x}.rid \
-             WHERE {x}.param = "
+            "EXISTS (SELECT 1 FROM idx_reference {x}{join} WHERE {x}.param = "
         ));
     }
     q.bind(Bind::Text(h.reference_param.clone()));
@@ -295,10 +306,12 @@ pub(super) fn has_sql(
     // `(res_type, param, target_id, target_type, rid)` yields only such referrers.
     q.push(&format!(" AND {x}.res_type = "))
         .bind(Bind::Text(h.source_type.clone()));
-    q.push(&format!(" AND {s}.res_type = "))
-        .bind(Bind::Text(h.source_type.clone()));
-    q.push(&format!(" AND {s}.version > 0 AND {s}.deleted = "))
-        .bind(Bind::Bool(false));
+    if by_row {
+        q.push(&format!(" AND {s}.res_type = "))
+            .bind(Bind::Text(h.source_type.clone()));
+        q.push(&format!(" AND {s}.version > 0 AND {s}.deleted = "))
+            .bind(Bind::Bool(false));
+    }
     if !drive {
         q.push(&format!(
             " AND {x}.target_type = {r}.res_type AND {x}.target_id = {r}.res_id"
@@ -383,8 +396,12 @@ pub(super) fn param_sql(q: &mut Sql, r: &str, p: &ParamClause, drive: bool) -> S
     if negated || !drive {
         let not = if negated { "NOT " } else { "" };
         q.push(&format!(
-            "{not}EXISTS (SELECT 1 FROM {table} i WHERE i.rid = {r}.rid AND i.param = "
+            "{not}EXISTS (SELECT 1 FROM {table} i WHERE i.rid = {r}.rid AND "
         ));
+        if probes_by_value(p) {
+            q.push(&format!("i.res_type = {r}.res_type AND "));
+        }
+        q.push("i.param = ");
     } else {
         // Uncorrelated, so the index on (res_type, param, value) drives the search and
         // its cost follows the number of matching values, not the size of the table.
@@ -407,6 +424,24 @@ pub(super) fn param_sql(q: &mut Sql, r: &str, p: &ParamClause, drive: bool) -> S
     }
     q.push("))");
     Ok(())
+}
+
+/// Whether a per-resource check of `p` is one probe of its value index: token codes
+/// (`(res_type, param, code, rid, …)`) and local references (`(res_type, param,
+/// target_id, target_type, rid)`) name every column before `rid`, so the check names
+/// the resource's type too, and the database seeks the entry instead of reading every
+/// index row of the resource (an Observation has a dozen token rows: a walked page of
+/// `_sort=-date` with a code checked 1,300 of them in 4.6 ms, by the value 3.1 ms).
+fn probes_by_value(p: &ParamClause) -> bool {
+    let plain = matches!(p.modifier, None | Some(Modifier::Not));
+    plain
+        && p.values.iter().all(|v| match (p.param.kind, v) {
+            (SearchParamType::Token, SearchValue::Token(t)) => t.code.is_some(),
+            (SearchParamType::Reference, SearchValue::Reference(r)) => {
+                matches!(r, ReferenceValue::Local { .. })
+            }
+            _ => false,
+        })
 }
 
 /// `LIKE` pattern text with `\\`, `%` and `_` escaped.

@@ -66,8 +66,14 @@ pub(super) fn sort_columns(sort: &[SortKey]) -> StoreResult<Vec<SortColumn>> {
                     }
                 };
                 let agg = if desc { "MAX" } else { "MIN" };
-                let mut sub = Sql::new(&format!(
-                    "(SELECT {agg}(o.{col}) FROM {table} o WHERE o.rid = r.rid AND o.param = "
+                let mut sub = Sql::new(&format!("(SELECT {agg}(o.{col}"));
+                // Strings sort by their bytes on PostgreSQL as on SQLite, whatever the
+                // database's collation: the order its string index walks (`sort_prefix`).
+                if table == "idx_string" {
+                    sub.push_per_backend("", " COLLATE \"C\"");
+                }
+                sub.push(&format!(
+                    ") FROM {table} o WHERE o.rid = r.rid AND o.param = "
                 ));
                 sub.bind(Bind::Text(key.code.clone())).push(")");
                 let mut missing = Sql::new("CAST(CASE WHEN ");
@@ -171,7 +177,7 @@ pub(super) fn keyset_sql(
 #[derive(QueryableByName)]
 pub(super) struct RealRow {
     #[diesel(sql_type = diesel::sql_types::Double)]
-    v: f64,
+    pub(super) v: f64,
 }
 
 /// The column values of the row `rid`, for a cursor.

