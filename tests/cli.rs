@@ -254,3 +254,94 @@ fn validate_and_import_read_fhir_xml_files() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `terminology load` writes code systems, value sets and concept maps from JSON, NDJSON
+/// and XML; a second load replaces them by URL and version; the operations use them at
+/// once; a file with another resource type writes nothing.
+#[test]
+fn terminology_load_replaces_by_url_and_version() {
+    for backend in [common::Backend::Sqlite, common::Backend::Postgres] {
+        let s = common::Server::start(backend);
+        let dir = std::env::temp_dir().join(format!("fhir-tx-{}-{backend:?}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let cs_url = format!("http://example.org/cs/{}", common::unique("load"));
+        let code_system = |display: &str| {
+            serde_json::json!({"resourceType": "CodeSystem", "url": cs_url, "version": "1",
+                "status": "active", "content": "complete", "concept": [
+                    {"code": "a", "display": display, "concept": [{"code": "a1", "display": "Alpha one"}]},
+                    {"code": "b", "display": "Beta"}]})
+            .to_string()
+        };
+        std::fs::write(dir.join("cs.json"), code_system("Alpha")).unwrap();
+        let vs_url = format!("{cs_url}/vs");
+        let vs = serde_json::json!({"resourceType": "ValueSet", "url": vs_url, "status": "active",
+            "compose": {"include": [{"system": cs_url}]}});
+        let cm = serde_json::json!({"resourceType": "ConceptMap", "url": format!("{cs_url}/cm"),
+            "status": "active", "group": [{"source": cs_url, "target": "http://example.org/other",
+            "element": [{"code": "a", "target": [{"code": "z", "equivalence": "equivalent"}]}]}]});
+        std::fs::write(dir.join("more.ndjson"), format!("{vs}\n{cm}\n")).unwrap();
+        let xml = format!(
+            r#"<CodeSystem xmlns="http://hl7.org/fhir"><url value="{cs_url}/x"/><status value="active"/><content value="complete"/><concept><code value="x"/><display value="Ex"/></concept></CodeSystem>"#
+        );
+        std::fs::write(dir.join("x.xml"), xml).unwrap();
+        let load = |path: &std::path::Path| {
+            run(&[
+                "terminology",
+                "load",
+                "--url",
+                &s.base,
+                path.to_str().unwrap(),
+            ])
+        };
+        let (ok, out, err) = load(&dir);
+        assert!(ok, "{err}");
+        assert!(
+            out.contains("loaded 2 code systems (4 concepts), 1 value sets and 1 concept maps"),
+            "{out}"
+        );
+        let lookup = |code: &str| {
+            s.get(&format!("/CodeSystem/$lookup?system={cs_url}&code={code}"))
+                .json()
+        };
+        assert_eq!(lookup("a1")["parameter"][2]["valueString"], "Alpha one");
+        let expanded = s.get(&format!("/ValueSet/$expand?url={vs_url}")).json();
+        assert_eq!(expanded["expansion"]["total"], 3, "{expanded}");
+        // Loaded again with a new display: replaced, not added.
+        std::fs::write(dir.join("cs.json"), code_system("Alpha 2")).unwrap();
+        let (ok, _, err) = load(&dir.join("cs.json"));
+        assert!(ok, "{err}");
+        let count = s
+            .get(&format!("/CodeSystem?url={cs_url}&_summary=count"))
+            .json();
+        assert_eq!(count["total"], 1, "{count}");
+        let display = lookup("a");
+        assert!(display.to_string().contains("Alpha 2"), "{display}");
+        // Another version is kept beside it; the one written last answers.
+        let v2 = code_system("Alpha v2").replace(r#""version":"1""#, r#""version":"2""#);
+        std::fs::write(dir.join("cs.json"), v2).unwrap();
+        let (ok, _, err) = load(&dir.join("cs.json"));
+        assert!(ok, "{err}");
+        let count = s
+            .get(&format!("/CodeSystem?url={cs_url}&_summary=count"))
+            .json();
+        assert_eq!(count["total"], 2, "{count}");
+        let display = lookup("a");
+        assert!(display.to_string().contains("Alpha v2"), "{display}");
+        // A Patient among them: refused before anything is written.
+        let other = serde_json::json!({"resourceType": "Bundle", "type": "collection", "entry": [
+            {"resource": {"resourceType": "CodeSystem", "url": format!("{cs_url}/late"),
+                "status": "active", "content": "complete"}},
+            {"resource": {"resourceType": "Patient"}}]});
+        std::fs::write(dir.join("bad.json"), other.to_string()).unwrap();
+        let (ok, _, err) = load(&dir.join("bad.json"));
+        assert!(
+            !ok && err.contains("resource 2") && err.contains("use import"),
+            "{err}"
+        );
+        let late = s
+            .get(&format!("/CodeSystem?url={cs_url}/late&_summary=count"))
+            .json();
+        assert_eq!(late["total"], 0);
+    }
+}

@@ -29,6 +29,29 @@ pub fn import(args: &ImportArgs) -> ExitCode {
     }
 }
 
+/// `fhir-server terminology load FILE…`: see [`crate::terminology_load`].
+pub fn terminology(args: &crate::config::TerminologyArgs) -> ExitCode {
+    let crate::config::TerminologyCommand::Load(load) = &args.command;
+    let started = std::time::Instant::now();
+    match crate::terminology_load::run(load) {
+        Ok(l) => {
+            println!(
+                "loaded {} code systems ({} concepts), {} value sets and {} concept maps in {:.1} s",
+                l.code_systems,
+                l.concepts,
+                l.value_sets,
+                l.concept_maps,
+                started.elapsed().as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// `fhir-server export --url BASE --out DIR`: see [`crate::export::client`].
 pub fn export(args: &ExportClientArgs) -> ExitCode {
     let started = std::time::Instant::now();

@@ -46,6 +46,41 @@ pub enum Command {
     /// Validate resource files against the definitions and profiles; prints the issues
     /// like a compiler and exits non-zero on errors.
     Validate(ValidateArgs),
+    /// Terminology: `load` code systems, value sets and concept maps.
+    Terminology(TerminologyArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TerminologyArgs {
+    #[command(subcommand)]
+    pub command: TerminologyCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TerminologyCommand {
+    /// Load CodeSystem, ValueSet and ConceptMap files (JSON, Bundle, NDJSON or XML,
+    /// optionally .gz); each replaces the stored one with its URL and version.
+    Load(TerminologyLoadArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TerminologyLoadArgs {
+    /// Files or folders (.json, .ndjson, .xml, optionally .gz).
+    #[arg(required = true)]
+    pub paths: Vec<std::path::PathBuf>,
+    /// FHIR base URL of a running server; without it the load runs a server in-process
+    /// on --database-url.
+    #[arg(long)]
+    pub url: Option<String>,
+    #[arg(
+        long,
+        env = "FHIR_DATABASE_URL",
+        default_value = "sqlite://./data/fhir.db"
+    )]
+    pub database_url: String,
+    /// Resources per transaction.
+    #[arg(long, default_value_t = 50)]
+    pub batch: usize,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -32,7 +32,7 @@ pub enum ImportError {
     Server(String),
 }
 
-fn files_of(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ImportError> {
+pub(crate) fn files_of(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ImportError> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
@@ -67,7 +67,7 @@ fn files_of(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ImportError> {
     Ok(out)
 }
 
-fn read_text(path: &Path) -> Result<String, ImportError> {
+pub(crate) fn read_text(path: &Path) -> Result<String, ImportError> {
     let err = |e: std::io::Error| ImportError::Read(path.display().to_string(), e.to_string());
     let file = std::fs::File::open(path).map_err(err)?;
     let mut text = String::new();
@@ -215,7 +215,7 @@ const RETRY_WAIT: Duration = Duration::from_millis(500);
 /// kill is answered from that record when a re-run (same `--state`) posts it again,
 /// never written twice; a new import (another `--state`) of the same files loads them
 /// again.
-fn post(
+pub(crate) fn post(
     agent: &ureq::Agent,
     base: &str,
     run_id: &str,
@@ -296,7 +296,7 @@ fn file_key(target: &str, path: &Path) -> String {
 }
 
 /// Starts the server in this process on a free loopback port; returns its base URL.
-fn embedded_server(
+pub(crate) fn embedded_server(
     database_url: &str,
     full_text: crate::config::OnOff,
 ) -> Result<String, ImportError> {

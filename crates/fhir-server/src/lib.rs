@@ -23,5 +23,6 @@ pub mod logging;
 pub mod routes;
 pub mod state;
 pub mod subscriptions;
+pub mod terminology_load;
 pub mod tls;
 pub mod validation;

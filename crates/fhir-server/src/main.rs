@@ -56,6 +56,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Clients(args)) => return fhir_server::cli::clients(&args),
         Some(Command::Validate(args)) => return fhir_server::cli::validate(&args),
         Some(Command::Export(args)) => return fhir_server::cli::export(&args),
+        Some(Command::Terminology(args)) => return fhir_server::cli::terminology(&args),
         None => run_server(cli.serve),
     };
     match result {

@@ -51,7 +51,8 @@ async fn stored_url(state: &AppState, res_type: &'static str, id: &str) -> Resul
     }
 }
 
-/// Stored terminology resources found by `url` search; the first store error is kept
+/// Stored terminology resources found by `url` search (of several versions, the one
+/// written last: `terminology load` keeps each version); the first store error is kept
 /// (gathering stops at it) so that it is answered as what it is.
 struct FromStore<'a> {
     store: &'a fhir_store::Store,
@@ -60,7 +61,10 @@ struct FromStore<'a> {
 
 impl Stored for FromStore<'_> {
     fn find(&self, kind: Kind, url: &str) -> std::result::Result<Option<Value>, TxError> {
-        let pairs = vec![("url".to_string(), url.to_string())];
+        let pairs = vec![
+            ("url".to_string(), url.to_string()),
+            ("_sort".to_string(), "-_lastUpdated".to_string()),
+        ];
         let registry = fhir_search::SearchRegistry::r4();
         let Ok(query) = fhir_search::parse(registry, Some(kind.res_type()), &pairs, false) else {
             return Ok(None);
