@@ -285,7 +285,65 @@ fn uploaded_terminology(b: Backend) {
     );
 }
 
+/// An uploaded code system's designations, inactive and abstract concepts: `$expand`
+/// with `activeOnly`, `includeDesignations` and `displayLanguage` (POSTed as
+/// Parameters too), `$lookup` with its designations and a display in a language.
+fn designations_and_inactive_codes(b: Backend) {
+    let s = common::shared(b);
+    let u = common::unique("lang");
+    let (cs, vs) = (
+        format!("http://example.org/cs/{u}"),
+        format!("http://example.org/vs/{u}"),
+    );
+    let code_system = json!({"resourceType": "CodeSystem", "url": cs, "status": "active",
+        "content": "complete", "concept": [
+            {"code": "fever", "display": "Fever", "designation": [
+                {"language": "de-CH", "value": "Fieber"}, {"language": "fr", "value": "Fièvre"}]},
+            {"code": "old", "display": "Old", "property": [{"code": "inactive", "valueBoolean": true}]},
+            {"code": "group", "display": "Group", "property": [{"code": "notSelectable", "valueBoolean": true}]}]});
+    s.create_id("CodeSystem", &code_system.to_string());
+    let value_set = json!({"resourceType": "ValueSet", "url": vs, "status": "active",
+        "compose": {"include": [{"system": cs}]}});
+    s.create_id("ValueSet", &value_set.to_string());
+    let v = s.get(&format!("/ValueSet/$expand?url={vs}")).json();
+    assert_eq!(v["expansion"]["total"], 3, "{v}");
+    assert_eq!(v["expansion"]["contains"][1]["inactive"], true, "{v}");
+    assert_eq!(v["expansion"]["contains"][2]["abstract"], true, "{v}");
+    let v = s
+        .get(&format!(
+            "/ValueSet/$expand?url={vs}&activeOnly=true&includeDesignations=true&displayLanguage=de"
+        ))
+        .json();
+    assert_eq!(v["expansion"]["total"], 2, "{v}");
+    let fever = &v["expansion"]["contains"][0];
+    assert_eq!(fever["display"], "Fieber", "{v}");
+    assert_eq!(
+        fever["designation"][1],
+        json!({"language": "fr", "value": "Fièvre"})
+    );
+    let body = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "url", "valueUri": vs}, {"name": "activeOnly", "valueBoolean": true},
+        {"name": "displayLanguage", "valueCode": "fr"}]});
+    let r = s.req("POST", "/ValueSet/$expand").json(&body.to_string());
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["expansion"]["contains"][0]["display"], "Fièvre");
+    let r = s.get(&format!("/ValueSet/$expand?url={vs}&activeOnly=maybe"));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("activeOnly"), "{}", r.body);
+    let v = s
+        .get(&format!(
+            "/CodeSystem/$lookup?system={cs}&code=fever&displayLanguage=fr"
+        ))
+        .json();
+    assert_eq!(get(&v, "display")["valueString"], "Fièvre", "{v}");
+    assert_eq!(
+        get(&v, "designation")["part"],
+        json!([{"name": "language", "valueCode": "de-CH"}, {"name": "value", "valueString": "Fieber"}])
+    );
+}
+
 both_backends!(
+    designations_and_inactive_codes,
     uploaded_terminology,
     lookup_and_subsumes,
     validate_codes,

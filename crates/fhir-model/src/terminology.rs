@@ -24,6 +24,23 @@ pub struct Concept {
     /// `concept.property`, each value as text (`notSelectable` → `true`).
     #[serde(default, rename = "property")]
     pub properties: Vec<ConceptProperty>,
+    /// `concept.designation`: other names, in other languages or for other uses.
+    #[serde(default, rename = "designation")]
+    pub designations: Vec<Designation>,
+}
+
+/// One `CodeSystem.concept.designation`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Designation {
+    #[serde(default)]
+    pub language: Option<String>,
+    /// A Coding: what the designation is for (e.g. SNOMED CT's "synonym").
+    #[serde(default, rename = "use")]
+    pub use_: Option<serde_json::Value>,
+    /// Required by the spec; empty where a package leaves it out (the code system is
+    /// still read).
+    #[serde(default)]
+    pub value: String,
 }
 
 /// One `CodeSystem.concept.property`: its code and its value as text.
@@ -66,6 +83,35 @@ impl From<RawProperty> for ConceptProperty {
 }
 
 impl Concept {
+    /// Whether the concept is no longer active: its `inactive` property is true or its
+    /// `status` is `retired` or `inactive` (codesystem-concept-properties).
+    pub fn inactive(&self) -> bool {
+        self.property("inactive").any(|v| v == "true")
+            || self
+                .property("status")
+                .any(|v| v == "retired" || v == "inactive")
+    }
+
+    /// Whether the concept may not be used in data (`notSelectable`: an expansion's
+    /// `abstract`).
+    pub fn not_selectable(&self) -> bool {
+        self.property("notSelectable").any(|v| v == "true")
+    }
+
+    /// The designation in `language` (`de` matches `de-CH`), if any.
+    pub fn designation_in(&self, language: &str) -> Option<&str> {
+        let lang = language.to_ascii_lowercase();
+        self.designations
+            .iter()
+            .find(|d| {
+                d.language.as_deref().is_some_and(|l| {
+                    let l = l.to_ascii_lowercase();
+                    l == lang || l.starts_with(&format!("{lang}-"))
+                })
+            })
+            .map(|d| d.value.as_str())
+    }
+
     /// The values of property `code`.
     pub fn property<'a>(&'a self, code: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.properties

@@ -1,10 +1,16 @@
 //! `ValueSet/$expand`: a value set's codes (valueset.html#expansion) as a ValueSet with
 //! an `expansion` — `total`, `offset`, the parameters used, `contains` — narrowed by
 //! `filter` (every word of it starts a word of the display, or the code starts with
-//! it; case-insensitive) and paged by `offset` and `count`. Without `count`, an
-//! expansion of more than [`MAX_UNPAGED`] codes is refused as too costly.
+//! it; case-insensitive) and `activeOnly`, and paged by `offset` and `count`. Without
+//! `count`, an expansion of more than [`MAX_UNPAGED`] codes is refused as too costly.
+//! Each code says what its code system says of it: `inactive`, `abstract` (not
+//! selectable), its `designation`s with `includeDesignations`, its display in
+//! `displayLanguage` where it has a designation in that language. Expansions are flat
+//! lists, so `excludeNested` is always met.
 
-use fhir_model::terminology::{ExpandedCode, Terminology};
+use std::collections::HashMap;
+
+use fhir_model::terminology::{Concept, ExpandedCode, Terminology};
 use serde_json::{json, Value};
 
 use crate::validate::expansion;
@@ -56,6 +62,11 @@ pub fn expand(
         .or(p.text("url"))
         .ok_or_else(|| invalid("the value set is needed (url)", "url"))?;
     let mut codes = expansion(t, url, "url")?;
+    let options = Options::of(p)?;
+    let concepts = Concepts::of(t, &codes);
+    if options.active_only {
+        codes.retain(|c| !concepts.get(c).is_some_and(Concept::inactive));
+    }
     let filter = p.text("filter").filter(|f| !f.trim().is_empty());
     if let Some(f) = filter {
         codes.retain(|c| matches(c, f));
@@ -81,15 +92,10 @@ pub fn expand(
     if let Some(c) = count {
         used.push(json!({"name": "count", "valueInteger": c}));
     }
+    used.extend(options.used());
     let contains: Vec<Value> = codes[start..end]
         .iter()
-        .map(|c| {
-            let mut v = json!({"system": c.system, "code": c.code});
-            if let Some(d) = &c.display {
-                v["display"] = json!(d);
-            }
-            v
-        })
+        .map(|c| entry(c, concepts.get(c), &options))
         .collect();
     let vs = t.value_set(url);
     let mut out = json!({"resourceType": "ValueSet", "url": url, "status": "active"});
@@ -111,10 +117,216 @@ pub fn expand(
     Ok(out)
 }
 
+/// The parameters that shape each code of an expansion.
+struct Options {
+    active_only: bool,
+    include_designations: bool,
+    display_language: Option<String>,
+    exclude_nested: Option<bool>,
+}
+
+impl Options {
+    fn of(p: &Params) -> Result<Options, TxError> {
+        Ok(Options {
+            active_only: p.boolean("activeOnly")?.unwrap_or(false),
+            include_designations: p.boolean("includeDesignations")?.unwrap_or(false),
+            display_language: p
+                .text("displayLanguage")
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string),
+            exclude_nested: p.boolean("excludeNested")?,
+        })
+    }
+
+    /// The expansion parameters these stand for (`expansion.parameter`).
+    fn used(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        if self.active_only {
+            out.push(json!({"name": "activeOnly", "valueBoolean": true}));
+        }
+        if self.include_designations {
+            out.push(json!({"name": "includeDesignations", "valueBoolean": true}));
+        }
+        if let Some(l) = &self.display_language {
+            out.push(json!({"name": "displayLanguage", "valueCode": l}));
+        }
+        if let Some(e) = self.exclude_nested {
+            out.push(json!({"name": "excludeNested", "valueBoolean": e}));
+        }
+        out
+    }
+}
+
+/// The concepts of the code systems an expansion draws on, by system and code (codes
+/// of systems this server does not have, or of enumerations only, have none).
+struct Concepts<'t>(HashMap<String, HashMap<&'t str, &'t Concept>>);
+
+impl<'t> Concepts<'t> {
+    fn of(t: &'t Terminology, codes: &[ExpandedCode]) -> Concepts<'t> {
+        let mut out: HashMap<String, HashMap<&'t str, &'t Concept>> = HashMap::new();
+        for c in codes {
+            if out.contains_key(&c.system) {
+                continue;
+            }
+            let Some(cs) = t.code_system(&c.system) else {
+                continue;
+            };
+            out.entry(c.system.clone()).or_insert_with(|| {
+                cs.all_concepts()
+                    .into_iter()
+                    .map(|k| (k.code.as_str(), k))
+                    .collect()
+            });
+        }
+        Concepts(out)
+    }
+
+    fn get(&self, c: &ExpandedCode) -> Option<&'t Concept> {
+        self.0.get(&c.system)?.get(c.code.as_str()).copied()
+    }
+}
+
+/// One `expansion.contains`.
+fn entry(c: &ExpandedCode, concept: Option<&Concept>, o: &Options) -> Value {
+    let mut v = json!({"system": c.system});
+    if concept.is_some_and(Concept::not_selectable) {
+        v["abstract"] = json!(true);
+    }
+    if concept.is_some_and(Concept::inactive) {
+        v["inactive"] = json!(true);
+    }
+    v["code"] = json!(c.code);
+    let localized = o
+        .display_language
+        .as_deref()
+        .and_then(|l| concept.and_then(|k| k.designation_in(l)));
+    if let Some(d) = localized.or(c.display.as_deref()) {
+        v["display"] = json!(d);
+    }
+    let designations = concept.map_or(&[][..], |k| &k.designations[..]);
+    if o.include_designations && !designations.is_empty() {
+        v["designation"] = designations.iter().map(designation).collect();
+    }
+    v
+}
+
+/// A designation as an expansion gives it (language, use, value).
+fn designation(d: &fhir_model::terminology::Designation) -> Value {
+    let mut v = json!({});
+    if let Some(l) = &d.language {
+        v["language"] = json!(l);
+    }
+    if let Some(u) = &d.use_ {
+        v["use"] = u.clone();
+    }
+    v["value"] = json!(d.value);
+    v
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::testing::{params, r4};
+
+    const CS: &str = "http://example.org/cs/lang";
+    const VS: &str = "http://example.org/vs/lang";
+
+    /// A code system with designations, an inactive, a retired and an abstract concept.
+    pub(crate) fn hospital() -> Terminology {
+        let cs = json!({"resourceType": "CodeSystem", "url": CS, "content": "complete",
+            "concept": [
+                {"code": "fever", "display": "Fever", "designation": [
+                    {"language": "de-CH", "value": "Fieber"},
+                    {"language": "fr", "use": {"system": "http://snomed.info/sct", "code": "900000000000013009"},
+                     "value": "Fièvre"}]},
+                {"code": "old", "display": "Old", "property": [{"code": "inactive", "valueBoolean": true}]},
+                {"code": "gone", "display": "Gone", "property": [{"code": "status", "valueCode": "retired"}]},
+                {"code": "group", "display": "Group", "property": [{"code": "notSelectable", "valueBoolean": true}]}]});
+        let vs = json!({"resourceType": "ValueSet", "url": VS, "status": "active",
+            "compose": {"include": [{"system": CS}]}});
+        let mut t = Terminology::default();
+        t.code_systems
+            .insert(CS.into(), serde_json::from_value(cs).unwrap());
+        t.value_sets
+            .insert(VS.into(), serde_json::from_value(vs).unwrap());
+        t
+    }
+
+    fn codes(v: &Value) -> Vec<&str> {
+        v["expansion"]["contains"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["code"].as_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn marks_inactive_and_abstract_codes_and_leaves_them_out_when_asked() {
+        let t = hospital();
+        let all = expand(&t, &params(&[("url", VS)]), None, stamp()).unwrap();
+        assert_eq!(codes(&all), ["fever", "old", "gone", "group"]);
+        let contains = &all["expansion"]["contains"];
+        assert_eq!(contains[1]["inactive"], true);
+        assert_eq!(contains[2]["inactive"], true);
+        assert_eq!(contains[3]["abstract"], true);
+        assert!(contains[0].get("inactive").is_none() && contains[0].get("designation").is_none());
+        let active = expand(
+            &t,
+            &params(&[("url", VS), ("activeOnly", "true")]),
+            None,
+            stamp(),
+        )
+        .unwrap();
+        assert_eq!(codes(&active), ["fever", "group"]);
+        assert_eq!(active["expansion"]["total"], 2);
+        assert_eq!(
+            active["expansion"]["parameter"][0],
+            json!({"name": "activeOnly", "valueBoolean": true})
+        );
+        let bad = expand(
+            &t,
+            &params(&[("url", VS), ("activeOnly", "yes")]),
+            None,
+            stamp(),
+        );
+        assert_eq!(bad.unwrap_err().param(), "activeOnly");
+    }
+
+    #[test]
+    fn gives_designations_and_displays_in_the_language_asked() {
+        let t = hospital();
+        let v = expand(
+            &t,
+            &params(&[
+                ("url", VS),
+                ("includeDesignations", "true"),
+                ("displayLanguage", "de"),
+                ("excludeNested", "true"),
+            ]),
+            None,
+            stamp(),
+        )
+        .unwrap();
+        let fever = &v["expansion"]["contains"][0];
+        assert_eq!(fever["display"], "Fieber");
+        assert_eq!(
+            fever["designation"][1],
+            json!({"language": "fr", "use": {"system": "http://snomed.info/sct",
+                "code": "900000000000013009"}, "value": "Fièvre"})
+        );
+        assert_eq!(v["expansion"]["contains"][1]["display"], "Old");
+        let used: Vec<&str> = v["expansion"]["parameter"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            used,
+            ["includeDesignations", "displayLanguage", "excludeNested"]
+        );
+    }
 
     fn stamp() -> Stamp {
         Stamp {

@@ -1,7 +1,8 @@
 //! `CodeSystem/$lookup` (codesystem-operation-lookup): the name and version of the code
 //! system, the concept's display, and its properties — `parent` and `child` from the
 //! hierarchy (nested concepts and the `parent`/`child` properties) and the concept's
-//! own — all of them, or those named by `property`.
+//! own — and its `designation`s, all of them or those named by `property`; the display
+//! in `displayLanguage` where the concept has a designation in that language.
 
 use fhir_model::terminology::{CodeSystemDef, Concept, Terminology};
 use serde_json::{json, Value};
@@ -57,11 +58,18 @@ pub fn lookup(t: &Terminology, p: &Params) -> Result<Value, TxError> {
     if let Some(v) = &cs.version {
         out.push(param("version", "String", v.clone()));
     }
+    let localized = p
+        .text("displayLanguage")
+        .and_then(|l| c.designation_in(l))
+        .map(str::to_string);
     out.push(param(
         "display",
         "String",
-        c.display.clone().unwrap_or_else(|| c.code.clone()),
+        localized.unwrap_or_else(|| c.display.clone().unwrap_or_else(|| c.code.clone())),
     ));
+    if want("designation") {
+        out.extend(c.designations.iter().map(designation));
+    }
     let index = cs.children_index();
     if want("parent") {
         let mut parents: Vec<&str> = index
@@ -88,6 +96,19 @@ pub fn lookup(t: &Terminology, p: &Params) -> Result<Value, TxError> {
     Ok(parameters(out))
 }
 
+/// A `designation` output: its `language`, `use` and `value` parts.
+fn designation(d: &fhir_model::terminology::Designation) -> Value {
+    let mut parts = Vec::new();
+    if let Some(l) = &d.language {
+        parts.push(json!({"name": "language", "valueCode": l}));
+    }
+    if let Some(u) = &d.use_ {
+        parts.push(json!({"name": "use", "valueCoding": u}));
+    }
+    parts.push(json!({"name": "value", "valueString": d.value}));
+    json!({"name": "designation", "part": parts})
+}
+
 fn property(code: &str, value: &str) -> Value {
     json!({"name": "property", "part": [
         {"name": "code", "valueCode": code},
@@ -98,6 +119,39 @@ fn property(code: &str, value: &str) -> Value {
 mod tests {
     use super::*;
     use crate::testing::{params, r4};
+
+    #[test]
+    fn gives_designations_and_the_display_in_a_language() {
+        let t = crate::expand::tests::hospital();
+        let cs = "http://example.org/cs/lang";
+        let v = lookup(
+            &t,
+            &params(&[("system", cs), ("code", "fever"), ("displayLanguage", "fr")]),
+        )
+        .unwrap();
+        assert!(
+            v.to_string()
+                .contains(r#"{"name":"display","valueString":"Fièvre"}"#),
+            "{v}"
+        );
+        let designations: Vec<&Value> = v["parameter"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["name"] == "designation")
+            .collect();
+        assert_eq!(designations.len(), 2);
+        assert_eq!(
+            designations[0]["part"],
+            json!([{"name": "language", "valueCode": "de-CH"}, {"name": "value", "valueString": "Fieber"}])
+        );
+        let only = lookup(
+            &t,
+            &params(&[("system", cs), ("code", "fever"), ("property", "parent")]),
+        )
+        .unwrap();
+        assert!(!only.to_string().contains("designation"), "{only}");
+    }
 
     fn props(v: &Value, code: &str) -> Vec<String> {
         v["parameter"]
