@@ -342,7 +342,110 @@ fn designations_and_inactive_codes(b: Backend) {
     );
 }
 
+/// Stored terminology is kept between requests, and a change made on this node or on
+/// another one sharing the database is used at once: an updated display, a deleted
+/// code system, an added value set include.
+fn changes_are_used_at_once(b: Backend) {
+    let s = common::Server::start(b);
+    let other = s.start_beside(&[]);
+    let u = common::unique("cached");
+    let (cs, vs) = (
+        format!("http://example.org/cs/{u}"),
+        format!("http://example.org/vs/{u}"),
+    );
+    let code_system = |display: &str| {
+        json!({"resourceType": "CodeSystem", "url": cs, "status": "active",
+            "content": "complete", "concept": [{"code": "a", "display": display}, {"code": "b"}]})
+    };
+    let cs_id = s.create_id("CodeSystem", &code_system("First").to_string());
+    let value_set = json!({"resourceType": "ValueSet", "url": vs, "status": "active",
+        "compose": {"include": [{"system": cs, "concept": [{"code": "a"}]}]}});
+    let vs_id = s.create_id("ValueSet", &value_set.to_string());
+    let display = |node: &common::Server| {
+        let v = node
+            .get(&format!("/CodeSystem/$lookup?system={cs}&code=a"))
+            .json();
+        get(&v, "display")["valueString"].clone()
+    };
+    let total = |node: &common::Server| {
+        node.get(&format!("/ValueSet/$expand?url={vs}")).json()["expansion"]["total"].clone()
+    };
+    assert_eq!(
+        (display(&s), display(&other)),
+        (json!("First"), json!("First"))
+    );
+    assert_eq!((total(&s), total(&other)), (json!(1), json!(1)));
+    let mut updated = code_system("Second");
+    updated["id"] = json!(cs_id);
+    let r = s
+        .req("PUT", &format!("/CodeSystem/{cs_id}"))
+        .json(&updated.to_string());
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (display(&s), display(&other)),
+        (json!("Second"), json!("Second"))
+    );
+    let mut wider = value_set.clone();
+    wider["id"] = json!(vs_id);
+    wider["compose"]["include"][0] = json!({"system": cs});
+    let r = other
+        .req("PUT", &format!("/ValueSet/{vs_id}"))
+        .json(&wider.to_string());
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!((total(&s), total(&other)), (json!(2), json!(2)));
+    let r = other.req("DELETE", &format!("/CodeSystem/{cs_id}")).send();
+    assert_eq!(r.status / 100, 2);
+    let gone = s.get(&format!("/CodeSystem/$lookup?system={cs}&code=a"));
+    assert_eq!(gone.status, 404, "{}", gone.body);
+}
+
+/// Search follows the hierarchy of an uploaded code system: `:below` finds the code
+/// and its descendants, `:above` the code and its ancestors; `:in` a stored value set.
+fn search_below_and_above_stored_codes(b: Backend) {
+    let s = common::shared(b);
+    let u = common::unique("tree");
+    let cs = format!("http://example.org/cs/{u}");
+    let code_system = json!({"resourceType": "CodeSystem", "url": cs, "status": "active",
+        "content": "complete", "concept": [
+            {"code": "a", "concept": [{"code": "b", "concept": [{"code": "c"}]}]},
+            {"code": "x"}]});
+    s.create_id("CodeSystem", &code_system.to_string());
+    let mut ids = std::collections::HashMap::new();
+    for code in ["a", "b", "c", "x"] {
+        let o = json!({"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": cs, "code": code}]}});
+        ids.insert(code, s.create_id("Observation", &o.to_string()));
+    }
+    let found = |query: &str| {
+        let r = s.get(&format!("/Observation?{query}&_count=50"));
+        assert_eq!(r.status, 200, "{query}: {}", r.body);
+        let mut got: Vec<String> = r.json()["entry"]
+            .as_array()
+            .map(|es| {
+                es.iter()
+                    .map(|e| e["resource"]["id"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        got.sort();
+        got
+    };
+    let want = |codes: &[&str]| {
+        let mut v: Vec<String> = codes.iter().map(|c| ids[c].clone()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(found(&format!("code:below={cs}|b")), want(&["b", "c"]));
+    assert_eq!(found(&format!("code:below={cs}|a")), want(&["a", "b", "c"]));
+    assert_eq!(found(&format!("code:above={cs}|c")), want(&["a", "b", "c"]));
+    assert_eq!(found(&format!("code:above={cs}|x")), want(&["x"]));
+    let r = s.get(&format!("/Observation?code:below={cs}|nope"));
+    assert_eq!(r.status / 100, 4, "{}", r.body);
+}
+
 both_backends!(
+    search_below_and_above_stored_codes,
+    changes_are_used_at_once,
     designations_and_inactive_codes,
     uploaded_terminology,
     lookup_and_subsumes,

@@ -133,6 +133,7 @@ impl Definitions {
         for cm in parsed.concept_maps {
             self.terminology.concept_maps.insert(cm.url.clone(), cm);
         }
+        self.terminology.forget_expansions();
         self.packages.push(package.manifest);
         Ok(())
     }

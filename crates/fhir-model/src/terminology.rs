@@ -5,11 +5,13 @@
 //! (`concept_map.rs`).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
 mod concept_map;
 mod filter;
+mod memo;
 
 pub use concept_map::{ConceptMapDef, ConceptMapGroup, MapElement, MapTarget, Unmapped};
 
@@ -338,12 +340,14 @@ pub enum ExpansionError {
     UnsupportedFilter(String),
 }
 
-/// ValueSets and CodeSystems by canonical URL.
+/// ValueSets and CodeSystems by canonical URL. Expansions are memoized
+/// ([`Terminology::expand_shared`]): fill the maps before the first expansion.
 #[derive(Debug, Default, Clone)]
 pub struct Terminology {
     pub value_sets: HashMap<String, ValueSetDef>,
     pub code_systems: HashMap<String, CodeSystemDef>,
     pub concept_maps: HashMap<String, ConceptMapDef>,
+    memo: memo::Memo,
 }
 
 /// Strips a `|version` suffix from a canonical reference.
@@ -366,7 +370,23 @@ impl Terminology {
 
     /// Expands a value set from its compose (or its shipped expansion).
     pub fn expand(&self, url: &str) -> Result<Vec<ExpandedCode>, ExpansionError> {
-        self.expand_depth(url, 0)
+        Ok(self.expand_shared(url)?.as_ref().clone())
+    }
+
+    /// Drops the memoized expansions (after the maps changed).
+    pub fn forget_expansions(&mut self) {
+        self.memo = memo::Memo::default();
+    }
+
+    /// [`Terminology::expand`], computed once per value set and shared.
+    pub fn expand_shared(&self, url: &str) -> Result<Arc<Vec<ExpandedCode>>, ExpansionError> {
+        let key = canonical_url(url);
+        if let Some(codes) = self.memo.get(key) {
+            return Ok(codes);
+        }
+        let codes = Arc::new(self.expand_depth(url, 0)?);
+        self.memo.keep(key, &codes);
+        Ok(codes)
     }
 
     fn expand_depth(&self, url: &str, depth: usize) -> Result<Vec<ExpandedCode>, ExpansionError> {

@@ -687,6 +687,7 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         auth,
         audit,
         validation,
+        terminology: Default::default(),
     });
     let limiter = crate::http::ratelimit::RateLimiter::new(args.security.rate_limit);
     let https = tls.is_some();

@@ -49,6 +49,8 @@ pub struct AppState {
     /// Subscriptions (`--subscriptions on`); `None`: Subscription resources are stored
     /// as they are and nothing is delivered.
     pub subscriptions: Option<crate::subscriptions::Subscriptions>,
+    /// Stored terminology gathered for the terminology operations and `:in` searches.
+    pub terminology: Arc<fhir_terminology::cache::Cache>,
 }
 
 impl AppState {

@@ -343,6 +343,21 @@ impl Store {
             .read(|tx| Ok(q.load::<CountRow>(tx.conn)?.first().map_or(0, |r| r.n)))
     }
 
+    /// How many resources of `types` there are (deleted ones too) and the highest `seq`
+    /// of their current versions: one of the two changes whenever one of them is
+    /// written, deleted or expunged, on any node.
+    pub fn fingerprint_of(&self, types: &[String]) -> StoreResult<(i64, i64)> {
+        let mut q = Sql::new(
+            "SELECT COUNT(*) AS n, COALESCE(MAX(seq), 0) AS m FROM resources WHERE res_type",
+        );
+        q.in_list(types);
+        self.db.read(|tx| {
+            Ok(q.load::<CountMaxRow>(tx.conn)?
+                .first()
+                .map_or((0, 0), |r| (r.n, r.m)))
+        })
+    }
+
     /// The events of a subscription counted so far (`eventsSinceSubscriptionStart`).
     pub fn events_since_start(&self, subscription: &str) -> StoreResult<i64> {
         let mut q = Sql::new(
@@ -352,4 +367,12 @@ impl Store {
         self.db
             .read(|tx| Ok(q.load::<CountRow>(tx.conn)?.first().map_or(0, |r| r.n)))
     }
+}
+
+#[derive(QueryableByName)]
+struct CountMaxRow {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = BigInt)]
+    m: i64,
 }

@@ -61,9 +61,10 @@ pub fn expand(
     let url = instance_url
         .or(p.text("url"))
         .ok_or_else(|| invalid("the value set is needed (url)", "url"))?;
-    let mut codes = expansion(t, url, "url")?;
+    let shared = expansion(t, url, "url")?;
     let options = Options::of(p)?;
-    let concepts = Concepts::of(t, &codes);
+    let concepts = Concepts::of(t, &shared);
+    let mut codes: Vec<&ExpandedCode> = shared.iter().collect();
     if options.active_only {
         codes.retain(|c| !concepts.get(c).is_some_and(Concept::inactive));
     }

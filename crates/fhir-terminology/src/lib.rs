@@ -16,11 +16,15 @@
 //! - [`translate()`] — `ConceptMap/$translate` (url, or source/target; code + system,
 //!   coding, codeableConcept; reverse; targetsystem): result, message, matches.
 //!
+//! Stored terminology gathered for a request is kept between requests ([`cache`]), and
+//! expansions are computed once per terminology (`Terminology::expand_shared`).
+//!
 //! Parameters arrive as (name, value) pairs ([`Params`]): text for primitives (from a
 //! query string or a Parameters body), JSON for Codings, CodeableConcepts and
 //! resources. Answers are `Parameters` (or `ValueSet`) resources as JSON; errors are
 //! [`TxError`]s naming the parameter, which the server maps to an OperationOutcome.
 
+pub mod cache;
 pub mod expand;
 pub mod gather;
 pub mod lookup;

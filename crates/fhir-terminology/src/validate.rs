@@ -102,9 +102,9 @@ pub(crate) fn expansion(
     t: &Terminology,
     url: &str,
     at: &str,
-) -> Result<Vec<ExpandedCode>, TxError> {
+) -> Result<std::sync::Arc<Vec<ExpandedCode>>, TxError> {
     use fhir_model::terminology::ExpansionError as E;
-    t.expand(url).map_err(|e| match e {
+    t.expand_shared(url).map_err(|e| match e {
         E::UnknownValueSet(_) => {
             not_found(format!("ValueSet {url} is not known to this server"), at)
         }

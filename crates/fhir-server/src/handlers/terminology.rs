@@ -8,6 +8,8 @@
 //! (found by `url`); search's `:in`/`:not-in` use the same
 //! ([`expand_stored_value_sets`]).
 
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use fhir_model::terminology::Terminology;
@@ -135,21 +137,34 @@ impl Op {
     }
 }
 
+/// The stored resource types terminology is gathered from.
+const STORED_TYPES: [&str; 3] = ["CodeSystem", "ValueSet", "ConceptMap"];
+
 /// The packages' terminology, or — when the request names a resource no package
-/// defines — what the stored resources it reaches make (fhir-terminology `gather`).
-async fn terminology(state: &AppState, op: Op, url: Option<String>) -> Result<Option<Terminology>> {
+/// defines — what the stored resources it reaches make (fhir-terminology `gather`),
+/// kept while the stored terminology does not change (fhir-terminology `cache`).
+async fn terminology(
+    state: &AppState,
+    op: Op,
+    url: Option<String>,
+) -> Result<Option<Arc<Terminology>>> {
     let core = state.defs.terminology();
     let Some(url) = url.filter(|u| needs_gathering(core, op.kind(), u)) else {
         return Ok(None);
     };
     let kind = op.kind();
+    let cache = state.terminology.clone();
     let gathered = state
         .blocking(move |s| {
+            let types = STORED_TYPES.map(str::to_string);
+            let fingerprint = s.fingerprint_of(&types)?;
             let source = FromStore {
                 store: s,
                 failed: std::cell::RefCell::new(None),
             };
-            let t = gather(core, &source, kind, &url);
+            let t = cache.get_or_gather(fingerprint, kind, &url, || {
+                gather(core, &source, kind, &url)
+            });
             match source.failed.into_inner() {
                 Some(e) => Err(e),
                 None => Ok(t),
@@ -174,7 +189,7 @@ async fn run(
         None => None,
     };
     let gathered = terminology(state, op, named_url(op, &p, instance.as_deref())).await?;
-    let t = gathered.as_ref().unwrap_or(state.defs.terminology());
+    let t = gathered.as_deref().unwrap_or(state.defs.terminology());
     let url = instance.as_deref();
     let answer = match op {
         Op::Lookup => fhir_terminology::lookup(t, &p)?,
@@ -237,9 +252,29 @@ pub async fn lookup(
     run(&state, &req, payload, Op::Lookup, None).await
 }
 
-/// The `:in`/`:not-in` value sets of `clauses` (and of their `_has`) that no package
-/// could expand.
-fn unexpanded(clauses: &[fhir_search::Clause], out: &mut Vec<String>) {
+/// What a search needs expanded that no package could: a stored value set (`:in`,
+/// `:not-in`), or the codes below or above `system|code` in a stored code system
+/// (`:below`, `:above`).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Wanted {
+    ValueSet(String),
+    Below(String),
+    Above(String),
+}
+
+impl Wanted {
+    fn of(modifier: Option<&fhir_search::Modifier>, url: &str) -> Wanted {
+        use fhir_search::Modifier;
+        match modifier {
+            Some(Modifier::Below) => Wanted::Below(url.to_string()),
+            Some(Modifier::Above) => Wanted::Above(url.to_string()),
+            _ => Wanted::ValueSet(url.to_string()),
+        }
+    }
+}
+
+/// What `clauses` (and their `_has`) need expanded.
+fn unexpanded(clauses: &[fhir_search::Clause], out: &mut Vec<Wanted>) {
     use fhir_search::{Clause, SearchValue};
     for c in clauses {
         match c {
@@ -247,7 +282,7 @@ fn unexpanded(clauses: &[fhir_search::Clause], out: &mut Vec<String>) {
                 SearchValue::ValueSet {
                     url,
                     expansion: None,
-                } => Some(url.clone()),
+                } => Some(Wanted::of(p.modifier.as_ref(), url)),
                 _ => None,
             })),
             Clause::Has(h) => unexpanded(std::slice::from_ref(&*h.inner), out),
@@ -256,55 +291,107 @@ fn unexpanded(clauses: &[fhir_search::Clause], out: &mut Vec<String>) {
     }
 }
 
-/// Gives the `:in`/`:not-in` value sets of `url` their expansion `codes`.
-fn fill(clauses: &mut [fhir_search::Clause], url: &str, codes: &[(String, String)]) {
+/// Gives what `clauses` want as `wanted` its expansion `codes`.
+fn fill(clauses: &mut [fhir_search::Clause], wanted: &Wanted, codes: &[(String, String)]) {
     use fhir_search::{Clause, SearchValue};
     for c in clauses {
         match c {
             Clause::Param(p) => {
+                let modifier = p.modifier.clone();
                 for v in &mut p.values {
                     if let SearchValue::ValueSet {
-                        url: u,
+                        url,
                         expansion: e @ None,
                     } = v
                     {
-                        if u == url {
+                        if Wanted::of(modifier.as_ref(), url) == *wanted {
                             *e = Some(codes.to_vec());
                         }
                     }
                 }
             }
-            Clause::Has(h) => fill(std::slice::from_mut(&mut *h.inner), url, codes),
+            Clause::Has(h) => fill(std::slice::from_mut(&mut *h.inner), wanted, codes),
             _ => {}
         }
     }
 }
 
 /// Search uses the same terminology as the operations: the `:in`/`:not-in` value sets
-/// no package defines are expanded from the stored ones (with what they reach). One
-/// that cannot be is left for the store to refuse, naming it.
+/// no package defines are expanded from the stored ones (with what they reach), and
+/// `:below`/`:above` follow the hierarchy of a stored code system. What cannot be is
+/// left for the store to refuse, naming it.
 pub(crate) async fn expand_stored_value_sets(
     state: &AppState,
     query: &mut fhir_search::SearchQuery,
 ) -> Result<()> {
-    let mut urls = Vec::new();
-    unexpanded(&query.clauses, &mut urls);
-    urls.sort();
-    urls.dedup();
-    for url in urls {
-        let gathered = match terminology(state, Op::Expand, Some(url.clone())).await {
-            Ok(Some(t)) => t,
-            Ok(None) => continue,
-            Err(
-                ApiError::BadRequest { .. } | ApiError::Unprocessable(..) | ApiError::NotFound(_),
-            ) => continue,
-            Err(e) => return Err(e),
+    let mut wanted = Vec::new();
+    unexpanded(&query.clauses, &mut wanted);
+    wanted.sort();
+    wanted.dedup();
+    for w in wanted {
+        let codes = match &w {
+            Wanted::ValueSet(url) => stored_expansion(state, url).await?,
+            Wanted::Below(raw) => stored_hierarchy(state, raw, true).await?,
+            Wanted::Above(raw) => stored_hierarchy(state, raw, false).await?,
         };
-        if let Ok(codes) = gathered.expand(&url) {
-            let codes: Vec<(String, String)> =
-                codes.into_iter().map(|c| (c.system, c.code)).collect();
-            fill(&mut query.clauses, &url, &codes);
+        if let Some(codes) = codes {
+            fill(&mut query.clauses, &w, &codes);
         }
     }
     Ok(())
+}
+
+/// The stored terminology `op` needs for `url`; `None` where there is none to use.
+async fn usable(state: &AppState, op: Op, url: &str) -> Result<Option<Arc<Terminology>>> {
+    match terminology(state, op, Some(url.to_string())).await {
+        Ok(t) => Ok(t),
+        Err(ApiError::BadRequest { .. } | ApiError::Unprocessable(..) | ApiError::NotFound(_)) => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The codes of the stored value set `url`, if it can be expanded.
+async fn stored_expansion(state: &AppState, url: &str) -> Result<Option<Vec<(String, String)>>> {
+    let Some(t) = usable(state, Op::Expand, url).await? else {
+        return Ok(None);
+    };
+    Ok(t.expand_shared(url).ok().map(|codes| {
+        codes
+            .iter()
+            .map(|c| (c.system.clone(), c.code.clone()))
+            .collect()
+    }))
+}
+
+/// `system|code` and the codes below it (or above it) in the stored code system.
+async fn stored_hierarchy(
+    state: &AppState,
+    raw: &str,
+    below: bool,
+) -> Result<Option<Vec<(String, String)>>> {
+    let Some((system, code)) = raw.split_once('|') else {
+        return Ok(None);
+    };
+    let Some(t) = usable(state, Op::Lookup, system).await? else {
+        return Ok(None);
+    };
+    let Some(cs) = t.code_system(system).filter(|cs| cs.find(code).is_some()) else {
+        return Ok(None);
+    };
+    let codes: Vec<&str> = match below {
+        true => cs
+            .descendants_and_self(code)
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect(),
+        false => cs.ancestors_and_self(code),
+    };
+    Ok(Some(
+        codes
+            .into_iter()
+            .map(|c| (system.to_string(), c.to_string()))
+            .collect(),
+    ))
 }

@@ -1,0 +1,98 @@
+//! Gathered terminologies kept between requests. Gathering reads and parses the stored
+//! resources a request reaches (a 10,000-concept code system is a megabyte of JSON);
+//! a gathered [`Terminology`] also memoizes its expansions. Entries are valid for one
+//! fingerprint of the stored terminology — the caller's count and latest write of the
+//! stored code systems, value sets and concept maps, read from the database per request
+//! so that a write on any node is seen at once — and a new fingerprint drops them all.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use fhir_model::terminology::Terminology;
+
+use crate::gather::Kind;
+use crate::TxError;
+
+/// What identifies one state of the stored terminology.
+pub type Fingerprint = (i64, i64);
+
+/// Gathered terminologies held at most; past it, the cache starts again empty.
+const MAX_ENTRIES: usize = 256;
+
+#[derive(Default)]
+pub struct Cache {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    fingerprint: Option<Fingerprint>,
+    entries: HashMap<(Kind, String), Arc<Terminology>>,
+}
+
+impl Cache {
+    /// The terminology gathered for `kind`/`url` at `fingerprint`: kept, or made by
+    /// `gather` (outside the lock: gathering reads the database) and kept.
+    pub fn get_or_gather(
+        &self,
+        fingerprint: Fingerprint,
+        kind: Kind,
+        url: &str,
+        gather: impl FnOnce() -> Result<Terminology, TxError>,
+    ) -> Result<Arc<Terminology>, TxError> {
+        let key = (kind, url.to_string());
+        {
+            let mut inner = self.lock();
+            if inner.fingerprint != Some(fingerprint) {
+                inner.entries.clear();
+                inner.fingerprint = Some(fingerprint);
+            }
+            if let Some(t) = inner.entries.get(&key) {
+                return Ok(t.clone());
+            }
+        }
+        let t = Arc::new(gather()?);
+        let mut inner = self.lock();
+        if inner.fingerprint == Some(fingerprint) {
+            if inner.entries.len() >= MAX_ENTRIES {
+                inner.entries.clear();
+            }
+            inner.entries.insert(key, t.clone());
+        }
+        Ok(t)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_what_it_gathered_until_the_fingerprint_changes() {
+        let cache = Cache::default();
+        let calls = std::cell::Cell::new(0);
+        let get = |fp: Fingerprint, url: &str| {
+            cache
+                .get_or_gather(fp, Kind::ValueSet, url, || {
+                    calls.set(calls.get() + 1);
+                    Ok(Terminology::default())
+                })
+                .unwrap()
+        };
+        let a = get((1, 10), "http://x/vs");
+        let b = get((1, 10), "http://x/vs");
+        assert!(Arc::ptr_eq(&a, &b));
+        get((1, 10), "http://x/other");
+        let c = get((2, 11), "http://x/vs");
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(calls.get(), 3);
+        let failed = cache.get_or_gather((2, 11), Kind::CodeSystem, "http://x/cs", || {
+            Err(crate::invalid("no", "url"))
+        });
+        assert!(failed.is_err());
+    }
+}
