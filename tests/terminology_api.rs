@@ -443,7 +443,52 @@ fn search_below_and_above_stored_codes(b: Backend) {
     assert_eq!(r.status / 100, 4, "{}", r.body);
 }
 
+/// Validation uses the same terminology: a code of an uploaded code system is checked
+/// like a core one — an unknown code is an error, a wrong display a warning — by
+/// `$validate` and on writes.
+fn validation_checks_uploaded_codes(b: Backend) {
+    let s = common::shared(b);
+    let cs = format!("http://example.org/cs/{}", common::unique("checked"));
+    let code_system = json!({"resourceType": "CodeSystem", "url": cs, "status": "active",
+        "content": "complete", "concept": [{"code": "a", "display": "Alpha"}]});
+    s.create_id("CodeSystem", &code_system.to_string());
+    let observation = |code: &str, display: &str| {
+        json!({"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": cs, "code": code, "display": display}]}})
+        .to_string()
+    };
+    let issues = |body: String| {
+        let r = s.req("POST", "/Observation/$validate").json(&body);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["issue"].clone()
+    };
+    let unknown = issues(observation("zz", "Zed"));
+    assert!(
+        unknown
+            .to_string()
+            .contains(&format!("Unknown code 'zz' in the CodeSystem '{cs}'")),
+        "{unknown}"
+    );
+    let coded = unknown
+        .as_array()
+        .and_then(|is| is.iter().find(|i| i["code"] == "code-invalid"))
+        .cloned();
+    assert_eq!(coded.map(|i| i["severity"].clone()), Some(json!("error")));
+    let wrong = issues(observation("a", "Beta"));
+    let text = wrong.to_string();
+    assert!(text.contains("Valid display is 'Alpha'"), "{text}");
+    assert!(!text.contains("\"error\""), "{text}");
+    let right = issues(observation("a", "Alpha")).to_string();
+    assert!(!right.contains("Alpha"), "{right}");
+    let r = s.create("Observation", &observation("zz", "Zed"));
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("Unknown code 'zz'"), "{}", r.body);
+    let r = s.create("Observation", &observation("a", "Alpha"));
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
 both_backends!(
+    validation_checks_uploaded_codes,
     search_below_and_above_stored_codes,
     changes_are_used_at_once,
     designations_and_inactive_codes,

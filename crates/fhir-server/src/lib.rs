@@ -22,6 +22,7 @@ pub mod jobs;
 pub mod logging;
 pub mod routes;
 pub mod state;
+pub mod stored_terminology;
 pub mod subscriptions;
 pub mod terminology_load;
 pub mod tls;

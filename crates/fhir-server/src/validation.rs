@@ -143,9 +143,13 @@ pub async fn check_many(
         return Ok((resources, none));
     }
     let v = ready_validator(state).await?;
+    let terminology = Some(stored_terminology(state));
     state
         .budgeted(move || {
-            let options = ValidationOptions::default();
+            let options = ValidationOptions {
+                terminology,
+                ..Default::default()
+            };
             let reports = resources
                 .iter()
                 .map(|r| r.as_ref().map(|r| v.validate(r, &options)))
@@ -154,6 +158,16 @@ pub async fn check_many(
             Ok::<_, ApiError>((resources, reports))
         })
         .await
+}
+
+/// The code systems and value sets written through the API, for one validation
+/// request: a code of a stored code system is checked like one of the packages'.
+fn stored_terminology(state: &AppState) -> Arc<dyn fhir_validation::TerminologySource> {
+    Arc::new(crate::stored_terminology::ForValidation::new(
+        state.store.clone(),
+        state.terminology.clone(),
+        state.defs.terminology(),
+    ))
 }
 
 /// The validator, once it has loaded (it loads in the background at start-up; the
@@ -361,10 +375,12 @@ async fn run(
     }
     let profiles = r.profiles;
     let v = ready_validator(&state).await?;
+    let terminology = Some(stored_terminology(&state));
     let report = state
         .budgeted(move || -> Result<ValidationReport, ApiError> {
             let options = ValidationOptions {
                 profiles,
+                terminology,
                 ..Default::default()
             };
             let report = v.validate(&resource, &options);

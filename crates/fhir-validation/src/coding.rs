@@ -52,15 +52,30 @@ impl<'v> Run<'v> {
         if s == UCUM {
             return self.ucum_code(c, at);
         }
-        self.unavailable(s, at);
-        if let Some(m) = terminology::unknown_code(self.defs, s, c) {
+        // The packages' code system, else one the caller stores.
+        let stored = match self.defs.code_system(s) {
+            Some(_) => None,
+            None => self
+                .opts
+                .terminology
+                .as_ref()
+                .and_then(|t| t.code_system(s)),
+        };
+        let cs = self
+            .defs
+            .code_system(s)
+            .or_else(|| stored.as_deref().and_then(|t| t.code_system(s)));
+        let Some(cs) = cs else {
+            return self.unavailable(s, at);
+        };
+        if let Some(m) = terminology::unknown_code(cs, s, c) {
             self.push(Issue::error(IssueType::CodeInvalid, at.to_string(), m));
         }
         let display = value.get("display").and_then(Value::as_str);
         // A warning by default (displays vary between terminology releases, and real
         // data such as Synthea's carries older ones); an error with the option, as the
         // HL7 validator does by default.
-        if let Some(m) = display.and_then(|d| terminology::wrong_display(self.defs, s, c, d)) {
+        if let Some(m) = display.and_then(|d| terminology::wrong_display(cs, s, c, d)) {
             let severity = if self.opts.display_issues_are_errors {
                 Severity::Error
             } else {

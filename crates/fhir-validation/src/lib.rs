@@ -65,6 +65,7 @@ mod walk;
 mod xhtml;
 
 pub use issue::{Issue, Severity, ValidationReport};
+pub use terminology::TerminologySource;
 pub use validator::{ValidationOptions, Validator};
 
 /// Errors while loading definitions into a validator.

@@ -77,8 +77,15 @@ impl<'v> Run<'v> {
             BindingStrength::Extensible | BindingStrength::Preferred => Severity::Warning,
             BindingStrength::Example => return,
         };
-        let r =
-            terminology::check_binding(self.defs, &self.v.expansions, binding, type_code, value);
+        let stored = self.opts.terminology.as_deref();
+        let r = terminology::check_binding(
+            self.defs,
+            &self.v.expansions,
+            stored,
+            binding,
+            type_code,
+            value,
+        );
         match r {
             BindingResult::Ok => {}
             BindingResult::NotInValueSet(m) => self.push(Issue::new(

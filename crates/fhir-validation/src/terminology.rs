@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use fhir_model::structure::{Binding, BindingStrength};
+use fhir_model::terminology::{CodeSystemDef, Terminology};
 use fhir_model::Definitions;
 use serde_json::Value;
 
@@ -24,6 +25,22 @@ impl CodeSet {
             Some(s) => self.pairs.contains(&(s.to_string(), code.to_string())),
             None => self.codes.contains(code),
         }
+    }
+}
+
+/// Terminology beyond the definitions packages — a server's stored code systems and
+/// value sets — asked for by canonical URL when the packages do not have it, so that a
+/// code system a hospital uploaded is checked like a core one.
+pub trait TerminologySource: Send + Sync {
+    /// A terminology that holds the code system `url`, if there is one.
+    fn code_system(&self, url: &str) -> Option<Arc<Terminology>>;
+    /// A terminology that holds the value set `url` and what it reaches, if any.
+    fn value_set(&self, url: &str) -> Option<Arc<Terminology>>;
+}
+
+impl std::fmt::Debug for dyn TerminologySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TerminologySource")
     }
 }
 
@@ -55,7 +72,11 @@ impl ExpansionCache {
 }
 
 fn expand(defs: &Definitions, url: &str) -> Expansion {
-    let codes = defs.terminology().expand(url).map_err(|e| e.to_string())?;
+    expand_in(defs.terminology(), url)
+}
+
+fn expand_in(t: &Terminology, url: &str) -> Expansion {
+    let codes = t.expand(url).map_err(|e| e.to_string())?;
     if codes.is_empty() {
         return Err(format!(
             "value set {url} has no codes that can be listed locally"
@@ -104,9 +125,11 @@ pub enum BindingResult {
 }
 
 /// Checks the codes of a value of `type_code` against `binding`.
+/// `stored`: where value sets the packages lack are looked for.
 pub fn check_binding(
     defs: &Definitions,
     cache: &ExpansionCache,
+    stored: Option<&dyn TerminologySource>,
     binding: &Binding,
     type_code: &str,
     v: &Value,
@@ -133,7 +156,12 @@ pub fn check_binding(
         }
         return BindingResult::Ok;
     }
-    let expansion = cache.get(defs, url);
+    let mut expansion = cache.get(defs, url);
+    if expansion.is_err() && defs.terminology().value_set(url).is_none() {
+        if let Some(t) = stored.and_then(|s| s.value_set(url)) {
+            expansion = Arc::new(expand_in(&t, url));
+        }
+    }
     let set = match &*expansion {
         Ok(set) => set,
         Err(why) => {
@@ -161,12 +189,11 @@ pub fn check_binding(
 /// A display that is not the display of the code in a CodeSystem known here in full
 /// (compared ignoring case and spacing).
 pub fn wrong_display(
-    defs: &Definitions,
+    cs: &CodeSystemDef,
     system: &str,
     code: &str,
     display: &str,
 ) -> Option<String> {
-    let cs = defs.code_system(system)?;
     if cs.content != "complete" {
         return None;
     }
@@ -183,8 +210,7 @@ pub fn wrong_display(
 }
 
 /// A code of a CodeSystem known here in full that does not exist there.
-pub fn unknown_code(defs: &Definitions, system: &str, code: &str) -> Option<String> {
-    let cs = defs.code_system(system)?;
+pub fn unknown_code(cs: &CodeSystemDef, system: &str, code: &str) -> Option<String> {
     if cs.content != "complete" || cs.concepts.is_empty() {
         return None;
     }
@@ -196,4 +222,71 @@ pub fn unknown_code(defs: &Definitions, system: &str, code: &str) -> Option<Stri
         _ => cs.find(code).is_some(),
     };
     (!found).then(|| format!("Unknown code '{code}' in the CodeSystem '{system}'"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const CS: &str = "http://example.org/cs/stored";
+    const VS: &str = "http://example.org/vs/stored";
+
+    /// What a server stores: a code system and a value set of all of it.
+    struct Stored(Arc<Terminology>);
+
+    impl TerminologySource for Stored {
+        fn code_system(&self, url: &str) -> Option<Arc<Terminology>> {
+            self.0.code_system(url).map(|_| self.0.clone())
+        }
+        fn value_set(&self, url: &str) -> Option<Arc<Terminology>> {
+            self.0.value_set(url).map(|_| self.0.clone())
+        }
+    }
+
+    fn stored() -> Stored {
+        let mut t = Terminology::default();
+        let cs = json!({"url": CS, "content": "complete", "concept": [{"code": "a", "display": "Alpha"}]});
+        let vs = json!({"url": VS, "compose": {"include": [{"system": CS}]}});
+        t.code_systems
+            .insert(CS.into(), serde_json::from_value(cs).unwrap());
+        t.value_sets
+            .insert(VS.into(), serde_json::from_value(vs).unwrap());
+        Stored(Arc::new(t))
+    }
+
+    #[test]
+    fn bindings_to_stored_value_sets_are_checked() {
+        let defs = Definitions::r4();
+        let cache = ExpansionCache::default();
+        let binding = Binding {
+            strength: BindingStrength::Required,
+            value_set: Some(VS.into()),
+        };
+        let source = stored();
+        let check = |code: &str, s: Option<&dyn TerminologySource>| {
+            let v = json!({"coding": [{"system": CS, "code": code}]});
+            check_binding(defs, &cache, s, &binding, "CodeableConcept", &v)
+        };
+        assert!(matches!(check("a", Some(&source)), BindingResult::Ok));
+        assert!(matches!(
+            check("b", Some(&source)),
+            BindingResult::NotInValueSet(m) if m.contains(VS)
+        ));
+        assert!(matches!(check("a", None), BindingResult::CannotCheck(_)));
+    }
+
+    #[test]
+    fn codes_and_displays_of_a_code_system_are_checked() {
+        let source = stored();
+        let t = source.code_system(CS).unwrap();
+        let cs = t.code_system(CS).unwrap();
+        assert_eq!(unknown_code(cs, CS, "a"), None);
+        assert!(unknown_code(cs, CS, "zz")
+            .unwrap()
+            .contains("Unknown code 'zz'"));
+        assert!(wrong_display(cs, CS, "a", "Beta")
+            .unwrap()
+            .contains("Valid display is 'Alpha'"));
+    }
 }

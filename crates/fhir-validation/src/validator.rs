@@ -54,6 +54,8 @@ pub struct ValidationOptions {
     /// Strings that look like they hold HTML tags are errors instead of information
     /// (the HL7 validator's security checks).
     pub security_checks: bool,
+    /// Code systems and value sets beyond the packages (a server's stored ones).
+    pub terminology: Option<std::sync::Arc<dyn crate::terminology::TerminologySource>>,
 }
 
 enum Defs {

@@ -146,6 +146,7 @@ fn options(case: &Value, profiles: Vec<String>) -> ValidationOptions {
         no_html_in_markdown: case["noHtmlInMarkdown"].as_bool() == Some(true),
         skip_contained: case["validateContains"].as_str() == Some("IGNORE"),
         security_checks: case["security-checks"].as_bool() == Some(true),
+        terminology: None,
     }
 }
 

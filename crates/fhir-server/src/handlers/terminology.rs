@@ -13,9 +13,8 @@ use std::sync::Arc;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use fhir_model::terminology::Terminology;
-use fhir_terminology::gather::{gather, needs_gathering, Kind, Stored};
-use fhir_terminology::{Params, Stamp, TxError};
-use serde_json::Value;
+use fhir_terminology::gather::{needs_gathering, Kind};
+use fhir_terminology::{Params, Stamp};
 
 use crate::auth::guard;
 use crate::auth::scopes::Interaction;
@@ -50,46 +49,6 @@ async fn stored_url(state: &AppState, res_type: &'static str, id: &str) -> Resul
             format!("{res_type}/{id} has no url: terminology operations find code systems, value sets and concept maps by their canonical URL"),
             Some(format!("{res_type}.url")),
         )),
-    }
-}
-
-/// Stored terminology resources found by `url` search (of several versions, the one
-/// written last: `terminology load` keeps each version); the first store error is kept
-/// (gathering stops at it) so that it is answered as what it is.
-struct FromStore<'a> {
-    store: &'a fhir_store::Store,
-    failed: std::cell::RefCell<Option<fhir_store::StoreError>>,
-}
-
-impl Stored for FromStore<'_> {
-    fn find(&self, kind: Kind, url: &str) -> std::result::Result<Option<Value>, TxError> {
-        let pairs = vec![
-            ("url".to_string(), url.to_string()),
-            ("_sort".to_string(), "-_lastUpdated".to_string()),
-        ];
-        let registry = fhir_search::SearchRegistry::r4();
-        let Ok(query) = fhir_search::parse(registry, Some(kind.res_type()), &pairs, false) else {
-            return Ok(None);
-        };
-        let request = fhir_store::SearchRequest {
-            query,
-            count: 1,
-            total: fhir_store::Total::None,
-            ..Default::default()
-        };
-        match self.store.search(&request) {
-            Ok(page) => Ok(page
-                .matches
-                .first()
-                .and_then(|m| fhir_model::json::parse(m.content.as_bytes()).ok())),
-            Err(e) => {
-                *self.failed.borrow_mut() = Some(e);
-                Err(TxError::NotSupported {
-                    message: "the store cannot be read".into(),
-                    param: "url".into(),
-                })
-            }
-        }
     }
 }
 
@@ -137,12 +96,8 @@ impl Op {
     }
 }
 
-/// The stored resource types terminology is gathered from.
-const STORED_TYPES: [&str; 3] = ["CodeSystem", "ValueSet", "ConceptMap"];
-
 /// The packages' terminology, or — when the request names a resource no package
-/// defines — what the stored resources it reaches make (fhir-terminology `gather`),
-/// kept while the stored terminology does not change (fhir-terminology `cache`).
+/// defines — what the stored resources it reaches make ([`crate::stored_terminology`]).
 async fn terminology(
     state: &AppState,
     op: Op,
@@ -155,21 +110,7 @@ async fn terminology(
     let kind = op.kind();
     let cache = state.terminology.clone();
     let gathered = state
-        .blocking(move |s| {
-            let types = STORED_TYPES.map(str::to_string);
-            let fingerprint = s.fingerprint_of(&types)?;
-            let source = FromStore {
-                store: s,
-                failed: std::cell::RefCell::new(None),
-            };
-            let t = cache.get_or_gather(fingerprint, kind, &url, || {
-                gather(core, &source, kind, &url)
-            });
-            match source.failed.into_inner() {
-                Some(e) => Err(e),
-                None => Ok(t),
-            }
-        })
+        .blocking(move |s| crate::stored_terminology::gathered(s, &cache, core, kind, &url))
         .await?;
     Ok(Some(gathered?))
 }

@@ -1,0 +1,155 @@
+//! Terminology written through the API as the terminology operations, search and
+//! validation use it: what a canonical URL reaches, gathered from the store
+//! (fhir-terminology `gather`) through the server's cache (fhir-terminology `cache`),
+//! valid while the stored CodeSystems, ValueSets and ConceptMaps do not change. All of
+//! it blocks on the database: call it on a blocking thread.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use fhir_model::terminology::Terminology;
+use fhir_store::{Store, StoreError};
+use fhir_terminology::cache::{Cache, Fingerprint};
+use fhir_terminology::gather::{gather, needs_gathering, Kind, Stored};
+use fhir_terminology::TxError;
+use serde_json::Value;
+
+/// The stored resource types terminology is gathered from.
+const STORED_TYPES: [&str; 3] = ["CodeSystem", "ValueSet", "ConceptMap"];
+
+/// Stored terminology resources found by `url` search (of several versions, the one
+/// written last: `terminology load` keeps each version); the first store error is kept
+/// (gathering stops at it) so that it is answered as what it is.
+struct FromStore<'a> {
+    store: &'a Store,
+    failed: std::cell::RefCell<Option<StoreError>>,
+}
+
+impl Stored for FromStore<'_> {
+    fn find(&self, kind: Kind, url: &str) -> std::result::Result<Option<Value>, TxError> {
+        let pairs = vec![
+            ("url".to_string(), url.to_string()),
+            ("_sort".to_string(), "-_lastUpdated".to_string()),
+        ];
+        let registry = fhir_search::SearchRegistry::r4();
+        let Ok(query) = fhir_search::parse(registry, Some(kind.res_type()), &pairs, false) else {
+            return Ok(None);
+        };
+        let request = fhir_store::SearchRequest {
+            query,
+            count: 1,
+            total: fhir_store::Total::None,
+            ..Default::default()
+        };
+        match self.store.search(&request) {
+            Ok(page) => Ok(page
+                .matches
+                .first()
+                .and_then(|m| fhir_model::json::parse(m.content.as_bytes()).ok())),
+            Err(e) => {
+                *self.failed.borrow_mut() = Some(e);
+                Err(TxError::NotSupported {
+                    message: "the store cannot be read".into(),
+                    param: "url".into(),
+                })
+            }
+        }
+    }
+}
+
+/// The fingerprint of the stored terminology now (count and latest write of its types).
+fn fingerprint(store: &Store) -> Result<Fingerprint, StoreError> {
+    store.fingerprint_of(&STORED_TYPES.map(str::to_string))
+}
+
+/// What `kind`/`url` reaches, from the cache or gathered now; a store failure is the
+/// outer error, a terminology one (unknown, unreadable) the inner.
+pub(crate) fn gathered(
+    store: &Store,
+    cache: &Cache,
+    core: &'static Terminology,
+    kind: Kind,
+    url: &str,
+) -> Result<Result<Arc<Terminology>, TxError>, StoreError> {
+    let fingerprint = fingerprint(store)?;
+    gathered_at(store, cache, core, fingerprint, kind, url)
+}
+
+fn gathered_at(
+    store: &Store,
+    cache: &Cache,
+    core: &'static Terminology,
+    fingerprint: Fingerprint,
+    kind: Kind,
+    url: &str,
+) -> Result<Result<Arc<Terminology>, TxError>, StoreError> {
+    let source = FromStore {
+        store,
+        failed: std::cell::RefCell::new(None),
+    };
+    let t = cache.get_or_gather(fingerprint, kind, url, || gather(core, &source, kind, url));
+    match source.failed.into_inner() {
+        Some(e) => Err(e),
+        None => Ok(t),
+    }
+}
+
+/// Stored terminology for one validation request ([`fhir_validation::TerminologySource`]):
+/// the fingerprint is read once, and each URL is looked up once, so that a transaction
+/// of two thousand resources coded in SNOMED CT costs one query, not one per coding.
+pub struct ForValidation {
+    store: Arc<Store>,
+    cache: Arc<Cache>,
+    core: &'static Terminology,
+    fingerprint: OnceLock<Option<Fingerprint>>,
+    seen: Mutex<HashMap<(Kind, String), Found>>,
+}
+
+/// What one URL gave: the terminology that holds it, or nothing.
+type Found = Option<Arc<Terminology>>;
+
+impl ForValidation {
+    pub fn new(store: Arc<Store>, cache: Arc<Cache>, core: &'static Terminology) -> ForValidation {
+        ForValidation {
+            store,
+            cache,
+            core,
+            fingerprint: OnceLock::new(),
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, kind: Kind, url: &str) -> Option<Arc<Terminology>> {
+        if !needs_gathering(self.core, kind, url) {
+            return None;
+        }
+        let key = (kind, url.to_string());
+        if let Some(t) = self.seen.lock().ok()?.get(&key) {
+            return t.clone();
+        }
+        let fingerprint = (*self
+            .fingerprint
+            .get_or_init(|| fingerprint(&self.store).ok()))?;
+        // A store or terminology failure leaves the code unchecked, as for any code
+        // system this server does not have.
+        let t = gathered_at(&self.store, &self.cache, self.core, fingerprint, kind, url)
+            .ok()
+            .and_then(Result::ok);
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.insert(key, t.clone());
+        }
+        t
+    }
+}
+
+impl fhir_validation::TerminologySource for ForValidation {
+    fn code_system(&self, url: &str) -> Option<Arc<Terminology>> {
+        self.get(Kind::CodeSystem, url)
+            .filter(|t| t.code_system(url).is_some())
+    }
+
+    fn value_set(&self, url: &str) -> Option<Arc<Terminology>> {
+        self.get(Kind::ValueSet, url)
+            .filter(|t| t.value_set(url).is_some())
+    }
+}
