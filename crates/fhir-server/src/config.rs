@@ -63,8 +63,9 @@ pub enum TerminologyCommand {
     Load(TerminologyLoadArgs),
 }
 
+/// What a load reads and where it writes (`import`, `terminology load`).
 #[derive(Debug, Clone, Args)]
-pub struct TerminologyLoadArgs {
+pub struct LoadTarget {
     /// Files or folders (.json, .ndjson, .xml, optionally .gz).
     #[arg(required = true)]
     pub paths: Vec<std::path::PathBuf>,
@@ -78,6 +79,12 @@ pub struct TerminologyLoadArgs {
         default_value = "sqlite://./data/fhir.db"
     )]
     pub database_url: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TerminologyLoadArgs {
+    #[command(flatten)]
+    pub target: LoadTarget,
     /// Resources per transaction.
     #[arg(long, default_value_t = 50)]
     pub batch: usize,
@@ -174,19 +181,8 @@ pub struct ExportClientArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ImportArgs {
-    /// Files or folders (.json, .ndjson, .xml, optionally .gz).
-    #[arg(required = true)]
-    pub paths: Vec<std::path::PathBuf>,
-    /// FHIR base URL of a running server; without it the import runs a server in-process
-    /// on --database-url.
-    #[arg(long)]
-    pub url: Option<String>,
-    #[arg(
-        long,
-        env = "FHIR_DATABASE_URL",
-        default_value = "sqlite://./data/fhir.db"
-    )]
-    pub database_url: String,
+    #[command(flatten)]
+    pub target: LoadTarget,
     /// Resources per Bundle when loading NDJSON.
     #[arg(long, default_value_t = 500)]
     pub batch: usize,

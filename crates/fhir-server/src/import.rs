@@ -365,15 +365,15 @@ fn run_id(state: &Path) -> Result<String, ImportError> {
 
 /// Runs an import; returns (files loaded, files skipped, resources loaded).
 pub fn run(args: &ImportArgs) -> Result<(usize, usize, usize), ImportError> {
-    let files = files_of(&args.paths)?;
-    let (base, target) = match &args.url {
+    let files = files_of(&args.target.paths)?;
+    let (base, target) = match &args.target.url {
         Some(u) => (
             u.trim_end_matches('/').to_string(),
             u.trim_end_matches('/').to_string(),
         ),
         None => (
-            embedded_server(&args.database_url, args.full_text)?,
-            args.database_url.clone(),
+            embedded_server(&args.target.database_url, args.full_text)?,
+            args.target.database_url.clone(),
         ),
     };
     let done: HashSet<String> = std::fs::File::open(&args.state)

@@ -140,7 +140,7 @@ fn progress(total: usize) -> indicatif::ProgressBar {
 /// one cannot be loaded), then written in transactions of `--batch`.
 pub fn run(args: &TerminologyLoadArgs) -> Result<Loaded, ImportError> {
     let mut entries = Vec::new();
-    for path in files_of(&args.paths)? {
+    for path in files_of(&args.target.paths)? {
         for (i, r) in resources_of(&path)?.into_iter().enumerate() {
             let entry = entry_for(r).map_err(|message| ImportError::Rejected {
                 file: format!("{} resource {}", path.display(), i + 1),
@@ -149,9 +149,9 @@ pub fn run(args: &TerminologyLoadArgs) -> Result<Loaded, ImportError> {
             entries.push(entry);
         }
     }
-    let base = match &args.url {
+    let base = match &args.target.url {
         Some(u) => u.trim_end_matches('/').to_string(),
-        None => embedded_server(&args.database_url, crate::config::OnOff::On)?,
+        None => embedded_server(&args.target.database_url, crate::config::OnOff::On)?,
     };
     let agent = ureq::AgentBuilder::new()
         .timeout(std::time::Duration::from_secs(3600))
