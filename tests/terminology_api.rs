@@ -487,7 +487,100 @@ fn validation_checks_uploaded_codes(b: Backend) {
     assert_eq!(r.status, 201, "{}", r.body);
 }
 
+/// Several versions of one URL: a version asked for (`version`, `valueSetVersion`,
+/// `url|version`, a coding's `version`, an instance) is used; without one, the version
+/// written last; an unknown version is not found.
+fn versions_of_one_url(b: Backend) {
+    let s = common::shared(b);
+    let u = common::unique("versions");
+    let (cs, vs) = (
+        format!("http://example.org/cs/{u}"),
+        format!("http://example.org/vs/{u}"),
+    );
+    let code_system = |version: &str, concepts: Value| {
+        json!({"resourceType": "CodeSystem", "url": cs, "version": version, "status": "active",
+            "content": "complete", "concept": concepts})
+        .to_string()
+    };
+    let v1 = s.create_id(
+        "CodeSystem",
+        &code_system("1", json!([{"code": "a", "display": "Alpha"}])),
+    );
+    s.create_id(
+        "CodeSystem",
+        &code_system(
+            "2",
+            json!([{"code": "a", "display": "Alpha two"}, {"code": "b"}]),
+        ),
+    );
+    for version in ["1", "2"] {
+        let value_set = json!({"resourceType": "ValueSet", "url": vs, "version": version,
+            "status": "active", "compose": {"include": [{"system": cs, "version": version}]}});
+        s.create_id("ValueSet", &value_set.to_string());
+    }
+    let display = |query: &str| {
+        let v = s.get(&format!("/CodeSystem/$lookup?{query}")).json();
+        (
+            get(&v, "display")["valueString"].clone(),
+            get(&v, "version")["valueString"].clone(),
+        )
+    };
+    assert_eq!(
+        display(&format!("system={cs}&code=a&version=1")),
+        (json!("Alpha"), json!("1"))
+    );
+    assert_eq!(
+        display(&format!("system={cs}&code=a&version=2")),
+        (json!("Alpha two"), json!("2"))
+    );
+    assert_eq!(
+        display(&format!("system={cs}&code=a")),
+        (json!("Alpha two"), json!("2"))
+    );
+    let coding = json!({"resourceType": "Parameters", "parameter": [{"name": "coding",
+        "valueCoding": {"system": cs, "version": "1", "code": "a"}}]});
+    let r = s
+        .req("POST", "/CodeSystem/$lookup")
+        .json(&coding.to_string());
+    assert_eq!(
+        get(&r.json(), "display")["valueString"],
+        "Alpha",
+        "{}",
+        r.body
+    );
+    let valid = |path: String| get(&s.get(&path).json(), "result")["valueBoolean"].clone();
+    assert_eq!(
+        valid(format!(
+            "/CodeSystem/$validate-code?url={cs}&version=1&code=b"
+        )),
+        json!(false)
+    );
+    assert_eq!(
+        valid(format!(
+            "/CodeSystem/$validate-code?url={cs}&version=2&code=b"
+        )),
+        json!(true)
+    );
+    assert_eq!(
+        valid(format!("/CodeSystem/{v1}/$validate-code?code=b")),
+        json!(false)
+    );
+    let total = |query: String| {
+        let v = s.get(&format!("/ValueSet/$expand?{query}")).json();
+        (v["expansion"]["total"].clone(), v["version"].clone())
+    };
+    assert_eq!(
+        total(format!("url={vs}&valueSetVersion=1")),
+        (json!(1), json!("1"))
+    );
+    assert_eq!(total(format!("url={vs}%7C1")), (json!(1), json!("1")));
+    assert_eq!(total(format!("url={vs}")), (json!(2), json!("2")));
+    let r = s.get(&format!("/ValueSet/$expand?url={vs}&valueSetVersion=9"));
+    assert_eq!(r.status, 404, "{}", r.body);
+}
+
 both_backends!(
+    versions_of_one_url,
     validation_checks_uploaded_codes,
     search_below_and_above_stored_codes,
     changes_are_used_at_once,

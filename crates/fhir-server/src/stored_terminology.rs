@@ -17,9 +17,10 @@ use serde_json::Value;
 /// The stored resource types terminology is gathered from.
 const STORED_TYPES: [&str; 3] = ["CodeSystem", "ValueSet", "ConceptMap"];
 
-/// Stored terminology resources found by `url` search (of several versions, the one
-/// written last: `terminology load` keeps each version); the first store error is kept
-/// (gathering stops at it) so that it is answered as what it is.
+/// Stored terminology resources found by `url` search (`url|version`: with `version`
+/// too; of several versions, the one written last: `terminology load` keeps each); the
+/// first store error is kept (gathering stops at it) so that it is answered as what it
+/// is.
 struct FromStore<'a> {
     store: &'a Store,
     failed: std::cell::RefCell<Option<StoreError>>,
@@ -27,10 +28,20 @@ struct FromStore<'a> {
 
 impl Stored for FromStore<'_> {
     fn find(&self, kind: Kind, url: &str) -> std::result::Result<Option<Value>, TxError> {
-        let pairs = vec![
-            ("url".to_string(), url.to_string()),
-            ("_sort".to_string(), "-_lastUpdated".to_string()),
-        ];
+        let mut pairs = vec![("_sort".to_string(), "-_lastUpdated".to_string())];
+        match url.split_once('|') {
+            Some((url, version)) => {
+                pairs.push(("url".to_string(), url.to_string()));
+                // A token value: its separators escaped.
+                let escaped = version
+                    .replace('\\', "\\\\")
+                    .replace(',', "\\,")
+                    .replace('$', "\\$")
+                    .replace('|', "\\|");
+                pairs.push(("version".to_string(), escaped));
+            }
+            None => pairs.push(("url".to_string(), url.to_string())),
+        }
         let registry = fhir_search::SearchRegistry::r4();
         let Ok(query) = fhir_search::parse(registry, Some(kind.res_type()), &pairs, false) else {
             return Ok(None);

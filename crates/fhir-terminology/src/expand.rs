@@ -99,7 +99,8 @@ pub fn expand(
         .map(|c| entry(c, concepts.get(c), &options))
         .collect();
     let vs = t.value_set(url);
-    let mut out = json!({"resourceType": "ValueSet", "url": url, "status": "active"});
+    let plain = fhir_model::terminology::canonical_url(url);
+    let mut out = json!({"resourceType": "ValueSet", "url": plain, "status": "active"});
     if let Some(v) = vs.and_then(|v| v.version.clone()) {
         out["version"] = json!(v);
     }

@@ -35,7 +35,8 @@ impl Kind {
 
 /// Where resources written through the API are found.
 pub trait Stored {
-    /// The current resource of `kind` whose `url` is `url`, as JSON, if any.
+    /// The current resource of `kind` whose `url` is `url` (`url|version`: of that
+    /// version), as JSON, if any.
     fn find(&self, kind: Kind, url: &str) -> Result<Option<Value>, TxError>;
 }
 
@@ -71,11 +72,14 @@ pub fn gather(
 ) -> Result<Terminology, TxError> {
     let mut out = Terminology::default();
     let mut seen: HashSet<(Kind, String)> = HashSet::new();
-    let mut queue = VecDeque::from([(kind, canonical_url(url).to_string())]);
-    while let Some((kind, url)) = queue.pop_front() {
-        if !seen.insert((kind, url.clone())) {
+    // References keep their `|version`: the store is asked for that version; the
+    // terminology holds each resource under its plain URL.
+    let mut queue = VecDeque::from([(kind, url.to_string())]);
+    while let Some((kind, reference)) = queue.pop_front() {
+        if !seen.insert((kind, reference.clone())) {
             continue;
         }
+        let url = canonical_url(&reference).to_string();
         if seen.len() > MAX_GATHERED {
             return Err(TxError::TooCostly {
                 message: format!(
@@ -89,7 +93,7 @@ pub fn gather(
                 let cs = match core.code_system(&url) {
                     Some(cs) => Some(cs.clone()),
                     None => stored
-                        .find(kind, &url)?
+                        .find(kind, &reference)?
                         .map(|v| serde_json::from_value(v).map_err(|e| unreadable(kind, &url, e)))
                         .transpose()?,
                 };
@@ -101,7 +105,7 @@ pub fn gather(
                 let vs = match core.value_set(&url) {
                     Some(vs) => Some(vs.clone()),
                     None => stored
-                        .find(kind, &url)?
+                        .find(kind, &reference)?
                         .map(|v| {
                             serde_json::from_value::<fhir_model::terminology::ValueSetDef>(v)
                                 .map_err(|e| unreadable(kind, &url, e))
@@ -116,10 +120,14 @@ pub fn gather(
                     .collect();
                 for inc in parts {
                     if let Some(s) = &inc.system {
-                        queue.push_back((Kind::CodeSystem, canonical_url(s).to_string()));
+                        let system = match &inc.version {
+                            Some(v) => format!("{}|{v}", canonical_url(s)),
+                            None => s.clone(),
+                        };
+                        queue.push_back((Kind::CodeSystem, system));
                     }
                     for v in &inc.value_set {
-                        queue.push_back((Kind::ValueSet, canonical_url(v).to_string()));
+                        queue.push_back((Kind::ValueSet, v.clone()));
                     }
                 }
                 out.value_sets.insert(url, vs);
@@ -128,7 +136,7 @@ pub fn gather(
                 let cm = match core.concept_map(&url) {
                     Some(cm) => Some(cm.clone()),
                     None => stored
-                        .find(kind, &url)?
+                        .find(kind, &reference)?
                         .map(|v| serde_json::from_value(v).map_err(|e| unreadable(kind, &url, e)))
                         .transpose()?,
                 };

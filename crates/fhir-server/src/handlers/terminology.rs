@@ -43,9 +43,11 @@ async fn stored_url(state: &AppState, res_type: &'static str, id: &str) -> Resul
         .ok_or_else(|| ApiError::NotFound(format!("{res_type}/{id} is not known")))?;
     let value = fhir_model::json::parse(stored.content.as_bytes())
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    match value["url"].as_str() {
-        Some(url) => Ok(url.to_string()),
-        None => Err(ApiError::Unprocessable(
+    match (value["url"].as_str(), value["version"].as_str()) {
+        // This resource, not another version of its URL.
+        (Some(url), Some(version)) => Ok(format!("{url}|{version}")),
+        (Some(url), None) => Ok(url.to_string()),
+        (None, _) => Err(ApiError::Unprocessable(
             format!("{res_type}/{id} has no url: terminology operations find code systems, value sets and concept maps by their canonical URL"),
             Some(format!("{res_type}.url")),
         )),
@@ -54,21 +56,38 @@ async fn stored_url(state: &AppState, res_type: &'static str, id: &str) -> Resul
 
 /// The canonical URL a request is about: the instance's, else the `url` (or, for code
 /// system operations, the `system`, or the system of the coding given).
+/// With a version (`valueSetVersion`, `version`, `conceptMapVersion`, a coding's
+/// `version`), the URL is `url|version`: that version is used.
 fn named_url(op: Op, p: &Params, instance: Option<&str>) -> Option<String> {
-    if let Some(url) = instance.or(p.text("url")) {
+    let versioned = |url: &str, version: Option<&str>| match version {
+        Some(v) if !url.contains('|') && !v.is_empty() => format!("{url}|{v}"),
+        _ => url.to_string(),
+    };
+    if let Some(url) = instance {
         return Some(url.to_string());
+    }
+    if let Some(url) = p.text("url") {
+        let version = match op.kind() {
+            Kind::ValueSet => p.text("valueSetVersion"),
+            Kind::CodeSystem => p.text("version"),
+            Kind::ConceptMap => p.text("conceptMapVersion"),
+        };
+        return Some(versioned(url, version));
     }
     if !matches!(op, Op::Lookup | Op::ValidateCodeSystem | Op::Subsumes) {
         return None;
     }
-    let coding_system = ["coding", "codingA", "codingB"]
+    if let Some(system) = p.text("system") {
+        return Some(versioned(system, p.text("version")));
+    }
+    ["coding", "codingA", "codingB"]
         .iter()
-        .find_map(|n| p.json(n).and_then(|c| c["system"].as_str()))
-        .or_else(|| {
-            p.json("codeableConcept")
-                .and_then(|cc| cc["coding"][0]["system"].as_str())
-        });
-    p.text("system").or(coding_system).map(str::to_string)
+        .find_map(|n| p.json(n))
+        .or_else(|| p.json("codeableConcept").map(|cc| &cc["coding"][0]))
+        .and_then(|c| {
+            let system = c["system"].as_str()?;
+            Some(versioned(system, c["version"].as_str()))
+        })
 }
 
 /// Which operation, on which type.
