@@ -341,6 +341,10 @@ fn load_patients(s: &Server, tag: &str) -> Vec<String> {
         if i % 5 == 1 {
             p["managingOrganization"] = json!({"reference": format!("Organization/o{}", i % 3)});
         }
+        // A reference by identifier only: an index entry without a target id.
+        if i % 5 == 3 {
+            p["managingOrganization"] = json!({"identifier": {"system": "urn:x", "value": "v"}});
+        }
         ids.push(s.create_id("Patient", &p.to_string()));
     }
     ids

@@ -437,9 +437,15 @@ fn probes_by_value(p: &ParamClause) -> bool {
     plain
         && p.values.iter().all(|v| match (p.param.kind, v) {
             (SearchParamType::Token, SearchValue::Token(t)) => t.code.is_some(),
-            (SearchParamType::Reference, SearchValue::Reference(r)) => {
-                matches!(r, ReferenceValue::Local { .. })
-            }
+            // With its type: every key column before `rid` is named (without it the
+            // database would read every referrer of that id to find this one).
+            (SearchParamType::Reference, SearchValue::Reference(r)) => matches!(
+                r,
+                ReferenceValue::Local {
+                    resource_type: Some(_),
+                    ..
+                }
+            ),
             _ => false,
         })
 }

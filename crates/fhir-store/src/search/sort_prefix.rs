@@ -197,6 +197,9 @@ fn boundary(
     q.in_list(&req.query.resource_types);
     q.push(" AND d.param = ")
         .bind(Bind::Text(first.key.code.clone()));
+    // Entries without a value (a token with a system only, a reference by identifier)
+    // hold no key: a resource with only such entries sorts with the missing ones.
+    q.push(&format!(" AND d.{col} IS NOT NULL"));
     q.push(&format!(
         " AND NOT EXISTS (SELECT 1 FROM {table} y WHERE y.rid = d.rid AND y.param = d.param \
          AND (y.{col} {} d.{col} OR (y.{col} = d.{col} AND y.{row} < d.{row})))",
