@@ -17,7 +17,7 @@ use crate::TxError;
 pub type Fingerprint = (i64, i64);
 
 /// Gathered terminologies held at most; past it, the cache starts again empty.
-const MAX_ENTRIES: usize = 256;
+const MAX_ENTRIES: usize = 64;
 
 #[derive(Default)]
 pub struct Cache {

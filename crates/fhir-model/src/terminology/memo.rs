@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use super::ExpandedCode;
 
 /// Codes one terminology keeps in its memo at most (about 100 bytes each).
-const MAX_CODES: usize = 2_000_000;
+const MAX_CODES: usize = 500_000;
 
 #[derive(Default)]
 pub(super) struct Memo {
