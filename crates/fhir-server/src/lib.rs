@@ -11,6 +11,7 @@ pub mod auth;
 pub mod bulk_import;
 pub mod capability;
 pub mod cli;
+pub mod commands;
 pub mod conditions;
 pub mod config;
 pub mod error;

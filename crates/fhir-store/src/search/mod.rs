@@ -46,6 +46,7 @@ mod sort_prefix;
 mod sort_walk;
 mod total;
 pub use sort_walk::WALK_ABOVE as SORT_WALK_ABOVE;
+mod values;
 mod walk;
 
 pub(crate) use criteria::clause_sql;
@@ -53,6 +54,7 @@ use criteria::*;
 pub use cursor::{KeyValue, SearchCursor};
 use include::*;
 use sort::*;
+use values::*;
 
 /// What a search needs besides the query.
 #[derive(Debug, Clone)]
