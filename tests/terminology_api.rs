@@ -577,6 +577,23 @@ fn versions_of_one_url(b: Backend) {
     assert_eq!(total(format!("url={vs}")), (json!(2), json!("2")));
     let r = s.get(&format!("/ValueSet/$expand?url={vs}&valueSetVersion=9"));
     assert_eq!(r.status, 404, "{}", r.body);
+    let cm = format!("http://example.org/cm/{u}");
+    for (version, target) in [("1", "X"), ("2", "Y")] {
+        let map = json!({"resourceType": "ConceptMap", "url": cm, "version": version,
+            "status": "active", "group": [{"source": cs, "target": "http://example.org/other",
+            "element": [{"code": "a", "target": [{"code": target, "equivalence": "equivalent"}]}]}]});
+        s.create_id("ConceptMap", &map.to_string());
+    }
+    let translated = |extra: &str| {
+        let v = s
+            .get(&format!(
+                "/ConceptMap/$translate?url={cm}&system={cs}&code=a{extra}"
+            ))
+            .json();
+        get(&v, "match")["part"][1]["valueCoding"]["code"].clone()
+    };
+    assert_eq!(translated("&conceptMapVersion=1"), json!("X"));
+    assert_eq!(translated(""), json!("Y"));
 }
 
 both_backends!(

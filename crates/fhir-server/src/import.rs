@@ -67,7 +67,7 @@ pub(crate) fn files_of(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ImportError> {
     Ok(out)
 }
 
-pub(crate) fn read_text(path: &Path) -> Result<String, ImportError> {
+fn read_text(path: &Path) -> Result<String, ImportError> {
     let err = |e: std::io::Error| ImportError::Read(path.display().to_string(), e.to_string());
     let file = std::fs::File::open(path).map_err(err)?;
     let mut text = String::new();
@@ -106,14 +106,13 @@ struct Head {
     kind: Option<serde_json::Value>,
 }
 
-/// The Bundles to post for one file as JSON text, with a label for errors. A file that
-/// already is a transaction or batch is posted as it was read.
-fn bundles_of(path: &Path, batch: usize) -> Result<Vec<(String, String)>, ImportError> {
+/// A file's content as JSON text (FHIR XML is read into the JSON it stands for), and
+/// whether it is NDJSON.
+pub(crate) fn json_text(path: &Path) -> Result<(String, bool), ImportError> {
     let name = path.display().to_string();
     let ndjson = name.ends_with(".ndjson") || name.ends_with(".ndjson.gz");
     let mut text = read_text(path)?;
     if name.ends_with(".xml") || name.ends_with(".xml.gz") {
-        // FHIR XML is read into the JSON it stands for, then posted as JSON.
         let v = fhir_model::xml::from_xml(fhir_model::Definitions::r4(), text.as_bytes()).map_err(
             |e| ImportError::Rejected {
                 file: name.clone(),
@@ -122,6 +121,14 @@ fn bundles_of(path: &Path, batch: usize) -> Result<Vec<(String, String)>, Import
         )?;
         text = fhir_model::json::to_string(&v);
     }
+    Ok((text, ndjson))
+}
+
+/// The Bundles to post for one file as JSON text, with a label for errors. A file that
+/// already is a transaction or batch is posted as it was read.
+fn bundles_of(path: &Path, batch: usize) -> Result<Vec<(String, String)>, ImportError> {
+    let name = path.display().to_string();
+    let (text, ndjson) = json_text(path)?;
     if !ndjson {
         let head: Option<Head> = serde_json::from_str(&text).ok();
         if let Some(Head {
@@ -142,7 +149,7 @@ fn bundles_of(path: &Path, batch: usize) -> Result<Vec<(String, String)>, Import
 
 /// The Bundles to post for a file that needs wrapping (NDJSON, collections, single
 /// resources).
-fn bundle_values(
+pub(crate) fn bundle_values(
     name: String,
     text: &str,
     ndjson: bool,

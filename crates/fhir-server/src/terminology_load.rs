@@ -18,7 +18,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use crate::config::TerminologyLoadArgs;
-use crate::import::{embedded_server, files_of, post, read_text, ImportError};
+use crate::import::{bundle_values, embedded_server, files_of, json_text, post, ImportError};
 
 /// The resource types this command loads.
 const TYPES: [&str; 3] = ["CodeSystem", "ValueSet", "ConceptMap"];
@@ -58,39 +58,18 @@ fn concepts(list: Option<&Value>) -> usize {
     })
 }
 
-/// The resources of one file: a resource, the entries of a Bundle, or NDJSON lines.
+/// The resources of one file: a resource, the entries of a Bundle, or NDJSON lines (read
+/// as `import` reads them).
 fn resources_of(path: &Path) -> Result<Vec<Value>, ImportError> {
-    let name = path.display().to_string();
-    let rejected = |message: String| ImportError::Rejected {
-        file: name.clone(),
-        message,
-    };
-    let text = read_text(path)?;
-    if name.ends_with(".ndjson") || name.ends_with(".ndjson.gz") {
-        return text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(n, l)| {
-                fhir_model::json::parse(l.as_bytes())
-                    .map_err(|e| rejected(format!("line {}: {e}", n + 1)))
-            })
-            .collect();
-    }
-    let v = if name.ends_with(".xml") || name.ends_with(".xml.gz") {
-        fhir_model::xml::from_xml(fhir_model::Definitions::r4(), text.as_bytes())
-            .map_err(|e| rejected(e.to_string()))?
-    } else {
-        fhir_model::json::parse(text.as_bytes()).map_err(|e| rejected(e.to_string()))?
-    };
-    if v.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
-        return Ok(vec![v]);
-    }
-    Ok(v.get("entry")
-        .and_then(Value::as_array)
+    let (text, ndjson) = json_text(path)?;
+    let bundles = bundle_values(path.display().to_string(), &text, ndjson, usize::MAX)?;
+    Ok(bundles
         .into_iter()
-        .flatten()
-        .filter_map(|e| e.get("resource").cloned())
+        .flat_map(|(_, mut b)| match b.get_mut("entry").map(Value::take) {
+            Some(Value::Array(entries)) => entries,
+            _ => Vec::new(),
+        })
+        .filter_map(|mut e| e.get_mut("resource").map(Value::take))
         .collect())
 }
 
