@@ -45,6 +45,9 @@ pub async fn instance(
 ) -> Result<HttpResponse> {
     let (id,) = path.into_inner();
     check_id(&id)?;
+    // Refused before the Patient is looked up: a 404 or 410 would tell a client
+    // confined to another patient whether this one exists.
+    confine(&state, &req, Some(id.clone()), &mut Vec::new())?;
     let pid = id.clone();
     let patient = state.blocking(move |s| s.read("Patient", &pid)).await?;
     match patient {

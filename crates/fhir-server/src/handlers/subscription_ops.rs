@@ -66,7 +66,7 @@ fn subscriptions_on(state: &AppState) -> Result<&crate::subscriptions::Subscript
 
 /// A stored Subscription as the operations describe it; one that cannot be read as
 /// a subscription (stored in error under `handling=lenient`) keeps only its id.
-fn describe(state: &AppState, stored: &StoredResource) -> Result<(Active, Value)> {
+pub(super) fn describe(state: &AppState, stored: &StoredResource) -> Result<(Active, Value)> {
     let subs = subscriptions_on(state)?;
     let value = fhir_model::json::parse(stored.content.as_bytes())
         .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -130,8 +130,9 @@ pub async fn status_instance(
 ) -> Result<HttpResponse> {
     let out = output(&req)?;
     subscriptions_on(&state)?;
-    guard::grant(&req, Interaction::Read, "Subscription")?;
+    let grant = guard::grant(&req, Interaction::Read, "Subscription")?;
     let stored = read_subscription(&state, &path.into_inner().0).await?;
+    guard::ensure_stored(&state, &grant, Interaction::Read, &stored).await?;
     let base = state.base(&req);
     let counted = counters(&state, vec![stored.res_id.clone()]).await?[0];
     let entry = status_entry(status_of(&state, &base, &stored, counted)?);
@@ -146,7 +147,7 @@ pub async fn status_type(
 ) -> Result<HttpResponse> {
     let out = output(&req)?;
     subscriptions_on(&state)?;
-    guard::grant(&req, Interaction::Read, "Subscription")?;
+    let grant = guard::grant(&req, Interaction::Read, "Subscription")?;
     let params = params(&state, &req, payload).await?;
     let mut pairs = Vec::new();
     let ids = values(&params, "id");
@@ -183,7 +184,13 @@ pub async fn status_type(
     let counted = counters(&state, ids).await?;
     let mut entries = Vec::new();
     for (stored, n) in page.matches.iter().zip(counted) {
-        entries.push(status_entry(status_of(&state, &base, stored, n)?));
+        // Only the subscriptions the caller may read (search-constrained scopes).
+        if guard::ensure_stored(&state, &grant, Interaction::Read, stored)
+            .await
+            .is_ok()
+        {
+            entries.push(status_entry(status_of(&state, &base, stored, n)?));
+        }
     }
     Ok(respond::json(StatusCode::OK, &searchset(entries), out))
 }
@@ -215,8 +222,9 @@ pub async fn events(
 ) -> Result<HttpResponse> {
     let out = output(&req)?;
     subscriptions_on(&state)?;
-    guard::grant(&req, Interaction::Read, "Subscription")?;
+    let grant = guard::grant(&req, Interaction::Read, "Subscription")?;
     let stored = read_subscription(&state, &path.into_inner().0).await?;
+    guard::ensure_stored(&state, &grant, Interaction::Read, &stored).await?;
     let params = params(&state, &req, payload).await?;
     let (sub, value) = describe(&state, &stored)?;
     let counted = counters(&state, vec![sub.id.clone()]).await?[0];
@@ -284,7 +292,7 @@ pub async fn events(
 
 /// Events name (and with `full-resource` carry) resources: the caller must be allowed
 /// to read every resource of the types the subscription notifies about.
-fn may_read_focus(req: &HttpRequest, sub: &Active) -> Result<()> {
+pub(super) fn may_read_focus(req: &HttpRequest, sub: &Active) -> Result<()> {
     for t in sub.resource_types().iter().filter(|t| !t.is_empty()) {
         if guard::grant(req, Interaction::Read, t)? != Grant::All {
             return Err(ApiError::Forbidden(format!(

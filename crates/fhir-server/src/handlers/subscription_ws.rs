@@ -21,6 +21,7 @@ use crate::error::ApiError;
 use crate::http::negotiate::output;
 use crate::http::respond;
 use crate::state::{check_id, AppState};
+use crate::subscriptions::backport::Content;
 use crate::subscriptions::notification::{bundle, Kind, Status};
 use crate::subscriptions::websocket::{issue, verify, TOKEN_SECONDS};
 
@@ -58,12 +59,16 @@ pub async fn token_type(state: web::Data<AppState>, req: HttpRequest) -> Result<
     token_for(&state, &req, ids).await
 }
 
-async fn token_for(state: &AppState, req: &HttpRequest, ids: Vec<String>) -> Result<HttpResponse> {
+async fn token_for(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    ids: Vec<String>,
+) -> Result<HttpResponse> {
     let out = output(req)?;
     let subs = state.subscriptions.as_ref().ok_or_else(|| {
         ApiError::NotFound("subscriptions are off on this server (--subscriptions off)".into())
     })?;
-    guard::grant(req, Interaction::Read, "Subscription")?;
+    let grant = guard::grant(req, Interaction::Read, "Subscription")?;
     for id in &ids {
         check_id(id)?;
         let sid = id.clone();
@@ -72,13 +77,17 @@ async fn token_for(state: &AppState, req: &HttpRequest, ids: Vec<String>) -> Res
             .await?
             .filter(|s| !s.deleted)
             .ok_or_else(|| ApiError::NotFound(format!("Subscription/{id} is not known")))?;
-        let value = fhir_model::json::parse(stored.content.as_bytes())
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        guard::ensure_stored(state, &grant, Interaction::Read, &stored).await?;
+        let (sub, value) = super::subscription_ops::describe(state, &stored)?;
         if value.pointer("/channel/type").and_then(Value::as_str) != Some("websocket") {
             return Err(ApiError::Unprocessable(
                 format!("Subscription/{id} does not use the websocket channel"),
                 Some("id".into()),
             ));
+        }
+        // The socket carries what the subscription's notifications carry, as `$events`.
+        if sub.topic.as_ref().map_or(Content::IdOnly, |t| t.content) != Content::Empty {
+            super::subscription_ops::may_read_focus(req, &sub)?;
         }
     }
     let expires = fhir_store::time::now_millis() / 1000 + TOKEN_SECONDS;

@@ -61,6 +61,9 @@ struct Planned {
     raw_if_none_exist: Option<String>,
     /// The patient whose compartment the entry's target must be in (patient scopes).
     confine: Option<String>,
+    /// The caller's access, kept for a confined read of a Binary: its
+    /// `securityContext` is checked with the grant on the context's own type.
+    access: Option<std::sync::Arc<crate::auth::Access>>,
     /// A GET entry that searches (`Type?query`): the search, already confined.
     search: Option<Box<Prepared>>,
     /// A GET entry's `ifNoneMatch` and `ifModifiedSince` (ms): 304 when they hold.

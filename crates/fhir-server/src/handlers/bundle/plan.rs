@@ -311,6 +311,9 @@ pub(super) fn plan(
         Method::Search => None,
         _ => authorize(state, req, method, &rt, conditional, resource.as_ref())?,
     };
+    let access = (method == Method::Get && rt == "Binary" && confine.is_some())
+        .then(|| guard::access(req))
+        .flatten();
     Ok(Planned {
         index,
         method,
@@ -330,6 +333,7 @@ pub(super) fn plan(
         raw_conditions,
         raw_if_none_exist,
         confine,
+        access,
         search,
         read_if,
     })
@@ -391,13 +395,61 @@ pub(super) fn check_confined(
     };
     let value = fhir_model::json::parse(existing.content.as_bytes())
         .map_err(|e| entry_err(p.index, ApiError::Internal(e.to_string())))?;
-    if guard::patient_allows(defs, interaction, rt, &value, patient) {
+    if !guard::patient_allows(defs, interaction, rt, &value, patient) {
+        return Err(entry_err(
+            p.index,
+            ApiError::Forbidden(format!(
+                "{rt}/{id} is outside what the granted scopes allow"
+            )),
+        ));
+    }
+    match &p.access {
+        Some(access) => check_binary_context(ops, defs, p, access, &value),
+        None => Ok(()),
+    }
+}
+
+/// A confined read of a Binary that names a `securityContext` is allowed only if the
+/// context may be read too, as for a plain read (`binary::check_context`).
+fn check_binary_context(
+    ops: &mut TxOps<'_, '_>,
+    defs: &'static fhir_model::Definitions,
+    p: &Planned,
+    access: &crate::auth::Access,
+    binary: &Value,
+) -> Result<(), EntryError> {
+    let Some(reference) = binary
+        .pointer("/securityContext/reference")
+        .and_then(Value::as_str)
+    else {
+        return Ok(());
+    };
+    let readable = match reference
+        .split_once('/')
+        .filter(|(t, _)| defs.is_resource_type(t))
+    {
+        Some((ct, cid)) => match access.grant(Interaction::Read, ct) {
+            Some(Grant::All) => ops
+                .read(ct, cid)
+                .map_err(store_err(p.index))?
+                .is_some_and(|c| !c.deleted),
+            Some(Grant::Patient(patient)) => ops
+                .read(ct, cid)
+                .map_err(store_err(p.index))?
+                .filter(|c| !c.deleted)
+                .and_then(|c| fhir_model::json::parse(c.content.as_bytes()).ok())
+                .is_some_and(|c| guard::patient_allows(defs, Interaction::Read, ct, &c, &patient)),
+            _ => false,
+        },
+        None => false,
+    };
+    if readable {
         Ok(())
     } else {
         Err(entry_err(
             p.index,
             ApiError::Forbidden(format!(
-                "{rt}/{id} is outside what the granted scopes allow"
+                "this Binary is read with the access of its securityContext ({reference}), which this client does not have"
             )),
         ))
     }
