@@ -14,7 +14,9 @@
 //!
 //! A count of matches that stops at the total threshold is twenty pages deep: it lets
 //! the chain drive ([`plan::counting`]). A search whose only criterion is a chain
-//! counts its distinct referrers, stopping there, not every referrer.
+//! counts its distinct referrers, stopping there, not every referrer; one whose
+//! leading criterion is a chain streams the referrers and checks the other criteria per
+//! referrer ([`streamed_count_query`]), stopping there too.
 
 use super::*;
 
@@ -37,8 +39,13 @@ pub(super) fn lone(req: &SearchRequest) -> Option<&ParamClause> {
 
 /// The chain that leads the search in checking order, if one does.
 pub(super) fn leading(req: &SearchRequest) -> Option<&ParamClause> {
-    match ordered_clauses(req).first() {
-        Some(Clause::Param(p)) if !p.chain.is_empty() => Some(p),
+    leading_clause(req).map(|(_, p)| p)
+}
+
+/// The leading chain as a clause of the search, and its parameter.
+pub(super) fn leading_clause(req: &SearchRequest) -> Option<(&Clause, &ParamClause)> {
+    match ordered_clauses(req).first().copied() {
+        Some(c @ Clause::Param(p)) if !p.chain.is_empty() => Some((c, p)),
         _ => None,
     }
 }
@@ -88,5 +95,33 @@ pub(super) fn count_query(
         q.push(" LIMIT ").bind(Bind::BigInt(n));
     }
     q.push(") c");
+    Ok(q)
+}
+
+/// A count of the matches of a search led by a chain, at most `limit`: the chain's
+/// referrers are streamed (not collected), each checked against the other criteria,
+/// until `limit` distinct matches are seen. Driving as `r.rid IN (…)`, the chain would
+/// collect all its referrers before the first match is counted (17,200 referrers of
+/// the Patients sharing a family name: 24 ms on SQLite for a count that stops at
+/// 1,001, which this makes 2 ms). SQLite only (see [`total::capped`]).
+pub(super) fn streamed_count_query(
+    req: &SearchRequest,
+    (chain, p): (&Clause, &ParamClause),
+    limit: i64,
+) -> StoreResult<Sql> {
+    let mut q = Sql::new("SELECT COUNT(*) AS n FROM (SELECT DISTINCT r.rid FROM (");
+    chain_referrers(
+        &mut q,
+        p,
+        0,
+        0,
+        Some(&req.query.resource_types),
+        req.linked_within.as_ref(),
+    )?;
+    // `CROSS JOIN` keeps the referrers the outer loop on SQLite; `+refs.rid` keeps
+    // the other criteria from driving through `r.rid`.
+    q.push(") refs CROSS JOIN resources r WHERE r.rid = +refs.rid AND ");
+    conditions(&mut q, req, Some(chain))?;
+    q.push(" LIMIT ").bind(Bind::BigInt(limit)).push(") c");
     Ok(q)
 }

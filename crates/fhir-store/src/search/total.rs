@@ -59,12 +59,17 @@ fn exact(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<i64> {
 /// The number of matches, counting no further than `limit + 1`: along the walked
 /// token's entries when there is one (see [`walk`]), which stops there, where the
 /// generic query would collect all the entries of its driving criterion first; from
-/// the reference index for a search that is one chain ([`chain::count_query`]).
+/// the reference index for a search that is one chain ([`chain::count_query`]) or led
+/// by one ([`chain::streamed_count_query`]).
 pub(super) fn capped(tx: &mut Tx<'_>, req: &SearchRequest, limit: i64) -> StoreResult<i64> {
-    let q = match (walk::walkable(req), chain::lone(req)) {
-        (Some(driver), _) => walk::count_query(req, driver, Some(limit + 1))?,
-        (None, Some(p)) => chain::count_query(req, p, Some(limit + 1))?,
-        (None, None) => {
+    // PostgreSQL sorts the streamed referrers for their `DISTINCT` before the first
+    // row is counted (68 ms where its generic query takes 18 ms): SQLite only.
+    let led = chain::leading_clause(req).filter(|_| tx.kind == BackendKind::Sqlite);
+    let q = match (walk::walkable(req), chain::lone(req), led) {
+        (Some(driver), _, _) => walk::count_query(req, driver, Some(limit + 1))?,
+        (None, Some(p), _) => chain::count_query(req, p, Some(limit + 1))?,
+        (None, None, Some(chain)) => chain::streamed_count_query(req, chain, limit + 1)?,
+        (None, None, None) => {
             let mut q = Sql::new("SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM resources r");
             filter(&mut q, req)?;
             q.push(" LIMIT ").bind(Bind::BigInt(limit + 1)).push(") c");
