@@ -596,7 +596,92 @@ fn versions_of_one_url(b: Backend) {
     assert_eq!(translated(""), json!("Y"));
 }
 
+/// What a code system's `content` says is held: a `fragment`'s unknown code may be
+/// valid in another fragment (result true, with HL7's message; a warning when a
+/// resource is validated), a `not-present` one cannot answer for its codes (422), and
+/// a supplement is not asked about itself (400).
+fn fragments_and_codes_not_held(b: Backend) {
+    let s = common::shared(b);
+    let u = common::unique("content");
+    let (fragment, absent, supplement) = (
+        format!("http://example.org/cs/{u}-fragment"),
+        format!("http://example.org/cs/{u}-absent"),
+        format!("http://example.org/cs/{u}-supplement"),
+    );
+    let cs = |url: &str, content: &str, concepts: Value| {
+        let mut v = json!({"resourceType": "CodeSystem", "url": url, "version": "2.0",
+            "status": "active", "content": content});
+        if concepts != json!([]) {
+            v["concept"] = concepts;
+        }
+        if content == "supplement" {
+            v["supplements"] = json!(fragment);
+        }
+        let r = s.create("CodeSystem", &v.to_string());
+        assert_eq!(r.status, 201, "{}", r.body);
+    };
+    cs(
+        &fragment,
+        "fragment",
+        json!([{"code": "a", "display": "Alpha"}]),
+    );
+    cs(&absent, "not-present", json!([]));
+    cs(
+        &supplement,
+        "supplement",
+        json!([{"code": "a", "designation": [{"language": "es", "value": "Alfa"}]}]),
+    );
+    let check = |code: &str| {
+        let r = s.get(&format!(
+            "/CodeSystem/$validate-code?url={fragment}&code={code}"
+        ));
+        assert_eq!(r.status, 200, "{}", r.body);
+        (
+            get(&r.json(), "result")["valueBoolean"].clone(),
+            get(&r.json(), "message")["valueString"].clone(),
+        )
+    };
+    assert_eq!(check("a"), (json!(true), Value::Null));
+    let (result, message) = check("zz");
+    assert_eq!(result, json!(true));
+    assert_eq!(
+        message,
+        json!(format!("Unknown Code 'zz' in the CodeSystem '{fragment}' version '2.0' - note that the code system is labeled as a fragment, so the code may be valid in some other fragment"))
+    );
+    let observation = json!({"resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": fragment, "code": "zz"}]}});
+    let r = s
+        .req("POST", "/Observation/$validate")
+        .json(&observation.to_string());
+    assert_eq!(r.status, 200, "{}", r.body);
+    let issue = r.json()["issue"]
+        .as_array()
+        .and_then(|is| is.iter().find(|i| i["code"] == "code-invalid").cloned())
+        .unwrap_or_else(|| panic!("no code issue: {}", r.body));
+    assert_eq!(issue["severity"], "warning", "{issue}");
+    assert!(
+        issue.to_string().contains("labeled as a fragment"),
+        "{issue}"
+    );
+    assert_eq!(
+        s.create("Observation", &observation.to_string()).status,
+        201
+    );
+    for path in [
+        format!("/CodeSystem/$lookup?system={absent}&code=x"),
+        format!("/CodeSystem/$validate-code?url={absent}&code=x"),
+    ] {
+        let r = s.get(&path);
+        assert_eq!(r.status, 422, "{path}: {}", r.body);
+        assert!(r.body.contains("not-present"), "{}", r.body);
+    }
+    let r = s.get(&format!("/CodeSystem/$lookup?system={supplement}&code=a"));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("supplement"), "{}", r.body);
+}
+
 both_backends!(
+    fragments_and_codes_not_held,
     versions_of_one_url,
     validation_checks_uploaded_codes,
     search_below_and_above_stored_codes,

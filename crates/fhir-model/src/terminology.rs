@@ -133,6 +133,10 @@ pub struct CodeSystemDef {
     pub name: Option<String>,
     /// `complete`, `fragment`, `not-present`, `example`, `supplement`.
     pub content: String,
+    /// A supplement's code system (canonical, `|version` allowed): the designations
+    /// and properties of its concepts are added to that system's.
+    #[serde(default)]
+    pub supplements: Option<String>,
     #[serde(default)]
     pub case_sensitive: Option<bool>,
     #[serde(default, rename = "concept")]

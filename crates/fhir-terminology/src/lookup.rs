@@ -16,8 +16,27 @@ pub(crate) fn code_system<'t>(
     at: &str,
 ) -> Result<&'t CodeSystemDef, TxError> {
     let url = url.ok_or_else(|| invalid("the code system is needed (system)", at))?;
-    t.code_system(url)
-        .ok_or_else(|| not_found(format!("CodeSystem {url} is not known to this server"), at))
+    let cs = t
+        .code_system(url)
+        .ok_or_else(|| not_found(format!("CodeSystem {url} is not known to this server"), at))?;
+    // A code system known by its description only (`not-present`, as the core package
+    // has LOINC and SNOMED CT) or a supplement has no codes of its own to answer from.
+    match cs.content.as_str() {
+        "not-present" if cs.concepts.is_empty() => Err(TxError::NotSupported {
+            message: format!(
+                "CodeSystem {url} is known here without its concepts (content 'not-present'): its codes cannot be looked up or checked on this server"
+            ),
+            param: at.into(),
+        }),
+        "supplement" => Err(invalid(
+            format!(
+                "CodeSystem {url} is a supplement (of {}): ask about the code system it supplements",
+                cs.supplements.as_deref().unwrap_or("another code system")
+            ),
+            at,
+        )),
+        _ => Ok(cs),
+    }
 }
 
 /// The concept `code` in `cs`, honouring `caseSensitive`.

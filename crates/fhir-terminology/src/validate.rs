@@ -4,7 +4,7 @@
 //! a `message`, for an unknown code, a code outside the value set, or a wrong display;
 //! `display` is the concept's display when the code is known.
 
-use fhir_model::terminology::{ExpandedCode, Terminology};
+use fhir_model::terminology::{CodeSystemDef, ExpandedCode, Terminology};
 use serde_json::Value;
 
 use crate::lookup::{self, concept};
@@ -79,22 +79,40 @@ pub fn code_system(
             let code = coding.code.as_deref().unwrap_or("");
             match concept(cs, code) {
                 Some(c) => check_display(coding, c.display.as_deref(), &c.code),
-                None => Checked {
-                    valid: false,
-                    display: None,
-                    message: Some(format!(
-                        "Unknown code '{code}' in the CodeSystem '{}'{}",
-                        cs.url,
-                        cs.version
-                            .as_deref()
-                            .map(|v| format!(" version '{v}'"))
-                            .unwrap_or_default()
-                    )),
-                },
+                None => unknown(cs, code),
             }
         })
         .collect();
     Ok(answer(checked))
+}
+
+/// A code the code system does not have. A `fragment` holds only some of its
+/// system's codes: the code may be valid in another fragment, so it is not refused
+/// (as HL7's terminology servers answer: result true, with the message).
+fn unknown(cs: &CodeSystemDef, code: &str) -> Checked {
+    let version = cs
+        .version
+        .as_deref()
+        .map(|v| format!(" version '{v}'"))
+        .unwrap_or_default();
+    if cs.content == "fragment" {
+        return Checked {
+            valid: true,
+            display: None,
+            message: Some(format!(
+                "Unknown Code '{code}' in the CodeSystem '{}'{version} - note that the code system is labeled as a fragment, so the code may be valid in some other fragment",
+                cs.url
+            )),
+        };
+    }
+    Checked {
+        valid: false,
+        display: None,
+        message: Some(format!(
+            "Unknown code '{code}' in the CodeSystem '{}'{version}",
+            cs.url
+        )),
+    }
 }
 
 /// The codes of a value set, or why they cannot be had here.
@@ -196,6 +214,33 @@ mod tests {
         assert!(!valid && message.unwrap().contains("Valid display is 'Male'"));
         let unknown = code_system(r4(), &params(&[("url", GENDER), ("code", "x")]), None).unwrap();
         assert!(result(&unknown).1.unwrap().contains("Unknown code 'x'"));
+    }
+
+    #[test]
+    fn unknown_codes_of_a_fragment_may_be_valid_elsewhere() {
+        let url = "http://example.org/cs/fragment";
+        let cs =
+            json!({"url": url, "version": "1", "content": "fragment", "concept": [{"code": "a"}]});
+        let mut t = Terminology::default();
+        t.code_systems
+            .insert(url.into(), serde_json::from_value(cs).unwrap());
+        let known = code_system(&t, &params(&[("url", url), ("code", "a")]), None).unwrap();
+        assert_eq!(result(&known), (true, None));
+        let other = code_system(&t, &params(&[("url", url), ("code", "b")]), None).unwrap();
+        let (valid, message) = result(&other);
+        assert!(valid);
+        assert_eq!(
+            message.unwrap(),
+            format!("Unknown Code 'b' in the CodeSystem '{url}' version '1' - note that the code system is labeled as a fragment, so the code may be valid in some other fragment")
+        );
+        // SNOMED CT is in the core package by description only.
+        let e = code_system(
+            r4(),
+            &params(&[("url", "http://snomed.info/sct"), ("code", "1")]),
+            None,
+        )
+        .unwrap_err();
+        assert!(matches!(e, TxError::NotSupported { .. }), "{e:?}");
     }
 
     #[test]

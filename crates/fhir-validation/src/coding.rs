@@ -68,8 +68,13 @@ impl<'v> Run<'v> {
         let Some(cs) = cs else {
             return self.unavailable(s, at);
         };
-        if let Some(m) = terminology::unknown_code(cs, s, c) {
-            self.push(Issue::error(IssueType::CodeInvalid, at.to_string(), m));
+        if let Some((severity, m)) = terminology::unknown_code(cs, s, c) {
+            self.push(Issue::new(
+                severity,
+                IssueType::CodeInvalid,
+                at.to_string(),
+                m,
+            ));
         }
         let display = value.get("display").and_then(Value::as_str);
         // A warning by default (displays vary between terminology releases, and real

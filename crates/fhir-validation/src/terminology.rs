@@ -8,6 +8,8 @@ use std::sync::{Arc, RwLock};
 use fhir_model::structure::{Binding, BindingStrength};
 use fhir_model::terminology::{CodeSystemDef, Terminology};
 use fhir_model::Definitions;
+
+use crate::issue::Severity;
 use serde_json::Value;
 
 /// A value set's codes, or why it could not be expanded.
@@ -209,9 +211,12 @@ pub fn wrong_display(
     })
 }
 
-/// A code of a CodeSystem known here in full that does not exist there.
-pub fn unknown_code(cs: &CodeSystemDef, system: &str, code: &str) -> Option<String> {
-    if cs.content != "complete" || cs.concepts.is_empty() {
+/// A code that a CodeSystem known here does not have: an error when the system is
+/// known in full (`complete`), a warning when only a `fragment` of it is (HL7's
+/// validator's message and severity); nothing for the other contents.
+pub fn unknown_code(cs: &CodeSystemDef, system: &str, code: &str) -> Option<(Severity, String)> {
+    let fragment = cs.content == "fragment";
+    if !(cs.content == "complete" || fragment) || cs.concepts.is_empty() {
         return None;
     }
     let found = match cs.case_sensitive {
@@ -221,7 +226,25 @@ pub fn unknown_code(cs: &CodeSystemDef, system: &str, code: &str) -> Option<Stri
             .any(|(c, _)| c.eq_ignore_ascii_case(code)),
         _ => cs.find(code).is_some(),
     };
-    (!found).then(|| format!("Unknown code '{code}' in the CodeSystem '{system}'"))
+    if found {
+        return None;
+    }
+    Some(if fragment {
+        let version = cs
+            .version
+            .as_deref()
+            .map(|v| format!(" version '{v}'"))
+            .unwrap_or_default();
+        (
+            Severity::Warning,
+            format!("Unknown Code '{code}' in the CodeSystem '{system}'{version} - note that the code system is labeled as a fragment, so the code may be valid in some other fragment"),
+        )
+    } else {
+        (
+            Severity::Error,
+            format!("Unknown code '{code}' in the CodeSystem '{system}'"),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -284,9 +307,22 @@ mod tests {
         assert_eq!(unknown_code(cs, CS, "a"), None);
         assert!(unknown_code(cs, CS, "zz")
             .unwrap()
+            .1
             .contains("Unknown code 'zz'"));
         assert!(wrong_display(cs, CS, "a", "Beta")
             .unwrap()
             .contains("Valid display is 'Alpha'"));
+    }
+
+    #[test]
+    fn unknown_codes_of_a_fragment_are_warnings() {
+        let cs: CodeSystemDef = serde_json::from_value(
+            json!({"url": CS, "version": "3", "content": "fragment", "concept": [{"code": "a"}]}),
+        )
+        .unwrap();
+        assert_eq!(unknown_code(&cs, CS, "a"), None);
+        let (severity, message) = unknown_code(&cs, CS, "b").unwrap();
+        assert_eq!(severity, Severity::Warning);
+        assert_eq!(message, format!("Unknown Code 'b' in the CodeSystem '{CS}' version '3' - note that the code system is labeled as a fragment, so the code may be valid in some other fragment"));
     }
 }
