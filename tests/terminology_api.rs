@@ -680,7 +680,73 @@ fn fragments_and_codes_not_held(b: Backend) {
     assert!(r.body.contains("supplement"), "{}", r.body);
 }
 
+/// `$translate` without `url` chooses the maps by `source` and `target` among the
+/// packages' and the stored ones; of a stored URL the version written last is used, at
+/// once after it is written.
+fn translations_by_source_and_target(b: Backend) {
+    let s = common::shared(b);
+    let u = common::unique("maps");
+    let (map, src, tgt) = (
+        format!("http://example.org/cm/{u}"),
+        format!("http://example.org/vs/{u}-source"),
+        format!("http://example.org/vs/{u}-target"),
+    );
+    let (from, to) = (
+        format!("http://example.org/cs/{u}-from"),
+        format!("http://example.org/cs/{u}-to"),
+    );
+    let write = |version: &str, target_code: &str| {
+        let cm = json!({"resourceType": "ConceptMap", "url": map, "version": version,
+            "status": "active", "sourceUri": src, "targetUri": tgt,
+            "group": [{"source": from, "target": to, "element": [{"code": "a",
+                "target": [{"code": target_code, "equivalence": "equivalent"}]}]}]});
+        let r = s.create("ConceptMap", &cm.to_string());
+        assert_eq!(r.status, 201, "{}", r.body);
+    };
+    write("1", "x");
+    let translate = |query: &str| {
+        let r = s.get(&format!("/ConceptMap/$translate?{query}"));
+        assert_eq!(r.status, 200, "{query}: {}", r.body);
+        r.json()
+    };
+    for query in [
+        format!("source={src}&target={tgt}&system={from}&code=a"),
+        format!("target={tgt}&system={from}&code=a"),
+        format!("source={src}&system={from}&code=a"),
+    ] {
+        let v = translate(&query);
+        assert_eq!(get(&v, "result")["valueBoolean"], true, "{query}: {v}");
+        let m = get(&v, "match");
+        assert_eq!(m["part"][1]["valueCoding"]["code"], "x", "{v}");
+        assert_eq!(m["part"][1]["valueCoding"]["system"], to.as_str(), "{v}");
+        assert_eq!(m["part"][2]["valueUri"], map.as_str(), "{v}");
+    }
+    let v = translate(&format!("source={tgt}&target={src}&system={from}&code=a"));
+    assert_eq!(get(&v, "result")["valueBoolean"], false, "{v}");
+    let v = translate(&format!(
+        "source={src}&target={tgt}&system={to}&code=x&reverse=true"
+    ));
+    assert_eq!(
+        get(&v, "match")["part"][1]["valueCoding"]["code"],
+        "a",
+        "{v}"
+    );
+    write("2", "y");
+    let v = translate(&format!("source={src}&target={tgt}&system={from}&code=a"));
+    assert_eq!(
+        get(&v, "match")["part"][1]["valueCoding"]["code"],
+        "y",
+        "{v}"
+    );
+    // The packages' maps are still found by their value sets.
+    let v = translate(&format!(
+        "source=http://hl7.org/fhir/ValueSet/administrative-gender&system={GENDER}&code=female"
+    ));
+    assert_eq!(get(&v, "result")["valueBoolean"], true, "{v}");
+}
+
 both_backends!(
+    translations_by_source_and_target,
     fragments_and_codes_not_held,
     versions_of_one_url,
     validation_checks_uploaded_codes,

@@ -105,6 +105,92 @@ fn gathered_at(
     }
 }
 
+/// Most stored ConceptMaps a `$translate` without `url` chooses from.
+const MAX_STORED_MAPS: usize = 500;
+
+/// The concept maps a `$translate` without `url` chooses from by its `source` and
+/// `target` value sets: the packages' and the stored ones (of each URL the version
+/// written last) whose source and target match. Like [`gathered`], kept while the
+/// stored terminology does not change.
+pub(crate) fn maps_between(
+    store: &Store,
+    cache: &Cache,
+    core: &'static Terminology,
+    source: Option<&str>,
+    target: Option<&str>,
+) -> Result<Result<Arc<Terminology>, TxError>, StoreError> {
+    let fingerprint = fingerprint(store)?;
+    let key = format!(
+        "$translate?source={}&target={}",
+        source.unwrap_or(""),
+        target.unwrap_or("")
+    );
+    let failed = std::cell::RefCell::new(None);
+    let t = cache.get_or_gather(fingerprint, Kind::ConceptMap, &key, || {
+        let matches = |m: &fhir_model::terminology::ConceptMapDef| {
+            source.is_none_or(|s| m.source() == Some(s))
+                && target.is_none_or(|t| m.target() == Some(t))
+        };
+        let mut t = Terminology::default();
+        for (url, map) in core.concept_maps.iter().filter(|(_, m)| matches(m)) {
+            t.concept_maps.insert(url.clone(), map.clone());
+        }
+        let stored = stored_maps(store).map_err(|e| {
+            *failed.borrow_mut() = Some(e);
+            TxError::NotSupported {
+                message: "the store cannot be read".into(),
+                param: "source".into(),
+            }
+        })??;
+        for map in stored.into_iter().filter(|m| matches(m)) {
+            // The packages' maps win; of a stored URL, the first is the latest.
+            if !t.concept_maps.contains_key(&map.url) {
+                t.concept_maps.insert(map.url.clone(), map);
+            }
+        }
+        Ok(t)
+    });
+    match failed.into_inner() {
+        Some(e) => Err(e),
+        None => Ok(t),
+    }
+}
+
+/// The stored ConceptMaps, the latest written first; too many is refused (name the
+/// map with `url` then).
+fn stored_maps(
+    store: &Store,
+) -> Result<Result<Vec<fhir_model::terminology::ConceptMapDef>, TxError>, StoreError> {
+    let pairs = [("_sort".to_string(), "-_lastUpdated".to_string())];
+    let registry = fhir_search::SearchRegistry::r4();
+    let query = fhir_search::parse(registry, Some("ConceptMap"), &pairs, false).map_err(|e| {
+        StoreError::BadRequest {
+            message: e.to_string(),
+            expression: None,
+        }
+    })?;
+    let request = fhir_store::SearchRequest {
+        query,
+        count: MAX_STORED_MAPS + 1,
+        total: fhir_store::Total::None,
+        ..Default::default()
+    };
+    let page = store.search(&request)?;
+    if page.matches.len() > MAX_STORED_MAPS {
+        return Ok(Err(TxError::TooCostly {
+            message: format!(
+                "more than {MAX_STORED_MAPS} ConceptMaps are stored: name the map to use with url"
+            ),
+            param: "source".into(),
+        }));
+    }
+    Ok(Ok(page
+        .matches
+        .iter()
+        .filter_map(|m| serde_json::from_str(&m.content).ok())
+        .collect()))
+}
+
 /// Stored terminology for one validation request ([`fhir_validation::TerminologySource`]):
 /// the fingerprint is read once, and each URL is looked up once, so that a transaction
 /// of two thousand resources coded in SNOMED CT costs one query, not one per coding.

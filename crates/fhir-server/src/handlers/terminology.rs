@@ -134,6 +134,29 @@ async fn terminology(
     Ok(Some(gathered?))
 }
 
+/// The packages' and the stored concept maps a `$translate` without `url` chooses from
+/// by `source` and `target`.
+async fn maps_between(state: &AppState, p: &Params) -> Result<Arc<Terminology>> {
+    let core = state.defs.terminology();
+    let cache = state.terminology.clone();
+    let (source, target) = (
+        p.text("source").map(str::to_string),
+        p.text("target").map(str::to_string),
+    );
+    let found = state
+        .blocking(move |s| {
+            crate::stored_terminology::maps_between(
+                s,
+                &cache,
+                core,
+                source.as_deref(),
+                target.as_deref(),
+            )
+        })
+        .await?;
+    Ok(found?)
+}
+
 async fn run(
     state: &AppState,
     req: &HttpRequest,
@@ -148,7 +171,10 @@ async fn run(
         Some(id) => Some(stored_url(state, op.res_type(), &id).await?),
         None => None,
     };
-    let gathered = terminology(state, op, named_url(op, &p, instance.as_deref())).await?;
+    let gathered = match (op, named_url(op, &p, instance.as_deref())) {
+        (Op::Translate, None) => Some(maps_between(state, &p).await?),
+        (_, url) => terminology(state, op, url).await?,
+    };
     let t = gathered.as_deref().unwrap_or(state.defs.terminology());
     let url = instance.as_deref();
     let answer = match op {
