@@ -745,7 +745,71 @@ fn translations_by_source_and_target(b: Backend) {
     assert_eq!(get(&v, "result")["valueBoolean"], true, "{v}");
 }
 
+/// Supplements (`content: supplement`) add designations and properties to the code
+/// system they supplement, stored or a package's: `$lookup`, `$expand` with
+/// `includeDesignations` and `displayLanguage` use them.
+fn supplements_add_designations(b: Backend) {
+    let s = common::shared(b);
+    let u = common::unique("supplement");
+    let (cs, vs) = (
+        format!("http://example.org/cs/{u}"),
+        format!("http://example.org/vs/{u}"),
+    );
+    let base = json!({"resourceType": "CodeSystem", "url": cs, "version": "1", "status": "active",
+        "content": "complete", "concept": [{"code": "a", "display": "Alpha"}, {"code": "b", "display": "Beta"}]});
+    s.create_id("CodeSystem", &base.to_string());
+    let value_set = json!({"resourceType": "ValueSet", "url": vs, "status": "active",
+        "compose": {"include": [{"system": cs}]}});
+    s.create_id("ValueSet", &value_set.to_string());
+    let supplement = |url: String, of: &str, code: &str, value: &str| {
+        let body = json!({"resourceType": "CodeSystem", "url": url, "status": "active",
+            "content": "supplement", "supplements": of,
+            "concept": [{"code": code, "designation": [{"language": "es", "value": value}]}]});
+        let r = s.create("CodeSystem", &body.to_string());
+        assert_eq!(r.status, 201, "{}", r.body);
+    };
+    supplement(format!("{cs}-es"), &format!("{cs}|1"), "a", "Alfa");
+    // A supplement of another version is not applied.
+    supplement(format!("{cs}-es2"), &format!("{cs}|2"), "b", "Beta-2");
+    let v = s
+        .get(&format!(
+            "/CodeSystem/$lookup?system={cs}&code=a&displayLanguage=es"
+        ))
+        .json();
+    assert_eq!(get(&v, "display")["valueString"], "Alfa", "{v}");
+    let designation = get(&v, "designation");
+    assert!(designation.to_string().contains("Alfa"), "{v}");
+    let v = s
+        .get(&format!(
+            "/ValueSet/$expand?url={vs}&includeDesignations=true&displayLanguage=es"
+        ))
+        .json();
+    let contains = &v["expansion"]["contains"];
+    assert_eq!(contains[0]["display"], "Alfa", "{v}");
+    assert_eq!(contains[0]["designation"][0]["value"], "Alfa", "{v}");
+    assert_eq!(contains[1]["display"], "Beta", "{v}");
+    // A package's code system takes a stored supplement too.
+    let system = "http://hl7.org/fhir/contact-point-system";
+    supplement(
+        format!("http://example.org/cs/{u}-cps"),
+        system,
+        "fax",
+        "Telefax",
+    );
+    let v = s
+        .get(&format!(
+            "/CodeSystem/$lookup?system={system}&code=fax&displayLanguage=es"
+        ))
+        .json();
+    assert_eq!(get(&v, "display")["valueString"], "Telefax", "{v}");
+    let v = s
+        .get(&format!("/CodeSystem/$lookup?system={system}&code=fax"))
+        .json();
+    assert_eq!(get(&v, "display")["valueString"], "Fax", "{v}");
+}
+
 both_backends!(
+    supplements_add_designations,
     translations_by_source_and_target,
     fragments_and_codes_not_held,
     versions_of_one_url,

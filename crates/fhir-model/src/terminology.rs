@@ -158,6 +158,38 @@ impl CodeSystemDef {
         walk(&self.concepts, code)
     }
 
+    /// Adds the designations and properties a supplement gives to the concepts it
+    /// names (a supplement may add nothing else: codes it names that this system does
+    /// not have are left out). A supplement of another version is not applied.
+    pub fn supplement_with(&mut self, supplement: &CodeSystemDef) {
+        let Some(target) = supplement.supplements.as_deref() else {
+            return;
+        };
+        let version = target.split_once('|').map(|(_, v)| v);
+        if canonical_url(target) != self.url
+            || version.is_some_and(|v| self.version.as_deref() != Some(v))
+        {
+            return;
+        }
+        fn walk<'a>(cs: &'a mut [Concept], code: &str) -> Option<&'a mut Concept> {
+            for c in cs.iter_mut() {
+                if c.code == code {
+                    return Some(c);
+                }
+                if let Some(found) = walk(&mut c.children, code) {
+                    return Some(found);
+                }
+            }
+            None
+        }
+        for added in supplement.all_concepts() {
+            if let Some(c) = walk(&mut self.concepts, &added.code) {
+                c.designations.extend(added.designations.iter().cloned());
+                c.properties.extend(added.properties.iter().cloned());
+            }
+        }
+    }
+
     /// Every code with its display, depth first.
     pub fn all_codes(&self) -> Vec<(&str, Option<&str>)> {
         fn walk<'a>(cs: &'a [Concept], out: &mut Vec<(&'a str, Option<&'a str>)>) {

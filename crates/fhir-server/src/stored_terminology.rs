@@ -24,9 +24,71 @@ const STORED_TYPES: [&str; 3] = ["CodeSystem", "ValueSet", "ConceptMap"];
 struct FromStore<'a> {
     store: &'a Store,
     failed: std::cell::RefCell<Option<StoreError>>,
+    /// The stored supplements, read once per gathering.
+    supplements: std::cell::OnceCell<Vec<Value>>,
+}
+
+/// Most stored supplements read.
+const MAX_SUPPLEMENTS: usize = 200;
+
+/// The stored CodeSystems with `content: supplement` (at most `limit`).
+fn stored_supplements(store: &Store, limit: usize) -> Result<Vec<Value>, StoreError> {
+    let pairs = [("content-mode".to_string(), "supplement".to_string())];
+    let registry = fhir_search::SearchRegistry::r4();
+    let query = fhir_search::parse(registry, Some("CodeSystem"), &pairs, false).map_err(|e| {
+        StoreError::BadRequest {
+            message: e.to_string(),
+            expression: None,
+        }
+    })?;
+    let request = fhir_store::SearchRequest {
+        query,
+        count: limit,
+        total: fhir_store::Total::None,
+        ..Default::default()
+    };
+    Ok(store
+        .search(&request)?
+        .matches
+        .iter()
+        .filter_map(|m| fhir_model::json::parse(m.content.as_bytes()).ok())
+        .collect())
+}
+
+/// Whether any supplement is stored: then the packages' terminology is gathered too,
+/// so that the supplements apply to the packages' code systems.
+pub(crate) fn supplements_stored(store: &Store) -> Result<bool, StoreError> {
+    Ok(!stored_supplements(store, 1)?.is_empty())
 }
 
 impl Stored for FromStore<'_> {
+    fn supplements(&self, url: &str) -> std::result::Result<Vec<Value>, TxError> {
+        if self.supplements.get().is_none() {
+            match stored_supplements(self.store, MAX_SUPPLEMENTS) {
+                Ok(all) => {
+                    let _ = self.supplements.set(all);
+                }
+                Err(e) => {
+                    *self.failed.borrow_mut() = Some(e);
+                    return Err(TxError::NotSupported {
+                        message: "the store cannot be read".into(),
+                        param: "url".into(),
+                    });
+                }
+            }
+        }
+        let of = |v: &&Value| {
+            v["supplements"]
+                .as_str()
+                .is_some_and(|s| fhir_model::terminology::canonical_url(s) == url)
+        };
+        Ok(self
+            .supplements
+            .get()
+            .map(|all| all.iter().filter(of).cloned().collect())
+            .unwrap_or_default())
+    }
+
     fn find(&self, kind: Kind, url: &str) -> std::result::Result<Option<Value>, TxError> {
         let mut pairs = vec![("_sort".to_string(), "-_lastUpdated".to_string())];
         match url.split_once('|') {
@@ -97,6 +159,7 @@ fn gathered_at(
     let source = FromStore {
         store,
         failed: std::cell::RefCell::new(None),
+        supplements: std::cell::OnceCell::new(),
     };
     let t = cache.get_or_gather(fingerprint, kind, url, || gather(core, &source, kind, url));
     match source.failed.into_inner() {

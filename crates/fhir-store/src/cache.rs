@@ -52,6 +52,9 @@ pub struct ReadCache {
     /// Until when (ms after `epoch`) entries may be used without asking the database.
     trusted_until: AtomicU64,
     epoch: Instant,
+    /// Committed writes of terminology resources (and trust regained), for
+    /// [`ReadCache::terminology_generation`].
+    terminology_writes: AtomicU64,
 }
 
 /// Where a reader stood before it read the database: see [`ReadCache::offer`].
@@ -82,6 +85,7 @@ impl ReadCache {
             hasher: Default::default(),
             trusted_until: AtomicU64::new(0),
             epoch: Instant::now(),
+            terminology_writes: AtomicU64::new(0),
         }
     }
 
@@ -157,6 +161,9 @@ impl ReadCache {
     /// Forgets resources that a committed transaction wrote.
     pub fn written<'a>(&self, keys: impl IntoIterator<Item = (&'a str, &'a str)>) {
         for (res_type, id) in keys {
+            if matches!(res_type, "CodeSystem" | "ValueSet" | "ConceptMap") {
+                self.terminology_writes.fetch_add(1, Ordering::AcqRel);
+            }
             let k = key(res_type, id);
             let mut writes = self.lock(self.stripe(&k));
             *writes += 1;
@@ -168,12 +175,22 @@ impl ReadCache {
 
     /// Forgets everything (no reader that began before may put anything back).
     pub fn clear(&self) {
+        self.terminology_writes.fetch_add(1, Ordering::AcqRel);
         for stripe in 0..STRIPES {
             *self.lock(stripe) += 1;
         }
         if let Some(entries) = &self.entries {
             entries.clear();
         }
+    }
+
+    /// A number that changes whenever a CodeSystem, ValueSet or ConceptMap is written,
+    /// while this node is the only one writing (`None` otherwise: another node may
+    /// have written one without this node knowing). What is derived from the stored
+    /// terminology may be kept in memory as long as the number stays the same.
+    pub fn terminology_generation(&self) -> Option<u64> {
+        let generation = self.terminology_writes.load(Ordering::Acquire);
+        self.trusted().then_some(generation)
     }
 
     /// Entries held and their bytes, for metrics and tests.

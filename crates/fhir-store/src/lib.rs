@@ -201,6 +201,11 @@ impl Store {
         self.db.read(|tx| meta::summary(tx, types))
     }
 
+    /// See [`cache::ReadCache::terminology_generation`].
+    pub fn terminology_generation(&self) -> Option<u64> {
+        self.db.cache.terminology_generation()
+    }
+
     /// The current version of `type/id` when the read cache may answer without the
     /// database (call on any thread: it never blocks on the database).
     pub fn cached(&self, res_type: &str, id: &str) -> Option<Arc<StoredResource>> {

@@ -28,6 +28,9 @@ pub struct Cache {
 struct Inner {
     fingerprint: Option<Fingerprint>,
     entries: HashMap<(Kind, String), Arc<Terminology>>,
+    /// Whether supplements are stored, as known at a generation of the caller's
+    /// (a number that changes with every write of stored terminology).
+    supplemented: Option<(u64, bool)>,
 }
 
 impl Cache {
@@ -62,6 +65,23 @@ impl Cache {
         Ok(t)
     }
 
+    /// Whether supplements are stored, as kept for `generation` (a number of the
+    /// caller's that changes with every write of stored terminology; `None`: none can
+    /// be trusted).
+    pub fn supplemented(&self, generation: Option<u64>) -> Option<bool> {
+        match (generation, self.lock().supplemented) {
+            (Some(g), Some((known, answer))) if g == known => Some(answer),
+            _ => None,
+        }
+    }
+
+    /// Keeps whether supplements are stored, as found at `generation`.
+    pub fn keep_supplemented(&self, generation: Option<u64>, answer: bool) {
+        if let Some(g) = generation {
+            self.lock().supplemented = Some((g, answer));
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -94,5 +114,18 @@ mod tests {
             Err(crate::invalid("no", "url"))
         });
         assert!(failed.is_err());
+    }
+
+    #[test]
+    fn whether_supplements_are_stored_is_kept_for_one_generation() {
+        let cache = Cache::default();
+        assert_eq!(cache.supplemented(Some(1)), None);
+        cache.keep_supplemented(Some(1), true);
+        assert_eq!(cache.supplemented(Some(1)), Some(true));
+        assert_eq!(cache.supplemented(Some(2)), None);
+        // Without a generation to trust, nothing is kept or answered.
+        cache.keep_supplemented(None, false);
+        assert_eq!(cache.supplemented(None), None);
+        assert_eq!(cache.supplemented(Some(1)), Some(true));
     }
 }

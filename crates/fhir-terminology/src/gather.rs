@@ -7,7 +7,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use fhir_model::terminology::{canonical_url, Terminology, ValueSetInclude};
+use fhir_model::terminology::{canonical_url, CodeSystemDef, Terminology, ValueSetInclude};
 use serde_json::Value;
 
 use crate::TxError;
@@ -38,6 +38,13 @@ pub trait Stored {
     /// The current resource of `kind` whose `url` is `url` (`url|version`: of that
     /// version), as JSON, if any.
     fn find(&self, kind: Kind, url: &str) -> Result<Option<Value>, TxError>;
+
+    /// The stored supplements (CodeSystems with `content: supplement`) of the code
+    /// system `url`, as JSON.
+    fn supplements(&self, url: &str) -> Result<Vec<Value>, TxError> {
+        let _ = url;
+        Ok(Vec::new())
+    }
 }
 
 fn in_core(core: &Terminology, kind: Kind, url: &str) -> bool {
@@ -146,7 +153,20 @@ pub fn gather(
             }
         }
     }
+    supplement(&mut out, stored)?;
     Ok(out)
+}
+
+/// Applies the stored supplements of the gathered code systems to them.
+fn supplement(out: &mut Terminology, stored: &dyn Stored) -> Result<(), TxError> {
+    for (url, cs) in out.code_systems.iter_mut() {
+        for s in stored.supplements(url)? {
+            let s: CodeSystemDef =
+                serde_json::from_value(s).map_err(|e| unreadable(Kind::CodeSystem, url, e))?;
+            cs.supplement_with(&s);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -123,15 +123,38 @@ async fn terminology(
     url: Option<String>,
 ) -> Result<Option<Arc<Terminology>>> {
     let core = state.defs.terminology();
-    let Some(url) = url.filter(|u| needs_gathering(core, op.kind(), u)) else {
+    let Some(url) = url else { return Ok(None) };
+    let packaged = !needs_gathering(core, op.kind(), &url);
+    // A package's resource is gathered only to apply stored supplements to it.
+    if packaged && !supplements_stored(state).await? {
         return Ok(None);
-    };
+    }
     let kind = op.kind();
     let cache = state.terminology.clone();
     let gathered = state
         .blocking(move |s| crate::stored_terminology::gathered(s, &cache, core, kind, &url))
         .await?;
-    Ok(Some(gathered?))
+    match gathered {
+        Ok(t) => Ok(Some(t)),
+        // The package's own copy answers when gathering it with supplements fails.
+        Err(_) if packaged => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether supplements are stored: known in memory while no terminology is written
+/// (on a node alone with its database), else asked of the database.
+async fn supplements_stored(state: &AppState) -> Result<bool> {
+    // Read before the database is asked: a write meanwhile changes it.
+    let generation = state.store.terminology_generation();
+    if let Some(answer) = state.terminology.supplemented(generation) {
+        return Ok(answer);
+    }
+    let answer = state
+        .blocking(crate::stored_terminology::supplements_stored)
+        .await?;
+    state.terminology.keep_supplemented(generation, answer);
+    Ok(answer)
 }
 
 /// The packages' and the stored concept maps a `$translate` without `url` chooses from
