@@ -636,16 +636,19 @@ fn fragments_and_codes_not_held(b: Backend) {
             "/CodeSystem/$validate-code?url={fragment}&code={code}"
         ));
         assert_eq!(r.status, 200, "{}", r.body);
-        (
-            get(&r.json(), "result")["valueBoolean"].clone(),
-            get(&r.json(), "message")["valueString"].clone(),
-        )
+        r.json()
     };
-    assert_eq!(check("a"), (json!(true), Value::Null));
-    let (result, message) = check("zz");
-    assert_eq!(result, json!(true));
+    let v = check("a");
+    assert_eq!(get(&v, "result")["valueBoolean"], true, "{v}");
+    assert_eq!(get(&v, "display")["valueString"], "Alpha", "{v}");
+    assert_eq!(get(&v, "version")["valueString"], "2.0", "{v}");
+    let v = check("zz");
+    assert_eq!(get(&v, "result")["valueBoolean"], true, "{v}");
+    assert_eq!(get(&v, "message"), Value::Null, "{v}");
+    let issue = &get(&v, "issues")["resource"]["issue"][0];
+    assert_eq!(issue["severity"], "warning", "{v}");
     assert_eq!(
-        message,
+        issue["details"]["text"],
         json!(format!("Unknown Code 'zz' in the CodeSystem '{fragment}' version '2.0' - note that the code system is labeled as a fragment, so the code may be valid in some other fragment"))
     );
     let observation = json!({"resourceType": "Observation", "status": "final",
@@ -738,6 +741,39 @@ fn translations_by_source_and_target(b: Backend) {
         "y",
         "{v}"
     );
+    // A target that depends on another element holds when the request gives it
+    // (a POSTed `dependency`), and its products come back with it.
+    let cm = json!({"resourceType": "ConceptMap", "url": format!("{map}-dependent"),
+        "status": "active", "sourceUri": format!("{src}-d"), "targetUri": format!("{tgt}-d"),
+        "group": [{"source": from, "target": to, "element": [{"code": "b", "target": [
+            {"code": "adult-b", "equivalence": "equivalent",
+             "dependsOn": [{"property": "http://example.org/age", "value": "adult"}],
+             "product": [{"property": "http://example.org/unit", "value": "kg"}]}]}]}]});
+    assert_eq!(s.create("ConceptMap", &cm.to_string()).status, 201);
+    let ask = |dependency: Option<&str>| {
+        let mut parameter = vec![
+            json!({"name": "url", "valueUri": format!("{map}-dependent")}),
+            json!({"name": "coding", "valueCoding": {"system": from, "code": "b"}}),
+        ];
+        if let Some(age) = dependency {
+            parameter.push(json!({"name": "dependency", "part": [
+                {"name": "element", "valueUri": "http://example.org/age"},
+                {"name": "concept", "valueCodeableConcept": {"coding": [{"code": age}]}}]}));
+        }
+        let body = json!({"resourceType": "Parameters", "parameter": parameter});
+        let r = s
+            .req("POST", "/ConceptMap/$translate")
+            .json(&body.to_string());
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    };
+    assert_eq!(get(&ask(None), "result")["valueBoolean"], false);
+    assert_eq!(get(&ask(Some("child")), "result")["valueBoolean"], false);
+    let v = ask(Some("adult"));
+    let m = get(&v, "match");
+    assert_eq!(m["part"][1]["valueCoding"]["code"], "adult-b", "{v}");
+    assert_eq!(m["part"][2]["name"], "product", "{v}");
+    assert_eq!(m["part"][2]["part"][1]["valueCoding"]["code"], "kg", "{v}");
     // The packages' maps are still found by their value sets.
     let v = translate(&format!(
         "source=http://hl7.org/fhir/ValueSet/administrative-gender&system={GENDER}&code=female"
@@ -788,6 +824,17 @@ fn supplements_add_designations(b: Backend) {
     assert_eq!(contains[0]["display"], "Alfa", "{v}");
     assert_eq!(contains[0]["designation"][0]["value"], "Alfa", "{v}");
     assert_eq!(contains[1]["display"], "Beta", "{v}");
+    // Without displayLanguage, the language the client accepts first.
+    let r = s
+        .req("GET", &format!("/CodeSystem/$lookup?system={cs}&code=a"))
+        .header("Accept-Language", "en;q=0.3, es-ES;q=0.9, *;q=0.1")
+        .send();
+    assert_eq!(
+        get(&r.json(), "display")["valueString"],
+        "Alfa",
+        "{}",
+        r.body
+    );
     // A package's code system takes a stored supplement too.
     let system = "http://hl7.org/fhir/contact-point-system";
     supplement(

@@ -13,7 +13,9 @@ mod concept_map;
 mod filter;
 mod memo;
 
-pub use concept_map::{ConceptMapDef, ConceptMapGroup, MapElement, MapTarget, Unmapped};
+pub use concept_map::{
+    ConceptMapDef, ConceptMapGroup, MapElement, MapTarget, OtherElement, Unmapped,
+};
 
 /// A concept of a CodeSystem, with its nested concepts.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -103,15 +105,20 @@ impl Concept {
     /// The designation in `language` (`de` matches `de-CH`), if any.
     pub fn designation_in(&self, language: &str) -> Option<&str> {
         let lang = language.to_ascii_lowercase();
-        self.designations
-            .iter()
-            .find(|d| {
-                d.language.as_deref().is_some_and(|l| {
-                    let l = l.to_ascii_lowercase();
-                    l == lang || l.starts_with(&format!("{lang}-"))
+        let within = |l: &str, of: &str| l == of || l.starts_with(&format!("{of}-"));
+        let find = |fits: &dyn Fn(&str) -> bool| {
+            self.designations
+                .iter()
+                .find(|d| {
+                    d.language
+                        .as_deref()
+                        .is_some_and(|l| fits(&l.to_ascii_lowercase()))
                 })
-            })
-            .map(|d| d.value.as_str())
+                .map(|d| d.value.as_str())
+        };
+        // The language asked or a variant of it (`de` finds `de-CH`), else a more
+        // general one (`es-ES` finds `es`), as language ranges are matched (RFC 4647).
+        find(&|l| within(l, &lang)).or_else(|| find(&|l| within(&lang, l)))
     }
 
     /// The values of property `code`.

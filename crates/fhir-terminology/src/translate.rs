@@ -7,20 +7,69 @@
 //! `specializes` swap). A group's `unmapped` applies to codes it has no element for:
 //! `provided` maps the code to itself, `fixed` to the given code; `other-map` to what
 //! the named map gives (one level). `result` is true when some match is neither
-//! `unmatched` nor `disjoint`.
+//! `unmatched` nor `disjoint`. A target that `dependsOn` other elements holds only
+//! when the request's `dependency` parameters give those elements those values; its
+//! `product`s are returned with the match (reversed, the two swap roles).
 
-use fhir_model::terminology::{ConceptMapDef, ConceptMapGroup, Terminology};
+use fhir_model::terminology::{ConceptMapDef, ConceptMapGroup, OtherElement, Terminology};
 use serde_json::{json, Value};
 
 use crate::{codings, not_found, param, parameters, Coding, Params, TxError};
 
-/// One match: equivalence, the concept, and the map it came from.
+/// One match: equivalence, the concept, the map it came from, and what else the
+/// mapping produces.
 struct Match {
     equivalence: String,
     system: Option<String>,
     code: String,
     display: Option<String>,
     map: String,
+    products: Vec<OtherElement>,
+}
+
+/// A `dependency` of the request: an element and the codings it has.
+pub(crate) struct Dependency {
+    element: String,
+    codings: Vec<(Option<String>, String)>,
+}
+
+/// The request's `dependency` parameters (parts `element` and `concept`).
+fn dependencies(p: &Params) -> Vec<Dependency> {
+    p.0.iter()
+        .filter(|(n, _)| n == "dependency")
+        .filter_map(|(_, v)| v["part"].as_array())
+        .map(|parts| {
+            let part = |name: &str| parts.iter().find(|x| x["name"] == name);
+            let element = part("element")
+                .and_then(|x| x["valueUri"].as_str())
+                .unwrap_or("")
+                .to_string();
+            let concept = part("concept");
+            let codings = concept
+                .and_then(|x| x["valueCodeableConcept"]["coding"].as_array().cloned())
+                .or_else(|| concept.map(|x| vec![x["valueCoding"].clone()]))
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|c| {
+                    let code = c["code"].as_str()?.to_string();
+                    Some((c["system"].as_str().map(str::to_string), code))
+                })
+                .collect();
+            Dependency { element, codings }
+        })
+        .collect()
+}
+
+/// Whether the request's dependencies meet every condition.
+fn holds(conditions: &[OtherElement], given: &[Dependency]) -> bool {
+    conditions.iter().all(|c| {
+        given.iter().any(|d| {
+            d.element == c.property
+                && d.codings.iter().any(|(system, code)| {
+                    *code == c.value && c.system.as_ref().is_none_or(|s| system.as_ref() == Some(s))
+                })
+        })
+    })
 }
 
 fn reversed(equivalence: &str) -> &str {
@@ -65,6 +114,7 @@ fn forward(
     map: &ConceptMapDef,
     group: &ConceptMapGroup,
     coding: &Coding,
+    given: &[Dependency],
     depth: usize,
 ) -> Vec<Match> {
     let code = coding.code.as_deref().unwrap_or("");
@@ -77,6 +127,7 @@ fn forward(
         return elements
             .iter()
             .flat_map(|e| e.target.iter())
+            .filter(|tg| holds(&tg.depends_on, given))
             .map(|tg| Match {
                 equivalence: tg
                     .equivalence
@@ -86,6 +137,7 @@ fn forward(
                 code: tg.code.clone().unwrap_or_default(),
                 display: tg.display.clone(),
                 map: map.url.clone(),
+                products: tg.product.clone(),
             })
             .collect();
     }
@@ -98,6 +150,7 @@ fn forward(
         code,
         display,
         map: map.url.clone(),
+        products: Vec::new(),
     };
     match u.mode.as_str() {
         "provided" => vec![single(code.to_string(), coding.display.clone())],
@@ -111,26 +164,32 @@ fn forward(
             .url
             .as_deref()
             .and_then(|url| t.concept_map(url))
-            .map(|other| translate_with(t, other, coding, false, depth + 1))
+            .map(|other| translate_with(t, other, coding, false, given, depth + 1))
             .unwrap_or_default(),
         _ => Vec::new(),
     }
 }
 
 /// What `group` of `map` gives for `coding` read as a target (reverse).
-fn backward(map: &ConceptMapDef, group: &ConceptMapGroup, coding: &Coding) -> Vec<Match> {
+fn backward(
+    map: &ConceptMapDef,
+    group: &ConceptMapGroup,
+    coding: &Coding,
+    given: &[Dependency],
+) -> Vec<Match> {
     let code = coding.code.as_deref().unwrap_or("");
     group
         .element
         .iter()
         .flat_map(|e| e.target.iter().map(move |tg| (e, tg)))
-        .filter(|(_, tg)| tg.code.as_deref() == Some(code))
+        .filter(|(_, tg)| tg.code.as_deref() == Some(code) && holds(&tg.product, given))
         .map(|(e, tg)| Match {
             equivalence: reversed(tg.equivalence.as_deref().unwrap_or("equivalent")).to_string(),
             system: group.source.clone(),
             code: e.code.clone().unwrap_or_default(),
             display: e.display.clone(),
             map: map.url.clone(),
+            products: tg.depends_on.clone(),
         })
         .collect()
 }
@@ -140,6 +199,7 @@ fn translate_with(
     map: &ConceptMapDef,
     coding: &Coding,
     reverse: bool,
+    given: &[Dependency],
     depth: usize,
 ) -> Vec<Match> {
     let mut out = Vec::new();
@@ -153,9 +213,9 @@ fn translate_with(
             continue;
         }
         out.extend(if reverse {
-            backward(map, g, coding)
+            backward(map, g, coding, given)
         } else {
-            forward(t, map, g, coding, depth)
+            forward(t, map, g, coding, given, depth)
         });
     }
     out
@@ -170,10 +230,11 @@ pub fn translate(
     let (found, _) = codings(p, "system")?;
     let reverse = p.boolean("reverse")?.unwrap_or(false);
     let target_system = p.text("targetsystem");
+    let given = dependencies(p);
     let mut matches = Vec::new();
     for map in maps(t, p, instance_url)? {
         for coding in &found {
-            matches.extend(translate_with(t, map, coding, reverse, 0));
+            matches.extend(translate_with(t, map, coding, reverse, &given, 0));
         }
     }
     matches.retain(|m| target_system.is_none_or(|s| m.system.as_deref() == Some(s)));
@@ -197,12 +258,29 @@ pub fn translate(
         if let Some(d) = m.display {
             concept["display"] = json!(d);
         }
-        out.push(json!({"name": "match", "part": [
-            {"name": "equivalence", "valueCode": m.equivalence},
-            {"name": "concept", "valueCoding": concept},
-            {"name": "source", "valueUri": m.map}]}));
+        let mut parts = vec![
+            json!({"name": "equivalence", "valueCode": m.equivalence}),
+            json!({"name": "concept", "valueCoding": concept}),
+        ];
+        parts.extend(m.products.iter().map(product));
+        parts.push(json!({"name": "source", "valueUri": m.map}));
+        out.push(json!({"name": "match", "part": parts}));
     }
     Ok(parameters(out))
+}
+
+/// A `match.product` part: the element and its value as a Coding.
+fn product(o: &OtherElement) -> Value {
+    let mut concept = json!({"code": o.value});
+    if let Some(s) = &o.system {
+        concept["system"] = json!(s);
+    }
+    if let Some(d) = &o.display {
+        concept["display"] = json!(d);
+    }
+    json!({"name": "product", "part": [
+        {"name": "element", "valueUri": o.property},
+        {"name": "concept", "valueCoding": concept}]})
 }
 
 #[cfg(test)]
@@ -230,6 +308,71 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn dependencies_choose_targets_and_products_come_back() {
+        let map = serde_json::from_value(json!({"url": "http://x/cm", "group": [{
+            "source": "http://x/from", "target": "http://x/to",
+            "element": [{"code": "a", "target": [
+                {"code": "adult", "equivalence": "equivalent",
+                 "dependsOn": [{"property": "http://x/age", "system": "http://x/ages", "value": "adult"}],
+                 "product": [{"property": "http://x/unit", "value": "kg", "display": "kilogram"}]},
+                {"code": "child", "equivalence": "equivalent",
+                 "dependsOn": [{"property": "http://x/age", "value": "child"}]}]}]}]}))
+        .unwrap();
+        let mut t = Terminology::default();
+        t.concept_maps.insert("http://x/cm".into(), map);
+        let dependency = |system: &str, code: &str| {
+            json!({"part": [{"name": "element", "valueUri": "http://x/age"},
+                {"name": "concept", "valueCodeableConcept": {"coding": [{"system": system, "code": code}]}}]})
+        };
+        let ask = |deps: Vec<Value>, reverse: bool, code: &str| {
+            let mut p = params(&[("url", "http://x/cm"), ("code", code)]);
+            p.0.push((
+                "system".into(),
+                json!(if reverse {
+                    "http://x/to"
+                } else {
+                    "http://x/from"
+                }),
+            ));
+            p.0.extend(deps.into_iter().map(|d| ("dependency".to_string(), d)));
+            if reverse {
+                p.0.push(("reverse".into(), json!("true")));
+            }
+            translate(&t, &p, None).unwrap()
+        };
+        // No dependency given: no target holds.
+        assert_eq!(
+            ask(vec![], false, "a")["parameter"][0]["valueBoolean"],
+            false
+        );
+        let v = ask(vec![dependency("http://x/ages", "adult")], false, "a");
+        assert_eq!(
+            found(&v),
+            vec![("equivalent".to_string(), "adult".to_string())]
+        );
+        let m = &v["parameter"][1]["part"];
+        assert_eq!(m[2]["name"], "product", "{v}");
+        assert_eq!(m[2]["part"][0]["valueUri"], "http://x/unit");
+        assert_eq!(m[2]["part"][1]["valueCoding"]["code"], "kg");
+        assert_eq!(m[3]["name"], "source");
+        // The system named by the condition must match.
+        let v = ask(vec![dependency("http://x/other", "adult")], false, "a");
+        assert!(found(&v).is_empty(), "{v}");
+        let v = ask(vec![dependency("http://x/any", "child")], false, "a");
+        assert_eq!(
+            found(&v),
+            vec![("equivalent".to_string(), "child".to_string())]
+        );
+        // Reversed, the condition comes back as a product.
+        let v = ask(vec![], true, "child");
+        assert_eq!(found(&v), vec![("equivalent".to_string(), "a".to_string())]);
+        assert_eq!(
+            v["parameter"][1]["part"][2]["part"][0]["valueUri"],
+            "http://x/age"
+        );
     }
 
     #[test]

@@ -3,50 +3,145 @@
 //! value set, and whether the display given is the concept's. `result` is false, with
 //! a `message`, for an unknown code, a code outside the value set, or a wrong display;
 //! `display` is the concept's display when the code is known.
+//!
+//! Beside the R4 outputs (`result`, `message`, `display`), the answer carries what
+//! HL7's terminology servers give (the terminology ecosystem's test cases): `code`,
+//! `system`, `version` of the coding checked, and `issues`, an OperationOutcome whose
+//! issue says what is wrong, where (`code`, `Coding.code`,
+//! `CodeableConcept.coding[n].code`) and its `tx-issue-type` (`invalid-code`,
+//! `invalid-display`, `not-in-vs`). An unknown code of a `fragment` is a warning there,
+//! with no `message`, and `result` stays true.
 
 use fhir_model::terminology::{CodeSystemDef, ExpandedCode, Terminology};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::lookup::{self, concept};
 use crate::{codings, invalid, not_found, param, parameters, Coding, Params, TxError};
 
-/// The outcome for one coding: valid, the display to report, and a message.
-struct Checked {
-    valid: bool,
-    display: Option<String>,
-    message: Option<String>,
+/// The `tx-issue-type` code system of HL7's terminology tooling.
+const TX_ISSUE_TYPE: &str = "http://hl7.org/fhir/tools/CodeSystem/tx-issue-type";
+
+/// What is wrong (or worth saying) about one coding.
+struct Issue {
+    severity: &'static str,
+    /// The OperationOutcome issue type.
+    code: &'static str,
+    /// The `tx-issue-type` code.
+    tx: &'static str,
+    text: String,
+    /// The element it is about, within the coding (`code`, `display`).
+    element: &'static str,
 }
 
-fn answer(checked: Vec<Checked>) -> Value {
+/// The outcome for one coding: valid, what was checked, the display to report, and
+/// the issue found.
+#[derive(Default)]
+struct Checked {
+    valid: bool,
+    code: Option<String>,
+    system: Option<String>,
+    version: Option<String>,
+    display: Option<String>,
+    issue: Option<Issue>,
+}
+
+impl Checked {
+    fn of(coding: &Coding) -> Checked {
+        Checked {
+            code: coding.code.clone(),
+            system: coding.system.clone(),
+            ..Default::default()
+        }
+    }
+
+    fn failed(mut self, issue: Issue) -> Checked {
+        self.valid = false;
+        self.issue = Some(issue);
+        self
+    }
+}
+
+/// Where a coding's `element` is, as the request gave the coding (`from`: `code`,
+/// `coding` or `codeableConcept`, the `n`th coding).
+fn location(from: &str, n: usize, element: &str) -> String {
+    match from {
+        "coding" => format!("Coding.{element}"),
+        "codeableConcept" => format!("CodeableConcept.coding[{n}].{element}"),
+        _ => element.to_string(),
+    }
+}
+
+fn answer(checked: Vec<Checked>, from: &str) -> Value {
     // A codeableConcept is valid when one of its codings is.
     let best = checked.iter().position(|c| c.valid).unwrap_or(0);
     let c = &checked[best];
-    let mut out = vec![param("result", "Boolean", c.valid)];
-    if let Some(m) = &c.message {
-        out.push(param("message", "String", m.clone()));
+    let mut out = Vec::new();
+    if let Some(code) = &c.code {
+        out.push(param("code", "Code", code.clone()));
     }
     if let Some(d) = &c.display {
         out.push(param("display", "String", d.clone()));
     }
+    let issues: Vec<Value> = checked
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| !c.valid || *n == best)
+        .filter_map(|(n, k)| k.issue.as_ref().map(|i| (n, i)))
+        .map(|(n, i)| {
+            let at = location(from, n, i.element);
+            json!({"severity": i.severity, "code": i.code,
+                "details": {"coding": [{"system": TX_ISSUE_TYPE, "code": i.tx}], "text": i.text},
+                "location": [at], "expression": [at]})
+        })
+        .collect();
+    if !issues.is_empty() {
+        out.push(json!({"name": "issues", "resource":
+            {"resourceType": "OperationOutcome", "issue": issues}}));
+    }
+    if !c.valid {
+        let texts: Vec<&str> = checked
+            .iter()
+            .filter_map(|k| k.issue.as_ref())
+            .filter(|i| i.severity == "error")
+            .map(|i| i.text.as_str())
+            .collect();
+        if !texts.is_empty() {
+            out.push(param("message", "String", texts.join("; ")));
+        }
+    }
+    out.push(param("result", "Boolean", c.valid));
+    if let Some(s) = &c.system {
+        out.push(param("system", "Uri", s.clone()));
+    }
+    if let (true, Some(v)) = (c.valid, &c.version) {
+        out.push(param("version", "String", v.clone()));
+    }
     parameters(out)
 }
 
-fn check_display(coding: &Coding, display: Option<&str>, code: &str) -> Checked {
+fn check_display(
+    mut checked: Checked,
+    coding: &Coding,
+    display: Option<&str>,
+    code: &str,
+) -> Checked {
     let shown = display.unwrap_or(code);
+    checked.display = Some(shown.to_string());
     match coding.display.as_deref() {
-        Some(given) if given != shown => Checked {
-            valid: false,
-            display: Some(shown.to_string()),
-            message: Some(format!(
+        Some(given) if given != shown => checked.failed(Issue {
+            severity: "error",
+            code: "invalid",
+            tx: "invalid-display",
+            text: format!(
                 "Wrong Display Name '{given}' for {}. Valid display is '{shown}'",
                 coding.label()
-            )),
-        },
-        _ => Checked {
-            valid: true,
-            display: Some(shown.to_string()),
-            message: None,
-        },
+            ),
+            element: "display",
+        }),
+        _ => {
+            checked.valid = true;
+            checked
+        }
     }
 }
 
@@ -57,7 +152,7 @@ pub fn code_system(
     p: &Params,
     instance_url: Option<&str>,
 ) -> Result<Value, TxError> {
-    let (found, _) = codings(p, "url")?;
+    let (found, from) = codings(p, "url")?;
     let url = instance_url
         .or(p.text("url"))
         .or(found[0].system.as_deref());
@@ -65,54 +160,65 @@ pub fn code_system(
     let checked = found
         .iter()
         .map(|coding| {
+            let mut checked = Checked::of(coding);
             if coding.system.as_deref().is_some_and(|s| s != cs.url) {
-                return Checked {
-                    valid: false,
-                    display: None,
-                    message: Some(format!(
+                return checked.failed(Issue {
+                    severity: "error",
+                    code: "code-invalid",
+                    tx: "invalid-code",
+                    text: format!(
                         "The system {} is not the code system {}",
                         coding.label(),
                         cs.url
-                    )),
-                };
+                    ),
+                    element: "system",
+                });
             }
+            checked.system = Some(cs.url.clone());
+            checked.version = cs.version.clone();
             let code = coding.code.as_deref().unwrap_or("");
             match concept(cs, code) {
-                Some(c) => check_display(coding, c.display.as_deref(), &c.code),
-                None => unknown(cs, code),
+                Some(c) => check_display(checked, coding, c.display.as_deref(), &c.code),
+                None => unknown(checked, cs, code),
             }
         })
         .collect();
-    Ok(answer(checked))
+    Ok(answer(checked, &from))
 }
 
 /// A code the code system does not have. A `fragment` holds only some of its
 /// system's codes: the code may be valid in another fragment, so it is not refused
-/// (as HL7's terminology servers answer: result true, with the message).
-fn unknown(cs: &CodeSystemDef, code: &str) -> Checked {
+/// (as HL7's terminology servers answer: result true, with a warning).
+fn unknown(checked: Checked, cs: &CodeSystemDef, code: &str) -> Checked {
     let version = cs
         .version
         .as_deref()
         .map(|v| format!(" version '{v}'"))
         .unwrap_or_default();
     if cs.content == "fragment" {
-        return Checked {
-            valid: true,
-            display: None,
-            message: Some(format!(
+        let mut checked = checked.failed(Issue {
+            severity: "warning",
+            code: "code-invalid",
+            tx: "invalid-code",
+            text: format!(
                 "Unknown Code '{code}' in the CodeSystem '{}'{version} - note that the code system is labeled as a fragment, so the code may be valid in some other fragment",
                 cs.url
-            )),
-        };
+            ),
+            element: "code",
+        });
+        checked.valid = true;
+        return checked;
     }
-    Checked {
-        valid: false,
-        display: None,
-        message: Some(format!(
+    checked.failed(Issue {
+        severity: "error",
+        code: "code-invalid",
+        tx: "invalid-code",
+        text: format!(
             "Unknown code '{code}' in the CodeSystem '{}'{version}",
             cs.url
-        )),
-    }
+        ),
+        element: "code",
+    })
 }
 
 /// The codes of a value set, or why they cannot be had here.
@@ -143,11 +249,12 @@ pub fn value_set(
     let url = instance_url
         .or(p.text("url"))
         .ok_or_else(|| invalid("the value set is needed (url)", "url"))?;
-    let (found, _) = codings(p, "system")?;
+    let (found, from) = codings(p, "system")?;
     let codes = expansion(t, url, "url")?;
     let checked = found
         .iter()
         .map(|coding| {
+            let mut checked = Checked::of(coding);
             let code = coding.code.as_deref().unwrap_or("");
             let hit = codes
                 .iter()
@@ -155,25 +262,29 @@ pub fn value_set(
             match hit {
                 Some(c) => {
                     // The code system's display wins over the value set's.
-                    let display = t
-                        .code_system(&c.system)
+                    let cs = t.code_system(&c.system);
+                    let display = cs
                         .and_then(|cs| concept(cs, code))
                         .and_then(|k| k.display.clone())
                         .or_else(|| c.display.clone());
-                    check_display(coding, display.as_deref(), code)
+                    checked.system = Some(c.system.clone());
+                    checked.version = cs.and_then(|cs| cs.version.clone());
+                    check_display(checked, coding, display.as_deref(), code)
                 }
-                None => Checked {
-                    valid: false,
-                    display: None,
-                    message: Some(format!(
+                None => checked.failed(Issue {
+                    severity: "error",
+                    code: "code-invalid",
+                    tx: "not-in-vs",
+                    text: format!(
                         "The provided code '{}' is not in the value set '{url}'",
                         coding.label()
-                    )),
-                },
+                    ),
+                    element: "code",
+                }),
             }
         })
         .collect();
-    Ok(answer(checked))
+    Ok(answer(checked, &from))
 }
 
 #[cfg(test)]
@@ -227,12 +338,24 @@ mod tests {
         let known = code_system(&t, &params(&[("url", url), ("code", "a")]), None).unwrap();
         assert_eq!(result(&known), (true, None));
         let other = code_system(&t, &params(&[("url", url), ("code", "b")]), None).unwrap();
-        let (valid, message) = result(&other);
-        assert!(valid);
+        // Valid, with a warning and no message (as HL7's terminology servers answer).
+        assert_eq!(result(&other), (true, None));
+        let issue = &other["parameter"][1]["resource"]["issue"][0];
+        assert_eq!(other["parameter"][1]["name"], "issues", "{other}");
+        assert_eq!(issue["severity"], "warning");
+        assert_eq!(issue["details"]["coding"][0]["code"], "invalid-code");
+        assert_eq!(issue["expression"][0], "code");
         assert_eq!(
-            message.unwrap(),
+            issue["details"]["text"],
             format!("Unknown Code 'b' in the CodeSystem '{url}' version '1' - note that the code system is labeled as a fragment, so the code may be valid in some other fragment")
         );
+        let names: Vec<&str> = other["parameter"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["code", "issues", "result", "system", "version"]);
         // SNOMED CT is in the core package by description only.
         let e = code_system(
             r4(),

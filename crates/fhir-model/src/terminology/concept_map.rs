@@ -74,6 +74,26 @@ pub struct MapTarget {
     pub equivalence: Option<String>,
     #[serde(default)]
     pub comment: Option<String>,
+    /// Conditions for the mapping to hold: other elements and their values.
+    #[serde(default, rename = "dependsOn")]
+    pub depends_on: Vec<OtherElement>,
+    /// Other elements the mapping also produces, with their values.
+    #[serde(default)]
+    pub product: Vec<OtherElement>,
+}
+
+/// `target.dependsOn` and `target.product`: an element (`property`) and its value,
+/// a code of `system` when one is named.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct OtherElement {
+    #[serde(default)]
+    pub property: String,
+    #[serde(default)]
+    pub system: Option<String>,
+    #[serde(default)]
+    pub value: String,
+    #[serde(default)]
+    pub display: Option<String>,
 }
 
 /// `group.unmapped`: `provided` (the same code), `fixed` (`code`), `other-map` (`url`).

@@ -142,6 +142,33 @@ async fn terminology(
     }
 }
 
+/// The language an `Accept-Language` header prefers (the highest `q`, the first of
+/// equal ones; `*` says nothing): the displays' language when `displayLanguage` is not
+/// given (the terminology ecosystem's language rules).
+fn accepted_language(req: &HttpRequest) -> Option<String> {
+    let header = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT_LANGUAGE)?
+        .to_str()
+        .ok()?;
+    let mut best: Option<(f32, &str)> = None;
+    for item in header.split(',') {
+        let mut parts = item.split(';');
+        let tag = parts.next().unwrap_or("").trim();
+        let q = parts
+            .find_map(|p| p.trim().strip_prefix("q="))
+            .and_then(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        if tag.is_empty() || tag == "*" || q <= 0.0 {
+            continue;
+        }
+        if best.is_none_or(|(b, _)| q > b) {
+            best = Some((q, tag));
+        }
+    }
+    best.map(|(_, tag)| tag.to_string())
+}
+
 /// Whether supplements are stored: known in memory while no terminology is written
 /// (on a node alone with its database), else asked of the database.
 async fn supplements_stored(state: &AppState) -> Result<bool> {
@@ -189,7 +216,15 @@ async fn run(
 ) -> Result<HttpResponse> {
     let out = output(req)?;
     guard::grant(req, Interaction::Read, op.res_type())?;
-    let p = params(state, req, payload).await?;
+    let mut p = params(state, req, payload).await?;
+    if p.text("displayLanguage").is_none() {
+        if let Some(language) = accepted_language(req) {
+            p.0.push((
+                "displayLanguage".into(),
+                serde_json::Value::String(language),
+            ));
+        }
+    }
     let instance = match id {
         Some(id) => Some(stored_url(state, op.res_type(), &id).await?),
         None => None,

@@ -36,7 +36,11 @@ pub async fn operation_params(
     }
     for p in body["parameter"].as_array().into_iter().flatten() {
         let name = p.get("name").and_then(Value::as_str).unwrap_or("");
-        let value = p.get("resource").cloned().or_else(|| {
+        // A parameter of parts (`$translate`'s `dependency`) keeps them.
+        let parts = p
+            .get("part")
+            .map(|parts| serde_json::json!({ "part": parts }));
+        let value = p.get("resource").cloned().or(parts).or_else(|| {
             p.as_object()?
                 .iter()
                 .find(|(k, _)| k.starts_with("value"))
