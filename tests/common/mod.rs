@@ -15,6 +15,7 @@ use serde_json::Value;
 
 pub mod private_pg;
 pub mod receiver;
+pub mod search;
 pub mod smart;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -536,6 +537,17 @@ pub fn shared(backend: Backend) -> &'static Server {
         Backend::Sqlite => SQLITE.get_or_init(|| Server::start(Backend::Sqlite)),
         Backend::Postgres => POSTGRES.get_or_init(|| Server::start(Backend::Postgres)),
     }
+}
+
+/// The value of the parameter `name` of a Parameters resource (`Null` when absent).
+pub fn parameter(v: &Value, name: &str) -> Value {
+    v["parameter"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not Parameters: {v}"))
+        .iter()
+        .find(|p| p["name"] == name)
+        .cloned()
+        .unwrap_or(Value::Null)
 }
 
 /// A value unique in this test run, for identifiers.
