@@ -28,27 +28,40 @@ struct FromStore<'a> {
     supplements: std::cell::OnceCell<Vec<Value>>,
 }
 
-/// Most stored supplements read.
-const MAX_SUPPLEMENTS: usize = 200;
-
-/// The stored CodeSystems with `content: supplement` (at most `limit`).
-fn stored_supplements(store: &Store, limit: usize) -> Result<Vec<Value>, StoreError> {
-    let pairs = [("content-mode".to_string(), "supplement".to_string())];
+/// A page of stored `res_type` resources matching `pairs` (a search of ours: its
+/// parameters are known to parse), without a total.
+fn stored(
+    store: &Store,
+    res_type: &str,
+    pairs: &[(&str, &str)],
+    count: usize,
+) -> Result<fhir_store::SearchPage, StoreError> {
+    let pairs: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let registry = fhir_search::SearchRegistry::r4();
-    let query = fhir_search::parse(registry, Some("CodeSystem"), &pairs, false).map_err(|e| {
+    let query = fhir_search::parse(registry, Some(res_type), &pairs, false).map_err(|e| {
         StoreError::BadRequest {
             message: e.to_string(),
             expression: None,
         }
     })?;
-    let request = fhir_store::SearchRequest {
+    store.search(&fhir_store::SearchRequest {
         query,
-        count: limit,
+        count,
         total: fhir_store::Total::None,
         ..Default::default()
-    };
-    Ok(store
-        .search(&request)?
+    })
+}
+
+/// Most stored supplements read.
+const MAX_SUPPLEMENTS: usize = 200;
+
+/// The stored CodeSystems with `content: supplement` (at most `limit`).
+fn stored_supplements(store: &Store, limit: usize) -> Result<Vec<Value>, StoreError> {
+    let pairs = [("content-mode", "supplement")];
+    Ok(stored(store, "CodeSystem", &pairs, limit)?
         .matches
         .iter()
         .filter_map(|m| fhir_model::json::parse(m.content.as_bytes()).ok())
@@ -224,21 +237,12 @@ pub(crate) fn maps_between(
 fn stored_maps(
     store: &Store,
 ) -> Result<Result<Vec<fhir_model::terminology::ConceptMapDef>, TxError>, StoreError> {
-    let pairs = [("_sort".to_string(), "-_lastUpdated".to_string())];
-    let registry = fhir_search::SearchRegistry::r4();
-    let query = fhir_search::parse(registry, Some("ConceptMap"), &pairs, false).map_err(|e| {
-        StoreError::BadRequest {
-            message: e.to_string(),
-            expression: None,
-        }
-    })?;
-    let request = fhir_store::SearchRequest {
-        query,
-        count: MAX_STORED_MAPS + 1,
-        total: fhir_store::Total::None,
-        ..Default::default()
-    };
-    let page = store.search(&request)?;
+    let page = stored(
+        store,
+        "ConceptMap",
+        &[("_sort", "-_lastUpdated")],
+        MAX_STORED_MAPS + 1,
+    )?;
     if page.matches.len() > MAX_STORED_MAPS {
         return Ok(Err(TxError::TooCostly {
             message: format!(
