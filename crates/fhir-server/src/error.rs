@@ -169,6 +169,15 @@ impl ApiError {
     }
 }
 
+impl From<crate::access::Denial> for ApiError {
+    fn from(d: crate::access::Denial) -> Self {
+        match d {
+            crate::access::Denial::AuditTrail => ApiError::MethodNotAllowed(d.message()),
+            other => ApiError::Forbidden(other.message()),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

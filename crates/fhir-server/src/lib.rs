@@ -6,6 +6,7 @@
 //! blocking pool ([`state::AppState::blocking`]) → response built from the stored JSON
 //! text ([`http::respond`]).
 
+pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod bulk_import;

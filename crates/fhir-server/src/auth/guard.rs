@@ -14,6 +14,8 @@ use serde_json::Value;
 
 use super::scopes::{Interaction, Rule};
 use super::{tokens, Access, Grant};
+use crate::access::RequestContext;
+pub use crate::access::{in_patient_compartment, patient_allows, SearchLimits};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -106,60 +108,27 @@ pub fn access(req: &HttpRequest) -> Option<Arc<Access>> {
     req.extensions().get::<Arc<Access>>().cloned()
 }
 
+/// What the access decision needs to know of this request.
+pub fn context<'a>(state: &AppState, caller: Option<&'a Access>) -> RequestContext<'a> {
+    RequestContext {
+        caller,
+        audit_on: state.audit_on(),
+    }
+}
+
 /// How far `interaction` on `resource_type` is allowed for this request.
 pub fn grant(
     req: &HttpRequest,
     interaction: Interaction,
     resource_type: &str,
 ) -> Result<Grant, ApiError> {
-    let Some(access) = access(req) else {
-        return Ok(Grant::All);
+    let caller = access(req);
+    // `decide` asks only who the caller is (the audit trail matters to writes).
+    let ctx = RequestContext {
+        caller: caller.as_deref(),
+        audit_on: false,
     };
-    access.grant(interaction, resource_type).ok_or_else(|| {
-        ApiError::Forbidden(format!(
-            "the granted scopes do not allow {} ({}) of {resource_type} resources",
-            super::interaction_name(interaction),
-            interaction.letter()
-        ))
-    })
-}
-
-/// Whether `resource` (of `resource_type`) is in the compartment of Patient `patient`;
-/// `None` when resources of the type are never in a patient compartment.
-pub fn in_patient_compartment(
-    defs: &fhir_model::Definitions,
-    resource_type: &str,
-    resource: &Value,
-    patient: &str,
-) -> Option<bool> {
-    if resource_type == "Patient" {
-        return Some(resource.get("id").and_then(Value::as_str) == Some(patient));
-    }
-    let params = defs.compartment("Patient")?.params_for(resource_type);
-    if params.is_empty() {
-        return None;
-    }
-    let values = fhir_search::extract(SearchRegistry::r4(), resource_type, resource);
-    Some(values.references.iter().any(|r| {
-        params.iter().any(|p| p == &r.param)
-            && r.target_type.as_deref() == Some("Patient")
-            && r.id.as_deref() == Some(patient)
-    }))
-}
-
-/// Whether a patient-confined grant allows `interaction` on this resource. Resources
-/// of types outside every patient compartment may be read, not written.
-pub fn patient_allows(
-    defs: &fhir_model::Definitions,
-    interaction: Interaction,
-    resource_type: &str,
-    resource: &Value,
-    patient: &str,
-) -> bool {
-    match in_patient_compartment(defs, resource_type, resource, patient) {
-        Some(inside) => inside,
-        None => matches!(interaction, Interaction::Read | Interaction::Search),
-    }
+    Ok(crate::access::decide(&ctx, interaction, resource_type)?)
 }
 
 /// Whether `grant` allows `interaction` on a stored resource. Search-constrained rules
@@ -219,55 +188,10 @@ fn rule_allows(
     Ok(!store.find(resource_type, &query.clauses)?.is_empty())
 }
 
-/// The search restrictions of a grant: a patient compartment to search in, and extra
-/// parameters. 403 when the grant's rules cannot be expressed as one search.
-pub struct SearchLimits {
-    pub patient: Option<String>,
-    pub extra: Vec<(String, String)>,
-}
-
+/// What a search under `grant` is confined to; 403 when the grant's rules cannot be
+/// expressed as one search.
 pub fn search_limits(grant: &Grant, resource_type: &str) -> Result<SearchLimits, ApiError> {
-    match grant {
-        Grant::All => Ok(SearchLimits {
-            patient: None,
-            extra: Vec::new(),
-        }),
-        Grant::Patient(p) => Ok(SearchLimits {
-            patient: Some(p.clone()),
-            extra: Vec::new(),
-        }),
-        Grant::Rules(rules) => merge_rules(rules).ok_or_else(|| {
-            ApiError::Forbidden(format!(
-                "the granted scopes allow {resource_type} only under different search constraints; search with one of them"
-            ))
-        }),
-    }
-}
-
-/// Rules that differ only in the values of one parameter combine as `param=a,b`.
-fn merge_rules(rules: &[Rule]) -> Option<SearchLimits> {
-    let first = rules.first()?;
-    if rules.len() == 1 {
-        return Some(SearchLimits {
-            patient: first.patient.clone(),
-            extra: first.constraint.clone(),
-        });
-    }
-    let key = match first.constraint.as_slice() {
-        [(k, _)] => k.clone(),
-        _ => return None,
-    };
-    let mut values = Vec::new();
-    for r in rules {
-        match r.constraint.as_slice() {
-            [(k, v)] if *k == key && r.patient == first.patient => values.push(v.clone()),
-            _ => return None,
-        }
-    }
-    Some(SearchLimits {
-        patient: first.patient.clone(),
-        extra: vec![(key, values.join(","))],
-    })
+    Ok(crate::access::search_limits(grant, resource_type)?)
 }
 
 fn outside(resource_type: &str, id: &str) -> ApiError {
@@ -305,9 +229,8 @@ pub async fn ensure_stored(
     }
 }
 
-/// The grant for writing `resource` (create or update content): patient-confined
-/// grants need the new content inside the patient's compartment; search-constrained
-/// scopes do not allow writes.
+/// The grant for writing `resource` (create or update content): see
+/// [`crate::access::decide_content`].
 pub fn ensure_content(
     state: &AppState,
     req: &HttpRequest,
@@ -315,28 +238,19 @@ pub fn ensure_content(
     resource_type: &str,
     resource: &Value,
 ) -> Result<Grant, ApiError> {
-    if state.audit_on() && resource_type == "AuditEvent" {
-        return Err(ApiError::MethodNotAllowed(
-            "AuditEvents are written by the server's audit trail and cannot be changed through the API".into(),
-        ));
-    }
-    let grant = grant(req, interaction, resource_type)?;
-    match &grant {
-        Grant::All => Ok(grant),
-        Grant::Patient(p) if patient_allows(state.defs, interaction, resource_type, resource, p) => {
-            Ok(grant)
-        }
-        Grant::Patient(p) => Err(ApiError::Forbidden(format!(
-            "the resource must be in the compartment of Patient/{p}, the patient of the access token"
-        ))),
-        Grant::Rules(_) => Err(ApiError::Forbidden(
-            "search-constrained scopes allow reading, not writing".into(),
-        )),
-    }
+    let caller = access(req);
+    let ctx = context(state, caller.as_deref());
+    Ok(crate::access::decide_content(
+        &ctx,
+        state.defs,
+        interaction,
+        resource_type,
+        resource,
+    )?)
 }
 
-/// Conditional writes, patches and writes of AuditEvents need an unrestricted grant
-/// (their targets are only known inside the store's transaction).
+/// Conditional writes, patches and writes of AuditEvents need an unrestricted grant:
+/// see [`crate::access::decide_unrestricted`].
 pub fn ensure_unrestricted(
     state: &AppState,
     req: &HttpRequest,
@@ -344,15 +258,12 @@ pub fn ensure_unrestricted(
     resource_type: &str,
     what: &str,
 ) -> Result<(), ApiError> {
-    if state.audit_on() && resource_type == "AuditEvent" {
-        return Err(ApiError::MethodNotAllowed(
-            "AuditEvents are written by the server's audit trail and cannot be changed through the API".into(),
-        ));
-    }
-    match grant(req, interaction, resource_type)? {
-        Grant::All => Ok(()),
-        _ => Err(ApiError::Forbidden(format!(
-            "{what} needs a scope for all {resource_type} resources (not one confined to a patient or a search)"
-        ))),
-    }
+    let caller = access(req);
+    let ctx = context(state, caller.as_deref());
+    Ok(crate::access::decide_unrestricted(
+        &ctx,
+        interaction,
+        resource_type,
+        what,
+    )?)
 }

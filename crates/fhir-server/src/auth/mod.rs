@@ -23,55 +23,10 @@ use serde_json::{json, Value};
 
 use crate::state::AppState;
 use clients::ClientsFile;
-use scopes::{Interaction, Rule, ScopeSet};
+use scopes::{Interaction, ScopeSet};
 use tokens::{OAuthError, OidcProvider};
 
-/// The caller of a request, once authenticated.
-#[derive(Debug, Clone)]
-pub struct Access {
-    pub client_id: String,
-    pub scopes: ScopeSet,
-    /// The patient of a patient-context token (`patient` claim).
-    pub patient: Option<String>,
-}
-
-/// How far an interaction on a type is allowed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Grant {
-    /// Any resource of the type.
-    All,
-    /// Resources in this patient's compartment (and, for reads, resources of types
-    /// outside every patient compartment, such as Practitioner).
-    Patient(String),
-    /// Resources allowed by any of these rules (search-constrained scopes).
-    Rules(Vec<Rule>),
-}
-
-impl Access {
-    /// The grant for `interaction` on `resource_type`; `None`: not allowed.
-    pub fn grant(&self, interaction: Interaction, resource_type: &str) -> Option<Grant> {
-        let rules = self
-            .scopes
-            .rules(interaction, resource_type, self.patient.as_deref());
-        if rules.is_empty() {
-            None
-        } else if rules.iter().any(Rule::is_unrestricted) {
-            Some(Grant::All)
-        } else if let [Rule {
-            patient: Some(p),
-            constraint,
-        }] = rules.as_slice()
-        {
-            if constraint.is_empty() {
-                Some(Grant::Patient(p.clone()))
-            } else {
-                Some(Grant::Rules(rules))
-            }
-        } else {
-            Some(Grant::Rules(rules))
-        }
-    }
-}
+pub use crate::access::{Access, Grant};
 
 /// Authentication settings, built at start-up.
 pub struct AuthConfig {

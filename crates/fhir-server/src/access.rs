@@ -1,0 +1,272 @@
+//! The access decision: how far the caller of a request may go with an interaction on
+//! a resource type — everything, one patient's compartment, or what search-constrained
+//! scopes allow — or why not. One function per kind of question ([`decide`],
+//! [`decide_content`], [`decide_unrestricted`], [`search_limits`]), with no HTTP in
+//! it: `auth::guard` asks it for every handler and maps a [`Denial`] to its answer
+//! (`error.rs`), so the rules are unit-tested here against a table of cases.
+//!
+//! Tenants will join the [`RequestContext`] (issue #20); the store applies what a
+//! decision allows inside its own queries (compartments, constraints).
+
+use serde_json::Value;
+
+use crate::auth::scopes::{Interaction, Rule, ScopeSet};
+
+/// The caller of a request, once authenticated.
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub client_id: String,
+    pub scopes: ScopeSet,
+    /// The patient of a patient-context token (`patient` claim).
+    pub patient: Option<String>,
+}
+
+/// How far an interaction on a type is allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// Any resource of the type.
+    All,
+    /// Resources in this patient's compartment (and, for reads, resources of types
+    /// outside every patient compartment, such as Practitioner).
+    Patient(String),
+    /// Resources allowed by any of these rules (search-constrained scopes).
+    Rules(Vec<Rule>),
+}
+
+impl Access {
+    /// The grant for `interaction` on `resource_type`; `None`: not allowed.
+    pub fn grant(&self, interaction: Interaction, resource_type: &str) -> Option<Grant> {
+        let rules = self
+            .scopes
+            .rules(interaction, resource_type, self.patient.as_deref());
+        if rules.is_empty() {
+            None
+        } else if rules.iter().any(Rule::is_unrestricted) {
+            Some(Grant::All)
+        } else if let [Rule {
+            patient: Some(p),
+            constraint,
+        }] = rules.as_slice()
+        {
+            if constraint.is_empty() {
+                Some(Grant::Patient(p.clone()))
+            } else {
+                Some(Grant::Rules(rules))
+            }
+        } else {
+            Some(Grant::Rules(rules))
+        }
+    }
+}
+
+/// What a decision needs to know of the request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestContext<'a> {
+    /// The authenticated caller; `None` when authentication is off.
+    pub caller: Option<&'a Access>,
+    /// Whether the server keeps its audit trail (its AuditEvents are then read-only).
+    pub audit_on: bool,
+}
+
+/// Why an interaction is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// No granted scope allows the interaction on the type.
+    NoScope {
+        interaction: Interaction,
+        resource_type: String,
+    },
+    /// The audit trail's AuditEvents are written by the server only.
+    AuditTrail,
+    /// Written content outside the compartment of the token's patient.
+    OutsideCompartment { patient: String },
+    /// Search-constrained scopes are for reading.
+    RulesCannotWrite,
+    /// The interaction needs a grant on every resource of the type (`what` it is).
+    NeedsUnrestricted { what: String, resource_type: String },
+    /// Several search constraints that no one search can express.
+    ConstraintsApart { resource_type: String },
+}
+
+impl Denial {
+    /// The refusal's text, for the OperationOutcome.
+    pub fn message(&self) -> String {
+        match self {
+            Denial::NoScope {
+                interaction,
+                resource_type,
+            } => format!(
+                "the granted scopes do not allow {} ({}) of {resource_type} resources",
+                crate::auth::interaction_name(*interaction),
+                interaction.letter()
+            ),
+            Denial::AuditTrail => "AuditEvents are written by the server's audit trail and cannot be changed through the API".into(),
+            Denial::OutsideCompartment { patient } => format!(
+                "the resource must be in the compartment of Patient/{patient}, the patient of the access token"
+            ),
+            Denial::RulesCannotWrite => "search-constrained scopes allow reading, not writing".into(),
+            Denial::NeedsUnrestricted { what, resource_type } => format!(
+                "{what} needs a scope for all {resource_type} resources (not one confined to a patient or a search)"
+            ),
+            Denial::ConstraintsApart { resource_type } => format!(
+                "the granted scopes allow {resource_type} only under different search constraints; search with one of them"
+            ),
+        }
+    }
+}
+
+/// How far `interaction` on `resource_type` is allowed.
+pub fn decide(
+    ctx: &RequestContext<'_>,
+    interaction: Interaction,
+    resource_type: &str,
+) -> Result<Grant, Denial> {
+    let Some(caller) = ctx.caller else {
+        return Ok(Grant::All);
+    };
+    caller
+        .grant(interaction, resource_type)
+        .ok_or_else(|| Denial::NoScope {
+            interaction,
+            resource_type: resource_type.to_string(),
+        })
+}
+
+fn writable(ctx: &RequestContext<'_>, resource_type: &str) -> Result<(), Denial> {
+    if ctx.audit_on && resource_type == "AuditEvent" {
+        return Err(Denial::AuditTrail);
+    }
+    Ok(())
+}
+
+/// The grant for writing `resource` (create or update content): patient-confined
+/// grants need the new content inside the patient's compartment; search-constrained
+/// scopes do not allow writes.
+pub fn decide_content(
+    ctx: &RequestContext<'_>,
+    defs: &fhir_model::Definitions,
+    interaction: Interaction,
+    resource_type: &str,
+    resource: &Value,
+) -> Result<Grant, Denial> {
+    writable(ctx, resource_type)?;
+    match decide(ctx, interaction, resource_type)? {
+        Grant::All => Ok(Grant::All),
+        Grant::Patient(p) if patient_allows(defs, interaction, resource_type, resource, &p) => {
+            Ok(Grant::Patient(p))
+        }
+        Grant::Patient(patient) => Err(Denial::OutsideCompartment { patient }),
+        Grant::Rules(_) => Err(Denial::RulesCannotWrite),
+    }
+}
+
+/// Conditional writes, patches and writes of AuditEvents need an unrestricted grant
+/// (their targets are only known inside the store's transaction).
+pub fn decide_unrestricted(
+    ctx: &RequestContext<'_>,
+    interaction: Interaction,
+    resource_type: &str,
+    what: &str,
+) -> Result<(), Denial> {
+    writable(ctx, resource_type)?;
+    match decide(ctx, interaction, resource_type)? {
+        Grant::All => Ok(()),
+        _ => Err(Denial::NeedsUnrestricted {
+            what: what.to_string(),
+            resource_type: resource_type.to_string(),
+        }),
+    }
+}
+
+/// Whether `resource` (of `resource_type`) is in the compartment of Patient `patient`;
+/// `None` when resources of the type are never in a patient compartment.
+pub fn in_patient_compartment(
+    defs: &fhir_model::Definitions,
+    resource_type: &str,
+    resource: &Value,
+    patient: &str,
+) -> Option<bool> {
+    if resource_type == "Patient" {
+        return Some(resource.get("id").and_then(Value::as_str) == Some(patient));
+    }
+    let params = defs.compartment("Patient")?.params_for(resource_type);
+    if params.is_empty() {
+        return None;
+    }
+    let values = fhir_search::extract(fhir_search::SearchRegistry::r4(), resource_type, resource);
+    Some(values.references.iter().any(|r| {
+        params.iter().any(|p| p == &r.param)
+            && r.target_type.as_deref() == Some("Patient")
+            && r.id.as_deref() == Some(patient)
+    }))
+}
+
+/// Whether a patient-confined grant allows `interaction` on this resource. Resources
+/// of types outside every patient compartment may be read, not written.
+pub fn patient_allows(
+    defs: &fhir_model::Definitions,
+    interaction: Interaction,
+    resource_type: &str,
+    resource: &Value,
+    patient: &str,
+) -> bool {
+    match in_patient_compartment(defs, resource_type, resource, patient) {
+        Some(inside) => inside,
+        None => matches!(interaction, Interaction::Read | Interaction::Search),
+    }
+}
+
+/// The search restrictions of a grant: a patient compartment to search in, and extra
+/// parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchLimits {
+    pub patient: Option<String>,
+    pub extra: Vec<(String, String)>,
+}
+
+/// What a search under `grant` is confined to; refused when the grant's rules cannot
+/// be expressed as one search.
+pub fn search_limits(grant: &Grant, resource_type: &str) -> Result<SearchLimits, Denial> {
+    match grant {
+        Grant::All => Ok(SearchLimits {
+            patient: None,
+            extra: Vec::new(),
+        }),
+        Grant::Patient(p) => Ok(SearchLimits {
+            patient: Some(p.clone()),
+            extra: Vec::new(),
+        }),
+        Grant::Rules(rules) => merge_rules(rules).ok_or_else(|| Denial::ConstraintsApart {
+            resource_type: resource_type.to_string(),
+        }),
+    }
+}
+
+/// Rules that differ only in the values of one parameter combine as `param=a,b`.
+fn merge_rules(rules: &[Rule]) -> Option<SearchLimits> {
+    let first = rules.first()?;
+    if rules.len() == 1 {
+        return Some(SearchLimits {
+            patient: first.patient.clone(),
+            extra: first.constraint.clone(),
+        });
+    }
+    let key = match first.constraint.as_slice() {
+        [(k, _)] => k.clone(),
+        _ => return None,
+    };
+    let mut values = Vec::new();
+    for r in rules {
+        match r.constraint.as_slice() {
+            [(k, v)] if *k == key && r.patient == first.patient => values.push(v.clone()),
+            _ => return None,
+        }
+    }
+    Some(SearchLimits {
+        patient: first.patient.clone(),
+        extra: vec![(key, values.join(","))],
+    })
+}
+
+#[cfg(test)]
+mod tests;

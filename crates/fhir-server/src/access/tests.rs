@@ -1,0 +1,301 @@
+//! The access rules as a table: scopes and patient of a token, the question asked,
+//! and the answer expected.
+
+use serde_json::json;
+
+use super::*;
+
+const P: &str = "p1";
+
+fn caller(scopes: &str, patient: Option<&str>) -> Access {
+    Access {
+        client_id: "test".into(),
+        scopes: ScopeSet::parse(scopes),
+        patient: patient.map(str::to_string),
+    }
+}
+
+fn ctx(access: &Access) -> RequestContext<'_> {
+    RequestContext {
+        caller: Some(access),
+        audit_on: true,
+    }
+}
+
+fn no_scope(interaction: Interaction, resource_type: &str) -> Denial {
+    Denial::NoScope {
+        interaction,
+        resource_type: resource_type.into(),
+    }
+}
+
+/// The answer expected of a decision.
+type Expected = Result<Grant, Denial>;
+
+/// Scopes, the token's patient, the interaction and type asked about, the answer.
+type GrantCase<'a> = (&'a str, Option<&'a str>, Interaction, &'a str, Expected);
+
+/// Scopes, the interaction and type, the content written, the answer.
+type ContentCase<'a> = (&'a str, Interaction, &'a str, Value, Expected);
+
+fn observation_of(patient: &str) -> Value {
+    json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+        "subject": {"reference": format!("Patient/{patient}")}})
+}
+
+#[test]
+fn grants_by_scope_table() {
+    use Interaction::*;
+    let patient = || Ok(Grant::Patient(P.into()));
+    let cases: Vec<GrantCase> = vec![
+        (
+            "system/Observation.rs",
+            None,
+            Read,
+            "Observation",
+            Ok(Grant::All),
+        ),
+        (
+            "system/Observation.rs",
+            None,
+            Search,
+            "Observation",
+            Ok(Grant::All),
+        ),
+        (
+            "system/Observation.rs",
+            None,
+            Read,
+            "Patient",
+            Err(no_scope(Read, "Patient")),
+        ),
+        (
+            "system/Observation.rs",
+            None,
+            Create,
+            "Observation",
+            Err(no_scope(Create, "Observation")),
+        ),
+        ("patient/*.rs", Some(P), Read, "Observation", patient()),
+        ("patient/*.rs", Some(P), Search, "Patient", patient()),
+        (
+            "patient/*.rs",
+            Some(P),
+            Update,
+            "Observation",
+            Err(no_scope(Update, "Observation")),
+        ),
+        // Patient scopes grant nothing without a patient in the token.
+        (
+            "patient/*.rs",
+            None,
+            Read,
+            "Observation",
+            Err(no_scope(Read, "Observation")),
+        ),
+        // Wildcards never cover the audit trail.
+        (
+            "system/*.rs",
+            None,
+            Read,
+            "AuditEvent",
+            Err(no_scope(Read, "AuditEvent")),
+        ),
+        (
+            "system/AuditEvent.rs",
+            None,
+            Read,
+            "AuditEvent",
+            Ok(Grant::All),
+        ),
+        // An unrestricted scope wins over a confined one.
+        (
+            "patient/Observation.rs system/Observation.rs",
+            Some(P),
+            Read,
+            "Observation",
+            Ok(Grant::All),
+        ),
+        // SMART v1 syntax.
+        (
+            "user/Observation.read",
+            None,
+            Read,
+            "Observation",
+            Ok(Grant::All),
+        ),
+    ];
+    for (scopes, p, interaction, rt, expected) in cases {
+        let a = caller(scopes, p);
+        assert_eq!(
+            decide(&ctx(&a), interaction, rt),
+            expected,
+            "{scopes} (patient {p:?}): {interaction:?} {rt}"
+        );
+    }
+    let rules = decide(
+        &ctx(&caller(
+            "patient/Observation.rs?category=laboratory",
+            Some(P),
+        )),
+        Read,
+        "Observation",
+    );
+    assert!(
+        matches!(&rules, Ok(Grant::Rules(r)) if r.len() == 1),
+        "{rules:?}"
+    );
+}
+
+#[test]
+fn written_content_table() {
+    use Interaction::*;
+    let defs = fhir_model::Definitions::r4();
+    let practitioner = json!({"resourceType": "Practitioner"});
+    let cases: Vec<ContentCase> = vec![
+        (
+            "patient/Observation.cruds",
+            Create,
+            "Observation",
+            observation_of(P),
+            Ok(Grant::Patient(P.into())),
+        ),
+        (
+            "patient/Observation.cruds",
+            Create,
+            "Observation",
+            observation_of("p2"),
+            Err(Denial::OutsideCompartment { patient: P.into() }),
+        ),
+        // Types outside every patient compartment are read, not written, under a patient grant.
+        (
+            "patient/*.cruds",
+            Create,
+            "Practitioner",
+            practitioner.clone(),
+            Err(Denial::OutsideCompartment { patient: P.into() }),
+        ),
+        (
+            "patient/Observation.crus?category=laboratory",
+            Update,
+            "Observation",
+            observation_of(P),
+            Err(Denial::RulesCannotWrite),
+        ),
+        (
+            "system/AuditEvent.cruds",
+            Create,
+            "AuditEvent",
+            json!({"resourceType": "AuditEvent"}),
+            Err(Denial::AuditTrail),
+        ),
+        (
+            "system/Practitioner.c",
+            Create,
+            "Practitioner",
+            practitioner,
+            Ok(Grant::All),
+        ),
+    ];
+    for (scopes, interaction, rt, content, expected) in cases {
+        let a = caller(scopes, Some(P));
+        assert_eq!(
+            decide_content(&ctx(&a), defs, interaction, rt, &content),
+            expected,
+            "{scopes}: {interaction:?} {rt}"
+        );
+    }
+}
+
+#[test]
+fn unrestricted_interactions_and_authentication_off() {
+    use Interaction::*;
+    let all = caller("system/Observation.cruds", None);
+    assert_eq!(
+        decide_unrestricted(&ctx(&all), Update, "Observation", "a patch"),
+        Ok(())
+    );
+    let confined = caller("patient/Observation.cruds", Some(P));
+    assert_eq!(
+        decide_unrestricted(&ctx(&confined), Update, "Observation", "a patch"),
+        Err(Denial::NeedsUnrestricted {
+            what: "a patch".into(),
+            resource_type: "Observation".into()
+        })
+    );
+    // With authentication off everything is allowed, but the audit trail stays the
+    // server's own.
+    let off = RequestContext {
+        caller: None,
+        audit_on: true,
+    };
+    let defs = fhir_model::Definitions::r4();
+    assert_eq!(decide(&off, Delete, "Patient"), Ok(Grant::All));
+    assert_eq!(
+        decide_content(&off, defs, Create, "Observation", &observation_of(P)),
+        Ok(Grant::All)
+    );
+    assert_eq!(
+        decide_unrestricted(&off, Delete, "AuditEvent", "a delete"),
+        Err(Denial::AuditTrail)
+    );
+    let no_audit = RequestContext {
+        caller: None,
+        audit_on: false,
+    };
+    assert_eq!(
+        decide_unrestricted(&no_audit, Delete, "AuditEvent", "a delete"),
+        Ok(())
+    );
+}
+
+#[test]
+fn search_limits_merge_one_parameter() {
+    let rule = |k: &str, v: &str| Rule {
+        patient: Some(P.into()),
+        constraint: vec![(k.into(), v.into())],
+    };
+    let merged = search_limits(
+        &Grant::Rules(vec![
+            rule("category", "laboratory"),
+            rule("category", "vital-signs"),
+        ]),
+        "Observation",
+    );
+    assert_eq!(
+        merged,
+        Ok(SearchLimits {
+            patient: Some(P.into()),
+            extra: vec![("category".into(), "laboratory,vital-signs".into())]
+        })
+    );
+    let apart = search_limits(
+        &Grant::Rules(vec![
+            rule("category", "laboratory"),
+            rule("status", "final"),
+        ]),
+        "Observation",
+    );
+    assert_eq!(
+        apart,
+        Err(Denial::ConstraintsApart {
+            resource_type: "Observation".into()
+        })
+    );
+    assert_eq!(
+        search_limits(&Grant::Patient(P.into()), "Observation").map(|l| l.patient),
+        Ok(Some(P.into()))
+    );
+}
+
+#[test]
+fn denials_say_what_is_refused() {
+    let text = no_scope(Interaction::Update, "Observation").message();
+    assert_eq!(
+        text,
+        "the granted scopes do not allow update (u) of Observation resources"
+    );
+    assert!(Denial::OutsideCompartment { patient: P.into() }
+        .message()
+        .contains("Patient/p1"));
+}
