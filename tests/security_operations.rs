@@ -96,6 +96,39 @@ fn bundle_reads_of_a_binary_check_its_security_context(b: Backend) {
             assert!(text.contains("securityContext"), "{text}");
         }
     }
+    // An earlier version is checked as the version read, even once the current one
+    // is deleted; a search cannot confine Binaries to their contexts, so it is refused.
+    let r = as_(s, &admin_t, "DELETE", &format!("/Binary/{theirs}")).send();
+    assert!(r.status == 200 || r.status == 204, "{}", r.body);
+    let bundle = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET", "url": format!("Binary/{theirs}/_history/1")}},
+        {"request": {"method": "GET", "url": format!("Binary/{mine}/_history/1")}}]});
+    let r = as_(s, &t, "POST", "/").json(&bundle.to_string());
+    assert_eq!(r.status, 200, "{}", r.body);
+    let statuses: Vec<String> = r.json()["entry"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|e| e["response"]["status"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(statuses[0].starts_with("403"), "{}", r.body);
+    assert!(statuses[1].starts_with("200"), "{}", r.body);
+    as_(s, &t, "GET", &format!("/Binary?_id={mine}"))
+        .send()
+        .outcome(403);
+    // So is an earlier version of another patient's deleted Observation.
+    let r = as_(s, &admin_t, "DELETE", &format!("/Observation/{b_obs}")).send();
+    assert!(r.status == 200 || r.status == 204, "{}", r.body);
+    let bundle = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET", "url": format!("Observation/{b_obs}/_history/1")}}]});
+    let r = as_(s, &t, "POST", "/").json(&bundle.to_string());
+    let status = r.json()["entry"][0]["response"]["status"].clone();
+    assert!(
+        status.as_str().unwrap_or("").starts_with("403"),
+        "{}",
+        r.body
+    );
     // Alone, the readable one is also read in a transaction.
     let bundle = json!({"resourceType": "Bundle", "type": "transaction",
         "entry": [{"request": {"method": "GET", "url": format!("Binary/{mine}")}}]});

@@ -120,7 +120,7 @@ pub(super) fn execute(
     let e = store_err(p.index);
     let rt = p.resource_type.as_str();
     match p.method {
-        Method::Get => check_confined(ops, defs, &p, Interaction::Read)?,
+        // A read is checked on the version it returns (below).
         Method::Put => check_confined(ops, defs, &p, Interaction::Update)?,
         Method::Delete => check_confined(ops, defs, &p, Interaction::Delete)?,
         _ => {}
@@ -208,7 +208,7 @@ pub(super) fn execute(
             Ok(search_entry(bundle))
         }
         Method::Get => {
-            let id = p.id.unwrap_or_default();
+            let id = p.id.clone().unwrap_or_default();
             let stored = match p.version {
                 Some(v) => ops.vread(rt, &id, v),
                 None => ops.read(rt, &id),
@@ -224,6 +224,7 @@ pub(super) fn execute(
                     ApiError::Gone(format!("{rt}/{id} was deleted")),
                 )),
                 Some(s) => {
+                    check_stored(ops, defs, &p, Interaction::Read, &s)?;
                     let (none_match, since) = &p.read_if;
                     if NoneMatch::not_modified(
                         none_match.as_ref(),

@@ -385,15 +385,30 @@ pub(super) fn check_confined(
     p: &Planned,
     interaction: Interaction,
 ) -> Result<(), EntryError> {
-    let (Some(patient), Some(id)) = (&p.confine, &p.id) else {
+    let (Some(_), Some(id)) = (&p.confine, &p.id) else {
         return Ok(());
     };
-    let rt = p.resource_type.as_str();
-    let existing = ops.read(rt, id).map_err(store_err(p.index))?;
-    let Some(existing) = existing.filter(|e| !e.deleted) else {
+    let existing = ops.read(&p.resource_type, id).map_err(store_err(p.index))?;
+    match existing.filter(|e| !e.deleted) {
+        Some(existing) => check_stored(ops, defs, p, interaction, &existing),
+        None => Ok(()),
+    }
+}
+
+/// For patient-confined entries: `stored` (the version a write would replace, or the
+/// one a read returns) must be in the compartment; a Binary's securityContext too.
+pub(super) fn check_stored(
+    ops: &mut TxOps<'_, '_>,
+    defs: &'static fhir_model::Definitions,
+    p: &Planned,
+    interaction: Interaction,
+    stored: &fhir_store::StoredResource,
+) -> Result<(), EntryError> {
+    let Some(patient) = &p.confine else {
         return Ok(());
     };
-    let value = fhir_model::json::parse(existing.content.as_bytes())
+    let (rt, id) = (stored.res_type.as_str(), stored.res_id.as_str());
+    let value = fhir_model::json::parse(stored.content.as_bytes())
         .map_err(|e| entry_err(p.index, ApiError::Internal(e.to_string())))?;
     if !guard::patient_allows(defs, interaction, rt, &value, patient) {
         return Err(entry_err(
