@@ -167,7 +167,8 @@ impl CodeSystemDef {
 
     /// Adds the designations and properties a supplement gives to the concepts it
     /// names (a supplement may add nothing else: codes it names that this system does
-    /// not have are left out). A supplement of another version is not applied.
+    /// not have are left out, and `parent`/`child` properties, which would change the
+    /// hierarchy). A supplement of another version is not applied.
     pub fn supplement_with(&mut self, supplement: &CodeSystemDef) {
         let Some(target) = supplement.supplements.as_deref() else {
             return;
@@ -192,7 +193,12 @@ impl CodeSystemDef {
         for added in supplement.all_concepts() {
             if let Some(c) = walk(&mut self.concepts, &added.code) {
                 c.designations.extend(added.designations.iter().cloned());
-                c.properties.extend(added.properties.iter().cloned());
+                // A supplement may not change the meaning: not the hierarchy.
+                let kept = added
+                    .properties
+                    .iter()
+                    .filter(|p| p.code != "parent" && p.code != "child");
+                c.properties.extend(kept.cloned());
             }
         }
     }
@@ -528,5 +534,39 @@ fn flatten_expansion(contains: &[ExpansionContains], out: &mut Vec<ExpandedCode>
             });
         }
         flatten_expansion(&c.contains, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cs(v: serde_json::Value) -> CodeSystemDef {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn supplements_add_designations_not_hierarchy_and_match_versions() {
+        let mut base = cs(
+            json!({"url": "http://x/cs", "version": "2", "content": "complete",
+            "concept": [{"code": "a", "concept": [{"code": "b"}]}]}),
+        );
+        let supplement = cs(json!({"url": "http://x/sup", "content": "supplement",
+            "supplements": "http://x/cs|2",
+            "concept": [{"code": "b", "designation": [{"language": "es", "value": "Be"}],
+                "property": [{"code": "parent", "valueCode": "zz"}, {"code": "weight", "valueInteger": 3}]},
+                {"code": "unknown", "designation": [{"value": "none"}]}]}));
+        base.supplement_with(&supplement);
+        let b = base.find("b").unwrap();
+        assert_eq!(b.designation_in("es-ES"), Some("Be"));
+        assert_eq!(b.property("weight").collect::<Vec<_>>(), ["3"]);
+        assert_eq!(b.property("parent").count(), 0);
+        assert!(base.find("unknown").is_none());
+        let other_version = cs(json!({"url": "http://x/sup1", "content": "supplement",
+            "supplements": "http://x/cs|1",
+            "concept": [{"code": "a", "designation": [{"language": "de", "value": "Ah"}]}]}));
+        base.supplement_with(&other_version);
+        assert_eq!(base.find("a").unwrap().designation_in("de"), None);
     }
 }

@@ -60,7 +60,7 @@ const MAX_SUPPLEMENTS: usize = 200;
 
 /// The stored CodeSystems with `content: supplement` (at most `limit`).
 fn stored_supplements(store: &Store, limit: usize) -> Result<Vec<Value>, StoreError> {
-    let pairs = [("content-mode", "supplement")];
+    let pairs = [("content-mode", "supplement"), ("_sort", "-_lastUpdated")];
     Ok(stored(store, "CodeSystem", &pairs, limit)?
         .matches
         .iter()
@@ -95,10 +95,18 @@ impl Stored for FromStore<'_> {
                 .as_str()
                 .is_some_and(|s| fhir_model::terminology::canonical_url(s) == url)
         };
+        // Of several versions of one supplement, the latest written (the first).
+        let mut seen = std::collections::HashSet::new();
         Ok(self
             .supplements
             .get()
-            .map(|all| all.iter().filter(of).cloned().collect())
+            .map(|all| {
+                all.iter()
+                    .filter(of)
+                    .filter(|v| seen.insert(v["url"].as_str().unwrap_or("").to_string()))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default())
     }
 
@@ -196,13 +204,8 @@ pub(crate) fn maps_between(
     target: Option<&str>,
 ) -> Result<Result<Arc<Terminology>, TxError>, StoreError> {
     let fingerprint = fingerprint(store)?;
-    let key = format!(
-        "$translate?source={}&target={}",
-        source.unwrap_or(""),
-        target.unwrap_or("")
-    );
     let failed = std::cell::RefCell::new(None);
-    let t = cache.get_or_gather(fingerprint, Kind::ConceptMap, &key, || {
+    let t = cache.get_or_choose_maps(fingerprint, source, target, || {
         let matches = |m: &fhir_model::terminology::ConceptMapDef| {
             source.is_none_or(|s| m.source() == Some(s))
                 && target.is_none_or(|t| m.target() == Some(t))
@@ -218,10 +221,28 @@ pub(crate) fn maps_between(
                 param: "source".into(),
             }
         })??;
-        for map in stored.into_iter().filter(|m| matches(m)) {
+        for map in stored.iter().filter(|m| matches(m)) {
             // The packages' maps win; of a stored URL, the first is the latest.
             if !t.concept_maps.contains_key(&map.url) {
-                t.concept_maps.insert(map.url.clone(), map);
+                t.concept_maps.insert(map.url.clone(), map.clone());
+            }
+        }
+        // The maps an `unmapped` of mode `other-map` names come along.
+        let others: Vec<String> = t
+            .concept_maps
+            .values()
+            .flat_map(|m| m.group.iter())
+            .filter_map(|g| g.unmapped.as_ref()?.url.clone())
+            .map(|u| fhir_model::terminology::canonical_url(&u).to_string())
+            .filter(|u| !t.concept_maps.contains_key(u))
+            .collect();
+        for url in others {
+            let found = core
+                .concept_map(&url)
+                .cloned()
+                .or_else(|| stored.iter().find(|m| m.url == url).cloned());
+            if let Some(map) = found {
+                t.concept_maps.insert(url, map);
             }
         }
         Ok(t)

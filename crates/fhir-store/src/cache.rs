@@ -189,8 +189,12 @@ impl ReadCache {
     /// have written one without this node knowing). What is derived from the stored
     /// terminology may be kept in memory as long as the number stays the same.
     pub fn terminology_generation(&self) -> Option<u64> {
-        let generation = self.terminology_writes.load(Ordering::Acquire);
-        self.trusted().then_some(generation)
+        // Trust first: regaining it bumps the number before trust is set, so a number
+        // read after a trust check is one of the trusted period.
+        if !self.trusted() {
+            return None;
+        }
+        Some(self.terminology_writes.load(Ordering::Acquire))
     }
 
     /// Entries held and their bytes, for metrics and tests.

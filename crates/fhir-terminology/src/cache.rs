@@ -24,10 +24,19 @@ pub struct Cache {
     inner: Mutex<Inner>,
 }
 
+/// What a kept terminology was made for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    /// Gathered for a canonical URL of a kind.
+    Url(Kind, String),
+    /// The concept maps chosen by a `$translate`'s source and target value sets.
+    Maps(Option<String>, Option<String>),
+}
+
 #[derive(Default)]
 struct Inner {
     fingerprint: Option<Fingerprint>,
-    entries: HashMap<(Kind, String), Arc<Terminology>>,
+    entries: HashMap<Key, Arc<Terminology>>,
     /// Whether supplements are stored, as known at a generation of the caller's
     /// (a number that changes with every write of stored terminology).
     supplemented: Option<(u64, bool)>,
@@ -43,7 +52,28 @@ impl Cache {
         url: &str,
         gather: impl FnOnce() -> Result<Terminology, TxError>,
     ) -> Result<Arc<Terminology>, TxError> {
-        let key = (kind, url.to_string());
+        self.get_or_make(fingerprint, Key::Url(kind, url.to_string()), gather)
+    }
+
+    /// The concept maps chosen for a `$translate` by its `source` and `target`: kept,
+    /// or chosen by `choose` and kept, as [`Cache::get_or_gather`].
+    pub fn get_or_choose_maps(
+        &self,
+        fingerprint: Fingerprint,
+        source: Option<&str>,
+        target: Option<&str>,
+        choose: impl FnOnce() -> Result<Terminology, TxError>,
+    ) -> Result<Arc<Terminology>, TxError> {
+        let key = Key::Maps(source.map(str::to_string), target.map(str::to_string));
+        self.get_or_make(fingerprint, key, choose)
+    }
+
+    fn get_or_make(
+        &self,
+        fingerprint: Fingerprint,
+        key: Key,
+        make: impl FnOnce() -> Result<Terminology, TxError>,
+    ) -> Result<Arc<Terminology>, TxError> {
         {
             let mut inner = self.lock();
             if inner.fingerprint != Some(fingerprint) {
@@ -54,7 +84,7 @@ impl Cache {
                 return Ok(t.clone());
             }
         }
-        let t = Arc::new(gather()?);
+        let t = Arc::new(make()?);
         let mut inner = self.lock();
         if inner.fingerprint == Some(fingerprint) {
             if inner.entries.len() >= MAX_ENTRIES {
@@ -75,10 +105,14 @@ impl Cache {
         }
     }
 
-    /// Keeps whether supplements are stored, as found at `generation`.
+    /// Keeps whether supplements are stored, as found at `generation` (unless what is
+    /// kept was found at a later one).
     pub fn keep_supplemented(&self, generation: Option<u64>, answer: bool) {
         if let Some(g) = generation {
-            self.lock().supplemented = Some((g, answer));
+            let mut inner = self.lock();
+            if inner.supplemented.is_none_or(|(kept, _)| kept <= g) {
+                inner.supplemented = Some((g, answer));
+            }
         }
     }
 

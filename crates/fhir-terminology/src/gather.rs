@@ -161,9 +161,10 @@ pub fn gather(
 fn supplement(out: &mut Terminology, stored: &dyn Stored) -> Result<(), TxError> {
     for (url, cs) in out.code_systems.iter_mut() {
         for s in stored.supplements(url)? {
-            let s: CodeSystemDef =
-                serde_json::from_value(s).map_err(|e| unreadable(Kind::CodeSystem, url, e))?;
-            cs.supplement_with(&s);
+            // A supplement that cannot be read adds nothing; the system still answers.
+            if let Ok(s) = serde_json::from_value::<CodeSystemDef>(s) {
+                cs.supplement_with(&s);
+            }
         }
     }
     Ok(())

@@ -182,7 +182,11 @@ fn backward(
         .element
         .iter()
         .flat_map(|e| e.target.iter().map(move |tg| (e, tg)))
-        .filter(|(_, tg)| tg.code.as_deref() == Some(code) && holds(&tg.product, given))
+        // The products of a mapping are conditions of its reverse only when the
+        // request gives dependencies to compare them with.
+        .filter(|(_, tg)| {
+            tg.code.as_deref() == Some(code) && (given.is_empty() || holds(&tg.product, given))
+        })
         .map(|(e, tg)| Match {
             equivalence: reversed(tg.equivalence.as_deref().unwrap_or("equivalent")).to_string(),
             system: group.source.clone(),

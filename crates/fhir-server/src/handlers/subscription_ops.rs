@@ -185,11 +185,10 @@ pub async fn status_type(
     let mut entries = Vec::new();
     for (stored, n) in page.matches.iter().zip(counted) {
         // Only the subscriptions the caller may read (search-constrained scopes).
-        if guard::ensure_stored(&state, &grant, Interaction::Read, stored)
-            .await
-            .is_ok()
-        {
-            entries.push(status_entry(status_of(&state, &base, stored, n)?));
+        match guard::ensure_stored(&state, &grant, Interaction::Read, stored).await {
+            Ok(()) => entries.push(status_entry(status_of(&state, &base, stored, n)?)),
+            Err(ApiError::Forbidden(_)) => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(respond::json(StatusCode::OK, &searchset(entries), out))

@@ -125,8 +125,9 @@ async fn terminology(
     let core = state.defs.terminology();
     let Some(url) = url else { return Ok(None) };
     let packaged = !needs_gathering(core, op.kind(), &url);
-    // A package's resource is gathered only to apply stored supplements to it.
-    if packaged && !supplements_stored(state).await? {
+    // A package's resource is gathered only to apply stored supplements to the code
+    // systems it reaches (a concept map reaches none).
+    if packaged && (op.kind() == Kind::ConceptMap || !supplements_stored(state).await?) {
         return Ok(None);
     }
     let kind = op.kind();
@@ -155,10 +156,11 @@ fn accepted_language(req: &HttpRequest) -> Option<String> {
     for item in header.split(',') {
         let mut parts = item.split(';');
         let tag = parts.next().unwrap_or("").trim();
-        let q = parts
-            .find_map(|p| p.trim().strip_prefix("q="))
-            .and_then(|q| q.trim().parse::<f32>().ok())
-            .unwrap_or(1.0);
+        // RFC 9110: a weight is 0 to 1; one that is not a number counts as 0.
+        let q = match parts.find_map(|p| p.trim().strip_prefix("q=")) {
+            None => 1.0,
+            Some(q) => q.trim().parse::<f32>().unwrap_or(0.0).clamp(0.0, 1.0),
+        };
         if tag.is_empty() || tag == "*" || q <= 0.0 {
             continue;
         }
@@ -249,7 +251,13 @@ async fn run(
             fhir_terminology::expand(t, &p, url, stamp)?
         }
     };
-    Ok(respond::json(StatusCode::OK, &answer, out))
+    let mut resp = respond::json(StatusCode::OK, &answer, out);
+    // Displays follow the Accept-Language header when no displayLanguage is given.
+    resp.headers_mut().append(
+        actix_web::http::header::VARY,
+        actix_web::http::header::HeaderValue::from_static("Accept-Language"),
+    );
+    Ok(resp)
 }
 
 macro_rules! operation {

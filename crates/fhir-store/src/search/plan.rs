@@ -86,12 +86,16 @@ pub(super) fn counting<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// Runs `f` (writing the conditions of a walk over a sort index, which is the outer
-/// loop) with no criterion driving: each is checked per walked row.
+/// loop) with no criterion driving: each is checked per walked row, a leading chain
+/// or `_has` too (fenced on PostgreSQL, which would otherwise turn its check into a
+/// join from the other end).
 pub(super) fn walking<T>(f: impl FnOnce() -> T) -> T {
     let page = current();
     CURRENT.with(|c| {
         c.set(Plan {
             none_drives: true,
+            chain_checked: true,
+            has_checked: true,
             ..page
         })
     });
