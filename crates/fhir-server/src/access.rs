@@ -86,6 +86,20 @@ pub enum Denial {
     NeedsUnrestricted { what: String, resource_type: String },
     /// Several search constraints that no one search can express.
     ConstraintsApart { resource_type: String },
+    /// A bulk export of a type needs a grant to read all of it.
+    ExportNeedsAll { resource_type: String },
+    /// A Group export needs a grant to read all Groups.
+    GroupExport,
+    /// A bulk export with no grant to read any type in full.
+    NoSystemRead,
+    /// `$expunge` of a type needs a grant to delete all of it.
+    ExpungeNeedsAll { resource_type: String },
+    /// A resource outside what the grant allows.
+    Outside { resource_type: String, id: String },
+    /// `$everything` needs a grant to read the Patient.
+    EverythingNeedsPatient,
+    /// None of the types asked for may be read.
+    NoTypeAllowed,
 }
 
 impl Denial {
@@ -111,6 +125,19 @@ impl Denial {
             Denial::ConstraintsApart { resource_type } => format!(
                 "the granted scopes allow {resource_type} only under different search constraints; search with one of them"
             ),
+            Denial::ExportNeedsAll { resource_type: t } => format!(
+                "bulk export of {t} needs a scope to read all {t} resources (system/{t}.r)"
+            ),
+            Denial::GroupExport => "a Group export needs a scope to read the Group (system/Group.rs)".into(),
+            Denial::NoSystemRead => "bulk export needs system-level read scopes (system/*.r or system/[type].r)".into(),
+            Denial::ExpungeNeedsAll { resource_type: t } => format!(
+                "$expunge needs a scope to delete all {t} resources (system/{t}.d)"
+            ),
+            Denial::Outside { resource_type, id } => format!(
+                "{resource_type}/{id} is outside what the granted scopes allow"
+            ),
+            Denial::EverythingNeedsPatient => "$everything needs read access to the Patient".into(),
+            Denial::NoTypeAllowed => "the granted scopes allow none of the types asked for".into(),
         }
     }
 }
@@ -176,6 +203,111 @@ pub fn decide_unrestricted(
             resource_type: resource_type.to_string(),
         }),
     }
+}
+
+/// Whether the caller may read every resource of `resource_type`.
+fn reads_all(ctx: &RequestContext<'_>, resource_type: &str) -> bool {
+    decide(ctx, Interaction::Read, resource_type) == Ok(Grant::All)
+}
+
+/// The types a bulk export covers: those asked for (each must be readable in full),
+/// or, when none is, every type of `known` that is; a Group export needs the Group
+/// readable in full too.
+pub fn decide_export(
+    ctx: &RequestContext<'_>,
+    group: bool,
+    asked: &[String],
+    known: &[String],
+) -> Result<Vec<String>, Denial> {
+    if ctx.caller.is_none() {
+        return Ok(asked.to_vec());
+    }
+    if group && !reads_all(ctx, "Group") {
+        return Err(Denial::GroupExport);
+    }
+    if let Some(t) = asked.iter().find(|t| !reads_all(ctx, t)) {
+        return Err(Denial::ExportNeedsAll {
+            resource_type: t.clone(),
+        });
+    }
+    if !asked.is_empty() {
+        return Ok(asked.to_vec());
+    }
+    let readable: Vec<String> = known
+        .iter()
+        .filter(|t| reads_all(ctx, t))
+        .cloned()
+        .collect();
+    if readable.is_empty() {
+        return Err(Denial::NoSystemRead);
+    }
+    Ok(readable)
+}
+
+/// `$expunge` of one type, or of every type of `known` but AuditEvent: each needs a
+/// grant to delete all of it.
+pub fn decide_expunge(
+    ctx: &RequestContext<'_>,
+    resource_type: Option<&str>,
+    known: &[String],
+) -> Result<(), Denial> {
+    if ctx.caller.is_none() {
+        return Ok(());
+    }
+    let full = |t: &str| decide(ctx, Interaction::Delete, t) == Ok(Grant::All);
+    let refused = match resource_type {
+        Some(t) => (!full(t)).then(|| t.to_string()),
+        None => known
+            .iter()
+            .filter(|t| *t != "AuditEvent")
+            .find(|t| !full(t))
+            .cloned(),
+    };
+    match refused {
+        Some(resource_type) => Err(Denial::ExpungeNeedsAll { resource_type }),
+        None => Ok(()),
+    }
+}
+
+/// What `$everything` covers: the Patient (`id`, or the token's patient when none is
+/// named) and the types asked for that may be read (in full or in that patient's
+/// compartment), or every such type of `known` when none is asked for.
+pub fn decide_everything(
+    ctx: &RequestContext<'_>,
+    id: Option<String>,
+    asked: &[String],
+    known: &[String],
+) -> Result<(Option<String>, Vec<String>), Denial> {
+    if ctx.caller.is_none() {
+        return Ok((id, asked.to_vec()));
+    }
+    let id = match decide(ctx, Interaction::Read, "Patient") {
+        Ok(Grant::All) => id,
+        Ok(Grant::Patient(p)) => match id {
+            Some(i) if i != p => {
+                return Err(Denial::Outside {
+                    resource_type: "Patient".into(),
+                    id: i,
+                })
+            }
+            _ => Some(p),
+        },
+        _ => return Err(Denial::EverythingNeedsPatient),
+    };
+    let readable = |t: &&String| {
+        matches!(
+            decide(ctx, Interaction::Read, t),
+            Ok(Grant::All | Grant::Patient(_))
+        )
+    };
+    if asked.is_empty() {
+        return Ok((id, known.iter().filter(readable).cloned().collect()));
+    }
+    let types: Vec<String> = asked.iter().filter(readable).cloned().collect();
+    if types.is_empty() {
+        return Err(Denial::NoTypeAllowed);
+    }
+    Ok((id, types))
 }
 
 /// Whether `resource` (of `resource_type`) is in the compartment of Patient `patient`;

@@ -299,3 +299,103 @@ fn denials_say_what_is_refused() {
         .message()
         .contains("Patient/p1"));
 }
+
+/// Scopes, a Group export or not, the types asked for, the types exported.
+type ExportCase<'a> = (&'a str, bool, Vec<String>, Result<Vec<String>, Denial>);
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn bulk_export_table() {
+    let known = strings(&["Group", "Observation", "Patient"]);
+    let cases: Vec<ExportCase> = vec![
+        ("system/*.rs", false, vec![], Ok(known.clone())),
+        (
+            "system/Observation.rs",
+            false,
+            vec![],
+            Ok(strings(&["Observation"])),
+        ),
+        (
+            "system/Observation.rs",
+            false,
+            strings(&["Patient"]),
+            Err(Denial::ExportNeedsAll {
+                resource_type: "Patient".into(),
+            }),
+        ),
+        (
+            "system/Observation.rs",
+            true,
+            vec![],
+            Err(Denial::GroupExport),
+        ),
+        ("patient/*.rs", false, vec![], Err(Denial::NoSystemRead)),
+        (
+            "system/Group.rs system/Patient.rs",
+            true,
+            strings(&["Patient"]),
+            Ok(strings(&["Patient"])),
+        ),
+    ];
+    for (scopes, group, asked, expected) in cases {
+        let a = caller(scopes, Some(P));
+        assert_eq!(
+            decide_export(&ctx(&a), group, &asked, &known),
+            expected,
+            "{scopes} group {group} {asked:?}"
+        );
+    }
+    let off = RequestContext {
+        caller: None,
+        audit_on: true,
+    };
+    assert_eq!(decide_export(&off, true, &[], &known), Ok(vec![]));
+}
+
+#[test]
+fn expunge_and_everything_tables() {
+    let known = strings(&["AuditEvent", "Observation", "Patient"]);
+    let all = caller("system/Observation.cruds system/Patient.cruds", None);
+    assert_eq!(
+        decide_expunge(&ctx(&all), Some("Observation"), &known),
+        Ok(())
+    );
+    // Every type but the audit trail.
+    assert_eq!(decide_expunge(&ctx(&all), None, &known), Ok(()));
+    let some = caller("system/Observation.cruds", None);
+    assert_eq!(
+        decide_expunge(&ctx(&some), None, &known),
+        Err(Denial::ExpungeNeedsAll {
+            resource_type: "Patient".into()
+        })
+    );
+    let mine = caller("patient/*.rs", Some(P));
+    assert_eq!(
+        decide_everything(&ctx(&mine), None, &[], &known),
+        Ok((Some(P.into()), strings(&["Observation", "Patient"])))
+    );
+    assert_eq!(
+        decide_everything(&ctx(&mine), Some("p2".into()), &[], &known),
+        Err(Denial::Outside {
+            resource_type: "Patient".into(),
+            id: "p2".into()
+        })
+    );
+    assert_eq!(
+        decide_everything(
+            &ctx(&mine),
+            Some(P.into()),
+            &strings(&["AuditEvent"]),
+            &known
+        ),
+        Err(Denial::NoTypeAllowed)
+    );
+    let observations = caller("system/Observation.rs", None);
+    assert_eq!(
+        decide_everything(&ctx(&observations), None, &[], &known),
+        Err(Denial::EverythingNeedsPatient)
+    );
+}

@@ -106,55 +106,19 @@ fn parse(state: &AppState, req: &HttpRequest) -> Result<Params> {
 }
 
 /// With authentication on: a patient-scoped token sees its own patient only, and only
-/// types it may read (in full or in that patient's compartment) are returned.
+/// types it may read (in full or in that patient's compartment) are returned
+/// ([`crate::access::decide_everything`]).
 fn confine(
     state: &AppState,
     req: &HttpRequest,
     id: Option<String>,
     types: &mut Vec<String>,
 ) -> Result<Option<String>> {
-    use crate::auth::{guard, scopes::Interaction, Grant};
-    let Some(access) = guard::access(req) else {
-        return Ok(id);
-    };
-    let id = match access.grant(Interaction::Read, "Patient") {
-        Some(Grant::All) => id,
-        Some(Grant::Patient(p)) => match id {
-            Some(i) if i != p => {
-                return Err(ApiError::Forbidden(format!(
-                    "Patient/{i} is outside what the granted scopes allow"
-                )))
-            }
-            _ => Some(p),
-        },
-        _ => {
-            return Err(ApiError::Forbidden(
-                "$everything needs read access to the Patient".into(),
-            ))
-        }
-    };
-    let readable = |t: &str| {
-        matches!(
-            access.grant(Interaction::Read, t),
-            Some(Grant::All | Grant::Patient(_))
-        )
-    };
-    if types.is_empty() {
-        *types = state
-            .defs
-            .resource_types()
-            .iter()
-            .filter(|t| readable(t))
-            .cloned()
-            .collect();
-    } else {
-        types.retain(|t| readable(t));
-        if types.is_empty() {
-            return Err(ApiError::Forbidden(
-                "the granted scopes allow none of the types asked for".into(),
-            ));
-        }
-    }
+    let caller = crate::auth::guard::access(req);
+    let ctx = crate::auth::guard::context(state, caller.as_deref());
+    let (id, confined) =
+        crate::access::decide_everything(&ctx, id, types, state.defs.resource_types())?;
+    *types = confined;
     Ok(id)
 }
 

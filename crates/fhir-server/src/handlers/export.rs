@@ -162,31 +162,10 @@ fn authorize_kickoff(
     let Some(access) = guard::access(req) else {
         return Ok(());
     };
-    let full = |t: &str| access.grant(Interaction::Read, t) == Some(Grant::All);
-    if matches!(request.level, crate::export::ExportLevel::Group(_)) && !full("Group") {
-        return Err(ApiError::Forbidden(
-            "a Group export needs a scope to read the Group (system/Group.rs)".into(),
-        ));
-    }
-    if let Some(t) = request.types.iter().find(|t| !full(t)) {
-        return Err(ApiError::Forbidden(format!(
-            "bulk export of {t} needs a scope to read all {t} resources (system/{t}.r)"
-        )));
-    }
-    if request.types.is_empty() {
-        request.types = state
-            .defs
-            .resource_types()
-            .iter()
-            .filter(|t| full(t))
-            .cloned()
-            .collect();
-        if request.types.is_empty() {
-            return Err(ApiError::Forbidden(
-                "bulk export needs system-level read scopes (system/*.r or system/[type].r)".into(),
-            ));
-        }
-    }
+    let ctx = guard::context(state, Some(&access));
+    let group = matches!(request.level, crate::export::ExportLevel::Group(_));
+    request.types =
+        crate::access::decide_export(&ctx, group, &request.types, state.defs.resource_types())?;
     request.client = Some(access.client_id.clone());
     Ok(())
 }

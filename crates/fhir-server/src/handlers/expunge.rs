@@ -12,8 +12,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use fhir_store::Expunge;
 use serde_json::{json, Value};
 
-use crate::auth::scopes::Interaction;
-use crate::auth::{guard, Grant};
+use crate::auth::guard;
 use crate::error::ApiError;
 use crate::http::body::{parse_body, read_limited};
 use crate::http::negotiate::output;
@@ -92,26 +91,13 @@ async fn expunge(
 
 /// With authentication on: unrestricted delete of the type, or of every type.
 fn authorize(state: &AppState, req: &HttpRequest, res_type: Option<&str>) -> Result<()> {
-    let Some(access) = guard::access(req) else {
-        return Ok(());
-    };
-    let full = |t: &str| access.grant(Interaction::Delete, t) == Some(Grant::All);
-    let refused = match res_type {
-        Some(t) => (!full(t)).then(|| t.to_string()),
-        None => state
-            .defs
-            .resource_types()
-            .iter()
-            .filter(|t| *t != "AuditEvent")
-            .find(|t| !full(t))
-            .cloned(),
-    };
-    match refused {
-        Some(t) => Err(ApiError::Forbidden(format!(
-            "$expunge needs a scope to delete all {t} resources (system/{t}.d)"
-        ))),
-        None => Ok(()),
-    }
+    let caller = guard::access(req);
+    let ctx = guard::context(state, caller.as_deref());
+    Ok(crate::access::decide_expunge(
+        &ctx,
+        res_type,
+        state.defs.resource_types(),
+    )?)
 }
 
 /// The operation's parameters.
