@@ -100,6 +100,8 @@ pub enum Denial {
     EverythingNeedsPatient,
     /// None of the types asked for may be read.
     NoTypeAllowed,
+    /// The history of a type needs a grant to search all of it.
+    HistoryNeedsAll { resource_type: String },
 }
 
 impl Denial {
@@ -138,6 +140,9 @@ impl Denial {
             ),
             Denial::EverythingNeedsPatient => "$everything needs read access to the Patient".into(),
             Denial::NoTypeAllowed => "the granted scopes allow none of the types asked for".into(),
+            Denial::HistoryNeedsAll { resource_type: t } => format!(
+                "history of {t} needs a scope for all {t} resources (not one confined to a patient or a search)"
+            ),
         }
     }
 }
@@ -308,6 +313,43 @@ pub fn decide_everything(
         return Err(Denial::NoTypeAllowed);
     }
     Ok((id, types))
+}
+
+/// Whose history is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryOf<'a> {
+    /// One resource of this type (its versions are then checked one by one).
+    Instance(&'a str),
+    /// Every resource of this type.
+    Type(&'a str),
+    /// Every resource of the types of `known`.
+    System,
+}
+
+/// How far a history may be read: an instance's as the type may be read; a type's or
+/// the system's only with grants to search every resource of each type.
+pub fn decide_history(
+    ctx: &RequestContext<'_>,
+    of: HistoryOf<'_>,
+    known: &[String],
+) -> Result<Grant, Denial> {
+    let unrestricted = |t: &str| match decide(ctx, Interaction::Search, t)? {
+        Grant::All => Ok(Grant::All),
+        _ => Err(Denial::HistoryNeedsAll {
+            resource_type: t.to_string(),
+        }),
+    };
+    match of {
+        HistoryOf::Instance(t) => decide(ctx, Interaction::Read, t),
+        HistoryOf::Type(t) => unrestricted(t),
+        HistoryOf::System if ctx.caller.is_none() => Ok(Grant::All),
+        HistoryOf::System => {
+            for t in known {
+                unrestricted(t)?;
+            }
+            Ok(Grant::All)
+        }
+    }
 }
 
 /// Whether `resource` (of `resource_type`) is in the compartment of Patient `patient`;

@@ -399,3 +399,49 @@ fn expunge_and_everything_tables() {
         Err(Denial::EverythingNeedsPatient)
     );
 }
+
+#[test]
+fn history_table() {
+    let known = strings(&["Observation", "Patient"]);
+    let all = caller("system/*.rs", None);
+    assert_eq!(
+        decide_history(&ctx(&all), HistoryOf::System, &known),
+        Ok(Grant::All)
+    );
+    let mine = caller("patient/*.rs", Some(P));
+    assert_eq!(
+        decide_history(&ctx(&mine), HistoryOf::Instance("Observation"), &known),
+        Ok(Grant::Patient(P.into()))
+    );
+    let needs_all = |t: &str| {
+        Err(Denial::HistoryNeedsAll {
+            resource_type: t.into(),
+        })
+    };
+    assert_eq!(
+        decide_history(&ctx(&mine), HistoryOf::Type("Observation"), &known),
+        needs_all("Observation")
+    );
+    assert_eq!(
+        decide_history(&ctx(&mine), HistoryOf::System, &known),
+        needs_all("Observation")
+    );
+    let observations = caller("system/Observation.rs", None);
+    // No scope for Patients at all: refused as such.
+    assert_eq!(
+        decide_history(&ctx(&observations), HistoryOf::System, &known),
+        Err(no_scope(Interaction::Search, "Patient"))
+    );
+    assert_eq!(
+        decide_history(&ctx(&observations), HistoryOf::Type("Patient"), &known),
+        Err(no_scope(Interaction::Search, "Patient"))
+    );
+    let off = RequestContext {
+        caller: None,
+        audit_on: false,
+    };
+    assert_eq!(
+        decide_history(&off, HistoryOf::System, &known),
+        Ok(Grant::All)
+    );
+}

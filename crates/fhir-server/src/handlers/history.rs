@@ -212,26 +212,19 @@ fn history_grant(
     req: &HttpRequest,
     scope: &HistoryScope,
 ) -> Result<Grant, ApiError> {
-    let unrestricted = |t: &str| -> Result<(), ApiError> {
-        match guard::grant(req, Interaction::Search, t)? {
-            Grant::All => Ok(()),
-            _ => Err(ApiError::Forbidden(format!(
-                "history of {t} needs a scope for all {t} resources (not one confined to a patient or a search)"
-            ))),
-        }
+    use crate::access::HistoryOf;
+    let of = match scope {
+        HistoryScope::Instance(rt, _) => HistoryOf::Instance(rt),
+        HistoryScope::Type(rt) => HistoryOf::Type(rt),
+        HistoryScope::System => HistoryOf::System,
     };
-    match scope {
-        HistoryScope::Instance(rt, _) => guard::grant(req, Interaction::Read, rt),
-        HistoryScope::Type(rt) => unrestricted(rt).map(|_| Grant::All),
-        HistoryScope::System => {
-            if guard::access(req).is_some() {
-                for t in state.defs.resource_types() {
-                    unrestricted(t)?;
-                }
-            }
-            Ok(Grant::All)
-        }
-    }
+    let caller = guard::access(req);
+    let ctx = guard::context(state, caller.as_deref());
+    Ok(crate::access::decide_history(
+        &ctx,
+        of,
+        state.defs.resource_types(),
+    )?)
 }
 
 pub async fn instance(
