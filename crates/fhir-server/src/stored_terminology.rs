@@ -28,25 +28,18 @@ struct FromStore<'a> {
     supplements: std::cell::OnceCell<Vec<Value>>,
 }
 
-/// A page of stored `res_type` resources matching `pairs` (a search of ours: its
-/// parameters are known to parse), without a total.
+/// A page of stored `res_type` resources matching `pairs`, without a total; an empty
+/// page when the pairs do not make a search (a URL no search can name).
 fn stored(
     store: &Store,
     res_type: &str,
-    pairs: &[(&str, &str)],
+    pairs: &[(String, String)],
     count: usize,
 ) -> Result<fhir_store::SearchPage, StoreError> {
-    let pairs: Vec<(String, String)> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
     let registry = fhir_search::SearchRegistry::r4();
-    let query = fhir_search::parse(registry, Some(res_type), &pairs, false).map_err(|e| {
-        StoreError::BadRequest {
-            message: e.to_string(),
-            expression: None,
-        }
-    })?;
+    let Ok(query) = fhir_search::parse(registry, Some(res_type), pairs, false) else {
+        return Ok(fhir_store::SearchPage::default());
+    };
     store.search(&fhir_store::SearchRequest {
         query,
         count,
@@ -55,12 +48,19 @@ fn stored(
     })
 }
 
+/// Search pairs from string slices.
+fn pairs(of: &[(&str, &str)]) -> Vec<(String, String)> {
+    of.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// Most stored supplements read.
 const MAX_SUPPLEMENTS: usize = 200;
 
 /// The stored CodeSystems with `content: supplement` (at most `limit`).
 fn stored_supplements(store: &Store, limit: usize) -> Result<Vec<Value>, StoreError> {
-    let pairs = [("content-mode", "supplement"), ("_sort", "-_lastUpdated")];
+    let pairs = pairs(&[("content-mode", "supplement"), ("_sort", "-_lastUpdated")]);
     Ok(stored(store, "CodeSystem", &pairs, limit)?
         .matches
         .iter()
@@ -81,13 +81,7 @@ impl Stored for FromStore<'_> {
                 Ok(all) => {
                     let _ = self.supplements.set(all);
                 }
-                Err(e) => {
-                    *self.failed.borrow_mut() = Some(e);
-                    return Err(TxError::NotSupported {
-                        message: "the store cannot be read".into(),
-                        param: "url".into(),
-                    });
-                }
+                Err(e) => return Err(self.fail(e)),
             }
         }
         let of = |v: &&Value| {
@@ -125,28 +119,23 @@ impl Stored for FromStore<'_> {
             }
             None => pairs.push(("url".to_string(), url.to_string())),
         }
-        let registry = fhir_search::SearchRegistry::r4();
-        let Ok(query) = fhir_search::parse(registry, Some(kind.res_type()), &pairs, false) else {
-            return Ok(None);
-        };
-        let request = fhir_store::SearchRequest {
-            query,
-            count: 1,
-            total: fhir_store::Total::None,
-            ..Default::default()
-        };
-        match self.store.search(&request) {
+        match stored(self.store, kind.res_type(), &pairs, 1) {
             Ok(page) => Ok(page
                 .matches
                 .first()
                 .and_then(|m| fhir_model::json::parse(m.content.as_bytes()).ok())),
-            Err(e) => {
-                *self.failed.borrow_mut() = Some(e);
-                Err(TxError::NotSupported {
-                    message: "the store cannot be read".into(),
-                    param: "url".into(),
-                })
-            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+}
+
+impl FromStore<'_> {
+    /// Keeps the store's error (gathering stops at it; it is answered as what it is).
+    fn fail(&self, e: StoreError) -> TxError {
+        *self.failed.borrow_mut() = Some(e);
+        TxError::NotSupported {
+            message: "the store cannot be read".into(),
+            param: "url".into(),
         }
     }
 }
@@ -261,7 +250,7 @@ fn stored_maps(
     let page = stored(
         store,
         "ConceptMap",
-        &[("_sort", "-_lastUpdated")],
+        &pairs(&[("_sort", "-_lastUpdated")]),
         MAX_STORED_MAPS + 1,
     )?;
     if page.matches.len() > MAX_STORED_MAPS {

@@ -30,10 +30,11 @@ struct Match {
 /// A `dependency` of the request: an element and the codings it has.
 pub(crate) struct Dependency {
     element: String,
-    codings: Vec<(Option<String>, String)>,
+    codings: Vec<Coding>,
 }
 
-/// The request's `dependency` parameters (parts `element` and `concept`).
+/// The request's `dependency` parameters (parts `element` and `concept`, a
+/// CodeableConcept or a Coding).
 fn dependencies(p: &Params) -> Vec<Dependency> {
     p.0.iter()
         .filter(|(n, _)| n == "dependency")
@@ -45,16 +46,14 @@ fn dependencies(p: &Params) -> Vec<Dependency> {
                 .unwrap_or("")
                 .to_string();
             let concept = part("concept");
-            let codings = concept
-                .and_then(|x| x["valueCodeableConcept"]["coding"].as_array().cloned())
-                .or_else(|| concept.map(|x| vec![x["valueCoding"].clone()]))
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|c| {
-                    let code = c["code"].as_str()?.to_string();
-                    Some((c["system"].as_str().map(str::to_string), code))
-                })
-                .collect();
+            let codings = match concept.and_then(|x| x["valueCodeableConcept"]["coding"].as_array())
+            {
+                Some(all) => all.iter().map(Coding::of).collect(),
+                None => concept
+                    .map(|x| Coding::of(&x["valueCoding"]))
+                    .into_iter()
+                    .collect(),
+            };
             Dependency { element, codings }
         })
         .collect()
@@ -65,8 +64,11 @@ fn holds(conditions: &[OtherElement], given: &[Dependency]) -> bool {
     conditions.iter().all(|c| {
         given.iter().any(|d| {
             d.element == c.property
-                && d.codings.iter().any(|(system, code)| {
-                    *code == c.value && c.system.as_ref().is_none_or(|s| system.as_ref() == Some(s))
+                && d.codings.iter().any(|k| {
+                    k.code.as_deref() == Some(c.value.as_str())
+                        && c.system
+                            .as_ref()
+                            .is_none_or(|s| k.system.as_ref() == Some(s))
                 })
         })
     })
