@@ -116,9 +116,11 @@ pub struct Server {
     pub agent: ureq::Agent,
     /// The `serve` arguments, for [`Server::restart`].
     args: Vec<String>,
+    /// Environment variables of the server process.
+    envs: Vec<(String, String)>,
 }
 
-fn spawn(dir: &std::path::Path, args: &[String]) -> Child {
+fn spawn(dir: &std::path::Path, args: &[String], envs: &[(String, String)]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -126,6 +128,7 @@ fn spawn(dir: &std::path::Path, args: &[String]) -> Child {
         .expect("log file");
     Command::new(env!("CARGO_BIN_EXE_fhir-server"))
         .args(args)
+        .envs(envs.iter().cloned())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(log)
@@ -157,7 +160,7 @@ fn serve_args(port: u16, url: &str, dir: &std::path::Path, extra: &[&str]) -> Ve
     args
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -176,17 +179,26 @@ impl Server {
     /// Starts a server on the SQLite database file `db` (which the test owns).
     pub fn start_sqlite_at(db: &std::path::Path, extra: &[&str]) -> Server {
         let url = format!("sqlite://{}", db.display());
-        Server::start_inner(Backend::Sqlite, Some(url), extra, None)
+        Server::start_inner(Backend::Sqlite, Some(url), extra, None, &[])
     }
 
     /// Starts a server on the database at `url` (which the test owns).
     pub fn start_on(backend: Backend, url: &str, extra: &[&str]) -> Server {
-        Server::start_inner(backend, Some(url.to_string()), extra, None)
+        Server::start_inner(backend, Some(url.to_string()), extra, None, &[])
     }
 
     /// Starts a server; with `agent`, over HTTPS (the arguments must configure TLS).
     pub fn start_full(backend: Backend, extra: &[&str], agent: Option<ureq::Agent>) -> Server {
-        Server::start_inner(backend, None, extra, agent)
+        Server::start_inner(backend, None, extra, agent, &[])
+    }
+
+    /// Starts a server with environment variables `envs` besides `extra` arguments.
+    pub fn start_env(backend: Backend, extra: &[&str], envs: &[(&str, &str)]) -> Server {
+        let envs: Vec<(String, String)> = envs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Server::start_inner(backend, None, extra, None, &envs)
     }
 
     fn start_inner(
@@ -194,6 +206,7 @@ impl Server {
         db_url: Option<String>,
         extra: &[&str],
         agent: Option<ureq::Agent>,
+        envs: &[(String, String)],
     ) -> Server {
         remove_stale_dirs();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
@@ -215,7 +228,7 @@ impl Server {
         let port = 0;
         let args = serve_args(port, &url, &dir, extra);
         let _ = std::fs::remove_file(dir.join("port"));
-        let child = spawn(&dir, &args);
+        let child = spawn(&dir, &args, envs);
         let (scheme, host) = match agent {
             Some(_) => ("https", "localhost"),
             None => ("http", "127.0.0.1"),
@@ -229,6 +242,7 @@ impl Server {
             dir,
             agent: agent.unwrap_or_else(ureq::Agent::new),
             args,
+            envs: envs.to_vec(),
         };
         server.wait_ready();
         server
@@ -246,7 +260,7 @@ impl Server {
         let port = 0;
         let args = serve_args(port, &self.db_url, &dir, extra);
         let _ = std::fs::remove_file(dir.join("port"));
-        let child = spawn(&dir, &args);
+        let child = spawn(&dir, &args, &[]);
         let mut server = Server {
             child,
             base: format!("http://127.0.0.1:{port}/fhir"),
@@ -256,6 +270,7 @@ impl Server {
             dir,
             agent: ureq::Agent::new(),
             args,
+            envs: Vec::new(),
         };
         server.wait_ready();
         server
@@ -279,7 +294,7 @@ impl Server {
         let port = self.port();
         self.listen_on(port);
         let _ = std::fs::remove_file(self.dir.join("port"));
-        self.child = spawn(&self.dir, &self.args);
+        self.child = spawn(&self.dir, &self.args, &self.envs);
         self.wait_ready();
     }
 
@@ -326,7 +341,7 @@ impl Server {
                 if log.contains("in use") && self.port() != 0 {
                     self.listen_on(0);
                     let _ = std::fs::remove_file(self.dir.join("port"));
-                    self.child = spawn(&self.dir, &self.args);
+                    self.child = spawn(&self.dir, &self.args, &self.envs);
                     continue;
                 }
                 panic!("server exited before it was ready: {log}");
@@ -366,6 +381,14 @@ impl Server {
             url: self.url(path),
             headers: Vec::new(),
             agent: self.agent.clone(),
+        }
+    }
+
+    /// A request to a path outside the FHIR base (`/metrics`, `/health`).
+    pub fn root(&self, method: &str, path: &str) -> Req {
+        Req {
+            url: format!("{}{path}", self.base.trim_end_matches("/fhir")),
+            ..self.req(method, "")
         }
     }
 

@@ -102,6 +102,8 @@ pub enum Denial {
     NoTypeAllowed,
     /// The history of a type needs a grant to search all of it.
     HistoryNeedsAll { resource_type: String },
+    /// `/metrics` is for those who may read the whole audit trail.
+    MetricsNeedAudit,
 }
 
 impl Denial {
@@ -143,6 +145,7 @@ impl Denial {
             Denial::HistoryNeedsAll { resource_type: t } => format!(
                 "history of {t} needs a scope for all {t} resources (not one confined to a patient or a search)"
             ),
+            Denial::MetricsNeedAudit => "/metrics needs a scope to read all AuditEvents (system/AuditEvent.r), as operators have; or serve it apart with --metrics-listen".into(),
         }
     }
 }
@@ -349,6 +352,15 @@ pub fn decide_history(
             }
             Ok(Grant::All)
         }
+    }
+}
+
+/// `/metrics` on the API's listener: the server's operational figures (no records, but
+/// how busy each interaction is) for whoever may read the whole audit trail.
+pub fn decide_metrics(ctx: &RequestContext<'_>) -> Result<(), Denial> {
+    match decide(ctx, Interaction::Read, "AuditEvent") {
+        Ok(Grant::All) => Ok(()),
+        _ => Err(Denial::MetricsNeedAudit),
     }
 }
 

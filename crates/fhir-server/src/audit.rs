@@ -46,6 +46,7 @@ impl AuditSink {
     /// Queues an event; when the queue is full the request waits (off the async
     /// executor) rather than the event being lost.
     async fn send(&self, event: String) {
+        metrics::gauge!("fhir_audit_queue_events").increment(1.0);
         match self.tx.try_send(event) {
             Ok(()) => {}
             Err(TrySendError::Full(event)) => {
@@ -90,6 +91,7 @@ fn write_loop(store: &Store, rx: &Receiver<String>) {
             tracing::error!(error = %e, events = n, attempt, "cannot write audit events; retrying");
             std::thread::sleep(Duration::from_millis(200 * attempt.min(25)));
         }
+        metrics::gauge!("fhir_audit_queue_events").decrement(n as f64);
     }
 }
 
@@ -131,36 +133,6 @@ pub async fn sync(state: &AppState, needed: bool) -> Result<(), crate::error::Ap
         return Ok(());
     }
     state.blocking(|s| s.project_audit_all()).await
-}
-
-/// What an interaction is, from its method and path (BALP subtype and action).
-fn classify(method: &str, path: &str) -> (&'static str, &'static str) {
-    let segs: Vec<&str> = path
-        .trim_start_matches("/fhir")
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
-    if segs.iter().any(|s| s.starts_with('$')) {
-        return ("operation", "E");
-    }
-    match (method, segs.as_slice()) {
-        ("GET" | "HEAD", []) => ("search-system", "E"),
-        ("GET" | "HEAD", ["_history"]) => ("history-system", "R"),
-        ("GET" | "HEAD", [_]) => ("search-type", "E"),
-        ("GET" | "HEAD", [_, "_history"]) => ("history-type", "R"),
-        ("GET" | "HEAD", [_, _]) => ("read", "R"),
-        ("GET" | "HEAD", [_, _, "_history"]) => ("history-instance", "R"),
-        ("GET" | "HEAD", [_, _, "_history", _]) => ("vread", "R"),
-        ("GET" | "HEAD", [_, _, _]) => ("search-type", "E"),
-        ("POST", []) => ("batch", "E"),
-        ("POST", ["auth", "token"]) => ("login", "E"),
-        ("POST", [.., "_search"]) => ("search-type", "E"),
-        ("POST", [_]) => ("create", "C"),
-        ("PUT", _) => ("update", "U"),
-        ("PATCH", _) => ("patch", "U"),
-        ("DELETE", _) => ("delete", "D"),
-        _ => ("operation", "E"),
-    }
 }
 
 /// BALP outcome codes: 0 success, 4 minor failure (client error), 8 serious (server).
@@ -380,6 +352,7 @@ fn unaudited(path: &str) -> bool {
         path.trim_end_matches('/'),
         "/health"
             | "/ready"
+            | "/metrics"
             | "/fhir/metadata"
             | "/.well-known/smart-configuration"
             | "/fhir/.well-known/smart-configuration"
@@ -401,7 +374,8 @@ pub async fn record(
     let status = res.status().as_u16();
     let method = res.request().method().as_str().to_string();
     let path = res.request().path().to_string();
-    let (subtype, action) = classify(&method, &path);
+    let kind = crate::http::interaction::classify(&method, &path);
+    let (subtype, action) = (kind.subtype, kind.action);
     // Batches are recorded as a whole too (their reads have no other record).
     let is_write = matches!(action, "C" | "U" | "D");
     if is_write && status < 400 {

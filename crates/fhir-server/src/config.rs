@@ -1,18 +1,14 @@
 //! Command line and environment configuration.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{middleware, web, App, HttpServer};
 use clap::{Args, Parser, Subcommand};
-use fhir_model::Definitions;
-use fhir_store::{PoolOptions, Store};
 
 pub use crate::commands::*;
-use crate::export::{ExportConfig, Exporter};
-use crate::logging::{self, LogFormat};
-use crate::state::AppState;
+use crate::export::ExportConfig;
+use crate::logging::LogFormat;
+pub use crate::serve::serve;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,6 +18,11 @@ use crate::state::AppState;
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
+    /// Settings file (TOML: any long flag without its dashes); default:
+    /// `fhir-server.toml` in the working directory, if there is one. Flags and
+    /// environment variables win over it.
+    #[arg(long, global = true, env = "FHIR_CONFIG", value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
     #[command(flatten)]
@@ -133,6 +134,14 @@ pub struct ServeArgs {
     /// validation knows.
     #[arg(long, env = "FHIR_PACKAGES")]
     pub packages: Option<std::path::PathBuf>,
+    /// Prometheus metrics at `/metrics`: `on` or `off`.
+    #[arg(long, env = "FHIR_METRICS", value_enum, default_value = "on")]
+    pub metrics: OnOff,
+    /// Also serve `/metrics`, without a token, on this address (an internal network
+    /// or a loopback port for the Prometheus scraper); on the API's own address it
+    /// needs an operator's token when authentication is on.
+    #[arg(long, env = "FHIR_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub security: SecurityArgs,
 }
@@ -391,245 +400,5 @@ impl SubscriptionArgs {
             tls,
             ..Default::default()
         }))
-    }
-}
-
-/// Opens the store and serves until stopped.
-pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
-    logging::init(args.log_format, &args.log_level);
-    if args.exit_on_stdin_close {
-        std::thread::spawn(|| {
-            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
-            std::process::exit(0);
-        });
-    }
-    let started = std::time::Instant::now();
-    let defs = Definitions::r4();
-    tracing::info!(
-        ms = started.elapsed().as_millis() as u64,
-        types = defs.resource_types().len(),
-        "definitions loaded"
-    );
-    let registry = fhir_search::SearchRegistry::r4();
-    let full_text = args.full_text == OnOff::On;
-    let indexer = Arc::new(fhir_store::SearchIndexer {
-        registry,
-        full_text,
-    });
-    let request_timeout = (args.request_timeout > 0.0)
-        .then(|| std::time::Duration::try_from_secs_f64(args.request_timeout).ok())
-        .flatten();
-    let options = PoolOptions {
-        max_connections: args.db_pool_size,
-        statement_timeout: request_timeout,
-        sqlite_cache_mib: args.db_cache_mb,
-        read_cache_mib: args.read_cache_mb,
-        ..Default::default()
-    };
-    let url = args.database_url.clone();
-    let mut store = tokio::task::spawn_blocking(move || Store::open(&url, &options, indexer))
-        .await
-        .map_err(std::io::Error::other)?
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    tracing::info!(backend = ?store.kind(), "database ready");
-    let auth = load_auth(&args, &store)?;
-    check_exposure(&args, auth.is_some())?;
-    let audit_on = match args.security.audit {
-        AuditMode::Auto => auth.is_some(),
-        AuditMode::On => true,
-        AuditMode::Off => false,
-    };
-    let tls_on = args.security.tls_cert.is_some();
-    // Bound before the server is built, so that the address (port 0: one the system
-    // chose) is known to what needs it, and a taken port fails here.
-    let listener = std::net::TcpListener::bind(args.listen)?;
-    let listen = listener.local_addr()?;
-    if let Some(path) = &args.port_file {
-        std::fs::write(path, listen.port().to_string())?;
-    }
-    let public_base = args.base_url.clone().unwrap_or_else(|| {
-        let scheme = if tls_on { "https" } else { "http" };
-        format!("{scheme}://{listen}/fhir")
-    });
-    let subscription_config = args
-        .subscriptions
-        .config(public_base.trim_end_matches('/').to_string())
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    store.set_change_feed(subscription_config.is_some());
-    if audit_on {
-        store.set_audit_hook(Arc::new(crate::audit::write_hook));
-        store.set_audit_expander(Arc::new(crate::audit::expand));
-    }
-    let store = Arc::new(store);
-    let node = join_nodes(&store, listen).await?;
-    let audit = audit_on.then(|| crate::audit::AuditSink::start(store.clone()));
-    let date = fhir_store::time::fhir_instant(fhir_store::time::now_millis());
-    let mut capability = crate::capability::build(defs, args.base_url.as_deref(), &date[..10]);
-    if auth.is_some() {
-        let token_url = args.base_url.as_deref().map(|b| {
-            format!(
-                "{}/auth/token",
-                b.trim_end_matches('/').trim_end_matches("/fhir")
-            )
-        });
-        crate::capability::add_security(&mut capability, token_url);
-    }
-    let tls = tls_config(&args.security)?;
-    let export_config = args.export.config(&args.database_url);
-    let import_config = args.bulk_import.config(&export_config);
-    let exporter = Exporter::start(store.clone(), defs, export_config)
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let validation = crate::validation::Validation::start(
-        args.packages.clone(),
-        args.validation == OnOff::On,
-        args.reject_warnings,
-    );
-    let importer = crate::bulk_import::Importer::start(
-        store.clone(),
-        defs,
-        validation.clone(),
-        audit_on,
-        import_config,
-    )
-    .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let subscriptions = subscription_config
-        .map(|c| crate::subscriptions::Subscriptions::start(store.clone(), c))
-        .transpose()?;
-    let state = web::Data::new(AppState {
-        store,
-        exporter,
-        importer,
-        subscriptions,
-        defs,
-        base_url: args.base_url.clone(),
-        max_body_bytes: args.max_body_bytes,
-        request_timeout,
-        total_threshold: args.total_threshold,
-        sort_walk_above: args.sort_walk_above,
-        full_text,
-        expunge: args.expunge == OnOff::On,
-        capability: fhir_model::json::to_string(&capability.to_value()),
-        auth,
-        audit,
-        validation,
-        terminology: Default::default(),
-    });
-    let limiter = crate::http::ratelimit::RateLimiter::new(args.security.rate_limit);
-    let https = tls.is_some();
-    let mut server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .app_data(web::Data::new(limiter.clone()))
-            .wrap(middleware::from_fn(crate::http::ratelimit::limit))
-            .wrap(middleware::from_fn(crate::auth::guard::authenticate))
-            .wrap(middleware::from_fn(crate::audit::record))
-            .wrap(crate::http::security::headers(https))
-            .wrap(middleware::NormalizePath::trim())
-            .wrap(middleware::from_fn(crate::http::limits::uri_length))
-            .wrap(middleware::from_fn(
-                crate::http::negotiate::errors_in_format,
-            ))
-            .wrap(middleware::from_fn(logging::access_log))
-            .wrap(middleware::from_fn(crate::http::peer::track))
-            .configure(crate::routes::configure)
-    })
-    .on_connect(crate::tls::on_connect);
-    let workers = args
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .max(1);
-    // Database work runs on each worker's blocking threads: about one per pooled
-    // connection is enough, and more threads only contend for the pool.
-    let blocking = (args.db_pool_size as usize).div_ceil(workers).max(2);
-    server = server
-        .workers(workers)
-        .worker_max_blocking_threads(blocking);
-    let (server, scheme) = match tls {
-        Some(config) => (server.listen_rustls_0_23(listener, config)?, "https"),
-        None => (server.listen(listener)?, "http"),
-    };
-    tracing::info!(listen = %listen, "serving FHIR R4 at {scheme}://{listen}/fhir");
-    let result = server.run().await;
-    // Leaves the database's list of nodes (the others may trust their caches again).
-    tokio::task::spawn_blocking(move || drop(node)).await.ok();
-    result
-}
-
-/// Registers this process among the server nodes sharing its database
-/// ([`fhir_store::nodes`]); waits while a node that finds others must.
-async fn join_nodes(
-    store: &Arc<Store>,
-    listen: SocketAddr,
-) -> std::io::Result<fhir_store::nodes::NodeHandle> {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    let host = format!("{host} pid {} {listen}", std::process::id());
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || store.join_nodes(&host))
-        .await
-        .map_err(std::io::Error::other)?
-        .map_err(|e| std::io::Error::other(e.to_string()))
-}
-
-fn load_auth(
-    args: &ServeArgs,
-    store: &Store,
-) -> std::io::Result<Option<Arc<crate::auth::AuthConfig>>> {
-    let s = &args.security;
-    // Without a configured key, every node signs with one key kept in the database,
-    // so tokens work on all nodes and across restarts.
-    let stored_secret = match (&s.auth_clients, &s.auth_token_secret) {
-        (Some(_), None) => Some(
-            store
-                .shared_secret("access-token-key")
-                .map_err(|e| std::io::Error::other(e.to_string()))?,
-        ),
-        _ => None,
-    };
-    let issuer = args
-        .base_url
-        .clone()
-        .unwrap_or_else(|| "urn:fhir-server".to_string());
-    let settings = crate::auth::AuthSettings {
-        clients_file: s.auth_clients.as_deref(),
-        oidc_issuer: s.oidc_issuer.as_deref(),
-        oidc_audience: s.oidc_audience.as_deref(),
-        oidc_jwks: s.oidc_jwks.as_deref(),
-        token_secret: s.auth_token_secret.as_deref(),
-        stored_secret,
-        issuer,
-        // SMART Backend Services: expires_in SHOULD NOT exceed 300.
-        token_lifetime: s.token_lifetime.clamp(30, 300),
-    };
-    let auth = crate::auth::AuthConfig::load(&settings).map_err(std::io::Error::other)?;
-    Ok(auth.map(Arc::new))
-}
-
-/// Secure by default: without authentication, only loopback may be served unless the
-/// operator insists.
-fn check_exposure(args: &ServeArgs, auth_on: bool) -> std::io::Result<()> {
-    if auth_on {
-        return Ok(());
-    }
-    if !args.listen.ip().is_loopback() && !args.security.insecure_no_auth {
-        return Err(std::io::Error::other(format!(
-            "refusing to serve {} without authentication: configure --auth-clients or --oidc-issuer, or pass --insecure-no-auth",
-            args.listen
-        )));
-    }
-    tracing::warn!(
-        "AUTHENTICATION IS OFF: every caller may read and change every record; configure --auth-clients or --oidc-issuer"
-    );
-    Ok(())
-}
-
-fn tls_config(s: &SecurityArgs) -> std::io::Result<Option<rustls::ServerConfig>> {
-    match (&s.tls_cert, &s.tls_key) {
-        (Some(cert), Some(key)) => crate::tls::server_config(cert, key, s.tls_client_ca.as_deref())
-            .map(Some)
-            .map_err(std::io::Error::other),
-        _ => Ok(None),
     }
 }

@@ -333,6 +333,8 @@ pub(crate) fn embedded_server(
         full_text,
         expunge: crate::config::OnOff::Off,
         packages: None,
+        metrics: crate::config::OnOff::Off,
+        metrics_listen: None,
         security: Default::default(),
         export: crate::config::ExportArgs::default(),
         bulk_import: crate::config::BulkImportArgs::default(),

@@ -1,7 +1,6 @@
 //! The `fhir-server` binary: `serve` (default) and the other sub-commands.
 
-use clap::Parser;
-use fhir_server::config::{serve, Cli, Command};
+use fhir_server::config::{serve, Command};
 
 /// mimalloc instead of the system allocator: the server allocates and frees many small
 /// JSON nodes across threads, where glibc's malloc spent a quarter of the import's CPU
@@ -46,7 +45,14 @@ static SET_ALLOCATOR_OPTIONS: extern "C" fn() = return_freed_memory;
 fn main() -> std::process::ExitCode {
     #[cfg(not(target_os = "linux"))]
     return_freed_memory();
-    let cli = Cli::parse();
+    let cli = match fhir_server::config_file::parse_from(std::env::args().collect()) {
+        Ok(cli) => cli,
+        Err(fhir_server::config_file::ConfigError::Cli(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("fhir-server: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         Some(Command::Serve(args)) => run_server(*args),
         Some(Command::Fhirpath(args)) => return fhir_server::cli::fhirpath(&args),

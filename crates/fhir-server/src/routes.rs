@@ -11,6 +11,7 @@ use crate::validation;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", get().to(system::health))
         .route("/ready", get().to(system::ready))
+        .route("/metrics", get().to(crate::metrics::scrape))
         .route("/auth/token", post().to(auth::token))
         .route(
             "/.well-known/smart-configuration",

@@ -171,6 +171,16 @@ impl Database {
         self.kind
     }
 
+    /// The connection pool now ([`crate::observe`]).
+    pub fn pool_state(&self) -> crate::observe::PoolState {
+        let state = self.pool.state();
+        crate::observe::PoolState {
+            max: self.pool.max_size(),
+            open: state.connections,
+            idle: state.idle_connections,
+        }
+    }
+
     /// A pooled connection (blocking: call off the async executor), whose statements
     /// stop when the request running on this thread is abandoned.
     pub fn conn(&self) -> StoreResult<Checkout> {
@@ -187,10 +197,13 @@ impl Database {
 
     fn pooled(&self) -> StoreResult<Conn> {
         if !self.outage.recent() {
-            return self
+            let asked = std::time::Instant::now();
+            let conn = self
                 .pool
                 .get()
                 .map_err(|e| self.failed(StoreError::Unavailable(e.to_string())));
+            metrics::histogram!("fhir_db_pool_wait_seconds").record(asked.elapsed());
+            return conn;
         }
         // After a failure: connections made before it may be dead; a checked one, or
         // a new one, or 503 without a long wait.
@@ -241,10 +254,12 @@ impl Database {
         if fenced {
             self.membership.wait_writable();
         }
-        let _writer: Option<MutexGuard<'_, ()>> = self
-            .sqlite_writer
-            .as_ref()
-            .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()));
+        let _writer: Option<MutexGuard<'_, ()>> = self.sqlite_writer.as_ref().map(|m| {
+            let queued = std::time::Instant::now();
+            let guard = m.lock().unwrap_or_else(|p| p.into_inner());
+            metrics::histogram!("fhir_db_write_lock_wait_seconds").record(queued.elapsed());
+            guard
+        });
         let mut conn = self.conn()?;
         let begin = match self.kind {
             BackendKind::Sqlite => "BEGIN IMMEDIATE",

@@ -21,6 +21,7 @@ mod jobs;
 mod meta;
 pub mod model;
 pub mod nodes;
+pub mod observe;
 mod pool;
 mod prepared;
 mod put_many;
@@ -179,13 +180,18 @@ impl Store {
     ) -> StoreResult<Option<Arc<StoredResource>>> {
         let cache = &self.db.cache;
         if let Some(hit) = cache.get_trusted(res_type, id) {
+            cache_counted("hit");
             return Ok(Some(hit));
         }
         self.db.read(|tx| {
             if let Some(hit) = cache.get(res_type, id) {
                 if reads::current_version(tx, res_type, id)? == Some(hit.version) {
+                    cache_counted("checked");
                     return Ok(Some(hit));
                 }
+            }
+            if cache.enabled() {
+                cache_counted("miss");
             }
             let ticket = cache.ticket(res_type, id);
             let found = reads::current(tx, res_type, id)?.map(Arc::new);
@@ -209,7 +215,11 @@ impl Store {
     /// The current version of `type/id` when the read cache may answer without the
     /// database (call on any thread: it never blocks on the database).
     pub fn cached(&self, res_type: &str, id: &str) -> Option<Arc<StoredResource>> {
-        self.db.cache.get_trusted(res_type, id)
+        let hit = self.db.cache.get_trusted(res_type, id);
+        if hit.is_some() {
+            cache_counted("hit");
+        }
+        hit
     }
 
     /// One version of `type/id`.
@@ -419,6 +429,12 @@ impl Store {
             Ok(result)
         })
     }
+}
+
+/// Counts a read through the read cache: `hit` (used as it was), `checked` (used after
+/// asking the database for the current version number) or `miss`.
+fn cache_counted(result: &'static str) {
+    metrics::counter!("fhir_read_cache_requests_total", "result" => result).increment(1);
 }
 
 /// A new server-assigned resource id: a UUIDv7, ordered by time, so that the rows of

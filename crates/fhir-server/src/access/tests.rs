@@ -445,3 +445,27 @@ fn history_table() {
         Ok(Grant::All)
     );
 }
+
+#[test]
+fn metrics_table() {
+    let cases: [(&str, Option<&str>, Result<(), Denial>); 5] = [
+        ("system/AuditEvent.rs", None, Ok(())),
+        ("system/*.cruds", None, Ok(())),
+        ("system/Patient.rs", None, Err(Denial::MetricsNeedAudit)),
+        ("patient/*.rs", Some(P), Err(Denial::MetricsNeedAudit)),
+        (
+            "system/AuditEvent.rs?agent=x",
+            None,
+            Err(Denial::MetricsNeedAudit),
+        ),
+    ];
+    for (scopes, patient, want) in cases {
+        let c = caller(scopes, patient);
+        assert_eq!(decide_metrics(&ctx(&c)), want, "{scopes}");
+    }
+    let open = RequestContext {
+        caller: None,
+        audit_on: false,
+    };
+    assert_eq!(decide_metrics(&open), Ok(()));
+}

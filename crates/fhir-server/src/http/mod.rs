@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod headers;
+pub mod interaction;
 pub mod limits;
 pub mod negotiate;
 pub mod params;
