@@ -1,12 +1,15 @@
 //! Black-box tests of what operators use: Prometheus metrics at `/metrics` (parsed with
 //! a Prometheus text-format parser), who may scrape them, the separate metrics
-//! listener, and the configuration file's place among flags and environment.
+//! listener, the configuration file's place among flags and environment, and the
+//! OpenAPI document generated from the CapabilityStatement.
 
 mod common;
 
-use common::smart::{admin, as_, oidc_token, start_secure};
-use common::{free_port, Backend, Server};
+use common::smart::{admin, as_, oidc_token, secure, start_secure};
+use common::{free_port, shared, Backend, Server};
+use openapiv3::{OpenAPI, Operation, Parameter, PathItem, ReferenceOr};
 use prometheus_parse::{Sample, Scrape, Value as Metric};
+use serde_json::Value;
 
 fn parse(body: &str) -> Scrape {
     Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("Prometheus text format")
@@ -209,7 +212,95 @@ fn configuration_file_precedence() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+fn path<'a>(doc: &'a OpenAPI, p: &str) -> &'a PathItem {
+    doc.paths
+        .paths
+        .get(p)
+        .and_then(|i| i.as_item())
+        .unwrap_or_else(|| panic!("no path {p}"))
+}
+
+/// The names of an operation's own query parameters, and its references to shared ones.
+fn parameter_names(op: &Operation) -> (Vec<String>, Vec<String>) {
+    let (mut own, mut shared) = (Vec::new(), Vec::new());
+    for p in &op.parameters {
+        match p {
+            ReferenceOr::Item(Parameter::Query { parameter_data, .. }) => {
+                own.push(parameter_data.name.clone())
+            }
+            ReferenceOr::Reference { reference } => shared.push(reference.clone()),
+            _ => {}
+        }
+    }
+    (own, shared)
+}
+
+/// `/fhir/openapi.json` is an OpenAPI 3 document of what the CapabilityStatement says:
+/// every type's interactions, its search parameters, every declared operation.
+fn openapi_document_follows_the_capability_statement(b: Backend) {
+    let s = shared(b);
+    let r = s.get("/openapi.json");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Type"), Some("application/json"));
+    let doc: OpenAPI = serde_json::from_str(&r.body).expect("an OpenAPI 3 document");
+    assert_eq!(doc.openapi, "3.0.3");
+    let search = path(&doc, "/Patient").get.as_ref().expect("search");
+    let (own, refs) = parameter_names(search);
+    assert!(own.contains(&"family".to_string()) && own.contains(&"birthdate".to_string()));
+    assert!(refs.contains(&"#/components/parameters/_count".to_string()));
+    assert!(path(&doc, "/Patient").post.is_some(), "create");
+    let instance = path(&doc, "/Patient/{id}");
+    assert!(instance.get.is_some() && instance.put.is_some());
+    assert!(instance.patch.is_some() && instance.delete.is_some());
+    assert!(path(&doc, "/Patient/{id}/_history/{vid}").get.is_some());
+    let everything = path(&doc, "/Patient/{id}/$everything");
+    assert!(everything.get.is_some() && everything.post.is_none());
+    assert!(path(&doc, "/").post.is_some(), "transactions");
+
+    let cs = s.get("/metadata").json();
+    let rest = &cs["rest"][0];
+    let has_op = |prefix: &str, name: &str| {
+        doc.paths
+            .paths
+            .keys()
+            .any(|p| p.starts_with(prefix) && p.ends_with(&format!("/${name}")))
+    };
+    for r in rest["resource"].as_array().expect("resources") {
+        let t = r["type"].as_str().expect("type");
+        let declared: Vec<&str> = r["searchParam"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        let (own, _) = parameter_names(path(&doc, &format!("/{t}")).get.as_ref().expect("search"));
+        assert_eq!(own, declared, "{t}");
+        for o in r["operation"].as_array().into_iter().flatten() {
+            let name = o["name"].as_str().expect("name");
+            assert!(has_op(&format!("/{t}/"), name), "{t} ${name}");
+        }
+    }
+    for o in rest["operation"].as_array().expect("operations") {
+        let name = o["name"].as_str().expect("name");
+        assert!(has_op("/", name), "${name}");
+    }
+}
+
+/// With authentication on, the document is public (as the CapabilityStatement is) and
+/// says how to authenticate.
+fn openapi_document_states_security(b: Backend) {
+    let s = secure(b);
+    let r = s.get("/openapi.json");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let doc: Value = r.json();
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["scheme"], "bearer", "{schemes}");
+    assert_eq!(doc["security"][0]["bearer"], serde_json::json!([]));
+}
+
 both_backends!(
+    openapi_document_follows_the_capability_statement,
+    openapi_document_states_security,
     metrics_count_requests_by_interaction,
     metrics_need_an_operator_or_their_own_listener,
     metrics_can_be_turned_off,

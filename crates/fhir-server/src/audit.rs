@@ -354,6 +354,7 @@ fn unaudited(path: &str) -> bool {
             | "/ready"
             | "/metrics"
             | "/fhir/metadata"
+            | "/fhir/openapi.json"
             | "/.well-known/smart-configuration"
             | "/fhir/.well-known/smart-configuration"
     )

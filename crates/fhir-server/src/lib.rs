@@ -24,6 +24,7 @@ pub mod import;
 pub mod jobs;
 pub mod logging;
 pub mod metrics;
+pub mod openapi;
 pub mod routes;
 pub mod serve;
 pub mod state;

@@ -30,6 +30,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(type_level(r"/{type:[A-Z][A-Za-z]*}"))
                 .configure(operation_routes)
                 .service(
+                    web::resource("/openapi.json")
+                        .wrap(actix_web::middleware::Compress::default())
+                        .route(get().to(system::openapi))
+                        .default_service(web::to(system::method_not_allowed)),
+                )
+                .service(
                     web::resource("/metadata")
                         .route(get().to(system::metadata))
                         .route(head().to(system::metadata))

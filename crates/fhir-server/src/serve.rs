@@ -118,6 +118,12 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
     let subscriptions = subscription_config
         .map(|c| crate::subscriptions::Subscriptions::start(store.clone(), c))
         .transpose()?;
+    let capability_json = fhir_model::json::to_string(&capability.to_value());
+    let openapi = openapi_of(
+        &capability_json,
+        args.base_url.as_deref(),
+        subscriptions.is_some(),
+    );
     let state = web::Data::new(AppState {
         store,
         exporter,
@@ -131,7 +137,8 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         sort_walk_above: args.sort_walk_above,
         full_text,
         expunge: args.expunge == OnOff::On,
-        capability: fhir_model::json::to_string(&capability.to_value()),
+        openapi,
+        capability: capability_json,
         auth,
         audit,
         validation,
@@ -190,6 +197,19 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
     // Leaves the database's list of nodes (the others may trust their caches again).
     tokio::task::spawn_blocking(move || drop(node)).await.ok();
     result
+}
+
+/// The OpenAPI document of the CapabilityStatement `capability` (JSON), with the
+/// Subscription operations when subscriptions are on.
+fn openapi_of(capability: &str, base_url: Option<&str>, subscriptions: bool) -> String {
+    let capability = if subscriptions {
+        crate::capability::with_subscriptions(capability, std::iter::empty())
+    } else {
+        capability.to_string()
+    };
+    let value = fhir_model::json::parse(capability.as_bytes()).unwrap_or_default();
+    let base = base_url.map_or("/fhir", |b| b.trim_end_matches('/'));
+    serde_json::to_string(&crate::openapi::from_capability(&value, base)).unwrap_or_default()
 }
 
 /// The listener of `--metrics-listen`: `/metrics` alone, without a token, on one

@@ -36,6 +36,8 @@ pub struct AppState {
     pub expunge: bool,
     /// The CapabilityStatement JSON, built once at start-up.
     pub capability: String,
+    /// The OpenAPI document generated from it ([`crate::openapi`]).
+    pub openapi: String,
     /// Authentication; `None`: every request is allowed (loopback only by default).
     pub auth: Option<Arc<AuthConfig>>,
     /// The background audit writer; `None`: auditing is off.

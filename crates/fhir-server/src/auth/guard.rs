@@ -33,6 +33,7 @@ fn is_public(path: &str) -> bool {
             | "/.well-known/smart-configuration"
             | "/fhir/.well-known/smart-configuration"
             | "/fhir/metadata"
+            | "/fhir/openapi.json"
             // The websocket channel: a binding token from $get-ws-binding-token (which
             // needs the caller's access) is its credential.
             | "/fhir/ws"

@@ -53,6 +53,13 @@ pub async fn health() -> HttpResponse {
         .body(r#"{"status":"ok"}"#)
 }
 
+/// The OpenAPI 3 document of the API ([`crate::openapi`]), built at start-up.
+pub async fn openapi(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(state.openapi.clone())
+}
+
 /// Readiness: the database answers.
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     match state.blocking(|s| s.ping()).await {
