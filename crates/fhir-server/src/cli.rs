@@ -10,6 +10,42 @@ use crate::config::{
     ImportArgs, ReindexArgs, ValidateArgs,
 };
 
+/// `fhir-server check URL`: the conformance checker of the `fhir-check` crate; exits 0
+/// when the server conforms, 1 when a check failed, 2 when it could not run.
+pub fn check(args: &crate::config::CheckArgs) -> ExitCode {
+    let options = fhir_check::Options {
+        base: args.url.clone(),
+        token: args.token.clone(),
+        write: args.write,
+        types: args.types.clone(),
+        rate: args.rate,
+        budget: args.max_requests,
+        timeout: std::time::Duration::from_secs(args.timeout.max(1)),
+        ca_file: args.ca_file.clone(),
+    };
+    let report = match fhir_check::run(&options) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    print!("{}", report.text());
+    for (path, text) in [(&args.json, report.json()), (&args.html, report.html())] {
+        if let Some(path) = path {
+            if let Err(e) = std::fs::write(path, text) {
+                eprintln!("error: {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if report.conforms() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 /// `fhir-server import PATH…`: see [`crate::import`].
 pub fn import(args: &ImportArgs) -> ExitCode {
     let started = std::time::Instant::now();

@@ -45,6 +45,41 @@ pub struct TerminologyLoadArgs {
     pub batch: usize,
 }
 
+/// `fhir-server check URL`: see the `fhir-check` crate.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// The FHIR base URL of the server to check (any FHIR R4 server).
+    pub url: String,
+    /// Also create, change and delete scratch resources (tagged `urn:fhir-check`,
+    /// deleted afterwards); read-only without it.
+    #[arg(long)]
+    pub write: bool,
+    /// Bearer token sent with every request.
+    #[arg(long, env = "FHIR_CHECK_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Resource types to try, comma-separated (default: common types the server claims).
+    #[arg(long, value_delimiter = ',')]
+    pub types: Vec<String>,
+    /// Requests per second, at most.
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+    /// Requests in the whole run, at most.
+    #[arg(long, default_value_t = 600)]
+    pub max_requests: usize,
+    /// Seconds one request may take.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+    /// CA certificates (PEM) trusted besides the public web PKI.
+    #[arg(long)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
+    /// Also write the report as a self-contained HTML page to this file.
+    #[arg(long)]
+    pub html: Option<std::path::PathBuf>,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ValidateArgs {
     /// FHIR JSON or XML (.xml) files (a Bundle's entries are validated too).

@@ -50,6 +50,9 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Terminology: `load` code systems, value sets and concept maps.
     Terminology(TerminologyArgs),
+    /// Check how far a FHIR server (any) conforms to its CapabilityStatement; prints a
+    /// report per capability and exits 0 when nothing claimed fails, 1 otherwise.
+    Check(CheckArgs),
 }
 
 #[derive(Debug, Clone, Args)]

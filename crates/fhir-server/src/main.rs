@@ -63,6 +63,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Validate(args)) => return fhir_server::cli::validate(&args),
         Some(Command::Export(args)) => return fhir_server::cli::export(&args),
         Some(Command::Terminology(args)) => return fhir_server::cli::terminology(&args),
+        Some(Command::Check(args)) => return fhir_server::cli::check(&args),
         None => run_server(cli.serve),
     };
     match result {
