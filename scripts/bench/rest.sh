@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The static /health ceiling, read-by-id and create throughput of the REST API with wrk (-t1 -c32), on SQLite and
-# PostgreSQL. Usage: [BIN=path] [NO_BUILD=1] scripts/bench/rest.sh [runs] [seconds]
+# PostgreSQL. Usage: [BIN=path] [NO_BUILD=1] [EXTRA="--serve-flags"] scripts/bench/rest.sh [runs] [seconds]
 # Needs: wrk (apt-get install wrk), PostgreSQL at 127.0.0.1:5432 (trust auth).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,7 +14,8 @@ work=$(mktemp -d)
 trap 'kill $(cat "$work/pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 start() {
-  "$BIN" serve --listen 127.0.0.1:$PORT --database-url "$1" --log-level warn >"$work/log" 2>&1 &
+  # shellcheck disable=SC2086 # EXTRA holds several arguments
+  "$BIN" serve --listen 127.0.0.1:$PORT --database-url "$1" --log-level warn ${EXTRA:-} >"$work/log" 2>&1 &
   echo $! >"$work/pid"
   for _ in $(seq 1 100); do curl -sf http://127.0.0.1:$PORT/ready >/dev/null && return; sleep 0.1; done
   echo "server did not start"; cat "$work/log"; exit 1

@@ -346,18 +346,19 @@ pub fn write_hook(ctx: &AuditContext, writes: &[WriteRecord]) -> Vec<String> {
         .collect()
 }
 
-/// Paths not worth an audit record (probes and discovery).
+/// Paths not worth an audit record (probes, discovery, the console's files).
 fn unaudited(path: &str) -> bool {
-    matches!(
-        path.trim_end_matches('/'),
-        "/health"
-            | "/ready"
-            | "/metrics"
-            | "/fhir/metadata"
-            | "/fhir/openapi.json"
-            | "/.well-known/smart-configuration"
-            | "/fhir/.well-known/smart-configuration"
-    )
+    crate::console::is_console(path.trim_end_matches('/'))
+        || matches!(
+            path.trim_end_matches('/'),
+            "/health"
+                | "/ready"
+                | "/metrics"
+                | "/fhir/metadata"
+                | "/fhir/openapi.json"
+                | "/.well-known/smart-configuration"
+                | "/fhir/.well-known/smart-configuration"
+        )
 }
 
 /// Middleware: records reads, searches, operations and every refused or failed

@@ -16,6 +16,7 @@ pub mod commands;
 pub mod conditions;
 pub mod config;
 pub mod config_file;
+pub mod console;
 pub mod error;
 pub mod export;
 pub mod handlers;

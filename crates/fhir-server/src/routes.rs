@@ -7,9 +7,13 @@ use crate::auth;
 use crate::handlers::{self, bundle, crud, everything, export, history, search, system};
 use crate::validation;
 
-/// Registers every route under `/fhir`, plus `/health` and `/ready`.
+/// Registers every route under `/fhir`, plus the console (`/`), `/health`, `/ready`
+/// and `/metrics`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", get().to(system::health))
+    cfg.route("/", get().to(crate::console::index))
+        .route("/console.js", get().to(crate::console::script))
+        .route("/console.css", get().to(crate::console::style))
+        .route("/health", get().to(system::health))
         .route("/ready", get().to(system::ready))
         .route("/metrics", get().to(crate::metrics::scrape))
         .route("/auth/token", post().to(auth::token))

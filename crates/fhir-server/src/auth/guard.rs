@@ -25,9 +25,10 @@ pub struct PeerSubject(pub String);
 
 /// Paths anyone may call: discovery, the token endpoint, probes.
 fn is_public(path: &str) -> bool {
-    matches!(
-        path,
-        "/health"
+    crate::console::is_console(path)
+        || matches!(
+            path,
+            "/health"
             | "/ready"
             | "/auth/token"
             | "/.well-known/smart-configuration"
@@ -37,7 +38,7 @@ fn is_public(path: &str) -> bool {
             // The websocket channel: a binding token from $get-ws-binding-token (which
             // needs the caller's access) is its credential.
             | "/fhir/ws"
-    )
+        )
 }
 
 /// Middleware: turns the bearer token (or client certificate) into an [`Access`] in

@@ -86,6 +86,7 @@ pub fn classify(method: &str, path: &str) -> Kind {
 pub fn label(method: &str, path: &str) -> &'static str {
     let path = path.trim_end_matches('/');
     match path {
+        "" | "/console.js" | "/console.css" => "console",
         "/health" | "/ready" => "health",
         "/auth/token" => "token",
         "/metrics" => "metrics",
