@@ -14,10 +14,14 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --user-group --home-dir /var/lib/fhir --create-home fhir
+ && useradd --system --uid 10001 --user-group --home-dir /var/lib/fhir --create-home fhir \
+ && mkdir -p /usr/local/share/fhir-server
 COPY --from=build /usr/local/bin/fhir-server /usr/local/bin/fhir-server
 USER fhir
-WORKDIR /var/lib/fhir
+# The working directory is not writable by the server (a fhir-server.toml there would be
+# read at start): data lives in the volume, settings come from the environment or from
+# FHIR_CONFIG naming a file mounted read-only.
+WORKDIR /usr/local/share/fhir-server
 # Listening beyond loopback needs authentication (FHIR_AUTH_CLIENTS or FHIR_OIDC_*), or
 # FHIR_INSECURE_NO_AUTH=true for a trial: the server refuses to start otherwise.
 ENV FHIR_LISTEN=0.0.0.0:8080 \

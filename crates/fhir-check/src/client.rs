@@ -57,8 +57,8 @@ pub enum ClientError {
     Transport(String),
 }
 
-/// Settings of the client.
-#[derive(Debug, Clone)]
+/// Settings of the client (its `Debug` leaves the token out).
+#[derive(Clone)]
 pub struct ClientOptions {
     /// The FHIR base URL (no trailing slash).
     pub base: String,
@@ -72,6 +72,17 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// CA certificates (PEM) trusted besides the public web PKI.
     pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "(not shown)"))
+            .field("rate", &self.rate)
+            .field("budget", &self.budget)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The paced, counted client.
@@ -148,6 +159,12 @@ impl Client {
         }
     }
 
+    /// Whether `url` has the scheme, host and port of the base URL.
+    fn same_origin(&self, url: &str) -> bool {
+        let origin = |u: &str| url::Url::parse(u).ok().map(|u| u.origin());
+        origin(url).is_some() && origin(url) == origin(&self.options.base)
+    }
+
     fn pace(&mut self) -> Result<(), ClientError> {
         if self.sent >= self.options.budget {
             return Err(ClientError::Spent(self.options.budget));
@@ -193,7 +210,14 @@ impl Client {
             request = request.set(k, v);
             shown.push((k.to_string(), v.to_string()));
         }
-        if let Some(token) = &self.options.token {
+        // The token goes to the server checked only: a link or a Content-Location it
+        // returns may name another host, which must not receive it.
+        if let Some(token) = self
+            .options
+            .token
+            .as_ref()
+            .filter(|_| self.same_origin(&url))
+        {
             request = request.set("Authorization", &format!("Bearer {token}"));
             shown.push(("Authorization".into(), "Bearer (not shown)".into()));
         }
@@ -229,5 +253,27 @@ impl Client {
             body: text,
             exchange,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_stays_with_the_server_checked() {
+        let client = Client::new(ClientOptions {
+            base: "https://fhir.example.org:8443/fhir".into(),
+            token: Some("secret".into()),
+            rate: 1.0,
+            budget: 1,
+            timeout: Duration::from_secs(1),
+            ca_file: None,
+        })
+        .expect("client");
+        assert!(client.same_origin("https://fhir.example.org:8443/fhir/Patient?page=2"));
+        assert!(!client.same_origin("https://elsewhere.example/fhir/Patient?page=2"));
+        assert!(!client.same_origin("http://fhir.example.org:8443/fhir/x"));
+        assert!(!format!("{:?}", client.options).contains("secret"));
     }
 }

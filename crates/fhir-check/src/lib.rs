@@ -19,8 +19,8 @@ use std::time::Duration;
 
 pub use report::{Check, Outcome, Report};
 
-/// What to check and how gently.
-#[derive(Debug, Clone)]
+/// What to check and how gently (its `Debug` leaves the token out).
+#[derive(Clone)]
 pub struct Options {
     /// The FHIR base URL.
     pub base: String,
@@ -38,6 +38,17 @@ pub struct Options {
     pub timeout: Duration,
     /// CA certificates (PEM) trusted besides the public web PKI.
     pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "(not shown)"))
+            .field("write", &self.write)
+            .field("types", &self.types)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Options {

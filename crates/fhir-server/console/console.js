@@ -31,8 +31,10 @@ async function api(method, path, body, extra) {
   const headers = Object.assign({ Accept: "application/fhir+json" }, extra || {});
   if (state.token) headers.Authorization = "Bearer " + state.token;
   if (body !== undefined && !headers["Content-Type"]) headers["Content-Type"] = "application/fhir+json";
-  const url = path.startsWith("http") ? path : BASE + path;
-  const res = await fetch(url, { method, headers, body: body === undefined ? undefined : (typeof body === "string" ? body : JSON.stringify(body)) });
+  const url = new URL(path.startsWith("http") ? path : BASE + path, location.href);
+  // The token goes to this server only, whatever a link in the page names.
+  if (url.origin !== location.origin) throw new Error("not this server: " + url.origin);
+  const res = await fetch(url.href, { method, headers, body: body === undefined ? undefined : (typeof body === "string" ? body : JSON.stringify(body)) });
   const text = await res.text();
   let json = null;
   try { json = JSON.parse(text); } catch (_) { /* not JSON */ }
@@ -212,9 +214,11 @@ async function historyPanel(type, id) {
   return h("div", {}, table, versions.length > 1 ? compare : h("p", {}, "One version only."));
 }
 
-/** Line diff (longest common subsequence; resources are small). */
+/** Line diff (longest common subsequence), for resources of up to a few thousand lines. */
 function diffLines(a, b) {
-  const n = a.length, m = b.length, L = Array.from({ length: n + 1 }, () => new Int32Array(m + 1));
+  const n = a.length, m = b.length;
+  if (n * m > 4e6) return a.map((l) => ["-", l]).concat(b.map((l) => ["+", l]));
+  const L = Array.from({ length: n + 1 }, () => new Int32Array(m + 1));
   for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) L[i][j] = a[i] === b[j] ? L[i + 1][j + 1] + 1 : Math.max(L[i + 1][j], L[i][j + 1]);
   const out = [];
   let i = 0, j = 0;
@@ -374,8 +378,8 @@ async function auditView() {
 async function route() {
   const hash = location.hash.replace(/^#/, "") || "/";
   const [path, query] = hash.split("?");
-  const p = path.split("/").filter(Boolean).map(decodeURIComponent);
   try {
+    const p = path.split("/").filter(Boolean).map(decodeURIComponent);
     if (p.length === 0) return await typesView();
     if (p[0] === "validate") return await validateView();
     if (p[0] === "transaction") return await transactionView();

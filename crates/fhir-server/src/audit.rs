@@ -52,10 +52,12 @@ impl AuditSink {
             Err(TrySendError::Full(event)) => {
                 let tx = self.tx.clone();
                 if !matches!(web::block(move || tx.send(event)).await, Ok(Ok(()))) {
+                    metrics::gauge!("fhir_audit_queue_events").decrement(1.0);
                     tracing::error!("the audit writer has stopped; an audit event was not recorded")
                 }
             }
             Err(TrySendError::Disconnected(_)) => {
+                metrics::gauge!("fhir_audit_queue_events").decrement(1.0);
                 tracing::error!("the audit writer has stopped; an audit event was not recorded")
             }
         }

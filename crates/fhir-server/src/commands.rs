@@ -45,8 +45,8 @@ pub struct TerminologyLoadArgs {
     pub batch: usize,
 }
 
-/// `fhir-server check URL`: see the `fhir-check` crate.
-#[derive(Debug, Clone, Args)]
+/// `fhir-server check URL`: see the `fhir-check` crate. (`Debug` leaves the token out.)
+#[derive(Clone, Args)]
 pub struct CheckArgs {
     /// The FHIR base URL of the server to check (any FHIR R4 server).
     pub url: String,
@@ -78,6 +78,17 @@ pub struct CheckArgs {
     /// Also write the report as a self-contained HTML page to this file.
     #[arg(long)]
     pub html: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for CheckArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckArgs")
+            .field("url", &self.url)
+            .field("write", &self.write)
+            .field("token", &self.token.as_ref().map(|_| "(not shown)"))
+            .field("types", &self.types)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Args)]

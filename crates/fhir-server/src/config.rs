@@ -145,6 +145,18 @@ pub struct ServeArgs {
     /// needs an operator's token when authentication is on.
     #[arg(long, env = "FHIR_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Export OpenTelemetry traces (a span per request, child spans per database call)
+    /// to this OTLP/HTTP collector, e.g. `http://127.0.0.1:4318` (none: no traces).
+    #[arg(long, env = "FHIR_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// The OTLP encoding: `http/protobuf` or `http/json`.
+    #[arg(
+        long,
+        env = "FHIR_OTLP_PROTOCOL",
+        value_enum,
+        default_value = "http/protobuf"
+    )]
+    pub otlp_protocol: crate::telemetry::OtlpProtocol,
     #[command(flatten)]
     pub security: SecurityArgs,
 }

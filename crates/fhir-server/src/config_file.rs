@@ -48,8 +48,10 @@ pub fn parse_from(argv: Vec<String>) -> Result<Cli, ConfigError> {
     if flags.is_empty() {
         return Ok(Cli::from_arg_matches(&first)?);
     }
+    // Before a `--`, after which everything is positional.
     let mut argv = argv;
-    argv.extend(flags);
+    let at = argv.iter().position(|a| a == "--").unwrap_or(argv.len());
+    argv.splice(at..at, flags);
     let merged = Cli::command()
         .try_get_matches_from(&argv)
         .map_err(|e| fail(e.render().to_string()))?;
@@ -58,10 +60,7 @@ pub fn parse_from(argv: Vec<String>) -> Result<Cli, ConfigError> {
 
 /// The file `--config` or `FHIR_CONFIG` names, else the default one if it exists.
 fn file_named(matches: &ArgMatches) -> Option<PathBuf> {
-    let named = matches
-        .subcommand()
-        .and_then(|(_, m)| m.get_one::<PathBuf>("config"))
-        .or_else(|| matches.get_one::<PathBuf>("config"));
+    let named = innermost(matches).get_one::<PathBuf>("config");
     match named {
         Some(p) => Some(p.clone()),
         None => Path::new(DEFAULT_FILE)
@@ -74,13 +73,14 @@ fn file_named(matches: &ArgMatches) -> Option<PathBuf> {
 /// takes and that neither its command line nor the environment gave.
 fn file_flags(matches: &ArgMatches, table: &toml::Table) -> Result<Vec<String>, String> {
     let root = Cli::command();
-    let (command, matches) = match matches.subcommand() {
-        Some((name, sub)) => (
-            root.find_subcommand(name).cloned().unwrap_or(root.clone()),
-            sub,
-        ),
-        None => (root.clone(), matches),
-    };
+    // The sub-command run (`terminology load`: `load`), and what it was given.
+    let (mut command, mut matches) = (&root, matches);
+    while let Some((name, sub)) = matches.subcommand() {
+        match command.find_subcommand(name) {
+            Some(c) => (command, matches) = (c, sub),
+            None => break,
+        }
+    }
     let known = known_names(&root);
     let mut flags = Vec::new();
     for (key, value) in table {
@@ -107,15 +107,26 @@ fn file_flags(matches: &ArgMatches, table: &toml::Table) -> Result<Vec<String>, 
     Ok(flags)
 }
 
-/// Every long flag of the program and its sub-commands.
-fn known_names(root: &clap::Command) -> BTreeSet<String> {
-    std::iter::once(root)
-        .chain(root.get_subcommands())
-        .flat_map(|c| c.get_arguments())
+/// The matches of the innermost sub-command given (global arguments reach it).
+fn innermost(matches: &ArgMatches) -> &ArgMatches {
+    match matches.subcommand() {
+        Some((_, sub)) => innermost(sub),
+        None => matches,
+    }
+}
+
+/// Every long flag of the program and its sub-commands, at any depth.
+fn known_names(command: &clap::Command) -> BTreeSet<String> {
+    let mut names: BTreeSet<String> = command
+        .get_arguments()
         .filter_map(|a| a.get_long())
         .filter(|l| !matches!(*l, "help" | "version" | "config"))
         .map(str::to_string)
-        .collect()
+        .collect();
+    for sub in command.get_subcommands() {
+        names.extend(known_names(sub));
+    }
+    names
 }
 
 /// One setting as flags.

@@ -335,6 +335,8 @@ pub(crate) fn embedded_server(
         packages: None,
         metrics: crate::config::OnOff::Off,
         metrics_listen: None,
+        otlp_endpoint: None,
+        otlp_protocol: Default::default(),
         security: Default::default(),
         export: crate::config::ExportArgs::default(),
         bulk_import: crate::config::BulkImportArgs::default(),

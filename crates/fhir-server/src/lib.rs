@@ -31,6 +31,7 @@ pub mod serve;
 pub mod state;
 pub mod stored_terminology;
 pub mod subscriptions;
+pub mod telemetry;
 pub mod terminology_load;
 pub mod tls;
 pub mod validation;

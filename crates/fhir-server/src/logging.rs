@@ -1,13 +1,19 @@
 //! Logs through tracing-subscriber: human-readable by default, JSON lines on request,
 //! and one line per request with method, path, status and latency. Query strings are
-//! not logged: they can carry patient identifiers.
+//! not logged: they can carry patient identifiers (nor are they in trace spans).
 
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use tracing_subscriber::EnvFilter;
+use tracing::{Instrument, Level};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
+
+use crate::telemetry::{OtlpProtocol, Telemetry};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -15,16 +21,35 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber. `RUST_LOG` overrides `level` when set.
-pub fn init(format: LogFormat, level: &str) {
+/// Installs the global subscriber: logs filtered by `level` (`RUST_LOG` overrides it
+/// when set) and, with `otlp` (endpoint and protocol), request and store spans
+/// exported to an OpenTelemetry collector ([`crate::telemetry`]) whatever the log level.
+pub fn init(
+    format: LogFormat,
+    level: &str,
+    otlp: Option<(&str, OtlpProtocol)>,
+) -> Result<Option<Telemetry>, String> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt: Box<dyn Layer<Registry> + Send + Sync> = match format {
+        LogFormat::Human => Box::new(fmt),
+        LogFormat::Json => Box::new(fmt.json().flatten_event(true)),
     };
+    let (otel, telemetry) = match otlp {
+        Some((endpoint, protocol)) => {
+            let (layer, telemetry) = crate::telemetry::layer(endpoint, protocol)?;
+            let spans = Targets::new()
+                .with_target("fhir_server::request", Level::INFO)
+                .with_target("fhir_server::store", Level::INFO);
+            (Some(layer.with_filter(spans)), Some(telemetry))
+        }
+        None => (None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .with(otel)
+        .try_init();
+    Ok(telemetry)
 }
 
 /// Middleware: one log line per request.
@@ -35,7 +60,22 @@ pub async fn access_log(
     let start = Instant::now();
     let method = req.method().to_string();
     let path = req.path().to_string();
-    let res = next.call(req).await?;
+    let span = crate::telemetry::on().then(|| {
+        let interaction = crate::http::interaction::label(&method, &path);
+        crate::telemetry::request_span(req.headers(), &method, &path, interaction)
+    });
+    let call = next.call(req);
+    let res = match &span {
+        Some(span) => call.instrument(span.clone()).await?,
+        None => call.await?,
+    };
+    if let Some(span) = &span {
+        let status = res.status().as_u16();
+        span.record("http.response.status_code", status);
+        if status >= 500 {
+            span.record("otel.status_code", "ERROR");
+        }
+    }
     tracing::info!(
         target: "access",
         method = %method,

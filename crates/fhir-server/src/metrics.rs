@@ -132,9 +132,8 @@ pub async fn track(
     }
     let start = Instant::now();
     let label = interaction::label(req.method().as_str(), req.path());
-    gauge!("fhir_http_requests_in_flight").increment(1.0);
+    let _in_flight = InFlight::new();
     let res = next.call(req).await;
-    gauge!("fhir_http_requests_in_flight").decrement(1.0);
     let status = match &res {
         Ok(r) => r.status().as_u16(),
         Err(e) => e.as_response_error().status_code().as_u16(),
@@ -144,6 +143,23 @@ pub async fn track(
     histogram!("fhir_http_request_duration_seconds", "interaction" => label)
         .record(start.elapsed());
     res
+}
+
+/// Counts a request in flight until dropped (also when its client leaves and the
+/// request's future is dropped before it ends).
+struct InFlight;
+
+impl InFlight {
+    fn new() -> InFlight {
+        gauge!("fhir_http_requests_in_flight").increment(1.0);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        gauge!("fhir_http_requests_in_flight").decrement(1.0);
+    }
 }
 
 /// The status code as a label (a static string for the codes this server answers).

@@ -95,125 +95,167 @@ fn search_parameters(resource: &Value, common: &[Value]) -> Vec<Value> {
     out
 }
 
-/// The interactions and operations of one resource type.
-fn type_paths(paths: &mut Map<String, Value>, resource: &Value, common: &[Value]) {
-    let t = resource["type"].as_str().unwrap_or_default();
-    let has = |code: &str| {
-        resource["interaction"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|i| i["code"] == code)
-    };
-    let id = || vec![param_ref("id")];
-    let mut collection = Map::new();
+/// A JSON Patch or a FHIRPath Patch Parameters.
+fn patch_body() -> Value {
+    json!({"required": true, "content": {
+        "application/json-patch+json": {"schema": {"type": "array", "items": {"type": "object"}}},
+        "application/fhir+json": {"schema": {"$ref": "#/components/schemas/Parameters"}}}})
+}
+
+/// `[type]`: search, create, and the conditional update, patch and delete.
+fn collection(t: &str, resource: &Value, common: &[Value], has: &dyn Fn(&str) -> bool) -> Value {
+    let mut item = Map::new();
     if has("search-type") {
         let params = search_parameters(resource, common);
-        collection.insert(
+        item.insert(
             "get".into(),
             op(format!("Search {t}"), t, params, None, ("200", "Bundle")),
         );
     }
     if has("create") {
-        collection.insert(
+        item.insert(
             "post".into(),
             op(format!("Create a {t}"), t, vec![], Some(t), ("201", t)),
         );
     }
+    let conditional = |what: &str| format!("{what} the {t} a search finds (conditional)");
     if has("update") {
-        collection.insert(
+        item.insert(
             "put".into(),
-            op(
-                format!("Update the {t} a search finds (conditional update)"),
-                t,
-                vec![],
-                Some(t),
-                ("200", t),
-            ),
+            op(conditional("Update"), t, vec![], Some(t), ("200", t)),
         );
+    }
+    if has("patch") {
+        let mut patch = op(conditional("Patch"), t, vec![], None, ("200", t));
+        patch["requestBody"] = patch_body();
+        item.insert("patch".into(), patch);
     }
     if has("delete") {
-        collection.insert(
+        let ok = ("204", "OperationOutcome");
+        item.insert(
             "delete".into(),
-            op(
-                format!("Delete the {t} a search finds (conditional delete)"),
-                t,
-                vec![],
-                None,
-                ("204", "OperationOutcome"),
-            ),
+            op(conditional("Delete"), t, vec![], None, ok),
         );
     }
-    paths.insert(format!("/{t}"), Value::Object(collection));
-    if has("search-type") {
-        paths.insert(format!("/{t}/_search"), json!({"post": {
-            "summary": format!("Search {t} with form parameters"), "tags": [t],
-            "requestBody": {"required": true, "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object", "additionalProperties": {"type": "string"}}}}},
-            "responses": responses("200", "Bundle")}}));
-    }
-    let mut instance = Map::new();
+    Value::Object(item)
+}
+
+/// `[type]/[id]`: read, update, patch, delete.
+fn instance(t: &str, has: &dyn Fn(&str) -> bool) -> Value {
+    let id = || vec![param_ref("id")];
+    let mut item = Map::new();
     if has("read") {
-        instance.insert(
+        item.insert(
             "get".into(),
             op(format!("Read a {t}"), t, id(), None, ("200", t)),
         );
     }
     if has("update") {
-        instance.insert(
-            "put".into(),
-            op(
-                format!("Update (or create) a {t}"),
-                t,
-                id(),
-                Some(t),
-                ("200", t),
-            ),
-        );
+        let summary = format!("Update (or create) a {t}");
+        item.insert("put".into(), op(summary, t, id(), Some(t), ("200", t)));
     }
     if has("patch") {
-        let mut patch = op(
-            format!("Patch a {t} (JSON Patch or FHIRPath Patch)"),
-            t,
-            id(),
-            None,
-            ("200", t),
-        );
-        patch["requestBody"] = json!({"required": true, "content": {
-            "application/json-patch+json": {"schema": {"type": "array", "items": {"type": "object"}}},
-            "application/fhir+json": {"schema": {"$ref": "#/components/schemas/Parameters"}}}});
-        instance.insert("patch".into(), patch);
+        let mut patch = op(format!("Patch a {t}"), t, id(), None, ("200", t));
+        patch["requestBody"] = patch_body();
+        item.insert("patch".into(), patch);
     }
     if has("delete") {
-        instance.insert(
+        let ok = ("204", "OperationOutcome");
+        item.insert(
             "delete".into(),
-            op(
-                format!("Delete a {t}"),
-                t,
-                id(),
-                None,
-                ("204", "OperationOutcome"),
-            ),
+            op(format!("Delete a {t}"), t, id(), None, ok),
         );
     }
-    paths.insert(format!("/{t}/{{id}}"), Value::Object(instance));
+    Value::Object(item)
+}
+
+/// The interactions and operations of one resource type.
+fn type_paths(paths: &mut Map<String, Value>, resource: &Value, common: &[Value]) {
+    let t = resource["type"].as_str().unwrap_or_default();
+    let codes: Vec<&str> = resource["interaction"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["code"].as_str())
+        .collect();
+    let has = |code: &str| codes.contains(&code);
+    paths.insert(format!("/{t}"), collection(t, resource, common, &has));
+    paths.insert(format!("/{t}/{{id}}"), instance(t, &has));
+    if has("search-type") {
+        paths.insert(
+            format!("/{t}/_search"),
+            form_search(&format!("Search {t}"), t),
+        );
+    }
+    let get = |summary: String, params: Vec<Value>, ok: &str| json!({"get": op(summary, t, params, None, ("200", ok))});
     if has("history-instance") {
         paths.insert(
             format!("/{t}/{{id}}/_history"),
-            json!({"get": op(format!("History of a {t}"), t, id(), None, ("200", "Bundle"))}),
+            get(format!("History of a {t}"), vec![param_ref("id")], "Bundle"),
         );
     }
     if has("vread") {
-        paths.insert(format!("/{t}/{{id}}/_history/{{vid}}"), json!({"get": op(format!("A version of a {t}"), t, vec![param_ref("id"), param_ref("vid")], None, ("200", t))}));
+        let params = vec![param_ref("id"), param_ref("vid")];
+        paths.insert(
+            format!("/{t}/{{id}}/_history/{{vid}}"),
+            get(format!("A version of a {t}"), params, t),
+        );
     }
     if has("history-type") {
         paths.insert(
             format!("/{t}/_history"),
-            json!({"get": op(format!("History of every {t}"), t, vec![], None, ("200", "Bundle"))}),
+            get(format!("History of every {t}"), vec![], "Bundle"),
         );
     }
     for o in resource["operation"].as_array().into_iter().flatten() {
         operation_paths(paths, Some(t), o);
     }
+}
+
+/// `POST …/_search` with the parameters as a form.
+fn form_search(summary: &str, tag: &str) -> Value {
+    json!({"post": {
+        "summary": format!("{summary} with form parameters"), "tags": [tag],
+        "requestBody": {"required": true, "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object", "additionalProperties": {"type": "string"}}}}},
+        "responses": responses("200", "Bundle")}})
+}
+
+/// The Bulk Data status and file URLs a kick-off answers with.
+fn bulk_paths(paths: &mut Map<String, Value>) {
+    let job = json!({"name": "job", "in": "path", "required": true, "schema": {"type": "string"}});
+    let file =
+        json!({"name": "file", "in": "path", "required": true, "schema": {"type": "string"}});
+    let status = op(
+        "Export status: 202 while running, 200 with the manifest".into(),
+        "System",
+        vec![job.clone()],
+        None,
+        ("200", "Resource"),
+    );
+    let cancel = op(
+        "Cancel an export and remove its files".into(),
+        "System",
+        vec![job.clone()],
+        None,
+        ("202", "OperationOutcome"),
+    );
+    paths.insert(
+        "/$export-status/{job}".into(),
+        json!({"get": status, "delete": cancel}),
+    );
+    let mut download = op(
+        "An export file (NDJSON)".into(),
+        "System",
+        vec![job, file],
+        None,
+        ("200", "Resource"),
+    );
+    download["responses"]["200"]["content"] =
+        json!({"application/fhir+ndjson": {"schema": {"type": "string"}}});
+    paths.insert(
+        "/$export-file/{job}/{file}".into(),
+        json!({"get": download}),
+    );
 }
 
 /// The paths of one declared operation.
@@ -374,6 +416,12 @@ pub fn from_capability(capability: &Value, base: &str) -> Value {
         );
     }
     paths.insert("/".into(), Value::Object(root));
+    if system("search-system") {
+        paths.insert(
+            "/_search".into(),
+            form_search("Search every type", "System"),
+        );
+    }
     if system("history-system") {
         paths.insert("/_history".into(), json!({"get": op("History of everything".into(), "System", vec![], None, ("200", "Bundle"))}));
     }
@@ -382,6 +430,9 @@ pub fn from_capability(capability: &Value, base: &str) -> Value {
     }
     for o in rest["operation"].as_array().into_iter().flatten() {
         operation_paths(&mut paths, None, o);
+        if o["name"] == "export" {
+            bulk_paths(&mut paths);
+        }
     }
     let security = rest.get("security").is_some();
     let token_url = rest

@@ -37,6 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::resource("/openapi.json")
                         .wrap(actix_web::middleware::Compress::default())
                         .route(get().to(system::openapi))
+                        .route(head().to(system::openapi))
                         .default_service(web::to(system::method_not_allowed)),
                 )
                 .service(

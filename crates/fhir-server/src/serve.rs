@@ -16,16 +16,7 @@ use crate::state::AppState;
 
 /// Opens the store and serves until stopped.
 pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
-    logging::init(args.log_format, &args.log_level);
-    if args.metrics == OnOff::On && crate::metrics::install().is_none() {
-        tracing::warn!("metrics are off: another metrics recorder was installed first");
-    }
-    if args.exit_on_stdin_close {
-        std::thread::spawn(|| {
-            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
-            std::process::exit(0);
-        });
-    }
+    let telemetry = observe(&args)?;
     let started = std::time::Instant::now();
     let defs = Definitions::r4();
     tracing::info!(
@@ -33,27 +24,11 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         types = defs.resource_types().len(),
         "definitions loaded"
     );
-    let registry = fhir_search::SearchRegistry::r4();
     let full_text = args.full_text == OnOff::On;
-    let indexer = Arc::new(fhir_store::SearchIndexer {
-        registry,
-        full_text,
-    });
     let request_timeout = (args.request_timeout > 0.0)
         .then(|| std::time::Duration::try_from_secs_f64(args.request_timeout).ok())
         .flatten();
-    let options = PoolOptions {
-        max_connections: args.db_pool_size,
-        statement_timeout: request_timeout,
-        sqlite_cache_mib: args.db_cache_mb,
-        read_cache_mib: args.read_cache_mb,
-        ..Default::default()
-    };
-    let url = args.database_url.clone();
-    let mut store = tokio::task::spawn_blocking(move || Store::open(&url, &options, indexer))
-        .await
-        .map_err(std::io::Error::other)?
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut store = open_store(&args, full_text, request_timeout).await?;
     tracing::info!(backend = ?store.kind(), "database ready");
     let auth = load_auth(&args, &store)?;
     check_exposure(&args, auth.is_some())?;
@@ -86,17 +61,7 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
     let store = Arc::new(store);
     let node = join_nodes(&store, listen).await?;
     let audit = audit_on.then(|| crate::audit::AuditSink::start(store.clone()));
-    let date = fhir_store::time::fhir_instant(fhir_store::time::now_millis());
-    let mut capability = crate::capability::build(defs, args.base_url.as_deref(), &date[..10]);
-    if auth.is_some() {
-        let token_url = args.base_url.as_deref().map(|b| {
-            format!(
-                "{}/auth/token",
-                b.trim_end_matches('/').trim_end_matches("/fhir")
-            )
-        });
-        crate::capability::add_security(&mut capability, token_url);
-    }
+    let capability = capability_of(defs, args.base_url.as_deref(), auth.is_some());
     let tls = tls_config(&args.security)?;
     let export_config = args.export.config(&args.database_url);
     let import_config = args.bulk_import.config(&export_config);
@@ -148,6 +113,97 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         Some(addr) if args.metrics == OnOff::On => Some(metrics_server(addr, state.clone())?),
         _ => None,
     };
+    let (server, scheme) = http_server(&args, state, tls, listener)?;
+    tracing::info!(listen = %listen, "serving FHIR R4 at {scheme}://{listen}/fhir");
+    let result = match metrics_server {
+        Some(metrics) => {
+            let handle = metrics.handle();
+            actix_web::rt::spawn(metrics);
+            let result = server.await;
+            handle.stop(true).await;
+            result
+        }
+        None => server.await,
+    };
+    // Leaves the database's list of nodes (the others may trust their caches again).
+    tokio::task::spawn_blocking(move || drop(node)).await.ok();
+    if let Some(t) = telemetry {
+        tokio::task::spawn_blocking(move || t.shutdown()).await.ok();
+    }
+    result
+}
+
+/// Logs, traces and metrics (and the test harness's stdin watch).
+fn observe(args: &ServeArgs) -> std::io::Result<Option<crate::telemetry::Telemetry>> {
+    let otlp = args
+        .otlp_endpoint
+        .as_deref()
+        .map(|e| (e, args.otlp_protocol));
+    let telemetry =
+        logging::init(args.log_format, &args.log_level, otlp).map_err(std::io::Error::other)?;
+    if args.metrics == OnOff::On && crate::metrics::install().is_none() {
+        tracing::warn!("metrics are off: another metrics recorder was installed first");
+    }
+    if args.exit_on_stdin_close {
+        std::thread::spawn(|| {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            std::process::exit(0);
+        });
+    }
+    Ok(telemetry)
+}
+
+/// Opens (and migrates) the database, off the async executor.
+async fn open_store(
+    args: &ServeArgs,
+    full_text: bool,
+    request_timeout: Option<std::time::Duration>,
+) -> std::io::Result<Store> {
+    let indexer = Arc::new(fhir_store::SearchIndexer {
+        registry: fhir_search::SearchRegistry::r4(),
+        full_text,
+    });
+    let options = PoolOptions {
+        max_connections: args.db_pool_size,
+        statement_timeout: request_timeout,
+        sqlite_cache_mib: args.db_cache_mb,
+        read_cache_mib: args.read_cache_mb,
+        ..Default::default()
+    };
+    let url = args.database_url.clone();
+    tokio::task::spawn_blocking(move || Store::open(&url, &options, indexer))
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+/// The CapabilityStatement, with how to authenticate when authentication is on.
+fn capability_of(
+    defs: &'static Definitions,
+    base_url: Option<&str>,
+    auth_on: bool,
+) -> fhir_model::CapabilityStatement {
+    let date = fhir_store::time::fhir_instant(fhir_store::time::now_millis());
+    let mut capability = crate::capability::build(defs, base_url, &date[..10]);
+    if auth_on {
+        let token_url = base_url.map(|b| {
+            format!(
+                "{}/auth/token",
+                b.trim_end_matches('/').trim_end_matches("/fhir")
+            )
+        });
+        crate::capability::add_security(&mut capability, token_url);
+    }
+    capability
+}
+
+/// The API's HTTP server on `listener`: the middleware stack around the routes.
+fn http_server(
+    args: &ServeArgs,
+    state: web::Data<AppState>,
+    tls: Option<rustls::ServerConfig>,
+    listener: std::net::TcpListener,
+) -> std::io::Result<(actix_web::dev::Server, &'static str)> {
     let limiter = crate::http::ratelimit::RateLimiter::new(args.security.rate_limit);
     let https = tls.is_some();
     let mut server = HttpServer::new(move || {
@@ -183,20 +239,7 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         Some(config) => (server.listen_rustls_0_23(listener, config)?, "https"),
         None => (server.listen(listener)?, "http"),
     };
-    tracing::info!(listen = %listen, "serving FHIR R4 at {scheme}://{listen}/fhir");
-    let result = match metrics_server {
-        Some(metrics) => {
-            let handle = metrics.handle();
-            actix_web::rt::spawn(metrics);
-            let result = server.run().await;
-            handle.stop(true).await;
-            result
-        }
-        None => server.run().await,
-    };
-    // Leaves the database's list of nodes (the others may trust their caches again).
-    tokio::task::spawn_blocking(move || drop(node)).await.ok();
-    result
+    Ok((server.run(), scheme))
 }
 
 /// The OpenAPI document of the CapabilityStatement `capability` (JSON), with the
@@ -226,6 +269,9 @@ fn metrics_server(
     .workers(1)
     .disable_signals()
     .bind(addr)?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(listen = %addr, "/metrics is served without a token beyond loopback: keep this address on the operators' network");
+    }
     for a in server.addrs() {
         tracing::info!(listen = %a, "serving metrics at http://{a}/metrics");
     }

@@ -87,7 +87,14 @@ impl AppState {
         let budget = Budget::new(self.request_timeout);
         let guard = CancelOnDrop(budget.clone());
         let peer = crate::http::peer::Peer::current();
-        let mut work = std::pin::pin!(web::block(move || budget.run(f)));
+        // With traces on, the blocking work is a child span of the request's.
+        let parent = crate::telemetry::on().then(tracing::Span::current);
+        let mut work = std::pin::pin!(web::block(move || {
+            let _span = parent.map(|p| {
+                tracing::info_span!(target: "fhir_server::store", parent: &p, "store").entered()
+            });
+            budget.run(f)
+        }));
         let mut watching = peer.is_some();
         let result = loop {
             match actix_web::rt::time::timeout(PEER_CHECK, &mut work).await {

@@ -2,7 +2,8 @@
 //! pool and the work waiting in the database (bulk jobs by status, the change feed,
 //! notifications not yet delivered, audit events not yet searchable). Cheap counts
 //! only: the waiting events and the change feed are read through partial or primary
-//! indexes, the job tables hold few rows.
+//! indexes and counted up to [`COUNT_CAP`] (a scrape must stay quick when a backlog is
+//! large), the job tables hold few rows.
 //!
 //! Events measured as they happen (read-cache hits, waits for a connection or for the
 //! SQLite writer) are recorded where they happen through the `metrics` facade, which
@@ -42,6 +43,9 @@ pub struct Backlog {
     pub audit_unprojected: i64,
 }
 
+/// Rows counted at most in a backlog; a gauge at this value means "this many or more".
+pub const COUNT_CAP: i64 = 100_000;
+
 #[derive(QueryableByName)]
 struct StatusCount {
     #[diesel(sql_type = Text)]
@@ -79,10 +83,16 @@ impl Store {
             Ok(Backlog {
                 export_jobs: by_status(tx, "export_jobs")?,
                 import_jobs: by_status(tx, "import_jobs")?,
-                changes: count(tx, "SELECT COUNT(*) AS n FROM change_outbox")?,
+                changes: count(
+                    tx,
+                    &format!("SELECT COUNT(*) AS n FROM (SELECT 1 FROM change_outbox LIMIT {COUNT_CAP}) x"),
+                )?,
                 events: count(
                     tx,
-                    "SELECT COUNT(*) AS n FROM subscription_events WHERE delivered IS NULL",
+                    &format!(
+                        "SELECT COUNT(*) AS n FROM (SELECT 1 FROM subscription_events \
+                         WHERE delivered IS NULL LIMIT {COUNT_CAP}) x"
+                    ),
                 )?,
                 audit_unprojected: count(
                     tx,

@@ -1,5 +1,5 @@
 //! Error handling (http.html): an unknown resource is 404 and an unknown type 400 or
-//! 404, each with an OperationOutcome; with `--write`, a body that is not JSON and a
+//! 404, each with an OperationOutcome (without one: a warning, as http.html says SHOULD); with `--write`, a body that is not JSON and a
 //! resource of the wrong type are refused (400 or 422) with an OperationOutcome.
 
 use super::{outcome_of, Ctx};

@@ -62,6 +62,11 @@ impl Ctx {
         self.record(id, Outcome::Fail, detail, Some(&r.exchange));
     }
 
+    /// Works, but not as a SHOULD of the specification asks.
+    pub fn warn(&mut self, id: impl Into<String>, detail: impl Into<String>, r: &Response) {
+        self.record(id, Outcome::Warn, detail, Some(&r.exchange));
+    }
+
     /// A check whose request got no response (or was not made).
     pub fn unanswered(&mut self, id: impl Into<String>, e: &ClientError) {
         let outcome = match e {

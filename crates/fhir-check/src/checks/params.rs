@@ -147,14 +147,19 @@ fn includes(ctx: &mut Ctx, t: &str, rid: &str, rows: &IndexValues) {
         .collect();
     let mut tried = 0;
     for include in declared {
-        let Some(code) = include.split(':').nth(1) else {
+        // `Type:param`, or `Type:param:Target` (only references to Target).
+        let mut parts = include.split(':').skip(1);
+        let Some(code) = parts.next() else {
             continue;
         };
+        let only = parts.next();
         let target = rows
             .references
             .iter()
             .find_map(|r| match (&r.target_type, &r.id) {
-                (Some(tt), Some(id)) if r.param == code && !r.contained => {
+                (Some(tt), Some(id))
+                    if r.param == code && !r.contained && only.is_none_or(|o| o == tt) =>
+                {
                     Some((tt.clone(), id.clone()))
                 }
                 _ => None,

@@ -58,16 +58,23 @@ fn handshake(
     port: u16,
     config: Arc<rustls::ClientConfig>,
 ) -> Result<(String, i64), String> {
+    // `[::1]` in a URL is the address `::1`.
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
     let name =
-        rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
+        rustls::pki_types::ServerName::try_from(bare.to_string()).map_err(|e| e.to_string())?;
     let mut conn = rustls::ClientConnection::new(config, name).map_err(|e| e.to_string())?;
-    let mut sock = TcpStream::connect((host, port)).map_err(|e| e.to_string())?;
-    sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .ok();
+    let timeout = std::time::Duration::from_secs(10);
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(bare, port))
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("the host has no address")?;
+    let mut sock = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(timeout)).ok();
+    sock.set_write_timeout(Some(timeout)).ok();
     let mut tls = rustls::Stream::new(&mut conn, &mut sock);
     // A request completes the handshake (and checks the certificate).
     tls.write_all(
-        format!("HEAD / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!("HEAD / HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n").as_bytes(),
     )
     .map_err(|e| e.to_string())?;
     let mut buf = [0u8; 16];

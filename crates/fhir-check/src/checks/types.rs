@@ -37,6 +37,14 @@ pub(super) fn check(ctx: &mut Ctx, t: &str) {
     params::check(ctx, t, &sample);
 }
 
+/// Whether a searchset entry is a match (not an `_include` nor an `outcome`).
+pub(super) fn is_match(entry: &Value) -> bool {
+    matches!(
+        entry.pointer("/search/mode").and_then(Value::as_str),
+        None | Some("match")
+    )
+}
+
 /// The entries' resources of a searchset Bundle, or the problem.
 pub(super) fn searchset(r: &crate::client::Response) -> Result<Vec<Value>, String> {
     if r.status != 200 {
@@ -77,10 +85,7 @@ fn search(ctx: &mut Ctx, t: &str) -> Option<Value> {
             return None;
         }
     };
-    let matches: Vec<&Value> = entries
-        .iter()
-        .filter(|e| e.pointer("/search/mode").and_then(Value::as_str) != Some("include"))
-        .collect();
+    let matches: Vec<&Value> = entries.iter().filter(|e| is_match(e)).collect();
     if let Some(other) = matches.iter().find(|e| e["resource"]["resourceType"] != t) {
         ctx.fail(
             id,

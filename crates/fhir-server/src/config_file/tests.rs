@@ -71,3 +71,36 @@ fn mistakes_in_the_file_are_reported_with_its_name() {
     let switch = with_file("reject-warnings = \"yes\"\n", &[]).expect_err("not a boolean");
     assert!(switch.to_string().contains("true or false"), "{switch}");
 }
+
+#[test]
+fn nested_sub_commands_and_positionals_after_a_double_dash() {
+    let cli = with_file(
+        "batch = 7\ndatabase-url = \"sqlite://./t.db\"\n",
+        &["terminology", "load", "a.json"],
+    )
+    .expect("parsed");
+    let text = format!("{:?}", cli.command);
+    assert!(
+        text.contains("sqlite://./t.db") && text.contains("batch: 7"),
+        "{text}"
+    );
+    let mut argv: Vec<String> = ["fhir-server", "validate"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let dir = std::env::temp_dir().join(format!("fhir-config-dd-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("c.toml");
+    std::fs::write(&path, "profile = [\"http://x/p\"]\n").expect("write");
+    argv.push(format!("--config={}", path.display()));
+    argv.extend(["--".to_string(), "-odd-file.json".to_string()]);
+    let cli = parse_from(argv).expect("parsed");
+    let _ = std::fs::remove_dir_all(&dir);
+    match cli.command {
+        Some(Command::Validate(v)) => {
+            assert_eq!(v.profile, ["http://x/p"]);
+            assert_eq!(v.files, [std::path::PathBuf::from("-odd-file.json")]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
