@@ -1,7 +1,8 @@
 # fhir-server in a container: built from source in a Rust image, run from a slim Debian
 # image as a non-root user, with a health check. SQLite (the default, on the volume) and
-# the PostgreSQL client library are built into the binary; nothing else is installed
-# but CA certificates and curl for the health check. See README.md, "Run it in Docker".
+# the PostgreSQL client library are built into the binary, which links OpenSSL's libssl3
+# (for libpq's TLS); besides it only CA certificates and curl (the health check) are
+# installed. See README.md, "Run it in Docker".
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
@@ -12,7 +13,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl \
+ && apt-get install -y --no-install-recommends ca-certificates curl libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/fhir --create-home fhir \
  && mkdir -p /usr/local/share/fhir-server

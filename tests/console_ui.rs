@@ -135,7 +135,11 @@ impl Browser {
     fn wait(&mut self, condition: &str, what: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if self.eval(&format!("!!({condition})")) == json!(true) {
+            // The page may be between two documents (a navigation): false until it is not.
+            let probe = format!(
+                "(() => {{ try {{ return !!({condition}); }} catch (e) {{ return false; }} }})()"
+            );
+            if self.eval(&probe) == json!(true) {
                 return;
             }
             if Instant::now() > deadline {
@@ -335,4 +339,133 @@ fn console_signs_in_with_a_token(b: Backend) {
     );
 }
 
-both_backends!(console_walk_through, console_signs_in_with_a_token);
+/// A fake OpenID Connect provider: discovery, an authorization endpoint that signs the
+/// user in at once (redirecting back with a code), and a token endpoint that checks the
+/// PKCE verifier against the challenge and answers a token signed with the test key.
+fn provider() -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let issuer = format!("http://{}", listener.local_addr().expect("addr"));
+    let me = issuer.clone();
+    let challenge = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    std::thread::spawn(move || {
+        // A thread per connection: the browser may open connections it leaves idle.
+        for stream in listener.incoming().flatten() {
+            let (me, challenge) = (me.clone(), challenge.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                let mut length = 0;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let query = |text: &str, name: &str| {
+                    url::form_urlencoded::parse(text.as_bytes())
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.to_string())
+                        .unwrap_or_default()
+                };
+                let (status, extra, reply) = if target
+                    .starts_with("/.well-known/openid-configuration")
+                {
+                    let d = json!({"issuer": me, "authorization_endpoint": format!("{me}/authorize"), "token_endpoint": format!("{me}/token")});
+                    ("200 OK", String::new(), d.to_string())
+                } else if let Some(q) = target.strip_prefix("/authorize?") {
+                    *challenge.lock().expect("lock") = query(q, "code_challenge");
+                    let back = format!(
+                        "{}?code=the-code&state={}",
+                        query(q, "redirect_uri"),
+                        query(q, "state")
+                    );
+                    ("302 Found", format!("Location: {back}\r\n"), String::new())
+                } else {
+                    let form = String::from_utf8_lossy(&body).to_string();
+                    use base64::Engine;
+                    let digest = <sha2::Sha256 as sha2::Digest>::digest(
+                        query(&form, "code_verifier").as_bytes(),
+                    );
+                    let hashed = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+                    if query(&form, "code") == "the-code"
+                        && hashed == *challenge.lock().expect("lock")
+                    {
+                        let claims = json!({"iss": me, "sub": "nurse-1", "aud": common::smart::AUDIENCE,
+                        "exp": common::smart::now() + 300, "iat": common::smart::now(), "scope": "user/*.cruds"});
+                        let token = common::smart::sign(
+                            jsonwebtoken::Algorithm::RS256,
+                            "oidc-1",
+                            "oidc.key",
+                            &claims,
+                        );
+                        (
+                            "200 OK",
+                            String::new(),
+                            json!({"access_token": token, "token_type": "Bearer"}).to_string(),
+                        )
+                    } else {
+                        (
+                            "400 Bad Request",
+                            String::new(),
+                            json!({"error": "invalid_grant"}).to_string(),
+                        )
+                    }
+                };
+                let mut stream = stream;
+                let _ = write!(stream, "HTTP/1.1 {status}\r\n{extra}Access-Control-Allow-Origin: *\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}", reply.len());
+            });
+        }
+    });
+    issuer
+}
+
+/// With `--console-client-id`, the console signs the user in at the OpenID Connect
+/// provider the API trusts (authorization code with PKCE) and works with that token.
+fn console_signs_in_at_the_provider(b: Backend) {
+    let issuer = provider();
+    let jwks = common::smart::fixture("oidc.jwks.json");
+    let s = Server::start_with(
+        b,
+        &[
+            "--oidc-issuer",
+            &issuer,
+            "--oidc-audience",
+            common::smart::AUDIENCE,
+            "--oidc-jwks",
+            &jwks,
+            "--console-client-id",
+            "console",
+        ],
+    );
+    let mut br = Browser::launch();
+    br.goto(&format!("{}/", root(&s)));
+    br.wait(
+        "document.getElementById('auth-note')",
+        "the request for a token",
+    );
+    br.click("#signin-oidc");
+    br.wait(
+        "document.getElementById('who').innerText === 'signed in'",
+        "the sign-in",
+    );
+    br.wait("document.getElementById('count-Patient') && document.getElementById('count-Patient').innerText === '(0)'", "a count read with the token");
+    assert_eq!(
+        br.eval("location.search"),
+        json!(""),
+        "the code is gone from the address"
+    );
+}
+
+both_backends!(
+    console_walk_through,
+    console_signs_in_with_a_token,
+    console_signs_in_at_the_provider,
+);

@@ -397,15 +397,77 @@ async function route() {
   }
 }
 
-document.getElementById("token").value = state.token;
-document.getElementById("signin").addEventListener("submit", (e) => {
-  e.preventDefault();
-  state.token = document.getElementById("token").value.trim();
-  sessionStorage.setItem("fhir-token", state.token);
+// ---- Signing in: a pasted token, or the OpenID Connect provider (code + PKCE) -------
+
+function setToken(token) {
+  state.token = token;
+  sessionStorage.setItem("fhir-token", token);
   state.capability = null;
-  document.getElementById("who").textContent = state.token ? "token in use" : "";
+  document.getElementById("token").value = token;
+  document.getElementById("who").textContent = token ? "signed in" : "";
+}
+
+function b64url(bytes) {
+  return btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+async function discovery(issuer) {
+  const r = await fetch(issuer.replace(/\/$/, "") + "/.well-known/openid-configuration");
+  if (!r.ok) throw new Error("the provider's discovery answered " + r.status);
+  return r.json();
+}
+
+/** Sends the browser to the provider's sign-in page (authorization code with PKCE). */
+async function signIn(oidc) {
+  const d = await discovery(oidc.issuer);
+  const verifier = b64url(crypto.getRandomValues(new Uint8Array(32)));
+  const challenge = b64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
+  const nonce = b64url(crypto.getRandomValues(new Uint8Array(16)));
+  sessionStorage.setItem("fhir-oidc", JSON.stringify({ verifier, state: nonce, token_endpoint: d.token_endpoint, hash: location.hash }));
+  const q = new URLSearchParams({ response_type: "code", client_id: oidc.client_id, redirect_uri: location.origin + "/",
+    scope: oidc.scope, state: nonce, code_challenge: challenge, code_challenge_method: "S256" });
+  location.assign(d.authorization_endpoint + "?" + q);
+}
+
+/** Back from the provider: trades the code for an access token. */
+async function finishSignIn(oidc) {
+  const params = new URLSearchParams(location.search);
+  if (!params.has("code") && !params.has("error")) return;
+  const saved = JSON.parse(sessionStorage.getItem("fhir-oidc") || "{}");
+  sessionStorage.removeItem("fhir-oidc");
+  history.replaceState(null, "", "/" + (saved.hash || ""));
+  if (params.has("error") || params.get("state") !== saved.state) {
+    throw new Error("sign-in failed: " + (params.get("error_description") || params.get("error") || "the state does not match"));
+  }
+  const body = new URLSearchParams({ grant_type: "authorization_code", code: params.get("code"),
+    redirect_uri: location.origin + "/", client_id: oidc.client_id, code_verifier: saved.verifier });
+  const r = await fetch(saved.token_endpoint, { method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded" }, body });
+  const t = await r.json().catch(() => ({}));
+  if (!r.ok || !t.access_token) throw new Error("the provider refused the sign-in: " + (t.error_description || t.error || r.status));
+  setToken(t.access_token);
+}
+
+async function start() {
+  document.getElementById("token").value = state.token;
+  if (state.token) document.getElementById("who").textContent = "signed in";
+  document.getElementById("signin").addEventListener("submit", (e) => {
+    e.preventDefault();
+    setToken(document.getElementById("token").value.trim());
+    route();
+  });
+  const config = await fetch("/console/config.json").then((r) => r.json()).catch(() => ({}));
+  if (config.oidc) {
+    const button = h("button", { type: "button", id: "signin-oidc", onclick: () => signIn(config.oidc).catch((e) => show(h("p", { class: "error", role: "alert" }, String(e)))) }, "Sign in with " + new URL(config.oidc.issuer).host);
+    document.getElementById("signin").append(button);
+    try {
+      await finishSignIn(config.oidc);
+    } catch (e) {
+      window.addEventListener("hashchange", route);
+      return show(h("p", { class: "error", role: "alert" }, String(e)));
+    }
+  }
+  window.addEventListener("hashchange", route);
   route();
-});
-if (state.token) document.getElementById("who").textContent = "token in use";
-window.addEventListener("hashchange", route);
-route();
+}
+
+start();

@@ -192,6 +192,17 @@ pub struct SecurityArgs {
     /// The issuer's keys: a JWKS file or URL.
     #[arg(long, env = "FHIR_OIDC_JWKS")]
     pub oidc_jwks: Option<String>,
+    /// The web console's client id at the OpenID Connect provider (a public client whose
+    /// redirect URI is this server's `/`): the console then signs users in there.
+    #[arg(long, env = "FHIR_CONSOLE_CLIENT_ID", requires = "oidc_issuer")]
+    pub console_client_id: Option<String>,
+    /// The scopes the console asks the provider for.
+    #[arg(
+        long,
+        env = "FHIR_CONSOLE_SCOPE",
+        default_value = "openid user/*.cruds"
+    )]
+    pub console_scope: String,
     /// Serve a non-loopback address without authentication (never in production).
     #[arg(long, env = "FHIR_INSECURE_NO_AUTH")]
     pub insecure_no_auth: bool,

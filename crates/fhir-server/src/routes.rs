@@ -13,6 +13,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", get().to(crate::console::index))
         .route("/console.js", get().to(crate::console::script))
         .route("/console.css", get().to(crate::console::style))
+        .route("/console/config.json", get().to(crate::console::config))
         .route("/health", get().to(system::health))
         .route("/ready", get().to(system::ready))
         .route("/metrics", get().to(crate::metrics::scrape))

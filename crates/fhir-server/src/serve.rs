@@ -103,6 +103,7 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         full_text,
         expunge: args.expunge == OnOff::On,
         openapi,
+        console: console_config(&args.security),
         capability: capability_json,
         auth,
         audit,
@@ -240,6 +241,20 @@ fn http_server(
         None => (server.listen(listener)?, "http"),
     };
     Ok((server.run(), scheme))
+}
+
+/// How the console signs in: with the OpenID Connect provider when it has a client id.
+fn console_config(s: &SecurityArgs) -> crate::console::ConsoleConfig {
+    let oidc = s
+        .oidc_issuer
+        .clone()
+        .zip(s.console_client_id.clone())
+        .map(|(issuer, client_id)| crate::console::ConsoleOidc {
+            issuer,
+            client_id,
+            scope: s.console_scope.clone(),
+        });
+    crate::console::ConsoleConfig { oidc }
 }
 
 /// The OpenAPI document of the CapabilityStatement `capability` (JSON), with the

@@ -38,6 +38,8 @@ pub struct AppState {
     pub capability: String,
     /// The OpenAPI document generated from it ([`crate::openapi`]).
     pub openapi: String,
+    /// How the web console signs in ([`crate::console`]).
+    pub console: crate::console::ConsoleConfig,
     /// Authentication; `None`: every request is allowed (loopback only by default).
     pub auth: Option<Arc<AuthConfig>>,
     /// The background audit writer; `None`: auditing is off.
