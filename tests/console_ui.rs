@@ -311,6 +311,15 @@ fn console_walk_through(b: Backend) {
         "{}",
         br.text("#jobs")
     );
+    br.wait(
+        "document.querySelector('#server-jobs') && document.querySelector('#server-jobs').innerText.includes('completed')",
+        "the job in the server's list",
+    );
+    assert!(
+        br.text("#server-jobs").contains("_type=Patient"),
+        "{}",
+        br.text("#server-jobs")
+    );
     br.screenshot("jobs");
 }
 

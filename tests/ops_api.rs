@@ -145,6 +145,27 @@ fn metrics_need_an_operator_or_their_own_listener(b: Backend) {
     assert!(!samples(&m, "fhir_http_requests_total", &[("status", "401")]).is_empty());
 }
 
+/// `/console/jobs.json` (every bulk job, with kick-off URLs that may name patients) is
+/// for operators: 401 without a token, 403 with a clinician's, the list with an
+/// operator's.
+fn job_list_is_for_operators(b: Backend) {
+    let s = secure(b);
+    assert_eq!(s.root("GET", "/console/jobs.json").send().status, 401);
+    let clinician = oidc_token("user/*.cruds", None);
+    let r = s
+        .root("GET", "/console/jobs.json")
+        .header("Authorization", &format!("Bearer {clinician}"))
+        .send();
+    let outcome = r.outcome(403);
+    assert!(outcome.to_string().contains("all bulk jobs"), "{outcome}");
+    let r = s
+        .root("GET", "/console/jobs.json")
+        .header("Authorization", &format!("Bearer {}", admin(s)))
+        .send();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json().is_array(), "{}", r.body);
+}
+
 /// `--metrics off`: nothing recorded, `/metrics` is not there.
 fn metrics_can_be_turned_off(b: Backend) {
     let s = Server::start_with(b, &["--metrics", "off"]);
@@ -393,6 +414,7 @@ fn traces_reach_an_otlp_collector(b: Backend) {
 }
 
 both_backends!(
+    job_list_is_for_operators,
     traces_reach_an_otlp_collector,
     openapi_document_follows_the_capability_statement,
     openapi_document_states_security,

@@ -342,7 +342,9 @@ async function jobsView() {
     h("p", {}, h("label", { for: "export-types" }, "Types"), types, " ",
       h("button", { type: "button", id: "start-export", onclick: () => kickOff("export " + (types.value || "all"), "GET", "/$export" + (types.value ? "?_type=" + encodeURIComponent(types.value) : "")) }, "Start an export")),
     h("details", {}, h("summary", {}, "Start an import"), importArea, h("button", { type: "button", id: "start-import", onclick: () => kickOff("import", "POST", "/$import", importArea.value) }, "Start the import")),
-    h("h2", {}, "Jobs started here"), list);
+    h("h2", {}, "Jobs started here"), list,
+    h("h2", {}, "All jobs on this server"), h("div", { id: "all-jobs" }, "Loading…"));
+  allJobs();
   const poll = async () => {
     const rows = [];
     for (const job of jobs()) {
@@ -354,9 +356,22 @@ async function jobsView() {
       rows.push(h("tr", {}, h("td", {}, job.label), h("td", {}, job.started), h("td", { class: "job-state" }, state)));
     }
     list.replaceChildren(h("thead", {}, h("tr", {}, h("th", {}, "job"), h("th", {}, "started"), h("th", {}, "state"))), h("tbody", {}, rows));
+    allJobs();
     if (location.hash === "#/jobs" && rows.some((r) => r.lastChild.textContent.startsWith("running"))) setTimeout(poll, 1500);
   };
   poll();
+}
+
+/** Every bulk job of the server, for operators (`/console/jobs.json`). */
+async function allJobs() {
+  const r = await api("GET", location.origin + "/console/jobs.json");
+  const el = document.getElementById("all-jobs");
+  if (!el) return;
+  if (!r.ok) return el.replaceChildren(r.status === 403 ? h("p", {}, "Listing every job needs an operator's token (one that may read all AuditEvents).") : problem(r));
+  el.replaceChildren(r.json.length ? h("table", { id: "server-jobs" },
+    h("thead", {}, h("tr", {}, ["kind", "status", "progress", "created", "request"].map((t) => h("th", {}, t)))),
+    h("tbody", {}, r.json.map((j) => h("tr", {}, h("td", {}, j.kind), h("td", {}, j.status), h("td", {}, j.progress), h("td", {}, j.created), h("td", {}, j.request)))))
+    : h("p", {}, "No jobs."));
 }
 
 async function auditView() {

@@ -104,6 +104,8 @@ pub enum Denial {
     HistoryNeedsAll { resource_type: String },
     /// `/metrics` is for those who may read the whole audit trail.
     MetricsNeedAudit,
+    /// The list of every bulk job is for operators too.
+    JobsNeedAudit,
 }
 
 impl Denial {
@@ -145,6 +147,7 @@ impl Denial {
             Denial::HistoryNeedsAll { resource_type: t } => format!(
                 "history of {t} needs a scope for all {t} resources (not one confined to a patient or a search)"
             ),
+            Denial::JobsNeedAudit => "the list of all bulk jobs needs a scope to read all AuditEvents (system/AuditEvent.r), as operators have".into(),
             Denial::MetricsNeedAudit => "/metrics needs a scope to read all AuditEvents (system/AuditEvent.r), as operators have; or serve it apart with --metrics-listen".into(),
         }
     }
@@ -362,6 +365,12 @@ pub fn decide_metrics(ctx: &RequestContext<'_>) -> Result<(), Denial> {
         Ok(Grant::All) => Ok(()),
         _ => Err(Denial::MetricsNeedAudit),
     }
+}
+
+/// Every bulk job of the server (`/console/jobs.json`: their kick-off URLs may name
+/// patients): for operators, as `/metrics` is.
+pub fn decide_job_list(ctx: &RequestContext<'_>) -> Result<(), Denial> {
+    decide_metrics(ctx).map_err(|_| Denial::JobsNeedAudit)
 }
 
 /// Whether `resource` (of `resource_type`) is in the compartment of Patient `patient`;

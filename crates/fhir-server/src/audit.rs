@@ -356,6 +356,7 @@ fn unaudited(path: &str) -> bool {
             "/health"
                 | "/ready"
                 | "/metrics"
+                | "/console/jobs.json"
                 | "/fhir/metadata"
                 | "/fhir/openapi.json"
                 | "/.well-known/smart-configuration"

@@ -10,6 +10,8 @@ use actix_web::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY};
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
+use fhir_store::JobKind;
+
 use crate::state::AppState;
 
 const INDEX: &str = include_str!("../console/index.html");
@@ -71,6 +73,58 @@ pub async fn config(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((CACHE_CONTROL, "no-cache"))
         .json(&state.console)
+}
+
+/// One bulk job, as the console lists it.
+#[derive(Debug, Serialize)]
+struct JobRow {
+    kind: &'static str,
+    id: String,
+    status: String,
+    request: String,
+    created: String,
+    updated: String,
+    /// The export's `X-Progress` text (an import keeps a resume point there instead).
+    progress: String,
+    /// Where the job's status is read (relative to the FHIR base).
+    status_url: String,
+}
+
+/// `/console/jobs.json`: every bulk export and import job, for operators
+/// ([`crate::access::decide_job_list`]).
+pub async fn jobs(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, crate::error::ApiError> {
+    let caller = crate::auth::guard::access(&req);
+    crate::access::decide_job_list(&crate::auth::guard::context(&state, caller.as_deref()))?;
+    let (exports, imports) = state
+        .blocking(|s| Ok((s.jobs(JobKind::Export)?, s.jobs(JobKind::Import)?)))
+        .await?;
+    let instant = fhir_store::time::fhir_instant;
+    let row = |kind: &'static str, j: fhir_store::Job| JobRow {
+        kind,
+        status_url: format!("/${kind}-status/{}", j.id),
+        progress: if kind == "export" {
+            j.progress
+        } else {
+            String::new()
+        },
+        id: j.id,
+        status: j.status,
+        request: j.request_url,
+        created: instant(j.created_at),
+        updated: instant(j.updated_at),
+    };
+    let mut rows: Vec<JobRow> = exports
+        .into_iter()
+        .map(|j| row("export", j))
+        .chain(imports.into_iter().map(|j| row("import", j)))
+        .collect();
+    rows.sort_by(|a, b| b.created.cmp(&a.created));
+    Ok(HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .json(rows))
 }
 
 /// Paths of the console's files (public: they hold no data).

@@ -14,6 +14,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/console.js", get().to(crate::console::script))
         .route("/console.css", get().to(crate::console::style))
         .route("/console/config.json", get().to(crate::console::config))
+        .route("/console/jobs.json", get().to(crate::console::jobs))
         .route("/health", get().to(system::health))
         .route("/ready", get().to(system::ready))
         .route("/metrics", get().to(crate::metrics::scrape))

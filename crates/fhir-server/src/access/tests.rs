@@ -471,3 +471,14 @@ fn metrics_table() {
     };
     assert_eq!(decide_metrics(&open), Ok(()));
 }
+
+#[test]
+fn job_list_table() {
+    let operator = caller("system/AuditEvent.rs", None);
+    assert_eq!(decide_job_list(&ctx(&operator)), Ok(()));
+    let clinician = caller("user/*.cruds", None);
+    assert_eq!(
+        decide_job_list(&ctx(&clinician)),
+        Err(Denial::JobsNeedAudit)
+    );
+}
