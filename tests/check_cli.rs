@@ -104,11 +104,20 @@ fn our_server_conforms(b: Backend) {
         "write.transaction",
         "write.conditional-update",
         "write.delete",
+        "write.conditional-delete",
         "write.cleanup",
         "bulk.kick-off",
     ] {
         assert!(passed.contains(&id), "{id} did not pass:\n{text}");
     }
+    assert!(
+        passed
+            .iter()
+            .filter(|id| id.starts_with("Patient.revinclude."))
+            .count()
+            == 2,
+        "two declared _revinclude of Patient tried: {text}"
+    );
     assert!(text.contains("CONFORMS"), "{text}");
     let left = s
         .get("/Patient?family=Check,Checked,Transaction&_total=accurate")

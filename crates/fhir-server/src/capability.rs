@@ -49,6 +49,33 @@ fn includes(registry: &SearchRegistry, resource_type: &str) -> Vec<String> {
     out
 }
 
+/// Every `_revinclude` of each type: `Source:param` for each reference parameter of any
+/// type that may point to it (one pass over all parameters; parameters without declared
+/// targets point anywhere).
+fn rev_includes(
+    registry: &SearchRegistry,
+    types: &[String],
+) -> std::collections::HashMap<String, Vec<String>> {
+    let mut out: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    for source in types {
+        for p in registry.params_for(source) {
+            if p.kind() != SearchParamType::Reference {
+                continue;
+            }
+            let value = format!("{source}:{}", p.code());
+            let targets: Vec<&String> = if p.targets().is_empty() {
+                types.iter().collect()
+            } else {
+                p.targets().iter().collect()
+            };
+            for t in targets {
+                out.entry(t.clone()).or_default().push(value.clone());
+            }
+        }
+    }
+    out
+}
+
 const BULK_DATA: &str = "http://hl7.org/fhir/uv/bulkdata";
 
 fn operation(name: &str, definition: &str) -> CapabilityOperation {
@@ -128,6 +155,7 @@ pub fn build(defs: &Definitions, base_url: Option<&str>, date: &str) -> Capabili
         "application/fhir+json".into(),
         "application/fhir+xml".into(),
     ];
+    let mut rev = rev_includes(registry, defs.resource_types());
     let resource = defs
         .resource_types()
         .iter()
@@ -142,6 +170,7 @@ pub fn build(defs: &Definitions, base_url: Option<&str>, date: &str) -> Capabili
             conditional_update: true,
             conditional_delete: Some("single".into()),
             search_include: includes(registry, t),
+            search_rev_include: rev.remove(t).unwrap_or_default(),
             search_param: search_params(registry, t),
             operation: type_operations(t),
             ..Default::default()

@@ -3,7 +3,7 @@
 //! value is computed with this project's own index extraction (fhir-search) from the
 //! parameter's R4 expression; parameters the sample has no value for are skipped (and
 //! listed), as are number, quantity, composite and special ones. Then each declared
-//! `_include` whose reference the sample holds.
+//! `_include` whose reference the sample holds, and two declared `_revinclude`s.
 
 use fhir_search::{extract, IndexValues, SearchParamType, SearchRegistry};
 use serde_json::Value;
@@ -132,6 +132,56 @@ pub(super) fn check(ctx: &mut Ctx, t: &str, sample: &Value) {
         );
     }
     includes(ctx, t, &rid, &rows);
+    revincludes(ctx, t, &rid);
+}
+
+/// Declared `_revinclude`s (two, those from the types tried first): the search still
+/// finds the sample, with whatever refers to it as `include` entries.
+fn revincludes(ctx: &mut Ctx, t: &str, rid: &str) {
+    let declared: Vec<String> = ctx
+        .resource(t)
+        .and_then(|r| r["searchRevInclude"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    let tried = ctx.types();
+    let from_tried = |d: &&String| tried.iter().any(|t| d.starts_with(&format!("{t}:")));
+    let chosen: Vec<&String> = declared
+        .iter()
+        .filter(from_tried)
+        .chain(declared.iter().filter(|d| !from_tried(d)))
+        .collect();
+    for revinclude in chosen.into_iter().take(2) {
+        let id = format!("{t}.revinclude.{revinclude}");
+        let path = format!(
+            "/{t}?_id={}&_revinclude={}",
+            encode(rid),
+            encode(revinclude)
+        );
+        match ctx.client.get(&path, &[]) {
+            Ok(r) => match searchset(&r) {
+                Ok(entries)
+                    if entries
+                        .iter()
+                        .any(|e| super::types::is_match(e) && e["resource"]["id"] == rid) =>
+                {
+                    let included = entries
+                        .iter()
+                        .filter(|e| !super::types::is_match(e))
+                        .count();
+                    ctx.pass(id, format!("_revinclude={revinclude}: {t}/{rid} and {included} resources referring to it"))
+                }
+                Ok(_) => ctx.fail(
+                    id,
+                    format!("_revinclude={revinclude} lost the match {t}/{rid}"),
+                    &r,
+                ),
+                Err(p) => ctx.fail(id, p, &r),
+            },
+            Err(e) => ctx.unanswered(id, &e),
+        }
+    }
 }
 
 /// Each declared `_include` whose reference the sample holds brings the referenced

@@ -1,7 +1,7 @@
 //! Writes, with `--write` only, on scratch Patients (and an Observation) tagged
 //! `urn:fhir-check|[run]` and deleted at the end: create, update, conditional create
 //! and update, a search that finds what was written, a transaction with a `urn:uuid`
-//! reference, delete.
+//! reference, delete, conditional delete.
 
 use serde_json::{json, Value};
 
@@ -41,7 +41,7 @@ fn version_of(r: &Response, body: &Value) -> Option<String> {
 /// Runs the write checks; the scratch resources still there (the transaction's) are
 /// left for the type checks to read, and removed by [`cleanup`] at the end.
 pub(super) fn check(ctx: &mut Ctx) -> Option<Run> {
-    const IDS: [&str; 7] = [
+    const IDS: [&str; 8] = [
         "write.create",
         "write.update",
         "write.conditional-create",
@@ -49,6 +49,7 @@ pub(super) fn check(ctx: &mut Ctx) -> Option<Run> {
         "write.search-after-write",
         "write.transaction",
         "write.delete",
+        "write.conditional-delete",
     ];
     if !ctx.options.write {
         for id in IDS {
@@ -83,6 +84,7 @@ pub(super) fn check(ctx: &mut Ctx) -> Option<Run> {
         search_after_write(ctx, &run, &id);
         transaction(ctx, &mut run);
         delete(ctx, &mut run, &id);
+        conditional_delete(ctx, &mut run);
     }
     Some(run)
 }
@@ -388,6 +390,75 @@ fn delete(ctx: &mut Ctx, run: &mut Run, id: &str) {
             ),
             &r,
         ),
+        Err(e) => ctx.unanswered(ID, &e),
+    }
+}
+
+/// A Patient of its own (identifier `[run]-cd`) deleted by a search for it: 200, 202 or
+/// 204, and the search then finds nothing.
+fn conditional_delete(ctx: &mut Ctx, run: &mut Run) {
+    const ID: &str = "write.conditional-delete";
+    let claimed = ctx
+        .resource("Patient")
+        .and_then(|r| r["conditionalDelete"].as_str())
+        .is_some_and(|v| v != "not-supported");
+    if !claimed || !ctx.claims("Patient", "delete") {
+        return ctx.record(
+            ID,
+            Outcome::NotClaimed,
+            "Patient conditionalDelete is not claimed",
+            None,
+        );
+    }
+    let value = format!("{}-cd", run.tag);
+    let mut p = patient(run, "Conditional", None);
+    p["identifier"][0]["value"] = json!(value);
+    let created = ctx
+        .client
+        .send("POST", "/Patient", &[JSON], Some(&p.to_string()));
+    match created
+        .as_ref()
+        .map(|r| (r.status, r.header("Location").and_then(type_and_id)))
+    {
+        Ok((201, Some(made))) => run.made.push(made),
+        Ok(_) => {
+            return ctx.record(
+                ID,
+                Outcome::Skipped,
+                "the Patient to delete could not be created",
+                None,
+            )
+        }
+        Err(e) => return ctx.unanswered(ID, e),
+    }
+    let criteria = format!("identifier={IDENTIFIER}|{value}");
+    let r = match ctx
+        .client
+        .send("DELETE", &format!("/Patient?{criteria}"), &[], None)
+    {
+        Ok(r) => r,
+        Err(e) => return ctx.unanswered(ID, &e),
+    };
+    if !matches!(r.status, 200 | 202 | 204) {
+        return ctx.fail(
+            ID,
+            format!("status {}, expected 200, 202 or 204", r.status),
+            &r,
+        );
+    }
+    match ctx.client.get(&format!("/Patient?{criteria}"), &[]) {
+        Ok(s) => match super::types::searchset(&s) {
+            Ok(entries) if entries.is_empty() => {
+                ctx.pass(ID, format!("{}; the search then finds nothing", r.status))
+            }
+            Ok(_) if r.status == 202 => ctx.warn(
+                ID,
+                "202 (accepted, not said to be done): the search still finds it",
+                &s,
+            ),
+            Ok(_) => ctx.fail(ID, "the search still finds the deleted Patient", &s),
+            Err(p) => ctx.fail(ID, p, &s),
+        },
         Err(e) => ctx.unanswered(ID, &e),
     }
 }
