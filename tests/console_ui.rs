@@ -179,7 +179,10 @@ impl Browser {
             return;
         };
         let shot = self.call("Page.captureScreenshot", json!({"format": "png"}));
-        let data = base64_decode(shot["data"].as_str().expect("data"));
+        use base64::Engine;
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().expect("data"))
+            .expect("base64");
         std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), data)
             .expect("write screenshot");
     }
@@ -191,24 +194,6 @@ impl Drop for Browser {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn base64_decode(s: &str) -> Vec<u8> {
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut buf, mut bits) = (0u32, 0u32);
-    for c in s.bytes().filter(|c| *c != b'=') {
-        let Some(v) = T.iter().position(|t| *t == c) else {
-            continue;
-        };
-        buf = (buf << 6) | v as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-        }
-    }
-    out
 }
 
 fn root(s: &Server) -> String {

@@ -320,43 +320,13 @@ fn openapi_document_states_security(b: Backend) {
     assert_eq!(doc["security"][0]["bearer"], serde_json::json!([]));
 }
 
-/// A fake OTLP/HTTP collector: the bodies POSTed to it.
-fn collector() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let kept = bodies.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            kept.lock()
-                .expect("lock")
-                .push(String::from_utf8_lossy(&body).to_string());
-            let mut stream = stream;
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
-        }
-    });
-    (url, bodies)
-}
-
 /// With `--otlp-endpoint`, each request is a span sent to the collector, child of the
 /// caller's `traceparent`, with the interaction, the status and a child span per
 /// database call.
 fn traces_reach_an_otlp_collector(b: Backend) {
-    let (url, bodies) = collector();
+    // The collector: an endpoint that records what is POSTed to it.
+    let collector = common::receiver::Receiver::start(200);
+    let url = collector.url.clone();
     let s = Server::start_env(
         b,
         &["--otlp-endpoint", &url, "--otlp-protocol", "http/json"],
@@ -370,11 +340,12 @@ fn traces_reach_an_otlp_collector(b: Backend) {
     assert_eq!(r.status, 404);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let spans: Vec<Value> = loop {
-        let found: Vec<Value> = bodies
+        let found: Vec<Value> = collector
+            .got
             .lock()
             .expect("lock")
             .iter()
-            .filter_map(|b| serde_json::from_str::<Value>(b).ok())
+            .filter_map(|r| serde_json::from_str::<Value>(&r.body).ok())
             .flat_map(|v| {
                 v.pointer("/resourceSpans/0/scopeSpans/0/spans")
                     .and_then(Value::as_array)
@@ -394,7 +365,7 @@ fn traces_reach_an_otlp_collector(b: Backend) {
         .unwrap_or_else(|| {
             panic!(
                 "no request span in {spans:?} (bodies: {:?})",
-                bodies.lock().map(|b| b.len())
+                collector.count()
             )
         });
     assert_eq!(request["parentSpanId"], "b7ad6b7169203331");

@@ -353,20 +353,9 @@ fn delete(ctx: &mut Ctx, run: &mut Run, id: &str) {
             None,
         );
     }
-    let r = match ctx
-        .client
-        .send("DELETE", &format!("/Patient/{id}"), &[], None)
-    {
-        Ok(r) => r,
-        Err(e) => return ctx.unanswered(ID, &e),
+    let Some(r) = send_delete(ctx, ID, &format!("/Patient/{id}")) else {
+        return;
     };
-    if !matches!(r.status, 200 | 202 | 204) {
-        return ctx.fail(
-            ID,
-            format!("status {}, expected 200, 202 or 204", r.status),
-            &r,
-        );
-    }
     run.made.retain(|m| m != &format!("Patient/{id}"));
     // 202: the server accepted the delete without saying it is done (http.html).
     let accepted = r.status == 202;
@@ -432,20 +421,9 @@ fn conditional_delete(ctx: &mut Ctx, run: &mut Run) {
         Err(e) => return ctx.unanswered(ID, e),
     }
     let criteria = format!("identifier={IDENTIFIER}|{value}");
-    let r = match ctx
-        .client
-        .send("DELETE", &format!("/Patient?{criteria}"), &[], None)
-    {
-        Ok(r) => r,
-        Err(e) => return ctx.unanswered(ID, &e),
+    let Some(r) = send_delete(ctx, ID, &format!("/Patient?{criteria}")) else {
+        return;
     };
-    if !matches!(r.status, 200 | 202 | 204) {
-        return ctx.fail(
-            ID,
-            format!("status {}, expected 200, 202 or 204", r.status),
-            &r,
-        );
-    }
     match ctx.client.get(&format!("/Patient?{criteria}"), &[]) {
         Ok(s) => match super::types::searchset(&s) {
             Ok(entries) if entries.is_empty() => {
@@ -461,6 +439,24 @@ fn conditional_delete(ctx: &mut Ctx, run: &mut Run) {
         },
         Err(e) => ctx.unanswered(ID, &e),
     }
+}
+
+/// `DELETE path`: the response when it is 200, 202 or 204; else the check `id` is
+/// recorded as failed (or unanswered) and `None` returned.
+fn send_delete(ctx: &mut Ctx, id: &str, path: &str) -> Option<Response> {
+    let r = match ctx.client.send("DELETE", path, &[], None) {
+        Ok(r) => r,
+        Err(e) => {
+            ctx.unanswered(id, &e);
+            return None;
+        }
+    };
+    if matches!(r.status, 200 | 202 | 204) {
+        return Some(r);
+    }
+    let detail = format!("status {}, expected 200, 202 or 204", r.status);
+    ctx.fail(id, detail, &r);
+    None
 }
 
 /// Deletes every scratch resource left (Observations before Patients).
