@@ -3,13 +3,15 @@
 # the PostgreSQL client library are built into the binary, which links OpenSSL's libssl3
 # (for libpq's TLS); besides it only CA certificates and curl (the health check) are
 # installed. See README.md, "Run it in Docker".
+# The release profile keeps debug info (for profiling); the image's binary is stripped of
+# it (symbols stay, so backtraces still name functions): about a fifth of the size.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p fhir-server \
- && cp target/release/fhir-server /usr/local/bin/fhir-server
+ && strip --strip-debug -o /usr/local/bin/fhir-server target/release/fhir-server
 
 FROM debian:bookworm-slim
 RUN apt-get update \

@@ -308,6 +308,32 @@ fn console_walk_through(b: Backend) {
     br.screenshot("jobs");
 }
 
+/// Past the server's total threshold a type's estimate may carry no total (SQLite): the
+/// list then shows an exact count, never a blank or a guess.
+fn console_counts_past_the_threshold(b: Backend) {
+    let s = Server::start_with(b, &["--total-threshold", "1"]);
+    for family in ["One", "Two", "Three"] {
+        s.create_id(
+            "Patient",
+            &json!({"resourceType": "Patient", "name": [{"family": family}]}).to_string(),
+        );
+    }
+    let mut br = Browser::launch();
+    br.goto(&format!("{}/", root(&s)));
+    br.wait(
+        "document.getElementById('count-Patient') && /^\\([0-9,]+\\)$/.test(document.getElementById('count-Patient').innerText)",
+        "a number of Patients",
+    );
+    let shown = br.text("#count-Patient");
+    if b == Backend::Sqlite {
+        assert_eq!(shown, "(3)", "SQLite has no estimate: the exact count");
+    }
+    br.wait(
+        "document.getElementById('count-Account').innerText === '(0)'",
+        "the count of an empty type",
+    );
+}
+
 /// With authentication on, the console asks for a token, then works with it.
 fn console_signs_in_with_a_token(b: Backend) {
     let s = common::smart::secure(b);
@@ -460,6 +486,7 @@ fn console_signs_in_at_the_provider(b: Backend) {
 
 both_backends!(
     console_walk_through,
+    console_counts_past_the_threshold,
     console_signs_in_with_a_token,
     console_signs_in_at_the_provider,
 );

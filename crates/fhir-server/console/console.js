@@ -104,24 +104,35 @@ async function typesView() {
   counts(types);
 }
 
-/** Counts per type, four requests at a time (an estimate above the server's threshold). */
+/**
+ * Counts per type: estimates first, four requests at a time (exact up to the server's
+ * threshold; above it PostgreSQL estimates and SQLite leaves `total` out), then an exact
+ * count (`_summary=count`) for the types that got none, two at a time.
+ */
 async function counts(types) {
-  const queue = types.slice();
-  const worker = async () => {
-    while (queue.length) {
-      const t = queue.shift();
-      const r = await api("GET", "/" + t + "?_count=0&_total=estimate");
-      const el = document.getElementById("count-" + t);
-      if (!el) return;
-      if (r.status === 401) {
-        if (!document.getElementById("auth-note")) el.closest("main").prepend(Object.assign(problem(r), { id: "auth-note" }));
-        queue.length = 0;
-        return;
+  const exact = [];
+  const run = async (queue, query, workers, onTotalMissing) => {
+    const worker = async () => {
+      while (queue.length) {
+        const t = queue.shift();
+        const r = await api("GET", "/" + t + "?" + query);
+        const el = document.getElementById("count-" + t);
+        if (!el) return;
+        if (r.status === 401) {
+          if (!document.getElementById("auth-note")) el.closest("main").prepend(Object.assign(problem(r), { id: "auth-note" }));
+          queue.length = 0;
+          exact.length = 0;
+          return;
+        }
+        if (!r.ok || !r.json) continue;
+        if (r.json.total !== undefined) el.textContent = "(" + r.json.total.toLocaleString("en") + ")";
+        else if (onTotalMissing) { el.textContent = "(counting…)"; onTotalMissing(t); }
       }
-      if (r.ok && r.json) el.textContent = r.json.total === undefined ? "(many)" : "(" + r.json.total + ")";
-    }
+    };
+    await Promise.all(Array.from({ length: workers }, worker));
   };
-  await Promise.all([worker(), worker(), worker(), worker()]);
+  await run(types.slice(), "_count=0&_total=estimate", 4, (t) => exact.push(t));
+  await run(exact, "_summary=count", 2, null);
 }
 
 // ---- Search -----------------------------------------------------------------------
