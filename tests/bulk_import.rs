@@ -347,8 +347,9 @@ fn http_inputs(b: Backend) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// A job killed half-way resumes when the server starts again: every line loaded
-/// once (lines without ids are not created twice), none lost.
+/// A job killed half-way — in its second input, while the first is written and the
+/// second checked ahead — resumes when the server starts again: every line loaded once
+/// (lines without ids are not created twice), none lost.
 fn resumes_after_a_crash(b: Backend) {
     let dir = input_dir("resume");
     let tag = unique("res").replace('-', "");
@@ -359,7 +360,9 @@ fn resumes_after_a_crash(b: Backend) {
             patient((i % 2 == 0).then_some(id.as_str()), &tag, i)
         })
         .collect();
-    write_lines(&dir.join("p.ndjson"), &lines);
+    let first = 600;
+    write_lines(&dir.join("p.ndjson"), &lines[..first]);
+    write_lines(&dir.join("q.ndjson"), &lines[first..]);
     let dir_arg = dir.display().to_string();
     let mut s = Server::start_with(
         b,
@@ -374,12 +377,15 @@ fn resumes_after_a_crash(b: Backend) {
     );
     let status = start(
         &s,
-        &parameters(&[("Patient", &file_url(&dir.join("p.ndjson")))]),
+        &parameters(&[
+            ("Patient", &file_url(&dir.join("p.ndjson"))),
+            ("Patient", &file_url(&dir.join("q.ndjson"))),
+        ]),
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let loaded = count(&s, &format!("Patient?family={tag}"));
-        if loaded >= 300 {
+        if loaded >= first as u64 + 200 {
             assert!(loaded < n as u64, "finished before the kill");
             break;
         }
@@ -388,7 +394,9 @@ fn resumes_after_a_crash(b: Backend) {
     }
     s.restart();
     let manifest = wait(&s, &status);
-    assert_eq!(manifest["output"][0]["count"], n, "{manifest}");
+    assert_eq!(manifest["output"][0]["count"], first, "{manifest}");
+    assert_eq!(manifest["output"][1]["count"], n - first, "{manifest}");
+    assert_eq!(manifest["error"], json!([]), "{manifest}");
     assert_eq!(count(&s, &format!("Patient?family={tag}")), n as u64);
     for i in [0, 2, n - 2] {
         let r = s.get(&format!("/Patient/{tag}-{i}"));
@@ -402,7 +410,9 @@ fn cancel(b: Backend) {
     let dir = input_dir("cancel");
     let tag = unique("can").replace('-', "");
     let lines: Vec<String> = (0..400).map(|i| patient(None, &tag, i)).collect();
-    write_lines(&dir.join("p.ndjson"), &lines);
+    let first = 600;
+    write_lines(&dir.join("p.ndjson"), &lines[..first]);
+    write_lines(&dir.join("q.ndjson"), &lines[first..]);
     let dir_arg = dir.display().to_string();
     let s = Server::start_with(
         b,

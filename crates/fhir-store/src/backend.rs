@@ -82,6 +82,8 @@ pub struct Database {
     pub(crate) membership: crate::nodes::Membership,
     /// PostgreSQL: when the planner statistics are next refreshed ([`crate::stats`]).
     stats: Arc<crate::stats::StatsKeeper>,
+    /// SQLite: the write-ahead log's checkpoints, off the writer ([`crate::checkpoint`]).
+    checkpointer: Arc<crate::checkpoint::Checkpointer>,
 }
 
 impl Database {
@@ -143,6 +145,7 @@ impl Database {
             cache: crate::cache::ReadCache::new(options.read_cache_mib.saturating_mul(1 << 20)),
             membership: Default::default(),
             stats: Default::default(),
+            checkpointer: Default::default(),
         };
         db.migrate()?;
         Ok(db)
@@ -313,6 +316,9 @@ impl Database {
                     let _ = conn.batch_execute("PRAGMA optimize");
                 }
                 self.bound_wal(&mut conn);
+                if self.wal.is_some() {
+                    crate::checkpoint::after_commit(&self.checkpointer, &self.pool);
+                }
                 Ok(v)
             }
             Err(e) => {

@@ -12,6 +12,7 @@ pub mod backend;
 pub mod cache;
 mod cancel;
 pub mod changes;
+mod checkpoint;
 mod deadline;
 pub mod error;
 pub mod export;

@@ -196,12 +196,13 @@ impl CustomizeConnection<Session, diesel::r2d2::Error> for SessionSettings {
             // new database to WAL needs a moment of exclusive access. `optimize` refreshes
             // missing or stale planner statistics; `analysis_limit` makes it sample each
             // index instead of reading it whole (a full ANALYZE of a 232k-resource database
-            // outlasted the pool's connect timeout, and the server did not start).
+            // outlasted the pool's connect timeout, and the server did not start). No
+            // automatic checkpoints: `checkpoint.rs` runs them beside the writer.
             c.batch_execute(&format!(
                 "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
                  PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{}; \
                  PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = 67108864; \
-                 PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;",
+                 PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002; PRAGMA wal_autocheckpoint = 0;",
                 self.sqlite_cache_kib
             ))
             .map_err(diesel::r2d2::Error::QueryError)?;

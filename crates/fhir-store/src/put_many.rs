@@ -2,14 +2,14 @@
 //! index rows and audit records as [`crate::TxOps::update`] and
 //! [`crate::TxOps::create`] one by one, with the work that needs no database — stamping,
 //! serialising, extracting every search parameter's values, the full text — done on
-//! several threads before the rows are written in order.
+//! several threads while the rows of those already prepared are written, in order.
 
 use serde_json::Value;
 
 use crate::audit;
 use crate::error::{StoreError, StoreResult};
 use crate::model::StoredResource;
-use crate::writes::{lock_current, persist_version, prepare_many};
+use crate::writes::{lock_current, persist_version, prepare_each, prepare_version};
 use crate::TxOps;
 
 impl TxOps<'_, '_> {
@@ -19,14 +19,19 @@ impl TxOps<'_, '_> {
     pub fn put_many(
         &mut self,
         res_type: &str,
-        resources: Vec<Value>,
+        resources: &[Value],
         threads: usize,
     ) -> StoreResult<Vec<StoredResource>> {
-        let mut items = Vec::with_capacity(resources.len());
-        let mut methods = Vec::with_capacity(resources.len());
+        let mut keys = Vec::with_capacity(resources.len());
         // Earlier versions of this batch, for an id that appears again in it.
         let mut seen: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
-        for mut resource in resources {
+        for resource in resources {
+            if !resource.is_object() {
+                return Err(StoreError::Invalid {
+                    message: "a resource must be a JSON object".into(),
+                    expression: None,
+                });
+            }
             let given = resource
                 .get("id")
                 .and_then(Value::as_str)
@@ -43,25 +48,27 @@ impl TxOps<'_, '_> {
                     "{res_type}/{id} already exists"
                 )));
             }
-            if let Some(source) = &self.source {
+            keys.push((id, current, if given.is_some() { "PUT" } else { "POST" }));
+        }
+        // Copying, stamping and indexing each resource happen on the preparing threads.
+        let (store, source, now) = (self.store, self.source.clone(), crate::time::now_millis());
+        let index = move |r: &Value| store.indexer.index(res_type, r);
+        let prepare = |i: usize| {
+            let mut resource = resources[i].clone();
+            if let Some(source) = &source {
                 audit::set_source(&mut resource, source)?;
             }
-            methods.push(if given.is_some() { "PUT" } else { "POST" });
-            items.push((id, current, resource));
-        }
-        let keys: Vec<(String, crate::writes::Current)> = items
-            .iter()
-            .map(|(id, c, _)| (id.clone(), c.clone()))
-            .collect();
-        let store = self.store;
-        let index = move |r: &Value| store.indexer.index(res_type, r);
-        let prepared = prepare_many(items, crate::time::now_millis(), &index, threads);
-        let mut out = Vec::with_capacity(prepared.len());
-        for (((id, current), version), method) in keys.into_iter().zip(prepared).zip(methods) {
+            let (id, current, _) = &keys[i];
+            Ok(prepare_version(id, current, Some(resource), now, &index))
+        };
+        let mut out = Vec::with_capacity(keys.len());
+        prepare_each(keys.len(), threads, &prepare, |i, version| {
+            let (id, current, method) = &keys[i];
             let (stored, pending) =
-                persist_version(self.tx, res_type, &id, &current, version, method)?;
+                persist_version(self.tx, res_type, id, current, version, method)?;
             out.push(self.written(stored, pending)?);
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 }

@@ -104,7 +104,7 @@ pub(crate) fn stamp(resource: Value, id: &str, version: i64, last_updated: i64) 
 }
 
 /// A version ready to be written: stamped, serialised and indexed. Preparing touches no
-/// database, so a batch prepares its versions on several threads ([`prepare_many`]).
+/// database, so a batch prepares its versions on several threads ([`prepare_each`]).
 pub(crate) struct PreparedVersion {
     pub version: i64,
     pub last_updated: i64,
@@ -141,43 +141,48 @@ pub(crate) fn prepare_version(
     }
 }
 
-/// Prepares many versions, on up to `threads` threads: index extraction (FHIRPath over
-/// every search parameter, the full text) is most of a write's own work.
-pub(crate) fn prepare_many(
-    items: Vec<(String, Current, Value)>,
-    last_updated: i64,
-    index: &(dyn Fn(&Value) -> IndexValues + Sync),
+/// Prepares versions `0..n` (`prepare(i)`) on up to `threads` threads — index extraction
+/// (FHIRPath over every search parameter, the full text) is most of a write's own work —
+/// and hands each to `write` in order, as soon as it and those before it are ready:
+/// writing the first ones overlaps preparing the rest. The threads take the items in
+/// turn, so the first are ready first. The error of the first item (in order) that fails
+/// to prepare or to write ends it, as it would one by one.
+pub(crate) fn prepare_each(
+    n: usize,
     threads: usize,
-) -> Vec<PreparedVersion> {
-    let threads = threads.clamp(1, items.len().max(1));
+    prepare: &(dyn Fn(usize) -> StoreResult<PreparedVersion> + Sync),
+    mut write: impl FnMut(usize, PreparedVersion) -> StoreResult<()>,
+) -> StoreResult<()> {
+    let threads = threads.clamp(1, n.max(1));
     if threads == 1 {
-        return items
-            .into_iter()
-            .map(|(id, c, r)| prepare_version(&id, &c, Some(r), last_updated, index))
-            .collect();
-    }
-    let chunk = items.len().div_ceil(threads);
-    let mut chunks: Vec<Vec<(String, Current, Value)>> = Vec::new();
-    let mut items = items.into_iter().peekable();
-    while items.peek().is_some() {
-        chunks.push(items.by_ref().take(chunk).collect());
+        for i in 0..n {
+            write(i, prepare(i)?)?;
+        }
+        return Ok(());
     }
     std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .into_iter()
-                        .map(|(id, c, r)| prepare_version(&id, &c, Some(r), last_updated, index))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
+        let (tx, rx) = std::sync::mpsc::channel();
+        for lane in 0..threads {
+            let tx = tx.clone();
+            scope.spawn(move || {
+                for i in (lane..n).step_by(threads) {
+                    if tx.send((i, prepare(i))).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut ready = std::collections::BTreeMap::new();
+        let mut next = 0;
+        for (i, prepared) in rx {
+            ready.insert(i, prepared);
+            while let Some(prepared) = ready.remove(&next) {
+                write(next, prepared?)?;
+                next += 1;
+            }
+        }
+        Ok(())
     })
 }
 
@@ -584,12 +589,15 @@ pub(crate) fn flush_index(tx: &mut Tx<'_>, pending: &mut Vec<PendingIndex>) -> S
         }
     }
     for (table, columns, rows) in per_table {
-        let per_row = 3 + columns.len();
-        for chunk in rows.chunks((MAX_BINDS / per_row).max(1)) {
+        let mut rest = rows.as_slice();
+        while !rest.is_empty() {
+            let (chunk, after) = rest.split_at(rows_per_insert(rest.len()));
+            rest = after;
             let mut insert = Sql::new(&format!(
                 "INSERT INTO {table} (rid, res_type, param, {}) VALUES ",
                 columns.join(", ")
             ));
+            insert.prepared();
             for (i, (rid, res_type, param, binds)) in chunk.iter().enumerate() {
                 if i > 0 {
                     insert.push(", ");
@@ -609,6 +617,21 @@ pub(crate) fn flush_index(tx: &mut Tx<'_>, pending: &mut Vec<PendingIndex>) -> S
         }
     }
     write_fulltext(tx, &replaced, &batch)
+}
+
+/// The most index rows one `INSERT` writes (a composite row has two dozen values: 64
+/// rows stay far below SQLite's and PostgreSQL's limits on binds).
+const ROWS_PER_INSERT: usize = 64;
+
+/// How many of `left` rows the next `INSERT` writes: [`ROWS_PER_INSERT`], else the
+/// largest power of two. Statements of so few shapes stay prepared on their connection
+/// (SQLite spent a tenth of a bulk load's writer parsing statements of every length).
+fn rows_per_insert(left: usize) -> usize {
+    if left >= ROWS_PER_INSERT {
+        ROWS_PER_INSERT
+    } else {
+        1 << left.ilog2()
+    }
 }
 
 /// Full-text rows (`_text`, `_content`) per resource in this batch.
@@ -660,6 +683,73 @@ fn write_fulltext(tx: &mut Tx<'_>, replaced: &[i64], batch: &[PendingIndex]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn version(i: usize) -> StoreResult<PreparedVersion> {
+        if i == 7 {
+            return Err(StoreError::Conflict("seven".into()));
+        }
+        Ok(PreparedVersion {
+            version: i as i64,
+            last_updated: 0,
+            deleted: false,
+            content: String::new(),
+            rows: IndexValues::default(),
+        })
+    }
+
+    #[test]
+    fn prepare_each_writes_in_order_and_stops_at_the_first_error() {
+        for threads in [1, 2, 3, 8] {
+            let mut written = Vec::new();
+            prepare_each(7, threads, &version, |i, v| {
+                assert_eq!(v.version, i as i64, "each index gets its own version");
+                written.push(i);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(written, (0..7).collect::<Vec<_>>(), "{threads} threads");
+
+            let mut written = Vec::new();
+            let r = prepare_each(20, threads, &version, |i, _| {
+                written.push(i);
+                Ok(())
+            });
+            assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+            assert_eq!(
+                written,
+                (0..7).collect::<Vec<_>>(),
+                "nothing after a failed prepare"
+            );
+
+            let mut written = Vec::new();
+            let r = prepare_each(6, threads, &version, |i, _| {
+                written.push(i);
+                if i == 3 {
+                    Err(StoreError::Timeout)
+                } else {
+                    Ok(())
+                }
+            });
+            assert!(matches!(r, Err(StoreError::Timeout)), "{r:?}");
+            assert_eq!(written, [0, 1, 2, 3], "nothing after a failed write");
+        }
+    }
+
+    #[test]
+    fn inserts_take_few_shapes() {
+        let mut left = 1000;
+        let mut sizes = Vec::new();
+        while left > 0 {
+            let n = rows_per_insert(left);
+            sizes.push(n);
+            left -= n;
+        }
+        assert_eq!(sizes.iter().sum::<usize>(), 1000);
+        assert!(sizes[..15].iter().all(|&n| n == ROWS_PER_INSERT));
+        assert_eq!(sizes[15..], [32, 8], "1000 = 15 × 64 + 32 + 8");
+        assert_eq!(rows_per_insert(1), 1);
+        assert_eq!(rows_per_insert(63), 32);
+    }
 
     #[test]
     fn stamp_puts_id_and_meta_first_and_keeps_the_rest() {

@@ -1,18 +1,18 @@
-//! Reading and checking one input: lines are read, parsed and validated on their own
-//! thread and handed over in batches, so that checking the next batch overlaps writing
-//! this one. A line that cannot be loaded becomes an OperationOutcome naming the line;
-//! the others go on to be written.
+//! Reading and checking a job's inputs: their lines are read, parsed and validated on a
+//! thread of their own, one input after another, and handed over in batches, so that
+//! checking the next batch — of this input or of the next — overlaps writing this one. A
+//! line that cannot be loaded becomes an OperationOutcome naming the line; the others go
+//! on to be written.
 
 use std::io::{BufRead, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 
 use fhir_model::{Definitions, Issue, IssueType, OperationOutcome};
 use fhir_validation::{ValidationOptions, Validator};
 use serde_json::Value;
 
-use super::ImportError;
+use super::{ImportError, ImportInput, Sources};
 use crate::validation::Strictness;
 
 /// The longest line read (a resource with a large attachment fits).
@@ -26,6 +26,68 @@ pub(super) struct Checked {
     pub resources: Vec<Value>,
     /// One OperationOutcome (as NDJSON text) per refused line.
     pub errors: Vec<String>,
+}
+
+/// What the checking thread hands over: a batch of input `input`, or why that input
+/// could not be read (to the end).
+pub(super) struct FromInput {
+    pub input: usize,
+    pub batch: Result<Checked, ImportError>,
+}
+
+/// How every input of a job is judged, except for its type and URL.
+pub(super) struct Judge {
+    pub defs: &'static Definitions,
+    pub validator: Option<Arc<Validator>>,
+    pub strictness: Strictness,
+    pub audit_on: bool,
+}
+
+/// Checks `inputs` from input `from`, line `skip` on, one after another, sending their
+/// batches of `batch` lines through `send` (false: the writer has stopped) until the
+/// end, a job-ending error, or `stop`. An input that cannot be read is reported and the
+/// next one checked.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn check_inputs(
+    inputs: &[ImportInput],
+    (from, skip): (usize, u64),
+    sources: &Sources,
+    judge: &Judge,
+    batch: usize,
+    send: &dyn Fn(FromInput) -> bool,
+    stop: &AtomicBool,
+) {
+    for (input, source) in inputs.iter().enumerate().skip(from) {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let checker = Checker {
+            defs: judge.defs,
+            validator: judge.validator.clone(),
+            strictness: judge.strictness,
+            res_type: &source.res_type,
+            url: &source.url,
+            audit_on: judge.audit_on,
+        };
+        let send_batch = |b: Result<Checked, ImportError>| send(FromInput { input, batch: b });
+        match sources.open(&source.url) {
+            Ok(reader) => {
+                let skip = if input == from { skip } else { 0 };
+                if !read_batches(reader, skip, batch, &checker, &send_batch, stop) {
+                    return;
+                }
+            }
+            Err(e @ ImportError::Source { .. }) => {
+                if !send_batch(Err(e)) {
+                    return;
+                }
+            }
+            Err(e) => {
+                send_batch(Err(e));
+                return;
+            }
+        }
+    }
 }
 
 /// How the lines of one input are judged.
@@ -109,15 +171,16 @@ impl Checker<'_> {
 }
 
 /// Reads `reader` from after line `skip`, checks each line and sends batches of
-/// `batch` lines to `tx` until the end, an error, or `stop`.
-pub(super) fn read_batches(
+/// `batch` lines until the end, an error reading it, or `stop`; false when the writer
+/// has stopped (nothing more should be checked).
+fn read_batches(
     mut reader: Box<dyn BufRead + Send>,
     skip: u64,
     batch: usize,
     checker: &Checker<'_>,
-    tx: &SyncSender<Result<Checked, ImportError>>,
+    send: &dyn Fn(Result<Checked, ImportError>) -> bool,
     stop: &AtomicBool,
-) {
+) -> bool {
     let mut n = 0u64;
     let mut current = Checked {
         last_line: skip,
@@ -127,7 +190,7 @@ pub(super) fn read_batches(
     let mut buf = Vec::new();
     loop {
         if stop.load(Ordering::Relaxed) {
-            return;
+            return false;
         }
         buf.clear();
         let read = (&mut reader).take(MAX_LINE + 1).read_until(b'\n', &mut buf);
@@ -135,11 +198,10 @@ pub(super) fn read_batches(
             Ok(0) => break,
             Ok(_) => {}
             Err(e) => {
-                let _ = tx.send(Err(ImportError::Source {
+                return send(Err(ImportError::Source {
                     url: checker.url.to_string(),
                     why: format!("reading stopped after line {n}: {e}"),
                 }));
-                return;
             }
         }
         n += 1;
@@ -154,14 +216,15 @@ pub(super) fn read_batches(
                 resources: Vec::new(),
                 errors: Vec::new(),
             };
-            if tx.send(Ok(std::mem::replace(&mut current, next))).is_err() {
-                return;
+            if !send(Ok(std::mem::replace(&mut current, next))) {
+                return false;
             }
         }
     }
     if current.last_line > skip || n == 0 {
-        let _ = tx.send(Ok(current));
+        return send(Ok(current));
     }
+    true
 }
 
 /// Checks line `n` into the batch; blank lines are skipped.

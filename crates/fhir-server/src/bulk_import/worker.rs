@@ -19,7 +19,7 @@ use fhir_model::Definitions;
 use fhir_store::{Job, JobKind, JobUpdate, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
-use super::load::{read_batches, Checked, Checker};
+use super::load::{check_inputs, Checked, FromInput, Judge};
 use super::{ImportError, ImportRequest, Sources};
 use crate::export::worker::{COMPLETED, FAILED, QUEUED, RUNNING};
 use crate::validation::Strictness;
@@ -298,7 +298,8 @@ impl Importer {
             .contains(id)
     }
 
-    /// Loads the job's inputs from its resume point on.
+    /// Loads the job's inputs from its resume point on: one thread checks them in order
+    /// while this one writes what it has checked.
     fn load_all(&self, r: &mut Running) -> Result<(), ImportError> {
         let strictness = r.request.strictness;
         let validator = if self.validation.on_write && strictness != Strictness::Lenient {
@@ -311,47 +312,84 @@ impl Importer {
             None
         };
         std::fs::create_dir_all(self.folders.dir_of(&r.job.id))?;
-        for index in r.resume.input..r.request.inputs.len() {
-            if r.resume.input != index {
+        let judge = Judge {
+            defs: self.defs,
+            validator,
+            strictness,
+            audit_on: self.audit_on,
+        };
+        let inputs = r.request.inputs.clone();
+        let from = (r.resume.input, r.resume.line);
+        let (tx, batches) = mpsc::sync_channel(2);
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let (judge, inputs, stop) = (&judge, &inputs, &stop);
+            let send = move |m: FromInput| tx.send(m).is_ok();
+            std::thread::Builder::new()
+                .name("import-check".into())
+                .spawn_scoped(scope, move || {
+                    let sources = &self.config.sources;
+                    check_inputs(inputs, from, sources, judge, self.config.batch, &send, stop)
+                })?;
+            let written = self.write_all(r, &batches);
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            drop(batches);
+            written
+        })
+    }
+
+    /// Writes the checked batches in order, moving the resume point to each new input;
+    /// an input that could not be read is recorded as failed and the job goes on.
+    fn write_all(&self, r: &mut Running, batches: &Receiver<FromInput>) -> Result<(), ImportError> {
+        let mut errors: Option<(usize, File)> = None;
+        for FromInput { input, batch } in batches {
+            if r.resume.input != input {
                 r.resume = Resume {
-                    input: index,
+                    input,
                     ..Default::default()
                 };
             }
-            let input = r.request.inputs[index].clone();
-            let checker = Checker {
-                defs: self.defs,
-                validator: validator.clone(),
-                strictness,
-                res_type: &input.res_type,
-                url: &input.url,
-                audit_on: self.audit_on,
-            };
-            match self.load_input(r, &checker) {
-                Ok(()) => {}
-                Err(ImportError::Source { why, .. }) => self.input_failed(r, why)?,
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(ImportError::Source { why, .. }) => {
+                    self.input_failed(r, why)?;
+                    continue;
+                }
                 Err(e) => return Err(e),
-            }
+            };
             if self.is_cancelled(&r.job.id) {
                 return Ok(());
             }
+            let file = match &mut errors {
+                Some((i, file)) if *i == input => file,
+                slot => &mut slot.insert((input, self.open_error_file(r)?)).1,
+            };
+            self.write_batch(r, batch, file)?;
+            if !self.config.batch_delay.is_zero() {
+                std::thread::sleep(self.config.batch_delay);
+            }
         }
         Ok(())
+    }
+
+    /// The current input's error file, opened without truncating what is committed.
+    fn open_error_file(&self, r: &Running) -> Result<File, ImportError> {
+        let path = self
+            .folders
+            .dir_of(&r.job.id)
+            .join(InputOutcome::error_file(r.resume.input));
+        Ok(std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?)
     }
 
     /// Records why the current input could not be read (to the end): in its outcome,
     /// and as an OperationOutcome after its committed error lines.
     fn input_failed(&self, r: &mut Running, why: String) -> Result<(), ImportError> {
         let index = r.resume.input;
-        let path = self
-            .folders
-            .dir_of(&r.job.id)
-            .join(InputOutcome::error_file(index));
-        let mut errors = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)?;
+        let mut errors = self.open_error_file(r)?;
         errors.set_len(r.resume.error_bytes)?;
         errors.seek(SeekFrom::Start(r.resume.error_bytes))?;
         let oo = fhir_model::OperationOutcome::of(fhir_model::Issue::error(
@@ -362,54 +400,6 @@ impl Importer {
         let outcome = &mut r.outcomes[index];
         outcome.errors += 1;
         outcome.failure = Some(why);
-        Ok(())
-    }
-
-    /// Loads one input from `r.resume.line` on.
-    fn load_input(&self, r: &mut Running, checker: &Checker<'_>) -> Result<(), ImportError> {
-        let reader = self.config.sources.open(checker.url)?;
-        let path = self
-            .folders
-            .dir_of(&r.job.id)
-            .join(InputOutcome::error_file(r.resume.input));
-        let mut errors = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)?;
-        let (tx, batches) = mpsc::sync_channel(2);
-        let stop = AtomicBool::new(false);
-        let skip = r.resume.line;
-        std::thread::scope(|scope| {
-            let (tx, stop) = (tx, &stop);
-            std::thread::Builder::new()
-                .name("import-check".into())
-                .spawn_scoped(scope, move || {
-                    read_batches(reader, skip, self.config.batch, checker, &tx, stop)
-                })?;
-            let written = self.write_batches(r, &batches, &mut errors);
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            drop(batches);
-            written
-        })
-    }
-
-    fn write_batches(
-        &self,
-        r: &mut Running,
-        batches: &Receiver<Result<Checked, ImportError>>,
-        errors: &mut File,
-    ) -> Result<(), ImportError> {
-        for batch in batches {
-            let batch = batch?;
-            if self.is_cancelled(&r.job.id) {
-                return Ok(());
-            }
-            self.write_batch(r, batch, errors)?;
-            if !self.config.batch_delay.is_zero() {
-                std::thread::sleep(self.config.batch_delay);
-            }
-        }
         Ok(())
     }
 
@@ -469,7 +459,7 @@ impl Importer {
         loop {
             let result = fhir_store::audit::with_context(ctx.clone(), || {
                 self.store.transaction(|ops| {
-                    ops.put_many(res_type, resources.to_vec(), self.threads)?;
+                    ops.put_many(res_type, resources, self.threads)?;
                     ops.record_job_progress(JobKind::Import, &r.job.id, &self.node, update)
                 })
             });
