@@ -178,6 +178,14 @@ pub(crate) struct SessionSettings {
     pub sqlite_cache_kib: u32,
 }
 
+/// Pages a SQLite transaction may change before they are spilled to the log before its
+/// commit (64 MiB of 4 KiB pages). The page cache is shared out among the pool's
+/// connections (4 MiB each by default), and a batch of a bulk load changes more pages
+/// than that: spilling them mid-transaction wrote many pages twice (`pagerStress`: 5 % of
+/// the writer). SQLite writes one transaction at a time, so one connection at a time
+/// holds such a set; after the commit its cache shrinks back to its share.
+const WRITE_SET_PAGES: u32 = 16_384;
+
 impl CustomizeConnection<Session, diesel::r2d2::Error> for SessionSettings {
     fn on_acquire(&self, conn: &mut Session) -> Result<(), diesel::r2d2::Error> {
         if let AnyConnection::Postgresql(c) = &mut **conn {
@@ -200,10 +208,11 @@ impl CustomizeConnection<Session, diesel::r2d2::Error> for SessionSettings {
             // automatic checkpoints: `checkpoint.rs` runs them beside the writer.
             c.batch_execute(&format!(
                 "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
-                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{}; \
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{}; PRAGMA cache_spill = {}; \
                  PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = 67108864; \
                  PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002; PRAGMA wal_autocheckpoint = 0;",
-                self.sqlite_cache_kib
+                self.sqlite_cache_kib,
+                WRITE_SET_PAGES
             ))
             .map_err(diesel::r2d2::Error::QueryError)?;
         }

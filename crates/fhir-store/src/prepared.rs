@@ -5,6 +5,8 @@
 //! [`Sql::prepared`] take this path. Written here because diesel offers no cacheable
 //! raw-SQL query.
 
+use std::borrow::Cow;
+
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text, Untyped};
 use diesel::QueryResult;
@@ -13,49 +15,60 @@ use diesel::RunQueryDsl;
 use crate::backend::AnyConnection;
 use crate::sql::{for_backend, Backend, Bind, Sql};
 
-/// The statement's text cut at its placeholders, and the value of each.
-pub(crate) struct Prepared {
-    /// `pieces.len() == binds.len() + 1`: a placeholder goes between two pieces.
-    pieces: Vec<String>,
-    binds: Vec<Bind>,
+/// The statement's text cut at its placeholders, and the value of each; borrowed from
+/// the [`Sql`] it runs (a bulk load's index inserts carry hundreds of values each).
+pub(crate) struct Prepared<'a> {
+    text: Cow<'a, str>,
+    /// Where each piece of `text` ends: a placeholder goes between two pieces, so
+    /// `cuts.len() == binds.len() + 1`, each a byte range of `text`.
+    cuts: Vec<(usize, usize)>,
+    binds: &'a [Bind],
 }
 
-impl Prepared {
+impl<'a> Prepared<'a> {
     /// Splits `sql` at its placeholders `$1…$n`, which [`Sql::bind`] writes in order;
     /// diesel writes each backend's own placeholder in their place.
-    pub(crate) fn of(sql: &Sql, conn: &AnyConnection) -> Prepared {
+    pub(crate) fn of(sql: &'a Sql, conn: &AnyConnection) -> Prepared<'a> {
         let (text, binds) = sql.parts();
         let text = for_backend(text, matches!(conn, AnyConnection::Postgresql(_)));
         Prepared {
-            pieces: split(&text, binds.len()),
-            binds: binds.to_vec(),
+            cuts: split(&text, binds.len()),
+            text,
+            binds,
         }
     }
 }
 
-/// `text` cut at `$1` … `$n`, in that order.
-fn split(text: &str, n: usize) -> Vec<String> {
-    let mut pieces = Vec::with_capacity(n + 1);
-    let mut rest = text;
-    for next in 1..=n {
-        let mark = format!("${next}");
-        // `$1` must not match the start of `$10`.
-        let found = rest
-            .match_indices(&mark)
-            .find(|(i, _)| !rest[i + mark.len()..].starts_with(|c: char| c.is_ascii_digit()));
-        let Some((at, _)) = found else { break };
-        pieces.push(rest[..at].to_string());
-        rest = &rest[at + mark.len()..];
+/// The byte ranges of `text` between `$1` … `$n`, found in that order in one pass.
+fn split(text: &str, n: usize) -> Vec<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let mut cuts = Vec::with_capacity(n + 1);
+    let (mut start, mut at) = (0, 0);
+    while cuts.len() < n {
+        let Some(dollar) = text[at..].find('$').map(|i| at + i) else {
+            break;
+        };
+        let digits = bytes[dollar + 1..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let end = dollar + 1 + digits;
+        // `$1` must not match the start of `$10`: the number must be the next one.
+        if text[dollar + 1..end].parse::<usize>().ok() == Some(cuts.len() + 1) {
+            cuts.push((start, dollar));
+            start = end;
+        }
+        at = end.max(dollar + 1);
     }
-    pieces.push(rest.to_string());
-    debug_assert_eq!(pieces.len(), n + 1, "placeholders out of order in {text}");
-    pieces
+    cuts.push((start, text.len()));
+    debug_assert_eq!(cuts.len(), n + 1, "placeholders out of order in {text}");
+    cuts
 }
 
-impl QueryFragment<Backend> for Prepared {
+impl QueryFragment<Backend> for Prepared<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Backend>) -> QueryResult<()> {
-        for (i, piece) in self.pieces.iter().enumerate() {
-            out.push_sql(piece);
+        for (i, &(from, to)) in self.cuts.iter().enumerate() {
+            out.push_sql(&self.text[from..to]);
             let Some(bind) = self.binds.get(i) else {
                 continue;
             };
@@ -73,16 +86,16 @@ impl QueryFragment<Backend> for Prepared {
     }
 }
 
-impl QueryId for Prepared {
+impl QueryId for Prepared<'_> {
     type QueryId = ();
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
-impl Query for Prepared {
+impl Query for Prepared<'_> {
     type SqlType = Untyped;
 }
 
-impl RunQueryDsl<AnyConnection> for Prepared {}
+impl RunQueryDsl<AnyConnection> for Prepared<'_> {}
 
 #[cfg(test)]
 mod tests {
@@ -96,10 +109,34 @@ mod tests {
         }
         q.push("1");
         let (text, binds) = q.parts();
-        let pieces = split(text, binds.len());
+        let pieces: Vec<&str> = split(text, binds.len())
+            .into_iter()
+            .map(|(from, to)| &text[from..to])
+            .collect();
         assert_eq!(pieces.len(), 12);
         assert_eq!(pieces[0], "SELECT a FROM t WHERE x = ");
-        assert!(pieces[1..11].iter().all(|p| p == " AND y = "));
+        assert!(pieces[1..11].iter().all(|p| *p == " AND y = "));
         assert_eq!(pieces[11], " AND y = 1");
+    }
+
+    #[test]
+    fn dollars_that_are_not_the_next_placeholder_stay_text() {
+        let mut q = Sql::new("SELECT '$everything', '$2' AS x WHERE a = ");
+        q.bind(Bind::BigInt(1))
+            .push(" AND b = ")
+            .bind(Bind::BigInt(2));
+        let (text, binds) = q.parts();
+        let pieces: Vec<&str> = split(text, binds.len())
+            .into_iter()
+            .map(|(from, to)| &text[from..to])
+            .collect();
+        assert_eq!(
+            pieces,
+            [
+                "SELECT '$everything', '$2' AS x WHERE a = ",
+                " AND b = ",
+                ""
+            ]
+        );
     }
 }

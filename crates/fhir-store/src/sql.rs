@@ -17,9 +17,9 @@ const VARIANT_SPLIT: char = '\u{3}';
 const VARIANT_END: char = '\u{4}';
 
 /// `text` with each per-backend fragment resolved.
-pub(crate) fn for_backend(text: &str, postgres: bool) -> String {
+pub(crate) fn for_backend(text: &str, postgres: bool) -> std::borrow::Cow<'_, str> {
     if !text.contains(VARIANT_START) {
-        return text.to_string();
+        return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -36,7 +36,7 @@ pub(crate) fn for_backend(text: &str, postgres: bool) -> String {
         rest = after.get(end + VARIANT_END.len_utf8()..).unwrap_or("");
     }
     out.push_str(rest);
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// A value bound to a placeholder.
@@ -77,9 +77,10 @@ impl Sql {
 
     /// Appends a placeholder for `value`.
     pub fn bind(&mut self, value: Bind) -> &mut Self {
+        use std::fmt::Write;
         self.binds.push(value);
-        self.text.push('$');
-        self.text.push_str(&self.binds.len().to_string());
+        // Writing to a String cannot fail.
+        let _ = write!(self.text, "${}", self.binds.len());
         self
     }
 
@@ -181,7 +182,7 @@ impl Sql {
         // earlier ones (quadratic in the number of binds); `?N` is its numbered form.
         let text = match conn {
             AnyConnection::Sqlite(_) => for_backend(&self.text, false).replace('$', "?"),
-            AnyConnection::Postgresql(_) => for_backend(&self.text, true),
+            AnyConnection::Postgresql(_) => for_backend(&self.text, true).into_owned(),
         };
         let mut q = diesel::sql_query(text).into_boxed::<Backend>();
         for b in &self.binds {

@@ -440,6 +440,9 @@ impl Importer {
         self.commit(r, &batch.resources, &update)?;
         r.resume = resume;
         r.outcomes = outcomes;
+        // Freeing a batch's parsed resources took 3.5 % of the writer's time in a
+        // profiled load: the one writer thread is what bounds a load's speed.
+        std::thread::spawn(move || drop(batch));
         Ok(())
     }
 
