@@ -151,6 +151,67 @@ fn loads_ndjson_files(b: Backend) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Lines are written in groups (one statement per group for versions and rows): an id
+/// given twice in one group, and one given in two groups for a resource that existed
+/// before, each get every version in order, and search sees only the last one.
+fn ids_repeated_within_and_across_groups(b: Backend) {
+    let dir = input_dir("groups");
+    let s = Server::start_with(b, &["--import-dir", &dir.display().to_string()]);
+    let tag = unique("grp").replace('-', "");
+    let with_family = |id: &str, family: &str| {
+        json!({"resourceType": "Patient", "id": id, "name": [{"family": family}],
+            "identifier": [{"system": "urn:import-test", "value": tag}]})
+        .to_string()
+    };
+    let old = s
+        .req("PUT", &format!("/Patient/{tag}-x"))
+        .json(&with_family(&format!("{tag}-x"), &format!("{tag}old")));
+    assert_eq!(old.status, 201, "{}", old.body);
+    let mut lines: Vec<String> = (0..150)
+        .map(|n| with_family(&format!("{tag}-p{n}"), &format!("{tag}f{n}")))
+        .collect();
+    lines[6] = with_family(&format!("{tag}-p5"), &format!("{tag}twice"));
+    lines[10] = with_family(&format!("{tag}-x"), &format!("{tag}first"));
+    lines[100] = with_family(&format!("{tag}-x"), &format!("{tag}second"));
+    for n in 140..150 {
+        lines[n] = json!({"resourceType": "Patient", "name": [{"family": format!("{tag}new")}],
+            "identifier": [{"system": "urn:import-test", "value": tag}]})
+        .to_string();
+    }
+    write_lines(&dir.join("Patient.ndjson"), &lines);
+    let body = parameters(&[("Patient", &file_url(&dir.join("Patient.ndjson")))]);
+    let manifest = wait(&s, &start(&s, &body));
+    assert_eq!(manifest["output"][0]["count"], 150, "{manifest}");
+    // 150 lines: p0…p139 but p6, p10 and p100 (137; p5 twice), x, and 10 new.
+    assert_eq!(
+        count(&s, &format!("Patient?identifier=urn:import-test|{tag}")),
+        148
+    );
+    let x = s.get(&format!("/Patient/{tag}-x")).json();
+    assert_eq!(x["meta"]["versionId"], "3", "{x}");
+    assert_eq!(x["name"][0]["family"], format!("{tag}second"));
+    let history = s.get(&format!("/Patient/{tag}-x/_history")).json();
+    assert_eq!(history["total"], 3, "{history}");
+    let p5 = s.get(&format!("/Patient/{tag}-p5")).json();
+    assert_eq!(p5["meta"]["versionId"], "2", "{p5}");
+    assert_eq!(p5["name"][0]["family"], format!("{tag}twice"));
+    for (family, n) in [
+        ("old", 0),
+        ("first", 0),
+        ("second", 1),
+        ("twice", 1),
+        ("f5", 0),
+        ("new", 10),
+    ] {
+        assert_eq!(
+            count(&s, &format!("Patient?family:exact={tag}{family}")),
+            n,
+            "{family}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Bad lines are refused one by one, each reported with its line number in the
 /// input's error file; the good lines load.
 fn refused_lines_are_reported(b: Backend) {
@@ -586,6 +647,7 @@ fn synthea_round_trip(b: Backend) {
 
 both_backends!(
     loads_ndjson_files,
+    ids_repeated_within_and_across_groups,
     refused_lines_are_reported,
     kickoff_errors,
     http_inputs,

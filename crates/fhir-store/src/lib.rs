@@ -32,6 +32,7 @@ pub mod search;
 pub mod sql;
 mod stats;
 pub mod time;
+mod write_many;
 mod writes;
 
 use std::sync::Arc;

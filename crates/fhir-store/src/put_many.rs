@@ -2,15 +2,21 @@
 //! index rows and audit records as [`crate::TxOps::update`] and
 //! [`crate::TxOps::create`] one by one, with the work that needs no database — stamping,
 //! serialising, extracting every search parameter's values, the full text — done on
-//! several threads while the rows of those already prepared are written, in order.
+//! several threads while the rows of those already prepared are written, in order, a
+//! group at a time ([`crate::write_many`]).
 
 use serde_json::Value;
 
 use crate::audit;
 use crate::error::{StoreError, StoreResult};
 use crate::model::StoredResource;
-use crate::writes::{lock_current, persist_version, prepare_each, prepare_version};
+use crate::write_many::{lock_many, persist_many, Pending};
+use crate::writes::{prepare_each, prepare_version};
 use crate::TxOps;
+
+/// Versions written with one statement each for their rows and for their resources'
+/// current rows (as many rows as an index insert takes).
+const GROUP: usize = 64;
 
 impl TxOps<'_, '_> {
     /// Writes each resource as a new version of `res_type/id` (an update, or a create
@@ -22,9 +28,7 @@ impl TxOps<'_, '_> {
         resources: &[Value],
         threads: usize,
     ) -> StoreResult<Vec<StoredResource>> {
-        let mut keys = Vec::with_capacity(resources.len());
-        // Earlier versions of this batch, for an id that appears again in it.
-        let mut seen: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+        let mut ids = Vec::with_capacity(resources.len());
         for resource in resources {
             if !resource.is_object() {
                 return Err(StoreError::Invalid {
@@ -32,23 +36,33 @@ impl TxOps<'_, '_> {
                     expression: None,
                 });
             }
-            let given = resource
-                .get("id")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            let id = given.clone().unwrap_or_else(crate::new_id);
-            let mut current = lock_current(self.tx, res_type, &id)?;
-            if let Some(v) = seen.get(&id) {
+            let given = resource.get("id").and_then(Value::as_str);
+            ids.push(match given {
+                Some(id) => (id.to_string(), "PUT"),
+                None => (crate::new_id(), "POST"),
+            });
+        }
+        let names: Vec<&str> = ids.iter().map(|(id, _)| id.as_str()).collect();
+        let locked = lock_many(self.tx, res_type, &names)?;
+        let mut keys = Vec::with_capacity(ids.len());
+        // Earlier versions of this batch, for an id that appears again in it.
+        let mut seen: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+        for (id, method) in &ids {
+            let mut current = locked
+                .get(id)
+                .cloned()
+                .ok_or_else(|| StoreError::Corrupt(format!("{res_type}/{id} was not claimed")))?;
+            if let Some(v) = seen.get(id.as_str()) {
                 current.version = *v;
                 current.deleted = false;
             }
-            seen.insert(id.clone(), current.version + 1);
-            if given.is_none() && current.version > 0 {
+            seen.insert(id, current.version + 1);
+            if *method == "POST" && current.version > 0 {
                 return Err(StoreError::Conflict(format!(
                     "{res_type}/{id} already exists"
                 )));
             }
-            keys.push((id, current, if given.is_some() { "PUT" } else { "POST" }));
+            keys.push((id.as_str(), current, *method));
         }
         // Copying, stamping and indexing each resource happen on the preparing threads.
         let (store, source, now) = (self.store, self.source.clone(), crate::time::now_millis());
@@ -62,13 +76,37 @@ impl TxOps<'_, '_> {
             Ok(prepare_version(id, current, Some(resource), now, &index))
         };
         let mut out = Vec::with_capacity(keys.len());
+        let mut group = Vec::with_capacity(GROUP);
         prepare_each(keys.len(), threads, &prepare, |i, version| {
             let (id, current, method) = &keys[i];
-            let (stored, pending) =
-                persist_version(self.tx, res_type, id, current, version, method)?;
-            out.push(self.written(stored, pending)?);
+            group.push(Pending {
+                id,
+                current: current.clone(),
+                method,
+                version,
+            });
+            if group.len() == GROUP {
+                self.persist(res_type, std::mem::take(&mut group), &mut out)?;
+            }
             Ok(())
         })?;
+        self.persist(res_type, group, &mut out)?;
         Ok(out)
+    }
+
+    /// Writes a group of prepared versions and records each as written.
+    fn persist(
+        &mut self,
+        res_type: &str,
+        group: Vec<Pending<'_>>,
+        out: &mut Vec<StoredResource>,
+    ) -> StoreResult<()> {
+        if group.is_empty() {
+            return Ok(());
+        }
+        for (stored, pending) in persist_many(self.tx, res_type, group)? {
+            out.push(self.written(stored, pending)?);
+        }
+        Ok(())
     }
 }
