@@ -173,8 +173,8 @@ fn ids_repeated_within_and_across_groups(b: Backend) {
     lines[6] = with_family(&format!("{tag}-p5"), &format!("{tag}twice"));
     lines[10] = with_family(&format!("{tag}-x"), &format!("{tag}first"));
     lines[100] = with_family(&format!("{tag}-x"), &format!("{tag}second"));
-    for n in 140..150 {
-        lines[n] = json!({"resourceType": "Patient", "name": [{"family": format!("{tag}new")}],
+    for line in &mut lines[140..150] {
+        *line = json!({"resourceType": "Patient", "name": [{"family": format!("{tag}new")}],
             "identifier": [{"system": "urn:import-test", "value": tag}]})
         .to_string();
     }
@@ -209,6 +209,45 @@ fn ids_repeated_within_and_across_groups(b: Backend) {
             "{family}"
         );
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Lines are validated against the code systems written through the API, as on any
+/// write, including one loaded by an earlier input of the same job: a code the code
+/// system does not have is refused, one it has loads.
+fn codes_checked_against_stored_code_systems(b: Backend) {
+    let dir = input_dir("codes");
+    let s = Server::start_with(b, &["--import-dir", &dir.display().to_string()]);
+    let tag = unique("codes").replace('-', "");
+    let cs = format!("http://example.org/cs/{tag}");
+    let code_system = json!({"resourceType": "CodeSystem", "url": cs, "status": "active",
+        "content": "complete", "concept": [{"code": "a", "display": "Alpha"}]});
+    write_lines(&dir.join("cs.ndjson"), &[code_system.to_string()]);
+    let observation = |code: &str| {
+        json!({"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": cs, "code": code}], "text": tag}})
+        .to_string()
+    };
+    let lines = [observation("a"), observation("zz"), observation("a")];
+    write_lines(&dir.join("obs.ndjson"), &lines);
+    let body = parameters(&[
+        ("CodeSystem", &file_url(&dir.join("cs.ndjson"))),
+        ("Observation", &file_url(&dir.join("obs.ndjson"))),
+    ]);
+    let manifest = wait(&s, &start(&s, &body));
+    assert_eq!(manifest["output"][0]["count"], 1, "{manifest}");
+    assert_eq!(manifest["output"][1]["count"], 2, "{manifest}");
+    let error = &manifest["error"][0];
+    assert_eq!(error["count"], 1, "{manifest}");
+    let r = s.get(&local(&s, error["url"].as_str().expect("url")));
+    assert!(r.body.contains("line 2"), "{}", r.body);
+    assert!(
+        r.body
+            .contains(&format!("Unknown code 'zz' in the CodeSystem '{cs}'")),
+        "{}",
+        r.body
+    );
+    assert_eq!(count(&s, &format!("Observation?code:text={tag}")), 2);
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -648,6 +687,7 @@ fn synthea_round_trip(b: Backend) {
 both_backends!(
     loads_ndjson_files,
     ids_repeated_within_and_across_groups,
+    codes_checked_against_stored_code_systems,
     refused_lines_are_reported,
     kickoff_errors,
     http_inputs,

@@ -72,8 +72,9 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         args.validation == OnOff::On,
         args.reject_warnings,
     );
+    let terminology = Arc::new(fhir_terminology::cache::Cache::default());
     let importer = crate::bulk_import::Importer::start(
-        store.clone(),
+        (store.clone(), terminology.clone()),
         defs,
         validation.clone(),
         audit_on,
@@ -108,7 +109,7 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         auth,
         audit,
         validation,
-        terminology: Default::default(),
+        terminology,
     });
     let metrics_server = match args.metrics_listen {
         Some(addr) if args.metrics == OnOff::On => Some(metrics_server(addr, state.clone())?),

@@ -4,12 +4,15 @@
 //! line that cannot be loaded becomes an OperationOutcome naming the line; the others go
 //! on to be written.
 
+use std::cell::Cell;
 use std::io::{BufRead, Read};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use fhir_model::{Definitions, Issue, IssueType, OperationOutcome};
-use fhir_validation::{ValidationOptions, Validator};
+use fhir_store::Store;
+use fhir_terminology::cache::Cache;
+use fhir_validation::{TerminologySource, ValidationOptions, Validator};
 use serde_json::Value;
 
 use super::{ImportError, ImportInput, Sources};
@@ -41,12 +44,41 @@ pub(super) struct Judge {
     pub validator: Option<Arc<Validator>>,
     pub strictness: Strictness,
     pub audit_on: bool,
+    /// The code systems and value sets written through the API, which validation checks
+    /// codes against as on any write (the store, and the gathered sets kept for reuse).
+    pub stored: (Arc<Store>, Arc<Cache>),
+}
+
+impl Judge {
+    /// The stored terminology as it stands now: a view per batch, so a batch sees what
+    /// the batches before it wrote.
+    fn terminology(&self) -> Option<Arc<dyn TerminologySource>> {
+        self.validator.as_ref()?;
+        let (store, cache) = &self.stored;
+        Some(Arc::new(crate::stored_terminology::ForValidation::new(
+            store.clone(),
+            cache.clone(),
+            self.defs.terminology(),
+        )))
+    }
+}
+
+/// Resource types that are terminology: lines of later inputs are validated against
+/// them, so those inputs are checked once these are written.
+const TERMINOLOGY: [&str; 3] = ["CodeSystem", "ValueSet", "ConceptMap"];
+
+/// How far the writer is: the messages it has handled (written or recorded), and
+/// whether it has stopped.
+pub(super) struct Written<'a> {
+    pub handled: &'a AtomicU64,
+    pub stop: &'a AtomicBool,
 }
 
 /// Checks `inputs` from input `from`, line `skip` on, one after another, sending their
 /// batches of `batch` lines through `send` (false: the writer has stopped) until the
 /// end, a job-ending error, or `stop`. An input that cannot be read is reported and the
-/// next one checked.
+/// next one checked. An input after a terminology input waits until that one is
+/// written, so that its codes are checked against it.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn check_inputs(
     inputs: &[ImportInput],
@@ -55,12 +87,19 @@ pub(super) fn check_inputs(
     judge: &Judge,
     batch: usize,
     send: &dyn Fn(FromInput) -> bool,
-    stop: &AtomicBool,
+    written: &Written<'_>,
 ) {
+    let stop = written.stop;
+    let sent = Cell::new(0u64);
+    let mut terminology_sent = false;
     for (input, source) in inputs.iter().enumerate().skip(from) {
+        if terminology_sent && judge.validator.is_some() {
+            wait_until_written(written, sent.get());
+        }
         if stop.load(Ordering::Relaxed) {
             return;
         }
+        terminology_sent |= TERMINOLOGY.contains(&source.res_type.as_str());
         let checker = Checker {
             defs: judge.defs,
             validator: judge.validator.clone(),
@@ -69,11 +108,15 @@ pub(super) fn check_inputs(
             url: &source.url,
             audit_on: judge.audit_on,
         };
-        let send_batch = |b: Result<Checked, ImportError>| send(FromInput { input, batch: b });
+        let send_batch = |b: Result<Checked, ImportError>| {
+            sent.set(sent.get() + 1);
+            send(FromInput { input, batch: b })
+        };
         match sources.open(&source.url) {
             Ok(reader) => {
                 let skip = if input == from { skip } else { 0 };
-                if !read_batches(reader, skip, batch, &checker, &send_batch, stop) {
+                let lines = Lines { skip, batch };
+                if !read_batches(reader, lines, judge, &checker, &send_batch, stop) {
                     return;
                 }
             }
@@ -90,6 +133,19 @@ pub(super) fn check_inputs(
     }
 }
 
+/// Waits until the writer has handled the first `sent` messages, or has stopped.
+fn wait_until_written(written: &Written<'_>, sent: u64) {
+    while written.handled.load(Ordering::Acquire) < sent && !written.stop.load(Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Which lines of an input are read: those after `skip`, in batches of `batch`.
+struct Lines {
+    skip: u64,
+    batch: usize,
+}
+
 /// How the lines of one input are judged.
 pub(super) struct Checker<'a> {
     pub defs: &'static Definitions,
@@ -104,8 +160,13 @@ pub(super) struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    /// The resource of line `n`, or why it cannot be loaded.
-    pub fn check(&self, line: &[u8]) -> Result<Value, OperationOutcome> {
+    /// The resource of line `n`, or why it cannot be loaded; codes are checked against
+    /// `terminology` besides the packages'.
+    pub fn check(
+        &self,
+        line: &[u8],
+        terminology: &Option<Arc<dyn TerminologySource>>,
+    ) -> Result<Value, OperationOutcome> {
         let refuse = |code: IssueType, text: String| OperationOutcome::of(Issue::error(code, text));
         let value = fhir_model::json::parse(line)
             .map_err(|e| refuse(IssueType::Structure, format!("not a JSON resource: {e}")))?;
@@ -148,7 +209,11 @@ impl Checker<'_> {
             return Err(oo);
         }
         if let Some(v) = &self.validator {
-            let report = v.validate(&value, &ValidationOptions::default());
+            let options = ValidationOptions {
+                terminology: terminology.clone(),
+                ..Default::default()
+            };
+            let report = v.validate(&value, &options);
             if crate::validation::rejects(&report, self.strictness) {
                 return Err(report.to_operation_outcome());
             }
@@ -175,13 +240,14 @@ impl Checker<'_> {
 /// has stopped (nothing more should be checked).
 fn read_batches(
     mut reader: Box<dyn BufRead + Send>,
-    skip: u64,
-    batch: usize,
+    Lines { skip, batch }: Lines,
+    judge: &Judge,
     checker: &Checker<'_>,
     send: &dyn Fn(Result<Checked, ImportError>) -> bool,
     stop: &AtomicBool,
 ) -> bool {
     let mut n = 0u64;
+    let mut terminology = judge.terminology();
     let mut current = Checked {
         last_line: skip,
         resources: Vec::new(),
@@ -208,7 +274,7 @@ fn read_batches(
         if n <= skip {
             continue;
         }
-        check_into(&mut current, checker, n, &buf, &mut reader);
+        check_into(&mut current, (checker, &terminology), n, &buf, &mut reader);
         current.last_line = n;
         if current.resources.len() + current.errors.len() >= batch.max(1) {
             let next = Checked {
@@ -219,6 +285,7 @@ fn read_batches(
             if !send(Ok(std::mem::replace(&mut current, next))) {
                 return false;
             }
+            terminology = judge.terminology();
         }
     }
     if current.last_line > skip || n == 0 {
@@ -230,7 +297,7 @@ fn read_batches(
 /// Checks line `n` into the batch; blank lines are skipped.
 fn check_into(
     batch: &mut Checked,
-    checker: &Checker<'_>,
+    (checker, terminology): (&Checker<'_>, &Option<Arc<dyn TerminologySource>>),
     n: u64,
     line: &[u8],
     reader: &mut Box<dyn BufRead + Send>,
@@ -248,7 +315,7 @@ fn check_into(
     if line.iter().all(u8::is_ascii_whitespace) {
         return;
     }
-    match checker.check(line) {
+    match checker.check(line, terminology) {
         Ok(v) => batch.resources.push(v),
         Err(oo) => {
             let id = fhir_model::json::parse(line)

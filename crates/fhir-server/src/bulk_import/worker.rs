@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use fhir_model::Definitions;
 use fhir_store::{Job, JobKind, JobUpdate, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
-use super::load::{check_inputs, Checked, FromInput, Judge};
+use super::load::{check_inputs, Checked, FromInput, Judge, Written};
 use super::{ImportError, ImportRequest, Sources};
 use crate::export::worker::{COMPLETED, FAILED, QUEUED, RUNNING};
 use crate::validation::Strictness;
@@ -80,6 +80,8 @@ pub struct Resume {
 /// The import worker and the job operations of the HTTP handlers.
 pub struct Importer {
     store: Arc<Store>,
+    /// Stored terminology gathered for validation (the server's, shared).
+    terminology: Arc<fhir_terminology::cache::Cache>,
     defs: &'static Definitions,
     validation: crate::validation::Validation,
     audit_on: bool,
@@ -103,7 +105,7 @@ struct Running {
 impl Importer {
     /// Starts the worker thread, which also takes up the jobs no live node runs.
     pub fn start(
-        store: Arc<Store>,
+        (store, terminology): (Arc<Store>, Arc<fhir_terminology::cache::Cache>),
         defs: &'static Definitions,
         validation: crate::validation::Validation,
         audit_on: bool,
@@ -115,6 +117,7 @@ impl Importer {
         let (tx, rx) = mpsc::channel();
         let importer = Arc::new(Importer {
             store,
+            terminology,
             defs,
             validation,
             audit_on,
@@ -317,21 +320,27 @@ impl Importer {
             validator,
             strictness,
             audit_on: self.audit_on,
+            stored: (self.store.clone(), self.terminology.clone()),
         };
         let inputs = r.request.inputs.clone();
         let from = (r.resume.input, r.resume.line);
         let (tx, batches) = mpsc::sync_channel(2);
-        let stop = AtomicBool::new(false);
+        let (stop, handled) = (AtomicBool::new(false), AtomicU64::new(0));
         std::thread::scope(|scope| {
-            let (judge, inputs, stop) = (&judge, &inputs, &stop);
+            let (judge, inputs) = (&judge, &inputs);
+            let progress = Written {
+                handled: &handled,
+                stop: &stop,
+            };
             let send = move |m: FromInput| tx.send(m).is_ok();
             std::thread::Builder::new()
                 .name("import-check".into())
                 .spawn_scoped(scope, move || {
                     let sources = &self.config.sources;
-                    check_inputs(inputs, from, sources, judge, self.config.batch, &send, stop)
+                    let batch = self.config.batch;
+                    check_inputs(inputs, from, sources, judge, batch, &send, &progress)
                 })?;
-            let written = self.write_all(r, &batches);
+            let written = self.write_all(r, &batches, &handled);
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
             drop(batches);
             written
@@ -340,36 +349,58 @@ impl Importer {
 
     /// Writes the checked batches in order, moving the resume point to each new input;
     /// an input that could not be read is recorded as failed and the job goes on.
-    fn write_all(&self, r: &mut Running, batches: &Receiver<FromInput>) -> Result<(), ImportError> {
+    fn write_all(
+        &self,
+        r: &mut Running,
+        batches: &Receiver<FromInput>,
+        handled: &AtomicU64,
+    ) -> Result<(), ImportError> {
         let mut errors: Option<(usize, File)> = None;
         for FromInput { input, batch } in batches {
-            if r.resume.input != input {
-                r.resume = Resume {
-                    input,
-                    ..Default::default()
-                };
-            }
-            let batch = match batch {
-                Ok(batch) => batch,
-                Err(ImportError::Source { why, .. }) => {
-                    self.input_failed(r, why)?;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            if self.is_cancelled(&r.job.id) {
+            let going = self.write_one(r, input, batch, &mut errors);
+            handled.fetch_add(1, std::sync::atomic::Ordering::Release);
+            if !going? {
                 return Ok(());
-            }
-            let file = match &mut errors {
-                Some((i, file)) if *i == input => file,
-                slot => &mut slot.insert((input, self.open_error_file(r)?)).1,
-            };
-            self.write_batch(r, batch, file)?;
-            if !self.config.batch_delay.is_zero() {
-                std::thread::sleep(self.config.batch_delay);
             }
         }
         Ok(())
+    }
+
+    /// Writes one checked batch (or records why its input could not be read); false
+    /// when the job was cancelled.
+    fn write_one(
+        &self,
+        r: &mut Running,
+        input: usize,
+        batch: Result<Checked, ImportError>,
+        errors: &mut Option<(usize, File)>,
+    ) -> Result<bool, ImportError> {
+        if r.resume.input != input {
+            r.resume = Resume {
+                input,
+                ..Default::default()
+            };
+        }
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(ImportError::Source { why, .. }) => {
+                self.input_failed(r, why)?;
+                return Ok(true);
+            }
+            Err(e) => return Err(e),
+        };
+        if self.is_cancelled(&r.job.id) {
+            return Ok(false);
+        }
+        let file = match errors {
+            Some((i, file)) if *i == input => file,
+            slot => &mut slot.insert((input, self.open_error_file(r)?)).1,
+        };
+        self.write_batch(r, batch, file)?;
+        if !self.config.batch_delay.is_zero() {
+            std::thread::sleep(self.config.batch_delay);
+        }
+        Ok(true)
     }
 
     /// The current input's error file, opened without truncating what is committed.
