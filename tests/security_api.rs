@@ -500,6 +500,26 @@ fn search_constrained_scopes(b: Backend) {
             .status,
         403
     );
+    // Included resources are held to the constraint too: the patient's vital signs
+    // are left out of a `_revinclude`.
+    let both = oidc_token(
+        "patient/Patient.rs patient/Observation.rs?category=laboratory",
+        Some(&w.a),
+    );
+    let r = as_(
+        s,
+        &both,
+        "GET",
+        &format!("/Patient?_id={}&_revinclude=Observation:subject", w.a),
+    )
+    .send();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        ids(&r, "include"),
+        vec![format!("Observation/{}", w.a_lab)],
+        "{}",
+        r.body
+    );
     let sys = oidc_token(
         "system/Observation.rs?category=laboratory system/Observation.rs?category=vital-signs",
         None,

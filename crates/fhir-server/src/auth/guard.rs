@@ -181,6 +181,9 @@ fn rule_allows(
     if rule.constraint.is_empty() {
         return Ok(true);
     }
+    if let Some(decided) = constraint_matches(rule, resource_type, id, resource) {
+        return Ok(decided);
+    }
     let mut pairs = rule.constraint.clone();
     pairs.push(("_id".into(), id.to_string()));
     let Ok(query) = fhir_search::parse(SearchRegistry::r4(), Some(resource_type), &pairs, false)
@@ -188,6 +191,29 @@ fn rule_allows(
         return Ok(false);
     };
     Ok(!store.find(resource_type, &query.clauses)?.is_empty())
+}
+
+/// Whether `resource` (the version about to be disclosed) matches the rule's search
+/// constraint, decided from its own index values when every criterion can be: no
+/// store call per resource (a page's included resources are checked in memory).
+/// `None` when a criterion needs the store (a chain, `_has`, a value set without an
+/// expansion).
+fn constraint_matches(
+    rule: &Rule,
+    resource_type: &str,
+    id: &str,
+    resource: &Value,
+) -> Option<bool> {
+    let registry = SearchRegistry::r4();
+    let query = fhir_search::parse(registry, Some(resource_type), &rule.constraint, false).ok()?;
+    if !fhir_search::matcher::decidable(&query) {
+        return None;
+    }
+    let codes = fhir_search::matcher::params_of(&query)
+        .map(str::to_string)
+        .collect();
+    let values = fhir_search::extract_only(registry, resource_type, resource, &codes);
+    fhir_search::matcher::matches(&query, resource_type, id, &values).ok()
 }
 
 /// What a search under `grant` is confined to; 403 when the grant's rules cannot be
