@@ -14,7 +14,7 @@ use crate::backend::Tx;
 use crate::error::{StoreError, StoreResult};
 use crate::model::StoredResource;
 use crate::sql::{Bind, Sql};
-use crate::writes::{insert_into, rows_per_insert, Current, PendingIndex, PreparedVersion};
+use crate::writes::{chunks, insert_into, Current, PendingIndex, PreparedVersion};
 
 /// A claimed or found row of `resources`.
 #[derive(QueryableByName)]
@@ -53,10 +53,7 @@ pub(crate) fn lock_many(
     unique.sort_unstable();
     unique.dedup();
     let mut out = HashMap::with_capacity(unique.len());
-    let mut rest = unique.as_slice();
-    while !rest.is_empty() {
-        let (chunk, after) = rest.split_at(rows_per_insert(rest.len()));
-        rest = after;
+    for chunk in chunks(&unique) {
         for row in claim(tx, res_type, chunk)? {
             out.insert(row.res_id, current(row.rid, 0, false));
         }
@@ -70,7 +67,9 @@ pub(crate) fn lock_many(
         }
         let mut select =
             Sql::new("SELECT rid, res_id, version, deleted FROM resources WHERE res_type = ");
+        // Prepared: a chunk has at most 64 ids, so at most 64 shapes.
         select
+            .prepared()
             .bind(Bind::Text(res_type.into()))
             .push(" AND res_id")
             .in_list(&existing)
@@ -135,10 +134,7 @@ pub(crate) fn persist_many(
     group: Vec<Pending<'_>>,
 ) -> StoreResult<Vec<(StoredResource, PendingIndex)>> {
     let mut seqs = HashMap::with_capacity(group.len());
-    let mut rest = group.as_slice();
-    while !rest.is_empty() {
-        let (chunk, after) = rest.split_at(rows_per_insert(rest.len()));
-        rest = after;
+    for chunk in chunks(&group) {
         for w in insert_versions(tx, res_type, chunk)? {
             seqs.insert((w.res_id, w.version), w.seq);
         }
@@ -229,10 +225,7 @@ fn update_current(tx: &mut Tx<'_>, written: &[(StoredResource, PendingIndex)]) -
     }
     let mut rows: Vec<(i64, &StoredResource)> = last.into_iter().collect();
     rows.sort_unstable_by_key(|(rid, _)| *rid);
-    let mut rest = rows.as_slice();
-    while !rest.is_empty() {
-        let (chunk, after) = rest.split_at(rows_per_insert(rest.len()));
-        rest = after;
+    for chunk in chunks(&rows) {
         let mut update = Sql::new("WITH v (rid, version, seq, last_updated, deleted) AS (VALUES ");
         update.prepared();
         for (i, (rid, s)) in chunk.iter().enumerate() {

@@ -31,40 +31,9 @@ impl Current {
 /// Claims the row of `type/id` (creating a placeholder if new) and locks it until the
 /// transaction ends, so that concurrent writers of one resource take turns.
 pub(crate) fn lock_current(tx: &mut Tx<'_>, res_type: &str, id: &str) -> StoreResult<Current> {
-    let mut claim = insert_into();
-    claim
-        .push("resources (res_type, res_id, version, seq, last_updated, deleted) VALUES (")
-        .prepared()
-        .bind(Bind::Text(res_type.into()))
-        .push(", ")
-        .bind(Bind::Text(id.into()))
-        .push(", 0, 0, 0, ")
-        .bind(Bind::Bool(false))
-        .push(") ON CONFLICT (res_type, res_id) DO NOTHING RETURNING rid AS n");
-    // A new resource: its row was just claimed (one statement instead of two).
-    if let Some(row) = claim
-        .load::<crate::sql::CountRow>(tx.conn)?
-        .into_iter()
-        .next()
-    {
-        return Ok(Current {
-            rid: row.n,
-            version: 0,
-            deleted: false,
-        });
-    }
-    let mut select = Sql::new("SELECT rid, version, deleted FROM resources WHERE res_type = ");
-    select
-        .prepared()
-        .bind(Bind::Text(res_type.into()))
-        .push(" AND res_id = ")
-        .bind(Bind::Text(id.into()));
-    select.push(tx.for_update());
-    select
-        .load::<Current>(tx.conn)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| StoreError::Corrupt(format!("{res_type}/{id} vanished while locked")))
+    crate::write_many::lock_many(tx, res_type, &[id])?
+        .remove(id)
+        .ok_or_else(|| StoreError::Corrupt(format!("{res_type}/{id} was not claimed")))
 }
 
 /// Removes the placeholder row of a resource that turned out not to be written.
@@ -587,18 +556,14 @@ pub(crate) fn flush_index(tx: &mut Tx<'_>, pending: &mut Vec<PendingIndex>) -> S
         }
     }
     for (table, columns, rows) in per_table {
-        let mut left = rows.len();
-        let mut rows = rows.into_iter();
-        while left > 0 {
-            let n = rows_per_insert(left);
-            left -= n;
+        for chunk in owned_chunks(rows) {
             let mut insert = insert_into();
             insert.push(&format!(
                 "{table} (rid, res_type, param, {}) VALUES ",
                 columns.join(", ")
             ));
             insert.prepared();
-            for (i, (rid, res_type, param, binds)) in rows.by_ref().take(n).enumerate() {
+            for (i, (rid, res_type, param, binds)) in chunk.into_iter().enumerate() {
                 if i > 0 {
                     insert.push(", ");
                 }
@@ -635,10 +600,36 @@ pub(crate) fn insert_into() -> Sql {
 /// rows stay far below SQLite's and PostgreSQL's limits on binds).
 const ROWS_PER_INSERT: usize = 64;
 
+/// `rows` cut as [`rows_per_insert`] says, a statement's rows at a time.
+pub(crate) fn chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if rows.is_empty() {
+            return None;
+        }
+        let (chunk, rest) = rows.split_at(rows_per_insert(rows.len()));
+        rows = rest;
+        Some(chunk)
+    })
+}
+
+/// The same as [`chunks`], handing the rows over.
+fn owned_chunks<T>(rows: Vec<T>) -> impl Iterator<Item = Vec<T>> {
+    let mut left = rows.len();
+    let mut rows = rows.into_iter();
+    std::iter::from_fn(move || {
+        if left == 0 {
+            return None;
+        }
+        let n = rows_per_insert(left);
+        left -= n;
+        Some(rows.by_ref().take(n).collect())
+    })
+}
+
 /// How many of `left` rows the next `INSERT` writes: [`ROWS_PER_INSERT`], else the
 /// largest power of two. Statements of so few shapes stay prepared on their connection
 /// (SQLite spent a tenth of a bulk load's writer parsing statements of every length).
-pub(crate) fn rows_per_insert(left: usize) -> usize {
+fn rows_per_insert(left: usize) -> usize {
     if left >= ROWS_PER_INSERT {
         ROWS_PER_INSERT
     } else {
@@ -667,15 +658,11 @@ fn write_fulltext(tx: &mut Tx<'_>, replaced: &[i64], batch: Vec<PendingIndex>) -
     } else {
         ("", "")
     };
-    let mut left = rows.len();
-    let mut rows = rows.into_iter();
-    while left > 0 {
-        let n = rows_per_insert(left);
-        left -= n;
+    for chunk in owned_chunks(rows) {
         let mut insert = insert_into();
         insert.push(&format!("idx_fulltext ({key}, narrative, content) VALUES "));
         insert.prepared();
-        for (i, (rid, text)) in rows.by_ref().take(n).enumerate() {
+        for (i, (rid, text)) in chunk.into_iter().enumerate() {
             insert.push(if i > 0 { ", (" } else { "(" });
             insert.bind(Bind::BigInt(rid)).push(", ").push(open);
             insert.bind(Bind::Text(text.narrative)).push(close);
