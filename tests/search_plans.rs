@@ -382,6 +382,13 @@ fn first_key_walks_agree(b: Backend) {
         format!("/Patient?{t}&_sort=birthdate,-_id&_count=6"),
         format!("/Patient?{t}&_sort=organization,family&_count=4"),
         format!("/Patient?{t}&gender=male,female&_sort=name,-gender&_count=2"),
+        // Pages inside one first key (every page of a gender, then of a family, walked
+        // by its second key), with ties and missing values of the second key.
+        format!("/Patient?{t}&_sort=gender,family,given&_count=3"),
+        format!("/Patient?{t}&_sort=-gender,birthdate&_count=2"),
+        format!("/Patient?{t}&gender=female,other&_sort=gender,-birthdate,_id&_count=2"),
+        format!("/Patient?{t}&_sort=family,-birthdate&_count=2"),
+        format!("/Patient?{t}&_sort=-family,organization&_count=2"),
     ];
     for query in &queries {
         let expected = pages(&generic, query);

@@ -21,6 +21,13 @@
 //! [`RANGE_ENTRIES_AT_MOST`] index entries (a first key shared by most resources
 //! leaves the candidates as many as the matches).
 //!
+//! A first key shared by the whole page (`_sort=status,-date`: every Observation is
+//! `final`) leaves the range as wide as the matches; then, when the sort has a second
+//! key with an index, the page is found one level down: among the resources whose
+//! first key is that value, between the cursor's second key and that of the
+//! `_count + 1`-th of them, found by walking the second key's index with the first
+//! key checked per entry ([`within_one_value`]).
+//!
 //! A single date key is walked by [`sort_walk`], which reads the page off the walk.
 
 use super::*;
@@ -35,16 +42,23 @@ struct FirstKey<'a> {
     kind: KeyKind,
 }
 
-/// The first sort key, if its index can be walked in its order (the same table and
-/// column as [`sort::sort_columns`] sorts by). Quantities are left out: their index
-/// puts the unit's code before the value.
+/// The first sort key, if its index can be walked in its order.
 fn walkable(req: &SearchRequest) -> Option<FirstKey<'_>> {
     let key = req.query.result.sort.first()?;
-    if key.code.starts_with('_')
-        || req.query.resource_types.is_empty()
+    if req.query.resource_types.is_empty()
         || beyond::near_of(&req.query.clauses).is_some()
         || sort_walk::walkable(req).is_some()
     {
+        return None;
+    }
+    index_of(key)
+}
+
+/// A sort key's index, if it can be walked in the key's order (the same table and
+/// column as [`sort::sort_columns`] sorts by). Quantities are left out: their index
+/// puts the unit's code before the value.
+fn index_of(key: &SortKey) -> Option<FirstKey<'_>> {
+    if key.code.starts_with('_') {
         return None;
     }
     let (table, col, kind) = match key.kind {
@@ -90,7 +104,11 @@ pub(super) fn candidates(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Op
     if seen <= above {
         return Ok(None);
     }
-    let Some(to) = boundary(tx, req, &first, from.clone())? else {
+    let to = boundary(tx, req, &first, from.clone(), req.count)?;
+    if let Some(within) = within_one_value(tx, req, &first, (from.as_ref(), to.as_ref()))? {
+        return Ok(Some((within, seen)));
+    }
+    let Some(to) = to else {
         return Ok(None);
     };
     let entries = range_entries(tx.kind, req, &first, from, to);
@@ -168,31 +186,26 @@ fn ops(kind: BackendKind, first: &FirstKey<'_>) -> Ops {
     }
 }
 
-/// The first key of the `_count + 1`-th match past `from` in walk order (the page
-/// and one more, which tells whether there is a next page), if there are that many.
+/// The first key of the `offset + 1`-th match past `from` in walk order (with
+/// `_count` as offset: the page and one more, which tells whether there is a next page),
+/// if there are that many.
 fn boundary(
     tx: &mut Tx<'_>,
     req: &SearchRequest,
     first: &FirstKey<'_>,
     from: Option<Bind>,
+    offset: usize,
 ) -> StoreResult<Option<Bind>> {
     let FirstKey {
         table, col, kind, ..
     } = *first;
     let o = ops(tx.kind, first);
-    let row = match tx.kind {
-        BackendKind::Postgres => "ctid",
-        BackendKind::Sqlite => "rowid",
-    };
-    let alias = match kind {
-        KeyKind::Int => "n",
-        KeyKind::Real => "v",
-        KeyKind::Text => "s",
-    };
+    let row = row_column(tx.kind);
     // The walk is the outer loop (see `sort_walk::valued_query`).
     let mut q = Sql::new(&format!(
-        "SELECT d.{col} AS {alias} FROM {table} d CROSS JOIN resources r \
-         WHERE r.rid = +d.rid AND d.res_type"
+        "SELECT d.{col} AS {} FROM {table} d CROSS JOIN resources r \
+         WHERE r.rid = +d.rid AND d.res_type",
+        alias(kind)
     ));
     q.in_list(&req.query.resource_types);
     q.push(" AND d.param = ")
@@ -211,7 +224,29 @@ fn boundary(
     q.push(" AND ");
     plan::walking(|| conditions(&mut q, req, None))?;
     q.push(&format!(" ORDER BY d.{col} {} LIMIT 1 OFFSET ", o.order))
-        .bind(Bind::BigInt(req.count as i64));
+        .bind(Bind::BigInt(offset as i64));
+    load_key(tx, &q, kind)
+}
+
+/// The column that tells two entries of an index table apart.
+fn row_column(kind: BackendKind) -> &'static str {
+    match kind {
+        BackendKind::Postgres => "ctid",
+        BackendKind::Sqlite => "rowid",
+    }
+}
+
+/// The name a key's value is selected as, by its kind (the row types' fields).
+fn alias(kind: KeyKind) -> &'static str {
+    match kind {
+        KeyKind::Int => "n",
+        KeyKind::Real => "v",
+        KeyKind::Text => "s",
+    }
+}
+
+/// The key value `q` selects (as [`alias`]), if it gives a row.
+fn load_key(tx: &mut Tx<'_>, q: &Sql, kind: KeyKind) -> StoreResult<Option<Bind>> {
     Ok(match kind {
         KeyKind::Int => q
             .load::<CountRow>(tx.conn)?
@@ -248,4 +283,103 @@ fn range_entries(
     }
     q.push(&format!(" AND o.{col} {} ", o.upto)).bind(to);
     q
+}
+
+/// When the page lies among the resources whose first key is one value `v` (every
+/// Observation `final` in `_sort=status,-date`), the condition that confines it there:
+/// first key `v` and second key between the cursor's and that of the `_count + 1`-th
+/// such match, found by walking the second key's index (at most
+/// [`RANGE_ENTRIES_AT_MOST`] of its entries). `None` when the page may cross into
+/// another first key, or the second key has no index to walk.
+fn within_one_value(
+    tx: &mut Tx<'_>,
+    req: &SearchRequest,
+    first: &FirstKey<'_>,
+    (from, to): (Option<&Bind>, Option<&Bind>),
+) -> StoreResult<Option<Sql>> {
+    let Some(second) = req.query.result.sort.get(1).and_then(index_of) else {
+        return Ok(None);
+    };
+    let (value, from2) = match (&req.cursor, from, to) {
+        // No cursor: the first match and the `_count + 1`-th share their first key.
+        (None, _, Some(to)) => match boundary(tx, req, first, None, 0)? {
+            Some(least) if least == *to => (least, None),
+            _ => return Ok(None),
+        },
+        // After a cursor whose second key has a value: the page may lie among the
+        // cursor's ties on the first key.
+        (Some(SearchCursor::AfterKey(k)), Some(v), _) => match k.as_slice() {
+            [_, _, KeyValue::Int(0), v2, ..] => (v.clone(), Some(key_bind(v2, second.kind)?)),
+            _ => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    let Some(to2) = group_boundary(tx, req, (first, &value), &second, from2.clone())? else {
+        return Ok(None);
+    };
+    let mut within = Sql::new("r.rid IN (SELECT o.rid FROM ");
+    within
+        .append(&range_entries(tx.kind, req, &second, from2, to2))
+        .push(") AND ");
+    holds(&mut within, tx.kind, first, &value);
+    Ok(Some(within))
+}
+
+/// `r`'s first key is `v`: the entry that holds it (the least value ascending, the
+/// greatest descending, as [`sort::sort_columns`] orders) has that value.
+fn holds(q: &mut Sql, kind: BackendKind, first: &FirstKey<'_>, v: &Bind) {
+    let (table, col) = (first.table, first.col);
+    q.push(&format!(
+        "EXISTS (SELECT 1 FROM {table} f WHERE f.rid = r.rid AND f.param = "
+    ))
+    .bind(Bind::Text(first.key.code.clone()))
+    .push(&format!(" AND f.{col} = "))
+    .bind(v.clone())
+    .push(&format!(
+        " AND NOT EXISTS (SELECT 1 FROM {table} y WHERE y.rid = f.rid \
+         AND y.param = f.param AND y.{col} {} f.{col}))",
+        ops(kind, first).beyond
+    ));
+}
+
+/// Among the matches whose first key is `value`: the second key of the `_count + 1`-th
+/// past `from` in the second key's order, looking at most [`RANGE_ENTRIES_AT_MOST`]
+/// entries of its index ahead (`None` when they hold fewer).
+fn group_boundary(
+    tx: &mut Tx<'_>,
+    req: &SearchRequest,
+    (first, value): (&FirstKey<'_>, &Bind),
+    second: &FirstKey<'_>,
+    from: Option<Bind>,
+) -> StoreResult<Option<Bind>> {
+    let (table, col, kind) = (second.table, second.col, second.kind);
+    let o = ops(tx.kind, second);
+    let row = row_column(tx.kind);
+    let mut q = Sql::new(&format!(
+        "SELECT d.{col} AS {} FROM (SELECT e.rid, e.param, e.{col}, e.{row} AS row_key \
+         FROM {table} e WHERE e.res_type",
+        alias(kind)
+    ));
+    q.in_list(&req.query.resource_types);
+    q.push(" AND e.param = ")
+        .bind(Bind::Text(second.key.code.clone()));
+    q.push(&format!(" AND e.{col} IS NOT NULL"));
+    if let Some(from) = from {
+        q.push(&format!(" AND e.{col} {} ", o.past)).bind(from);
+    }
+    q.push(&format!(" ORDER BY e.{col} {} LIMIT ", o.order))
+        .bind(Bind::BigInt(RANGE_ENTRIES_AT_MOST));
+    q.push(") d CROSS JOIN resources r WHERE r.rid = +d.rid");
+    q.push(&format!(
+        " AND NOT EXISTS (SELECT 1 FROM {table} y WHERE y.rid = d.rid AND y.param = d.param \
+         AND (y.{col} {} d.{col} OR (y.{col} = d.{col} AND y.{row} < d.row_key)))",
+        o.beyond
+    ));
+    q.push(" AND ");
+    holds(&mut q, tx.kind, first, value);
+    q.push(" AND ");
+    plan::walking(|| conditions(&mut q, req, None))?;
+    q.push(&format!(" ORDER BY d.{col} {} LIMIT 1 OFFSET ", o.order))
+        .bind(Bind::BigInt(req.count as i64));
+    load_key(tx, &q, kind)
 }
