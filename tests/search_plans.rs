@@ -351,12 +351,16 @@ fn load_patients(s: &Server, tag: &str) -> Vec<String> {
 }
 
 /// Sorts whose first key is walked in its index (fhir-store `search/sort_prefix.rs`:
-/// strings, tokens, dates with further keys, references) page exactly as the generic
-/// plan, with and without criteria, over ties, several values per resource and
-/// resources without one, after deletes and updates, and with writes between pages.
+/// strings, tokens, dates with further keys, references), or whose pages inside one
+/// first-key value walk the second key's, page exactly as the generic plan, with and
+/// without criteria, over ties, several values per resource and resources without one,
+/// after deletes and updates, and with writes between pages.
 fn first_key_walks_agree(b: Backend) {
     let generic = Server::start_with(b, &["--sort-walk-above", "1000000000"]);
     let walking = generic.start_beside(&["--sort-walk-above", "0"]);
+    // Every first-key range too wide to order alone: pages inside one first key walk
+    // the second key, the others take the generic plan.
+    let grouped = generic.start_beside(&["--sort-walk-above", "0", "--sort-range-at-most", "0"]);
     let tag = unique("prefix");
     let ids = load_patients(&generic, &tag);
     let r = generic
@@ -394,6 +398,7 @@ fn first_key_walks_agree(b: Backend) {
         let expected = pages(&generic, query);
         assert!(expected.concat().len() >= 10, "{query}: {expected:?}");
         assert_eq!(pages(&walking, query), expected, "{query}");
+        assert_eq!(pages(&grouped, query), expected, "{query} (grouped)");
     }
     // A name that sorts first, written between pages, is not on the next page.
     let query = format!("/Patient?{t}&_sort=family,given&_count=5");

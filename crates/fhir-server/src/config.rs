@@ -98,6 +98,10 @@ pub struct ServeArgs {
     /// instead of ordering every match (tests set 0 or a large value to compare plans).
     #[arg(long, hide = true, default_value_t = fhir_store::search::SORT_WALK_ABOVE)]
     pub sort_walk_above: u64,
+    /// Index entries above which a sort's first-key range is not ordered on its own
+    /// (tests set 0 to take the plans that walk the second key).
+    #[arg(long, hide = true, default_value_t = fhir_store::search::SORT_RANGE_AT_MOST)]
+    pub sort_range_at_most: i64,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "FHIR_WORKERS")]
     pub workers: Option<usize>,

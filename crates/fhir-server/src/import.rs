@@ -323,6 +323,7 @@ pub(crate) fn embedded_server(
         request_timeout: 0.0,
         total_threshold: 1000,
         sort_walk_above: fhir_store::search::SORT_WALK_ABOVE,
+        sort_range_at_most: fhir_store::search::SORT_RANGE_AT_MOST,
         workers: Some(2),
         log_format: crate::logging::LogFormat::Human,
         log_level: "warn".into(),

@@ -30,6 +30,8 @@ pub struct AppState {
     pub total_threshold: u64,
     /// See `ServeArgs::sort_walk_above`.
     pub sort_walk_above: u64,
+    /// See `ServeArgs::sort_range_at_most`.
+    pub sort_range_at_most: i64,
     /// Resources' text is indexed for `_text` and `_content` (`--full-text`).
     pub full_text: bool,
     /// `$expunge` is allowed (`--expunge on`).

@@ -285,6 +285,7 @@ pub(crate) fn prepare(
             cursor,
             total,
             sort_walk_above: state.sort_walk_above,
+            sort_range_at_most: state.sort_range_at_most,
             compartment,
             linked_within,
         },

@@ -45,6 +45,7 @@ mod sort;
 mod sort_prefix;
 mod sort_walk;
 mod total;
+pub use sort_prefix::RANGE_ENTRIES_AT_MOST as SORT_RANGE_AT_MOST;
 pub use sort_walk::WALK_ABOVE as SORT_WALK_ABOVE;
 mod values;
 mod walk;
@@ -75,6 +76,9 @@ pub struct SearchRequest {
     /// Matches above which a page sorted by one date walks the sort index instead of
     /// ordering every match ([`sort_walk`]; default [`sort_walk::WALK_ABOVE`]).
     pub sort_walk_above: u64,
+    /// Index entries a sort's first-key range may hold for only that range to be
+    /// ordered ([`sort_prefix`]; default [`sort_prefix::RANGE_ENTRIES_AT_MOST`]).
+    pub sort_range_at_most: i64,
 }
 
 impl Default for SearchRequest {
@@ -87,6 +91,7 @@ impl Default for SearchRequest {
             compartment: None,
             linked_within: None,
             sort_walk_above: sort_walk::WALK_ABOVE,
+            sort_range_at_most: sort_prefix::RANGE_ENTRIES_AT_MOST,
         }
     }
 }

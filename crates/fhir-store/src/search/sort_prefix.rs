@@ -105,37 +105,40 @@ pub(super) fn candidates(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Op
         return Ok(None);
     }
     let to = boundary(tx, req, &first, from.clone(), req.count)?;
-    if let Some(within) = within_one_value(tx, req, &first, (from.as_ref(), to.as_ref()))? {
-        return Ok(Some((within, seen)));
+    if let Some(to) = &to {
+        let entries = range_entries(tx.kind, req, &first, from.clone(), to.clone());
+        if narrow(tx, &entries, req.sort_range_at_most)? {
+            let mut within = Sql::new("r.rid IN (SELECT o.rid FROM ");
+            within.append(&entries).push(")");
+            return Ok(Some((within, seen)));
+        }
     }
-    let Some(to) = to else {
-        return Ok(None);
-    };
-    let entries = range_entries(tx.kind, req, &first, from, to);
-    if !narrow(tx, &entries)? {
-        return Ok(None);
-    }
-    let mut within = Sql::new("r.rid IN (SELECT o.rid FROM ");
-    within.append(&entries).push(")");
-    Ok(Some((within, seen)))
+    // The range is as wide as the matches, or the page may go on among the cursor's
+    // ties: is the page inside one first-key value?
+    Ok(within_one_value(tx, req, &first, (from.as_ref(), to.as_ref()))?.map(|w| (w, seen)))
 }
 
-/// Index entries in a range above which the generic plan is kept: a first key that
+/// Index entries in a range above which it is not ordered on its own: a first key that
 /// ties over the page (`_sort=status,…` where every Observation is `final`) puts every
 /// entry in the range, and checking each against the criteria (584,000 of them: 1 s)
-/// costs more than ordering the matches of the criteria (36,650: 0.35 s).
-const RANGE_ENTRIES_AT_MOST: i64 = 10_000;
+/// costs more than ordering the matches of the criteria (36,650: 0.35 s). Such a page
+/// is looked for one level down ([`within_one_value`]), else the generic plan orders
+/// every match.
+pub const RANGE_ENTRIES_AT_MOST: i64 = 10_000;
 
-/// Whether the range holds at most [`RANGE_ENTRIES_AT_MOST`] entries (a count from the
-/// index that stops past it).
-fn narrow(tx: &mut Tx<'_>, entries: &Sql) -> StoreResult<bool> {
+/// Index entries of its second key a page walks inside one first-key value, at most.
+const GROUP_WALK_AT_MOST: i64 = 10_000;
+
+/// Whether the range holds at most `at_most` entries (by default
+/// [`RANGE_ENTRIES_AT_MOST`]; a count from the index that stops past it).
+fn narrow(tx: &mut Tx<'_>, entries: &Sql, at_most: i64) -> StoreResult<bool> {
     let mut q = Sql::new("SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM ");
     q.append(entries)
         .push(" LIMIT ")
-        .bind(Bind::BigInt(RANGE_ENTRIES_AT_MOST + 1))
+        .bind(Bind::BigInt(at_most.saturating_add(1)))
         .push(") c");
     let n = q.load::<CountRow>(tx.conn)?.first().map_or(0, |c| c.n);
-    Ok(n <= RANGE_ENTRIES_AT_MOST)
+    Ok(n <= at_most)
 }
 
 /// Comparison operators and order of a walk on `first` (ascending or descending).
@@ -368,7 +371,7 @@ fn group_boundary(
         q.push(&format!(" AND e.{col} {} ", o.past)).bind(from);
     }
     q.push(&format!(" ORDER BY e.{col} {} LIMIT ", o.order))
-        .bind(Bind::BigInt(RANGE_ENTRIES_AT_MOST));
+        .bind(Bind::BigInt(GROUP_WALK_AT_MOST));
     q.push(") d CROSS JOIN resources r WHERE r.rid = +d.rid");
     q.push(&format!(
         " AND NOT EXISTS (SELECT 1 FROM {table} y WHERE y.rid = d.rid AND y.param = d.param \
