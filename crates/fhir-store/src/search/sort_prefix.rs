@@ -292,7 +292,7 @@ fn range_entries(
 /// Observation `final` in `_sort=status,-date`), the condition that confines it there:
 /// first key `v` and second key between the cursor's and that of the `_count + 1`-th
 /// such match, found by walking the second key's index (at most
-/// [`RANGE_ENTRIES_AT_MOST`] of its entries). `None` when the page may cross into
+/// [`GROUP_WALK_AT_MOST`] of its entries). `None` when the page may cross into
 /// another first key, or the second key has no index to walk.
 fn within_one_value(
     tx: &mut Tx<'_>,
@@ -346,7 +346,7 @@ fn holds(q: &mut Sql, kind: BackendKind, first: &FirstKey<'_>, v: &Bind) {
 }
 
 /// Among the matches whose first key is `value`: the second key of the `_count + 1`-th
-/// past `from` in the second key's order, looking at most [`RANGE_ENTRIES_AT_MOST`]
+/// past `from` in the second key's order, looking at most [`GROUP_WALK_AT_MOST`]
 /// entries of its index ahead (`None` when they hold fewer).
 fn group_boundary(
     tx: &mut Tx<'_>,
