@@ -3,7 +3,8 @@
 //! rows updated with one statement per group, instead of three statements per resource.
 //! On PostgreSQL each statement is a round trip that waits for the server: a bulk load
 //! was bound by those (1,500 resources/s). The versions, index rows and audit records
-//! are those of [`crate::writes::persist_version`] one by one.
+//! are those of one at a time; single writes are groups of one
+//! ([`crate::writes::persist_version`], [`crate::writes::lock_current`]).
 
 use std::collections::HashMap;
 
@@ -121,7 +122,7 @@ fn claim(tx: &mut Tx<'_>, res_type: &str, chunk: &[&str]) -> StoreResult<Vec<Cla
 pub(crate) struct Pending<'a> {
     pub id: &'a str,
     pub current: Current,
-    pub method: &'static str,
+    pub method: &'a str,
     pub version: PreparedVersion,
 }
 

@@ -170,7 +170,8 @@ pub(crate) fn write_version(
 }
 
 /// Writes a prepared version of a locked resource: its row, the resource's new current
-/// version, and the index rows to flush.
+/// version, and the index rows to flush (a group of one for
+/// [`crate::write_many::persist_many`]).
 pub(crate) fn persist_version(
     tx: &mut Tx<'_>,
     res_type: &str,
@@ -179,68 +180,15 @@ pub(crate) fn persist_version(
     prepared: PreparedVersion,
     method: &str,
 ) -> StoreResult<(StoredResource, PendingIndex)> {
-    let PreparedVersion {
-        version,
-        last_updated,
-        deleted,
-        content,
-        rows,
-    } = prepared;
-    let mut insert = insert_into();
-    insert
-        .push("resource_versions (res_type, res_id, version, last_updated, deleted, method, content) VALUES (")
-        .prepared()
-        .bind(Bind::Text(res_type.into()))
-        .push(", ")
-        .bind(Bind::Text(id.into()))
-        .push(", ")
-        .bind(Bind::BigInt(version))
-        .push(", ")
-        .bind(Bind::BigInt(last_updated))
-        .push(", ")
-        .bind(Bind::Bool(deleted))
-        .push(", ")
-        .bind(Bind::Text(method.into()))
-        .push(", ")
-        .bind(Bind::Text(content.clone()))
-        .push(") RETURNING seq AS n");
-    let seq = insert
-        .load::<crate::sql::CountRow>(tx.conn)?
-        .into_iter()
-        .next()
-        .map(|r| r.n)
-        .ok_or_else(|| StoreError::Corrupt("insert returned no seq".into()))?;
-    let mut update = Sql::new("UPDATE resources SET version = ");
-    update
-        .prepared()
-        .bind(Bind::BigInt(version))
-        .push(", seq = ")
-        .bind(Bind::BigInt(seq))
-        .push(", last_updated = ")
-        .bind(Bind::BigInt(last_updated))
-        .push(", deleted = ")
-        .bind(Bind::Bool(deleted))
-        .push(" WHERE rid = ")
-        .bind(Bind::BigInt(current.rid));
-    update.execute(tx.conn)?;
-    tx.written.push((res_type.to_string(), id.to_string()));
-    let pending = PendingIndex {
-        rid: current.rid,
-        res_type: res_type.to_string(),
-        values: rows,
-        replace: current.version > 0,
+    let one = crate::write_many::Pending {
+        id,
+        current: current.clone(),
+        method,
+        version: prepared,
     };
-    let stored = StoredResource {
-        seq,
-        res_type: res_type.into(),
-        res_id: id.into(),
-        version,
-        last_updated,
-        deleted,
-        method: method.into(),
-        content,
-    };
-    Ok((stored, pending))
+    crate::write_many::persist_many(tx, res_type, vec![one])?
+        .pop()
+        .ok_or_else(|| StoreError::Corrupt("a version was not written".into()))
 }
 
 /// Rows of one index table: column names and, per row, the values after `rid,
