@@ -19,6 +19,8 @@ pub struct Access {
     pub scopes: ScopeSet,
     /// The patient of a patient-context token (`patient` claim).
     pub patient: Option<String>,
+    /// The tenant the token is for (`tenant` claim; none: the default tenant).
+    pub tenant: Option<String>,
 }
 
 /// How far an interaction on a type is allowed.
@@ -106,6 +108,10 @@ pub enum Denial {
     MetricsNeedAudit,
     /// The list of every bulk job is for operators too.
     JobsNeedAudit,
+    /// The token is for another tenant than the one the request is for.
+    OtherTenant { token: String, requested: String },
+    /// Tenants are administered by the default tenant's operators.
+    TenantsNeedOperator,
 }
 
 impl Denial {
@@ -148,6 +154,10 @@ impl Denial {
                 "history of {t} needs a scope for all {t} resources (not one confined to a patient or a search)"
             ),
             Denial::JobsNeedAudit => "the list of all bulk jobs needs a scope to read all AuditEvents (system/AuditEvent.r), as operators have".into(),
+            Denial::OtherTenant { token, requested } => format!(
+                "this access token is for tenant '{token}', not for tenant '{requested}'"
+            ),
+            Denial::TenantsNeedOperator => "tenant administration needs a token of the default tenant with a scope to read all AuditEvents (system/AuditEvent.r), as operators have".into(),
             Denial::MetricsNeedAudit => "/metrics needs a scope to read all AuditEvents (system/AuditEvent.r), as operators have; or serve it apart with --metrics-listen".into(),
         }
     }
@@ -364,6 +374,38 @@ pub fn decide_metrics(ctx: &RequestContext<'_>) -> Result<(), Denial> {
     match decide(ctx, Interaction::Read, "AuditEvent") {
         Ok(Grant::All) => Ok(()),
         _ => Err(Denial::MetricsNeedAudit),
+    }
+}
+
+/// Whether the caller may reach `tenant` (the one the URL or the token's claim chose;
+/// `None`: tenancy is off). A token is for one tenant — its `tenant` claim, or the
+/// default tenant without one — and reaches no other, whatever its scopes.
+pub fn decide_tenant(caller: Option<&Access>, tenant: Option<&str>) -> Result<(), Denial> {
+    let (Some(caller), Some(requested)) = (caller, tenant) else {
+        return Ok(());
+    };
+    let token = caller
+        .tenant
+        .as_deref()
+        .unwrap_or(fhir_store::tenants::DEFAULT);
+    if token == requested {
+        Ok(())
+    } else {
+        Err(Denial::OtherTenant {
+            token: token.to_string(),
+            requested: requested.to_string(),
+        })
+    }
+}
+
+/// Tenant administration (list, add, disable over HTTP): the default tenant's
+/// operators, who may read its whole audit trail, as for `/metrics`.
+pub fn decide_tenant_admin(ctx: &RequestContext<'_>) -> Result<(), Denial> {
+    let default_tenant = ctx.caller.is_none_or(|c| c.tenant.is_none());
+    if default_tenant && decide_metrics(ctx).is_ok() {
+        Ok(())
+    } else {
+        Err(Denial::TenantsNeedOperator)
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::auth::clients::{Client, ClientsFile};
 use crate::config::{
     AuditArgs, AuditCommand, ClientsArgs, ClientsCommand, ExportClientArgs, FhirpathArgs,
-    ImportArgs, ReindexArgs, ValidateArgs,
+    ImportArgs, ReindexArgs, TenantsArgs, TenantsCommand, ValidateArgs,
 };
 
 /// `fhir-server check URL`: the conformance checker of the `fhir-check` crate; exits 0
@@ -194,13 +194,17 @@ pub fn fhirpath(args: &FhirpathArgs) -> ExitCode {
 
 /// `fhir-server audit verify`: walks the audit chain; exit 1 when it is broken.
 pub fn audit(args: &AuditArgs) -> ExitCode {
-    let AuditCommand::Verify { database_url } = &args.command;
-    let options = fhir_store::PoolOptions {
-        max_connections: 2,
-        ..Default::default()
+    let AuditCommand::Verify {
+        database_url,
+        tenant,
+    } = &args.command;
+    let store = match tenant {
+        Some(t) => {
+            fhir_store::tenants::database_url(database_url, t).and_then(|url| open_unindexed(&url))
+        }
+        None => open_unindexed(database_url),
     };
-    let store = match fhir_store::Store::open(database_url, &options, Arc::new(fhir_store::NoIndex))
-    {
+    let store = match store {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -234,6 +238,62 @@ pub fn audit(args: &AuditArgs) -> ExitCode {
     }
 }
 
+/// A store opened for administration (no search index is written).
+fn open_unindexed(url: &str) -> fhir_store::StoreResult<fhir_store::Store> {
+    let options = fhir_store::PoolOptions {
+        max_connections: 2,
+        ..Default::default()
+    };
+    fhir_store::Store::open(url, &options, Arc::new(fhir_store::NoIndex))
+}
+
+/// `fhir-server tenants add|list|disable|enable`: the tenants of a database.
+pub fn tenants(args: &TenantsArgs) -> ExitCode {
+    match run_tenants(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_tenants(args: &TenantsArgs) -> Result<(), String> {
+    let store = open_unindexed(&args.database_url).map_err(|e| e.to_string())?;
+    let instant = fhir_store::time::fhir_instant;
+    match &args.command {
+        TenantsCommand::List => {
+            for t in store.tenants().map_err(|e| e.to_string())? {
+                let status = if t.active { "active" } else { "disabled" };
+                println!("{}\t{status}\t{}", t.name, instant(t.created_ms));
+            }
+        }
+        TenantsCommand::Add { name } => {
+            let added = store.add_tenant(name).map_err(|e| e.to_string())?;
+            // Its tables are made now, not by its first request.
+            let url = fhir_store::tenants::database_url(&args.database_url, name)
+                .map_err(|e| e.to_string())?;
+            open_unindexed(&url).map_err(|e| format!("tenant '{name}': {e}"))?;
+            match added {
+                true => println!("tenant '{name}' added"),
+                false => println!("tenant '{name}' exists already"),
+            }
+        }
+        TenantsCommand::Disable { name } | TenantsCommand::Enable { name } => {
+            let active = matches!(args.command, TenantsCommand::Enable { .. });
+            if !store
+                .set_tenant_active(name, active)
+                .map_err(|e| e.to_string())?
+            {
+                return Err(format!("there is no tenant '{name}'"));
+            }
+            let status = if active { "enabled" } else { "disabled" };
+            println!("tenant '{name}' {status}");
+        }
+    }
+    Ok(())
+}
+
 /// `fhir-server clients add|list|remove`: edits the clients file.
 pub fn clients(args: &ClientsArgs) -> ExitCode {
     match run_clients(args) {
@@ -251,10 +311,11 @@ fn run_clients(args: &ClientsArgs) -> Result<(), String> {
         ClientsCommand::List => {
             for c in &file.clients {
                 println!(
-                    "{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}",
                     c.client_id,
                     c.scope,
-                    c.certificate_subject.as_deref().unwrap_or("-")
+                    c.certificate_subject.as_deref().unwrap_or("-"),
+                    c.tenant.as_deref().unwrap_or(fhir_store::tenants::DEFAULT)
                 );
             }
             return Ok(());
@@ -265,7 +326,11 @@ fn run_clients(args: &ClientsArgs) -> Result<(), String> {
             jwks,
             jwks_url,
             certificate_subject,
+            tenant,
         } => {
+            if let Some(t) = tenant {
+                fhir_store::tenants::check_name(t)?;
+            }
             let bad: Vec<&str> = scope
                 .split_ascii_whitespace()
                 .filter(|s| crate::auth::scopes::Scope::parse(s).is_none())
@@ -302,6 +367,7 @@ fn run_clients(args: &ClientsArgs) -> Result<(), String> {
                 jwks_file: None,
                 jwks_url: jwks_url.clone(),
                 certificate_subject: certificate_subject.clone(),
+                tenant: tenant.clone(),
             })
             .map_err(|e| e.to_string())?;
         }

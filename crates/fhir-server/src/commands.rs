@@ -120,7 +120,38 @@ pub enum AuditCommand {
             default_value = "sqlite://./data/fhir.db"
         )]
         database_url: String,
+        /// The tenant whose audit trail to verify (default: the default tenant's).
+        #[arg(long)]
+        tenant: Option<String>,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TenantsArgs {
+    /// The default tenant's database, which lists the tenants.
+    #[arg(
+        long,
+        env = "FHIR_DATABASE_URL",
+        default_value = "sqlite://./data/fhir.db"
+    )]
+    pub database_url: String,
+    #[command(subcommand)]
+    pub command: TenantsCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TenantsCommand {
+    /// Add a tenant and make its database (a PostgreSQL schema or a SQLite file).
+    Add {
+        /// 1-40 of a-z, 0-9 and '-', starting with a letter.
+        name: String,
+    },
+    /// List the tenants.
+    List,
+    /// Refuse a tenant's requests (403); its data stay.
+    Disable { name: String },
+    /// Serve a disabled tenant again.
+    Enable { name: String },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -151,6 +182,9 @@ pub enum ClientsCommand {
         /// Its TLS certificate subject (e.g. "CN=lab.example.org, O=Lab"), for mutual TLS.
         #[arg(long)]
         certificate_subject: Option<String>,
+        /// The tenant it belongs to (`--tenancy url|claim`; default: the default tenant).
+        #[arg(long)]
+        tenant: Option<String>,
     },
     /// List registered clients.
     List,

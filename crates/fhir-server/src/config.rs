@@ -45,6 +45,8 @@ pub enum Command {
     Audit(AuditArgs),
     /// Registered clients (SMART Backend Services, mutual TLS): add, list, remove.
     Clients(ClientsArgs),
+    /// Tenants (partner organisations, `--tenancy url|claim`): add, list, disable, enable.
+    Tenants(TenantsArgs),
     /// Validate resource files against the definitions and profiles; prints the issues
     /// like a compiler and exits non-zero on errors.
     Validate(ValidateArgs),
@@ -163,6 +165,14 @@ pub struct ServeArgs {
     pub otlp_protocol: crate::telemetry::OtlpProtocol,
     #[command(flatten)]
     pub security: SecurityArgs,
+    /// Partner organisations as tenants, each with its own records: `off` (one
+    /// organisation), `url` (`/fhir/{tenant}/…`) or `claim` (the token's `tenant`
+    /// claim). Tenants are added with `fhir-server tenants add`.
+    #[arg(long, env = "FHIR_TENANCY", value_enum, default_value = "off")]
+    pub tenancy: crate::tenancy::Tenancy,
+    /// Requests per second allowed per tenant, all its clients together; 0: no limit.
+    #[arg(long, env = "FHIR_TENANT_RATE_LIMIT", default_value_t = 0)]
+    pub tenant_rate_limit: u32,
 }
 
 /// TLS, authentication and audit settings.

@@ -342,6 +342,8 @@ pub(crate) fn embedded_server(
         export: crate::config::ExportArgs::default(),
         bulk_import: crate::config::BulkImportArgs::default(),
         subscriptions: crate::config::SubscriptionArgs::default(),
+        tenancy: crate::tenancy::Tenancy::Off,
+        tenant_rate_limit: 0,
     };
     std::thread::spawn(move || actix_web::rt::System::new().block_on(crate::config::serve(args)));
     let base = format!("http://127.0.0.1:{port}/fhir");

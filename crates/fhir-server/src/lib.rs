@@ -32,6 +32,7 @@ pub mod state;
 pub mod stored_terminology;
 pub mod subscriptions;
 pub mod telemetry;
+pub mod tenancy;
 pub mod terminology_load;
 pub mod tls;
 pub mod validation;

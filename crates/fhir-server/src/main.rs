@@ -60,6 +60,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Import(args)) => return fhir_server::cli::import(&args),
         Some(Command::Audit(args)) => return fhir_server::cli::audit(&args),
         Some(Command::Clients(args)) => return fhir_server::cli::clients(&args),
+        Some(Command::Tenants(args)) => return fhir_server::cli::tenants(&args),
         Some(Command::Validate(args)) => return fhir_server::cli::validate(&args),
         Some(Command::Export(args)) => return fhir_server::cli::export(&args),
         Some(Command::Terminology(args)) => return fhir_server::cli::terminology(&args),

@@ -19,6 +19,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/ready", get().to(system::ready))
         .route("/metrics", get().to(crate::metrics::scrape))
         .route("/auth/token", post().to(auth::token))
+        .route("/admin/tenants", get().to(crate::tenancy::admin::list))
+        .route("/admin/tenants", post().to(crate::tenancy::admin::add))
+        .route(
+            "/admin/tenants/{name}/{op}",
+            post().to(crate::tenancy::admin::switch),
+        )
         .route(
             "/.well-known/smart-configuration",
             get().to(auth::smart_configuration),

@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use actix_web::{middleware, web, App, HttpServer};
 use fhir_model::Definitions;
-use fhir_store::{PoolOptions, Store};
+use fhir_store::Store;
 
 use crate::config::{AuditMode, OnOff, SecurityArgs, ServeArgs};
-use crate::export::Exporter;
 use crate::logging;
 use crate::state::AppState;
+use crate::tenancy::open::Opener;
+use crate::tenancy::{Tenancy, Tenants};
 
 /// Opens the store and serves until stopped.
 pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
@@ -28,10 +29,11 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
     let request_timeout = (args.request_timeout > 0.0)
         .then(|| std::time::Duration::try_from_secs_f64(args.request_timeout).ok())
         .flatten();
-    let mut store = open_store(&args, full_text, request_timeout).await?;
+    let store = open_store(&args, full_text, request_timeout).await?;
     tracing::info!(backend = ?store.kind(), "database ready");
     let auth = load_auth(&args, &store)?;
     check_exposure(&args, auth.is_some())?;
+    check_tenancy(&args, auth.is_some())?;
     let audit_on = match args.security.audit {
         AuditMode::Auto => auth.is_some(),
         AuditMode::On => true,
@@ -49,52 +51,45 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         let scheme = if tls_on { "https" } else { "http" };
         format!("{scheme}://{listen}/fhir")
     });
-    let subscription_config = args
-        .subscriptions
-        .config(public_base.trim_end_matches('/').to_string())
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
-    store.set_change_feed(subscription_config.is_some());
-    if audit_on {
-        store.set_audit_hook(Arc::new(crate::audit::write_hook));
-        store.set_audit_expander(Arc::new(crate::audit::expand));
-    }
-    let store = Arc::new(store);
-    let node = join_nodes(&store, listen).await?;
-    let audit = audit_on.then(|| crate::audit::AuditSink::start(store.clone()));
-    let capability = capability_of(defs, args.base_url.as_deref(), auth.is_some());
-    let tls = tls_config(&args.security)?;
-    let export_config = args.export.config(&args.database_url);
-    let import_config = args.bulk_import.config(&export_config);
-    let exporter = Exporter::start(store.clone(), defs, export_config)
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
     let validation = crate::validation::Validation::start(
         args.packages.clone(),
         args.validation == OnOff::On,
         args.reject_warnings,
     );
-    let terminology = Arc::new(fhir_terminology::cache::Cache::default());
-    let importer = crate::bulk_import::Importer::start(
-        (store.clone(), terminology.clone()),
+    let opener = Arc::new(Opener {
+        args: args.clone(),
         defs,
-        validation.clone(),
+        full_text,
+        request_timeout,
         audit_on,
-        import_config,
-    )
-    .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let subscriptions = subscription_config
-        .map(|c| crate::subscriptions::Subscriptions::start(store.clone(), c))
-        .transpose()?;
+        listen,
+        public_base: public_base.trim_end_matches('/').to_string(),
+        validation: validation.clone(),
+    });
+    let parts = {
+        let opener = opener.clone();
+        tokio::task::spawn_blocking(move || opener.start(store, None))
+            .await
+            .map_err(std::io::Error::other)??
+    };
+    let capability = capability_of(defs, args.base_url.as_deref(), auth.is_some());
+    let tls = tls_config(&args.security)?;
     let capability_json = fhir_model::json::to_string(&capability.to_value());
     let openapi = openapi_of(
         &capability_json,
         args.base_url.as_deref(),
-        subscriptions.is_some(),
+        parts.subscriptions.is_some(),
     );
+    let node = parts.node;
     let state = web::Data::new(AppState {
-        store,
-        exporter,
-        importer,
-        subscriptions,
+        store: parts.store,
+        exporter: parts.exporter,
+        importer: parts.importer,
+        subscriptions: parts.subscriptions,
+        audit: parts.audit,
+        terminology: parts.terminology,
+        tenant: (args.tenancy != Tenancy::Off).then(|| fhir_store::tenants::DEFAULT.to_string()),
+        url_tenant: None,
         defs,
         base_url: args.base_url.clone(),
         max_body_bytes: args.max_body_bytes,
@@ -108,15 +103,19 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         console: console_config(&args.security),
         capability: capability_json,
         auth,
-        audit,
         validation,
-        terminology,
     });
+    let tenants = web::Data::new(Tenants::new(
+        args.tenancy,
+        state.clone(),
+        opener,
+        args.tenant_rate_limit,
+    ));
     let metrics_server = match args.metrics_listen {
         Some(addr) if args.metrics == OnOff::On => Some(metrics_server(addr, state.clone())?),
         _ => None,
     };
-    let (server, scheme) = http_server(&args, state, tls, listener)?;
+    let (server, scheme) = http_server(&args, (state, tenants), tls, listener)?;
     tracing::info!(listen = %listen, "serving FHIR R4 at {scheme}://{listen}/fhir");
     let result = match metrics_server {
         Some(metrics) => {
@@ -134,6 +133,16 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         tokio::task::spawn_blocking(move || t.shutdown()).await.ok();
     }
     result
+}
+
+/// Tenants chosen by the token's claim need tokens.
+fn check_tenancy(args: &ServeArgs, auth_on: bool) -> std::io::Result<()> {
+    if args.tenancy == Tenancy::Claim && !auth_on {
+        return Err(std::io::Error::other(
+            "--tenancy claim takes the tenant from access tokens: configure --auth-clients or --oidc-issuer",
+        ));
+    }
+    Ok(())
 }
 
 /// Logs, traces and metrics (and the test harness's stdin watch).
@@ -162,22 +171,13 @@ async fn open_store(
     full_text: bool,
     request_timeout: Option<std::time::Duration>,
 ) -> std::io::Result<Store> {
-    let indexer = Arc::new(fhir_store::SearchIndexer {
-        registry: fhir_search::SearchRegistry::r4(),
-        full_text,
-    });
-    let options = PoolOptions {
-        max_connections: args.db_pool_size,
-        statement_timeout: request_timeout,
-        sqlite_cache_mib: args.db_cache_mb,
-        read_cache_mib: args.read_cache_mb,
-        ..Default::default()
-    };
-    let url = args.database_url.clone();
-    tokio::task::spawn_blocking(move || Store::open(&url, &options, indexer))
-        .await
-        .map_err(std::io::Error::other)?
-        .map_err(|e| std::io::Error::other(e.to_string()))
+    let args = args.clone();
+    tokio::task::spawn_blocking(move || {
+        let url = &args.database_url;
+        crate::tenancy::open::open_store(&args, full_text, request_timeout, url, None)
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// The CapabilityStatement, with how to authenticate when authentication is on.
@@ -203,7 +203,7 @@ fn capability_of(
 /// The API's HTTP server on `listener`: the middleware stack around the routes.
 fn http_server(
     args: &ServeArgs,
-    state: web::Data<AppState>,
+    (state, tenants): (web::Data<AppState>, web::Data<Tenants>),
     tls: Option<rustls::ServerConfig>,
     listener: std::net::TcpListener,
 ) -> std::io::Result<(actix_web::dev::Server, &'static str)> {
@@ -212,10 +212,12 @@ fn http_server(
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(tenants.clone())
             .app_data(web::Data::new(limiter.clone()))
             .wrap(middleware::from_fn(crate::http::ratelimit::limit))
             .wrap(middleware::from_fn(crate::auth::guard::authenticate))
             .wrap(middleware::from_fn(crate::audit::record))
+            .wrap(middleware::from_fn(crate::tenancy::route))
             .wrap(crate::http::security::headers(https))
             .wrap(middleware::NormalizePath::trim())
             .wrap(middleware::from_fn(crate::http::limits::uri_length))
@@ -293,24 +295,6 @@ fn metrics_server(
         tracing::info!(listen = %a, "serving metrics at http://{a}/metrics");
     }
     Ok(server.run())
-}
-
-/// Registers this process among the server nodes sharing its database
-/// ([`fhir_store::nodes`]); waits while a node that finds others must.
-async fn join_nodes(
-    store: &Arc<Store>,
-    listen: SocketAddr,
-) -> std::io::Result<fhir_store::nodes::NodeHandle> {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    let host = format!("{host} pid {} {listen}", std::process::id());
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || store.join_nodes(&host))
-        .await
-        .map_err(std::io::Error::other)?
-        .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 fn load_auth(

@@ -57,11 +57,20 @@ pub struct AppState {
     pub subscriptions: Option<crate::subscriptions::Subscriptions>,
     /// Stored terminology gathered for the terminology operations and `:in` searches.
     pub terminology: Arc<fhir_terminology::cache::Cache>,
+    /// The tenant this state serves (`None`: tenancy is off; [`crate::tenancy`]).
+    pub tenant: Option<String>,
+    /// The tenant's segment of the URL (`--tenancy url`, tenants but the default).
+    pub url_tenant: Option<String>,
 }
 
 impl AppState {
+    /// The FHIR base URL of this request's tenant, for links and `Location` headers.
     pub fn base(&self, req: &HttpRequest) -> String {
-        crate::http::respond::base_url(req, self.base_url.as_deref())
+        let base = crate::http::respond::base_url(req, self.base_url.as_deref());
+        match &self.url_tenant {
+            Some(t) => format!("{base}/{t}"),
+            None => base,
+        }
     }
 
     /// Runs blocking store work off the async executor.

@@ -111,7 +111,7 @@ pub(crate) fn chain(tx: &mut Tx<'_>, events: &[String]) -> StoreResult<()> {
         many => format!("[{}]", many.join(",")),
     };
     if tx.kind == BackendKind::Postgres {
-        Sql::new("SELECT pg_advisory_xact_lock(hashtext('fhir-audit-chain')) IS NULL AS locked")
+        Sql::new("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':fhir-audit-chain')) IS NULL AS locked")
             .execute(tx.conn)?;
     }
     let head = Sql::new("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")

@@ -120,6 +120,13 @@ impl Database {
         };
         let pool = Pool::builder()
             .max_size(options.max_connections.max(1))
+            .min_idle(options.min_idle)
+            .idle_timeout(
+                options
+                    .min_idle
+                    .map(|_| Duration::from_secs(60))
+                    .or(Some(Duration::from_secs(600))),
+            )
             .connection_timeout(options.connect_timeout)
             .error_handler(Box::new(PoolErrors::new(outage.clone())))
             // A broken connection fails its query and is replaced; checking every
@@ -380,9 +387,11 @@ impl Tx<'_> {
     pub fn lock_type(&mut self, resource_type: &str) -> StoreResult<()> {
         if self.kind == BackendKind::Postgres {
             use diesel::RunQueryDsl;
-            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1)) IS NULL AS locked")
-                .bind::<diesel::sql_types::Text, _>(format!("fhir-conditional:{resource_type}"))
-                .execute(self.conn)?;
+            diesel::sql_query(
+                "SELECT pg_advisory_xact_lock(hashtext(current_schema() || $1)) IS NULL AS locked",
+            )
+            .bind::<diesel::sql_types::Text, _>(format!("fhir-conditional:{resource_type}"))
+            .execute(self.conn)?;
         }
         Ok(())
     }

@@ -31,6 +31,7 @@ mod schema;
 pub mod search;
 pub mod sql;
 mod stats;
+pub mod tenants;
 pub mod time;
 mod write_many;
 mod writes;

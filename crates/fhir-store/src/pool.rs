@@ -50,6 +50,10 @@ pub struct PoolOptions {
     pub sqlite_cache_mib: u32,
     /// The read cache of current versions, in MiB (0: off; [`crate::cache`]).
     pub read_cache_mib: u64,
+    /// Connections kept open while idle (`None`: all of `max_connections`, opened
+    /// at start). A tenant's pool keeps few, so that many tenants do not hold many
+    /// idle PostgreSQL connections; connections above it close after a minute idle.
+    pub min_idle: Option<u32>,
 }
 
 impl Default for PoolOptions {
@@ -60,6 +64,7 @@ impl Default for PoolOptions {
             statement_timeout: Some(Duration::from_secs(30)),
             sqlite_cache_mib: 64,
             read_cache_mib: 32,
+            min_idle: None,
         }
     }
 }

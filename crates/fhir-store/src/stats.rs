@@ -79,7 +79,7 @@ pub(crate) fn after_commit(
                 .and_then(|mut conn| {
                     refresh(&mut conn, statement_timeout).map_err(|e| e.to_string())?;
                     let q = Sql::new(
-                        "SELECT CAST(reltuples AS BIGINT) AS n FROM pg_class WHERE relname = 'resource_versions'",
+                        "SELECT CAST(reltuples AS BIGINT) AS n FROM pg_class WHERE oid = to_regclass('resource_versions')",
                     );
                     let rows = q.load::<CountRow>(&mut conn).map_err(|e| e.to_string())?;
                     Ok(rows.first().map_or(0, |r| r.n.max(0) as u64))

@@ -12,6 +12,7 @@ fn caller(scopes: &str, patient: Option<&str>) -> Access {
         client_id: "test".into(),
         scopes: ScopeSet::parse(scopes),
         patient: patient.map(str::to_string),
+        tenant: None,
     }
 }
 
@@ -480,5 +481,47 @@ fn job_list_table() {
     assert_eq!(
         decide_job_list(&ctx(&clinician)),
         Err(Denial::JobsNeedAudit)
+    );
+}
+
+#[test]
+fn tenant_table() {
+    let of = |tenant: Option<&str>| Access {
+        tenant: tenant.map(str::to_string),
+        ..caller("system/*.cruds system/AuditEvent.rs", None)
+    };
+    let other = |token: &str, requested: &str| {
+        Err(Denial::OtherTenant {
+            token: token.into(),
+            requested: requested.into(),
+        })
+    };
+    let (acme, plain) = (of(Some("acme")), of(None));
+    type TenantCase<'a> = (Option<&'a Access>, Option<&'a str>, Result<(), Denial>);
+    let cases: [TenantCase; 7] = [
+        // Tenancy off: tenant claims mean nothing.
+        (Some(&acme), None, Ok(())),
+        (Some(&acme), Some("acme"), Ok(())),
+        (Some(&acme), Some("beta"), other("acme", "beta")),
+        (Some(&acme), Some("default"), other("acme", "default")),
+        // No claim: the default tenant only.
+        (Some(&plain), Some("default"), Ok(())),
+        (Some(&plain), Some("acme"), other("default", "acme")),
+        // Authentication off: nothing to check.
+        (None, Some("acme"), Ok(())),
+    ];
+    for (i, (caller, tenant, expected)) in cases.into_iter().enumerate() {
+        assert_eq!(decide_tenant(caller, tenant), expected, "case {i}");
+    }
+    // Administration: the default tenant's operators only.
+    assert_eq!(decide_tenant_admin(&ctx(&plain)), Ok(()));
+    assert_eq!(
+        decide_tenant_admin(&ctx(&acme)),
+        Err(Denial::TenantsNeedOperator)
+    );
+    let clinician = caller("system/Patient.rs", None);
+    assert_eq!(
+        decide_tenant_admin(&ctx(&clinician)),
+        Err(Denial::TenantsNeedOperator)
     );
 }

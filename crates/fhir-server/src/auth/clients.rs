@@ -30,6 +30,10 @@ pub struct Client {
     /// The subject of this client's TLS certificate (`CN=…,O=…`), for mutual TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_subject: Option<String>,
+    /// The tenant this client belongs to (`--tenancy url|claim`): its tokens carry it
+    /// in their `tenant` claim and reach that tenant only. None: the default tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -53,7 +53,12 @@ pub async fn authenticate(
     let Some(config) = config.filter(|_| !is_public(path)) else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
-    match identify(&config, &req) {
+    let tenant = state.as_ref().and_then(|s| s.tenant.as_deref());
+    let identified = identify(&config, &req).and_then(|access| {
+        crate::access::decide_tenant(Some(&access), tenant)?;
+        Ok(access)
+    });
+    match identified {
         Ok(access) => {
             req.extensions_mut().insert(access);
             Ok(next.call(req).await?.map_into_left_body())
@@ -91,6 +96,7 @@ fn identify(config: &super::AuthConfig, req: &ServiceRequest) -> Result<Arc<Acce
                 client_id: c.client_id.clone(),
                 scopes: super::ScopeSet::parse(&c.scope),
                 patient: None,
+                tenant: c.tenant.clone(),
             })),
             None => Err(ApiError::Unauthorized(
                 format!("the client certificate '{}' is not registered", subject.0),

@@ -263,7 +263,12 @@ async fn issue_token(
             "none of the requested scopes is allowed for this client",
         ));
     }
-    let (token, expires_in) = tokens::issue(&config, &checked.client.client_id, &granted)?;
+    let (token, expires_in) = tokens::issue(
+        &config,
+        &checked.client.client_id,
+        &granted,
+        checked.client.tenant.as_deref(),
+    )?;
     Ok(json!({
         "access_token": token,
         "token_type": "bearer",

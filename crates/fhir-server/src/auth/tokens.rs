@@ -44,6 +44,8 @@ struct AccessClaims {
     iat: u64,
     jti: String,
     scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tenant: Option<String>,
 }
 
 pub fn now_secs() -> u64 {
@@ -58,6 +60,11 @@ fn peek_claims(token: &str) -> Option<Value> {
         .decode(payload.trim_end_matches('='))
         .ok()?;
     serde_json::from_slice(&bytes).ok()
+}
+
+/// Claim `name` (a string) of a JWT, read without checking the token.
+pub(crate) fn peek_claim(token: &str, name: &str) -> Option<String> {
+    peek_claims(token)?.get(name)?.as_str().map(str::to_string)
 }
 
 /// The one key of `set` with the assertion's `kid` whose key type fits `alg` (SMART:
@@ -215,6 +222,7 @@ pub fn issue(
     config: &AuthConfig,
     client_id: &str,
     scopes: &ScopeSet,
+    tenant: Option<&str>,
 ) -> Result<(String, u64), OAuthError> {
     let now = now_secs();
     let claims = AccessClaims {
@@ -225,6 +233,7 @@ pub fn issue(
         iat: now,
         jti: uuid::Uuid::new_v4().to_string(),
         scope: scopes.to_text(),
+        tenant: tenant.map(str::to_string),
     };
     let token = encode(
         &Header::new(Algorithm::HS256),
@@ -320,6 +329,7 @@ fn verify_own(
             client_id: data.claims.sub,
             scopes: ScopeSet::parse(&data.claims.scope),
             patient: None,
+            tenant: data.claims.tenant,
         },
         exp,
     ))
@@ -379,11 +389,13 @@ fn verify_oidc(
         .filter(|p| crate::state::valid_id(p))
         .map(str::to_string);
     let exp = c.get("exp").and_then(Value::as_u64).unwrap_or(0);
+    let tenant = c.get("tenant").and_then(Value::as_str).map(str::to_string);
     Ok((
         Access {
             client_id,
             scopes: ScopeSet::parse(&scope),
             patient,
+            tenant,
         },
         exp,
     ))

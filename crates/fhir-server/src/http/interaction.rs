@@ -84,7 +84,9 @@ pub fn classify(method: &str, path: &str) -> Kind {
 /// A short, bounded name for any request to this server: the interaction (or the
 /// operation's name) under `/fhir`, else what the path is for.
 pub fn label(method: &str, path: &str) -> &'static str {
-    let path = path.trim_end_matches('/');
+    // A tenant's URL (`/fhir/acme/Patient/1`) is its interaction without the tenant.
+    let untenanted = crate::tenancy::url_tenant(path).map(|(_, p)| p);
+    let path = untenanted.as_deref().unwrap_or(path).trim_end_matches('/');
     match path {
         "" | "/console.js" | "/console.css" => "console",
         "/health" | "/ready" => "health",
@@ -108,6 +110,8 @@ mod tests {
     fn interactions_by_method_and_path() {
         let cases = [
             ("GET", "/fhir/Patient/1", "read"),
+            ("GET", "/fhir/acme/Patient/1", "read"),
+            ("GET", "/fhir/acme/metadata", "capabilities"),
             ("GET", "/fhir/Patient/1/_history/2", "vread"),
             ("GET", "/fhir/Patient", "search-type"),
             ("POST", "/fhir/Patient/_search", "search-type"),
