@@ -124,6 +124,22 @@ fn reads_stay_home(s: &Server) {
     assert_eq!(system["total"], 3, "{system}");
     let count = get(s, "acme", "/Patient?_summary=count").json();
     assert_eq!(count["total"], 1);
+    assert_eq!(get(s, "acme", "/Patient/_history").json()["total"], 1);
+    let across = get(s, "acme", "?_type=Patient,Observation&_total=accurate").json();
+    assert_eq!(across["total"], 2, "{across}");
+    let wildcard = get(s, "acme", "/Observation?_include=*").json();
+    assert_eq!(families(&wildcard), ["Acme"]);
+    let batch = json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET", "url": "Patient/only-b"}},
+        {"request": {"method": "GET", "url": format!("Patient?identifier={SYS}|only-b")}}]});
+    let r = at(s, "acme", "POST", "").json(&batch.to_string()).json();
+    assert!(
+        r["entry"][0]["response"]["status"]
+            .as_str()
+            .is_some_and(|st| st.starts_with("404")),
+        "{r}"
+    );
+    assert_eq!(r["entry"][1]["resource"]["total"], 0, "{r}");
     let everything = get(s, "acme", "/Patient/p1/$everything").json();
     let texts: Vec<String> = entries(&everything)
         .iter()
@@ -237,10 +253,51 @@ fn notified_of_own_writes(hook: &Receiver) {
     assert_eq!(resource["code"]["text"], "Acme");
 }
 
+/// `beta`'s bulk `$import` loads into beta only.
+fn import_stays_home(s: &Server, dir: &std::path::Path) {
+    let file = dir.join("p.ndjson");
+    let line = json!({"resourceType": "Patient", "id": "imported",
+        "identifier": [{"system": SYS, "value": "123"}], "name": [{"family": "Beta"}]});
+    std::fs::write(&file, format!("{line}\n")).expect("input");
+    let params = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "inputFormat", "valueCode": "application/fhir+ndjson"},
+        {"name": "input", "part": [{"name": "type", "valueCode": "Patient"},
+            {"name": "url", "valueUri": format!("file://{}", file.display())}]}]});
+    let r = at(s, "beta", "POST", "/$import")
+        .header("Prefer", "respond-async")
+        .json(&params.to_string());
+    assert_eq!(r.status, 202, "{}", r.body);
+    let status = r
+        .header("content-location")
+        .expect("Content-Location")
+        .to_string();
+    let local = status
+        .split("/fhir/beta")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while get(s, "beta", &local).status == 202 {
+        assert!(Instant::now() < deadline, "import did not finish");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(get(s, "beta", "/Patient/imported").status, 200);
+    assert_eq!(get(s, "acme", "/Patient/imported").status, 404);
+    assert_eq!(get(s, "acme", &local).status, 404, "acme sees beta's job");
+}
+
 fn leak_matrix_by_url(b: Backend) {
+    let dir = std::env::temp_dir().join(common::unique("fhir-tenant-import"));
+    std::fs::create_dir_all(&dir).expect("import dir");
     let s = Server::start_with(
         b,
-        &["--tenancy", "url", "--subscription-allow-private-endpoints"],
+        &[
+            "--tenancy",
+            "url",
+            "--subscription-allow-private-endpoints",
+            "--import-dir",
+            &dir.display().to_string(),
+        ],
     );
     add_tenants(&s, &["acme", "beta"]);
     let hook = subscribe(&s);
@@ -249,6 +306,8 @@ fn leak_matrix_by_url(b: Backend) {
     reads_stay_home(&s);
     conditional_writes_stay_home(&s);
     export_stays_home(&s);
+    import_stays_home(&s, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Tenants that do not exist, or are disabled, are refused with an OperationOutcome;
