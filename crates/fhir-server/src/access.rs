@@ -10,7 +10,9 @@
 
 use serde_json::Value;
 
-use crate::auth::scopes::{Interaction, Rule, ScopeSet};
+pub mod scopes;
+
+use scopes::{Interaction, Rule, ScopeSet};
 
 /// The caller of a request, once authenticated.
 #[derive(Debug, Clone)]
@@ -123,7 +125,7 @@ impl Denial {
                 resource_type,
             } => format!(
                 "the granted scopes do not allow {} ({}) of {resource_type} resources",
-                crate::auth::interaction_name(*interaction),
+                scopes::interaction_name(*interaction),
                 interaction.letter()
             ),
             Denial::AuditTrail => "AuditEvents are written by the server's audit trail and cannot be changed through the API".into(),

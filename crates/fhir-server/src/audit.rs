@@ -12,15 +12,9 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest};
 use fhir_store::{AuditContext, Store, WriteRecord};
 use serde_json::{json, Value};
-
-use crate::auth::guard;
-use crate::state::AppState;
 
 const QUEUE: usize = 20_000;
 const BATCH: usize = 1_000;
@@ -45,7 +39,7 @@ impl AuditSink {
 
     /// Queues an event; when the queue is full the request waits (off the async
     /// executor) rather than the event being lost.
-    async fn send(&self, event: String) {
+    pub(crate) async fn send(&self, event: String) {
         metrics::gauge!("fhir_audit_queue_events").increment(1.0);
         match self.tx.try_send(event) {
             Ok(()) => {}
@@ -129,14 +123,6 @@ fn project_while_idle(store: &Store, rx: &Receiver<String>) -> Idle {
     }
 }
 
-/// Makes every logged AuditEvent searchable before a request that may read them.
-pub async fn sync(state: &AppState, needed: bool) -> Result<(), crate::error::ApiError> {
-    if state.audit.is_none() || !needed {
-        return Ok(());
-    }
-    state.blocking(|s| s.project_audit_all()).await
-}
-
 /// BALP outcome codes: 0 success, 4 minor failure (client error), 8 serious (server).
 fn outcome_code(status: u16) -> &'static str {
     match status {
@@ -158,7 +144,7 @@ pub struct Who {
 
 /// The client and network parts of an event, from the request.
 pub fn who(req: &HttpRequest) -> Who {
-    let access = guard::access(req);
+    let access = crate::http::caller(req);
     Who {
         client: access.as_ref().map(|a| a.client_id.clone()),
         patient: access.as_ref().and_then(|a| a.patient.clone()),
@@ -178,9 +164,10 @@ fn who_of(details: &Value) -> Who {
 }
 
 /// The audit context of a write made for `req` (when auditing is on).
-pub fn context(state: &AppState, req: &HttpRequest) -> Option<AuditContext> {
-    let source = guard::access(req).map(|a| format!("urn:fhir-server:client:{}", a.client_id));
-    if !state.audit_on() && source.is_none() {
+pub fn context(audit_on: bool, req: &HttpRequest) -> Option<AuditContext> {
+    let source =
+        crate::http::caller(req).map(|a| format!("urn:fhir-server:client:{}", a.client_id));
+    if !audit_on && source.is_none() {
         return None;
     }
     let w = who(req);
@@ -244,7 +231,7 @@ struct Logged {
 }
 
 /// One event in the log's compact form.
-fn event(
+pub(crate) fn event(
     w: &Who,
     subtype: &str,
     action: &str,
@@ -346,55 +333,4 @@ pub fn write_hook(ctx: &AuditContext, writes: &[WriteRecord]) -> Vec<String> {
             event(&w, subtype, action, 200, vec![reference], None)
         })
         .collect()
-}
-
-/// Paths not worth an audit record (probes, discovery, the console's files).
-fn unaudited(path: &str) -> bool {
-    crate::console::is_console(path.trim_end_matches('/'))
-        || matches!(
-            path.trim_end_matches('/'),
-            "/health"
-                | "/ready"
-                | "/metrics"
-                | "/console/jobs.json"
-                | "/fhir/metadata"
-                | "/fhir/openapi.json"
-                | "/.well-known/smart-configuration"
-                | "/fhir/.well-known/smart-configuration"
-        )
-}
-
-/// Middleware: records reads, searches, operations and every refused or failed
-/// request (successful writes are recorded in their own transaction).
-pub async fn record(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    let sink = state.as_ref().and_then(|s| s.audit.clone());
-    let Some(sink) = sink.filter(|_| !unaudited(req.path())) else {
-        return next.call(req).await;
-    };
-    let res = next.call(req).await?;
-    let status = res.status().as_u16();
-    let method = res.request().method().as_str().to_string();
-    let path = res.request().path().to_string();
-    let kind = crate::http::interaction::classify(&method, &path);
-    let (subtype, action) = (kind.subtype, kind.action);
-    // Batches are recorded as a whole too (their reads have no other record).
-    let is_write = matches!(action, "C" | "U" | "D");
-    if is_write && status < 400 {
-        return Ok(res);
-    }
-    let w = who(res.request());
-    let mut resources = Vec::new();
-    if matches!(action, "R" | "C" | "U" | "D") {
-        resources.push(path.trim_start_matches("/fhir/").to_string());
-    }
-    let query = res.request().query_string();
-    let query =
-        (!query.is_empty() || subtype.starts_with("search")).then(|| format!("{path}?{query}"));
-    sink.send(event(&w, subtype, action, status, resources, query))
-        .await;
-    Ok(res)
 }

@@ -3,7 +3,13 @@
 
 use clap::{Args, Subcommand};
 
-use crate::config::OnOff;
+/// A feature switched `on` or `off`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    #[default]
+    On,
+    Off,
+}
 
 #[derive(Debug, Clone, Args)]
 pub struct TerminologyArgs {

@@ -8,7 +8,6 @@ use clap::{Args, Parser, Subcommand};
 pub use crate::commands::*;
 use crate::export::ExportConfig;
 use crate::logging::LogFormat;
-pub use crate::serve::serve;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -169,10 +168,52 @@ pub struct ServeArgs {
     /// organisation), `url` (`/fhir/{tenant}/…`) or `claim` (the token's `tenant`
     /// claim). Tenants are added with `fhir-server tenants add`.
     #[arg(long, env = "FHIR_TENANCY", value_enum, default_value = "off")]
-    pub tenancy: crate::tenancy::Tenancy,
+    pub tenancy: Tenancy,
     /// Requests per second allowed per tenant, all its clients together; 0: no limit.
     #[arg(long, env = "FHIR_TENANT_RATE_LIMIT", default_value_t = 0)]
     pub tenant_rate_limit: u32,
+}
+
+impl ServeArgs {
+    /// A server for the `import` and `terminology load` commands, started in their
+    /// process on loopback `port` over `database_url`: no authentication, no time
+    /// limit, large bodies, validation on.
+    pub fn embedded(database_url: &str, port: u16, full_text: OnOff) -> ServeArgs {
+        ServeArgs {
+            listen: ([127, 0, 0, 1], port).into(),
+            database_url: database_url.to_string(),
+            base_url: None,
+            max_body_bytes: 512 * 1024 * 1024,
+            db_pool_size: 4,
+            db_cache_mb: 64,
+            read_cache_mb: 0,
+            // A file may be one very large transaction: no time limit in-process.
+            request_timeout: 0.0,
+            total_threshold: 1000,
+            sort_walk_above: fhir_store::search::SORT_WALK_ABOVE,
+            sort_range_at_most: fhir_store::search::SORT_RANGE_AT_MOST,
+            workers: Some(2),
+            log_format: crate::logging::LogFormat::Human,
+            log_level: "warn".into(),
+            exit_on_stdin_close: false,
+            port_file: None,
+            validation: crate::config::OnOff::On,
+            reject_warnings: false,
+            full_text,
+            expunge: crate::config::OnOff::Off,
+            packages: None,
+            metrics: crate::config::OnOff::Off,
+            metrics_listen: None,
+            otlp_endpoint: None,
+            otlp_protocol: Default::default(),
+            security: Default::default(),
+            export: crate::config::ExportArgs::default(),
+            bulk_import: crate::config::BulkImportArgs::default(),
+            subscriptions: crate::config::SubscriptionArgs::default(),
+            tenancy: crate::tenancy::Tenancy::Off,
+            tenant_rate_limit: 0,
+        }
+    }
 }
 
 /// TLS, authentication and audit settings.
@@ -226,13 +267,6 @@ pub struct SecurityArgs {
     /// Requests per second allowed per client (or address when unauthenticated); 0: no limit.
     #[arg(long, env = "FHIR_RATE_LIMIT", default_value_t = 0)]
     pub rate_limit: u32,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum OnOff {
-    #[default]
-    On,
-    Off,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -441,4 +475,16 @@ impl SubscriptionArgs {
             ..Default::default()
         }))
     }
+}
+
+/// How requests are assigned to tenants.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Tenancy {
+    /// One organisation: no tenants.
+    #[default]
+    Off,
+    /// The tenant is the first path segment after `/fhir`.
+    Url,
+    /// The tenant is the access token's `tenant` claim.
+    Claim,
 }

@@ -13,26 +13,11 @@ use serde::Serialize;
 use fhir_store::JobKind;
 
 use crate::state::AppState;
+pub use crate::state::{ConsoleConfig, ConsoleOidc};
 
 const INDEX: &str = include_str!("../console/index.html");
 const SCRIPT: &str = include_str!("../console/console.js");
 const STYLE: &str = include_str!("../console/console.css");
-
-/// How the console signs in with the OpenID Connect provider, when it may.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ConsoleConfig {
-    pub oidc: Option<ConsoleOidc>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ConsoleOidc {
-    /// The provider the API trusts (`--oidc-issuer`).
-    pub issuer: String,
-    /// The console's client id at the provider (`--console-client-id`).
-    pub client_id: String,
-    /// The scopes it asks for (`--console-scope`).
-    pub scope: String,
-}
 
 impl ConsoleConfig {
     /// Scripts, styles and requests from this server only (and the provider's origin,
@@ -96,8 +81,8 @@ pub async fn jobs(
     req: actix_web::HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, crate::error::ApiError> {
-    let caller = crate::auth::guard::access(&req);
-    crate::access::decide_job_list(&crate::auth::guard::context(&state, caller.as_deref()))?;
+    let caller = crate::guard::access(&req);
+    crate::access::decide_job_list(&crate::guard::context(&state, caller.as_deref()))?;
     let (exports, imports) = state
         .blocking(|s| Ok((s.jobs(JobKind::Export)?, s.jobs(JobKind::Import)?)))
         .await?;
@@ -127,10 +112,4 @@ pub async fn jobs(
         .json(rows))
 }
 
-/// Paths of the console's files (public: they hold no data).
-pub fn is_console(path: &str) -> bool {
-    matches!(
-        path,
-        "" | "/" | "/console.js" | "/console.css" | "/console/config.json"
-    )
-}
+pub use crate::http::interaction::is_console;

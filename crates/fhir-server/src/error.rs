@@ -1,12 +1,15 @@
 //! Every error the HTTP layer can answer with, and the one place where errors become
-//! HTTP statuses and OperationOutcomes.
+//! HTTP statuses and OperationOutcomes. The errors of the store and of the access
+//! decision become an [`ApiError`] here; those of the bulk jobs beside their types
+//! (`export`, `bulk_import`), which this module stays below.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use fhir_model::{Issue, IssueType, OperationOutcome};
 use fhir_store::StoreError;
 
-use crate::export::ExportError;
+/// The FHIR JSON media type, as every response says it.
+pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
 
 /// An error answered to the client as an OperationOutcome.
 #[derive(Debug, thiserror::Error)]
@@ -44,8 +47,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("the request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
-    #[error("the URL is {0} bytes long, over the limit of {max} bytes: send long searches as POST [type]/_search with a form body", max = crate::http::limits::MAX_URI)]
-    UriTooLong(usize),
+    /// The request target's length and the limit.
+    #[error("the URL is {0} bytes long, over the limit of {1} bytes: send long searches as POST [type]/_search with a form body")]
+    UriTooLong(usize, usize),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -133,7 +137,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(m) => {
                 OperationOutcome::of(issue(IssueType::NotSupported, m.clone(), None))
             }
-            ApiError::PayloadTooLarge(_) | ApiError::UriTooLong(_) => {
+            ApiError::PayloadTooLarge(_) | ApiError::UriTooLong(..) => {
                 OperationOutcome::of(issue(IssueType::TooCostly, self.to_string(), None))
             }
             ApiError::Conflict(m) => {
@@ -207,38 +211,6 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<ExportError> for ApiError {
-    fn from(e: ExportError) -> Self {
-        if let Some(param) = e.parameter() {
-            return ApiError::bad_at(e.to_string(), param.as_str());
-        }
-        match e {
-            ExportError::NotAsync | ExportError::Parameters(_) => ApiError::bad(e.to_string()),
-            ExportError::GroupNotFound(_)
-            | ExportError::JobNotFound(_)
-            | ExportError::FileNotFound(_) => ApiError::NotFound(e.to_string()),
-            ExportError::Failed(_) => ApiError::JobFailed(e.to_string()),
-            ExportError::Store(s) => s.into(),
-            other => ApiError::Internal(other.to_string()),
-        }
-    }
-}
-
-impl From<crate::bulk_import::ImportError> for ApiError {
-    fn from(e: crate::bulk_import::ImportError) -> Self {
-        use crate::bulk_import::ImportError as E;
-        match e {
-            E::Parameters { message, at } if at.is_empty() => ApiError::bad(message),
-            E::Parameters { message, at } => ApiError::bad_at(message, at),
-            E::NotAsync | E::Source { .. } => ApiError::bad(e.to_string()),
-            E::JobNotFound(_) | E::FileNotFound(_) => ApiError::NotFound(e.to_string()),
-            E::Failed(_) => ApiError::JobFailed(e.to_string()),
-            E::Store(s) => s.into(),
-            E::Io(_) => ApiError::Internal(e.to_string()),
-        }
-    }
-}
-
 impl From<actix_web::error::BlockingError> for ApiError {
     fn from(e: actix_web::error::BlockingError) -> Self {
         ApiError::Internal(e.to_string())
@@ -259,7 +231,7 @@ impl ResponseError for ApiError {
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            ApiError::UriTooLong(..) => StatusCode::URI_TOO_LONG,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::Unprocessable(..) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -313,7 +285,7 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        b.content_type(crate::http::negotiate::FHIR_JSON)
+        b.content_type(FHIR_JSON)
             .body(fhir_model::json::to_string(&self.outcome().to_value()))
     }
 }

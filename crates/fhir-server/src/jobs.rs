@@ -10,7 +10,18 @@ use std::time::{Duration, Instant};
 
 use fhir_store::{Job, JobKind, Store, StoreResult};
 
-use crate::export::worker::{COMPLETED, FAILED};
+/// The states of a bulk job.
+pub const QUEUED: &str = "queued";
+pub const RUNNING: &str = "running";
+pub const COMPLETED: &str = "completed";
+pub const FAILED: &str = "failed";
+
+/// The id a node's job workers claim jobs with: its entry in `server_nodes`, or (a
+/// store that has not joined the nodes: tools, tests) a local one of its own.
+pub(crate) fn job_node(node: &Option<String>) -> String {
+    node.clone()
+        .unwrap_or_else(|| format!("local-{}", uuid::Uuid::new_v4()))
+}
 
 /// How often finished jobs are checked for expiry.
 pub const PURGE_EVERY: Duration = Duration::from_secs(60);

@@ -1,6 +1,7 @@
 //! The `fhir-server` binary: `serve` (default) and the other sub-commands.
 
-use fhir_server::config::{serve, Command};
+use fhir_server::config::Command;
+use fhir_server::serve::serve;
 
 /// mimalloc instead of the system allocator: the server allocates and frees many small
 /// JSON nodes across threads, where glibc's malloc spent a quarter of the import's CPU

@@ -18,8 +18,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::auth::guard;
 use crate::error::ApiError;
+use crate::guard;
 use crate::http::interaction;
 use crate::state::AppState;
 

@@ -3,9 +3,7 @@
 
 use actix_web::web::{self, delete, get, head, patch, post, put};
 
-use crate::auth;
-use crate::handlers::{self, bundle, crud, everything, export, history, search, system};
-use crate::validation;
+use crate::handlers::{self, bundle, crud, everything, export, history, search, smart, system};
 
 /// Registers every route under `/fhir`, plus the console (`/`), `/health`, `/ready`
 /// and `/metrics`.
@@ -18,7 +16,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/health", get().to(system::health))
         .route("/ready", get().to(system::ready))
         .route("/metrics", get().to(crate::metrics::scrape))
-        .route("/auth/token", post().to(auth::token))
+        .route("/auth/token", post().to(smart::token))
         .route("/admin/tenants", get().to(crate::tenancy::admin::list))
         .route("/admin/tenants", post().to(crate::tenancy::admin::add))
         .route(
@@ -27,13 +25,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route(
             "/.well-known/smart-configuration",
-            get().to(auth::smart_configuration),
+            get().to(smart::smart_configuration),
         )
         .service(
             web::scope("/fhir")
                 .route(
                     "/.well-known/smart-configuration",
-                    get().to(auth::smart_configuration),
+                    get().to(smart::smart_configuration),
                 )
                 // The common interactions first, with their ids' syntax in the pattern
                 // so that `_history`, `_search` and `$operations` never match them
@@ -85,14 +83,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(
                     web::resource("/{type}/$validate")
-                        .route(post().to(validation::validate))
-                        .route(get().to(validation::validate))
+                        .route(post().to(handlers::validate::validate))
+                        .route(get().to(handlers::validate::validate))
                         .default_service(web::to(system::method_not_allowed)),
                 )
                 .service(
                     web::resource("/{type}/{id}/$validate")
-                        .route(post().to(validation::validate_instance))
-                        .route(get().to(validation::validate_instance))
+                        .route(post().to(handlers::validate::validate_instance))
+                        .route(get().to(handlers::validate::validate_instance))
                         .default_service(web::to(system::method_not_allowed)),
                 )
                 .service(

@@ -215,15 +215,13 @@ fn http_server(
             .app_data(tenants.clone())
             .app_data(web::Data::new(limiter.clone()))
             .wrap(middleware::from_fn(crate::http::ratelimit::limit))
-            .wrap(middleware::from_fn(crate::auth::guard::authenticate))
-            .wrap(middleware::from_fn(crate::audit::record))
+            .wrap(middleware::from_fn(crate::guard::authenticate))
+            .wrap(middleware::from_fn(crate::recorder::record))
             .wrap(middleware::from_fn(crate::tenancy::route))
             .wrap(crate::http::security::headers(https))
             .wrap(middleware::NormalizePath::trim())
             .wrap(middleware::from_fn(crate::http::limits::uri_length))
-            .wrap(middleware::from_fn(
-                crate::http::negotiate::errors_in_format,
-            ))
+            .wrap(middleware::from_fn(crate::http::respond::errors_in_format))
             .wrap(middleware::from_fn(logging::access_log))
             .wrap(middleware::from_fn(crate::metrics::track))
             .wrap(middleware::from_fn(crate::http::peer::track))

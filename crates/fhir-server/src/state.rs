@@ -12,6 +12,7 @@ use crate::audit::AuditSink;
 use crate::auth::AuthConfig;
 use crate::error::ApiError;
 use crate::export::{ExportError, Exporter};
+pub use crate::ids::{check_id, valid_id};
 
 /// How often a request waiting for blocking work checks that its client is still
 /// connected ([`crate::http::peer`]).
@@ -41,7 +42,7 @@ pub struct AppState {
     /// The OpenAPI document generated from it ([`crate::openapi`]).
     pub openapi: String,
     /// How the web console signs in ([`crate::console`]).
-    pub console: crate::console::ConsoleConfig,
+    pub console: ConsoleConfig,
     /// Authentication; `None`: every request is allowed (loopback only by default).
     pub auth: Option<Arc<AuthConfig>>,
     /// The background audit writer; `None`: auditing is off.
@@ -125,6 +126,14 @@ impl AppState {
         result.map_err(Into::into)
     }
 
+    /// Makes every logged AuditEvent searchable before a request that may read them.
+    pub async fn sync_audit(&self, needed: bool) -> Result<(), ApiError> {
+        if self.audit.is_none() || !needed {
+            return Ok(());
+        }
+        self.blocking(|s| s.project_audit_all()).await
+    }
+
     pub fn audit_on(&self) -> bool {
         self.audit.is_some()
     }
@@ -137,7 +146,7 @@ impl AppState {
         T: Send + 'static,
     {
         let store = self.store.clone();
-        let ctx = crate::audit::context(self, req);
+        let ctx = crate::audit::context(self.audit_on(), req);
         self.budgeted(move || fhir_store::audit::with_context(ctx, || f(&store)))
             .await
     }
@@ -176,25 +185,18 @@ impl AppState {
     }
 }
 
-/// The spec's id syntax: 1 to 64 of `A-Z a-z 0-9 - .`, except `.` and `..`, which
-/// URLs cannot carry as a path segment (clients and proxies resolve them away), so a
-/// resource with such an id could never be read back.
-pub fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id != "."
-        && id != ".."
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+/// How the console signs in with the OpenID Connect provider, when it may.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ConsoleConfig {
+    pub oidc: Option<ConsoleOidc>,
 }
 
-pub fn check_id(id: &str) -> Result<(), ApiError> {
-    if valid_id(id) {
-        Ok(())
-    } else {
-        Err(ApiError::bad(format!(
-            "'{id}' is not a valid resource id (1-64 characters of A-Z, a-z, 0-9, '-' and '.', not '.' or '..')"
-        )))
-    }
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConsoleOidc {
+    /// The provider the API trusts (`--oidc-issuer`).
+    pub issuer: String,
+    /// The console's client id at the provider (`--console-client-id`).
+    pub client_id: String,
+    /// The scopes it asks for (`--console-scope`).
+    pub scope: String,
 }

@@ -17,8 +17,6 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 
-use crate::auth::guard::PeerSubject;
-
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("{path}: {message}")]
@@ -51,6 +49,10 @@ fn key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         .map_err(|e| file_err(path, e))?
         .ok_or_else(|| file_err(path, "no PEM private key found"))
 }
+
+/// The subject of the verified client certificate of a TLS connection.
+#[derive(Debug, Clone)]
+pub struct PeerSubject(pub String);
 
 /// The rustls configuration of the listener.
 pub fn server_config(

@@ -9,8 +9,8 @@ use fhir_model::Definitions;
 use fhir_search::{Clause, SearchQuery};
 use fhir_store::Compartment;
 
-use super::scopes::Interaction;
 use super::{Access, Grant};
+use crate::access::scopes::Interaction;
 use crate::error::ApiError;
 
 /// The confinement of a search's linked resources ([`fhir_store::SearchRequest::linked_within`]),

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::clients::Client;
-use super::scopes::ScopeSet;
 use super::{Access, AuthConfig};
+use crate::access::scopes::ScopeSet;
 
 /// How far in the future a client assertion may expire (SMART: at most five minutes).
 const MAX_ASSERTION_LIFETIME: u64 = 300;
@@ -386,7 +386,7 @@ fn verify_oidc(
     let patient = c
         .get("patient")
         .and_then(Value::as_str)
-        .filter(|p| crate::state::valid_id(p))
+        .filter(|p| crate::ids::valid_id(p))
         .map(str::to_string);
     let exp = c.get("exp").and_then(Value::as_u64).unwrap_or(0);
     let tenant = c.get("tenant").and_then(Value::as_str).map(str::to_string);

@@ -189,7 +189,7 @@ impl Checker<'_> {
         }
         match value.get("id") {
             None => {}
-            Some(Value::String(id)) if crate::state::valid_id(id) => {}
+            Some(Value::String(id)) if crate::ids::valid_id(id) => {}
             Some(_) => {
                 return Err(OperationOutcome::of(
                     Issue::error(

@@ -54,3 +54,20 @@ fn bad(message: impl Into<String>, at: impl Into<String>) -> ImportError {
         at: at.into(),
     }
 }
+
+/// An import error as the client hears it.
+impl From<ImportError> for crate::error::ApiError {
+    fn from(e: ImportError) -> Self {
+        use crate::error::ApiError;
+        use ImportError as E;
+        match e {
+            E::Parameters { message, at } if at.is_empty() => ApiError::bad(message),
+            E::Parameters { message, at } => ApiError::bad_at(message, at),
+            E::NotAsync | E::Source { .. } => ApiError::bad(e.to_string()),
+            E::JobNotFound(_) | E::FileNotFound(_) => ApiError::NotFound(e.to_string()),
+            E::Failed(_) => ApiError::JobFailed(e.to_string()),
+            E::Store(s) => s.into(),
+            E::Io(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::load::{check_inputs, Checked, FromInput, Judge, Written};
 use super::{ImportError, ImportRequest, Sources};
-use crate::export::worker::{COMPLETED, FAILED, QUEUED, RUNNING};
+use crate::jobs::{COMPLETED, FAILED, QUEUED, RUNNING};
 use crate::validation::Strictness;
 
 /// A batch that meets a database restart or a lock conflict is tried again this often.
@@ -113,7 +113,7 @@ impl Importer {
     ) -> Result<Arc<Importer>, ImportError> {
         std::fs::create_dir_all(&config.dir)?;
         let (config_dir, config_retention) = (config.dir.clone(), config.retention);
-        let node = crate::export::worker::job_node(&store.node_id());
+        let node = crate::jobs::job_node(&store.node_id());
         let (tx, rx) = mpsc::channel();
         let importer = Arc::new(Importer {
             store,

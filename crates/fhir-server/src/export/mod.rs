@@ -4,7 +4,6 @@
 //! worker that writes NDJSON files and records jobs in the database ([`worker`]), and
 //! the `fhir-server export` client ([`client`]).
 
-pub mod client;
 pub mod plan;
 pub mod request;
 pub mod worker;
@@ -89,5 +88,24 @@ impl ExportError {
                 | ExportError::UnknownType(_)
                 | ExportError::TypeFilter { .. }
         )
+    }
+}
+
+/// An export error as the client hears it.
+impl From<ExportError> for crate::error::ApiError {
+    fn from(e: ExportError) -> Self {
+        use crate::error::ApiError;
+        if let Some(param) = e.parameter() {
+            return ApiError::bad_at(e.to_string(), param.as_str());
+        }
+        match e {
+            ExportError::NotAsync | ExportError::Parameters(_) => ApiError::bad(e.to_string()),
+            ExportError::GroupNotFound(_)
+            | ExportError::JobNotFound(_)
+            | ExportError::FileNotFound(_) => ApiError::NotFound(e.to_string()),
+            ExportError::Failed(_) => ApiError::JobFailed(e.to_string()),
+            ExportError::Store(s) => s.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }

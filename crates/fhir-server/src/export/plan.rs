@@ -263,11 +263,11 @@ fn members_of(
             .and_then(Value::as_str)
             .unwrap_or("");
         if let Some((_, pid)) = reference.rsplit_once("Patient/") {
-            if crate::state::valid_id(pid) && !out.iter().any(|o| o == pid) {
+            if crate::ids::valid_id(pid) && !out.iter().any(|o| o == pid) {
                 out.push(pid.to_string());
             }
         } else if let Some((_, gid)) = reference.rsplit_once("Group/") {
-            if crate::state::valid_id(gid)
+            if crate::ids::valid_id(gid)
                 && !seen.iter().any(|g| g == gid)
                 && seen.len() < MAX_NESTING
             {

@@ -90,7 +90,7 @@ fn patient_id(reference: &str) -> Result<String, ExportError> {
     let id = reference
         .rsplit_once("Patient/")
         .map(|(_, id)| id)
-        .filter(|id| crate::state::valid_id(id))
+        .filter(|id| crate::ids::valid_id(id))
         .ok_or_else(|| {
             ExportError::Patient(format!("'{reference}' is not a reference to a Patient"))
         })?;

@@ -26,14 +26,12 @@ use serde::{Deserialize, Serialize};
 type Page = fhir_store::StoreResult<Vec<(i64, StoredResource)>>;
 
 use super::{export_scope, ExportError, ExportPlan, ExportRequest};
+use crate::jobs::job_node;
 
 /// How often a running job records its progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
-pub const QUEUED: &str = "queued";
-pub const RUNNING: &str = "running";
-pub const COMPLETED: &str = "completed";
-pub const FAILED: &str = "failed";
+pub use crate::jobs::{COMPLETED, FAILED, QUEUED, RUNNING};
 
 /// Settings of the export worker.
 #[derive(Debug, Clone)]
@@ -521,13 +519,4 @@ impl Files {
         self.outputs.sort_by(|a, b| a.res_type.cmp(&b.res_type));
         Ok(self.outputs)
     }
-}
-
-/// The owner name of this node's jobs: its node id, or (a store that has not joined
-/// the nodes: tools, tests) one of its own.
-/// The id a node's job workers claim jobs with: its entry in `server_nodes` (a local
-/// one when the store does not share nodes).
-pub(crate) fn job_node(node: &Option<String>) -> String {
-    node.clone()
-        .unwrap_or_else(|| format!("local-{}", uuid::Uuid::new_v4()))
 }

@@ -12,10 +12,10 @@ use base64::Engine;
 use fhir_store::StoredResource;
 use serde_json::{json, Value};
 
-use crate::auth::guard;
-use crate::auth::scopes::Interaction;
+use crate::access::scopes::Interaction;
 use crate::auth::Grant;
 use crate::error::ApiError;
+use crate::guard;
 use crate::http::negotiate::content_type;
 use crate::http::respond;
 use crate::state::AppState;

@@ -6,11 +6,11 @@ use fhir_model::{Issue, IssueType, OperationOutcome};
 use fhir_store::{Created, Deleted, Precondition};
 use serde_json::Value;
 
-use crate::auth::guard;
-use crate::auth::scopes::Interaction;
+use crate::access::scopes::Interaction;
 use crate::auth::Grant;
 use crate::conditions;
 use crate::error::ApiError;
+use crate::guard;
 use crate::http::body::read_limited;
 use crate::http::headers::{if_match, if_modified_since, if_none_exist, if_none_match, NoneMatch};
 use crate::http::negotiate::output;
@@ -37,10 +37,10 @@ async fn resource_body(
     let mut value = crate::http::body::parse_body(req, &bytes)?;
     check_resource(state, req, &value, resource_type)?;
     if resource_type == "Subscription" {
-        crate::subscriptions::check_write(state, req, &mut value)?;
+        crate::subscriptions::check_write(state.subscriptions.as_ref(), req, &mut value)?;
     }
     if resource_type == "Basic" {
-        crate::subscriptions::check_topic_write(state, &value)?;
+        crate::subscriptions::check_topic_write(state.subscriptions.as_ref(), &value)?;
     }
     Ok(value)
 }
@@ -70,7 +70,7 @@ pub(crate) fn check_resource(
     }
     if let Some(id) = obj.get("id") {
         match id.as_str() {
-            Some(s) if crate::state::valid_id(s) => {}
+            Some(s) if crate::ids::valid_id(s) => {}
             _ => {
                 return Err(ApiError::bad_at(
                     "id must be 1-64 characters of A-Z, a-z, 0-9, '-' and '.'",
@@ -115,7 +115,7 @@ pub async fn read(
         output(&req)?
     };
     let grant = guard::grant(&req, Interaction::Read, &rt)?;
-    crate::audit::sync(&state, rt == "AuditEvent").await?;
+    state.sync_audit(rt == "AuditEvent").await?;
     // Hot resources come from memory without a trip to a blocking thread.
     let stored = match state.store.cached(&rt, &id) {
         Some(hit) => Some(hit),
@@ -179,7 +179,7 @@ pub async fn vread(
         )));
     };
     let grant = guard::grant(&req, Interaction::Read, &rt)?;
-    crate::audit::sync(&state, rt == "AuditEvent").await?;
+    state.sync_audit(rt == "AuditEvent").await?;
     let (t, i) = (rt.clone(), id.clone());
     let stored = state
         .blocking(move |s| s.vread_shared(&t, &i, version))
@@ -234,7 +234,7 @@ pub async fn create(
     }
     let mut resource = resource_body(&state, &req, payload, &rt).await?;
     guard::ensure_content(&state, &req, Interaction::Create, &rt, &resource)?;
-    crate::validation::check_write(&state, &req, &resource).await?;
+    crate::handlers::validate::check_write(&state, &req, &resource).await?;
     // The server assigns the id of a created resource; one in the body is ignored.
     if let Some(obj) = resource.as_object_mut() {
         obj.shift_remove("id");
@@ -288,7 +288,7 @@ pub async fn update(
         Some(_) => {}
     }
     let grant = guard::ensure_content(&state, &req, Interaction::Update, &rt, &resource)?;
-    crate::validation::check_write(&state, &req, &resource).await?;
+    crate::handlers::validate::check_write(&state, &req, &resource).await?;
     if grant != Grant::All {
         let (t, i) = (rt.clone(), id.clone());
         match state.blocking(move |s| s.read(&t, &i)).await? {
@@ -351,7 +351,7 @@ pub async fn conditional_update(
         &rt,
         "a conditional update",
     )?;
-    crate::validation::check_write(&state, &req, &resource).await?;
+    crate::handlers::validate::check_write(&state, &req, &resource).await?;
     let t = rt.clone();
     let updated = state
         .writing(&req, move |s| {

@@ -13,10 +13,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use fhir_store::StoredResource;
 use serde_json::{json, Value};
 
-use crate::auth::guard;
-use crate::auth::scopes::Interaction;
+use crate::access::scopes::Interaction;
 use crate::auth::Grant;
 use crate::error::ApiError;
+use crate::guard;
 use crate::http::negotiate::{output, query_param};
 use crate::http::respond;
 use crate::state::{check_id, AppState};
@@ -144,7 +144,7 @@ fn local_reference(r: &str, base: &str) -> Option<(String, String)> {
     };
     let path = path.split("/_history/").next().unwrap_or(path);
     match path.split('/').collect::<Vec<_>>().as_slice() {
-        [t, i] if crate::state::valid_id(i) => Some((t.to_string(), i.to_string())),
+        [t, i] if crate::ids::valid_id(i) => Some((t.to_string(), i.to_string())),
         _ => None,
     }
 }

@@ -114,8 +114,8 @@ fn confine(
     id: Option<String>,
     types: &mut Vec<String>,
 ) -> Result<Option<String>> {
-    let caller = crate::auth::guard::access(req);
-    let ctx = crate::auth::guard::context(state, caller.as_deref());
+    let caller = crate::guard::access(req);
+    let ctx = crate::guard::context(state, caller.as_deref());
     let (id, confined) =
         crate::access::decide_everything(&ctx, id, types, state.defs.resource_types())?;
     *types = confined;

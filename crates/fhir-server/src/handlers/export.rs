@@ -11,11 +11,12 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use crate::auth::scopes::Interaction;
-use crate::auth::{guard, Grant};
+use crate::access::scopes::Interaction;
+use crate::auth::Grant;
 use crate::error::ApiError;
 use crate::export::worker::{FileKind, OutputFile, COMPLETED, FAILED, QUEUED};
 use crate::export::{ExportError, ExportLevel, ExportRequest};
+use crate::guard;
 use crate::http::body::{parse_json, read_limited};
 use crate::http::negotiate::output;
 use crate::http::prefer::{prefer, Handling};
@@ -124,11 +125,9 @@ async fn kickoff(
     let mut request = request;
     crate::export::leave_out_unsupported(state.defs, &mut request)?;
     authorize_kickoff(state, req, &mut request)?;
-    crate::audit::sync(
-        state,
-        request.types.is_empty() || request.types.iter().any(|t| t == "AuditEvent"),
-    )
-    .await?;
+    state
+        .sync_audit(request.types.is_empty() || request.types.iter().any(|t| t == "AuditEvent"))
+        .await?;
     let defs = state.defs;
     let id = state
         .export(move |ex| {

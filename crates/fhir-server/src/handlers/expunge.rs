@@ -12,8 +12,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use fhir_store::Expunge;
 use serde_json::{json, Value};
 
-use crate::auth::guard;
 use crate::error::ApiError;
+use crate::guard;
 use crate::http::body::{parse_body, read_limited};
 use crate::http::negotiate::output;
 use crate::http::respond;

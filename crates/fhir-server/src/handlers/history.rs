@@ -7,9 +7,10 @@ use fhir_model::{Bundle, BundleEntry, BundleType, EntryRequest, EntryResponse};
 use fhir_store::time::{fhir_instant, fhir_period_end, parse_fhir_instant};
 use fhir_store::{HistoryQuery, HistoryScope, PageCursor, StoredResource};
 
-use crate::auth::scopes::Interaction;
-use crate::auth::{guard, Grant};
+use crate::access::scopes::Interaction;
+use crate::auth::Grant;
 use crate::error::ApiError;
+use crate::guard;
 use crate::http::negotiate::output;
 use crate::http::respond;
 use crate::state::{check_id, AppState};
@@ -163,7 +164,7 @@ async fn history(
         HistoryScope::Instance(t, _) | HistoryScope::Type(t) => t == "AuditEvent",
         HistoryScope::System => true,
     };
-    crate::audit::sync(&state, audit_events).await?;
+    state.sync_audit(audit_events).await?;
     let page = state.blocking(move |s| s.history(&query)).await?;
     if grant != Grant::All {
         for v in &page.entries {

@@ -15,8 +15,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use sha2::{Digest, Sha256};
 
-use crate::auth::guard;
 use crate::error::ApiError;
+use crate::guard;
 use crate::http::negotiate::Output;
 use crate::state::AppState;
 

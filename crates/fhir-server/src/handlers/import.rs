@@ -13,14 +13,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::export::{http_date, ndjson_file, wants_async};
-use crate::auth::guard;
-use crate::auth::scopes::Interaction;
+use crate::access::scopes::Interaction;
 use crate::bulk_import::worker::{InputOutcome, Resume};
 use crate::bulk_import::{ImportError, ImportRequest};
 use crate::error::ApiError;
-use crate::export::worker::{COMPLETED, FAILED, QUEUED};
+use crate::guard;
 use crate::http::body::{parse_body, read_limited};
 use crate::http::negotiate::output;
+use crate::jobs::{COMPLETED, FAILED, QUEUED};
 use crate::state::AppState;
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -64,7 +64,7 @@ pub async fn kickoff(
             .map_err(|e| ApiError::bad_at(e.to_string(), format!("input[{i}].url")))?;
     }
     authorize(&state, &req, &mut request)?;
-    request.strictness = crate::validation::strictness(&state, &req);
+    request.strictness = crate::handlers::validate::strictness(&state, &req);
     let base = state.base(&req);
     let url = format!("{base}/$import");
     let id = state.import(move |im| im.submit(&url, &request)).await?;

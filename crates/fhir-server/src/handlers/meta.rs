@@ -12,16 +12,16 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
-use crate::auth::guard;
-use crate::auth::scopes::Interaction;
+use crate::access::scopes::Interaction;
 use crate::auth::Grant;
 use crate::error::ApiError;
+use crate::guard;
 use crate::http::body::{parse_body, read_limited};
 use crate::http::negotiate::output;
 use crate::http::respond;
 use crate::state::{check_id, AppState};
 
-use super::patch::{applier, Patch};
+use super::patch::{applier, change_meta, Patch};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -220,60 +220,6 @@ fn meta_parameter(body: &Value) -> Result<Value> {
             "Parameters.parameter",
         )),
     }
-}
-
-/// Adds (or removes) the profiles, tags and security labels of `meta` to those of
-/// `resource`; `true` when that changed anything.
-pub(crate) fn change_meta(resource: &mut Value, meta: &Value, add: bool) -> bool {
-    let Some(obj) = resource.as_object_mut() else {
-        return false;
-    };
-    let target = obj.entry("meta").or_insert_with(|| json!({}));
-    let Some(target) = target.as_object_mut() else {
-        return false;
-    };
-    let mut changed = false;
-    for key in ["profile", "tag", "security"] {
-        let given = meta
-            .get(key)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let list = target.entry(key).or_insert_with(|| json!([]));
-        let Some(list) = list.as_array_mut() else {
-            continue;
-        };
-        for g in given {
-            let present = list.iter().position(|e| same(key, e, &g));
-            match (add, present) {
-                (true, None) => {
-                    list.push(g);
-                    changed = true;
-                }
-                (false, Some(i)) => {
-                    list.remove(i);
-                    changed = true;
-                }
-                _ => {}
-            }
-        }
-        if list.is_empty() {
-            target.shift_remove(key);
-        }
-    }
-    if target.is_empty() {
-        obj.shift_remove("meta");
-    }
-    changed
-}
-
-/// Profiles match by URL; tags and security labels by system and code (version and
-/// display are ignored).
-fn same(key: &str, a: &Value, b: &Value) -> bool {
-    if key == "profile" {
-        return a == b;
-    }
-    a.get("system") == b.get("system") && a.get("code") == b.get("code")
 }
 
 fn meta_of(content: &str) -> Result<Value> {

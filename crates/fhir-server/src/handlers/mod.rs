@@ -15,7 +15,9 @@ pub mod patch;
 #[cfg(test)]
 mod patch_fuzz;
 pub mod search;
+pub mod smart;
 pub mod subscription_ops;
 pub mod subscription_ws;
 pub mod system;
 pub mod terminology;
+pub mod validate;

@@ -5,12 +5,12 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use fhir_store::StoreError;
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use crate::auth::guard;
-use crate::auth::scopes::Interaction;
+use crate::access::scopes::Interaction;
 use crate::conditions;
 use crate::error::ApiError;
+use crate::guard;
 use crate::http::body::{parse_body, parse_json, read_limited};
 use crate::http::negotiate::{content_type, output};
 use crate::http::prefer::{prefer, Handling};
@@ -93,7 +93,7 @@ pub(crate) fn apply_patch(
             Patch::Json(p) => json_patch::patch_unsafe(&mut doc, p).map_err(|e| e.to_string()),
             Patch::FhirPath(p) => p.apply(defs, &mut doc).map_err(|e| e.to_string()),
             Patch::Meta { meta, add } => {
-                super::meta::change_meta(&mut doc, meta, *add);
+                change_meta(&mut doc, meta, *add);
                 Ok(())
             }
         };
@@ -240,4 +240,58 @@ fn patched(
         &base,
         false,
     )
+}
+
+/// Adds (or removes) the profiles, tags and security labels of `meta` to those of
+/// `resource`; `true` when that changed anything.
+pub(crate) fn change_meta(resource: &mut Value, meta: &Value, add: bool) -> bool {
+    let Some(obj) = resource.as_object_mut() else {
+        return false;
+    };
+    let target = obj.entry("meta").or_insert_with(|| json!({}));
+    let Some(target) = target.as_object_mut() else {
+        return false;
+    };
+    let mut changed = false;
+    for key in ["profile", "tag", "security"] {
+        let given = meta
+            .get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let list = target.entry(key).or_insert_with(|| json!([]));
+        let Some(list) = list.as_array_mut() else {
+            continue;
+        };
+        for g in given {
+            let present = list.iter().position(|e| same(key, e, &g));
+            match (add, present) {
+                (true, None) => {
+                    list.push(g);
+                    changed = true;
+                }
+                (false, Some(i)) => {
+                    list.remove(i);
+                    changed = true;
+                }
+                _ => {}
+            }
+        }
+        if list.is_empty() {
+            target.shift_remove(key);
+        }
+    }
+    if target.is_empty() {
+        obj.shift_remove("meta");
+    }
+    changed
+}
+
+/// Profiles match by URL; tags and security labels by system and code (version and
+/// display are ignored).
+fn same(key: &str, a: &Value, b: &Value) -> bool {
+    if key == "profile" {
+        return a == b;
+    }
+    a.get("system") == b.get("system") && a.get("code") == b.get("code")
 }

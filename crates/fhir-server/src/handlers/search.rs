@@ -14,9 +14,10 @@ use fhir_search::{
 };
 use fhir_store::{Compartment, SearchCursor, SearchPage, SearchRequest, StoredResource, Total};
 
-use crate::auth::scopes::Interaction;
-use crate::auth::{guard, Access, Grant};
+use crate::access::scopes::Interaction;
+use crate::auth::{Access, Grant};
 use crate::error::ApiError;
+use crate::guard;
 use crate::http::body::read_limited;
 use crate::http::negotiate::{content_type, output};
 use crate::http::prefer::{prefer, Handling};
@@ -339,7 +340,7 @@ async fn run(
     let path = req.path().strip_prefix("/fhir").unwrap_or(req.path());
     let path = path.strip_suffix("/_search").unwrap_or(path).to_string();
     let prepared = prepare(state, req, resource_type, pairs, compartment, path)?;
-    crate::audit::sync(state, prepared.reads_audit_events()).await?;
+    state.sync_audit(prepared.reads_audit_events()).await?;
     let mut request = prepared.request.clone();
     super::terminology::expand_stored_value_sets(state, &mut request.query).await?;
     let mut page = state.blocking(move |s| s.search(&request)).await?;

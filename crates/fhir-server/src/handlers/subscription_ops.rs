@@ -14,10 +14,10 @@ use fhir_search::SearchRegistry;
 use fhir_store::{SearchRequest, StoredResource, Total};
 use serde_json::{json, Value};
 
-use crate::auth::guard;
-use crate::auth::scopes::Interaction;
+use crate::access::scopes::Interaction;
 use crate::auth::Grant;
 use crate::error::ApiError;
+use crate::guard;
 use crate::http::negotiate::output;
 use crate::http::respond;
 use crate::state::{check_id, AppState};
@@ -38,7 +38,7 @@ async fn params(
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<Vec<(String, String)>> {
-    let all = crate::http::params::operation_params(state, req, payload).await?;
+    let all = crate::http::params::operation_params(state.max_body_bytes, req, payload).await?;
     Ok(all
         .into_iter()
         .map(|(k, v)| match v {

@@ -15,9 +15,9 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::mpsc::{channel, Sender};
 
-use crate::auth::guard;
-use crate::auth::scopes::Interaction;
+use crate::access::scopes::Interaction;
 use crate::error::ApiError;
+use crate::guard;
 use crate::http::negotiate::output;
 use crate::http::respond;
 use crate::state::{check_id, AppState};

@@ -16,9 +16,9 @@ use fhir_model::terminology::Terminology;
 use fhir_terminology::gather::{needs_gathering, Kind};
 use fhir_terminology::{Params, Stamp};
 
-use crate::auth::guard;
-use crate::auth::scopes::Interaction;
+use crate::access::scopes::Interaction;
 use crate::error::ApiError;
+use crate::guard;
 use crate::http::negotiate::output;
 use crate::http::respond;
 use crate::state::{check_id, AppState};
@@ -27,7 +27,7 @@ type Result<T> = std::result::Result<T, ApiError>;
 
 async fn params(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<Params> {
     Ok(Params(
-        crate::http::params::operation_params(state, req, payload).await?,
+        crate::http::params::operation_params(state.max_body_bytes, req, payload).await?,
     ))
 }
 

@@ -85,7 +85,7 @@ pub fn classify(method: &str, path: &str) -> Kind {
 /// operation's name) under `/fhir`, else what the path is for.
 pub fn label(method: &str, path: &str) -> &'static str {
     // A tenant's URL (`/fhir/acme/Patient/1`) is its interaction without the tenant.
-    let untenanted = crate::tenancy::url_tenant(path).map(|(_, p)| p);
+    let untenanted = url_tenant(path).map(|(_, p)| p);
     let path = untenanted.as_deref().unwrap_or(path).trim_end_matches('/');
     match path {
         "" | "/console.js" | "/console.css" => "console",
@@ -100,6 +100,31 @@ pub fn label(method: &str, path: &str) -> &'static str {
         }
         _ => "other",
     }
+}
+
+/// Paths of the console's files (public: they hold no data).
+pub fn is_console(path: &str) -> bool {
+    matches!(
+        path,
+        "" | "/" | "/console.js" | "/console.css" | "/console/config.json"
+    )
+}
+
+/// The tenant named by `path` (`/fhir/{tenant}/…`) and the path without it; `None`
+/// when the segment after `/fhir` cannot name a tenant (the default tenant's URLs).
+pub fn url_tenant(path: &str) -> Option<(&str, String)> {
+    let rest = path.strip_prefix("/fhir/")?;
+    let (segment, tail) = rest.split_once('/').map_or((rest, ""), |(s, t)| (s, t));
+    if segment != fhir_store::tenants::DEFAULT && fhir_store::tenants::check_name(segment).is_err()
+    {
+        return None;
+    }
+    let stripped = if tail.is_empty() {
+        "/fhir".to_string()
+    } else {
+        format!("/fhir/{tail}")
+    };
+    Some((segment, stripped))
 }
 
 #[cfg(test)]

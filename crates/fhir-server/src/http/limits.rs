@@ -22,6 +22,6 @@ pub async fn uri_length(
     if len <= MAX_URI {
         return Ok(next.call(req).await?.map_into_left_body());
     }
-    let resp = ApiError::UriTooLong(len).error_response();
+    let resp = ApiError::UriTooLong(len, MAX_URI).error_response();
     Ok(req.into_response(resp).map_into_right_body())
 }

@@ -12,3 +12,15 @@ pub mod prefer;
 pub mod ratelimit;
 pub mod respond;
 pub mod security;
+
+use std::sync::Arc;
+
+use actix_web::{HttpMessage, HttpRequest};
+
+use crate::access::Access;
+
+/// The authenticated caller of a request (put there by authentication); `None` when
+/// authentication is off or the path is public.
+pub fn caller(req: &HttpRequest) -> Option<Arc<Access>> {
+    req.extensions().get::<Arc<Access>>().cloned()
+}

@@ -5,7 +5,7 @@ use actix_web::HttpRequest;
 
 use crate::error::ApiError;
 
-pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
+pub use crate::error::FHIR_JSON;
 pub const PLAIN_JSON: &str = "application/json; charset=utf-8";
 pub const FHIR_XML: &str = "application/fhir+xml; charset=utf-8";
 
@@ -184,48 +184,4 @@ pub fn content_type(req: &HttpRequest) -> Option<String> {
                 .trim()
                 .to_ascii_lowercase()
         })
-}
-
-/// Middleware: an error's OperationOutcome in the format the request asked for. Errors
-/// are answered as FHIR JSON wherever they arise (handlers, authentication, limits);
-/// when the request asked for XML (`Accept`, `_format`), the outcome is written again
-/// as XML here, in one place. An outcome is small, so reading it whole costs nothing.
-pub async fn errors_in_format(
-    req: actix_web::dev::ServiceRequest,
-    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
-) -> Result<
-    actix_web::dev::ServiceResponse<actix_web::body::EitherBody<impl actix_web::body::MessageBody>>,
-    actix_web::Error,
-> {
-    // Bulk Data answers in FHIR JSON only ("Accept … Currently, only
-    // application/fhir+json is supported"), its errors too.
-    let bulk = req.path().contains("/$export");
-    let out = output(req.request()).ok().filter(|o| o.xml && !bulk);
-    let res = next.call(req).await?;
-    let json_error = res.status().as_u16() >= 400
-        && res
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes() == FHIR_JSON.as_bytes());
-    let Some(out) = out.filter(|_| json_error) else {
-        return Ok(res.map_into_left_body());
-    };
-    let (req, res) = res.into_parts();
-    let (head, body) = res.into_parts();
-    let bytes = actix_web::body::to_bytes(body).await.map_err(|e| {
-        actix_web::error::ErrorInternalServerError(format!(
-            "the error response could not be read: {}",
-            e.into()
-        ))
-    })?;
-    let text = match fhir_model::json::parse(&bytes) {
-        Ok(v) => crate::http::respond::render(&v, out),
-        Err(_) => String::from_utf8_lossy(&bytes).into_owned(),
-    };
-    let mut res = head.set_body(text);
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(FHIR_XML),
-    );
-    Ok(actix_web::dev::ServiceResponse::new(req, res.map_into_boxed_body()).map_into_right_body())
 }

@@ -8,11 +8,10 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::http::body::{parse_body, read_limited};
-use crate::state::AppState;
 
 /// The parameters as (name, value) pairs, in order.
 pub async fn operation_params(
-    state: &AppState,
+    max_body_bytes: usize,
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<Vec<(String, Value)>, ApiError> {
@@ -23,7 +22,7 @@ pub async fn operation_params(
     if req.method() != actix_web::http::Method::POST {
         return Ok(out);
     }
-    let bytes = read_limited(req, payload, state.max_body_bytes).await?;
+    let bytes = read_limited(req, payload, max_body_bytes).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(out);
     }

@@ -70,7 +70,7 @@ pub async fn limit(
     let Some(limiter) = limiter.filter(|l| l.rate > 0.0) else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
-    let key = match crate::auth::guard::access(req.request()) {
+    let key = match super::caller(req.request()) {
         Some(a) => format!("client:{}", a.client_id),
         None => format!(
             "addr:{}",

@@ -16,8 +16,7 @@ use fhir_store::changes::Change;
 use fhir_store::{SearchRequest, StoreResult, Total, TxOps};
 
 use super::anchor::{anchor, keys_of, Key};
-use super::dispatch::Events;
-use super::triggers::Versions;
+use super::batch::{Events, Versions};
 use super::Active;
 
 /// Resource ids per matching search.

@@ -46,7 +46,7 @@ impl Deliverer {
     ) -> std::io::Result<Self> {
         let sender = Arc::new(Sender::new(store.clone(), hub.clone(), config.clone()));
         let pool = Pool::start(sender.clone(), SENDERS)?;
-        let node = crate::export::worker::job_node(&store.node_id());
+        let node = crate::jobs::job_node(&store.node_id());
         Ok(Deliverer {
             store,
             dispatcher,

@@ -6,40 +6,17 @@
 //! Subscription or Basic resource was written (on any node: the highest `seq` of the
 //! type changes).
 
-use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use fhir_search::SearchRegistry;
-use fhir_store::changes::{Change, NewEvent};
+use fhir_store::changes::Change;
 use fhir_store::{ExportQuery, Population, SearchRequest, Store, StoreResult, Total};
 
-use super::criteria::OfType;
+use super::batch::{Events, Versions};
+use super::parse;
+use super::registry::Registry;
 use super::topic::Topic;
-use super::triggers::Versions;
-use super::{parse, Active};
-
-/// The events a dispatch batch records, written together at its end.
-pub struct Events<'a> {
-    pub now: i64,
-    pub events: Vec<NewEvent<'a>>,
-}
-
-impl<'a> Events<'a> {
-    /// An event due now.
-    pub fn due(&mut self, subscription: &'a str, change: &'a Change) {
-        self.add(subscription, change, Some(self.now));
-    }
-
-    /// An event due at `due` (`None`: counted and kept, never sent).
-    pub fn add(&mut self, subscription: &'a str, change: &'a Change, due: Option<i64>) {
-        self.events.push(NewEvent {
-            subscription,
-            change,
-            due,
-        });
-    }
-}
 
 /// Every current resource of one type.
 fn all_of(res_type: &str) -> ExportQuery {
@@ -57,99 +34,6 @@ fn all_of(res_type: &str) -> ExportQuery {
 const POLL: Duration = Duration::from_millis(200);
 /// Changes taken per transaction.
 const BATCH: usize = 500;
-
-/// The subscriptions and topics, as last read.
-#[derive(Debug, Default)]
-pub struct Registry {
-    /// The highest `seq` of a Subscription and of a Basic version when they were read.
-    seq: (i64, i64),
-    /// Active criteria-based subscriptions, by the resource type of their criteria.
-    by_type: HashMap<String, OfType>,
-    /// Active subscriptions of both kinds, by id.
-    by_id: HashMap<String, Active>,
-    /// The subscription topics (Basic resources), by canonical URL.
-    pub topics: HashMap<String, Topic>,
-    /// Topic-based subscriptions that count events: active, or in error (their events
-    /// are kept for `$events`, never sent), by topic URL.
-    pub by_topic: HashMap<String, Vec<Active>>,
-    /// Topic URLs by the resource types their triggers watch.
-    pub topics_of_type: HashMap<String, Vec<String>>,
-    /// Topic-based subscriptions waiting for their handshake.
-    pub requested: Vec<Active>,
-    /// The server's CapabilityStatement with these topics, made once.
-    capability: std::sync::OnceLock<String>,
-    /// By resource type, the parameters some subscription or topic compares: only
-    /// these are extracted from a changed version.
-    pub needed: HashMap<String, HashSet<String>>,
-}
-
-impl Registry {
-    /// The CapabilityStatement `base` (JSON) with the Backport IG's declarations and
-    /// these topics.
-    pub fn capability(&self, base: &str) -> &str {
-        self.capability
-            .get_or_init(|| crate::capability::with_subscriptions(base, self.topics.keys()))
-    }
-
-    /// An active subscription.
-    pub fn get(&self, id: &str) -> Option<&Active> {
-        self.by_id.get(id)
-    }
-
-    /// Notes the parameters `query` compares on `res_type`.
-    fn need(&mut self, res_type: &str, query: &fhir_search::SearchQuery) {
-        let codes = self.needed.entry(res_type.to_string()).or_default();
-        codes.extend(fhir_search::matcher::params_of(query).map(str::to_string));
-    }
-
-    fn add(&mut self, registry: &SearchRegistry, sub: Active) {
-        match (sub.status.as_str(), &sub.topic) {
-            ("active", None) => {
-                let parsed = fhir_search::parse_query_string(
-                    registry,
-                    Some(&sub.res_type),
-                    &sub.query,
-                    false,
-                )
-                .ok();
-                if let Some(q) = &parsed {
-                    self.need(&sub.res_type, q);
-                }
-                self.by_id.insert(sub.id.clone(), sub.clone());
-                self.by_type
-                    .entry(sub.res_type.clone())
-                    .or_default()
-                    .add(parsed, sub);
-            }
-            ("requested", Some(_)) => self.requested.push(sub),
-            ("active" | "error", Some(t)) => {
-                for (res_type, q) in &t.filters {
-                    self.need(res_type, q);
-                }
-                if sub.status == "active" {
-                    self.by_id.insert(sub.id.clone(), sub.clone());
-                }
-                self.by_topic.entry(t.url.clone()).or_default().push(sub);
-            }
-            _ => {}
-        }
-    }
-
-    fn add_topic(&mut self, topic: Topic) {
-        for t in &topic.triggers {
-            for q in [&t.previous, &t.current].into_iter().flatten() {
-                self.need(&t.resource, q);
-            }
-        }
-        for t in topic.resource_types() {
-            let urls = self.topics_of_type.entry(t.to_string()).or_default();
-            if !urls.contains(&topic.url) {
-                urls.push(topic.url.clone());
-            }
-        }
-        self.topics.insert(topic.url.clone(), topic);
-    }
-}
 
 pub struct Dispatcher {
     store: Arc<Store>,

@@ -13,11 +13,13 @@
 
 pub mod anchor;
 pub mod backport;
+pub mod batch;
 pub mod criteria;
 pub mod deliver;
 pub mod dispatch;
 pub mod endpoint;
 pub mod notification;
+pub mod registry;
 pub mod send;
 pub mod topic;
 pub mod triggers;
@@ -292,12 +294,12 @@ impl Subscriptions {
 /// `Prefer: handling=lenient` a Subscription that cannot work is stored anyway, never
 /// active: a requested one is stored with status `error` and the reason in `error`.
 pub fn check_write(
-    state: &crate::state::AppState,
+    subscriptions: Option<&Subscriptions>,
     req: &actix_web::HttpRequest,
     resource: &mut Value,
 ) -> Result<(), crate::error::ApiError> {
     use crate::error::ApiError;
-    let Some(subs) = &state.subscriptions else {
+    let Some(subs) = subscriptions else {
         return Ok(());
     };
     // Topics written since the last read are known.
@@ -346,10 +348,10 @@ pub fn check_write(
 /// ([`topic::is_topic`]): a topic the dispatcher cannot read is refused with a 422
 /// naming the extension.
 pub fn check_topic_write(
-    state: &crate::state::AppState,
+    subscriptions: Option<&Subscriptions>,
     resource: &Value,
 ) -> Result<(), crate::error::ApiError> {
-    if state.subscriptions.is_none() || !topic::is_topic(resource) {
+    if subscriptions.is_none() || !topic::is_topic(resource) {
         return Ok(());
     }
     topic::Topic::parse(SearchRegistry::r4(), resource)
@@ -362,8 +364,13 @@ fn may_read_all(
     req: &actix_web::HttpRequest,
     res_type: &str,
 ) -> Result<(), crate::error::ApiError> {
-    use crate::auth::scopes::Interaction;
-    if crate::auth::guard::grant(req, Interaction::Read, res_type)? == crate::auth::Grant::All {
+    use crate::access::{decide, scopes::Interaction, Grant, RequestContext};
+    let caller = crate::http::caller(req);
+    let ctx = RequestContext {
+        caller: caller.as_deref(),
+        audit_on: false,
+    };
+    if decide(&ctx, Interaction::Read, res_type)? == Grant::All {
         return Ok(());
     }
     Err(crate::error::ApiError::Forbidden(format!(

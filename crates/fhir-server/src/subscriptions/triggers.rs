@@ -6,66 +6,12 @@
 //! when the subscription is active, kept unsent (but counted, for `$status` and
 //! `$events`) when it is in error (errors.md: the server SHALL go on counting).
 
-use std::collections::{HashMap, HashSet};
-use std::rc::Rc;
-
-use fhir_search::SearchRegistry;
 use fhir_store::changes::Change;
 use fhir_store::{StoreResult, TxOps};
 
-use super::dispatch::{Events, Registry};
-use super::topic::{self, Interaction, Loaded};
-
-/// Versions read and indexed during one dispatch batch: only the parameters some
-/// subscription or topic compares are extracted.
-pub struct Versions<'r> {
-    registry: &'static SearchRegistry,
-    needed: &'r HashMap<String, HashSet<String>>,
-    cache: HashMap<(String, String, i64), Option<Rc<Loaded>>>,
-}
-
-impl<'r> Versions<'r> {
-    pub fn new(
-        registry: &'static SearchRegistry,
-        needed: &'r HashMap<String, HashSet<String>>,
-    ) -> Versions<'r> {
-        Versions {
-            registry,
-            needed,
-            cache: HashMap::new(),
-        }
-    }
-
-    /// The search parameters.
-    pub fn registry(&self) -> &'static SearchRegistry {
-        self.registry
-    }
-
-    /// Version `version` of `res_type/id` with its index values; `None` when it is a
-    /// deletion or does not exist (any more).
-    pub fn get(
-        &mut self,
-        ops: &mut TxOps<'_, '_>,
-        res_type: &str,
-        id: &str,
-        version: i64,
-    ) -> StoreResult<Option<Rc<Loaded>>> {
-        let key = (res_type.to_string(), id.to_string(), version);
-        if let Some(v) = self.cache.get(&key) {
-            return Ok(v.clone());
-        }
-        let empty = HashSet::new();
-        let codes = self.needed.get(res_type).unwrap_or(&empty);
-        let loaded = match ops.vread(res_type, id, version)? {
-            Some(stored) if !stored.deleted => fhir_model::json::parse(stored.content.as_bytes())
-                .ok()
-                .map(|v| Rc::new(Loaded::with_params(self.registry, res_type, v, codes))),
-            _ => None,
-        };
-        self.cache.insert(key, loaded.clone());
-        Ok(loaded)
-    }
-}
+use super::batch::{Events, Versions};
+use super::registry::Registry;
+use super::topic::{self, Interaction};
 
 /// Records the events that `changes` make for topic-based subscriptions.
 pub fn dispatch<'a>(

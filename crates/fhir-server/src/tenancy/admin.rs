@@ -35,8 +35,8 @@ pub struct NewTenant {
 
 /// The administered tenants; 404 when tenancy is off, 403 for anyone but operators.
 fn admitted(req: &HttpRequest, state: &AppState) -> Result<web::Data<Tenants>, ApiError> {
-    let caller = crate::auth::guard::access(req);
-    crate::access::decide_tenant_admin(&crate::auth::guard::context(state, caller.as_deref()))?;
+    let caller = crate::guard::access(req);
+    crate::access::decide_tenant_admin(&crate::guard::context(state, caller.as_deref()))?;
     req.app_data::<web::Data<Tenants>>()
         .filter(|t| t.mode != super::Tenancy::Off)
         .cloned()

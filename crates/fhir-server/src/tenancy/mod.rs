@@ -20,27 +20,17 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use crate::config::Tenancy;
+pub use crate::http::interaction::url_tenant;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, ResponseError};
-use fhir_store::tenants::{check_name, DEFAULT};
+use fhir_store::tenants::DEFAULT;
 
 use crate::error::ApiError;
 use crate::http::ratelimit::RateLimiter;
 use crate::state::AppState;
-
-/// How requests are assigned to tenants.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Tenancy {
-    /// One organisation: no tenants.
-    #[default]
-    Off,
-    /// The tenant is the first path segment after `/fhir`.
-    Url,
-    /// The tenant is the access token's `tenant` claim.
-    Claim,
-}
 
 /// How long a tenant's registry entry (exists, active) is trusted before it is read
 /// again: a tenant disabled with the CLI is refused by every node within this time.
@@ -162,22 +152,6 @@ impl Tenants {
 
 fn disabled(name: &str) -> ApiError {
     ApiError::Forbidden(format!("tenant '{name}' is disabled"))
-}
-
-/// The tenant named by `path` (`/fhir/{tenant}/…`) and the path without it; `None`
-/// when the segment after `/fhir` cannot name a tenant (the default tenant's URLs).
-pub fn url_tenant(path: &str) -> Option<(&str, String)> {
-    let rest = path.strip_prefix("/fhir/")?;
-    let (segment, tail) = rest.split_once('/').map_or((rest, ""), |(s, t)| (s, t));
-    if segment != DEFAULT && check_name(segment).is_err() {
-        return None;
-    }
-    let stripped = if tail.is_empty() {
-        "/fhir".to_string()
-    } else {
-        format!("/fhir/{tail}")
-    };
-    Some((segment, stripped))
 }
 
 /// The `tenant` claim of the request's bearer token, read without checking the token:

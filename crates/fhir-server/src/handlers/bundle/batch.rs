@@ -94,7 +94,7 @@ pub(super) async fn batch_search(
     search: Prepared,
     base: &str,
 ) -> Result<BundleEntry, ApiError> {
-    crate::audit::sync(state, search.reads_audit_events()).await?;
+    state.sync_audit(search.reads_audit_events()).await?;
     let data = state.clone();
     let (search, page) = state
         .budgeted(move || {

@@ -38,8 +38,9 @@ use crate::state::{valid_id, AppState};
 use super::crud::check_resource;
 use super::patch::{apply_patch, Patch};
 use super::search::{pairs_of, prepare, restrict_included, searchset, Prepared};
-use crate::auth::scopes::Interaction;
-use crate::auth::{guard, Grant};
+use crate::access::scopes::Interaction;
+use crate::auth::Grant;
+use crate::guard;
 
 /// What an entry asks for, checked before anything runs.
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ pub(super) async fn validate_entries(
     req: &HttpRequest,
     entries: &mut [Value],
 ) -> Result<Vec<Option<ApiError>>, ApiError> {
-    let strictness = crate::validation::strictness(state, req);
+    let strictness = crate::handlers::validate::strictness(state, req);
     let writes = |e: &Value| {
         matches!(
             e.get("request")
@@ -29,7 +29,7 @@ pub(super) async fn validate_entries(
                 .and_then(|o| o.shift_remove("resource"))
         })
         .collect();
-    let (resources, reports) = crate::validation::check_many(state, resources).await?;
+    let (resources, reports) = crate::handlers::validate::check_many(state, resources).await?;
     for (e, r) in entries.iter_mut().zip(resources) {
         if let (Some(o), Some(r)) = (e.as_object_mut(), r) {
             o.insert("resource".into(), r);
@@ -245,11 +245,11 @@ pub(super) fn plan(
                 .ok_or_else(|| ApiError::bad_at("the entry has no resource", &res_at))?;
             check_resource(state, req, r, &rt).map_err(|e| relocate(e, &res_at))?;
             if rt == "Subscription" {
-                crate::subscriptions::check_write(state, req, r)
+                crate::subscriptions::check_write(state.subscriptions.as_ref(), req, r)
                     .map_err(|e| relocate(e, &res_at))?;
             }
             if rt == "Basic" {
-                crate::subscriptions::check_topic_write(state, r)
+                crate::subscriptions::check_topic_write(state.subscriptions.as_ref(), r)
                     .map_err(|e| relocate(e, &res_at))?;
             }
             if method == Method::Put && id.is_none() && conditions.is_none() {

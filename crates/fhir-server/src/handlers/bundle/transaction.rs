@@ -37,7 +37,7 @@ pub(super) async fn transaction(
     let audit_events = plans
         .iter()
         .any(|p| p.search.as_ref().is_some_and(|s| s.reads_audit_events()));
-    crate::audit::sync(state, audit_events).await?;
+    state.sync_audit(audit_events).await?;
     let patching =
         Patching::of(state, req, plans.iter().any(|p| p.method == Method::Patch)).await?;
     let n = plans.len();

@@ -17,8 +17,8 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use super::import::{bundle_values, embedded_server, files_of, json_text, post, ImportError};
 use crate::config::TerminologyLoadArgs;
-use crate::import::{bundle_values, embedded_server, files_of, json_text, post, ImportError};
 
 /// The resource types this command loads.
 const TYPES: [&str; 3] = ["CodeSystem", "ValueSet", "ConceptMap"];

@@ -331,6 +331,17 @@ fn simplify(rules: Vec<Rule>) -> Vec<Rule> {
     kept
 }
 
+/// The name of an interaction class, for messages.
+pub fn interaction_name(i: Interaction) -> &'static str {
+    match i {
+        Interaction::Create => "create",
+        Interaction::Read => "read",
+        Interaction::Update => "update",
+        Interaction::Delete => "delete",
+        Interaction::Search => "search",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

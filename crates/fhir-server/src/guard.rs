@@ -12,20 +12,19 @@ use fhir_search::SearchRegistry;
 use fhir_store::{Store, StoreResult};
 use serde_json::Value;
 
-use super::scopes::{Interaction, Rule};
-use super::{tokens, Access, Grant};
+use crate::access::scopes::{Interaction, Rule};
 use crate::access::RequestContext;
 pub use crate::access::{in_patient_compartment, patient_allows, SearchLimits};
+use crate::access::{Access, Grant};
+use crate::auth::tokens;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The subject of the verified client certificate of a TLS connection.
-#[derive(Debug, Clone)]
-pub struct PeerSubject(pub String);
+pub use crate::tls::PeerSubject;
 
 /// Paths anyone may call: discovery, the token endpoint, probes.
 fn is_public(path: &str) -> bool {
-    crate::console::is_console(path)
+    crate::http::interaction::is_console(path)
         || matches!(
             path,
             "/health"
@@ -70,7 +69,10 @@ pub async fn authenticate(
     }
 }
 
-fn identify(config: &super::AuthConfig, req: &ServiceRequest) -> Result<Arc<Access>, ApiError> {
+fn identify(
+    config: &crate::auth::AuthConfig,
+    req: &ServiceRequest,
+) -> Result<Arc<Access>, ApiError> {
     if let Some(h) = req.headers().get("Authorization") {
         let text = h.to_str().map_err(|_| {
             ApiError::Unauthorized(
@@ -94,7 +96,7 @@ fn identify(config: &super::AuthConfig, req: &ServiceRequest) -> Result<Arc<Acce
         return match config.clients.by_certificate(&subject.0) {
             Some(c) => Ok(Arc::new(Access {
                 client_id: c.client_id.clone(),
-                scopes: super::ScopeSet::parse(&c.scope),
+                scopes: crate::access::scopes::ScopeSet::parse(&c.scope),
                 patient: None,
                 tenant: c.tenant.clone(),
             })),

@@ -311,41 +311,8 @@ pub(crate) fn embedded_server(
         .and_then(|l| l.local_addr())
         .map_err(|e| ImportError::Server(e.to_string()))?
         .port();
-    let args = ServeArgs {
-        listen: ([127, 0, 0, 1], port).into(),
-        database_url: database_url.to_string(),
-        base_url: None,
-        max_body_bytes: 512 * 1024 * 1024,
-        db_pool_size: 4,
-        db_cache_mb: 64,
-        read_cache_mb: 0,
-        // A file may be one very large transaction: no time limit in-process.
-        request_timeout: 0.0,
-        total_threshold: 1000,
-        sort_walk_above: fhir_store::search::SORT_WALK_ABOVE,
-        sort_range_at_most: fhir_store::search::SORT_RANGE_AT_MOST,
-        workers: Some(2),
-        log_format: crate::logging::LogFormat::Human,
-        log_level: "warn".into(),
-        exit_on_stdin_close: false,
-        port_file: None,
-        validation: crate::config::OnOff::On,
-        reject_warnings: false,
-        full_text,
-        expunge: crate::config::OnOff::Off,
-        packages: None,
-        metrics: crate::config::OnOff::Off,
-        metrics_listen: None,
-        otlp_endpoint: None,
-        otlp_protocol: Default::default(),
-        security: Default::default(),
-        export: crate::config::ExportArgs::default(),
-        bulk_import: crate::config::BulkImportArgs::default(),
-        subscriptions: crate::config::SubscriptionArgs::default(),
-        tenancy: crate::tenancy::Tenancy::Off,
-        tenant_rate_limit: 0,
-    };
-    std::thread::spawn(move || actix_web::rt::System::new().block_on(crate::config::serve(args)));
+    let args = ServeArgs::embedded(database_url, port, full_text);
+    std::thread::spawn(move || actix_web::rt::System::new().block_on(crate::serve::serve(args)));
     let base = format!("http://127.0.0.1:{port}/fhir");
     let ready = format!("http://127.0.0.1:{port}/ready");
     let deadline = Instant::now() + Duration::from_secs(60);

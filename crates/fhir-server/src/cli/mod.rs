@@ -1,4 +1,12 @@
-//! Sub-commands other than `serve`.
+//! The sub-commands other than `serve`: each parses nothing (clap did), calls the
+//! library, prints, and maps the outcome to an exit code. `import` and `terminology
+//! load` go through the FHIR API of a running server (or one started in-process with
+//! `serve::serve`), `export` is a Bulk Data client of a running server; `reindex`,
+//! `audit`, `tenants` open the store directly; `check` runs `fhir-check`.
+
+pub mod export;
+pub mod import;
+pub mod terminology_load;
 
 use std::process::ExitCode;
 
@@ -46,10 +54,10 @@ pub fn check(args: &crate::config::CheckArgs) -> ExitCode {
     }
 }
 
-/// `fhir-server import PATH…`: see [`crate::import`].
+/// `fhir-server import PATH…`: see [`import`].
 pub fn import(args: &ImportArgs) -> ExitCode {
     let started = std::time::Instant::now();
-    match crate::import::run(args) {
+    match import::run(args) {
         Ok((loaded, skipped, resources)) => {
             let secs = started.elapsed().as_secs_f64();
             println!(
@@ -65,11 +73,11 @@ pub fn import(args: &ImportArgs) -> ExitCode {
     }
 }
 
-/// `fhir-server terminology load FILE…`: see [`crate::terminology_load`].
+/// `fhir-server terminology load FILE…`: see [`terminology_load`].
 pub fn terminology(args: &crate::config::TerminologyArgs) -> ExitCode {
     let crate::config::TerminologyCommand::Load(load) = &args.command;
     let started = std::time::Instant::now();
-    match crate::terminology_load::run(load) {
+    match terminology_load::run(load) {
         Ok(l) => {
             println!(
                 "loaded {} code systems ({} concepts), {} value sets and {} concept maps in {:.1} s",
@@ -88,10 +96,10 @@ pub fn terminology(args: &crate::config::TerminologyArgs) -> ExitCode {
     }
 }
 
-/// `fhir-server export --url BASE --out DIR`: see [`crate::export::client`].
+/// `fhir-server export --url BASE --out DIR`: see [`export`].
 pub fn export(args: &ExportClientArgs) -> ExitCode {
     let started = std::time::Instant::now();
-    match crate::export::client::run(args) {
+    match export::run(args) {
         Ok(d) => {
             let secs = started.elapsed().as_secs_f64();
             println!(
@@ -333,7 +341,7 @@ fn run_clients(args: &ClientsArgs) -> Result<(), String> {
             }
             let bad: Vec<&str> = scope
                 .split_ascii_whitespace()
-                .filter(|s| crate::auth::scopes::Scope::parse(s).is_none())
+                .filter(|s| crate::access::scopes::Scope::parse(s).is_none())
                 .collect();
             if !bad.is_empty() {
                 return Err(format!("not SMART resource scopes: {}", bad.join(" ")));
