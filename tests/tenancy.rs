@@ -529,7 +529,38 @@ fn tenant_by_claim(b: Backend) {
     );
 }
 
+/// After a restart every active tenant is served again at once: a notification a
+/// tenant's partner refused before the restart is delivered without any request to
+/// that tenant.
+fn tenants_resume_after_restart(b: Backend) {
+    let mut s = Server::start_with(
+        b,
+        &[
+            "--tenancy",
+            "url",
+            "--subscription-allow-private-endpoints",
+            "--subscription-retry-ms",
+            "300",
+        ],
+    );
+    add_tenants(&s, &["acme"]);
+    let hook = Receiver::flaky(200, 1);
+    let sub = json!({"resourceType": "Subscription", "status": "requested", "reason": "t",
+        "criteria": "Observation?status=final",
+        "channel": {"type": "rest-hook", "endpoint": hook.url, "payload": "application/fhir+json"}});
+    let r = at(&s, "acme", "POST", "/Subscription").json(&sub.to_string());
+    assert_eq!(r.status, 201, "{}", r.body);
+    let obs = json!({"resourceType": "Observation", "id": "o1", "status": "final", "code": {"text": "x"}});
+    assert_eq!(put(&s, "acme", "/Observation/o1", obs).status, 201);
+    hook.wait_for(1); // refused (503): the event waits for its retry
+    std::thread::sleep(Duration::from_millis(300)); // the refusal is recorded
+    s.restart();
+    let got = hook.wait_for(2);
+    assert_eq!(got[1].path, "/hook/Observation/o1", "{got:?}");
+}
+
 both_backends!(
+    tenants_resume_after_restart,
     leak_matrix_by_url,
     unknown_and_disabled_tenants,
     tokens_reach_their_tenant,

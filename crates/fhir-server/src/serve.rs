@@ -111,6 +111,10 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         opener,
         args.tenant_rate_limit,
     ));
+    {
+        let tenants = tenants.clone().into_inner();
+        tokio::task::spawn_blocking(move || tenants.open_all());
+    }
     let metrics_server = match args.metrics_listen {
         Some(addr) if args.metrics == OnOff::On => Some(metrics_server(addr, state.clone())?),
         _ => None,

@@ -137,6 +137,23 @@ impl Tenants {
         }
     }
 
+    /// Opens every active tenant (blocking): their bulk jobs resume, and notifications
+    /// left in their outboxes are delivered, without waiting for a request to them.
+    pub fn open_all(&self) {
+        if self.mode == Tenancy::Off {
+            return;
+        }
+        let tenants = match self.registry().tenants() {
+            Ok(t) => t,
+            Err(e) => return tracing::error!(error = %e, "cannot list the tenants"),
+        };
+        for t in tenants.into_iter().filter(|t| t.active) {
+            if let Err(e) = self.resolve(&t.name) {
+                tracing::error!(tenant = %t.name, error = %e, "tenant not opened");
+            }
+        }
+    }
+
     /// The state of requests to tenant `name`.
     pub async fn state(self: &Arc<Self>, name: &str) -> Result<web::Data<AppState>, ApiError> {
         if name == DEFAULT {
