@@ -471,6 +471,14 @@ fn tokens_reach_their_tenant(b: Backend) {
     }
     let beta_events = audit("beta", &beta);
     assert_eq!(beta_events.status, 200, "{}", beta_events.body);
+    // The refusal is in beta's trail, in the access decision's words.
+    assert!(
+        beta_events
+            .body
+            .contains("403: this access token is for tenant 'acme', not for tenant 'beta'"),
+        "{}",
+        beta_events.body
+    );
     assert!(
         !beta_events.body.contains("acme-backend"),
         "acme's events in beta's trail"

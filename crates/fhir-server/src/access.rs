@@ -2,11 +2,13 @@
 //! a resource type — everything, one patient's compartment, or what search-constrained
 //! scopes allow — or why not. One function per kind of question ([`decide`],
 //! [`decide_content`], [`decide_unrestricted`], [`search_limits`]), with no HTTP in
-//! it: `auth::guard` asks it for every handler and maps a [`Denial`] to its answer
+//! it: `crate::guard` asks it for every handler and maps a [`Denial`] to its answer
 //! (`error.rs`), so the rules are unit-tested here against a table of cases.
 //!
-//! Tenants will join the [`RequestContext`] (issue #20); the store applies what a
-//! decision allows inside its own queries (compartments, constraints).
+//! Which tenant a token may reach is decided here too ([`decide_tenant`]); the store
+//! applies what a decision allows inside its own queries (compartments, constraints),
+//! and each tenant's store holds only that tenant's records. [`scopes`] parses SMART
+//! scopes into the rules these decisions read.
 
 use serde_json::Value;
 

@@ -228,6 +228,9 @@ struct Logged {
     /// The query, for searches and operations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     query: Option<String>,
+    /// Why the request was refused, in the access decision's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 /// One event in the log's compact form.
@@ -238,6 +241,7 @@ pub(crate) fn event(
     status: u16,
     resources: Vec<String>,
     query: Option<String>,
+    reason: Option<String>,
 ) -> String {
     let logged = Logged {
         balp: 1,
@@ -251,6 +255,7 @@ pub(crate) fn event(
         request: w.request.clone(),
         resources,
         query,
+        reason,
     };
     serde_json::to_string(&logged).unwrap_or_default()
 }
@@ -279,7 +284,10 @@ fn full_event(l: &Logged) -> String {
         q(&l.action),
         fhir_store::time::fhir_instant(l.recorded),
         outcome_code(l.status),
-        q(&format!("{} → {}", l.request, l.status)),
+        q(&match &l.reason {
+            Some(why) => format!("{} → {}: {why}", l.request, l.status),
+            None => format!("{} → {}", l.request, l.status),
+        }),
         q(l.client.as_deref().unwrap_or("anonymous")),
     );
     if let Some(addr) = &l.address {
@@ -330,7 +338,7 @@ pub fn write_hook(ctx: &AuditContext, writes: &[WriteRecord]) -> Vec<String> {
                 _ => ("delete", "D"),
             };
             let reference = format!("{}/{}/_history/{}", r.res_type, r.id, r.version);
-            event(&w, subtype, action, 200, vec![reference], None)
+            event(&w, subtype, action, 200, vec![reference], None, None)
         })
         .collect()
 }

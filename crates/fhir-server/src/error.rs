@@ -8,6 +8,11 @@ use actix_web::{HttpResponse, ResponseError};
 use fhir_model::{Issue, IssueType, OperationOutcome};
 use fhir_store::StoreError;
 
+/// Why a request was refused (401, 403): the access decision's words, kept on the
+/// response for its audit event (`crate::recorder`).
+#[derive(Debug, Clone)]
+pub struct Refusal(pub String);
+
 /// The FHIR JSON media type, as every response says it.
 pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
 
@@ -285,8 +290,13 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        b.content_type(FHIR_JSON)
-            .body(fhir_model::json::to_string(&self.outcome().to_value()))
+        let mut resp = b
+            .content_type(FHIR_JSON)
+            .body(fhir_model::json::to_string(&self.outcome().to_value()));
+        if let ApiError::Unauthorized(m, _) | ApiError::Forbidden(m) = self {
+            resp.extensions_mut().insert(Refusal(m.clone()));
+        }
+        resp
     }
 }
 

@@ -56,7 +56,12 @@ pub async fn record(
     let query = res.request().query_string();
     let query =
         (!query.is_empty() || subtype.starts_with("search")).then(|| format!("{path}?{query}"));
-    sink.send(event(&w, subtype, action, status, resources, query))
+    let reason = res
+        .response()
+        .extensions()
+        .get::<crate::error::Refusal>()
+        .map(|r| r.0.clone());
+    sink.send(event(&w, subtype, action, status, resources, query, reason))
         .await;
     Ok(res)
 }

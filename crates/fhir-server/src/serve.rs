@@ -212,6 +212,7 @@ fn http_server(
     listener: std::net::TcpListener,
 ) -> std::io::Result<(actix_web::dev::Server, &'static str)> {
     let limiter = crate::http::ratelimit::RateLimiter::new(args.security.rate_limit);
+    let tenancy_on = args.tenancy != Tenancy::Off;
     let https = tls.is_some();
     let mut server = HttpServer::new(move || {
         App::new()
@@ -221,7 +222,12 @@ fn http_server(
             .wrap(middleware::from_fn(crate::http::ratelimit::limit))
             .wrap(middleware::from_fn(crate::guard::authenticate))
             .wrap(middleware::from_fn(crate::recorder::record))
-            .wrap(middleware::from_fn(crate::tenancy::route))
+            // Without tenants, not even a pass-through layer (a `from_fn` layer costs
+            // a boxed call per request).
+            .wrap(middleware::Condition::new(
+                tenancy_on,
+                middleware::from_fn(crate::tenancy::route),
+            ))
             .wrap(crate::http::security::headers(https))
             .wrap(middleware::NormalizePath::trim())
             .wrap(middleware::from_fn(crate::http::limits::uri_length))
