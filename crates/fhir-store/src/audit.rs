@@ -111,8 +111,11 @@ pub(crate) fn chain(tx: &mut Tx<'_>, events: &[String]) -> StoreResult<()> {
         many => format!("[{}]", many.join(",")),
     };
     if tx.kind == BackendKind::Postgres {
-        Sql::new("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':fhir-audit-chain')) IS NULL AS locked")
-            .execute(tx.conn)?;
+        Sql::new(&format!(
+            "SELECT pg_advisory_xact_lock(hashtext({} || 'fhir-audit-chain')) IS NULL AS locked",
+            crate::tenants::LOCK_PREFIX
+        ))
+        .execute(tx.conn)?;
     }
     let head = Sql::new("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
         .load::<HeadRow>(tx.conn)?;

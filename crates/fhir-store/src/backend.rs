@@ -387,9 +387,10 @@ impl Tx<'_> {
     pub fn lock_type(&mut self, resource_type: &str) -> StoreResult<()> {
         if self.kind == BackendKind::Postgres {
             use diesel::RunQueryDsl;
-            diesel::sql_query(
-                "SELECT pg_advisory_xact_lock(hashtext(current_schema() || $1)) IS NULL AS locked",
-            )
+            diesel::sql_query(format!(
+                "SELECT pg_advisory_xact_lock(hashtext({} || $1)) IS NULL AS locked",
+                crate::tenants::LOCK_PREFIX
+            ))
             .bind::<diesel::sql_types::Text, _>(format!("fhir-conditional:{resource_type}"))
             .execute(self.conn)?;
         }

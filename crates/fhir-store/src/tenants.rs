@@ -21,6 +21,12 @@ use crate::{Store, StoreError, StoreResult};
 /// The tenant whose database is the one the URL names.
 pub const DEFAULT: &str = "default";
 
+/// SQL prefixing PostgreSQL advisory-lock keys with the tenant's schema, so tenants do
+/// not wait for each other; nothing in the default schema (`public`), whose keys stay
+/// those of a single install (nodes of the version before tenants share its locks).
+pub(crate) const LOCK_PREFIX: &str =
+    "(CASE WHEN current_schema() = 'public' THEN '' ELSE current_schema() || ':' END)";
+
 /// Names that would be read as something else in a URL (`/fhir/metadata`, `/fhir/ws`).
 const RESERVED: &[&str] = &[DEFAULT, "metadata", "ws", "console", "auth"];
 
