@@ -107,7 +107,14 @@ impl Tenants {
         }
         drop(slots);
         let _opening = self.opening.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(Ok(state)) = self.fresh(name) {
+        // Another request may have opened it while this one waited: never twice.
+        let opened = self
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .and_then(|s| s.state.clone());
+        if let Some(state) = opened {
             return Ok(state);
         }
         let parts = self.opener.open_tenant(name).map_err(|e| {
