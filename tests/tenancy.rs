@@ -355,6 +355,15 @@ fn unknown_and_disabled_tenants(b: Backend) {
         .header("Content-Type", "application/json")
         .json(r#"{"name":"no way"}"#);
     assert_eq!(r.status, 400, "{}", r.body);
+    let r = s
+        .root("POST", "/admin/tenants")
+        .header("Content-Type", "application/json")
+        .json("{not json");
+    assert!(
+        r.outcome(400).to_string().contains("the body must be"),
+        "{}",
+        r.body
+    );
     let list = s.root("GET", "/admin/tenants").send().json();
     let names: Vec<(&str, bool)> = list["tenants"]
         .as_array()

@@ -55,10 +55,13 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 pub async fn add(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<NewTenant>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let tenants = admitted(&req, &state)?;
-    let name = body.into_inner().name;
+    // Read here, not by actix's JSON extractor, whose refusals are plain text.
+    let name = serde_json::from_slice::<NewTenant>(&body)
+        .map_err(|e| ApiError::bad(format!("the body must be {{\"name\": \"…\"}}: {e}")))?
+        .name;
     fhir_store::tenants::check_name(&name).map_err(ApiError::bad)?;
     let (added, row) = state
         .blocking(move |_| {
