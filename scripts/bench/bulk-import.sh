@@ -4,7 +4,8 @@
 # database with $import (validation on, the default) and, for comparison, loads the
 # Bundles with `fhir-server import` into a fresh database. Reports resources/s, RUNS times,
 # interleaved. Usage: scripts/bench/bulk-import.sh [sqlite|postgres] [runs]
-# (SERVE_EXTRA: more `serve` flags; KEEP=DIR: keep the NDJSON files and kick-off there)
+# (SERVE_EXTRA: more `serve` flags; KEEP=DIR: keep the NDJSON files and kick-off there;
+# HANDLING=lenient: kick off with `Prefer: handling=lenient`, so lines validation refuses load too)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BACKEND=${1:-sqlite}; RUNS=${2:-3}
@@ -15,7 +16,7 @@ trap 'kill $(cat "$work/pid" 2>/dev/null) 2>/dev/null || true; [ -n "${KEEP:-}" 
 B=http://127.0.0.1:$PORT/fhir
 fresh_db() {
   if [ "$BACKEND" = sqlite ]; then rm -f "$work"/fhir.db*; url="sqlite://$work/fhir.db"; else
-    psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS fhir_import_bench" -c "CREATE DATABASE fhir_import_bench" postgres
+    psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS fhir_import_bench WITH (FORCE)" -c "CREATE DATABASE fhir_import_bench" postgres
     url="postgres://postgres@127.0.0.1:5432/fhir_import_bench"
   fi
 }
@@ -54,7 +55,7 @@ for run in $(seq 1 "$RUNS"); do
   # The validator loads in the background at start-up: measure the load, not that.
   curl -s -o /dev/null -X POST "$B/Patient/\$validate" -H 'Content-Type: application/fhir+json' -d '{"resourceType":"Patient"}'
   start=$(date +%s.%N)
-  status=$(curl -si "$B/\$import" -H 'Prefer: respond-async' -H 'Content-Type: application/fhir+json' \
+  status=$(curl -si "$B/\$import" -H "Prefer: respond-async${HANDLING:+, handling=$HANDLING}" -H 'Content-Type: application/fhir+json' \
     --data-binary @"$work/kickoff.json" | tr -d '\r' | awk -F': ' 'tolower($1)=="content-location" {print $2}')
   poll "$status"
   end=$(date +%s.%N)
