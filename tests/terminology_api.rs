@@ -278,7 +278,7 @@ fn uploaded_terminology(b: Backend) {
 }
 
 /// An uploaded code system's designations, inactive and abstract concepts: `$expand`
-/// with `activeOnly`, `includeDesignations` and `displayLanguage` (POSTed as
+/// with `activeOnly`, `includeDesignations`, `designation` and `displayLanguage` (POSTed as
 /// Parameters too), `$lookup` with its designations and a display in a language.
 fn designations_and_inactive_codes(b: Backend) {
     let s = common::shared(b);
@@ -319,6 +319,28 @@ fn designations_and_inactive_codes(b: Backend) {
     let r = s.req("POST", "/ValueSet/$expand").json(&body.to_string());
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["expansion"]["contains"][0]["display"], "Fièvre");
+    // `designation` (a language token, as a POSTed string too) gives only those.
+    let v = s
+        .get(&format!(
+            "/ValueSet/$expand?url={vs}&designation=urn:ietf:bcp:47%7Cde"
+        ))
+        .json();
+    assert_eq!(
+        v["expansion"]["contains"][0]["designation"],
+        json!([{"language": "de-CH", "value": "Fieber"}]),
+        "{v}"
+    );
+    let body = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "url", "valueUri": vs}, {"name": "designation", "valueString": "fr"}]});
+    let v = s
+        .req("POST", "/ValueSet/$expand")
+        .json(&body.to_string())
+        .json();
+    assert_eq!(
+        v["expansion"]["contains"][0]["designation"],
+        json!([{"language": "fr", "value": "Fièvre"}]),
+        "{v}"
+    );
     let r = s.get(&format!("/ValueSet/$expand?url={vs}&activeOnly=maybe"));
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("activeOnly"), "{}", r.body);

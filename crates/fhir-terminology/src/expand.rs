@@ -123,15 +123,37 @@ pub fn expand(
 struct Options {
     active_only: bool,
     include_designations: bool,
+    /// `designation` tokens (`system|code`): a designation is given when its language
+    /// (`urn:ietf:bcp:47|de`, or a bare `de`) or its `use` is one of them.
+    designations: Vec<String>,
     display_language: Option<String>,
     exclude_nested: Option<bool>,
+}
+
+/// The language system of a `designation` token (BCP 47, as `Coding.system`).
+const LANGUAGE_SYSTEM: &str = "urn:ietf:bcp:47";
+
+/// Whether a designation in language `have` is one in `asked` (`de` takes `de-CH`).
+fn language_matches(have: &str, asked: &str) -> bool {
+    have.eq_ignore_ascii_case(asked)
+        || have
+            .get(..asked.len() + 1)
+            .is_some_and(|p| p[..asked.len()].eq_ignore_ascii_case(asked) && p.ends_with('-'))
 }
 
 impl Options {
     fn of(p: &Params) -> Result<Options, TxError> {
         Ok(Options {
             active_only: p.boolean("activeOnly")?.unwrap_or(false),
-            include_designations: p.boolean("includeDesignations")?.unwrap_or(false),
+            // Asking for designations by language or use asks for designations.
+            include_designations: p
+                .boolean("includeDesignations")?
+                .unwrap_or(!p.texts("designation").is_empty()),
+            designations: p
+                .texts("designation")
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
             display_language: p
                 .text("displayLanguage")
                 .filter(|l| !l.trim().is_empty())
@@ -148,6 +170,9 @@ impl Options {
         }
         if self.include_designations {
             out.push(json!({"name": "includeDesignations", "valueBoolean": true}));
+        }
+        for d in &self.designations {
+            out.push(json!({"name": "designation", "valueString": d}));
         }
         if let Some(l) = &self.display_language {
             out.push(json!({"name": "displayLanguage", "valueCode": l}));
@@ -206,10 +231,37 @@ fn entry(c: &ExpandedCode, concept: Option<&Concept>, o: &Options) -> Value {
         v["display"] = json!(d);
     }
     let designations = concept.map_or(&[][..], |k| &k.designations[..]);
-    if o.include_designations && !designations.is_empty() {
-        v["designation"] = designations.iter().map(designation).collect();
+    let wanted: Vec<Value> = designations
+        .iter()
+        .filter(|d| o.wants(d))
+        .map(designation)
+        .collect();
+    if o.include_designations && !wanted.is_empty() {
+        v["designation"] = Value::Array(wanted);
     }
     v
+}
+
+impl Options {
+    /// Whether the `designation` tokens let `d` through (all do without tokens).
+    fn wants(&self, d: &fhir_model::terminology::Designation) -> bool {
+        if self.designations.is_empty() {
+            return true;
+        }
+        self.designations.iter().any(|t| {
+            let (system, code) = t
+                .split_once('|')
+                .map_or((None, t.as_str()), |(s, c)| (Some(s), c));
+            let language = system.is_none_or(|s| s == LANGUAGE_SYSTEM)
+                && d.language
+                    .as_deref()
+                    .is_some_and(|l| language_matches(l, code));
+            let used = d.use_.as_ref().is_some_and(|u| {
+                u["code"] == code && system.is_none_or(|s| s.is_empty() || u["system"] == s)
+            });
+            language || used
+        })
+    }
 }
 
 /// A designation as an expansion gives it (language, use, value).
@@ -327,6 +379,57 @@ pub(crate) mod tests {
         assert_eq!(
             used,
             ["includeDesignations", "displayLanguage", "excludeNested"]
+        );
+    }
+
+    #[test]
+    fn designation_tokens_choose_designations_by_language_or_use() {
+        let t = hospital();
+        let values = |tokens: &[&str]| -> Value {
+            let mut p = vec![("url", VS)];
+            p.extend(tokens.iter().map(|t| ("designation", *t)));
+            let v = expand(&t, &params(&p), None, stamp()).unwrap();
+            v["expansion"]["contains"][0]["designation"]
+                .as_array()
+                .map_or(json!([]), |a| {
+                    json!(a.iter().map(|d| &d["value"]).collect::<Vec<_>>())
+                })
+        };
+        assert_eq!(values(&[]), json!([]), "no designations unless asked");
+        assert_eq!(values(&["urn:ietf:bcp:47|de"]), json!(["Fieber"]));
+        assert_eq!(values(&["fr"]), json!(["Fièvre"]));
+        assert_eq!(
+            values(&["http://snomed.info/sct|900000000000013009"]),
+            json!(["Fièvre"])
+        );
+        assert_eq!(
+            values(&[
+                "urn:ietf:bcp:47|de",
+                "http://snomed.info/sct|900000000000013009"
+            ]),
+            json!(["Fieber", "Fièvre"])
+        );
+        assert_eq!(values(&["urn:ietf:bcp:47|es"]), json!([]));
+        assert_eq!(
+            values(&["urn:ietf:bcp:47|d"]),
+            json!([]),
+            "not a prefix of a subtag"
+        );
+        let v = expand(
+            &t,
+            &params(&[
+                ("url", VS),
+                ("designation", "fr"),
+                ("includeDesignations", "false"),
+            ]),
+            None,
+            stamp(),
+        )
+        .unwrap();
+        assert!(v["expansion"]["contains"][0].get("designation").is_none());
+        assert_eq!(
+            v["expansion"]["parameter"][0],
+            json!({"name": "designation", "valueString": "fr"})
         );
     }
 
