@@ -9,8 +9,8 @@
 
 mod common;
 
-use common::{parameter as get, Backend};
-use serde_json::json;
+use common::{parameter as get, Backend, Server};
+use serde_json::{json, Value};
 
 const GENDER: &str = "http://hl7.org/fhir/administrative-gender";
 const GENDER_VS: &str = "http://hl7.org/fhir/ValueSet/administrative-gender";
@@ -90,7 +90,37 @@ fn validate_codes(b: Backend) {
     assert!(get(&v, "message")["valueString"]
         .as_str()
         .unwrap()
-        .contains("is not in the value set"));
+        .contains("was not found in the value set"));
+    // A codeableConcept comes back with its valid coding completed; a code of a code
+    // system this server does not have says so (HL7's terminology servers' outputs).
+    let cc = get(&v_concept(&s), "codeableConcept")["valueCodeableConcept"].clone();
+    assert_eq!(
+        cc["coding"][1],
+        json!({"system": GENDER, "code": "female", "display": "Female", "version": "4.0.1"})
+    );
+    let v = s
+        .get(&format!(
+            "/ValueSet/$validate-code?url={GENDER_VS}&system=http://example.org/nowhere&code=a"
+        ))
+        .json();
+    assert_eq!(get(&v, "result")["valueBoolean"], false, "{v}");
+    assert_eq!(
+        get(&v, "x-caused-by-unknown-system")["valueCanonical"],
+        "http://example.org/nowhere"
+    );
+    assert!(v
+        .to_string()
+        .contains("A definition for CodeSystem http://example.org/nowhere could not be found"));
+}
+
+fn v_concept(s: &Server) -> Value {
+    let body = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "url", "valueUri": GENDER_VS},
+        {"name": "codeableConcept", "valueCodeableConcept": {"coding": [
+            {"system": "http://loinc.org", "code": "x"}, {"system": GENDER, "code": "female"}]}}]});
+    s.req("POST", "/ValueSet/$validate-code")
+        .json(&body.to_string())
+        .json()
 }
 
 fn expansions(b: Backend) {

@@ -350,17 +350,50 @@ pub struct ValueSetExpansion {
     pub contains: Vec<ExpansionContains>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ValueSetDef {
     pub url: String,
-    #[serde(default)]
     pub version: Option<String>,
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
     pub compose: Option<ValueSetCompose>,
-    #[serde(default)]
     pub expansion: Option<ValueSetExpansion>,
+    /// The resource as written, less `id`, `meta`, `text` and `expansion`: what an
+    /// expansion of it repeats (`$expand` answers with the value set and its expansion).
+    pub definition: Arc<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The parts of a ValueSet read into [`ValueSetDef`]'s fields.
+#[derive(Deserialize)]
+struct ValueSetFields {
+    url: String,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    compose: Option<ValueSetCompose>,
+    #[serde(default)]
+    expansion: Option<ValueSetExpansion>,
+}
+
+impl<'de> Deserialize<'de> for ValueSetDef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut definition = serde_json::Map::deserialize(d)?;
+        let f: ValueSetFields =
+            serde_json::from_value(serde_json::Value::Object(definition.clone()))
+                .map_err(serde::de::Error::custom)?;
+        for k in ["id", "meta", "text", "expansion"] {
+            definition.remove(k);
+        }
+        Ok(ValueSetDef {
+            url: f.url,
+            version: f.version,
+            name: f.name,
+            compose: f.compose,
+            expansion: f.expansion,
+            definition: Arc::new(definition),
+        })
+    }
 }
 
 /// A code of an expanded value set.
@@ -501,10 +534,15 @@ impl Terminology {
             display: display.map(str::to_string),
         };
         if !inc.concept.is_empty() {
+            // A listed code without a display of its own has its code system's.
+            let cs = self.code_system(system);
             return Ok(inc
                 .concept
                 .iter()
-                .map(|c| make(&c.code, c.display.as_deref()))
+                .map(|c| {
+                    let held = || cs?.find(&c.code)?.display.as_deref();
+                    make(&c.code, c.display.as_deref().or_else(held))
+                })
                 .collect());
         }
         let cs = self

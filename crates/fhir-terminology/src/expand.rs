@@ -83,6 +83,7 @@ pub fn expand(
     }
     let start = offset.min(total);
     let end = count.map_or(total, |c| start.saturating_add(c).min(total));
+    let paged = p.text("offset").is_some() || count.is_some();
     let mut used = Vec::new();
     if let Some(f) = filter {
         used.push(json!({"name": "filter", "valueString": f}));
@@ -94,21 +95,22 @@ pub fn expand(
         used.push(json!({"name": "count", "valueInteger": c}));
     }
     used.extend(options.used());
+    for system in used_code_systems(t, url) {
+        used.push(json!({"name": "used-codesystem", "valueUri": system}));
+        if system.contains('|') {
+            used.push(json!({"name": "version", "valueUri": system}));
+        }
+    }
     let contains: Vec<Value> = codes[start..end]
         .iter()
         .map(|c| entry(c, concepts.get(c), &options))
         .collect();
-    let vs = t.value_set(url);
-    let plain = fhir_model::terminology::canonical_url(url);
-    let mut out = json!({"resourceType": "ValueSet", "url": plain, "status": "active"});
-    if let Some(v) = vs.and_then(|v| v.version.clone()) {
-        out["version"] = json!(v);
-    }
-    if let Some(n) = vs.and_then(|v| v.name.clone()) {
-        out["name"] = json!(n);
-    }
+    let mut out = answer_resource(t, url);
     let mut expansion = json!({"identifier": stamp.identifier, "timestamp": stamp.timestamp,
-        "total": total, "offset": offset});
+        "total": total});
+    if paged {
+        expansion["offset"] = json!(offset);
+    }
     if !used.is_empty() {
         expansion["parameter"] = Value::Array(used);
     }
@@ -119,10 +121,55 @@ pub fn expand(
     Ok(out)
 }
 
+/// The value set an expansion answers with: its definition as written (less `id`,
+/// `meta`, `text`), to which the expansion is added.
+fn answer_resource(t: &Terminology, url: &str) -> Value {
+    match t.value_set(url) {
+        Some(vs) => Value::Object(vs.definition.as_ref().clone()),
+        None => json!({"resourceType": "ValueSet",
+            "url": fhir_model::terminology::canonical_url(url), "status": "active"}),
+    }
+}
+
+/// The code systems a value set draws on (through the value sets it includes too),
+/// each as `url|version` when the version is known: the expansion's `used-codesystem`
+/// (and R4's `version`) parameters.
+fn used_code_systems(t: &Terminology, url: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut todo = vec![(url.to_string(), 0)];
+    while let Some((url, depth)) = todo.pop() {
+        let Some(compose) = t.value_set(&url).and_then(|v| v.compose.as_ref()) else {
+            continue;
+        };
+        for inc in &compose.include {
+            if let Some(system) = &inc.system {
+                let version = inc
+                    .version
+                    .clone()
+                    .or_else(|| t.code_system(system).and_then(|cs| cs.version.clone()));
+                let used = match version {
+                    Some(v) => format!("{}|{v}", fhir_model::terminology::canonical_url(system)),
+                    None => system.clone(),
+                };
+                if !out.contains(&used) {
+                    out.push(used);
+                }
+            }
+            if depth < 8 {
+                todo.extend(inc.value_set.iter().map(|v| (v.clone(), depth + 1)));
+            }
+        }
+    }
+    out
+}
+
 /// The parameters that shape each code of an expansion.
 struct Options {
     active_only: bool,
+    /// Whether `activeOnly` was given (its value is repeated, `false` too).
+    active_only_given: bool,
     include_designations: bool,
+    include_designations_given: bool,
     /// `designation` tokens (`system|code`): a designation is given when its language
     /// (`urn:ietf:bcp:47|de`, or a bare `de`) or its `use` is one of them.
     designations: Vec<String>,
@@ -145,6 +192,8 @@ impl Options {
     fn of(p: &Params) -> Result<Options, TxError> {
         Ok(Options {
             active_only: p.boolean("activeOnly")?.unwrap_or(false),
+            active_only_given: p.boolean("activeOnly")?.is_some(),
+            include_designations_given: p.boolean("includeDesignations")?.is_some(),
             // Asking for designations by language or use asks for designations.
             include_designations: p
                 .boolean("includeDesignations")?
@@ -165,11 +214,12 @@ impl Options {
     /// The expansion parameters these stand for (`expansion.parameter`).
     fn used(&self) -> Vec<Value> {
         let mut out = Vec::new();
-        if self.active_only {
-            out.push(json!({"name": "activeOnly", "valueBoolean": true}));
+        if self.active_only_given {
+            out.push(json!({"name": "activeOnly", "valueBoolean": self.active_only}));
         }
-        if self.include_designations {
-            out.push(json!({"name": "includeDesignations", "valueBoolean": true}));
+        if self.include_designations_given {
+            let v = self.include_designations;
+            out.push(json!({"name": "includeDesignations", "valueBoolean": v}));
         }
         for d in &self.designations {
             out.push(json!({"name": "designation", "valueString": d}));
@@ -378,7 +428,12 @@ pub(crate) mod tests {
             .collect();
         assert_eq!(
             used,
-            ["includeDesignations", "displayLanguage", "excludeNested"]
+            [
+                "includeDesignations",
+                "displayLanguage",
+                "excludeNested",
+                "used-codesystem"
+            ]
         );
     }
 
@@ -428,8 +483,10 @@ pub(crate) mod tests {
         .unwrap();
         assert!(v["expansion"]["contains"][0].get("designation").is_none());
         assert_eq!(
-            v["expansion"]["parameter"][0],
-            json!({"name": "designation", "valueString": "fr"})
+            v["expansion"]["parameter"],
+            json!([{"name": "includeDesignations", "valueBoolean": false},
+                {"name": "designation", "valueString": "fr"},
+                {"name": "used-codesystem", "valueUri": CS}])
         );
     }
 

@@ -16,10 +16,14 @@ use fhir_model::terminology::{CodeSystemDef, ExpandedCode, Terminology};
 use serde_json::{json, Value};
 
 use crate::lookup::{self, concept};
-use crate::{codings, invalid, not_found, param, parameters, Coding, Params, TxError};
+use crate::{codings, not_found, param, parameters, Coding, Params, TxError};
 
 /// The `tx-issue-type` code system of HL7's terminology tooling.
 const TX_ISSUE_TYPE: &str = "http://hl7.org/fhir/tools/CodeSystem/tx-issue-type";
+
+mod value_set;
+
+pub use value_set::value_set;
 
 /// What is wrong (or worth saying) about one coding.
 struct Issue {
@@ -29,12 +33,25 @@ struct Issue {
     /// The `tx-issue-type` code.
     tx: &'static str,
     text: String,
-    /// The element it is about, within the coding (`code`, `display`).
-    element: &'static str,
+    /// The element it is about, within the coding (`code`, `display`, `system`; empty
+    /// for the coding itself); `None` for an issue about the request as a whole.
+    element: Option<&'static str>,
+}
+
+impl Issue {
+    fn error(code: &'static str, tx: &'static str, text: String, element: &'static str) -> Issue {
+        Issue {
+            severity: "error",
+            code,
+            tx,
+            text,
+            element: Some(element),
+        }
+    }
 }
 
 /// The outcome for one coding: valid, what was checked, the display to report, and
-/// the issue found.
+/// the issues found.
 #[derive(Default)]
 struct Checked {
     valid: bool,
@@ -42,7 +59,12 @@ struct Checked {
     system: Option<String>,
     version: Option<String>,
     display: Option<String>,
-    issue: Option<Issue>,
+    /// The code as its (case-insensitive) code system writes it, when it differs.
+    normalized: Option<String>,
+    inactive: bool,
+    /// A code system (`url` or `url|version`) this server does not have.
+    unknown_system: Option<String>,
+    issues: Vec<Issue>,
 }
 
 impl Checked {
@@ -56,7 +78,7 @@ impl Checked {
 
     fn failed(mut self, issue: Issue) -> Checked {
         self.valid = false;
-        self.issue = Some(issue);
+        self.issues.push(issue);
         self
     }
 }
@@ -64,84 +86,207 @@ impl Checked {
 /// Where a coding's `element` is, as the request gave the coding (`from`: `code`,
 /// `coding` or `codeableConcept`, the `n`th coding).
 fn location(from: &str, n: usize, element: &str) -> String {
+    let within = |base: String| match element {
+        "" => base,
+        e => format!("{base}.{e}"),
+    };
     match from {
-        "coding" => format!("Coding.{element}"),
-        "codeableConcept" => format!("CodeableConcept.coding[{n}].{element}"),
+        "coding" => within("Coding".into()),
+        "codeableConcept" => within(format!("CodeableConcept.coding[{n}]")),
         _ => element.to_string(),
     }
 }
 
-fn answer(checked: Vec<Checked>, from: &str) -> Value {
-    // A codeableConcept is valid when one of its codings is.
-    let best = checked.iter().position(|c| c.valid).unwrap_or(0);
-    let c = &checked[best];
-    let mut out = Vec::new();
-    if let Some(code) = &c.code {
-        out.push(param("code", "Code", code.clone()));
+fn outcome_issue(i: &Issue, at: Option<String>) -> Value {
+    let mut v = json!({"severity": i.severity, "code": i.code,
+        "details": {"coding": [{"system": TX_ISSUE_TYPE, "code": i.tx}], "text": i.text}});
+    if let Some(at) = at {
+        v["location"] = json!([at]);
+        v["expression"] = json!([at]);
     }
-    if let Some(d) = &c.display {
-        out.push(param("display", "String", d.clone()));
-    }
-    let issues: Vec<Value> = checked
+    v
+}
+
+/// `message`: what the issues say, the cause before its consequence (as HL7's
+/// terminology servers write it); only when there is something wrong — of a valid
+/// code, only a wrong display (a warning under lenient display validation).
+fn message(issues: &[&Issue], valid: bool) -> Option<String> {
+    let texts: Vec<&str> = issues
         .iter()
-        .enumerate()
-        .filter(|(n, _)| !c.valid || *n == best)
-        .filter_map(|(n, k)| k.issue.as_ref().map(|i| (n, i)))
-        .map(|(n, i)| {
-            let at = location(from, n, i.element);
-            json!({"severity": i.severity, "code": i.code,
-                "details": {"coding": [{"system": TX_ISSUE_TYPE, "code": i.tx}], "text": i.text},
-                "location": [at], "expression": [at]})
-        })
+        .rev()
+        .filter(|i| matches!(i.severity, "error" | "warning") && i.tx != "code-rule")
+        .filter(|i| !valid || i.tx == "invalid-display")
+        .map(|i| i.text.as_str())
         .collect();
-    if !issues.is_empty() {
-        out.push(json!({"name": "issues", "resource":
-            {"resourceType": "OperationOutcome", "issue": issues}}));
-    }
-    if !c.valid {
-        let texts: Vec<&str> = checked
-            .iter()
-            .filter_map(|k| k.issue.as_ref())
-            .filter(|i| i.severity == "error")
-            .map(|i| i.text.as_str())
-            .collect();
-        if !texts.is_empty() {
-            out.push(param("message", "String", texts.join("; ")));
+    (!texts.is_empty()).then(|| texts.join("; "))
+}
+
+/// The answer for the codings checked. A codeableConcept is valid when one of its
+/// codings is: then that coding is reported (`code`, `system`, `version`,
+/// `display`); otherwise the concept is (`vs_label`: the value set, for the issue
+/// that no coding was valid).
+fn answer(
+    checked: Vec<Checked>,
+    from: &str,
+    given: Option<&Value>,
+    vs_label: Option<&str>,
+) -> Value {
+    let best = checked.iter().position(|c| c.valid);
+    let mut out = Vec::new();
+    let mut issues: Vec<(Option<String>, &Issue)> = Vec::new();
+    let concept_failed = from == "codeableConcept" && best.is_none();
+    let none_valid = vs_label.map(|vs| Issue {
+        severity: "error",
+        code: "code-invalid",
+        tx: "not-in-vs",
+        text: format!("No valid coding was found for the value set '{vs}'"),
+        element: None,
+    });
+    if concept_failed {
+        if let Some(i) = &none_valid {
+            issues.push((None, i));
         }
     }
-    out.push(param("result", "Boolean", c.valid));
-    if let Some(s) = &c.system {
-        out.push(param("system", "Uri", s.clone()));
+    for (n, k) in checked.iter().enumerate() {
+        if best.is_some_and(|b| b != n) {
+            continue;
+        }
+        for i in &k.issues {
+            issues.push((i.element.map(|e| location(from, n, e)), i));
+        }
     }
-    if let (true, Some(v)) = (c.valid, &c.version) {
-        out.push(param("version", "String", v.clone()));
+    let shown = &checked[best.unwrap_or(0)];
+    if !concept_failed {
+        if let Some(code) = &shown.code {
+            out.push(param("code", "Code", code.clone()));
+        }
+        if let Some(d) = &shown.display {
+            out.push(param("display", "String", d.clone()));
+        }
+    }
+    if from == "codeableConcept" {
+        out.push(json!({"name": "codeableConcept",
+            "valueCodeableConcept": concept_answer(given, &checked)}));
+    }
+    if shown.inactive && !concept_failed {
+        out.push(param("inactive", "Boolean", true));
+    }
+    let rendered: Vec<Value> = issues
+        .iter()
+        .map(|(at, i)| {
+            // Within a concept that failed, a coding outside the value set is only
+            // information: the concept's issue says it.
+            if concept_failed && i.tx == "not-in-vs" && i.element.is_some() {
+                let info = Issue {
+                    severity: "information",
+                    code: i.code,
+                    tx: "this-code-not-in-vs",
+                    text: i.text.clone(),
+                    element: i.element,
+                };
+                return outcome_issue(&info, at.clone());
+            }
+            outcome_issue(i, at.clone())
+        })
+        .collect();
+    if !rendered.is_empty() {
+        out.push(json!({"name": "issues", "resource":
+            {"resourceType": "OperationOutcome", "issue": rendered}}));
+    }
+    let valid = best.is_some();
+    let counted: Vec<&Issue> = issues
+        .iter()
+        .filter(|(_, i)| !(concept_failed && i.tx == "not-in-vs" && i.element.is_some()))
+        .map(|(_, i)| *i)
+        .collect();
+    if let Some(m) = message(&counted, valid) {
+        out.push(param("message", "String", m));
+    }
+    if let Some(n) = shown.normalized.as_ref().filter(|_| valid) {
+        out.push(param("normalized-code", "Code", n.clone()));
+    }
+    out.push(param("result", "Boolean", valid));
+    if !concept_failed {
+        if let Some(s) = &shown.system {
+            out.push(param("system", "Uri", s.clone()));
+        }
+        if let Some(v) = &shown.version {
+            out.push(param("version", "String", v.clone()));
+        }
+    }
+    let unknown = checked.iter().find_map(|c| c.unknown_system.clone());
+    if let Some(u) = unknown {
+        out.push(param("x-caused-by-unknown-system", "Canonical", u));
     }
     parameters(out)
 }
 
+/// The codeableConcept answered: as given, its valid codings completed with their
+/// version and display.
+fn concept_answer(given: Option<&Value>, checked: &[Checked]) -> Value {
+    let mut cc = given.cloned().unwrap_or_else(|| json!({}));
+    if let Some(codings) = cc.get_mut("coding").and_then(Value::as_array_mut) {
+        for (coding, k) in codings.iter_mut().zip(checked) {
+            if !k.valid {
+                continue;
+            }
+            if let (None, Some(v)) = (coding.get("version"), &k.version) {
+                coding["version"] = json!(v);
+            }
+            if let (None, Some(d)) = (coding.get("display"), &k.display) {
+                coding["display"] = json!(d);
+            }
+        }
+    }
+    cc
+}
+
+/// How a wrong display is reported: an error, or a warning under
+/// `mode=lenient-display-validation` (or `lenient-display-validation=true`).
+fn display_severity(p: &Params) -> &'static str {
+    let lenient = p.texts("mode").contains(&"lenient-display-validation")
+        || p.text("lenient-display-validation") == Some("true");
+    if lenient {
+        "warning"
+    } else {
+        "error"
+    }
+}
+
+/// Checks the display given against the concept's (its display, or in
+/// `displayLanguage` its designation in that language too).
 fn check_display(
     mut checked: Checked,
     coding: &Coding,
-    display: Option<&str>,
-    code: &str,
+    concept: Option<&fhir_model::terminology::Concept>,
+    fallback: Option<&str>,
+    p: &Params,
 ) -> Checked {
-    let shown = display.unwrap_or(code);
+    let code = coding.code.as_deref().unwrap_or("");
+    let own = concept.and_then(|c| c.display.as_deref()).or(fallback);
+    let language = p.text("displayLanguage");
+    let localized = language.and_then(|l| concept.and_then(|c| c.designation_in(l)));
+    let shown = localized.or(own).unwrap_or(code);
     checked.display = Some(shown.to_string());
+    checked.valid = true;
     match coding.display.as_deref() {
-        Some(given) if given != shown => checked.failed(Issue {
-            severity: "error",
-            code: "invalid",
-            tx: "invalid-display",
-            text: format!(
-                "Wrong Display Name '{given}' for {}. Valid display is '{shown}'",
-                coding.label()
-            ),
-            element: "display",
-        }),
-        _ => {
-            checked.valid = true;
+        Some(given) if Some(given) != own && Some(given) != localized => {
+            let severity = display_severity(p);
+            checked.valid = severity != "error";
+            checked.issues.push(Issue {
+                severity,
+                code: "invalid",
+                tx: "invalid-display",
+                text: format!(
+                    "Wrong Display Name '{given}' for {}. Valid display is '{shown}' (for the language(s) '{}')",
+                    coding.label(),
+                    language.unwrap_or("--")
+                ),
+                element: Some("display"),
+            });
             checked
         }
+        _ => checked,
     }
 }
 
@@ -152,9 +297,15 @@ pub fn code_system(
     p: &Params,
     instance_url: Option<&str>,
 ) -> Result<Value, TxError> {
-    let (found, from) = codings(p, "url")?;
+    // The code system is `url` (R4); HL7's terminology servers take `system` too.
+    let named = if p.text("url").is_some() {
+        "url"
+    } else {
+        "system"
+    };
+    let (found, from) = codings(p, named)?;
     let url = instance_url
-        .or(p.text("url"))
+        .or(p.text(named))
         .or(found[0].system.as_deref());
     let cs = lookup::code_system(t, url, "url")?;
     let checked = found
@@ -171,19 +322,22 @@ pub fn code_system(
                         coding.label(),
                         cs.url
                     ),
-                    element: "system",
+                    element: Some("system"),
                 });
             }
             checked.system = Some(cs.url.clone());
             checked.version = cs.version.clone();
             let code = coding.code.as_deref().unwrap_or("");
             match concept(cs, code) {
-                Some(c) => check_display(checked, coding, c.display.as_deref(), &c.code),
+                Some(c) => {
+                    checked.inactive = c.inactive();
+                    check_display(checked, coding, Some(c), None, p)
+                }
                 None => unknown(checked, cs, code),
             }
         })
         .collect();
-    Ok(answer(checked, &from))
+    Ok(answer(checked, &from, p.json("codeableConcept"), None))
 }
 
 /// A code the code system does not have. A `fragment` holds only some of its
@@ -204,21 +358,25 @@ fn unknown(checked: Checked, cs: &CodeSystemDef, code: &str) -> Checked {
                 "Unknown Code '{code}' in the CodeSystem '{}'{version} - note that the code system is labeled as a fragment, so the code may be valid in some other fragment",
                 cs.url
             ),
-            element: "code",
+            element: Some("code"),
         });
         checked.valid = true;
         return checked;
     }
-    checked.failed(Issue {
-        severity: "error",
-        code: "code-invalid",
-        tx: "invalid-code",
-        text: format!(
+    // No version is reported for a code the version does not have.
+    let checked = Checked {
+        version: None,
+        ..checked
+    };
+    checked.failed(Issue::error(
+        "code-invalid",
+        "invalid-code",
+        format!(
             "Unknown code '{code}' in the CodeSystem '{}'{version}",
             cs.url
         ),
-        element: "code",
-    })
+        "code",
+    ))
 }
 
 /// The codes of a value set, or why they cannot be had here.
@@ -237,54 +395,6 @@ pub(crate) fn expansion(
             param: at.into(),
         },
     })
-}
-
-/// `ValueSet/$validate-code`; `instance_url` is the value set of an instance-level
-/// call (else `url`).
-pub fn value_set(
-    t: &Terminology,
-    p: &Params,
-    instance_url: Option<&str>,
-) -> Result<Value, TxError> {
-    let url = instance_url
-        .or(p.text("url"))
-        .ok_or_else(|| invalid("the value set is needed (url)", "url"))?;
-    let (found, from) = codings(p, "system")?;
-    let codes = expansion(t, url, "url")?;
-    let checked = found
-        .iter()
-        .map(|coding| {
-            let mut checked = Checked::of(coding);
-            let code = coding.code.as_deref().unwrap_or("");
-            let hit = codes
-                .iter()
-                .find(|c| c.code == code && coding.system.as_deref().is_none_or(|s| s == c.system));
-            match hit {
-                Some(c) => {
-                    // The code system's display wins over the value set's.
-                    let cs = t.code_system(&c.system);
-                    let display = cs
-                        .and_then(|cs| concept(cs, code))
-                        .and_then(|k| k.display.clone())
-                        .or_else(|| c.display.clone());
-                    checked.system = Some(c.system.clone());
-                    checked.version = cs.and_then(|cs| cs.version.clone());
-                    check_display(checked, coding, display.as_deref(), code)
-                }
-                None => checked.failed(Issue {
-                    severity: "error",
-                    code: "code-invalid",
-                    tx: "not-in-vs",
-                    text: format!(
-                        "The provided code '{}' is not in the value set '{url}'",
-                        coding.label()
-                    ),
-                    element: "code",
-                }),
-            }
-        })
-        .collect();
-    Ok(answer(checked, &from))
 }
 
 #[cfg(test)]
@@ -388,7 +498,10 @@ mod tests {
             None,
         )
         .unwrap();
-        assert!(result(&v).1.unwrap().contains("is not in the value set"));
+        assert!(result(&v)
+            .1
+            .unwrap()
+            .contains("was not found in the value set"));
         let e = value_set(
             r4(),
             &params(&[("url", "http://x/vs"), ("code", "a")]),

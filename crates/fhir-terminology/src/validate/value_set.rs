@@ -1,0 +1,245 @@
+//! `ValueSet/$validate-code`: whether each coding is in the value set's expansion, and
+//! if not, why — as HL7's terminology servers say it (the ecosystem's test cases): the
+//! code is not in the value set (`not-in-vs`), and the cause where there is one: an
+//! unknown code (`invalid-code`), code system (`not-found`, `x-caused-by-unknown-system`)
+//! or code system version, a coding without a system or naming a value set
+//! (`invalid-data`), an inactive code under `activeOnly`. A code that differs only by
+//! case from one of a case-insensitive code system is valid, with its
+//! `normalized-code` and an information issue.
+
+use fhir_model::terminology::{CodeSystemDef, ExpandedCode, Terminology};
+use serde_json::Value;
+
+use super::{answer, check_display, expansion, Checked, Issue};
+use crate::lookup::concept;
+use crate::{codings, invalid, Coding, Params, TxError};
+
+/// `ValueSet/$validate-code`; `instance_url` is the value set of an instance-level
+/// call (else `url`).
+pub fn value_set(
+    t: &Terminology,
+    p: &Params,
+    instance_url: Option<&str>,
+) -> Result<Value, TxError> {
+    let url = instance_url
+        .or(p.text("url"))
+        .ok_or_else(|| invalid("the value set is needed (url)", "url"))?;
+    let (found, from) = codings(p, "system")?;
+    let codes = expansion(t, url, "url")?;
+    let check = Check {
+        t,
+        codes: &codes,
+        label: label(t, url),
+        active_only: p.boolean("activeOnly")?.unwrap_or(false),
+        system_implied: from == "code",
+        p,
+    };
+    let checked = found.iter().map(|c| check.coding(c)).collect();
+    Ok(answer(
+        checked,
+        &from,
+        p.json("codeableConcept"),
+        Some(&check.label),
+    ))
+}
+
+/// The value set as messages name it: `url|version` when it has a version.
+fn label(t: &Terminology, url: &str) -> String {
+    match t.value_set(url).and_then(|v| v.version.as_deref()) {
+        Some(v) if !url.contains('|') => format!("{url}|{v}"),
+        _ => url.to_string(),
+    }
+}
+
+/// One value set's check of codings.
+struct Check<'a> {
+    t: &'a Terminology,
+    codes: &'a [ExpandedCode],
+    label: String,
+    active_only: bool,
+    /// A `code` without `system` takes the system of the value set's code.
+    system_implied: bool,
+    p: &'a Params,
+}
+
+impl Check<'_> {
+    fn not_in_vs(&self, coding: &Coding) -> Issue {
+        Issue::error(
+            "code-invalid",
+            "not-in-vs",
+            format!(
+                "The provided code '{}' was not found in the value set '{}'",
+                coding.label(),
+                self.label
+            ),
+            "code",
+        )
+    }
+
+    fn coding(&self, coding: &Coding) -> Checked {
+        let code = coding.code.as_deref().unwrap_or("");
+        let Some(system) = coding.system.as_deref() else {
+            return self.without_system(coding, code);
+        };
+        let checked = Checked::of(coding);
+        let cs = self.t.code_system(system);
+        if cs.is_none() && self.t.value_set(system).is_some() {
+            let text = format!("The Coding references a value set, not a code system ('{system}')");
+            return checked.failed(self.not_in_vs(coding)).failed(Issue::error(
+                "invalid",
+                "invalid-data",
+                text,
+                "system",
+            ));
+        }
+        if let (Some(want), Some(cs)) = (coding.version.as_deref(), cs) {
+            if cs.version.as_deref() != Some(want) {
+                return self.unknown_version(checked, cs, want);
+            }
+        }
+        let exact = self
+            .codes
+            .iter()
+            .find(|c| c.system == system && c.code == code);
+        let insensitive = || {
+            (cs?.case_sensitive == Some(false))
+                .then(|| {
+                    self.codes
+                        .iter()
+                        .find(|c| c.system == system && c.code.eq_ignore_ascii_case(code))
+                })
+                .flatten()
+        };
+        match (exact.or_else(insensitive), cs) {
+            (Some(hit), _) => self.member(checked, coding, hit, cs),
+            (None, None) => self.unknown_system(checked, coding, system),
+            (None, Some(cs)) => self.outside(checked, coding, cs),
+        }
+    }
+
+    /// A coding without a system: only a bare `code` may be matched by code alone.
+    fn without_system(&self, coding: &Coding, code: &str) -> Checked {
+        if self.system_implied {
+            if let Some(hit) = self.codes.iter().find(|c| c.code == code) {
+                let implied = Coding {
+                    system: Some(hit.system.clone()),
+                    ..coding.clone()
+                };
+                let cs = self.t.code_system(&hit.system);
+                return self.member(Checked::of(&implied), &implied, hit, cs);
+            }
+            return Checked::of(coding).failed(self.not_in_vs(coding));
+        }
+        let mut checked = Checked::of(coding).failed(self.not_in_vs(coding));
+        checked.issues.push(Issue {
+            severity: "warning",
+            code: "invalid",
+            tx: "invalid-data",
+            text: "Coding has no system. A code with no system has no defined meaning, and it cannot be validated. A system should be provided".into(),
+            element: Some(""),
+        });
+        checked
+    }
+
+    /// A code of the value set: valid unless inactive under `activeOnly` or its display
+    /// is wrong.
+    fn member(
+        &self,
+        mut checked: Checked,
+        coding: &Coding,
+        hit: &ExpandedCode,
+        cs: Option<&CodeSystemDef>,
+    ) -> Checked {
+        let code = coding.code.as_deref().unwrap_or("");
+        checked.system = Some(hit.system.clone());
+        checked.version = cs.and_then(|cs| cs.version.clone());
+        let concept = cs.and_then(|cs| concept(cs, &hit.code));
+        checked.inactive = concept.is_some_and(|c| c.inactive());
+        if hit.code != code {
+            checked.normalized = Some(hit.code.clone());
+            let version = checked
+                .version
+                .as_deref()
+                .map(|v| format!("|{v}"))
+                .unwrap_or_default();
+            checked.issues.push(Issue {
+                severity: "information",
+                code: "business-rule",
+                tx: "code-rule",
+                text: format!(
+                    "The code '{code}' differs from the correct code '{}' by case. Although the code system '{}{version}' is case insensitive, implementers are strongly encouraged to use the correct case anyway",
+                    hit.code, hit.system
+                ),
+                element: Some("code"),
+            });
+        }
+        if self.active_only && checked.inactive {
+            checked.display = concept
+                .and_then(|c| c.display.clone())
+                .or(hit.display.clone());
+            let text = format!("The code '{code}' is valid but is not active");
+            return checked
+                .failed(Issue::error("business-rule", "code-rule", text, "code"))
+                .failed(self.not_in_vs(coding));
+        }
+        check_display(checked, coding, concept, hit.display.as_deref(), self.p)
+    }
+
+    /// A code of a known code system that the value set does not hold.
+    fn outside(&self, mut checked: Checked, coding: &Coding, cs: &CodeSystemDef) -> Checked {
+        let code = coding.code.as_deref().unwrap_or("");
+        let known = concept(cs, code);
+        checked.version = known.and(cs.version.clone());
+        checked.display = known.and_then(|k| k.display.clone());
+        checked.inactive = known.is_some_and(|k| k.inactive());
+        let mut checked = checked.failed(self.not_in_vs(coding));
+        if known.is_none() && cs.content == "complete" {
+            let version = cs
+                .version
+                .as_deref()
+                .map(|v| format!(" version '{v}'"))
+                .unwrap_or_default();
+            let text = format!(
+                "Unknown code '{code}' in the CodeSystem '{}'{version}",
+                cs.url
+            );
+            checked = checked.failed(Issue::error("code-invalid", "invalid-code", text, "code"));
+        }
+        checked
+    }
+
+    fn unknown_system(&self, mut checked: Checked, coding: &Coding, system: &str) -> Checked {
+        checked.unknown_system = Some(system.to_string());
+        let text = format!(
+            "A definition for CodeSystem {system} could not be found, so the code cannot be validated"
+        );
+        checked.failed(self.not_in_vs(coding)).failed(Issue::error(
+            "not-found",
+            "not-found",
+            text,
+            "system",
+        ))
+    }
+
+    fn unknown_version(&self, mut checked: Checked, cs: &CodeSystemDef, want: &str) -> Checked {
+        checked.version = Some(want.to_string());
+        checked.unknown_system = Some(format!("{}|{want}", cs.url));
+        let valid = cs.version.as_deref().unwrap_or("");
+        let text = format!(
+            "A definition for CodeSystem '{}' version '{want}' could not be found, so the code cannot be validated. Valid versions: [{valid}]",
+            cs.url
+        );
+        let mut checked = checked.failed(Issue::error("not-found", "not-found", text, "system"));
+        checked.issues.push(Issue {
+            severity: "warning",
+            code: "not-found",
+            tx: "vs-invalid",
+            text: format!(
+                "Unable to check whether the code is in the value set '{}' because the code system {}|{want} was not found",
+                self.label, cs.url
+            ),
+            element: None,
+        });
+        checked
+    }
+}
