@@ -23,6 +23,8 @@ pub struct Concept {
     pub code: String,
     #[serde(default)]
     pub display: Option<String>,
+    #[serde(default)]
+    pub definition: Option<String>,
     #[serde(default, rename = "concept")]
     pub children: Vec<Concept>,
     /// `concept.property`, each value as text (`notSelectable` → `true`).
@@ -47,13 +49,20 @@ pub struct Designation {
     pub value: String,
 }
 
-/// One `CodeSystem.concept.property`: its code and its value as text.
+/// One `CodeSystem.concept.property`: its code and its value as text, and the type
+/// it was given as (`Code`, `String`, `Boolean`, `Integer`, `DateTime`, `Decimal`,
+/// `Coding` — of a Coding, the text is its code).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(from = "RawProperty")]
 pub struct ConceptProperty {
     pub code: String,
     pub value: String,
+    pub kind: PropertyKind,
 }
+
+/// The type a concept property's value was given as: the `value[x]` suffix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PropertyKind(pub &'static str);
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -70,18 +79,21 @@ struct RawProperty {
 
 impl From<RawProperty> for ConceptProperty {
     fn from(r: RawProperty) -> Self {
-        let value = r
+        let typed = |kind: &'static str| move |v: String| (PropertyKind(kind), v);
+        let (kind, value) = r
             .value_code
-            .or(r.value_string)
-            .or(r.value_date_time)
-            .or(r.value_boolean.map(|b| b.to_string()))
-            .or(r.value_integer.map(|i| i.to_string()))
-            .or(r.value_decimal.map(|d| d.to_string()))
-            .or(r.value_coding.map(|c| c.code))
-            .unwrap_or_default();
+            .map(typed("Code"))
+            .or(r.value_string.map(typed("String")))
+            .or(r.value_date_time.map(typed("DateTime")))
+            .or(r.value_boolean.map(|b| b.to_string()).map(typed("Boolean")))
+            .or(r.value_integer.map(|i| i.to_string()).map(typed("Integer")))
+            .or(r.value_decimal.map(|d| d.to_string()).map(typed("Decimal")))
+            .or(r.value_coding.map(|c| c.code).map(typed("Coding")))
+            .unwrap_or((PropertyKind("String"), String::new()));
         ConceptProperty {
             code: r.code,
             value,
+            kind,
         }
     }
 }
@@ -148,6 +160,29 @@ pub struct CodeSystemDef {
     pub case_sensitive: Option<bool>,
     #[serde(default, rename = "concept")]
     pub concepts: Vec<Concept>,
+    /// `draft`, `active`, `retired`, `unknown`.
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub experimental: Option<bool>,
+    /// The `structuredefinition-standards-status` extension (`deprecated`,
+    /// `withdrawn`, …).
+    #[serde(default, rename = "extension", deserialize_with = "standards_status")]
+    pub standards_status: Option<String>,
+}
+
+/// The extension that gives an artifact's standards status.
+pub const STANDARDS_STATUS: &str =
+    "http://hl7.org/fhir/StructureDefinition/structuredefinition-standards-status";
+
+/// The standards status among a resource's extensions.
+fn standards_status<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let all: Vec<serde_json::Value> = Deserialize::deserialize(d)?;
+    Ok(all
+        .iter()
+        .find(|e| e["url"] == STANDARDS_STATUS)
+        .and_then(|e| e["valueCode"].as_str())
+        .map(str::to_string))
 }
 
 impl CodeSystemDef {

@@ -84,6 +84,7 @@ pub fn expand(
     let start = offset.min(total);
     let end = count.map_or(total, |c| start.saturating_add(c).min(total));
     let paged = p.text("offset").is_some() || count.is_some();
+    let hierarchical = options.exclude_nested == Some(false) && !paged && !enumerated(t, url);
     let mut used = Vec::new();
     if let Some(f) = filter {
         used.push(json!({"name": "filter", "valueString": f}));
@@ -95,20 +96,29 @@ pub fn expand(
         used.push(json!({"name": "count", "valueInteger": c}));
     }
     used.extend(options.used());
-    for system in used_code_systems(t, url) {
+    for system in crate::status::used_code_systems(t, url) {
         used.push(json!({"name": "used-codesystem", "valueUri": system}));
         if system.contains('|') {
             used.push(json!({"name": "version", "valueUri": system}));
         }
     }
-    let contains: Vec<Value> = codes[start..end]
+    used.extend(crate::status::notes(t, url).iter().map(|n| n.parameter()));
+    let page = &codes[start..end];
+    let entries: Vec<Value> = page
         .iter()
         .map(|c| entry(c, concepts.get(c), &options))
         .collect();
+    // Paging applies to flat expansions (the operation's definition): a paged
+    // expansion stays flat.
+    let contains = if hierarchical {
+        nest(t, page, entries)
+    } else {
+        entries
+    };
     let mut out = answer_resource(t, url);
     let mut expansion = json!({"identifier": stamp.identifier, "timestamp": stamp.timestamp,
         "total": total});
-    if paged {
+    if p.text("offset").is_some() {
         expansion["offset"] = json!(offset);
     }
     if !used.is_empty() {
@@ -131,38 +141,6 @@ fn answer_resource(t: &Terminology, url: &str) -> Value {
     }
 }
 
-/// The code systems a value set draws on (through the value sets it includes too),
-/// each as `url|version` when the version is known: the expansion's `used-codesystem`
-/// (and R4's `version`) parameters.
-fn used_code_systems(t: &Terminology, url: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut todo = vec![(url.to_string(), 0)];
-    while let Some((url, depth)) = todo.pop() {
-        let Some(compose) = t.value_set(&url).and_then(|v| v.compose.as_ref()) else {
-            continue;
-        };
-        for inc in &compose.include {
-            if let Some(system) = &inc.system {
-                let version = inc
-                    .version
-                    .clone()
-                    .or_else(|| t.code_system(system).and_then(|cs| cs.version.clone()));
-                let used = match version {
-                    Some(v) => format!("{}|{v}", fhir_model::terminology::canonical_url(system)),
-                    None => system.clone(),
-                };
-                if !out.contains(&used) {
-                    out.push(used);
-                }
-            }
-            if depth < 8 {
-                todo.extend(inc.value_set.iter().map(|v| (v.clone(), depth + 1)));
-            }
-        }
-    }
-    out
-}
-
 /// The parameters that shape each code of an expansion.
 struct Options {
     active_only: bool,
@@ -170,6 +148,10 @@ struct Options {
     active_only_given: bool,
     include_designations: bool,
     include_designations_given: bool,
+    /// `includeDefinition`: each code's definition (valueset-concept-definition).
+    include_definition: bool,
+    /// `property`: the concept properties each code carries (`definition` too).
+    properties: Vec<String>,
     /// `designation` tokens (`system|code`): a designation is given when its language
     /// (`urn:ietf:bcp:47|de`, or a bare `de`) or its `use` is one of them.
     designations: Vec<String>,
@@ -203,6 +185,12 @@ impl Options {
                 .into_iter()
                 .map(str::to_string)
                 .collect(),
+            include_definition: p.boolean("includeDefinition")?.unwrap_or(false),
+            properties: p
+                .texts("property")
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
             display_language: p
                 .text("displayLanguage")
                 .filter(|l| !l.trim().is_empty())
@@ -230,6 +218,7 @@ impl Options {
         if let Some(e) = self.exclude_nested {
             out.push(json!({"name": "excludeNested", "valueBoolean": e}));
         }
+
         out
     }
 }
@@ -289,7 +278,148 @@ fn entry(c: &ExpandedCode, concept: Option<&Concept>, o: &Options) -> Value {
     if o.include_designations && !wanted.is_empty() {
         v["designation"] = Value::Array(wanted);
     }
+    let definition = concept.and_then(|k| k.definition.as_deref());
+    // Asked for as a property, the definition is given as one instead.
+    let as_property = o.properties.iter().any(|p| p == "definition");
+    if let (true, false, Some(d)) = (o.include_definition, as_property, definition) {
+        v["extension"] = json!([{"url": CONCEPT_DEFINITION, "valueString": d}]);
+    }
+    let properties: Vec<Value> = concept
+        .map(|k| properties(k, &o.properties))
+        .unwrap_or_default();
+    if !properties.is_empty() {
+        let ext = v["extension"].as_array().cloned().unwrap_or_default();
+        v["extension"] = Value::Array([ext, properties].concat());
+    }
     v
+}
+
+/// Whether the value set lists its codes (then its expansion is that list, not a
+/// hierarchy).
+fn enumerated(t: &Terminology, url: &str) -> bool {
+    t.value_set(url)
+        .and_then(|v| v.compose.as_ref())
+        .is_some_and(|c| c.include.iter().any(|i| !i.concept.is_empty()))
+}
+
+/// The extension that gives a code's definition in an expansion (R4).
+const CONCEPT_DEFINITION: &str =
+    "http://hl7.org/fhir/StructureDefinition/valueset-concept-definition";
+
+/// R5's `expansion.contains.property` as R4 carries it (the cross-version extension).
+const CONTAINS_PROPERTY: &str =
+    "http://hl7.org/fhir/5.0/StructureDefinition/extension-ValueSet.expansion.contains.property";
+
+/// The `property` values asked for, each as a contains-property extension (`code`,
+/// `value`); `definition` is the concept's definition.
+fn properties(k: &Concept, asked: &[String]) -> Vec<Value> {
+    let one = |code: &str, kind: &str, value: Value| {
+        let mut v = json!({"url": "value"});
+        v[format!("value{kind}")] = value;
+        json!({"url": CONTAINS_PROPERTY, "extension": [{"url": "code", "valueCode": code}, v]})
+    };
+    let mut out = Vec::new();
+    for a in asked {
+        if a == "definition" {
+            out.extend(k.definition.as_ref().map(|d| one(a, "String", json!(d))));
+            continue;
+        }
+        for p in k.properties.iter().filter(|p| &p.code == a) {
+            let value = match p.kind.0 {
+                "Boolean" => json!(p.value == "true"),
+                "Integer" => p.value.parse::<i64>().map_or(json!(p.value), |i| json!(i)),
+                "Decimal" => serde_json::from_str(&p.value).unwrap_or(json!(p.value)),
+                "Coding" => json!({"code": p.value}),
+                _ => json!(p.value),
+            };
+            out.push(one(a, p.kind.0, value));
+        }
+    }
+    out
+}
+
+/// The codes of a page nested under their nearest ancestor in the page (each code
+/// system's hierarchy), in the page's order: the hierarchical expansion of
+/// `excludeNested=false`.
+fn nest(t: &Terminology, page: &[&ExpandedCode], mut entries: Vec<Value>) -> Vec<Value> {
+    let mut parents: HashMap<&str, HashMap<&str, Vec<&str>>> = HashMap::new();
+    for c in page {
+        if parents.contains_key(c.system.as_str()) {
+            continue;
+        }
+        let mut up: HashMap<&str, Vec<&str>> = HashMap::new();
+        if let Some(cs) = t.code_system(&c.system) {
+            for (p, kids) in cs.children_index() {
+                for k in kids {
+                    up.entry(k).or_default().push(p);
+                }
+            }
+        }
+        parents.insert(c.system.as_str(), up);
+    }
+    let at: HashMap<(&str, &str), usize> = page
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ((c.system.as_str(), c.code.as_str()), i))
+        .collect();
+    let mut above: Vec<Option<usize>> = page
+        .iter()
+        .map(|c| nearest(&parents[c.system.as_str()], &at, c))
+        .collect();
+    // A hierarchy with a cycle: the code that closes it is a root.
+    for i in 0..above.len() {
+        let (mut j, mut steps) = (above[i], 0);
+        while let Some(k) = j {
+            if k == i || steps > above.len() {
+                above[i] = None;
+                break;
+            }
+            (j, steps) = (above[k], steps + 1);
+        }
+    }
+    let mut kids: Vec<Vec<usize>> = vec![Vec::new(); page.len()];
+    for (i, p) in above.iter().enumerate() {
+        if let Some(p) = p {
+            kids[*p].push(i);
+        }
+    }
+    fn build(i: usize, kids: &[Vec<usize>], entries: &mut [Value]) -> Value {
+        let mut v = std::mem::take(&mut entries[i]);
+        let nested: Vec<Value> = kids[i].iter().map(|k| build(*k, kids, entries)).collect();
+        if !nested.is_empty() {
+            v["contains"] = Value::Array(nested);
+        }
+        v
+    }
+    (0..page.len())
+        .filter(|i| above[*i].is_none())
+        .map(|i| build(i, &kids, &mut entries))
+        .collect()
+}
+
+/// The position of `c`'s nearest ancestor among the page's codes (breadth first up
+/// its code system's hierarchy), if any.
+fn nearest(
+    up: &HashMap<&str, Vec<&str>>,
+    at: &HashMap<(&str, &str), usize>,
+    c: &ExpandedCode,
+) -> Option<usize> {
+    let mut seen = std::collections::HashSet::new();
+    let mut level: Vec<&str> = up.get(c.code.as_str()).cloned().unwrap_or_default();
+    while !level.is_empty() {
+        for p in &level {
+            if let Some(i) = at.get(&(c.system.as_str(), *p)) {
+                return Some(*i);
+            }
+        }
+        let next = level
+            .iter()
+            .filter(|p| seen.insert(**p))
+            .flat_map(|p| up.get(p).cloned().unwrap_or_default())
+            .collect();
+        level = next;
+    }
+    None
 }
 
 impl Options {

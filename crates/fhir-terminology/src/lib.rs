@@ -28,6 +28,7 @@ pub mod cache;
 pub mod expand;
 pub mod gather;
 pub mod lookup;
+mod status;
 pub mod subsumes;
 pub mod translate;
 pub mod validate;

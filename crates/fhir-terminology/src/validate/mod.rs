@@ -130,6 +130,7 @@ fn answer(
     from: &str,
     given: Option<&Value>,
     vs_label: Option<&str>,
+    notes: &[Issue],
 ) -> Value {
     let best = checked.iter().position(|c| c.valid);
     let mut out = Vec::new();
@@ -155,6 +156,7 @@ fn answer(
             issues.push((i.element.map(|e| location(from, n, e)), i));
         }
     }
+    issues.extend(notes.iter().map(|i| (None, i)));
     let shown = &checked[best.unwrap_or(0)];
     if !concept_failed {
         if let Some(code) = &shown.code {
@@ -337,7 +339,7 @@ pub fn code_system(
             }
         })
         .collect();
-    Ok(answer(checked, &from, p.json("codeableConcept"), None))
+    Ok(answer(checked, &from, p.json("codeableConcept"), None, &[]))
 }
 
 /// A code the code system does not have. A `fragment` holds only some of its

@@ -35,11 +35,22 @@ pub fn value_set(
         p,
     };
     let checked = found.iter().map(|c| check.coding(c)).collect();
+    let notes: Vec<Issue> = crate::status::notes(t, url)
+        .into_iter()
+        .map(|n| Issue {
+            severity: "information",
+            code: "business-rule",
+            tx: "status-check",
+            text: n.text(),
+            element: None,
+        })
+        .collect();
     Ok(answer(
         checked,
         &from,
         p.json("codeableConcept"),
         Some(&check.label),
+        &notes,
     ))
 }
 
