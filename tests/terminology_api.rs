@@ -93,7 +93,7 @@ fn validate_codes(b: Backend) {
         .contains("was not found in the value set"));
     // A codeableConcept comes back with its valid coding completed; a code of a code
     // system this server does not have says so (HL7's terminology servers' outputs).
-    let cc = get(&v_concept(&s), "codeableConcept")["valueCodeableConcept"].clone();
+    let cc = get(&v_concept(s), "codeableConcept")["valueCodeableConcept"].clone();
     assert_eq!(
         cc["coding"][1],
         json!({"system": GENDER, "code": "female", "display": "Female", "version": "4.0.1"})

@@ -31,6 +31,10 @@ pub enum ApiError {
     Invalid(OperationOutcome, StatusCode),
     #[error("{0}")]
     NotFound(String),
+    /// A code system, value set or concept map (or code) the terminology operations do
+    /// not know: 404, its issue coded `not-found` in HL7's `tx-issue-type`.
+    #[error("{0}")]
+    TerminologyNotFound(String),
     /// No valid credentials: 401 with a `WWW-Authenticate` challenge carrying the
     /// RFC 6750 error code (`invalid_token`, `invalid_request`; none when the request
     /// had no credentials at all).
@@ -123,6 +127,17 @@ impl ApiError {
             ApiError::Invalid(oo, _) => oo.clone(),
             ApiError::NotFound(m) => {
                 OperationOutcome::of(issue(IssueType::NotFound, m.clone(), None))
+            }
+            ApiError::TerminologyNotFound(m) => {
+                let mut i = issue(IssueType::NotFound, m.clone(), None);
+                if let Some(d) = i.details.as_mut() {
+                    d.coding.push(fhir_model::datatypes::Coding {
+                        system: Some("http://hl7.org/fhir/tools/CodeSystem/tx-issue-type".into()),
+                        code: Some("not-found".into()),
+                        ..Default::default()
+                    });
+                }
+                OperationOutcome::of(i)
             }
             ApiError::Unauthorized(m, _) => {
                 OperationOutcome::of(issue(IssueType::Login, m.clone(), None))
@@ -227,7 +242,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Invalid(_, status) => *status,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::TerminologyNotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized(..) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -304,7 +319,7 @@ impl From<fhir_terminology::TxError> for ApiError {
     fn from(e: fhir_terminology::TxError) -> Self {
         use fhir_terminology::TxError as T;
         match e {
-            T::NotFound { message, .. } => ApiError::NotFound(message),
+            T::NotFound { message, .. } => ApiError::TerminologyNotFound(message),
             T::Invalid { message, param } => ApiError::bad_at(message, param),
             T::NotSupported { message, param } => ApiError::Unprocessable(message, Some(param)),
             T::TooCostly { message, param } => ApiError::BadRequest {

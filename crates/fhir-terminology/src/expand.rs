@@ -325,14 +325,7 @@ fn properties(k: &Concept, asked: &[String]) -> Vec<Value> {
             continue;
         }
         for p in k.properties.iter().filter(|p| &p.code == a) {
-            let value = match p.kind.0 {
-                "Boolean" => json!(p.value == "true"),
-                "Integer" => p.value.parse::<i64>().map_or(json!(p.value), |i| json!(i)),
-                "Decimal" => serde_json::from_str(&p.value).unwrap_or(json!(p.value)),
-                "Coding" => json!({"code": p.value}),
-                _ => json!(p.value),
-            };
-            out.push(one(a, p.kind.0, value));
+            out.push(one(a, p.kind.0, crate::lookup::typed_value(p)));
         }
     }
     out

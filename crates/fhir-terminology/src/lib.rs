@@ -206,6 +206,27 @@ pub(crate) fn codings(p: &Params, system_param: &str) -> Result<(Vec<Coding>, St
     ))
 }
 
+/// The code systems the codings of a `$validate-code` request name (`url|version`
+/// when they give a version), whether or not they are known.
+pub fn coding_systems(p: &Params) -> Vec<String> {
+    let Ok((found, _)) = codings(p, "system") else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for c in found {
+        if let Some(s) = c.system {
+            let s = match c.version {
+                Some(v) => format!("{s}|{v}"),
+                None => s,
+            };
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+    }
+    out
+}
+
 /// A `Parameters` resource of (name, value[x] key, value) triples and part-lists.
 pub(crate) fn parameters(params: Vec<Value>) -> Value {
     json!({"resourceType": "Parameters", "parameter": params})

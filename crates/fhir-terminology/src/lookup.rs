@@ -67,13 +67,18 @@ pub fn lookup(t: &Terminology, p: &Params) -> Result<Value, TxError> {
             &from,
         )
     })?;
+    // `property=*` asks for every property, as no `property` does.
     let wanted = p.texts("property");
-    let want = |name: &str| wanted.is_empty() || wanted.contains(&name);
-    let mut out = vec![param(
-        "name",
-        "String",
-        cs.name.clone().unwrap_or_else(|| cs.url.clone()),
-    )];
+    let want = |name: &str| wanted.is_empty() || wanted.contains(&"*") || wanted.contains(&name);
+    let mut out = vec![
+        param("code", "Code", c.code.clone()),
+        param("system", "Uri", cs.url.clone()),
+        param(
+            "name",
+            "String",
+            cs.name.clone().unwrap_or_else(|| cs.url.clone()),
+        ),
+    ];
     if let Some(v) = &cs.version {
         out.push(param("version", "String", v.clone()));
     }
@@ -105,14 +110,40 @@ pub fn lookup(t: &Terminology, p: &Params) -> Result<Value, TxError> {
         kids.dedup();
         out.extend(kids.into_iter().map(|code| property("child", code)));
     }
+    if let (true, Some(d)) = (want("definition"), &c.definition) {
+        out.push(typed_property("definition", "String", json!(d)));
+    }
+    // Whether the concept is active is a property every concept has
+    // (codesystem-concept-properties), given here unless the concept states it.
+    let states_inactive = c.properties.iter().any(|pr| pr.code == "inactive");
+    if want("inactive") && !states_inactive {
+        out.push(typed_property("inactive", "Boolean", json!(c.inactive())));
+    }
     for prop in c
         .properties
         .iter()
         .filter(|pr| pr.code != "parent" && pr.code != "child" && want(&pr.code))
     {
-        out.push(property(&prop.code, &prop.value));
+        out.push(typed_property(&prop.code, prop.kind.0, typed_value(prop)));
     }
     Ok(parameters(out))
+}
+
+/// A concept property's value as JSON of its type.
+pub(crate) fn typed_value(p: &fhir_model::terminology::ConceptProperty) -> Value {
+    match p.kind.0 {
+        "Boolean" => json!(p.value == "true"),
+        "Integer" => p.value.parse::<i64>().map_or(json!(p.value), |i| json!(i)),
+        "Decimal" => serde_json::from_str(&p.value).unwrap_or(json!(p.value)),
+        "Coding" => json!({"code": p.value}),
+        _ => json!(p.value),
+    }
+}
+
+fn typed_property(code: &str, kind: &str, value: Value) -> Value {
+    let mut v = json!({"name": "value"});
+    v[format!("value{kind}")] = value;
+    json!({"name": "property", "part": [{"name": "code", "valueCode": code}, v]})
 }
 
 /// A `designation` output: its `language`, `use` and `value` parts.
@@ -192,7 +223,7 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(v["parameter"][0]["valueString"], "AdministrativeGender");
+        assert_eq!(v["parameter"][2]["valueString"], "AdministrativeGender");
         assert!(v.to_string().contains("\"valueString\":\"Female\""), "{v}");
         let act = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
         let v = lookup(

@@ -143,6 +143,39 @@ async fn terminology(
     }
 }
 
+/// The value set's terminology and the stored code systems the codings name that it
+/// does not reach (a code outside the value set is then checked against its own code
+/// system: unknown there, or only not in the value set); `None` when it reaches them
+/// all.
+async fn with_coding_systems(
+    state: &AppState,
+    t: &Terminology,
+    p: &Params,
+) -> Result<Option<Terminology>> {
+    let missing: Vec<String> = fhir_terminology::coding_systems(p)
+        .into_iter()
+        .filter(|s| t.code_system(s).is_none())
+        .collect();
+    let mut widened: Option<Terminology> = None;
+    let core = state.defs.terminology();
+    for system in missing {
+        let found = match terminology(state, Op::ValidateCodeSystem, Some(system.clone())).await {
+            Ok(found) => found,
+            // Unreadable: the answer says the code system is not known.
+            Err(_) => continue,
+        };
+        let cs = match &found {
+            Some(found) => found.code_system(&system),
+            None => core.code_system(&system),
+        };
+        // Unknown: the answer says so.
+        let Some(cs) = cs else { continue };
+        let w = widened.get_or_insert_with(|| t.clone());
+        w.code_systems.insert(cs.url.clone(), cs.clone());
+    }
+    Ok(widened)
+}
+
 /// The language an `Accept-Language` header prefers (the highest `q`, the first of
 /// equal ones; `*` says nothing): the displays' language when `displayLanguage` is not
 /// given (the terminology ecosystem's language rules).
@@ -235,7 +268,14 @@ async fn run(
         (Op::Translate, None) => Some(maps_between(state, &p).await?),
         (_, url) => terminology(state, op, url).await?,
     };
-    let t = gathered.as_deref().unwrap_or(state.defs.terminology());
+    let mut t = gathered.as_deref().unwrap_or(state.defs.terminology());
+    let widened;
+    if matches!(op, Op::ValidateValueSet) {
+        if let Some(w) = with_coding_systems(state, t, &p).await? {
+            widened = w;
+            t = &widened;
+        }
+    }
     let url = instance.as_deref();
     let answer = match op {
         Op::Lookup => fhir_terminology::lookup(t, &p)?,

@@ -55,6 +55,8 @@ impl Issue {
 #[derive(Default)]
 struct Checked {
     valid: bool,
+    /// The code is the code system's (or the value set's), whatever its display.
+    member: bool,
     code: Option<String>,
     system: Option<String>,
     version: Option<String>,
@@ -107,17 +109,18 @@ fn outcome_issue(i: &Issue, at: Option<String>) -> Value {
     v
 }
 
-/// `message`: what the issues say, the cause before its consequence (as HL7's
-/// terminology servers write it); only when there is something wrong — of a valid
-/// code, only a wrong display (a warning under lenient display validation).
+/// `message`: what the issues say, in the order of their texts (as HL7's terminology
+/// servers write it); only when there is something wrong — of a valid code, only a
+/// wrong display (a warning under lenient display validation).
 fn message(issues: &[&Issue], valid: bool) -> Option<String> {
-    let texts: Vec<&str> = issues
+    let mut texts: Vec<&str> = issues
         .iter()
-        .rev()
         .filter(|i| matches!(i.severity, "error" | "warning") && i.tx != "code-rule")
         .filter(|i| !valid || i.tx == "invalid-display")
         .map(|i| i.text.as_str())
         .collect();
+    texts.sort_unstable();
+    texts.dedup();
     (!texts.is_empty()).then(|| texts.join("; "))
 }
 
@@ -132,7 +135,12 @@ fn answer(
     vs_label: Option<&str>,
     notes: &[Issue],
 ) -> Value {
-    let best = checked.iter().position(|c| c.valid);
+    // The coding reported: the first valid one, else the first that is at least a
+    // member (its display is wrong).
+    let best = checked
+        .iter()
+        .position(|c| c.valid)
+        .or_else(|| checked.iter().position(|c| c.member));
     let mut out = Vec::new();
     let mut issues: Vec<(Option<String>, &Issue)> = Vec::new();
     let concept_failed = from == "codeableConcept" && best.is_none();
@@ -143,7 +151,12 @@ fn answer(
         text: format!("No valid coding was found for the value set '{vs}'"),
         element: None,
     });
-    if concept_failed {
+    // "No valid coding" when a coding was found outside the value set (not when
+    // none could be checked, e.g. of an unknown code system version).
+    let outside = checked
+        .iter()
+        .any(|c| c.issues.iter().any(|i| i.tx == "not-in-vs"));
+    if concept_failed && outside {
         if let Some(i) = &none_valid {
             issues.push((None, i));
         }
@@ -195,7 +208,7 @@ fn answer(
         out.push(json!({"name": "issues", "resource":
             {"resourceType": "OperationOutcome", "issue": rendered}}));
     }
-    let valid = best.is_some();
+    let valid = checked.iter().any(|c| c.valid);
     let counted: Vec<&Issue> = issues
         .iter()
         .filter(|(_, i)| !(concept_failed && i.tx == "not-in-vs" && i.element.is_some()))
@@ -267,7 +280,14 @@ fn check_display(
     let code = coding.code.as_deref().unwrap_or("");
     let own = concept.and_then(|c| c.display.as_deref()).or(fallback);
     let language = p.text("displayLanguage");
-    let localized = language.and_then(|l| concept.and_then(|c| c.designation_in(l)));
+    // A list of languages (as an Accept-Language header gives them): the first one
+    // the concept has a designation in.
+    let localized = language.and_then(|list| {
+        list.split(',')
+            .map(|l| l.split(';').next().unwrap_or("").trim())
+            .filter(|l| !l.is_empty() && *l != "*")
+            .find_map(|l| concept.and_then(|c| c.designation_in(l)))
+    });
     let shown = localized.or(own).unwrap_or(code);
     checked.display = Some(shown.to_string());
     checked.valid = true;
@@ -332,6 +352,7 @@ pub fn code_system(
             let code = coding.code.as_deref().unwrap_or("");
             match concept(cs, code) {
                 Some(c) => {
+                    checked.member = true;
                     checked.inactive = c.inactive();
                     check_display(checked, coding, Some(c), None, p)
                 }
@@ -390,7 +411,11 @@ pub(crate) fn expansion(
     use fhir_model::terminology::ExpansionError as E;
     t.expand_shared(url).map_err(|e| match e {
         E::UnknownValueSet(_) => {
-            not_found(format!("ValueSet {url} is not known to this server"), at)
+            // HL7's terminology servers' words.
+            not_found(
+                format!("A definition for the value Set '{url}' could not be found"),
+                at,
+            )
         }
         other => TxError::NotSupported {
             message: format!("ValueSet {url} cannot be expanded here: {other}"),

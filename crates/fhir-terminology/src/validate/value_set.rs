@@ -31,6 +31,7 @@ pub fn value_set(
         codes: &codes,
         label: label(t, url),
         active_only: p.boolean("activeOnly")?.unwrap_or(false),
+        membership_only: p.boolean("valueset-membership-only")?.unwrap_or(false),
         system_implied: from == "code",
         p,
     };
@@ -68,6 +69,9 @@ struct Check<'a> {
     codes: &'a [ExpandedCode],
     label: String,
     active_only: bool,
+    /// `valueset-membership-only` (HL7's terminology servers): whether the code is in
+    /// the value set, not what its code system says of it.
+    membership_only: bool,
     /// A `code` without `system` takes the system of the value set's code.
     system_implied: bool,
     p: &'a Params,
@@ -123,6 +127,12 @@ impl Check<'_> {
         };
         match (exact.or_else(insensitive), cs) {
             (Some(hit), _) => self.member(checked, coding, hit, cs),
+            (None, None) if !system.contains(':') => {
+                let text =
+                    "Coding.system must be an absolute reference, not a local reference".into();
+                self.unknown_system(checked, coding, system)
+                    .failed(Issue::error("invalid", "invalid-data", text, "system"))
+            }
             (None, None) => self.unknown_system(checked, coding, system),
             (None, Some(cs)) => self.outside(checked, coding, cs),
         }
@@ -162,6 +172,7 @@ impl Check<'_> {
         cs: Option<&CodeSystemDef>,
     ) -> Checked {
         let code = coding.code.as_deref().unwrap_or("");
+        checked.member = true;
         checked.system = Some(hit.system.clone());
         checked.version = cs.and_then(|cs| cs.version.clone());
         let concept = cs.and_then(|cs| concept(cs, &hit.code));
@@ -204,7 +215,7 @@ impl Check<'_> {
         checked.display = known.and_then(|k| k.display.clone());
         checked.inactive = known.is_some_and(|k| k.inactive());
         let mut checked = checked.failed(self.not_in_vs(coding));
-        if known.is_none() && cs.content == "complete" {
+        if known.is_none() && cs.content == "complete" && !self.membership_only {
             let version = cs
                 .version
                 .as_deref()
@@ -220,6 +231,9 @@ impl Check<'_> {
     }
 
     fn unknown_system(&self, mut checked: Checked, coding: &Coding, system: &str) -> Checked {
+        if self.membership_only {
+            return checked.failed(self.not_in_vs(coding));
+        }
         checked.unknown_system = Some(system.to_string());
         let text = format!(
             "A definition for CodeSystem {system} could not be found, so the code cannot be validated"
