@@ -2,7 +2,8 @@
 //! SQLite and PostgreSQL: several versions of one URL, what a code system's `content`
 //! says is held (`fragment`, `not-present`, `supplement`), `$translate` by source and
 //! target over stored maps (with `dependsOn` and `product`), and supplements adding
-//! designations to stored and packaged code systems.
+//! designations to stored and packaged code systems; resources given with the request
+//! (`tx-resource`, an inline `valueSet`) used without being stored.
 
 mod common;
 
@@ -379,7 +380,79 @@ fn supplements_add_designations(b: Backend) {
     assert_eq!(get(&v, "display")["valueString"], "Fax", "{v}");
 }
 
+/// Code systems and value sets given with a request (`tx-resource` parameters, as
+/// HL7's terminology test runner sends them; `valueSet` in `$expand` and
+/// `$validate-code`) are used for that request alone: nothing is stored.
+fn resources_given_with_the_request(b: Backend) {
+    let s = common::shared(b);
+    let u = common::unique("given");
+    let (cs, vs) = (
+        format!("http://example.org/cs/{u}"),
+        format!("http://example.org/vs/{u}"),
+    );
+    let code_system = json!({"resourceType": "CodeSystem", "url": cs, "version": "2",
+        "status": "active", "content": "complete",
+        "concept": [{"code": "a", "display": "Alpha"}, {"code": "b", "display": "Beta"}]});
+    let value_set = json!({"resourceType": "ValueSet", "url": vs, "status": "active",
+        "compose": {"include": [{"system": cs, "concept": [{"code": "a"}]}]}});
+    let post = |op: &str, params: Value| {
+        let body = json!({"resourceType": "Parameters", "parameter": params});
+        let r = s.req("POST", op).json(&body.to_string());
+        assert_eq!(r.status, 200, "{op}: {}", r.body);
+        r.json()
+    };
+    let v = post(
+        "/ValueSet/$expand",
+        json!([{"name": "url", "valueUri": vs},
+            {"name": "tx-resource", "resource": code_system},
+            {"name": "tx-resource", "resource": value_set}]),
+    );
+    assert_eq!(v["expansion"]["total"], 1, "{v}");
+    assert_eq!(v["expansion"]["contains"][0]["display"], "Alpha", "{v}");
+    let used = &v["expansion"]["parameter"];
+    assert!(used.to_string().contains(&format!("{cs}|2")), "{v}");
+    let v = post(
+        "/ValueSet/$validate-code",
+        json!([{"name": "valueSet", "resource": value_set},
+            {"name": "coding", "valueCoding": {"system": cs, "code": "b"}},
+            {"name": "tx-resource", "resource": code_system}]),
+    );
+    assert_eq!(get(&v, "result")["valueBoolean"], false, "{v}");
+    assert!(
+        v.to_string().contains("was not found in the value set"),
+        "{v}"
+    );
+    let v = post(
+        "/CodeSystem/$lookup",
+        json!([{"name": "system", "valueUri": cs}, {"name": "code", "valueCode": "b"},
+            {"name": "tx-resource", "resource": code_system}]),
+    );
+    assert_eq!(get(&v, "display")["valueString"], "Beta", "{v}");
+    // An inline value set without a url.
+    let anonymous = json!({"resourceType": "ValueSet", "status": "active",
+        "compose": {"include": [{"system": GENDER}]}});
+    let v = post(
+        "/ValueSet/$expand",
+        json!([{"name": "valueSet", "resource": anonymous}]),
+    );
+    assert_eq!(v["expansion"]["total"], 4, "{v}");
+    for t in ["CodeSystem", "ValueSet"] {
+        let b = s
+            .get(&format!(
+                "/{t}?url={}&_summary=count",
+                if t == "CodeSystem" { &cs } else { &vs }
+            ))
+            .json();
+        assert_eq!(b["total"], 0, "{t} was stored: {b}");
+    }
+    // Without them, the same request does not know the value set.
+    let r = s.get(&format!("/ValueSet/$expand?url={vs}"));
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.body.contains("tx-issue-type"), "{}", r.body);
+}
+
 both_backends!(
+    resources_given_with_the_request,
     versions_of_one_url,
     fragments_and_codes_not_held,
     translations_by_source_and_target,

@@ -178,6 +178,32 @@ fn gathered_at(
     }
 }
 
+/// What `kind`/`url` reaches when the request gives resources of its own
+/// (`tx-resource`): those first, then the stored ones; gathered for this request
+/// alone (not kept).
+pub(crate) fn gathered_given(
+    store: &Store,
+    core: &'static Terminology,
+    kind: Kind,
+    url: &str,
+    given: &[Value],
+) -> Result<Result<Arc<Terminology>, TxError>, StoreError> {
+    let source = FromStore {
+        store,
+        failed: std::cell::RefCell::new(None),
+        supplements: std::cell::OnceCell::new(),
+    };
+    let overlay = fhir_terminology::gather::Given {
+        resources: given,
+        stored: &source,
+    };
+    let t = gather(core, &overlay, kind, url).map(Arc::new);
+    match source.failed.into_inner() {
+        Some(e) => Err(e),
+        None => Ok(t),
+    }
+}
+
 /// Most stored ConceptMaps a `$translate` without `url` chooses from.
 const MAX_STORED_MAPS: usize = 500;
 

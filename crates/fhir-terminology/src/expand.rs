@@ -52,15 +52,9 @@ pub fn expand(
     instance_url: Option<&str>,
     stamp: Stamp,
 ) -> Result<Value, TxError> {
-    if p.json("valueSet").is_some() {
-        return Err(TxError::NotSupported {
-            message: "a value set given in the request (valueSet) is not supported yet: name a known one with url".into(),
-            param: "valueSet".into(),
-        });
-    }
     let url = instance_url
         .or(p.text("url"))
-        .ok_or_else(|| invalid("the value set is needed (url)", "url"))?;
+        .ok_or_else(|| invalid("the value set is needed (url, or valueSet)", "url"))?;
     let shared = expansion(t, url, "url")?;
     let options = Options::of(p)?;
     let concepts = Concepts::of(t, &shared);

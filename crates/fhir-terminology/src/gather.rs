@@ -47,6 +47,53 @@ pub trait Stored {
     }
 }
 
+/// Resources given with a request (`tx-resource` parameters, as HL7's terminology
+/// servers take them), found before the stored ones.
+pub struct Given<'a> {
+    pub resources: &'a [Value],
+    pub stored: &'a dyn Stored,
+}
+
+impl Given<'_> {
+    fn matching<'v>(&'v self, kind: Kind, url: &'v str) -> impl Iterator<Item = &'v Value> + 'v {
+        let (url, version) = match url.split_once('|') {
+            Some((u, v)) => (u, Some(v)),
+            None => (url, None),
+        };
+        self.resources.iter().filter(move |r| {
+            r["resourceType"] == kind.res_type()
+                && r["url"] == url
+                && version.is_none_or(|v| r["version"] == v)
+        })
+    }
+}
+
+impl Stored for Given<'_> {
+    fn find(&self, kind: Kind, url: &str) -> Result<Option<Value>, TxError> {
+        match self.matching(kind, url).last() {
+            Some(r) => Ok(Some(r.clone())),
+            None => self.stored.find(kind, url),
+        }
+    }
+
+    fn supplements(&self, url: &str) -> Result<Vec<Value>, TxError> {
+        let plain = canonical_url(url);
+        let mut out: Vec<Value> = self
+            .resources
+            .iter()
+            .filter(|r| r["resourceType"] == "CodeSystem" && r["content"] == "supplement")
+            .filter(|r| {
+                r["supplements"]
+                    .as_str()
+                    .is_some_and(|s| canonical_url(s) == plain)
+            })
+            .cloned()
+            .collect();
+        out.extend(self.stored.supplements(url)?);
+        Ok(out)
+    }
+}
+
 fn in_core(core: &Terminology, kind: Kind, url: &str) -> bool {
     match kind {
         Kind::CodeSystem => core.code_system(url).is_some(),

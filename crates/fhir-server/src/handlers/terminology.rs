@@ -121,9 +121,19 @@ async fn terminology(
     state: &AppState,
     op: Op,
     url: Option<String>,
+    given: &Arc<Vec<serde_json::Value>>,
 ) -> Result<Option<Arc<Terminology>>> {
     let core = state.defs.terminology();
     let Some(url) = url else { return Ok(None) };
+    if !given.is_empty() {
+        let (kind, given) = (op.kind(), given.clone());
+        let gathered = state
+            .blocking(move |s| {
+                crate::stored_terminology::gathered_given(s, core, kind, &url, &given)
+            })
+            .await?;
+        return Ok(Some(gathered?));
+    }
     let packaged = !needs_gathering(core, op.kind(), &url);
     // A package's resource is gathered only to apply stored supplements to the code
     // systems it reaches (a concept map reaches none).
@@ -151,6 +161,7 @@ async fn with_coding_systems(
     state: &AppState,
     t: &Terminology,
     p: &Params,
+    given: &Arc<Vec<serde_json::Value>>,
 ) -> Result<Option<Terminology>> {
     let missing: Vec<String> = fhir_terminology::coding_systems(p)
         .into_iter()
@@ -159,7 +170,8 @@ async fn with_coding_systems(
     let mut widened: Option<Terminology> = None;
     let core = state.defs.terminology();
     for system in missing {
-        let found = match terminology(state, Op::ValidateCodeSystem, Some(system.clone())).await {
+        let named = Some(system.clone());
+        let found = match terminology(state, Op::ValidateCodeSystem, named, given).await {
             Ok(found) => found,
             // Unreadable: the answer says the code system is not known.
             Err(_) => continue,
@@ -174,6 +186,44 @@ async fn with_coding_systems(
         w.code_systems.insert(cs.url.clone(), cs.clone());
     }
     Ok(widened)
+}
+
+/// A value set given in the request (`valueSet`) is used as if it were known by its
+/// `url` (one is made up, `urn:uuid:…`, when it has none).
+fn inline_value_set(p: &mut Params, given: &mut Vec<serde_json::Value>) {
+    let Some(mut vs) = p.json("valueSet").cloned() else {
+        return;
+    };
+    if vs["resourceType"] != "ValueSet" {
+        return;
+    }
+    let url = match vs["url"].as_str() {
+        Some(u) => u.to_string(),
+        None => {
+            let u = format!("urn:uuid:{}", uuid::Uuid::new_v4());
+            vs["url"] = serde_json::Value::String(u.clone());
+            u
+        }
+    };
+    if p.text("url").is_none() {
+        p.0.push(("url".into(), serde_json::Value::String(url)));
+    }
+    given.push(vs);
+}
+
+/// The code systems, value sets and concept maps a request gives for its own use
+/// (`tx-resource`, as HL7's terminology servers and their test runner pass them).
+fn given_resources(p: &Params) -> Vec<serde_json::Value> {
+    p.0.iter()
+        .filter(|(n, v)| n == "tx-resource" && v.is_object())
+        .map(|(_, v)| v.clone())
+        .filter(|r| {
+            matches!(
+                r["resourceType"].as_str(),
+                Some("CodeSystem" | "ValueSet" | "ConceptMap")
+            )
+        })
+        .collect()
 }
 
 /// The language an `Accept-Language` header prefers (the highest `q`, the first of
@@ -264,14 +314,19 @@ async fn run(
         Some(id) => Some(stored_url(state, op.res_type(), &id).await?),
         None => None,
     };
+    let mut given = given_resources(&p);
+    if matches!(op, Op::Expand | Op::ValidateValueSet) && instance.is_none() {
+        inline_value_set(&mut p, &mut given);
+    }
+    let given = Arc::new(given);
     let gathered = match (op, named_url(op, &p, instance.as_deref())) {
         (Op::Translate, None) => Some(maps_between(state, &p).await?),
-        (_, url) => terminology(state, op, url).await?,
+        (_, url) => terminology(state, op, url, &given).await?,
     };
     let mut t = gathered.as_deref().unwrap_or(state.defs.terminology());
     let widened;
     if matches!(op, Op::ValidateValueSet) {
-        if let Some(w) = with_coding_systems(state, t, &p).await? {
+        if let Some(w) = with_coding_systems(state, t, &p, &given).await? {
             widened = w;
             t = &widened;
         }
@@ -435,11 +490,14 @@ pub(crate) async fn expand_stored_value_sets(
 
 /// The stored terminology `op` needs for `url`; `None` where there is none to use.
 async fn usable(state: &AppState, op: Op, url: &str) -> Result<Option<Arc<Terminology>>> {
-    match terminology(state, op, Some(url.to_string())).await {
+    match terminology(state, op, Some(url.to_string()), &Arc::default()).await {
         Ok(t) => Ok(t),
-        Err(ApiError::BadRequest { .. } | ApiError::Unprocessable(..) | ApiError::NotFound(_)) => {
-            Ok(None)
-        }
+        Err(
+            ApiError::BadRequest { .. }
+            | ApiError::Unprocessable(..)
+            | ApiError::NotFound(_)
+            | ApiError::TerminologyNotFound(_),
+        ) => Ok(None),
         Err(e) => Err(e),
     }
 }
