@@ -294,7 +294,22 @@ fn oauth_errors_follow_rfc_6749(b: Backend) {
     );
 }
 
+/// A value set's operations read the code systems it draws on: a token that may read
+/// ValueSets but not CodeSystems is refused (a value set given in the request could
+/// otherwise list any stored code system).
+fn value_set_operations_need_code_system_read(b: Backend) {
+    let s = secure(b);
+    let url = "/ValueSet/$expand?url=http://hl7.org/fhir/ValueSet/administrative-gender";
+    let narrow = backend_token(s, "reader", "system/ValueSet.rs");
+    as_(s, &narrow, "GET", url).send().outcome(403);
+    let both = backend_token(s, "reader", "system/ValueSet.rs system/CodeSystem.rs");
+    let r = as_(s, &both, "GET", url).send();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["expansion"]["total"], 4);
+}
+
 both_backends!(
+    value_set_operations_need_code_system_read,
     discovery_and_metadata_are_public,
     backend_services_token_flow,
     token_endpoint_rejects_bad_requests,

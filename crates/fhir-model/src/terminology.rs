@@ -23,7 +23,7 @@ pub struct Concept {
     pub code: String,
     #[serde(default)]
     pub display: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub definition: Option<String>,
     #[serde(default, rename = "concept")]
     pub children: Vec<Concept>,
@@ -161,9 +161,9 @@ pub struct CodeSystemDef {
     #[serde(default, rename = "concept")]
     pub concepts: Vec<Concept>,
     /// `draft`, `active`, `retired`, `unknown`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub status: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub experimental: Option<bool>,
     /// The `structuredefinition-standards-status` extension (`deprecated`,
     /// `withdrawn`, …).
@@ -175,14 +175,27 @@ pub struct CodeSystemDef {
 pub const STANDARDS_STATUS: &str =
     "http://hl7.org/fhir/StructureDefinition/structuredefinition-standards-status";
 
-/// The standards status among a resource's extensions.
+/// The standards status among a resource's extensions (none when they are not a list:
+/// what only reports a status never makes a code system unreadable).
 fn standards_status<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let all: Vec<serde_json::Value> = Deserialize::deserialize(d)?;
+    let all = serde_json::Value::deserialize(d)?;
     Ok(all
-        .iter()
+        .as_array()
+        .into_iter()
+        .flatten()
         .find(|e| e["url"] == STANDARDS_STATUS)
         .and_then(|e| e["valueCode"].as_str())
         .map(str::to_string))
+}
+
+/// A value read only to be reported (a status, a definition): of another type than
+/// expected, it is left out rather than making the resource unreadable.
+fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    Ok(serde_json::from_value(serde_json::Value::deserialize(d)?).ok())
 }
 
 impl CodeSystemDef {
@@ -569,14 +582,26 @@ impl Terminology {
             display: display.map(str::to_string),
         };
         if !inc.concept.is_empty() {
-            // A listed code without a display of its own has its code system's.
+            // A listed code without a display of its own has its code system's (its
+            // displays by code, made once for the include).
             let cs = self.code_system(system);
+            let mut displays: Option<HashMap<&str, &str>> = None;
             return Ok(inc
                 .concept
                 .iter()
                 .map(|c| {
-                    let held = || cs?.find(&c.code)?.display.as_deref();
-                    make(&c.code, c.display.as_deref().or_else(held))
+                    let mut held = || {
+                        let map = displays.get_or_insert_with(|| {
+                            cs.map(|cs| cs.all_codes())
+                                .unwrap_or_default()
+                                .into_iter()
+                                .filter_map(|(code, d)| d.map(|d| (code, d)))
+                                .collect()
+                        });
+                        map.get(c.code.as_str()).copied()
+                    };
+                    let display = c.display.as_deref().or_else(&mut held);
+                    make(&c.code, display)
                 })
                 .collect());
         }

@@ -5,8 +5,10 @@
 //! `count`, an expansion of more than [`MAX_UNPAGED`] codes is refused as too costly.
 //! Each code says what its code system says of it: `inactive`, `abstract` (not
 //! selectable), its `designation`s with `includeDesignations`, its display in
-//! `displayLanguage` where it has a designation in that language. Expansions are flat
-//! lists, so `excludeNested` is always met.
+//! `displayLanguage` where it has a designation in that language, its definition and
+//! properties when asked. `excludeNested=false` nests codes under their ancestors
+//! (unpaged expansions of value sets that do not list their codes, at most
+//! [`MAX_DEPTH`] deep); otherwise expansions are flat.
 
 use std::collections::HashMap;
 
@@ -158,10 +160,30 @@ const LANGUAGE_SYSTEM: &str = "urn:ietf:bcp:47";
 
 /// Whether a designation in language `have` is one in `asked` (`de` takes `de-CH`).
 fn language_matches(have: &str, asked: &str) -> bool {
+    let (h, a) = (have.as_bytes(), asked.as_bytes());
     have.eq_ignore_ascii_case(asked)
-        || have
-            .get(..asked.len() + 1)
-            .is_some_and(|p| p[..asked.len()].eq_ignore_ascii_case(asked) && p.ends_with('-'))
+        || (h.len() > a.len() && h[..a.len()].eq_ignore_ascii_case(a) && h[a.len()] == b'-')
+}
+
+/// The most `property` or `designation` values one expansion takes (each repeated
+/// value counts once).
+const MAX_ASKED: usize = 32;
+
+/// The distinct texts of a repeatable parameter, at most [`MAX_ASKED`].
+fn distinct(p: &Params, name: &str) -> Result<Vec<String>, TxError> {
+    let mut out: Vec<String> = Vec::new();
+    for v in p.texts(name) {
+        if !out.iter().any(|o| o == v) {
+            out.push(v.to_string());
+        }
+        if out.len() > MAX_ASKED {
+            return Err(invalid(
+                format!("at most {MAX_ASKED} different {name} values are taken"),
+                name,
+            ));
+        }
+    }
+    Ok(out)
 }
 
 impl Options {
@@ -174,17 +196,9 @@ impl Options {
             include_designations: p
                 .boolean("includeDesignations")?
                 .unwrap_or(!p.texts("designation").is_empty()),
-            designations: p
-                .texts("designation")
-                .into_iter()
-                .map(str::to_string)
-                .collect(),
+            designations: distinct(p, "designation")?,
             include_definition: p.boolean("includeDefinition")?.unwrap_or(false),
-            properties: p
-                .texts("property")
-                .into_iter()
-                .map(str::to_string)
-                .collect(),
+            properties: distinct(p, "property")?,
             display_language: p
                 .text("displayLanguage")
                 .filter(|l| !l.trim().is_empty())
@@ -351,15 +365,20 @@ fn nest(t: &Terminology, page: &[&ExpandedCode], mut entries: Vec<Value>) -> Vec
         .collect();
     let mut above: Vec<Option<usize>> = page
         .iter()
-        .map(|c| nearest(&parents[c.system.as_str()], &at, c))
+        .enumerate()
+        .map(|(i, c)| nearest(&parents[c.system.as_str()], &at, c).filter(|p| *p != i))
         .collect();
-    // A hierarchy with a cycle: the code that closes it is a root.
+    // A hierarchy with a cycle: the code that closes it is a root. A hierarchy deeper
+    // than MAX_DEPTH stays flat (its nesting would be as deep).
     for i in 0..above.len() {
         let (mut j, mut steps) = (above[i], 0);
         while let Some(k) = j {
-            if k == i || steps > above.len() {
+            if k == i {
                 above[i] = None;
                 break;
+            }
+            if steps > MAX_DEPTH {
+                return entries;
             }
             (j, steps) = (above[k], steps + 1);
         }
@@ -384,8 +403,14 @@ fn nest(t: &Terminology, page: &[&ExpandedCode], mut entries: Vec<Value>) -> Vec
         .collect()
 }
 
+/// The deepest nesting of a hierarchical expansion (a deeper one stays flat).
+const MAX_DEPTH: usize = 64;
+
+/// The most ancestors looked at to find a code's nearest one in the page.
+const MAX_ANCESTORS: usize = 256;
+
 /// The position of `c`'s nearest ancestor among the page's codes (breadth first up
-/// its code system's hierarchy), if any.
+/// its code system's hierarchy, at most [`MAX_ANCESTORS`] looked at), if any.
 fn nearest(
     up: &HashMap<&str, Vec<&str>>,
     at: &HashMap<(&str, &str), usize>,
@@ -393,17 +418,19 @@ fn nearest(
 ) -> Option<usize> {
     let mut seen = std::collections::HashSet::new();
     let mut level: Vec<&str> = up.get(c.code.as_str()).cloned().unwrap_or_default();
-    while !level.is_empty() {
+    level.truncate(MAX_ANCESTORS);
+    while !level.is_empty() && seen.len() < MAX_ANCESTORS {
         for p in &level {
             if let Some(i) = at.get(&(c.system.as_str(), *p)) {
                 return Some(*i);
             }
         }
-        let next = level
+        let mut next: Vec<&str> = level
             .iter()
             .filter(|p| seen.insert(**p))
-            .flat_map(|p| up.get(p).cloned().unwrap_or_default())
+            .flat_map(|p| up.get(p).into_iter().flatten().copied())
             .collect();
+        next.truncate(MAX_ANCESTORS);
         level = next;
     }
     None
@@ -605,6 +632,61 @@ pub(crate) mod tests {
                 {"name": "designation", "valueString": "fr"},
                 {"name": "used-codesystem", "valueUri": CS}])
         );
+    }
+
+    /// A terminology of one code system `concepts` and a value set of all of it.
+    fn whole(concepts: Value) -> Terminology {
+        let cs = json!({"resourceType": "CodeSystem", "url": CS, "content": "complete",
+            "concept": concepts});
+        let vs = json!({"resourceType": "ValueSet", "url": VS, "status": "active",
+            "compose": {"include": [{"system": CS}]}});
+        let mut t = Terminology::default();
+        t.code_systems
+            .insert(CS.into(), serde_json::from_value(cs).unwrap());
+        t.value_sets
+            .insert(VS.into(), serde_json::from_value(vs).unwrap());
+        t
+    }
+
+    #[test]
+    fn nests_under_ancestors_and_stays_flat_when_it_cannot() {
+        let nested = |t: &Terminology| {
+            let p = params(&[("url", VS), ("excludeNested", "false")]);
+            expand(t, &p, None, stamp()).unwrap()["expansion"]["contains"].clone()
+        };
+        let tree = whole(
+            json!([{"code": "a", "concept": [{"code": "b", "concept": [{"code": "c"}]}]},
+            {"code": "d"}]),
+        );
+        let v = nested(&tree);
+        assert_eq!(v[0]["code"], "a");
+        assert_eq!(v[0]["contains"][0]["contains"][0]["code"], "c");
+        assert_eq!(v[1]["code"], "d");
+        // A cycle (a code its own ancestor) and a code its own parent: every code
+        // comes back once.
+        let cycle = whole(json!([
+            {"code": "x", "property": [{"code": "parent", "valueCode": "y"}]},
+            {"code": "y", "property": [{"code": "parent", "valueCode": "x"}]},
+            {"code": "z", "property": [{"code": "parent", "valueCode": "z"}]}]));
+        let v = nested(&cycle).to_string();
+        for c in ["x", "y", "z"] {
+            assert_eq!(v.matches(&format!("\"code\":\"{c}\"")).count(), 1, "{v}");
+        }
+        // A chain deeper than MAX_DEPTH stays flat.
+        let chain: Vec<Value> = (0..200)
+            .map(|i| match i {
+                0 => json!({"code": "k0"}),
+                _ => json!({"code": format!("k{i}"),
+                    "property": [{"code": "parent", "valueCode": format!("k{}", i - 1)}]}),
+            })
+            .collect();
+        let v = nested(&whole(Value::Array(chain)));
+        assert_eq!(v.as_array().unwrap().len(), 200);
+        // A designation language that is not ASCII is compared, not sliced.
+        let lang =
+            whole(json!([{"code": "a", "designation": [{"language": "é-x", "value": "v"}]}]));
+        let p = params(&[("url", VS), ("designation", "e")]);
+        assert!(expand(&lang, &p, None, stamp()).is_ok());
     }
 
     fn stamp() -> Stamp {

@@ -171,6 +171,9 @@ impl Coding {
     }
 }
 
+/// The most codings of one codeableConcept an operation checks.
+const MAX_CODINGS: usize = 100;
+
 /// The codings an operation is asked about: `code` (+ `system`/`version`/`display`
 /// given as `system_param`…), or `coding`, or each coding of `codeableConcept`; the
 /// name of the parameter they came from.
@@ -198,6 +201,12 @@ pub(crate) fn codings(p: &Params, system_param: &str) -> Result<(Vec<Coding>, St
         if all.is_empty() {
             return Err(invalid("codeableConcept has no coding", "codeableConcept"));
         }
+        if all.len() > MAX_CODINGS {
+            return Err(invalid(
+                format!("codeableConcept has more than {MAX_CODINGS} codings"),
+                "codeableConcept",
+            ));
+        }
         return Ok((all, "codeableConcept".into()));
     }
     Err(invalid(
@@ -212,19 +221,18 @@ pub fn coding_systems(p: &Params) -> Vec<String> {
     let Ok((found, _)) = codings(p, "system") else {
         return Vec::new();
     };
-    let mut out: Vec<String> = Vec::new();
-    for c in found {
-        if let Some(s) = c.system {
-            let s = match c.version {
+    let mut seen = std::collections::HashSet::new();
+    found
+        .into_iter()
+        .filter_map(|c| {
+            let s = c.system?;
+            Some(match c.version {
                 Some(v) => format!("{s}|{v}"),
                 None => s,
-            };
-            if !out.contains(&s) {
-                out.push(s);
-            }
-        }
-    }
-    out
+            })
+        })
+        .filter(|s| seen.insert(s.clone()))
+        .collect()
 }
 
 /// A `Parameters` resource of (name, value[x] key, value) triples and part-lists.

@@ -153,11 +153,14 @@ async fn terminology(
     }
 }
 
-/// The value set's terminology and the stored code systems the codings name that it
-/// does not reach (a code outside the value set is then checked against its own code
-/// system: unknown there, or only not in the value set); `None` when it reaches them
-/// all.
-async fn with_coding_systems(
+/// The most code systems outside the value set one `$validate-code` looks up for its
+/// codings (the others are answered as not known).
+const MAX_CODING_SYSTEMS: usize = 8;
+
+/// The code systems the codings name that the value set's terminology does not reach
+/// (a code outside the value set is then checked against its own code system:
+/// unknown there, or only not in the value set); `None` when it reaches them all.
+async fn coding_systems(
     state: &AppState,
     t: &Terminology,
     p: &Params,
@@ -166,26 +169,31 @@ async fn with_coding_systems(
     let missing: Vec<String> = fhir_terminology::coding_systems(p)
         .into_iter()
         .filter(|s| t.code_system(s).is_none())
+        .take(MAX_CODING_SYSTEMS)
         .collect();
-    let mut widened: Option<Terminology> = None;
+    let mut extra: Option<Terminology> = None;
     let core = state.defs.terminology();
     for system in missing {
         let named = Some(system.clone());
         let found = match terminology(state, Op::ValidateCodeSystem, named, given).await {
             Ok(found) => found,
-            // Unreadable: the answer says the code system is not known.
-            Err(_) => continue,
+            // Unknown or unreadable: the answer says the code system is not known.
+            Err(
+                ApiError::TerminologyNotFound(_)
+                | ApiError::Unprocessable(..)
+                | ApiError::BadRequest { .. },
+            ) => continue,
+            Err(e) => return Err(e),
         };
         let cs = match &found {
             Some(found) => found.code_system(&system),
             None => core.code_system(&system),
         };
-        // Unknown: the answer says so.
         let Some(cs) = cs else { continue };
-        let w = widened.get_or_insert_with(|| t.clone());
-        w.code_systems.insert(cs.url.clone(), cs.clone());
+        let e = extra.get_or_insert_with(Terminology::default);
+        e.code_systems.insert(cs.url.clone(), cs.clone());
     }
-    Ok(widened)
+    Ok(extra)
 }
 
 /// A value set given in the request (`valueSet`) is used as if it were known by its
@@ -301,6 +309,11 @@ async fn run(
 ) -> Result<HttpResponse> {
     let out = output(req)?;
     guard::grant(req, Interaction::Read, op.res_type())?;
+    // A value set's operations read the code systems it draws on (stored ones too,
+    // through a value set given in the request).
+    if op.kind() == Kind::ValueSet {
+        guard::grant(req, Interaction::Read, "CodeSystem")?;
+    }
     let mut p = params(state, req, payload).await?;
     if p.text("displayLanguage").is_none() {
         if let Some(language) = accepted_language(req) {
@@ -323,20 +336,19 @@ async fn run(
         (Op::Translate, None) => Some(maps_between(state, &p).await?),
         (_, url) => terminology(state, op, url, &given).await?,
     };
-    let mut t = gathered.as_deref().unwrap_or(state.defs.terminology());
-    let widened;
-    if matches!(op, Op::ValidateValueSet) {
-        if let Some(w) = with_coding_systems(state, t, &p, &given).await? {
-            widened = w;
-            t = &widened;
-        }
-    }
+    let t = gathered.as_deref().unwrap_or(state.defs.terminology());
+    let extra = match op {
+        Op::ValidateValueSet => coding_systems(state, t, &p, &given).await?,
+        _ => None,
+    };
     let url = instance.as_deref();
     let answer = match op {
         Op::Lookup => fhir_terminology::lookup(t, &p)?,
         Op::ValidateCodeSystem => fhir_terminology::validate::code_system(t, &p, url)?,
         Op::Subsumes => fhir_terminology::subsumes(t, &p, url)?,
-        Op::ValidateValueSet => fhir_terminology::validate::value_set(t, &p, url)?,
+        Op::ValidateValueSet => {
+            fhir_terminology::validate::value_set_with(t, &p, url, extra.as_ref())?
+        }
         Op::Translate => fhir_terminology::translate(t, &p, url)?,
         Op::Expand => {
             let stamp = Stamp {

@@ -23,7 +23,7 @@ const TX_ISSUE_TYPE: &str = "http://hl7.org/fhir/tools/CodeSystem/tx-issue-type"
 
 mod value_set;
 
-pub use value_set::value_set;
+pub use value_set::{value_set, value_set_with};
 
 /// What is wrong (or worth saying) about one coding.
 struct Issue {

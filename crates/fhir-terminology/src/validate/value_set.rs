@@ -21,6 +21,17 @@ pub fn value_set(
     p: &Params,
     instance_url: Option<&str>,
 ) -> Result<Value, TxError> {
+    value_set_with(t, p, instance_url, None)
+}
+
+/// [`value_set`], with `extra` code systems the value set does not reach, for the
+/// codings that name them (checked against their own code system).
+pub fn value_set_with(
+    t: &Terminology,
+    p: &Params,
+    instance_url: Option<&str>,
+    extra: Option<&Terminology>,
+) -> Result<Value, TxError> {
     let url = instance_url
         .or(p.text("url"))
         .ok_or_else(|| invalid("the value set is needed (url)", "url"))?;
@@ -28,6 +39,7 @@ pub fn value_set(
     let codes = expansion(t, url, "url")?;
     let check = Check {
         t,
+        extra,
         codes: &codes,
         label: label(t, url),
         active_only: p.boolean("activeOnly")?.unwrap_or(false),
@@ -66,6 +78,7 @@ fn label(t: &Terminology, url: &str) -> String {
 /// One value set's check of codings.
 struct Check<'a> {
     t: &'a Terminology,
+    extra: Option<&'a Terminology>,
     codes: &'a [ExpandedCode],
     label: String,
     active_only: bool,
@@ -78,6 +91,12 @@ struct Check<'a> {
 }
 
 impl Check<'_> {
+    fn code_system(&self, system: &str) -> Option<&CodeSystemDef> {
+        self.t
+            .code_system(system)
+            .or_else(|| self.extra?.code_system(system))
+    }
+
     fn not_in_vs(&self, coding: &Coding) -> Issue {
         Issue::error(
             "code-invalid",
@@ -97,7 +116,7 @@ impl Check<'_> {
             return self.without_system(coding, code);
         };
         let checked = Checked::of(coding);
-        let cs = self.t.code_system(system);
+        let cs = self.code_system(system);
         if cs.is_none() && self.t.value_set(system).is_some() {
             let text = format!("The Coding references a value set, not a code system ('{system}')");
             return checked.failed(self.not_in_vs(coding)).failed(Issue::error(
@@ -146,7 +165,7 @@ impl Check<'_> {
                     system: Some(hit.system.clone()),
                     ..coding.clone()
                 };
-                let cs = self.t.code_system(&hit.system);
+                let cs = self.code_system(&hit.system);
                 return self.member(Checked::of(&implied), &implied, hit, cs);
             }
             return Checked::of(coding).failed(self.not_in_vs(coding));
