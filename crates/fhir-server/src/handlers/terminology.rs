@@ -336,28 +336,21 @@ async fn run(
         (Op::Translate, None) => Some(maps_between(state, &p).await?),
         (_, url) => terminology(state, op, url, &given).await?,
     };
-    let t = gathered.as_deref().unwrap_or(state.defs.terminology());
+    let core = state.defs.terminology();
     let extra = match op {
-        Op::ValidateValueSet => coding_systems(state, t, &p, &given).await?,
+        Op::ValidateValueSet => {
+            let t = gathered.as_deref().unwrap_or(core);
+            coding_systems(state, t, &p, &given).await?
+        }
         _ => None,
     };
-    let url = instance.as_deref();
-    let answer = match op {
-        Op::Lookup => fhir_terminology::lookup(t, &p)?,
-        Op::ValidateCodeSystem => fhir_terminology::validate::code_system(t, &p, url)?,
-        Op::Subsumes => fhir_terminology::subsumes(t, &p, url)?,
-        Op::ValidateValueSet => {
-            fhir_terminology::validate::value_set_with(t, &p, url, extra.as_ref())?
-        }
-        Op::Translate => fhir_terminology::translate(t, &p, url)?,
-        Op::Expand => {
-            let stamp = Stamp {
-                identifier: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
-                timestamp: fhir_store::time::fhir_instant(fhir_store::time::now_millis()),
-            };
-            fhir_terminology::expand(t, &p, url, stamp)?
-        }
-    };
+    // The operation itself (an expansion of up to 500,000 codes, a text filter over
+    // them) runs on a blocking thread, not on the HTTP worker.
+    let answer = web::block(move || {
+        let t = gathered.as_deref().unwrap_or(core);
+        operation(op, t, &p, instance.as_deref(), extra.as_ref())
+    })
+    .await??;
     let mut resp = respond::json(StatusCode::OK, &answer, out);
     // Displays follow the Accept-Language header when no displayLanguage is given.
     resp.headers_mut().append(
@@ -365,6 +358,31 @@ async fn run(
         actix_web::http::header::HeaderValue::from_static("Accept-Language"),
     );
     Ok(resp)
+}
+
+/// The answer of `op` on terminology `t` (`url`: the resource of an instance-level
+/// call; `extra`: code systems the codings name beyond the value set's).
+fn operation(
+    op: Op,
+    t: &Terminology,
+    p: &Params,
+    url: Option<&str>,
+    extra: Option<&Terminology>,
+) -> std::result::Result<serde_json::Value, fhir_terminology::TxError> {
+    match op {
+        Op::Lookup => fhir_terminology::lookup(t, p),
+        Op::ValidateCodeSystem => fhir_terminology::validate::code_system(t, p, url),
+        Op::Subsumes => fhir_terminology::subsumes(t, p, url),
+        Op::ValidateValueSet => fhir_terminology::validate::value_set_with(t, p, url, extra),
+        Op::Translate => fhir_terminology::translate(t, p, url),
+        Op::Expand => {
+            let stamp = Stamp {
+                identifier: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+                timestamp: fhir_store::time::fhir_instant(fhir_store::time::now_millis()),
+            };
+            fhir_terminology::expand(t, p, url, stamp)
+        }
+    }
 }
 
 macro_rules! operation {
