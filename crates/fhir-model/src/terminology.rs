@@ -405,9 +405,22 @@ pub struct ValueSetDef {
     pub name: Option<String>,
     pub compose: Option<ValueSetCompose>,
     pub expansion: Option<ValueSetExpansion>,
-    /// The resource as written, less `id`, `meta`, `text` and `expansion`: what an
-    /// expansion of it repeats (`$expand` answers with the value set and its expansion).
-    pub definition: Arc<serde_json::Map<String, serde_json::Value>>,
+    pub status: Option<String>,
+    pub experimental: Option<bool>,
+    /// The `structuredefinition-standards-status` extension (`deprecated`, …).
+    pub standards_status: Option<String>,
+    /// The resource as written, less `id`, `meta`, `text` and `expansion`, as compact
+    /// JSON: what an expansion of it repeats (`$expand` answers with the value set and
+    /// its expansion). Text, not a parsed tree: the packages' 1,300 value sets held as
+    /// trees cost 25 MiB.
+    pub definition: Arc<str>,
+}
+
+impl ValueSetDef {
+    /// [`ValueSetDef::definition`] as a JSON object.
+    pub fn definition_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str(&self.definition).unwrap_or_default()
+    }
 }
 
 /// The parts of a ValueSet read into [`ValueSetDef`]'s fields.
@@ -422,6 +435,12 @@ struct ValueSetFields {
     compose: Option<ValueSetCompose>,
     #[serde(default)]
     expansion: Option<ValueSetExpansion>,
+    #[serde(default, deserialize_with = "lenient")]
+    status: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    experimental: Option<bool>,
+    #[serde(default, rename = "extension", deserialize_with = "standards_status")]
+    standards_status: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for ValueSetDef {
@@ -433,13 +452,17 @@ impl<'de> Deserialize<'de> for ValueSetDef {
         for k in ["id", "meta", "text", "expansion"] {
             definition.remove(k);
         }
+        let text = serde_json::to_string(&definition).map_err(serde::de::Error::custom)?;
         Ok(ValueSetDef {
             url: f.url,
             version: f.version,
             name: f.name,
             compose: f.compose,
             expansion: f.expansion,
-            definition: Arc::new(definition),
+            status: f.status,
+            experimental: f.experimental,
+            standards_status: f.standards_status,
+            definition: text.into(),
         })
     }
 }

@@ -131,7 +131,7 @@ pub fn expand(
 /// `meta`, `text`), to which the expansion is added.
 fn answer_resource(t: &Terminology, url: &str) -> Value {
     match t.value_set(url) {
-        Some(vs) => Value::Object(vs.definition.as_ref().clone()),
+        Some(vs) => Value::Object(vs.definition_json()),
         None => json!({"resourceType": "ValueSet",
             "url": fhir_model::terminology::canonical_url(url), "status": "active"}),
     }

@@ -4,7 +4,7 @@
 //! deprecated or withdrawn code system or value set (`structuredefinition-standards-
 //! status`) — as `warning-…` expansion parameters and `status-check` issues.
 
-use fhir_model::terminology::{canonical_url, Terminology, STANDARDS_STATUS};
+use fhir_model::terminology::{canonical_url, Terminology};
 
 /// `url|version` (or the URL alone when there is no version).
 fn label(url: &str, version: Option<&str>) -> String {
@@ -97,9 +97,9 @@ fn standards(status: Option<&str>) -> Option<&'static str> {
 /// not experimental (draft) itself.
 pub(crate) fn notes(t: &Terminology, url: &str) -> Vec<Note> {
     let mut out = Vec::new();
-    let top = t.value_set(url).map(|v| &v.definition);
-    let experimental = top.is_some_and(|d| d.get("experimental") == Some(&true.into()));
-    let draft = top.is_some_and(|d| d.get("status").and_then(|s| s.as_str()) == Some("draft"));
+    let top = t.value_set(url);
+    let experimental = top.is_some_and(|v| v.experimental == Some(true));
+    let draft = top.is_some_and(|v| v.status.as_deref() == Some("draft"));
     for system in used_code_systems(t, url) {
         let Some(cs) = t.code_system(&system) else {
             continue;
@@ -122,13 +122,7 @@ pub(crate) fn notes(t: &Terminology, url: &str) -> Vec<Note> {
         let Some(def) = t.value_set(&vs) else {
             continue;
         };
-        let status = def
-            .definition
-            .get("extension")
-            .and_then(|e| e.as_array())
-            .and_then(|e| e.iter().find(|x| x["url"] == STANDARDS_STATUS))
-            .and_then(|x| x["valueCode"].as_str());
-        out.extend(standards(status).map(|kind| Note {
+        out.extend(standards(def.standards_status.as_deref()).map(|kind| Note {
             kind,
             resource: "ValueSet",
             label: label(&def.url, def.version.as_deref()),

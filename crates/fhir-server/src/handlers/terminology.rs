@@ -344,13 +344,19 @@ async fn run(
         }
         _ => None,
     };
-    // The operation itself (an expansion of up to 500,000 codes, a text filter over
-    // them) runs on a blocking thread, not on the HTTP worker.
-    let answer = web::block(move || {
+    // An expansion (of up to 500,000 codes, a text filter over them) runs on a
+    // blocking thread, not on the HTTP worker; the other operations look codes up and
+    // cost less than the move to another thread.
+    let answer = if matches!(op, Op::Expand) {
+        web::block(move || {
+            let t = gathered.as_deref().unwrap_or(core);
+            operation(op, t, &p, instance.as_deref(), extra.as_ref())
+        })
+        .await??
+    } else {
         let t = gathered.as_deref().unwrap_or(core);
-        operation(op, t, &p, instance.as_deref(), extra.as_ref())
-    })
-    .await??;
+        operation(op, t, &p, instance.as_deref(), extra.as_ref())?
+    };
     let mut resp = respond::json(StatusCode::OK, &answer, out);
     // Displays follow the Accept-Language header when no displayLanguage is given.
     resp.headers_mut().append(
