@@ -378,6 +378,9 @@ pub struct ValueSetCompose {
     pub include: Vec<ValueSetInclude>,
     #[serde(default)]
     pub exclude: Vec<ValueSetInclude>,
+    /// `false`: inactive codes are left out of the value set.
+    #[serde(default, deserialize_with = "lenient")]
+    pub inactive: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -566,7 +569,32 @@ impl Terminology {
         }
         let mut seen = HashSet::new();
         out.retain(|c| seen.insert((c.system.clone(), c.code.clone())));
+        if compose.inactive == Some(false) {
+            self.leave_out_inactive(&mut out);
+        }
         Ok(out)
+    }
+
+    /// `compose.inactive: false`: the codes their code systems say are inactive go.
+    fn leave_out_inactive(&self, codes: &mut Vec<ExpandedCode>) {
+        let mut inactive: HashMap<String, HashSet<String>> = HashMap::new();
+        for c in codes.iter() {
+            if inactive.contains_key(&c.system) {
+                continue;
+            }
+            let set = self
+                .code_system(&c.system)
+                .map(|cs| {
+                    cs.all_concepts()
+                        .into_iter()
+                        .filter(|k| k.inactive())
+                        .map(|k| k.code.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            inactive.insert(c.system.clone(), set);
+        }
+        codes.retain(|c| !inactive[&c.system].contains(&c.code));
     }
 
     fn expand_include(

@@ -36,7 +36,14 @@ pub fn value_set_with(
         .or(p.text("url"))
         .ok_or_else(|| invalid("the value set is needed (url)", "url"))?;
     let (found, from) = codings(p, "system")?;
-    let codes = expansion(t, url, "url")?;
+    // A code system the value set draws on is not here: its codes cannot be checked
+    // (the others are checked against an empty value set).
+    let (codes, missing) = match t.expand_shared(url) {
+        Err(fhir_model::terminology::ExpansionError::UnknownCodeSystem(system)) => {
+            (std::sync::Arc::new(Vec::new()), Some(system))
+        }
+        _ => (expansion(t, url, "url")?, None),
+    };
     let check = Check {
         t,
         extra,
@@ -47,7 +54,13 @@ pub fn value_set_with(
         system_implied: from == "code",
         p,
     };
-    let checked = found.iter().map(|c| check.coding(c)).collect();
+    let checked = found
+        .iter()
+        .map(|c| match &missing {
+            Some(m) if c.system.as_deref() == Some(m.as_str()) => check.unchecked(c, m),
+            _ => check.coding(c),
+        })
+        .collect();
     let notes: Vec<Issue> = crate::status::notes(t, url)
         .into_iter()
         .map(|n| Issue {
@@ -91,6 +104,28 @@ struct Check<'a> {
 }
 
 impl Check<'_> {
+    /// A coding of `system`, a code system the value set draws on that this server
+    /// does not have: it cannot be checked.
+    fn unchecked(&self, coding: &Coding, system: &str) -> Checked {
+        let mut checked = Checked::of(coding);
+        checked.unknown_system = Some(system.to_string());
+        let text = format!(
+            "A definition for CodeSystem '{system}' could not be found, so the code cannot be validated"
+        );
+        let mut checked = checked.failed(Issue::error("not-found", "not-found", text, "system"));
+        checked.issues.push(Issue {
+            severity: "warning",
+            code: "not-found",
+            tx: "vs-invalid",
+            text: format!(
+                "Unable to check whether the code is in the value set '{}' because the code system {system} was not found",
+                self.label
+            ),
+            element: None,
+        });
+        checked
+    }
+
     fn code_system(&self, system: &str) -> Option<&CodeSystemDef> {
         self.t
             .code_system(system)
