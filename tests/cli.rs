@@ -304,7 +304,10 @@ fn terminology_load_replaces_by_url_and_version() {
             s.get(&format!("/CodeSystem/$lookup?system={cs_url}&code={code}"))
                 .json()
         };
-        assert_eq!(lookup("a1")["parameter"][2]["valueString"], "Alpha one");
+        assert_eq!(
+            common::parameter(&lookup("a1"), "display")["valueString"],
+            "Alpha one"
+        );
         let expanded = s.get(&format!("/ValueSet/$expand?url={vs_url}")).json();
         assert_eq!(expanded["expansion"]["total"], 3, "{expanded}");
         // Loaded again with a new display: replaced, not added.
