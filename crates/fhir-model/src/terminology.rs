@@ -143,32 +143,112 @@ impl Concept {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(from = "RawCodeSystem")]
 pub struct CodeSystemDef {
     pub url: String,
-    #[serde(default)]
     pub version: Option<String>,
-    #[serde(default)]
     pub name: Option<String>,
     /// `complete`, `fragment`, `not-present`, `example`, `supplement`.
     pub content: String,
     /// A supplement's code system (canonical, `|version` allowed): the designations
     /// and properties of its concepts are added to that system's.
-    #[serde(default)]
     pub supplements: Option<String>,
-    #[serde(default)]
     pub case_sensitive: Option<bool>,
-    #[serde(default, rename = "concept")]
+    /// The concepts, their properties under the codes of codesystem-concept-properties
+    /// (`notSelectable`, `inactive`, `status`, …) even where this code system declares
+    /// one of those under a code of its own (`not-selectable` with the URI
+    /// `…concept-properties#notSelectable`).
     pub concepts: Vec<Concept>,
     /// `draft`, `active`, `retired`, `unknown`.
-    #[serde(default, deserialize_with = "lenient")]
     pub status: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
     pub experimental: Option<bool>,
     /// The `structuredefinition-standards-status` extension (`deprecated`,
     /// `withdrawn`, …).
-    #[serde(default, rename = "extension", deserialize_with = "standards_status")]
     pub standards_status: Option<String>,
+    /// This code system's own codes for standard concept properties, and the standard
+    /// codes they stand for (a filter may name either).
+    pub aliases: HashMap<String, String>,
+}
+
+/// The URIs of the concept properties every code system may use
+/// (codesystem-concept-properties), the standard code after the `#`.
+const CONCEPT_PROPERTIES: &str = "http://hl7.org/fhir/concept-properties#";
+
+/// A CodeSystem as read, before its declared property codes are resolved.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawCodeSystem {
+    url: String,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    content: String,
+    #[serde(default)]
+    supplements: Option<String>,
+    #[serde(default)]
+    case_sensitive: Option<bool>,
+    #[serde(default, rename = "concept")]
+    concepts: Vec<Concept>,
+    #[serde(default, deserialize_with = "lenient")]
+    status: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    experimental: Option<bool>,
+    #[serde(default, rename = "extension", deserialize_with = "standards_status")]
+    standards_status: Option<String>,
+    /// `CodeSystem.property`: each declared code and its URI.
+    #[serde(default, rename = "property", deserialize_with = "lenient")]
+    declared: Option<Vec<DeclaredProperty>>,
+}
+
+#[derive(Deserialize)]
+struct DeclaredProperty {
+    code: String,
+    #[serde(default)]
+    uri: Option<String>,
+}
+
+impl From<RawCodeSystem> for CodeSystemDef {
+    fn from(r: RawCodeSystem) -> Self {
+        let aliases: HashMap<String, String> = r
+            .declared
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|d| {
+                let standard = d.uri?.strip_prefix(CONCEPT_PROPERTIES)?.to_string();
+                (standard != d.code).then_some((d.code, standard))
+            })
+            .collect();
+        let mut concepts = r.concepts;
+        if !aliases.is_empty() {
+            rename_properties(&mut concepts, &aliases);
+        }
+        CodeSystemDef {
+            url: r.url,
+            version: r.version,
+            name: r.name,
+            content: r.content,
+            supplements: r.supplements,
+            case_sensitive: r.case_sensitive,
+            concepts,
+            status: r.status,
+            experimental: r.experimental,
+            standards_status: r.standards_status,
+            aliases,
+        }
+    }
+}
+
+/// Gives the concepts' properties their standard codes.
+fn rename_properties(concepts: &mut [Concept], aliases: &HashMap<String, String>) {
+    for c in concepts {
+        for p in &mut c.properties {
+            if let Some(standard) = aliases.get(&p.code) {
+                p.code = standard.clone();
+            }
+        }
+        rename_properties(&mut c.children, aliases);
+    }
 }
 
 /// The extension that gives an artifact's standards status.

@@ -28,6 +28,12 @@ pub(super) fn apply<'c>(
             .collect()
     };
     let concept = matches!(f.property.as_str(), "concept" | "code");
+    // A property this code system declares under its own code for a standard one is
+    // held under the standard code.
+    let property = cs
+        .aliases
+        .get(&f.property)
+        .map_or(f.property.as_str(), String::as_str);
     Ok(match (concept, f.op.as_str()) {
         (true, "is-a") => is_a(),
         (true, "descendent-of") => {
@@ -47,16 +53,16 @@ pub(super) fn apply<'c>(
             let re = full_match(f)?;
             codes(&|c| re.is_match(&c.code))
         }
-        (false, "=") => codes(&|c| c.property(&f.property).any(|v| v == value)),
-        (false, "in") => codes(&|c| c.property(&f.property).any(|v| listed.contains(v))),
-        (false, "not-in") => codes(&|c| !c.property(&f.property).any(|v| listed.contains(v))),
+        (false, "=") => codes(&|c| c.property(property).any(|v| v == value)),
+        (false, "in") => codes(&|c| c.property(property).any(|v| listed.contains(v))),
+        (false, "not-in") => codes(&|c| !c.property(property).any(|v| listed.contains(v))),
         (false, "regex") => {
             let re = full_match(f)?;
-            codes(&|c| c.property(&f.property).any(|v| re.is_match(v)))
+            codes(&|c| c.property(property).any(|v| re.is_match(v)))
         }
         (false, "exists") => {
             let wanted = value == "true";
-            codes(&|c| c.property(&f.property).next().is_some() == wanted)
+            codes(&|c| c.property(property).next().is_some() == wanted)
         }
         _ => return Err(unsupported(f)),
     })
@@ -102,6 +108,30 @@ mod tests {
             .collect();
         out.sort();
         out
+    }
+
+    #[test]
+    fn standard_properties_declared_under_another_code_are_found_by_either() {
+        let cs: CodeSystemDef = serde_json::from_value(serde_json::json!({
+            "url": "http://example.org/reprop", "content": "complete",
+            "property": [{"code": "not-selectable", "type": "boolean",
+                "uri": "http://hl7.org/fhir/concept-properties#notSelectable"}],
+            "concept": [
+                {"code": "s", "property": [{"code": "not-selectable", "valueBoolean": false}]},
+                {"code": "ns", "property": [{"code": "not-selectable", "valueBoolean": true}]}]
+        }))
+        .expect("code system");
+        assert!(cs.find("ns").unwrap().not_selectable());
+        assert!(!cs.find("s").unwrap().not_selectable());
+        for property in ["notSelectable", "not-selectable"] {
+            let f = ValueSetFilter {
+                property: property.into(),
+                op: "=".into(),
+                value: "true".into(),
+            };
+            let kept: Vec<&str> = apply(&cs, &f).unwrap().into_iter().collect();
+            assert_eq!(kept, ["ns"], "{property}");
+        }
     }
 
     #[test]
