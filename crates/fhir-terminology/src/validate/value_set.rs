@@ -107,20 +107,26 @@ impl Check<'_> {
     /// A coding of `system`, a code system the value set draws on that this server
     /// does not have: it cannot be checked.
     fn unchecked(&self, coding: &Coding, system: &str) -> Checked {
-        let mut checked = Checked::of(coding);
-        checked.unknown_system = Some(system.to_string());
         let text = format!(
             "A definition for CodeSystem '{system}' could not be found, so the code cannot be validated"
         );
+        self.not_checkable(Checked::of(coding), system.to_string(), text)
+    }
+
+    /// A coding that cannot be checked because code system `missing` (`url` or
+    /// `url|version`) is not here: `text` says which.
+    fn not_checkable(&self, mut checked: Checked, missing: String, text: String) -> Checked {
+        let warning = format!(
+            "Unable to check whether the code is in the value set '{}' because the code system {missing} was not found",
+            self.label
+        );
+        checked.unknown_system = Some(missing);
         let mut checked = checked.failed(Issue::error("not-found", "not-found", text, "system"));
         checked.issues.push(Issue {
             severity: "warning",
             code: "not-found",
             tx: "vs-invalid",
-            text: format!(
-                "Unable to check whether the code is in the value set '{}' because the code system {system} was not found",
-                self.label
-            ),
+            text: warning,
             element: None,
         });
         checked
@@ -302,23 +308,11 @@ impl Check<'_> {
 
     fn unknown_version(&self, mut checked: Checked, cs: &CodeSystemDef, want: &str) -> Checked {
         checked.version = Some(want.to_string());
-        checked.unknown_system = Some(format!("{}|{want}", cs.url));
         let valid = cs.version.as_deref().unwrap_or("");
         let text = format!(
             "A definition for CodeSystem '{}' version '{want}' could not be found, so the code cannot be validated. Valid versions: [{valid}]",
             cs.url
         );
-        let mut checked = checked.failed(Issue::error("not-found", "not-found", text, "system"));
-        checked.issues.push(Issue {
-            severity: "warning",
-            code: "not-found",
-            tx: "vs-invalid",
-            text: format!(
-                "Unable to check whether the code is in the value set '{}' because the code system {}|{want} was not found",
-                self.label, cs.url
-            ),
-            element: None,
-        });
-        checked
+        self.not_checkable(checked, format!("{}|{want}", cs.url), text)
     }
 }
