@@ -445,6 +445,34 @@ fn resources_given_with_the_request(b: Backend) {
             .json();
         assert_eq!(b["total"], 0, "{t} was stored: {b}");
     }
+    // A value set that needs a supplement (valueset-supplement) is refused without it
+    // (422, naming it) and answered with it.
+    let supplement_url = format!("http://example.org/cs/{u}-supplement");
+    let needy = json!({"resourceType": "ValueSet", "url": format!("{vs}-needy"), "status": "active",
+        "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/valueset-supplement",
+            "valueCanonical": supplement_url}],
+        "compose": {"include": [{"system": cs}]}});
+    let body = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "valueSet", "resource": needy}, {"name": "tx-resource", "resource": code_system}]});
+    let r = s.req("POST", "/ValueSet/$expand").json(&body.to_string());
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body.contains(&format!(
+            "Required supplements not found: [{supplement_url}]"
+        )),
+        "{}",
+        r.body
+    );
+    let supplement = json!({"resourceType": "CodeSystem", "url": supplement_url, "status": "active",
+        "content": "supplement", "supplements": cs,
+        "concept": [{"code": "a", "designation": [{"language": "nl", "value": "Alfa"}]}]});
+    let mut with = body.clone();
+    with["parameter"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "tx-resource", "resource": supplement}));
+    let v = post("/ValueSet/$expand", with["parameter"].clone());
+    assert_eq!(v["expansion"]["total"], 2, "{v}");
     // Without them, the same request does not know the value set.
     let r = s.get(&format!("/ValueSet/$expand?url={vs}"));
     assert_eq!(r.status, 404, "{}", r.body);

@@ -492,6 +492,8 @@ pub struct ValueSetDef {
     pub experimental: Option<bool>,
     /// The `structuredefinition-standards-status` extension (`deprecated`, …).
     pub standards_status: Option<String>,
+    /// The supplements the value set needs (`valueset-supplement` extensions).
+    pub required_supplements: Vec<String>,
     /// The resource as written, less `id`, `meta`, `text` and `expansion`, as compact
     /// JSON: what an expansion of it repeats (`$expand` answers with the value set and
     /// its expansion). Text, not a parsed tree: the packages' 1,300 value sets held as
@@ -526,6 +528,20 @@ struct ValueSetFields {
     standards_status: Option<String>,
 }
 
+/// The extension by which a value set names a supplement it needs.
+const VALUESET_SUPPLEMENT: &str = "http://hl7.org/fhir/StructureDefinition/valueset-supplement";
+
+fn required_supplements(vs: &serde_json::Map<String, serde_json::Value>) -> Vec<String> {
+    vs.get("extension")
+        .and_then(|e| e.as_array())
+        .into_iter()
+        .flatten()
+        .filter(|e| e["url"] == VALUESET_SUPPLEMENT)
+        .filter_map(|e| e["valueCanonical"].as_str())
+        .map(str::to_string)
+        .collect()
+}
+
 impl<'de> Deserialize<'de> for ValueSetDef {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let mut definition = serde_json::Map::deserialize(d)?;
@@ -545,6 +561,7 @@ impl<'de> Deserialize<'de> for ValueSetDef {
             status: f.status,
             experimental: f.experimental,
             standards_status: f.standards_status,
+            required_supplements: required_supplements(&definition),
             definition: text.into(),
         })
     }

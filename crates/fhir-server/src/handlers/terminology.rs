@@ -153,6 +153,38 @@ async fn terminology(
     }
 }
 
+/// The supplements a value set needs (`valueset-supplement`) are all here — given with
+/// the request, in a package, or stored — or the request is refused (422), naming the
+/// missing ones as HL7's terminology servers do.
+async fn supplements_found(
+    state: &AppState,
+    required: &[String],
+    given: &Arc<Vec<serde_json::Value>>,
+) -> Result<()> {
+    let mut missing = Vec::new();
+    for url in required {
+        let plain = fhir_model::terminology::canonical_url(url);
+        let found = match terminology(state, Op::Lookup, Some(url.clone()), given).await {
+            Ok(Some(t)) => t.code_system(plain).is_some(),
+            Ok(None) => state.defs.terminology().code_system(plain).is_some(),
+            Err(ApiError::TerminologyNotFound(_)) => false,
+            Err(e) => return Err(e),
+        };
+        if !found {
+            missing.push(url.as_str());
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let text = format!("Required supplements not found: [{}]", missing.join(", "));
+    let outcome = fhir_model::OperationOutcome::of(fhir_model::Issue::error(
+        fhir_model::IssueType::BusinessRule,
+        text,
+    ));
+    Err(ApiError::Invalid(outcome, StatusCode::UNPROCESSABLE_ENTITY))
+}
+
 /// The most code systems outside the value set one `$validate-code` looks up for its
 /// codings (the others are answered as not known).
 const MAX_CODING_SYSTEMS: usize = 8;
@@ -337,6 +369,13 @@ async fn run(
         (_, url) => terminology(state, op, url, &given).await?,
     };
     let core = state.defs.terminology();
+    if matches!(op, Op::Expand | Op::ValidateValueSet) {
+        let t = gathered.as_deref().unwrap_or(core);
+        let vs = named_url(op, &p, instance.as_deref()).and_then(|u| t.value_set(&u).cloned());
+        if let Some(vs) = vs {
+            supplements_found(state, &vs.required_supplements, &given).await?;
+        }
+    }
     let extra = match op {
         Op::ValidateValueSet => {
             let t = gathered.as_deref().unwrap_or(core);

@@ -291,8 +291,14 @@ fn check_display(
     let shown = localized.or(own).unwrap_or(code);
     checked.display = Some(shown.to_string());
     checked.valid = true;
+    // Without a language asked for, any of the concept's designations is a valid
+    // display (a supplement's too).
+    let designated = |given: &str| {
+        language.is_none()
+            && concept.is_some_and(|c| c.designations.iter().any(|d| d.value == given))
+    };
     match coding.display.as_deref() {
-        Some(given) if Some(given) != own && Some(given) != localized => {
+        Some(given) if Some(given) != own && Some(given) != localized && !designated(given) => {
             let severity = display_severity(p);
             checked.valid = severity != "error";
             checked.issues.push(Issue {
@@ -462,6 +468,21 @@ mod tests {
         assert!(!valid && message.unwrap().contains("Valid display is 'Male'"));
         let unknown = code_system(r4(), &params(&[("url", GENDER), ("code", "x")]), None).unwrap();
         assert!(result(&unknown).1.unwrap().contains("Unknown code 'x'"));
+    }
+
+    #[test]
+    fn a_designation_is_a_valid_display_unless_another_language_is_asked() {
+        let t = crate::expand::tests::hospital();
+        let cs = "http://example.org/cs/lang";
+        let check = |extra: &[(&str, &str)]| {
+            let mut p = vec![("url", cs), ("code", "fever"), ("display", "Fieber")];
+            p.extend_from_slice(extra);
+            result(&code_system(&t, &params(&p), None).unwrap())
+        };
+        assert_eq!(check(&[]), (true, None));
+        assert_eq!(check(&[("displayLanguage", "de")]), (true, None));
+        let (valid, message) = check(&[("displayLanguage", "en")]);
+        assert!(!valid && message.unwrap().contains("Valid display is 'Fever'"));
     }
 
     #[test]
