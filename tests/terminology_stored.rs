@@ -463,6 +463,20 @@ fn resources_given_with_the_request(b: Backend) {
         "{}",
         r.body
     );
+    // More than eight needed supplements are not looked up (too costly, 400).
+    let many: Vec<Value> = (0..9)
+        .map(|i| {
+            json!({"url": "http://hl7.org/fhir/StructureDefinition/valueset-supplement",
+            "valueCanonical": format!("{supplement_url}-{i}")})
+        })
+        .collect();
+    let mut greedy = needy.clone();
+    greedy["extension"] = Value::Array(many);
+    let body9 = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "valueSet", "resource": greedy}, {"name": "tx-resource", "resource": code_system}]});
+    let r = s.req("POST", "/ValueSet/$expand").json(&body9.to_string());
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("too-costly"), "{}", r.body);
     let supplement = json!({"resourceType": "CodeSystem", "url": supplement_url, "status": "active",
         "content": "supplement", "supplements": cs,
         "concept": [{"code": "a", "designation": [{"language": "nl", "value": "Alfa"}]}]});

@@ -503,8 +503,22 @@ pub struct ValueSetDef {
 
 impl ValueSetDef {
     /// [`ValueSetDef::definition`] as a JSON object.
+    /// (Text nested deeper than the JSON reader takes gives the value set's URL and
+    /// version alone.)
     pub fn definition_json(&self) -> serde_json::Map<String, serde_json::Value> {
-        serde_json::from_str(&self.definition).unwrap_or_default()
+        serde_json::from_str(&self.definition).unwrap_or_else(|_| {
+            let mut m = serde_json::Map::new();
+            m.insert("resourceType".into(), "ValueSet".into());
+            m.insert("url".into(), self.url.clone().into());
+            if let Some(v) = &self.version {
+                m.insert("version".into(), v.clone().into());
+            }
+            m.insert(
+                "status".into(),
+                self.status.clone().unwrap_or("unknown".into()).into(),
+            );
+            m
+        })
     }
 }
 

@@ -68,7 +68,12 @@ pub fn lookup(t: &Terminology, p: &Params) -> Result<Value, TxError> {
         )
     })?;
     // `property=*` asks for every property, as no `property` does.
-    let wanted = p.texts("property");
+    // A code system's own code for a standard property names the standard one.
+    let wanted: Vec<&str> = p
+        .texts("property")
+        .into_iter()
+        .map(|w| cs.aliases.get(w).map_or(w, String::as_str))
+        .collect();
     let want = |name: &str| wanted.is_empty() || wanted.contains(&"*") || wanted.contains(&name);
     let mut out = vec![
         param("code", "Code", c.code.clone()),

@@ -153,6 +153,9 @@ async fn terminology(
     }
 }
 
+/// The most supplements one value set may need.
+const MAX_SUPPLEMENTS: usize = 8;
+
 /// The supplements a value set needs (`valueset-supplement`) are all here — given with
 /// the request, in a package, or stored — or the request is refused (422), naming the
 /// missing ones as HL7's terminology servers do.
@@ -161,13 +164,37 @@ async fn supplements_found(
     required: &[String],
     given: &Arc<Vec<serde_json::Value>>,
 ) -> Result<()> {
-    let mut missing = Vec::new();
+    let mut wanted: Vec<&String> = Vec::new();
     for url in required {
+        if !wanted.contains(&url) {
+            wanted.push(url);
+        }
+    }
+    if wanted.len() > MAX_SUPPLEMENTS {
+        return Err(ApiError::BadRequest {
+            message: format!(
+                "the value set needs {} supplements: at most {MAX_SUPPLEMENTS} are looked up",
+                wanted.len()
+            ),
+            expression: None,
+            code: fhir_model::IssueType::TooCostly,
+        });
+    }
+    let core = state.defs.terminology();
+    let mut missing = Vec::new();
+    for url in wanted {
         let plain = fhir_model::terminology::canonical_url(url);
+        let given_here = given
+            .iter()
+            .any(|r| r["resourceType"] == "CodeSystem" && r["url"] == plain);
+        if given_here || core.code_system(plain).is_some() {
+            continue;
+        }
         let found = match terminology(state, Op::Lookup, Some(url.clone()), given).await {
             Ok(Some(t)) => t.code_system(plain).is_some(),
-            Ok(None) => state.defs.terminology().code_system(plain).is_some(),
-            Err(ApiError::TerminologyNotFound(_)) => false,
+            Ok(None) => false,
+            // Unknown or unreadable: missing.
+            Err(ApiError::TerminologyNotFound(_) | ApiError::Unprocessable(..)) => false,
             Err(e) => return Err(e),
         };
         if !found {
@@ -386,7 +413,10 @@ async fn run(
     // An expansion (of up to 500,000 codes, a text filter over them) runs on a
     // blocking thread, not on the HTTP worker; the other operations look codes up and
     // cost less than the move to another thread.
-    let answer = if matches!(op, Op::Expand) {
+    // A value set given with the request is expanded afresh each time (not kept).
+    let heavy =
+        matches!(op, Op::Expand) || (matches!(op, Op::ValidateValueSet) && !given.is_empty());
+    let answer = if heavy {
         web::block(move || {
             let t = gathered.as_deref().unwrap_or(core);
             operation(op, t, &p, instance.as_deref(), extra.as_ref())

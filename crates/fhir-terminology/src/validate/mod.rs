@@ -414,8 +414,18 @@ pub(crate) fn expansion(
     url: &str,
     at: &str,
 ) -> Result<std::sync::Arc<Vec<ExpandedCode>>, TxError> {
+    t.expand_shared(url)
+        .map_err(|e| expansion_failed(url, at, e))
+}
+
+/// Why value set `url` cannot be expanded, as an operation's error.
+pub(crate) fn expansion_failed(
+    url: &str,
+    at: &str,
+    e: fhir_model::terminology::ExpansionError,
+) -> TxError {
     use fhir_model::terminology::ExpansionError as E;
-    t.expand_shared(url).map_err(|e| match e {
+    match e {
         E::UnknownValueSet(_) => {
             // HL7's terminology servers' words.
             not_found(
@@ -427,7 +437,7 @@ pub(crate) fn expansion(
             message: format!("ValueSet {url} cannot be expanded here: {other}"),
             param: at.into(),
         },
-    })
+    }
 }
 
 #[cfg(test)]
@@ -468,6 +478,36 @@ mod tests {
         assert!(!valid && message.unwrap().contains("Valid display is 'Male'"));
         let unknown = code_system(r4(), &params(&[("url", GENDER), ("code", "x")]), None).unwrap();
         assert!(result(&unknown).1.unwrap().contains("Unknown code 'x'"));
+    }
+
+    #[test]
+    fn a_value_set_over_a_missing_code_system_cannot_say_what_it_holds() {
+        let (known, vs) = ("http://example.org/known", "http://example.org/vs/mixed");
+        let mut t = Terminology::default();
+        let cs = json!({"url": known, "content": "complete", "concept": [{"code": "a"}]});
+        t.code_systems
+            .insert(known.into(), serde_json::from_value(cs).unwrap());
+        let v = json!({"resourceType": "ValueSet", "url": vs, "status": "active", "compose":
+            {"include": [{"system": known}, {"system": "http://example.org/missing"}]}});
+        t.value_sets
+            .insert(vs.into(), serde_json::from_value(v).unwrap());
+        for system in [known, "http://example.org/missing"] {
+            let a = value_set(
+                &t,
+                &params(&[("url", vs), ("system", system), ("code", "a")]),
+                None,
+            )
+            .unwrap();
+            let (valid, message) = result(&a);
+            let message = message.unwrap();
+            assert!(!valid, "{a}");
+            assert!(
+                message.contains("Unable to check whether the code is in the value set"),
+                "{a}"
+            );
+            assert!(!message.contains("was not found in the value set"), "{a}");
+            assert!(a.to_string().contains("x-caused-by-unknown-system"), "{a}");
+        }
     }
 
     #[test]

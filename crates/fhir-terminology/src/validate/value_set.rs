@@ -10,7 +10,7 @@
 use fhir_model::terminology::{CodeSystemDef, ExpandedCode, Terminology};
 use serde_json::Value;
 
-use super::{answer, check_display, expansion, Checked, Issue};
+use super::{answer, check_display, expansion_failed, Checked, Issue};
 use crate::lookup::concept;
 use crate::{codings, invalid, Coding, Params, TxError};
 
@@ -39,10 +39,11 @@ pub fn value_set_with(
     // A code system the value set draws on is not here: its codes cannot be checked
     // (the others are checked against an empty value set).
     let (codes, missing) = match t.expand_shared(url) {
+        Ok(codes) => (codes, None),
         Err(fhir_model::terminology::ExpansionError::UnknownCodeSystem(system)) => {
             (std::sync::Arc::new(Vec::new()), Some(system))
         }
-        _ => (expansion(t, url, "url")?, None),
+        Err(e) => return Err(expansion_failed(url, "url", e)),
     };
     let check = Check {
         t,
@@ -57,7 +58,16 @@ pub fn value_set_with(
     let checked = found
         .iter()
         .map(|c| match &missing {
-            Some(m) if c.system.as_deref() == Some(m.as_str()) => check.unchecked(c, m),
+            // Of the missing code system, or of a known one the value set may hold
+            // through the includes it could not expand: unknown either way.
+            Some(m)
+                if c.system.as_deref() == Some(m.as_str())
+                    || c.system
+                        .as_deref()
+                        .is_some_and(|s| check.code_system(s).is_some()) =>
+            {
+                check.unchecked(c, m)
+            }
             _ => check.coding(c),
         })
         .collect();
