@@ -121,21 +121,15 @@ impl Concept {
 
     /// The designation in `language` (`de` matches `de-CH`), if any.
     pub fn designation_in(&self, language: &str) -> Option<&str> {
-        let lang = language.to_ascii_lowercase();
-        let within = |l: &str, of: &str| l == of || l.starts_with(&format!("{of}-"));
         let find = |fits: &dyn Fn(&str) -> bool| {
             self.designations
                 .iter()
-                .find(|d| {
-                    d.language
-                        .as_deref()
-                        .is_some_and(|l| fits(&l.to_ascii_lowercase()))
-                })
+                .find(|d| d.language.as_deref().is_some_and(fits))
                 .map(|d| d.value.as_str())
         };
         // The language asked or a variant of it (`de` finds `de-CH`), else a more
         // general one (`es-ES` finds `es`), as language ranges are matched (RFC 4647).
-        find(&|l| within(l, &lang)).or_else(|| find(&|l| within(&lang, l)))
+        find(&|l| language_within(l, language)).or_else(|| find(&|l| language_within(language, l)))
     }
 
     /// The values of property `code`.
@@ -408,6 +402,14 @@ impl CodeSystemDef {
             .filter_map(|c| displays.get(c).map(|d| (c, *d)))
             .collect()
     }
+}
+
+/// Whether language tag `tag` is `range` or a variant of it (`de-CH` is within `de`),
+/// ignoring case (RFC 4647 basic filtering).
+pub fn language_within(tag: &str, range: &str) -> bool {
+    let (t, r) = (tag.as_bytes(), range.as_bytes());
+    t.eq_ignore_ascii_case(r)
+        || (t.len() > r.len() && t[..r.len()].eq_ignore_ascii_case(r) && t[r.len()] == b'-')
 }
 
 /// `start` and every code reached from it through `edges`, each once, in the order

@@ -158,13 +158,6 @@ struct Options {
 /// The language system of a `designation` token (BCP 47, as `Coding.system`).
 const LANGUAGE_SYSTEM: &str = "urn:ietf:bcp:47";
 
-/// Whether a designation in language `have` is one in `asked` (`de` takes `de-CH`).
-fn language_matches(have: &str, asked: &str) -> bool {
-    let (h, a) = (have.as_bytes(), asked.as_bytes());
-    have.eq_ignore_ascii_case(asked)
-        || (h.len() > a.len() && h[..a.len()].eq_ignore_ascii_case(a) && h[a.len()] == b'-')
-}
-
 /// The most `property` or `designation` values one expansion takes (each repeated
 /// value counts once).
 const MAX_ASKED: usize = 32;
@@ -449,7 +442,7 @@ impl Options {
             let language = system.is_none_or(|s| s == LANGUAGE_SYSTEM)
                 && d.language
                     .as_deref()
-                    .is_some_and(|l| language_matches(l, code));
+                    .is_some_and(|l| fhir_model::terminology::language_within(l, code));
             let used = d.use_.as_ref().is_some_and(|u| {
                 u["code"] == code && system.is_none_or(|s| s.is_empty() || u["system"] == s)
             });
