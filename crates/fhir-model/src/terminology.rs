@@ -12,6 +12,7 @@ use serde::Deserialize;
 mod concept_map;
 mod filter;
 mod memo;
+pub mod rows;
 mod value_set;
 
 pub use concept_map::{

@@ -99,6 +99,11 @@ pub struct ServeArgs {
     /// instead of ordering every match (tests set 0 or a large value to compare plans).
     #[arg(long, hide = true, default_value_t = fhir_store::search::SORT_WALK_ABOVE)]
     pub sort_walk_above: u64,
+    /// Stored code systems of at least this many concepts are read from their rows
+    /// (only the concepts a request needs; expansions paged by the database) instead of
+    /// whole into memory; rows are kept for code systems of 1,000 concepts or more.
+    #[arg(long, env = "FHIR_TERMINOLOGY_ROWS_FROM", default_value_t = 20_000)]
+    pub terminology_rows_from: u64,
     /// Index entries above which a sort's first-key range is not ordered on its own
     /// (tests set 0 to take the plans that walk the second key).
     #[arg(long, hide = true, default_value_t = fhir_store::search::SORT_RANGE_AT_MOST)]
@@ -191,6 +196,7 @@ impl ServeArgs {
             request_timeout: 0.0,
             total_threshold: 1000,
             sort_walk_above: fhir_store::search::SORT_WALK_ABOVE,
+            terminology_rows_from: 20_000,
             sort_range_at_most: fhir_store::search::SORT_RANGE_AT_MOST,
             workers: Some(2),
             log_format: crate::logging::LogFormat::Human,

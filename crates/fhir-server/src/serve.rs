@@ -96,6 +96,7 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         request_timeout,
         total_threshold: args.total_threshold,
         sort_walk_above: args.sort_walk_above,
+        terminology_rows_from: args.terminology_rows_from,
         sort_range_at_most: args.sort_range_at_most,
         full_text,
         expunge: args.expunge == OnOff::On,

@@ -31,6 +31,8 @@ pub struct AppState {
     pub total_threshold: u64,
     /// See `ServeArgs::sort_walk_above`.
     pub sort_walk_above: u64,
+    /// See `ServeArgs::terminology_rows_from`.
+    pub terminology_rows_from: u64,
     /// See `ServeArgs::sort_range_at_most`.
     pub sort_range_at_most: i64,
     /// Resources' text is indexed for `_text` and `_content` (`--full-text`).

@@ -1,8 +1,14 @@
 //! Terminology written through the API as the terminology operations, search and
 //! validation use it: what a canonical URL reaches, gathered from the store
 //! (fhir-terminology `gather`) through the server's cache (fhir-terminology `cache`),
-//! valid while the stored CodeSystems, ValueSets and ConceptMaps do not change. All of
-//! it blocks on the database: call it on a blocking thread.
+//! valid while the stored CodeSystems, ValueSets and ConceptMaps do not change. A
+//! request that names the codes it is about reads large code systems kept as rows only
+//! around those codes (`rows.rs`; such a gathering is not kept). All of it blocks on
+//! the database: call it on a blocking thread.
+
+mod rows;
+
+pub(crate) use rows::{page as row_page, Expansion, Focus};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -26,6 +32,40 @@ struct FromStore<'a> {
     failed: std::cell::RefCell<Option<StoreError>>,
     /// The stored supplements, read once per gathering.
     supplements: std::cell::OnceCell<Vec<Value>>,
+    /// The codes the request is about: code systems kept as rows are read around
+    /// them. None: read whole.
+    focus: Option<std::cell::RefCell<Focus>>,
+    /// The code systems read partly, from rows: plain URL and rid.
+    partly: std::cell::RefCell<Vec<(String, i64)>>,
+}
+
+impl<'a> FromStore<'a> {
+    fn new(store: &'a Store, focus: Option<Focus>) -> FromStore<'a> {
+        FromStore {
+            store,
+            failed: std::cell::RefCell::new(None),
+            supplements: std::cell::OnceCell::new(),
+            focus: focus.map(std::cell::RefCell::new),
+            partly: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+
+    /// A code system kept as rows, read around the focus.
+    fn partly(&self, url: &str) -> Result<Option<Value>, StoreError> {
+        let Some(focus) = &self.focus else {
+            return Ok(None);
+        };
+        let from = focus.borrow().rows_from;
+        let Some(system) = rows::row_system(self.store, url, from)? else {
+            return Ok(None);
+        };
+        let found = rows::partial_code_system(self.store, &system, &focus.borrow())?;
+        if found.is_some() {
+            let plain = fhir_model::terminology::canonical_url(url).to_string();
+            self.partly.borrow_mut().push((plain, system.rid));
+        }
+        Ok(found)
+    }
 }
 
 /// A page of stored `res_type` resources matching `pairs`, without a total; an empty
@@ -105,6 +145,13 @@ impl Stored for FromStore<'_> {
     }
 
     fn find(&self, kind: Kind, url: &str) -> std::result::Result<Option<Value>, TxError> {
+        if kind == Kind::CodeSystem {
+            match self.partly(url) {
+                Ok(Some(cs)) => return Ok(Some(cs)),
+                Ok(None) => {}
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
         let mut pairs = vec![("_sort".to_string(), "-_lastUpdated".to_string())];
         match url.split_once('|') {
             Some((url, version)) => {
@@ -119,13 +166,17 @@ impl Stored for FromStore<'_> {
             }
             None => pairs.push(("url".to_string(), url.to_string())),
         }
-        match stored(self.store, kind.res_type(), &pairs, 1) {
-            Ok(page) => Ok(page
+        let found = match stored(self.store, kind.res_type(), &pairs, 1) {
+            Ok(page) => page
                 .matches
                 .first()
-                .and_then(|m| fhir_model::json::parse(m.content.as_bytes()).ok())),
-            Err(e) => Err(self.fail(e)),
+                .and_then(|m| fhir_model::json::parse(m.content.as_bytes()).ok()),
+            Err(e) => return Err(self.fail(e)),
+        };
+        if let (Kind::ValueSet, Some(focus), Some(vs)) = (kind, &self.focus, &found) {
+            focus.borrow_mut().add_filter_values(vs);
         }
+        Ok(found)
     }
 }
 
@@ -166,11 +217,7 @@ fn gathered_at(
     kind: Kind,
     url: &str,
 ) -> Result<Result<Arc<Terminology>, TxError>, StoreError> {
-    let source = FromStore {
-        store,
-        failed: std::cell::RefCell::new(None),
-        supplements: std::cell::OnceCell::new(),
-    };
+    let source = FromStore::new(store, None);
     let t = cache.get_or_gather(fingerprint, kind, url, || gather(core, &source, kind, url));
     match source.failed.into_inner() {
         Some(e) => Err(e),
@@ -178,29 +225,62 @@ fn gathered_at(
     }
 }
 
+/// What a gathering for an operation holds.
+pub(crate) struct Gathered {
+    pub t: Arc<Terminology>,
+    /// The code systems in it read partly, from rows (plain URL and rid).
+    pub partly: Vec<(String, i64)>,
+}
+
+/// What `kind`/`url` reaches for an operation about `focus`: from the cache, or
+/// gathered now (and kept unless a code system was read partly).
+pub(crate) fn gathered_about(
+    store: &Store,
+    cache: &Cache,
+    core: &'static Terminology,
+    kind: Kind,
+    url: &str,
+    focus: Focus,
+) -> Result<Result<Gathered, TxError>, StoreError> {
+    let fingerprint = fingerprint(store)?;
+    let source = FromStore::new(store, Some(focus));
+    let t = cache.get_or_gather_partly(fingerprint, kind, url, || {
+        let t = gather(core, &source, kind, url)?;
+        Ok((t, source.partly.borrow().is_empty()))
+    });
+    let partly = source.partly.take();
+    match source.failed.into_inner() {
+        Some(e) => Err(e),
+        None => Ok(t.map(|t| Gathered { t, partly })),
+    }
+}
+
 /// What `kind`/`url` reaches when the request gives resources of its own
-/// (`tx-resource`): those first, then the stored ones; gathered for this request
-/// alone (not kept).
+/// (`tx-resource`): those first, then the stored ones, code systems kept as rows read
+/// around `focus` when there is one; gathered for this request alone (not kept).
 pub(crate) fn gathered_given(
     store: &Store,
     core: &'static Terminology,
     kind: Kind,
     url: &str,
     given: &[Value],
-) -> Result<Result<Arc<Terminology>, TxError>, StoreError> {
-    let source = FromStore {
-        store,
-        failed: std::cell::RefCell::new(None),
-        supplements: std::cell::OnceCell::new(),
-    };
+    mut focus: Option<Focus>,
+) -> Result<Result<Gathered, TxError>, StoreError> {
+    for vs in given.iter().filter(|v| v["resourceType"] == "ValueSet") {
+        if let Some(focus) = &mut focus {
+            focus.add_filter_values(vs);
+        }
+    }
+    let source = FromStore::new(store, focus);
     let overlay = fhir_terminology::gather::Given {
         resources: given,
         stored: &source,
     };
     let t = gather(core, &overlay, kind, url).map(Arc::new);
+    let partly = source.partly.take();
     match source.failed.into_inner() {
         Some(e) => Err(e),
-        None => Ok(t),
+        None => Ok(t.map(|t| Gathered { t, partly })),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod cache;
 mod cancel;
 pub mod changes;
 mod checkpoint;
+pub mod concepts;
 mod deadline;
 pub mod error;
 pub mod export;

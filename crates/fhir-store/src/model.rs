@@ -61,8 +61,9 @@ impl Indexer for NoIndex {
     }
 }
 
-/// Indexes every search parameter of the registry (FHIRPath extraction) and, with
-/// `full_text`, the texts `_text` and `_content` search.
+/// Indexes every search parameter of the registry (FHIRPath extraction), with
+/// `full_text` the texts `_text` and `_content` search, and a large CodeSystem's
+/// concepts as rows (`concepts.rs`).
 pub struct SearchIndexer {
     pub registry: &'static fhir_search::SearchRegistry,
     pub full_text: bool,
@@ -73,6 +74,9 @@ impl Indexer for SearchIndexer {
         let mut values = fhir_search::extract(self.registry, resource_type, resource);
         if self.full_text {
             values.text = Some(fhir_search::fulltext::full_text(resource));
+        }
+        if resource_type == "CodeSystem" {
+            values.concepts = fhir_model::terminology::rows::concept_rows(resource).map(Box::new);
         }
         values
     }

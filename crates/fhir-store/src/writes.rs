@@ -529,6 +529,7 @@ pub(crate) fn flush_index(tx: &mut Tx<'_>, pending: &mut Vec<PendingIndex>) -> S
             insert.execute(tx.conn)?;
         }
     }
+    crate::concepts::write(tx, &batch)?;
     write_fulltext(tx, &replaced, batch)
 }
 

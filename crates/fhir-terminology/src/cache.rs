@@ -52,6 +52,19 @@ impl Cache {
         url: &str,
         gather: impl FnOnce() -> Result<Terminology, TxError>,
     ) -> Result<Arc<Terminology>, TxError> {
+        let key = Key::Url(kind, url.to_string());
+        self.get_or_make(fingerprint, key, || gather().map(|t| (t, true)))
+    }
+
+    /// As [`Cache::get_or_gather`], but `gather` also says whether what it made may be
+    /// kept (not when it holds only some of a code system's concepts).
+    pub fn get_or_gather_partly(
+        &self,
+        fingerprint: Fingerprint,
+        kind: Kind,
+        url: &str,
+        gather: impl FnOnce() -> Result<(Terminology, bool), TxError>,
+    ) -> Result<Arc<Terminology>, TxError> {
         self.get_or_make(fingerprint, Key::Url(kind, url.to_string()), gather)
     }
 
@@ -65,14 +78,14 @@ impl Cache {
         choose: impl FnOnce() -> Result<Terminology, TxError>,
     ) -> Result<Arc<Terminology>, TxError> {
         let key = Key::Maps(source.map(str::to_string), target.map(str::to_string));
-        self.get_or_make(fingerprint, key, choose)
+        self.get_or_make(fingerprint, key, || choose().map(|t| (t, true)))
     }
 
     fn get_or_make(
         &self,
         fingerprint: Fingerprint,
         key: Key,
-        make: impl FnOnce() -> Result<Terminology, TxError>,
+        make: impl FnOnce() -> Result<(Terminology, bool), TxError>,
     ) -> Result<Arc<Terminology>, TxError> {
         {
             let mut inner = self.lock();
@@ -84,9 +97,10 @@ impl Cache {
                 return Ok(t.clone());
             }
         }
-        let t = Arc::new(make()?);
+        let (t, keep) = make()?;
+        let t = Arc::new(t);
         let mut inner = self.lock();
-        if inner.fingerprint == Some(fingerprint) {
+        if keep && inner.fingerprint == Some(fingerprint) {
             if inner.entries.len() >= MAX_ENTRIES {
                 inner.entries.clear();
             }

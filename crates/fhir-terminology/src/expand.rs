@@ -54,9 +54,7 @@ pub fn expand(
     instance_url: Option<&str>,
     stamp: Stamp,
 ) -> Result<Value, TxError> {
-    let url = instance_url
-        .or(p.text("url"))
-        .ok_or_else(|| invalid("the value set is needed (url, or valueSet)", "url"))?;
+    let url = expanded_url(p, instance_url)?;
     let shared = expansion(t, url, "url")?;
     let options = Options::of(p)?;
     let concepts = Concepts::of(t, &shared);
@@ -64,11 +62,56 @@ pub fn expand(
     if options.active_only {
         codes.retain(|c| !concepts.get(c).is_some_and(Concept::inactive));
     }
-    let filter = p.text("filter").filter(|f| !f.trim().is_empty());
-    if let Some(f) = filter {
+    if let Some(f) = filter_text(p) {
         codes.retain(|c| matches(c, f));
     }
-    let total = codes.len();
+    let range = window(p, codes.len())?;
+    let page = Page {
+        total: codes.len(),
+        codes: &codes[range],
+        concepts: &concepts,
+    };
+    render(t, p, url, stamp, page, &options)
+}
+
+/// An expansion whose codes were chosen elsewhere — by the store, from a code system
+/// kept as rows, with the same `filter`, `activeOnly` and paging: `page` of `total`
+/// codes; `t` holds the value set and the page's concepts.
+pub fn expand_page(
+    t: &Terminology,
+    p: &Params,
+    instance_url: Option<&str>,
+    stamp: Stamp,
+    total: usize,
+    page: &[ExpandedCode],
+) -> Result<Value, TxError> {
+    let url = expanded_url(p, instance_url)?;
+    let options = Options::of(p)?;
+    let concepts = Concepts::of(t, page);
+    let codes: Vec<&ExpandedCode> = page.iter().collect();
+    let page = Page {
+        total,
+        codes: &codes,
+        concepts: &concepts,
+    };
+    render(t, p, url, stamp, page, &options)
+}
+
+/// The value set an expansion is of.
+pub fn expanded_url<'a>(p: &'a Params, instance_url: Option<&'a str>) -> Result<&'a str, TxError> {
+    instance_url
+        .or(p.text("url"))
+        .ok_or_else(|| invalid("the value set is needed (url, or valueSet)", "url"))
+}
+
+/// The `filter` text, when there is one.
+pub fn filter_text(p: &Params) -> Option<&str> {
+    p.text("filter").filter(|f| !f.trim().is_empty())
+}
+
+/// Which of `total` codes the page holds (`offset`, `count`); without `count`, more
+/// than [`MAX_UNPAGED`] codes are refused as too costly.
+pub fn window(p: &Params, total: usize) -> Result<std::ops::Range<usize>, TxError> {
     let offset = p.count("offset")?.unwrap_or(0);
     let count = p.count("count")?;
     if count.is_none() && total > MAX_UNPAGED {
@@ -78,7 +121,29 @@ pub fn expand(
         });
     }
     let start = offset.min(total);
-    let end = count.map_or(total, |c| start.saturating_add(c).min(total));
+    Ok(start..count.map_or(total, |c| start.saturating_add(c).min(total)))
+}
+
+/// The codes an answer carries, and how many matched.
+struct Page<'a, 't> {
+    total: usize,
+    codes: &'a [&'a ExpandedCode],
+    concepts: &'a Concepts<'t>,
+}
+
+/// The ValueSet with its `expansion`: `page.codes`, the parameters used, `total`.
+fn render(
+    t: &Terminology,
+    p: &Params,
+    url: &str,
+    stamp: Stamp,
+    page: Page<'_, '_>,
+    options: &Options,
+) -> Result<Value, TxError> {
+    let filter = filter_text(p);
+    let offset = p.count("offset")?.unwrap_or(0);
+    let count = p.count("count")?;
+    let total = page.total;
     let paged = p.text("offset").is_some() || count.is_some();
     let hierarchical = options.exclude_nested == Some(false) && !paged && !enumerated(t, url);
     let mut used = Vec::new();
@@ -99,15 +164,15 @@ pub fn expand(
         }
     }
     used.extend(crate::status::notes(t, url).iter().map(|n| n.parameter()));
-    let page = &codes[start..end];
     let entries: Vec<Value> = page
+        .codes
         .iter()
-        .map(|c| entry(c, concepts.get(c), &options))
+        .map(|c| entry(c, page.concepts.get(c), options))
         .collect();
     // Paging applies to flat expansions (the operation's definition): a paged
     // expansion stays flat.
     let contains = if hierarchical {
-        nest(t, page, entries)
+        nest(t, page.codes, entries)
     } else {
         entries
     };

@@ -79,6 +79,9 @@ pub struct IndexValues {
     /// The texts `_text` and `_content` search (set by the caller that stores them:
     /// [`crate::fulltext::full_text`]).
     pub text: Option<crate::fulltext::FullText>,
+    /// A large CodeSystem's concepts as rows (set by the caller that stores them:
+    /// [`fhir_model::terminology::rows::concept_rows`]).
+    pub concepts: Option<Box<fhir_model::terminology::rows::ConceptRows>>,
 }
 
 impl IndexValues {

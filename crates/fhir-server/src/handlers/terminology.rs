@@ -22,6 +22,7 @@ use crate::guard;
 use crate::http::negotiate::output;
 use crate::http::respond;
 use crate::state::{check_id, AppState};
+use crate::stored_terminology::{Expansion, Focus, Gathered};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -91,7 +92,7 @@ fn named_url(op: Op, p: &Params, instance: Option<&str>) -> Option<String> {
 }
 
 /// Which operation, on which type.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Op {
     Lookup,
     ValidateCodeSystem,
@@ -123,13 +124,28 @@ async fn terminology(
     url: Option<String>,
     given: &Arc<Vec<serde_json::Value>>,
 ) -> Result<Option<Arc<Terminology>>> {
+    Ok(terminology_about(state, op, url, given, None)
+        .await?
+        .map(|g| g.t))
+}
+
+/// [`terminology`] for a request about `focus` (the codes it names): code systems
+/// kept as rows are read around them (`partly` says which).
+async fn terminology_about(
+    state: &AppState,
+    op: Op,
+    url: Option<String>,
+    given: &Arc<Vec<serde_json::Value>>,
+    focus: Option<Focus>,
+) -> Result<Option<Gathered>> {
     let core = state.defs.terminology();
     let Some(url) = url else { return Ok(None) };
+    let kind = op.kind();
     if !given.is_empty() {
-        let (kind, given) = (op.kind(), given.clone());
+        let given = given.clone();
         let gathered = state
             .blocking(move |s| {
-                crate::stored_terminology::gathered_given(s, core, kind, &url, &given)
+                crate::stored_terminology::gathered_given(s, core, kind, &url, &given, focus)
             })
             .await?;
         return Ok(Some(gathered?));
@@ -140,13 +156,24 @@ async fn terminology(
     if packaged && (op.kind() == Kind::ConceptMap || !supplements_stored(state).await?) {
         return Ok(None);
     }
-    let kind = op.kind();
     let cache = state.terminology.clone();
     let gathered = state
-        .blocking(move |s| crate::stored_terminology::gathered(s, &cache, core, kind, &url))
+        .blocking(move |s| match focus {
+            Some(focus) => {
+                crate::stored_terminology::gathered_about(s, &cache, core, kind, &url, focus)
+            }
+            None => Ok(
+                crate::stored_terminology::gathered(s, &cache, core, kind, &url)?.map(|t| {
+                    Gathered {
+                        t,
+                        partly: Vec::new(),
+                    }
+                }),
+            ),
+        })
         .await?;
     match gathered {
-        Ok(t) => Ok(Some(t)),
+        Ok(g) => Ok(Some(g)),
         // The package's own copy answers when gathering it with supplements fails.
         Err(_) if packaged => Ok(None),
         Err(e) => Err(e.into()),
@@ -234,7 +261,11 @@ async fn coding_systems(
     let core = state.defs.terminology();
     for system in missing {
         let named = Some(system.clone());
-        let found = match terminology(state, Op::ValidateCodeSystem, named, given).await {
+        let focus = Some(Focus::of(p, state.terminology_rows_from));
+        let found = match terminology_about(state, Op::ValidateCodeSystem, named, given, focus)
+            .await
+            .map(|g| g.map(|g| g.t))
+        {
             Ok(found) => found,
             // Unknown or unreadable: the answer says the code system is not known.
             Err(
@@ -391,9 +422,23 @@ async fn run(
         inline_value_set(&mut p, &mut given);
     }
     let given = Arc::new(given);
+    let focus = match op {
+        Op::Translate => None,
+        Op::Expand => Some(Focus {
+            rows_from: state.terminology_rows_from,
+            ..Focus::default()
+        }),
+        _ => Some(Focus::of(&p, state.terminology_rows_from)),
+    };
     let gathered = match (op, named_url(op, &p, instance.as_deref())) {
         (Op::Translate, None) => Some(maps_between(state, &p).await?),
-        (_, url) => terminology(state, op, url, &given).await?,
+        (_, url) => match terminology_about(state, op, url, &given, focus).await? {
+            Some(g) if op == Op::Expand && !g.partly.is_empty() => {
+                let answer = expand_rows(state, &p, instance.as_deref(), &given, g).await?;
+                return Ok(answered(&answer, out));
+            }
+            g => g.map(|g| g.t),
+        },
     };
     let core = state.defs.terminology();
     if matches!(op, Op::Expand | Op::ValidateValueSet) {
@@ -426,13 +471,87 @@ async fn run(
         let t = gathered.as_deref().unwrap_or(core);
         operation(op, t, &p, instance.as_deref(), extra.as_ref())?
     };
-    let mut resp = respond::json(StatusCode::OK, &answer, out);
+    Ok(answered(&answer, out))
+}
+
+/// The answer of an operation.
+fn answered(answer: &serde_json::Value, out: crate::http::negotiate::Output) -> HttpResponse {
+    let mut resp = respond::json(StatusCode::OK, answer, out);
     // Displays follow the Accept-Language header when no displayLanguage is given.
     resp.headers_mut().append(
         actix_web::http::header::VARY,
         actix_web::http::header::HeaderValue::from_static("Accept-Language"),
     );
-    Ok(resp)
+    resp
+}
+
+/// `$expand` of a value set drawing on code systems kept as rows (`g` read them
+/// partly): the store chooses the page, whose concepts are then gathered; a value set
+/// that lists its codes of them has those read; one the store cannot page (other
+/// filters, exclusions, hierarchies) is expanded in memory from the whole systems.
+async fn expand_rows(
+    state: &AppState,
+    p: &Params,
+    instance: Option<&str>,
+    given: &Arc<Vec<serde_json::Value>>,
+    g: Gathered,
+) -> Result<serde_json::Value> {
+    let url = fhir_terminology::expand::expanded_url(p, instance)?.to_string();
+    if let Some(vs) = g.t.value_set(&url) {
+        supplements_found(state, &vs.required_supplements, given).await?;
+    }
+    let (params, at) = (p.clone(), url.clone());
+    let chosen = state
+        .blocking(move |s| crate::stored_terminology::row_page(s, &g.t, &g.partly, &params, &at))
+        .await?;
+    // The page the store chose, or the codes to read (else: the whole systems).
+    let (page, codes) = match chosen.transpose()? {
+        Some(Expansion::Page(page)) => {
+            let codes = page.codes.iter().map(|c| c.code.clone()).collect();
+            (Some(page), Some(codes))
+        }
+        Some(Expansion::Listed(codes)) => (None, Some(codes)),
+        None => (None, None),
+    };
+    let t = match codes {
+        Some(codes) => {
+            let focus = Focus {
+                codes,
+                around: false,
+                rows_from: state.terminology_rows_from,
+            };
+            terminology_about(state, Op::Expand, Some(url), given, Some(focus))
+                .await?
+                .map(|g| g.t)
+        }
+        None => terminology(state, Op::Expand, Some(url), given).await?,
+    };
+    let core = state.defs.terminology();
+    let (p, instance, stamp) = (p.clone(), instance.map(str::to_string), stamp());
+    Ok(web::block(move || {
+        let t = t.as_deref().unwrap_or(core);
+        let instance = instance.as_deref();
+        match page {
+            Some(page) => fhir_terminology::expand::expand_page(
+                t,
+                &p,
+                instance,
+                stamp,
+                page.total,
+                &page.codes,
+            ),
+            None => fhir_terminology::expand(t, &p, instance, stamp),
+        }
+    })
+    .await??)
+}
+
+/// A stamp for an expansion made now.
+fn stamp() -> Stamp {
+    Stamp {
+        identifier: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+        timestamp: fhir_store::time::fhir_instant(fhir_store::time::now_millis()),
+    }
 }
 
 /// The answer of `op` on terminology `t` (`url`: the resource of an instance-level
@@ -450,13 +569,7 @@ fn operation(
         Op::Subsumes => fhir_terminology::subsumes(t, p, url),
         Op::ValidateValueSet => fhir_terminology::validate::value_set_with(t, p, url, extra),
         Op::Translate => fhir_terminology::translate(t, p, url),
-        Op::Expand => {
-            let stamp = Stamp {
-                identifier: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
-                timestamp: fhir_store::time::fhir_instant(fhir_store::time::now_millis()),
-            };
-            fhir_terminology::expand(t, p, url, stamp)
-        }
+        Op::Expand => fhir_terminology::expand(t, p, url, stamp()),
     }
 }
 

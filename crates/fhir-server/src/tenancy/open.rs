@@ -170,6 +170,7 @@ impl Opener {
             request_timeout: shared.request_timeout,
             total_threshold: shared.total_threshold,
             sort_walk_above: shared.sort_walk_above,
+            terminology_rows_from: shared.terminology_rows_from,
             sort_range_at_most: shared.sort_range_at_most,
             full_text: shared.full_text,
             expunge: self.args.expunge == OnOff::On,
