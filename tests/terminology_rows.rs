@@ -371,7 +371,45 @@ fn rows_follow_updates_and_deletes(b: Backend) {
     assert_eq!(display("r0-0").0, 404);
 }
 
+/// Validation reads the codes it checks from the rows: an unknown code is an error, a
+/// wrong display a warning, by `$validate` and on writes.
+fn validation_reads_the_codes_checked(b: Backend) {
+    let s = server(b);
+    let f = fixture(s);
+    let observation = |code: &str, display: &str| {
+        json!({"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": f.cs, "code": code, "display": display}]}})
+        .to_string()
+    };
+    let issues = |body: String| {
+        let r = s.req("POST", "/Observation/$validate").json(&body);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["issue"].to_string()
+    };
+    let unknown = issues(observation("r3-777", "Zed"));
+    assert!(
+        unknown.contains(&format!(
+            "Unknown code 'r3-777' in the CodeSystem '{}'",
+            f.cs
+        )),
+        "{unknown}"
+    );
+    let wrong = issues(observation("r3-7", "Heart"));
+    assert!(
+        wrong.contains("Valid display is 'Finding 7 of group 3'"),
+        "{wrong}"
+    );
+    assert!(!wrong.contains("\"error\""), "{wrong}");
+    let right = issues(observation("r9-149", "Finding 149 of group 9"));
+    assert!(!right.contains("r9-149"), "{right}");
+    let r = s.create("Observation", &observation("r3-777", "Zed"));
+    assert_eq!(r.status, 422, "{}", r.body);
+    let r = s.create("Observation", &observation("r0-0", "Heart attack"));
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
 both_backends!(
+    validation_reads_the_codes_checked,
     expansions_page_from_rows_as_in_memory,
     lookups_and_checks_read_the_codes_named,
     rows_follow_updates_and_deletes,

@@ -5,7 +5,8 @@
 # and a value set of all of it, served twice — `--terminology-rows-from 100000000`
 # (every code system read whole, as before rows existed) and the default (20,000: this
 # one from its rows). For each: the server's RSS after start, wrk -t1 -c8 for a deep
-# `$expand` page, `$expand` with a text filter, `ValueSet/$validate-code` and
+# `$expand` page, `$expand` with a text filter, a page of an `is-a` branch (10,000
+# codes), `ValueSet/$validate-code` and
 # `$lookup`, and the RSS (current and peak) after them.
 # Usage: [N=200000] [SECS=5] [BACKEND=sqlite|postgres] scripts/bench/terminology-large.sh BIN
 # Needs: wrk, python3; PostgreSQL at 127.0.0.1:5432 (trust) for postgres.
@@ -16,9 +17,10 @@ work=$(mktemp -d)
 trap 'kill $(cat "$work/pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
 B=http://127.0.0.1:$PORT/fhir
 CS=http://example.org/bench/large; VS=http://example.org/bench/large-vs
-python3 - "$work" "$CS" "$VS" "$N" <<'EOF'
+BRANCH=http://example.org/bench/large-branch
+python3 - "$work" "$CS" "$VS" "$N" "$BRANCH" <<'EOF'
 import json, random, sys
-work, cs, vs, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+work, cs, vs, n, branch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 random.seed(7)
 words = ["acute", "chronic", "left", "right", "upper", "lower", "fracture", "pain", "fever",
          "renal", "cardiac", "pulmonary", "hepatic", "infection", "lesion", "syndrome",
@@ -41,13 +43,16 @@ json.dump({"resourceType": "CodeSystem", "url": cs, "version": "1", "status": "a
            "content": "complete", "concept": roots}, open(f"{work}/cs.json", "w"))
 json.dump({"resourceType": "ValueSet", "url": vs, "status": "active",
            "compose": {"include": [{"system": cs}]}}, open(f"{work}/vs.json", "w"))
+json.dump({"resourceType": "ValueSet", "url": branch, "status": "active",
+           "compose": {"include": [{"system": cs, "filter": [{"property": "concept", "op": "is-a", "value": "r3"}]}]}},
+          open(f"{work}/branch.json", "w"))
 EOF
 if [ "$BACKEND" = sqlite ]; then url="sqlite://$work/t.db"; else
   psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS terminology_large WITH (FORCE)" -c "CREATE DATABASE terminology_large" postgres
   url="postgres://postgres@127.0.0.1:5432/terminology_large"
 fi
 start=$(date +%s.%N)
-"$BIN" terminology load --database-url "$url" "$work/cs.json" "$work/vs.json" >"$work/load" 2>&1 ||
+"$BIN" terminology load --database-url "$url" "$work/cs.json" "$work/vs.json" "$work/branch.json" >"$work/load" 2>&1 ||
   { cat "$work/load"; exit 1; }
 echo "loaded $N concepts ($(du -h "$work/cs.json" | cut -f1) of JSON) in $(echo "$(date +%s.%N) - $start" | bc) s"
 m() { # label name path
@@ -66,6 +71,7 @@ for mode in whole rows; do
   echo "$mode: first \$expand ${first}s"
   m "$mode" expand-page "ValueSet/\$expand?url=$VS&offset=150000&count=50"
   m "$mode" expand-filter "ValueSet/\$expand?url=$VS&filter=renal%20fev&count=20"
+  m "$mode" expand-branch "ValueSet/\$expand?url=$BRANCH&offset=5000&count=20"
   m "$mode" validate-code "ValueSet/\$validate-code?url=$VS&system=$CS&code=c150000"
   m "$mode" lookup "CodeSystem/\$lookup?system=$CS&code=c150000"
   echo "$mode: after the load: $(rss)"

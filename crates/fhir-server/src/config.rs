@@ -102,7 +102,7 @@ pub struct ServeArgs {
     /// Stored code systems of at least this many concepts are read from their rows
     /// (only the concepts a request needs; expansions paged by the database) instead of
     /// whole into memory; rows are kept for code systems of 1,000 concepts or more.
-    #[arg(long, env = "FHIR_TERMINOLOGY_ROWS_FROM", default_value_t = 20_000)]
+    #[arg(long, env = "FHIR_TERMINOLOGY_ROWS_FROM", default_value_t = TERMINOLOGY_ROWS_FROM)]
     pub terminology_rows_from: u64,
     /// Index entries above which a sort's first-key range is not ordered on its own
     /// (tests set 0 to take the plans that walk the second key).
@@ -196,7 +196,7 @@ impl ServeArgs {
             request_timeout: 0.0,
             total_threshold: 1000,
             sort_walk_above: fhir_store::search::SORT_WALK_ABOVE,
-            terminology_rows_from: 20_000,
+            terminology_rows_from: TERMINOLOGY_ROWS_FROM,
             sort_range_at_most: fhir_store::search::SORT_RANGE_AT_MOST,
             workers: Some(2),
             log_format: crate::logging::LogFormat::Human,
@@ -221,6 +221,10 @@ impl ServeArgs {
         }
     }
 }
+
+/// Concepts from which a stored code system is read from its rows
+/// (`--terminology-rows-from`).
+pub const TERMINOLOGY_ROWS_FROM: u64 = 20_000;
 
 /// TLS, authentication and audit settings.
 #[derive(Debug, Clone, Default, Args)]
@@ -389,6 +393,7 @@ impl BulkImportArgs {
                     .collect(),
             },
             batch_delay: Duration::from_millis(self.import_batch_delay_ms),
+            terminology_rows_from: TERMINOLOGY_ROWS_FROM,
         }
     }
 }

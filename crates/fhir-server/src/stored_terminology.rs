@@ -243,6 +243,18 @@ pub(crate) fn gathered_about(
     focus: Focus,
 ) -> Result<Result<Gathered, TxError>, StoreError> {
     let fingerprint = fingerprint(store)?;
+    gathered_about_at(store, cache, core, fingerprint, kind, url, focus)
+}
+
+fn gathered_about_at(
+    store: &Store,
+    cache: &Cache,
+    core: &'static Terminology,
+    fingerprint: Fingerprint,
+    kind: Kind,
+    url: &str,
+    focus: Focus,
+) -> Result<Result<Gathered, TxError>, StoreError> {
     let source = FromStore::new(store, Some(focus));
     let t = cache.get_or_gather_partly(fingerprint, kind, url, || {
         let t = gather(core, &source, kind, url)?;
@@ -376,30 +388,48 @@ fn stored_maps(
 
 /// Stored terminology for one validation request ([`fhir_validation::TerminologySource`]):
 /// the fingerprint is read once, and each URL is looked up once, so that a transaction
-/// of two thousand resources coded in SNOMED CT costs one query, not one per coding.
+/// of two thousand resources coded in SNOMED CT costs one query, not one per coding —
+/// unless it draws on a code system kept as rows (`--terminology-rows-from`), which is
+/// read around the codes checked, once per URL and codes.
 pub struct ForValidation {
     store: Arc<Store>,
     cache: Arc<Cache>,
     core: &'static Terminology,
+    rows_from: u64,
     fingerprint: OnceLock<Option<Fingerprint>>,
     seen: Mutex<HashMap<(Kind, String), Found>>,
+    /// Gathered around codes, by URL and codes (at most [`MAX_PARTLY`]).
+    partly: Mutex<HashMap<Around, Found>>,
 }
+
+/// A URL of a kind and the codes a gathering was made around.
+type Around = (Kind, String, Vec<String>);
 
 /// What one URL gave: the terminology that holds it, or nothing.
 type Found = Option<Arc<Terminology>>;
 
+/// Most gatherings around codes one validation keeps.
+const MAX_PARTLY: usize = 1_000;
+
 impl ForValidation {
-    pub fn new(store: Arc<Store>, cache: Arc<Cache>, core: &'static Terminology) -> ForValidation {
+    pub fn new(
+        store: Arc<Store>,
+        cache: Arc<Cache>,
+        core: &'static Terminology,
+        rows_from: u64,
+    ) -> ForValidation {
         ForValidation {
             store,
             cache,
             core,
+            rows_from,
             fingerprint: OnceLock::new(),
             seen: Mutex::new(HashMap::new()),
+            partly: Mutex::new(HashMap::new()),
         }
     }
 
-    fn get(&self, kind: Kind, url: &str) -> Option<Arc<Terminology>> {
+    fn get(&self, kind: Kind, url: &str, codes: &[&str]) -> Option<Arc<Terminology>> {
         if !needs_gathering(self.core, kind, url) {
             return None;
         }
@@ -407,29 +437,53 @@ impl ForValidation {
         if let Some(t) = self.seen.lock().ok()?.get(&key) {
             return t.clone();
         }
+        let codes: Vec<String> = codes.iter().map(|c| c.to_string()).collect();
+        let around = (kind, url.to_string(), codes.clone());
+        if let Some(t) = self.partly.lock().ok()?.get(&around) {
+            return t.clone();
+        }
         let fingerprint = (*self
             .fingerprint
             .get_or_init(|| fingerprint(&self.store).ok()))?;
+        let focus = Focus {
+            codes,
+            around: true,
+            rows_from: self.rows_from,
+        };
         // A store or terminology failure leaves the code unchecked, as for any code
         // system this server does not have.
-        let t = gathered_at(&self.store, &self.cache, self.core, fingerprint, kind, url)
+        let (store, cache, core) = (&self.store, &self.cache, self.core);
+        let gathered = gathered_about_at(store, cache, core, fingerprint, kind, url, focus)
             .ok()
             .and_then(Result::ok);
-        if let Ok(mut seen) = self.seen.lock() {
-            seen.insert(key, t.clone());
+        match gathered {
+            Some(g) if !g.partly.is_empty() => {
+                if let Ok(mut partly) = self.partly.lock() {
+                    if partly.len() < MAX_PARTLY {
+                        partly.insert(around, Some(g.t.clone()));
+                    }
+                }
+                Some(g.t)
+            }
+            g => {
+                let t = g.map(|g| g.t);
+                if let Ok(mut seen) = self.seen.lock() {
+                    seen.insert(key, t.clone());
+                }
+                t
+            }
         }
-        t
     }
 }
 
 impl fhir_validation::TerminologySource for ForValidation {
-    fn code_system(&self, url: &str) -> Option<Arc<Terminology>> {
-        self.get(Kind::CodeSystem, url)
+    fn code_system(&self, url: &str, code: &str) -> Option<Arc<Terminology>> {
+        self.get(Kind::CodeSystem, url, &[code])
             .filter(|t| t.code_system(url).is_some())
     }
 
-    fn value_set(&self, url: &str) -> Option<Arc<Terminology>> {
-        self.get(Kind::ValueSet, url)
+    fn value_set(&self, url: &str, codes: &[&str]) -> Option<Arc<Terminology>> {
+        self.get(Kind::ValueSet, url, codes)
             .filter(|t| t.value_set(url).is_some())
     }
 }

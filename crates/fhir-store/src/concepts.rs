@@ -216,18 +216,16 @@ impl Store {
         limit: usize,
     ) -> StoreResult<Vec<RowConcept>> {
         self.db.read(|tx| {
-            let mut q = Sql::new("SELECT code, display, concept FROM tx_concept WHERE rid = ");
-            q.bind(Bind::BigInt(rid));
+            let mut q = select(rid, filter, "c.code, c.display, c.concept");
             if *filter == ConceptFilter::default() {
                 // Unfiltered, `ord` numbers the concepts from 0: the page is a range of
                 // the primary key, however deep.
-                q.push(" AND ord >= ").bind(Bind::BigInt(offset as i64));
-                q.push(" ORDER BY ord LIMIT ")
+                q.push(" AND c.ord >= ").bind(Bind::BigInt(offset as i64));
+                q.push(" ORDER BY c.ord LIMIT ")
                     .bind(Bind::BigInt(limit as i64));
                 return q.load(tx.conn);
             }
-            narrow(&mut q, rid, filter);
-            q.push(" ORDER BY ord LIMIT ")
+            q.push(" ORDER BY c.ord LIMIT ")
                 .bind(Bind::BigInt(limit as i64))
                 .push(" OFFSET ")
                 .bind(Bind::BigInt(offset as i64));
@@ -238,45 +236,63 @@ impl Store {
     /// How many of system `rid`'s concepts `filter` keeps.
     pub fn concept_count(&self, rid: i64, filter: &ConceptFilter) -> StoreResult<usize> {
         self.db.read(|tx| {
-            let mut q = if *filter == ConceptFilter::default() {
-                Sql::new("SELECT concepts AS n FROM tx_code_system WHERE rid = ")
+            let q = if *filter == ConceptFilter::default() {
+                let mut q = Sql::new("SELECT concepts AS n FROM tx_code_system WHERE rid = ");
+                q.bind(Bind::BigInt(rid));
+                q
             } else {
-                Sql::new("SELECT COUNT(*) AS n FROM tx_concept WHERE rid = ")
+                select(rid, filter, "COUNT(*) AS n")
             };
-            q.bind(Bind::BigInt(rid));
-            if *filter != ConceptFilter::default() {
-                narrow(&mut q, rid, filter);
-            }
             let n = q.load::<CountRow>(tx.conn)?.first().map_or(0, |r| r.n);
             Ok(n.max(0) as usize)
         })
     }
 }
 
-/// The conditions of `filter` on system `rid`'s concepts (as fhir-terminology's
-/// `$expand` and fhir-model's `is-a` filter them in memory).
-fn narrow(q: &mut Sql, rid: i64, filter: &ConceptFilter) {
-    if filter.active_only {
-        q.push(" AND NOT inactive");
-    }
-    if let Some(below) = &filter.below {
-        // `UNION` (not `ALL`) keeps each code once, so a cycle of links ends.
-        q.push(
-            " AND code IN (WITH RECURSIVE below(code) AS (\
-             SELECT code FROM tx_concept WHERE rid = ",
-        )
-        .bind(Bind::BigInt(rid))
-        .push(" AND code = ")
-        .bind(Bind::Text(below.code.clone()))
-        .push(
-            " UNION SELECT p.code FROM tx_concept_parent p \
-             JOIN below b ON p.parent = b.code WHERE p.rid = ",
-        )
-        .bind(Bind::BigInt(rid))
-        .push(") SELECT code FROM below)");
-        if !below.include_self {
-            q.push(" AND code <> ").bind(Bind::Text(below.code.clone()));
+/// `SELECT what` over system `rid`'s concepts `c` that `filter` keeps (as
+/// fhir-terminology's `$expand` and fhir-model's `is-a` filter them in memory). A
+/// branch is walked down its parent links from its code (`UNION`, not `ALL`: each code
+/// once, so a cycle of links ends) and its concepts read by code.
+fn select(rid: i64, filter: &ConceptFilter, what: &str) -> Sql {
+    let mut q = Sql::new("");
+    match &filter.below {
+        Some(below) => {
+            q.push(
+                "WITH RECURSIVE below(code) AS (SELECT code FROM tx_concept \
+                 WHERE rid = ",
+            )
+            .bind(Bind::BigInt(rid))
+            .push(" AND code = ")
+            .bind(Bind::Text(below.code.clone()))
+            .push(
+                " UNION SELECT p.code FROM tx_concept_parent p \
+                 JOIN below b ON p.parent = b.code WHERE p.rid = ",
+            )
+            .bind(Bind::BigInt(rid))
+            .push(&format!(
+                ") SELECT {what} FROM below b JOIN tx_concept c ON c.rid = "
+            ))
+            .bind(Bind::BigInt(rid))
+            .push(" AND c.code = b.code WHERE c.rid = ")
+            .bind(Bind::BigInt(rid));
+            if !below.include_self {
+                q.push(" AND c.code <> ")
+                    .bind(Bind::Text(below.code.clone()));
+            }
         }
+        None => {
+            q.push(&format!("SELECT {what} FROM tx_concept c WHERE c.rid = "))
+                .bind(Bind::BigInt(rid));
+        }
+    }
+    narrow(&mut q, filter);
+    q
+}
+
+/// The conditions of `filter`'s `activeOnly` and text on concepts `c`.
+fn narrow(q: &mut Sql, filter: &ConceptFilter) {
+    if filter.active_only {
+        q.push(" AND NOT c.inactive");
     }
     let Some(text) = filter.text.as_deref().filter(|t| !t.trim().is_empty()) else {
         return;
@@ -286,13 +302,13 @@ fn narrow(q: &mut Sql, rid: i64, filter: &ConceptFilter) {
         // No word to look for: every display has all of them.
         return;
     }
-    q.push(" AND (code_key LIKE ")
+    q.push(" AND (c.code_key LIKE ")
         .bind(Bind::Text(format!("{}%", escaped(&text.to_lowercase()))))
         .push(" ESCAPE '\\' OR (");
     // Words hold only letters and digits: nothing to escape.
     for (i, w) in words.split(' ').filter(|w| !w.is_empty()).enumerate() {
         q.push(if i > 0 { " AND " } else { "" })
-            .push("words LIKE ")
+            .push("c.words LIKE ")
             .bind(Bind::Text(format!("% {w}%")));
     }
     q.push("))");

@@ -59,7 +59,7 @@ impl<'v> Run<'v> {
                 .opts
                 .terminology
                 .as_ref()
-                .and_then(|t| t.code_system(s)),
+                .and_then(|t| t.code_system(s, c)),
         };
         let cs = self
             .defs

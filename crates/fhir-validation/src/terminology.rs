@@ -33,11 +33,15 @@ impl CodeSet {
 /// Terminology beyond the definitions packages — a server's stored code systems and
 /// value sets — asked for by canonical URL when the packages do not have it, so that a
 /// code system a hospital uploaded is checked like a core one.
+/// A source may hold only some of a very large code system: at least the concepts of
+/// the codes to check (and what lies around them).
 pub trait TerminologySource: Send + Sync {
-    /// A terminology that holds the code system `url`, if there is one.
-    fn code_system(&self, url: &str) -> Option<Arc<Terminology>>;
-    /// A terminology that holds the value set `url` and what it reaches, if any.
-    fn value_set(&self, url: &str) -> Option<Arc<Terminology>>;
+    /// A terminology that holds the code system `url`, if there is one, for checking
+    /// `code`.
+    fn code_system(&self, url: &str, code: &str) -> Option<Arc<Terminology>>;
+    /// A terminology that holds the value set `url` and what it reaches, if any, for
+    /// checking `codes`.
+    fn value_set(&self, url: &str, codes: &[&str]) -> Option<Arc<Terminology>>;
 }
 
 impl std::fmt::Debug for dyn TerminologySource {
@@ -160,7 +164,8 @@ pub fn check_binding(
     }
     let mut expansion = cache.get(defs, url);
     if expansion.is_err() && defs.terminology().value_set(url).is_none() {
-        if let Some(t) = stored.and_then(|s| s.value_set(url)) {
+        let named: Vec<&str> = codes.iter().map(|(_, c)| *c).collect();
+        if let Some(t) = stored.and_then(|s| s.value_set(url, &named)) {
             expansion = Arc::new(expand_in(&t, url));
         }
     }
@@ -259,10 +264,10 @@ mod tests {
     struct Stored(Arc<Terminology>);
 
     impl TerminologySource for Stored {
-        fn code_system(&self, url: &str) -> Option<Arc<Terminology>> {
+        fn code_system(&self, url: &str, _: &str) -> Option<Arc<Terminology>> {
             self.0.code_system(url).map(|_| self.0.clone())
         }
-        fn value_set(&self, url: &str) -> Option<Arc<Terminology>> {
+        fn value_set(&self, url: &str, _: &[&str]) -> Option<Arc<Terminology>> {
             self.0.value_set(url).map(|_| self.0.clone())
         }
     }
@@ -302,7 +307,7 @@ mod tests {
     #[test]
     fn codes_and_displays_of_a_code_system_are_checked() {
         let source = stored();
-        let t = source.code_system(CS).unwrap();
+        let t = source.code_system(CS, "a").unwrap();
         let cs = t.code_system(CS).unwrap();
         assert_eq!(unknown_code(cs, CS, "a"), None);
         assert!(unknown_code(cs, CS, "zz")

@@ -47,6 +47,8 @@ pub(super) struct Judge {
     /// The code systems and value sets written through the API, which validation checks
     /// codes against as on any write (the store, and the gathered sets kept for reuse).
     pub stored: (Arc<Store>, Arc<Cache>),
+    /// See `ServeArgs::terminology_rows_from`.
+    pub rows_from: u64,
 }
 
 impl Judge {
@@ -59,6 +61,7 @@ impl Judge {
             store.clone(),
             cache.clone(),
             self.defs.terminology(),
+            self.rows_from,
         )))
     }
 }

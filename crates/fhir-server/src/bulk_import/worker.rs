@@ -41,6 +41,8 @@ pub struct ImportConfig {
     pub sources: Sources,
     /// A pause after each batch (for tests that need a job to be slow).
     pub batch_delay: Duration,
+    /// See `ServeArgs::terminology_rows_from`.
+    pub terminology_rows_from: u64,
 }
 
 /// What one input came to, as recorded in `import_jobs.output`.
@@ -321,6 +323,7 @@ impl Importer {
             strictness,
             audit_on: self.audit_on,
             stored: (self.store.clone(), self.terminology.clone()),
+            rows_from: self.config.terminology_rows_from,
         };
         let inputs = r.request.inputs.clone();
         let from = (r.resume.input, r.resume.line);

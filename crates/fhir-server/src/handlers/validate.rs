@@ -61,6 +61,7 @@ fn stored_terminology(state: &AppState) -> Arc<dyn fhir_validation::TerminologyS
         state.store.clone(),
         state.terminology.clone(),
         state.defs.terminology(),
+        state.terminology_rows_from,
     ))
 }
 

@@ -109,6 +109,7 @@ impl Opener {
             export_config.dir = export_config.dir.join("tenants").join(t);
         }
         let mut import_config = args.bulk_import.config(&export_config);
+        import_config.terminology_rows_from = args.terminology_rows_from;
         if let Some(t) = tenant {
             import_config.dir = import_config.dir.join("tenants").join(t);
         }

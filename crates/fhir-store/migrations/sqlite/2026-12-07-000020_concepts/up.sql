@@ -24,7 +24,8 @@ CREATE TABLE tx_concept (
     concept        TEXT    NOT NULL, -- the concept's JSON without nested concepts
     PRIMARY KEY (rid, ord)
 );
-CREATE INDEX tx_concept_code ON tx_concept (rid, code_key);
+CREATE INDEX tx_concept_code ON tx_concept (rid, code);
+CREATE INDEX tx_concept_code_key ON tx_concept (rid, code_key);
 
 -- The hierarchy: each concept's parents.
 CREATE TABLE tx_concept_parent (
