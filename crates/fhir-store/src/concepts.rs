@@ -269,12 +269,13 @@ fn select(rid: i64, filter: &ConceptFilter, what: &str) -> Sql {
                  JOIN below b ON p.parent = b.code WHERE p.rid = ",
             )
             .bind(Bind::BigInt(rid))
+            // `CROSS JOIN`: SQLite reads the branch's codes first and looks each up,
+            // instead of walking every concept in order and checking it.
             .push(&format!(
-                ") SELECT {what} FROM below b JOIN tx_concept c ON c.rid = "
+                ") SELECT {what} FROM below b CROSS JOIN tx_concept c WHERE c.rid = "
             ))
             .bind(Bind::BigInt(rid))
-            .push(" AND c.code = b.code WHERE c.rid = ")
-            .bind(Bind::BigInt(rid));
+            .push(" AND c.code = b.code");
             if !below.include_self {
                 q.push(" AND c.code <> ")
                     .bind(Bind::Text(below.code.clone()));
