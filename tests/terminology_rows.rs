@@ -408,7 +408,68 @@ fn validation_reads_the_codes_checked(b: Backend) {
     assert_eq!(r.status, 201, "{}", r.body);
 }
 
+/// Search's `:below`, `:above`, `:in` and `:not-in` over a code system kept as rows
+/// find what they find over one read whole.
+fn search_follows_the_rows(b: Backend) {
+    let s = server(b);
+    let f = fixture(s);
+    let mut ids = std::collections::HashMap::new();
+    for code in ["r0-0", "r1-0", "r3-7", "r4-4"] {
+        let o = json!({"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": f.cs, "code": code}]}});
+        ids.insert(code, s.create_id("Observation", &o.to_string()));
+    }
+    let found = |query: &str| {
+        let r = s.get(&format!("/Observation?{query}&_count=50"));
+        assert_eq!(r.status, 200, "{query}: {}", r.body);
+        let v = r.json();
+        let mut got: Vec<String> = v["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| e["resource"]["id"].as_str().unwrap().to_string())
+            .collect();
+        got.sort();
+        got
+    };
+    let want = |codes: &[&str]| {
+        let mut v: Vec<String> = codes.iter().map(|c| ids[c].clone()).collect();
+        v.sort();
+        v
+    };
+    let cs = &f.cs;
+    assert_eq!(
+        found(&format!("code:below={cs}|r0-0")),
+        want(&["r0-0", "r1-0"])
+    );
+    assert_eq!(
+        found(&format!("code:below={cs}|r0")),
+        want(&["r0-0", "r1-0"])
+    );
+    assert_eq!(found(&format!("code:below={cs}|r3")), want(&["r3-7"]));
+    assert_eq!(
+        found(&format!("code:above={cs}|r1-0")),
+        want(&["r0-0", "r1-0"])
+    );
+    assert_eq!(found(&format!("code:above={cs}|r4-4")), want(&["r4-4"]));
+    let r = s.get(&format!("/Observation?code:below={cs}|nope"));
+    assert_eq!(r.status / 100, 4, "{}", r.body);
+    let branch =
+        json!([{"system": cs, "filter": [{"property": "concept", "op": "is-a", "value": "r3"}]}]);
+    let (rows_vs, memory_vs) = pair(s, cs, branch);
+    assert_eq!(found(&format!("code:in={rows_vs}")), want(&["r3-7"]));
+    assert_eq!(found(&format!("code:in={memory_vs}")), want(&["r3-7"]));
+    let listed = json!([{"system": cs, "concept": [{"code": "r4-4"}, {"code": "r0-0"}]}]);
+    let (rows_vs, _) = pair(s, cs, listed);
+    assert_eq!(
+        found(&format!("code:in={rows_vs}")),
+        want(&["r0-0", "r4-4"])
+    );
+    assert_eq!(found(&format!("code:in={}", f.rows_vs)).len(), 4);
+}
+
 both_backends!(
+    search_follows_the_rows,
     validation_reads_the_codes_checked,
     expansions_page_from_rows_as_in_memory,
     lookups_and_checks_read_the_codes_named,

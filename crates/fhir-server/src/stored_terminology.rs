@@ -8,7 +8,7 @@
 
 mod rows;
 
-pub(crate) use rows::{page as row_page, Expansion, Focus};
+pub(crate) use rows::{hierarchy, page as row_page, Expansion, Focus};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -324,3 +324,53 @@ fn listed(compose: &ValueSetCompose, rows: &[(String, i64)]) -> Option<Vec<Strin
     }
     (!codes.is_empty() && codes.len() <= MAX_CONCEPTS).then_some(codes)
 }
+
+/// For search: the codes at or below (`below`) or at or above `code` in the code
+/// system kept as rows that `system` names — `None` when it is not kept as rows
+/// (`Some(None)` when it has no such code). Below, one more than the search takes at
+/// most, so that the caller can tell there were too many.
+pub(crate) fn hierarchy(
+    store: &Store,
+    system: &str,
+    code: &str,
+    below: bool,
+    rows_from: u64,
+) -> Result<Option<Option<Vec<String>>>, StoreError> {
+    let Some(found) = row_system(store, system, rows_from)? else {
+        return Ok(None);
+    };
+    let named = store.concepts_by_code(found.rid, &[code.to_string()])?;
+    if !named.iter().any(|c| c.code == code) {
+        return Ok(Some(None));
+    }
+    if below {
+        let filter = ConceptFilter {
+            below: Some(Below {
+                code: code.to_string(),
+                include_self: true,
+            }),
+            ..ConceptFilter::default()
+        };
+        let page = store.concept_page(found.rid, &filter, 0, MAX_BELOW + 1)?;
+        return Ok(Some(Some(page.into_iter().map(|c| c.code).collect())));
+    }
+    let mut codes = vec![code.to_string()];
+    let mut seen: HashSet<String> = codes.iter().cloned().collect();
+    let mut frontier = codes.clone();
+    for _ in 0..MAX_DEPTH {
+        if frontier.is_empty() {
+            break;
+        }
+        let up = store.concept_links(found.rid, &frontier, true)?;
+        frontier = up
+            .into_iter()
+            .filter(|l| seen.insert(l.parent.clone()))
+            .map(|l| l.parent)
+            .collect();
+        codes.extend(frontier.iter().cloned());
+    }
+    Ok(Some(Some(codes)))
+}
+
+/// Most codes below a code that a search takes (one more is read to tell).
+const MAX_BELOW: usize = 500_000;
