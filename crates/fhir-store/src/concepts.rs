@@ -125,6 +125,19 @@ pub struct RowConcept {
     pub concept: String,
 }
 
+/// A [`RowConcept`] with the number of concepts its query keeps in all.
+#[derive(QueryableByName)]
+struct CountedConcept {
+    #[diesel(sql_type = Text)]
+    code: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    display: Option<String>,
+    #[diesel(sql_type = Text)]
+    concept: String,
+    #[diesel(sql_type = BigInt)]
+    total: i64,
+}
+
 /// A link of the hierarchy: `code` is directly under `parent`.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
 pub struct RowLink {
@@ -230,6 +243,37 @@ impl Store {
                 .push(" OFFSET ")
                 .bind(Bind::BigInt(offset as i64));
             q.load(tx.conn)
+        })
+    }
+
+    /// [`Store::concept_page`] with how many concepts `filter` keeps in all, counted by
+    /// the same statement (one scan of a text filter, one walk of a branch); the count
+    /// is `None` when the page is empty (past the end).
+    pub fn concept_page_counted(
+        &self,
+        rid: i64,
+        filter: &ConceptFilter,
+        offset: usize,
+        limit: usize,
+    ) -> StoreResult<(Vec<RowConcept>, Option<usize>)> {
+        self.db.read(|tx| {
+            let what = "c.code, c.display, c.concept, COUNT(*) OVER () AS total";
+            let mut q = select(rid, filter, what);
+            q.push(" ORDER BY c.ord LIMIT ")
+                .bind(Bind::BigInt(limit as i64))
+                .push(" OFFSET ")
+                .bind(Bind::BigInt(offset as i64));
+            let rows = q.load::<CountedConcept>(tx.conn)?;
+            let total = rows.first().map(|r| r.total.max(0) as usize);
+            let concepts = rows
+                .into_iter()
+                .map(|r| RowConcept {
+                    code: r.code,
+                    display: r.display,
+                    concept: r.concept,
+                })
+                .collect();
+            Ok((concepts, total))
         })
     }
 
