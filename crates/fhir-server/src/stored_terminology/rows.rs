@@ -2,11 +2,13 @@
 //! operations read them. A request names the codes it is about (its [`Focus`]); such a
 //! code system is gathered as its header with only those concepts — and, for lookups
 //! and checks, their ancestors up to the roots, their children and the parent links
-//! between them — so `$lookup`, `$validate-code` and `$subsumes` answer as over the
-//! whole system. `$expand` of a value set that includes whole such systems asks the
-//! store for the total and the page ([`page`]), then gathers the page's concepts.
+//! between them — so `$lookup`, `$validate-code`, `$subsumes` and validation answer as
+//! over the whole system. `$expand` of a value set that includes whole such systems or
+//! branches of them asks the store for the total and the page ([`page`]), then gathers
+//! the page's concepts; one that lists its codes has those read; search takes the codes
+//! the same way ([`hierarchy`] for `:below` and `:above`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use fhir_model::terminology::{canonical_url, ExpandedCode, Terminology, ValueSetCompose};
 use fhir_store::concepts::{Below, ConceptFilter, RowConcept, RowLink, RowSystem};
@@ -118,7 +120,7 @@ pub(super) fn partial_code_system(
         // A fragment without concepts is a code system nothing can be checked
         // against: keep one concept, so that it is the system it is.
         let first = store.concept_page(system.rid, &ConceptFilter::default(), 0, 1)?;
-        concepts.extend(first.iter().map(|c| with_parents(c, &[], &HashSet::new())));
+        concepts.extend(first.iter().map(|c| with_parents(c, &[])));
     }
     header["concept"] = Value::Array(concepts);
     Ok(Some(header))
@@ -148,6 +150,7 @@ fn neighbourhood(store: &Store, rid: i64, focus: &Focus) -> Result<Vec<Value>, S
         }
         let down = store.concept_links(rid, &asked, false)?;
         links.extend(down.into_iter().take(MAX_CONCEPTS));
+        let asked: HashSet<&String> = asked.iter().collect();
         let mut more: Vec<String> = links
             .iter()
             .flat_map(|l| [&l.code, &l.parent])
@@ -162,21 +165,23 @@ fn neighbourhood(store: &Store, rid: i64, focus: &Focus) -> Result<Vec<Value>, S
     }
     let mut codes = HashSet::new();
     concepts.retain(|c| codes.insert(c.code.clone()));
+    // Each concept's parents among the concepts read.
+    let mut parents: HashMap<&str, Vec<&str>> = HashMap::new();
+    for l in links.iter().filter(|l| codes.contains(&l.parent)) {
+        parents.entry(&l.code).or_default().push(&l.parent);
+    }
     Ok(concepts
         .iter()
-        .map(|c| with_parents(c, &links, &codes))
+        .map(|c| with_parents(c, parents.get(c.code.as_str()).map_or(&[], Vec::as_slice)))
         .collect())
 }
 
-/// A concept's JSON with a `parent` property for each of its parents among `codes`.
-fn with_parents(c: &RowConcept, links: &[RowLink], codes: &HashSet<String>) -> Value {
+/// A concept's JSON with a `parent` property for each of `parents`.
+fn with_parents(c: &RowConcept, parents: &[&str]) -> Value {
     let mut v: Value = serde_json::from_str(&c.concept).unwrap_or_else(|_| json!({}));
     v["code"] = json!(c.code);
-    let mut parents: Vec<&str> = links
-        .iter()
-        .filter(|l| l.code == c.code && codes.contains(&l.parent))
-        .map(|l| l.parent.as_str())
-        .collect();
+    let mut parents = parents.to_vec();
+    parents.sort_unstable();
     parents.dedup();
     if !parents.is_empty() {
         let mut props = v["property"].as_array().cloned().unwrap_or_default();
