@@ -151,11 +151,16 @@ fn expansions_page_from_rows_as_in_memory(b: Backend) {
         "activeOnly=true&filter=finding%2049",
         "count=3&includeDesignations=true&includeDefinition=true&displayLanguage=de",
         "count=0",
+        "offset=150&count=5&property=parent&property=child",
+        "filter=finding&offset=9223372036854775808&count=10",
     ];
     let branch = |op: &str, code: &str| json!([{"system": f.cs, "filter": [{"property": "concept", "op": op, "value": code}]}]);
     let listed = json!([{"system": f.cs, "concept": [{"code": "r5-5"}, {"code": "r0-0"},
         {"code": "nope", "display": "Not in the system"}, {"code": "r1-49"}]},
         {"system": "http://hl7.org/fhir/administrative-gender", "concept": [{"code": "male"}]}]);
+    let (branch_vs, _) = pair(s, &f.cs, branch("is-a", "r3"));
+    let listed_and_imported = json!([{"system": f.cs, "concept": [{"code": "r0-0"}]},
+        {"valueSet": [branch_vs]}]);
     let pairs = [
         (f.rows_vs.clone(), f.memory_vs.clone()),
         pair(s, &f.cs, branch("is-a", "r3")),
@@ -163,6 +168,7 @@ fn expansions_page_from_rows_as_in_memory(b: Backend) {
         pair(s, &f.cs, branch("is-a", "r0-0")),
         pair(s, &f.cs, branch("is-a", "nope")),
         pair(s, &f.cs, listed),
+        pair(s, &f.cs, listed_and_imported),
     ];
     for (rows_vs, memory_vs) in &pairs {
         for q in queries {
@@ -181,6 +187,7 @@ fn expansions_page_from_rows_as_in_memory(b: Backend) {
     assert_eq!(total, json!(5));
     assert_eq!(contains[0]["display"], "Finding 5 of group 5");
     assert_eq!(contains[3]["inactive"], true);
+    assert_eq!(expansion(s, &pairs[6].0, "").0, json!(1 + CHILDREN + 1));
     let (total, contains, _) = expansion(s, &f.rows_vs, "");
     assert_eq!(total, json!(GROUPS * (CHILDREN + 1)));
     assert_eq!(contains[0]["code"], "r0");
@@ -212,8 +219,10 @@ fn expansions_page_from_rows_as_in_memory(b: Backend) {
         ]
     );
     // Bad paging is refused as in memory.
-    let r = s.get(&format!("/ValueSet/$expand?url={}&offset=-1", f.rows_vs));
-    assert_eq!(r.outcome(400)["issue"][0]["expression"][0], "offset");
+    for bad in ["offset=-1", "offset=99999999999999999999&filter=a"] {
+        let r = s.get(&format!("/ValueSet/$expand?url={}&{bad}", f.rows_vs));
+        assert_eq!(r.outcome(400)["issue"][0]["expression"][0], "offset");
+    }
 }
 
 fn lookups_and_checks_read_the_codes_named(b: Backend) {
@@ -468,7 +477,36 @@ fn search_follows_the_rows(b: Backend) {
     assert_eq!(found(&format!("code:in={}", f.rows_vs)).len(), 4);
 }
 
+/// Of several versions of one URL, the one written last is used without a version,
+/// whether or not it is kept as rows; a version asked for is used.
+fn the_version_written_last_is_read(b: Backend) {
+    let s = server(b);
+    let cs = format!("http://example.org/cs/{}", common::unique("rows-versions"));
+    let mut large = code_system(&cs, "Heart attack");
+    large["version"] = json!("1");
+    s.create_id("CodeSystem", &large.to_string());
+    let small = json!({"resourceType": "CodeSystem", "url": cs, "version": "2",
+        "status": "active", "content": "complete",
+        "concept": [{"code": "only", "display": "The only one"}]});
+    s.create_id("CodeSystem", &small.to_string());
+    let lookup = |query: &str| {
+        let r = s.get(&format!("/CodeSystem/$lookup?system={cs}&{query}"));
+        match r.status {
+            200 => (200, get(&r.json(), "display")["valueString"].clone()),
+            status => (status, Value::Null),
+        }
+    };
+    assert_eq!(lookup("code=only"), (200, json!("The only one")));
+    assert_eq!(lookup("code=r0-0").0, 404);
+    assert_eq!(lookup("code=r0-0&version=1"), (200, json!("Heart attack")));
+    assert_eq!(lookup("code=only&version=1").0, 404);
+    // Written again, the large version is the latest.
+    large["id"] = json!(s.create_id("CodeSystem", &large.to_string()));
+    assert_eq!(lookup("code=r0-0"), (200, json!("Heart attack")));
+}
+
 both_backends!(
+    the_version_written_last_is_read,
     search_follows_the_rows,
     validation_reads_the_codes_checked,
     expansions_page_from_rows_as_in_memory,

@@ -206,23 +206,8 @@ pub(crate) fn gathered(
     url: &str,
 ) -> Result<Result<Arc<Terminology>, TxError>, StoreError> {
     let fingerprint = fingerprint(store)?;
-    gathered_at(store, cache, core, fingerprint, kind, url)
-}
-
-fn gathered_at(
-    store: &Store,
-    cache: &Cache,
-    core: &'static Terminology,
-    fingerprint: Fingerprint,
-    kind: Kind,
-    url: &str,
-) -> Result<Result<Arc<Terminology>, TxError>, StoreError> {
-    let source = FromStore::new(store, None);
-    let t = cache.get_or_gather(fingerprint, kind, url, || gather(core, &source, kind, url));
-    match source.failed.into_inner() {
-        Some(e) => Err(e),
-        None => Ok(t),
-    }
+    let gathered = gathered_about_at(store, cache, core, fingerprint, kind, url, None)?;
+    Ok(gathered.map(|g| g.t))
 }
 
 /// What a gathering for an operation holds.
@@ -243,7 +228,7 @@ pub(crate) fn gathered_about(
     focus: Focus,
 ) -> Result<Result<Gathered, TxError>, StoreError> {
     let fingerprint = fingerprint(store)?;
-    gathered_about_at(store, cache, core, fingerprint, kind, url, focus)
+    gathered_about_at(store, cache, core, fingerprint, kind, url, Some(focus))
 }
 
 fn gathered_about_at(
@@ -253,9 +238,9 @@ fn gathered_about_at(
     fingerprint: Fingerprint,
     kind: Kind,
     url: &str,
-    focus: Focus,
+    focus: Option<Focus>,
 ) -> Result<Result<Gathered, TxError>, StoreError> {
-    let source = FromStore::new(store, Some(focus));
+    let source = FromStore::new(store, focus);
     let t = cache.get_or_gather_partly(fingerprint, kind, url, || {
         let t = gather(core, &source, kind, url)?;
         Ok((t, source.partly.borrow().is_empty()))
@@ -453,7 +438,7 @@ impl ForValidation {
         // A store or terminology failure leaves the code unchecked, as for any code
         // system this server does not have.
         let (store, cache, core) = (&self.store, &self.cache, self.core);
-        let gathered = gathered_about_at(store, cache, core, fingerprint, kind, url, focus)
+        let gathered = gathered_about_at(store, cache, core, fingerprint, kind, url, Some(focus))
             .ok()
             .and_then(Result::ok);
         match gathered {

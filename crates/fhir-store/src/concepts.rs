@@ -172,16 +172,27 @@ pub struct Below {
 const CODES_PER_QUERY: usize = 500;
 
 impl Store {
-    /// The current CodeSystems with `url` kept as rows, the one written last first.
-    pub fn row_systems(&self, url: &str) -> StoreResult<Vec<RowSystem>> {
+    /// The current CodeSystem with `url` (and `version`) written last — as a search by
+    /// `url` and `version` sorted by `-_lastUpdated` finds it — when it is kept as rows.
+    pub fn row_system(&self, url: &str, version: Option<&str>) -> StoreResult<Option<RowSystem>> {
         self.db.read(|tx| {
             let mut q = Sql::new(
                 "SELECT s.rid, s.version, s.concepts, s.header FROM tx_code_system s \
-                 JOIN resources r ON r.rid = s.rid WHERE s.url = ",
+                 WHERE s.rid = (SELECT r.rid FROM idx_uri u JOIN resources r ON r.rid = u.rid \
+                 WHERE u.res_type = 'CodeSystem' AND u.param = 'url' AND u.uri = ",
             );
             q.bind(Bind::Text(url.to_string()))
-                .push(" AND NOT r.deleted ORDER BY r.last_updated DESC, r.seq DESC");
-            q.load(tx.conn)
+                .push(" AND r.version > 0 AND NOT r.deleted");
+            if let Some(v) = version {
+                q.push(
+                    " AND EXISTS (SELECT 1 FROM idx_token t WHERE t.rid = r.rid \
+                     AND t.res_type = 'CodeSystem' AND t.param = 'version' AND t.code = ",
+                )
+                .bind(Bind::Text(v.to_string()))
+                .push(")");
+            }
+            q.push(" ORDER BY r.last_updated DESC, r.seq DESC LIMIT 1)");
+            Ok(q.load(tx.conn)?.pop())
         })
     }
 
@@ -233,15 +244,15 @@ impl Store {
             if *filter == ConceptFilter::default() {
                 // Unfiltered, `ord` numbers the concepts from 0: the page is a range of
                 // the primary key, however deep.
-                q.push(" AND c.ord >= ").bind(Bind::BigInt(offset as i64));
+                q.push(" AND c.ord >= ").bind(Bind::BigInt(clamped(offset)));
                 q.push(" ORDER BY c.ord LIMIT ")
-                    .bind(Bind::BigInt(limit as i64));
+                    .bind(Bind::BigInt(clamped(limit)));
                 return q.load(tx.conn);
             }
             q.push(" ORDER BY c.ord LIMIT ")
-                .bind(Bind::BigInt(limit as i64))
+                .bind(Bind::BigInt(clamped(limit)))
                 .push(" OFFSET ")
-                .bind(Bind::BigInt(offset as i64));
+                .bind(Bind::BigInt(clamped(offset)));
             q.load(tx.conn)
         })
     }
@@ -260,9 +271,9 @@ impl Store {
             let what = "c.code, c.display, c.concept, COUNT(*) OVER () AS total";
             let mut q = select(rid, filter, what);
             q.push(" ORDER BY c.ord LIMIT ")
-                .bind(Bind::BigInt(limit as i64))
+                .bind(Bind::BigInt(clamped(limit)))
                 .push(" OFFSET ")
-                .bind(Bind::BigInt(offset as i64));
+                .bind(Bind::BigInt(clamped(offset)));
             let rows = q.load::<CountedConcept>(tx.conn)?;
             let total = rows.first().map(|r| r.total.max(0) as usize);
             let concepts = rows
@@ -357,6 +368,11 @@ fn narrow(q: &mut Sql, filter: &ConceptFilter) {
             .bind(Bind::Text(format!("% {w}%")));
     }
     q.push("))");
+}
+
+/// A count as a bind (one past `i64::MAX` is as good as infinite).
+fn clamped(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// `s` with `LIKE`'s wildcards and the escape character escaped.

@@ -6,6 +6,8 @@
 //! index instead of holding the whole code system in memory (a SNOMED CT edition is
 //! 350,000 concepts).
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 
 use super::{CodeSystemDef, Concept};
@@ -60,7 +62,8 @@ pub fn concept_rows(resource: &Value) -> Option<ConceptRows> {
         concepts: Vec::with_capacity(def.concepts.len()),
         links: Vec::new(),
     };
-    walk(raw.as_array()?, &def.concepts, None, &mut out);
+    let mut seen = HashSet::new();
+    walk(raw.as_array()?, &def.concepts, None, &mut seen, &mut out);
     Some(out)
 }
 
@@ -73,8 +76,16 @@ fn count(resource: &Value) -> usize {
     walk(resource.get("concept"))
 }
 
-/// Adds `raw` (the JSON) and `parsed` (the same concepts read) under `parent`.
-fn walk(raw: &[Value], parsed: &[Concept], parent: Option<&str>, out: &mut ConceptRows) {
+/// Adds `raw` (the JSON) and `parsed` (the same concepts read) under `parent`. A code
+/// met again (a concept written under two parents) adds its links, not a second row:
+/// an expansion holds each code once, where it is first met.
+fn walk(
+    raw: &[Value],
+    parsed: &[Concept],
+    parent: Option<&str>,
+    seen: &mut HashSet<String>,
+    out: &mut ConceptRows,
+) {
     for (json, concept) in raw.iter().zip(parsed) {
         if let Some(p) = parent {
             out.links.push((concept.code.clone(), p.to_string()));
@@ -85,19 +96,22 @@ fn walk(raw: &[Value], parsed: &[Concept], parent: Option<&str>, out: &mut Conce
         for k in concept.property("child") {
             out.links.push((k.to_string(), concept.code.clone()));
         }
-        out.concepts.push(ConceptRow {
-            code: concept.code.clone(),
-            display: concept.display.clone(),
-            words: words(concept.display.as_deref().unwrap_or("")),
-            inactive: concept.inactive(),
-            not_selectable: concept.not_selectable(),
-            json: own(json).to_string(),
-        });
+        if seen.insert(concept.code.clone()) {
+            out.concepts.push(ConceptRow {
+                code: concept.code.clone(),
+                display: concept.display.clone(),
+                words: words(concept.display.as_deref().unwrap_or("")),
+                inactive: concept.inactive(),
+                not_selectable: concept.not_selectable(),
+                json: own(json).to_string(),
+            });
+        }
         let nested = json.get("concept").and_then(Value::as_array);
         walk(
             nested.map_or(&[], Vec::as_slice),
             &concept.children,
             Some(&concept.code),
+            seen,
             out,
         );
     }
@@ -189,6 +203,13 @@ mod tests {
             ]
         );
         assert!(!rows.header.contains("\"concept\""));
+        // A code under two parents is one row with two links.
+        let mut s = system(ROWS_FROM);
+        s["concept"][0]["concept"] = json!([{"code": "c1"}]);
+        let rows = concept_rows(&s).unwrap();
+        assert_eq!(rows.concepts.len(), ROWS_FROM);
+        assert_eq!(rows.concepts[1].code, "c1");
+        assert!(rows.links.contains(&("c1".to_string(), "c0".to_string())));
         assert_eq!(rows.version.as_deref(), Some("2"));
     }
 }

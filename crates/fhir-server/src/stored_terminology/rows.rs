@@ -83,9 +83,9 @@ impl Focus {
     }
 }
 
-/// The system kept as rows that `reference` (`url` or `url|version`) names — the one
-/// with that version, else the one written last — when it has at least `from`
-/// concepts.
+/// The code system `reference` (`url` or `url|version`) names — the one with that
+/// version, else the one written last — when it is kept as rows and has at least
+/// `from` concepts.
 pub(super) fn row_system(
     store: &Store,
     reference: &str,
@@ -95,13 +95,7 @@ pub(super) fn row_system(
         Some((u, v)) => (u, Some(v)),
         None => (reference, None),
     };
-    let systems = store.row_systems(url)?;
-    let system = match version {
-        Some(v) => systems
-            .into_iter()
-            .find(|s| s.version.as_deref() == Some(v)),
-        None => systems.into_iter().next(),
-    };
+    let system = store.row_system(url, version)?;
     Ok(system.filter(|s| s.concepts.max(0) as u64 >= from))
 }
 
@@ -228,6 +222,13 @@ pub(crate) fn page(
     let Some(compose) = vs.compose.as_ref() else {
         return Ok(None);
     };
+    // Concepts are read without their hierarchy properties (the links hold them).
+    if p.texts("property")
+        .iter()
+        .any(|p| matches!(*p, "parent" | "child"))
+    {
+        return Ok(None);
+    }
     if let Some(codes) = listed(compose, rows) {
         return Ok(Some(Ok(Expansion::Listed(codes))));
     }
@@ -354,6 +355,10 @@ fn plan(compose: &ValueSetCompose, rows: &[(String, i64)], p: &Params) -> Option
 fn listed(compose: &ValueSetCompose, rows: &[(String, i64)]) -> Option<Vec<String>> {
     let mut codes = Vec::new();
     for inc in compose.include.iter().chain(&compose.exclude) {
+        if !inc.value_set.is_empty() {
+            // An imported value set may take more of the system than its listed codes.
+            return None;
+        }
         let Some(system) = inc.system.as_deref().map(canonical_url) else {
             continue;
         };

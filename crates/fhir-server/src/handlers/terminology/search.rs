@@ -169,9 +169,11 @@ async fn stored_expansion(state: &AppState, url: &str) -> Result<Option<Vec<(Str
                 rows_from,
             };
             let named = Some(url.to_string());
-            let t =
-                terminology_about(state, Op::Expand, named, &Arc::default(), Some(focus)).await?;
-            Ok(t.and_then(|g| expanded(&g.t, url)))
+            match terminology_about(state, Op::Expand, named, &Arc::default(), Some(focus)).await {
+                Ok(t) => Ok(t.and_then(|g| expanded(&g.t, url))),
+                Err(e) if unusable(&e) => Ok(None),
+                Err(e) => Err(e),
+            }
         }
         None => Ok(usable(state, Op::Expand, url)
             .await?
