@@ -223,6 +223,13 @@ fn expansions_page_from_rows_as_in_memory(b: Backend) {
         let r = s.get(&format!("/ValueSet/$expand?url={}&{bad}", f.rows_vs));
         assert_eq!(r.outcome(400)["issue"][0]["expression"][0], "offset");
     }
+    // Every word of a filter is a condition: a filter of a hundred words is refused.
+    let many = vec!["w"; 100].join("%20");
+    let r = s.get(&format!(
+        "/ValueSet/$expand?url={}&filter={many}",
+        f.rows_vs
+    ));
+    assert_eq!(r.outcome(400)["issue"][0]["expression"][0], "filter");
 }
 
 fn lookups_and_checks_read_the_codes_named(b: Backend) {

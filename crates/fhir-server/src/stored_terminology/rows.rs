@@ -10,6 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use fhir_model::terminology::rows::words as rows_words;
 use fhir_model::terminology::{canonical_url, ExpandedCode, Terminology, ValueSetCompose};
 use fhir_store::concepts::{Below, ConceptFilter, RowConcept, RowLink, RowSystem};
 use fhir_store::{Store, StoreError};
@@ -21,6 +22,9 @@ const MAX_CONCEPTS: usize = 2_000;
 
 /// Most levels of ancestors read.
 const MAX_DEPTH: usize = 64;
+
+/// Most words of a `filter` the database matches (each is a condition of its own).
+const MAX_FILTER_WORDS: usize = 64;
 
 /// The codes a request is about, and which code systems are read from rows for it.
 #[derive(Debug, Clone, Default)]
@@ -240,6 +244,15 @@ pub(crate) fn page(
         Err(e) => return Ok(Some(Err(e))),
     };
     let text = fhir_terminology::expand::filter_text(p).map(str::to_string);
+    let words = text
+        .as_deref()
+        .map_or(0, |t| rows_words(t).split_whitespace().count());
+    if words > MAX_FILTER_WORDS {
+        return Ok(Some(Err(TxError::Invalid {
+            message: format!("filter has more than {MAX_FILTER_WORDS} words"),
+            param: "filter".into(),
+        })));
+    }
     let filters: Vec<ConceptFilter> = parts
         .iter()
         .map(|part| ConceptFilter {
