@@ -353,16 +353,19 @@ fn narrow(q: &mut Sql, filter: &ConceptFilter) {
     let Some(text) = filter.text.as_deref().filter(|t| !t.trim().is_empty()) else {
         return;
     };
-    let words = fhir_model::terminology::rows::words(text);
+    let words = fhir_model::terminology::rows::filter_words(text);
     if words.is_empty() {
         // No word to look for: every display has all of them.
         return;
     }
     q.push(" AND (c.code_key LIKE ")
-        .bind(Bind::Text(format!("{}%", escaped(&text.to_lowercase()))))
+        .bind(Bind::Text(format!(
+            "{}%",
+            crate::search::like_escape(&text.to_lowercase())
+        )))
         .push(" ESCAPE '\\' OR (");
     // Words hold only letters and digits: nothing to escape.
-    for (i, w) in words.split(' ').filter(|w| !w.is_empty()).enumerate() {
+    for (i, w) in words.iter().enumerate() {
         q.push(if i > 0 { " AND " } else { "" })
             .push("c.words LIKE ")
             .bind(Bind::Text(format!("% {w}%")));
@@ -373,21 +376,4 @@ fn narrow(q: &mut Sql, filter: &ConceptFilter) {
 /// A count as a bind (one past `i64::MAX` is as good as infinite).
 fn clamped(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// `s` with `LIKE`'s wildcards and the escape character escaped.
-fn escaped(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn like_wildcards_are_escaped() {
-        assert_eq!(escaped(r"a_b%c\d"), r"a\_b\%c\\d");
-    }
 }

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 
+use fhir_model::terminology::rows::filter_words as words;
 use fhir_model::terminology::{Concept, ExpandedCode, Terminology};
 use serde_json::{json, Value};
 
@@ -26,13 +27,6 @@ pub const MAX_UNPAGED: usize = 10_000;
 pub struct Stamp {
     pub identifier: String,
     pub timestamp: String,
-}
-
-fn words(s: &str) -> Vec<String> {
-    s.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect()
 }
 
 /// Whether `c` matches the filter text.
@@ -539,23 +533,14 @@ pub(crate) mod tests {
 
     /// A code system with designations, an inactive, a retired and an abstract concept.
     pub(crate) fn hospital() -> Terminology {
-        let cs = json!({"resourceType": "CodeSystem", "url": CS, "content": "complete",
-            "concept": [
-                {"code": "fever", "display": "Fever", "designation": [
-                    {"language": "de-CH", "value": "Fieber"},
-                    {"language": "fr", "use": {"system": "http://snomed.info/sct", "code": "900000000000013009"},
-                     "value": "Fièvre"}]},
-                {"code": "old", "display": "Old", "property": [{"code": "inactive", "valueBoolean": true}]},
-                {"code": "gone", "display": "Gone", "property": [{"code": "status", "valueCode": "retired"}]},
-                {"code": "group", "display": "Group", "property": [{"code": "notSelectable", "valueBoolean": true}]}]});
-        let vs = json!({"resourceType": "ValueSet", "url": VS, "status": "active",
-            "compose": {"include": [{"system": CS}]}});
-        let mut t = Terminology::default();
-        t.code_systems
-            .insert(CS.into(), serde_json::from_value(cs).unwrap());
-        t.value_sets
-            .insert(VS.into(), serde_json::from_value(vs).unwrap());
-        t
+        whole(json!([
+            {"code": "fever", "display": "Fever", "designation": [
+                {"language": "de-CH", "value": "Fieber"},
+                {"language": "fr", "use": {"system": "http://snomed.info/sct", "code": "900000000000013009"},
+                 "value": "Fièvre"}]},
+            {"code": "old", "display": "Old", "property": [{"code": "inactive", "valueBoolean": true}]},
+            {"code": "gone", "display": "Gone", "property": [{"code": "status", "valueCode": "retired"}]},
+            {"code": "group", "display": "Group", "property": [{"code": "notSelectable", "valueBoolean": true}]}]))
     }
 
     fn codes(v: &Value) -> Vec<&str> {

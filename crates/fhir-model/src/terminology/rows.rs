@@ -136,13 +136,19 @@ fn own(concept: &Value) -> Value {
     Value::Object(own)
 }
 
-/// The words of `s` as a `filter` matches them (split at what is not a letter or a
-/// digit, lower-cased), each after a space.
-pub fn words(s: &str) -> String {
+/// The words of `s` as an expansion's `filter` matches them: split at what is not a
+/// letter or a digit, lower-cased (fhir-terminology's `$expand` in memory, and the
+/// rows' `words` and the database's conditions below).
+pub fn filter_words(s: &str) -> Vec<String> {
     s.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .map(|w| format!(" {}", w.to_lowercase()))
+        .map(str::to_lowercase)
         .collect()
+}
+
+/// [`filter_words`] each after a space, as a row keeps them (` heart attack`).
+pub fn words(s: &str) -> String {
+    filter_words(s).iter().map(|w| format!(" {w}")).collect()
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use fhir_model::terminology::rows::words as rows_words;
+use fhir_model::terminology::rows::filter_words;
 use fhir_model::terminology::{canonical_url, ExpandedCode, Terminology, ValueSetCompose};
 use fhir_store::concepts::{Below, ConceptFilter, RowConcept, RowLink, RowSystem};
 use fhir_store::{Store, StoreError};
@@ -132,20 +132,7 @@ fn neighbourhood(store: &Store, rid: i64, focus: &Focus) -> Result<Vec<Value>, S
     let mut links: Vec<RowLink> = Vec::new();
     if focus.around {
         let asked: Vec<String> = concepts.iter().map(|c| c.code.clone()).collect();
-        let mut seen: HashSet<String> = asked.iter().cloned().collect();
-        let mut frontier = asked.clone();
-        for _ in 0..MAX_DEPTH {
-            if frontier.is_empty() || seen.len() >= MAX_CONCEPTS {
-                break;
-            }
-            let up = store.concept_links(rid, &frontier, true)?;
-            frontier = up
-                .iter()
-                .filter(|l| seen.insert(l.parent.clone()))
-                .map(|l| l.parent.clone())
-                .collect();
-            links.extend(up);
-        }
+        links = ancestry(store, rid, &asked, MAX_CONCEPTS)?;
         let down = store.concept_links(rid, &asked, false)?;
         links.extend(down.into_iter().take(MAX_CONCEPTS));
         let asked: HashSet<&String> = asked.iter().collect();
@@ -244,9 +231,7 @@ pub(crate) fn page(
         Err(e) => return Ok(Some(Err(e))),
     };
     let text = fhir_terminology::expand::filter_text(p).map(str::to_string);
-    let words = text
-        .as_deref()
-        .map_or(0, |t| rows_words(t).split_whitespace().count());
+    let words = text.as_deref().map_or(0, |t| filter_words(t).len());
     if words > MAX_FILTER_WORDS {
         return Ok(Some(Err(TxError::Invalid {
             message: format!("filter has more than {MAX_FILTER_WORDS} words"),
@@ -415,22 +400,43 @@ pub(crate) fn hierarchy(
         let page = store.concept_page(found.rid, &filter, 0, MAX_BELOW + 1)?;
         return Ok(Some(Some(page.into_iter().map(|c| c.code).collect())));
     }
-    let mut codes = vec![code.to_string()];
+    let start = [code.to_string()];
+    let mut codes = start.to_vec();
     let mut seen: HashSet<String> = codes.iter().cloned().collect();
-    let mut frontier = codes.clone();
+    let links = ancestry(store, found.rid, &start, usize::MAX)?;
+    codes.extend(
+        links
+            .into_iter()
+            .map(|l| l.parent)
+            .filter(|p| seen.insert(p.clone())),
+    );
+    Ok(Some(Some(codes)))
+}
+
+/// The links from `codes` up to the roots ([`MAX_DEPTH`] levels at most), walked until
+/// `most` codes are met.
+fn ancestry(
+    store: &Store,
+    rid: i64,
+    codes: &[String],
+    most: usize,
+) -> Result<Vec<RowLink>, StoreError> {
+    let mut links = Vec::new();
+    let mut seen: HashSet<String> = codes.iter().cloned().collect();
+    let mut frontier = codes.to_vec();
     for _ in 0..MAX_DEPTH {
-        if frontier.is_empty() {
+        if frontier.is_empty() || seen.len() >= most {
             break;
         }
-        let up = store.concept_links(found.rid, &frontier, true)?;
+        let up = store.concept_links(rid, &frontier, true)?;
         frontier = up
-            .into_iter()
+            .iter()
             .filter(|l| seen.insert(l.parent.clone()))
-            .map(|l| l.parent)
+            .map(|l| l.parent.clone())
             .collect();
-        codes.extend(frontier.iter().cloned());
+        links.extend(up);
     }
-    Ok(Some(Some(codes)))
+    Ok(links)
 }
 
 /// Most codes below a code that a search takes (one more is read to tell).

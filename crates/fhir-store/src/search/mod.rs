@@ -55,6 +55,7 @@ use criteria::*;
 pub use cursor::{KeyValue, SearchCursor};
 use include::*;
 use sort::*;
+pub(crate) use values::like_escape;
 use values::*;
 
 /// What a search needs besides the query.

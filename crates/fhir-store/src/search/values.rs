@@ -6,7 +6,7 @@
 use super::*;
 
 /// `LIKE` pattern text with `\\`, `%` and `_` escaped.
-pub(super) fn like_escape(s: &str) -> String {
+pub(crate) fn like_escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")
