@@ -500,6 +500,90 @@ fn conditional_reads_inside_bundles(b: Backend) {
     );
 }
 
+/// A transaction's creates are written together (a group of rows per statement, and
+/// prepared on several threads from 128 on): each entry still gets its own answer, in
+/// request order, its own id and version 1, with references between entries resolved;
+/// a conditional create that finds its match in the middle answers 200 with it.
+fn many_creates_of_several_types(b: Backend) {
+    let s = shared(b);
+    let mrn = unique("many");
+    let existing = s.create_id(
+        "Patient",
+        &format!(r#"{{"resourceType":"Patient","identifier":[{{"system":"urn:mrn","value":"{mrn}-x"}}]}}"#),
+    );
+    let mut entries = Vec::new();
+    for i in 0..150 {
+        let urn = format!("urn:uuid:{}", uuid_like(&format!("{mrn}-{i}")));
+        entries.push(patient_entry(&urn, &format!("{mrn}-{i}")));
+        entries.push(observation_entry(&urn, &format!("{i}-0")));
+        if i == 75 {
+            let mut found = patient_entry(
+                "urn:uuid:00000000-0000-4000-8000-000000000075",
+                &format!("{mrn}-x"),
+            );
+            found["request"]["ifNoneExist"] = json!(format!("identifier=urn:mrn|{mrn}-x"));
+            entries.push(found);
+        }
+    }
+    let r = post_bundle(s, &tx(entries));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let answers = r.json()["entry"].as_array().unwrap().clone();
+    assert_eq!(answers.len(), 301);
+    let mut ids = std::collections::HashSet::new();
+    for (k, e) in answers.iter().enumerate() {
+        let loc = e["response"]["location"].as_str().unwrap();
+        if k == 152 {
+            assert_eq!(e["response"]["status"], "200 OK");
+            assert!(
+                loc.starts_with(&format!("Patient/{existing}/_history/")),
+                "{loc}"
+            );
+            continue;
+        }
+        assert_eq!(e["response"]["status"], "201 Created", "entry {k}");
+        let ty = if k % 2 == 0 && k < 152 || k % 2 == 1 && k > 152 {
+            "Patient"
+        } else {
+            "Observation"
+        };
+        assert!(
+            loc.starts_with(&format!("{ty}/")) && loc.ends_with("/_history/1"),
+            "entry {k}: {loc}"
+        );
+        assert!(
+            ids.insert(loc.to_string()),
+            "entry {k} has the id of another: {loc}"
+        );
+    }
+    // Each Observation names the Patient created for it.
+    for k in [1, 151, 154, 300] {
+        let obs = s
+            .get(&format!(
+                "/{}",
+                answers[k]["response"]["location"].as_str().unwrap()
+            ))
+            .json();
+        let pat = answers[k - 1]["response"]["location"].as_str().unwrap();
+        assert_eq!(
+            obs["subject"]["reference"].as_str().unwrap(),
+            pat.split("/_history").next().unwrap()
+        );
+        assert_eq!(obs["meta"]["versionId"], "1");
+    }
+    for i in [0, 75, 149] {
+        assert_eq!(
+            count(s, &format!("/Patient?identifier=urn:mrn|{mrn}-{i}")),
+            1
+        );
+    }
+    assert_eq!(count(s, &format!("/Patient?identifier=urn:mrn|{mrn}-x")), 1);
+    let hist = s
+        .get(&format!("/{}/_history", location_ref(&answers[0])))
+        .json();
+    assert_eq!(hist["total"], 1);
+    assert_eq!(hist["entry"][0]["request"]["method"], "POST");
+}
+
 both_backends!(
     transaction_resolves_urn_uuid_references_everywhere,
     failing_entry_rolls_back_everything,
@@ -512,4 +596,5 @@ both_backends!(
     searches_inside_bundles,
     conditions_naming_other_entries,
     conditional_reads_inside_bundles,
+    many_creates_of_several_types,
 );

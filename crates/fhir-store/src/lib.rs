@@ -46,6 +46,7 @@ pub use export::{ExportQuery, Population};
 pub use expunge::Expunge;
 pub use jobs::{ExportJob, Job, JobKind, JobUpdate};
 pub use meta::MetaSummary;
+pub use put_many::NewResource;
 pub use search::{Compartment, KeyValue, SearchCursor, SearchPage, SearchRequest, Total};
 
 pub use audit::{AuditContext, AuditExpander, AuditHook, AuditReport, WriteRecord};

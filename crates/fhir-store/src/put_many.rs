@@ -1,9 +1,13 @@
-//! Writing many resources of one type in one step (bulk import): the same versions,
-//! index rows and audit records as [`crate::TxOps::update`] and
-//! [`crate::TxOps::create`] one by one, with the work that needs no database — stamping,
-//! serialising, extracting every search parameter's values, the full text — done on
-//! several threads while the rows of those already prepared are written, in order, a
-//! group at a time ([`crate::write_many`]).
+//! Writing many resources in one step: a bulk import's resources of one type
+//! ([`TxOps::put_many`]) and a transaction's creates of any types
+//! ([`TxOps::create_many`]). The versions, index rows and audit records are those of
+//! [`crate::TxOps::update`] and [`crate::TxOps::create`] one by one; the work that needs
+//! no database — stamping, serialising, extracting every search parameter's values, the
+//! full text — is done on several threads while the rows of those already prepared are
+//! written, in order, a group at a time ([`crate::write_many`]).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
 
 use serde_json::Value;
 
@@ -11,12 +15,29 @@ use crate::audit;
 use crate::error::{StoreError, StoreResult};
 use crate::model::StoredResource;
 use crate::write_many::{lock_many, persist_many, Pending};
-use crate::writes::{prepare_each, prepare_version};
+use crate::writes::{prepare_each, prepare_version, Current};
 use crate::TxOps;
 
 /// Versions written with one statement each for their rows and for their resources'
 /// current rows (as many rows as an index insert takes).
 const GROUP: usize = 64;
+
+/// A resource to create with [`TxOps::create_many`].
+#[derive(Debug)]
+pub struct NewResource {
+    pub res_type: String,
+    /// The id a transaction assigned up front; a new one when `None`.
+    pub id: Option<String>,
+    pub resource: Value,
+}
+
+/// What one version of a batch writes: its resource's row as locked, and the method.
+struct Key<'a> {
+    res_type: &'a str,
+    id: &'a str,
+    current: Current,
+    method: &'a str,
+}
 
 impl TxOps<'_, '_> {
     /// Writes each resource as a new version of `res_type/id` (an update, or a create
@@ -46,7 +67,7 @@ impl TxOps<'_, '_> {
         let locked = lock_many(self.tx, res_type, &names)?;
         let mut keys = Vec::with_capacity(ids.len());
         // Earlier versions of this batch, for an id that appears again in it.
-        let mut seen: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+        let mut seen: HashMap<&str, i64> = HashMap::new();
         for (id, method) in &ids {
             let mut current = locked
                 .get(id)
@@ -58,55 +79,133 @@ impl TxOps<'_, '_> {
             }
             seen.insert(id, current.version + 1);
             if *method == "POST" && current.version > 0 {
-                return Err(StoreError::Conflict(format!(
-                    "{res_type}/{id} already exists"
-                )));
+                return Err(already_exists(res_type, id));
             }
-            keys.push((id.as_str(), current, *method));
+            keys.push(Key {
+                res_type,
+                id: id.as_str(),
+                current,
+                method,
+            });
         }
-        // Copying, stamping and indexing each resource happen on the preparing threads.
+        self.write_all(&keys, &|i| Ok(resources[i].clone()), threads)
+    }
+
+    /// Creates the resources, in order, as [`TxOps::create`] would one by one (with the
+    /// ids given, or new ones; 409 for an id that exists): a transaction's creates.
+    pub fn create_many(
+        &mut self,
+        resources: Vec<NewResource>,
+        threads: usize,
+    ) -> StoreResult<Vec<StoredResource>> {
+        // Each resource is handed to the thread that prepares it once, without a copy.
+        let mut types = Vec::with_capacity(resources.len());
+        let mut ids = Vec::with_capacity(resources.len());
+        let mut owned = Vec::with_capacity(resources.len());
+        for r in resources {
+            types.push(r.res_type);
+            ids.push(r.id.unwrap_or_else(crate::new_id));
+            owned.push(Mutex::new(Some(r.resource)));
+        }
+        // Claimed type by type, in one order, so that two writers never wait in a cycle.
+        let mut by_type: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (res_type, id) in types.iter().zip(&ids) {
+            by_type.entry(res_type).or_default().push(id);
+        }
+        let mut locked = HashMap::with_capacity(by_type.len());
+        for (res_type, names) in by_type {
+            locked.insert(res_type, lock_many(self.tx, res_type, &names)?);
+        }
+        let mut seen = HashSet::with_capacity(ids.len());
+        let mut keys = Vec::with_capacity(ids.len());
+        for (res_type, id) in types.iter().zip(&ids) {
+            let res_type = res_type.as_str();
+            let current = locked
+                .get(res_type)
+                .and_then(|l| l.get(id))
+                .cloned()
+                .ok_or_else(|| StoreError::Corrupt(format!("{res_type}/{id} was not claimed")))?;
+            if current.version > 0 || !seen.insert((res_type, id.as_str())) {
+                return Err(already_exists(res_type, id));
+            }
+            keys.push(Key {
+                res_type,
+                id,
+                current,
+                method: "POST",
+            });
+        }
+        let take = |i: usize| {
+            owned[i]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .ok_or_else(|| StoreError::Corrupt("a resource was prepared twice".into()))
+        };
+        self.write_all(&keys, &take, threads)
+    }
+
+    /// Prepares the version of each key from `resource(i)` on up to `threads` threads
+    /// and writes them a group at a time, in order.
+    fn write_all(
+        &mut self,
+        keys: &[Key<'_>],
+        resource: &(dyn Fn(usize) -> StoreResult<Value> + Sync),
+        threads: usize,
+    ) -> StoreResult<Vec<StoredResource>> {
         let (store, source, now) = (self.store, self.source.clone(), crate::time::now_millis());
-        let index = move |r: &Value| store.indexer.index(res_type, r);
         let prepare = |i: usize| {
-            let mut resource = resources[i].clone();
+            let mut resource = resource(i)?;
             if let Some(source) = &source {
                 audit::set_source(&mut resource, source)?;
             }
-            let (id, current, _) = &keys[i];
-            Ok(prepare_version(id, current, Some(resource), now, &index))
+            let key = &keys[i];
+            let res_type = key.res_type;
+            let index = move |r: &Value| store.indexer.index(res_type, r);
+            Ok(prepare_version(
+                key.id,
+                &key.current,
+                Some(resource),
+                now,
+                &index,
+            ))
         };
         let mut out = Vec::with_capacity(keys.len());
         let mut group = Vec::with_capacity(GROUP);
         prepare_each(keys.len(), threads, &prepare, |i, version| {
-            let (id, current, method) = &keys[i];
+            let key = &keys[i];
             group.push(Pending {
-                id,
-                current: current.clone(),
-                method,
+                res_type: key.res_type,
+                id: key.id,
+                current: key.current.clone(),
+                method: key.method,
                 version,
             });
             if group.len() == GROUP {
-                self.persist(res_type, std::mem::take(&mut group), &mut out)?;
+                self.persist(std::mem::take(&mut group), &mut out)?;
             }
             Ok(())
         })?;
-        self.persist(res_type, group, &mut out)?;
+        self.persist(group, &mut out)?;
         Ok(out)
     }
 
     /// Writes a group of prepared versions and records each as written.
     fn persist(
         &mut self,
-        res_type: &str,
         group: Vec<Pending<'_>>,
         out: &mut Vec<StoredResource>,
     ) -> StoreResult<()> {
         if group.is_empty() {
             return Ok(());
         }
-        for (stored, pending) in persist_many(self.tx, res_type, group)? {
+        for (stored, pending) in persist_many(self.tx, group)? {
             out.push(self.written(stored, pending)?);
         }
         Ok(())
     }
+}
+
+fn already_exists(res_type: &str, id: &str) -> StoreError {
+    StoreError::Conflict(format!("{res_type}/{id} already exists"))
 }

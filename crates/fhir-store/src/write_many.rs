@@ -1,6 +1,7 @@
-//! The write path for many resources of one type at once (bulk import): their rows are
-//! claimed with one statement per chunk, and their versions written and their current
-//! rows updated with one statement per group, instead of three statements per resource.
+//! The write path for many resources at once (bulk import, a transaction's creates):
+//! their rows are claimed with one statement per type and chunk, and their versions
+//! written and their current rows updated with one statement per group, of any types,
+//! instead of three statements per resource.
 //! On PostgreSQL each statement is a round trip that waits for the server: a bulk load
 //! was bound by those (1,500 resources/s). The versions, index rows and audit records
 //! are those of one at a time; single writes are groups of one
@@ -30,9 +31,11 @@ struct Claimed {
     deleted: bool,
 }
 
-/// A written version's `seq`, by its id and version.
+/// A written version's `seq`, by its type, id and version.
 #[derive(QueryableByName)]
 struct Written {
+    #[diesel(sql_type = Text)]
+    res_type: String,
     #[diesel(sql_type = Text)]
     res_id: String,
     #[diesel(sql_type = BigInt)]
@@ -120,33 +123,34 @@ fn claim(tx: &mut Tx<'_>, res_type: &str, chunk: &[&str]) -> StoreResult<Vec<Cla
 
 /// A prepared version of a locked resource, waiting to be written with others.
 pub(crate) struct Pending<'a> {
+    pub res_type: &'a str,
     pub id: &'a str,
     pub current: Current,
     pub method: &'a str,
     pub version: PreparedVersion,
 }
 
-/// Writes a group of prepared versions of `res_type` (each resource's row locked):
-/// their rows in `resource_versions`, then each resource's current row; returns each
-/// stored version with its index rows to flush, in order.
+/// Writes a group of prepared versions (each resource's row locked): their rows in
+/// `resource_versions`, then each resource's current row; returns each stored version
+/// with its index rows to flush, in order.
 pub(crate) fn persist_many(
     tx: &mut Tx<'_>,
-    res_type: &str,
     group: Vec<Pending<'_>>,
 ) -> StoreResult<Vec<(StoredResource, PendingIndex)>> {
     let mut seqs = HashMap::with_capacity(group.len());
     for chunk in chunks(&group) {
-        for w in insert_versions(tx, res_type, chunk)? {
-            seqs.insert((w.res_id, w.version), w.seq);
+        for w in insert_versions(tx, chunk)? {
+            seqs.insert((w.res_type, w.res_id, w.version), w.seq);
         }
     }
     let mut written = Vec::with_capacity(group.len());
     for p in group {
+        let key = (p.res_type.to_string(), p.id.to_string(), p.version.version);
         let seq = seqs
-            .get(&(p.id.to_string(), p.version.version))
+            .get(&key)
             .copied()
             .ok_or_else(|| StoreError::Corrupt("insert returned no seq".into()))?;
-        written.push(stored(res_type, p, seq));
+        written.push(stored(p, seq));
     }
     update_current(tx, &written)?;
     for (s, _) in &written {
@@ -155,11 +159,7 @@ pub(crate) fn persist_many(
     Ok(written)
 }
 
-fn insert_versions(
-    tx: &mut Tx<'_>,
-    res_type: &str,
-    chunk: &[Pending<'_>],
-) -> StoreResult<Vec<Written>> {
+fn insert_versions(tx: &mut Tx<'_>, chunk: &[Pending<'_>]) -> StoreResult<Vec<Written>> {
     let mut insert = insert_into();
     insert.prepared().push(
         "resource_versions (res_type, res_id, version, last_updated, deleted, method, content) \
@@ -169,7 +169,7 @@ fn insert_versions(
         let v = &p.version;
         insert
             .push(if i > 0 { ", (" } else { "(" })
-            .bind(Bind::Text(res_type.into()))
+            .bind(Bind::Text(p.res_type.into()))
             .push(", ")
             .bind(Bind::Text(p.id.into()))
             .push(", ")
@@ -184,12 +184,13 @@ fn insert_versions(
             .bind(Bind::Text(v.content.clone()))
             .push(")");
     }
-    insert.push(" RETURNING res_id, version, seq");
+    insert.push(" RETURNING res_type, res_id, version, seq");
     insert.load::<Written>(tx.conn)
 }
 
 /// The stored version and index rows of `p`, written as `seq`.
-fn stored(res_type: &str, p: Pending<'_>, seq: i64) -> (StoredResource, PendingIndex) {
+fn stored(p: Pending<'_>, seq: i64) -> (StoredResource, PendingIndex) {
+    let res_type = p.res_type;
     let PreparedVersion {
         version,
         last_updated,

@@ -181,12 +181,13 @@ pub(crate) fn persist_version(
     method: &str,
 ) -> StoreResult<(StoredResource, PendingIndex)> {
     let one = crate::write_many::Pending {
+        res_type,
         id,
         current: current.clone(),
         method,
         version: prepared,
     };
-    crate::write_many::persist_many(tx, res_type, vec![one])?
+    crate::write_many::persist_many(tx, vec![one])?
         .pop()
         .ok_or_else(|| StoreError::Corrupt("a version was not written".into()))
 }

@@ -106,6 +106,49 @@ pub(super) fn store_err(index: usize) -> impl Fn(StoreError) -> EntryError {
     move |e| entry_err(index, ApiError::from(e))
 }
 
+/// Threads that prepare a transaction's creates (index extraction, serialising) while
+/// the first are written, for transactions of at least [`PARALLEL_FROM`] creates.
+const PREPARING_THREADS: usize = 2;
+const PARALLEL_FROM: usize = 128;
+
+/// Runs POST entries that create (no `ifNoneExist` match; ids already assigned), in
+/// order, with one [`TxOps::create_many`]: the same versions and answers as
+/// [`execute`] one by one. A failure is the first entry's (the store does not say
+/// which one failed; only a database error can, as the ids are new).
+pub(super) fn execute_creates(
+    ops: &mut TxOps<'_, '_>,
+    plans: Vec<Planned>,
+    ret: Return,
+) -> Result<Vec<BundleEntry>, EntryError> {
+    let first = plans.first().map_or(0, |p| p.index);
+    let threads = if plans.len() >= PARALLEL_FROM {
+        PREPARING_THREADS
+    } else {
+        1
+    };
+    let resources = plans
+        .into_iter()
+        .map(|p| {
+            let mut resource = p.resource.unwrap_or(Value::Null);
+            if let Some(o) = resource.as_object_mut() {
+                o.shift_remove("id");
+            }
+            fhir_store::NewResource {
+                res_type: p.resource_type,
+                id: p.id,
+                resource,
+            }
+        })
+        .collect();
+    let stored = ops
+        .create_many(resources, threads)
+        .map_err(store_err(first))?;
+    Ok(stored
+        .iter()
+        .map(|s| success(201, Some(s), ret, true))
+        .collect())
+}
+
 /// Runs one planned entry (ids already resolved).
 pub(super) fn execute(
     ops: &mut TxOps<'_, '_>,

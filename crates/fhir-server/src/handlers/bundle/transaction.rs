@@ -336,21 +336,54 @@ pub(super) fn run_transaction(
     order.sort_by_key(|&i| (plans[i].method, i));
     let mut answers: Vec<Option<BundleEntry>> = vec![None; plans.len()];
     let mut plans: Vec<Option<Planned>> = plans.into_iter().map(Some).collect();
+    // Creates that found no match of an `ifNoneExist` are written together, a group
+    // of rows per statement (a round trip each on PostgreSQL), in the same order.
+    let mut creates: Vec<(usize, Planned)> = Vec::new();
     for i in order {
         let Some(p) = plans[i].take() else { continue };
         let found = existing.get(&p.index).cloned();
+        if p.method == Method::Post && found.is_none() {
+            creates.push((i, p));
+            continue;
+        }
+        flush_creates(ops, base, &mut creates, ret, &mut answers)?;
         let full_url = p.full_url.clone();
-        let mut entry = execute(ops, state, base, p, found, ret, patching)?;
-        // The answer names the resource by its URL on this server.
-        let location = entry.response.as_ref().and_then(|r| r.location.clone());
-        entry.full_url = match location
-            .as_deref()
-            .and_then(|l| l.split("/_history/").next())
-        {
-            Some(path) => Some(format!("{base}/{path}")),
-            None => full_url,
-        };
-        answers[i] = Some(entry);
+        let entry = execute(ops, state, base, p, found, ret, patching)?;
+        answers[i] = Some(located(entry, base, full_url));
     }
+    flush_creates(ops, base, &mut creates, ret, &mut answers)?;
     Ok(answers.into_iter().flatten().collect())
+}
+
+/// Writes the creates gathered so far ([`execute_creates`]) and files their answers.
+fn flush_creates(
+    ops: &mut TxOps<'_, '_>,
+    base: &str,
+    creates: &mut Vec<(usize, Planned)>,
+    ret: Return,
+    answers: &mut [Option<BundleEntry>],
+) -> Result<(), EntryError> {
+    if creates.is_empty() {
+        return Ok(());
+    }
+    let (slots, plans): (Vec<usize>, Vec<Planned>) = std::mem::take(creates).into_iter().unzip();
+    let full_urls: Vec<Option<String>> = plans.iter().map(|p| p.full_url.clone()).collect();
+    let entries = execute_creates(ops, plans, ret)?;
+    for ((i, entry), full_url) in slots.into_iter().zip(entries).zip(full_urls) {
+        answers[i] = Some(located(entry, base, full_url));
+    }
+    Ok(())
+}
+
+/// The answer names the resource by its URL on this server.
+fn located(mut entry: BundleEntry, base: &str, full_url: Option<String>) -> BundleEntry {
+    let location = entry.response.as_ref().and_then(|r| r.location.clone());
+    entry.full_url = match location
+        .as_deref()
+        .and_then(|l| l.split("/_history/").next())
+    {
+        Some(path) => Some(format!("{base}/{path}")),
+        None => full_url,
+    };
+    entry
 }
