@@ -8,9 +8,17 @@
 //! `VACUUM (ANALYZE)`: without vacuuming, PostgreSQL's visibility map stays empty and
 //! every index-only count (`_total=accurate`) reads the table rows too. SQLite's
 //! counterpart is the `PRAGMA optimize` of [`crate::backend::Database::write`].
+//!
+//! Under a long bulk load a fifth of the table is written every few seconds, and each
+//! `ANALYZE` (1–2 s of a core: it samples every table and builds extended statistics)
+//! took a sixth of PostgreSQL's CPU. So one starts no sooner after the last than
+//! [`PAUSE_FACTOR`] times that one's duration: the keeper uses at most a tenth of one
+//! core, and statistics lag a load by seconds, not by the table's size. A due `ANALYZE`
+//! waits for its turn and then runs, even if no more writes come.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::Pool;
@@ -21,6 +29,9 @@ use crate::sql::{CountRow, Sql};
 /// Versions written before the first `ANALYZE`, and the least between two.
 const FLOOR: u64 = 10_000;
 
+/// The least time between two `ANALYZE`s, as a multiple of the last one's duration.
+const PAUSE_FACTOR: u32 = 9;
+
 const TABLES: &str = "resources, resource_versions, idx_string, idx_token, idx_date, \
     idx_number, idx_quantity, idx_reference, idx_uri, idx_composite";
 
@@ -30,6 +41,8 @@ pub(crate) struct StatsKeeper {
     since: AtomicU64,
     due: AtomicU64,
     running: AtomicBool,
+    /// No `ANALYZE` starts before this.
+    not_before: Mutex<Instant>,
 }
 
 impl Default for StatsKeeper {
@@ -38,6 +51,7 @@ impl Default for StatsKeeper {
             since: AtomicU64::new(0),
             due: AtomicU64::new(FLOOR),
             running: AtomicBool::new(false),
+            not_before: Mutex::new(Instant::now()),
         }
     }
 }
@@ -50,9 +64,21 @@ impl StatsKeeper {
         since >= self.due.load(Ordering::Relaxed) && !self.running.swap(true, Ordering::AcqRel)
     }
 
-    fn analyzed(&self, versions: u64) {
+    /// How long the `ANALYZE` that is due waits for its turn.
+    fn wait(&self, now: Instant) -> Duration {
+        let not_before = *self.not_before.lock().unwrap_or_else(|e| e.into_inner());
+        not_before.saturating_duration_since(now)
+    }
+
+    /// Starts the `ANALYZE`: the versions counted so far are the ones it sees.
+    fn starting(&self) {
         self.since.store(0, Ordering::Relaxed);
+    }
+
+    /// Records an `ANALYZE` that ended at `now` after `took`, with the table's size.
+    fn analyzed(&self, versions: u64, took: Duration, now: Instant) {
         self.due.store((versions / 5).max(FLOOR), Ordering::Relaxed);
+        *self.not_before.lock().unwrap_or_else(|e| e.into_inner()) = now + took * PAUSE_FACTOR;
         self.running.store(false, Ordering::Release);
     }
 }
@@ -72,7 +98,9 @@ pub(crate) fn after_commit(
         .name("fhir-analyze".into())
         .spawn(move || {
             let keeper = thread_keeper;
-            let started = std::time::Instant::now();
+            std::thread::sleep(keeper.wait(Instant::now()));
+            keeper.starting();
+            let started = Instant::now();
             let versions = pool
                 .get()
                 .map_err(|e| e.to_string())
@@ -87,16 +115,16 @@ pub(crate) fn after_commit(
             match versions {
                 Ok(v) => {
                     tracing::info!(versions = v, ms = started.elapsed().as_millis() as u64, "planner statistics refreshed");
-                    keeper.analyzed(v);
+                    keeper.analyzed(v, started.elapsed(), Instant::now());
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "ANALYZE failed; tried again after more writes");
-                    keeper.analyzed(0);
+                    keeper.analyzed(0, started.elapsed(), Instant::now());
                 }
             }
         });
     if spawned.is_err() {
-        keeper.analyzed(0);
+        keeper.analyzed(0, Duration::ZERO, Instant::now());
     }
 }
 
@@ -131,13 +159,26 @@ mod tests {
     #[test]
     fn analyze_is_due_after_a_fifth_of_the_table() {
         let k = StatsKeeper::default();
+        let now = Instant::now();
         assert!(!k.wrote(FLOOR - 1));
         assert!(k.wrote(1));
+        assert_eq!(k.wait(now), Duration::ZERO, "the first runs at once");
+        k.starting();
         assert!(!k.wrote(FLOOR), "one at a time");
-        k.analyzed(1_000_000);
-        assert!(!k.wrote(199_999));
+        k.analyzed(1_000_000, Duration::ZERO, now);
+        assert!(!k.wrote(189_999), "the writes during the last one count");
         assert!(k.wrote(1));
-        k.analyzed(0);
+        k.starting();
+        k.analyzed(0, Duration::ZERO, now);
         assert!(!k.wrote(FLOOR - 1));
+    }
+
+    #[test]
+    fn the_next_waits_nine_times_the_last_ones_duration() {
+        let k = StatsKeeper::default();
+        let now = Instant::now();
+        k.analyzed(0, Duration::from_secs(2), now);
+        assert_eq!(k.wait(now), Duration::from_secs(18));
+        assert_eq!(k.wait(now + Duration::from_secs(20)), Duration::ZERO);
     }
 }
