@@ -6,7 +6,7 @@
 //! full text — is done on several threads while the rows of those already prepared are
 //! written, in order, a group at a time ([`crate::write_many`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use serde_json::Value;
@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::audit;
 use crate::error::{StoreError, StoreResult};
 use crate::model::StoredResource;
-use crate::write_many::{lock_many, persist_many, Pending};
+use crate::write_many::{lock_many, persist_many, persist_new, Pending};
 use crate::writes::{prepare_each, prepare_version, Current};
 use crate::TxOps;
 
@@ -30,6 +30,13 @@ pub struct NewResource {
     pub id: Option<String>,
     pub resource: Value,
 }
+
+/// How a group of prepared versions is written ([`persist_many`], [`persist_new`]).
+type Persist =
+    for<'t, 'c, 'p> fn(
+        &'t mut crate::backend::Tx<'c>,
+        Vec<Pending<'p>>,
+    ) -> StoreResult<Vec<(StoredResource, crate::writes::PendingIndex)>>;
 
 /// What one version of a batch writes: its resource's row as locked, and the method.
 struct Key<'a> {
@@ -88,7 +95,7 @@ impl TxOps<'_, '_> {
                 method,
             });
         }
-        self.write_all(&keys, &|i| Ok(resources[i].clone()), threads)
+        self.write_all(&keys, &|i| Ok(resources[i].clone()), threads, persist_many)
     }
 
     /// Creates the resources, in order, as [`TxOps::create`] would one by one (with the
@@ -107,31 +114,23 @@ impl TxOps<'_, '_> {
             ids.push(r.id.unwrap_or_else(crate::new_id));
             owned.push(Mutex::new(Some(r.resource)));
         }
-        // Claimed type by type, in one order, so that two writers never wait in a cycle.
-        let mut by_type: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (res_type, id) in types.iter().zip(&ids) {
-            by_type.entry(res_type).or_default().push(id);
-        }
-        let mut locked = HashMap::with_capacity(by_type.len());
-        for (res_type, names) in by_type {
-            locked.insert(res_type, lock_many(self.tx, res_type, &names)?);
-        }
+        // Nothing is claimed: each resource's row is inserted once, with its first
+        // version ([`persist_new`]); one that exists makes it a 409.
         let mut seen = HashSet::with_capacity(ids.len());
         let mut keys = Vec::with_capacity(ids.len());
         for (res_type, id) in types.iter().zip(&ids) {
             let res_type = res_type.as_str();
-            let current = locked
-                .get(res_type)
-                .and_then(|l| l.get(id))
-                .cloned()
-                .ok_or_else(|| StoreError::Corrupt(format!("{res_type}/{id} was not claimed")))?;
-            if current.version > 0 || !seen.insert((res_type, id.as_str())) {
+            if !seen.insert((res_type, id.as_str())) {
                 return Err(already_exists(res_type, id));
             }
             keys.push(Key {
                 res_type,
                 id,
-                current,
+                current: Current {
+                    rid: 0,
+                    version: 0,
+                    deleted: false,
+                },
                 method: "POST",
             });
         }
@@ -142,16 +141,17 @@ impl TxOps<'_, '_> {
                 .take()
                 .ok_or_else(|| StoreError::Corrupt("a resource was prepared twice".into()))
         };
-        self.write_all(&keys, &take, threads)
+        self.write_all(&keys, &take, threads, persist_new)
     }
 
     /// Prepares the version of each key from `resource(i)` on up to `threads` threads
-    /// and writes them a group at a time, in order.
+    /// and writes them a group at a time, in order, with `persist`.
     fn write_all(
         &mut self,
         keys: &[Key<'_>],
         resource: &(dyn Fn(usize) -> StoreResult<Value> + Sync),
         threads: usize,
+        persist: Persist,
     ) -> StoreResult<Vec<StoredResource>> {
         let (store, source, now) = (self.store, self.source.clone(), crate::time::now_millis());
         let prepare = |i: usize| {
@@ -182,24 +182,25 @@ impl TxOps<'_, '_> {
                 version,
             });
             if group.len() == GROUP {
-                self.persist(std::mem::take(&mut group), &mut out)?;
+                self.persist(persist, std::mem::take(&mut group), &mut out)?;
             }
             Ok(())
         })?;
-        self.persist(group, &mut out)?;
+        self.persist(persist, group, &mut out)?;
         Ok(out)
     }
 
     /// Writes a group of prepared versions and records each as written.
     fn persist(
         &mut self,
+        persist: Persist,
         group: Vec<Pending<'_>>,
         out: &mut Vec<StoredResource>,
     ) -> StoreResult<()> {
         if group.is_empty() {
             return Ok(());
         }
-        for (stored, pending) in persist_many(self.tx, group)? {
+        for (stored, pending) in persist(self.tx, group)? {
             out.push(self.written(stored, pending)?);
         }
         Ok(())
@@ -208,4 +209,63 @@ impl TxOps<'_, '_> {
 
 fn already_exists(res_type: &str, id: &str) -> StoreError {
     StoreError::Conflict(format!("{res_type}/{id} already exists"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::{NoIndex, PoolOptions, Store};
+
+    fn new(res_type: &str, id: &str) -> NewResource {
+        NewResource {
+            res_type: res_type.into(),
+            id: Some(id.into()),
+            resource: json!({"resourceType": res_type, "active": true}),
+        }
+    }
+
+    #[test]
+    fn creates_of_several_types_are_first_versions_and_an_existing_id_is_a_conflict() {
+        let dir = std::env::temp_dir().join(format!("fhir-store-many-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let url = format!("sqlite://{}/db", dir.display());
+        let store = Store::open(&url, &PoolOptions::default(), Arc::new(NoIndex)).expect("open");
+        let written = store
+            .transaction(|ops| {
+                ops.create_many(
+                    vec![new("Patient", "a"), new("Group", "a"), new("Patient", "b")],
+                    2,
+                )
+            })
+            .expect("create");
+        let names: Vec<String> = written.iter().map(|s| s.versioned_path()).collect();
+        assert_eq!(
+            names,
+            [
+                "Patient/a/_history/1",
+                "Group/a/_history/1",
+                "Patient/b/_history/1"
+            ]
+        );
+        assert!(written.windows(2).all(|w| w[0].seq < w[1].seq), "in order");
+        let read = store.read("Group", "a").expect("read").expect("stored");
+        assert_eq!((read.version, read.method.as_str()), (1, "POST"));
+        // One that exists, or one given twice: 409, and nothing of that step stays.
+        for batch in [
+            vec![new("Patient", "c"), new("Patient", "a")],
+            vec![new("Patient", "c"), new("Patient", "c")],
+        ] {
+            let err = store
+                .transaction(|ops| ops.create_many(batch, 1))
+                .expect_err("conflict");
+            assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+            assert!(store.read("Patient", "c").expect("read").is_none());
+        }
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

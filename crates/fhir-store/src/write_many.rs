@@ -159,6 +159,85 @@ pub(crate) fn persist_many(
     Ok(written)
 }
 
+/// A new resource's row, as inserted with its first version.
+#[derive(QueryableByName)]
+struct Inserted {
+    #[diesel(sql_type = BigInt)]
+    rid: i64,
+    #[diesel(sql_type = Text)]
+    res_type: String,
+    #[diesel(sql_type = Text)]
+    res_id: String,
+}
+
+/// Writes a group of first versions of resources that are new (a transaction's
+/// creates, with ids it assigned): the versions, then each resource's row with its
+/// final values — no placeholder claimed first and updated after, which on PostgreSQL
+/// wrote every row and its four index entries twice. 409 when a resource exists (or
+/// another transaction is creating it) after all.
+pub(crate) fn persist_new(
+    tx: &mut Tx<'_>,
+    group: Vec<Pending<'_>>,
+) -> StoreResult<Vec<(StoredResource, PendingIndex)>> {
+    let mut seqs = HashMap::with_capacity(group.len());
+    for chunk in chunks(&group) {
+        for w in insert_versions(tx, chunk)? {
+            seqs.insert((w.res_type, w.res_id), w.seq);
+        }
+    }
+    let mut written = Vec::with_capacity(group.len());
+    for p in group {
+        let key = (p.res_type.to_string(), p.id.to_string());
+        let seq = seqs.get(&key).copied().ok_or_else(|| taken(&key))?;
+        written.push(stored(p, seq));
+    }
+    let mut rids = HashMap::with_capacity(written.len());
+    for chunk in chunks(&written) {
+        for row in insert_current(tx, chunk)? {
+            rids.insert((row.res_type, row.res_id), row.rid);
+        }
+    }
+    for (s, pending) in &mut written {
+        let key = (s.res_type.clone(), s.res_id.clone());
+        pending.rid = rids.get(&key).copied().ok_or_else(|| taken(&key))?;
+        tx.written.push(key);
+    }
+    Ok(written)
+}
+
+fn taken((res_type, id): &(String, String)) -> StoreError {
+    StoreError::Conflict(format!("{res_type}/{id} already exists"))
+}
+
+/// Inserts the rows of new resources, pointing at their first versions.
+fn insert_current(
+    tx: &mut Tx<'_>,
+    chunk: &[(StoredResource, PendingIndex)],
+) -> StoreResult<Vec<Inserted>> {
+    let mut insert = insert_into();
+    insert
+        .prepared()
+        .push("resources (res_type, res_id, version, seq, last_updated, deleted) VALUES ");
+    for (i, (s, _)) in chunk.iter().enumerate() {
+        insert
+            .push(if i > 0 { ", (" } else { "(" })
+            .bind(Bind::Text(s.res_type.clone()))
+            .push(", ")
+            .bind(Bind::Text(s.res_id.clone()))
+            .push(", ")
+            .bind(Bind::BigInt(s.version))
+            .push(", ")
+            .bind(Bind::BigInt(s.seq))
+            .push(", ")
+            .bind(Bind::BigInt(s.last_updated))
+            .push(", ")
+            .bind(Bind::Bool(s.deleted))
+            .push(")");
+    }
+    insert.push(" ON CONFLICT (res_type, res_id) DO NOTHING RETURNING rid, res_type, res_id");
+    insert.load::<Inserted>(tx.conn)
+}
+
 fn insert_versions(tx: &mut Tx<'_>, chunk: &[Pending<'_>]) -> StoreResult<Vec<Written>> {
     let mut insert = insert_into();
     insert.prepared().push(
@@ -184,7 +263,12 @@ fn insert_versions(tx: &mut Tx<'_>, chunk: &[Pending<'_>]) -> StoreResult<Vec<Wr
             .bind(Bind::Text(v.content.clone()))
             .push(")");
     }
-    insert.push(" RETURNING res_type, res_id, version, seq");
+    // A version that exists is not written (and not returned): for a first version,
+    // its resource exists; otherwise the resource's row, locked, rules that out.
+    insert.push(
+        " ON CONFLICT (res_type, res_id, version) DO NOTHING \
+         RETURNING res_type, res_id, version, seq",
+    );
     insert.load::<Written>(tx.conn)
 }
 
