@@ -16,7 +16,7 @@ for round in $(seq 1 "$ROUNDS"); do
       psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS fhir_load_bench WITH (FORCE)" -c "CREATE DATABASE fhir_load_bench" postgres 2>/dev/null
       url="postgres://postgres@127.0.0.1:5432/fhir_load_bench"
     fi
-    rm -f "$work/state"
+    rm -f "$work"/state*
     echo "round $round $bin: $("$bin" import --database-url "$url" --state "$work/state" "$DIR" 2>/dev/null | tail -1)"
   done
 done
