@@ -144,6 +144,19 @@ impl Sql {
         }
     }
 
+    /// Appends one row of a multi-row `VALUES` list, `(…)` with a placeholder per
+    /// value, after a comma unless it is the `first`.
+    pub fn values_row(&mut self, first: bool, values: impl IntoIterator<Item = Bind>) -> &mut Self {
+        self.push(if first { "(" } else { ", (" });
+        for (i, value) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(value);
+        }
+        self.push(")")
+    }
+
     /// `IN (…)` over text values (`IN (NULL)` when empty, which matches nothing).
     pub fn in_list(&mut self, values: &[String]) -> &mut Self {
         self.push(" IN (");

@@ -1,7 +1,8 @@
 //! The write path for many resources at once (bulk import, a transaction's creates):
 //! their rows are claimed with one statement per type and chunk, and their versions
 //! written and their current rows updated with one statement per group, of any types,
-//! instead of three statements per resource.
+//! instead of three statements per resource; new resources' rows are not claimed but
+//! inserted once, after their versions ([`persist_new`]).
 //! On PostgreSQL each statement is a round trip that waits for the server: a bulk load
 //! was bound by those (1,500 resources/s). The versions, index rows and audit records
 //! are those of one at a time; single writes are groups of one
@@ -219,20 +220,17 @@ fn insert_current(
         .prepared()
         .push("resources (res_type, res_id, version, seq, last_updated, deleted) VALUES ");
     for (i, (s, _)) in chunk.iter().enumerate() {
-        insert
-            .push(if i > 0 { ", (" } else { "(" })
-            .bind(Bind::Text(s.res_type.clone()))
-            .push(", ")
-            .bind(Bind::Text(s.res_id.clone()))
-            .push(", ")
-            .bind(Bind::BigInt(s.version))
-            .push(", ")
-            .bind(Bind::BigInt(s.seq))
-            .push(", ")
-            .bind(Bind::BigInt(s.last_updated))
-            .push(", ")
-            .bind(Bind::Bool(s.deleted))
-            .push(")");
+        insert.values_row(
+            i == 0,
+            [
+                Bind::Text(s.res_type.clone()),
+                Bind::Text(s.res_id.clone()),
+                Bind::BigInt(s.version),
+                Bind::BigInt(s.seq),
+                Bind::BigInt(s.last_updated),
+                Bind::Bool(s.deleted),
+            ],
+        );
     }
     insert.push(" ON CONFLICT (res_type, res_id) DO NOTHING RETURNING rid, res_type, res_id");
     insert.load::<Inserted>(tx.conn)
@@ -246,22 +244,18 @@ fn insert_versions(tx: &mut Tx<'_>, chunk: &[Pending<'_>]) -> StoreResult<Vec<Wr
     );
     for (i, p) in chunk.iter().enumerate() {
         let v = &p.version;
-        insert
-            .push(if i > 0 { ", (" } else { "(" })
-            .bind(Bind::Text(p.res_type.into()))
-            .push(", ")
-            .bind(Bind::Text(p.id.into()))
-            .push(", ")
-            .bind(Bind::BigInt(v.version))
-            .push(", ")
-            .bind(Bind::BigInt(v.last_updated))
-            .push(", ")
-            .bind(Bind::Bool(v.deleted))
-            .push(", ")
-            .bind(Bind::Text(p.method.into()))
-            .push(", ")
-            .bind(Bind::Text(v.content.clone()))
-            .push(")");
+        insert.values_row(
+            i == 0,
+            [
+                Bind::Text(p.res_type.into()),
+                Bind::Text(p.id.into()),
+                Bind::BigInt(v.version),
+                Bind::BigInt(v.last_updated),
+                Bind::Bool(v.deleted),
+                Bind::Text(p.method.into()),
+                Bind::Text(v.content.clone()),
+            ],
+        );
     }
     // A version that exists is not written (and not returned): for a first version,
     // its resource exists; otherwise the resource's row, locked, rules that out.
@@ -315,18 +309,16 @@ fn update_current(tx: &mut Tx<'_>, written: &[(StoredResource, PendingIndex)]) -
         let mut update = Sql::new("WITH v (rid, version, seq, last_updated, deleted) AS (VALUES ");
         update.prepared();
         for (i, (rid, s)) in chunk.iter().enumerate() {
-            update
-                .push(if i > 0 { ", (" } else { "(" })
-                .bind(Bind::BigInt(*rid))
-                .push(", ")
-                .bind(Bind::BigInt(s.version))
-                .push(", ")
-                .bind(Bind::BigInt(s.seq))
-                .push(", ")
-                .bind(Bind::BigInt(s.last_updated))
-                .push(", ")
-                .bind(Bind::Bool(s.deleted))
-                .push(")");
+            update.values_row(
+                i == 0,
+                [
+                    Bind::BigInt(*rid),
+                    Bind::BigInt(s.version),
+                    Bind::BigInt(s.seq),
+                    Bind::BigInt(s.last_updated),
+                    Bind::Bool(s.deleted),
+                ],
+            );
         }
         update.push(") ");
         update.push_per_backend("UPDATE OR FAIL", "UPDATE");
