@@ -178,6 +178,19 @@ fn if_none_exist_and_conditional_references(b: Backend) {
         )]),
     )
     .outcome(404);
+    // The first entry (in request order) whose reference finds nothing is named.
+    let oo = post_bundle(
+        s,
+        &tx(vec![
+            patient_entry(&urn, &unique("other")),
+            observation_entry("Patient?identifier=urn:mrn|nobody-z", "4-4"),
+            observation_entry("Patient?identifier=urn:mrn|nobody-a", "5-5"),
+        ]),
+    )
+    .outcome(404);
+    assert_eq!(oo["issue"][0]["expression"][0], "Bundle.entry[1]", "{oo}");
+    let text = oo["issue"][0]["details"]["text"].as_str().unwrap();
+    assert!(text.contains("nobody-z"), "{oo}");
 }
 
 fn bad_bundles_get_4xx_naming_the_entry(b: Backend) {

@@ -84,20 +84,21 @@ pub(super) fn rewrite(
     }
 }
 
-/// Conditional references (`Patient?identifier=…`) in a resource.
-pub(super) fn conditional_refs(value: &Value, out: &mut HashSet<String>) {
+/// Conditional references (`Patient?identifier=…`) in the resource of entry `entry`,
+/// each with the first entry that holds it.
+pub(super) fn conditional_refs(value: &Value, entry: usize, out: &mut HashMap<String, usize>) {
     match value {
         Value::Object(obj) => {
             for (k, v) in obj {
                 match (k.as_str(), v) {
                     ("reference", Value::String(r)) if r.contains('?') && !r.starts_with('#') => {
-                        out.insert(r.clone());
+                        out.entry(r.clone()).or_insert(entry);
                     }
-                    _ => conditional_refs(v, out),
+                    _ => conditional_refs(v, entry, out),
                 }
             }
         }
-        Value::Array(items) => items.iter().for_each(|i| conditional_refs(i, out)),
+        Value::Array(items) => items.iter().for_each(|i| conditional_refs(i, entry, out)),
         _ => {}
     }
 }

@@ -211,16 +211,17 @@ pub(super) fn identify(
 /// Takes, before anything else, the locks of every type whose conditions this bundle
 /// evaluates (conditional creates, updates, patches, deletes and references): taken
 /// one by one as entries come, two bundles could each hold one the other waits for.
-/// Returns the conditional references of the entries' resources.
+/// Returns the conditional references of the entries' resources, each with the first
+/// entry that holds it.
 fn lock_conditional_types(
     ops: &mut TxOps<'_, '_>,
     plans: &[Planned],
     defs: &fhir_model::Definitions,
-) -> Result<HashSet<String>, EntryError> {
-    let mut refs = HashSet::new();
+) -> Result<HashMap<String, usize>, EntryError> {
+    let mut refs = HashMap::new();
     for p in plans {
         if let Some(r) = &p.resource {
-            conditional_refs(r, &mut refs);
+            conditional_refs(r, p.index, &mut refs);
         }
     }
     let conditional = plans
@@ -228,7 +229,7 @@ fn lock_conditional_types(
         .filter(|p| p.raw_conditions.is_some() || p.raw_if_none_exist.is_some())
         .map(|p| p.resource_type.as_str());
     let referenced = refs
-        .iter()
+        .keys()
         .filter_map(|r| r.split_once('?').map(|(t, _)| t))
         .filter(|t| defs.is_resource_type(t));
     ops.lock_types(conditional.chain(referenced))
@@ -262,11 +263,13 @@ pub(super) fn run_transaction(
         if ready.is_empty() {
             return Err(circular(&plans, &pending));
         }
+        let mut done = vec![false; plans.len()];
         for &k in &ready {
             identify(ops, &mut plans[k], !waits[k].is_empty(), &mut ids)?;
             known.extend(plans[k].full_url.clone());
+            done[k] = true;
         }
-        pending.retain(|k| !ready.contains(k));
+        pending.retain(|&k| !done[k]);
     }
     let Identities {
         map,
@@ -276,15 +279,10 @@ pub(super) fn run_transaction(
     } = ids;
     // 2. Conditional references, then rewriting of every reference.
     let mut conditional = HashMap::new();
-    for r in refs {
-        let index = plans
-            .iter()
-            .find(|p| {
-                p.resource
-                    .as_ref()
-                    .is_some_and(|res| res.to_string().contains(&r))
-            })
-            .map_or(0, |p| p.index);
+    // In entry order, so that the first unresolvable one is the one reported.
+    let mut refs: Vec<(String, usize)> = refs.into_iter().collect();
+    refs.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+    for (r, index) in refs {
         let at = format!("Bundle.entry[{index}].resource");
         let (rt, query) = r.split_once('?').unwrap_or((&r, ""));
         // The same condition as an entry's own (`ifNoneExist`, conditional PUT): that
