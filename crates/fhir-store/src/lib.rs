@@ -592,9 +592,7 @@ impl TxOps<'_, '_> {
         let id = id.map(str::to_string).unwrap_or_else(new_id);
         let current = lock_current(self.tx, res_type, &id)?;
         if current.version > 0 {
-            return Err(StoreError::Conflict(format!(
-                "{res_type}/{id} already exists"
-            )));
+            return Err(write_many::already_exists(res_type, &id));
         }
         let stored = self.write(res_type, &id, &current, Some(resource), "POST")?;
         Ok(Created::New(stored))

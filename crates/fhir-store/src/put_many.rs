@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::audit;
 use crate::error::{StoreError, StoreResult};
 use crate::model::StoredResource;
-use crate::write_many::{lock_many, persist_many, persist_new, Pending};
+use crate::write_many::{already_exists, lock_many, persist_many, persist_new, Pending};
 use crate::writes::{prepare_each, prepare_version, Current};
 use crate::TxOps;
 
@@ -38,7 +38,8 @@ type Persist =
         Vec<Pending<'p>>,
     ) -> StoreResult<Vec<(StoredResource, crate::writes::PendingIndex)>>;
 
-/// What one version of a batch writes: its resource's row as locked, and the method.
+/// What one version of a batch writes: its resource's row as locked (as none, for a
+/// create), and the method.
 struct Key<'a> {
     res_type: &'a str,
     id: &'a str,
@@ -205,10 +206,6 @@ impl TxOps<'_, '_> {
         }
         Ok(())
     }
-}
-
-fn already_exists(res_type: &str, id: &str) -> StoreError {
-    StoreError::Conflict(format!("{res_type}/{id} already exists"))
 }
 
 #[cfg(test)]

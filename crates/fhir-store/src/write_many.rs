@@ -189,7 +189,10 @@ pub(crate) fn persist_new(
     let mut written = Vec::with_capacity(group.len());
     for p in group {
         let key = (p.res_type.to_string(), p.id.to_string());
-        let seq = seqs.get(&key).copied().ok_or_else(|| taken(&key))?;
+        let seq = seqs
+            .get(&key)
+            .copied()
+            .ok_or_else(|| already_exists(&key.0, &key.1))?;
         written.push(stored(p, seq));
     }
     let mut rids = HashMap::with_capacity(written.len());
@@ -200,13 +203,17 @@ pub(crate) fn persist_new(
     }
     for (s, pending) in &mut written {
         let key = (s.res_type.clone(), s.res_id.clone());
-        pending.rid = rids.get(&key).copied().ok_or_else(|| taken(&key))?;
+        pending.rid = rids
+            .get(&key)
+            .copied()
+            .ok_or_else(|| already_exists(&key.0, &key.1))?;
         tx.written.push(key);
     }
     Ok(written)
 }
 
-fn taken((res_type, id): &(String, String)) -> StoreError {
+/// The 409 of a create whose resource exists.
+pub(crate) fn already_exists(res_type: &str, id: &str) -> StoreError {
     StoreError::Conflict(format!("{res_type}/{id} already exists"))
 }
 
