@@ -12,7 +12,14 @@ use serde_json::{json, Value};
 
 /// Every page of `query` on `s`, following `next` links: the ids in order.
 fn pages(s: &Server, query: &str) -> Vec<Vec<String>> {
+    follow(s, query, "next").0
+}
+
+/// The pages from `query` on, following the links of `relation`, and the path of
+/// the last one.
+fn follow(s: &Server, query: &str, relation: &str) -> (Vec<Vec<String>>, String) {
     let mut out = Vec::new();
+    let mut path = query.to_string();
     let mut r = s.get(query);
     loop {
         assert_eq!(r.status, 200, "{query}: {}", r.body);
@@ -29,15 +36,18 @@ fn pages(s: &Server, query: &str) -> Vec<Vec<String>> {
         out.push(ids);
         let next = b["link"].as_array().and_then(|ls| {
             ls.iter()
-                .find(|l| l["relation"] == "next")
+                .find(|l| l["relation"] == relation)
                 .and_then(|l| l["url"].as_str().map(str::to_string))
         });
         let Some(next) = next else { break };
         assert!(out.len() < 100, "{query}: paging does not end");
-        let path = next.strip_prefix(&s.base).expect("a link under the base");
-        r = s.get(path);
+        path = next
+            .strip_prefix(&s.base)
+            .expect("a link under the base")
+            .to_string();
+        r = s.get(&path);
     }
-    out
+    (out, path)
 }
 
 /// Observations with effective dates that tie, periods, several dates, and none.
@@ -316,6 +326,65 @@ fn chain_pages_are_right_with_either_plan(b: Backend) {
     }
 }
 
+/// A chain that reaches few targets through its first link merges its page from each
+/// target's referrers (fhir-store `search/chain.rs`, `per_target_page`): forwards and
+/// backwards, with another criterion checked per referrer and a referrer that names
+/// two of the targets, every match comes once, in order.
+fn chain_pages_merged_per_target(b: Backend) {
+    let s = Server::start(b);
+    let tag = unique("merge");
+    let patient = |family: String| {
+        let p = json!({"resourceType": "Patient", "name": [{"family": family}]});
+        s.create_id("Patient", &p.to_string())
+    };
+    let named: Vec<String> = (0..3).map(|_| patient(format!("Merge{tag}"))).collect();
+    let other = patient(format!("Other{tag}"));
+    let (mut created, mut subjects, mut finals) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..30 {
+        let subject = if i % 4 == 3 { &other } else { &named[i % 3] };
+        let status = if i % 3 == 1 { "preliminary" } else { "final" };
+        // Its subject and the next named Patient: some name one target twice.
+        let performer: Vec<Value> = [subject, &named[(i + 1) % 3], &named[(i + 1) % 3]]
+            .iter()
+            .map(|p| json!({"reference": format!("Patient/{p}")}))
+            .collect();
+        let o = json!({"resourceType": "Observation", "status": status, "code": {"text": "x"},
+            "subject": {"reference": format!("Patient/{subject}")}, "performer": performer});
+        let id = s.create_id("Observation", &o.to_string());
+        created.push(id.clone());
+        if subject != &other {
+            subjects.push(id.clone());
+            if status == "final" {
+                finals.push(id);
+            }
+        }
+    }
+    let cases = [
+        (format!("subject:Patient.name=Merge{tag}"), subjects, 4),
+        (
+            format!("subject:Patient.name=Merge{tag}&status=final"),
+            finals,
+            4,
+        ),
+        (format!("performer:Patient.name=Merge{tag}"), created, 7),
+    ];
+    for (criteria, want, count) in cases {
+        let query = format!("/Observation?{criteria}&_count={count}");
+        let (forwards, last) = follow(&s, &query, "next");
+        assert_eq!(
+            forwards.concat(),
+            want,
+            "{criteria}: each match once, in order"
+        );
+        assert!(forwards.len() > 2, "{criteria}: several pages");
+        let (mut backwards, _) = follow(&s, &last, "previous");
+        backwards.reverse();
+        assert_eq!(backwards, forwards, "{criteria}: backwards, page by page");
+        let total = s.get(&format!("{query}&_total=accurate")).json()["total"].clone();
+        assert_eq!(total, json!(want.len()), "{criteria}: total");
+    }
+}
+
 /// Patients whose names, genders and birth dates tie, several names, and none; an
 /// organization reference on some.
 fn load_patients(s: &Server, tag: &str) -> Vec<String> {
@@ -421,6 +490,7 @@ fn first_key_walks_agree(b: Backend) {
 both_backends!(
     first_key_walks_agree,
     chain_pages_are_right_with_either_plan,
+    chain_pages_merged_per_target,
     has_pages_are_right_with_either_plan,
     walked_and_generic_pages_agree,
     walked_pages_continue_after_writes,

@@ -12,6 +12,15 @@
 //!   per candidate (three or four index probes), stopping after the page. A page then
 //!   costs `_count` ÷ (share of the type's resources that match) candidates.
 //!
+//! Whichever way the chain would drive, a page in the default order of a search whose
+//! chain reaches few targets through its first link (at most [`PER_TARGET_AT_MOST`]:
+//! the Patients sharing a family name) is merged from each target's first referrers
+//! ([`per_target_page`]): the reference index lists a target's referrers in `rid`
+//! order, so each gives at most a page, checked against the other criteria as it is
+//! read, and the page is the first of their union. At 1 M resources driving collected
+//! the 4,000 referrers of five Patients to order them (9.7 ms for a page on
+//! PostgreSQL).
+//!
 //! A count of matches that stops at the total threshold is twenty pages deep: it lets
 //! the chain drive ([`plan::counting`]). A search whose only criterion is a chain
 //! counts its distinct referrers, stopping there, not every referrer; one whose
@@ -124,4 +133,93 @@ pub(super) fn streamed_count_query(
     conditions(&mut q, req, Some(chain))?;
     q.push(" LIMIT ").bind(Bind::BigInt(limit)).push(") c");
     Ok(q)
+}
+
+/// First-link targets of a leading chain up to which a page is merged from each
+/// target's referrers ([`per_target_page`]).
+const PER_TARGET_AT_MOST: usize = 32;
+
+#[derive(QueryableByName)]
+struct TargetRow {
+    #[diesel(sql_type = Text)]
+    res_type: String,
+    #[diesel(sql_type = Text)]
+    res_id: String,
+}
+
+/// The `rid`s of a page (and one more) of a search in the default order led by a chain
+/// whose first link reaches at most [`PER_TARGET_AT_MOST`] targets, in page order
+/// (descending before a `BeforeRid` cursor); `None` when the plan does not apply.
+/// Each target's referrers of the searched types are read in `rid` order, past the
+/// cursor, checked against the search's other conditions, at most a page of them
+/// (distinct: a referrer may name its target twice); the page is the first of their
+/// union.
+pub(super) fn per_target_page(
+    tx: &mut Tx<'_>,
+    req: &SearchRequest,
+    backwards: bool,
+) -> StoreResult<Option<Vec<i64>>> {
+    let Some((clause, p)) = leading_clause(req) else {
+        return Ok(None);
+    };
+    let past = match req.cursor {
+        None => None,
+        Some(SearchCursor::AfterRid(rid)) => Some((">", rid)),
+        Some(SearchCursor::BeforeRid(rid)) => Some(("<", rid)),
+        Some(_) => return Ok(None),
+    };
+    if req.query.resource_types.is_empty() || beyond::near_of(&req.query.clauses).is_some() {
+        return Ok(None);
+    }
+    let Some(targets) = first_targets(tx, req, p)? else {
+        return Ok(None);
+    };
+    if targets.is_empty() {
+        return Ok(Some(Vec::new()));
+    }
+    let order = if backwards { "DESC" } else { "ASC" };
+    let n = Bind::BigInt(req.count as i64 + 1);
+    let mut q = Sql::new("SELECT rid FROM (");
+    for (i, t) in targets.into_iter().enumerate() {
+        if i > 0 {
+            q.push(" UNION ");
+        }
+        q.push(
+            "SELECT rid FROM (SELECT DISTINCT x.rid AS rid FROM idx_reference x \
+                CROSS JOIN resources r WHERE r.rid = +x.rid AND x.res_type",
+        )
+        .in_list(&req.query.resource_types);
+        q.push(" AND x.param = ")
+            .bind(Bind::Text(p.chain[0].code.clone()));
+        q.push(" AND x.target_type = ")
+            .bind(Bind::Text(t.res_type))
+            .push(" AND x.target_id = ")
+            .bind(Bind::Text(t.res_id));
+        if let Some((op, rid)) = past {
+            q.push(&format!(" AND x.rid {op} ")).bind(Bind::BigInt(rid));
+        }
+        q.push(" AND ");
+        plan::walking_few(|| conditions(&mut q, req, Some(clause)))?;
+        q.push(&format!(" ORDER BY x.rid {order} LIMIT "))
+            .bind(n.clone())
+            .push(&format!(") p{i}"));
+    }
+    q.push(&format!(") u ORDER BY rid {order} LIMIT ")).bind(n);
+    let rows = q.load::<RidRow>(tx.conn)?;
+    Ok(Some(rows.into_iter().map(|r| r.rid).collect()))
+}
+
+/// The live targets of the chain's first link that match the rest of it, if there
+/// are at most [`PER_TARGET_AT_MOST`].
+fn first_targets(
+    tx: &mut Tx<'_>,
+    req: &SearchRequest,
+    p: &ParamClause,
+) -> StoreResult<Option<Vec<TargetRow>>> {
+    let mut q = Sql::new("SELECT t0_0.res_type, t0_0.res_id FROM resources t0_0 WHERE ");
+    chain_target_conditions(&mut q, p, 0, 0, true, req.linked_within.as_ref())?;
+    q.push(" LIMIT ")
+        .bind(Bind::BigInt(PER_TARGET_AT_MOST as i64 + 1));
+    let targets = q.load::<TargetRow>(tx.conn)?;
+    Ok((targets.len() <= PER_TARGET_AT_MOST).then_some(targets))
 }

@@ -247,10 +247,23 @@ fn chain_target_sql(
     drive: bool,
     scope: Option<&Compartment>,
 ) -> StoreResult<()> {
+    q.bind(Bind::Text(p.chain[link].code.clone())).push(" AND ");
+    chain_target_conditions(q, p, link, depth, drive, scope)
+}
+
+/// The conditions on the target `t{depth}_{link}` of a chain link: live, of the link's
+/// types, within `scope`, matching the next links.
+pub(super) fn chain_target_conditions(
+    q: &mut Sql,
+    p: &ParamClause,
+    link: usize,
+    depth: usize,
+    drive: bool,
+    scope: Option<&Compartment>,
+) -> StoreResult<()> {
     let l = &p.chain[link];
     let t = format!("t{depth}_{link}");
-    q.bind(Bind::Text(l.code.clone()));
-    q.push(&format!(" AND {t}.version > 0 AND {t}.deleted = "))
+    q.push(&format!("{t}.version > 0 AND {t}.deleted = "))
         .bind(Bind::Bool(false));
     q.push(&format!(" AND {t}.res_type"))
         .in_list(&l.target_types);
@@ -393,7 +406,8 @@ pub(super) fn param_sql(q: &mut Sql, r: &str, p: &ParamClause, drive: bool) -> S
         return Ok(());
     }
     let negated = matches!(p.modifier, Some(Modifier::Not | Modifier::NotIn));
-    if negated || !drive {
+    let checked = negated || !drive;
+    if checked {
         let not = if negated { "NOT " } else { "" };
         q.push(&format!(
             "{not}EXISTS (SELECT 1 FROM {table} i WHERE i.rid = {r}.rid AND "
@@ -422,7 +436,12 @@ pub(super) fn param_sql(q: &mut Sql, r: &str, p: &ParamClause, drive: bool) -> S
         value_sql(q, p, v)?;
         q.push(")");
     }
-    q.push("))");
+    q.push(")");
+    let plan = plan::current();
+    if checked && plan.checks_fenced {
+        q.push(plan.fence);
+    }
+    q.push(")");
     Ok(())
 }
 

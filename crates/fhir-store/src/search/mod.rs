@@ -255,9 +255,14 @@ fn page_rows(
         q.push(" LIMIT ").bind(Bind::BigInt(req.count as i64 + 1));
         return Ok((q.load(tx.conn)?, 0));
     }
+    if !sorted {
+        if let Some(rids) = chain::per_target_page(tx, req, backwards)? {
+            return Ok((versions_of(tx, &rids)?, 0));
+        }
+    }
     if sorted && !backwards {
         if let Some((within, seen)) = sort_prefix::candidates(tx, req)? {
-            let rows = plan::walking(|| generic_rows(tx, req, columns, false, Some(&within)))?;
+            let rows = plan::walking_few(|| generic_rows(tx, req, columns, false, Some(&within)))?;
             return Ok((rows, seen));
         }
     }
@@ -294,6 +299,11 @@ fn generic_rows(
         .into_iter()
         .map(|r| r.rid)
         .collect();
+    versions_of(tx, &rids)
+}
+
+/// The current versions of `rids`, in that order.
+fn versions_of(tx: &mut Tx<'_>, rids: &[i64]) -> StoreResult<Vec<MatchRow>> {
     if rids.is_empty() {
         return Ok(Vec::new());
     }
@@ -301,7 +311,7 @@ fn generic_rows(
         "SELECT r.rid, {VERSION_COLUMNS} FROM resources r JOIN resource_versions v ON v.seq = r.seq \
          WHERE r.rid"
     ));
-    fetch.in_ints(&rids);
+    fetch.in_ints(rids);
     let mut by_rid: std::collections::HashMap<i64, MatchRow> = fetch
         .load::<MatchRow>(tx.conn)?
         .into_iter()

@@ -107,9 +107,7 @@ pub(super) fn candidates(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Op
     let to = boundary(tx, req, &first, from.clone(), req.count)?;
     if let Some(to) = &to {
         let entries = range_entries(tx.kind, req, &first, from.clone(), to.clone());
-        if narrow(tx, &entries, req.sort_range_at_most)? {
-            let mut within = Sql::new("r.rid IN (SELECT o.rid FROM ");
-            within.append(&entries).push(")");
+        if let Some(within) = confined_to(tx, &entries, req.sort_range_at_most)? {
             return Ok(Some((within, seen)));
         }
     }
@@ -129,16 +127,64 @@ pub const RANGE_ENTRIES_AT_MOST: i64 = 10_000;
 /// Index entries of its second key a page walks inside one first-key value, at most.
 const GROUP_WALK_AT_MOST: i64 = 10_000;
 
-/// Whether the range holds at most `at_most` entries (by default
-/// [`RANGE_ENTRIES_AT_MOST`]; a count from the index that stops past it).
-fn narrow(tx: &mut Tx<'_>, entries: &Sql, at_most: i64) -> StoreResult<bool> {
+/// The condition (on `r`) that confines a page to the resources of a range of index
+/// entries (`{table} o WHERE …`), when the range holds at most `at_most` entries (by
+/// default [`RANGE_ENTRIES_AT_MOST`]; counted from the index no further than past it,
+/// then listed for PostgreSQL, see [`range_rids`]).
+fn confined_to(tx: &mut Tx<'_>, entries: &Sql, at_most: i64) -> StoreResult<Option<Sql>> {
     let mut q = Sql::new("SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM ");
     q.append(entries)
         .push(" LIMIT ")
         .bind(Bind::BigInt(at_most.saturating_add(1)))
         .push(") c");
     let n = q.load::<CountRow>(tx.conn)?.first().map_or(0, |c| c.n);
-    Ok(n <= at_most)
+    if n > at_most {
+        return Ok(None);
+    }
+    Ok(Some(match tx.kind {
+        BackendKind::Postgres => {
+            range_rids(tx, entries, at_most)?.map_or_else(|| in_range(entries), |rids| among(&rids))
+        }
+        BackendKind::Sqlite => in_range(entries),
+    }))
+}
+
+/// `r` has an entry in the range (SQLite: it runs the sub-query as written, the range
+/// first).
+fn in_range(entries: &Sql) -> Sql {
+    let mut within = Sql::new("r.rid IN (SELECT o.rid FROM ");
+    within.append(entries).push(")");
+    within
+}
+
+/// `r` is one of `rids`.
+fn among(rids: &[i64]) -> Sql {
+    let mut within = Sql::new("r.rid");
+    within.in_ints(rids);
+    within
+}
+
+/// The resources of a range of index entries, if it holds at most `at_most` entries.
+/// PostgreSQL is given them as a list: asked for `r.rid IN (SELECT … range …)`, it
+/// judges a range at the end of the dates from its histogram of every date parameter
+/// (178,000 entries estimated for 1,140 at 1 M resources), starts from the search's
+/// token (31,600 matches) instead and checks the range per match: 245 ms for a page.
+fn range_rids(tx: &mut Tx<'_>, entries: &Sql, at_most: i64) -> StoreResult<Option<Vec<i64>>> {
+    let mut q = Sql::new("SELECT o.rid FROM ");
+    q.append(entries)
+        .push(" LIMIT ")
+        .bind(Bind::BigInt(at_most.saturating_add(1)));
+    let mut rids: Vec<i64> = q
+        .load::<RidRow>(tx.conn)?
+        .into_iter()
+        .map(|r| r.rid)
+        .collect();
+    if rids.len() as i64 > at_most {
+        return Ok(None);
+    }
+    rids.sort_unstable();
+    rids.dedup();
+    Ok(Some(rids))
 }
 
 /// Comparison operators and order of a walk on `first` (ascending or descending).
@@ -225,7 +271,7 @@ fn boundary(
         q.push(&format!(" AND d.{col} {} ", o.past)).bind(from);
     }
     q.push(" AND ");
-    plan::walking(|| conditions(&mut q, req, None))?;
+    plan::walking_few(|| conditions(&mut q, req, None))?;
     q.push(&format!(" ORDER BY d.{col} {} LIMIT 1 OFFSET ", o.order))
         .bind(Bind::BigInt(offset as i64));
     load_key(tx, &q, kind)
@@ -320,10 +366,15 @@ fn within_one_value(
     let Some(to2) = group_boundary(tx, req, (first, &value), &second, from2.clone())? else {
         return Ok(None);
     };
-    let mut within = Sql::new("r.rid IN (SELECT o.rid FROM ");
-    within
-        .append(&range_entries(tx.kind, req, &second, from2, to2))
-        .push(") AND ");
+    let entries = range_entries(tx.kind, req, &second, from2, to2);
+    // The walk that found `to2` read at most `GROUP_WALK_AT_MOST` entries: the range
+    // holds about as many (more only by ties on `to2`).
+    let listed = match tx.kind {
+        BackendKind::Postgres => range_rids(tx, &entries, 2 * GROUP_WALK_AT_MOST)?,
+        BackendKind::Sqlite => None,
+    };
+    let mut within = listed.map_or_else(|| in_range(&entries), |rids| among(&rids));
+    within.push(" AND ");
     holds(&mut within, tx.kind, first, &value);
     Ok(Some(within))
 }
@@ -381,7 +432,7 @@ fn group_boundary(
     q.push(" AND ");
     holds(&mut q, tx.kind, first, value);
     q.push(" AND ");
-    plan::walking(|| conditions(&mut q, req, None))?;
+    plan::walking_few(|| conditions(&mut q, req, None))?;
     q.push(&format!(" ORDER BY d.{col} {} LIMIT 1 OFFSET ", o.order))
         .bind(Bind::BigInt(req.count as i64));
     load_key(tx, &q, kind)
