@@ -178,14 +178,16 @@ fn has_pages_are_right_with_either_plan(b: Backend) {
     let patients: Vec<String> = (0..30)
         .map(|_| s.create_id("Patient", r#"{"resourceType":"Patient"}"#))
         .collect();
-    // 1,050 Observations with the frequent code on patients 0..25; 5 with the rare one.
+    // 1,050 Observations with the frequent code on patients 0..25; 5 with the rare
+    // one; 40 with a third code, two on each of patients 5..25 (the search starts from
+    // them, and pages through the 20 Patients it lists once).
     let mut expected_frequent = std::collections::BTreeSet::new();
     let mut entries = Vec::new();
-    for i in 0..1055 {
-        let (code, who) = if i < 1050 {
-            ("frequent", &patients[(i * 7) % 25])
-        } else {
-            ("rare", &patients[27 + i % 3])
+    for i in 0..1095 {
+        let (code, who) = match i {
+            0..1050 => ("frequent", &patients[(i * 7) % 25]),
+            1050..1055 => ("rare", &patients[27 + i % 3]),
+            _ => ("some", &patients[5 + i % 20]),
         };
         if code == "frequent" {
             expected_frequent.insert(who.clone());
@@ -216,6 +218,7 @@ fn has_pages_are_right_with_either_plan(b: Backend) {
             expected_frequent.into_iter().collect::<Vec<_>>(),
         ),
         ("rare", patients[27..30].to_vec()),
+        ("some", patients[5..25].to_vec()),
     ] {
         let query = format!("/Patient?_has:Observation:subject:code=urn:{tag}|{code}&_count=4");
         let got = pages(&s, &query).concat();
@@ -223,6 +226,16 @@ fn has_pages_are_right_with_either_plan(b: Backend) {
         want.sort_by_key(|id| patients.iter().position(|p| p == id));
         assert_eq!(got, want, "{code}: every target once, in creation order");
         assert_eq!(in_order(&got), got);
+        let (forwards, last) = follow(&s, &query, "next");
+        let (mut backwards, _) = follow(&s, &last, "previous");
+        backwards.reverse();
+        assert_eq!(backwards, forwards, "{code}: backwards, page by page");
+        let first = s.get(&query).json();
+        assert_eq!(
+            first["total"],
+            json!(expected.len()),
+            "{code}: default total"
+        );
         let total = s.get(&format!("{query}&_total=accurate")).json()["total"].clone();
         assert_eq!(total, json!(expected.len()), "{code}");
     }
@@ -328,8 +341,8 @@ fn chain_pages_are_right_with_either_plan(b: Backend) {
 
 /// A chain that reaches few targets through its first link merges its page from each
 /// target's referrers (fhir-store `search/chain.rs`, `per_target_page`): forwards and
-/// backwards, with another criterion checked per referrer and a referrer that names
-/// two of the targets, every match comes once, in order.
+/// backwards, with a referrer that names two of the targets, every match comes once,
+/// in order; with a further criterion (the other plan) too.
 fn chain_pages_merged_per_target(b: Backend) {
     let s = Server::start(b);
     let tag = unique("merge");

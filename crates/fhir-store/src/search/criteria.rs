@@ -277,7 +277,8 @@ pub(super) fn chain_target_conditions(
 
 /// `_has:Type:param:criterion`: some `Type` resource matching the criterion refers to
 /// `r` through `param`. Driving (the search's first criterion), it starts from the
-/// referring resources that match and goes to what they refer to, through indexes;
+/// referring resources that match and goes to what they refer to, through indexes (or
+/// reads the list of what it matches, when the search listed it: [`plan::listed`]);
 /// otherwise it is checked per candidate.
 pub(super) fn has_sql(
     q: &mut Sql,
@@ -287,6 +288,10 @@ pub(super) fn has_sql(
     drive: bool,
     scope: Option<&Compartment>,
 ) -> StoreResult<()> {
+    if let Some(rids) = plan::listed(h).filter(|_| drive) {
+        q.push(&format!("{r}.rid")).in_ints(&rids);
+        return Ok(());
+    }
     let (x, t) = (format!("h{depth}"), format!("g{depth}"));
     // The referrer's own row is needed for its compartment or a criterion on more than
     // its index rows; else the criterion is checked on the reference row (its `rid`

@@ -15,7 +15,8 @@
 //! the page, its total and its cursors are written alike; outside it (conditional
 //! matches, includes) criteria drive as before.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use super::*;
 use crate::backend::BackendKind;
@@ -64,6 +65,63 @@ impl Plan {
 
 thread_local! {
     static CURRENT: Cell<Plan> = const { Cell::new(DEFAULT) };
+    /// The targets of the search's leading `_has`, when they were listed ([`list_has`]).
+    static LISTED: RefCell<Option<Listed>> = const { RefCell::new(None) };
+}
+
+/// The `rid`s of the resources a `_has` criterion matches, listed once for a page and
+/// its count.
+struct Listed {
+    /// The criterion's address: the leading one of the search being run.
+    clause: usize,
+    rids: Rc<[i64]>,
+}
+
+/// The resources matched by `h` if it is the leading `_has` of the search being run
+/// and they were listed.
+pub(super) fn listed(h: &HasClause) -> Option<Rc<[i64]>> {
+    LISTED.with(|l| {
+        l.borrow()
+            .as_ref()
+            .filter(|x| x.clause == std::ptr::from_ref(h) as usize)
+            .map(|x| x.rids.clone())
+    })
+}
+
+/// Resources matched by a leading `_has` that drives up to which they are listed
+/// ([`list_has`]).
+const HAS_LISTED_AT_MOST: usize = 2000;
+
+/// The resources (of the searched types) a leading `_has` that drives matches, if they
+/// are at most [`HAS_LISTED_AT_MOST`]: the page and its count then read the list
+/// instead of each going from the matching referrers to their targets again (2,475
+/// Observations with a rare code, to 215 Patients: 27 ms each on PostgreSQL at 1 M
+/// resources).
+fn list_has(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Option<Listed>> {
+    let Some(c @ Clause::Has(h)) = ordered_clauses(req).first().copied() else {
+        return Ok(None);
+    };
+    if req.count == 0 || !current().drives(c) {
+        return Ok(None);
+    }
+    let mut q = Sql::new("SELECT r.rid FROM resources r WHERE r.version > 0 AND r.deleted = ");
+    q.bind(Bind::Bool(false));
+    if !req.query.resource_types.is_empty() {
+        q.push(" AND r.res_type").in_list(&req.query.resource_types);
+    }
+    q.push(" AND ");
+    has_sql(&mut q, "r", h, 0, true, req.linked_within.as_ref())?;
+    q.push(" LIMIT ")
+        .bind(Bind::BigInt(HAS_LISTED_AT_MOST as i64 + 1));
+    let rids: Vec<i64> = q
+        .load::<RidRow>(tx.conn)?
+        .into_iter()
+        .map(|r| r.rid)
+        .collect();
+    Ok((rids.len() <= HAS_LISTED_AT_MOST).then(|| Listed {
+        clause: std::ptr::from_ref(h) as usize,
+        rids: rids.into(),
+    }))
 }
 
 /// The plan of the search being run on this thread (the default outside one).
@@ -177,10 +235,13 @@ pub(super) fn with_plan<T>(
     impl Drop for Reset {
         fn drop(&mut self) {
             CURRENT.with(|c| c.set(DEFAULT));
+            LISTED.with(|l| l.replace(None));
         }
     }
     CURRENT.with(|c| c.set(plan));
     let _reset = Reset;
+    let listed = list_has(tx, req)?;
+    LISTED.with(|l| l.replace(listed));
     f(tx)
 }
 
