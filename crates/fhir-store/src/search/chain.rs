@@ -13,12 +13,12 @@
 //!   costs `_count` ÷ (share of the type's resources that match) candidates.
 //!
 //! Whichever way the chain would drive, a page in the default order of a search whose
-//! only criterion is a chain that reaches few targets through its first link (at most [`PER_TARGET_AT_MOST`]:
-//! the Patients sharing a family name) is merged from each target's first referrers
-//! ([`per_target_page`]): the reference index lists a target's referrers in `rid`
-//! order, so each gives at most a page, and the page is the first of their union. At 1 M resources driving collected
-//! the 4,000 referrers of five Patients to order them (9.7 ms for a page on
-//! PostgreSQL).
+//! only criterion is a chain that reaches few targets through its first link (at most
+//! [`PER_TARGET_AT_MOST`]: the Patients sharing a family name) is merged from each
+//! target's first referrers ([`per_target_page`]): the reference index lists a
+//! target's referrers in `rid` order, so each gives at most a page, and the page is the
+//! first of their union. At 1 M resources driving collected the 4,000 referrers of
+//! five Patients to order them (9.7 ms for a page on PostgreSQL; 1.3 ms merged).
 //!
 //! A count of matches that stops at the total threshold is twenty pages deep: it lets
 //! the chain drive ([`plan::counting`]). A search whose only criterion is a chain

@@ -144,21 +144,6 @@ pub(super) fn counting<T>(f: impl FnOnce() -> T) -> T {
     )
 }
 
-/// Runs `f` (the planner's estimate of the matches, [`total`]) with the criteria
-/// driving: a criterion checked per row of a walk is fenced on PostgreSQL, and the
-/// planner estimates a fenced check's rows as a fixed share of the table (a code
-/// with 31,600 matches among 600,000 Observations came out as 248,000).
-pub(super) fn estimating<T>(f: impl FnOnce() -> T) -> T {
-    let page = current();
-    changed(
-        Plan {
-            none_drives: false,
-            ..page
-        },
-        f,
-    )
-}
-
 /// Runs `f` under `plan`, then restores the plan it replaced.
 fn changed<T>(plan: Plan, f: impl FnOnce() -> T) -> T {
     let before = CURRENT.with(|c| c.replace(plan));

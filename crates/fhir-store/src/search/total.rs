@@ -93,7 +93,7 @@ fn estimate(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Option<i64>> {
         return Ok(None);
     }
     let mut q = Sql::new("EXPLAIN (FORMAT JSON) SELECT 1 FROM resources r");
-    plan::estimating(|| filter(&mut q, req))?;
+    filter(&mut q, req)?;
     let rows = q.load::<PlanRow>(tx.conn)?;
     let plan: Option<serde_json::Value> = rows
         .first()
