@@ -199,7 +199,8 @@ pub(super) fn chain_sql(
         "EXISTS (SELECT 1 FROM idx_reference {x} JOIN resources {t} ON {t}.res_type = {x}.target_type \
          AND {t}.res_id = {x}.target_id WHERE {x}.rid = {r}.rid AND {x}.param = "
     ));
-    chain_target_sql(q, p, link, depth, false, scope)?;
+    q.bind(Bind::Text(p.chain[link].code.clone())).push(" AND ");
+    chain_target_conditions(q, p, link, depth, false, scope)?;
     // Checked per candidate by the plan, the check stays one: PostgreSQL would turn it
     // into a join that starts from the chain's end and collects every referrer.
     let plan = plan::current();
@@ -234,24 +235,12 @@ pub(super) fn chain_referrers(
             .push(" AND ");
     }
     q.push(&format!("{x}.param = "));
-    chain_target_sql(q, p, link, depth, true, scope)
-}
-
-/// The rest of a chain link's sub-query after `x.param = `: the link's parameter, and
-/// its target `t` live, of the link's types, within `scope`, matching the next links.
-fn chain_target_sql(
-    q: &mut Sql,
-    p: &ParamClause,
-    link: usize,
-    depth: usize,
-    drive: bool,
-    scope: Option<&Compartment>,
-) -> StoreResult<()> {
     q.bind(Bind::Text(p.chain[link].code.clone())).push(" AND ");
-    chain_target_conditions(q, p, link, depth, drive, scope)
+    chain_target_conditions(q, p, link, depth, true, scope)
 }
 
-/// The conditions on the target `t{depth}_{link}` of a chain link: live, of the link's
+/// The conditions on the target `t{depth}_{link}` of a chain link (in a link's
+/// sub-query, after `x.param = <the link's parameter> AND `): live, of the link's
 /// types, within `scope`, matching the next links.
 pub(super) fn chain_target_conditions(
     q: &mut Sql,
