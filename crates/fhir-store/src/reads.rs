@@ -1,7 +1,5 @@
 //! Reading: current versions, specific versions, history pages, conditional matches.
 
-use diesel::prelude::*;
-
 use crate::backend::Tx;
 use crate::error::StoreResult;
 use crate::model::{
@@ -15,15 +13,16 @@ pub(crate) fn current(
     res_type: &str,
     id: &str,
 ) -> StoreResult<Option<StoredResource>> {
-    use crate::schema::{resource_versions as v, resources as r};
-    Ok(r::table
-        .inner_join(v::table)
-        .filter(r::res_type.eq(res_type))
-        .filter(r::res_id.eq(id))
-        .filter(r::version.gt(0))
-        .select(StoredResource::as_select())
-        .first(tx.conn)
-        .optional()?)
+    let mut q = Sql::new(&format!(
+        "SELECT {VERSION_COLUMNS} FROM resources r JOIN resource_versions v ON v.seq = r.seq \
+         WHERE r.res_type = "
+    ));
+    q.prepared()
+        .bind_unprobed(res_type.into())
+        .push(" AND r.res_id = ")
+        .bind(Bind::Text(id.into()))
+        .push(" AND r.version > 0");
+    Ok(q.load(tx.conn)?.into_iter().next())
 }
 
 /// The current version number of `type/id` (an index-only lookup).
@@ -32,31 +31,32 @@ pub(crate) fn current_version(
     res_type: &str,
     id: &str,
 ) -> StoreResult<Option<i64>> {
-    use crate::schema::resources as r;
-    Ok(r::table
-        .filter(r::res_type.eq(res_type))
-        .filter(r::res_id.eq(id))
-        .filter(r::version.gt(0))
-        .select(r::version)
-        .first(tx.conn)
-        .optional()?)
+    let mut q = Sql::new("SELECT version AS n FROM resources WHERE res_type = ");
+    q.prepared()
+        .bind_unprobed(res_type.into())
+        .push(" AND res_id = ")
+        .bind(Bind::Text(id.into()))
+        .push(" AND version > 0");
+    Ok(q.load::<CountRow>(tx.conn)?.first().map(|r| r.n))
 }
 
-/// Version `version` of `type/id`.
+/// One version of `type/id` (possibly a deletion).
 pub(crate) fn version(
     tx: &mut Tx<'_>,
     res_type: &str,
     id: &str,
     version: i64,
 ) -> StoreResult<Option<StoredResource>> {
-    use crate::schema::resource_versions as v;
-    Ok(v::table
-        .filter(v::res_type.eq(res_type))
-        .filter(v::res_id.eq(id))
-        .filter(v::version.eq(version))
-        .select(StoredResource::as_select())
-        .first(tx.conn)
-        .optional()?)
+    let mut q = Sql::new(&format!(
+        "SELECT {VERSION_COLUMNS} FROM resource_versions v WHERE v.res_type = "
+    ));
+    q.prepared()
+        .bind_unprobed(res_type.into())
+        .push(" AND v.res_id = ")
+        .bind(Bind::Text(id.into()))
+        .push(" AND v.version = ")
+        .bind(Bind::BigInt(version));
+    Ok(q.load(tx.conn)?.into_iter().next())
 }
 
 fn history_filter(q: &mut Sql, query: &HistoryQuery) {

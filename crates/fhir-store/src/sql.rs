@@ -84,6 +84,18 @@ impl Sql {
         self
     }
 
+    /// Appends a placeholder for a text `value` that SQLite's planner does not look at
+    /// (`CAST($n AS TEXT)`; the same comparison on PostgreSQL). Built with
+    /// `SQLITE_ENABLE_STAT4`, SQLite reads the value bound to an indexed column's
+    /// `=` or `IN` to estimate rows from its samples, and then prepares the statement
+    /// again whenever that value changes: for a lookup by key (a resource by type and
+    /// id, a version) that compile costs more than the lookup. Once the leading column
+    /// of an index is compared to an expression, SQLite estimates from its averages
+    /// for every column of that index, and keeps the statement.
+    pub fn bind_unprobed(&mut self, value: String) -> &mut Self {
+        self.push("CAST(").bind(Bind::Text(value)).push(" AS TEXT)")
+    }
+
     pub fn text(&self) -> &str {
         &self.text
     }

@@ -75,7 +75,7 @@ pub(crate) fn lock_many(
         // Prepared: a chunk has at most 64 ids, so at most 64 shapes.
         select
             .prepared()
-            .bind(Bind::Text(res_type.into()))
+            .bind_unprobed(res_type.into())
             .push(" AND res_id")
             .in_list(&existing)
             .push(tx.for_update());
