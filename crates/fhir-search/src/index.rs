@@ -45,10 +45,13 @@ pub fn extract_only(
 ) -> IndexValues {
     let ctx = EvalContext::with_definitions(registry.definitions());
     let mut out = IndexValues::default();
-    for param in registry.params_for(resource_type) {
-        if codes.contains(param.code()) {
-            extract_param(&ctx, param, resource, &mut out);
-        }
+    let mut params: Vec<&SearchParam> = codes
+        .iter()
+        .filter_map(|code| registry.param(resource_type, code))
+        .collect();
+    params.sort_unstable_by(|a, b| a.code().cmp(b.code()));
+    for param in params {
+        extract_param(&ctx, param, resource, &mut out);
     }
     out
 }

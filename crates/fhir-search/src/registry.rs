@@ -201,16 +201,18 @@ impl SearchRegistry {
     /// Every parameter applying to `resource_type`, sorted by code.
     pub fn params_for(&self, resource_type: &str) -> Vec<&SearchParam> {
         let mut out: Vec<&SearchParam> = Vec::new();
+        // The more specific bases' maps: a code they define hides the same code of a
+        // more general base.
+        let mut before: Vec<&HashMap<String, Arc<SearchParam>>> = Vec::new();
         for base in bases(resource_type) {
-            if let Some(m) = self.by_base.get(base) {
-                for (code, p) in m {
-                    if !out.iter().any(|o| o.def.code == *code) {
-                        out.push(p);
-                    }
-                }
-            }
+            let Some(m) = self.by_base.get(base) else {
+                continue;
+            };
+            let hidden = |code: &String| before.iter().any(|b| b.contains_key(code));
+            out.extend(m.iter().filter(|(c, _)| !hidden(c)).map(|(_, p)| &**p));
+            before.push(m);
         }
-        out.sort_by(|a, b| a.def.code.cmp(&b.def.code));
+        out.sort_unstable_by(|a, b| a.def.code.cmp(&b.def.code));
         out
     }
 
@@ -273,6 +275,27 @@ mod tests {
         let condition = reg.param("Condition", "subject").unwrap();
         assert_eq!(condition.targets(), ["Group", "Patient"]);
         assert!(reg.params_for("Observation").len() > 40);
+    }
+
+    #[test]
+    fn params_for_lists_each_code_once_as_param_resolves_it() {
+        let reg = SearchRegistry::r4();
+        for t in reg.definitions().resource_types() {
+            let params = reg.params_for(t);
+            let codes: Vec<&str> = params.iter().map(|p| p.code()).collect();
+            let mut sorted = codes.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(codes, sorted, "{t}: sorted, each code once");
+            for p in &params {
+                let resolved = reg.param(t, p.code()).unwrap();
+                assert!(std::ptr::eq(*p, resolved), "{t}.{}", p.code());
+            }
+            assert!(
+                codes.contains(&"_id") && codes.contains(&"_lastUpdated"),
+                "{t}"
+            );
+        }
     }
 
     #[test]
