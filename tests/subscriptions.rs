@@ -82,6 +82,12 @@ fn rest_hook_delivers_matching_writes(b: Backend) {
             (n + 1).to_string(),
             "in order"
         );
+        // Each notification carries the version that made it, not the latest.
+        assert_eq!(
+            resource["valueQuantity"]["value"],
+            [1.0, 3.0][n],
+            "{resource}"
+        );
     }
 }
 

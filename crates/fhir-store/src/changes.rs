@@ -208,47 +208,72 @@ pub struct NewEvent<'a> {
 }
 
 impl Store {
-    /// For each subscription with events waiting, its first one, if it is due (its
-    /// next attempt is at or before `now`): events go out in order, one at a time.
-    pub fn due_events(&self, now: i64, limit: usize) -> StoreResult<Vec<Event>> {
-        let mut q = Sql::new(&format!(
-            "SELECT {EVENT_COLUMNS} FROM subscription_events e WHERE e.event_number = \
-             (SELECT MIN(f.event_number) FROM subscription_events f \
-              WHERE f.subscription_id = e.subscription_id AND f.delivered IS NULL) \
-             AND e.delivered IS NULL AND e.next_attempt <= "
-        ));
-        q.bind(Bind::BigInt(now))
-            .push(" AND (e.claimed_until IS NULL OR e.claimed_until < ")
-            .bind(Bind::BigInt(now))
-            .push(")")
-            .push(" ORDER BY e.next_attempt LIMIT ")
-            .bind(Bind::BigInt(limit.max(1) as i64));
-        self.db.read(|tx| q.load(tx.conn))
-    }
-
-    /// Claims events (subscription, number) for `node` to send until `until` (ms), in
-    /// one statement; returns those it got (another node holds a claim that has not
-    /// ended on the others: it is sending them now).
-    pub fn claim_events(
+    /// Claims, for `node` until `until` (ms), up to `limit` events that are due: for
+    /// each subscription with events waiting, its first one, if its next attempt is at
+    /// or before `now` and no other claim on it runs (events go out in order, one at a
+    /// time). One statement of fixed text: the rows are chosen and claimed together, so
+    /// nodes sharing the database never claim the same event (on PostgreSQL the rows
+    /// another node is claiming are skipped, and a claim taken meanwhile is seen when
+    /// the row is updated).
+    pub fn claim_due(
         &self,
-        events: &[(String, i64)],
         node: &str,
         now: i64,
         until: i64,
-    ) -> StoreResult<Vec<(String, i64)>> {
+        limit: usize,
+    ) -> StoreResult<Vec<Event>> {
+        self.db.write(|tx| {
+            let mut q = Sql::new("UPDATE subscription_events SET claimed_by = ");
+            q.prepared()
+                .bind(Bind::Text(node.into()))
+                .push(", claimed_until = ")
+                .bind(Bind::BigInt(until))
+                .push(
+                    " WHERE (subscription_id, event_number) IN (SELECT e.subscription_id, \
+                     e.event_number FROM subscription_events e WHERE e.event_number = \
+                     (SELECT MIN(f.event_number) FROM subscription_events f \
+                     WHERE f.subscription_id = e.subscription_id AND f.delivered IS NULL) \
+                     AND e.delivered IS NULL AND e.next_attempt <= ",
+                )
+                .bind(Bind::BigInt(now))
+                .push(" AND (e.claimed_until IS NULL OR e.claimed_until < ")
+                .bind(Bind::BigInt(now))
+                .push(") ORDER BY e.next_attempt LIMIT ")
+                .bind(Bind::BigInt(limit.max(1) as i64));
+            if tx.kind == BackendKind::Postgres {
+                q.push(" FOR UPDATE SKIP LOCKED");
+            }
+            q.push(") AND (claimed_until IS NULL OR claimed_until < ")
+                .bind(Bind::BigInt(now))
+                .push(&format!(") RETURNING {EVENT_COLUMNS}"));
+            q.load(tx.conn)
+        })
+    }
+
+    /// Whether any event waits whose next attempt is at or before `now` (a read: the
+    /// deliverer asks before it claims, when its last round found nothing).
+    pub fn has_due_events(&self, now: i64) -> StoreResult<bool> {
+        let mut q = Sql::new(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM subscription_events \
+             WHERE delivered IS NULL AND next_attempt <= ",
+        );
+        q.prepared().bind(Bind::BigInt(now)).push(" LIMIT 1) x");
+        self.db.read(|tx| {
+            Ok(q.load::<CountRow>(tx.conn)?
+                .first()
+                .is_some_and(|r| r.n > 0))
+        })
+    }
+
+    /// Gives up this node's claim on events it will not send now: they are due again
+    /// at once, for any node.
+    pub fn release_events(&self, events: &[(String, i64)]) -> StoreResult<()> {
         if events.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
-        let mut q = Sql::new("UPDATE subscription_events SET claimed_by = ");
-        q.bind(Bind::Text(node.into()));
-        q.push(", claimed_until = ").bind(Bind::BigInt(until));
-        q.push(" WHERE (claimed_until IS NULL OR claimed_until < ")
-            .bind(Bind::BigInt(now))
-            .push(") AND (");
+        let mut q = Sql::new("UPDATE subscription_events SET claimed_until = NULL WHERE ");
         one_of(&mut q, events);
-        q.push(") RETURNING subscription_id AS s, event_number AS n");
-        let rows: Vec<ClaimRow> = self.db.write(|tx| q.load(tx.conn))?;
-        Ok(rows.into_iter().map(|r| (r.s, r.n)).collect())
+        self.db.write(|tx| q.execute(tx.conn).map(|_| ()))
     }
 
     /// Marks events delivered at `now` (ms; 0: kept unsent), in one statement; they
@@ -338,7 +363,7 @@ impl Store {
     /// none): it changes whenever a resource of the type is written, on any node.
     pub fn latest_seq_of(&self, res_type: &str) -> StoreResult<i64> {
         let mut q = Sql::new("SELECT COALESCE(MAX(seq), 0) AS n FROM resources WHERE res_type = ");
-        q.bind(Bind::Text(res_type.into()));
+        q.prepared().bind_unprobed(res_type.into());
         self.db
             .read(|tx| Ok(q.load::<CountRow>(tx.conn)?.first().map_or(0, |r| r.n)))
     }

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use fhir_search::SearchRegistry;
 use fhir_store::changes::{Change, NewEvent};
@@ -39,6 +40,8 @@ pub struct Versions<'r> {
     registry: &'static SearchRegistry,
     needed: &'r HashMap<String, HashSet<String>>,
     cache: HashMap<(String, String, i64), Option<Rc<Loaded>>>,
+    /// The JSON of each version read that exists (not a deletion).
+    json: HashMap<(String, String, i64), Arc<str>>,
 }
 
 impl<'r> Versions<'r> {
@@ -50,6 +53,7 @@ impl<'r> Versions<'r> {
             registry,
             needed,
             cache: HashMap::new(),
+            json: HashMap::new(),
         }
     }
 
@@ -74,12 +78,24 @@ impl<'r> Versions<'r> {
         let empty = HashSet::new();
         let codes = self.needed.get(res_type).unwrap_or(&empty);
         let loaded = match ops.vread(res_type, id, version)? {
-            Some(stored) if !stored.deleted => fhir_model::json::parse(stored.content.as_bytes())
-                .ok()
-                .map(|v| Rc::new(Loaded::with_params(self.registry, res_type, v, codes))),
+            Some(stored) if !stored.deleted => {
+                let value = fhir_model::json::parse(stored.content.as_bytes()).ok();
+                self.json.insert(key.clone(), Arc::from(stored.content));
+                value.map(|v| Rc::new(Loaded::with_params(self.registry, res_type, v, codes)))
+            }
             _ => None,
         };
         self.cache.insert(key, loaded.clone());
         Ok(loaded)
+    }
+
+    /// The JSON of the version a change wrote, if this batch read it.
+    pub fn json(&self, change: &Change) -> Option<Arc<str>> {
+        let key = (
+            change.res_type.clone(),
+            change.res_id.clone(),
+            change.version,
+        );
+        self.json.get(&key).cloned()
     }
 }

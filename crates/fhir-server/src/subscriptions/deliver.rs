@@ -5,7 +5,8 @@
 //! `max_attempts` failures the subscription's status becomes `error`, with the reason
 //! in `Subscription.error`, and its waiting events are dropped.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,6 +36,9 @@ pub struct Deliverer {
     pub(super) last_sent: Mutex<HashMap<String, i64>>,
     /// When delivered events were last pruned (ms).
     pub(super) pruned: Mutex<i64>,
+    /// The last round claimed events: the next claims at once, without asking first
+    /// whether any is due (a read, where a claim is a write).
+    busy: AtomicBool,
 }
 
 impl Deliverer {
@@ -44,7 +48,12 @@ impl Deliverer {
         hub: Arc<super::websocket::Hub>,
         config: SubscriptionConfig,
     ) -> std::io::Result<Self> {
-        let sender = Arc::new(Sender::new(store.clone(), hub.clone(), config.clone()));
+        let sender = Arc::new(Sender::new(
+            store.clone(),
+            hub.clone(),
+            config.clone(),
+            dispatcher.payloads.clone(),
+        ));
         let pool = Pool::start(sender.clone(), SENDERS)?;
         let node = crate::jobs::job_node(&store.node_id());
         Ok(Deliverer {
@@ -57,6 +66,7 @@ impl Deliverer {
             node,
             last_sent: Mutex::new(HashMap::new()),
             pruned: Mutex::new(0),
+            busy: AtomicBool::new(false),
         })
     }
 
@@ -78,7 +88,12 @@ impl Deliverer {
     /// Sends the events that are due, one per subscription.
     pub fn deliver_due(&self) -> StoreResult<usize> {
         let now = fhir_store::time::now_millis();
-        let due = self.store.due_events(now, BATCH)?;
+        let until = now + (self.config.timeout * 3).as_millis() as i64;
+        if !self.busy.load(Ordering::Relaxed) && !self.store.has_due_events(now)? {
+            return Ok(0);
+        }
+        let due = self.store.claim_due(&self.node, now, until, BATCH)?;
+        self.busy.store(!due.is_empty(), Ordering::Relaxed);
         if due.is_empty() {
             return Ok(0);
         }
@@ -87,14 +102,16 @@ impl Deliverer {
         self.dispatcher.refresh()?;
         let registry = self.dispatcher.active();
         let mut known = Vec::new();
-        let mut unsent = Vec::new();
+        let (mut unsent, mut released) = (Vec::new(), Vec::new());
         for event in due {
+            let key = (event.subscription_id.clone(), event.event_number);
             match registry.get(&event.subscription_id) {
                 // A websocket subscription no client of this node is bound to: its
-                // event waits for another node, then is kept unsent.
+                // event is left to another node for a while, then kept unsent.
                 Some(sub) if sub.channel == "websocket" && !self.hub.is_bound(&sub.id, now) => {
-                    if event.at < now - super::websocket::UNBOUND_GRACE_MS {
-                        unsent.push((sub.id.clone(), event.event_number));
+                    match event.at < now - super::websocket::UNBOUND_GRACE_MS {
+                        true => unsent.push(key),
+                        false => released.push(key),
                     }
                 }
                 Some(sub) => known.push((sub.clone(), event)),
@@ -103,17 +120,7 @@ impl Deliverer {
             }
         }
         self.store.events_delivered(&unsent, 0)?;
-        let until = now + (self.config.timeout * 3).as_millis() as i64;
-        let keys: Vec<(String, i64)> = known
-            .iter()
-            .map(|(s, e)| (s.id.clone(), e.event_number))
-            .collect();
-        let claimed: HashSet<(String, i64)> = self
-            .store
-            .claim_events(&keys, &self.node, now, until)?
-            .into_iter()
-            .collect();
-        known.retain(|(s, e)| claimed.contains(&(s.id.clone(), e.event_number)));
+        self.store.release_events(&released)?;
         let n = known.len();
         let results = self.pool.send_all(&known);
         let delivered: Vec<(String, i64)> = known

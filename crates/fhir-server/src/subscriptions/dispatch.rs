@@ -15,6 +15,7 @@ use fhir_store::{ExportQuery, Population, SearchRequest, Store, StoreResult, Tot
 
 use super::batch::{Events, Versions};
 use super::parse;
+use super::payloads::Payloads;
 use super::registry::Registry;
 use super::topic::Topic;
 
@@ -39,6 +40,8 @@ pub struct Dispatcher {
     store: Arc<Store>,
     registry: &'static SearchRegistry,
     active: RwLock<Arc<Registry>>,
+    /// The versions of the events just recorded, for the sending threads.
+    pub payloads: Arc<Payloads>,
 }
 
 impl Dispatcher {
@@ -50,6 +53,7 @@ impl Dispatcher {
                 seq: (-1, -1),
                 ..Default::default()
             })),
+            payloads: Arc::default(),
         }
     }
 
@@ -172,6 +176,14 @@ impl Dispatcher {
             }
             super::triggers::dispatch(ops, &registry, &changes, &mut out, &mut versions)?;
             ops.add_events(&out.events)?;
+            // Kept before the commit: a version's JSON never changes, and an entry no
+            // event names (the transaction rolled back) is only dropped later.
+            for e in out.events.iter().filter(|e| e.due.is_some()) {
+                if let Some(json) = versions.json(e.change) {
+                    let c = e.change;
+                    self.payloads.keep(&c.res_type, &c.res_id, c.version, json);
+                }
+            }
             Ok(changes.len())
         })
     }

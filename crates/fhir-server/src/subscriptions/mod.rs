@@ -19,6 +19,7 @@ pub mod deliver;
 pub mod dispatch;
 pub mod endpoint;
 pub mod notification;
+pub mod payloads;
 pub mod registry;
 pub mod send;
 pub mod topic;

@@ -14,15 +14,17 @@ use fhir_store::changes::Event;
 use fhir_store::Store;
 use serde_json::Value;
 
+use super::payloads::Payloads;
 use super::{endpoint, notification, Active, SubscriptionConfig};
 
 /// Deliveries made at once (the pool's threads).
 pub const SENDERS: usize = 8;
 
-/// What sending needs: the store (for the versions notifications carry), this node's
-/// websocket connections, the settings and the HTTP client.
+/// What sending needs: the versions notifications carry (the dispatcher's, else the
+/// store's), this node's websocket connections, the settings and the HTTP client.
 pub struct Sender {
     store: Arc<Store>,
+    payloads: Arc<Payloads>,
     hub: Arc<super::websocket::Hub>,
     config: SubscriptionConfig,
     agent: ureq::Agent,
@@ -33,6 +35,7 @@ impl Sender {
         store: Arc<Store>,
         hub: Arc<super::websocket::Hub>,
         config: SubscriptionConfig,
+        payloads: Arc<Payloads>,
     ) -> Self {
         // Connections a partner keeps open are used again, one per sending thread.
         let mut agent = ureq::AgentBuilder::new()
@@ -45,6 +48,7 @@ impl Sender {
         }
         Sender {
             store,
+            payloads,
             hub,
             config,
             agent: agent.build(),
@@ -78,11 +82,8 @@ impl Sender {
             .is_some_and(|t| t.content == super::backport::Content::FullResource);
         let resource = match full && event.method != "DELETE" {
             true => self
-                .store
-                .vread(&event.res_type, &event.res_id, event.version)
-                .map_err(|e| e.to_string())?
-                .filter(|v| !v.deleted)
-                .and_then(|v| fhir_model::json::parse(v.content.as_bytes()).ok()),
+                .version(event)?
+                .and_then(|json| fhir_model::json::parse(json.as_bytes()).ok()),
             false => None,
         };
         let status = notification::Status {
@@ -95,6 +96,21 @@ impl Sender {
         };
         let notified = [notification::Notified { event, resource }];
         self.post(sub, &notification::bundle(&status, &notified, None))
+    }
+
+    /// The JSON of the version that made the event (`None`: a deletion, or expunged).
+    fn version(&self, event: &Event) -> Result<Option<Arc<str>>, String> {
+        let (t, id, v) = (&event.res_type, &event.res_id, event.version);
+        if let Some(json) = self.payloads.get(t, id, v) {
+            return Ok(Some(json));
+        }
+        let stored = self
+            .store
+            .vread_shared(t, id, v)
+            .map_err(|e| e.to_string())?;
+        Ok(stored
+            .filter(|s| !s.deleted)
+            .map(|s| Arc::from(s.content.as_str())))
     }
 
     /// One delivery attempt: `Err` with why it failed.
@@ -112,11 +128,7 @@ impl Sender {
                 r.send_bytes(&[])
             }
             Some(mime) => {
-                let version = self
-                    .store
-                    .vread(&event.res_type, &event.res_id, event.version)
-                    .map_err(|e| e.to_string())?;
-                let Some(version) = version.filter(|v| !v.deleted) else {
+                let Some(json) = self.version(event)? else {
                     return Ok(()); // expunged since: nothing to send
                 };
                 let url = format!(
@@ -129,7 +141,7 @@ impl Sender {
                 for (k, v) in &sub.headers {
                     r = r.set(k, v);
                 }
-                r.send_string(&version.content)
+                r.send_string(&json)
             }
         };
         outcome(response)
