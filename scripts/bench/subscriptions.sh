@@ -6,7 +6,10 @@
 # from commit to delivery (the receiver's arrival time minus the version's
 # meta.lastUpdated), p50 and p99, and how many notifications arrived. The receiver and
 # wrk share the machine, so each run also reports the server's own CPU per create (the
-# machine's busy time less theirs): the cost a server whose partners are elsewhere pays.
+# machine's busy time less theirs): the cost a server whose partners are elsewhere pays;
+# and, of it, the CPU of the server's subscription threads (read per thread from /proc:
+# far less noisy than throughput on a shared 2-core machine; on PostgreSQL the
+# database's side of their statements is not in it).
 # MODE (environment) chooses the subscriptions' criteria: `match` (default, as above:
 # every write notifies one), `miss` (codes urn:bench|s0… that no write carries: the cost
 # of matching alone) or `unanchored` (`Observation?date=ge2100…`: no code or reference
@@ -68,26 +71,35 @@ EOF2
 TCK=$(getconf CLK_TCK)
 busy() { awk -v t="$TCK" '/^cpu / {print ($2+$3+$4+$7+$8)/t}' /proc/stat; }
 pcpu() { awk -v t="$TCK" '{print ($14+$15)/t}' "/proc/$1/stat"; }
-# Runs the load; prints "creates/s server-CPU-ms-per-create": the machine's busy CPU
-# during the load less the receiver's and wrk's, i.e. the server and its database.
+# CPU seconds of the server's subscription threads (dispatcher, deliverer, senders).
+subcpu() {
+  local sum=0 t
+  for t in /proc/"$(cat "$work/pid")"/task/*; do
+    case "$(cat "$t/comm" 2>/dev/null)" in subscription*) sum=$(awk -v s="$sum" -v t="$TCK" '{print s + ($14+$15)/t}' "$t/stat") ;; esac
+  done
+  echo "$sum"
+}
+# Runs the load; prints "creates/s server-CPU-ms-per-create subscription-threads-CPU-ms-
+# per-create": the machine's busy CPU during the load less the receiver's and wrk's,
+# i.e. the server and its database; and the part of it the subscription threads took.
 load() {
-  local b0 h0 b1 h1 out
-  b0=$(busy); h0=$(pcpu "$(cat "$work/hook.pid")")
+  local b0 h0 b1 h1 s0 s1 out
+  b0=$(busy); h0=$(pcpu "$(cat "$work/hook.pid")"); s0=$(subcpu)
   out=$(python3 -c 'import resource, subprocess, sys
 p = subprocess.run(sys.argv[1:], capture_output=True, text=True)
 rate = next(l.split()[1] for l in p.stdout.splitlines() if l.startswith("Requests/sec"))
 r = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(rate, r.ru_utime + r.ru_stime)' wrk -t1 -c4 -d"${SECS}s" -s "$work/obs.lua" "http://127.0.0.1:$PORT")
-  b1=$(busy); h1=$(pcpu "$(cat "$work/hook.pid")")
-  echo "$out" | awk -v b0="$b0" -v b1="$b1" -v h0="$h0" -v h1="$h1" -v s="$SECS" \
-    '{printf "%s %.3f", $1, ((b1 - b0) - (h1 - h0) - $2) * 1000 / ($1 * s)}'
+  b1=$(busy); h1=$(pcpu "$(cat "$work/hook.pid")"); s1=$(subcpu)
+  echo "$out" | awk -v b0="$b0" -v b1="$b1" -v h0="$h0" -v h1="$h1" -v s0="$s0" -v s1="$s1" -v s="$SECS" \
+    '{printf "%s %.3f %.3f", $1, ((b1 - b0) - (h1 - h0) - $2) * 1000 / ($1 * s), (s1 - s0) * 1000 / ($1 * s)}'
 }
 fresh_db; serve --subscriptions off
-read -r rate cpu <<<"$(load)"
+read -r rate cpu _ <<<"$(load)"
 echo "$BACKEND subscriptions off: $rate creates/s, $cpu ms server CPU per create"; stop
 fresh_db; serve
-read -r rate cpu <<<"$(load)"
-echo "$BACKEND subscriptions on, none active: $rate creates/s, $cpu ms server CPU per create"
+read -r rate cpu sub <<<"$(load)"
+echo "$BACKEND subscriptions on, none active: $rate creates/s, $cpu ms server CPU per create ($sub ms in subscription threads)"
 criteria() {
   case "${MODE:-match}" in
     match) echo "Observation?code=urn:bench|c$1" ;;
@@ -103,12 +115,12 @@ done
 sleep 2; : >"$work/latency"
 count() { curl -s "$B/Observation?_summary=count&code=urn:bench|" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])'; }
 c0=$(count)
-read -r rate cpu <<<"$(load)"
+read -r rate cpu sub <<<"$(load)"
 before=$(( $(count) - c0 ))
 for _ in $(seq 1 120); do
   a=$(wc -l <"$work/latency"); sleep 1; b=$(wc -l <"$work/latency")
   [ "$a" = "$b" ] && break
 done
-echo "$BACKEND subscriptions on, $N active (${MODE:-match}): $rate creates/s, $cpu ms server CPU per create; $(wc -l <"$work/latency") notifications for $before matching creates"
+echo "$BACKEND subscriptions on, $N active (${MODE:-match}): $rate creates/s, $cpu ms server CPU per create ($sub ms in subscription threads); $(wc -l <"$work/latency") notifications for $before matching creates"
 sort -n "$work/latency" | awk '{a[NR]=$1} END {if (NR) printf "commit to delivery: p50 %.0f ms, p99 %.0f ms, max %.0f ms\n", a[int(NR*0.5)], a[int(NR*0.99)], a[NR]}'
 stop
