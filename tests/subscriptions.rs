@@ -210,6 +210,55 @@ fn retries_and_restarts_lose_nothing(b: Backend) {
 
 /// Every write path notifies — PATCH and bulk `$import` too — and a subscription for
 /// one patient never carries another's resources.
+/// A notification refused once is retried from the store, not from memory: the version
+/// it carries, expunged meanwhile, is not sent; the next event goes out as usual.
+fn a_version_expunged_before_its_retry_is_not_sent(b: Backend) {
+    let s = Server::start_with(
+        b,
+        &[
+            "--subscription-allow-private-endpoints",
+            "--subscription-retry-ms",
+            "1000",
+            "--expunge",
+            "on",
+        ],
+    );
+    let hook = Receiver::flaky(200, 1);
+    let code = unique("expunged");
+    let criteria = format!("Observation?code=urn:test|{code}");
+    let r = s.create(
+        "Subscription",
+        &subscription(&criteria, &hook.url, Some("application/fhir+json")).to_string(),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = s.create_id("Observation", &observation(&code, 1.0));
+    hook.wait_for(1); // refused (503): the event waits for its retry
+    let mut other: Value = serde_json::from_str(&observation("not-watched", 2.0)).unwrap();
+    other["id"] = json!(id);
+    let r = s
+        .req("PUT", &format!("/Observation/{id}"))
+        .json(&other.to_string());
+    assert_eq!(r.status, 200, "{}", r.body);
+    let prev = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "expungePreviousVersions", "valueBoolean": true}]});
+    let r = s
+        .req("POST", &format!("/Observation/{id}/$expunge"))
+        .json(&prev.to_string());
+    assert_eq!(r.status, 200, "{}", r.body);
+    std::thread::sleep(Duration::from_millis(2500)); // past the retry
+    assert_eq!(
+        hook.count(),
+        1,
+        "the expunged version is not sent: {:?}",
+        hook.got.lock().unwrap()
+    );
+    let next = s.create_id("Observation", &observation(&code, 3.0));
+    let got = hook.wait_for(2);
+    assert_eq!(got[1].path, format!("/hook/Observation/{next}"));
+    let resource: Value = serde_json::from_str(&got[1].body).expect("resource");
+    assert_eq!(resource["valueQuantity"]["value"], 3.0);
+}
+
 fn patch_import_and_patient_confinement(b: Backend) {
     let dir = std::env::temp_dir().join(unique("sub-import"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -494,6 +543,7 @@ fn criteria_of_every_shape(b: Backend) {
 both_backends!(
     criteria_of_every_shape,
     retries_and_restarts_lose_nothing,
+    a_version_expunged_before_its_retry_is_not_sent,
     patch_import_and_patient_confinement,
     writer_must_read_the_whole_type,
     lenient_subscription_is_stored_in_error,

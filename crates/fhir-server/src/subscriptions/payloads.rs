@@ -2,18 +2,22 @@
 //! it recorded about them: a notification that carries its resource (a criteria-based
 //! payload, a topic's `full-resource` content) is sent within moments of its event,
 //! and would otherwise read the same version from the database again on a sending
-//! thread. Versions never change once written, so an entry is never stale; it is only
-//! dropped, oldest first, when the entries pass their bound. A notification whose
-//! version is not here (sent by another node, retried after a while, or recorded
-//! before a restart) reads it from the store as before.
+//! thread. Versions never change once written, so an entry is never stale; it is
+//! dropped, oldest first, when the entries pass their bound, and not used once it is
+//! older than [`FRESH`]: a version expunged since must not go out from memory, so only
+//! first attempts within moments of their event (as a read in flight would) use it. A notification whose version is not here (sent by another node, retried
+//! after a while, or recorded before a restart) reads it from the store as before.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The most bytes of resource JSON kept.
 const MAX_BYTES: usize = 16 << 20;
 /// The most versions kept.
 const MAX_VERSIONS: usize = 16_384;
+/// How long after it was kept an entry is used.
+pub const FRESH: Duration = Duration::from_secs(10);
 
 /// `type/id/version`.
 fn key(res_type: &str, id: &str, version: i64) -> String {
@@ -22,7 +26,7 @@ fn key(res_type: &str, id: &str, version: i64) -> String {
 
 #[derive(Default)]
 struct Kept {
-    by_key: HashMap<String, Arc<str>>,
+    by_key: HashMap<String, (Arc<str>, Instant)>,
     /// Keys, oldest first.
     order: VecDeque<String>,
     bytes: usize,
@@ -46,22 +50,33 @@ impl Payloads {
             return;
         }
         kept.bytes += content.len();
-        kept.by_key.insert(key.clone(), content);
+        kept.by_key.insert(key.clone(), (content, Instant::now()));
         kept.order.push_back(key);
         while kept.bytes > MAX_BYTES || kept.order.len() > MAX_VERSIONS {
             let Some(oldest) = kept.order.pop_front() else {
                 break;
             };
-            if let Some(gone) = kept.by_key.remove(&oldest) {
+            if let Some((gone, _)) = kept.by_key.remove(&oldest) {
                 kept.bytes -= gone.len();
             }
         }
     }
 
-    /// The JSON of a version, if it is kept.
+    /// The JSON of a version, if it was kept less than [`FRESH`] ago.
     pub fn get(&self, res_type: &str, id: &str, version: i64) -> Option<Arc<str>> {
+        self.get_within(res_type, id, version, FRESH)
+    }
+
+    fn get_within(
+        &self,
+        res_type: &str,
+        id: &str,
+        version: i64,
+        fresh: Duration,
+    ) -> Option<Arc<str>> {
         let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-        kept.by_key.get(&key(res_type, id, version)).cloned()
+        let (json, at) = kept.by_key.get(&key(res_type, id, version))?;
+        (at.elapsed() < fresh).then(|| json.clone())
     }
 }
 
@@ -84,6 +99,18 @@ mod tests {
         let kept = p.kept.lock().unwrap();
         assert_eq!(kept.order.len(), MAX_VERSIONS);
         assert_eq!(kept.bytes, 2 * MAX_VERSIONS);
+    }
+
+    #[test]
+    fn an_entry_older_than_fresh_is_not_used() {
+        let p = Payloads::default();
+        p.keep("Observation", "a", 1, Arc::from("{}"));
+        assert!(p.get("Observation", "a", 1).is_some());
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(
+            p.get_within("Observation", "a", 1, Duration::from_millis(1)),
+            None
+        );
     }
 
     #[test]

@@ -98,11 +98,16 @@ impl Sender {
         self.post(sub, &notification::bundle(&status, &notified, None))
     }
 
-    /// The JSON of the version that made the event (`None`: a deletion, or expunged).
+    /// The JSON of the version that made the event (`None`: a deletion, or expunged):
+    /// on a first attempt within moments of the event, as the dispatcher read it;
+    /// otherwise from the store, which knows of an expunge since.
     fn version(&self, event: &Event) -> Result<Option<Arc<str>>, String> {
         let (t, id, v) = (&event.res_type, &event.res_id, event.version);
-        if let Some(json) = self.payloads.get(t, id, v) {
-            return Ok(Some(json));
+        let kept = (event.attempts == 0)
+            .then(|| self.payloads.get(t, id, v))
+            .flatten();
+        if kept.is_some() {
+            return Ok(kept);
         }
         let stored = self
             .store
