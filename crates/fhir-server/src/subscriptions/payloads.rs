@@ -2,11 +2,12 @@
 //! it recorded about them: a notification that carries its resource (a criteria-based
 //! payload, a topic's `full-resource` content) is sent within moments of its event,
 //! and would otherwise read the same version from the database again on a sending
-//! thread. Versions never change once written, so an entry is never stale; it is
-//! dropped, oldest first, when the entries pass their bound, and not used once it is
-//! older than [`FRESH`]: a version expunged since must not go out from memory, so only
-//! first attempts within moments of their event (as a read in flight would) use it. A notification whose version is not here (sent by another node, retried
-//! after a while, or recorded before a restart) reads it from the store as before.
+//! thread. Versions never change once written, so an entry is never stale; but one
+//! older than [`FRESH`] is not used, and is dropped (oldest first) as others come in or
+//! when the entries pass their bound: a version expunged since must not go out from
+//! memory, so only first attempts within moments of their event (as a read in flight
+//! would) use it. A notification whose version is not here (a retry, or sent by another
+//! node, or recorded before a restart) reads it from the store as before.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -39,8 +40,13 @@ pub struct Payloads {
 }
 
 impl Payloads {
-    /// Keeps the JSON of a version (once), dropping the oldest beyond the bounds.
+    /// Keeps the JSON of a version (once), dropping the oldest beyond the bounds and
+    /// those no longer fresh.
     pub fn keep(&self, res_type: &str, id: &str, version: i64, content: Arc<str>) {
+        self.keep_for(res_type, id, version, content, FRESH);
+    }
+
+    fn keep_for(&self, res_type: &str, id: &str, version: i64, content: Arc<str>, fresh: Duration) {
         if content.len() > MAX_BYTES / 4 {
             return;
         }
@@ -52,10 +58,15 @@ impl Payloads {
         kept.bytes += content.len();
         kept.by_key.insert(key.clone(), (content, Instant::now()));
         kept.order.push_back(key);
-        while kept.bytes > MAX_BYTES || kept.order.len() > MAX_VERSIONS {
-            let Some(oldest) = kept.order.pop_front() else {
+        while let Some(oldest) = kept.order.front() {
+            let stale = kept
+                .by_key
+                .get(oldest)
+                .is_none_or(|(_, at)| at.elapsed() >= fresh);
+            if !stale && kept.bytes <= MAX_BYTES && kept.order.len() <= MAX_VERSIONS {
                 break;
-            };
+            }
+            let oldest = kept.order.pop_front().unwrap_or_default();
             if let Some((gone, _)) = kept.by_key.remove(&oldest) {
                 kept.bytes -= gone.len();
             }
@@ -111,6 +122,19 @@ mod tests {
             p.get_within("Observation", "a", 1, Duration::from_millis(1)),
             None
         );
+    }
+
+    #[test]
+    fn entries_no_longer_fresh_are_dropped_as_others_come_in() {
+        let p = Payloads::default();
+        let fresh = Duration::from_millis(200);
+        p.keep_for("Observation", "a", 1, Arc::from("{\"a\":1}"), fresh);
+        std::thread::sleep(Duration::from_millis(250));
+        p.keep_for("Observation", "b", 1, Arc::from("{}"), fresh);
+        let kept = p.kept.lock().unwrap();
+        assert_eq!(kept.order.len(), 1);
+        assert!(!kept.by_key.contains_key("Observation/a/1"));
+        assert_eq!(kept.bytes, 2);
     }
 
     #[test]
