@@ -36,6 +36,18 @@ fn observation(code: &str, value: f64) -> String {
     .to_string()
 }
 
+/// Subscribes `hook` (with a payload) to Observations of a new code; returns the code.
+fn watch_code(s: &Server, hook: &Receiver, prefix: &str) -> String {
+    let code = unique(prefix);
+    let criteria = format!("Observation?code=urn:test|{code}");
+    let r = s.create(
+        "Subscription",
+        &subscription(&criteria, &hook.url, Some("application/fhir+json")).to_string(),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    code
+}
+
 // ------------------------------------------------------------------------- tests
 
 /// Matching creates and updates are PUT to the endpoint, in order, with the headers;
@@ -182,13 +194,7 @@ fn retries_and_restarts_lose_nothing(b: Backend) {
         ],
     );
     let hook = Receiver::flaky(200, 2);
-    let code = unique("down");
-    let criteria = format!("Observation?code=urn:test|{code}");
-    let r = s.create(
-        "Subscription",
-        &subscription(&criteria, &hook.url, Some("application/fhir+json")).to_string(),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
+    let code = watch_code(&s, &hook, "down");
     let first = s.create_id("Observation", &observation(&code, 1.0));
     hook.wait_for(1); // refused (503): the event waits for its retry
     std::thread::sleep(Duration::from_millis(300)); // the refusal is recorded
@@ -208,8 +214,6 @@ fn retries_and_restarts_lose_nothing(b: Backend) {
     assert_eq!(hook.count(), 4, "nothing twice");
 }
 
-/// Every write path notifies — PATCH and bulk `$import` too — and a subscription for
-/// one patient never carries another's resources.
 /// A notification refused once is retried from the store, not from memory: the version
 /// it carries, expunged meanwhile, is not sent; the next event goes out as usual.
 fn a_version_expunged_before_its_retry_is_not_sent(b: Backend) {
@@ -224,13 +228,7 @@ fn a_version_expunged_before_its_retry_is_not_sent(b: Backend) {
         ],
     );
     let hook = Receiver::flaky(200, 1);
-    let code = unique("expunged");
-    let criteria = format!("Observation?code=urn:test|{code}");
-    let r = s.create(
-        "Subscription",
-        &subscription(&criteria, &hook.url, Some("application/fhir+json")).to_string(),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
+    let code = watch_code(&s, &hook, "expunged");
     let id = s.create_id("Observation", &observation(&code, 1.0));
     hook.wait_for(1); // refused (503): the event waits for its retry
     let mut other: Value = serde_json::from_str(&observation("not-watched", 2.0)).unwrap();
@@ -259,6 +257,8 @@ fn a_version_expunged_before_its_retry_is_not_sent(b: Backend) {
     assert_eq!(resource["valueQuantity"]["value"], 3.0);
 }
 
+/// Every write path notifies — PATCH and bulk `$import` too — and a subscription for
+/// one patient never carries another's resources.
 fn patch_import_and_patient_confinement(b: Backend) {
     let dir = std::env::temp_dir().join(unique("sub-import"));
     std::fs::create_dir_all(&dir).unwrap();

@@ -40,8 +40,9 @@ pub struct Versions<'r> {
     registry: &'static SearchRegistry,
     needed: &'r HashMap<String, HashSet<String>>,
     cache: HashMap<(String, String, i64), Option<Rc<Loaded>>>,
-    /// The JSON of each version read that exists (not a deletion).
-    json: HashMap<(String, String, i64), Arc<str>>,
+    /// The JSON of each version read that exists (not a deletion), copied for the
+    /// senders only if it makes an event ([`Versions::json`]).
+    json: HashMap<(String, String, i64), String>,
 }
 
 impl<'r> Versions<'r> {
@@ -80,7 +81,7 @@ impl<'r> Versions<'r> {
         let loaded = match ops.vread(res_type, id, version)? {
             Some(stored) if !stored.deleted => {
                 let value = fhir_model::json::parse(stored.content.as_bytes()).ok();
-                self.json.insert(key.clone(), Arc::from(stored.content));
+                self.json.insert(key.clone(), stored.content);
                 value.map(|v| Rc::new(Loaded::with_params(self.registry, res_type, v, codes)))
             }
             _ => None,
@@ -96,6 +97,6 @@ impl<'r> Versions<'r> {
             change.res_id.clone(),
             change.version,
         );
-        self.json.get(&key).cloned()
+        self.json.get(&key).map(|s| Arc::from(s.as_str()))
     }
 }
