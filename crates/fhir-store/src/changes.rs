@@ -5,10 +5,13 @@
 //! `SKIP LOCKED`, so nodes sharing the database never take the same row) and turns
 //! those that match a subscription into rows of `subscription_events`, numbered per
 //! subscription ([`TxOps::add_events`]), which the deliverer sends in order and marks
-//! delivered ([`Store::due_events`], [`Store::events_delivered`]; kept for `$events`
-//! until [`Store::prune_events`]); a node claims events before it
-//! sends them ([`Store::claim_events`]), so nodes sharing the database send each event once
-//! (twice only if the claiming node dies before its claim ends).
+//! delivered ([`Store::events_delivered`]; kept for `$events` until
+//! [`Store::prune_events`]); a node claims events before it sends them
+//! ([`Store::claim_due`]), so nodes sharing the database send each event once (twice
+//! only if the claiming node dies before its claim ends). Every statement here takes
+//! one of a few fixed texts (lists cut into runs of fixed lengths, or padded), so each
+//! connection keeps it prepared: with a delivery per write, parsing them had cost the
+//! subscription threads more than running them.
 
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::QueryableByName;
@@ -16,11 +19,8 @@ use diesel::QueryableByName;
 use crate::audit::WriteRecord;
 use crate::backend::{BackendKind, Tx};
 use crate::error::StoreResult;
-use crate::sql::{Bind, CountRow, Sql};
+use crate::sql::{in_fixed_runs, padded, Bind, CountRow, Sql};
 use crate::{Store, TxOps};
-
-/// Outbox rows per insert statement.
-const ROWS_PER_INSERT: usize = 400;
 
 /// One committed change.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
@@ -71,9 +71,10 @@ pub struct Event {
 
 /// Inserts the outbox rows of a transaction's writes.
 pub(crate) fn record(tx: &mut Tx<'_>, writes: &[WriteRecord], at: i64) -> StoreResult<()> {
-    for chunk in writes.chunks(ROWS_PER_INSERT) {
+    for chunk in in_fixed_runs(writes) {
         let mut q =
             Sql::new("INSERT INTO change_outbox (res_type, res_id, version, method, at) VALUES ");
+        q.prepared();
         for (i, w) in chunk.iter().enumerate() {
             q.push(if i > 0 { ", (" } else { "(" });
             q.bind(Bind::Text(w.res_type.clone())).push(", ");
@@ -95,7 +96,8 @@ struct ClaimRow {
     n: i64,
 }
 
-/// `(subscription_id = … AND event_number = …) OR …` for each event.
+/// `(subscription_id = … AND event_number = …) OR …` for each event (a list from
+/// [`padded`]).
 fn one_of(q: &mut Sql, events: &[(String, i64)]) {
     for (i, (sub, number)) in events.iter().enumerate() {
         q.push(if i > 0 {
@@ -120,15 +122,16 @@ impl TxOps<'_, '_> {
         let mut q = Sql::new(
             "SELECT id, res_type, res_id, version, method, at FROM change_outbox ORDER BY id LIMIT ",
         );
-        q.bind(Bind::BigInt(limit.max(1) as i64));
+        q.prepared().bind(Bind::BigInt(limit.max(1) as i64));
         if self.tx.kind == BackendKind::Postgres {
             q.push(" FOR UPDATE SKIP LOCKED");
         }
         let changes: Vec<Change> = q.load(self.tx.conn)?;
         let ids: Vec<i64> = changes.iter().map(|c| c.id).collect();
-        for chunk in ids.chunks(500) {
+        for list in padded(&ids) {
             Sql::new("DELETE FROM change_outbox WHERE id")
-                .in_ints(chunk)
+                .prepared()
+                .in_ints(&list)
                 .execute(self.tx.conn)?;
         }
         Ok(changes)
@@ -138,7 +141,7 @@ impl TxOps<'_, '_> {
     /// `due` (ms) or, with `due` `None`, counted and kept for `$events` but never sent
     /// (the subscription is in error) — numbered per subscription in the order given,
     /// after that subscription's events so far. A few statements for the whole batch:
-    /// one counter upsert per 400 subscriptions, one insert per 200 events.
+    /// counter upserts and event inserts of up to 256 rows each.
     pub fn add_events(&mut self, events: &[NewEvent<'_>]) -> StoreResult<()> {
         let mut order: Vec<&str> = Vec::new();
         let mut counts: std::collections::HashMap<&str, i64> = Default::default();
@@ -151,10 +154,11 @@ impl TxOps<'_, '_> {
         }
         // The number each subscription's first new event gets.
         let mut next: std::collections::HashMap<String, i64> = Default::default();
-        for chunk in order.chunks(400) {
+        for chunk in in_fixed_runs(&order) {
             let mut q = Sql::new(
                 "INSERT INTO subscription_counters (subscription_id, events_since_start) VALUES ",
             );
+            q.prepared();
             for (i, sub) in chunk.iter().enumerate() {
                 q.push(if i > 0 { ", (" } else { "(" });
                 q.bind(Bind::Text(sub.to_string())).push(", ");
@@ -170,10 +174,11 @@ impl TxOps<'_, '_> {
                 next.insert(row.s, first);
             }
         }
-        for chunk in events.chunks(200) {
+        for chunk in in_fixed_runs(events) {
             let mut q = Sql::new(&format!(
                 "INSERT INTO subscription_events ({EVENT_COLUMNS}, next_attempt) VALUES "
             ));
+            q.prepared();
             for (i, e) in chunk.iter().enumerate() {
                 let number = next.get_mut(e.subscription).map_or(0, |n| {
                     *n += 1;
@@ -235,16 +240,16 @@ impl Store {
                      WHERE f.subscription_id = e.subscription_id AND f.delivered IS NULL) \
                      AND e.delivered IS NULL AND e.next_attempt <= ",
                 )
-                .bind(Bind::BigInt(now))
+                .bind_int_unprobed(now)
                 .push(" AND (e.claimed_until IS NULL OR e.claimed_until < ")
-                .bind(Bind::BigInt(now))
+                .bind_int_unprobed(now)
                 .push(") ORDER BY e.next_attempt LIMIT ")
                 .bind(Bind::BigInt(limit.max(1) as i64));
             if tx.kind == BackendKind::Postgres {
                 q.push(" FOR UPDATE SKIP LOCKED");
             }
             q.push(") AND (claimed_until IS NULL OR claimed_until < ")
-                .bind(Bind::BigInt(now))
+                .bind_int_unprobed(now)
                 .push(&format!(") RETURNING {EVENT_COLUMNS}"));
             q.load(tx.conn)
         })
@@ -257,7 +262,7 @@ impl Store {
             "SELECT COUNT(*) AS n FROM (SELECT 1 FROM subscription_events \
              WHERE delivered IS NULL AND next_attempt <= ",
         );
-        q.prepared().bind(Bind::BigInt(now)).push(" LIMIT 1) x");
+        q.prepared().bind_int_unprobed(now).push(" LIMIT 1) x");
         self.db.read(|tx| {
             Ok(q.load::<CountRow>(tx.conn)?
                 .first()
@@ -271,21 +276,32 @@ impl Store {
         if events.is_empty() {
             return Ok(());
         }
-        let mut q = Sql::new("UPDATE subscription_events SET claimed_until = NULL WHERE ");
-        one_of(&mut q, events);
-        self.db.write(|tx| q.execute(tx.conn).map(|_| ()))
+        self.db.write(|tx| {
+            for list in padded(events) {
+                let mut q = Sql::new("UPDATE subscription_events SET claimed_until = NULL WHERE ");
+                one_of(q.prepared(), &list);
+                q.execute(tx.conn)?;
+            }
+            Ok(())
+        })
     }
 
-    /// Marks events delivered at `now` (ms; 0: kept unsent), in one statement; they
+    /// Marks events delivered at `now` (ms; 0: kept unsent), in one transaction; they
     /// are kept for `$events` until pruned ([`Store::prune_events`]).
     pub fn events_delivered(&self, events: &[(String, i64)], now: i64) -> StoreResult<()> {
         if events.is_empty() {
             return Ok(());
         }
-        let mut q = Sql::new("UPDATE subscription_events SET claimed_until = NULL, delivered = ");
-        q.bind(Bind::BigInt(now.max(0))).push(" WHERE ");
-        one_of(&mut q, events);
-        self.db.write(|tx| q.execute(tx.conn).map(|_| ()))
+        self.db.write(|tx| {
+            for list in padded(events) {
+                let mut q =
+                    Sql::new("UPDATE subscription_events SET claimed_until = NULL, delivered = ");
+                q.prepared().bind(Bind::BigInt(now.max(0))).push(" WHERE ");
+                one_of(&mut q, &list);
+                q.execute(tx.conn)?;
+            }
+            Ok(())
+        })
     }
 
     /// Records a failed attempt; the next one is at `next_attempt` (ms).
@@ -375,7 +391,7 @@ impl Store {
         let mut q = Sql::new(
             "SELECT COUNT(*) AS n, COALESCE(MAX(seq), 0) AS m FROM resources WHERE res_type",
         );
-        q.in_list(types);
+        q.prepared().in_list_unprobed(types);
         self.db.read(|tx| {
             Ok(q.load::<CountMaxRow>(tx.conn)?
                 .first()

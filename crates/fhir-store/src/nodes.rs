@@ -90,7 +90,7 @@ impl Membership {
             BackendKind::Sqlite => "",
         };
         let mut q = Sql::new("SELECT CAST(1 AS BIGINT) AS n FROM server_nodes WHERE node_id = ");
-        q.bind(Bind::Text(me.id)).push(lock);
+        q.prepared().bind(Bind::Text(me.id)).push(lock);
         if q.load::<CountRow>(tx.conn)?.is_empty() {
             return Err(StoreError::Unavailable(
                 "this server node lost touch with the database for a while and is joining again"

@@ -96,6 +96,15 @@ impl Sql {
         self.push("CAST(").bind(Bind::Text(value)).push(" AS TEXT)")
     }
 
+    /// Appends a placeholder for an integer `value` that SQLite's planner does not look
+    /// at (`CAST($n AS BIGINT)`): as [`Sql::bind_unprobed`], for a bound compared with an
+    /// indexed column (a time a row is due by) that changes on every call.
+    pub fn bind_int_unprobed(&mut self, value: i64) -> &mut Self {
+        self.push("CAST(")
+            .bind(Bind::BigInt(value))
+            .push(" AS BIGINT)")
+    }
+
     pub fn text(&self) -> &str {
         &self.text
     }
@@ -177,6 +186,22 @@ impl Sql {
                 self.push(", ");
             }
             self.bind(Bind::Text(v.clone()));
+        }
+        if values.is_empty() {
+            self.push("NULL");
+        }
+        self.push(")")
+    }
+
+    /// `IN (…)` over text values that SQLite's planner does not look at (see
+    /// [`Sql::bind_unprobed`]; `IN (NULL)` when empty).
+    pub fn in_list_unprobed(&mut self, values: &[String]) -> &mut Self {
+        self.push(" IN (");
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind_unprobed(v.clone());
         }
         if values.is_empty() {
             self.push("NULL");
@@ -267,6 +292,46 @@ impl Sql {
     }
 }
 
+/// The longest list one statement of fixed text takes ([`padded`], [`in_fixed_runs`]).
+pub const LIST_MAX: usize = 256;
+
+/// `items` cut into lists of at most [`LIST_MAX`], the last padded with copies of its
+/// last item to a power of two: statements over such lists (an `IN` list, a list of
+/// `OR`ed keys: where a repeated value changes nothing) take one of nine texts, so they
+/// can stay prepared ([`Sql::prepared`]) where a text per length would be parsed on
+/// every call. Hibernate pads its `IN` lists for the same reason
+/// (`hibernate.query.in_clause_parameter_padding`).
+pub fn padded<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
+    items
+        .chunks(LIST_MAX)
+        .map(|chunk| {
+            let mut list = chunk.to_vec();
+            if let Some(last) = chunk.last() {
+                list.resize(chunk.len().next_power_of_two(), last.clone());
+            }
+            list
+        })
+        .collect()
+}
+
+/// `items` cut into runs whose lengths are powers of four up to [`LIST_MAX`], longest
+/// first (203 rows: 64, 64, 64, 4, 4, 1, 1, 1): for multi-row inserts, where each row
+/// goes in once, so a statement per run takes one of five texts and stays prepared.
+pub fn in_fixed_runs<T>(items: &[T]) -> Vec<&[T]> {
+    let mut runs = Vec::new();
+    let mut rest = items;
+    let mut size = LIST_MAX;
+    while !rest.is_empty() {
+        while size > rest.len() {
+            size /= 4;
+        }
+        let (run, after) = rest.split_at(size);
+        runs.push(run);
+        rest = after;
+    }
+    runs
+}
+
 /// `COUNT(*)` and similar single numbers.
 #[derive(QueryableByName)]
 pub struct CountRow {
@@ -279,4 +344,33 @@ pub struct CountRow {
 pub struct TextRow {
     #[diesel(sql_type = diesel::sql_types::Text)]
     pub s: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padded_lists_take_few_lengths_and_keep_every_item() {
+        let items: Vec<i64> = (0..300).collect();
+        let lists = padded(&items);
+        assert_eq!(lists.iter().map(Vec::len).collect::<Vec<_>>(), [256, 64]);
+        assert_eq!(lists[1][43], 299, "the last item repeated");
+        let flat: std::collections::BTreeSet<i64> = lists.into_iter().flatten().collect();
+        assert_eq!(flat.len(), 300);
+        assert_eq!(padded(&[7])[0], [7]);
+        assert_eq!(padded(&[1, 2, 3])[0], [1, 2, 3, 3]);
+        assert!(padded::<i64>(&[]).is_empty());
+    }
+
+    #[test]
+    fn fixed_runs_cover_each_row_once_in_powers_of_four() {
+        let items: Vec<i64> = (0..203).collect();
+        let runs = in_fixed_runs(&items);
+        let lengths: Vec<usize> = runs.iter().map(|r| r.len()).collect();
+        assert_eq!(lengths, [64, 64, 64, 4, 4, 1, 1, 1]);
+        assert_eq!(runs.concat(), items);
+        assert_eq!(in_fixed_runs(&[0; 600]).len(), 6, "256, 256, 64, 16, 4, 4");
+        assert!(in_fixed_runs::<i64>(&[]).is_empty());
+    }
 }
