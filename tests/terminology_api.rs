@@ -489,13 +489,14 @@ fn search_below_and_above_stored_codes(b: Backend) {
 
 /// Validation uses the same terminology: a code of an uploaded code system is checked
 /// like a core one — an unknown code is an error, a wrong display a warning — by
-/// `$validate` and on writes.
+/// `$validate` and on writes; a code added to the code system is valid on the next
+/// write.
 fn validation_checks_uploaded_codes(b: Backend) {
     let s = common::shared(b);
     let cs = format!("http://example.org/cs/{}", common::unique("checked"));
     let code_system = json!({"resourceType": "CodeSystem", "url": cs, "status": "active",
         "content": "complete", "concept": [{"code": "a", "display": "Alpha"}]});
-    s.create_id("CodeSystem", &code_system.to_string());
+    let cs_id = s.create_id("CodeSystem", &code_system.to_string());
     let observation = |code: &str, display: &str| {
         json!({"resourceType": "Observation", "status": "final",
             "code": {"coding": [{"system": cs, "code": code, "display": display}]}})
@@ -528,6 +529,17 @@ fn validation_checks_uploaded_codes(b: Backend) {
     assert_eq!(r.status, 422, "{}", r.body);
     assert!(r.body.contains("Unknown code 'zz'"), "{}", r.body);
     let r = s.create("Observation", &observation("a", "Alpha"));
+    assert_eq!(r.status, 201, "{}", r.body);
+    // What a write's validation knows of stored terminology is kept between writes
+    // only until terminology is written.
+    let mut wider = code_system.clone();
+    wider["id"] = json!(cs_id);
+    wider["concept"] = json!([{"code": "a", "display": "Alpha"}, {"code": "zz", "display": "Zed"}]);
+    let r = s
+        .req("PUT", &format!("/CodeSystem/{cs_id}"))
+        .json(&wider.to_string());
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s.create("Observation", &observation("zz", "Zed"));
     assert_eq!(r.status, 201, "{}", r.body);
 }
 

@@ -191,9 +191,18 @@ impl FromStore<'_> {
     }
 }
 
-/// The fingerprint of the stored terminology now (count and latest write of its types).
-fn fingerprint(store: &Store) -> Result<Fingerprint, StoreError> {
-    store.fingerprint_of(&STORED_TYPES.map(str::to_string))
+/// The fingerprint of the stored terminology now (count and latest write of its types):
+/// as read before, while no terminology was written since on this node alone with its
+/// database (the store's terminology generation), else from the database.
+fn fingerprint(store: &Store, cache: &Cache) -> Result<Fingerprint, StoreError> {
+    // Read before the database is asked: a write meanwhile changes it.
+    let generation = store.terminology_generation();
+    if let Some(kept) = cache.fingerprint(generation) {
+        return Ok(kept);
+    }
+    let read = store.fingerprint_of(&STORED_TYPES.map(str::to_string))?;
+    cache.keep_fingerprint(generation, read);
+    Ok(read)
 }
 
 /// What `kind`/`url` reaches, from the cache or gathered now; a store failure is the
@@ -205,7 +214,7 @@ pub(crate) fn gathered(
     kind: Kind,
     url: &str,
 ) -> Result<Result<Arc<Terminology>, TxError>, StoreError> {
-    let fingerprint = fingerprint(store)?;
+    let fingerprint = fingerprint(store, cache)?;
     let gathered = gathered_about_at(store, cache, core, fingerprint, kind, url, None)?;
     Ok(gathered.map(|g| g.t))
 }
@@ -227,7 +236,7 @@ pub(crate) fn gathered_about(
     url: &str,
     focus: Focus,
 ) -> Result<Result<Gathered, TxError>, StoreError> {
-    let fingerprint = fingerprint(store)?;
+    let fingerprint = fingerprint(store, cache)?;
     gathered_about_at(store, cache, core, fingerprint, kind, url, Some(focus))
 }
 
@@ -295,7 +304,7 @@ pub(crate) fn maps_between(
     source: Option<&str>,
     target: Option<&str>,
 ) -> Result<Result<Arc<Terminology>, TxError>, StoreError> {
-    let fingerprint = fingerprint(store)?;
+    let fingerprint = fingerprint(store, cache)?;
     let failed = std::cell::RefCell::new(None);
     let t = cache.get_or_choose_maps(fingerprint, source, target, || {
         let matches = |m: &fhir_model::terminology::ConceptMapDef| {
@@ -429,7 +438,7 @@ impl ForValidation {
         }
         let fingerprint = (*self
             .fingerprint
-            .get_or_init(|| fingerprint(&self.store).ok()))?;
+            .get_or_init(|| fingerprint(&self.store, &self.cache).ok()))?;
         let focus = Focus {
             codes,
             around: true,

@@ -4,6 +4,10 @@
 //! fingerprint of the stored terminology — the caller's count and latest write of the
 //! stored code systems, value sets and concept maps, read from the database per request
 //! so that a write on any node is seen at once — and a new fingerprint drops them all.
+//! A node alone with its database knows when stored terminology changes (a number of
+//! the caller's, its generation): the fingerprint itself is kept for a generation
+//! ([`Cache::fingerprint`]), so that validating a code of a system the packages lack
+//! does not ask the database on every write.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -39,7 +43,41 @@ struct Inner {
     entries: HashMap<Key, Arc<Terminology>>,
     /// Whether supplements are stored, as known at a generation of the caller's
     /// (a number that changes with every write of stored terminology).
-    supplemented: Option<(u64, bool)>,
+    supplemented: Known<bool>,
+    /// The fingerprint, as read at a generation.
+    read_fingerprint: Known<Fingerprint>,
+}
+
+/// A value as known at one generation of the caller's (a number that changes with
+/// every write of stored terminology; `None`: no number can be trusted, as when
+/// other nodes write the same database).
+struct Known<T>(Option<(u64, T)>);
+
+impl<T> Default for Known<T> {
+    fn default() -> Self {
+        Known(None)
+    }
+}
+
+impl<T: Copy> Known<T> {
+    /// The value kept for `generation`.
+    fn at(&self, generation: Option<u64>) -> Option<T> {
+        match (generation, &self.0) {
+            (Some(g), Some((known, value))) if g == *known => Some(*value),
+            _ => None,
+        }
+    }
+
+    /// Keeps `value` as found at `generation` (unless what is kept was found at a
+    /// later one). The caller reads the generation before it asks the database: a
+    /// write meanwhile has changed the number by the time the answer is kept.
+    fn keep(&mut self, generation: Option<u64>, value: T) {
+        if let Some(g) = generation {
+            if self.0.as_ref().is_none_or(|(kept, _)| *kept <= g) {
+                self.0 = Some((g, value));
+            }
+        }
+    }
 }
 
 impl Cache {
@@ -113,21 +151,24 @@ impl Cache {
     /// caller's that changes with every write of stored terminology; `None`: none can
     /// be trusted).
     pub fn supplemented(&self, generation: Option<u64>) -> Option<bool> {
-        match (generation, self.lock().supplemented) {
-            (Some(g), Some((known, answer))) if g == known => Some(answer),
-            _ => None,
-        }
+        self.lock().supplemented.at(generation)
     }
 
     /// Keeps whether supplements are stored, as found at `generation` (unless what is
     /// kept was found at a later one).
     pub fn keep_supplemented(&self, generation: Option<u64>, answer: bool) {
-        if let Some(g) = generation {
-            let mut inner = self.lock();
-            if inner.supplemented.is_none_or(|(kept, _)| kept <= g) {
-                inner.supplemented = Some((g, answer));
-            }
-        }
+        self.lock().supplemented.keep(generation, answer);
+    }
+
+    /// The fingerprint of the stored terminology as read at `generation` (see
+    /// [`Cache::supplemented`]), if it was.
+    pub fn fingerprint(&self, generation: Option<u64>) -> Option<Fingerprint> {
+        self.lock().read_fingerprint.at(generation)
+    }
+
+    /// Keeps the fingerprint read at `generation` (read before the database was).
+    pub fn keep_fingerprint(&self, generation: Option<u64>, fingerprint: Fingerprint) {
+        self.lock().read_fingerprint.keep(generation, fingerprint);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -175,5 +216,21 @@ mod tests {
         cache.keep_supplemented(None, false);
         assert_eq!(cache.supplemented(None), None);
         assert_eq!(cache.supplemented(Some(1)), Some(true));
+    }
+
+    #[test]
+    fn a_fingerprint_is_kept_for_the_generation_it_was_read_at() {
+        let cache = Cache::default();
+        assert_eq!(cache.fingerprint(Some(3)), None);
+        cache.keep_fingerprint(Some(3), (2, 40));
+        assert_eq!(cache.fingerprint(Some(3)), Some((2, 40)));
+        // A terminology write since: read again.
+        assert_eq!(cache.fingerprint(Some(4)), None);
+        // A slow reader's answer from before a write does not replace a later one.
+        cache.keep_fingerprint(Some(5), (3, 41));
+        cache.keep_fingerprint(Some(4), (2, 40));
+        assert_eq!(cache.fingerprint(Some(5)), Some((3, 41)));
+        // Other nodes may write: never answered from memory.
+        assert_eq!(cache.fingerprint(None), None);
     }
 }
