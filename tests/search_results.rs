@@ -628,7 +628,63 @@ fn summary_true_and_elements(b: Backend) {
     assert!(tags.iter().any(|t| t["code"] == "SUBSETTED"), "{r}");
 }
 
+/// A searchset carries each resource as stored, as a read serves it (member order and
+/// decimals as written: 1.50 stays 1.50), in match and include entries alike; `_pretty`
+/// and `_elements` answer the same resources, reformatted and reduced.
+fn entries_carry_resources_as_stored(b: Backend) {
+    let s = shared(b);
+    let tag = new_tag();
+    let t = tag_param(&tag);
+    let patient = create(
+        s,
+        &tag,
+        "Patient",
+        json!({"gender": "other", "active": true}),
+    );
+    // Written as text: `json!` would make 1.50 a float.
+    let body = format!(
+        r#"{{"resourceType":"Observation","meta":{{"tag":[{{"system":"{TAG_SYSTEM}","code":"{tag}"}}]}},
+            "status":"final","code":{{"text":"weight"}},"valueQuantity":{{"value":1.50,"unit":"kg"}},
+            "subject":{{"reference":"Patient/{patient}"}}}}"#
+    );
+    let obs = s.create_id("Observation", &body);
+    let read = |path: String| {
+        let r = s.get(&path);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body
+    };
+    let (obs_text, patient_text) = (
+        read(format!("/Observation/{obs}")),
+        read(format!("/Patient/{patient}")),
+    );
+    assert!(obs_text.contains("1.50"), "{obs_text}");
+    let path = format!("/Observation?{t}&_include=Observation:subject");
+    let r = s.get(&path);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains(&obs_text), "{}", r.body);
+    assert!(r.body.contains(&patient_text), "{}", r.body);
+    let bundle = search(s, &path);
+    assert_eq!(ids(&bundle), [obs.clone()]);
+    let entries = bundle["entry"].as_array().cloned().unwrap_or_default();
+    let modes: Vec<&str> = entries
+        .iter()
+        .map(|e| e["search"]["mode"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(modes, ["match", "include"]);
+    assert!(entries[0]["fullUrl"]
+        .as_str()
+        .is_some_and(|u| u.ends_with(&format!("/Observation/{obs}"))));
+    let pretty = search(s, &format!("{path}&_pretty=true"));
+    assert_eq!(pretty["entry"], bundle["entry"]);
+    let reduced = search(s, &format!("/Observation?{t}&_elements=status"));
+    assert_eq!(reduced["entry"][0]["resource"]["status"], "final");
+    assert!(reduced["entry"][0]["resource"]
+        .get("valueQuantity")
+        .is_none());
+}
+
 both_backends!(
+    entries_carry_resources_as_stored,
     totals_are_exact_up_to_the_threshold,
     walked_token_pages_in_order_forwards_and_backwards,
     forward_chaining_one_and_two_levels,

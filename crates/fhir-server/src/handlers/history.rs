@@ -110,6 +110,7 @@ fn link(base: &str, path: &str, keep: &[(String, String)], cursor: Option<String
     }
 }
 
+/// A history entry without its resource (see [`respond::bundle_as_stored`]).
 fn entry(base: &str, v: &StoredResource) -> BundleEntry {
     let full_url = format!("{base}/{}/{}", v.res_type, v.res_id);
     let (url, status) = match v.method.as_str() {
@@ -125,9 +126,6 @@ fn entry(base: &str, v: &StoredResource) -> BundleEntry {
     };
     BundleEntry {
         full_url: Some(full_url),
-        resource: (!v.deleted)
-            .then(|| fhir_model::json::parse(v.content.as_bytes()).ok())
-            .flatten(),
         request: Some(EntryRequest {
             method: method.into(),
             url,
@@ -202,7 +200,15 @@ async fn history(
     }
     bundle.timestamp = Some(fhir_instant(fhir_store::time::now_millis()));
     bundle.entry = page.entries.iter().map(|v| entry(&base, v)).collect();
-    Ok(respond::json(StatusCode::OK, &bundle.to_value(), out))
+    let stored: Vec<Option<&str>> = (page.entries.iter())
+        .map(|v| (!v.deleted).then_some(v.content.as_str()))
+        .collect();
+    Ok(respond::bundle_as_stored(
+        StatusCode::OK,
+        bundle,
+        &stored,
+        out,
+    ))
 }
 
 /// Instance history needs read access to the resource (checked on every version

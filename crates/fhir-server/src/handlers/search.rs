@@ -353,8 +353,30 @@ async fn run(
             .await?
             .map_err(ApiError::from)?;
     }
-    let bundle = searchset(state, &state.base(req), &prepared, &page)?;
-    Ok(respond::json(StatusCode::OK, &bundle.to_value(), out))
+    let base = state.base(req);
+    if subset_of(&prepared.request.query).is_some() {
+        let bundle = searchset(state, &base, &prepared, &page)?;
+        return Ok(respond::json(StatusCode::OK, &bundle.to_value(), out));
+    }
+    let r = &prepared.request;
+    let (bundle, stored) = frame(
+        &base,
+        &prepared.path,
+        &prepared.pairs,
+        &r.query,
+        r.cursor.clone(),
+        &page,
+    );
+    let stored: Vec<Option<&str>> = stored
+        .iter()
+        .map(|s| s.map(|s| s.content.as_str()))
+        .collect();
+    Ok(respond::bundle_as_stored(
+        StatusCode::OK,
+        bundle,
+        &stored,
+        out,
+    ))
 }
 
 /// Confines a search to what the caller's scopes allow: unrestricted search of every
@@ -535,6 +557,32 @@ fn build_bundle(
     cursor: Option<SearchCursor>,
     page: &SearchPage,
 ) -> Result<Bundle> {
+    let (mut bundle, stored) = frame(base, path, pairs, query, cursor, page);
+    let subset = subset_of(query);
+    for (e, stored) in bundle.entry.iter_mut().zip(stored) {
+        if let Some(stored) = stored {
+            let mut resource = fhir_model::json::parse(stored.content.as_bytes())
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            if let Some(s) = &subset {
+                resource = state.defs.subset(&resource, s);
+            }
+            e.resource = Some(resource);
+        }
+    }
+    Ok(bundle)
+}
+
+/// The searchset's links, total and entries, each entry of a stored resource without
+/// its resource, which is beside it: that entry's stored version (`None`: the
+/// OperationOutcome entry, which has its resource).
+fn frame<'p>(
+    base: &str,
+    path: &str,
+    pairs: &[(String, String)],
+    query: &SearchQuery,
+    cursor: Option<SearchCursor>,
+    page: &'p SearchPage,
+) -> (Bundle, Vec<Option<&'p StoredResource>>) {
     // Links state the search performed: ignored parameters are left out.
     let used: Vec<(String, String)> = pairs
         .iter()
@@ -559,24 +607,19 @@ fn build_bundle(
     if let Some(previous) = &page.previous {
         bundle = bundle.link("previous", link(base, path, pairs, Some(previous.token())));
     }
-    let subset = subset_of(query);
-    for m in &page.matches {
-        bundle.entry.push(entry(
-            state,
-            base,
-            m,
-            SearchEntryMode::Match,
-            subset.as_ref(),
-        )?);
-    }
-    for i in &page.included {
-        bundle.entry.push(entry(
-            state,
-            base,
-            i,
-            SearchEntryMode::Include,
-            subset.as_ref(),
-        )?);
+    let mut stored = Vec::with_capacity(page.matches.len() + page.included.len() + 1);
+    let found = page.matches.iter().map(|m| (m, SearchEntryMode::Match));
+    let included = page.included.iter().map(|i| (i, SearchEntryMode::Include));
+    for (m, mode) in found.chain(included) {
+        bundle.entry.push(BundleEntry {
+            full_url: Some(format!("{base}/{}/{}", m.res_type, m.res_id)),
+            search: Some(EntrySearch {
+                mode: Some(mode),
+                score: None,
+            }),
+            ..Default::default()
+        });
+        stored.push(Some(m));
     }
     if !query.ignored.is_empty() || page.includes_incomplete {
         let mut oo = OperationOutcome::new();
@@ -603,9 +646,10 @@ fn build_bundle(
             }),
             ..Default::default()
         });
+        stored.push(None);
     }
     bundle.timestamp = Some(fhir_store::time::fhir_instant(
         fhir_store::time::now_millis(),
     ));
-    Ok(bundle)
+    (bundle, stored)
 }
