@@ -664,7 +664,7 @@ fn entries_carry_resources_as_stored(b: Backend) {
     assert!(r.body.contains(&obs_text), "{}", r.body);
     assert!(r.body.contains(&patient_text), "{}", r.body);
     let bundle = search(s, &path);
-    assert_eq!(ids(&bundle), [obs.clone()]);
+    assert_eq!(ids(&bundle), std::slice::from_ref(&obs));
     let entries = bundle["entry"].as_array().cloned().unwrap_or_default();
     let modes: Vec<&str> = entries
         .iter()
