@@ -172,23 +172,26 @@ async fn everything(
     if let (true, Some((last, _))) = (has_next, matches.last()) {
         bundle = bundle.link("next", link(&base, path, &p.pairs, Some(*last)));
     }
-    for (_, m) in &matches {
-        bundle
-            .entry
-            .push(entry(state, &base, m, SearchEntryMode::Match, None)?);
-    }
-    for (_, i) in &included {
-        bundle
-            .entry
-            .push(entry(state, &base, i, SearchEntryMode::Include, None)?);
+    let found = matches.iter().map(|(_, m)| (m, SearchEntryMode::Match));
+    let referenced = included.iter().map(|(_, i)| (i, SearchEntryMode::Include));
+    let mut stored = Vec::with_capacity(matches.len() + included.len() + 1);
+    for (m, mode) in found.chain(referenced) {
+        bundle.entry.push(entry(&base, m, mode));
+        stored.push(Some(m.content.as_str()));
     }
     if !p.ignored.is_empty() {
         bundle.entry.push(ignored_entry(&p.ignored));
+        stored.push(None);
     }
     bundle.timestamp = Some(fhir_store::time::fhir_instant(
         fhir_store::time::now_millis(),
     ));
-    Ok(respond::json(StatusCode::OK, &bundle.to_value(), out))
+    Ok(respond::bundle_as_stored(
+        StatusCode::OK,
+        bundle,
+        &stored,
+        out,
+    ))
 }
 
 fn link(base: &str, path: &str, pairs: &[(String, String)], after: Option<i64>) -> String {

@@ -523,28 +523,17 @@ fn subset_of(query: &SearchQuery) -> Option<fhir_model::Subset> {
     }
 }
 
-/// A searchset entry for a stored resource (optionally reduced to `subset`).
-pub(crate) fn entry(
-    state: &AppState,
-    base: &str,
-    stored: &StoredResource,
-    mode: SearchEntryMode,
-    subset: Option<&fhir_model::Subset>,
-) -> Result<BundleEntry> {
-    let mut resource = fhir_model::json::parse(stored.content.as_bytes())
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    if let Some(s) = subset {
-        resource = state.defs.subset(&resource, s);
-    }
-    Ok(BundleEntry {
+/// A searchset entry for a stored resource, without the resource (see
+/// [`respond::bundle_as_stored`]).
+pub(crate) fn entry(base: &str, stored: &StoredResource, mode: SearchEntryMode) -> BundleEntry {
+    BundleEntry {
         full_url: Some(format!("{base}/{}/{}", stored.res_type, stored.res_id)),
-        resource: Some(resource),
         search: Some(EntrySearch {
             mode: Some(mode),
             score: None,
         }),
         ..Default::default()
-    })
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -611,14 +600,7 @@ fn frame<'p>(
     let found = page.matches.iter().map(|m| (m, SearchEntryMode::Match));
     let included = page.included.iter().map(|i| (i, SearchEntryMode::Include));
     for (m, mode) in found.chain(included) {
-        bundle.entry.push(BundleEntry {
-            full_url: Some(format!("{base}/{}/{}", m.res_type, m.res_id)),
-            search: Some(EntrySearch {
-                mode: Some(mode),
-                score: None,
-            }),
-            ..Default::default()
-        });
+        bundle.entry.push(entry(base, m, mode));
         stored.push(Some(m));
     }
     if !query.ignored.is_empty() || page.includes_incomplete {
