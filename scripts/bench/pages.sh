@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The cost of writing a page of results: search, history and $everything pages of 20
-# to 100 resources over the 10 Synthea bundles of shared/synthea (11,689 Observations,
-# loaded once by POSTing the transaction bundles; PostgreSQL then VACUUM ANALYZE),
-# served in turn by each build given (the same database; a fresh copy of the file per
-# run on SQLite), wrk -t1 -c8 for 6 s per request after 2 s of warm-up. Prints
-# throughput, p50 and p99 per build and request.
+# to 100 resources, and one patient's whole $everything, over the 10 Synthea bundles of
+# shared/synthea (11,689 Observations, loaded once by POSTing the transaction bundles;
+# PostgreSQL then VACUUM ANALYZE), served in turn by each build given (the same
+# database; a fresh copy of the file per run on SQLite), wrk -t1 -c8 for 6 s per
+# request after 2 s of warm-up. Prints throughput, p50 and p99 per build and request.
 # Usage: scripts/bench/pages.sh [sqlite|postgres] [rounds] BIN [BIN...]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -33,12 +33,15 @@ for f in "$DATA"/*.json; do
 done
 stop
 [ "$BACKEND" = sqlite ] || psql -h 127.0.0.1 -U postgres -qc "VACUUM ANALYZE" fhir_pages_bench
+patient=$(serve "$1" "$url"; curl -s "http://127.0.0.1:$PORT/fhir/Patient?_count=1&_elements=id" |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["entry"][0]["resource"]["id"])'; stop)
 REQUESTS=(
   "Observation?code=http://loinc.org|8302-2&_count=20"
   "Observation?code=http://loinc.org|8302-2&_count=100"
   "Observation?_count=50&_include=Observation:patient"
   "Observation/_history?_count=50"
   "Patient/\$everything?_count=50"
+  "Patient/$patient/\$everything"
 )
 for round in $(seq 1 "$ROUNDS"); do
   for bin in "$@"; do
