@@ -177,7 +177,7 @@ async fn everything(
     let mut stored = Vec::with_capacity(matches.len() + included.len() + 1);
     for (m, mode) in found.chain(referenced) {
         bundle.entry.push(entry(&base, m, mode));
-        stored.push(Some(m.content.as_str()));
+        stored.push(Some(m));
     }
     if !p.ignored.is_empty() {
         bundle.entry.push(ignored_entry(&p.ignored));

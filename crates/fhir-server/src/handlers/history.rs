@@ -200,8 +200,8 @@ async fn history(
     }
     bundle.timestamp = Some(fhir_instant(fhir_store::time::now_millis()));
     bundle.entry = page.entries.iter().map(|v| entry(&base, v)).collect();
-    let stored: Vec<Option<&str>> = (page.entries.iter())
-        .map(|v| (!v.deleted).then_some(v.content.as_str()))
+    let stored: Vec<Option<&StoredResource>> = (page.entries.iter())
+        .map(|v| (!v.deleted).then_some(v))
         .collect();
     Ok(respond::bundle_as_stored(
         StatusCode::OK,

@@ -367,10 +367,6 @@ async fn run(
         r.cursor.clone(),
         &page,
     );
-    let stored: Vec<Option<&str>> = stored
-        .iter()
-        .map(|s| s.map(|s| s.content.as_str()))
-        .collect();
     Ok(respond::bundle_as_stored(
         StatusCode::OK,
         bundle,

@@ -60,7 +60,7 @@ pub fn render(value: &Value, out: Output) -> String {
     }
 }
 
-/// A Bundle whose entries' resources are stored JSON text (`stored[i]` for entry `i`;
+/// A Bundle whose entries' resources are stored versions (`stored[i]` for entry `i`;
 /// `None`: the entry has its resource, or none): each written into the body as it is
 /// stored, as a read serves it, instead of parsed and written again (most of the CPU
 /// of a page of twenty resources went to that); `_pretty` and XML are rendered from the
@@ -68,20 +68,24 @@ pub fn render(value: &Value, out: Output) -> String {
 pub fn bundle_as_stored(
     status: StatusCode,
     mut bundle: Bundle,
-    stored: &[Option<&str>],
+    stored: &[Option<&StoredResource>],
     out: Output,
 ) -> HttpResponse {
+    let texts: Vec<Option<&str>> = stored
+        .iter()
+        .map(|s| s.map(|s| s.content.as_str()))
+        .collect();
     if out.xml || out.pretty {
-        for (e, raw) in bundle.entry.iter_mut().zip(stored) {
-            if let Some(raw) = raw {
-                e.resource = fhir_model::json::parse(raw.as_bytes()).ok();
+        for (e, text) in bundle.entry.iter_mut().zip(texts) {
+            if let Some(text) = text {
+                e.resource = fhir_model::json::parse(text.as_bytes()).ok();
             }
         }
         return json(status, &bundle.to_value(), out);
     }
     HttpResponse::build(status)
         .content_type(out.content_type())
-        .body(spliced(bundle, stored))
+        .body(spliced(bundle, &texts))
 }
 
 /// The Bundle's JSON text with `stored[i]` as entry `i`'s resource. Written by hand
