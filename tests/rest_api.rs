@@ -377,6 +377,49 @@ fn history_pages_cover_every_version_exactly_once(b: Backend) {
     assert_eq!(inst["entry"][1]["request"]["method"], "POST");
 }
 
+/// A history's total is exact up to `--total-threshold` versions and left out past it
+/// (the count stops one past the threshold, so a page never costs in proportion to the
+/// whole history); a first page that holds every version gives its total uncounted.
+fn history_totals_are_exact_up_to_the_threshold(b: Backend) {
+    let s = Server::start_with(b, &["--total-threshold", "5"]);
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let id = s.create_id("Patient", &patient(&format!("t{i}")));
+        let body = format!(r#"{{"resourceType":"Patient","id":"{id}","active":true}}"#);
+        let r = s.req("PUT", &format!("/Patient/{id}")).json(&body);
+        assert_eq!(r.status, 200, "{}", r.body);
+        ids.push(id);
+    }
+    let page = s.get("/Patient/_history?_count=3").json();
+    assert!(
+        page.get("total").is_none(),
+        "8 versions, threshold 5: {page}"
+    );
+    assert_eq!(page["entry"].as_array().map(Vec::len), Some(3));
+    let next = page["link"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["relation"] == "next");
+    assert!(next, "paging does not depend on the total");
+    assert_eq!(s.get("/Patient/_history?_count=100").json()["total"], 8);
+    assert_eq!(
+        s.get("/Patient/_history?_count=2&_since=2000-01-01T00:00:00Z")
+            .json()
+            .get("total"),
+        None
+    );
+    let inst = s
+        .get(&format!("/Patient/{}/_history?_count=1", ids[0]))
+        .json();
+    assert_eq!(inst["total"], 2);
+    let later = s
+        .get("/Patient/_history?_since=2999-01-01T00:00:00Z")
+        .json();
+    assert_eq!(later["total"], 0);
+    assert_eq!(s.get("/Patient/unknown-id/_history").status, 404);
+}
+
 fn history_since_and_at(b: Backend) {
     let s = Server::start(b);
     let id = s.create_id("Patient", &patient("since"));
@@ -902,6 +945,7 @@ fn racing_if_match_updates_lose_nothing(b: Backend) {
 }
 
 both_backends!(
+    history_totals_are_exact_up_to_the_threshold,
     create_returns_201_with_location_etag_and_the_resource,
     create_ignores_a_client_id,
     read_returns_the_current_version_with_headers,

@@ -134,13 +134,17 @@ pub struct HistoryQuery {
     pub at: Option<i64>,
     pub count: usize,
     pub cursor: Option<PageCursor>,
+    /// Versions counted at most for the total (`--total-threshold`): past it the total
+    /// is left out, so a page never costs in proportion to the whole history.
+    pub total_up_to: usize,
 }
 
 /// A page of history, newest first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryPage {
     pub entries: Vec<StoredResource>,
-    pub total: i64,
+    /// How many versions match: exact up to [`HistoryQuery::total_up_to`], else `None`.
+    pub total: Option<i64>,
     /// More versions are older than the last entry.
     pub has_older: bool,
     /// More versions are newer than the first entry.

@@ -86,12 +86,9 @@ fn history_filter(q: &mut Sql, query: &HistoryQuery) {
     }
 }
 
-/// A page of history, newest first, with the total count of matching versions.
+/// A page of history, newest first, with the count of matching versions (see
+/// [`history_total`]).
 pub(crate) fn history(tx: &mut Tx<'_>, query: &HistoryQuery) -> StoreResult<HistoryPage> {
-    let mut count = Sql::new("SELECT COUNT(*) AS n FROM resource_versions v");
-    history_filter(&mut count, query);
-    let total = count.load::<CountRow>(tx.conn)?.first().map_or(0, |r| r.n);
-
     let limit = query.count as i64 + 1;
     let mut q = Sql::new(&format!(
         "SELECT {VERSION_COLUMNS} FROM resource_versions v"
@@ -124,10 +121,29 @@ pub(crate) fn history(tx: &mut Tx<'_>, query: &HistoryQuery) -> StoreResult<Hist
         Some(PageCursor::Before(_)) => (more, true),
         Some(PageCursor::After(_)) => (true, more),
     };
+    let total = match (&query.cursor, more) {
+        // The page holds every matching version.
+        (None, false) => Some(entries.len() as i64),
+        _ => history_total(tx, query)?,
+    };
     Ok(HistoryPage {
         entries,
         total,
         has_older,
         has_newer,
     })
+}
+
+/// The number of matching versions if at most `query.total_up_to`: the count stops one
+/// past it (as a search's default total does), else `None`.
+fn history_total(tx: &mut Tx<'_>, query: &HistoryQuery) -> StoreResult<Option<i64>> {
+    let mut count = Sql::new("SELECT COUNT(*) AS n FROM (SELECT 1 FROM resource_versions v");
+    history_filter(&mut count, query);
+    let bound = query.total_up_to as i64;
+    count
+        .push(" LIMIT ")
+        .bind(Bind::BigInt(bound.saturating_add(1)))
+        .push(") c");
+    let n = count.load::<CountRow>(tx.conn)?.first().map_or(0, |r| r.n);
+    Ok((n <= bound).then_some(n))
 }

@@ -156,6 +156,7 @@ async fn history(
         at: p.at,
         count: p.count,
         cursor: p.cursor,
+        total_up_to: usize::try_from(state.total_threshold).unwrap_or(usize::MAX),
     };
     let grant = history_grant(&state, &req, &query.scope)?;
     let audit_events = match &query.scope {
@@ -169,7 +170,7 @@ async fn history(
             guard::ensure_stored(&state, &grant, Interaction::Read, v).await?;
         }
     }
-    if instance && page.total == 0 && p.since.is_none() && p.at.is_none() {
+    if instance && page.total == Some(0) && p.since.is_none() && p.at.is_none() {
         let what = path.trim_end_matches("/_history").trim_start_matches('/');
         return Err(ApiError::NotFound(format!("{what} is not known")));
     }
@@ -178,9 +179,9 @@ async fn history(
         PageCursor::Before(n) => format!("b{n}"),
         PageCursor::After(n) => format!("a{n}"),
     });
-    let mut bundle = Bundle::new(BundleType::History)
-        .total(page.total as u64)
-        .link("self", link(&base, &path, &p.keep, self_cursor));
+    let mut bundle =
+        Bundle::new(BundleType::History).link("self", link(&base, &path, &p.keep, self_cursor));
+    bundle.total = page.total.map(|t| t as u64);
     if page.has_newer {
         bundle = bundle.link("first", link(&base, &path, &p.keep, None));
         if let Some(first) = page.entries.first() {
