@@ -92,7 +92,8 @@ pub struct ServeArgs {
     pub request_timeout: f64,
     /// Searches count their matches exactly up to this many (without `_total`, or with
     /// `_total=estimate`); above it the total is PostgreSQL's estimate, or left out on
-    /// SQLite. `_total=accurate` always counts exactly.
+    /// SQLite. `_total=accurate` always counts exactly. History counts versions up to
+    /// this many and leaves its total out past it.
     #[arg(long, env = "FHIR_TOTAL_THRESHOLD", default_value_t = 1000)]
     pub total_threshold: u64,
     /// Matches above which a page sorted by one date walks the date index in order
