@@ -418,6 +418,12 @@ fn history_totals_are_exact_up_to_the_threshold(b: Backend) {
         .json();
     assert_eq!(later["total"], 0);
     assert_eq!(s.get("/Patient/unknown-id/_history").status, 404);
+    // The largest threshold the flag takes counts every version.
+    let all = Server::start_with(b, &["--total-threshold", "18446744073709551615"]);
+    for i in 0..3 {
+        all.create_id("Patient", &patient(&format!("u{i}")));
+    }
+    assert_eq!(all.get("/Patient/_history?_count=2").json()["total"], 3);
 }
 
 fn history_since_and_at(b: Backend) {

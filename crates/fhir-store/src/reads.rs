@@ -139,10 +139,11 @@ pub(crate) fn history(tx: &mut Tx<'_>, query: &HistoryQuery) -> StoreResult<Hist
 fn history_total(tx: &mut Tx<'_>, query: &HistoryQuery) -> StoreResult<Option<i64>> {
     let mut count = Sql::new("SELECT COUNT(*) AS n FROM (SELECT 1 FROM resource_versions v");
     history_filter(&mut count, query);
-    let bound = query.total_up_to as i64;
+    // As a search's bound: at most `i64::MAX - 1`, so that one past it is a number.
+    let bound = i64::try_from(query.total_up_to).map_or(i64::MAX - 1, |b| b.min(i64::MAX - 1));
     count
         .push(" LIMIT ")
-        .bind(Bind::BigInt(bound.saturating_add(1)))
+        .bind(Bind::BigInt(bound + 1))
         .push(") c");
     let n = count.load::<CountRow>(tx.conn)?.first().map_or(0, |r| r.n);
     Ok((n <= bound).then_some(n))
