@@ -7,7 +7,7 @@
 //! endpoint, or written to the websocket connections bound on this node.
 //! `channel.header` lines are sent as headers; only a 2xx answer delivers.
 
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use fhir_store::changes::Event;
@@ -55,6 +55,16 @@ impl Sender {
         }
     }
 
+    /// Checks an endpoint again before a delivery: its host may resolve elsewhere now.
+    /// Where private endpoints are allowed there is nothing to resolve, and the URL was
+    /// checked when the subscription was written.
+    fn check(&self, endpoint: &str) -> Result<(), String> {
+        match self.config.allow_private_endpoints {
+            true => Ok(()),
+            false => endpoint::check(endpoint, false, true).map(|_| ()),
+        }
+    }
+
     /// Sends a notification Bundle of a topic-based subscription: POSTed to its
     /// endpoint, or written to the websocket connections bound to it on this node.
     pub(super) fn post(&self, sub: &Active, bundle: &Value) -> Result<(), String> {
@@ -62,7 +72,7 @@ impl Sender {
             let now = fhir_store::time::now_millis();
             return self.hub.send(&sub.id, &bundle.to_string(), now);
         }
-        endpoint::check(&sub.endpoint, self.config.allow_private_endpoints, true)?;
+        self.check(&sub.endpoint)?;
         let mime = sub.payload.as_deref().unwrap_or("application/fhir+json");
         let mut r = self.agent.post(&sub.endpoint).set("Content-Type", mime);
         if let Some(secs) = sub.topic.as_ref().and_then(|t| t.timeout) {
@@ -123,7 +133,7 @@ impl Sender {
         if sub.topic.is_some() {
             return self.send_notification(sub, event);
         }
-        endpoint::check(&sub.endpoint, self.config.allow_private_endpoints, true)?;
+        self.check(&sub.endpoint)?;
         let response = match &sub.payload {
             None => {
                 let mut r = self.agent.post(&sub.endpoint);
@@ -153,12 +163,44 @@ impl Sender {
     }
 }
 
-/// A delivery to make, and where its outcome goes.
+/// A delivery to make, and the round its outcome goes to.
 struct Job {
     index: usize,
     sub: Active,
     event: Event,
-    reply: mpsc::Sender<(usize, Result<(), String>)>,
+    round: Arc<Round>,
+    /// Set once sent; a job dropped without one (its thread panicked, or the pool
+    /// stopped) finishes as failed, so the round is never left waiting.
+    outcome: Option<Result<(), String>>,
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        let outcome = self
+            .outcome
+            .take()
+            .unwrap_or_else(|| Err("the delivery threads stopped".to_string()));
+        self.round.finish(self.index, outcome);
+    }
+}
+
+/// The outcomes of one [`Pool::send_all`], and how many are still to come. The caller
+/// is woken once, by the last of them (not once per outcome: on a 2-core machine each
+/// wake-up is a context switch that costs more than the bookkeeping).
+struct Round {
+    state: Mutex<(Vec<Result<(), String>>, usize)>,
+    done: Condvar,
+}
+
+impl Round {
+    fn finish(&self, index: usize, outcome: Result<(), String>) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.0[index] = outcome;
+        state.1 -= 1;
+        if state.1 == 0 {
+            self.done.notify_one();
+        }
+    }
 }
 
 /// Long-lived threads that send side by side.
@@ -177,9 +219,8 @@ impl Pool {
                 .name(format!("subscription-send-{n}"))
                 .spawn(move || loop {
                     let job = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                    let Ok(job) = job else { return };
-                    let outcome = sender.send(&job.sub, &job.event);
-                    let _ = job.reply.send((job.index, outcome));
+                    let Ok(mut job) = job else { return };
+                    job.outcome = Some(sender.send(&job.sub, &job.event));
                 })?;
         }
         Ok(Pool { jobs })
@@ -188,24 +229,26 @@ impl Pool {
     /// Sends the events (each of another subscription) side by side; the outcomes in
     /// order.
     pub fn send_all(&self, events: &[(Active, Event)]) -> Vec<Result<(), String>> {
-        let (reply, outcomes) = mpsc::channel();
+        let round = Arc::new(Round {
+            state: Mutex::new((vec![Ok(()); events.len()], events.len())),
+            done: Condvar::new(),
+        });
         for (index, (sub, event)) in events.iter().enumerate() {
             let job = Job {
                 index,
                 sub: sub.clone(),
                 event: event.clone(),
-                reply: reply.clone(),
+                round: round.clone(),
+                outcome: None,
             };
-            if self.jobs.send(job).is_err() {
-                break;
-            }
+            // A job the pool no longer takes is dropped here, and finishes as failed.
+            let _ = self.jobs.send(job);
         }
-        drop(reply);
-        let mut out = vec![Err("the delivery threads stopped".to_string()); events.len()];
-        for (index, outcome) in outcomes {
-            out[index] = outcome;
+        let mut state = round.state.lock().unwrap_or_else(|p| p.into_inner());
+        while state.1 > 0 {
+            state = round.done.wait(state).unwrap_or_else(|p| p.into_inner());
         }
-        out
+        std::mem::take(&mut state.0)
     }
 }
 
