@@ -13,6 +13,8 @@
 //! connection keeps it prepared: with a delivery per write, parsing them had cost the
 //! subscription threads more than running them.
 
+use std::collections::{HashMap, HashSet};
+
 use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel::QueryableByName;
 
@@ -142,9 +144,21 @@ impl TxOps<'_, '_> {
     /// (the subscription is in error) — numbered per subscription in the order given,
     /// after that subscription's events so far. A few statements for the whole batch:
     /// counter upserts and event inserts of up to 256 rows each.
-    pub fn add_events(&mut self, events: &[NewEvent<'_>]) -> StoreResult<()> {
+    ///
+    /// With `claim`, an event that is due and would be its subscription's first waiting
+    /// one is recorded already claimed by `claim.node` (as [`Store::claim_due`] would
+    /// claim it), and returned: the caller hands it to its deliverer in memory, which
+    /// saves a claiming statement per event and a poll. Events behind another waiting
+    /// one are left to `claim_due`, which keeps each subscription's events in order.
+    /// The counters are upserted first: on PostgreSQL that waits for another node's
+    /// batch with events of the same subscriptions to commit, so its events are seen.
+    pub fn add_events(
+        &mut self,
+        events: &[NewEvent<'_>],
+        claim: Option<&Claim<'_>>,
+    ) -> StoreResult<Vec<Event>> {
         let mut order: Vec<&str> = Vec::new();
-        let mut counts: std::collections::HashMap<&str, i64> = Default::default();
+        let mut counts: HashMap<&str, i64> = HashMap::new();
         for e in events {
             let n = counts.entry(e.subscription).or_insert(0);
             if *n == 0 {
@@ -152,9 +166,58 @@ impl TxOps<'_, '_> {
             }
             *n += 1;
         }
-        // The number each subscription's first new event gets.
-        let mut next: std::collections::HashMap<String, i64> = Default::default();
-        for chunk in in_fixed_runs(&order) {
+        let mut next = self.count_events(&order, &counts)?;
+        let mut first_free: HashSet<&str> = match claim {
+            Some(_) => {
+                let waiting = self.waiting_among(&order)?;
+                order
+                    .iter()
+                    .copied()
+                    .filter(|s| !waiting.contains(*s))
+                    .collect()
+            }
+            None => HashSet::new(),
+        };
+        let mut rows = Vec::with_capacity(events.len());
+        let mut claimed = Vec::new();
+        for e in events {
+            let number = next.get_mut(e.subscription).map_or(0, |n| {
+                *n += 1;
+                *n - 1
+            });
+            let c = e.change;
+            let event = Event {
+                subscription_id: e.subscription.to_string(),
+                event_number: number,
+                res_type: c.res_type.clone(),
+                res_id: c.res_id.clone(),
+                version: c.version,
+                method: c.method.clone(),
+                at: c.at,
+                attempts: 0,
+                last_error: None,
+                delivered: e.due.is_none().then_some(0),
+            };
+            let claim = claim
+                .filter(|k| e.due.is_some_and(|d| d <= k.now) && first_free.remove(e.subscription));
+            if claim.is_some() {
+                claimed.push(event.clone());
+            }
+            rows.push((event, e.due.unwrap_or(0), claim));
+        }
+        self.insert_events(&rows)?;
+        Ok(claimed)
+    }
+
+    /// Adds each subscription's new events to its counter; the number each one's first
+    /// new event gets.
+    fn count_events(
+        &mut self,
+        order: &[&str],
+        counts: &HashMap<&str, i64>,
+    ) -> StoreResult<HashMap<String, i64>> {
+        let mut next = HashMap::new();
+        for chunk in in_fixed_runs(order) {
             let mut q = Sql::new(
                 "INSERT INTO subscription_counters (subscription_id, events_since_start) VALUES ",
             );
@@ -174,33 +237,60 @@ impl TxOps<'_, '_> {
                 next.insert(row.s, first);
             }
         }
-        for chunk in in_fixed_runs(events) {
+        Ok(next)
+    }
+
+    /// The subscriptions among `subs` with an event waiting (not yet delivered).
+    fn waiting_among(&mut self, subs: &[&str]) -> StoreResult<HashSet<String>> {
+        let subs: Vec<String> = subs.iter().map(|s| s.to_string()).collect();
+        let mut waiting = HashSet::new();
+        for list in padded(&subs) {
+            let mut q = Sql::new(
+                "SELECT DISTINCT subscription_id AS s, CAST(0 AS BIGINT) AS n FROM subscription_events \
+                 WHERE delivered IS NULL AND subscription_id",
+            );
+            q.prepared().in_list(&list);
+            waiting.extend(q.load::<ClaimRow>(self.tx.conn)?.into_iter().map(|r| r.s));
+        }
+        Ok(waiting)
+    }
+
+    /// Inserts events, each with its next attempt and the claim it is recorded with.
+    fn insert_events(&mut self, rows: &[(Event, i64, Option<&Claim<'_>>)]) -> StoreResult<()> {
+        for chunk in in_fixed_runs(rows) {
             let mut q = Sql::new(&format!(
-                "INSERT INTO subscription_events ({EVENT_COLUMNS}, next_attempt) VALUES "
+                "INSERT INTO subscription_events ({EVENT_COLUMNS}, next_attempt, claimed_by, \
+                 claimed_until) VALUES "
             ));
             q.prepared();
-            for (i, e) in chunk.iter().enumerate() {
-                let number = next.get_mut(e.subscription).map_or(0, |n| {
-                    *n += 1;
-                    *n - 1
-                });
-                let c = e.change;
+            for (i, (e, due, claim)) in chunk.iter().enumerate() {
                 q.push(if i > 0 { ", (" } else { "(" });
-                q.bind(Bind::Text(e.subscription.into())).push(", ");
-                q.bind(Bind::BigInt(number)).push(", ");
-                q.bind(Bind::Text(c.res_type.clone())).push(", ");
-                q.bind(Bind::Text(c.res_id.clone())).push(", ");
-                q.bind(Bind::BigInt(c.version)).push(", ");
-                q.bind(Bind::Text(c.method.clone())).push(", ");
-                q.bind(Bind::BigInt(c.at)).push(", 0, NULL, ");
-                q.bind(Bind::OptBigInt(e.due.is_none().then_some(0)))
+                q.bind(Bind::Text(e.subscription_id.clone())).push(", ");
+                q.bind(Bind::BigInt(e.event_number)).push(", ");
+                q.bind(Bind::Text(e.res_type.clone())).push(", ");
+                q.bind(Bind::Text(e.res_id.clone())).push(", ");
+                q.bind(Bind::BigInt(e.version)).push(", ");
+                q.bind(Bind::Text(e.method.clone())).push(", ");
+                q.bind(Bind::BigInt(e.at)).push(", 0, NULL, ");
+                q.bind(Bind::OptBigInt(e.delivered)).push(", ");
+                q.bind(Bind::BigInt(*due)).push(", ");
+                q.bind(Bind::OptText(claim.map(|k| k.node.to_string())))
                     .push(", ");
-                q.bind(Bind::BigInt(e.due.unwrap_or(0))).push(")");
+                q.bind(Bind::OptBigInt(claim.map(|k| k.until))).push(")");
             }
             q.execute(self.tx.conn)?;
         }
         Ok(())
     }
+}
+
+/// Whose claim the events [`TxOps::add_events`] may record claimed carry: `node`'s,
+/// until `until` (ms); events due at or before `now` may be claimed.
+#[derive(Debug, Clone)]
+pub struct Claim<'a> {
+    pub node: &'a str,
+    pub now: i64,
+    pub until: i64,
 }
 
 /// An event to record ([`TxOps::add_events`]).
@@ -255,14 +345,19 @@ impl Store {
         })
     }
 
-    /// Whether any event waits whose next attempt is at or before `now` (a read: the
-    /// deliverer asks before it claims, when its last round found nothing).
+    /// Whether any event that no node is sending waits with its next attempt at or
+    /// before `now` (a read: the deliverer asks before it claims, when its last round
+    /// found nothing).
     pub fn has_due_events(&self, now: i64) -> StoreResult<bool> {
         let mut q = Sql::new(
             "SELECT COUNT(*) AS n FROM (SELECT 1 FROM subscription_events \
              WHERE delivered IS NULL AND next_attempt <= ",
         );
-        q.prepared().bind_int_unprobed(now).push(" LIMIT 1) x");
+        q.prepared()
+            .bind_int_unprobed(now)
+            .push(" AND (claimed_until IS NULL OR claimed_until < ")
+            .bind_int_unprobed(now)
+            .push(") LIMIT 1) x");
         self.db.read(|tx| {
             Ok(q.load::<CountRow>(tx.conn)?
                 .first()
@@ -416,4 +511,85 @@ struct CountMaxRow {
     n: i64,
     #[diesel(sql_type = BigInt)]
     m: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{NoIndex, PoolOptions};
+
+    fn change(id: &str) -> Change {
+        Change {
+            id: 0,
+            res_type: "Observation".into(),
+            res_id: id.into(),
+            version: 1,
+            method: "POST".into(),
+            at: 0,
+        }
+    }
+
+    fn numbers(events: &[Event]) -> Vec<(String, i64)> {
+        events
+            .iter()
+            .map(|e| (e.subscription_id.clone(), e.event_number))
+            .collect()
+    }
+
+    /// Events recorded claimed are each subscription's first waiting one only: no other
+    /// claim takes them, and the events behind them wait their turn.
+    #[test]
+    fn events_recorded_claimed_keep_each_subscription_in_order() {
+        let dir = std::env::temp_dir().join(format!("fhir-store-claim-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let url = format!("sqlite://{}/db", dir.display());
+        let store = Store::open(&url, &PoolOptions::default(), Arc::new(NoIndex)).expect("open");
+        let (c1, c2, c3) = (change("o1"), change("o2"), change("o3"));
+        let now = 1_000;
+        let claim = Claim {
+            node: "node-a",
+            now,
+            until: now + 30_000,
+        };
+        let new = |sub, change, due| NewEvent {
+            subscription: sub,
+            change,
+            due,
+        };
+        let batch = [
+            new("a", &c1, Some(now)),
+            new("a", &c2, Some(now)),
+            new("b", &c1, Some(now)),
+            new("c", &c3, None),          // in error: kept, never sent
+            new("d", &c3, Some(now + 5)), // not due yet
+        ];
+        let claimed = store
+            .transaction(|ops| ops.add_events(&batch, Some(&claim)))
+            .expect("add");
+        assert_eq!(numbers(&claimed), [("a".into(), 1), ("b".into(), 1)]);
+        let other = store
+            .claim_due("node-b", now, now + 30_000, 10)
+            .expect("claim");
+        assert!(
+            other.is_empty(),
+            "a's second waits behind its first: {other:?}"
+        );
+        store
+            .events_delivered(&numbers(&claimed), now)
+            .expect("delivered");
+        let next = store
+            .claim_due("node-b", now, now + 30_000, 10)
+            .expect("claim");
+        assert_eq!(numbers(&next), [("a".into(), 2)]);
+        // b's first was delivered, a's second is still out: only b's new one is claimed.
+        let later = [new("a", &c3, Some(now)), new("b", &c3, Some(now))];
+        let claimed = store
+            .transaction(|ops| ops.add_events(&later, Some(&claim)))
+            .expect("add");
+        assert_eq!(numbers(&claimed), [("b".into(), 2)]);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -29,8 +29,6 @@ pub struct Deliverer {
     pub(super) config: SubscriptionConfig,
     pub(super) sender: Arc<Sender>,
     pool: Pool,
-    /// This node's id, on the events it claims.
-    node: String,
     /// When this node last sent each topic-based subscription something (ms), for
     /// heartbeats.
     pub(super) last_sent: Mutex<HashMap<String, i64>>,
@@ -55,7 +53,6 @@ impl Deliverer {
             dispatcher.payloads.clone(),
         ));
         let pool = Pool::start(sender.clone(), SENDERS)?;
-        let node = crate::jobs::job_node(&store.node_id());
         Ok(Deliverer {
             store,
             dispatcher,
@@ -63,7 +60,6 @@ impl Deliverer {
             config,
             sender,
             pool,
-            node,
             last_sent: Mutex::new(HashMap::new()),
             pruned: Mutex::new(0),
             busy: AtomicBool::new(false),
@@ -81,19 +77,23 @@ impl Deliverer {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "subscription delivery failed; retrying"),
             }
-            std::thread::sleep(POLL);
+            self.dispatcher.handoff.wait(POLL);
         }
     }
 
-    /// Sends the events that are due, one per subscription.
+    /// Sends the events that are due, one per subscription: those the dispatcher
+    /// handed over claimed, and those this node claims now.
     pub fn deliver_due(&self) -> StoreResult<usize> {
+        let mut due = self.handed()?;
+        let handoff = &self.dispatcher.handoff;
         let now = fhir_store::time::now_millis();
-        let until = now + (self.config.timeout * 3).as_millis() as i64;
-        if !self.busy.load(Ordering::Relaxed) && !self.store.has_due_events(now)? {
-            return Ok(0);
+        if self.busy.load(Ordering::Relaxed) || self.store.has_due_events(now)? {
+            let claimed = self
+                .store
+                .claim_due(handoff.node(), now, now + handoff.hold(), BATCH)?;
+            self.busy.store(!claimed.is_empty(), Ordering::Relaxed);
+            due.extend(claimed);
         }
-        let due = self.store.claim_due(&self.node, now, until, BATCH)?;
-        self.busy.store(!due.is_empty(), Ordering::Relaxed);
         if due.is_empty() {
             return Ok(0);
         }
@@ -137,6 +137,27 @@ impl Deliverer {
             }
         }
         Ok(n)
+    }
+
+    /// The events the dispatcher handed over whose claim runs long enough to send them
+    /// now (two timeouts). Those whose claim is about to end (this thread was busy with
+    /// slow partners) are given back, due at once for any node's claim: sent under an
+    /// ending claim, another node could send them too.
+    fn handed(&self) -> StoreResult<Vec<Event>> {
+        let left = 2 * self.config.timeout.as_millis() as i64;
+        let now = fhir_store::time::now_millis();
+        let (ready, ending): (Vec<_>, Vec<_>) = self
+            .dispatcher
+            .handoff
+            .take()
+            .into_iter()
+            .partition(|(_, until)| until - now >= left);
+        let ending: Vec<(String, i64)> = ending
+            .into_iter()
+            .map(|(e, _)| (e.subscription_id, e.event_number))
+            .collect();
+        self.store.release_events(&ending)?;
+        Ok(ready.into_iter().map(|(e, _)| e).collect())
     }
 
     fn failed(&self, sub: &Active, event: &Event, why: &str) -> StoreResult<()> {

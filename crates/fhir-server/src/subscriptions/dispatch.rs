@@ -14,6 +14,7 @@ use fhir_store::changes::Change;
 use fhir_store::{ExportQuery, Population, SearchRequest, Store, StoreResult, Total};
 
 use super::batch::{Events, Versions};
+use super::handoff::Handoff;
 use super::parse;
 use super::payloads::Payloads;
 use super::registry::Registry;
@@ -42,10 +43,16 @@ pub struct Dispatcher {
     active: RwLock<Arc<Registry>>,
     /// The versions of the events just recorded, for the sending threads.
     pub payloads: Arc<Payloads>,
+    /// The events recorded claimed by this node, for its deliverer.
+    pub handoff: Handoff,
 }
 
 impl Dispatcher {
-    pub fn new(store: Arc<Store>, registry: &'static SearchRegistry) -> Dispatcher {
+    pub fn new(
+        store: Arc<Store>,
+        registry: &'static SearchRegistry,
+        handoff: Handoff,
+    ) -> Dispatcher {
         Dispatcher {
             store,
             registry,
@@ -54,6 +61,7 @@ impl Dispatcher {
                 ..Default::default()
             })),
             payloads: Arc::default(),
+            handoff,
         }
     }
 
@@ -145,22 +153,25 @@ impl Dispatcher {
     }
 
     /// Takes one batch of changes and records the events they make; returns how many
-    /// changes it took.
+    /// changes it took. Events that may go out at once are recorded claimed by this
+    /// node and, once committed, handed to its deliverer ([`Handoff`]).
     pub fn dispatch_once(&self) -> StoreResult<usize> {
         if !self.store.has_changes()? {
             return Ok(0);
         }
-        self.store.transaction(|ops| {
+        let now = fhir_store::time::now_millis();
+        let claim = self.handoff.claim(now);
+        let (taken, claimed) = self.store.transaction(|ops| {
             let changes = ops.take_changes(BATCH)?;
             if changes.is_empty() {
-                return Ok(0);
+                return Ok((0, Vec::new()));
             }
             // Read after the changes were taken: a subscription committed before any
             // of them is known.
             self.refresh()?;
             let registry = self.active();
             let mut out = Events {
-                now: fhir_store::time::now_millis(),
+                now,
                 events: Vec::new(),
             };
             let mut versions = Versions::new(self.registry, &registry.needed);
@@ -175,7 +186,7 @@ impl Dispatcher {
                 super::criteria::record(ops, of_type, &changed, &mut out, &mut versions)?;
             }
             super::triggers::dispatch(ops, &registry, &changes, &mut out, &mut versions)?;
-            ops.add_events(&out.events)?;
+            let claimed = ops.add_events(&out.events, Some(&claim))?;
             // Kept before the commit: a version's JSON never changes, and an entry no
             // event names (the transaction rolled back) is only dropped later.
             for e in out.events.iter().filter(|e| e.due.is_some()) {
@@ -184,7 +195,9 @@ impl Dispatcher {
                     self.payloads.keep(&c.res_type, &c.res_id, c.version, json);
                 }
             }
-            Ok(changes.len())
-        })
+            Ok((changes.len(), claimed))
+        })?;
+        self.handoff.hand(claimed, claim.until);
+        Ok(taken)
     }
 }

@@ -18,6 +18,7 @@ pub mod criteria;
 pub mod deliver;
 pub mod dispatch;
 pub mod endpoint;
+pub mod handoff;
 pub mod notification;
 pub mod payloads;
 pub mod registry;
@@ -263,9 +264,13 @@ impl Subscriptions {
         store: std::sync::Arc<fhir_store::Store>,
         config: SubscriptionConfig,
     ) -> std::io::Result<Subscriptions> {
+        // A claim runs long enough for a round of slow partners to answer.
+        let handoff =
+            handoff::Handoff::new(crate::jobs::job_node(&store.node_id()), config.timeout * 3);
         let dispatcher = std::sync::Arc::new(dispatch::Dispatcher::new(
             store.clone(),
             SearchRegistry::r4(),
+            handoff,
         ));
         let d = dispatcher.clone();
         std::thread::Builder::new()
