@@ -15,7 +15,7 @@ use fhir_store::{Precondition, Store, StoreResult};
 use serde_json::Value;
 
 use super::dispatch::Dispatcher;
-use super::send::{Pool, Sender, SENDERS};
+use super::send::Sender;
 use super::{Active, SubscriptionConfig};
 
 const POLL: Duration = Duration::from_millis(200);
@@ -28,7 +28,6 @@ pub struct Deliverer {
     pub(super) hub: Arc<super::websocket::Hub>,
     pub(super) config: SubscriptionConfig,
     pub(super) sender: Arc<Sender>,
-    pool: Pool,
     /// When this node last sent each topic-based subscription something (ms), for
     /// heartbeats.
     pub(super) last_sent: Mutex<HashMap<String, i64>>,
@@ -51,15 +50,13 @@ impl Deliverer {
             hub.clone(),
             config.clone(),
             dispatcher.payloads.clone(),
-        ));
-        let pool = Pool::start(sender.clone(), SENDERS)?;
+        )?);
         Ok(Deliverer {
             store,
             dispatcher,
             hub,
             config,
             sender,
-            pool,
             last_sent: Mutex::new(HashMap::new()),
             pruned: Mutex::new(0),
             busy: AtomicBool::new(false),
@@ -122,7 +119,7 @@ impl Deliverer {
         self.store.events_delivered(&unsent, 0)?;
         self.store.release_events(&released)?;
         let n = known.len();
-        let results = self.pool.send_all(&known);
+        let results = self.sender.send_all(&known);
         let delivered: Vec<(String, i64)> = known
             .iter()
             .zip(&results)

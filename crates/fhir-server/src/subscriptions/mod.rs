@@ -24,6 +24,7 @@ pub mod payloads;
 pub mod registry;
 pub mod send;
 pub mod topic;
+pub mod transport;
 pub mod triggers;
 pub mod upkeep;
 pub mod websocket;

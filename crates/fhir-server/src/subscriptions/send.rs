@@ -1,24 +1,23 @@
-//! Sending one notification over its channel, on a pool of long-lived threads
-//! ([`Pool`]: a round's deliveries go out side by side without threads started and
-//! stopped per round). Criteria-based rest-hook (subscription.html, R4): without a
-//! payload, an empty `POST` to the endpoint; with one, the resource's version that made
-//! the event, `PUT` to `[endpoint]/[type]/[id]` in that MIME type. Topic-based (the
-//! Backport IG): a notification Bundle ([`super::notification`]) `POST`ed to the
-//! endpoint, or written to the websocket connections bound on this node.
-//! `channel.header` lines are sent as headers; only a 2xx answer delivers.
+//! What one notification sends over its channel. Criteria-based rest-hook
+//! (subscription.html, R4): without a payload, an empty `POST` to the endpoint; with
+//! one, the resource's version that made the event, `PUT` to `[endpoint]/[type]/[id]`
+//! in that MIME type. Topic-based (the Backport IG): a notification Bundle
+//! ([`super::notification`]) `POST`ed to the endpoint, or written to the websocket
+//! connections bound on this node. `channel.header` lines are sent as headers; only a
+//! 2xx answer delivers. The requests of a round go out together over
+//! [`super::transport`].
 
-use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use fhir_store::changes::Event;
 use fhir_store::Store;
 use serde_json::Value;
 
 use super::payloads::Payloads;
-use super::{endpoint, notification, Active, SubscriptionConfig};
-
-/// Deliveries made at once (the pool's threads).
-pub const SENDERS: usize = 8;
+use super::transport::{Outgoing, Transport};
+use super::{notification, Active, SubscriptionConfig};
 
 /// What sending needs: the versions notifications carry (the dispatcher's, else the
 /// store's), this node's websocket connections, the settings and the HTTP client.
@@ -27,73 +26,127 @@ pub struct Sender {
     payloads: Arc<Payloads>,
     hub: Arc<super::websocket::Hub>,
     config: SubscriptionConfig,
-    agent: ureq::Agent,
+    transport: Transport,
+}
+
+/// A notification made ready: sent already (websocket), nothing to send, or a request.
+enum Prepared {
+    Done(Result<(), String>),
+    Request(Outgoing),
 }
 
 impl Sender {
+    /// Starts the HTTP client's thread.
     pub fn new(
         store: Arc<Store>,
         hub: Arc<super::websocket::Hub>,
         config: SubscriptionConfig,
         payloads: Arc<Payloads>,
-    ) -> Self {
-        // Connections a partner keeps open are used again, one per sending thread.
-        let mut agent = ureq::AgentBuilder::new()
-            .redirects(0)
-            .timeout(config.timeout)
-            .max_idle_connections(256)
-            .max_idle_connections_per_host(SENDERS);
-        if let Some(tls) = &config.tls {
-            agent = agent.tls_config(tls.clone());
-        }
-        Sender {
+    ) -> std::io::Result<Self> {
+        let tls = match &config.tls {
+            Some(tls) => (**tls).clone(),
+            None => crate::tls::client_config(None, None)
+                .map_err(|e| std::io::Error::other(e.to_string()))?,
+        };
+        Ok(Sender {
             store,
             payloads,
             hub,
             config,
-            agent: agent.build(),
-        }
+            transport: Transport::start(tls)?,
+        })
     }
 
-    /// Checks an endpoint again before a delivery: its host may resolve elsewhere now.
-    /// Where private endpoints are allowed there is nothing to resolve, and the URL was
-    /// checked when the subscription was written.
-    fn check(&self, endpoint: &str) -> Result<(), String> {
-        match self.config.allow_private_endpoints {
-            true => Ok(()),
-            false => endpoint::check(endpoint, false, true).map(|_| ()),
-        }
+    /// Sends the events (each of another subscription) side by side; the outcomes in
+    /// order.
+    pub fn send_all(&self, events: &[(Active, Event)]) -> Vec<Result<(), String>> {
+        let prepared = events.iter().map(|(s, e)| self.prepare(s, e)).collect();
+        self.run(prepared)
     }
 
     /// Sends a notification Bundle of a topic-based subscription: POSTed to its
     /// endpoint, or written to the websocket connections bound to it on this node.
     pub(super) fn post(&self, sub: &Active, bundle: &Value) -> Result<(), String> {
+        let prepared = self.prepare_post(sub, bundle);
+        self.run(vec![prepared])
+            .pop()
+            .unwrap_or_else(|| Err("nothing was sent".into()))
+    }
+
+    /// Sends the requests among `prepared` together; every outcome, in order.
+    fn run(&self, prepared: Vec<Prepared>) -> Vec<Result<(), String>> {
+        let mut requests = Vec::new();
+        let mut outcomes: Vec<Option<Result<(), String>>> = prepared
+            .into_iter()
+            .map(|p| match p {
+                Prepared::Done(outcome) => Some(outcome),
+                Prepared::Request(r) => {
+                    requests.push(r);
+                    None
+                }
+            })
+            .collect();
+        let mut sent = self.transport.send_all(requests).into_iter();
+        for slot in outcomes.iter_mut().filter(|o| o.is_none()) {
+            *slot = sent.next();
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err("the delivery thread stopped".into())))
+            .collect()
+    }
+
+    fn prepare_post(&self, sub: &Active, bundle: &Value) -> Prepared {
         if sub.channel == "websocket" {
             let now = fhir_store::time::now_millis();
-            return self.hub.send(&sub.id, &bundle.to_string(), now);
+            return Prepared::Done(self.hub.send(&sub.id, &bundle.to_string(), now));
         }
-        self.check(&sub.endpoint)?;
         let mime = sub.payload.as_deref().unwrap_or("application/fhir+json");
-        let mut r = self.agent.post(&sub.endpoint).set("Content-Type", mime);
-        if let Some(secs) = sub.topic.as_ref().and_then(|t| t.timeout) {
-            r = r.timeout(Duration::from_secs(secs.clamp(1, 300)));
+        let body = Bytes::from(bundle.to_string());
+        Prepared::Request(self.request(sub, "POST", sub.endpoint.clone(), Some(mime), body))
+    }
+
+    /// A request to `url` with the subscription's headers and timeout.
+    fn request(
+        &self,
+        sub: &Active,
+        method: &'static str,
+        url: String,
+        content_type: Option<&str>,
+        body: Bytes,
+    ) -> Outgoing {
+        let mut headers = Vec::with_capacity(sub.headers.len() + 1);
+        if let Some(mime) = content_type {
+            headers.push(("Content-Type".to_string(), mime.to_string()));
         }
-        for (k, v) in &sub.headers {
-            r = r.set(k, v);
+        headers.extend(sub.headers.iter().cloned());
+        let timeout = match sub.topic.as_ref().and_then(|t| t.timeout) {
+            Some(secs) => Duration::from_secs(secs.clamp(1, 300)),
+            None => self.config.timeout,
+        };
+        Outgoing {
+            method,
+            url,
+            headers,
+            body,
+            timeout,
+            // A name may resolve elsewhere since the subscription was written. Where
+            // private endpoints are allowed there is nothing to check.
+            public_only: !self.config.allow_private_endpoints,
         }
-        outcome(r.send_string(&bundle.to_string()))
     }
 
     /// An event of a topic-based subscription, as a notification Bundle.
-    fn send_notification(&self, sub: &Active, event: &Event) -> Result<(), String> {
+    fn prepare_notification(&self, sub: &Active, event: &Event) -> Prepared {
         let full = sub
             .topic
             .as_ref()
             .is_some_and(|t| t.content == super::backport::Content::FullResource);
         let resource = match full && event.method != "DELETE" {
-            true => self
-                .version(event)?
-                .and_then(|json| fhir_model::json::parse(json.as_bytes()).ok()),
+            true => match self.version(event) {
+                Ok(json) => json.and_then(|json| fhir_model::json::parse(json.as_bytes()).ok()),
+                Err(e) => return Prepared::Done(Err(e)),
+            },
             false => None,
         };
         let status = notification::Status {
@@ -105,7 +158,7 @@ impl Sender {
             error: None,
         };
         let notified = [notification::Notified { event, resource }];
-        self.post(sub, &notification::bundle(&status, &notified, None))
+        self.prepare_post(sub, &notification::bundle(&status, &notified, None))
     }
 
     /// The JSON of the version that made the event (`None`: a deletion, or expunged):
@@ -128,136 +181,27 @@ impl Sender {
             .map(|s| Arc::from(s.content.as_str())))
     }
 
-    /// One delivery attempt: `Err` with why it failed.
-    pub fn send(&self, sub: &Active, event: &Event) -> Result<(), String> {
+    /// What one delivery attempt sends.
+    fn prepare(&self, sub: &Active, event: &Event) -> Prepared {
         if sub.topic.is_some() {
-            return self.send_notification(sub, event);
+            return self.prepare_notification(sub, event);
         }
-        self.check(&sub.endpoint)?;
-        let response = match &sub.payload {
-            None => {
-                let mut r = self.agent.post(&sub.endpoint);
-                for (k, v) in &sub.headers {
-                    r = r.set(k, v);
-                }
-                r.send_bytes(&[])
-            }
-            Some(mime) => {
-                let Some(json) = self.version(event)? else {
-                    return Ok(()); // expunged since: nothing to send
-                };
-                let url = format!(
-                    "{}/{}/{}",
-                    sub.endpoint.trim_end_matches('/'),
-                    event.res_type,
-                    event.res_id
-                );
-                let mut r = self.agent.put(&url).set("Content-Type", mime);
-                for (k, v) in &sub.headers {
-                    r = r.set(k, v);
-                }
-                r.send_string(&json)
-            }
+        let Some(mime) = &sub.payload else {
+            let empty = Bytes::new();
+            return Prepared::Request(self.request(sub, "POST", sub.endpoint.clone(), None, empty));
         };
-        outcome(response)
-    }
-}
-
-/// A delivery to make, and the round its outcome goes to.
-struct Job {
-    index: usize,
-    sub: Active,
-    event: Event,
-    round: Arc<Round>,
-    /// Set once sent; a job dropped without one (its thread panicked, or the pool
-    /// stopped) finishes as failed, so the round is never left waiting.
-    outcome: Option<Result<(), String>>,
-}
-
-impl Drop for Job {
-    fn drop(&mut self) {
-        let outcome = self
-            .outcome
-            .take()
-            .unwrap_or_else(|| Err("the delivery threads stopped".to_string()));
-        self.round.finish(self.index, outcome);
-    }
-}
-
-/// The outcomes of one [`Pool::send_all`], and how many are still to come. The caller
-/// is woken once, by the last of them (not once per outcome: on a 2-core machine each
-/// wake-up is a context switch that costs more than the bookkeeping).
-struct Round {
-    state: Mutex<(Vec<Result<(), String>>, usize)>,
-    done: Condvar,
-}
-
-impl Round {
-    fn finish(&self, index: usize, outcome: Result<(), String>) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.0[index] = outcome;
-        state.1 -= 1;
-        if state.1 == 0 {
-            self.done.notify_one();
-        }
-    }
-}
-
-/// Long-lived threads that send side by side.
-pub struct Pool {
-    jobs: mpsc::Sender<Job>,
-}
-
-impl Pool {
-    /// Starts `threads` sending threads.
-    pub fn start(sender: Arc<Sender>, threads: usize) -> std::io::Result<Pool> {
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
-        for n in 0..threads.max(1) {
-            let (sender, queue) = (sender.clone(), queue.clone());
-            std::thread::Builder::new()
-                .name(format!("subscription-send-{n}"))
-                .spawn(move || loop {
-                    let job = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                    let Ok(mut job) = job else { return };
-                    job.outcome = Some(sender.send(&job.sub, &job.event));
-                })?;
-        }
-        Ok(Pool { jobs })
-    }
-
-    /// Sends the events (each of another subscription) side by side; the outcomes in
-    /// order.
-    pub fn send_all(&self, events: &[(Active, Event)]) -> Vec<Result<(), String>> {
-        let round = Arc::new(Round {
-            state: Mutex::new((vec![Ok(()); events.len()], events.len())),
-            done: Condvar::new(),
-        });
-        for (index, (sub, event)) in events.iter().enumerate() {
-            let job = Job {
-                index,
-                sub: sub.clone(),
-                event: event.clone(),
-                round: round.clone(),
-                outcome: None,
-            };
-            // A job the pool no longer takes is dropped here, and finishes as failed.
-            let _ = self.jobs.send(job);
-        }
-        let mut state = round.state.lock().unwrap_or_else(|p| p.into_inner());
-        while state.1 > 0 {
-            state = round.done.wait(state).unwrap_or_else(|p| p.into_inner());
-        }
-        std::mem::take(&mut state.0)
-    }
-}
-
-/// A delivery's outcome: a 2xx answer, or why not.
-fn outcome(response: Result<ureq::Response, ureq::Error>) -> Result<(), String> {
-    match response {
-        Ok(r) if (200..300).contains(&r.status()) => Ok(()),
-        Ok(r) => Err(format!("HTTP {}", r.status())),
-        Err(ureq::Error::Status(code, _)) => Err(format!("HTTP {code}")),
-        Err(ureq::Error::Transport(t)) => Err(t.to_string()),
+        let json = match self.version(event) {
+            Ok(Some(json)) => json,
+            Ok(None) => return Prepared::Done(Ok(())), // expunged since: nothing to send
+            Err(e) => return Prepared::Done(Err(e)),
+        };
+        let url = format!(
+            "{}/{}/{}",
+            sub.endpoint.trim_end_matches('/'),
+            event.res_type,
+            event.res_id
+        );
+        let body = Bytes::copy_from_slice(json.as_bytes());
+        Prepared::Request(self.request(sub, "PUT", url, Some(mime), body))
     }
 }
