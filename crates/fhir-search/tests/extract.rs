@@ -418,3 +418,53 @@ fn synthea_bundle_extracts_without_errors() {
     assert_eq!(q.value.unwrap().to_string(), "117.4");
     assert_eq!(q.code.as_deref(), Some("mm[Hg]"));
 }
+
+/// A resource's full index cut to some parameters (what a writer hands a subscription
+/// matcher) holds exactly the rows extracting those parameters alone gives.
+#[test]
+fn the_full_index_cut_to_some_parameters_is_what_extracting_them_alone_gives() {
+    fn sorted(v: &IndexValues) -> Vec<String> {
+        let mut rows: Vec<String> = [
+            format!("{:?}", v.strings),
+            format!("{:?}", v.tokens),
+            format!("{:?}", v.dates),
+            format!("{:?}", v.numbers),
+            format!("{:?}", v.quantities),
+            format!("{:?}", v.references),
+            format!("{:?}", v.uris),
+            format!("{:?}", v.composites),
+        ]
+        .into_iter()
+        .flat_map(|s| s.split("}, ").map(str::to_string).collect::<Vec<_>>())
+        .collect();
+        rows.sort();
+        rows
+    }
+    let bundle = synthea();
+    let sets: [&[&str]; 3] = [
+        &["code", "subject", "date"],
+        &[
+            "code-value-quantity",
+            "combo-code",
+            "value-quantity",
+            "patient",
+        ],
+        &["identifier", "name", "status", "_lastUpdated"],
+    ];
+    let mut compared = 0;
+    for e in bundle["entry"].as_array().expect("entries") {
+        let r = &e["resource"];
+        let rt = r["resourceType"].as_str().expect("resourceType");
+        let full = extract(reg(), rt, r);
+        for set in sets {
+            let codes: std::collections::HashSet<String> =
+                set.iter().map(|s| s.to_string()).collect();
+            let alone = extract_only(reg(), rt, r, &codes);
+            let cut = full.only(&codes);
+            assert_eq!(sorted(&cut), sorted(&alone), "{rt} {set:?}");
+            assert_eq!(cut.errors, alone.errors, "{rt} {set:?}");
+            compared += alone.len();
+        }
+    }
+    assert!(compared > 1000, "rows compared: {compared}");
+}

@@ -78,6 +78,8 @@ pub struct Database {
     writes: std::sync::atomic::AtomicU64,
     /// Current versions of hot resources ([`crate::cache`]).
     pub(crate) cache: crate::cache::ReadCache,
+    /// Versions just written or read, for subscriptions ([`crate::recent`]).
+    pub(crate) recent: crate::recent::Recent,
     /// This process as a node among those sharing the database ([`crate::nodes`]).
     pub(crate) membership: crate::nodes::Membership,
     /// PostgreSQL: when the planner statistics are next refreshed ([`crate::stats`]).
@@ -150,6 +152,7 @@ impl Database {
             sqlite_writer: (kind == BackendKind::Sqlite).then(|| Mutex::new(())),
             writes: std::sync::atomic::AtomicU64::new(0),
             cache: crate::cache::ReadCache::new(options.read_cache_mib.saturating_mul(1 << 20)),
+            recent: Default::default(),
             membership: Default::default(),
             stats: Default::default(),
             checkpointer: Default::default(),

@@ -49,6 +49,7 @@ impl Store {
         })?;
         // Cached versions may be gone: start the read cache afresh.
         self.db.cache.clear();
+        self.db.recent.clear();
         Ok(removed)
     }
 }

@@ -28,6 +28,7 @@ mod pool;
 mod prepared;
 mod put_many;
 mod reads;
+pub mod recent;
 mod schema;
 pub mod search;
 pub mod sql;
@@ -411,28 +412,43 @@ impl Store {
         &self,
         f: impl FnOnce(&mut TxOps<'_, '_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
-        self.db.write(|tx| {
-            let context = audit::current_context();
-            let mut ops = TxOps {
-                store: self,
-                tx,
-                pending: Vec::new(),
-                source: context.as_ref().and_then(|c| c.source.clone()),
-                writes: Vec::new(),
-            };
-            let result = f(&mut ops)?;
-            if self.change_feed && !ops.writes.is_empty() {
-                changes::record(ops.tx, &ops.writes, time::now_millis())?;
-            }
-            if let (Some(hook), Some(ctx)) = (&self.audit, &context) {
-                let writes = std::mem::take(&mut ops.writes);
-                if !writes.is_empty() {
-                    ops.append_audit(&hook(ctx, &writes))?;
+        self.db
+            .write(|tx| {
+                let context = audit::current_context();
+                let mut ops = TxOps {
+                    store: self,
+                    tx,
+                    pending: Vec::new(),
+                    source: context.as_ref().and_then(|c| c.source.clone()),
+                    writes: Vec::new(),
+                    fresh: Vec::new(),
+                };
+                let result = f(&mut ops)?;
+                if self.change_feed && !ops.writes.is_empty() {
+                    changes::record(ops.tx, &ops.writes, time::now_millis())?;
                 }
-            }
-            flush_index(ops.tx, &mut ops.pending)?;
-            Ok(result)
-        })
+                if let (Some(hook), Some(ctx)) = (&self.audit, &context) {
+                    let writes = std::mem::take(&mut ops.writes);
+                    if !writes.is_empty() {
+                        ops.append_audit(&hook(ctx, &writes))?;
+                    }
+                }
+                flush_index(ops.tx, &mut ops.pending)?;
+                Ok((result, std::mem::take(&mut ops.fresh)))
+            })
+            .map(|(result, fresh)| {
+                // Committed: the versions the dispatcher will match are kept for it.
+                for (res_type, id, version, entry) in fresh {
+                    self.db.recent.keep(&res_type, &id, version, entry);
+                }
+                result
+            })
+    }
+
+    /// Versions just written or read, kept for the subscription machinery
+    /// ([`recent`]).
+    pub fn recent(&self) -> &recent::Recent {
+        &self.db.recent
     }
 }
 
@@ -463,6 +479,8 @@ pub struct TxOps<'a, 'c> {
     source: Option<String>,
     /// The versions written, for the audit trail.
     writes: Vec<WriteRecord>,
+    /// Versions of watched types, kept once the transaction commits ([`recent`]).
+    fresh: Vec<(String, String, i64, recent::RecentVersion)>,
 }
 
 impl TxOps<'_, '_> {
@@ -495,6 +513,21 @@ impl TxOps<'_, '_> {
         let res_type = stored.res_type.as_str();
         let id = stored.res_id.as_str();
         let method = stored.method.as_str();
+        if let Some(params) = self
+            .store
+            .db
+            .recent
+            .watched(res_type)
+            .filter(|_| !stored.deleted)
+        {
+            let index = pending.values.only(&params);
+            let entry = recent::RecentVersion {
+                content: Arc::from(stored.content.as_str()),
+                index: Some((params, index)),
+            };
+            self.fresh
+                .push((res_type.to_string(), id.to_string(), stored.version, entry));
+        }
         self.pending.push(pending);
         if self.pending.len() >= FLUSH_EVERY {
             // A large transaction keeps the index rows of a bounded number of

@@ -102,6 +102,34 @@ impl IndexValues {
         self.len() == 0
     }
 
+    /// The rows (and errors) of the parameters `codes` only, as
+    /// [`crate::extract_only`] would give them (in another order).
+    pub fn only(&self, codes: &std::collections::HashSet<String>) -> IndexValues {
+        fn keep<T: Clone>(
+            rows: &[T],
+            codes: &std::collections::HashSet<String>,
+            param: impl Fn(&T) -> &str,
+        ) -> Vec<T> {
+            rows.iter()
+                .filter(|r| codes.contains(param(r)))
+                .cloned()
+                .collect()
+        }
+        IndexValues {
+            strings: keep(&self.strings, codes, |r| &r.param),
+            tokens: keep(&self.tokens, codes, |r| &r.param),
+            dates: keep(&self.dates, codes, |r| &r.param),
+            numbers: keep(&self.numbers, codes, |r| &r.param),
+            quantities: keep(&self.quantities, codes, |r| &r.param),
+            references: keep(&self.references, codes, |r| &r.param),
+            uris: keep(&self.uris, codes, |r| &r.param),
+            composites: keep(&self.composites, codes, |r| &r.param),
+            errors: keep(&self.errors, codes, |r| &r.param),
+            text: None,
+            concepts: None,
+        }
+    }
+
     pub(super) fn push(&mut self, v: IndexValue) {
         match v.capped() {
             IndexValue::String(r) => self.strings.push(r),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use fhir_search::SearchRegistry;
 use fhir_store::changes::{Change, NewEvent};
+use fhir_store::recent::{Recent, RecentVersion};
 use fhir_store::{StoreResult, TxOps};
 
 use super::topic::Loaded;
@@ -35,26 +36,27 @@ impl<'a> Events<'a> {
 }
 
 /// Versions read and indexed during one dispatch batch: only the parameters some
-/// subscription or topic compares are extracted.
+/// subscription or topic compares are extracted. A version its write kept in memory
+/// (fhir-store `recent`) is taken from there, with its index rows; one read from the
+/// database is kept there, for the senders.
 pub struct Versions<'r> {
     registry: &'static SearchRegistry,
     needed: &'r HashMap<String, HashSet<String>>,
+    recent: &'r Recent,
     cache: HashMap<(String, String, i64), Option<Rc<Loaded>>>,
-    /// The JSON of each version read that exists (not a deletion), copied for the
-    /// senders only if it makes an event ([`Versions::json`]).
-    json: HashMap<(String, String, i64), String>,
 }
 
 impl<'r> Versions<'r> {
     pub fn new(
         registry: &'static SearchRegistry,
         needed: &'r HashMap<String, HashSet<String>>,
+        recent: &'r Recent,
     ) -> Versions<'r> {
         Versions {
             registry,
             needed,
+            recent,
             cache: HashMap::new(),
-            json: HashMap::new(),
         }
     }
 
@@ -78,25 +80,24 @@ impl<'r> Versions<'r> {
         }
         let empty = HashSet::new();
         let codes = self.needed.get(res_type).unwrap_or(&empty);
-        let loaded = match ops.vread(res_type, id, version)? {
-            Some(stored) if !stored.deleted => {
-                let value = fhir_model::json::parse(stored.content.as_bytes()).ok();
-                self.json.insert(key.clone(), stored.content);
-                value.map(|v| Rc::new(Loaded::with_params(self.registry, res_type, v, codes)))
-            }
-            _ => None,
+        let kept = match self.recent.get(res_type, id, version) {
+            Some(kept) => Some(kept),
+            None => match ops.vread(res_type, id, version)? {
+                Some(stored) if !stored.deleted => {
+                    let entry = RecentVersion {
+                        content: Arc::from(stored.content),
+                        index: None,
+                    };
+                    self.recent.keep(res_type, id, version, entry);
+                    self.recent.get(res_type, id, version)
+                }
+                _ => None,
+            },
         };
+        let loaded = kept
+            .and_then(|k| Loaded::kept(self.registry, res_type, id, &k, codes))
+            .map(Rc::new);
         self.cache.insert(key, loaded.clone());
         Ok(loaded)
-    }
-
-    /// The JSON of the version a change wrote, if this batch read it.
-    pub fn json(&self, change: &Change) -> Option<Arc<str>> {
-        let key = (
-            change.res_type.clone(),
-            change.res_id.clone(),
-            change.version,
-        );
-        self.json.get(&key).map(|s| Arc::from(s.as_str()))
     }
 }

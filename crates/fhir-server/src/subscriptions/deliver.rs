@@ -45,12 +45,7 @@ impl Deliverer {
         hub: Arc<super::websocket::Hub>,
         config: SubscriptionConfig,
     ) -> std::io::Result<Self> {
-        let sender = Arc::new(Sender::new(
-            store.clone(),
-            hub.clone(),
-            config.clone(),
-            dispatcher.payloads.clone(),
-        )?);
+        let sender = Arc::new(Sender::new(store.clone(), hub.clone(), config.clone())?);
         Ok(Deliverer {
             store,
             dispatcher,

@@ -16,7 +16,6 @@ use fhir_store::{ExportQuery, Population, SearchRequest, Store, StoreResult, Tot
 use super::batch::{Events, Versions};
 use super::handoff::Handoff;
 use super::parse;
-use super::payloads::Payloads;
 use super::registry::Registry;
 use super::topic::Topic;
 
@@ -41,8 +40,6 @@ pub struct Dispatcher {
     store: Arc<Store>,
     registry: &'static SearchRegistry,
     active: RwLock<Arc<Registry>>,
-    /// The versions of the events just recorded, for the sending threads.
-    pub payloads: Arc<Payloads>,
     /// The events recorded claimed by this node, for its deliverer.
     pub handoff: Handoff,
 }
@@ -60,7 +57,6 @@ impl Dispatcher {
                 seq: (-1, -1),
                 ..Default::default()
             })),
-            payloads: Arc::default(),
             handoff,
         }
     }
@@ -123,6 +119,15 @@ impl Dispatcher {
                 }
             }
         }
+        // Writes of the types subscribed to keep their versions in memory for the
+        // next batch, with the index rows the criteria compare.
+        let watched = registry
+            .needed
+            .iter()
+            .map(|(t, codes)| (t.clone(), Arc::new(codes.clone())))
+            .collect::<fhir_store::recent::Watched>();
+        let watched = (!watched.is_empty()).then_some(watched);
+        self.store.recent().watch(watched);
         *self.active.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(registry);
         Ok(())
     }
@@ -174,7 +179,8 @@ impl Dispatcher {
                 now,
                 events: Vec::new(),
             };
-            let mut versions = Versions::new(self.registry, &registry.needed);
+            let recent = self.store.recent();
+            let mut versions = Versions::new(self.registry, &registry.needed, recent);
             for (res_type, of_type) in &registry.by_type {
                 let changed: Vec<&Change> = changes
                     .iter()
@@ -187,14 +193,6 @@ impl Dispatcher {
             }
             super::triggers::dispatch(ops, &registry, &changes, &mut out, &mut versions)?;
             let claimed = ops.add_events(&out.events, Some(&claim))?;
-            // Kept before the commit: a version's JSON never changes, and an entry no
-            // event names (the transaction rolled back) is only dropped later.
-            for e in out.events.iter().filter(|e| e.due.is_some()) {
-                if let Some(json) = versions.json(e.change) {
-                    let c = e.change;
-                    self.payloads.keep(&c.res_type, &c.res_id, c.version, json);
-                }
-            }
             Ok((changes.len(), claimed))
         })?;
         self.handoff.hand(claimed, claim.until);

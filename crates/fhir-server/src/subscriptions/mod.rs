@@ -20,7 +20,6 @@ pub mod dispatch;
 pub mod endpoint;
 pub mod handoff;
 pub mod notification;
-pub mod payloads;
 pub mod registry;
 pub mod send;
 pub mod topic;

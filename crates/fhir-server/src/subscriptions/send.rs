@@ -15,7 +15,6 @@ use fhir_store::changes::Event;
 use fhir_store::Store;
 use serde_json::Value;
 
-use super::payloads::Payloads;
 use super::transport::{Outgoing, Transport};
 use super::{notification, Active, SubscriptionConfig};
 
@@ -23,7 +22,6 @@ use super::{notification, Active, SubscriptionConfig};
 /// store's), this node's websocket connections, the settings and the HTTP client.
 pub struct Sender {
     store: Arc<Store>,
-    payloads: Arc<Payloads>,
     hub: Arc<super::websocket::Hub>,
     config: SubscriptionConfig,
     transport: Transport,
@@ -41,7 +39,6 @@ impl Sender {
         store: Arc<Store>,
         hub: Arc<super::websocket::Hub>,
         config: SubscriptionConfig,
-        payloads: Arc<Payloads>,
     ) -> std::io::Result<Self> {
         let tls = match &config.tls {
             Some(tls) => (**tls).clone(),
@@ -50,7 +47,6 @@ impl Sender {
         };
         Ok(Sender {
             store,
-            payloads,
             hub,
             config,
             transport: Transport::start(tls)?,
@@ -167,10 +163,10 @@ impl Sender {
     fn version(&self, event: &Event) -> Result<Option<Arc<str>>, String> {
         let (t, id, v) = (&event.res_type, &event.res_id, event.version);
         let kept = (event.attempts == 0)
-            .then(|| self.payloads.get(t, id, v))
+            .then(|| self.store.recent().get(t, id, v))
             .flatten();
-        if kept.is_some() {
-            return Ok(kept);
+        if let Some(kept) = kept {
+            return Ok(Some(kept.content.clone()));
         }
         let stored = self
             .store

@@ -76,14 +76,47 @@ pub struct Change<'a> {
     pub current: Option<&'a Loaded>,
 }
 
-/// A version with its index values, extracted once for every topic and filter.
+/// A version with its index values, extracted once for every topic and filter. Its
+/// JSON is parsed only if a FHIRPath criterion needs it, when the index values came
+/// with it (from the write that made it: fhir-store `recent`).
 pub struct Loaded {
     pub id: String,
-    pub resource: Value,
+    content: Option<std::sync::Arc<str>>,
+    resource: std::cell::OnceCell<Value>,
     pub index: fhir_search::IndexValues,
 }
 
 impl Loaded {
+    /// A version kept in memory: with the index rows its write kept when they cover
+    /// `codes`, else parsed and extracted as [`Loaded::with_params`] (`None`: its JSON
+    /// does not parse).
+    pub fn kept(
+        registry: &SearchRegistry,
+        res_type: &str,
+        id: &str,
+        kept: &fhir_store::recent::RecentVersion,
+        codes: &std::collections::HashSet<String>,
+    ) -> Option<Loaded> {
+        let Some(index) = kept.index_of(codes) else {
+            let value = fhir_model::json::parse(kept.content.as_bytes()).ok()?;
+            return Some(Loaded::with_params(registry, res_type, value, codes));
+        };
+        Some(Loaded {
+            id: id.to_string(),
+            content: Some(kept.content.clone()),
+            resource: std::cell::OnceCell::new(),
+            index: index.clone(),
+        })
+    }
+
+    /// The version's JSON (`null` if it does not parse).
+    pub fn resource(&self) -> &Value {
+        self.resource.get_or_init(|| {
+            let content = self.content.as_deref().unwrap_or("null");
+            fhir_model::json::parse(content.as_bytes()).unwrap_or(Value::Null)
+        })
+    }
+
     /// A version with the index values of every parameter.
     pub fn new(registry: &SearchRegistry, res_type: &str, resource: Value) -> Loaded {
         let index = fhir_search::extract(registry, res_type, &resource);
@@ -110,7 +143,8 @@ impl Loaded {
             .to_string();
         Loaded {
             id,
-            resource,
+            content: None,
+            resource: std::cell::OnceCell::from(resource),
             index,
         }
     }
@@ -333,18 +367,18 @@ impl Trigger {
         ctx.set_lenient(true);
         let empty = fhirpath::Collection::new();
         match change.previous {
-            Some(p) => ctx.set_json_variable("previous", &p.resource),
+            Some(p) => ctx.set_json_variable("previous", p.resource()),
             None => ctx.set_variable("previous", empty.clone()),
         };
         match change.current {
-            Some(c) => ctx.set_json_variable("current", &c.resource),
+            Some(c) => ctx.set_json_variable("current", c.resource()),
             None => ctx.set_variable("current", empty),
         };
         let Some(focus) = change.current.or(change.previous) else {
             return false;
         };
-        ctx.set_resource(&focus.resource);
-        match expr.evaluate(&ctx, &focus.resource) {
+        ctx.set_resource(focus.resource());
+        match expr.evaluate(&ctx, focus.resource()) {
             Ok(result) => result.to_json() == serde_json::json!([true]),
             Err(e) => {
                 tracing::debug!(error = %e, expression = expr.source(), "fhirPathCriteria failed");
