@@ -14,8 +14,9 @@
 # every write notifies one), `miss` (codes urn:bench|s0… that no write carries: the cost
 # of matching alone) or `unanchored` (`Observation?date=ge2100…`: no code or reference
 # to index them by, so every write is matched in memory against all N; none match).
-# KEEPALIVE=1 makes the receiver keep connections open (HTTP/1.1).
-# Usage: [BIN=path/to/fhir-server] [MODE=match|miss|unanchored] [KEEPALIVE=1] scripts/bench/subscriptions.sh [sqlite|postgres] [N] [seconds]
+# KEEPALIVE=1 makes the receiver keep connections open (HTTP/1.1). RECEIVER=threading
+# uses the http.server receiver earlier measurements used (see below).
+# Usage: [BIN=path/to/fhir-server] [MODE=match|miss|unanchored] [KEEPALIVE=1] [RECEIVER=asyncio|threading] scripts/bench/subscriptions.sh [sqlite|postgres] [N] [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BACKEND=${1:-sqlite}; N=${2:-1000}; SECS=${3:-10}
@@ -58,7 +59,48 @@ class Hook(BaseHTTPRequestHandler):
 ThreadingHTTPServer.request_queue_size = 256
 ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Hook).serve_forever()
 PY
-python3 "$work/hook.py" $HOOK "$work/latency" "${KEEPALIVE:-0}" & echo $! >"$work/hook.pid"
+# RECEIVER=threading: the receiver above (http.server, a thread per connection, about
+# 0.15 ms of CPU per notification); otherwise (the default) a receiver on asyncio's raw
+# protocol that takes a fraction of that, so that less of the two cores' time goes to
+# the partner, which in real life runs elsewhere.
+cat >"$work/hook_async.py" <<'PY'
+import asyncio, re, sys, time
+from datetime import datetime
+out = open(sys.argv[2], "a", buffering=1)
+keep = sys.argv[3] == "1"
+LAST = re.compile(rb'"lastUpdated"\s*:\s*"([^"]+)"')
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" if keep else \
+     b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+class Hook(asyncio.Protocol):
+    def connection_made(self, t):
+        self.t, self.buf = t, b""
+    def data_received(self, data):
+        self.buf += data
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            m = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", self.buf[:end])
+            length = int(m.group(1)) if m else 0
+            if len(self.buf) < end + 4 + length:
+                return
+            body, self.buf = self.buf[end + 4:end + 4 + length], self.buf[end + 4 + length:]
+            if body:
+                at = LAST.search(body)
+                if at:
+                    sent = datetime.fromisoformat(at.group(1).decode().replace("Z", "+00:00")).timestamp() * 1000
+                    out.write(f"{time.time() * 1000 - sent:.1f}\n")
+            self.t.write(OK)
+            if not keep:
+                self.t.close()
+                return
+async def main():
+    server = await asyncio.get_running_loop().create_server(Hook, "127.0.0.1", int(sys.argv[1]), backlog=256)
+    await server.serve_forever()
+asyncio.run(main())
+PY
+hook=hook_async.py; [ "${RECEIVER:-asyncio}" = threading ] && hook=hook.py
+python3 "$work/$hook" $HOOK "$work/latency" "${KEEPALIVE:-0}" & echo $! >"$work/hook.pid"
 cat >"$work/obs.lua" <<EOF2
 counter = 0
 request = function()

@@ -138,18 +138,9 @@ impl Deliverer {
     fn handed(&self) -> StoreResult<Vec<Event>> {
         let left = 2 * self.config.timeout.as_millis() as i64;
         let now = fhir_store::time::now_millis();
-        let (ready, ending): (Vec<_>, Vec<_>) = self
-            .dispatcher
-            .handoff
-            .take()
-            .into_iter()
-            .partition(|(_, until)| until - now >= left);
-        let ending: Vec<(String, i64)> = ending
-            .into_iter()
-            .map(|(e, _)| (e.subscription_id, e.event_number))
-            .collect();
+        let (ready, ending) = self.dispatcher.handoff.take(now, left);
         self.store.release_events(&ending)?;
-        Ok(ready.into_iter().map(|(e, _)| e).collect())
+        Ok(ready)
     }
 
     fn failed(&self, sub: &Active, event: &Event, why: &str) -> StoreResult<()> {

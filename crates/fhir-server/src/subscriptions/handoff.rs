@@ -60,9 +60,19 @@ impl Handoff {
         self.ready.notify_one();
     }
 
-    /// Takes every event handed over so far.
-    pub fn take(&self) -> Vec<(Event, i64)> {
-        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()))
+    /// Takes every event handed over so far: those whose claim runs at least `left`
+    /// (ms) after `now`, to send; and, to give back, the keys of those whose claim
+    /// ends sooner (sent under an ending claim, another node could send them too).
+    pub fn take(&self, now: i64, left: i64) -> (Vec<Event>, Vec<(String, i64)>) {
+        let handed = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
+        let (ready, ending): (Vec<_>, Vec<_>) = handed
+            .into_iter()
+            .partition(|(_, until)| until - now >= left);
+        let ending = ending
+            .into_iter()
+            .map(|(e, _)| (e.subscription_id, e.event_number))
+            .collect();
+        (ready.into_iter().map(|(e, _)| e).collect(), ending)
     }
 
     /// Waits up to `timeout` for events to be handed over.
@@ -99,11 +109,14 @@ mod tests {
         let claim = h.claim(1_000);
         assert_eq!((claim.node, claim.until), ("node-a", 31_000));
         h.hand(vec![event(1), event(2)], claim.until);
+        h.hand(vec![event(3)], 2_000);
         h.wait(Duration::from_secs(5)); // returns at once: events wait
-        let taken = h.take();
-        assert_eq!(taken.len(), 2);
-        assert_eq!((taken[1].0.event_number, taken[1].1), (2, 31_000));
-        assert!(h.take().is_empty());
+        let (ready, ending) = h.take(1_500, 1_000);
+        let numbers: Vec<i64> = ready.iter().map(|e| e.event_number).collect();
+        assert_eq!(numbers, [1, 2]);
+        assert_eq!(ending, [("s".to_string(), 3)], "its claim ends in 500 ms");
+        let (ready, ending) = h.take(1_500, 1_000);
+        assert!(ready.is_empty() && ending.is_empty());
     }
 
     #[test]
