@@ -80,6 +80,8 @@ pub struct Database {
     pub(crate) cache: crate::cache::ReadCache,
     /// Versions just written or read, for subscriptions ([`crate::recent`]).
     pub(crate) recent: crate::recent::Recent,
+    /// Wakes the subscription dispatcher when changes commit ([`crate::changes`]).
+    pub(crate) committed: crate::changes::Committed,
     /// This process as a node among those sharing the database ([`crate::nodes`]).
     pub(crate) membership: crate::nodes::Membership,
     /// PostgreSQL: when the planner statistics are next refreshed ([`crate::stats`]).
@@ -153,6 +155,7 @@ impl Database {
             writes: std::sync::atomic::AtomicU64::new(0),
             cache: crate::cache::ReadCache::new(options.read_cache_mib.saturating_mul(1 << 20)),
             recent: Default::default(),
+            committed: Default::default(),
             membership: Default::default(),
             stats: Default::default(),
             checkpointer: Default::default(),

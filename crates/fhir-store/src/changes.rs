@@ -284,6 +284,33 @@ impl TxOps<'_, '_> {
     }
 }
 
+/// Tells this process's dispatcher that a transaction committed changes, so that it
+/// need not wait for its next poll.
+#[derive(Default)]
+pub(crate) struct Committed {
+    changed: std::sync::Mutex<bool>,
+    ready: std::sync::Condvar,
+}
+
+impl Committed {
+    pub(crate) fn signal(&self) {
+        let mut changed = self.changed.lock().unwrap_or_else(|p| p.into_inner());
+        if !*changed {
+            *changed = true;
+            self.ready.notify_all();
+        }
+    }
+
+    fn wait(&self, timeout: std::time::Duration) -> bool {
+        let changed = self.changed.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut changed, _) = self
+            .ready
+            .wait_timeout_while(changed, timeout, |c| !*c)
+            .unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *changed, false)
+    }
+}
+
 /// Whose claim the events [`TxOps::add_events`] may record claimed carry: `node`'s,
 /// until `until` (ms); events due at or before `now` may be claimed.
 #[derive(Debug, Clone)]
@@ -459,6 +486,13 @@ impl Store {
         self.db.read(|tx| q.load(tx.conn))
     }
 
+    /// Waits up to `timeout` for a transaction of this process to commit changes;
+    /// whether one did since the last call (at once if so). Other processes' changes
+    /// are not signalled: the dispatcher still reads the feed when this times out.
+    pub fn wait_for_changes(&self, timeout: std::time::Duration) -> bool {
+        self.db.committed.wait(timeout)
+    }
+
     /// Whether the change feed holds anything (a read: the dispatcher asks before it
     /// opens a write transaction).
     pub fn has_changes(&self) -> StoreResult<bool> {
@@ -536,6 +570,40 @@ mod tests {
             .iter()
             .map(|e| (e.subscription_id.clone(), e.event_number))
             .collect()
+    }
+
+    /// A transaction that records changes wakes a waiting dispatcher; one that writes
+    /// nothing, or a store without a change feed, does not.
+    #[test]
+    fn committed_changes_wake_the_dispatcher_once() {
+        let dir = std::env::temp_dir().join(format!("fhir-store-wake-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let url = format!("sqlite://{}/db", dir.display());
+        let mut store =
+            Store::open(&url, &PoolOptions::default(), Arc::new(NoIndex)).expect("open");
+        let short = std::time::Duration::from_millis(20);
+        let obs = || serde_json::json!({"resourceType": "Observation", "status": "final"});
+        store.create("Observation", obs(), None).expect("create");
+        assert!(
+            !store.wait_for_changes(short),
+            "no change feed: nothing recorded"
+        );
+        store.set_change_feed(true);
+        store.transaction(|_| Ok(())).expect("empty");
+        assert!(!store.wait_for_changes(short), "nothing written");
+        let store = Arc::new(store);
+        let writer = store.clone();
+        let wrote = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            writer.create("Observation", obs(), None).expect("create");
+        });
+        let started = std::time::Instant::now();
+        assert!(store.wait_for_changes(std::time::Duration::from_secs(30)));
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        wrote.join().unwrap();
+        assert!(!store.wait_for_changes(short), "the signal was taken");
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Events recorded claimed are each subscription's first waiting one only: no other

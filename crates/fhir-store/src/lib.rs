@@ -412,37 +412,39 @@ impl Store {
         &self,
         f: impl FnOnce(&mut TxOps<'_, '_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
-        self.db
-            .write(|tx| {
-                let context = audit::current_context();
-                let mut ops = TxOps {
-                    store: self,
-                    tx,
-                    pending: Vec::new(),
-                    source: context.as_ref().and_then(|c| c.source.clone()),
-                    writes: Vec::new(),
-                    fresh: Vec::new(),
-                };
-                let result = f(&mut ops)?;
-                if self.change_feed && !ops.writes.is_empty() {
-                    changes::record(ops.tx, &ops.writes, time::now_millis())?;
+        let (result, fresh, recorded) = self.db.write(|tx| {
+            let context = audit::current_context();
+            let mut ops = TxOps {
+                store: self,
+                tx,
+                pending: Vec::new(),
+                source: context.as_ref().and_then(|c| c.source.clone()),
+                writes: Vec::new(),
+                fresh: Vec::new(),
+            };
+            let result = f(&mut ops)?;
+            let recorded = self.change_feed && !ops.writes.is_empty();
+            if recorded {
+                changes::record(ops.tx, &ops.writes, time::now_millis())?;
+            }
+            if let (Some(hook), Some(ctx)) = (&self.audit, &context) {
+                let writes = std::mem::take(&mut ops.writes);
+                if !writes.is_empty() {
+                    ops.append_audit(&hook(ctx, &writes))?;
                 }
-                if let (Some(hook), Some(ctx)) = (&self.audit, &context) {
-                    let writes = std::mem::take(&mut ops.writes);
-                    if !writes.is_empty() {
-                        ops.append_audit(&hook(ctx, &writes))?;
-                    }
-                }
-                flush_index(ops.tx, &mut ops.pending)?;
-                Ok((result, std::mem::take(&mut ops.fresh)))
-            })
-            .map(|(result, fresh)| {
-                // Committed: the versions the dispatcher will match are kept for it.
-                for (res_type, id, version, entry) in fresh {
-                    self.db.recent.keep(&res_type, &id, version, entry);
-                }
-                result
-            })
+            }
+            flush_index(ops.tx, &mut ops.pending)?;
+            Ok((result, std::mem::take(&mut ops.fresh), recorded))
+        })?;
+        // Committed: the versions the dispatcher will match are kept for it, and it is
+        // woken.
+        for (res_type, id, version, entry) in fresh {
+            self.db.recent.keep(&res_type, &id, version, entry);
+        }
+        if recorded {
+            self.db.committed.signal();
+        }
+        Ok(result)
     }
 
     /// Versions just written or read, kept for the subscription machinery
