@@ -540,7 +540,24 @@ fn criteria_of_every_shape(b: Backend) {
     assert_eq!(counts, vec![1, 1, 1], "each hears of its one match");
 }
 
+/// A version too large for the copies kept in memory for subscriptions (over 4 MiB)
+/// is matched and sent all the same, read from the store.
+fn a_large_version_is_matched_and_sent(b: Backend) {
+    let s = server(b);
+    let hook = Receiver::start(200);
+    let code = watch_code(&s, &hook, "large");
+    let mut big: Value = serde_json::from_str(&observation(&code, 1.0)).unwrap();
+    // Strings are at most 1 MB each: six notes of 900 kB.
+    let note = json!({"text": "x".repeat(900_000)});
+    big["note"] = json!(vec![note; 6]);
+    let id = s.create_id("Observation", &big.to_string());
+    let got = hook.wait_for(1);
+    assert_eq!(got[0].path, format!("/hook/Observation/{id}"));
+    assert!(got[0].body.len() > 5_400_000, "the whole version");
+}
+
 both_backends!(
+    a_large_version_is_matched_and_sent,
     criteria_of_every_shape,
     retries_and_restarts_lose_nothing,
     a_version_expunged_before_its_retry_is_not_sent,

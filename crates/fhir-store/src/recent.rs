@@ -78,10 +78,16 @@ impl Recent {
         watched.as_ref()?.get(res_type).cloned()
     }
 
-    /// Keeps a version (once), dropping the oldest beyond the bounds and those no
-    /// longer fresh.
-    pub fn keep(&self, res_type: &str, id: &str, version: i64, entry: RecentVersion) {
-        self.keep_for(res_type, id, version, entry, FRESH);
+    /// Keeps a version (once; not one larger than a quarter of the bound), dropping
+    /// the oldest beyond the bounds and those no longer fresh.
+    pub fn keep(
+        &self,
+        res_type: &str,
+        id: &str,
+        version: i64,
+        entry: impl Into<Arc<RecentVersion>>,
+    ) {
+        self.keep_for(res_type, id, version, entry.into(), FRESH);
     }
 
     fn keep_for(
@@ -89,7 +95,7 @@ impl Recent {
         res_type: &str,
         id: &str,
         version: i64,
-        entry: RecentVersion,
+        entry: Arc<RecentVersion>,
         fresh: Duration,
     ) {
         if entry.content.len() > MAX_BYTES / 4 {
@@ -101,8 +107,7 @@ impl Recent {
             return;
         }
         kept.bytes += entry.content.len();
-        kept.by_key
-            .insert(key.clone(), (Arc::new(entry), Instant::now()));
+        kept.by_key.insert(key.clone(), (entry, Instant::now()));
         kept.order.push_back(key);
         while let Some(oldest) = kept.order.front() {
             let stale = kept
@@ -188,9 +193,9 @@ mod tests {
     fn entries_no_longer_fresh_are_dropped_as_others_come_in() {
         let p = Recent::default();
         let fresh = Duration::from_millis(200);
-        p.keep_for("Observation", "a", 1, json("{\"a\":1}"), fresh);
+        p.keep_for("Observation", "a", 1, json("{\"a\":1}").into(), fresh);
         std::thread::sleep(Duration::from_millis(250));
-        p.keep_for("Observation", "b", 1, json("{}"), fresh);
+        p.keep_for("Observation", "b", 1, json("{}").into(), fresh);
         let kept = p.kept.lock().unwrap();
         assert_eq!(kept.order.len(), 1);
         assert!(!kept.by_key.contains_key("Observation/a/1"));

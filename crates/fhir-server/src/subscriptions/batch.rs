@@ -84,12 +84,13 @@ impl<'r> Versions<'r> {
             Some(kept) => Some(kept),
             None => match ops.vread(res_type, id, version)? {
                 Some(stored) if !stored.deleted => {
-                    let entry = RecentVersion {
+                    let entry = Arc::new(RecentVersion {
                         content: Arc::from(stored.content),
                         index: None,
-                    };
-                    self.recent.keep(res_type, id, version, entry);
-                    self.recent.get(res_type, id, version)
+                    });
+                    // Not kept if too large: the senders then read it again.
+                    self.recent.keep(res_type, id, version, entry.clone());
+                    Some(entry)
                 }
                 _ => None,
             },
