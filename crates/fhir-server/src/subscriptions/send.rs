@@ -158,8 +158,9 @@ impl Sender {
     }
 
     /// The JSON of the version that made the event (`None`: a deletion, or expunged):
-    /// on a first attempt within moments of the event, as the dispatcher read it;
-    /// otherwise from the store, which knows of an expunge since.
+    /// on a first attempt within moments of the event, as its write or the dispatcher
+    /// kept it in memory (fhir-store `recent`); otherwise from the store, which knows
+    /// of an expunge since.
     fn version(&self, event: &Event) -> Result<Option<Arc<str>>, String> {
         let (t, id, v) = (&event.res_type, &event.res_id, event.version);
         let kept = (event.attempts == 0)

@@ -181,16 +181,21 @@ fn build(request: Outgoing) -> Result<hyper::Request<Full<Bytes>>, String> {
             .parse()
             .map_err(|e| format!("'{}' is not a URL ({e})", request.url))?,
     };
-    let mut builder = hyper::Request::builder()
+    let unmade = |e: &dyn std::fmt::Display| format!("the request could not be made: {e}");
+    let mut made = hyper::Request::builder()
         .method(request.method)
         .uri(uri)
-        .header(hyper::header::USER_AGENT, USER_AGENT);
-    for (k, v) in &request.headers {
-        builder = builder.header(k.as_str(), v.as_str());
-    }
-    builder
+        .header(hyper::header::USER_AGENT, USER_AGENT)
         .body(Full::new(request.body))
-        .map_err(|e| format!("the request could not be made: {e}"))
+        .map_err(|e| unmade(&e))?;
+    // A header named again replaces the earlier one (a `channel.header` line may set
+    // the Content-Type, say).
+    for (k, v) in &request.headers {
+        let name = hyper::header::HeaderName::from_bytes(k.as_bytes()).map_err(|e| unmade(&e))?;
+        let value = hyper::header::HeaderValue::from_str(v).map_err(|e| unmade(&e))?;
+        made.headers_mut().insert(name, value);
+    }
+    Ok(made)
 }
 
 /// Reads the answer to its end (up to [`ANSWER_MAX`]), so that its connection can
@@ -259,6 +264,13 @@ mod tests {
             headers: vec![("bad header".into(), "x".into())],
             ..request.clone()
         };
+        let twice = Outgoing {
+            headers: vec![("A".into(), "1".into()), ("a".into(), "2".into())],
+            ..request.clone()
+        };
+        let made = build(twice).unwrap();
+        let values: Vec<_> = made.headers().get_all("a").iter().collect();
+        assert_eq!(values, ["2"], "the later replaces the earlier");
         let outcomes = transport.send_all(vec![request, bad_header]);
         let refused = outcomes[0].as_ref().unwrap_err();
         assert!(refused.to_lowercase().contains("refused"), "{refused}");
