@@ -198,8 +198,10 @@ impl TxOps<'_, '_> {
                 last_error: None,
                 delivered: e.due.is_none().then_some(0),
             };
-            let claim = claim
-                .filter(|k| e.due.is_some_and(|d| d <= k.now) && first_free.remove(e.subscription));
+            // Only the subscription's first event of the batch, and only if it is due:
+            // a later one must not overtake it.
+            let first = first_free.remove(e.subscription);
+            let claim = claim.filter(|k| first && e.due.is_some_and(|d| d <= k.now));
             if claim.is_some() {
                 claimed.push(event.clone());
             }
