@@ -634,6 +634,7 @@ mod tests {
             new("b", &c1, Some(now)),
             new("c", &c3, None),          // in error: kept, never sent
             new("d", &c3, Some(now + 5)), // not due yet
+            new("d", &c1, Some(now)),     // due, but behind d's first
         ];
         let claimed = store
             .transaction(|ops| ops.add_events(&batch, Some(&claim)))
