@@ -110,51 +110,6 @@ impl Store {
         self.audit = Some(hook);
     }
 
-    /// Appends AuditEvents (of reads, searches, refusals) to the audit trail in one
-    /// transaction.
-    pub fn append_audit(&self, events: &[String]) -> StoreResult<()> {
-        self.transaction(|ops| ops.append_audit(events))
-    }
-
-    /// Projects up to `max` logged AuditEvents into searchable AuditEvent resources;
-    /// returns how many (0: up to date).
-    pub fn project_audit(&self, max: i64) -> StoreResult<usize> {
-        self.transaction(|ops| {
-            let rows = audit::pending(ops.tx, max)?;
-            let Some(last) = rows.last().map(|r| r.0) else {
-                return Ok(0);
-            };
-            let n = rows.len();
-            for (_, id, event) in rows {
-                let event = match &self.audit_expander {
-                    Some(expand) => expand(event)?,
-                    None => event,
-                };
-                let current = lock_current(ops.tx, "AuditEvent", &id)?;
-                ops.write("AuditEvent", &id, &current, Some(event), "POST")?;
-            }
-            audit::projected(ops.tx, last)?;
-            Ok(n)
-        })
-    }
-
-    /// Projects every logged AuditEvent (before AuditEvents are read or searched).
-    pub fn project_audit_all(&self) -> StoreResult<()> {
-        while self.project_audit(2000)? > 0 {}
-        Ok(())
-    }
-
-    /// Recomputes the audit chain (see [`audit`]).
-    pub fn verify_audit(&self) -> StoreResult<AuditReport> {
-        self.db.read(audit::verify)
-    }
-
-    /// Records a one-time value (a JWT `jti`) until `expires_ms`; false for a replay.
-    pub fn claim_nonce(&self, nonce: &str, expires_ms: i64) -> StoreResult<bool> {
-        self.db
-            .write(|tx| audit::claim_nonce(tx, nonce, expires_ms))
-    }
-
     pub fn kind(&self) -> BackendKind {
         self.db.kind()
     }
