@@ -20,7 +20,7 @@ use diesel::QueryableByName;
 
 use crate::audit::WriteRecord;
 use crate::backend::{BackendKind, Tx};
-use crate::error::StoreResult;
+use crate::error::{StoreError, StoreResult};
 use crate::sql::{in_fixed_runs, padded, Bind, CountRow, Sql};
 use crate::{Store, TxOps};
 
@@ -98,20 +98,24 @@ struct ClaimRow {
     n: i64,
 }
 
-/// `(subscription_id = … AND event_number = …) OR …` for each event (a list from
-/// [`padded`]).
-fn one_of(q: &mut Sql, events: &[(String, i64)]) {
+/// Appends ` FROM (VALUES (…, …), …) AS v WHERE subscription_id = v.column1 AND
+/// event_number = v.column2` to an `UPDATE subscription_events SET …`, for each event (a
+/// list from [`padded`]): a join on the primary key, on both databases. Not
+/// `(subscription_id = … AND event_number = …) OR …`, which PostgreSQL plans as one
+/// bitmap index scan per pair and re-checks every pair on every row (2.7 ms planning
+/// and 2.2 ms running for 100 events, against 0.4 and 0.9 ms for the join); nor
+/// `(subscription_id, event_number) IN (VALUES …)`, which SQLite runs as a scan of the
+/// whole table.
+fn from_each(q: &mut Sql, events: &[(String, i64)]) {
+    q.push(" FROM (VALUES ");
     for (i, (sub, number)) in events.iter().enumerate() {
-        q.push(if i > 0 {
-            " OR (subscription_id = "
-        } else {
-            "(subscription_id = "
-        });
+        q.push(if i > 0 { ", (" } else { "(" });
         q.bind(Bind::Text(sub.clone()))
-            .push(" AND event_number = ")
+            .push(", ")
             .bind(Bind::BigInt(*number))
             .push(")");
     }
+    q.push(") AS v WHERE subscription_id = v.column1 AND event_number = v.column2");
 }
 
 const EVENT_COLUMNS: &str = "subscription_id, event_number, res_type, res_id, version, method, \
@@ -402,8 +406,8 @@ impl Store {
         }
         self.db.write(|tx| {
             for list in padded(events) {
-                let mut q = Sql::new("UPDATE subscription_events SET claimed_until = NULL WHERE ");
-                one_of(q.prepared(), &list);
+                let mut q = Sql::new("UPDATE subscription_events SET claimed_until = NULL");
+                from_each(q.prepared(), &list);
                 q.execute(tx.conn)?;
             }
             Ok(())
@@ -420,8 +424,8 @@ impl Store {
             for list in padded(events) {
                 let mut q =
                     Sql::new("UPDATE subscription_events SET claimed_until = NULL, delivered = ");
-                q.prepared().bind(Bind::BigInt(now.max(0))).push(" WHERE ");
-                one_of(&mut q, &list);
+                q.prepared().bind(Bind::BigInt(now.max(0)));
+                from_each(&mut q, &list);
                 q.execute(tx.conn)?;
             }
             Ok(())
@@ -498,7 +502,12 @@ impl Store {
     /// Whether the change feed holds anything (a read: the dispatcher asks before it
     /// opens a write transaction).
     pub fn has_changes(&self) -> StoreResult<bool> {
-        let q = Sql::new("SELECT COUNT(*) AS n FROM (SELECT 1 FROM change_outbox LIMIT 1) x");
+        // Through the primary key: the rows taken out leave dead tuples at the start of
+        // the table until it is vacuumed, which a scan of the table would walk.
+        let mut q = Sql::new(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM change_outbox ORDER BY id LIMIT 1) x",
+        );
+        q.prepared();
         self.db.read(|tx| {
             Ok(q.load::<CountRow>(tx.conn)?
                 .first()
@@ -507,10 +516,21 @@ impl Store {
     }
 
     /// The highest `seq` of the current versions of `res_type` (0 when there are
-    /// none): it changes whenever a resource of the type is written, on any node.
+    /// none): it changes whenever a resource of the type is written, on any node. For
+    /// Subscription and Basic, one entry of a partial index; other types are scanned.
     pub fn latest_seq_of(&self, res_type: &str) -> StoreResult<i64> {
-        let mut q = Sql::new("SELECT COALESCE(MAX(seq), 0) AS n FROM resources WHERE res_type = ");
-        q.prepared().bind_unprobed(res_type.into());
+        // The type is written into the text, not bound, so that the planner sees it
+        // is the partial index's type; a resource type name is letters and digits.
+        if !res_type.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(StoreError::BadRequest {
+                message: format!("{res_type:?} is not a resource type"),
+                expression: None,
+            });
+        }
+        let mut q = Sql::new(&format!(
+            "SELECT COALESCE(MAX(seq), 0) AS n FROM resources WHERE res_type = '{res_type}'"
+        ));
+        q.prepared();
         self.db
             .read(|tx| Ok(q.load::<CountRow>(tx.conn)?.first().map_or(0, |r| r.n)))
     }
@@ -660,6 +680,52 @@ mod tests {
             .transaction(|ops| ops.add_events(&later, Some(&claim)))
             .expect("add");
         assert_eq!(numbers(&claimed), [("b".into(), 2)]);
+        // Given back, b's second is any node's to claim at once.
+        store.release_events(&numbers(&claimed)).expect("release");
+        let taken = store
+            .claim_due("node-b", now, now + 30_000, 10)
+            .expect("claim");
+        assert_eq!(numbers(&taken), [("b".into(), 2)]);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The dispatcher reads its subscriptions again when this number moves: every
+    /// write of the type moves it (create, update, delete), writes of others do not.
+    #[test]
+    fn the_latest_seq_of_a_type_moves_with_its_writes_only() {
+        let dir = std::env::temp_dir().join(format!("fhir-store-seq-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let url = format!("sqlite://{}/db", dir.display());
+        let store = Store::open(&url, &PoolOptions::default(), Arc::new(NoIndex)).expect("open");
+        let seq = |t: &str| store.latest_seq_of(t).expect("seq");
+        assert_eq!((seq("Subscription"), seq("Basic")), (0, 0));
+        let sub = serde_json::json!({"resourceType": "Subscription", "status": "off",
+            "reason": "r", "criteria": "Observation?code=x",
+            "channel": {"type": "rest-hook", "endpoint": "http://example.org/hook"}});
+        let created = store
+            .create("Subscription", sub.clone(), None)
+            .expect("create");
+        let first = seq("Subscription");
+        assert!(first > 0);
+        let obs = serde_json::json!({"resourceType": "Observation", "status": "final"});
+        store.create("Observation", obs, None).expect("create");
+        assert_eq!(seq("Subscription"), first, "another type's write");
+        let crate::Created::New(created) = created else {
+            panic!("created")
+        };
+        let id = created.res_id.clone();
+        store
+            .update("Subscription", &id, sub, Default::default())
+            .expect("update");
+        let updated = seq("Subscription");
+        assert!(updated > first, "an update");
+        store
+            .delete("Subscription", &id, Default::default())
+            .expect("delete");
+        assert!(seq("Subscription") > updated, "a delete");
+        assert_eq!(seq("Basic"), 0);
+        assert!(store.latest_seq_of("Basic' OR 1=1 --").is_err());
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -90,9 +90,16 @@ impl Deliverer {
             return Ok(0);
         }
         // Another node may have recorded events of a subscription this node has not
-        // read yet: read the active subscriptions again if any was written.
-        self.dispatcher.refresh()?;
-        let registry = self.dispatcher.active();
+        // read yet: then read the subscriptions again (this round's upkeep read them
+        // if any was written, so the ones known are current).
+        let mut registry = self.dispatcher.active();
+        if due
+            .iter()
+            .any(|e| registry.get(&e.subscription_id).is_none())
+        {
+            self.dispatcher.refresh()?;
+            registry = self.dispatcher.active();
+        }
         let mut known = Vec::new();
         let (mut unsent, mut released) = (Vec::new(), Vec::new());
         for event in due {

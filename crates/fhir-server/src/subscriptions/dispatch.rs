@@ -77,9 +77,11 @@ impl Dispatcher {
         // When the last batch that took changes began.
         let now = std::time::Instant::now;
         let mut last = now().checked_sub(BATCH_EVERY).unwrap_or_else(now);
+        // Whether this node committed changes since the last batch (else: a poll).
+        let mut woken = false;
         loop {
             let started = now();
-            match self.dispatch_once() {
+            match self.dispatch_once(!woken) {
                 Ok(0) => {}
                 Ok(n) => {
                     last = started;
@@ -93,7 +95,8 @@ impl Dispatcher {
             // the poll): at once if the last batch began long enough ago, so that a
             // quiet server notifies within milliseconds; under a steady load, batches
             // begin at most every BATCH_EVERY, each with the changes since the last.
-            if self.store.wait_for_changes(POLL) {
+            woken = self.store.wait_for_changes(POLL);
+            if woken {
                 std::thread::sleep(BATCH_EVERY.saturating_sub(last.elapsed()));
             }
         }
@@ -177,9 +180,12 @@ impl Dispatcher {
 
     /// Takes one batch of changes and records the events they make; returns how many
     /// changes it took. Events that may go out at once are recorded claimed by this
-    /// node and, once committed, handed to its deliverer ([`Handoff`]).
-    pub fn dispatch_once(&self) -> StoreResult<usize> {
-        if !self.store.has_changes()? {
+    /// node and, once committed, handed to its deliverer ([`Handoff`]). With
+    /// `ask_first` (a poll, not a wake-up by this node's commit), a read says first
+    /// whether there is anything to take, so that an idle poll opens no write
+    /// transaction (on SQLite, that would hold up writers).
+    pub fn dispatch_once(&self, ask_first: bool) -> StoreResult<usize> {
+        if ask_first && !self.store.has_changes()? {
             return Ok(0);
         }
         let now = fhir_store::time::now_millis();
