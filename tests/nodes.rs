@@ -352,3 +352,46 @@ fn tokens_hold_on_every_node_and_replays_are_refused_on_all() {
     assert_eq!(again.status, 401, "{}", again.body);
     assert_eq!(again.json()["error"], "invalid_client");
 }
+
+/// With autovacuum off (as on this project's machines), each node vacuums the small
+/// tables that every write or beat changes (its node row, the change feed, the
+/// subscription counters and events), so that their dead row versions do not pile up
+/// and slow every write; with autovacuum on, it leaves them to autovacuum.
+#[test]
+fn the_tables_every_write_changes_are_vacuumed_when_autovacuum_is_off() {
+    let s = Server::start(Backend::Postgres);
+    let r = s
+        .req("POST", "/Patient")
+        .json(r#"{"resourceType":"Patient","gender":"female"}"#);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let off = pg_texts(
+        &s,
+        "SELECT setting AS s FROM pg_settings WHERE name = 'autovacuum'",
+    ) == ["off"];
+    let vacuumed = || {
+        pg_texts(
+            &s,
+            "SELECT relname::text AS s FROM pg_stat_user_tables WHERE last_vacuum IS NOT NULL \
+             AND relname IN ('server_nodes', 'change_outbox', 'subscription_counters', \
+             'subscription_events') ORDER BY relname",
+        )
+    };
+    let all = [
+        "change_outbox",
+        "server_nodes",
+        "subscription_counters",
+        "subscription_events",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = vacuumed();
+    while off && seen != all && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        seen = vacuumed();
+    }
+    if off {
+        assert_eq!(seen, all, "autovacuum is off: the server vacuums these");
+    } else {
+        println!("autovacuum is on here: the server must leave these tables to it");
+        assert!(seen.is_empty(), "vacuumed by the server: {seen:?}");
+    }
+}

@@ -91,6 +91,17 @@ pub struct Database {
 }
 
 impl Database {
+    /// PostgreSQL with autovacuum off: vacuums the small tables that are changed over
+    /// and over ([`crate::stats::vacuum_hot_tables`]); nothing on SQLite.
+    pub(crate) fn vacuum_hot_tables(&self) -> Result<(), String> {
+        match self.kind {
+            BackendKind::Postgres => {
+                crate::stats::vacuum_hot_tables(&self.pool, self.statement_timeout)
+            }
+            BackendKind::Sqlite => Ok(()),
+        }
+    }
+
     /// Opens `sqlite://PATH` (file and folder created if missing) or `postgres://…`,
     /// and applies the embedded migrations.
     pub fn open(url: &str, options: &PoolOptions) -> StoreResult<Database> {

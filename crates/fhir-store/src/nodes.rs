@@ -217,9 +217,11 @@ fn beat(db: &Database, id: &str) -> StoreResult<Option<i64>> {
 
 fn beat_loop(db: &Weak<Database>, stop: &AtomicBool, id: &str, host: &str) {
     let mut failing = false;
+    let mut vacuum = Vacuum::default();
     while !stop.load(Ordering::Acquire) {
         let Some(db) = db.upgrade() else { return };
         let started = Instant::now();
+        vacuum.start_if_due(&db, started);
         match beat(&db, id) {
             Ok(Some(0)) => db.cache.trust_until(started + TRUST),
             Ok(Some(_)) => db.cache.distrust(),
@@ -244,6 +246,37 @@ fn beat_loop(db: &Weak<Database>, stop: &AtomicBool, id: &str, host: &str) {
         failing = false;
         drop(db);
         std::thread::sleep(BEAT.saturating_sub(started.elapsed()));
+    }
+}
+
+/// The vacuum of the hot tables ([`crate::stats::vacuum_hot_tables`]), run every
+/// [`crate::stats::HOT_TABLES_EVERY`] on a thread of its own so that it never delays a
+/// beat; one at a time.
+#[derive(Default)]
+struct Vacuum {
+    last: Option<Instant>,
+    running: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Vacuum {
+    fn start_if_due(&mut self, db: &Arc<Database>, now: Instant) {
+        let due = self
+            .last
+            .is_none_or(|last| now >= last + crate::stats::HOT_TABLES_EVERY);
+        let busy = self.running.as_ref().is_some_and(|t| !t.is_finished());
+        if !due || busy || db.kind() != BackendKind::Postgres {
+            return;
+        }
+        self.last = Some(now);
+        let db = db.clone();
+        self.running = std::thread::Builder::new()
+            .name("fhir-vacuum".into())
+            .spawn(move || {
+                if let Err(e) = db.vacuum_hot_tables() {
+                    tracing::warn!(error = %e, "VACUUM of the node, change feed and subscription tables failed");
+                }
+            })
+            .ok();
     }
 }
 

@@ -15,6 +15,13 @@
 //! [`PAUSE_FACTOR`] times that one's duration: the keeper uses at most a tenth of one
 //! core, and statistics lag a load by seconds, not by the table's size. A due `ANALYZE`
 //! waits for its turn and then runs, even if no more writes come.
+//!
+//! With autovacuum off, [`vacuum_hot_tables`] also vacuums, every
+//! [`HOT_TABLES_EVERY`], the tables that writes and beats change over and over while
+//! they stay small: the node rows, the change feed, the subscription counters and
+//! events. Without it their dead row versions pile up: each write's lock on its node
+//! row walked a chain of up to a page of versions, and the dispatcher's reads of the
+//! change feed scanned tens of thousands of dead rows (2.3 ms where 0.15 ms would do).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -134,6 +141,36 @@ fn refresh(
     conn: &mut crate::backend::AnyConnection,
     statement_timeout: Option<std::time::Duration>,
 ) -> diesel::QueryResult<()> {
+    let command = match autovacuum_is_off(conn)? {
+        true => "VACUUM (ANALYZE)",
+        false => "ANALYZE",
+    };
+    untimed(conn, statement_timeout, &format!("{command} {TABLES}"))
+}
+
+/// How often [`vacuum_hot_tables`] runs.
+pub(crate) const HOT_TABLES_EVERY: Duration = Duration::from_secs(10);
+
+const HOT_TABLES: &str = "server_nodes, change_outbox, subscription_counters, subscription_events";
+
+/// With autovacuum off, `VACUUM` of the small tables that are changed over and over
+/// (module docs); nothing when autovacuum runs. A few milliseconds each time: the
+/// visibility map lets it skip the pages nothing changed since.
+pub(crate) fn vacuum_hot_tables(
+    pool: &Pool<Manager>,
+    statement_timeout: Option<std::time::Duration>,
+) -> Result<(), String> {
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let run = |conn: &mut crate::backend::AnyConnection| {
+        if !autovacuum_is_off(conn)? {
+            return Ok(());
+        }
+        untimed(conn, statement_timeout, &format!("VACUUM {HOT_TABLES}"))
+    };
+    run(&mut conn).map_err(|e| e.to_string())
+}
+
+fn autovacuum_is_off(conn: &mut crate::backend::AnyConnection) -> diesel::QueryResult<bool> {
     #[derive(diesel::QueryableByName)]
     struct Setting {
         #[diesel(sql_type = diesel::sql_types::Text)]
@@ -141,12 +178,17 @@ fn refresh(
     }
     use diesel::RunQueryDsl;
     let autovacuum: Vec<Setting> = diesel::sql_query("SHOW autovacuum").load(conn)?;
-    let command = match autovacuum.first().map(|s| s.autovacuum.as_str()) {
-        Some("off") => "VACUUM (ANALYZE)",
-        _ => "ANALYZE",
-    };
+    Ok(autovacuum.first().is_some_and(|s| s.autovacuum == "off"))
+}
+
+/// Runs `command` without the session's statement time limit, then puts it back.
+fn untimed(
+    conn: &mut crate::backend::AnyConnection,
+    statement_timeout: Option<std::time::Duration>,
+    command: &str,
+) -> diesel::QueryResult<()> {
     conn.batch_execute("SET statement_timeout = 0")?;
-    let done = conn.batch_execute(&format!("{command} {TABLES}"));
+    let done = conn.batch_execute(command);
     let ms = statement_timeout.map_or(0, |t| t.as_millis().max(1));
     conn.batch_execute(&format!("SET statement_timeout = {ms}"))?;
     done
