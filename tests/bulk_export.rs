@@ -496,6 +496,21 @@ fn everything_since_type_level_and_errors(backend: Backend) {
 
     let (matches, _, _) = everything_pages(&s, "/Patient/$everything?_type=Patient&_count=1");
     assert_eq!(keys(&matches).len(), 2);
+    // Every patient's everything, paged, is what each patient's gives, together: the
+    // marker outside both compartments is not in it.
+    let (all, _, pages) = everything_pages(&s, "/Patient/$everything?_count=40");
+    assert!(pages > 1, "paged");
+    let mut each = BTreeSet::new();
+    for p in &matches {
+        let id = p["id"].as_str().expect("id");
+        let (mine, _, _) = everything_pages(&s, &format!("/Patient/{id}/$everything?_count=50"));
+        each.extend(keys(&mine));
+    }
+    assert_eq!(keys(&all), each);
+    assert!(!each.contains(&format!(
+        "Basic/{}",
+        marker.json()["id"].as_str().unwrap_or("?")
+    )));
 
     s.get("/Patient/no-such-patient/$everything").outcome(404);
     let r = s.get(&format!("/Patient/{darrell}/$everything?_type=Nope"));

@@ -56,8 +56,10 @@ impl Store {
         after: i64,
         limit: usize,
     ) -> StoreResult<Vec<(i64, StoredResource)>> {
-        let q = export_sql(query, after, limit)?;
-        self.db.read(|tx| without_jit(tx, |tx| load_rows(tx, &q)))
+        self.db.read(|tx| {
+            let q = export_sql(query, after, limit, tx.kind)?;
+            without_jit(tx, |tx| load_rows(tx, &q))
+        })
     }
 
     /// Up to `limit` resources deleted after `query.since` (and, with `query.at`, at or
@@ -167,7 +169,12 @@ fn load_rows(tx: &mut Tx<'_>, q: &Sql) -> StoreResult<Vec<(i64, StoredResource)>
         .collect())
 }
 
-fn export_sql(query: &ExportQuery, after: i64, limit: usize) -> StoreResult<Sql> {
+fn export_sql(
+    query: &ExportQuery,
+    after: i64,
+    limit: usize,
+    kind: BackendKind,
+) -> StoreResult<Sql> {
     let mut q = Sql::new(&format!(
         "SELECT r.rid, {VERSION_COLUMNS} FROM resources r "
     ));
@@ -208,8 +215,19 @@ fn export_sql(query: &ExportQuery, after: i64, limit: usize) -> StoreResult<Sql>
         params,
     } = &query.population
     {
+        // Every owner's members (type-level `$everything`, a Patient-level export):
+        // on PostgreSQL each membership test ends with `OFFSET 0`, so that it is
+        // checked per row through the reference index as the walk in `rid` order
+        // meets it. Otherwise PostgreSQL hashes, for each member type the page meets,
+        // every reference row of that type's parameters (a scan of the whole reference
+        // table each): 40 ms for a page of 50 over 10 Synthea patients, 1.4 ms
+        // fenced. With owners named, the hashed lists are theirs alone, and small.
+        let fence = match (kind, ids) {
+            (BackendKind::Postgres, None) => " OFFSET 0",
+            _ => "",
+        };
         q.push(" AND (");
-        population_sql(&mut q, resource_type, ids.as_deref(), params);
+        population_sql(&mut q, resource_type, ids.as_deref(), params, fence);
         q.push(")");
     }
     for (res_type, alternatives) in &query.filters {
@@ -238,8 +256,9 @@ fn population_sql(
     owner_type: &str,
     ids: Option<&[String]>,
     params: &[(String, Vec<String>)],
+    fence: &str,
 ) {
-    member_sql(q, "r", "c", owner_type, ids, params);
+    member_sql(q, "r", "c", owner_type, ids, params, fence);
     if owner_type == "Patient" {
         q.push(
             " OR (r.res_type = 'Provenance' AND EXISTS (SELECT 1 FROM idx_reference pv \
@@ -260,12 +279,13 @@ fn population_sql(
         if let Some(ids) = ids {
             q.push(" AND pc.target_id").in_list(ids);
         }
-        q.push("))))");
+        // The fences end the `pc` and then the `pv` sub-query.
+        q.push(fence).push("))").push(fence).push("))");
     }
 }
 
 /// The resource at alias `r` is a compartment owner, or a member linked to one (its
-/// reference rows under alias `c`).
+/// reference rows under alias `c`); `fence` ends each sub-query (`export_sql`).
 fn member_sql(
     q: &mut Sql,
     r: &str,
@@ -273,6 +293,7 @@ fn member_sql(
     owner_type: &str,
     ids: Option<&[String]>,
     params: &[(String, Vec<String>)],
+    fence: &str,
 ) {
     q.push(&format!("({r}.res_type = "))
         .bind(Bind::Text(owner_type.into()));
@@ -292,6 +313,6 @@ fn member_sql(
         if let Some(ids) = ids {
             q.push(&format!(" AND {c}.target_id")).in_list(ids);
         }
-        q.push("))");
+        q.push(fence).push("))");
     }
 }
