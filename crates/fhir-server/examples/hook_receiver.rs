@@ -27,7 +27,11 @@ fn main() -> std::io::Result<()> {
     let file = OpenOptions::new().create(true).append(true).open(out)?;
     let out: Out = Arc::new(Mutex::new(LineWriter::new(file)));
     let keep = keep == "1";
-    let listener = TcpListener::bind(("127.0.0.1", port.parse().unwrap_or(18102)))?;
+    let Ok(port) = port.parse::<u16>() else {
+        eprintln!("hook_receiver: {port:?} is not a port number");
+        std::process::exit(2);
+    };
+    let listener = TcpListener::bind(("127.0.0.1", port))?;
     for stream in listener.incoming().flatten() {
         let out = out.clone();
         std::thread::spawn(move || {
