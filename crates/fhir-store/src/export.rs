@@ -245,6 +245,14 @@ fn export_sql(
     }
     q.push(" ORDER BY r.rid LIMIT ")
         .bind(Bind::BigInt(limit.max(1) as i64));
+    // Every owner's members, of every type, unfiltered (`Patient/$everything`): one of
+    // a few texts (with or without `_since`), kept prepared. Planning its alternative
+    // per member type took 4.5–6.5 ms of each page on PostgreSQL.
+    if let Population::Compartment { ids: None, .. } = query.population {
+        if query.types.is_empty() && query.filters.is_empty() {
+            q.prepared();
+        }
+    }
     Ok(q)
 }
 
