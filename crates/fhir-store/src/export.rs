@@ -245,11 +245,13 @@ fn export_sql(
     }
     q.push(" ORDER BY r.rid LIMIT ")
         .bind(Bind::BigInt(limit.max(1) as i64));
-    // Every owner's members, of every type, unfiltered (`Patient/$everything`): one of
-    // a few texts (with or without `_since`), kept prepared. Planning its alternative
-    // per member type took 4.5–6.5 ms of each page on PostgreSQL.
-    if let Population::Compartment { ids: None, .. } = query.population {
-        if query.types.is_empty() && query.filters.is_empty() {
+    // The members of every owner or of one (`Patient/$everything`,
+    // `Patient/[id]/$everything`), of every type, unfiltered: one of a few texts (with
+    // or without `_since`), kept prepared. Planning its alternative per member type
+    // took 4.5–9 ms of each page on PostgreSQL.
+    if let Population::Compartment { ids, .. } = &query.population {
+        let few = ids.as_ref().is_none_or(|ids| ids.len() == 1);
+        if few && query.types.is_empty() && query.filters.is_empty() {
             q.prepared();
         }
     }
