@@ -16,7 +16,10 @@
 # to index them by, so every write is matched in memory against all N; none match).
 # KEEPALIVE=1 makes the receiver keep connections open (HTTP/1.1). RECEIVER=asyncio or
 # threading use the Python receivers earlier measurements used (see below).
-# Usage: [BIN=path/to/fhir-server] [MODE=match|miss|unanchored] [KEEPALIVE=1] [RECEIVER=rust|asyncio|threading] scripts/bench/subscriptions.sh [sqlite|postgres] [N] [seconds]
+# The servers with none and with N active run side by side, each on its own database,
+# and their loads alternate ROUNDS times (none, subs, subs, none, …): the figures are
+# each load's and the medians.
+# Usage: [BIN=path/to/fhir-server] [ROUNDS=3] [MODE=match|miss|unanchored] [KEEPALIVE=1] [RECEIVER=rust|asyncio|threading] [PGSTAT=1] scripts/bench/subscriptions.sh [sqlite|postgres] [N] [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BACKEND=${1:-sqlite}; N=${2:-1000}; SECS=${3:-10}
