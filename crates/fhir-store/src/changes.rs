@@ -587,6 +587,15 @@ mod tests {
         }
     }
 
+    /// A store on a fresh SQLite file of its own, and its folder (the test removes it).
+    fn temp_store(name: &str) -> (Store, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("fhir-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let url = format!("sqlite://{}/db", dir.display());
+        let store = Store::open(&url, &PoolOptions::default(), Arc::new(NoIndex)).expect("open");
+        (store, dir)
+    }
+
     fn numbers(events: &[Event]) -> Vec<(String, i64)> {
         events
             .iter()
@@ -598,11 +607,7 @@ mod tests {
     /// nothing, or a store without a change feed, does not.
     #[test]
     fn committed_changes_wake_the_dispatcher_once() {
-        let dir = std::env::temp_dir().join(format!("fhir-store-wake-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let url = format!("sqlite://{}/db", dir.display());
-        let mut store =
-            Store::open(&url, &PoolOptions::default(), Arc::new(NoIndex)).expect("open");
+        let (mut store, dir) = temp_store("wake");
         let short = std::time::Duration::from_millis(20);
         let obs = || serde_json::json!({"resourceType": "Observation", "status": "final"});
         store.create("Observation", obs(), None).expect("create");
@@ -632,10 +637,7 @@ mod tests {
     /// claim takes them, and the events behind them wait their turn.
     #[test]
     fn events_recorded_claimed_keep_each_subscription_in_order() {
-        let dir = std::env::temp_dir().join(format!("fhir-store-claim-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let url = format!("sqlite://{}/db", dir.display());
-        let store = Store::open(&url, &PoolOptions::default(), Arc::new(NoIndex)).expect("open");
+        let (store, dir) = temp_store("claim");
         let (c1, c2, c3) = (change("o1"), change("o2"), change("o3"));
         let now = 1_000;
         let claim = Claim {
@@ -694,10 +696,7 @@ mod tests {
     /// write of the type moves it (create, update, delete), writes of others do not.
     #[test]
     fn the_latest_seq_of_a_type_moves_with_its_writes_only() {
-        let dir = std::env::temp_dir().join(format!("fhir-store-seq-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let url = format!("sqlite://{}/db", dir.display());
-        let store = Store::open(&url, &PoolOptions::default(), Arc::new(NoIndex)).expect("open");
+        let (store, dir) = temp_store("seq");
         let seq = |t: &str| store.latest_seq_of(t).expect("seq");
         assert_eq!((seq("Subscription"), seq("Basic")), (0, 0));
         let sub = serde_json::json!({"resourceType": "Subscription", "status": "off",
