@@ -376,10 +376,16 @@ fn chain_pages_merged_per_target(b: Backend) {
         (format!("subject:Patient.name=Merge{tag}"), subjects, 4),
         (
             format!("subject:Patient.name=Merge{tag}&status=final"),
-            finals,
+            finals.clone(),
             4,
         ),
         (format!("performer:Patient.name=Merge{tag}"), created, 7),
+        // The chain leads (a `:not` is checked after it): walked, not merged.
+        (
+            format!("subject:Patient.name=Merge{tag}&status:not=preliminary"),
+            finals,
+            3,
+        ),
     ];
     for (criteria, want, count) in cases {
         let query = format!("/Observation?{criteria}&_count={count}");
@@ -396,6 +402,58 @@ fn chain_pages_merged_per_target(b: Backend) {
         let total = s.get(&format!("{query}&_total=accurate")).json()["total"].clone();
         assert_eq!(total, json!(want.len()), "{criteria}: total");
     }
+}
+
+/// A chain to few targets with a further criterion reads the targets' referrers in
+/// `rid` order a round at a time (fhir-store `search/chain.rs`, `walked_page`): with
+/// 330 referrers whose matches are all late (the first round of 128 has none), every
+/// match comes once, in order, forwards and backwards, and the totals are exact.
+fn chain_with_criteria_walks_in_rounds(b: Backend) {
+    let s = Server::start(b);
+    let tag = unique("rounds");
+    let named: Vec<String> = (0..2)
+        .map(|_| {
+            let p = json!({"resourceType": "Patient", "name": [{"family": format!("Round{tag}")}]});
+            s.create_id("Patient", &p.to_string())
+        })
+        .collect();
+    let entries: Vec<Value> = (0..330)
+        .map(|i| {
+            let year = if i >= 200 && i % 7 == 0 { 2024 } else { 2010 };
+            json!({"request": {"method": "POST", "url": "Observation"},
+                "resource": {"resourceType": "Observation", "status": "final",
+                    "code": {"text": "x"}, "effectiveDateTime": format!("{year}-03-0{}", 1 + i % 9),
+                    "subject": {"reference": format!("Patient/{}", named[i % 2])}}})
+        })
+        .collect();
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+    let r = s.req("POST", "/").json(&bundle.to_string());
+    assert_eq!(r.status, 200, "{}", r.body);
+    let created: Vec<String> = r.json()["entry"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            let loc = e["response"]["location"].as_str().expect("a location");
+            loc.split('/').nth(1).expect("an id").to_string()
+        })
+        .collect();
+    let late: Vec<String> = (0..330)
+        .filter(|i| *i >= 200 && i % 7 == 0)
+        .map(|i| created[i].clone())
+        .collect();
+    let query = format!("/Observation?subject:Patient.name=Round{tag}&date=ge2020-01-01&_count=4");
+    let (forwards, last) = follow(&s, &query, "next");
+    assert_eq!(forwards.concat(), late, "each late match once, in order");
+    let (mut backwards, _) = follow(&s, &last, "previous");
+    backwards.reverse();
+    assert_eq!(backwards, forwards, "backwards, page by page");
+    let first = s.get(&query).json();
+    assert_eq!(first["total"], json!(late.len()), "the default total");
+    let none = format!("/Observation?subject:Patient.name=Round{tag}&date=ge2030-01-01");
+    let empty = s.get(&none).json();
+    assert_eq!(empty["total"], json!(0), "no match: {empty}");
+    assert!(empty["entry"].is_null(), "no entries: {empty}");
 }
 
 /// Patients whose names, genders and birth dates tie, several names, and none; an
@@ -504,6 +562,7 @@ both_backends!(
     first_key_walks_agree,
     chain_pages_are_right_with_either_plan,
     chain_pages_merged_per_target,
+    chain_with_criteria_walks_in_rounds,
     has_pages_are_right_with_either_plan,
     walked_and_generic_pages_agree,
     walked_pages_continue_after_writes,

@@ -55,7 +55,20 @@ pub(super) fn conditions(
     for (n, clause) in rest.enumerate() {
         q.push(" AND ");
         let drive = n == 0 && walked.is_none() && plan.drives(clause);
-        clause_sql(q, "r", clause, 0, drive, scope)?;
+        match clause {
+            // A driving chain names the searched types on its reference rows: the index
+            // then yields only referrers of those types, and no other referrer is looked
+            // up in `resources` (1,675 of the 4,618 referrers of the five Patients
+            // sharing a family name are not Observations).
+            Clause::Param(p)
+                if drive && !p.chain.is_empty() && !req.query.resource_types.is_empty() =>
+            {
+                q.push("r.rid IN (");
+                chain_referrers(q, p, 0, 0, Some(&req.query.resource_types), scope)?;
+                q.push(plan.fence).push(")");
+            }
+            _ => clause_sql(q, "r", clause, 0, drive, scope)?,
+        }
     }
     if let Some(c) = &req.compartment {
         q.push(" AND ");
@@ -298,10 +311,11 @@ pub(super) fn has_sql(
         false => String::new(),
     };
     if drive {
+        // The targets are looked up once each: 2,950 Observations with a rare code
+        // name 225 Patients (7 ms of looking them up again and again on PostgreSQL).
         q.push(&format!(
-            "{r}.rid IN (SELECT {t}.rid FROM idx_reference {x}{join} \
-             JOIN resources {t} ON {t}.res_type = {x}.target_type AND {t}.res_id = {x}.target_id \
-             WHERE {x}.param = "
+            "{r}.rid IN (SELECT {t}.rid FROM resources {t} WHERE ({t}.res_type, {t}.res_id) IN \
+             (SELECT {x}.target_type, {x}.target_id FROM idx_reference {x}{join} WHERE {x}.param = "
         ));
     } else {
         q.push(&format!(
@@ -331,6 +345,9 @@ pub(super) fn has_sql(
     }
     clause_sql(q, &s, &h.inner, depth + 1, drive, scope)?;
     let plan = plan::current();
+    if drive {
+        q.push(plan.fence).push(")");
+    }
     if drive || depth == 0 && plan.has_checked {
         q.push(plan.fence);
     }

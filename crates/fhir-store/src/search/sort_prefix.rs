@@ -365,20 +365,43 @@ fn within_one_value(
         },
         _ => return Ok(None),
     };
-    let Some(to2) = group_boundary(tx, req, (first, &value), &second, from2.clone())? else {
+    let Some((to2, walked)) = group_walk(tx, req, (first, &value), &second, from2.clone())? else {
         return Ok(None);
     };
-    let entries = range_entries(tx.kind, req, &second, from2, to2);
-    // The walk that found `to2` read at most `GROUP_WALK_AT_MOST` entries: the range
-    // holds about as many (more only by ties on `to2`).
-    let listed = match tx.kind {
-        BackendKind::Postgres => range_rids(tx, &entries, 2 * GROUP_WALK_AT_MOST)?,
-        BackendKind::Sqlite => None,
+    let mut within = match tied_rids(tx, req, &second, (from2.as_ref(), &to2), walked)? {
+        Some(rids) => among(&rids),
+        None => in_range(&range_entries(tx.kind, req, &second, from2, to2)),
     };
-    let mut within = listed.map_or_else(|| in_range(&entries), |rids| among(&rids));
     within.push(" AND ");
     holds(&mut within, tx.kind, first, &value);
     Ok(Some(within))
+}
+
+/// The candidates of a page inside one first-key value: the matches the walk found
+/// (`walked`, up to the boundary `to`), and the resources with an entry tied with the
+/// boundary or with the cursor's second key (`from`: the page goes on among its ties),
+/// which the walk may have left out; `None` when the ties are more than
+/// [`GROUP_WALK_AT_MOST`]. Only these are checked and ordered by the whole key: the
+/// range between the cursor and the boundary holds every entry of the second key
+/// (1,260 dates for 51 Observations with a code: 7.5 ms to check them again on
+/// PostgreSQL at 1 M resources).
+fn tied_rids(
+    tx: &mut Tx<'_>,
+    req: &SearchRequest,
+    second: &FirstKey<'_>,
+    (from, to): (Option<&Bind>, &Bind),
+    mut rids: Vec<i64>,
+) -> StoreResult<Option<Vec<i64>>> {
+    for tie in from.into_iter().chain([to]) {
+        let entries = range_entries(tx.kind, req, second, Some(tie.clone()), tie.clone());
+        match range_rids(tx, &entries, GROUP_WALK_AT_MOST)? {
+            Some(tied) => rids.extend(tied),
+            None => return Ok(None),
+        }
+    }
+    rids.sort_unstable();
+    rids.dedup();
+    Ok(Some(rids))
 }
 
 /// `r`'s first key is `v`: the entry that holds it (the least value ascending, the
@@ -398,21 +421,22 @@ fn holds(q: &mut Sql, kind: BackendKind, first: &FirstKey<'_>, v: &Bind) {
     ));
 }
 
-/// Among the matches whose first key is `value`: the second key of the `_count + 1`-th
-/// past `from` in the second key's order, looking at most [`GROUP_WALK_AT_MOST`]
-/// entries of its index ahead (`None` when they hold fewer).
-fn group_boundary(
+/// Among the matches whose first key is `value`: the first `_count + 1` past `from` in
+/// the second key's order, and the second key of the last of them (the boundary),
+/// looking at most [`GROUP_WALK_AT_MOST`] entries of its index ahead (`None` when they
+/// hold fewer).
+fn group_walk(
     tx: &mut Tx<'_>,
     req: &SearchRequest,
     (first, value): (&FirstKey<'_>, &Bind),
     second: &FirstKey<'_>,
     from: Option<Bind>,
-) -> StoreResult<Option<Bind>> {
+) -> StoreResult<Option<(Bind, Vec<i64>)>> {
     let (table, col, kind) = (second.table, second.col, second.kind);
     let o = ops(tx.kind, second);
     let row = row_column(tx.kind);
     let mut q = Sql::new(&format!(
-        "SELECT d.{col} AS {} FROM (SELECT e.rid, e.param, e.{col}, e.{row} AS row_key \
+        "SELECT d.rid AS rid, d.{col} AS {} FROM (SELECT e.rid, e.param, e.{col}, e.{row} AS row_key \
          FROM {table} e WHERE e.res_type",
         alias(kind)
     ));
@@ -435,7 +459,57 @@ fn group_boundary(
     holds(&mut q, tx.kind, first, value);
     q.push(" AND ");
     plan::walking_few(|| conditions(&mut q, req, None))?;
-    q.push(&format!(" ORDER BY d.{col} {} LIMIT 1 OFFSET ", o.order))
-        .bind(Bind::BigInt(req.count as i64));
-    load_key(tx, &q, kind)
+    q.push(&format!(" ORDER BY d.{col} {} LIMIT ", o.order))
+        .bind(Bind::BigInt(req.count as i64 + 1));
+    let rows = load_keyed(tx, &q, kind)?;
+    if rows.len() <= req.count {
+        return Ok(None);
+    }
+    let to = rows[rows.len() - 1].1.clone();
+    Ok(Some((to, rows.into_iter().map(|(rid, _)| rid).collect())))
+}
+
+#[derive(QueryableByName)]
+struct IntKeyed {
+    #[diesel(sql_type = BigInt)]
+    rid: i64,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct RealKeyed {
+    #[diesel(sql_type = BigInt)]
+    rid: i64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    v: f64,
+}
+
+#[derive(QueryableByName)]
+struct TextKeyed {
+    #[diesel(sql_type = BigInt)]
+    rid: i64,
+    #[diesel(sql_type = Text)]
+    s: String,
+}
+
+/// The `(rid, key)` rows `q` selects (the key named as [`alias`]).
+fn load_keyed(tx: &mut Tx<'_>, q: &Sql, kind: KeyKind) -> StoreResult<Vec<(i64, Bind)>> {
+    Ok(match kind {
+        KeyKind::Int => q
+            .load::<IntKeyed>(tx.conn)?
+            .into_iter()
+            .map(|r| (r.rid, Bind::BigInt(r.n)))
+            .collect(),
+        KeyKind::Real => q
+            .load::<RealKeyed>(tx.conn)?
+            .into_iter()
+            .map(|r| (r.rid, Bind::Double(r.v)))
+            .collect(),
+        KeyKind::Text => q
+            .load::<TextKeyed>(tx.conn)?
+            .into_iter()
+            .map(|r| (r.rid, Bind::Text(r.s)))
+            .collect(),
+    })
 }
