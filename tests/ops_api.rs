@@ -187,6 +187,69 @@ fn base_in_links(s: &Server) -> String {
 
 /// The configuration file sets what neither a flag nor the environment sets. (The
 /// layer is read before any database is opened: one backend shows it.)
+/// Megabytes of the SQLite database file `pid` has mapped into memory.
+fn mapped_mib(pid: u32, db: &str) -> u64 {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("/proc/PID/maps");
+    let bytes: u64 = maps
+        .lines()
+        .filter(|l| l.ends_with(db))
+        .filter_map(|l| {
+            let (from, to) = l.split_whitespace().next()?.split_once('-')?;
+            Some(u64::from_str_radix(to, 16).ok()? - u64::from_str_radix(from, 16).ok()?)
+        })
+        .max()
+        .unwrap_or(0);
+    bytes / (1024 * 1024)
+}
+
+/// SQLite reads its file through memory mapping by default, up to `--db-mmap-mb`;
+/// `--db-mmap-mb 0` turns it off. By default the mapping covers the whole file (grown
+/// past 8 MiB here); asked for 4 MiB, it covers at most that.
+#[test]
+fn sqlite_reads_through_memory_mapping_as_configured() {
+    let grow = |s: &Server| {
+        let text = "x".repeat(200_000);
+        for i in 0..60 {
+            let p = serde_json::json!({"resourceType": "Patient", "id": format!("big{i}"),
+                "text": {"status": "generated", "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\">{text}</div>")}});
+            let r = s
+                .req("PUT", &format!("/Patient/big{i}"))
+                .json(&p.to_string());
+            assert!(r.status / 100 == 2, "{}", r.body);
+        }
+        // A read transaction on every connection maps what the file holds now.
+        for _ in 0..40 {
+            assert_eq!(s.get("/Patient?_count=1").status, 200);
+        }
+    };
+    let by_default = Server::start(Backend::Sqlite);
+    grow(&by_default);
+    let db = by_default
+        .db_url
+        .trim_start_matches("sqlite://")
+        .to_string();
+    let size = std::fs::metadata(&db).expect("the database file").len() / (1024 * 1024);
+    assert!(size >= 8, "the file grew to {size} MiB");
+    let mapped = mapped_mib(by_default.pid(), &db);
+    assert!(mapped + 1 >= size, "default: {mapped} of {size} MiB mapped");
+    let capped = Server::start_with(Backend::Sqlite, &["--db-mmap-mb", "4"]);
+    grow(&capped);
+    let db = capped.db_url.trim_start_matches("sqlite://").to_string();
+    let mapped = mapped_mib(capped.pid(), &db);
+    assert!(
+        (1..=4).contains(&mapped),
+        "--db-mmap-mb 4: {mapped} MiB mapped"
+    );
+    let off = Server::start_with(Backend::Sqlite, &["--db-mmap-mb", "0"]);
+    grow(&off);
+    let db = off.db_url.trim_start_matches("sqlite://").to_string();
+    assert_eq!(
+        mapped_mib(off.pid(), &db),
+        0,
+        "--db-mmap-mb 0: nothing mapped"
+    );
+}
+
 #[test]
 fn configuration_file_precedence() {
     let dir = std::env::temp_dir().join(format!("fhir-ops-{}", std::process::id()));

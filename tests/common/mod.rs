@@ -321,6 +321,11 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends a signal to the server process (`STOP`: freezes it, as a stalled node;
     /// `CONT`: lets it go on).
     pub fn signal(&self, name: &str) {

@@ -81,6 +81,11 @@ pub struct ServeArgs {
     /// connections; the operating system caches the file too).
     #[arg(long, env = "FHIR_DB_CACHE_MB", default_value_t = 64)]
     pub db_cache_mb: u32,
+    /// How much of the SQLite database file is read through memory mapping, in MiB
+    /// (0: none): pages are read where the operating system caches them, shared by
+    /// every connection, without a system call each.
+    #[arg(long, env = "FHIR_DB_MMAP_MB", default_value_t = fhir_store::SQLITE_MMAP_MIB)]
+    pub db_mmap_mb: u64,
     /// Memory for current versions of recently read resources, in MiB (0: off). Reads
     /// it holds skip the database while this node is alone on it; with several nodes
     /// each read checks the version first (docs/scaling.md).
@@ -192,6 +197,7 @@ impl ServeArgs {
             max_body_bytes: 512 * 1024 * 1024,
             db_pool_size: 4,
             db_cache_mb: 64,
+            db_mmap_mb: fhir_store::SQLITE_MMAP_MIB,
             read_cache_mb: 0,
             // A file may be one very large transaction: no time limit in-process.
             request_timeout: 0.0,

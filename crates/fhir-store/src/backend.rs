@@ -152,6 +152,7 @@ impl Database {
                 sqlite_cache_kib: (options.sqlite_cache_mib.saturating_mul(1024)
                     / options.max_connections.max(1))
                 .max(1024),
+                sqlite_mmap_bytes: options.sqlite_mmap_mib.saturating_mul(1024 * 1024),
             }))
             .build(manager)
             .map_err(|e| StoreError::Open(e.to_string()))?;

@@ -57,6 +57,7 @@ pub use model::{
     Created, Deleted, HistoryPage, HistoryQuery, HistoryScope, IndexValues, Indexer, NoIndex,
     PageCursor, SearchIndexer, StoredResource, Updated,
 };
+pub use pool::SQLITE_MMAP_MIB;
 
 use backend::{Database, Tx};
 use writes::{flush_index, lock_current, write_version, Current, PendingIndex};

@@ -48,6 +48,15 @@ pub struct PoolOptions {
     /// SQLite's page cache for the whole pool, in MiB (each connection has its own
     /// cache, so each gets its share). The operating system caches the file as well.
     pub sqlite_cache_mib: u32,
+    /// How much of the SQLite database file its connections read through memory
+    /// mapping, in MiB (`PRAGMA mmap_size`; 0: none). Mapped pages are read where the
+    /// operating system caches them, shared by every connection, with no system call
+    /// and no copy into the connection's own cache: a search whose checks touch pages
+    /// all over a 5.5 GB database spent more time in the kernel reading them than in
+    /// SQLite (`_has` with a frequent code at 1 M resources under 8 connections: 106 →
+    /// 168 requests/s with the first 2 GiB mapped). The build raises SQLite's ceiling
+    /// of 2 GiB (`.cargo/config.toml`).
+    pub sqlite_mmap_mib: u64,
     /// The read cache of current versions, in MiB (0: off; [`crate::cache`]).
     pub read_cache_mib: u64,
     /// Connections kept open while idle (`None`: all of `max_connections`, opened
@@ -56,6 +65,10 @@ pub struct PoolOptions {
     pub min_idle: Option<u32>,
 }
 
+/// The default of [`PoolOptions::sqlite_mmap_mib`]: 64 GiB, address space only; the
+/// operating system keeps in memory what is read and drops it under pressure.
+pub const SQLITE_MMAP_MIB: u64 = 64 * 1024;
+
 impl Default for PoolOptions {
     fn default() -> Self {
         PoolOptions {
@@ -63,6 +76,7 @@ impl Default for PoolOptions {
             connect_timeout: Duration::from_secs(5),
             statement_timeout: Some(Duration::from_secs(30)),
             sqlite_cache_mib: 64,
+            sqlite_mmap_mib: SQLITE_MMAP_MIB,
             read_cache_mib: 32,
             min_idle: None,
         }
@@ -181,6 +195,8 @@ pub(crate) struct SessionSettings {
     pub statement_timeout: Option<Duration>,
     /// SQLite `cache_size` of each connection, in KiB.
     pub sqlite_cache_kib: u32,
+    /// SQLite `mmap_size`, in bytes ([`PoolOptions::sqlite_mmap_mib`]).
+    pub sqlite_mmap_bytes: u64,
 }
 
 /// Pages a SQLite transaction may change before they are spilled to the log before its
@@ -215,9 +231,10 @@ impl CustomizeConnection<Session, diesel::r2d2::Error> for SessionSettings {
                 "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
                  PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{}; PRAGMA cache_spill = {}; \
                  PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = 67108864; \
-                 PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002; PRAGMA wal_autocheckpoint = 0;",
+                 PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002; PRAGMA wal_autocheckpoint = 0; PRAGMA mmap_size = {};",
                 self.sqlite_cache_kib,
-                WRITE_SET_PAGES
+                WRITE_SET_PAGES,
+                self.sqlite_mmap_bytes
             ))
             .map_err(diesel::r2d2::Error::QueryError)?;
         }

@@ -57,6 +57,7 @@ pub fn open_store(
         max_connections: args.db_pool_size,
         statement_timeout: request_timeout,
         sqlite_cache_mib: args.db_cache_mb,
+        sqlite_mmap_mib: args.db_mmap_mb,
         read_cache_mib: args.read_cache_mb,
         min_idle,
         ..Default::default()
