@@ -539,6 +539,12 @@ fn first_key_walks_agree(b: Backend) {
         assert!(expected.concat().len() >= 10, "{query}: {expected:?}");
         assert_eq!(pages(&walking, query), expected, "{query}");
         assert_eq!(pages(&grouped, query), expected, "{query} (grouped)");
+        // The count that chose the walk gives the default total; it is the same.
+        let total = |s: &Server| s.get(query).json()["total"].clone();
+        let want = total(&generic);
+        assert!(want.as_u64().is_some_and(|n| n >= 10), "{query}: {want}");
+        assert_eq!(total(&walking), want, "{query}: total");
+        assert_eq!(total(&grouped), want, "{query}: total (grouped)");
     }
     // A name that sorts first, written between pages, is not on the next page.
     let query = format!("/Patient?{t}&_sort=family,given&_count=5");

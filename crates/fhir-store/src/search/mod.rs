@@ -154,7 +154,7 @@ pub(crate) fn search(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Search
 fn search_planned(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<SearchPage> {
     let mut page = SearchPage::default();
     if req.count == 0 {
-        page.total = total::count(tx, req, 0)?;
+        page.total = total::count(tx, req, total::Seen::default())?;
         return Ok(page);
     }
     let near = beyond::near_of(&req.query.clauses);
@@ -222,7 +222,10 @@ fn search_planned(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<SearchPag
 
 /// A sorted page found by walking the sort index ([`sort_walk`]), when it can be.
 /// With the rows, how many matches the walk knows of.
-fn sorted_walk(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Option<(Vec<MatchRow>, i64)>> {
+fn sorted_walk(
+    tx: &mut Tx<'_>,
+    req: &SearchRequest,
+) -> StoreResult<Option<(Vec<MatchRow>, total::Seen)>> {
     let Some(key) = sort_walk::walkable(req) else {
         return Ok(None);
     };
@@ -230,20 +233,26 @@ fn sorted_walk(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Option<(Vec<
         return Ok(None);
     };
     let rows = sort_walk::page(tx, req, key, from, req.count + 1)?;
-    Ok(Some((rows, seen)))
+    Ok(Some((
+        rows,
+        total::Seen {
+            n: seen,
+            exact: false,
+        },
+    )))
 }
 
 /// The rows of a page (one past `_count`): walked along the driving token's index
 /// ([`walk`]) when the order is the default one, else by the generic query (on the
 /// candidates of [`sort_prefix`] when a sorted page can walk its first key). With the
-/// rows, how many matches a plan decision counted (0: none).
+/// rows, how many matches a plan decision counted.
 fn page_rows(
     tx: &mut Tx<'_>,
     req: &SearchRequest,
     columns: &[SortColumn],
     sorted: bool,
     backwards: bool,
-) -> StoreResult<(Vec<MatchRow>, i64)> {
+) -> StoreResult<(Vec<MatchRow>, total::Seen)> {
     let walk = match (&req.cursor, sorted) {
         (None | Some(SearchCursor::AfterRid(_) | SearchCursor::BeforeRid(_)), false) => {
             walk::walkable(req)
@@ -253,11 +262,11 @@ fn page_rows(
     if let Some(driver) = walk {
         let mut q = walk::page_query(tx.kind, req, driver, backwards)?;
         q.push(" LIMIT ").bind(Bind::BigInt(req.count as i64 + 1));
-        return Ok((q.load(tx.conn)?, 0));
+        return Ok((q.load(tx.conn)?, total::Seen::default()));
     }
     if !sorted {
         if let Some(rids) = chain::per_target_page(tx, req, backwards)? {
-            return Ok((versions_of(tx, &rids)?, 0));
+            return Ok((versions_of(tx, &rids)?, total::Seen::default()));
         }
     }
     if sorted && !backwards {
@@ -266,7 +275,10 @@ fn page_rows(
             return Ok((rows, seen));
         }
     }
-    Ok((generic_rows(tx, req, columns, backwards, None)?, 0))
+    Ok((
+        generic_rows(tx, req, columns, backwards, None)?,
+        total::Seen::default(),
+    ))
 }
 
 #[derive(QueryableByName)]

@@ -81,7 +81,10 @@ fn index_of(key: &SortKey) -> Option<FirstKey<'_>> {
 
 /// The condition (after ` AND `) that confines a forward page of `req` to its
 /// candidates, when walking pays; with it, the matches the decision counted.
-pub(super) fn candidates(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Option<(Sql, i64)>> {
+pub(super) fn candidates(
+    tx: &mut Tx<'_>,
+    req: &SearchRequest,
+) -> StoreResult<Option<(Sql, total::Seen)>> {
     let Some(first) = walkable(req) else {
         return Ok(None);
     };
@@ -100,10 +103,17 @@ pub(super) fn candidates(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Op
         false => req.sort_walk_above,
     }
     .min(i64::MAX as u64 - 1) as i64;
-    let seen = total::capped(tx, req, above)?;
-    if seen <= above {
+    // Counted as far as the default total would count, so that it need not count again
+    // (every Patient: 200 to decide, then 500 for the total).
+    let cap = match req.total {
+        Total::Bounded(limit) => above.max(limit.min(i64::MAX as u64 - 1) as i64),
+        _ => above,
+    };
+    let n = total::capped(tx, req, cap)?;
+    if n <= above {
         return Ok(None);
     }
+    let seen = total::Seen::counted(n, cap);
     let to = boundary(tx, req, &first, from.clone(), req.count)?;
     if let Some(to) = &to {
         let entries = range_entries(tx.kind, req, &first, from.clone(), to.clone());

@@ -8,15 +8,29 @@ use super::*;
 use crate::backend::BackendKind;
 use crate::sql::CountRow;
 
-/// The total of a search as [`SearchRequest::total`] asks for it.
-/// `at_least`: matches known to exist already (0: nothing known), which spares a
-/// bounded count that could only confirm them.
-pub(super) fn count(
-    tx: &mut Tx<'_>,
-    req: &SearchRequest,
-    at_least: i64,
-) -> StoreResult<Option<i64>> {
-    plan::counting(|| count_planned(tx, req, at_least))
+/// What a plan decision counted of a search's matches before its page was found.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Seen {
+    /// Matches known to exist (0: nothing known).
+    pub n: i64,
+    /// `n` is every match: the count did not stop at its bound.
+    pub exact: bool,
+}
+
+impl Seen {
+    /// `n` matches of a count that stopped past `cap`: all of them if `n <= cap`.
+    pub fn counted(n: i64, cap: i64) -> Seen {
+        Seen { n, exact: n <= cap }
+    }
+}
+
+/// The total of a search as [`SearchRequest::total`] asks for it. `seen`: what was
+/// counted already, which spares a count that could only confirm it.
+pub(super) fn count(tx: &mut Tx<'_>, req: &SearchRequest, seen: Seen) -> StoreResult<Option<i64>> {
+    if seen.exact && req.total != Total::None {
+        return Ok(Some(seen.n));
+    }
+    plan::counting(|| count_planned(tx, req, seen.n))
 }
 
 fn count_planned(tx: &mut Tx<'_>, req: &SearchRequest, at_least: i64) -> StoreResult<Option<i64>> {
