@@ -166,15 +166,14 @@ pub(super) fn per_target_page(
         return Ok(None);
     };
     // With other criteria, the walk is for a chain that drives (fewer than
-    // `DRIVE_BELOW` referrers): each round reads the referrers of every target.
+    // `DRIVE_BELOW` referrers): it reads all the targets' referrers at once.
     let alone = req.query.clauses.len() == 1;
     if !alone && plan::current().chain_checked {
         return Ok(None);
     }
     let past = match req.cursor {
         None => None,
-        Some(SearchCursor::AfterRid(rid)) => Some(rid),
-        Some(SearchCursor::BeforeRid(rid)) => Some(rid),
+        Some(SearchCursor::AfterRid(rid) | SearchCursor::BeforeRid(rid)) => Some(rid),
         Some(_) => return Ok(None),
     };
     if req.query.resource_types.is_empty() || beyond::near_of(&req.query.clauses).is_some() {

@@ -380,7 +380,16 @@ fn within_one_value(
     };
     let mut within = match tied_rids(tx, req, &second, (from2.as_ref(), &to2), walked)? {
         Some(rids) => among(&rids),
-        None => in_range(&range_entries(tx.kind, req, &second, from2, to2)),
+        None => {
+            // Ties beyond the bound: the whole range, listed for PostgreSQL (see
+            // `range_rids`) when it is not much wider than the walk.
+            let entries = range_entries(tx.kind, req, &second, from2, to2);
+            let listed = match tx.kind {
+                BackendKind::Postgres => range_rids(tx, &entries, 2 * GROUP_WALK_AT_MOST)?,
+                BackendKind::Sqlite => None,
+            };
+            listed.map_or_else(|| in_range(&entries), |rids| among(&rids))
+        }
     };
     within.push(" AND ");
     holds(&mut within, tx.kind, first, &value);
