@@ -86,6 +86,8 @@ pub struct Database {
     pub(crate) membership: crate::nodes::Membership,
     /// PostgreSQL: when the planner statistics are next refreshed ([`crate::stats`]).
     stats: Arc<crate::stats::StatsKeeper>,
+    /// PostgreSQL: planner estimates of searches' matches ([`crate::search::estimates`]).
+    estimates: Arc<crate::search::estimates::Estimates>,
     /// SQLite: the write-ahead log's checkpoints, off the writer ([`crate::checkpoint`]).
     checkpointer: Arc<crate::checkpoint::Checkpointer>,
 }
@@ -170,6 +172,7 @@ impl Database {
             committed: Default::default(),
             membership: Default::default(),
             stats: Default::default(),
+            estimates: Default::default(),
             checkpointer: Default::default(),
         };
         db.migrate()?;
@@ -298,6 +301,7 @@ impl Database {
             conn: &mut conn,
             kind: self.kind,
             written: Vec::new(),
+            estimates: &self.estimates,
         };
         let fence = if fenced {
             self.membership.fence(&mut tx)
@@ -325,6 +329,7 @@ impl Database {
                 if self.kind == BackendKind::Postgres && !written.is_empty() {
                     crate::stats::after_commit(
                         &self.stats,
+                        &self.estimates,
                         &self.pool,
                         self.statement_timeout,
                         written.len() as u64,
@@ -377,6 +382,7 @@ impl Database {
             conn: &mut conn,
             kind: self.kind,
             written: Vec::new(),
+            estimates: &self.estimates,
         };
         f(&mut tx).map_err(|e| self.failed(e))
     }
@@ -389,6 +395,8 @@ pub struct Tx<'c> {
     /// Resources (`type`, `id`) written so far, dropped from the read cache once the
     /// transaction commits.
     pub(crate) written: Vec<(String, String)>,
+    /// Planner estimates kept across requests ([`crate::search::estimates`]).
+    pub(crate) estimates: &'c crate::search::estimates::Estimates,
 }
 
 impl Tx<'_> {

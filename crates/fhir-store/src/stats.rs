@@ -31,6 +31,7 @@ use diesel::connection::SimpleConnection;
 use diesel::r2d2::Pool;
 
 use crate::pool::Manager;
+use crate::search::estimates::Estimates;
 use crate::sql::{CountRow, Sql};
 
 /// Versions written before the first `ANALYZE`, and the least between two.
@@ -90,9 +91,11 @@ impl StatsKeeper {
     }
 }
 
-/// After a PostgreSQL commit of `n` versions: starts an `ANALYZE` when one is due.
+/// After a PostgreSQL commit of `n` versions: starts an `ANALYZE` when one is due;
+/// the `estimates` of the statistics it replaces are dropped once it ends.
 pub(crate) fn after_commit(
     keeper: &Arc<StatsKeeper>,
+    estimates: &Arc<Estimates>,
     pool: &Pool<Manager>,
     statement_timeout: Option<std::time::Duration>,
     n: u64,
@@ -100,7 +103,7 @@ pub(crate) fn after_commit(
     if !keeper.wrote(n) {
         return;
     }
-    let (thread_keeper, pool) = (keeper.clone(), pool.clone());
+    let (thread_keeper, pool, estimates) = (keeper.clone(), pool.clone(), estimates.clone());
     let spawned = std::thread::Builder::new()
         .name("fhir-analyze".into())
         .spawn(move || {
@@ -121,6 +124,7 @@ pub(crate) fn after_commit(
                 });
             match versions {
                 Ok(v) => {
+                    estimates.statistics_changed();
                     tracing::info!(versions = v, ms = started.elapsed().as_millis() as u64, "planner statistics refreshed");
                     keeper.analyzed(v, started.elapsed(), Instant::now());
                 }

@@ -39,6 +39,7 @@ mod beyond;
 mod chain;
 mod criteria;
 mod cursor;
+pub(crate) mod estimates;
 mod include;
 mod plan;
 mod sort;

@@ -100,14 +100,23 @@ struct PlanRow {
 }
 
 /// PostgreSQL's planner estimate of the matches (its row estimate for the query, from
-/// the table statistics); SQLite keeps no statistics that could tell (its `sqlite_stat1`
-/// holds averages per index prefix), so there is none.
+/// the table statistics), kept a while ([`super::estimates`]); SQLite keeps no
+/// statistics that could tell (its `sqlite_stat1` holds averages per index prefix), so
+/// there is none.
 fn estimate(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Option<i64>> {
     if tx.kind != BackendKind::Postgres {
         return Ok(None);
     }
     let mut q = Sql::new("EXPLAIN (FORMAT JSON) SELECT 1 FROM resources r");
     filter(&mut q, req)?;
+    let (text, binds) = q.parts();
+    let key = format!("{text}\u{0}{binds:?}");
+    let estimates = tx.estimates;
+    estimates.get_or(key, || planned_rows(tx, &q))
+}
+
+/// The planner's row estimate for `q`, an `EXPLAIN (FORMAT JSON)`.
+fn planned_rows(tx: &mut Tx<'_>, q: &Sql) -> StoreResult<Option<i64>> {
     let rows = q.load::<PlanRow>(tx.conn)?;
     let plan: Option<serde_json::Value> = rows
         .first()
