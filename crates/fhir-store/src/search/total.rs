@@ -103,7 +103,7 @@ struct PlanRow {
 /// the table statistics), kept a while ([`super::estimates`]); SQLite keeps no
 /// statistics that could tell (its `sqlite_stat1` holds averages per index prefix), so
 /// there is none.
-fn estimate(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Option<i64>> {
+pub(super) fn estimate(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Option<i64>> {
     if tx.kind != BackendKind::Postgres {
         return Ok(None);
     }
