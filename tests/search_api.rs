@@ -373,6 +373,15 @@ fn observation_date_with_date_times_and_periods(b: Backend) {
     assert_eq!(q("gt2020-06-01"), set(&[&year, &later, &open]));
     // lt: the target's range starts before the search value's.
     assert_eq!(q("lt2020-03-10"), set(&[&march, &year]));
+    // ge / le: gt / lt, or within the search value's range; a period reaching over
+    // the value's start (ge) or end (le) is neither.
+    assert_eq!(q("ge2020-04-01"), set(&[&year, &later, &open]));
+    assert_eq!(
+        q("ge2020-03-15"),
+        set(&[&instant, &march, &year, &later, &open])
+    );
+    assert_eq!(q("le2020-03-01"), vec![year.clone()]);
+    assert_eq!(q("le2020-03-31"), set(&[&instant, &march, &year]));
     // sa / eb: wholly after / wholly before.
     assert_eq!(q("sa2020-03-31"), set(&[&later, &open]));
     assert_eq!(q("eb2020-04-15"), set(&[&instant, &march]));

@@ -232,12 +232,20 @@ pub(super) fn token_sql(q: &mut Sql, system_col: &str, code_col: &str, t: &Token
 }
 
 /// Date prefixes over `[start, end)` ranges (search.html#prefix).
+///
+/// An entry's start never follows its end (a Period's start "SHALL have a lower value
+/// than end", per-1), so `eq`, `ge` and `le` also bound the one column an index can
+/// range over: without it, `ge` was two ranges whose second read every earlier date
+/// (200,000 entries for 2,260 Observations since June 2026: 112 ms), and `eq` read
+/// every later start.
 pub(super) fn date_sql(q: &mut Sql, prefix: Prefix, vs: i64, ve: i64) {
     let (s, e) = (Bind::BigInt(vs), Bind::BigInt(ve));
     match prefix {
         Prefix::Eq => {
             q.push("i.start_ms >= ")
                 .bind(s)
+                .push(" AND i.start_ms <= ")
+                .bind(e.clone())
                 .push(" AND i.end_ms <= ")
                 .bind(e);
         }
@@ -255,20 +263,24 @@ pub(super) fn date_sql(q: &mut Sql, prefix: Prefix, vs: i64, ve: i64) {
             q.push("i.start_ms < ").bind(s);
         }
         Prefix::Ge => {
-            q.push("(i.end_ms > ")
-                .bind(e.clone())
-                .push(" OR (i.start_ms >= ")
+            // After the value's end, or within it: ends at or after its start.
+            q.push("i.end_ms >= ")
+                .bind(s.clone())
+                .push(" AND (i.end_ms > ")
+                .bind(e)
+                .push(" OR i.start_ms >= ")
                 .bind(s)
-                .push(" AND i.end_ms <= ");
-            q.bind(e).push("))");
+                .push(")");
         }
         Prefix::Le => {
-            q.push("(i.start_ms < ")
-                .bind(s.clone())
-                .push(" OR (i.start_ms >= ")
+            // Before the value's start, or within it: starts at or before its end.
+            q.push("i.start_ms <= ")
+                .bind(e.clone())
+                .push(" AND (i.start_ms < ")
                 .bind(s)
-                .push(" AND i.end_ms <= ");
-            q.bind(e).push("))");
+                .push(" OR i.end_ms <= ")
+                .bind(e)
+                .push(")");
         }
         Prefix::Sa => {
             q.push("i.start_ms >= ").bind(e);
