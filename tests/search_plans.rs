@@ -564,6 +564,69 @@ fn first_key_walks_agree(b: Backend) {
     assert!(!rest.concat().contains(&early_id));
 }
 
+/// A search by one criterion that most of its type matches (on SQLite checked per
+/// resource walked in `rid` order: fhir-store `search/frequent.rs`) and one that few
+/// match page as every search does: creation order forwards and backwards, each match
+/// once though its name matches twice, a deleted one left out, an updated one in its
+/// place, the total exact up to the threshold and, above it, none or an estimate.
+fn frequent_and_rare_values_page_alike(b: Backend) {
+    let s = Server::start_with(b, &["--total-threshold", "8"]);
+    let name = unique("Often").replace('-', "");
+    let (mut often, mut rare) = (Vec::new(), Vec::new());
+    for i in 0..14 {
+        let is_rare = i % 6 == 2;
+        let (born, family, given) = match is_rare {
+            true => ("1950-01-01", format!("Rare{i}"), "Solo".to_string()),
+            false => ("2001-01-01", format!("{name}{i}"), format!("{name}G")),
+        };
+        let p = json!({"resourceType": "Patient", "birthDate": born,
+            "name": [{"family": family, "given": [given]}]});
+        let id = s.create_id("Patient", &p.to_string());
+        if is_rare { &mut rare } else { &mut often }.push(id);
+    }
+    let gone = often.remove(1);
+    assert_eq!(
+        s.req("DELETE", &format!("/Patient/{gone}")).send().status / 100,
+        2
+    );
+    let kept = json!({"resourceType": "Patient", "id": often[4], "birthDate": "2002-02-02",
+        "name": [{"family": format!("{name}Kept")}]});
+    let r = s
+        .req("PUT", &format!("/Patient/{}", often[4]))
+        .json(&kept.to_string());
+    assert_eq!(r.status, 200, "{}", r.body);
+    for (query, expected) in [
+        (
+            "/Patient?birthdate=ge2000-01-01&_count=2".to_string(),
+            &often,
+        ),
+        (format!("/Patient?name={name}&_count=3"), &often),
+        (
+            "/Patient?birthdate=lt1960-01-01&_count=2".to_string(),
+            &rare,
+        ),
+    ] {
+        let forwards = pages(&s, &query);
+        assert_eq!(&forwards.concat(), expected, "{query}: {forwards:?}");
+        let (mut backwards, _) = follow(&s, &last_page(&s, &query), "previous");
+        backwards.reverse();
+        assert_eq!(backwards, forwards, "{query}: read backwards");
+        let first = s.get(&query).json();
+        match (expected.len() <= 8, b) {
+            (true, _) => assert_eq!(first["total"], expected.len(), "{query}: {first}"),
+            (false, Backend::Sqlite) => assert!(first.get("total").is_none(), "{query}"),
+            (false, Backend::Postgres) => assert!(first["total"].as_u64() >= Some(9), "{query}"),
+        }
+        let accurate = s.get(&format!("{query}&_total=accurate")).json();
+        assert_eq!(accurate["total"], expected.len(), "{query}");
+    }
+}
+
+/// The path of the last page of `query`, following `next` links.
+fn last_page(s: &Server, query: &str) -> String {
+    follow(s, query, "next").1
+}
+
 both_backends!(
     first_key_walks_agree,
     chain_pages_are_right_with_either_plan,
@@ -572,5 +635,6 @@ both_backends!(
     has_pages_are_right_with_either_plan,
     walked_and_generic_pages_agree,
     walked_pages_continue_after_writes,
-    several_dates_per_resource_sort_alike
+    several_dates_per_resource_sort_alike,
+    frequent_and_rare_values_page_alike
 );

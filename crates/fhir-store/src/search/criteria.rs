@@ -426,7 +426,6 @@ pub(super) fn param_sql(q: &mut Sql, r: &str, p: &ParamClause, drive: bool) -> S
         if probes_by_value(p) {
             q.push(&format!("i.res_type = {r}.res_type AND "));
         }
-        q.push("i.param = ");
     } else {
         // Uncorrelated, so the index on (res_type, param, value) drives the search and
         // its cost follows the number of matching values, not the size of the table.
@@ -436,9 +435,21 @@ pub(super) fn param_sql(q: &mut Sql, r: &str, p: &ParamClause, drive: bool) -> S
                 .in_list(&p.param.resource_types)
                 .push(" AND ");
         }
-        q.push("i.param = ");
     }
-    q.bind(Bind::Text(p.param.code.clone())).push(" AND (");
+    entries_sql(q, p)?;
+    let plan = plan::current();
+    if checked && plan.checks_fenced {
+        q.push(plan.fence);
+    }
+    q.push(")");
+    Ok(())
+}
+
+/// The index entries (alias `i`) of `p`'s values: `i.param = … AND (…)`.
+pub(super) fn entries_sql(q: &mut Sql, p: &ParamClause) -> StoreResult<()> {
+    q.push("i.param = ")
+        .bind(Bind::Text(p.param.code.clone()))
+        .push(" AND (");
     for (n, v) in p.values.iter().enumerate() {
         if n > 0 {
             q.push(" OR ");
@@ -446,11 +457,6 @@ pub(super) fn param_sql(q: &mut Sql, r: &str, p: &ParamClause, drive: bool) -> S
         q.push("(");
         value_sql(q, p, v)?;
         q.push(")");
-    }
-    q.push(")");
-    let plan = plan::current();
-    if checked && plan.checks_fenced {
-        q.push(plan.fence);
     }
     q.push(")");
     Ok(())

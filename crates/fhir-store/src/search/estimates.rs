@@ -5,8 +5,9 @@
 //! planner's answer changes only as its statistics do (an `ANALYZE`) and, slowly, as
 //! the tables grow, so an estimate is kept for [`KEEP_FOR`] and dropped as soon as
 //! this node refreshes the statistics ([`crate::stats`]); another node's `ANALYZE` is
-//! seen within [`KEEP_FOR`]. Exact counts are never kept: only the estimate of a
-//! search known to have more matches than the threshold.
+//! seen within [`KEEP_FOR`]. Exact counts of matches are never kept: only the estimate
+//! of a search known to have more matches than the threshold. The number of resources
+//! of a type, which only weighs plans ([`super::frequent`]), is kept alike.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

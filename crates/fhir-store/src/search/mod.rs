@@ -40,6 +40,7 @@ mod chain;
 mod criteria;
 mod cursor;
 pub(crate) mod estimates;
+mod frequent;
 mod include;
 mod plan;
 mod sort;
@@ -245,8 +246,9 @@ fn sorted_walk(
 
 /// The rows of a page (one past `_count`): walked along the driving token's index
 /// ([`walk`]) when the order is the default one, else by the generic query (on the
-/// candidates of [`sort_prefix`] when a sorted page can walk its first key). With the
-/// rows, how many matches a plan decision counted.
+/// candidates of [`sort_prefix`] when a sorted page can walk its first key; with its
+/// one criterion checked per row when [`frequent`] says so). With the rows, how many
+/// matches a plan decision counted.
 fn page_rows(
     tx: &mut Tx<'_>,
     req: &SearchRequest,
@@ -277,6 +279,13 @@ fn page_rows(
             })?;
             return Ok((rows.0, seen));
         }
+    }
+    if let Some(lead) = plan::current().lead {
+        let rows = match plan::matched() {
+            Some(rids) => versions_of(tx, &frequent::page_of(&rids, &req.cursor, req.count + 1))?,
+            None => generic_rows(tx, req, columns, backwards, None, req.count + 1)?.0,
+        };
+        return Ok((rows, lead.seen));
     }
     let reach = first_page_reach(tx, req, sorted)?;
     let (rows, found) = generic_rows(tx, req, columns, backwards, None, reach)?;

@@ -9,6 +9,8 @@
 //!   ordering them all;
 //! - a leading chain drives when its referrers are few and is checked per candidate
 //!   when they are many ([`chain`]);
+//! - a search's one criterion on a frequent value is checked per candidate walked in
+//!   `rid` order ([`frequent`]);
 //! - on PostgreSQL a driving sub-query of a chain or `_has` ends with `OFFSET 0`.
 //!
 //! The choices hold for the search being run on this thread ([`with_plan`]), so that
@@ -41,6 +43,8 @@ pub(super) struct Plan {
     /// page of 50: 73 ms); past `OFFSET 0` it is checked per candidate. SQLite runs such
     /// sub-queries as written anyway.
     pub fence: &'static str,
+    /// What was decided for a search's one criterion ([`frequent`]).
+    pub lead: Option<frequent::Lead>,
 }
 
 const DEFAULT: Plan = Plan {
@@ -49,6 +53,7 @@ const DEFAULT: Plan = Plan {
     none_drives: false,
     checks_fenced: false,
     fence: "",
+    lead: None,
 };
 
 impl Plan {
@@ -56,7 +61,9 @@ impl Plan {
     pub fn drives(&self, clause: &Clause) -> bool {
         let checked = match clause {
             Clause::Has(_) => self.has_checked,
-            Clause::Param(p) => self.chain_checked && !p.chain.is_empty(),
+            Clause::Param(p) => {
+                (self.chain_checked && !p.chain.is_empty()) || self.lead.is_some_and(|l| l.checked)
+            }
             Clause::List(_) | Clause::Text(_) | Clause::Filter(_) | Clause::Near(_) => false,
         };
         !(self.none_drives || checked)
@@ -67,6 +74,13 @@ thread_local! {
     static CURRENT: Cell<Plan> = const { Cell::new(DEFAULT) };
     /// The targets of the search's leading `_has`, when they were listed ([`list_has`]).
     static LISTED: RefCell<Option<Listed>> = const { RefCell::new(None) };
+    /// The matches of the search's one criterion, when [`frequent`] listed them.
+    static MATCHED: RefCell<Option<Rc<[i64]>>> = const { RefCell::new(None) };
+}
+
+/// Every match of the search being run, in `rid` order, if [`frequent`] listed them.
+pub(super) fn matched() -> Option<Rc<[i64]>> {
+    MATCHED.with(|m| m.borrow().clone())
 }
 
 /// The `rid`s of the resources a `_has` criterion matches, listed once for a page and
@@ -132,12 +146,17 @@ pub(super) fn current() -> Plan {
 /// Runs `f` (a count of the search's matches) with a leading chain driving even where
 /// the page checks it per candidate: a count that stops at the total threshold (1,000)
 /// goes twenty pages deep, where walking 36,000 candidates cost 150 ms and starting
-/// from the chain's 17,000 referrers 6 ms.
+/// from the chain's 17,000 referrers 6 ms. A frequent criterion drives too: an exact
+/// count reads all its entries either way, and walking would check every candidate.
 pub(super) fn counting<T>(f: impl FnOnce() -> T) -> T {
     let page = current();
     changed(
         Plan {
             chain_checked: false,
+            lead: page.lead.map(|l| frequent::Lead {
+                checked: false,
+                ..l
+            }),
             ..page
         },
         f,
@@ -215,16 +234,28 @@ pub(super) fn with_plan<T>(
             BackendKind::Postgres => " OFFSET 0",
             BackendKind::Sqlite => "",
         },
+        lead: None,
     };
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
             CURRENT.with(|c| c.set(DEFAULT));
             LISTED.with(|l| l.replace(None));
+            MATCHED.with(|m| m.replace(None));
         }
     }
-    CURRENT.with(|c| c.set(plan));
     let _reset = Reset;
+    let (lead, matched) = frequent::decide(tx, req)?.unzip();
+    // A frequent criterion checked per row is fenced: PostgreSQL would turn the check
+    // into a join that reads every entry first.
+    let checks_fenced = lead.is_some_and(|l| l.checked);
+    let plan = Plan {
+        lead,
+        checks_fenced,
+        ..plan
+    };
+    MATCHED.with(|m| m.replace(matched.flatten()));
+    CURRENT.with(|c| c.set(plan));
     let listed = list_has(tx, req)?;
     LISTED.with(|l| l.replace(listed));
     f(tx)

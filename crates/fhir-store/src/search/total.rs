@@ -116,7 +116,7 @@ pub(super) fn estimate(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Opti
 }
 
 /// The planner's row estimate for `q`, an `EXPLAIN (FORMAT JSON)`.
-fn planned_rows(tx: &mut Tx<'_>, q: &Sql) -> StoreResult<Option<i64>> {
+pub(super) fn planned_rows(tx: &mut Tx<'_>, q: &Sql) -> StoreResult<Option<i64>> {
     let rows = q.load::<PlanRow>(tx.conn)?;
     let plan: Option<serde_json::Value> = rows
         .first()
