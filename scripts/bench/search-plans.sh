@@ -72,6 +72,7 @@ for bin in "$@"; do
   m "$label" token+lastUpdated "Observation?code=http://loinc.org%7C8867-4&_sort=-_lastUpdated&_count=50"
   # Criteria the generic query answers (no index walk serves them).
   m "$label" obs-date "Observation?date=ge2015-01-01&_count=50"
+  m "$label" obs-date-day "Observation?date=2015-06-01&_count=50"
   m "$label" enc-date "Encounter?date=ge2010-01-01&_count=50"
   m "$label" pat-birth "Patient?birthdate=ge1950-01-01&_count=50"
   m "$label" obs-value "Observation?value-quantity=gt100&_count=50"
