@@ -376,15 +376,18 @@ fn generic_rows(
     Ok((versions_of(tx, page)?, rids.len()))
 }
 
-/// The current versions of `rids`, in that order.
+/// The current versions of `rids`, in that order, of those still live: each statement
+/// reads its own snapshot, so a resource found by the page's first statement may have
+/// been deleted before this one.
 fn versions_of(tx: &mut Tx<'_>, rids: &[i64]) -> StoreResult<Vec<MatchRow>> {
     if rids.is_empty() {
         return Ok(Vec::new());
     }
     let mut fetch = Sql::new(&format!(
         "SELECT r.rid, {VERSION_COLUMNS} FROM resources r JOIN resource_versions v ON v.seq = r.seq \
-         WHERE r.rid"
+         WHERE r.version > 0 AND r.deleted = "
     ));
+    fetch.bind(Bind::Bool(false)).push(" AND r.rid");
     fetch.in_ints(rids);
     let mut by_rid: std::collections::HashMap<i64, MatchRow> = fetch
         .load::<MatchRow>(tx.conn)?
