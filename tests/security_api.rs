@@ -758,7 +758,7 @@ fn audit_trail_is_recorded_and_verifiable(b: Backend) {
         "{}",
         String::from_utf8_lossy(&bad.stderr)
     );
-    execute(&s, "DELETE FROM audit_log WHERE seq = 2");
+    s.execute("DELETE FROM audit_log WHERE seq = 2");
     let removed = verify();
     assert!(
         String::from_utf8_lossy(&removed.stderr).contains("removed"),
@@ -769,30 +769,9 @@ fn audit_trail_is_recorded_and_verifiable(b: Backend) {
 
 /// Changes a logged AuditEvent behind the server's back.
 fn tamper(s: &Server) {
-    execute(
-        s,
+    s.execute(
         "UPDATE audit_log SET content = REPLACE(content, '\"status\":', '\"status\": ') WHERE seq = 1",
     );
-}
-
-/// Runs SQL on the server's database directly.
-fn execute(s: &Server, sql: &str) {
-    use diesel::connection::SimpleConnection;
-    use diesel::Connection;
-    match s.backend {
-        Backend::Sqlite => {
-            let path = s.db_url.trim_start_matches("sqlite://");
-            let mut c = diesel::SqliteConnection::establish(path).expect("sqlite");
-            // The server may be writing (its audit writer): wait for its lock.
-            c.batch_execute("PRAGMA busy_timeout = 10000")
-                .expect("busy timeout");
-            c.batch_execute(sql).expect("tamper");
-        }
-        Backend::Postgres => {
-            let mut c = diesel::PgConnection::establish(&s.db_url).expect("pg");
-            c.batch_execute(sql).expect("tamper");
-        }
-    }
 }
 
 // -------------------------------------------------------------- rate and defaults

@@ -322,6 +322,25 @@ impl Server {
     }
 
     /// The server's process id.
+    /// Runs SQL on the server's database directly (waiting for a lock the server holds).
+    pub fn execute(&self, sql: &str) {
+        use diesel::connection::SimpleConnection;
+        use diesel::Connection;
+        match self.backend {
+            Backend::Sqlite => {
+                let path = self.db_url.trim_start_matches("sqlite://");
+                let mut c = diesel::SqliteConnection::establish(path).expect("sqlite");
+                c.batch_execute("PRAGMA busy_timeout = 10000")
+                    .expect("busy timeout");
+                c.batch_execute(sql).expect(sql);
+            }
+            Backend::Postgres => {
+                let mut c = diesel::PgConnection::establish(&self.db_url).expect("pg");
+                c.batch_execute(sql).expect(sql);
+            }
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

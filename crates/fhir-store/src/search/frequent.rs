@@ -71,8 +71,9 @@ pub(super) fn decide(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Option
     rids.sort_unstable();
     rids.dedup();
     let m = rids.len() as i64;
+    // Every match read is a page's list, however many: walking would read them again.
     let lead = Lead {
-        checked: m > walk_above,
+        checked: !every && m > walk_above,
         seen: total::Seen { n: m, exact: every },
     };
     Ok(Some((lead, (every && !lead.checked).then(|| rids.into()))))
