@@ -374,13 +374,30 @@ fn period(code: &str, obj: &serde_json::Map<String, Value>) -> Option<IndexValue
     if start.is_none() && end.is_none() {
         return None;
     }
+    let start = start.map_or(DateRange::MIN, |r| r.start);
+    let end = end.map_or(DateRange::MAX, |r| r.end);
     Some(date_row(
         code,
         DateRange {
-            start: start.map_or(DateRange::MIN, |r| r.start),
-            end: end.map_or(DateRange::MAX, |r| r.end),
+            start,
+            end: ordered_end(start, end),
         },
     ))
+}
+
+/// The end of a Period's entry: its own, or when that comes before the start, the end
+/// of the start's first millisecond (the Period is indexed as the instant it starts).
+/// Date searches (fhir-store `values.rs`) take an entry's start not to follow its end,
+/// which per-1 does not guarantee: it cannot compare a date-time with a date of another
+/// precision (`2020-03-01T23:30:00-05:00` to `2020-03-01`), and a store without
+/// validation takes any Period. Migration `000023_date_bounds` orders stored entries
+/// the same way.
+fn ordered_end(start: i64, end: i64) -> i64 {
+    if end < start {
+        start + 1
+    } else {
+        end
+    }
 }
 
 fn dates(code: &str, item: &Item<'_>, out: &mut Vec<IndexValue>) {

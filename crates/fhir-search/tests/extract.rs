@@ -168,6 +168,16 @@ fn observation_by_hand() {
     assert_eq!(code.len(), 1);
     assert_eq!(code[0].text.as_deref(), Some("blood pressure panel"));
     assert_eq!(dates(&v, "date"), [(Y2020, Y2020 + 60 * DAY)]);
+    // A Period whose end comes before its start (per-1 cannot compare a date-time with
+    // a date) is indexed as the instant it starts: 2020-01-02T04:30Z.
+    let mut inverted = o.clone();
+    inverted["effectivePeriod"] =
+        json!({"start": "2020-01-01T23:30:00-05:00", "end": "2020-01-01"});
+    let at = Y2020 + DAY + (4 * 60 + 30) * 60_000;
+    assert_eq!(
+        dates(&extract(reg(), "Observation", &inverted), "date"),
+        [(at, at + 1)]
+    );
     let vq = v
         .quantities
         .iter()

@@ -233,13 +233,13 @@ pub(super) fn token_sql(q: &mut Sql, system_col: &str, code_col: &str, t: &Token
 
 /// Date prefixes over `[start, end)` ranges (search.html#prefix).
 ///
-/// An entry's start is taken not to follow its end (a Period's start "SHALL have a lower
-/// value than end", per-1), so `eq`, `ge` and `le` also bound the one column an index
-/// can range over. Not guaranteed: per-1 cannot compare a date-time with a date of
-/// another precision, and a store without validation takes any Period; such an
-/// inverted entry may now be matched differently. Without the bound, `ge` was two
-/// ranges whose second read every earlier date (200,000 entries for 2,260 Observations
-/// since June 2026: 112 ms), and `eq` read every later start.
+/// An entry's start does not follow its end: a Period's start "SHALL have a lower value
+/// than end" (per-1), and one that does not (per-1 cannot compare a date-time with a
+/// date of another precision; a store without validation takes any Period) is indexed
+/// as the instant it starts (fhir-search `index.rs`, migration `000023_date_bounds`).
+/// So `eq`, `ge` and `le` also bound the one column an index can range over. Without
+/// the bound, `ge` was two ranges whose second read every earlier date (200,000 entries
+/// for 2,260 Observations since June 2026: 112 ms), and `eq` read every later start.
 pub(super) fn date_sql(q: &mut Sql, prefix: Prefix, vs: i64, ve: i64) {
     let (s, e) = (Bind::BigInt(vs), Bind::BigInt(ve));
     match prefix {
