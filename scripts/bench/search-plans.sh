@@ -3,8 +3,10 @@
 # loaded with COPIES copies of DATA (default: shared/synthea ten times, 232k resources),
 # for one or more server builds on copies of the same data, one after the other.
 # With DB_URL, no data is loaded: each build serves that database as it is (searches
-# only read). ROUNDS=N measures the builds N times over, interleaved (A B A B …).
-# Usage: [DATA=DIR] [COPIES=10] [SECS=3] [DB_URL=URL] [ROUNDS=1]
+# only read). With DB_URLS (several, space-separated), the one build given serves each
+# database in turn: an index change, measured on copies of one database. ROUNDS=N
+# measures the builds (or databases) N times over, interleaved (A B A B …).
+# Usage: [DATA=DIR] [COPIES=10] [SECS=3] [DB_URL=URL | DB_URLS="URL…"] [ROUNDS=1]
 #        scripts/bench/search-plans.sh sqlite|postgres BIN...
 # Needs: wrk; PostgreSQL at 127.0.0.1:5432 (trust) for postgres.
 set -euo pipefail
@@ -25,7 +27,11 @@ serve() { # bin url
 }
 stop() { kill "$(cat "$work/pid")"; wait "$(cat "$work/pid")" 2>/dev/null || true; }
 # Load once with the first build, then copy the database for each build.
-if [ -z "${DB_URL:-}" ]; then
+# Each run: a build and the database it serves (empty: a copy of the loaded one).
+runs=()
+if [ -n "${DB_URLS:-}" ]; then for u in $DB_URLS; do runs+=("$1 $u"); done
+else for bin in "$@"; do runs+=("$bin ${DB_URL:-}"); done; fi
+if [ -z "${DB_URL:-}${DB_URLS:-}" ]; then
   [ "$BACKEND" = postgres ] && psql_ "DROP DATABASE IF EXISTS plans_base" && psql_ "CREATE DATABASE plans_base"
   serve "$1" "$(url_of plans_base)"
   for c in $(seq 1 "$COPIES"); do target/release/fhir-server import --url http://127.0.0.1:$PORT/fhir --state "$work/state-$c" "$DATA" | tail -1; done
@@ -38,9 +44,10 @@ m() { # label name query
 }
 for round in $(seq 1 "${ROUNDS:-1}"); do
 n=0
-for bin in "$@"; do
-  n=$((n + 1)); label="build$n"
-  if [ -n "${DB_URL:-}" ]; then serve "$bin" "$DB_URL"
+for run in "${runs[@]}"; do
+  read -r bin url <<<"$run"
+  n=$((n + 1)); label="build$n"; [ -n "${DB_URLS:-}" ] && label="db$n"
+  if [ -n "$url" ]; then serve "$bin" "$url"
   else
     if [ "$BACKEND" = sqlite ]; then
       rm -f "$work"/plans_copy.db*; for f in "$work"/plans_base.db*; do cp "$f" "${f/plans_base/plans_copy}"; done
@@ -81,5 +88,5 @@ for bin in "$@"; do
   stop
 done
 done
-[ "$BACKEND" = postgres ] && [ -z "${DB_URL:-}" ] && { psql_ "DROP DATABASE IF EXISTS plans_copy"; psql_ "DROP DATABASE IF EXISTS plans_base"; }
+[ "$BACKEND" = postgres ] && [ -z "${DB_URL:-}${DB_URLS:-}" ] && { psql_ "DROP DATABASE IF EXISTS plans_copy"; psql_ "DROP DATABASE IF EXISTS plans_base"; }
 true
