@@ -105,11 +105,17 @@ fn walked_and_generic_pages_agree(b: Backend) {
         format!("/Observation?{code}&date=ge2019-06-01&_sort=-date&_count=2"),
         format!("/Observation?{code}&_sort=-_lastUpdated&_count=6"),
         format!("/Observation?{code}&status=final&_sort=_lastUpdated&_count=4"),
+        // One criterion: whether to walk is counted from its index entries.
+        "/Observation?date=ge2019-06-01&_sort=-date&_count=2".to_string(),
+        "/Observation?date=ge2019-06-01&_sort=date&_count=3".to_string(),
     ] {
         let expected = pages(&generic, &query);
         let n = expected.concat().len();
         assert!((10..=39).contains(&n), "{query}: {expected:?}");
         assert_eq!(pages(&walking, &query), expected, "{query}");
+        for s in [&generic, &walking] {
+            assert_eq!(s.get(&query).json()["total"], n, "{query}");
+        }
     }
 }
 

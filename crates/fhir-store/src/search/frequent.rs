@@ -16,6 +16,9 @@
 //! the matches are few, the count has listed them: the page is taken from the list, and
 //! the criterion's entries are read once (a name prefix, which reads every name of the
 //! type, was read for the count and again for the page: 2,200 → 1,650 requests/s).
+//!
+//! A search's one criterion, sorted or not, is also counted from its entries alone, up
+//! to a bound ([`capped_count_query`]) or exactly ([`exact_count_query`]).
 
 use std::rc::Rc;
 
@@ -40,10 +43,7 @@ pub(super) struct Lead {
 /// walk along a token's entries ([`walk`]) does not serve; with it, when the criterion
 /// drives, every match's `rid` in order.
 pub(super) fn decide(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Option<Decided>> {
-    let Some(p) = lone_param(req) else {
-        return Ok(None);
-    };
-    let Some(table) = table_of(p.param.kind) else {
+    let Some((p, table)) = lone_param(req) else {
         return Ok(None);
     };
     let types = &req.query.resource_types;
@@ -53,14 +53,9 @@ pub(super) fn decide(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<Option
         Total::Bounded(limit) => walk_above.max(limit.min(i64::MAX as u64 - 1) as i64),
         Total::None | Total::Accurate => walk_above,
     };
-    // Index entries exist only for the current versions of live resources. Entries,
-    // not distinct `rid`s: both databases would collect every entry before the first
+    // Entries, not distinct `rid`s: PostgreSQL would hash every entry before the first
     // distinct one came out.
-    let mut q = Sql::new(&format!(
-        "SELECT i.rid AS rid FROM {table} i WHERE i.res_type"
-    ));
-    q.in_list(types).push(" AND ");
-    entries_sql(&mut q, p)?;
+    let mut q = entries_query("i.rid AS rid", table, types, p)?;
     q.push(" LIMIT ").bind(Bind::BigInt(bound + 1));
     let mut rids: Vec<i64> = q
         .load::<RidRow>(tx.conn)?
@@ -97,28 +92,79 @@ pub(super) fn page_of(rids: &[i64], cursor: &Option<SearchCursor>, n: usize) -> 
     }
 }
 
-/// The one parameter criterion of a search this module decides for.
-fn lone_param(req: &SearchRequest) -> Option<&ParamClause> {
-    let [Clause::Param(p)] = req.query.clauses.as_slice() else {
-        return None;
+/// A count of a search's matches that stops past `cap`, read from the index entries of
+/// its one criterion ([`lone_criterion`]): distinct `rid`s, which both databases stream
+/// from an index and stop. The generic count collects every entry of the criterion
+/// first (`r.rid IN (…)`): on SQLite, counting 2,001 of the Observations since 2015 (a
+/// `_sort=-date` deciding whether to walk) took 23–56 ms that way and 0.6 ms this way;
+/// on PostgreSQL 7 ms and 2 ms.
+pub(super) fn capped_count_query(req: &SearchRequest, cap: i64) -> StoreResult<Option<Sql>> {
+    let Some((p, table)) = lone_criterion(req) else {
+        return Ok(None);
     };
+    let types = &req.query.resource_types;
+    let mut q = entries_query("DISTINCT i.rid", table, types, p)?;
+    q.push(" LIMIT ").bind(Bind::BigInt(cap + 1));
+    let mut count = Sql::new("SELECT COUNT(*) AS n FROM (");
+    count.append(&q).push(") c");
+    Ok(Some(count))
+}
+
+/// The exact count of a search's matches from the index entries of its one criterion
+/// ([`lone_criterion`]): the generic count looks each match up in `resources`
+/// (Observations since 2015, 61,754: 79–149 ms on PostgreSQL, 30 ms on SQLite; from the
+/// entries 16 and 22 ms).
+pub(super) fn exact_count_query(req: &SearchRequest) -> StoreResult<Option<Sql>> {
+    let Some((p, table)) = lone_criterion(req) else {
+        return Ok(None);
+    };
+    let types = &req.query.resource_types;
+    entries_query("COUNT(DISTINCT i.rid) AS n", table, types, p).map(Some)
+}
+
+/// `SELECT {columns} FROM {table} i` over the index entries of `p`'s values for
+/// `types`. Entries exist only for the current versions of live resources, so they
+/// need no look at `resources`.
+fn entries_query(
+    columns: &str,
+    table: &str,
+    types: &[String],
+    p: &ParamClause,
+) -> StoreResult<Sql> {
+    let mut q = Sql::new(&format!("SELECT {columns} FROM {table} i WHERE i.res_type"));
+    q.in_list(types).push(" AND ");
+    entries_sql(&mut q, p)?;
+    Ok(q)
+}
+
+/// The one parameter criterion of a search this module decides for, and its table.
+fn lone_param(req: &SearchRequest) -> Option<(&ParamClause, &'static str)> {
+    let lone = lone_criterion(req)?;
     let paged = matches!(
         req.cursor,
         None | Some(SearchCursor::AfterRid(_) | SearchCursor::BeforeRid(_))
     );
+    let fits =
+        req.count > 0 && paged && req.query.result.sort.is_empty() && walk::walkable(req).is_none();
+    fits.then_some(lone)
+}
+
+/// A search's criterion, and its index table, when it is the search's only one: a
+/// parameter with values (no chain, no modifier that negates, no `:missing`, not
+/// `_id`), on given types, outside a compartment. Its index entries are its matches.
+fn lone_criterion(req: &SearchRequest) -> Option<(&ParamClause, &'static str)> {
+    let [Clause::Param(p)] = req.query.clauses.as_slice() else {
+        return None;
+    };
     let positive = !matches!(p.modifier, Some(Modifier::Not | Modifier::NotIn))
         && !p
             .values
             .iter()
             .any(|v| matches!(v, SearchValue::Missing(_)));
     let plain = p.chain.is_empty() && p.param.code != "_id" && p.values.len() <= MAX_VALUES;
-    let fits = req.count > 0
-        && paged
-        && req.query.result.sort.is_empty()
-        && req.compartment.is_none()
-        && !req.query.resource_types.is_empty()
-        && walk::walkable(req).is_none();
-    (fits && positive && plain && !p.values.is_empty()).then_some(p)
+    let fits = req.compartment.is_none() && !req.query.resource_types.is_empty();
+    let table = table_of(p.param.kind)?;
+    (fits && positive && plain && !p.values.is_empty()).then_some((p, table))
 }
 
 /// How many resources of `types` there are (deleted ones too: it only weighs plans),

@@ -61,11 +61,14 @@ fn exact(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<i64> {
     let q = match (walk::walkable(req), lone) {
         (Some(driver), _) => walk::count_query(req, driver, None)?,
         (None, Some(p)) => chain::count_query(req, p, None)?,
-        (None, None) => {
-            let mut q = Sql::new("SELECT COUNT(*) AS n FROM resources r");
-            filter(&mut q, req)?;
-            q
-        }
+        (None, None) => match frequent::exact_count_query(req)? {
+            Some(q) => q,
+            None => {
+                let mut q = Sql::new("SELECT COUNT(*) AS n FROM resources r");
+                filter(&mut q, req)?;
+                q
+            }
+        },
     };
     Ok(q.load::<CountRow>(tx.conn)?.first().map_or(0, |c| c.n))
 }
@@ -74,7 +77,8 @@ fn exact(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<i64> {
 /// token's entries when there is one (see [`walk`]), which stops there, where the
 /// generic query would collect all the entries of its driving criterion first; from
 /// the reference index for a search that is one chain ([`chain::count_query`]) or led
-/// by one ([`chain::streamed_count_query`]).
+/// by one ([`chain::streamed_count_query`]); from the index entries of a search's one
+/// criterion ([`frequent::capped_count_query`]).
 pub(super) fn capped(tx: &mut Tx<'_>, req: &SearchRequest, limit: i64) -> StoreResult<i64> {
     // PostgreSQL sorts the streamed referrers for their `DISTINCT` before the first
     // row is counted (68 ms where its generic query takes 18 ms): SQLite only.
@@ -83,12 +87,15 @@ pub(super) fn capped(tx: &mut Tx<'_>, req: &SearchRequest, limit: i64) -> StoreR
         (Some(driver), _, _) => walk::count_query(req, driver, Some(limit + 1))?,
         (None, Some(p), _) => chain::count_query(req, p, Some(limit + 1))?,
         (None, None, Some(chain)) => chain::streamed_count_query(req, chain, limit + 1)?,
-        (None, None, None) => {
-            let mut q = Sql::new("SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM resources r");
-            filter(&mut q, req)?;
-            q.push(" LIMIT ").bind(Bind::BigInt(limit + 1)).push(") c");
-            q
-        }
+        (None, None, None) => match frequent::capped_count_query(req, limit)? {
+            Some(q) => q,
+            None => {
+                let mut q = Sql::new("SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM resources r");
+                filter(&mut q, req)?;
+                q.push(" LIMIT ").bind(Bind::BigInt(limit + 1)).push(") c");
+                q
+            }
+        },
     };
     Ok(q.load::<CountRow>(tx.conn)?.first().map_or(0, |c| c.n))
 }
