@@ -634,6 +634,58 @@ fn frequent_and_rare_values_page_alike(b: Backend) {
     }
 }
 
+/// A search by one code walks that code's entries in statements its connection keeps
+/// prepared; after five runs PostgreSQL plans such a statement once for any value.
+/// Frequent, rare and absent codes, asked again and again in turns, with and without
+/// the system, page and count as their resources say: a deleted one gone, an updated
+/// one once.
+fn one_code_pages_alike_again_and_again(b: Backend) {
+    let s = Server::start(b);
+    let (tag, rare) = (unique("plans"), unique("rare"));
+    let mut frequent = load(&s, &tag);
+    let gone = frequent.remove(7);
+    assert_eq!(
+        s.req("DELETE", &format!("/Observation/{gone}"))
+            .send()
+            .status
+            / 100,
+        2
+    );
+    let kept = json!({"resourceType": "Observation", "id": frequent[3], "status": "final",
+        "code": {"coding": [{"system": "http://example.org/plans", "code": tag}]}});
+    let r = s
+        .req("PUT", &format!("/Observation/{}", frequent[3]))
+        .json(&kept.to_string());
+    assert_eq!(r.status, 200, "{}", r.body);
+    let few: Vec<String> = (0..3)
+        .map(|_| {
+            let o = json!({"resourceType": "Observation", "status": "final",
+                "code": {"coding": [{"system": "http://example.org/plans", "code": rare}]}});
+            s.create_id("Observation", &o.to_string())
+        })
+        .collect();
+    let system = "http://example.org/plans";
+    for round in 0..4 {
+        for (code, expected) in [
+            (format!("{system}|{tag}"), &frequent),
+            (tag.clone(), &frequent),
+            (format!("{system}|{rare}"), &few),
+            (format!("{system}|{}", unique("absent")), &Vec::new()),
+        ] {
+            let query = format!("/Observation?code={code}&_count=7");
+            assert_eq!(
+                &pages(&s, &query).concat(),
+                expected,
+                "round {round}: {query}"
+            );
+            for total in ["", "&_total=accurate"] {
+                let b = s.get(&format!("{query}{total}")).json();
+                assert_eq!(b["total"], expected.len(), "round {round}: {query}{total}");
+            }
+        }
+    }
+}
+
 /// The path of the last page of `query`, following `next` links.
 fn last_page(s: &Server, query: &str) -> String {
     follow(s, query, "next").1
@@ -648,5 +700,6 @@ both_backends!(
     walked_and_generic_pages_agree,
     walked_pages_continue_after_writes,
     several_dates_per_resource_sort_alike,
-    frequent_and_rare_values_page_alike
+    frequent_and_rare_values_page_alike,
+    one_code_pages_alike_again_and_again
 );

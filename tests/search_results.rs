@@ -192,6 +192,14 @@ fn revinclude_and_include_iterate(b: Backend) {
     let o1 = observation(s, &tag, &peter, "8867-4", "Heart rate");
     let o2 = observation(s, &tag, &peter, "8480-6", "Systolic blood pressure");
     let o3 = observation(s, &tag, &anne, "8867-4", "Heart rate");
+    // Referrers of another type through a parameter of the same name are left out.
+    let visit = create(
+        s,
+        &tag,
+        "Encounter",
+        json!({"status": "finished", "class": {"code": "AMB"},
+               "subject": {"reference": format!("Patient/{peter}")}}),
+    );
     let bundle = search(
         s,
         &format!("/Patient?_id={peter}&_revinclude=Observation:subject"),
@@ -202,6 +210,11 @@ fn revinclude_and_include_iterate(b: Backend) {
         included(&bundle),
         tset(&[("Observation", &o1), ("Observation", &o2)])
     );
+    let bundle = search(
+        s,
+        &format!("/Patient?_id={peter}&_revinclude=Encounter:subject"),
+    );
+    assert_eq!(included(&bundle), tset(&[("Encounter", &visit)]));
     let bundle = search(s, &format!("/Patient?{t}&_revinclude=Observation:patient"));
     assert_eq!(ids(&bundle), set(&[&peter, &anne]));
     assert_eq!(bundle["total"], 2);

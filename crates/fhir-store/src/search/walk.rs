@@ -78,6 +78,9 @@ pub(super) fn page_query(
     if kind == BackendKind::Sqlite {
         q.push(" GROUP BY d.rid");
     }
+    if alone(req) {
+        q.prepared();
+    }
     q.push(if backwards {
         " ORDER BY d.rid DESC"
     } else {
@@ -94,7 +97,7 @@ pub(super) fn count_query(
     driver: Driver<'_>,
     limit: Option<i64>,
 ) -> StoreResult<Sql> {
-    let alone = req.query.clauses.len() == 1 && req.compartment.is_none();
+    let alone = alone(req);
     // A resource's entries are grouped: SQLite's `DISTINCT` counts 36,650 entries in
     // 5 ms where `GROUP BY` takes 8 (it keeps an aggregate per group); PostgreSQL groups
     // the index-ordered rids either way.
@@ -115,5 +118,19 @@ pub(super) fn count_query(
         q.push(" LIMIT ").bind(Bind::BigInt(n));
     }
     q.push(") c");
+    if alone {
+        q.prepared();
+    }
     Ok(q)
+}
+
+/// Whether the walked token is the search's one criterion, outside a compartment: the
+/// page's and the count's statements then take one of a few texts (the types' list,
+/// how the value names its system, the cursor), which their connection keeps prepared.
+/// PostgreSQL planned the page in 1.0 ms and ran it in 0.6 (a frequent code, 1 million
+/// resources); prepared, after five runs it keeps one generic plan — the walk along
+/// the code's entries that this module writes, which it chooses for every value since
+/// the `LIMIT` bounds it: 0.3–0.6 ms for a frequent, a rare and an absent code alike.
+fn alone(req: &SearchRequest) -> bool {
+    req.query.clauses.len() == 1 && req.compartment.is_none()
 }
