@@ -187,17 +187,26 @@ fn has_pages_are_right_with_either_plan(b: Backend) {
     // 1,050 Observations with the frequent code on patients 0..25; 5 with the rare
     // one; 40 with a third code, two on each of patients 5..25 (the search starts from
     // them, and pages through the 20 Patients it lists once).
+    // 400 with a late code, searched before they exist: the plan decided then (start
+    // from the few matching referrers) is kept a while (fhir-store
+    // `plan::kept_decision`), and still pages right once they are many.
+    let late = format!("/Patient?_has:Observation:subject:code=urn:{tag}|late&_count=4");
+    assert_eq!(s.get(&late).json()["total"], 0);
     let mut expected_frequent = std::collections::BTreeSet::new();
+    let mut expected_late = std::collections::BTreeSet::new();
     let mut entries = Vec::new();
-    for i in 0..1095 {
+    for i in 0..1495 {
         let (code, who) = match i {
             0..1050 => ("frequent", &patients[(i * 7) % 25]),
             1050..1055 => ("rare", &patients[27 + i % 3]),
-            _ => ("some", &patients[5 + i % 20]),
+            1055..1095 => ("some", &patients[5 + i % 20]),
+            _ => ("late", &patients[(i * 3) % 20]),
         };
-        if code == "frequent" {
-            expected_frequent.insert(who.clone());
-        }
+        match code {
+            "frequent" => expected_frequent.insert(who.clone()),
+            "late" => expected_late.insert(who.clone()),
+            _ => false,
+        };
         entries.push(
             json!({"resource": {"resourceType": "Observation", "status": "final",
             "code": {"coding": [{"system": format!("urn:{tag}"), "code": code}]},
@@ -225,6 +234,7 @@ fn has_pages_are_right_with_either_plan(b: Backend) {
         ),
         ("rare", patients[27..30].to_vec()),
         ("some", patients[5..25].to_vec()),
+        ("late", expected_late.into_iter().collect()),
     ] {
         let query = format!("/Patient?_has:Observation:subject:code=urn:{tag}|{code}&_count=4");
         let got = pages(&s, &query).concat();

@@ -79,9 +79,11 @@ pub(super) fn checked(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<bool>
     q.push(" LIMIT ")
         .bind(Bind::BigInt(DRIVE_BELOW))
         .push(") c");
-    Ok(q.load::<crate::sql::CountRow>(tx.conn)?
-        .first()
-        .is_some_and(|c| c.n >= DRIVE_BELOW))
+    plan::kept_decision(tx, "chain checked", &q, |tx| {
+        Ok(q.load::<crate::sql::CountRow>(tx.conn)?
+            .first()
+            .is_some_and(|c| c.n >= DRIVE_BELOW))
+    })
 }
 
 /// The count of a [`lone`] chain's matches: its distinct referrers of the searched

@@ -7,7 +7,8 @@
 //! this node refreshes the statistics ([`crate::stats`]); another node's `ANALYZE` is
 //! seen within [`KEEP_FOR`]. Exact counts of matches are never kept: only the estimate
 //! of a search known to have more matches than the threshold. The number of resources
-//! of a type, which only weighs plans ([`super::frequent`]), is kept alike.
+//! of a type, which only weighs plans ([`super::frequent`]), is kept alike, and so are
+//! the plan decisions of chains and `_has` ([`super::plan::kept_decision`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

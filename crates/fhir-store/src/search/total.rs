@@ -80,9 +80,15 @@ fn exact(tx: &mut Tx<'_>, req: &SearchRequest) -> StoreResult<i64> {
 /// by one ([`chain::streamed_count_query`]); from the index entries of a search's one
 /// criterion ([`frequent::capped_count_query`]).
 pub(super) fn capped(tx: &mut Tx<'_>, req: &SearchRequest, limit: i64) -> StoreResult<i64> {
+    let q = capped_query(tx.kind, req, limit)?;
+    Ok(q.load::<CountRow>(tx.conn)?.first().map_or(0, |c| c.n))
+}
+
+/// The statement of [`capped`].
+pub(super) fn capped_query(kind: BackendKind, req: &SearchRequest, limit: i64) -> StoreResult<Sql> {
     // PostgreSQL sorts the streamed referrers for their `DISTINCT` before the first
     // row is counted (68 ms where its generic query takes 18 ms): SQLite only.
-    let led = chain::leading_clause(req).filter(|_| tx.kind == BackendKind::Sqlite);
+    let led = chain::leading_clause(req).filter(|_| kind == BackendKind::Sqlite);
     let q = match (walk::walkable(req), chain::lone(req), led) {
         (Some(driver), _, _) => walk::count_query(req, driver, Some(limit + 1))?,
         (None, Some(p), _) => chain::count_query(req, p, Some(limit + 1))?,
@@ -97,7 +103,7 @@ pub(super) fn capped(tx: &mut Tx<'_>, req: &SearchRequest, limit: i64) -> StoreR
             }
         },
     };
-    Ok(q.load::<CountRow>(tx.conn)?.first().map_or(0, |c| c.n))
+    Ok(q)
 }
 
 #[derive(QueryableByName)]
