@@ -383,17 +383,23 @@ fn versions_of(tx: &mut Tx<'_>, rids: &[i64]) -> StoreResult<Vec<MatchRow>> {
     if rids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut fetch = Sql::new(&format!(
-        "SELECT r.rid, {VERSION_COLUMNS} FROM resources r JOIN resource_versions v ON v.seq = r.seq \
-         WHERE r.version > 0 AND r.deleted = "
-    ));
-    fetch.bind(Bind::Bool(false)).push(" AND r.rid");
-    fetch.in_ints(rids);
-    let mut by_rid: std::collections::HashMap<i64, MatchRow> = fetch
-        .load::<MatchRow>(tx.conn)?
-        .into_iter()
-        .map(|r| (r.rid, r))
-        .collect();
+    // Lists padded to one of a few lengths: the statement's texts are few, and kept
+    // prepared (PostgreSQL planned it in about as long as it ran it, 0.26 ms).
+    let mut by_rid = std::collections::HashMap::new();
+    for list in crate::sql::padded(rids) {
+        let mut fetch = Sql::new(&format!(
+            "SELECT r.rid, {VERSION_COLUMNS} FROM resources r JOIN resource_versions v \
+             ON v.seq = r.seq WHERE r.version > 0 AND r.deleted = "
+        ));
+        fetch.prepared().bind(Bind::Bool(false)).push(" AND r.rid");
+        fetch.in_ints(&list);
+        by_rid.extend(
+            fetch
+                .load::<MatchRow>(tx.conn)?
+                .into_iter()
+                .map(|r| (r.rid, r)),
+        );
+    }
     Ok(rids.iter().filter_map(|rid| by_rid.remove(rid)).collect())
 }
 
