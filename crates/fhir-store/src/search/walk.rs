@@ -32,11 +32,7 @@ pub(super) type Driver<'a> = (&'a Clause, &'a ParamClause, &'a TokenValue);
 
 /// The walked value's entries, `d` (after ` WHERE `).
 fn driver_sql(q: &mut Sql, req: &SearchRequest, (_, p, token): Driver<'_>) {
-    let types = if req.query.resource_types.is_empty() {
-        &p.param.resource_types
-    } else {
-        &req.query.resource_types
-    };
+    let types = walked_types(req, p);
     // A system-wide search on a parameter of every type: all types.
     if !types.is_empty() {
         q.push("d.res_type").in_list(types).push(" AND ");
@@ -45,6 +41,16 @@ fn driver_sql(q: &mut Sql, req: &SearchRequest, (_, p, token): Driver<'_>) {
         .bind(Bind::Text(p.param.code.clone()))
         .push(" AND ");
     token_sql(q, "d.system", "d.code", token);
+}
+
+/// The types whose entries of the driver are walked: the searched ones, else every type
+/// the parameter is defined on.
+fn walked_types<'a>(req: &'a SearchRequest, p: &'a ParamClause) -> &'a [String] {
+    if req.query.resource_types.is_empty() {
+        &p.param.resource_types
+    } else {
+        &req.query.resource_types
+    }
 }
 
 /// The page query (before `LIMIT`) walking the driver's entries from the keyset
@@ -78,7 +84,7 @@ pub(super) fn page_query(
     if kind == BackendKind::Sqlite {
         q.push(" GROUP BY d.rid");
     }
-    if alone(req) {
+    if kept_prepared(req, driver) {
         q.prepared();
     }
     q.push(if backwards {
@@ -97,7 +103,8 @@ pub(super) fn count_query(
     driver: Driver<'_>,
     limit: Option<i64>,
 ) -> StoreResult<Sql> {
-    let alone = alone(req);
+    let prepared = kept_prepared(req, driver);
+    let alone = req.query.clauses.len() == 1 && req.compartment.is_none();
     // A resource's entries are grouped: SQLite's `DISTINCT` counts 36,650 entries in
     // 5 ms where `GROUP BY` takes 8 (it keeps an aggregate per group); PostgreSQL groups
     // the index-ordered rids either way.
@@ -118,19 +125,23 @@ pub(super) fn count_query(
         q.push(" LIMIT ").bind(Bind::BigInt(n));
     }
     q.push(") c");
-    if alone {
+    if prepared {
         q.prepared();
     }
     Ok(q)
 }
 
-/// Whether the walked token is the search's one criterion, outside a compartment: the
-/// page's and the count's statements then take one of a few texts (the types' list,
-/// how the value names its system, the cursor), which their connection keeps prepared.
-/// PostgreSQL planned the page in 1.0 ms and ran it in 0.6 (a frequent code, 1 million
-/// resources); prepared, after five runs it keeps one generic plan — the walk along
-/// the code's entries that this module writes, which it chooses for every value since
-/// the `LIMIT` bounds it: 0.3–0.6 ms for a frequent, a rare and an absent code alike.
-fn alone(req: &SearchRequest) -> bool {
-    req.query.clauses.len() == 1 && req.compartment.is_none()
+/// Whether the walked token is the search's one criterion, of one type, outside a
+/// compartment: the page's and the count's statements then take one of a few texts
+/// (how the value names its system, the cursor), which their connection keeps
+/// prepared. PostgreSQL planned the page in 1.0 ms and ran it in 0.6 (a frequent code,
+/// 1 million resources); prepared, after five runs it keeps one generic plan — the walk
+/// along the code's entries that this module writes, which it chooses for every value
+/// since the `LIMIT` bounds it: 0.3–0.6 ms for a frequent, a rare and an absent code
+/// alike. Not for several types: their entries are not in `rid` order in the index,
+/// and the generic plan joined every match's version before ordering them (265 ms for
+/// a frequent code, where planning for the value found a walk along `rid`: 2 ms).
+fn kept_prepared(req: &SearchRequest, (_, p, _): Driver<'_>) -> bool {
+    let one_type = walked_types(req, p).len() == 1;
+    req.query.clauses.len() == 1 && req.compartment.is_none() && one_type
 }
