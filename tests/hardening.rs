@@ -1,7 +1,8 @@
 //! Black-box tests of what an adversarial integration engineer tried: inputs whose cost
 //! grew with their square, index values without a length cap, requests without a
 //! deadline, unbounded chains, control characters and duplicate members, transactions
-//! and imports written twice after a crash, and database outages. Each defect is
+//! and imports written twice after a crash, database outages, and searches beyond the
+//! server's slots. Each defect is
 //! reproduced here on both backends (the limits are listed in docs/security.md).
 
 mod common;
@@ -504,6 +505,98 @@ fn killed_server_leaves_no_partial_transaction(b: Backend) {
     }
 }
 
+/// (7) Searches beyond `--search-concurrency` wait their turn: with one slot, twelve
+/// searches at once all answer, each with the whole page; with a deadline too short to
+/// wait in, they answer 503 with an OperationOutcome, never 500.
+fn searches_beyond_the_slots_take_turns(b: Backend) {
+    let s = Server::start_with(b, &["--search-concurrency", "1"]);
+    let tag = unique("turns");
+    let mut ids: Vec<String> = (0..3)
+        .map(|i| {
+            let body = json!({"resourceType": "Patient", "meta": {"tag": [{"system": "urn:test", "code": tag}]},
+                "name": [{"family": format!("Turn{i}")}]});
+            s.create_id("Patient", &body.to_string())
+        })
+        .collect();
+    ids.sort();
+    let query = format!("/Patient?_tag=urn:test|{tag}&_sort=family");
+    let answers = at_once(12, || s.get(&query));
+    for r in &answers {
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        assert_eq!(v["total"], 3, "{}", r.body);
+        let mut found: Vec<String> = v["entry"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .map(|e| e["resource"]["id"].as_str().expect("id").to_string())
+            .collect();
+        found.sort();
+        assert_eq!(found, ids);
+    }
+    let hasty = s.start_beside(&["--search-concurrency", "1", "--request-timeout", "0.001"]);
+    let answers = at_once(12, || hasty.get(&query));
+    for r in &answers {
+        if r.status != 200 {
+            r.outcome(503);
+            assert!(r.body.contains("time limit"), "{}", r.body);
+        }
+    }
+    assert!(
+        answers.iter().any(|r| r.status == 503),
+        "none waited past 1 ms"
+    );
+    assert_eq!(s.get(&query).status, 200);
+}
+
+/// `n` answers of `request` sent at once.
+fn at_once<T: Send>(n: usize, request: impl Fn() -> T + Sync) -> Vec<T> {
+    std::thread::scope(|scope| {
+        let sent: Vec<_> = (0..n).map(|_| scope.spawn(&request)).collect();
+        sent.into_iter()
+            .map(|h| h.join().expect("request"))
+            .collect()
+    })
+}
+
+/// (7) While the one search slot is held by a search stuck on a lock, a second search
+/// waits for its turn without reaching the database, and a read by id is answered at
+/// once; both searches answer when the lock goes.
+#[test]
+fn postgres_search_waits_its_turn_and_reads_do_not() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let s = Server::start_with(Backend::Postgres, &["--search-concurrency", "1"]);
+    let tag = unique("stuck");
+    let body =
+        json!({"resourceType": "Patient", "meta": {"tag": [{"system": "urn:test", "code": tag}]}});
+    let id = s.create_id("Patient", &body.to_string());
+    let mut holder = diesel::PgConnection::establish(&s.db_url).expect("connect");
+    holder
+        .batch_execute("BEGIN; LOCK TABLE idx_token IN ACCESS EXCLUSIVE MODE")
+        .expect("lock");
+    let query = format!("/Patient?_tag=urn:test|{tag}");
+    let db = s.pg_database().unwrap().to_string();
+    let waiting_on_lock = format!(
+        "DO $$ BEGIN IF (SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND wait_event_type = 'Lock') <> 1 THEN RAISE EXCEPTION 'not one statement waiting'; END IF; END $$"
+    );
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| s.get(&query));
+        std::thread::sleep(Duration::from_millis(400));
+        let second = scope.spawn(|| s.get(&query));
+        std::thread::sleep(Duration::from_millis(400));
+        let started = Instant::now();
+        assert_eq!(s.get(&format!("/Patient/{id}")).status, 200);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        pg_exec(&waiting_on_lock).expect("only the first search reached the database");
+        holder.batch_execute("ROLLBACK").expect("unlock");
+        for r in [first.join().unwrap(), second.join().unwrap()] {
+            assert_eq!(r.status, 200, "{}", r.body);
+            assert_eq!(r.json()["entry"][0]["resource"]["id"], id.as_str());
+        }
+    });
+}
+
 both_backends!(
     large_arrays_cost_linear_time,
     long_values_are_stored_whole_and_indexed_cut,
@@ -517,6 +610,7 @@ both_backends!(
     idempotent_transactions_write_once,
     killed_imports_load_each_file_once,
     killed_server_leaves_no_partial_transaction,
+    searches_beyond_the_slots_take_turns,
 );
 
 /// Fault: the disk holding the SQLite database fills up. Writes get 507 with an

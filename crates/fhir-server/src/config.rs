@@ -114,6 +114,12 @@ pub struct ServeArgs {
     /// (tests set 0 to take the plans that walk the second key).
     #[arg(long, hide = true, default_value_t = fhir_store::search::SORT_RANGE_AT_MOST)]
     pub sort_range_at_most: i64,
+    /// Searches (and histories) whose database work runs at once; more wait their turn,
+    /// first come, first served, within the request timeout. Default: on SQLite, whose
+    /// searches run on this machine's cores, two per core (at most `--db-pool-size`);
+    /// on PostgreSQL, `--db-pool-size`.
+    #[arg(long, env = "FHIR_SEARCH_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..))]
+    pub search_concurrency: Option<u32>,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "FHIR_WORKERS")]
     pub workers: Option<usize>,
@@ -205,6 +211,7 @@ impl ServeArgs {
             sort_walk_above: fhir_store::search::SORT_WALK_ABOVE,
             terminology_rows_from: TERMINOLOGY_ROWS_FROM,
             sort_range_at_most: fhir_store::search::SORT_RANGE_AT_MOST,
+            search_concurrency: None,
             workers: Some(2),
             log_format: crate::logging::LogFormat::Human,
             log_level: "warn".into(),

@@ -81,6 +81,7 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         parts.subscriptions.is_some(),
     );
     let node = parts.node;
+    let kind = parts.store.kind();
     let state = web::Data::new(AppState {
         store: parts.store,
         exporter: parts.exporter,
@@ -105,6 +106,7 @@ pub async fn serve(args: ServeArgs) -> std::io::Result<()> {
         capability: capability_json,
         auth,
         validation,
+        search_slots: search_slots(&args, kind),
     });
     let tenants = web::Data::new(Tenants::new(
         args.tenancy,
@@ -254,6 +256,23 @@ fn http_server(
         None => (server.listen(listener)?, "http"),
     };
     Ok((server.run(), scheme))
+}
+
+/// The search slots (`--search-concurrency`): on SQLite two per core, so that a core has
+/// a search to run while the next one is handed to its thread, and searches do not
+/// share out the cores among many; on PostgreSQL the pool, whose size says what the
+/// database (on this machine or another) serves.
+fn search_slots(args: &ServeArgs, kind: fhir_store::BackendKind) -> Arc<tokio::sync::Semaphore> {
+    let pool = args.db_pool_size.max(1) as usize;
+    let slots = match (args.search_concurrency, kind) {
+        (Some(n), _) => n as usize,
+        (None, fhir_store::BackendKind::Sqlite) => {
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+            (2 * cores).min(pool)
+        }
+        (None, fhir_store::BackendKind::Postgres) => pool,
+    };
+    Arc::new(tokio::sync::Semaphore::new(slots))
 }
 
 /// How the console signs in: with the OpenID Connect provider when it has a client id.

@@ -64,6 +64,9 @@ pub struct AppState {
     pub tenant: Option<String>,
     /// The tenant's segment of the URL (`--tenancy url`, tenants but the default).
     pub url_tenant: Option<String>,
+    /// Turns of the searches that may run at once, shared by every tenant
+    /// (`--search-concurrency`; [`AppState::searching`]).
+    pub search_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -86,9 +89,56 @@ impl AppState {
         self.budgeted(move || f(&store)).await
     }
 
+    /// Runs a search's (or a history's) blocking store work when one of the search slots
+    /// is free: waiting searches take their turns first come, first served, and the wait
+    /// counts toward the request's time limit (503 when it runs out). On SQLite the
+    /// searches run on this machine's cores; more of them at once than cores only share
+    /// the cores out, so that every search in flight takes longer and the slowest far
+    /// longer (p99 of `_has` at 1 M resources, eight clients on two cores: 104–126 ms
+    /// with sixteen at once, 48–66 with four, serving as many). Reads by id and writes
+    /// do not wait for a slot.
+    pub async fn searching<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&Store) -> Result<T, fhir_store::StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let started = std::time::Instant::now();
+        let turn = self.search_slots.clone().acquire_owned();
+        let permit = match self.request_timeout {
+            Some(limit) => actix_web::rt::time::timeout(limit, turn)
+                .await
+                .map_err(|_| ApiError::Timeout)?,
+            None => turn.await,
+        }
+        .map_err(|_| ApiError::Unavailable("the server is stopping".into()))?;
+        let left = self
+            .request_timeout
+            .map(|limit| limit.saturating_sub(started.elapsed()));
+        let store = self.store.clone();
+        // The turn is awaited here, not on a blocking thread: waiting searches hold no
+        // thread that a read or a write could need. The slot is held by the work itself:
+        // a search whose client has gone keeps it until the search stops (at its next
+        // check).
+        self.budgeted_for(left, move || {
+            let _permit = permit;
+            f(&store)
+        })
+        .await
+    }
+
     /// Runs blocking work under the request's time budget ([`fhir_model::budget`]): it
     /// stops at the deadline, and when the client goes away (the future is dropped).
     pub async fn budgeted<T, E, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce() -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Into<ApiError> + Send + 'static,
+    {
+        self.budgeted_for(self.request_timeout, f).await
+    }
+
+    /// [`AppState::budgeted`] with `limit` left of the request's time.
+    async fn budgeted_for<T, E, F>(&self, limit: Option<Duration>, f: F) -> Result<T, ApiError>
     where
         F: FnOnce() -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -100,7 +150,7 @@ impl AppState {
                 self.0.cancel();
             }
         }
-        let budget = Budget::new(self.request_timeout);
+        let budget = Budget::new(limit);
         let guard = CancelOnDrop(budget.clone());
         let peer = crate::http::peer::Peer::current();
         // With traces on, the blocking work is a child span of the request's.

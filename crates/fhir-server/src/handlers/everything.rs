@@ -154,7 +154,7 @@ async fn everything(
     let referable = include_types(state, &p.types);
     let (count, after) = (p.count, p.after);
     let (matches, included, has_next) = state
-        .blocking(move |s| {
+        .searching(move |s| {
             let mut page = s.export_page(&query, after, count + 1)?;
             let has_next = page.len() > count;
             page.truncate(count);

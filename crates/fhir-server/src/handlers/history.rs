@@ -164,7 +164,7 @@ async fn history(
         HistoryScope::System => true,
     };
     state.sync_audit(audit_events).await?;
-    let page = state.blocking(move |s| s.history(&query)).await?;
+    let page = state.searching(move |s| s.history(&query)).await?;
     if grant != Grant::All {
         for v in &page.entries {
             guard::ensure_stored(&state, &grant, Interaction::Read, v).await?;

@@ -343,7 +343,7 @@ async fn run(
     state.sync_audit(prepared.reads_audit_events()).await?;
     let mut request = prepared.request.clone();
     super::terminology::expand_stored_value_sets(state, &mut request.query).await?;
-    let mut page = state.blocking(move |s| s.search(&request)).await?;
+    let mut page = state.searching(move |s| s.search(&request)).await?;
     if let (Some(_), Some(data)) = (
         &prepared.access,
         req.app_data::<web::Data<AppState>>().cloned(),

@@ -181,6 +181,7 @@ impl Opener {
             console: shared.console.clone(),
             auth: shared.auth.clone(),
             validation: shared.validation.clone(),
+            search_slots: shared.search_slots.clone(),
         };
         (state, parts.node)
     }
