@@ -41,7 +41,7 @@ pub(super) fn conditions(
     }
     q.push("r.version > 0 AND r.deleted = ")
         .bind(Bind::Bool(false));
-    if !req.query.resource_types.is_empty() {
+    if !req.query.resource_types.is_empty() && !plan::current().rows_typed {
         q.push(" AND r.res_type").in_list(&req.query.resource_types);
     }
     // Without a walked criterion, the most selective one drives the search (an

@@ -45,6 +45,8 @@ pub(super) struct Plan {
     pub fence: &'static str,
     /// What was decided for a search's one criterion ([`frequent`]).
     pub lead: Option<frequent::Lead>,
+    /// The rows checked are index entries of the searched types ([`typed_rows`]).
+    pub rows_typed: bool,
 }
 
 const DEFAULT: Plan = Plan {
@@ -54,6 +56,7 @@ const DEFAULT: Plan = Plan {
     checks_fenced: false,
     fence: "",
     lead: None,
+    rows_typed: false,
 };
 
 impl Plan {
@@ -188,6 +191,23 @@ pub(super) fn walking<T>(f: impl FnOnce() -> T) -> T {
     )
 }
 
+/// Runs `f` (writing the conditions of a walk over index entries of the searched types
+/// only — an entry names its resource's type) without restricting `r.res_type` again.
+/// With that restriction PostgreSQL takes the resources of the types for a small part
+/// of all, judges that the walk's join to them keeps one entry in a thousand, and
+/// orders every entry instead of walking: the boundary of `Patient?_sort=family,given`
+/// (500 Patients among 1 M resources) took 5.7 ms; walked, 1.2 ms.
+pub(super) fn typed_rows<T>(f: impl FnOnce() -> T) -> T {
+    let outer = current();
+    changed(
+        Plan {
+            rows_typed: true,
+            ..outer
+        },
+        f,
+    )
+}
+
 /// [`walking`] rows the query itself bounds — a walk with a `LIMIT` of its own, a list
 /// of candidates: every criterion is checked per row, fenced on PostgreSQL. Seeing few
 /// rows to check, PostgreSQL would turn a check into a join that reads all the
@@ -235,6 +255,7 @@ pub(super) fn with_plan<T>(
             BackendKind::Sqlite => "",
         },
         lead: None,
+        rows_typed: false,
     };
     struct Reset;
     impl Drop for Reset {

@@ -282,8 +282,8 @@ fn boundary(
     }
     q.push(" AND ");
     // Only the `LIMIT` of the statement bounds this walk: checks unfenced (see
-    // `plan::walking_few`).
-    plan::walking(|| conditions(&mut q, req, None))?;
+    // `plan::walking_few`). The walked entries are of the searched types.
+    plan::typed_rows(|| plan::walking(|| conditions(&mut q, req, None)))?;
     q.push(&format!(" ORDER BY d.{col} {} LIMIT 1 OFFSET ", o.order))
         .bind(Bind::BigInt(offset as i64));
     load_key(tx, &q, kind)
