@@ -2,7 +2,6 @@
 //! the sort values of the boundary row.
 
 use super::*;
-use crate::sql::CountRow;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum KeyKind {
@@ -17,6 +16,9 @@ pub(super) struct SortColumn {
     expr: Sql,
     descending: bool,
     kind: KeyKind,
+    /// On the column that tells whether a resource has no value for a key: that value
+    /// itself, NULL when there is none (the next column holds it with NULL replaced).
+    guarded: Option<Sql>,
 }
 
 impl SortColumn {
@@ -30,6 +32,7 @@ impl SortColumn {
             expr,
             descending,
             kind,
+            guarded: None,
         }
     }
 }
@@ -80,23 +83,15 @@ pub(super) fn sort_columns(sort: &[SortKey]) -> StoreResult<Vec<SortColumn>> {
                 missing
                     .append(&sub)
                     .push(" IS NULL THEN 1 ELSE 0 END AS BIGINT)");
-                let none = match kind {
-                    KeyKind::Text => "''",
-                    KeyKind::Real => "0.0",
-                    KeyKind::Int => "0",
-                };
                 let mut value = Sql::new("COALESCE(");
-                value.append(&sub).push(&format!(", {none})"));
+                value.append(&sub).push(&format!(", {})", none_of(kind).0));
                 out.push(SortColumn {
                     expr: missing,
                     descending: false,
                     kind: KeyKind::Int,
+                    guarded: Some(sub),
                 });
-                out.push(SortColumn {
-                    expr: value,
-                    descending: desc,
-                    kind,
-                });
+                out.push(SortColumn::of(value, desc, kind));
             }
         }
     }
@@ -105,6 +100,15 @@ pub(super) fn sort_columns(sort: &[SortKey]) -> StoreResult<Vec<SortColumn>> {
         out.push(SortColumn::new("r.rid", false, KeyKind::Int));
     }
     Ok(out)
+}
+
+/// What stands for a missing value of a key of `kind`, in SQL and as a key value.
+fn none_of(kind: KeyKind) -> (&'static str, KeyValue) {
+    match kind {
+        KeyKind::Text => ("''", KeyValue::Text(String::new())),
+        KeyKind::Real => ("0.0", KeyValue::Real(0.0)),
+        KeyKind::Int => ("0", KeyValue::Int(0)),
+    }
 }
 
 /// `ORDER BY` the columns (all reversed for a page read backwards).
@@ -180,39 +184,86 @@ pub(super) struct RealRow {
     pub(super) v: f64,
 }
 
-/// The column values of the row `rid`, for a cursor.
+#[derive(QueryableByName)]
+struct MaybeInt {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    n: Option<i64>,
+}
+
+#[derive(QueryableByName)]
+struct MaybeReal {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+    v: Option<f64>,
+}
+
+#[derive(QueryableByName)]
+struct MaybeText {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    s: Option<String>,
+}
+
+/// The column values of the row `rid`, for a cursor: a key's value and whether it is
+/// missing in one statement, `rid` without one (PostgreSQL planned each of the five
+/// statements `_sort=family,given` took in about as long as it ran them: 0.3–0.4 ms).
 pub(super) fn key_of(
     tx: &mut Tx<'_>,
     columns: &[SortColumn],
     rid: i64,
 ) -> StoreResult<Vec<KeyValue>> {
+    let vanished = || StoreError::Corrupt(format!("row {rid} vanished"));
     let mut out = Vec::with_capacity(columns.len());
-    for c in columns {
-        let mut q = Sql::new("SELECT ");
-        q.append(&c.expr);
-        q.push(match c.kind {
-            KeyKind::Int => " AS n",
-            KeyKind::Real => " AS v",
-            KeyKind::Text => " AS s",
-        });
-        q.push(" FROM resources r WHERE r.rid = ")
-            .bind(Bind::BigInt(rid));
-        let v = match c.kind {
-            KeyKind::Int => q
-                .load::<CountRow>(tx.conn)?
-                .first()
-                .map(|r| KeyValue::Int(r.n)),
-            KeyKind::Real => q
-                .load::<RealRow>(tx.conn)?
-                .first()
-                .map(|r| KeyValue::Real(r.v)),
-            KeyKind::Text => q
-                .load::<crate::sql::TextRow>(tx.conn)?
-                .into_iter()
-                .next()
-                .map(|r| KeyValue::Text(r.s)),
+    let mut rest = columns;
+    while let Some((c, after)) = rest.split_first() {
+        rest = after;
+        if c.expr.text() == "r.rid" {
+            out.push(KeyValue::Int(rid));
+            continue;
+        }
+        let (expr, kind) = match (&c.guarded, after.first()) {
+            (Some(sub), Some(value)) => (sub, value.kind),
+            _ => (&c.expr, c.kind),
         };
-        out.push(v.ok_or_else(|| StoreError::Corrupt(format!("row {rid} vanished")))?);
+        let v = value_of(tx, expr, kind, rid)?.ok_or_else(vanished)?;
+        if c.guarded.is_some() && !after.is_empty() {
+            out.push(KeyValue::Int(i64::from(v.is_none())));
+            out.push(v.unwrap_or_else(|| none_of(kind).1));
+            rest = &after[1..];
+        } else {
+            out.push(v.ok_or_else(vanished)?);
+        }
     }
     Ok(out)
+}
+
+/// The value of `expr` for the row `rid` (`None`: no such row; `Some(None)`: NULL).
+fn value_of(
+    tx: &mut Tx<'_>,
+    expr: &Sql,
+    kind: KeyKind,
+    rid: i64,
+) -> StoreResult<Option<Option<KeyValue>>> {
+    let mut q = Sql::new("SELECT ");
+    q.append(expr);
+    q.push(match kind {
+        KeyKind::Int => " AS n",
+        KeyKind::Real => " AS v",
+        KeyKind::Text => " AS s",
+    });
+    q.push(" FROM resources r WHERE r.rid = ")
+        .bind(Bind::BigInt(rid));
+    Ok(match kind {
+        KeyKind::Int => q
+            .load::<MaybeInt>(tx.conn)?
+            .first()
+            .map(|r| r.n.map(KeyValue::Int)),
+        KeyKind::Real => q
+            .load::<MaybeReal>(tx.conn)?
+            .first()
+            .map(|r| r.v.map(KeyValue::Real)),
+        KeyKind::Text => q
+            .load::<MaybeText>(tx.conn)?
+            .into_iter()
+            .next()
+            .map(|r| r.s.map(KeyValue::Text)),
+    })
 }
