@@ -94,8 +94,8 @@ impl AppState {
     /// counts toward the request's time limit (503 when it runs out). On SQLite the
     /// searches run on this machine's cores; more of them at once than cores only share
     /// the cores out, so that every search in flight takes longer and the slowest far
-    /// longer (p99 of `_has` at 1 M resources, eight clients on two cores: 104–126 ms
-    /// with sixteen at once, 48–66 with four, serving as many). Reads by id and writes
+    /// longer (p99 of `_has` at 1 M resources, eight clients on two cores: 103–119 ms
+    /// with sixteen at once, 44–67 with four, serving as many). Reads by id and writes
     /// do not wait for a slot.
     pub async fn searching<T, F>(&self, f: F) -> Result<T, ApiError>
     where
