@@ -2,8 +2,8 @@
 //! grew with their square, index values without a length cap, requests without a
 //! deadline, unbounded chains, control characters and duplicate members, transactions
 //! and imports written twice after a crash, database outages, and searches beyond the
-//! server's slots. Each defect is
-//! reproduced here on both backends (the limits are listed in docs/security.md).
+//! server's slots. Each defect is reproduced here on both backends (the limits are
+//! listed in docs/security.md).
 
 mod common;
 
