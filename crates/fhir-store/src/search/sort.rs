@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// The last column of most orders, which a cursor takes as it is.
+const RID: &str = "r.rid";
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum KeyKind {
     Int,
@@ -97,7 +100,7 @@ pub(super) fn sort_columns(sort: &[SortKey]) -> StoreResult<Vec<SortColumn>> {
     }
     // `seq` (the current version's) is unique: after it, `rid` orders nothing.
     if sort.last().is_none_or(|k| k.code != "_lastUpdated") {
-        out.push(SortColumn::new("r.rid", false, KeyKind::Int));
+        out.push(SortColumn::new(RID, false, KeyKind::Int));
     }
     Ok(out)
 }
@@ -215,21 +218,18 @@ pub(super) fn key_of(
     let mut rest = columns;
     while let Some((c, after)) = rest.split_first() {
         rest = after;
-        if c.expr.text() == "r.rid" {
-            out.push(KeyValue::Int(rid));
-            continue;
-        }
-        let (expr, kind) = match (&c.guarded, after.first()) {
-            (Some(sub), Some(value)) => (sub, value.kind),
-            _ => (&c.expr, c.kind),
-        };
-        let v = value_of(tx, expr, kind, rid)?.ok_or_else(vanished)?;
-        if c.guarded.is_some() && !after.is_empty() {
-            out.push(KeyValue::Int(i64::from(v.is_none())));
-            out.push(v.unwrap_or_else(|| none_of(kind).1));
-            rest = &after[1..];
-        } else {
-            out.push(v.ok_or_else(vanished)?);
+        match (&c.guarded, after.split_first()) {
+            _ if c.expr.text() == RID => out.push(KeyValue::Int(rid)),
+            (Some(sub), Some((value, later))) => {
+                let v = value_of(tx, sub, value.kind, rid)?.ok_or_else(vanished)?;
+                out.push(KeyValue::Int(i64::from(v.is_none())));
+                out.push(v.unwrap_or_else(|| none_of(value.kind).1));
+                rest = later;
+            }
+            _ => {
+                let v = value_of(tx, &c.expr, c.kind, rid)?.flatten();
+                out.push(v.ok_or_else(vanished)?);
+            }
         }
     }
     Ok(out)
